@@ -1,0 +1,12 @@
+//! Roost: a private chat and voice/video server for a Raspberry Pi, as one daemon.
+//!
+//! `main.rs` only parses the command line; everything else lives here so the tests and the
+//! binary share one entry point ([`daemon::run`]). See ARCHITECTURE.md for the map.
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod edge;
+pub mod ops;
+pub mod store;
