@@ -1,1 +1,269 @@
-//! daemon
+//! The daemon's lifecycle: provision, open the store, bind, announce readiness, serve, drain.
+//!
+//! [`run`] is the one entry point shared by `roost serve` and the tests. It owns the root of
+//! the shutdown signal: every listener, connection and background task below it selects on
+//! the token it is given, and the whole drain is bounded by `shutdown_grace_secs`. Signal
+//! handling for SIGTERM/SIGINT belongs to the caller; SIGHUP (reload) is handled here.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::api::{self, AppState};
+use crate::config::Config;
+use crate::edge::listener::{self, ConnLimits, Listener};
+use crate::edge::policy::EdgePolicy;
+use crate::edge::{local_ca, tls};
+use crate::ops::metrics::Metrics;
+use crate::ops::{notify, provision};
+use crate::store::{Store, StoreOptions};
+
+/// Connections the internal listener serves at once, apart from the public budget, so
+/// monitoring still works when the public listeners are saturated.
+const INTERNAL_MAX_CONNECTIONS: usize = 64;
+/// The plain-HTTP listener only redirects and serves `/ca.crt`; it gets its own small budget
+/// (never more than `max_connections`) so it cannot starve HTTPS clients.
+const PLAIN_HTTP_MAX_CONNECTIONS: usize = 256;
+/// How often local-CA mode checks whether the server certificate needs re-issuing.
+const RENEWAL_CHECK_INTERVAL: Duration = Duration::from_secs(6 * 3600);
+
+/// The addresses actually bound (ports may differ from the configuration when it asks for 0).
+#[derive(Debug, Clone, Copy)]
+pub struct Bound {
+    pub https: SocketAddr,
+    pub http: Option<SocketAddr>,
+    pub internal: SocketAddr,
+}
+
+/// Runs the daemon until `shutdown` is cancelled, then drains and returns.
+pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let config = Arc::new(config);
+    notify::status("provisioning");
+    let provisioned = provision::provision(&config).context("preparing the data directory")?;
+    for path in &provisioned.created {
+        tracing::info!(path = %path.display(), "created");
+    }
+    if let Some(ca) = &provisioned.ca {
+        tracing::info!(fingerprint = %ca.ca_fingerprint_sha256, server_cert = ?ca.server, "local CA ready");
+    }
+
+    let resolver = tls::CertResolver::new(load_certificate(&config)?);
+    let acceptor = TlsAcceptor::from(tls::server_config(resolver.clone()));
+
+    notify::status("opening database");
+    let metrics = Arc::new(Metrics::new());
+    let batch_sizes = metrics.db_write_batch_size.clone();
+    let store = Store::open(
+        &config.db_path(),
+        StoreOptions {
+            read_connections: config.storage.read_connections,
+            max_write_batch: config.storage.max_write_batch,
+            backups_dir: config.backups_dir(),
+            batch_observer: Some(Arc::new(move |n| batch_sizes.observe(n as f64))),
+        },
+    )
+    .with_context(|| format!("opening the database {}", config.db_path().display()))?;
+    tracing::info!(schema_version = store.schema_version(), "database ready");
+
+    let result = serve(config.clone(), store.clone(), metrics, resolver, acceptor, shutdown).await;
+    // Whatever happened above, flush the writer and checkpoint the WAL before returning.
+    if let Err(e) = store.close().await {
+        tracing::warn!(error = %e, "closing the database");
+    }
+    tracing::info!("stopped");
+    result
+}
+
+async fn serve(
+    config: Arc<Config>,
+    store: Store,
+    metrics: Arc<Metrics>,
+    resolver: Arc<tls::CertResolver>,
+    acceptor: TlsAcceptor,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let bind = |what: &str, addr: SocketAddr| {
+        listener::bind(addr).with_context(|| format!("cannot listen on {addr} ({what})"))
+    };
+    let https_tcp = bind("server.https_addr", config.https_addr())?;
+    let http_tcp = config.http_addr().map(|a| bind("server.http_addr", a)).transpose()?;
+    let internal_tcp = bind("server.internal_addr", config.internal_addr())?;
+    let bound = Bound {
+        https: https_tcp.local_addr()?,
+        http: http_tcp.as_ref().map(|l| l.local_addr()).transpose()?,
+        internal: internal_tcp.local_addr()?,
+    };
+
+    let public_policy = EdgePolicy::public(&config, bound.https.port(), &local_ca::machine_ips());
+    let internal_policy = EdgePolicy::internal(&public_policy);
+    let ca_pem = if config.local_ca_mode() {
+        let path = local_ca::LocalCaFiles::in_dir(&config.tls_dir()).ca_cert;
+        Some(Arc::from(std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?))
+    } else {
+        None
+    };
+    let state = AppState { config: config.clone(), store: store.clone(), metrics, edge: public_policy, ca_pem };
+    let internal_state = AppState { edge: internal_policy, ..state.clone() };
+
+    let limits = ConnLimits {
+        tls_handshake: Duration::from_secs(config.limits.tls_handshake_timeout_secs),
+        header_read: Duration::from_secs(config.limits.header_read_timeout_secs),
+        idle: Duration::from_secs(config.limits.idle_timeout_secs),
+    };
+    // At a listener's cap, new clients wait in the kernel's backlog rather than being dropped.
+    // Each accept loop holds one permit while it waits in accept(), so budgets are per listener.
+    let https_permits = Arc::new(Semaphore::new(config.server.max_connections));
+    let mut listeners = vec![Listener {
+        name: "https",
+        tcp: https_tcp,
+        tls: Some(acceptor),
+        router: api::router(state.clone()),
+        limits,
+        permits: https_permits,
+    }];
+    if let Some(tcp) = http_tcp {
+        listeners.push(Listener {
+            name: "http",
+            tcp,
+            tls: None,
+            router: api::redirect_router(state.clone()),
+            limits,
+            permits: Arc::new(Semaphore::new(config.server.max_connections.min(PLAIN_HTTP_MAX_CONNECTIONS))),
+        });
+    }
+    listeners.push(Listener {
+        name: "internal",
+        tcp: internal_tcp,
+        tls: None,
+        router: api::internal_router(internal_state),
+        limits,
+        permits: Arc::new(Semaphore::new(INTERNAL_MAX_CONNECTIONS)),
+    });
+
+    let connections = TaskTracker::new();
+    let background = TaskTracker::new();
+    let stop_accepting = shutdown.child_token();
+    for l in listeners {
+        background.spawn(l.serve(stop_accepting.clone(), connections.clone()));
+    }
+    background.spawn(reload_on_sighup(config.clone(), resolver.clone(), shutdown.clone()));
+    if config.local_ca_mode() {
+        background.spawn(renew_certificates(config.clone(), resolver, shutdown.clone()));
+    }
+    if let Some(interval) = notify::watchdog_interval() {
+        background.spawn(pet_watchdog(store.clone(), interval, shutdown.clone()));
+    }
+
+    tracing::info!(
+        https = %bound.https,
+        http = %bound.http.map(|a| a.to_string()).unwrap_or_else(|| "disabled".into()),
+        internal = %bound.internal,
+        "listening"
+    );
+    notify::ready(&format!("serving https on {}", bound.https));
+
+    shutdown.cancelled().await;
+    notify::stopping();
+    let grace = config.shutdown_grace();
+    tracing::info!(grace_secs = grace.as_secs(), "shutting down: finishing in-flight requests");
+    background.close();
+    connections.close();
+    if tokio::time::timeout(grace, connections.wait()).await.is_err() {
+        tracing::warn!(
+            open = connections.len(),
+            "shutdown grace period over; closing the remaining connections"
+        );
+    }
+    // Background tasks all select on `shutdown`; they end promptly.
+    let _ = tokio::time::timeout(Duration::from_secs(2), background.wait()).await;
+    Ok(())
+}
+
+/// The certificate to serve: the local CA's server certificate or the operator's files.
+fn load_certificate(config: &Config) -> anyhow::Result<Arc<rustls::sign::CertifiedKey>> {
+    let (cert, key) = if config.local_ca_mode() {
+        let files = local_ca::LocalCaFiles::in_dir(&config.tls_dir());
+        (files.server_cert, files.server_key)
+    } else {
+        (config.tls.cert_file.clone().into(), config.tls.key_file.clone().into())
+    };
+    Ok(tls::load_certified_key(&cert, &key)?)
+}
+
+/// SIGHUP: re-read certificates (re-issuing from the local CA if due). Open connections keep
+/// their session; new handshakes get the new certificate. A bad file keeps the old one.
+async fn reload_on_sighup(config: Arc<Config>, resolver: Arc<tls::CertResolver>, shutdown: CancellationToken) {
+    let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGHUP; certificate reload disabled");
+            return;
+        }
+    };
+    loop {
+        tokio::select! {
+            _ = hup.recv() => {}
+            _ = shutdown.cancelled() => return,
+        }
+        notify::status("reloading");
+        let reloaded = (|| -> anyhow::Result<()> {
+            if config.local_ca_mode() {
+                provision::ensure_certificates(&config)?;
+            }
+            resolver.replace(load_certificate(&config)?);
+            Ok(())
+        })();
+        match reloaded {
+            Ok(()) => tracing::info!("certificates reloaded"),
+            Err(e) => tracing::error!(error = format!("{e:#}"), "certificate reload failed; still serving the previous certificate"),
+        }
+        notify::status("serving");
+    }
+}
+
+/// Local-CA mode: re-issue the server certificate well before it expires.
+async fn renew_certificates(config: Arc<Config>, resolver: Arc<tls::CertResolver>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(RENEWAL_CHECK_INTERVAL);
+    tick.tick().await; // the first tick is immediate; startup already checked
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.cancelled() => return,
+        }
+        match provision::ensure_certificates(&config) {
+            Ok(outcome) if !matches!(outcome.server, local_ca::Issued::Unchanged) => match load_certificate(&config) {
+                Ok(key) => {
+                    resolver.replace(key);
+                    tracing::info!(server_cert = ?outcome.server, "server certificate re-issued");
+                }
+                Err(e) => tracing::error!(error = format!("{e:#}"), "loading the re-issued certificate"),
+            },
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "checking the server certificate"),
+        }
+    }
+}
+
+/// Pets the systemd watchdog only while the runtime and the database writer both answer: a
+/// hung writer stops the pings and systemd restarts the service.
+async fn pet_watchdog(store: Store, interval: Duration, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.cancelled() => return,
+        }
+        match tokio::time::timeout(interval, store.ping_writer()).await {
+            Ok(Ok(())) => notify::watchdog(),
+            Ok(Err(e)) => tracing::error!(error = %e, "database writer failed; not petting the watchdog"),
+            Err(_) => tracing::error!("database writer is not answering; not petting the watchdog"),
+        }
+    }
+}

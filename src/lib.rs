@@ -10,3 +10,6 @@ pub mod daemon;
 pub mod edge;
 pub mod ops;
 pub mod store;
+
+/// The version users see in `roost version`, `/health` and `roost_build_info`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

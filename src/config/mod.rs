@@ -78,6 +78,8 @@ pub struct Server {
     /// The origin clients use when Roost is reached through a tunnel.
     pub public_url: String,
     pub shutdown_grace_secs: u64,
+    /// Open HTTPS connections at most; at the cap new clients wait in the listen backlog.
+    /// The plain-HTTP listener has its own cap of min(this, 256).
     pub max_connections: usize,
 }
 
@@ -336,6 +338,10 @@ impl Config {
 
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.server.shutdown_grace_secs)
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.limits.request_timeout_secs)
     }
 
     pub fn data_dir(&self) -> &Path {

@@ -1,1 +1,12 @@
-//! placeholder
+//! The edge: listening sockets, TLS, Host and client-IP policy, request limits, redirects.
+//!
+//! Everything a request meets before a handler. The edge knows nothing about the database
+//! or chat; it hands requests carrying a [`policy::ClientIp`] to the routers built in `api`.
+
+pub mod idle;
+pub mod limits;
+pub mod listener;
+pub mod local_ca;
+pub mod policy;
+pub mod redirect;
+pub mod tls;

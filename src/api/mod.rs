@@ -1,0 +1,139 @@
+//! The HTTP surface: which routes exist on which listener, and the layers every request
+//! passes through.
+//!
+//! [`router`], [`internal_router`] and [`redirect_router`] are the only places routes are
+//! mounted, so the tests (`oneshot`) and the daemon serve exactly the same surface. Handlers
+//! live with their capability (`ops::health`, later `auth`, `chat`...); this module wires them.
+//! It knows nothing about sockets or TLS (that is `edge`).
+
+pub mod error;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use http::{header, HeaderValue, StatusCode};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
+
+use crate::config::Config;
+use crate::edge::policy::EdgePolicy;
+use crate::ops::health;
+use crate::ops::metrics::{HttpLabels, Metrics};
+use crate::store::Store;
+
+pub use error::ApiError;
+
+/// Everything a handler may need, cheap to clone (every field is shared).
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub metrics: Arc<Metrics>,
+    pub edge: Arc<EdgePolicy>,
+    /// The local CA certificate (PEM) offered at `/ca.crt`; `None` with operator certificates.
+    pub ca_pem: Option<Arc<str>>,
+}
+
+/// The public HTTPS surface.
+pub fn router(state: AppState) -> Router {
+    let hsts = HeaderValue::from_str(&format!("max-age={}", state.config.tls.hsts_max_age_secs))
+        .expect("a decimal number is a valid header value");
+    let routes = Router::new()
+        .route("/health", get(health::health))
+        .route("/ready", get(health::ready))
+        .route("/ca.crt", get(ca_cert));
+    // Layers run outermost-last: HSTS and JSON errors wrap everything, including 421s.
+    common_layers(routes, &state, Some(hsts))
+}
+
+/// The loopback-only internal surface: monitoring and (later) webhooks and status.
+pub fn internal_router(state: AppState) -> Router {
+    let routes = Router::new()
+        .route("/health", get(health::health))
+        .route("/ready", get(health::ready))
+        .route("/metrics", get(metrics));
+    common_layers(routes, &state, None)
+}
+
+/// Plain HTTP: `/ca.crt` and `/health` answered, everything else sent to HTTPS with 308.
+pub fn redirect_router(state: AppState) -> Router {
+    let routes = Router::new()
+        .route("/health", get(health::health))
+        .route("/ca.crt", get(ca_cert))
+        .fallback(crate::edge::redirect::to_https);
+    common_layers(routes, &state, None)
+}
+
+fn common_layers(routes: Router<AppState>, state: &AppState, hsts: Option<HeaderValue>) -> Router {
+    let mut router = routes
+        .fallback_service(routes_fallback())
+        .layer(middleware::from_fn_with_state(state.edge.clone(), crate::edge::limits::body_limit))
+        .layer(middleware::from_fn_with_state(state.edge.clone(), crate::edge::policy::check_host))
+        .layer(middleware::from_fn_with_state(state.edge.clone(), crate::edge::policy::resolve_client_ip))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, state.config.request_timeout()))
+        .layer(CatchPanicLayer::custom(|_| {
+            tracing::error!("a request handler panicked");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }))
+        .layer(middleware::from_fn(error::json_errors))
+        .layer(middleware::from_fn_with_state(state.metrics.clone(), record_request))
+        .with_state(state.clone());
+    if let Some(hsts) = hsts {
+        router = router.layer(SetResponseHeaderLayer::overriding(header::STRICT_TRANSPORT_SECURITY, hsts));
+    }
+    router
+}
+
+/// Unknown paths: 404 in the JSON shape (a fallback_service keeps `fallback` free for the
+/// redirect router, which overrides it).
+fn routes_fallback() -> axum::routing::MethodRouter<()> {
+    axum::routing::any(|| async { ApiError::not_found() })
+}
+
+async fn ca_cert(State(app): State<AppState>) -> Response {
+    match &app.ca_pem {
+        Some(pem) => (
+            [
+                (header::CONTENT_TYPE, "application/x-pem-file"),
+                (header::CONTENT_DISPOSITION, "attachment; filename=\"roost-ca.crt\""),
+            ],
+            pem.to_string(),
+        )
+            .into_response(),
+        None => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_local_ca",
+            "this server uses an operator-provided certificate, not a local CA",
+        )
+        .into_response(),
+    }
+}
+
+async fn metrics(State(app): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        app.metrics.encode(),
+    )
+        .into_response()
+}
+
+/// Counts every answered request by route template and status, and times it.
+async fn record_request(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let started = Instant::now();
+    let resp = next.run(req).await;
+    let elapsed: Duration = started.elapsed();
+    metrics.http_requests.get_or_create(&HttpLabels { route, status: resp.status().as_u16() }).inc();
+    metrics.http_request_duration.observe(elapsed.as_secs_f64());
+    resp
+}

@@ -1,0 +1,147 @@
+//! Accept loops and per-connection HTTP serving for the three listeners.
+//!
+//! Invariants: a connection permit is taken *before* `accept`, so at the cap the kernel's
+//! backlog holds new clients instead of Roost accepting and dropping them; every connection
+//! task is tracked so shutdown can wait for in-flight requests; TLS handshakes, request heads
+//! and silent connections all have deadlines.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpSocket};
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower::ServiceExt;
+
+use super::idle::IdleIo;
+use super::policy::PeerAddr;
+
+/// Deadlines applied to every connection of a listener.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnLimits {
+    pub tls_handshake: Duration,
+    pub header_read: Duration,
+    pub idle: Duration,
+}
+
+/// One listening socket and how to serve it.
+pub struct Listener {
+    pub name: &'static str,
+    pub tcp: TcpListener,
+    pub tls: Option<TlsAcceptor>,
+    pub router: Router,
+    pub limits: ConnLimits,
+    /// Shared by listeners that share a connection budget.
+    pub permits: Arc<Semaphore>,
+}
+
+/// Binds a listening socket (SO_REUSEADDR so a restart does not wait for TIME_WAIT).
+pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    // The backlog is where clients wait while all connection permits are taken.
+    socket.listen(1024)
+}
+
+impl Listener {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.tcp.local_addr().expect("a bound TCP listener has a local address")
+    }
+
+    /// Accepts until `shutdown` fires. Connection tasks are spawned on `tracker`, and on
+    /// shutdown each finishes its in-flight requests (graceful) before closing.
+    pub async fn serve(self, shutdown: CancellationToken, tracker: TaskTracker) {
+        let Listener { name, tcp, tls, router, limits, permits } = self;
+        loop {
+            let permit = tokio::select! {
+                p = permits.clone().acquire_owned() => p.expect("the connection semaphore is never closed"),
+                _ = shutdown.cancelled() => break,
+            };
+            let (stream, peer) = tokio::select! {
+                r = tcp.accept() => match r {
+                    Ok(c) => c,
+                    Err(e) => {
+                        // EMFILE and friends: back off briefly instead of spinning.
+                        tracing::warn!(listener = name, error = %e, "accept failed");
+                        tokio::select! {
+                            _ = tokio::time::sleep(Duration::from_millis(100)) => continue,
+                            _ = shutdown.cancelled() => break,
+                        }
+                    }
+                },
+                _ = shutdown.cancelled() => break,
+            };
+            let _ = stream.set_nodelay(true);
+            let router = router.clone();
+            let tls = tls.clone();
+            let shutdown = shutdown.clone();
+            tracker.spawn(async move {
+                let _permit = permit;
+                match tls {
+                    None => serve_http(stream, peer, router, limits, shutdown).await,
+                    Some(acceptor) => {
+                        let handshake = tokio::time::timeout(limits.tls_handshake, acceptor.accept(stream));
+                        let stream = tokio::select! {
+                            r = handshake => r,
+                            _ = shutdown.cancelled() => return,
+                        };
+                        match stream {
+                            Ok(Ok(s)) => serve_http(s, peer, router, limits, shutdown).await,
+                            Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                            Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                        }
+                    }
+                }
+            });
+        }
+        tracing::debug!(listener = name, "stopped accepting");
+    }
+}
+
+async fn serve_http<I>(io: I, peer: SocketAddr, router: Router, limits: ConnLimits, shutdown: CancellationToken)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let io = TokioIo::new(IdleIo::new(io, limits.idle));
+    let service = hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
+        req.extensions_mut().insert(PeerAddr(peer));
+        router.clone().oneshot(req.map(axum::body::Body::new))
+    });
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read)
+        // Bounds the request head: larger heads get 431.
+        .max_buf_size(64 * 1024);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        // Bounds per-connection concurrency and header memory for HTTP/2 clients.
+        .max_concurrent_streams(128)
+        .max_header_list_size(64 * 1024)
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(Duration::from_secs(20));
+    let conn = builder.serve_connection_with_upgrades(io, service);
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        r = conn.as_mut() => r,
+        _ = shutdown.cancelled() => {
+            // Finish requests already in flight, take no new ones; the daemon bounds how long.
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(%peer, error = %e, "connection ended with an error");
+    }
+}

@@ -1,0 +1,32 @@
+//! The plain-HTTP listener's answer to everything but `/health` and `/ca.crt`: a 308 to the
+//! same path on the HTTPS origin (308 keeps the method and body, unlike 301/302).
+//!
+//! The target host is the request's own (already checked against the allowlist), so a
+//! redirect can never send a client to a host of the attacker's choosing.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use http::{header, StatusCode};
+
+use super::policy::{request_host, EdgePolicy};
+use crate::api::{ApiError, AppState};
+
+pub async fn to_https(State(app): State<AppState>, req: Request) -> Response {
+    let Some(host) = request_host(&req) else {
+        return ApiError::bad_request("missing_host", "the request has no Host").into_response();
+    };
+    let location = https_location(&app.edge, &host, req.uri());
+    (StatusCode::PERMANENT_REDIRECT, [(header::LOCATION, location)]).into_response()
+}
+
+fn https_location(policy: &Arc<EdgePolicy>, host: &str, uri: &http::Uri) -> String {
+    let host = if host.contains(':') { format!("[{host}]") } else { host.to_owned() };
+    let port = match policy.https_port {
+        443 => String::new(),
+        p => format!(":{p}"),
+    };
+    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    format!("https://{host}{port}{path}")
+}

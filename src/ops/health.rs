@@ -1,0 +1,95 @@
+//! Liveness (`/health`) and readiness (`/ready`) with per-component checks.
+//!
+//! `/health` says only that the process answers. `/ready` says whether it can do its job:
+//! the database writer takes the write lock within a deadline, and the data dir's filesystem
+//! has more than `min_free_disk_mb` free. Later components (LiveKit) add their own check.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use http::StatusCode;
+use serde::Serialize;
+
+use crate::api::AppState;
+
+/// How long the database check may take before the writer counts as unresponsive.
+const DB_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Serialize)]
+pub struct Check {
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub free_bytes: Option<u64>,
+}
+
+impl Check {
+    fn ok() -> Self {
+        Check { status: "ok", message: None, free_bytes: None }
+    }
+    fn fail(message: impl Into<String>) -> Self {
+        Check { status: "fail", message: Some(message.into()), free_bytes: None }
+    }
+    pub fn is_ok(&self) -> bool {
+        self.status == "ok"
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Readiness {
+    pub status: &'static str,
+    pub checks: Checks,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Checks {
+    pub database: Check,
+    pub disk: Check,
+}
+
+pub async fn health() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok", "version": crate::VERSION }))
+}
+
+pub async fn ready(State(app): State<AppState>) -> Response {
+    let r = readiness(&app).await;
+    let code = if r.status == "ready" { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let mut resp = (code, Json(r)).into_response();
+    resp.headers_mut().insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-store"));
+    resp
+}
+
+pub async fn readiness(app: &AppState) -> Readiness {
+    let database = match tokio::time::timeout(DB_CHECK_TIMEOUT, app.store.ping_writer()).await {
+        Ok(Ok(())) => Check::ok(),
+        Ok(Err(e)) => Check::fail(format!("database not writable: {e}")),
+        Err(_) => Check::fail(format!("database writer did not answer within {DB_CHECK_TIMEOUT:?}")),
+    };
+    let disk = disk_check(app);
+    let all_ok = database.is_ok() && disk.is_ok();
+    Readiness { status: if all_ok { "ready" } else { "not_ready" }, checks: Checks { database, disk } }
+}
+
+fn disk_check(app: &AppState) -> Check {
+    let min = app.config.storage.min_free_disk_mb * 1024 * 1024;
+    match crate::ops::disk::free_bytes(app.config.data_dir()) {
+        Ok(free) => {
+            app.metrics.disk_free_bytes.set(i64::try_from(free).unwrap_or(i64::MAX));
+            let mut c = if free >= min {
+                Check::ok()
+            } else {
+                Check::fail(format!(
+                    "{} MiB free, below storage.min_free_disk_mb = {}",
+                    free / (1024 * 1024),
+                    app.config.storage.min_free_disk_mb
+                ))
+            };
+            c.free_bytes = Some(free);
+            c
+        }
+        Err(e) => Check::fail(format!("cannot read free space of the data dir: {e}")),
+    }
+}
