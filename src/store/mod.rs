@@ -44,8 +44,9 @@ pub struct StoreOptions {
     pub max_write_batch: usize,
     /// Where pre-migration snapshots go (created 0700 when first needed).
     pub backups_dir: PathBuf,
-    /// Called on the writer thread with the job count of each committed transaction (the
-    /// metrics hook). It delays that batch's callers, so keep it cheap.
+    /// Called on the writer thread with the job count of each committed transaction, jobs
+    /// whose savepoint was rolled back included (the metrics hook for
+    /// `roost_db_write_batch_size`). It delays that batch's callers, so keep it cheap.
     pub batch_observer: Option<BatchObserver>,
 }
 
