@@ -1,0 +1,185 @@
+//! Migration rules on real files in a temp dir.
+
+use super::*;
+
+static TWO_STEPS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "notes",
+        sql: "CREATE TABLE notes (body TEXT NOT NULL);",
+    },
+    Migration {
+        version: 2,
+        name: "tags",
+        sql: "CREATE TABLE tags (name TEXT NOT NULL);",
+    },
+];
+
+static SECOND_STEP_BROKEN: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "notes",
+        sql: "CREATE TABLE notes (body TEXT NOT NULL);",
+    },
+    Migration {
+        version: 2,
+        name: "broken",
+        sql: "CREATE TABLE tags (name TEXT NOT NULL); INSERT INTO nowhere VALUES (1);",
+    },
+];
+
+struct Dirs {
+    _root: tempfile::TempDir,
+    db: PathBuf,
+    backups: PathBuf,
+}
+
+fn dirs() -> Dirs {
+    let root = tempfile::tempdir().unwrap();
+    Dirs {
+        db: root.path().join("roost.sqlite3"),
+        backups: root.path().join("backups"),
+        _root: root,
+    }
+}
+
+fn version_of(path: &Path) -> u32 {
+    user_version(&Connection::open(path).unwrap()).unwrap()
+}
+
+fn table_exists(path: &Path, table: &str) -> bool {
+    Connection::open(path)
+        .unwrap()
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+            [table],
+            |row| row.get::<_, i64>(0),
+        )
+        .unwrap()
+        == 1
+}
+
+#[test]
+fn production_migrations_are_numbered_from_one_without_gaps() {
+    check_order(MIGRATIONS);
+    assert!(MIGRATIONS
+        .iter()
+        .all(|migration| !migration.name.is_empty()));
+}
+
+#[test]
+fn a_fresh_database_gets_every_migration_and_no_snapshot() {
+    let dirs = dirs();
+    let report = apply(&dirs.db, &dirs.backups).unwrap();
+
+    assert_eq!(
+        report,
+        MigrationReport {
+            from: 0,
+            to: latest(MIGRATIONS),
+            snapshot: None
+        }
+    );
+    assert_eq!(version_of(&dirs.db), latest(MIGRATIONS));
+    assert!(table_exists(&dirs.db, "settings"));
+    assert!(!dirs.backups.exists());
+}
+
+#[test]
+fn status_of_a_missing_file_does_not_create_it() {
+    let dirs = dirs();
+    let status = status(&dirs.db).unwrap();
+
+    assert_eq!(status.current, 0);
+    assert_eq!(status.latest, latest(MIGRATIONS));
+    assert_eq!(status.pending, [(1, "settings")]);
+    assert!(!dirs.db.exists());
+}
+
+#[test]
+fn status_lists_what_is_pending_and_changes_nothing() {
+    let dirs = dirs();
+    apply_with(&dirs.db, &dirs.backups, &TWO_STEPS[..1]).unwrap();
+
+    let status = status_with(&dirs.db, TWO_STEPS).unwrap();
+
+    assert_eq!(
+        status,
+        MigrationStatus {
+            current: 1,
+            latest: 2,
+            pending: vec![(2, "tags")]
+        }
+    );
+    assert_eq!(version_of(&dirs.db), 1);
+}
+
+#[test]
+fn a_schema_newer_than_this_binary_is_refused_untouched() {
+    let dirs = dirs();
+    Connection::open(&dirs.db)
+        .unwrap()
+        .pragma_update(None, "user_version", 9)
+        .unwrap();
+
+    let refused = apply_with(&dirs.db, &dirs.backups, TWO_STEPS).unwrap_err();
+    assert!(matches!(
+        refused,
+        StoreError::SchemaTooNew { found: 9, known: 2 }
+    ));
+    assert!(matches!(
+        status_with(&dirs.db, TWO_STEPS),
+        Err(StoreError::SchemaTooNew { found: 9, known: 2 })
+    ));
+    assert_eq!(version_of(&dirs.db), 9);
+    assert!(!dirs.backups.exists(), "no snapshot of a refused database");
+}
+
+#[test]
+fn a_failing_migration_is_rolled_back_and_stops_the_run() {
+    let dirs = dirs();
+    apply_with(&dirs.db, &dirs.backups, &SECOND_STEP_BROKEN[..1]).unwrap();
+
+    let failed = apply_with(&dirs.db, &dirs.backups, SECOND_STEP_BROKEN).unwrap_err();
+
+    assert!(matches!(
+        failed,
+        StoreError::Migration {
+            version: 2,
+            name: "broken",
+            ..
+        }
+    ));
+    assert_eq!(version_of(&dirs.db), 1);
+    assert!(!table_exists(&dirs.db, "tags"), "half a migration stayed");
+}
+
+#[test]
+fn no_snapshot_means_no_migration() {
+    let dirs = dirs();
+    apply_with(&dirs.db, &dirs.backups, &TWO_STEPS[..1]).unwrap();
+    // A file where the backups directory should be: the snapshot cannot be written.
+    std::fs::write(&dirs.backups, b"in the way").unwrap();
+
+    let failed = apply_with(&dirs.db, &dirs.backups, TWO_STEPS).unwrap_err();
+
+    assert!(matches!(failed, StoreError::Snapshot { .. }), "{failed:?}");
+    assert_eq!(version_of(&dirs.db), 1);
+    assert!(!table_exists(&dirs.db, "tags"));
+}
+
+#[test]
+fn the_backups_dir_is_created_private() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let dirs = dirs();
+    apply_with(&dirs.db, &dirs.backups, &TWO_STEPS[..1]).unwrap();
+    let report = apply_with(&dirs.db, &dirs.backups, TWO_STEPS).unwrap();
+
+    assert!(report.snapshot.is_some());
+    let mode = std::fs::metadata(&dirs.backups)
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o700);
+}
