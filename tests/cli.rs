@@ -25,17 +25,29 @@ fn check_config_accepts_a_good_file() {
     s.write_config("");
     let out = s.run(&["check-config"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(stdout(&out).contains("configuration OK"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("configuration OK"),
+        "{}",
+        stdout(&out)
+    );
 }
 
 #[test]
 fn check_config_prints_every_problem_and_exits_64() {
-    let s = Setup::new().toml("[tls]\ncert_file = \"/nonexistent/cert.pem\"\n[limits]\nmax_body_bytes = 1\n");
+    let s = Setup::new()
+        .toml("[tls]\ncert_file = \"/nonexistent/cert.pem\"\n[limits]\nmax_body_bytes = 1\n");
     s.write_config("trusted_proxies = [\"not-a-cidr\"]\nmax_conections = 5");
     let out = s.run(&["check-config"]);
     assert_eq!(out.status.code(), Some(64));
     let text = stdout(&out);
-    for needle in ["server.trusted_proxies[0]", "server.max_conections", "did you mean `max_connections`", "tls.cert_file", "limits.max_body_bytes", "fix:"] {
+    for needle in [
+        "server.trusted_proxies[0]",
+        "server.max_conections",
+        "did you mean `max_connections`",
+        "tls.cert_file",
+        "limits.max_body_bytes",
+        "fix:",
+    ] {
         assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
     }
 }
@@ -48,13 +60,28 @@ fn serve_refuses_bad_config_with_64_before_binding() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     std::fs::write(
         s.config_path(),
-        format!("[server]\nhttps_addr = \"{}\"\ninternal_addr = \"10.0.0.1:9090\"\n", taken.local_addr().unwrap()),
+        format!(
+            "[server]\nhttps_addr = \"{}\"\ninternal_addr = \"10.0.0.1:9090\"\n",
+            taken.local_addr().unwrap()
+        ),
     )
     .unwrap();
-    let out = Command::new(BIN).args(["serve", "--config"]).arg(s.config_path()).stdin(Stdio::null()).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(s.config_path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(64), "{}", stderr(&out));
-    assert!(stderr(&out).contains("server.internal_addr"), "{}", stderr(&out));
-    assert!(!s.data_dir().exists(), "nothing may be created for an invalid config");
+    assert!(
+        stderr(&out).contains("server.internal_addr"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        !s.data_dir().exists(),
+        "nothing may be created for an invalid config"
+    );
 }
 
 #[test]
@@ -63,7 +90,11 @@ fn environment_overrides_are_validated_too() {
     s.write_config("");
     let out = s.run(&["check-config"]);
     assert_eq!(out.status.code(), Some(64));
-    assert!(stdout(&out).contains("ROOST_SERVER_SHUTDOWN_GRACE_SECS"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("ROOST_SERVER_SHUTDOWN_GRACE_SECS"),
+        "{}",
+        stdout(&out)
+    );
 }
 
 #[test]
@@ -73,13 +104,22 @@ fn weak_secrets_are_refused_without_being_echoed() {
     let out = s.run(&["check-config"]);
     assert_eq!(out.status.code(), Some(64));
     let text = stdout(&out);
-    assert!(text.contains("auth.jwt_secret") && text.contains("placeholder"), "{text}");
-    assert!(!text.contains("change-me-change-me"), "the secret itself must not be printed: {text}");
+    assert!(
+        text.contains("auth.jwt_secret") && text.contains("placeholder"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("change-me-change-me"),
+        "the secret itself must not be printed: {text}"
+    );
 }
 
 #[test]
 fn missing_explicit_config_file_is_a_usage_error() {
-    let out = Command::new(BIN).args(["check-config", "--config", "/nonexistent/roost.toml"]).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["check-config", "--config", "/nonexistent/roost.toml"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(64));
 }
 
@@ -106,11 +146,31 @@ fn init_creates_keys_privately_and_never_overwrites() {
     let s = Setup::new();
     s.write_config("");
     let out = s.run(&["init"]);
-    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
-    assert!(stdout(&out).contains("CA fingerprint (SHA-256):"), "{}", stdout(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).contains("CA fingerprint (SHA-256):"),
+        "{}",
+        stdout(&out)
+    );
     let data = s.data_dir();
-    let files = ["tls/ca.key", "tls/ca.crt", "tls/server.key", "tls/server.crt", "secrets/jwt_signing.key", "roost.sqlite3"];
-    let before: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(data.join(f)).unwrap()).collect();
+    let files = [
+        "tls/ca.key",
+        "tls/ca.crt",
+        "tls/server.key",
+        "tls/server.crt",
+        "secrets/jwt_signing.key",
+        "roost.sqlite3",
+    ];
+    let before: Vec<Vec<u8>> = files
+        .iter()
+        .map(|f| std::fs::read(data.join(f)).unwrap())
+        .collect();
     for key in ["tls/ca.key", "tls/server.key", "secrets/jwt_signing.key"] {
         assert_eq!(mode(&data.join(key)), 0o600, "{key}");
     }
@@ -118,8 +178,15 @@ fn init_creates_keys_privately_and_never_overwrites() {
 
     let again = s.run(&["init"]);
     assert_eq!(again.status.code(), Some(0));
-    assert!(!stdout(&again).contains("created"), "second init created something:\n{}", stdout(&again));
-    let after: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(data.join(f)).unwrap()).collect();
+    assert!(
+        !stdout(&again).contains("created"),
+        "second init created something:\n{}",
+        stdout(&again)
+    );
+    let after: Vec<Vec<u8>> = files
+        .iter()
+        .map(|f| std::fs::read(data.join(f)).unwrap())
+        .collect();
     for (i, f) in files.iter().enumerate().take(5) {
         assert_eq!(before[i], after[i], "{f} changed on the second init");
     }
@@ -132,7 +199,10 @@ fn migrate_check_reports_pending_then_current() {
     let out = s.run(&["migrate", "--check"]);
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     assert!(stdout(&out).contains("pending"), "{}", stdout(&out));
-    assert!(!s.data_dir().join("roost.sqlite3").exists(), "--check must not create the database");
+    assert!(
+        !s.data_dir().join("roost.sqlite3").exists(),
+        "--check must not create the database"
+    );
 
     let out = s.run(&["migrate"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));

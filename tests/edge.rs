@@ -14,16 +14,33 @@ async fn json(resp: reqwest::Response) -> Value {
 
 fn assert_error_shape(body: &Value, code: &str) {
     assert_eq!(body["error"]["code"], code, "{body}");
-    assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_health_speaks_h2_and_sends_hsts() {
     let roost = Setup::new().start();
-    let resp = roost.client().get(roost.https_url("/health")).send().await.unwrap();
+    let resp = roost
+        .client()
+        .get(roost.https_url("/health"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
-    assert_eq!(resp.version(), reqwest::Version::HTTP_2, "ALPN should pick h2");
-    assert_eq!(resp.headers()["strict-transport-security"], "max-age=63072000");
+    assert_eq!(
+        resp.version(),
+        reqwest::Version::HTTP_2,
+        "ALPN should pick h2"
+    );
+    assert_eq!(
+        resp.headers()["strict-transport-security"],
+        "max-age=63072000"
+    );
     let body = json(resp).await;
     assert_eq!(body["status"], "ok");
     assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
@@ -44,7 +61,11 @@ async fn https_health_speaks_h2_and_sends_hsts() {
 async fn errors_are_json_and_carry_hsts() {
     let roost = Setup::new().start();
     let c = roost.client();
-    let resp = c.get(roost.https_url("/no/such/thing")).send().await.unwrap();
+    let resp = c
+        .get(roost.https_url("/no/such/thing"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
     assert!(resp.headers().contains_key("strict-transport-security"));
     assert_error_shape(&json(resp).await, "not_found");
@@ -58,21 +79,34 @@ async fn errors_are_json_and_carry_hsts() {
 async fn plain_http_redirects_except_health_and_ca() {
     let roost = Setup::new().start();
     let c = roost.client();
-    let resp = c.post(roost.http_url("/api/v1/rooms?after=5")).send().await.unwrap();
+    let resp = c
+        .post(roost.http_url("/api/v1/rooms?after=5"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::PERMANENT_REDIRECT);
-    let expected = format!("https://localhost:{}/api/v1/rooms?after=5", roost.addrs().https.port());
+    let expected = format!(
+        "https://localhost:{}/api/v1/rooms?after=5",
+        roost.addrs().https.port()
+    );
     assert_eq!(resp.headers()["location"], expected.as_str());
 
     let resp = c.get(roost.http_url("/health")).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     let resp = c.get(roost.http_url("/ca.crt")).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
-    assert_eq!(resp.bytes().await.unwrap().as_ref(), roost.ca_pem().as_slice());
+    assert_eq!(
+        resp.bytes().await.unwrap().as_ref(),
+        roost.ca_pem().as_slice()
+    );
 
     // The same CA certificate over HTTPS.
     let resp = c.get(roost.https_url("/ca.crt")).send().await.unwrap();
     assert_eq!(resp.headers()["content-type"], "application/x-pem-file");
-    assert_eq!(resp.bytes().await.unwrap().as_ref(), roost.ca_pem().as_slice());
+    assert_eq!(
+        resp.bytes().await.unwrap().as_ref(),
+        roost.ca_pem().as_slice()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -87,18 +121,32 @@ async fn unknown_hosts_get_421_on_every_listener() {
         .resolve("evil.example", https)
         .build()
         .unwrap();
-    let resp = c.get(format!("https://evil.example:{}/health", https.port())).send().await.unwrap();
+    let resp = c
+        .get(format!("https://evil.example:{}/health", https.port()))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::MISDIRECTED_REQUEST);
     assert!(resp.headers().contains_key("strict-transport-security"));
     assert_error_shape(&json(resp).await, "unknown_host");
 
     let plain = reqwest::Client::new();
     for url in [roost.http_url("/anything"), roost.internal_url("/metrics")] {
-        let resp = plain.get(url.clone()).header("host", "evil.example").send().await.unwrap();
+        let resp = plain
+            .get(url.clone())
+            .header("host", "evil.example")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), StatusCode::MISDIRECTED_REQUEST, "{url}");
     }
     // The names a LAN client uses are accepted.
-    let resp = roost.client().get(roost.https_url("/health")).send().await.unwrap();
+    let resp = roost
+        .client()
+        .get(roost.https_url("/health"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
 }
 
@@ -107,7 +155,13 @@ async fn oversized_bodies_get_413_before_any_handler() {
     let roost = Setup::new().start();
     let body = vec![b'x'; 1024 * 1024 + 1];
     for path in ["/health", "/api/v1/anything"] {
-        let resp = roost.client().post(roost.https_url(path)).body(body.clone()).send().await.unwrap();
+        let resp = roost
+            .client()
+            .post(roost.https_url(path))
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE, "{path}");
         assert_error_shape(&json(resp).await, "payload_too_large");
     }
@@ -116,16 +170,40 @@ async fn oversized_bodies_get_413_before_any_handler() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_only_on_the_internal_listener() {
     let roost = Setup::new().start();
-    let resp = roost.client().get(roost.https_url("/metrics")).send().await.unwrap();
+    let resp = roost
+        .client()
+        .get(roost.https_url("/metrics"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
 
     let resp = reqwest::get(roost.internal_url("/metrics")).await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     let text = resp.text().await.unwrap();
-    for name in ["roost_build_info", "roost_http_requests_total", "roost_http_request_duration_seconds", "roost_db_write_batch_size"] {
+    for name in [
+        "roost_build_info",
+        "roost_http_requests_total",
+        "roost_http_request_duration_seconds",
+        "roost_db_write_batch_size",
+    ] {
         assert!(text.contains(name), "{name} missing from:\n{text}");
     }
-    assert!(text.contains("route=\"/metrics\""), "{text}");
+    // Each request is counted once answered: a second scrape sees the first one.
+    let text = reqwest::get(roost.internal_url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("roost_http_requests_total{route=\"/metrics\",status=\"200\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("route=\"unmatched\",status=\"404\""),
+        "the public 404 is counted:\n{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -149,15 +227,28 @@ async fn ready_is_503_when_disk_is_below_the_floor() {
     // No filesystem here has an exabyte free.
     let setup = Setup::new().env("ROOST_STORAGE_MIN_FREE_DISK_MB", "1000000000000");
     let roost = setup.start();
-    let resp = roost.client().get(roost.https_url("/ready")).send().await.unwrap();
+    let resp = roost
+        .client()
+        .get(roost.https_url("/ready"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
     let body = json(resp).await;
     assert_eq!(body["status"], "not_ready");
     assert_eq!(body["checks"]["disk"]["status"], "fail");
-    assert!(body["checks"]["disk"]["message"].as_str().unwrap().contains("min_free_disk_mb"));
+    assert!(body["checks"]["disk"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("min_free_disk_mb"));
     assert_eq!(body["checks"]["database"]["status"], "ok");
     // Liveness is unaffected.
-    let resp = roost.client().get(roost.https_url("/health")).send().await.unwrap();
+    let resp = roost
+        .client()
+        .get(roost.https_url("/health"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
 }
 
@@ -171,17 +262,31 @@ async fn connection_cap_holds_new_clients_until_a_slot_frees() {
     // Two idle connections take both permits.
     let mut a = tokio::net::TcpStream::connect(http).await.unwrap();
     let b = tokio::net::TcpStream::connect(http).await.unwrap();
-    a.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n").await.unwrap();
+    a.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
     let mut buf = vec![0u8; 1024];
     let n = a.read(&mut buf).await.unwrap();
     assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
     // A third client connects (the kernel's backlog) but is not served while the cap holds...
     let mut c = tokio::net::TcpStream::connect(http).await.unwrap();
-    c.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n").await.unwrap();
+    c.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
     let early = tokio::time::timeout(Duration::from_millis(500), c.read(&mut buf)).await;
-    assert!(early.is_err(), "the third connection was served past the cap");
+    assert!(
+        early.is_err(),
+        "the third connection was served past the cap"
+    );
     // ...and is served, not dropped, as soon as one slot frees.
     drop(b);
-    let n = tokio::time::timeout(Duration::from_secs(10), c.read(&mut buf)).await.unwrap().unwrap();
-    assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&buf[..n]));
+    let n = tokio::time::timeout(Duration::from_secs(10), c.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        buf[..n].starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&buf[..n])
+    );
 }

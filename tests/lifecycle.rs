@@ -21,8 +21,13 @@ impl TestCa {
         let key = KeyPair::generate().unwrap();
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(rcgen::DnType::CommonName, "test CA");
-        TestCa { cert: params.self_signed(&key).unwrap(), key }
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "test CA");
+        TestCa {
+            cert: params.self_signed(&key).unwrap(),
+            key,
+        }
     }
 
     /// Writes a fresh leaf certificate and key for localhost; returns the leaf's DER.
@@ -39,7 +44,10 @@ impl TestCa {
 async fn peer_cert(client: &reqwest::Client, url: &str) -> Vec<u8> {
     let resp = client.get(url).send().await.unwrap();
     assert_eq!(resp.status(), 200);
-    let info = resp.extensions().get::<reqwest::tls::TlsInfo>().expect("tls info");
+    let info = resp
+        .extensions()
+        .get::<reqwest::tls::TlsInfo>()
+        .expect("tls info");
     info.peer_certificate().expect("peer certificate").to_vec()
 }
 
@@ -57,9 +65,16 @@ fn client_for(ca_pem: &str) -> reqwest::Client {
 async fn sighup_reloads_certificates_without_dropping_connections() {
     let ca = TestCa::new();
     let setup = Setup::new();
-    let (cert, key) = (setup.dir.path().join("cert.pem"), setup.dir.path().join("key.pem"));
+    let (cert, key) = (
+        setup.dir.path().join("cert.pem"),
+        setup.dir.path().join("key.pem"),
+    );
     let first = ca.issue(&cert, &key);
-    let setup = setup.toml(&format!("[tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\n", cert.display(), key.display()));
+    let setup = setup.toml(&format!(
+        "[tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\n",
+        cert.display(),
+        key.display()
+    ));
     let roost = setup.start();
     let url = roost.https_url("/health");
 
@@ -68,16 +83,24 @@ async fn sighup_reloads_certificates_without_dropping_connections() {
     assert_eq!(peer_cert(&long_lived, &url).await, first);
 
     // /ca.crt is not offered when the operator brings certificates.
-    let resp = long_lived.get(roost.https_url("/ca.crt")).send().await.unwrap();
+    let resp = long_lived
+        .get(roost.https_url("/ca.crt"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 404);
 
     let second = ca.issue(&cert, &key);
     roost.signal(Signal::SIGHUP);
-    eventually(Duration::from_secs(15), "a new connection to see the new certificate", || {
-        let ca_pem = ca.cert.pem();
-        let (url, second) = (url.clone(), second.clone());
-        async move { (peer_cert(&client_for(&ca_pem), &url).await == second).then_some(()) }
-    })
+    eventually(
+        Duration::from_secs(15),
+        "a new connection to see the new certificate",
+        || {
+            let ca_pem = ca.cert.pem();
+            let (url, second) = (url.clone(), second.clone());
+            async move { (peer_cert(&client_for(&ca_pem), &url).await == second).then_some(()) }
+        },
+    )
     .await;
     // The connection made before the reload still works and still has its original session.
     assert_eq!(peer_cert(&long_lived, &url).await, first);
@@ -86,7 +109,14 @@ async fn sighup_reloads_certificates_without_dropping_connections() {
     std::fs::write(&cert, "not a certificate").unwrap();
     roost.signal(Signal::SIGHUP);
     let mut roost = roost;
-    roost.wait_for_log(|v| v["message"].as_str().is_some_and(|m| m.contains("certificate reload failed")), STARTUP_DEADLINE);
+    roost.wait_for_log(
+        |v| {
+            v["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("certificate reload failed"))
+        },
+        STARTUP_DEADLINE,
+    );
     assert_eq!(peer_cert(&client_for(&ca.cert.pem()), &url).await, second);
 }
 
@@ -102,8 +132,13 @@ impl NotifySocket {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("notify.sock");
         let sock = UnixDatagram::bind(&path).unwrap();
-        sock.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
-        NotifySocket { _dir: dir, path, sock }
+        sock.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        NotifySocket {
+            _dir: dir,
+            path,
+            sock,
+        }
     }
 
     /// Collects messages until one contains `needle`, or panics after `deadline`.
@@ -122,6 +157,23 @@ impl NotifySocket {
         }
         panic!("no {needle:?} within {deadline:?}; got {seen:?}");
     }
+
+    /// Asserts `needle` does not arrive for `window`, after letting through messages for
+    /// `settle` (a ping that took the lock just before the change may still land).
+    fn expect_quiet(&self, needle: &str, settle: Duration, window: Duration) {
+        let mut buf = [0u8; 4096];
+        let start = Instant::now();
+        while start.elapsed() < settle {
+            let _ = self.sock.recv(&mut buf);
+        }
+        let start = Instant::now();
+        while start.elapsed() < window {
+            if let Ok(n) = self.sock.recv(&mut buf) {
+                let msg = String::from_utf8_lossy(&buf[..n]);
+                assert!(!msg.lines().any(|l| l == needle), "{needle:?} arrived while it should not have");
+            }
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -138,11 +190,30 @@ async fn notifies_ready_watchdog_and_stopping_then_exits_0() {
     let ready = seen.iter().find(|m| m.contains("READY=1")).unwrap();
     assert!(ready.contains("STATUS=serving https on"), "{ready}");
     // The HTTPS listener is bound by the time READY=1 arrives.
-    let resp = roost.client().get(roost.https_url("/health")).send().await.unwrap();
+    let resp = roost
+        .client()
+        .get(roost.https_url("/health"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     for _ in 0..2 {
         notify.wait_for("WATCHDOG=1", Duration::from_secs(5), &mut seen);
     }
+
+    // Another process holds the database's write lock: the writer cannot take it, so the
+    // watchdog must go quiet (systemd would restart a writer hung like this) and /ready fails.
+    let locker = rusqlite::Connection::open(roost.setup.data_dir().join("roost.sqlite3")).unwrap();
+    locker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    // Pings come every 200 ms; one already past the lock may land in the first interval.
+    notify.expect_quiet("WATCHDOG=1", Duration::from_millis(300), Duration::from_millis(1500));
+    let resp = roost.client().get(roost.https_url("/ready")).send().await.unwrap();
+    assert_eq!(resp.status(), 503);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["checks"]["database"]["status"], "fail", "{body}");
+    locker.execute_batch("ROLLBACK").unwrap();
+    notify.wait_for("WATCHDOG=1", Duration::from_secs(15), &mut seen);
+
     roost.signal(Signal::SIGTERM);
     notify.wait_for("STOPPING=1", Duration::from_secs(10), &mut seen);
     let status = roost.wait_exit(Duration::from_secs(15));
@@ -152,14 +223,32 @@ async fn notifies_ready_watchdog_and_stopping_then_exits_0() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_flushes_and_checkpoints_the_database() {
     let mut roost = Setup::new().start();
-    let resp = roost.client().get(roost.https_url("/ready")).send().await.unwrap();
+    let resp = roost
+        .client()
+        .get(roost.https_url("/ready"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     roost.signal(Signal::SIGTERM);
-    assert_eq!(roost.wait_exit(Duration::from_secs(15)).code(), Some(0), "{}", roost.raw_logs());
+    assert_eq!(
+        roost.wait_exit(Duration::from_secs(15)).code(),
+        Some(0),
+        "{}",
+        roost.raw_logs()
+    );
     let wal = roost.setup.data_dir().join("roost.sqlite3-wal");
     let wal_len = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
-    assert_eq!(wal_len, 0, "the WAL should be checkpointed and truncated at exit");
+    assert_eq!(
+        wal_len, 0,
+        "the WAL should be checkpointed and truncated at exit"
+    );
     // The database is intact and at the current schema.
     let out = roost.setup.run(&["migrate", "--check"]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }

@@ -47,7 +47,8 @@ pub fn router(state: AppState) -> Router {
     let routes = Router::new()
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
-        .route("/ca.crt", get(ca_cert));
+        .route("/ca.crt", get(ca_cert))
+        .fallback(not_found);
     // Layers run outermost-last: HSTS and JSON errors wrap everything, including 421s.
     common_layers(routes, &state, Some(hsts))
 }
@@ -57,7 +58,8 @@ pub fn internal_router(state: AppState) -> Router {
     let routes = Router::new()
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
-        .route("/metrics", get(metrics));
+        .route("/metrics", get(metrics))
+        .fallback(not_found);
     common_layers(routes, &state, None)
 }
 
@@ -72,7 +74,6 @@ pub fn redirect_router(state: AppState) -> Router {
 
 fn common_layers(routes: Router<AppState>, state: &AppState, hsts: Option<HeaderValue>) -> Router {
     let mut router = routes
-        .fallback_service(routes_fallback())
         .layer(middleware::from_fn_with_state(state.edge.clone(), crate::edge::limits::body_limit))
         .layer(middleware::from_fn_with_state(state.edge.clone(), crate::edge::policy::check_host))
         .layer(middleware::from_fn_with_state(state.edge.clone(), crate::edge::policy::resolve_client_ip))
@@ -90,10 +91,9 @@ fn common_layers(routes: Router<AppState>, state: &AppState, hsts: Option<Header
     router
 }
 
-/// Unknown paths: 404 in the JSON shape (a fallback_service keeps `fallback` free for the
-/// redirect router, which overrides it).
-fn routes_fallback() -> axum::routing::MethodRouter<()> {
-    axum::routing::any(|| async { ApiError::not_found() })
+/// Unknown paths on the HTTPS and internal listeners.
+async fn not_found() -> ApiError {
+    ApiError::not_found()
 }
 
 async fn ca_cert(State(app): State<AppState>) -> Response {

@@ -32,7 +32,7 @@ pub enum Profile {
     Dev,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub server: Server,
@@ -47,19 +47,6 @@ pub struct Config {
     pub source: Option<PathBuf>,
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            server: Server::default(),
-            tls: Tls::default(),
-            storage: Storage::default(),
-            limits: Limits::default(),
-            auth: Auth::default(),
-            profile: None,
-            source: None,
-        }
-    }
-}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -170,7 +157,7 @@ impl Default for Limits {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Auth {
     /// HS256 key for access tokens. Empty: the key `roost init` generated in the data dir.
@@ -178,11 +165,6 @@ pub struct Auth {
     pub jwt_secret_file: String,
 }
 
-impl Default for Auth {
-    fn default() -> Self {
-        Auth { jwt_secret: Secret::default(), jwt_secret_file: String::new() }
-    }
-}
 
 /// How the command line asked for configuration.
 #[derive(Debug, Clone, Default)]

@@ -145,3 +145,57 @@ where
         tracing::debug!(%peer, error = %e, "connection ended with an error");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::routing::get;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::sync::{oneshot, Notify};
+
+    #[tokio::test]
+    async fn shutdown_lets_in_flight_requests_finish_and_stops_accepting() {
+        let started = Arc::new(Notify::new());
+        let (release_tx, release_rx) = oneshot::channel::<()>();
+        let release = Arc::new(std::sync::Mutex::new(Some(release_rx)));
+        let router = Router::new().route(
+            "/slow",
+            get({
+                let started = started.clone();
+                move || async move {
+                    started.notify_one();
+                    let rx = release.lock().unwrap().take().unwrap();
+                    rx.await.unwrap();
+                    "done"
+                }
+            }),
+        );
+        let tcp = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = tcp.local_addr().unwrap();
+        let limits = ConnLimits {
+            tls_handshake: Duration::from_secs(5),
+            header_read: Duration::from_secs(5),
+            idle: Duration::from_secs(30),
+        };
+        let listener =
+            Listener { name: "test", tcp, tls: None, router, limits, permits: Arc::new(Semaphore::new(8)) };
+        let (shutdown, connections) = (CancellationToken::new(), TaskTracker::new());
+        let accept_loop = tokio::spawn(listener.serve(shutdown.clone(), connections.clone()));
+
+        let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        client.write_all(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+        started.notified().await;
+
+        shutdown.cancel();
+        accept_loop.await.unwrap();
+        assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "still accepting after shutdown");
+
+        release_tx.send(()).unwrap();
+        let mut response = String::new();
+        client.read_to_string(&mut response).await.unwrap();
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+        assert!(response.ends_with("done"), "{response}");
+        connections.close();
+        tokio::time::timeout(Duration::from_secs(5), connections.wait()).await.expect("connection task ended");
+    }
+}

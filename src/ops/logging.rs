@@ -49,9 +49,12 @@ pub fn init(format: LogFormat) {
 
 /// True when systemd connected stderr to the journal: `JOURNAL_STREAM` names the device and
 /// inode of our stderr (systemd.exec(5)).
+// st_dev/st_ino are narrower than u64 on 32-bit ARM, so the casts are needed there.
+#[allow(clippy::unnecessary_cast)]
 fn stderr_is_journal() -> bool {
     let Ok(value) = std::env::var("JOURNAL_STREAM") else { return false };
     let Some((dev, ino)) = value.split_once(':') else { return false };
     let Ok(st) = nix::sys::stat::fstat(std::io::stderr().as_raw_fd()) else { return false };
+
     dev.parse::<u64>().ok() == Some(st.st_dev as u64) && ino.parse::<u64>().ok() == Some(st.st_ino as u64)
 }

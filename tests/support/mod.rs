@@ -29,7 +29,12 @@ pub struct Setup {
 
 impl Setup {
     pub fn new() -> Setup {
-        Setup { dir: tempfile::tempdir().unwrap(), extra_toml: String::new(), env: Vec::new(), via_shell: None }
+        Setup {
+            dir: tempfile::tempdir().unwrap(),
+            extra_toml: String::new(),
+            env: Vec::new(),
+            via_shell: None,
+        }
     }
 
     /// Extra TOML appended to the generated config (sections must not repeat `[server]`'s keys).
@@ -86,12 +91,20 @@ impl Setup {
             }
             None => Command::new(BIN),
         };
-        cmd.args(["--log-format", "json", "serve", "--config"]).arg(self.config_path());
-        cmd.env_remove("NOTIFY_SOCKET").env_remove("JOURNAL_STREAM").env("ROOST_LOG", "info,roost=debug");
+        cmd.args(["--log-format", "json", "serve", "--config"])
+            .arg(self.config_path());
+        cmd.env_remove("NOTIFY_SOCKET")
+            .env_remove("JOURNAL_STREAM")
+            .env("ROOST_LOG", "info,roost=debug");
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
-        let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
         let logs = Arc::new(Mutex::new(Vec::<String>::new()));
         let stderr = child.stderr.take().unwrap();
         let sink = logs.clone();
@@ -103,9 +116,18 @@ impl Setup {
                 sink.lock().unwrap().push(line);
             }
         });
-        let mut roost = Roost { setup: self, child, logs, addrs: None };
+        let mut roost = Roost {
+            setup: self,
+            child,
+            logs,
+            addrs: None,
+        };
         let listening = roost.wait_for_log(|v| v["message"] == "listening", STARTUP_DEADLINE);
-        let addr = |k: &str| listening[k].as_str().and_then(|s| s.parse::<SocketAddr>().ok());
+        let addr = |k: &str| {
+            listening[k]
+                .as_str()
+                .and_then(|s| s.parse::<SocketAddr>().ok())
+        };
         roost.addrs = Some(Addrs {
             https: addr("https").expect("https address"),
             http: addr("http"),
@@ -144,7 +166,10 @@ impl Roost {
     }
 
     pub fn http_url(&self, path: &str) -> String {
-        format!("http://localhost:{}{path}", self.addrs().http.expect("http listener").port())
+        format!(
+            "http://localhost:{}{path}",
+            self.addrs().http.expect("http listener").port()
+        )
     }
 
     pub fn internal_url(&self, path: &str) -> String {
@@ -162,7 +187,12 @@ impl Roost {
 
     /// All log lines so far, parsed (non-JSON lines are skipped).
     pub fn logs(&self) -> Vec<Value> {
-        self.logs.lock().unwrap().iter().filter_map(|l| serde_json::from_str(l).ok()).collect()
+        self.logs
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
     }
 
     pub fn raw_logs(&self) -> String {
@@ -185,9 +215,16 @@ impl Roost {
                     }
                     std::thread::yield_now();
                 }
-                panic!("roost exited ({status}) before the expected log line:\n{}", self.raw_logs());
+                panic!(
+                    "roost exited ({status}) before the expected log line:\n{}",
+                    self.raw_logs()
+                );
             }
-            assert!(start.elapsed() < deadline, "timed out waiting for a log line:\n{}", self.raw_logs());
+            assert!(
+                start.elapsed() < deadline,
+                "timed out waiting for a log line:\n{}",
+                self.raw_logs()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -203,7 +240,11 @@ impl Roost {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
             }
-            assert!(start.elapsed() < deadline, "roost did not exit within {deadline:?}:\n{}", self.raw_logs());
+            assert!(
+                start.elapsed() < deadline,
+                "roost did not exit within {deadline:?}:\n{}",
+                self.raw_logs()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
