@@ -1,0 +1,304 @@
+#!/usr/bin/env bash
+# HTTPS keep-alive throughput of Roost's `GET /health` next to nginx doing the same job on the
+# same machine: same certificate, same JSON body, same HSTS header, HTTP/1.1 over TLS.
+# Each server runs alone, pinned to core 0 (nginx: one worker); wrk is pinned to core 1.
+# A benchmark, not a test: it prints figures beside their goals and exits 0 unless it could not
+# measure.
+#
+#   scripts/bench/https.sh [--nginx-only]
+#
+# --nginx-only   measure nginx alone, with a throw-away certificate from openssl (for checking
+#                the script on a machine where Roost does not build or run yet)
+# Environment:   BENCH_DURATION (default 15s), BENCH_CONNECTIONS (default 64),
+#                ROOST_BIN (a roost binary to measure instead of building target/release/roost)
+#
+# Needs two CPU cores, curl, taskset, openssl, and nginx + wrk (installed with
+# `apt-get install -y nginx-light wrk` when missing; that needs root).
+set -euo pipefail
+
+readonly DURATION=${BENCH_DURATION:-15s}
+readonly CONNECTIONS=${BENCH_CONNECTIONS:-64}
+readonly READY_DEADLINE_SECS=60
+readonly GOAL_RATIO=1.0
+readonly GOAL_IDLE_RSS_MB=15
+
+nginx_only=false
+case "${1:-}" in
+    "") ;;
+    --nginx-only) nginx_only=true ;;
+    -h | --help)
+        sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+        exit 0
+        ;;
+    *)
+        echo "usage: $0 [--nginx-only]" >&2
+        exit 64
+        ;;
+esac
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+
+die() {
+    echo "bench: $*" >&2
+    exit 1
+}
+log() { echo "bench: $*" >&2; }
+
+# --- tools and cores ----------------------------------------------------------------------------
+missing=()
+command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] || missing+=(nginx-light)
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+if ((${#missing[@]} > 0)); then
+    ((EUID == 0)) || die "missing ${missing[*]}; install with: sudo apt-get install -y ${missing[*]}"
+    log "installing ${missing[*]} with apt-get"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
+for tool in curl taskset openssl awk; do
+    command -v "$tool" >/dev/null 2>&1 || die "$tool not found"
+done
+if ! taskset -c 0 true 2>/dev/null || ! taskset -c 1 true 2>/dev/null; then
+    die "cores 0 and 1 must both be usable (server on 0, wrk on 1)"
+fi
+
+# --- workspace and cleanup ----------------------------------------------------------------------
+work=$(mktemp -d "${TMPDIR:-/tmp}/roost-bench.XXXXXX")
+pids=() # everything started here, stopped by cleanup (TERM, then KILL after a deadline)
+
+stop_pid() {
+    local pid=$1 i
+    kill -0 "$pid" 2>/dev/null || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    # The daemon drains for up to shutdown_grace_secs (10): allow 15 s, then force it.
+    for ((i = 0; i < 150; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+    local pid
+    for pid in "${pids[@]}"; do
+        stop_pid "$pid"
+    done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# A port nothing listens on now (connect refused), from a high range.
+free_port() {
+    local port
+    while :; do
+        port=$((20000 + RANDOM % 20000))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            echo "$port"
+            return
+        fi
+    done
+}
+
+# Polls GET /health over verified TLS until it answers 200, the process dies, or the deadline.
+wait_ready() {
+    local url=$1 cacert=$2 pid=$3 name=$4 logfile=$5
+    local deadline=$((SECONDS + READY_DEADLINE_SECS))
+    until curl -fsS --max-time 1 --cacert "$cacert" "$url" >/dev/null 2>&1; do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            sed 's/^/    /' "$logfile" >&2 || true
+            die "$name exited before it was ready (log above)"
+        fi
+        if ((SECONDS >= deadline)); then
+            sed 's/^/    /' "$logfile" >&2 || true
+            die "$name not ready at $url after ${READY_DEADLINE_SECS}s (log above)"
+        fi
+        sleep 0.1
+    done
+}
+
+# Resident set size of the given processes together, in KiB.
+rss_kib() {
+    local total=0 pid kib
+    for pid in "$@"; do
+        kib=$(awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status" 2>/dev/null || true)
+        total=$((total + ${kib:-0}))
+    done
+    echo "$total"
+}
+
+kib_to_mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k * 1024 / 1e6 }'; }
+
+# Runs wrk against $1 while sampling the RSS of the remaining pids; sets the globals
+# result_rps, result_p99, result_errors, result_rss_max_kib.
+measure() {
+    local url=$1 out=$work/wrk.out samples=$work/rss.samples sampler wrk_pid
+    shift
+    : >"$samples"
+    (
+        while :; do
+            rss_kib "$@" >>"$samples"
+            sleep 0.2
+        done
+    ) &
+    sampler=$!
+    pids+=("$sampler")
+    # In the background and waited for, so an INT/TERM trap runs at once and cleanup stops wrk.
+    taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency "$url" >"$out" 2>&1 &
+    wrk_pid=$!
+    pids+=("$wrk_pid")
+    wait "$wrk_pid" || die "wrk failed: $(cat "$out")"
+    stop_pid "$sampler"
+    result_rps=$(awk '/^Requests\/sec:/ { print $2 }' "$out")
+    result_p99=$(awk '$1 == "99%" { print $2 }' "$out")
+    result_errors=$(grep -E 'Non-2xx|Socket errors' "$out" | tr -s ' ' | paste -sd ';' - || true)
+    result_rss_max_kib=$(sort -n "$samples" | tail -n 1)
+    [[ -n $result_rps && -n $result_p99 ]] || die "could not read wrk's output: $(cat "$out")"
+}
+
+# --- certificate, body, header ------------------------------------------------------------------
+version=$(awk -F'"' '/^version *=/ { print $2; exit }' "$repo/Cargo.toml")
+body="{\"status\":\"ok\",\"version\":\"$version\"}"
+hsts="max-age=63072000"
+
+if $nginx_only; then
+    log "--nginx-only: throw-away P-256 CA and server certificate from openssl"
+    tls=$work/tls
+    mkdir -p "$tls"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
+        -subj "/CN=bench CA" -keyout "$tls/ca.key" -out "$tls/ca.crt" 2>/dev/null
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+        -subj "/CN=localhost" -keyout "$tls/server.key" -out "$tls/server.csr" 2>/dev/null
+    openssl x509 -req -in "$tls/server.csr" -CA "$tls/ca.crt" -CAkey "$tls/ca.key" \
+        -CAcreateserial -days 1 -extfile <(printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n') \
+        -out "$tls/server.crt" 2>/dev/null
+else
+    if [[ -n ${ROOST_BIN:-} ]]; then
+        roost=$ROOST_BIN
+    else
+        log "building roost (cargo build --release)"
+        (cd "$repo" && cargo build --release --quiet)
+        roost=${CARGO_TARGET_DIR:-$repo/target}/release/roost
+    fi
+    [[ -x $roost ]] || die "$roost was not built"
+
+    roost_port=$(free_port)
+    internal_port=$(free_port)
+    [[ $internal_port != "$roost_port" ]] || internal_port=$(free_port)
+    data=$work/data
+    cat >"$work/roost.toml" <<EOF
+[server]
+hostname = "localhost"
+https_addr = "127.0.0.1:$roost_port"
+http_addr = ""
+internal_addr = "127.0.0.1:$internal_port"
+
+[storage]
+data_dir = "$data"
+EOF
+    "$roost" init --config "$work/roost.toml" >"$work/init.log" 2>&1 ||
+        die "roost init failed: $(cat "$work/init.log")"
+    tls=$data/tls
+    for f in ca.crt server.crt server.key; do
+        [[ -f $tls/$f ]] || die "roost init made no $tls/$f"
+    done
+
+    taskset -c 0 "$roost" serve --config "$work/roost.toml" >"$work/roost.log" 2>&1 &
+    roost_pid=$!
+    pids+=("$roost_pid")
+    roost_url=https://localhost:$roost_port/health
+    wait_ready "$roost_url" "$tls/ca.crt" "$roost_pid" roost "$work/roost.log"
+
+    # nginx is given exactly what Roost answers.
+    body=$(curl -fsS --cacert "$tls/ca.crt" "$roost_url")
+    hsts=$(curl -fsS -o /dev/null -D - --cacert "$tls/ca.crt" "$roost_url" |
+        awk -F': ' 'tolower($1) == "strict-transport-security" { sub(/\r$/, "", $2); print $2 }')
+    [[ -n $hsts ]] || die "roost's /health response has no Strict-Transport-Security header"
+
+    roost_idle_kib=$(rss_kib "$roost_pid")
+    log "roost: measuring $roost_url for $DURATION with $CONNECTIONS connections"
+    measure "$roost_url" "$roost_pid"
+    roost_rps=$result_rps roost_p99=$result_p99 roost_errors=$result_errors
+    roost_loaded_kib=$result_rss_max_kib
+    stop_pid "$roost_pid" # core 0 is nginx's next
+fi
+
+# --- nginx ---------------------------------------------------------------------------------------
+nginx_port=$(free_port)
+mkdir -p "$work/nginx"
+cat >"$work/nginx/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    server_tokens off;
+    client_body_temp_path $work/nginx/body;
+    proxy_temp_path $work/nginx/proxy;
+    fastcgi_temp_path $work/nginx/fastcgi;
+    uwsgi_temp_path $work/nginx/uwsgi;
+    scgi_temp_path $work/nginx/scgi;
+    # Roost keeps a connection for any number of requests and 120 s idle; nginx's default of
+    # 1000 requests per connection would make it re-handshake during the run.
+    keepalive_requests 1000000;
+    keepalive_timeout 120s;
+    server {
+        listen 127.0.0.1:$nginx_port ssl http2;
+        server_name localhost;
+        ssl_certificate $tls/server.crt;
+        ssl_certificate_key $tls/server.key;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        location = /health {
+            default_type application/json;
+            add_header Strict-Transport-Security "$hsts" always;
+            return 200 '$body';
+        }
+    }
+}
+EOF
+taskset -c 0 "$nginx_bin" -p "$work/nginx" -e "$work/nginx/error.log" -c "$work/nginx/nginx.conf" \
+    >"$work/nginx/stdout.log" 2>&1 &
+nginx_pid=$!
+pids+=("$nginx_pid")
+nginx_url=https://localhost:$nginx_port/health
+wait_ready "$nginx_url" "$tls/ca.crt" "$nginx_pid" nginx "$work/nginx/error.log"
+[[ $(curl -fsS --cacert "$tls/ca.crt" "$nginx_url") == "$body" ]] ||
+    die "nginx does not answer the same body as roost"
+mapfile -t nginx_procs < <(echo "$nginx_pid"; pgrep -P "$nginx_pid")
+nginx_idle_kib=$(rss_kib "${nginx_procs[@]}")
+log "nginx: measuring $nginx_url for $DURATION with $CONNECTIONS connections"
+measure "$nginx_url" "${nginx_procs[@]}"
+nginx_rps=$result_rps nginx_p99=$result_p99 nginx_errors=$result_errors
+nginx_loaded_kib=$result_rss_max_kib
+stop_pid "$nginx_pid"
+
+# --- report --------------------------------------------------------------------------------------
+echo
+echo "GET /health over TLS keep-alive: wrk -t1 -c$CONNECTIONS -d$DURATION on core 1, server on core 0"
+echo "body $body; Strict-Transport-Security: $hsts"
+echo
+printf '%-16s %12s %10s %14s %16s\n' server req/s p99 "idle RSS MB" "loaded RSS MB"
+if ! $nginx_only; then
+    printf '%-16s %12s %10s %14s %16s\n' roost "$roost_rps" "$roost_p99" \
+        "$(kib_to_mb "$roost_idle_kib")" "$(kib_to_mb "$roost_loaded_kib")"
+fi
+printf '%-16s %12s %10s %14s %16s\n' "nginx (1 worker)" "$nginx_rps" "$nginx_p99" \
+    "$(kib_to_mb "$nginx_idle_kib")" "$(kib_to_mb "$nginx_loaded_kib")"
+echo
+if $nginx_only; then
+    echo "roost: not measured (--nginx-only)"
+else
+    ratio=$(awk -v r="$roost_rps" -v n="$nginx_rps" 'BEGIN { printf "%.2f", r / n }')
+    verdict() { awk -v v="$1" -v g="$2" -v op="$3" 'BEGIN {
+        ok = (op == ">=") ? v >= g : v <= g; print (ok ? "met" : "NOT met") }'; }
+    idle_mb=$(kib_to_mb "$roost_idle_kib")
+    printf 'roost/nginx req/s   %6sx   goal >= %sx     %s\n' "$ratio" "$GOAL_RATIO" \
+        "$(verdict "$ratio" "$GOAL_RATIO" ">=")"
+    printf 'roost idle RSS      %6s MB  goal <= %s MB   %s\n' "$idle_mb" "$GOAL_IDLE_RSS_MB" \
+        "$(verdict "$idle_mb" "$GOAL_IDLE_RSS_MB" "<=")"
+    [[ -z $roost_errors ]] || echo "WARNING roost: $roost_errors (its figures are not comparable)"
+fi
+[[ -z $nginx_errors ]] || echo "WARNING nginx: $nginx_errors (its figures are not comparable)"
