@@ -1,1 +1,3 @@
 //! placeholder
+pub mod local_ca;
+pub mod tls;
