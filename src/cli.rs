@@ -79,7 +79,10 @@ fn run(cli: Cli) -> u8 {
         }
         Command::CheckConfig(args) => check_config(&args),
         Command::Init(args) => with_config(&args, |c| init(&c)),
-        Command::Migrate { config: args, check } => with_config(&args, |c| migrate(&c, check)),
+        Command::Migrate {
+            config: args,
+            check,
+        } => with_config(&args, |c| migrate(&c, check)),
         Command::Serve(args) => {
             logging::init(cli.log_format);
             with_config(&args, serve)
@@ -88,7 +91,10 @@ fn run(cli: Cli) -> u8 {
 }
 
 fn load(args: &ConfigArgs) -> Result<Config, config::Problems> {
-    config::load(&LoadOptions { path: args.config.clone(), dev: args.dev })
+    config::load(&LoadOptions {
+        path: args.config.clone(),
+        dev: args.dev,
+    })
 }
 
 fn with_config(args: &ConfigArgs, f: impl FnOnce(Config) -> u8) -> u8 {
@@ -136,9 +142,17 @@ fn init(config: &Config) -> u8 {
     }
     match migrations::apply(&config.db_path(), &config.backups_dir()) {
         Ok(report) if report.from != report.to => {
-            println!("database {} at schema version {}", config.db_path().display(), report.to)
+            println!(
+                "database {} at schema version {}",
+                config.db_path().display(),
+                report.to
+            )
         }
-        Ok(report) => println!("database {} already at schema version {}", config.db_path().display(), report.to),
+        Ok(report) => println!(
+            "database {} already at schema version {}",
+            config.db_path().display(),
+            report.to
+        ),
         Err(e) => {
             eprintln!("roost init: database {}: {e}", config.db_path().display());
             return EXIT_FAILURE;
@@ -148,9 +162,15 @@ fn init(config: &Config) -> u8 {
         Some(ca) => {
             println!("local CA: {:?}, server certificate: {:?}", ca.ca, ca.server);
             println!("CA fingerprint (SHA-256): {}", ca.ca_fingerprint_sha256);
-            println!("devices trust this server after importing {}", config.tls_dir().join("ca.crt").display());
+            println!(
+                "devices trust this server after importing {}",
+                config.tls_dir().join("ca.crt").display()
+            );
         }
-        None => println!("TLS: using the operator's certificate {}", config.tls.cert_file),
+        None => println!(
+            "TLS: using the operator's certificate {}",
+            config.tls.cert_file
+        ),
     }
     println!("data directory {} is ready", config.data_dir().display());
     EXIT_OK
@@ -165,7 +185,11 @@ fn migrate(config: &Config, check: bool) -> u8 {
                 EXIT_OK
             }
             Ok(s) => {
-                println!("schema version {}; {} migration(s) pending:", s.current, s.pending.len());
+                println!(
+                    "schema version {}; {} migration(s) pending:",
+                    s.current,
+                    s.pending.len()
+                );
                 for (v, name) in &s.pending {
                     println!("  {v:04} {name}");
                 }
@@ -178,7 +202,10 @@ fn migrate(config: &Config, check: bool) -> u8 {
         };
     }
     if let Err(e) = std::fs::create_dir_all(config.data_dir()) {
-        eprintln!("roost migrate: cannot create {}: {e}", config.data_dir().display());
+        eprintln!(
+            "roost migrate: cannot create {}: {e}",
+            config.data_dir().display()
+        );
         return EXIT_FAILURE;
     }
     match migrations::apply(&db, &config.backups_dir()) {
@@ -189,7 +216,12 @@ fn migrate(config: &Config, check: bool) -> u8 {
             if r.from == r.to {
                 println!("schema version {} is current; nothing to do", r.to);
             } else {
-                println!("migrated {} from schema version {} to {}", db.display(), r.from, r.to);
+                println!(
+                    "migrated {} from schema version {} to {}",
+                    db.display(),
+                    r.from,
+                    r.to
+                );
             }
             EXIT_OK
         }
@@ -201,7 +233,11 @@ fn migrate(config: &Config, check: bool) -> u8 {
 }
 
 fn serve(config: Config) -> u8 {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("roost").build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("roost")
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("roost: cannot start the async runtime: {e}");
@@ -229,7 +265,10 @@ fn serve(config: Config) -> u8 {
 /// SIGTERM (systemd stop) or SIGINT (Ctrl-C) starts the graceful shutdown.
 async fn cancel_on_signal(shutdown: CancellationToken) {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         tracing::error!("cannot install signal handlers");
         return;
     };
@@ -245,7 +284,15 @@ fn print_dev_banner(config: &Config) {
     let https = config.https_addr();
     let ca = config.tls_dir().join("ca.crt");
     eprintln!("roost --dev: data in {}", config.data_dir().display());
-    eprintln!("  open   https://localhost:{}/health   (trust {} or use curl --cacert)", https.port(), ca.display());
-    eprintln!("  try    curl --cacert {} https://localhost:{}/ready", ca.display(), https.port());
+    eprintln!(
+        "  open   https://localhost:{}/health   (trust {} or use curl --cacert)",
+        https.port(),
+        ca.display()
+    );
+    eprintln!(
+        "  try    curl --cacert {} https://localhost:{}/ready",
+        ca.display(),
+        https.port()
+    );
     eprintln!("  metrics http://{}/metrics", config.internal_addr());
 }

@@ -71,7 +71,15 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     .with_context(|| format!("opening the database {}", config.db_path().display()))?;
     tracing::info!(schema_version = store.schema_version(), "database ready");
 
-    let result = serve(config.clone(), store.clone(), metrics, resolver, acceptor, shutdown).await;
+    let result = serve(
+        config.clone(),
+        store.clone(),
+        metrics,
+        resolver,
+        acceptor,
+        shutdown,
+    )
+    .await;
     // Whatever happened above, flush the writer and checkpoint the WAL before returning.
     if let Err(e) = store.close().await {
         tracing::warn!(error = %e, "closing the database");
@@ -92,7 +100,10 @@ async fn serve(
         listener::bind(addr).with_context(|| format!("cannot listen on {addr} ({what})"))
     };
     let https_tcp = bind("server.https_addr", config.https_addr())?;
-    let http_tcp = config.http_addr().map(|a| bind("server.http_addr", a)).transpose()?;
+    let http_tcp = config
+        .http_addr()
+        .map(|a| bind("server.http_addr", a))
+        .transpose()?;
     let internal_tcp = bind("server.internal_addr", config.internal_addr())?;
     let bound = Bound {
         https: https_tcp.local_addr()?,
@@ -104,12 +115,24 @@ async fn serve(
     let internal_policy = EdgePolicy::internal(&public_policy);
     let ca_pem = if config.local_ca_mode() {
         let path = local_ca::LocalCaFiles::in_dir(&config.tls_dir()).ca_cert;
-        Some(Arc::from(std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?))
+        Some(Arc::from(
+            std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?,
+        ))
     } else {
         None
     };
-    let state = AppState { config: config.clone(), store: store.clone(), metrics, edge: public_policy, ca_pem };
-    let internal_state = AppState { edge: internal_policy, ..state.clone() };
+    let state = AppState {
+        config: config.clone(),
+        store: store.clone(),
+        metrics,
+        edge: public_policy,
+        ca_pem,
+    };
+    let internal_state = AppState {
+        edge: internal_policy,
+        ..state.clone()
+    };
 
     let limits = ConnLimits {
         tls_handshake: Duration::from_secs(config.limits.tls_handshake_timeout_secs),
@@ -134,7 +157,12 @@ async fn serve(
             tls: None,
             router: api::redirect_router(state.clone()),
             limits,
-            permits: Arc::new(Semaphore::new(config.server.max_connections.min(PLAIN_HTTP_MAX_CONNECTIONS))),
+            permits: Arc::new(Semaphore::new(
+                config
+                    .server
+                    .max_connections
+                    .min(PLAIN_HTTP_MAX_CONNECTIONS),
+            )),
         });
     }
     listeners.push(Listener {
@@ -152,9 +180,17 @@ async fn serve(
     for l in listeners {
         background.spawn(l.serve(stop_accepting.clone(), connections.clone()));
     }
-    background.spawn(reload_on_sighup(config.clone(), resolver.clone(), shutdown.clone()));
+    background.spawn(reload_on_sighup(
+        config.clone(),
+        resolver.clone(),
+        shutdown.clone(),
+    ));
     if config.local_ca_mode() {
-        background.spawn(renew_certificates(config.clone(), resolver, shutdown.clone()));
+        background.spawn(renew_certificates(
+            config.clone(),
+            resolver,
+            shutdown.clone(),
+        ));
     }
     if let Some(interval) = notify::watchdog_interval() {
         background.spawn(pet_watchdog(store.clone(), interval, shutdown.clone()));
@@ -171,10 +207,16 @@ async fn serve(
     shutdown.cancelled().await;
     notify::stopping();
     let grace = config.shutdown_grace();
-    tracing::info!(grace_secs = grace.as_secs(), "shutting down: finishing in-flight requests");
+    tracing::info!(
+        grace_secs = grace.as_secs(),
+        "shutting down: finishing in-flight requests"
+    );
     background.close();
     connections.close();
-    if tokio::time::timeout(grace, connections.wait()).await.is_err() {
+    if tokio::time::timeout(grace, connections.wait())
+        .await
+        .is_err()
+    {
         tracing::warn!(
             open = connections.len(),
             "shutdown grace period over; closing the remaining connections"
@@ -191,14 +233,21 @@ fn load_certificate(config: &Config) -> anyhow::Result<Arc<rustls::sign::Certifi
         let files = local_ca::LocalCaFiles::in_dir(&config.tls_dir());
         (files.server_cert, files.server_key)
     } else {
-        (config.tls.cert_file.clone().into(), config.tls.key_file.clone().into())
+        (
+            config.tls.cert_file.clone().into(),
+            config.tls.key_file.clone().into(),
+        )
     };
     Ok(tls::load_certified_key(&cert, &key)?)
 }
 
 /// SIGHUP: re-read certificates (re-issuing from the local CA if due). Open connections keep
 /// their session; new handshakes get the new certificate. A bad file keeps the old one.
-async fn reload_on_sighup(config: Arc<Config>, resolver: Arc<tls::CertResolver>, shutdown: CancellationToken) {
+async fn reload_on_sighup(
+    config: Arc<Config>,
+    resolver: Arc<tls::CertResolver>,
+    shutdown: CancellationToken,
+) {
     let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
         Ok(s) => s,
         Err(e) => {
@@ -221,14 +270,21 @@ async fn reload_on_sighup(config: Arc<Config>, resolver: Arc<tls::CertResolver>,
         })();
         match reloaded {
             Ok(()) => tracing::info!("certificates reloaded"),
-            Err(e) => tracing::error!(error = format!("{e:#}"), "certificate reload failed; still serving the previous certificate"),
+            Err(e) => tracing::error!(
+                error = format!("{e:#}"),
+                "certificate reload failed; still serving the previous certificate"
+            ),
         }
         notify::status("serving");
     }
 }
 
 /// Local-CA mode: re-issue the server certificate well before it expires.
-async fn renew_certificates(config: Arc<Config>, resolver: Arc<tls::CertResolver>, shutdown: CancellationToken) {
+async fn renew_certificates(
+    config: Arc<Config>,
+    resolver: Arc<tls::CertResolver>,
+    shutdown: CancellationToken,
+) {
     let mut tick = tokio::time::interval(RENEWAL_CHECK_INTERVAL);
     tick.tick().await; // the first tick is immediate; startup already checked
     loop {
@@ -237,13 +293,18 @@ async fn renew_certificates(config: Arc<Config>, resolver: Arc<tls::CertResolver
             _ = shutdown.cancelled() => return,
         }
         match provision::ensure_certificates(&config) {
-            Ok(outcome) if !matches!(outcome.server, local_ca::Issued::Unchanged) => match load_certificate(&config) {
-                Ok(key) => {
-                    resolver.replace(key);
-                    tracing::info!(server_cert = ?outcome.server, "server certificate re-issued");
+            Ok(outcome) if !matches!(outcome.server, local_ca::Issued::Unchanged) => {
+                match load_certificate(&config) {
+                    Ok(key) => {
+                        resolver.replace(key);
+                        tracing::info!(server_cert = ?outcome.server, "server certificate re-issued");
+                    }
+                    Err(e) => tracing::error!(
+                        error = format!("{e:#}"),
+                        "loading the re-issued certificate"
+                    ),
                 }
-                Err(e) => tracing::error!(error = format!("{e:#}"), "loading the re-issued certificate"),
-            },
+            }
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "checking the server certificate"),
         }
@@ -262,7 +323,9 @@ async fn pet_watchdog(store: Store, interval: Duration, shutdown: CancellationTo
         }
         match tokio::time::timeout(interval, store.ping_writer()).await {
             Ok(Ok(())) => notify::watchdog(),
-            Ok(Err(e)) => tracing::error!(error = %e, "database writer failed; not petting the watchdog"),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "database writer failed; not petting the watchdog")
+            }
             Err(_) => tracing::error!("database writer is not answering; not petting the watchdog"),
         }
     }

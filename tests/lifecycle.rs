@@ -170,7 +170,10 @@ impl NotifySocket {
         while start.elapsed() < window {
             if let Ok(n) = self.sock.recv(&mut buf) {
                 let msg = String::from_utf8_lossy(&buf[..n]);
-                assert!(!msg.lines().any(|l| l == needle), "{needle:?} arrived while it should not have");
+                assert!(
+                    !msg.lines().any(|l| l == needle),
+                    "{needle:?} arrived while it should not have"
+                );
             }
         }
     }
@@ -206,8 +209,17 @@ async fn notifies_ready_watchdog_and_stopping_then_exits_0() {
     let locker = rusqlite::Connection::open(roost.setup.data_dir().join("roost.sqlite3")).unwrap();
     locker.execute_batch("BEGIN IMMEDIATE").unwrap();
     // Pings come every 200 ms; one already past the lock may land in the first interval.
-    notify.expect_quiet("WATCHDOG=1", Duration::from_millis(300), Duration::from_millis(1500));
-    let resp = roost.client().get(roost.https_url("/ready")).send().await.unwrap();
+    notify.expect_quiet(
+        "WATCHDOG=1",
+        Duration::from_millis(300),
+        Duration::from_millis(1500),
+    );
+    let resp = roost
+        .client()
+        .get(roost.https_url("/ready"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 503);
     let body: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(body["checks"]["database"]["status"], "fail", "{body}");

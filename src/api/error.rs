@@ -25,7 +25,11 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into() }
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
     }
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
@@ -46,16 +50,22 @@ impl ApiError {
     /// An error the client cannot fix: logged with its cause, reported as a bare 500.
     pub fn internal(context: &str, cause: &dyn std::error::Error) -> Self {
         tracing::warn!(error = %ErrorChain(cause), "{context}");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; see the server log")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error; see the server log",
+        )
     }
 }
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Full => {
-                Self::new(StatusCode::INSUFFICIENT_STORAGE, "insufficient_storage", "the server is out of storage space")
-            }
+            StoreError::Full => Self::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "insufficient_storage",
+                "the server is out of storage space",
+            ),
             StoreError::Closed => Self::unavailable("shutting_down", "the server is shutting down"),
             other => Self::internal("database error", &other),
         }
@@ -72,7 +82,9 @@ pub(crate) fn error_response(status: StatusCode, code: &str, message: &str) -> R
     let body = json!({ "error": { "code": code, "message": message } });
     let mut resp = (status, axum::Json(body)).into_response();
     if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE {
-        resp.headers_mut().entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
+        resp.headers_mut()
+            .entry(header::CACHE_CONTROL)
+            .or_insert(HeaderValue::from_static("no-store"));
     }
     resp
 }
@@ -114,9 +126,18 @@ pub(crate) fn default_code(status: StatusCode) -> (&'static str, &'static str) {
         409 => ("conflict", "the request conflicts with the current state"),
         411 => ("length_required", "a Content-Length is required"),
         413 => ("payload_too_large", "the request body is too large"),
-        415 => ("unsupported_media_type", "this content type is not accepted"),
-        421 => ("misdirected_request", "this server does not answer for that host name"),
-        422 => ("unprocessable", "the request body is not valid for this endpoint"),
+        415 => (
+            "unsupported_media_type",
+            "this content type is not accepted",
+        ),
+        421 => (
+            "misdirected_request",
+            "this server does not answer for that host name",
+        ),
+        422 => (
+            "unprocessable",
+            "the request body is not valid for this endpoint",
+        ),
         429 => ("rate_limited", "too many requests; retry later"),
         431 => ("headers_too_large", "the request headers are too large"),
         503 => ("unavailable", "the service is not ready"),

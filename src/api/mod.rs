@@ -74,19 +74,37 @@ pub fn redirect_router(state: AppState) -> Router {
 
 fn common_layers(routes: Router<AppState>, state: &AppState, hsts: Option<HeaderValue>) -> Router {
     let mut router = routes
-        .layer(middleware::from_fn_with_state(state.edge.clone(), crate::edge::limits::body_limit))
-        .layer(middleware::from_fn_with_state(state.edge.clone(), crate::edge::policy::check_host))
-        .layer(middleware::from_fn_with_state(state.edge.clone(), crate::edge::policy::resolve_client_ip))
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, state.config.request_timeout()))
+        .layer(middleware::from_fn_with_state(
+            state.edge.clone(),
+            crate::edge::limits::body_limit,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.edge.clone(),
+            crate::edge::policy::check_host,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.edge.clone(),
+            crate::edge::policy::resolve_client_ip,
+        ))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            state.config.request_timeout(),
+        ))
         .layer(CatchPanicLayer::custom(|_| {
             tracing::error!("a request handler panicked");
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }))
         .layer(middleware::from_fn(error::json_errors))
-        .layer(middleware::from_fn_with_state(state.metrics.clone(), record_request))
+        .layer(middleware::from_fn_with_state(
+            state.metrics.clone(),
+            record_request,
+        ))
         .with_state(state.clone());
     if let Some(hsts) = hsts {
-        router = router.layer(SetResponseHeaderLayer::overriding(header::STRICT_TRANSPORT_SECURITY, hsts));
+        router = router.layer(SetResponseHeaderLayer::overriding(
+            header::STRICT_TRANSPORT_SECURITY,
+            hsts,
+        ));
     }
     router
 }
@@ -101,7 +119,10 @@ async fn ca_cert(State(app): State<AppState>) -> Response {
         Some(pem) => (
             [
                 (header::CONTENT_TYPE, "application/x-pem-file"),
-                (header::CONTENT_DISPOSITION, "attachment; filename=\"roost-ca.crt\""),
+                (
+                    header::CONTENT_DISPOSITION,
+                    "attachment; filename=\"roost-ca.crt\"",
+                ),
             ],
             pem.to_string(),
         )
@@ -117,7 +138,10 @@ async fn ca_cert(State(app): State<AppState>) -> Response {
 
 async fn metrics(State(app): State<AppState>) -> Response {
     (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         app.metrics.encode(),
     )
         .into_response()
@@ -133,7 +157,13 @@ async fn record_request(State(metrics): State<Arc<Metrics>>, req: Request, next:
     let started = Instant::now();
     let resp = next.run(req).await;
     let elapsed: Duration = started.elapsed();
-    metrics.http_requests.get_or_create(&HttpLabels { route, status: resp.status().as_u16() }).inc();
+    metrics
+        .http_requests
+        .get_or_create(&HttpLabels {
+            route,
+            status: resp.status().as_u16(),
+        })
+        .inc();
     metrics.http_request_duration.observe(elapsed.as_secs_f64());
     resp
 }

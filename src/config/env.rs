@@ -11,7 +11,9 @@ pub(super) fn apply(
     getenv: &dyn Fn(&str) -> Option<String>,
     problems: &mut Vec<Problem>,
 ) {
-    let toml::Value::Table(root) = tree else { return };
+    let toml::Value::Table(root) = tree else {
+        return;
+    };
     for (section, value) in root.iter_mut() {
         walk(&mut vec![section.clone()], value, getenv, problems);
     }
@@ -48,8 +50,16 @@ fn parse_like(like: &toml::Value, raw: &str) -> Result<toml::Value, String> {
     use toml::Value as V;
     Ok(match like {
         V::String(_) => V::String(raw.to_owned()),
-        V::Integer(_) => V::Integer(raw.trim().parse().map_err(|_| format!("expected an integer, got {raw:?}"))?),
-        V::Float(_) => V::Float(raw.trim().parse().map_err(|_| format!("expected a number, got {raw:?}"))?),
+        V::Integer(_) => V::Integer(
+            raw.trim()
+                .parse()
+                .map_err(|_| format!("expected an integer, got {raw:?}"))?,
+        ),
+        V::Float(_) => V::Float(
+            raw.trim()
+                .parse()
+                .map_err(|_| format!("expected a number, got {raw:?}"))?,
+        ),
         V::Boolean(_) => match raw.trim().to_ascii_lowercase().as_str() {
             "true" | "1" | "yes" | "on" => V::Boolean(true),
             "false" | "0" | "no" | "off" => V::Boolean(false),
@@ -74,6 +84,8 @@ fn parse_like(like: &toml::Value, raw: &str) -> Result<toml::Value, String> {
                 )
             }
         }
-        V::Datetime(_) | V::Table(_) => return Err("this key cannot be set from the environment".into()),
+        V::Datetime(_) | V::Table(_) => {
+            return Err("this key cannot be set from the environment".into())
+        }
     })
 }

@@ -47,7 +47,6 @@ pub struct Config {
     pub source: Option<PathBuf>,
 }
 
-
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Server {
@@ -165,7 +164,6 @@ pub struct Auth {
     pub jwt_secret_file: String,
 }
 
-
 /// How the command line asked for configuration.
 #[derive(Debug, Clone, Default)]
 pub struct LoadOptions {
@@ -200,10 +198,18 @@ pub fn load_with_env(
     opts: &LoadOptions,
     getenv: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, Problems> {
-    let profile = if opts.dev { Profile::Dev } else { Profile::Production };
+    let profile = if opts.dev {
+        Profile::Dev
+    } else {
+        Profile::Production
+    };
     let mut problems = Vec::new();
 
-    let mut base = if opts.dev { dev_defaults() } else { Config::default() };
+    let mut base = if opts.dev {
+        dev_defaults()
+    } else {
+        Config::default()
+    };
     // Start from the defaults as a TOML tree so the file and env only overlay what they name.
     let defaults = toml::Value::try_from(&base).expect("default config always serializes");
     let mut tree = defaults.clone();

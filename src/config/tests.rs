@@ -6,8 +6,17 @@ use super::*;
 fn load_text(text: &str, env: &[(&str, &str)]) -> Result<Config, Problems> {
     let mut f = tempfile::NamedTempFile::new().unwrap();
     f.write_all(text.as_bytes()).unwrap();
-    let env: HashMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    load_with_env(&LoadOptions { path: Some(f.path().to_path_buf()), dev: false }, &|k| env.get(k).cloned())
+    let env: HashMap<String, String> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    load_with_env(
+        &LoadOptions {
+            path: Some(f.path().to_path_buf()),
+            dev: false,
+        },
+        &|k| env.get(k).cloned(),
+    )
 }
 
 fn problems(text: &str, env: &[(&str, &str)]) -> Vec<Problem> {
@@ -25,7 +34,14 @@ fn empty_file_gives_defaults() {
 
 #[test]
 fn dev_profile_needs_no_file_and_stays_on_loopback() {
-    let c = load_with_env(&LoadOptions { path: None, dev: true }, &|_| None).unwrap();
+    let c = load_with_env(
+        &LoadOptions {
+            path: None,
+            dev: true,
+        },
+        &|_| None,
+    )
+    .unwrap();
     assert_eq!(c.https_addr().to_string(), "127.0.0.1:8443");
     assert_eq!(c.http_addr().unwrap().to_string(), "127.0.0.1:8080");
     assert_eq!(c.internal_addr().to_string(), "127.0.0.1:9090");
@@ -43,43 +59,70 @@ fn every_problem_is_reported_at_once() {
     assert!(locations.contains(&"server.https_adr"), "{p:?}");
     assert!(locations.contains(&"server.max_connections"), "{p:?}");
     assert!(locations.contains(&"server.internal_addr"), "{p:?}");
-    assert!(locations.contains(&"tls.cert_file"), "{p:?}");
+    assert!(
+        locations.contains(&"tls.key_file"),
+        "a cert without a key: {p:?}"
+    );
     assert!(locations.contains(&"bogus"), "{p:?}");
     let typo = p.iter().find(|p| p.location == "server.https_adr").unwrap();
-    assert!(typo.hint.as_deref().unwrap().contains("https_addr"), "{typo:?}");
+    assert!(
+        typo.hint.as_deref().unwrap().contains("https_addr"),
+        "{typo:?}"
+    );
 }
 
 #[test]
 fn syntax_errors_name_the_file() {
     let p = problems("[server\n", &[]);
     assert_eq!(p.len(), 1);
-    assert!(p[0].location.ends_with(|c: char| c.is_alphanumeric()), "{p:?}");
+    assert!(
+        p[0].location.ends_with(|c: char| c.is_alphanumeric()),
+        "{p:?}"
+    );
 }
 
 #[test]
 fn env_overrides_file_and_is_typed() {
     let c = load_text(
         "[server]\nmax_connections = 10\n",
-        &[("ROOST_SERVER_MAX_CONNECTIONS", "20"), ("ROOST_SERVER_TRUSTED_PROXIES", "10.0.0.0/8, ::1")],
+        &[
+            ("ROOST_SERVER_MAX_CONNECTIONS", "20"),
+            ("ROOST_SERVER_TRUSTED_PROXIES", "10.0.0.0/8, ::1"),
+        ],
     )
     .unwrap();
     assert_eq!(c.server.max_connections, 20);
     assert_eq!(c.server.trusted_proxies, vec!["10.0.0.0/8", "::1"]);
 
     let p = problems("", &[("ROOST_SERVER_MAX_CONNECTIONS", "lots")]);
-    assert_eq!(p[0].location, "ROOST_SERVER_MAX_CONNECTIONS (server.max_connections)");
+    assert_eq!(
+        p[0].location,
+        "ROOST_SERVER_MAX_CONNECTIONS (server.max_connections)"
+    );
 }
 
 #[test]
 fn weak_secrets_fail_in_production_only() {
-    for weak in ["short", "change-me-please-change-me-please-0000", "an-example-secret-that-is-long-enough-ok"] {
+    for weak in [
+        "s3cr3t",
+        "change-me-please-change-me-please-0000",
+        "an-example-secret-that-is-long-enough-ok",
+    ] {
         let p = problems(&format!("[auth]\njwt_secret = \"{weak}\"\n"), &[]);
         assert_eq!(p[0].location, "auth.jwt_secret", "{weak}: {p:?}");
-        assert!(!p[0].to_string().contains(weak), "a problem must not echo the secret: {}", p[0]);
+        assert!(
+            !p[0].to_string().contains(weak),
+            "a problem must not echo the secret: {}",
+            p[0]
+        );
     }
-    let dev = load_with_env(&LoadOptions { path: None, dev: true }, &|k| {
-        (k == "ROOST_AUTH_JWT_SECRET").then(|| "short".to_string())
-    })
+    let dev = load_with_env(
+        &LoadOptions {
+            path: None,
+            dev: true,
+        },
+        &|k| (k == "ROOST_AUTH_JWT_SECRET").then(|| "short".to_string()),
+    )
     .unwrap();
     assert_eq!(dev.auth.jwt_secret.expose(), "short");
 }
@@ -89,17 +132,31 @@ fn secrets_come_from_files_and_credentials() {
     let dir = tempfile::tempdir().unwrap();
     let strong = "k".repeat(40);
     std::fs::write(dir.path().join("jwt"), format!("{strong}\n")).unwrap();
-    let c = load_text(&format!("[auth]\njwt_secret_file = \"{}\"\n", dir.path().join("jwt").display()), &[]).unwrap();
+    let c = load_text(
+        &format!(
+            "[auth]\njwt_secret_file = \"{}\"\n",
+            dir.path().join("jwt").display()
+        ),
+        &[],
+    )
+    .unwrap();
     assert_eq!(c.auth.jwt_secret.expose(), strong);
 
     std::fs::write(dir.path().join("auth_jwt_secret"), &strong).unwrap();
-    let c = load_text("", &[("CREDENTIALS_DIRECTORY", dir.path().to_str().unwrap())]).unwrap();
+    let c = load_text(
+        "",
+        &[("CREDENTIALS_DIRECTORY", dir.path().to_str().unwrap())],
+    )
+    .unwrap();
     assert_eq!(c.auth.jwt_secret.expose(), strong);
     assert_eq!(format!("{:?}", c.auth.jwt_secret), "Secret(<redacted>)");
 
     let p = problems("[auth]\njwt_secret_file = \"/nonexistent/secret\"\n", &[]);
     assert_eq!(p[0].location, "auth.jwt_secret_file");
-    let p = problems(&format!("[auth]\njwt_secret = \"{strong}\"\njwt_secret_file = \"/x\"\n"), &[]);
+    let p = problems(
+        &format!("[auth]\njwt_secret = \"{strong}\"\njwt_secret_file = \"/x\"\n"),
+        &[],
+    );
     assert!(p[0].message.contains("both"), "{p:?}");
 }
 
@@ -124,20 +181,36 @@ fn addresses_cidrs_hosts_and_urls_are_checked() {
 
 #[test]
 fn listener_ports_must_not_collide() {
-    let p = problems("[server]\nhttps_addr = \"0.0.0.0:8443\"\nhttp_addr = \"127.0.0.1:8443\"\n", &[]);
+    let p = problems(
+        "[server]\nhttps_addr = \"0.0.0.0:8443\"\nhttp_addr = \"127.0.0.1:8443\"\n",
+        &[],
+    );
     assert_eq!(p[0].location, "server.http_addr", "{p:?}");
 }
 
 #[test]
 fn explicit_missing_file_is_a_problem() {
-    let r = load_with_env(&LoadOptions { path: Some("/nonexistent/roost.toml".into()), dev: false }, &|_| None);
+    let r = load_with_env(
+        &LoadOptions {
+            path: Some("/nonexistent/roost.toml".into()),
+            dev: false,
+        },
+        &|_| None,
+    );
     assert!(r.unwrap_err().0[0].message.contains("cannot read"));
 }
 
 #[test]
 fn shipped_config_parses_to_defaults() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/roost.toml");
-    let c = load_with_env(&LoadOptions { path: Some(path), dev: false }, &|_| None).unwrap();
+    let c = load_with_env(
+        &LoadOptions {
+            path: Some(path),
+            dev: false,
+        },
+        &|_| None,
+    )
+    .unwrap();
     let d = Config::default();
     assert_eq!(toml::to_string(&c).unwrap(), toml::to_string(&d).unwrap());
 }

@@ -19,16 +19,32 @@ pub struct Problem {
 
 impl Problem {
     pub fn key(key: &str, message: &str, hint: &str) -> Self {
-        Problem { location: key.to_owned(), message: message.to_owned(), hint: Some(hint.to_owned()) }
+        Problem {
+            location: key.to_owned(),
+            message: message.to_owned(),
+            hint: Some(hint.to_owned()),
+        }
     }
     pub fn file(path: &Path, message: &str) -> Self {
-        Problem { location: path.display().to_string(), message: message.to_owned(), hint: None }
+        Problem {
+            location: path.display().to_string(),
+            message: message.to_owned(),
+            hint: None,
+        }
     }
     pub fn env(var: &str, key: &str, message: &str) -> Self {
-        Problem { location: format!("{var} ({key})"), message: message.to_owned(), hint: None }
+        Problem {
+            location: format!("{var} ({key})"),
+            message: message.to_owned(),
+            hint: None,
+        }
     }
     pub fn general(message: &str) -> Self {
-        Problem { location: "config".into(), message: message.to_owned(), hint: None }
+        Problem {
+            location: "config".into(),
+            message: message.to_owned(),
+            hint: None,
+        }
     }
 }
 
@@ -44,12 +60,23 @@ impl fmt::Display for Problem {
 
 /// Reports keys the defaults do not have and values of the wrong type, removing them from
 /// `tree` so that typing the rest succeeds.
-pub(super) fn structure(defaults: &toml::Value, tree: &mut toml::Value, problems: &mut Vec<Problem>) {
+pub(super) fn structure(
+    defaults: &toml::Value,
+    tree: &mut toml::Value,
+    problems: &mut Vec<Problem>,
+) {
     walk(&mut Vec::new(), defaults, tree, problems);
 }
 
-fn walk(path: &mut Vec<String>, defaults: &toml::Value, tree: &mut toml::Value, problems: &mut Vec<Problem>) {
-    let (toml::Value::Table(d), toml::Value::Table(t)) = (defaults, tree) else { return };
+fn walk(
+    path: &mut Vec<String>,
+    defaults: &toml::Value,
+    tree: &mut toml::Value,
+    problems: &mut Vec<Problem>,
+) {
+    let (toml::Value::Table(d), toml::Value::Table(t)) = (defaults, tree) else {
+        return;
+    };
     let mut drop = Vec::new();
     for (k, v) in t.iter_mut() {
         path.push(k.clone());
@@ -145,14 +172,25 @@ pub(super) fn check(c: &Config, problems: &mut Vec<Problem>) {
             ));
         }
     }
-    let bound: Vec<_> = [("server.https_addr", https), ("server.http_addr", http), ("server.internal_addr", internal)]
-        .into_iter()
-        .filter_map(|(k, a)| a.map(|a| (k, a)))
-        .collect();
+    let bound: Vec<_> = [
+        ("server.https_addr", https),
+        ("server.http_addr", http),
+        ("server.internal_addr", internal),
+    ]
+    .into_iter()
+    .filter_map(|(k, a)| a.map(|a| (k, a)))
+    .collect();
     for (i, (k1, a1)) in bound.iter().enumerate() {
         for (k2, a2) in &bound[i + 1..] {
-            if a1.port() != 0 && a1.port() == a2.port() && (a1.ip() == a2.ip() || a1.ip().is_unspecified() || a2.ip().is_unspecified()) {
-                problems.push(Problem::key(k2, &format!("{a2} collides with {k1} ({a1})"), "give each listener its own port"));
+            if a1.port() != 0
+                && a1.port() == a2.port()
+                && (a1.ip() == a2.ip() || a1.ip().is_unspecified() || a2.ip().is_unspecified())
+            {
+                problems.push(Problem::key(
+                    k2,
+                    &format!("{a2} collides with {k1} ({a1})"),
+                    "give each listener its own port",
+                ));
             }
         }
     }
@@ -167,7 +205,11 @@ pub(super) fn check(c: &Config, problems: &mut Vec<Problem>) {
         }
     }
     for (i, host) in c.server.allowed_hosts.iter().enumerate() {
-        if host.is_empty() || host == "*" || host.contains('/') || host.contains(char::is_whitespace) {
+        if host.is_empty()
+            || host == "*"
+            || host.contains('/')
+            || host.contains(char::is_whitespace)
+        {
             problems.push(Problem::key(
                 &format!("server.allowed_hosts[{i}]"),
                 &format!("{host:?} is not a host name"),
@@ -183,10 +225,18 @@ pub(super) fn check(c: &Config, problems: &mut Vec<Problem>) {
         ));
     }
     if !c.server.public_url.is_empty() {
-        let ok = c.server.public_url.strip_prefix("https://").is_some_and(|rest| {
-            let host = rest.split('/').next().unwrap_or("");
-            !host.is_empty() && rest.trim_start_matches(host).trim_end_matches('/').is_empty()
-        });
+        let ok = c
+            .server
+            .public_url
+            .strip_prefix("https://")
+            .is_some_and(|rest| {
+                let host = rest.split('/').next().unwrap_or("");
+                !host.is_empty()
+                    && rest
+                        .trim_start_matches(host)
+                        .trim_end_matches('/')
+                        .is_empty()
+            });
         if !ok {
             problems.push(Problem::key(
                 "server.public_url",
@@ -196,59 +246,111 @@ pub(super) fn check(c: &Config, problems: &mut Vec<Problem>) {
         }
     }
     if c.server.max_connections == 0 || c.server.max_connections > 1_000_000 {
-        problems.push(Problem::key("server.max_connections", "must be between 1 and 1000000", "the default is 4096"));
+        problems.push(Problem::key(
+            "server.max_connections",
+            "must be between 1 and 1000000",
+            "the default is 4096",
+        ));
     }
     if c.server.shutdown_grace_secs > 600 {
-        problems.push(Problem::key("server.shutdown_grace_secs", "must be at most 600", "the default is 10"));
+        problems.push(Problem::key(
+            "server.shutdown_grace_secs",
+            "must be at most 600",
+            "the default is 10",
+        ));
     }
 
     match (c.tls.cert_file.is_empty(), c.tls.key_file.is_empty()) {
         (true, true) => {}
         (false, false) => {
-            for (k, f) in [("tls.cert_file", &c.tls.cert_file), ("tls.key_file", &c.tls.key_file)] {
+            for (k, f) in [
+                ("tls.cert_file", &c.tls.cert_file),
+                ("tls.key_file", &c.tls.key_file),
+            ] {
                 if !Path::new(f).is_file() {
-                    problems.push(Problem::key(k, &format!("{f} does not exist or is not a file"), "point it at a PEM file, or leave both tls files empty for local CA mode"));
+                    problems.push(Problem::key(
+                        k,
+                        &format!("{f} does not exist or is not a file"),
+                        "point it at a PEM file, or leave both tls files empty for local CA mode",
+                    ));
                 }
             }
         }
         (cert_empty, _) => problems.push(Problem::key(
-            if cert_empty { "tls.cert_file" } else { "tls.key_file" },
+            if cert_empty {
+                "tls.cert_file"
+            } else {
+                "tls.key_file"
+            },
             "tls.cert_file and tls.key_file must be set together",
             "set both, or leave both empty for local CA mode",
         )),
     }
     if !(1..=365).contains(&c.tls.renew_before_days) {
-        problems.push(Problem::key("tls.renew_before_days", "must be between 1 and 365", "the default is 30"));
+        problems.push(Problem::key(
+            "tls.renew_before_days",
+            "must be between 1 and 365",
+            "the default is 30",
+        ));
     }
 
     if c.storage.data_dir.as_os_str().is_empty() {
-        problems.push(Problem::key("storage.data_dir", "must not be empty", "the default is /var/lib/roost"));
+        problems.push(Problem::key(
+            "storage.data_dir",
+            "must not be empty",
+            "the default is /var/lib/roost",
+        ));
     } else if c.profile() == Profile::Production && c.storage.data_dir.is_relative() {
         problems.push(Problem::key(
             "storage.data_dir",
-            &format!("{} is relative; the daemon's working directory is not stable", c.storage.data_dir.display()),
+            &format!(
+                "{} is relative; the daemon's working directory is not stable",
+                c.storage.data_dir.display()
+            ),
             "use an absolute path such as /var/lib/roost",
         ));
     }
     if !(1..=64).contains(&c.storage.read_connections) {
-        problems.push(Problem::key("storage.read_connections", "must be between 1 and 64", "the default is 4"));
+        problems.push(Problem::key(
+            "storage.read_connections",
+            "must be between 1 and 64",
+            "the default is 4",
+        ));
     }
     if !(1..=10_000).contains(&c.storage.max_write_batch) {
-        problems.push(Problem::key("storage.max_write_batch", "must be between 1 and 10000", "the default is 256"));
+        problems.push(Problem::key(
+            "storage.max_write_batch",
+            "must be between 1 and 10000",
+            "the default is 256",
+        ));
     }
 
     let l = &c.limits;
     if !(1024..=64 * 1024 * 1024).contains(&l.max_body_bytes) {
-        problems.push(Problem::key("limits.max_body_bytes", "must be between 1024 and 67108864", "the default is 1048576 (1 MiB)"));
+        problems.push(Problem::key(
+            "limits.max_body_bytes",
+            "must be between 1024 and 67108864",
+            "the default is 1048576 (1 MiB)",
+        ));
     }
     for (k, v) in [
-        ("limits.header_read_timeout_secs", l.header_read_timeout_secs),
+        (
+            "limits.header_read_timeout_secs",
+            l.header_read_timeout_secs,
+        ),
         ("limits.request_timeout_secs", l.request_timeout_secs),
         ("limits.idle_timeout_secs", l.idle_timeout_secs),
-        ("limits.tls_handshake_timeout_secs", l.tls_handshake_timeout_secs),
+        (
+            "limits.tls_handshake_timeout_secs",
+            l.tls_handshake_timeout_secs,
+        ),
     ] {
         if !(1..=3600).contains(&v) {
-            problems.push(Problem::key(k, "must be between 1 and 3600 seconds", "keep the default unless clients are very slow"));
+            problems.push(Problem::key(
+                k,
+                "must be between 1 and 3600 seconds",
+                "keep the default unless clients are very slow",
+            ));
         }
     }
 }
@@ -260,6 +362,8 @@ fn valid_hostname(h: &str) -> bool {
                 && label.len() <= 63
                 && !label.starts_with('-')
                 && !label.ends_with('-')
-                && label.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-')
+                && label
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || ch == '-')
         })
 }

@@ -25,7 +25,12 @@ pub struct IdleIo<T> {
 impl<T> IdleIo<T> {
     pub fn new(inner: T, timeout: Duration) -> Self {
         let now = Instant::now();
-        IdleIo { inner, timeout, last_progress: now, deadline: Box::pin(tokio::time::sleep_until(now + timeout)) }
+        IdleIo {
+            inner,
+            timeout,
+            last_progress: now,
+            deadline: Box::pin(tokio::time::sleep_until(now + timeout)),
+        }
     }
 
     /// Called when an operation is pending: errors out once no progress was made for
@@ -37,7 +42,10 @@ impl<T> IdleIo<T> {
             }
             let due = self.last_progress + self.timeout;
             if Instant::now() >= due {
-                return Poll::Ready(io::Error::new(io::ErrorKind::TimedOut, "connection idle for too long"));
+                return Poll::Ready(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "connection idle for too long",
+                ));
             }
             self.deadline.as_mut().reset(due);
         }
@@ -45,7 +53,11 @@ impl<T> IdleIo<T> {
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for IdleIo<T> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         match Pin::new(&mut self.inner).poll_read(cx, buf) {
             Poll::Ready(r) => {
@@ -60,7 +72,11 @@ impl<T: AsyncRead + Unpin> AsyncRead for IdleIo<T> {
 }
 
 impl<T: AsyncWrite + Unpin> AsyncWrite for IdleIo<T> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
         match Pin::new(&mut self.inner).poll_write(cx, data) {
             Poll::Ready(r) => {
                 if matches!(r, Ok(n) if n > 0) {

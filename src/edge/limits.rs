@@ -14,7 +14,11 @@ use axum::response::{IntoResponse, Response};
 use super::policy::EdgePolicy;
 use crate::api::ApiError;
 
-pub async fn body_limit(State(policy): State<Arc<EdgePolicy>>, req: Request, next: Next) -> Response {
+pub async fn body_limit(
+    State(policy): State<Arc<EdgePolicy>>,
+    req: Request,
+    next: Next,
+) -> Response {
     let limit = policy.max_body_bytes;
     let declared = req
         .headers()

@@ -45,7 +45,11 @@ pub struct Listener {
 
 /// Binds a listening socket (SO_REUSEADDR so a restart does not wait for TIME_WAIT).
 pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
     // The backlog is where clients wait while all connection permits are taken.
@@ -54,13 +58,22 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 
 impl Listener {
     pub fn local_addr(&self) -> SocketAddr {
-        self.tcp.local_addr().expect("a bound TCP listener has a local address")
+        self.tcp
+            .local_addr()
+            .expect("a bound TCP listener has a local address")
     }
 
     /// Accepts until `shutdown` fires. Connection tasks are spawned on `tracker`, and on
     /// shutdown each finishes its in-flight requests (graceful) before closing.
     pub async fn serve(self, shutdown: CancellationToken, tracker: TaskTracker) {
-        let Listener { name, tcp, tls, router, limits, permits } = self;
+        let Listener {
+            name,
+            tcp,
+            tls,
+            router,
+            limits,
+            permits,
+        } = self;
         loop {
             let permit = tokio::select! {
                 p = permits.clone().acquire_owned() => p.expect("the connection semaphore is never closed"),
@@ -89,14 +102,17 @@ impl Listener {
                 match tls {
                     None => serve_http(stream, peer, router, limits, shutdown).await,
                     Some(acceptor) => {
-                        let handshake = tokio::time::timeout(limits.tls_handshake, acceptor.accept(stream));
+                        let handshake =
+                            tokio::time::timeout(limits.tls_handshake, acceptor.accept(stream));
                         let stream = tokio::select! {
                             r = handshake => r,
                             _ = shutdown.cancelled() => return,
                         };
                         match stream {
                             Ok(Ok(s)) => serve_http(s, peer, router, limits, shutdown).await,
-                            Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                            Ok(Err(e)) => {
+                                tracing::debug!(%peer, error = %e, "TLS handshake failed")
+                            }
                             Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                         }
                     }
@@ -107,8 +123,13 @@ impl Listener {
     }
 }
 
-async fn serve_http<I>(io: I, peer: SocketAddr, router: Router, limits: ConnLimits, shutdown: CancellationToken)
-where
+async fn serve_http<I>(
+    io: I,
+    peer: SocketAddr,
+    router: Router,
+    limits: ConnLimits,
+    shutdown: CancellationToken,
+) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let io = TokioIo::new(IdleIo::new(io, limits.idle));
@@ -177,18 +198,30 @@ mod tests {
             header_read: Duration::from_secs(5),
             idle: Duration::from_secs(30),
         };
-        let listener =
-            Listener { name: "test", tcp, tls: None, router, limits, permits: Arc::new(Semaphore::new(8)) };
+        let listener = Listener {
+            name: "test",
+            tcp,
+            tls: None,
+            router,
+            limits,
+            permits: Arc::new(Semaphore::new(8)),
+        };
         let (shutdown, connections) = (CancellationToken::new(), TaskTracker::new());
         let accept_loop = tokio::spawn(listener.serve(shutdown.clone(), connections.clone()));
 
         let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
-        client.write_all(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+        client
+            .write_all(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
         started.notified().await;
 
         shutdown.cancel();
         accept_loop.await.unwrap();
-        assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "still accepting after shutdown");
+        assert!(
+            tokio::net::TcpStream::connect(addr).await.is_err(),
+            "still accepting after shutdown"
+        );
 
         release_tx.send(()).unwrap();
         let mut response = String::new();
@@ -196,6 +229,8 @@ mod tests {
         assert!(response.starts_with("HTTP/1.1 200"), "{response}");
         assert!(response.ends_with("done"), "{response}");
         connections.close();
-        tokio::time::timeout(Duration::from_secs(5), connections.wait()).await.expect("connection task ended");
+        tokio::time::timeout(Duration::from_secs(5), connections.wait())
+            .await
+            .expect("connection task ended");
     }
 }

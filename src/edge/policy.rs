@@ -51,7 +51,13 @@ impl EdgePolicy {
             allowed.insert("127.0.0.1".into());
             allowed.insert("::1".into());
         } else {
-            allowed.extend(config.server.allowed_hosts.iter().map(|h| normalize_host(h)));
+            allowed.extend(
+                config
+                    .server
+                    .allowed_hosts
+                    .iter()
+                    .map(|h| normalize_host(h)),
+            );
         }
         if let Some(host) = public_url_host(&config.server.public_url) {
             allowed.insert(host);
@@ -105,7 +111,11 @@ impl EdgePolicy {
                 return ip;
             }
         }
-        chain.first().copied().map(|ip| ip.to_canonical()).unwrap_or(peer)
+        chain
+            .first()
+            .copied()
+            .map(|ip| ip.to_canonical())
+            .unwrap_or(peer)
     }
 }
 
@@ -121,7 +131,10 @@ pub fn request_host(req: &Request) -> Option<String> {
 
 fn normalize_host(h: &str) -> String {
     let h = h.trim().trim_end_matches('.');
-    let h = h.strip_prefix('[').and_then(|x| x.strip_suffix(']')).unwrap_or(h);
+    let h = h
+        .strip_prefix('[')
+        .and_then(|x| x.strip_suffix(']'))
+        .unwrap_or(h);
     h.to_ascii_lowercase()
 }
 
@@ -168,11 +181,17 @@ fn parse_forwarded_ip(s: &str) -> Option<IpAddr> {
     if let Ok(sa) = s.parse::<SocketAddr>() {
         return Some(sa.ip());
     }
-    s.strip_prefix('[').and_then(|x| x.split(']').next()).and_then(|x| x.parse().ok())
+    s.strip_prefix('[')
+        .and_then(|x| x.split(']').next())
+        .and_then(|x| x.parse().ok())
 }
 
 /// Middleware: 421 for a Host this server does not answer for (400 when there is none).
-pub async fn check_host(State(policy): State<Arc<EdgePolicy>>, req: Request, next: Next) -> Response {
+pub async fn check_host(
+    State(policy): State<Arc<EdgePolicy>>,
+    req: Request,
+    next: Next,
+) -> Response {
     match request_host(&req) {
         Some(host) if policy.host_allowed(&host) => next.run(req).await,
         Some(_) => ApiError::new(
@@ -186,7 +205,11 @@ pub async fn check_host(State(policy): State<Arc<EdgePolicy>>, req: Request, nex
 }
 
 /// Middleware: resolves [`ClientIp`] from the peer and trusted forwarding headers.
-pub async fn resolve_client_ip(State(policy): State<Arc<EdgePolicy>>, mut req: Request, next: Next) -> Response {
+pub async fn resolve_client_ip(
+    State(policy): State<Arc<EdgePolicy>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     // Router tests without sockets have no peer; they count as loopback.
     let peer = req
         .extensions()
@@ -204,7 +227,10 @@ mod tests {
 
     fn policy(trusted: &[&str]) -> EdgePolicy {
         EdgePolicy {
-            allowed_hosts: ["roost", "roost.local", "localhost"].iter().map(|s| s.to_string()).collect(),
+            allowed_hosts: ["roost", "roost.local", "localhost"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
             trusted_proxies: trusted.iter().map(|s| s.parse().unwrap()).collect(),
             https_port: 443,
             max_body_bytes: 1024,
@@ -214,7 +240,10 @@ mod tests {
     fn headers(pairs: &[(&str, &str)]) -> http::HeaderMap {
         let mut h = http::HeaderMap::new();
         for (k, v) in pairs {
-            h.append(http::HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
+            h.append(
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
         }
         h
     }
@@ -222,7 +251,10 @@ mod tests {
     #[test]
     fn forwarding_headers_from_untrusted_peers_are_ignored() {
         let p = policy(&[]);
-        let ip = p.client_ip("203.0.113.9".parse().unwrap(), &headers(&[("x-forwarded-for", "1.1.1.1")]));
+        let ip = p.client_ip(
+            "203.0.113.9".parse().unwrap(),
+            &headers(&[("x-forwarded-for", "1.1.1.1")]),
+        );
         assert_eq!(ip, "203.0.113.9".parse::<IpAddr>().unwrap());
     }
 
@@ -230,14 +262,23 @@ mod tests {
     fn rightmost_untrusted_address_wins_behind_a_trusted_proxy() {
         let p = policy(&["10.0.0.0/8"]);
         let h = headers(&[("x-forwarded-for", "6.6.6.6, 198.51.100.7, 10.0.0.3")]);
-        assert_eq!(p.client_ip("10.0.0.2".parse().unwrap(), &h), "198.51.100.7".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            p.client_ip("10.0.0.2".parse().unwrap(), &h),
+            "198.51.100.7".parse::<IpAddr>().unwrap()
+        );
     }
 
     #[test]
     fn forwarded_header_is_preferred_and_parsed() {
         let p = policy(&["127.0.0.1/32"]);
-        let h = headers(&[("forwarded", "for=\"[2001:db8::7]:4711\";proto=https"), ("x-forwarded-for", "9.9.9.9")]);
-        assert_eq!(p.client_ip("127.0.0.1".parse().unwrap(), &h), "2001:db8::7".parse::<IpAddr>().unwrap());
+        let h = headers(&[
+            ("forwarded", "for=\"[2001:db8::7]:4711\";proto=https"),
+            ("x-forwarded-for", "9.9.9.9"),
+        ]);
+        assert_eq!(
+            p.client_ip("127.0.0.1".parse().unwrap(), &h),
+            "2001:db8::7".parse::<IpAddr>().unwrap()
+        );
     }
 
     #[test]
@@ -252,7 +293,11 @@ mod tests {
         let p = policy(&[]);
         assert!(p.host_allowed("Roost.Local."));
         assert!(!p.host_allowed("evil.example"));
-        let req = Request::builder().uri("/").header("host", "ROOST.local:8443").body(axum::body::Body::empty()).unwrap();
+        let req = Request::builder()
+            .uri("/")
+            .header("host", "ROOST.local:8443")
+            .body(axum::body::Body::empty())
+            .unwrap();
         assert_eq!(request_host(&req).as_deref(), Some("roost.local"));
     }
 }

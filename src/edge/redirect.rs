@@ -18,11 +18,19 @@ pub async fn to_https(State(app): State<AppState>, req: Request) -> Response {
         return ApiError::bad_request("missing_host", "the request has no Host").into_response();
     };
     let location = https_location(&app.edge, &host, req.uri());
-    (StatusCode::PERMANENT_REDIRECT, [(header::LOCATION, location)]).into_response()
+    (
+        StatusCode::PERMANENT_REDIRECT,
+        [(header::LOCATION, location)],
+    )
+        .into_response()
 }
 
 fn https_location(policy: &Arc<EdgePolicy>, host: &str, uri: &http::Uri) -> String {
-    let host = if host.contains(':') { format!("[{host}]") } else { host.to_owned() };
+    let host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_owned()
+    };
     let port = match policy.https_port {
         443 => String::new(),
         p => format!(":{p}"),

@@ -28,10 +28,18 @@ pub struct Check {
 
 impl Check {
     fn ok() -> Self {
-        Check { status: "ok", message: None, free_bytes: None }
+        Check {
+            status: "ok",
+            message: None,
+            free_bytes: None,
+        }
     }
     fn fail(message: impl Into<String>) -> Self {
-        Check { status: "fail", message: Some(message.into()), free_bytes: None }
+        Check {
+            status: "fail",
+            message: Some(message.into()),
+            free_bytes: None,
+        }
     }
     pub fn is_ok(&self) -> bool {
         self.status == "ok"
@@ -56,9 +64,16 @@ pub async fn health() -> Json<serde_json::Value> {
 
 pub async fn ready(State(app): State<AppState>) -> Response {
     let r = readiness(&app).await;
-    let code = if r.status == "ready" { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let code = if r.status == "ready" {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     let mut resp = (code, Json(r)).into_response();
-    resp.headers_mut().insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-store"));
+    resp.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-store"),
+    );
     resp
 }
 
@@ -66,18 +81,25 @@ pub async fn readiness(app: &AppState) -> Readiness {
     let database = match tokio::time::timeout(DB_CHECK_TIMEOUT, app.store.ping_writer()).await {
         Ok(Ok(())) => Check::ok(),
         Ok(Err(e)) => Check::fail(format!("database not writable: {e}")),
-        Err(_) => Check::fail(format!("database writer did not answer within {DB_CHECK_TIMEOUT:?}")),
+        Err(_) => Check::fail(format!(
+            "database writer did not answer within {DB_CHECK_TIMEOUT:?}"
+        )),
     };
     let disk = disk_check(app);
     let all_ok = database.is_ok() && disk.is_ok();
-    Readiness { status: if all_ok { "ready" } else { "not_ready" }, checks: Checks { database, disk } }
+    Readiness {
+        status: if all_ok { "ready" } else { "not_ready" },
+        checks: Checks { database, disk },
+    }
 }
 
 fn disk_check(app: &AppState) -> Check {
     let min = app.config.storage.min_free_disk_mb * 1024 * 1024;
     match crate::ops::disk::free_bytes(app.config.data_dir()) {
         Ok(free) => {
-            app.metrics.disk_free_bytes.set(i64::try_from(free).unwrap_or(i64::MAX));
+            app.metrics
+                .disk_free_bytes
+                .set(i64::try_from(free).unwrap_or(i64::MAX));
             let mut c = if free >= min {
                 Check::ok()
             } else {

@@ -4,6 +4,7 @@
 //! Nothing here may print secrets: request logging elsewhere records paths, never query
 //! strings (they can carry tokens).
 
+use std::io::IsTerminal;
 use std::os::fd::AsRawFd;
 
 use tracing_subscriber::layer::SubscriberExt;
@@ -27,7 +28,13 @@ pub fn init(format: LogFormat) {
     let registry = tracing_subscriber::registry();
     if journald {
         if let Ok(layer) = tracing_journald::layer() {
-            registry.with(layer.with_syslog_identifier("roost".into()).with_filter(filter())).init();
+            registry
+                .with(
+                    layer
+                        .with_syslog_identifier("roost".into())
+                        .with_filter(filter()),
+                )
+                .init();
             return;
         }
     }
@@ -42,7 +49,11 @@ pub fn init(format: LogFormat) {
             )
             .init(),
         _ => registry
-            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_filter(filter()))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_filter(filter()),
+            )
             .init(),
     }
 }
@@ -52,9 +63,16 @@ pub fn init(format: LogFormat) {
 // st_dev/st_ino are narrower than u64 on 32-bit ARM, so the casts are needed there.
 #[allow(clippy::unnecessary_cast)]
 fn stderr_is_journal() -> bool {
-    let Ok(value) = std::env::var("JOURNAL_STREAM") else { return false };
-    let Some((dev, ino)) = value.split_once(':') else { return false };
-    let Ok(st) = nix::sys::stat::fstat(std::io::stderr().as_raw_fd()) else { return false };
+    let Ok(value) = std::env::var("JOURNAL_STREAM") else {
+        return false;
+    };
+    let Some((dev, ino)) = value.split_once(':') else {
+        return false;
+    };
+    let Ok(st) = nix::sys::stat::fstat(std::io::stderr().as_raw_fd()) else {
+        return false;
+    };
 
-    dev.parse::<u64>().ok() == Some(st.st_dev as u64) && ino.parse::<u64>().ok() == Some(st.st_ino as u64)
+    dev.parse::<u64>().ok() == Some(st.st_dev as u64)
+        && ino.parse::<u64>().ok() == Some(st.st_ino as u64)
 }

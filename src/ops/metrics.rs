@@ -37,11 +37,19 @@ impl Metrics {
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("roost");
         let build_info = Family::<BuildLabels, Gauge>::default();
-        build_info.get_or_create(&BuildLabels { version: crate::VERSION.into() }).set(1);
+        build_info
+            .get_or_create(&BuildLabels {
+                version: crate::VERSION.into(),
+            })
+            .set(1);
         registry.register("build_info", "Roost build information", build_info);
 
         let http_requests = Family::<HttpLabels, Counter>::default();
-        registry.register("http_requests", "HTTP requests answered, by route and status", http_requests.clone());
+        registry.register(
+            "http_requests",
+            "HTTP requests answered, by route and status",
+            http_requests.clone(),
+        );
         // 1 ms .. ~16 s
         let http_request_duration = Histogram::new(exponential_buckets(0.001, 2.0, 15));
         registry.register(
@@ -56,22 +64,44 @@ impl Metrics {
             db_write_batch_size.clone(),
         );
         let disk_free_bytes = Gauge::default();
-        registry.register("disk_free_bytes", "Free bytes on the data dir's filesystem", disk_free_bytes.clone());
+        registry.register(
+            "disk_free_bytes",
+            "Free bytes on the data dir's filesystem",
+            disk_free_bytes.clone(),
+        );
 
-        Metrics { registry: Mutex::new(registry), http_requests, http_request_duration, db_write_batch_size, disk_free_bytes }
+        Metrics {
+            registry: Mutex::new(registry),
+            http_requests,
+            http_request_duration,
+            db_write_batch_size,
+            disk_free_bytes,
+        }
     }
 
     /// Lets later modules add their own metrics at startup.
-    pub fn register(&self, name: &str, help: &str, metric: impl prometheus_client::registry::Metric) {
-        self.registry.lock().expect("metrics registry lock is never poisoned: no code panics while holding it").register(name, help, metric);
+    pub fn register(
+        &self,
+        name: &str,
+        help: &str,
+        metric: impl prometheus_client::registry::Metric,
+    ) {
+        self.registry
+            .lock()
+            .expect("metrics registry lock is never poisoned: no code panics while holding it")
+            .register(name, help, metric);
     }
 
     /// The OpenMetrics text exposition.
     pub fn encode(&self) -> String {
         let mut out = String::new();
-        let registry = self.registry.lock().expect("metrics registry lock is never poisoned: no code panics while holding it");
+        let registry = self
+            .registry
+            .lock()
+            .expect("metrics registry lock is never poisoned: no code panics while holding it");
         // Writing into a String cannot fail.
-        prometheus_client::encoding::text::encode(&mut out, &registry).expect("encoding into a String");
+        prometheus_client::encoding::text::encode(&mut out, &registry)
+            .expect("encoding into a String");
         out
     }
 }

@@ -17,9 +17,15 @@ use crate::edge::local_ca::{self, CaOutcome, ServerNames};
 #[derive(Debug, thiserror::Error)]
 pub enum ProvisionError {
     #[error("cannot create {path}: {source}")]
-    Create { path: PathBuf, source: std::io::Error },
+    Create {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot read or write secret {path}: {source}")]
-    Secret { path: PathBuf, source: std::io::Error },
+    Secret {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Tls(#[from] crate::edge::tls::TlsError),
 }
@@ -49,7 +55,10 @@ pub fn provision(config: &Config) -> Result<Provisioned, ProvisionError> {
                 .recursive(true)
                 .mode(mode)
                 .create(&dir)
-                .map_err(|source| ProvisionError::Create { path: dir.clone(), source })?;
+                .map_err(|source| ProvisionError::Create {
+                    path: dir.clone(),
+                    source,
+                })?;
             created.push(dir);
         }
     }
@@ -57,7 +66,11 @@ pub fn provision(config: &Config) -> Result<Provisioned, ProvisionError> {
     if write_new_secret(&jwt)? {
         created.push(jwt);
     }
-    let ca = if config.local_ca_mode() { Some(ensure_certificates(config)?) } else { None };
+    let ca = if config.local_ca_mode() {
+        Some(ensure_certificates(config)?)
+    } else {
+        None
+    };
     Ok(Provisioned { created, ca })
 }
 
@@ -77,21 +90,36 @@ pub fn server_names(config: &Config) -> ServerNames {
 /// Makes sure the local CA and a current server certificate exist (local CA mode only).
 pub fn ensure_certificates(config: &Config) -> Result<CaOutcome, ProvisionError> {
     let renew_before = Duration::from_secs(u64::from(config.tls.renew_before_days) * 86_400);
-    Ok(local_ca::ensure(&config.tls_dir(), &server_names(config), renew_before, time::OffsetDateTime::now_utc())?)
+    Ok(local_ca::ensure(
+        &config.tls_dir(),
+        &server_names(config),
+        renew_before,
+        time::OffsetDateTime::now_utc(),
+    )?)
 }
 
 /// Writes 32 random bytes (base64) to `path` with mode 0600 unless it exists. True if written.
 fn write_new_secret(path: &Path) -> Result<bool, ProvisionError> {
     use base64::Engine;
-    let err = |source| ProvisionError::Secret { path: path.to_path_buf(), source };
+    let err = |source| ProvisionError::Secret {
+        path: path.to_path_buf(),
+        source,
+    };
     let mut bytes = [0u8; 32];
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
         .map_err(|_| err(std::io::Error::other("the system random generator failed")))?;
     let text = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
     // create_new: never replaces an existing secret, even if two inits race.
-    match OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+    match OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
         Ok(mut f) => {
-            f.write_all(text.as_bytes()).and_then(|_| f.sync_all()).map_err(err)?;
+            f.write_all(text.as_bytes())
+                .and_then(|_| f.sync_all())
+                .map_err(err)?;
             Ok(true)
         }
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
