@@ -51,6 +51,7 @@ pub fn init(format: LogFormat) {
         _ => registry
             .with(
                 tracing_subscriber::fmt::layer()
+                    .with_ansi(std::io::stderr().is_terminal())
                     .with_writer(std::io::stderr)
                     .with_filter(filter()),
             )
