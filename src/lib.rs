@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod edge;
+pub mod limits;
 pub mod ops;
 pub mod store;
 
