@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
@@ -48,7 +49,7 @@ pub enum TlsError {
     MalformedPem {
         path: PathBuf,
         #[source]
-        source: io::Error,
+        source: rustls::pki_types::pem::Error,
     },
     #[error("no PEM certificate found in {}", path.display())]
     NoCertificate { path: PathBuf },
@@ -131,7 +132,7 @@ pub fn load_certified_key(cert_pem: &Path, key_pem: &Path) -> Result<Arc<Certifi
 /// files back the same way a user-supplied chain is read.
 pub(crate) fn read_cert_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let pem = read_file(path)?;
-    let chain = rustls_pemfile::certs(&mut pem.as_slice())
+    let chain = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|source| TlsError::MalformedPem {
             path: path.to_owned(),
@@ -147,14 +148,15 @@ pub(crate) fn read_cert_chain(path: &Path) -> Result<Vec<CertificateDer<'static>
 
 fn read_private_key(path: &Path) -> Result<rustls::pki_types::PrivateKeyDer<'static>, TlsError> {
     let pem = read_file(path)?;
-    rustls_pemfile::private_key(&mut pem.as_slice())
-        .map_err(|source| TlsError::MalformedPem {
+    rustls::pki_types::PrivateKeyDer::from_pem_slice(&pem).map_err(|source| match source {
+        rustls::pki_types::pem::Error::NoItemsFound => TlsError::NoPrivateKey {
+            path: path.to_owned(),
+        },
+        source => TlsError::MalformedPem {
             path: path.to_owned(),
             source,
-        })?
-        .ok_or_else(|| TlsError::NoPrivateKey {
-            path: path.to_owned(),
-        })
+        },
+    })
 }
 
 pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, TlsError> {
