@@ -40,6 +40,17 @@ pub struct AppState {
     pub ca_pem: Option<Arc<str>>,
 }
 
+/// Sent on every HTTPS response unless the handler set the header itself.
+const SECURITY_HEADERS: [(header::HeaderName, &str); 4] = [
+    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    (header::X_FRAME_OPTIONS, "DENY"),
+    (header::REFERRER_POLICY, "no-referrer"),
+    (
+        header::CONTENT_SECURITY_POLICY,
+        "default-src 'none'; frame-ancestors 'none'",
+    ),
+];
+
 /// The public HTTPS surface.
 pub fn router(state: AppState) -> Router {
     let hsts = HeaderValue::from_str(&format!("max-age={}", state.config.tls.hsts_max_age_secs))
@@ -105,6 +116,15 @@ fn common_layers(routes: Router<AppState>, state: &AppState, hsts: Option<Header
             header::STRICT_TRANSPORT_SECURITY,
             hsts,
         ));
+        // The API answers JSON to programs; nothing it serves is meant to be framed, sniffed
+        // or to run scripts. A handler that serves other content (attachments) sets its own
+        // values, which `if_not_present` keeps.
+        for (name, value) in SECURITY_HEADERS {
+            router = router.layer(SetResponseHeaderLayer::if_not_present(
+                name,
+                HeaderValue::from_static(value),
+            ));
+        }
     }
     router
 }
