@@ -25,12 +25,7 @@ fn assert_error_shape(body: &Value, code: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_health_speaks_h2_and_sends_hsts() {
     let roost = Setup::new().start();
-    let resp = roost
-        .client()
-        .get(roost.https_url("/health"))
-        .send()
-        .await
-        .unwrap();
+    let resp = roost.get("/health").await;
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(
         resp.version(),
@@ -141,12 +136,7 @@ async fn unknown_hosts_get_421_on_every_listener() {
         assert_eq!(resp.status(), StatusCode::MISDIRECTED_REQUEST, "{url}");
     }
     // The names a LAN client uses are accepted.
-    let resp = roost
-        .client()
-        .get(roost.https_url("/health"))
-        .send()
-        .await
-        .unwrap();
+    let resp = roost.get("/health").await;
     assert_eq!(resp.status(), StatusCode::OK);
 }
 
@@ -170,12 +160,7 @@ async fn oversized_bodies_get_413_before_any_handler() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_only_on_the_internal_listener() {
     let roost = Setup::new().start();
-    let resp = roost
-        .client()
-        .get(roost.https_url("/metrics"))
-        .send()
-        .await
-        .unwrap();
+    let resp = roost.get("/metrics").await;
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
 
     let resp = reqwest::get(roost.internal_url("/metrics")).await.unwrap();
@@ -227,12 +212,7 @@ async fn ready_is_503_when_disk_is_below_the_floor() {
     // No filesystem here has an exabyte free.
     let setup = Setup::new().env("ROOST_STORAGE_MIN_FREE_DISK_MB", "1000000000000");
     let roost = setup.start();
-    let resp = roost
-        .client()
-        .get(roost.https_url("/ready"))
-        .send()
-        .await
-        .unwrap();
+    let resp = roost.get("/ready").await;
     assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
     let body = json(resp).await;
     assert_eq!(body["status"], "not_ready");
@@ -243,12 +223,7 @@ async fn ready_is_503_when_disk_is_below_the_floor() {
         .contains("min_free_disk_mb"));
     assert_eq!(body["checks"]["database"]["status"], "ok");
     // Liveness is unaffected.
-    let resp = roost
-        .client()
-        .get(roost.https_url("/health"))
-        .send()
-        .await
-        .unwrap();
+    let resp = roost.get("/health").await;
     assert_eq!(resp.status(), StatusCode::OK);
 }
 

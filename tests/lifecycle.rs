@@ -193,12 +193,7 @@ async fn notifies_ready_watchdog_and_stopping_then_exits_0() {
     let ready = seen.iter().find(|m| m.contains("READY=1")).unwrap();
     assert!(ready.contains("STATUS=serving https on"), "{ready}");
     // The HTTPS listener is bound by the time READY=1 arrives.
-    let resp = roost
-        .client()
-        .get(roost.https_url("/health"))
-        .send()
-        .await
-        .unwrap();
+    let resp = roost.get("/health").await;
     assert_eq!(resp.status(), 200);
     for _ in 0..2 {
         notify.wait_for("WATCHDOG=1", Duration::from_secs(5), &mut seen);
@@ -214,12 +209,7 @@ async fn notifies_ready_watchdog_and_stopping_then_exits_0() {
         Duration::from_millis(300),
         Duration::from_millis(1500),
     );
-    let resp = roost
-        .client()
-        .get(roost.https_url("/ready"))
-        .send()
-        .await
-        .unwrap();
+    let resp = roost.get("/ready").await;
     assert_eq!(resp.status(), 503);
     let body: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(body["checks"]["database"]["status"], "fail", "{body}");
@@ -235,12 +225,7 @@ async fn notifies_ready_watchdog_and_stopping_then_exits_0() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_flushes_and_checkpoints_the_database() {
     let mut roost = Setup::new().start();
-    let resp = roost
-        .client()
-        .get(roost.https_url("/ready"))
-        .send()
-        .await
-        .unwrap();
+    let resp = roost.get("/ready").await;
     assert_eq!(resp.status(), 200);
     roost.signal(Signal::SIGTERM);
     assert_eq!(

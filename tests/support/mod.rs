@@ -185,6 +185,15 @@ impl Roost {
         client_trusting(&self.ca_pem())
     }
 
+    /// GET over HTTPS with a client trusting this Roost's CA.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client()
+            .get(self.https_url(path))
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// All log lines so far, parsed (non-JSON lines are skipped).
     pub fn logs(&self) -> Vec<Value> {
         self.logs
