@@ -254,6 +254,11 @@ pub fn create(
         .mode(DIR_MODE)
         .create(output_dir)
         .map_err(io(output_dir))?;
+    // Whole seconds: the folder name and the manifest say the same time.
+    let now = now
+        .to_offset(time::UtcOffset::UTC)
+        .replace_nanosecond(0)
+        .expect("0 is always a valid nanosecond");
     let (name, partial_path) = reserve_name(output_dir, now)?;
     let mut partial = PartialDir {
         path: partial_path,

@@ -9,6 +9,8 @@
 pub mod backup;
 pub mod checksum;
 pub mod disk;
+pub mod doctor;
+pub mod exposition;
 pub mod health;
 pub mod lock;
 pub mod logging;
@@ -16,3 +18,6 @@ pub mod metrics;
 pub mod notify;
 pub mod pi;
 pub mod provision;
+pub mod restore;
+pub mod status;
+pub mod vitals;

@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Where `/sys` lives (`/` in production, a temp dir in tests).
 #[derive(Debug, Clone)]
@@ -35,7 +35,7 @@ const MAX_ZONES: usize = 32;
 const GET_THROTTLED: &str = "sys/devices/platform/soc/soc:firmware/get_throttled";
 
 /// One set of readings. `None` means the machine does not expose that value.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PiHealth {
     pub cpu_temperature_celsius: Option<f64>,
     /// The thermal zone the temperature came from (e.g. `cpu-thermal`).
@@ -50,7 +50,7 @@ pub struct PiHealth {
 
 /// The firmware's `get_throttled` bits, decoded. "now" bits describe this moment; "occurred"
 /// bits stay set since boot, so a past under-voltage is still visible.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Throttled {
     pub raw: u32,
     pub under_voltage_now: bool,
