@@ -17,10 +17,10 @@ use tokio_util::task::TaskTracker;
 
 use crate::api::{self, AppState};
 use crate::config::Config;
+use crate::edge::listener::OpenConnections;
 use crate::edge::listener::{self, ConnLimits, Listener};
 use crate::edge::policy::EdgePolicy;
 use crate::edge::{local_ca, tls};
-use crate::edge::listener::OpenConnections;
 use crate::ops::lock::DataDirLock;
 use crate::ops::metrics::Metrics;
 use crate::ops::pi::SysRoot;

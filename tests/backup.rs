@@ -128,7 +128,10 @@ fn copy_dir(from: &Path, to: &Path) {
 
 /// Attachments of several sizes and nesting levels, content-addressed like the store will be.
 fn populate_attachments(dir: &Path) {
-    for (i, size) in [0usize, 1, 4096, 300_000, 1_500_000].into_iter().enumerate() {
+    for (i, size) in [0usize, 1, 4096, 300_000, 1_500_000]
+        .into_iter()
+        .enumerate()
+    {
         let bytes: Vec<u8> = (0..size).map(|n| (n * 31 + i * 7) as u8).collect();
         let digest = ring_hex(&bytes);
         let path = dir.join(&digest[..2]).join(&digest);
@@ -202,12 +205,25 @@ async fn restore_drill_under_write_load() {
     let before_backup = written.load(Ordering::Relaxed);
     let out = roost.setup.run(&["backup"]);
     let during = written.load(Ordering::Relaxed);
-    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
     stop.store(true, Ordering::Relaxed);
     let total_load = load.join().unwrap();
-    assert!(during >= 20 && total_load >= during, "the load ran during the backup");
+    assert!(
+        during >= 20 && total_load >= during,
+        "the load ran during the backup"
+    );
     let backup = backup_dir_from(&out);
-    assert!(backup.starts_with(data.join("backups")), "{}", backup.display());
+    assert!(
+        backup.starts_with(data.join("backups")),
+        "{}",
+        backup.display()
+    );
     let sums = std::process::Command::new("sha256sum")
         .args(["-c", "--quiet", "SHA256SUMS"])
         .current_dir(&backup)
@@ -286,13 +302,16 @@ async fn restore_drill_under_write_load() {
     let out = setup.run(&["restore", tampered.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        stderr(&out).contains(&victim.display().to_string())
-            && stderr(&out).contains("SHA-256"),
+        stderr(&out).contains(&victim.display().to_string()) && stderr(&out).contains("SHA-256"),
         "{}",
         stderr(&out)
     );
     assert!(stderr(&out).contains("nothing was changed"));
-    assert_eq!(data_state(&data), before, "a tampered backup changed the data dir");
+    assert_eq!(
+        data_state(&data),
+        before,
+        "a tampered backup changed the data dir"
+    );
 
     let truncated = setup.dir.path().join("truncated");
     copy_dir(&backup, &truncated);
@@ -311,11 +330,21 @@ async fn restore_drill_under_write_load() {
         "{}",
         stderr(&out)
     );
-    assert_eq!(data_state(&data), before, "a truncated backup changed the data dir");
+    assert_eq!(
+        data_state(&data),
+        before,
+        "a truncated backup changed the data dir"
+    );
 
     // The real restore.
     let out = setup.run(&["restore", backup.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
 
     // Attachments byte-identical; every row as it was, except load rows written after the
     // snapshot: those present are exactly the first ones, as many as the manifest counted.
@@ -325,7 +354,12 @@ async fn restore_drill_under_write_load() {
     let restored = dump(&db);
     let is_load = |row: &String| row.starts_with("\"load.");
     for (table, rows) in &live {
-        let keep = |rs: &Vec<String>| rs.iter().filter(|r| !is_load(r)).cloned().collect::<Vec<_>>();
+        let keep = |rs: &Vec<String>| {
+            rs.iter()
+                .filter(|r| !is_load(r))
+                .cloned()
+                .collect::<Vec<_>>()
+        };
         assert_eq!(keep(&restored[table]), keep(rows), "table {table}");
         assert_eq!(
             restored[table].len() as u64,

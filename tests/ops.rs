@@ -46,7 +46,10 @@ async fn status_reports_the_running_daemon() {
     assert_eq!(s["disk"]["low"], false);
     assert!(s["disk"]["free_bytes"].as_u64().unwrap() > 0, "{s}");
     assert!(s["connections"]["internal"].as_u64().unwrap() >= 1, "{s}");
-    assert!(s["health"]["memory_total_bytes"].as_u64().unwrap() > 0, "{s}");
+    assert!(
+        s["health"]["memory_total_bytes"].as_u64().unwrap() > 0,
+        "{s}"
+    );
     assert!(s["last_backup"].is_null(), "{s}");
     // Tables other modules have not created yet are left out, not reported as 0.
     assert!(s["counts"].as_object().unwrap().is_empty(), "{s}");
@@ -54,7 +57,12 @@ async fn status_reports_the_running_daemon() {
     let out = run_against(&roost, &["status"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = stdout(&out);
-    for needle in ["connections", "disk", "livekit      not configured", "last backup"] {
+    for needle in [
+        "connections",
+        "disk",
+        "livekit      not configured",
+        "last backup",
+    ] {
         assert!(text.contains(needle), "{needle:?} missing:\n{text}");
     }
 
@@ -100,7 +108,14 @@ async fn doctor_checks_a_running_roost_and_fails_on_a_readable_key() {
             .unwrap_or_else(|| panic!("no {name} check in {report}"))["status"]
             .clone()
     };
-    for name in ["config", "certificates", "ca", "database", "permissions", "ports"] {
+    for name in [
+        "config",
+        "certificates",
+        "ca",
+        "database",
+        "permissions",
+        "ports",
+    ] {
         assert_eq!(status_of(&report, name), "ok", "{name}: {report:#}");
     }
     for name in ["clock", "disk", "livekit", "udp buffer", "backup"] {
@@ -108,7 +123,11 @@ async fn doctor_checks_a_running_roost_and_fails_on_a_readable_key() {
     }
     // Exit code and worst status agree.
     let failed = report["status"] == "fail";
-    assert_eq!(out.status.code(), Some(if failed { 1 } else { 0 }), "{report:#}");
+    assert_eq!(
+        out.status.code(),
+        Some(if failed { 1 } else { 0 }),
+        "{report:#}"
+    );
 
     let key = roost.setup.data_dir().join("secrets/jwt_signing.key");
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
@@ -136,7 +155,10 @@ fn doctor_with_a_broken_config_fails_but_still_checks_the_machine() {
         .map(|c| c["name"].as_str().unwrap())
         .collect();
     assert_eq!(names[0], "config");
-    assert!(names.contains(&"clock") && names.contains(&"udp buffer"), "{names:?}");
+    assert!(
+        names.contains(&"clock") && names.contains(&"udp buffer"),
+        "{names:?}"
+    );
     assert!(!names.contains(&"database"), "needs a config: {names:?}");
 }
 
@@ -148,13 +170,22 @@ async fn low_disk_refuses_api_writes_with_507_before_routing() {
         .start();
     let c = roost.client();
     for path in ["/api/v1/anything", "/api/v1/rooms/1/messages"] {
-        let resp = c.post(roost.https_url(path)).body("{}").send().await.unwrap();
+        let resp = c
+            .post(roost.https_url(path))
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), StatusCode::INSUFFICIENT_STORAGE, "{path}");
         let body: Value = resp.json().await.unwrap();
         assert_eq!(body["error"]["code"], "insufficient_storage", "{body}");
     }
     // Reads still work (and unknown paths are still 404), and /ready says why.
-    let resp = c.get(roost.https_url("/api/v1/anything")).send().await.unwrap();
+    let resp = c
+        .get(roost.https_url("/api/v1/anything"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
     let resp = c.get(roost.https_url("/ready")).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
@@ -185,7 +216,11 @@ async fn writes_pass_when_disk_is_fine() {
 async fn metrics_speak_prometheus_text_unless_openmetrics_is_asked_for() {
     let roost = Setup::new().start();
     let http = reqwest::Client::new();
-    let resp = http.get(roost.internal_url("/metrics")).send().await.unwrap();
+    let resp = http
+        .get(roost.internal_url("/metrics"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(
         resp.headers()["content-type"],
         "text/plain; version=0.0.4; charset=utf-8"

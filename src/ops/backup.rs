@@ -272,11 +272,10 @@ pub fn create(
     progress.begin("database", estimate);
     let mut reported = 0u64;
     let copy = inspect::online_copy(&sources.db, &db_copy, &mut |done, total| {
-        let now_at = if total == 0 {
-            0
-        } else {
-            estimate.saturating_mul(done) / total
-        };
+        let now_at = estimate
+            .saturating_mul(done)
+            .checked_div(total)
+            .unwrap_or(0);
         progress.advance(now_at.saturating_sub(reported));
         reported = reported.max(now_at);
     })
@@ -329,7 +328,8 @@ pub fn create(
     // Serializing plain structs of strings and numbers cannot fail.
     let text = serde_json::to_string_pretty(&manifest).expect("the manifest serializes") + "\n";
     write_new(&manifest_path, text.as_bytes())?;
-    let manifest_digest = checksum::hash_file(&manifest_path, &mut |_| {}).map_err(io(&manifest_path))?;
+    let manifest_digest =
+        checksum::hash_file(&manifest_path, &mut |_| {}).map_err(io(&manifest_path))?;
     sums.insert(MANIFEST.to_owned(), manifest_digest);
     let sums_text: String = sums
         .iter()
@@ -425,9 +425,7 @@ fn walk(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && depth == 0 => return Ok(()),
         Err(e) => return Err(io(dir)(e)),
     };
-    let mut entries: Vec<_> = entries
-        .collect::<Result<_, _>>()
-        .map_err(io(dir))?;
+    let mut entries: Vec<_> = entries.collect::<Result<_, _>>().map_err(io(dir))?;
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
         let path = entry.path();
@@ -502,7 +500,10 @@ fn wal_path(db: &Path) -> PathBuf {
 /// Replaces `last-success.json` atomically (temp file + rename).
 fn write_last_success(path: &Path, record: &LastSuccess) -> std::io::Result<()> {
     if let Some(parent) = path.parent() {
-        DirBuilder::new().recursive(true).mode(DIR_MODE).create(parent)?;
+        DirBuilder::new()
+            .recursive(true)
+            .mode(DIR_MODE)
+            .create(parent)?;
     }
     let tmp = path.with_extension("json.tmp");
     let _ = std::fs::remove_file(&tmp);
@@ -568,9 +569,7 @@ pub fn list(dir: &Path) -> std::io::Result<Vec<Found>> {
             });
         }
     }
-    found.sort_by(|a, b| {
-        (b.manifest.created_unix, &b.dir).cmp(&(a.manifest.created_unix, &a.dir))
-    });
+    found.sort_by(|a, b| (b.manifest.created_unix, &b.dir).cmp(&(a.manifest.created_unix, &a.dir)));
     Ok(found)
 }
 

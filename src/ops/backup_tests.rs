@@ -70,7 +70,11 @@ fn a_backup_holds_the_database_the_attachments_a_manifest_and_checksums() {
         .current_dir(&r.dir)
         .output()
     {
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
     }
     let sums = std::fs::read_to_string(r.dir.join(SUMS)).unwrap();
     assert_eq!(sums.lines().count(), 4, "{sums}");
@@ -97,7 +101,14 @@ fn a_missing_attachment_store_is_an_empty_one_and_a_missing_database_an_error() 
     assert_eq!(r.manifest.files.len(), 1);
 
     std::fs::remove_file(f.data.join(DB_FILE)).unwrap();
-    let err = create(&f.sources(), &f.out, 0, OffsetDateTime::now_utc(), &mut Quiet).unwrap_err();
+    let err = create(
+        &f.sources(),
+        &f.out,
+        0,
+        OffsetDateTime::now_utc(),
+        &mut Quiet,
+    )
+    .unwrap_err();
     assert!(matches!(err, BackupError::NoDatabase(_)), "{err}");
     assert!(err.to_string().contains("roost init"));
 }
@@ -120,7 +131,11 @@ fn keep_prunes_only_the_oldest_complete_backups() {
         f.backup(0, t(h));
     }
     // Things that are not complete backups must survive any pruning.
-    std::fs::write(f.out.join("pre-migrate-1-20261101T000000Z.sqlite3"), b"snap").unwrap();
+    std::fs::write(
+        f.out.join("pre-migrate-1-20261101T000000Z.sqlite3"),
+        b"snap",
+    )
+    .unwrap();
     std::fs::create_dir(f.out.join(".roost-20261101T000000Z.partial")).unwrap();
     std::fs::create_dir(f.out.join("roost-19990101T000000Z")).unwrap(); // no manifest
     std::fs::write(f.out.join("notes.txt"), b"mine").unwrap();
@@ -156,7 +171,14 @@ fn a_failed_backup_leaves_nothing_behind() {
     let f = Fixture::new();
     // A name sha256sum would have to escape: refused, and the partial folder removed.
     std::fs::write(f.data.join("attachments/bad\\name"), b"x").unwrap();
-    let err = create(&f.sources(), &f.out, 0, OffsetDateTime::now_utc(), &mut Quiet).unwrap_err();
+    let err = create(
+        &f.sources(),
+        &f.out,
+        0,
+        OffsetDateTime::now_utc(),
+        &mut Quiet,
+    )
+    .unwrap_err();
     assert!(matches!(err, BackupError::Name(_)), "{err}");
     assert_eq!(std::fs::read_dir(&f.out).unwrap().count(), 0);
     assert!(last_success(&f.data.join("backups")).is_none());

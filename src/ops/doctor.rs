@@ -140,7 +140,10 @@ pub fn check_config(config: &Result<Config, Problems>) -> Check {
         ),
         Err(p) => Check::fail(
             "config",
-            p.0.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; "),
+            p.0.iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join("; "),
             "edit the file, then `roost check-config`; other checks need a valid configuration",
         ),
     }
@@ -292,17 +295,30 @@ fn existing_ancestor(dir: &Path) -> &Path {
 
 pub fn check_disk(free: Option<u64>, min_free_mb: u64) -> Check {
     let min = min_free_mb.saturating_mul(1024 * 1024);
-    let fix = "free space (old backups, logs: `journalctl --vacuum-size=100M`) or use a larger card";
+    let fix =
+        "free space (old backups, logs: `journalctl --vacuum-size=100M`) or use a larger card";
     match free {
-        None => Check::warn("disk", "cannot read the free space of the data dir", "check that storage.data_dir exists"),
+        None => Check::warn(
+            "disk",
+            "cannot read the free space of the data dir",
+            "check that storage.data_dir exists",
+        ),
         Some(f) if f < min => Check::fail(
             "disk",
-            format!("{} free, below storage.min_free_disk_mb ({} MiB): writes are refused", backup::human_bytes(f), min_free_mb),
+            format!(
+                "{} free, below storage.min_free_disk_mb ({} MiB): writes are refused",
+                backup::human_bytes(f),
+                min_free_mb
+            ),
             fix,
         ),
         Some(f) if f < min.saturating_mul(2) => Check::warn(
             "disk",
-            format!("{} free, close to storage.min_free_disk_mb ({} MiB)", backup::human_bytes(f), min_free_mb),
+            format!(
+                "{} free, close to storage.min_free_disk_mb ({} MiB)",
+                backup::human_bytes(f),
+                min_free_mb
+            ),
             fix,
         ),
         Some(f) => Check::ok("disk", format!("{} free", backup::human_bytes(f))),
@@ -328,9 +344,15 @@ pub fn check_permissions(config: &Config) -> Check {
     let mut fails = Vec::new();
     let mut fixes = Vec::new();
     let mut look = |path: &Path, private_mode: Option<u32>| {
-        let Ok(m) = std::fs::symlink_metadata(path) else { return };
+        let Ok(m) = std::fs::symlink_metadata(path) else {
+            return;
+        };
         if m.uid() != owner {
-            fails.push(format!("{} is owned by uid {}, not {owner_name}", path.display(), m.uid()));
+            fails.push(format!(
+                "{} is owned by uid {}, not {owner_name}",
+                path.display(),
+                m.uid()
+            ));
             fixes.push(format!("chown -R {owner_name}: {}", data.display()));
         }
         if let Some(max) = private_mode {
@@ -345,11 +367,13 @@ pub fn check_permissions(config: &Config) -> Check {
     look(&config.secrets_dir(), Some(0o700));
     look(&config.tls_dir(), None);
     for dir in [config.secrets_dir(), config.tls_dir()] {
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         for entry in entries.flatten() {
             let path = entry.path();
-            let secret = dir == config.secrets_dir()
-                || path.extension().is_some_and(|e| e == "key");
+            let secret =
+                dir == config.secrets_dir() || path.extension().is_some_and(|e| e == "key");
             look(&path, secret.then_some(0o600));
         }
     }
@@ -361,17 +385,28 @@ pub fn check_permissions(config: &Config) -> Check {
     if world != 0 {
         return Check::warn(
             "permissions",
-            format!("{} is open to other users (mode {:04o})", data.display(), meta.permissions().mode() & 0o777),
+            format!(
+                "{} is open to other users (mode {:04o})",
+                data.display(),
+                meta.permissions().mode() & 0o777
+            ),
             format!("chmod 750 {}", data.display()),
         );
     }
-    Check::ok("permissions", format!("{} owned by {owner_name}, keys private", data.display()))
+    Check::ok(
+        "permissions",
+        format!("{} owned by {owner_name}, keys private", data.display()),
+    )
 }
 
 pub fn check_database(config: &Config) -> Check {
     let db = config.db_path();
     if !db.exists() {
-        return Check::warn("database", format!("{} does not exist yet", db.display()), "run `roost init`");
+        return Check::warn(
+            "database",
+            format!("{} does not exist yet", db.display()),
+            "run `roost init`",
+        );
     }
     let status = match migrations::status(&db) {
         Ok(s) => s,
@@ -383,7 +418,11 @@ pub fn check_database(config: &Config) -> Check {
             )
         }
         Err(e) => {
-            return Check::fail("database", format!("cannot open {}: {e}", db.display()), "run as root or user roost; if damaged, `roost restore` a backup")
+            return Check::fail(
+                "database",
+                format!("cannot open {}: {e}", db.display()),
+                "run as root or user roost; if damaged, `roost restore` a backup",
+            )
         }
     };
     match inspect::check_file(&db, false) {
@@ -393,7 +432,11 @@ pub fn check_database(config: &Config) -> Check {
         ),
         Ok(c) if c.problems.is_empty() => Check::warn(
             "database",
-            format!("schema version {}; {} migration(s) pending", status.current, status.pending.len()),
+            format!(
+                "schema version {}; {} migration(s) pending",
+                status.current,
+                status.pending.len()
+            ),
             "`roost migrate` (or restart roost: it migrates at start)",
         ),
         Ok(c) => Check::fail(
@@ -401,7 +444,11 @@ pub fn check_database(config: &Config) -> Check {
             format!("quick_check found damage: {}", c.problems.join("; ")),
             "stop roost and `roost restore` the newest backup",
         ),
-        Err(e) => Check::fail("database", format!("cannot check {}: {e}", db.display()), "run as root or user roost"),
+        Err(e) => Check::fail(
+            "database",
+            format!("cannot check {}: {e}", db.display()),
+            "run as root or user roost",
+        ),
     }
 }
 
@@ -416,7 +463,11 @@ pub fn check_livekit(candidates: &[PathBuf]) -> Check {
     match run_with_deadline(Command::new(bin).arg("--version"), VERSION_TIMEOUT) {
         Some(out) if !out.trim().is_empty() => Check::ok(
             "livekit",
-            format!("{}: {}", bin.display(), out.lines().next().unwrap_or("").trim()),
+            format!(
+                "{}: {}",
+                bin.display(),
+                out.lines().next().unwrap_or("").trim()
+            ),
         ),
         _ => Check::fail(
             "livekit",
@@ -466,8 +517,12 @@ pub fn listen_addrs(c: &Config) -> Vec<(&'static str, SocketAddr)> {
 /// Where to connect to reach a listener bound to `addr` (a wildcard is reached on loopback).
 fn reachable_at(addr: SocketAddr) -> SocketAddr {
     match addr.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => SocketAddr::new(Ipv4Addr::LOCALHOST.into(), addr.port()),
-        IpAddr::V6(ip) if ip.is_unspecified() => SocketAddr::new(Ipv6Addr::LOCALHOST.into(), addr.port()),
+        IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::new(Ipv4Addr::LOCALHOST.into(), addr.port())
+        }
+        IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::new(Ipv6Addr::LOCALHOST.into(), addr.port())
+        }
         _ => addr,
     }
 }
@@ -486,7 +541,10 @@ pub fn check_ports(
         .map(|(name, a)| (*name, *a, connect(reachable_at(*a))))
         .collect();
     if answering.is_empty() {
-        return Check::ok("ports", "no fixed ports configured (port 0: chosen at start)");
+        return Check::ok(
+            "ports",
+            "no fixed ports configured (port 0: chosen at start)",
+        );
     }
     let list = |want: bool| {
         answering
@@ -502,7 +560,10 @@ pub fn check_ports(
         Some(true) if all_up => Check::ok("ports", format!("the daemon answers on {}", list(true))),
         Some(true) => Check::fail(
             "ports",
-            format!("the daemon runs but {} does not accept connections", list(false)),
+            format!(
+                "the daemon runs but {} does not accept connections",
+                list(false)
+            ),
             "see `journalctl -u roost` for listener errors",
         ),
         Some(false) if none_up => Check::warn(
@@ -512,10 +573,19 @@ pub fn check_ports(
         ),
         Some(false) => Check::fail(
             "ports",
-            format!("the daemon is not running, but another program listens on {}", list(true)),
+            format!(
+                "the daemon is not running, but another program listens on {}",
+                list(true)
+            ),
             "stop that program or change server.*_addr in roost.toml",
         ),
-        None if all_up => Check::ok("ports", format!("something answers on {} (cannot read the data dir to tell if it is roost)", list(true))),
+        None if all_up => Check::ok(
+            "ports",
+            format!(
+                "something answers on {} (cannot read the data dir to tell if it is roost)",
+                list(true)
+            ),
+        ),
         None => Check::warn(
             "ports",
             format!("nothing answers on {}", list(false)),
@@ -533,7 +603,9 @@ pub fn check_udp_buffer(rmem_max: Option<u64>) -> Check {
         "echo net.core.rmem_max={RMEM_RECOMMENDED} | sudo tee /etc/sysctl.d/60-roost-media.conf && sudo sysctl --system"
     );
     match rmem_max {
-        Some(n) if n >= RMEM_RECOMMENDED => Check::ok("udp buffer", format!("net.core.rmem_max = {n}")),
+        Some(n) if n >= RMEM_RECOMMENDED => {
+            Check::ok("udp buffer", format!("net.core.rmem_max = {n}"))
+        }
         Some(n) => Check::warn(
             "udp buffer",
             format!("net.core.rmem_max = {n}, below the {RMEM_RECOMMENDED} recommended for calls"),
@@ -553,11 +625,17 @@ pub fn check_backup(last: Option<&LastSuccess>, now: OffsetDateTime) -> Check {
             if age > BACKUP_MAX_AGE.as_secs() as i64 {
                 Check::warn(
                     "backup",
-                    format!("the last backup is {days:.1} days old ({})", l.path.display()),
+                    format!(
+                        "the last backup is {days:.1} days old ({})",
+                        l.path.display()
+                    ),
                     fix,
                 )
             } else {
-                Check::ok("backup", format!("last backup {} ({})", l.created, l.path.display()))
+                Check::ok(
+                    "backup",
+                    format!("last backup {} ({})", l.created, l.path.display()),
+                )
             }
         }
     }
@@ -573,15 +651,27 @@ pub fn check_pi(h: &pi::PiHealth) -> Vec<Check> {
                 format!("under-voltage detected ({})", t.describe()),
                 "use the official power supply and a short, thick cable",
             )
-        } else if t.throttled_now || t.throttled_occurred || t.freq_capped_now || t.freq_capped_occurred {
-            Check::warn("power", format!("the CPU was throttled ({})", t.describe()), "improve cooling (heatsink, fan, case airflow)")
+        } else if t.throttled_now
+            || t.throttled_occurred
+            || t.freq_capped_now
+            || t.freq_capped_occurred
+        {
+            Check::warn(
+                "power",
+                format!("the CPU was throttled ({})", t.describe()),
+                "improve cooling (heatsink, fan, case airflow)",
+            )
         } else {
             Check::ok("power", "no under-voltage or throttling since boot")
         });
     }
     if let Some(c) = h.cpu_temperature_celsius {
         out.push(if c >= HOT_CELSIUS {
-            Check::warn("temperature", format!("CPU at {c:.1} °C"), "improve cooling (heatsink, fan, case airflow)")
+            Check::warn(
+                "temperature",
+                format!("CPU at {c:.1} °C"),
+                "improve cooling (heatsink, fan, case airflow)",
+            )
         } else {
             Check::ok("temperature", format!("CPU at {c:.1} °C"))
         });
@@ -601,8 +691,11 @@ pub fn command(config: Result<Config, Problems>, json: bool) -> u8 {
     let worst = checks.iter().map(|c| c.status).max().unwrap_or(Level::Ok);
     if json {
         // Plain data always serializes.
-        let text = serde_json::to_string_pretty(&Report { status: worst, checks: &checks })
-            .expect("the report serializes");
+        let text = serde_json::to_string_pretty(&Report {
+            status: worst,
+            checks: &checks,
+        })
+        .expect("the report serializes");
         println!("{text}");
     } else {
         print!("{}", render(&checks));
@@ -617,7 +710,12 @@ pub fn command(config: Result<Config, Problems>, json: bool) -> u8 {
 pub fn render(checks: &[Check]) -> String {
     let mut out = String::new();
     for c in checks {
-        out.push_str(&format!("{:<5} {:<13} {}\n", c.status.label(), c.name, c.message));
+        out.push_str(&format!(
+            "{:<5} {:<13} {}\n",
+            c.status.label(),
+            c.name,
+            c.message
+        ));
         if let Some(fix) = &c.fix {
             out.push_str(&format!("{:<19} fix: {fix}\n", ""));
         }

@@ -8,7 +8,10 @@ const NOW: OffsetDateTime = datetime!(2026-11-22 12:00:00 UTC);
 
 #[test]
 fn a_clock_in_the_past_fails_and_an_unsynchronised_one_warns() {
-    assert_eq!(check_clock(datetime!(1970-01-01 00:00:10 UTC), Some(true)).status, Level::Fail);
+    assert_eq!(
+        check_clock(datetime!(1970-01-01 00:00:10 UTC), Some(true)).status,
+        Level::Fail
+    );
     assert_eq!(check_clock(NOW, Some(true)).status, Level::Ok);
     let c = check_clock(NOW, Some(false));
     assert_eq!(c.status, Level::Warn);
@@ -28,7 +31,8 @@ fn disk_fails_below_the_minimum_and_warns_near_it() {
 #[test]
 fn certificates_expire_in_three_steps() {
     let day = time::Duration::days(1);
-    let judge = |left| judge_expiry("certificates", "cert", NOW + left, NOW, CERT_WARN, "renew").status;
+    let judge =
+        |left| judge_expiry("certificates", "cert", NOW + left, NOW, CERT_WARN, "renew").status;
     assert_eq!(judge(-day), Level::Fail);
     assert_eq!(judge(day * 3), Level::Warn);
     assert_eq!(judge(day * 60), Level::Ok);
@@ -93,23 +97,35 @@ fn a_readable_key_fails_with_a_chmod_fix() {
     let key = c.secrets_dir().join("jwt_signing.key");
     std::fs::write(&key, "k").unwrap();
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
-    assert_eq!(check_permissions(&c).status, Level::Ok, "{:?}", check_permissions(&c));
+    assert_eq!(
+        check_permissions(&c).status,
+        Level::Ok,
+        "{:?}",
+        check_permissions(&c)
+    );
 
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
     let check = check_permissions(&c);
     assert_eq!(check.status, Level::Fail);
-    assert!(check.fix.unwrap().contains(&format!("chmod 600 {}", key.display())));
+    assert!(check
+        .fix
+        .unwrap()
+        .contains(&format!("chmod 600 {}", key.display())));
 
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
     std::fs::set_permissions(c.data_dir(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    assert_eq!(check_permissions(&c).status, Level::Warn, "world-readable data dir");
+    assert_eq!(
+        check_permissions(&c).status,
+        Level::Warn,
+        "world-readable data dir"
+    );
 }
 
 #[test]
 fn livekit_absent_warns_and_present_reports_its_version() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("livekit-server");
-    let c = check_livekit(&[missing.clone()]);
+    let c = check_livekit(std::slice::from_ref(&missing));
     assert_eq!(c.status, Level::Warn);
     assert!(c.message.contains("calls are disabled"));
 
@@ -127,7 +143,12 @@ fn the_database_check_reports_missing_current_and_damaged() {
     c.storage.data_dir = dir.path().to_owned();
     assert_eq!(check_database(&c).status, Level::Warn);
     migrations::apply(&c.db_path(), &c.backups_dir()).unwrap();
-    assert_eq!(check_database(&c).status, Level::Ok, "{:?}", check_database(&c));
+    assert_eq!(
+        check_database(&c).status,
+        Level::Ok,
+        "{:?}",
+        check_database(&c)
+    );
 }
 
 #[test]

@@ -140,7 +140,10 @@ mod tests {
         let m = Metrics::new();
         let text = to_prometheus_text(&m.encode());
         assert!(!text.contains("# EOF"));
-        assert!(text.contains("# TYPE roost_http_requests_total counter"), "{text}");
+        assert!(
+            text.contains("# TYPE roost_http_requests_total counter"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -65,7 +65,12 @@ impl DataDirLock {
         let deadline = std::time::Instant::now() + ACQUIRE_PATIENCE;
         loop {
             match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-                Ok(flock) => return Ok(DataDirLock { _flock: flock, path }),
+                Ok(flock) => {
+                    return Ok(DataDirLock {
+                        _flock: flock,
+                        path,
+                    })
+                }
                 Err((f, Errno::EWOULDBLOCK)) if std::time::Instant::now() < deadline => {
                     file = f;
                     std::thread::sleep(RETRY_EVERY);

@@ -238,7 +238,10 @@ mod tests {
     #[test]
     fn measures_memory_and_load_on_this_machine() {
         let h = measure(&SysRoot::default());
-        let (avail, total) = (h.memory_available_bytes.unwrap(), h.memory_total_bytes.unwrap());
+        let (avail, total) = (
+            h.memory_available_bytes.unwrap(),
+            h.memory_total_bytes.unwrap(),
+        );
         assert!(avail > 0 && avail <= total);
         assert!(h.load1.unwrap() >= 0.0);
     }

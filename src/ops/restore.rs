@@ -145,12 +145,18 @@ pub fn verify(dir: &Path, progress: &mut dyn Progress) -> Result<Verified, Resto
         .collect();
     for path in sums.keys().filter(|p| p.as_str() != MANIFEST) {
         if !listed.contains_key(path.as_str()) {
-            return Err(refuse(dir.join(path), "is in SHA256SUMS but not in the manifest"));
+            return Err(refuse(
+                dir.join(path),
+                "is in SHA256SUMS but not in the manifest",
+            ));
         }
     }
     for path in listed.keys() {
         if !sums.contains_key(*path) {
-            return Err(refuse(dir.join(path), "is in the manifest but not in SHA256SUMS"));
+            return Err(refuse(
+                dir.join(path),
+                "is in the manifest but not in SHA256SUMS",
+            ));
         }
     }
     if !listed.contains_key(DB_FILE) {
@@ -195,7 +201,10 @@ fn read_sums(dir: &Path) -> Result<BTreeMap<String, String>, RestoreError> {
         if !safe_relative(&file) {
             return Err(refuse(
                 path.clone(),
-                format!("line {}: {file:?} is not a file a Roost backup holds", n + 1),
+                format!(
+                    "line {}: {file:?} is not a file a Roost backup holds",
+                    n + 1
+                ),
             ));
         }
         if sums.insert(file.clone(), hex).is_some() {
@@ -226,9 +235,13 @@ fn safe_relative(path: &str) -> bool {
 fn read_small(path: &Path) -> Result<String, RestoreError> {
     let len = std::fs::metadata(path).map_err(io(path))?.len();
     if len > MAX_INDEX_BYTES {
-        return Err(refuse(path.to_path_buf(), "is too large to be a backup index"));
+        return Err(refuse(
+            path.to_path_buf(),
+            "is too large to be a backup index",
+        ));
     }
-    std::fs::read_to_string(path).map_err(|e| refuse(path.to_path_buf(), format!("unreadable: {e}")))
+    std::fs::read_to_string(path)
+        .map_err(|e| refuse(path.to_path_buf(), format!("unreadable: {e}")))
 }
 
 /// Hashes `path` and compares it (and its size, if given) with what the backup promised.
@@ -349,8 +362,8 @@ fn copy_checked(
     progress: &mut dyn Progress,
 ) -> Result<(), RestoreError> {
     let src = v.dir.join(rel);
-    let digest = checksum::copy_hashed(&src, dest, 0o640, &mut |n| progress.advance(n))
-        .map_err(io(&src))?;
+    let digest =
+        checksum::copy_hashed(&src, dest, 0o640, &mut |n| progress.advance(n)).map_err(io(&src))?;
     if digest.hex != v.sums[rel] {
         return Err(refuse(src, "changed while it was being restored"));
     }
@@ -616,7 +629,11 @@ pub fn command(config: &Config, dir: &Path, dry: bool) -> u8 {
         Err(e) => return fail(e),
     };
     // A fresh machine (restore before `roost init`) has no data dir yet.
-    if let Err(e) = DirBuilder::new().recursive(true).mode(0o750).create(data_dir) {
+    if let Err(e) = DirBuilder::new()
+        .recursive(true)
+        .mode(0o750)
+        .create(data_dir)
+    {
         return fail(io(data_dir)(e));
     }
     let lock = match DataDirLock::acquire(data_dir) {

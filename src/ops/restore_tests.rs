@@ -101,7 +101,11 @@ impl Fixture {
         let err = self.restore().unwrap_err();
         let text = err.to_string();
         assert!(text.contains(needle), "{needle:?} not in: {text}");
-        assert_eq!(self.snapshot(), before, "a refused restore changed the data dir");
+        assert_eq!(
+            self.snapshot(),
+            before,
+            "a refused restore changed the data dir"
+        );
         text
     }
 }

@@ -21,7 +21,7 @@ use crate::api::AppState;
 use crate::config::Config;
 use crate::ops::backup::{human_bytes, LastSuccess};
 use crate::ops::pi::PiHealth;
-use crate::store::{inspect, StoreError};
+use crate::store::inspect;
 
 /// Tables whose row counts `/status` reports when they exist.
 pub const COUNTED_TABLES: [&str; 3] = ["users", "rooms", "messages"];
@@ -88,7 +88,7 @@ pub async fn status(State(app): State<AppState>) -> Response {
     let counts = tokio::time::timeout(
         COUNT_TIMEOUT,
         app.store
-            .read(|conn| Ok::<_, StoreError>(inspect::counts_of(conn, &COUNTED_TABLES)?)),
+            .read(|conn| inspect::counts_of(conn, &COUNTED_TABLES)),
     )
     .await;
     let counts = match counts {
@@ -123,11 +123,7 @@ pub async fn status(State(app): State<AppState>) -> Response {
     let report = StatusReport {
         version: crate::VERSION.to_owned(),
         uptime_secs: app.vitals.uptime().as_secs(),
-        started_at: app
-            .vitals
-            .started_at()
-            .format(&Rfc3339)
-            .unwrap_or_default(),
+        started_at: app.vitals.started_at().format(&Rfc3339).unwrap_or_default(),
         connections: app
             .vitals
             .connections()
@@ -161,7 +157,10 @@ pub enum StatusError {
     #[error(
         "the daemon is not answering on {addr} ({error}); is it running? (systemctl status roost)"
     )]
-    Unreachable { addr: SocketAddr, error: std::io::Error },
+    Unreachable {
+        addr: SocketAddr,
+        error: std::io::Error,
+    },
     #[error("the daemon at {addr} answered {status}: {body}")]
     Http {
         addr: SocketAddr,
@@ -374,7 +373,10 @@ mod tests {
 
     #[test]
     fn chunked_bodies_are_decoded() {
-        assert_eq!(dechunk("4\r\n{\"a\"\r\n3\r\n:1}\r\n0\r\n\r\n").unwrap(), "{\"a\":1}");
+        assert_eq!(
+            dechunk("4\r\n{\"a\"\r\n3\r\n:1}\r\n0\r\n\r\n").unwrap(),
+            "{\"a\":1}"
+        );
         assert!(dechunk("zz\r\n").is_err());
     }
 

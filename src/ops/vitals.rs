@@ -128,10 +128,7 @@ impl Vitals {
             open_connections.clone(),
         );
         let min_free_gauge = Gauge::<i64>::default();
-        let min_free_bytes = config
-            .storage
-            .min_free_disk_mb
-            .saturating_mul(1024 * 1024);
+        let min_free_bytes = config.storage.min_free_disk_mb.saturating_mul(1024 * 1024);
         min_free_gauge.set(i64::try_from(min_free_bytes).unwrap_or(i64::MAX));
         metrics.register(
             "disk_min_free_bytes",
@@ -180,7 +177,9 @@ impl Vitals {
         }
         if let (Some(family), Some(t)) = (&g.throttled, m.health.throttled) {
             for (flag, on) in t.flags() {
-                family.get_or_create(&FlagLabels { flag }).set(i64::from(on));
+                family
+                    .get_or_create(&FlagLabels { flag })
+                    .set(i64::from(on));
             }
         }
         if let Some(avail) = m.health.memory_available_bytes {
@@ -388,8 +387,17 @@ mod tests {
         ));
         v.refresh_for_scrape().await;
         let text = m.encode();
-        assert!(text.contains("roost_open_connections{listener=\"https\"} 0"), "{text}");
-        assert!(text.contains("roost_backup_last_success_timestamp_seconds 0"), "{text}");
-        assert!(!text.contains("cpu_temperature"), "no thermal zone measured: {text}");
+        assert!(
+            text.contains("roost_open_connections{listener=\"https\"} 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("roost_backup_last_success_timestamp_seconds 0"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("cpu_temperature"),
+            "no thermal zone measured: {text}"
+        );
     }
 }

@@ -109,7 +109,10 @@ pub fn online_copy(
     if !problems.is_empty() {
         return Err(StoreError::Sqlite(rusqlite::Error::SqliteFailure(
             rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
-            Some(format!("the copy failed quick_check: {}", problems.join("; "))),
+            Some(format!(
+                "the copy failed quick_check: {}",
+                problems.join("; ")
+            )),
         )));
     }
     let schema_version = dst.pragma_query_value(None, "user_version", |r| r.get(0))?;
@@ -183,7 +186,14 @@ pub struct FileCheck {
 /// WAL mode) and on a copy.
 pub fn check_file(path: &Path, full: bool) -> Result<FileCheck, StoreError> {
     let conn = open_source(path)?;
-    let problems = check(&conn, if full { "integrity_check" } else { "quick_check" })?;
+    let problems = check(
+        &conn,
+        if full {
+            "integrity_check"
+        } else {
+            "quick_check"
+        },
+    )?;
     Ok(FileCheck {
         problems,
         schema_version: conn.pragma_query_value(None, "user_version", |r| r.get(0))?,
