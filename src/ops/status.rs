@@ -115,6 +115,7 @@ pub async fn status(State(app): State<AppState>) -> Response {
         app.vitals.note_disk_free(free);
     }
     let now = OffsetDateTime::now_utc();
+    // A poisoned lock still holds a whole Option (writers only assign), so read through it.
     let setup_code = app
         .setup_code
         .read()

@@ -192,6 +192,7 @@ impl Vitals {
         if let Some(free) = m.disk_free_bytes {
             self.note_disk_free(free);
         }
+        // Poisoning cannot leave a half-written value: the only write is this assignment.
         *self.last.write().unwrap_or_else(|p| p.into_inner()) = m;
     }
 

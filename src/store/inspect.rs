@@ -6,6 +6,7 @@
 //! pool are in another process, or untouched). They never write to the source database: its
 //! connection is opened with `query_only`, and a copy is written only to a new file. They know
 //! nothing about which tables exist; tables are discovered from `sqlite_master`.
+//! Everything here blocks (file I/O, SQLite): call it from the CLI or `spawn_blocking`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
