@@ -56,6 +56,45 @@ pub enum Command {
     },
     /// Print the version
     Version,
+    /// Back up the database and attachments while the daemon runs (with SHA256SUMS)
+    Backup {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Folder to create the backup in [default: [backup] dir, i.e. <data_dir>/backups]
+        #[arg(long, value_name = "DIR")]
+        output: Option<PathBuf>,
+        /// Keep this many complete backups in that folder, deleting older ones (0: keep all)
+        /// [default: [backup] keep, 7]
+        #[arg(long, value_name = "N")]
+        keep: Option<usize>,
+    },
+    /// Verify a backup, then restore it (the daemon must be stopped)
+    Restore {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// The backup folder (roost-<time>) to restore
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+        /// Verify and check the backup in a temporary folder; change nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Diagnose configuration, certificates, clock, disk, database, LiveKit and ports
+    Doctor {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Print the checks as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Ask the running daemon how it is (over the internal listener)
+    Status {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Print the daemon's JSON answer as is
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Parses the process arguments and runs the command; returns the exit code.
@@ -86,6 +125,20 @@ fn run(cli: Cli) -> u8 {
         Command::Serve(args) => {
             logging::init(cli.log_format);
             with_config(&args, serve)
+        }
+        Command::Backup {
+            config: args,
+            output,
+            keep,
+        } => with_config(&args, |c| crate::ops::backup::command(&c, output, keep)),
+        Command::Restore {
+            config: args,
+            dir,
+            dry_run,
+        } => with_config(&args, |c| crate::ops::restore::command(&c, &dir, dry_run)),
+        Command::Doctor { config: args, json } => crate::ops::doctor::command(load(&args), json),
+        Command::Status { config: args, json } => {
+            with_config(&args, |c| crate::ops::status::command(&c, json))
         }
     }
 }

@@ -17,10 +17,14 @@ use tokio_util::task::TaskTracker;
 
 use crate::api::{self, AppState};
 use crate::config::Config;
+use crate::edge::listener::OpenConnections;
 use crate::edge::listener::{self, ConnLimits, Listener};
 use crate::edge::policy::EdgePolicy;
 use crate::edge::{local_ca, tls};
+use crate::ops::lock::DataDirLock;
 use crate::ops::metrics::Metrics;
+use crate::ops::pi::SysRoot;
+use crate::ops::vitals::{self, Vitals};
 use crate::ops::{notify, provision};
 use crate::store::{Store, StoreOptions};
 
@@ -52,6 +56,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     if let Some(ca) = &provisioned.ca {
         tracing::info!(fingerprint = %ca.ca_fingerprint_sha256, server_cert = ?ca.server, "local CA ready");
     }
+    // Held until this function returns: one daemon per data dir, and no restore under it.
+    let data_dir = config.data_dir().to_path_buf();
+    let _lock = tokio::task::spawn_blocking(move || DataDirLock::acquire(&data_dir))
+        .await
+        .context("taking the data-dir lock")??;
 
     let resolver = tls::CertResolver::new(load_certificate(&config)?);
     let acceptor = TlsAcceptor::from(tls::server_config(resolver.clone()));
@@ -122,12 +131,36 @@ async fn serve(
     } else {
         None
     };
+    let open = (
+        OpenConnections::default(),
+        OpenConnections::default(),
+        OpenConnections::default(),
+    );
+    let mut counted = vec![("https", open.0.clone())];
+    if http_tcp.is_some() {
+        counted.push(("http", open.1.clone()));
+    }
+    counted.push(("internal", open.2.clone()));
+    let dir = config.data_dir().to_path_buf();
+    let first = tokio::task::spawn_blocking(move || Vitals::measure(&dir, &SysRoot::default()))
+        .await
+        .context("measuring the machine's health")?;
+    let vitals = Arc::new(Vitals::new(
+        &config,
+        &metrics,
+        counted,
+        SysRoot::default(),
+        first,
+    ));
     let state = AppState {
         config: config.clone(),
         store: store.clone(),
         metrics,
         edge: public_policy,
         ca_pem,
+        vitals: vitals.clone(),
+        // TODO(auth): the setup helper fills this while no admin exists.
+        setup_code: Arc::default(),
     };
     let internal_state = AppState {
         edge: internal_policy,
@@ -149,6 +182,7 @@ async fn serve(
         router: api::router(state.clone()),
         limits,
         permits: https_permits,
+        open: open.0,
     }];
     if let Some(tcp) = http_tcp {
         listeners.push(Listener {
@@ -163,6 +197,7 @@ async fn serve(
                     .max_connections
                     .min(PLAIN_HTTP_MAX_CONNECTIONS),
             )),
+            open: open.1,
         });
     }
     listeners.push(Listener {
@@ -172,6 +207,7 @@ async fn serve(
         router: api::internal_router(internal_state),
         limits,
         permits: Arc::new(Semaphore::new(INTERNAL_MAX_CONNECTIONS)),
+        open: open.2,
     });
 
     let connections = TaskTracker::new();
@@ -192,6 +228,7 @@ async fn serve(
             shutdown.clone(),
         ));
     }
+    background.spawn(vitals::monitor(vitals, shutdown.clone()));
     if let Some(interval) = notify::watchdog_interval() {
         background.spawn(pet_watchdog(store.clone(), interval, shutdown.clone()));
     }

@@ -38,6 +38,10 @@ pub struct AppState {
     pub edge: Arc<EdgePolicy>,
     /// The local CA certificate (PEM) offered at `/ca.crt`; `None` with operator certificates.
     pub ca_pem: Option<Arc<str>>,
+    /// Uptime, connections, disk and Pi health (`ops::vitals`), for `/status` and `/metrics`.
+    pub vitals: Arc<crate::ops::vitals::Vitals>,
+    /// The one-time setup code while no admin exists (set by auth; shown by `/status`).
+    pub setup_code: Arc<std::sync::RwLock<Option<String>>>,
 }
 
 /// Sent on every HTTPS response unless the handler set the header itself.
@@ -59,17 +63,23 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .route("/ca.crt", get(ca_cert))
-        .fallback(not_found);
+        .fallback(not_found)
+        // Before routing: a write under /api/ gets 507 while disk is low (ops::vitals).
+        .layer(middleware::from_fn_with_state(
+            state.vitals.clone(),
+            crate::ops::vitals::refuse_writes_when_disk_low,
+        ));
     // Layers run outermost-last: HSTS and JSON errors wrap everything, including 421s.
     common_layers(routes, &state, Some(hsts))
 }
 
-/// The loopback-only internal surface: monitoring and (later) webhooks and status.
+/// The loopback-only internal surface: monitoring, `/status` and (later) webhooks.
 pub fn internal_router(state: AppState) -> Router {
     let routes = Router::new()
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .route("/metrics", get(metrics))
+        .route("/status", get(crate::ops::status::status))
         .fallback(not_found);
     common_layers(routes, &state, None)
 }
@@ -156,15 +166,10 @@ async fn ca_cert(State(app): State<AppState>) -> Response {
     }
 }
 
-async fn metrics(State(app): State<AppState>) -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        app.metrics.encode(),
-    )
-        .into_response()
+/// Prometheus text by default, OpenMetrics when asked for (`ops::exposition`).
+async fn metrics(State(app): State<AppState>, headers: http::HeaderMap) -> Response {
+    app.vitals.refresh_for_scrape().await;
+    crate::ops::exposition::respond(&app.metrics, &headers)
 }
 
 /// Counts every answered request by route template and status, and times it.

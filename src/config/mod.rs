@@ -8,6 +8,7 @@
 //! This module must not read global state after loading: the result is a plain value passed
 //! down from `main` (no `static CONFIG`).
 
+pub mod backup;
 mod env;
 pub mod secrets;
 mod validate;
@@ -40,6 +41,7 @@ pub struct Config {
     pub storage: Storage,
     pub limits: Limits,
     pub auth: Auth,
+    pub backup: backup::Backup,
     #[serde(skip)]
     pub profile: Option<Profile>,
     /// The file this value was read from, if any (for messages and `doctor`).

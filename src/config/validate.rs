@@ -145,6 +145,7 @@ pub(crate) fn parse_cidr(s: &str) -> Option<ipnet::IpNet> {
 
 /// Value checks on the typed configuration.
 pub(super) fn check(c: &Config, problems: &mut Vec<Problem>) {
+    super::backup::check(c, problems);
     let mut addr = |key: &str, value: &str, optional: bool| {
         if optional && value.is_empty() {
             return None;

@@ -6,6 +6,7 @@
 //! and silent connections all have deadlines.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,6 +33,32 @@ pub struct ConnLimits {
     pub idle: Duration,
 }
 
+/// How many connections a listener has open right now (read by `/status` and `/metrics`).
+/// Clones share one count.
+#[derive(Debug, Clone, Default)]
+pub struct OpenConnections(Arc<AtomicUsize>);
+
+impl OpenConnections {
+    pub fn get(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// Counts one connection until the returned guard is dropped.
+    fn track(&self) -> OpenGuard {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        OpenGuard(self.0.clone())
+    }
+}
+
+/// Decrements the count when a connection task ends, however it ends.
+struct OpenGuard(Arc<AtomicUsize>);
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// One listening socket and how to serve it.
 pub struct Listener {
     pub name: &'static str,
@@ -41,6 +68,8 @@ pub struct Listener {
     pub limits: ConnLimits,
     /// Shared by listeners that share a connection budget.
     pub permits: Arc<Semaphore>,
+    /// This listener's open-connection count.
+    pub open: OpenConnections,
 }
 
 /// Binds a listening socket (SO_REUSEADDR so a restart does not wait for TIME_WAIT).
@@ -73,6 +102,7 @@ impl Listener {
             router,
             limits,
             permits,
+            open,
         } = self;
         loop {
             let permit = tokio::select! {
@@ -97,8 +127,10 @@ impl Listener {
             let router = router.clone();
             let tls = tls.clone();
             let shutdown = shutdown.clone();
+            let counted = open.track();
             tracker.spawn(async move {
                 let _permit = permit;
+                let _counted = counted;
                 match tls {
                     None => serve_http(stream, peer, router, limits, shutdown).await,
                     Some(acceptor) => {
@@ -205,7 +237,9 @@ mod tests {
             router,
             limits,
             permits: Arc::new(Semaphore::new(8)),
+            open: OpenConnections::default(),
         };
+        let open = listener.open.clone();
         let (shutdown, connections) = (CancellationToken::new(), TaskTracker::new());
         let accept_loop = tokio::spawn(listener.serve(shutdown.clone(), connections.clone()));
 
@@ -215,6 +249,7 @@ mod tests {
             .await
             .unwrap();
         started.notified().await;
+        assert_eq!(open.get(), 1, "the connection in flight is counted");
 
         shutdown.cancel();
         accept_loop.await.unwrap();
@@ -232,5 +267,6 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(5), connections.wait())
             .await
             .expect("connection task ended");
+        assert_eq!(open.get(), 0, "a closed connection is no longer counted");
     }
 }

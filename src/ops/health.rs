@@ -94,12 +94,11 @@ pub async fn readiness(app: &AppState) -> Readiness {
 }
 
 fn disk_check(app: &AppState) -> Check {
-    let min = app.config.storage.min_free_disk_mb * 1024 * 1024;
+    let min = app.vitals.min_free_bytes();
     match crate::ops::disk::free_bytes(app.config.data_dir()) {
         Ok(free) => {
-            app.metrics
-                .disk_free_bytes
-                .set(i64::try_from(free).unwrap_or(i64::MAX));
+            // Also sets roost_disk_free_bytes and the low-disk flag that refuses writes.
+            app.vitals.note_disk_free(free);
             let mut c = if free >= min {
                 Check::ok()
             } else {

@@ -8,11 +8,13 @@
 //!
 //! Map: `connection` opens connections with the pragmas; `writer` is the writer thread and
 //! `job` the type-erased write closure it runs; `pool` lends read connections;
-//! `migrations` holds the schema steps and the pre-migration snapshot; `error` the
+//! `migrations` holds the schema steps and the pre-migration snapshot; `inspect` copies,
+//! counts and checks a database file from outside the daemon (backup, doctor); `error` the
 //! [`StoreError`].
 
 mod connection;
 mod error;
+pub mod inspect;
 mod job;
 pub mod migrations;
 mod pool;

@@ -259,6 +259,18 @@ impl Roost {
     }
 }
 
+impl Roost {
+    /// Hands back the setup of a process that has exited, to start it again on the same
+    /// data dir and config.
+    pub fn into_setup(mut self) -> Setup {
+        assert!(
+            matches!(self.child.try_wait(), Ok(Some(_))),
+            "stop roost before reusing its setup"
+        );
+        std::mem::replace(&mut self.setup, Setup::new())
+    }
+}
+
 impl Drop for Roost {
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
