@@ -56,6 +56,20 @@ pub enum Command {
     },
     /// Print the version
     Version,
+    /// Manage accounts: add, list, disable, enable, passwd
+    User {
+        #[command(flatten)]
+        config: ConfigArgs,
+        #[command(subcommand)]
+        command: crate::auth::cli::UserCommand,
+    },
+    /// Create invite codes for new members
+    Invite {
+        #[command(flatten)]
+        config: ConfigArgs,
+        #[command(subcommand)]
+        command: crate::auth::cli::InviteCommand,
+    },
 }
 
 /// Parses the process arguments and runs the command; returns the exit code.
@@ -86,6 +100,12 @@ fn run(cli: Cli) -> u8 {
         Command::Serve(args) => {
             logging::init(cli.log_format);
             with_config(&args, serve)
+        }
+        Command::User { config, command } => {
+            with_config(&config, |c| crate::auth::cli::user(&c, command))
+        }
+        Command::Invite { config, command } => {
+            with_config(&config, |c| crate::auth::cli::invite(&c, command))
         }
     }
 }
