@@ -212,14 +212,27 @@ impl AuthState {
         self.failures.get_or_create(&FailureLabels { reason }).inc();
     }
 
-    /// The setup code this daemon issued and that is still unused, for `roost status`.
-    /// Only the running daemon knows the plaintext; the database holds its hash.
-    pub fn pending_setup(&self) -> Option<setup::PendingSetup> {
+    /// The setup code this daemon issued, if it can still be used: not expired, and no
+    /// enabled admin exists (one may have been made with `roost user add` meanwhile). For
+    /// `roost status`. Only the running daemon knows the plaintext; the database holds its hash.
+    pub async fn pending_setup(
+        &self,
+        store: &Store,
+    ) -> Result<Option<setup::PendingSetup>, AuthError> {
         let pending = self
             .setup
             .lock()
-            .expect("setup lock is never poisoned: nothing panics while holding it");
-        pending.clone().filter(|p| p.expires_at > self.now_secs())
+            .expect("setup lock is never poisoned: nothing panics while holding it")
+            .clone()
+            .filter(|p| p.expires_at > self.now_secs());
+        let Some(pending) = pending else {
+            return Ok(None);
+        };
+        if store.read(users::admin_exists).await? {
+            self.set_pending_setup(None);
+            return Ok(None);
+        }
+        Ok(Some(pending))
     }
 
     fn set_pending_setup(&self, value: Option<setup::PendingSetup>) {
@@ -227,5 +240,60 @@ impl AuthState {
             .setup
             .lock()
             .expect("setup lock is never poisoned: nothing panics while holding it") = value;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreOptions;
+
+    #[tokio::test]
+    async fn a_setup_code_is_pending_only_while_no_admin_exists() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::default();
+        config.storage.data_dir = dir.path().to_path_buf();
+        config.auth.argon2_memory_kib = 64;
+        config.auth.argon2_iterations = 1;
+        std::fs::create_dir_all(config.secrets_dir()).unwrap();
+        std::fs::write(crate::ops::provision::jwt_key_path(&config), "k".repeat(43)).unwrap();
+        let store =
+            Store::open(&config.db_path(), StoreOptions::new(config.backups_dir())).unwrap();
+
+        let auth = AuthState::start(&config, &store, &Metrics::new())
+            .await
+            .unwrap();
+        let pending = auth.pending_setup(&store).await.unwrap().expect("a code");
+        assert_eq!(pending.code.len(), 24);
+        assert!(pending.expires_at > auth.now_secs() + 23 * 3600);
+        // Another start issues a different code (the old one is replaced in the database).
+        let again = AuthState::start(&config, &store, &Metrics::new())
+            .await
+            .unwrap();
+        let second = again.pending_setup(&store).await.unwrap().expect("a code");
+        assert_ne!(second.code, pending.code);
+
+        let hash = auth.hasher.hash("admin password".into()).await.unwrap();
+        store
+            .write(move |conn| {
+                users::insert(
+                    conn,
+                    &users::NewUser {
+                        username: "root".into(),
+                        display_name: "root".into(),
+                        role: Role::Admin,
+                        password_hash: hash,
+                    },
+                    0,
+                )
+            })
+            .await
+            .unwrap();
+        assert_eq!(again.pending_setup(&store).await.unwrap(), None);
+        let third = AuthState::start(&config, &store, &Metrics::new())
+            .await
+            .unwrap();
+        assert_eq!(third.pending_setup(&store).await.unwrap(), None);
+        store.close().await.unwrap();
     }
 }

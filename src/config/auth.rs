@@ -111,3 +111,34 @@ pub(super) fn check(a: &Auth, problems: &mut Vec<Problem>) {
         d.max_password_length as u64,
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_pass_and_out_of_range_values_are_named() {
+        let mut problems = Vec::new();
+        check(&Auth::default(), &mut problems);
+        assert!(problems.is_empty(), "{problems:?}");
+
+        let bad = Auth {
+            access_token_ttl_secs: 5,
+            argon2_memory_kib: 4,
+            argon2_iterations: 0,
+            max_password_length: 1_000_000,
+            ..Auth::default()
+        };
+        check(&bad, &mut problems);
+        let keys: Vec<&str> = problems.iter().map(|p| p.location.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "auth.access_token_ttl_secs",
+                "auth.argon2_memory_kib",
+                "auth.argon2_iterations",
+                "auth.max_password_length"
+            ]
+        );
+    }
+}
