@@ -725,6 +725,19 @@ async fn invites_register_members_and_roles_are_enforced() {
         assert!(headers.contains_key("www-authenticate"));
     }
 
+    // A member cannot mint an admin-scoped key either.
+    let (status, body) = api
+        .post(
+            "/api/v1/api-keys",
+            Some(&member),
+            json!({ "name": "sneaky", "scopes": ["admin"] }),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("forbidden"))
+    );
+
     // The admin sees both accounts and the invite, used up.
     let (_, users) = api.get("/api/v1/users", Some(&admin)).await;
     let names: Vec<&str> = users

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::principal::Scopes;
-use super::users::{self, Actor, Role, User};
+use super::users::{self, Actor, User};
 use super::{crypto, AuthError, RequireSession};
 use crate::api::{ApiError, AppState, Json};
 use crate::audit;
@@ -120,7 +120,7 @@ fn insert_key(
     ))
 }
 
-/// Creates a key for `user`; `admin` scope only for admins.
+/// Creates a key for `user`; the `admin` scope only for admins (403 otherwise).
 pub fn create(
     conn: &Connection,
     user: &User,
@@ -140,6 +140,7 @@ pub fn create(
             format!("at most {MAX_KEYS_PER_USER} API keys per account; revoke one first"),
         ));
     }
+    scopes.grantable_to(user.role)?;
     let key = insert_key(conn, user.id, name, scopes, now_ms / 1000)?;
     audit::record(
         conn,
@@ -442,13 +443,6 @@ pub async fn create_handler(
     })?;
     if scopes.is_empty() {
         return Err(AuthError::invalid("invalid_scope", "give the key at least one scope").into());
-    }
-    if scopes.admin() && who.role != Role::Admin {
-        return Err(AuthError::forbidden(
-            "forbidden",
-            "only admins can create keys with the admin scope",
-        )
-        .into());
     }
     let actor = actor_of(&who, ip);
     let now_ms = app.auth.now_ms();

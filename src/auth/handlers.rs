@@ -310,7 +310,7 @@ pub async fn register(
         let (code, name, now) = (req.invite_code.clone(), name.clone(), auth.now_secs());
         app.store
             .read(move |conn| {
-                check_invite_readonly(conn, &code, now)?;
+                invites::check(conn, &code, now)?;
                 if users::by_username(conn, &name)?.is_some() {
                     return Err(AuthError::conflict(
                         "username_taken",
@@ -366,38 +366,6 @@ pub async fn register(
         StatusCode::CREATED,
         Json(issue_session(&auth, user, issued)),
     ))
-}
-
-/// The checks of [`invites::consume`] without consuming (on a read-only connection).
-fn check_invite_readonly(
-    conn: &rusqlite::Connection,
-    code: &str,
-    now: i64,
-) -> Result<(), AuthError> {
-    // `consume` inside a savepoint that is always rolled back would need the writer; the read
-    // pool is query-only, so this repeats its checks with a SELECT.
-    let hash = super::crypto::sha256(&super::crypto::normalize_code(code));
-    let row: Option<(i64, i64, i64, Option<i64>)> =
-        rusqlite::OptionalExtension::optional(conn.query_row(
-            "SELECT uses, max_uses, expires_at, revoked_at FROM invites WHERE code_hash = ?1",
-            [hash],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-        ))?;
-    match row {
-        None | Some((_, _, _, Some(_))) => Err(AuthError::invalid(
-            "invalid_invite",
-            "this invite code is not valid",
-        )),
-        Some((_, _, expires_at, None)) if expires_at <= now => Err(AuthError::invalid(
-            "invite_expired",
-            "this invite code has expired",
-        )),
-        Some((uses, max_uses, _, None)) if uses >= max_uses => Err(AuthError::conflict(
-            "invite_used_up",
-            "this invite code has been used up",
-        )),
-        Some(_) => Ok(()),
-    }
 }
 
 #[derive(Debug, Deserialize)]

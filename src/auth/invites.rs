@@ -151,9 +151,9 @@ pub fn revoke(conn: &Connection, id: i64, actor: &Actor, now_ms: i64) -> Result<
     Ok(())
 }
 
-/// Consumes one use of the invite with `code`, or says why it cannot be used. Call inside the
-/// write that creates the account, so both happen or neither.
-pub fn consume(conn: &Connection, code: &str, now: i64) -> Result<i64, AuthError> {
+/// The id of the invite with `code` if it can still admit someone, or why not. Read-only, so
+/// registration can check a code before spending a password hash on it.
+pub fn check(conn: &Connection, code: &str, now: i64) -> Result<i64, AuthError> {
     let hash = crypto::sha256(&crypto::normalize_code(code));
     let row = conn
         .query_row(
@@ -170,35 +170,35 @@ pub fn consume(conn: &Connection, code: &str, now: i64) -> Result<i64, AuthError
             },
         )
         .optional()?;
-    let invalid = || AuthError::invalid("invalid_invite", "this invite code is not valid");
-    let Some((id, uses, max_uses, expires_at, revoked_at)) = row else {
-        return Err(invalid());
-    };
-    if revoked_at.is_some() {
-        return Err(invalid());
-    }
-    if expires_at <= now {
-        return Err(AuthError::invalid(
+    match row {
+        None | Some((_, _, _, _, Some(_))) => Err(AuthError::invalid(
+            "invalid_invite",
+            "this invite code is not valid",
+        )),
+        Some((_, _, _, expires_at, None)) if expires_at <= now => Err(AuthError::invalid(
             "invite_expired",
             "this invite code has expired",
-        ));
+        )),
+        Some((_, uses, max_uses, _, None)) if uses >= max_uses => Err(used_up()),
+        Some((id, ..)) => Ok(id),
     }
-    if uses >= max_uses {
-        return Err(AuthError::conflict(
-            "invite_used_up",
-            "this invite code has been used up",
-        ));
-    }
+}
+
+fn used_up() -> AuthError {
+    AuthError::conflict("invite_used_up", "this invite code has been used up")
+}
+
+/// Consumes one use of the invite with `code`, or says why it cannot be used. Call inside the
+/// write that creates the account, so both happen or neither.
+pub fn consume(conn: &Connection, code: &str, now: i64) -> Result<i64, AuthError> {
+    let id = check(conn, code, now)?;
     // Guarded again in SQL: the writer is single, but the guard keeps this correct on its own.
     let n = conn.execute(
         "UPDATE invites SET uses = uses + 1 WHERE id = ?1 AND uses < max_uses",
         [id],
     )?;
     if n == 0 {
-        return Err(AuthError::conflict(
-            "invite_used_up",
-            "this invite code has been used up",
-        ));
+        return Err(used_up());
     }
     Ok(id)
 }

@@ -108,6 +108,16 @@ impl Scopes {
     pub fn admin(self) -> bool {
         self.0 & Self::ADMIN != 0
     }
+    /// Whether an account with `role` may hand these scopes to a key it creates.
+    pub fn grantable_to(self, role: Role) -> Result<(), AuthError> {
+        if self.admin() && role != Role::Admin {
+            return Err(AuthError::forbidden(
+                "forbidden",
+                "only admins can create keys with the admin scope",
+            ));
+        }
+        Ok(())
+    }
     /// Drops `admin` for accounts that are not admins.
     pub fn limited_to(self, role: Role) -> Scopes {
         if role == Role::Admin {
