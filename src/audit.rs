@@ -12,7 +12,7 @@ use std::net::IpAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::State;
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -194,27 +194,6 @@ pub fn list(conn: &Connection, filter: &Filter) -> Result<Vec<EventView>, StoreE
         },
     )?;
     Ok(rows.collect::<Result<_, _>>()?)
-}
-
-/// The most recent event of a type (tests and `status`).
-pub fn latest(conn: &Connection, kind: &str) -> Result<Option<EventView>, StoreError> {
-    let id: Option<i64> = conn
-        .query_row(
-            "SELECT id FROM audit_log WHERE type = ?1 ORDER BY id DESC LIMIT 1",
-            [kind],
-            |r| r.get(0),
-        )
-        .optional()?;
-    let Some(id) = id else { return Ok(None) };
-    Ok(list(
-        conn,
-        &Filter {
-            before_id: Some(id + 1),
-            limit: 1,
-            ..Filter::default()
-        },
-    )?
-    .pop())
 }
 
 /// Largest page `GET /api/v1/audit` returns; `limit` above it is clamped.

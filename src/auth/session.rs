@@ -168,12 +168,6 @@ pub fn revoke_user_sessions(
     )?)
 }
 
-/// The account behind a live session, as the authentication layer needs it.
-#[derive(Debug, Clone)]
-pub struct LiveSession {
-    pub user: User,
-}
-
 /// Why a session does not authenticate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SessionState {
