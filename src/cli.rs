@@ -95,6 +95,20 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Manage accounts: add, list, disable, enable, passwd
+    User {
+        #[command(flatten)]
+        config: ConfigArgs,
+        #[command(subcommand)]
+        command: crate::auth::cli::UserCommand,
+    },
+    /// Create invite codes for new members
+    Invite {
+        #[command(flatten)]
+        config: ConfigArgs,
+        #[command(subcommand)]
+        command: crate::auth::cli::InviteCommand,
+    },
 }
 
 /// Parses the process arguments and runs the command; returns the exit code.
@@ -139,6 +153,12 @@ fn run(cli: Cli) -> u8 {
         Command::Doctor { config: args, json } => crate::ops::doctor::command(load(&args), json),
         Command::Status { config: args, json } => {
             with_config(&args, |c| crate::ops::status::command(&c, json))
+        }
+        Command::User { config, command } => {
+            with_config(&config, |c| crate::auth::cli::user(&c, command))
+        }
+        Command::Invite { config, command } => {
+            with_config(&config, |c| crate::auth::cli::invite(&c, command))
         }
     }
 }

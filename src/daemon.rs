@@ -80,10 +80,19 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     .with_context(|| format!("opening the database {}", config.db_path().display()))?;
     tracing::info!(schema_version = store.schema_version(), "database ready");
 
+    let auth = match crate::auth::AuthState::start(&config, &store, &metrics).await {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = store.close().await;
+            return Err(e.context("preparing authentication"));
+        }
+    };
+
     let result = serve(
         config.clone(),
         store.clone(),
         metrics,
+        auth,
         resolver,
         acceptor,
         shutdown,
@@ -101,6 +110,7 @@ async fn serve(
     config: Arc<Config>,
     store: Store,
     metrics: Arc<Metrics>,
+    auth: Arc<crate::auth::AuthState>,
     resolver: Arc<tls::CertResolver>,
     acceptor: TlsAcceptor,
     shutdown: CancellationToken,
@@ -159,8 +169,7 @@ async fn serve(
         edge: public_policy,
         ca_pem,
         vitals: vitals.clone(),
-        // TODO(auth): the setup helper fills this while no admin exists.
-        setup_code: Arc::default(),
+        auth,
     };
     let internal_state = AppState {
         edge: internal_policy,

@@ -4,6 +4,8 @@
 //! binary share one entry point ([`daemon::run`]). See ARCHITECTURE.md for the map.
 
 pub mod api;
+pub mod audit;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod daemon;

@@ -178,6 +178,13 @@ async fn restore_drill_under_write_load() {
         }
     }
     populate_attachments(&data.join("attachments"));
+    // An account made before the backup must still sign in after the restore.
+    let added = run_with_stdin(
+        &setup,
+        &["user", "add", "drill", "--role", "admin"],
+        b"drill-password-1234\n",
+    );
+    assert_eq!(added.status.code(), Some(0), "{}", stderr(&added));
     let roost = setup.start();
 
     // Write load from this process while the backup runs.
@@ -390,4 +397,12 @@ async fn restore_drill_under_write_load() {
         .unwrap();
     assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
     assert_eq!(dump(&db)["settings"], restored["settings"]);
+    let login = roost
+        .client()
+        .post(roost.https_url("/api/v1/auth/login"))
+        .json(&serde_json::json!({"username": "drill", "password": "drill-password-1234"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 200, "{}", login.text().await.unwrap());
 }

@@ -249,3 +249,102 @@ async fn sigterm_flushes_and_checkpoints_the_database() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+/// Reads from `stream` until `buf` holds a complete response head, and returns the head.
+async fn read_head<S: tokio::io::AsyncRead + Unpin>(stream: &mut S, buf: &mut Vec<u8>) -> String {
+    use tokio::io::AsyncReadExt;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+            buf.drain(..end + 4);
+            return head;
+        }
+        assert!(Instant::now() < deadline, "no response head: {buf:?}");
+        let mut chunk = [0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(15), stream.read(&mut chunk))
+            .await
+            .expect("the server answers")
+            .unwrap();
+        assert!(n > 0, "connection closed before a response head: {buf:?}");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_a_slow_in_flight_request() {
+    use std::sync::Arc;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let mut roost = Setup::new().start();
+    let mut roots = rustls::RootCertStore::empty();
+    use rustls::pki_types::pem::PemObject;
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&roost.ca_pem()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let tls_config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(roost.addrs().https)
+        .await
+        .unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(tls_config))
+        .connect("localhost".try_into().unwrap(), tcp)
+        .await
+        .unwrap();
+
+    let body = br#"{"username":"nobody","password":"not the password"}"#;
+    let (first, rest) = body.split_at(20);
+    let head = format!(
+        "POST /api/v1/auth/login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nExpect: 100-continue\r\n\r\n",
+        body.len()
+    );
+    tls.write_all(head.as_bytes()).await.unwrap();
+    tls.flush().await.unwrap();
+    // The server sends 100 Continue when the handler starts reading the body: from here on
+    // the request is in flight.
+    let mut buf = Vec::new();
+    let interim = read_head(&mut tls, &mut buf).await;
+    assert!(interim.starts_with("HTTP/1.1 100"), "{interim}");
+    tls.write_all(first).await.unwrap();
+    tls.flush().await.unwrap();
+
+    roost.signal(Signal::SIGTERM);
+    roost.wait_for_log(
+        |v| {
+            v["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("shutting down"))
+        },
+        Duration::from_secs(10),
+    );
+    tls.write_all(rest).await.unwrap();
+    tls.flush().await.unwrap();
+
+    let head = read_head(&mut tls, &mut buf).await;
+    assert!(head.starts_with("HTTP/1.1 401"), "{head}");
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().parse().unwrap())
+        })
+        .expect("a content-length");
+    while buf.len() < length {
+        let mut chunk = [0u8; 4096];
+        let n = tls.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "body cut short");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let answer: serde_json::Value = serde_json::from_slice(&buf[..length]).unwrap();
+    assert_eq!(answer["error"]["code"], "invalid_credentials", "{answer}");
+
+    let status = roost.wait_exit(Duration::from_secs(15));
+    assert_eq!(status.code(), Some(0), "{}", roost.raw_logs());
+}

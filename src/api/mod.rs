@@ -7,6 +7,8 @@
 //! It knows nothing about sockets or TLS (that is `edge`).
 
 pub mod error;
+pub mod extract;
+pub mod time;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,13 +16,14 @@ use std::time::{Duration, Instant};
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{delete, get, patch, post};
 use axum::Router;
 use http::{header, HeaderValue, StatusCode};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 
+use crate::auth;
 use crate::config::Config;
 use crate::edge::policy::EdgePolicy;
 use crate::ops::health;
@@ -28,6 +31,7 @@ use crate::ops::metrics::{HttpLabels, Metrics};
 use crate::store::Store;
 
 pub use error::ApiError;
+pub use extract::{Json, Query};
 
 /// Everything a handler may need, cheap to clone (every field is shared).
 #[derive(Clone)]
@@ -40,8 +44,8 @@ pub struct AppState {
     pub ca_pem: Option<Arc<str>>,
     /// Uptime, connections, disk and Pi health (`ops::vitals`), for `/status` and `/metrics`.
     pub vitals: Arc<crate::ops::vitals::Vitals>,
-    /// The one-time setup code while no admin exists (set by auth; shown by `/status`).
-    pub setup_code: Arc<std::sync::RwLock<Option<String>>>,
+    /// Keys, password hasher, login backoff and the pending setup code.
+    pub auth: Arc<crate::auth::AuthState>,
 }
 
 /// Sent on every HTTPS response unless the handler set the header itself.
@@ -63,6 +67,40 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .route("/ca.crt", get(ca_cert))
+        .route("/api/v1/setup", post(auth::setup::complete))
+        .route("/api/v1/auth/login", post(auth::login))
+        .route("/api/v1/auth/refresh", post(auth::refresh))
+        .route("/api/v1/auth/logout", post(auth::logout))
+        .route("/api/v1/auth/register", post(auth::register))
+        .route("/api/v1/auth/password", post(auth::change_password))
+        .route("/api/v1/me", get(auth::me))
+        .route("/api/v1/users", get(auth::users::list_handler))
+        .route("/api/v1/users/{id}", patch(auth::users::update_handler))
+        .route(
+            "/api/v1/invites",
+            post(auth::invites::create_handler).get(auth::invites::list_handler),
+        )
+        .route(
+            "/api/v1/invites/{id}",
+            delete(auth::invites::revoke_handler),
+        )
+        .route(
+            "/api/v1/api-keys",
+            post(auth::api_keys::create_handler).get(auth::api_keys::list_handler),
+        )
+        .route(
+            "/api/v1/api-keys/{id}",
+            delete(auth::api_keys::revoke_handler),
+        )
+        .route(
+            "/api/v1/api-keys/{id}/rotation",
+            post(auth::api_keys::start_rotation_handler),
+        )
+        .route(
+            "/api/v1/api-keys/{id}/rotation/confirm",
+            post(auth::api_keys::confirm_rotation_handler),
+        )
+        .route("/api/v1/audit", get(crate::audit::list_handler))
         .fallback(not_found)
         // Before routing: a write under /api/ gets 507 while disk is low (ops::vitals).
         .layer(middleware::from_fn_with_state(
@@ -95,6 +133,12 @@ pub fn redirect_router(state: AppState) -> Router {
 
 fn common_layers(routes: Router<AppState>, state: &AppState, hsts: Option<HeaderValue>) -> Router {
     let mut router = routes
+        // Authentication runs after the edge checks and before every handler (and before the
+        // rate limiter, which keys on the account it finds).
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ))
         .layer(middleware::from_fn_with_state(
             state.edge.clone(),
             crate::edge::limits::body_limit,

@@ -8,6 +8,7 @@
 //! This module must not read global state after loading: the result is a plain value passed
 //! down from `main` (no `static CONFIG`).
 
+mod auth;
 pub mod backup;
 mod env;
 pub mod secrets;
@@ -19,6 +20,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use auth::Auth;
 pub use secrets::Secret;
 pub use validate::Problem;
 
@@ -156,14 +158,6 @@ impl Default for Limits {
             tls_handshake_timeout_secs: 10,
         }
     }
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Auth {
-    /// HS256 key for access tokens. Empty: the key `roost init` generated in the data dir.
-    pub jwt_secret: Secret,
-    pub jwt_secret_file: String,
 }
 
 /// How the command line asked for configuration.

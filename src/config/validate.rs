@@ -354,6 +354,7 @@ pub(super) fn check(c: &Config, problems: &mut Vec<Problem>) {
             ));
         }
     }
+    super::auth::check(&c.auth, problems);
 }
 
 fn valid_hostname(h: &str) -> bool {

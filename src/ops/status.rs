@@ -115,12 +115,14 @@ pub async fn status(State(app): State<AppState>) -> Response {
         app.vitals.note_disk_free(free);
     }
     let now = OffsetDateTime::now_utc();
-    // A poisoned lock still holds a whole Option (writers only assign), so read through it.
-    let setup_code = app
-        .setup_code
-        .read()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone();
+    // A status report without the setup code is still useful: a failed lookup is logged only.
+    let setup_code = match app.auth.pending_setup(&app.store).await {
+        Ok(pending) => pending.map(|p| p.code),
+        Err(e) => {
+            tracing::warn!(error = %e, "reading the pending setup state");
+            None
+        }
+    };
     let report = StatusReport {
         version: crate::VERSION.to_owned(),
         uptime_secs: app.vitals.uptime().as_secs(),

@@ -30,11 +30,23 @@ pub struct Migration {
 
 /// The production schema, oldest first. Versions start at 1 and have no gaps; the SQL of
 /// migration N lives in `migrations/NNNN_name.sql`. Never edit a released entry: add one.
-pub static MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "settings",
-    sql: include_str!("migrations/0001_settings.sql"),
-}];
+pub static MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "settings",
+        sql: include_str!("migrations/0001_settings.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "accounts",
+        sql: include_str!("migrations/0002_accounts.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "audit",
+        sql: include_str!("migrations/0003_audit.sql"),
+    },
+];
 
 /// Where a database stands, for `roost migrate --check`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -311,3 +311,21 @@ where
 pub fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
+
+/// Runs a `roost` subcommand with `input` piped to its stdin (e.g. a password).
+pub fn run_with_stdin(setup: &Setup, args: &[&str], input: &[u8]) -> std::process::Output {
+    use std::io::Write;
+    let mut cmd = Command::new(BIN);
+    cmd.args(args).arg("--config").arg(setup.config_path());
+    for (k, v) in &setup.env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}

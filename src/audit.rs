@@ -1,0 +1,367 @@
+//! The audit log: an append-only record of security-relevant events (sign-ins, refresh-token
+//! reuse, setup, account and role changes, invites, API keys; later capabilities add theirs),
+//! and its admin listing `GET /api/v1/audit`.
+//!
+//! Any module writes an event with [`record`] inside its own `store.write` closure, so the
+//! event commits (or rolls back) together with the change it describes. Rows are only ever
+//! inserted: there is no update path, and the table refuses UPDATE; deleting old rows is left
+//! to retention. Events must never carry secrets — no passwords, tokens, codes or keys, only
+//! who, what, to whom, from where and when, with non-secret detail as JSON.
+
+use std::net::IpAddr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::extract::State;
+use rusqlite::{params, Connection};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::api::{ApiError, AppState, Json, Query};
+use crate::auth::RequireAdmin;
+use crate::store::StoreError;
+
+/// Whether the action an event describes succeeded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Success,
+    Failure,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Failure => "failure",
+        }
+    }
+}
+
+/// One audit event. Build with [`Event::new`] and the setters, then [`record`] it.
+#[derive(Debug, Clone)]
+pub struct Event {
+    /// Dotted type, e.g. `auth.login`, `user.role_changed`, `api_key.created`.
+    pub kind: &'static str,
+    pub outcome: Outcome,
+    /// Unix milliseconds; [`Event::new`] stamps the wall clock.
+    pub at_ms: i64,
+    pub actor_id: Option<i64>,
+    /// The actor's name as it was at the time (`cli` for the command line).
+    pub actor: Option<String>,
+    /// What the action was done to, e.g. `user:12`, `invite:3`, `api_key:5`.
+    pub target: Option<String>,
+    pub client_ip: Option<IpAddr>,
+    /// Non-secret detail (a JSON object).
+    pub detail: Value,
+}
+
+impl Event {
+    pub fn new(kind: &'static str) -> Event {
+        let at_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        Event {
+            kind,
+            outcome: Outcome::Success,
+            at_ms,
+            actor_id: None,
+            actor: None,
+            target: None,
+            client_ip: None,
+            detail: Value::Object(Default::default()),
+        }
+    }
+    pub fn failure(mut self) -> Event {
+        self.outcome = Outcome::Failure;
+        self
+    }
+    pub fn actor(mut self, id: Option<i64>, name: impl Into<String>) -> Event {
+        self.actor_id = id;
+        self.actor = Some(name.into());
+        self
+    }
+    pub fn target(mut self, target: impl Into<String>) -> Event {
+        self.target = Some(target.into());
+        self
+    }
+    pub fn ip(mut self, ip: Option<IpAddr>) -> Event {
+        self.client_ip = ip;
+        self
+    }
+    pub fn detail(mut self, detail: Value) -> Event {
+        self.detail = detail;
+        self
+    }
+    pub fn at_ms(mut self, at_ms: i64) -> Event {
+        self.at_ms = at_ms;
+        self
+    }
+}
+
+/// Appends `event`. Call it inside the `store.write` closure that makes the change.
+pub fn record(conn: &Connection, event: &Event) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO audit_log (at, type, outcome, actor_id, actor, target, client_ip, detail)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            event.at_ms,
+            event.kind,
+            event.outcome.as_str(),
+            event.actor_id,
+            event.actor,
+            event.target,
+            event.client_ip.map(|ip| ip.to_string()),
+            event.detail.to_string(),
+        ],
+    )?;
+    Ok(())
+}
+
+/// An event as the API lists it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EventView {
+    pub id: i64,
+    /// RFC 3339.
+    pub at: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub outcome: Outcome,
+    pub actor_id: Option<i64>,
+    pub actor: Option<String>,
+    pub target: Option<String>,
+    pub client_ip: Option<String>,
+    pub detail: Value,
+}
+
+/// Filters for [`list`]; times are Unix milliseconds, `before_id` is the page cursor.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Exact type, or a prefix when it ends in `.*` (`auth.*`).
+    pub kind: Option<String>,
+    pub since_ms: Option<i64>,
+    pub until_ms: Option<i64>,
+    pub before_id: Option<i64>,
+    pub limit: usize,
+}
+
+/// The newest events matching `filter`, newest first, at most `filter.limit`.
+pub fn list(conn: &Connection, filter: &Filter) -> Result<Vec<EventView>, StoreError> {
+    let (kind_exact, kind_prefix) = match filter.kind.as_deref() {
+        Some(k) => match k.strip_suffix('*') {
+            Some(prefix) => (None, Some(prefix.to_owned())),
+            None => (Some(k.to_owned()), None),
+        },
+        None => (None, None),
+    };
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, at, type, outcome, actor_id, actor, target, client_ip, detail
+           FROM audit_log
+          WHERE (?1 IS NULL OR type = ?1)
+            AND (?2 IS NULL OR substr(type, 1, length(?2)) = ?2)
+            AND (?3 IS NULL OR at >= ?3)
+            AND (?4 IS NULL OR at < ?4)
+            AND (?5 IS NULL OR id < ?5)
+          ORDER BY id DESC
+          LIMIT ?6",
+    )?;
+    let rows = stmt.query_map(
+        params![
+            kind_exact,
+            kind_prefix,
+            filter.since_ms,
+            filter.until_ms,
+            filter.before_id,
+            filter.limit as i64
+        ],
+        |row| {
+            let outcome: String = row.get(3)?;
+            let detail: String = row.get(8)?;
+            Ok(EventView {
+                id: row.get(0)?,
+                at: crate::api::time::rfc3339_ms(row.get(1)?),
+                kind: row.get(2)?,
+                outcome: if outcome == "failure" {
+                    Outcome::Failure
+                } else {
+                    Outcome::Success
+                },
+                actor_id: row.get(4)?,
+                actor: row.get(5)?,
+                target: row.get(6)?,
+                client_ip: row.get(7)?,
+                detail: serde_json::from_str(&detail).unwrap_or(Value::Null),
+            })
+        },
+    )?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Largest page `GET /api/v1/audit` returns; `limit` above it is clamped.
+pub const MAX_PAGE: usize = 200;
+const DEFAULT_PAGE: usize = 50;
+
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub cursor: Option<String>,
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Page {
+    pub events: Vec<EventView>,
+    /// Pass as `cursor` for the next (older) page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// `GET /api/v1/audit?type=&since=&until=&cursor=&limit=` (admin).
+pub async fn list_handler(
+    State(app): State<AppState>,
+    _admin: RequireAdmin,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Page>, ApiError> {
+    let instant = |name: &str, v: &Option<String>| -> Result<Option<i64>, ApiError> {
+        v.as_deref()
+            .map(|text| {
+                crate::api::time::parse_instant_ms(text).ok_or_else(|| {
+                    ApiError::bad_request(
+                        "invalid_query",
+                        format!("`{name}` must be an RFC 3339 time or Unix seconds"),
+                    )
+                })
+            })
+            .transpose()
+    };
+    let before_id = q
+        .cursor
+        .as_deref()
+        .map(|c| {
+            c.parse::<i64>()
+                .map_err(|_| ApiError::bad_request("invalid_query", "`cursor` is not valid"))
+        })
+        .transpose()?;
+    let limit = q.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
+    let filter = Filter {
+        kind: q.kind.filter(|k| !k.is_empty()),
+        since_ms: instant("since", &q.since)?,
+        until_ms: instant("until", &q.until)?,
+        before_id,
+        limit,
+    };
+    let events = app
+        .store
+        .read(move |conn| list(conn, &filter))
+        .await
+        .map_err(ApiError::from)?;
+    let next_cursor = (events.len() == limit)
+        .then(|| events.last().map(|e| e.id.to_string()))
+        .flatten();
+    Ok(Json(Page {
+        events,
+        next_cursor,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn db() -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(include_str!("store/migrations/0003_audit.sql"))
+            .unwrap();
+        conn
+    }
+
+    #[test]
+    fn events_are_listed_newest_first_with_filters_and_pages() {
+        let conn = db();
+        for (i, kind) in [
+            "auth.login",
+            "user.created",
+            "auth.login",
+            "auth.refresh_reuse",
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            record(
+                &conn,
+                &Event::new(kind)
+                    .at_ms(1000 * i as i64)
+                    .actor(Some(1), "alice")
+                    .target("user:2")
+                    .ip(Some("192.0.2.1".parse().unwrap()))
+                    .detail(serde_json::json!({ "n": i })),
+            )
+            .unwrap();
+        }
+        let all = list(
+            &conn,
+            &Filter {
+                limit: 10,
+                ..Filter::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(all.len(), 4);
+        assert_eq!(all[0].kind, "auth.refresh_reuse");
+        assert_eq!(all[3].detail["n"], 0);
+        assert_eq!(all[3].client_ip.as_deref(), Some("192.0.2.1"));
+
+        let logins = list(
+            &conn,
+            &Filter {
+                kind: Some("auth.login".into()),
+                limit: 10,
+                ..Filter::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(logins.len(), 2);
+        let auth = list(
+            &conn,
+            &Filter {
+                kind: Some("auth.*".into()),
+                limit: 10,
+                ..Filter::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(auth.len(), 3);
+        let window = list(
+            &conn,
+            &Filter {
+                since_ms: Some(1000),
+                until_ms: Some(3000),
+                limit: 10,
+                ..Filter::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(window.len(), 2);
+        let page2 = list(
+            &conn,
+            &Filter {
+                before_id: Some(all[1].id),
+                limit: 1,
+                ..Filter::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(page2[0].id, all[2].id);
+    }
+
+    #[test]
+    fn the_log_refuses_updates() {
+        let conn = db();
+        record(&conn, &Event::new("auth.login")).unwrap();
+        let err = conn
+            .execute("UPDATE audit_log SET outcome = 'failure'", [])
+            .unwrap_err();
+        assert!(err.to_string().contains("append-only"), "{err}");
+    }
+}

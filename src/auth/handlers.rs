@@ -1,0 +1,468 @@
+//! The sign-in endpoints: login, refresh, logout, register (with an invite), password change
+//! and `GET /api/v1/me`.
+//!
+//! Order of work in each: cheap checks first (shape, lengths, backoff, invite validity), then
+//! the password hash (bounded by the hasher), then one `store.write` that makes the change and
+//! its audit event together. Failures never say whether an account exists.
+
+use std::net::IpAddr;
+
+use axum::extract::State;
+use axum::Extension;
+use http::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::session::{self, Issued, Refreshed};
+use super::users::{self, Actor, NewUser, Role, User};
+use super::{invites, username, AuthError, AuthState, Principal, RequireSession};
+use crate::api::{ApiError, AppState, Json};
+use crate::audit::{self, Event};
+use crate::edge::policy::ClientIp;
+
+/// Sessions that ended longer ago than this are deleted by the periodic prune.
+const KEEP_ENDED_SESSIONS_SECS: i64 = 7 * 86_400;
+/// Longest attempted username kept for backoff and audit (longer input is cut).
+const ATTEMPT_NAME_MAX: usize = 64;
+
+/// What a successful sign-in, refresh, setup or registration returns.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: String,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+    pub refresh_token: String,
+    /// Seconds until the refresh token expires.
+    pub refresh_expires_in: i64,
+    pub user: User,
+}
+
+/// Signs an access token for a session just created or refreshed.
+pub(super) fn issue_session(auth: &AuthState, user: User, issued: Issued) -> TokenResponse {
+    let now = auth.now();
+    let (access_token, exp) = auth
+        .keys
+        .issue(user.id, user.role.as_str(), &issued.session_id, now);
+    let now = super::unix_secs(now);
+    TokenResponse {
+        access_token,
+        token_type: "Bearer".into(),
+        expires_in: exp - now,
+        refresh_token: issued.refresh_token,
+        refresh_expires_in: issued.refresh_expires_at - now,
+        user,
+    }
+}
+
+fn client_ip(ip: Option<Extension<ClientIp>>) -> Option<IpAddr> {
+    ip.map(|Extension(ClientIp(ip))| ip)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    pub username: String,
+    pub password: String,
+}
+
+/// `POST /api/v1/auth/login {username, password}`.
+pub async fn login(
+    State(app): State<AppState>,
+    ip: Option<Extension<ClientIp>>,
+    Json(req): Json<LoginRequest>,
+) -> Result<Json<TokenResponse>, ApiError> {
+    let auth = app.auth.clone();
+    let ip = client_ip(ip);
+    username::check_password_length(&req.password, auth.settings.max_password_length)
+        .map_err(AuthError::from)?;
+    // A name that breaks the rules cannot exist; it is handled like an unknown one.
+    let normalized = username::normalize_username(&req.username).ok();
+    let attempted: String = normalized.clone().unwrap_or_else(|| {
+        req.username
+            .trim()
+            .to_ascii_lowercase()
+            .chars()
+            .take(ATTEMPT_NAME_MAX)
+            .collect()
+    });
+    if let Err(wait) = auth.backoff.check(&attempted) {
+        auth.count_failure("login_backoff");
+        return Err(AuthError::Backoff {
+            retry_after_secs: wait.as_secs_f64().ceil() as u64,
+        }
+        .into());
+    }
+    let found = match normalized {
+        Some(name) => {
+            app.store
+                .read(move |conn| users::credentials(conn, &name))
+                .await?
+        }
+        None => None,
+    };
+    let (user, hash) = match found {
+        Some((user, hash)) => (Some(user), Some(hash)),
+        None => (None, None),
+    };
+    let matched = auth
+        .hasher
+        .verify(hash, req.password)
+        .await
+        .map_err(AuthError::from)?;
+
+    let now_ms = auth.now_ms();
+    let failure = |reason: &'static str, user_id: Option<i64>| {
+        Event::new("auth.login")
+            .at_ms(now_ms)
+            .failure()
+            .actor(user_id, attempted.clone())
+            .ip(ip)
+            .detail(json!({ "reason": reason }))
+    };
+    let user = match user {
+        Some(user) if matched => user,
+        other => {
+            let reason = if other.is_some() {
+                "bad_password"
+            } else {
+                "unknown_user"
+            };
+            auth.count_failure(reason);
+            auth.backoff.record_failure(&attempted);
+            let event = failure(reason, other.map(|u| u.id));
+            app.store
+                .write(move |conn| audit::record(conn, &event))
+                .await?;
+            return Err(AuthError::InvalidCredentials.into());
+        }
+    };
+    if user.disabled {
+        auth.count_failure("user_disabled");
+        let event = failure("user_disabled", Some(user.id));
+        app.store
+            .write(move |conn| audit::record(conn, &event))
+            .await?;
+        return Err(AuthError::forbidden("account_disabled", "this account is disabled").into());
+    }
+    auth.backoff.record_success(&attempted);
+
+    let refresh_ttl = auth.settings.refresh_ttl.as_secs() as i64;
+    let prune = auth.prune_due(now_ms / 1000);
+    let (user_id, name) = (user.id, user.username.clone());
+    let issued = app
+        .store
+        .write(move |conn| {
+            let now = now_ms / 1000;
+            if prune {
+                session::prune(conn, now, KEEP_ENDED_SESSIONS_SECS)?;
+            }
+            let issued = session::create(conn, user_id, now, refresh_ttl)?;
+            audit::record(
+                conn,
+                &Event::new("auth.login")
+                    .at_ms(now_ms)
+                    .actor(Some(user_id), name)
+                    .ip(ip)
+                    .detail(json!({ "session": issued.session_id })),
+            )?;
+            Ok::<_, AuthError>(issued)
+        })
+        .await?;
+    Ok(Json(issue_session(&auth, user, issued)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+/// `POST /api/v1/auth/refresh {refresh_token}`: a new access token and a new refresh token.
+/// Presenting a refresh token that was already exchanged revokes its whole session.
+pub async fn refresh(
+    State(app): State<AppState>,
+    ip: Option<Extension<ClientIp>>,
+    Json(req): Json<RefreshRequest>,
+) -> Result<Json<TokenResponse>, ApiError> {
+    let auth = app.auth.clone();
+    let ip = client_ip(ip);
+    if req.refresh_token.len() > 128 {
+        auth.count_failure("refresh_invalid");
+        return Err(invalid_refresh().into());
+    }
+    let (now_ms, ttl) = (auth.now_ms(), auth.settings.refresh_ttl.as_secs() as i64);
+    let outcome = app
+        .store
+        .write(move |conn| {
+            let outcome = session::rotate(conn, &req.refresh_token, now_ms / 1000, ttl)?;
+            if let Refreshed::Reused {
+                user_id,
+                session_id,
+            } = &outcome
+            {
+                let name = users::by_id(conn, *user_id)?.map(|u| u.username);
+                audit::record(
+                    conn,
+                    &Event::new("auth.refresh_reuse")
+                        .at_ms(now_ms)
+                        .failure()
+                        .actor(Some(*user_id), name.unwrap_or_default())
+                        .target(format!("session:{session_id}"))
+                        .ip(ip)
+                        .detail(json!({ "action": "session revoked" })),
+                )?;
+            }
+            Ok::<_, AuthError>(outcome)
+        })
+        .await?;
+    match outcome {
+        Refreshed::Rotated { user, issued } => Ok(Json(issue_session(&auth, user, issued))),
+        Refreshed::Reused { session_id, .. } => {
+            auth.count_failure("refresh_reuse");
+            tracing::warn!(
+                session = %session_id,
+                "a refresh token was used twice; the session has been revoked"
+            );
+            Err(AuthError::unauthorized(
+                "refresh_token_reused",
+                "this refresh token was already used; the session has been signed out",
+            )
+            .into())
+        }
+        Refreshed::Expired => {
+            auth.count_failure("refresh_expired");
+            Err(AuthError::unauthorized(
+                "refresh_token_expired",
+                "this refresh token has expired; sign in again",
+            )
+            .into())
+        }
+        Refreshed::Unknown | Refreshed::Inactive => {
+            auth.count_failure("refresh_invalid");
+            Err(invalid_refresh().into())
+        }
+    }
+}
+
+fn invalid_refresh() -> AuthError {
+    AuthError::unauthorized("invalid_refresh_token", "this refresh token is not valid")
+}
+
+/// `POST /api/v1/auth/logout`: ends the caller's session (its refresh token and every access
+/// token of it). 204.
+pub async fn logout(
+    State(app): State<AppState>,
+    RequireSession(who): RequireSession,
+    ip: Option<Extension<ClientIp>>,
+) -> Result<StatusCode, ApiError> {
+    let sid = who.session_id().unwrap_or_default().to_owned();
+    let now_ms = app.auth.now_ms();
+    let actor = Actor {
+        id: Some(who.user_id),
+        name: who.username.clone(),
+        ip: client_ip(ip),
+    };
+    app.store
+        .write(move |conn| {
+            session::revoke(conn, &sid, "logout", now_ms / 1000)?;
+            audit::record(
+                conn,
+                &actor
+                    .event("auth.logout", now_ms)
+                    .target(format!("session:{sid}")),
+            )?;
+            Ok::<_, AuthError>(())
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    pub invite_code: String,
+    pub username: String,
+    pub password: String,
+    pub display_name: Option<String>,
+}
+
+/// `POST /api/v1/auth/register {invite_code, username, password, display_name?}`: creates a
+/// member, consuming one use of the invite, and signs them in (201).
+pub async fn register(
+    State(app): State<AppState>,
+    ip: Option<Extension<ClientIp>>,
+    Json(req): Json<RegisterRequest>,
+) -> Result<(StatusCode, Json<TokenResponse>), ApiError> {
+    let auth = app.auth.clone();
+    let ip = client_ip(ip);
+    let name = username::normalize_username(&req.username).map_err(AuthError::from)?;
+    let display_name =
+        username::display_name(req.display_name.as_deref(), &name).map_err(AuthError::from)?;
+    let s = &auth.settings;
+    username::check_new_password(&req.password, s.min_password_length, s.max_password_length)
+        .map_err(AuthError::from)?;
+    if req.invite_code.len() > 64 {
+        return Err(AuthError::invalid("invalid_invite", "this invite code is not valid").into());
+    }
+    // A dry run of the invite and the name in a read first, so bad requests cost no hash.
+    {
+        let (code, name, now) = (req.invite_code.clone(), name.clone(), auth.now_secs());
+        app.store
+            .read(move |conn| {
+                invites::check(conn, &code, now)?;
+                if users::by_username(conn, &name)?.is_some() {
+                    return Err(AuthError::conflict(
+                        "username_taken",
+                        "that username is already taken",
+                    ));
+                }
+                Ok(())
+            })
+            .await?;
+    }
+    let password_hash = auth
+        .hasher
+        .hash(req.password)
+        .await
+        .map_err(AuthError::from)?;
+    let new = NewUser {
+        username: name,
+        display_name,
+        role: Role::Member,
+        password_hash,
+    };
+    let (now_ms, ttl) = (auth.now_ms(), auth.settings.refresh_ttl.as_secs() as i64);
+    let code = req.invite_code;
+    let (user, issued) = app
+        .store
+        .write(move |conn| {
+            let now = now_ms / 1000;
+            let invite_id = invites::consume(conn, &code, now)?;
+            let user = users::insert(conn, &new, now)?;
+            let actor = Actor {
+                id: Some(user.id),
+                name: user.username.clone(),
+                ip,
+            };
+            audit::record(
+                conn,
+                &actor
+                    .event("invite.used", now_ms)
+                    .target(format!("invite:{invite_id}")),
+            )?;
+            audit::record(
+                conn,
+                &actor
+                    .event("user.created", now_ms)
+                    .target(format!("user:{}", user.id))
+                    .detail(json!({ "username": user.username, "role": user.role, "via": "invite", "invite": invite_id })),
+            )?;
+            let issued = session::create(conn, user.id, now, ttl)?;
+            Ok::<_, AuthError>((user, issued))
+        })
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(issue_session(&auth, user, issued)),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordRequest {
+    pub current_password: String,
+    pub new_password: String,
+}
+
+/// `POST /api/v1/auth/password {current_password, new_password}`: changes the password, signs
+/// out every session of the account (this one included) and returns a fresh session.
+pub async fn change_password(
+    State(app): State<AppState>,
+    RequireSession(who): RequireSession,
+    ip: Option<Extension<ClientIp>>,
+    Json(req): Json<PasswordRequest>,
+) -> Result<Json<TokenResponse>, ApiError> {
+    let auth = app.auth.clone();
+    let s = &auth.settings;
+    username::check_password_length(&req.current_password, s.max_password_length)
+        .map_err(AuthError::from)?;
+    username::check_new_password(
+        &req.new_password,
+        s.min_password_length,
+        s.max_password_length,
+    )
+    .map_err(AuthError::from)?;
+    if let Err(wait) = auth.backoff.check(&who.username) {
+        auth.count_failure("login_backoff");
+        return Err(AuthError::Backoff {
+            retry_after_secs: wait.as_secs_f64().ceil() as u64,
+        }
+        .into());
+    }
+    let user_id = who.user_id;
+    let stored = app
+        .store
+        .read(move |conn| users::password_hash(conn, user_id))
+        .await?;
+    if !auth
+        .hasher
+        .verify(stored, req.current_password)
+        .await
+        .map_err(AuthError::from)?
+    {
+        auth.count_failure("bad_password");
+        auth.backoff.record_failure(&who.username);
+        return Err(
+            AuthError::forbidden("wrong_password", "the current password is not right").into(),
+        );
+    }
+    auth.backoff.record_success(&who.username);
+    let new_hash = auth
+        .hasher
+        .hash(req.new_password)
+        .await
+        .map_err(AuthError::from)?;
+    let actor = Actor {
+        id: Some(who.user_id),
+        name: who.username.clone(),
+        ip: client_ip(ip),
+    };
+    let (now_ms, ttl) = (auth.now_ms(), auth.settings.refresh_ttl.as_secs() as i64);
+    let (user, issued) = app
+        .store
+        .write(move |conn| {
+            users::set_password(conn, user_id, &new_hash, &actor, now_ms)?;
+            let user = users::by_id(conn, user_id)?.ok_or(AuthError::NotFound)?;
+            let issued = session::create(conn, user_id, now_ms / 1000, ttl)?;
+            Ok::<_, AuthError>((user, issued))
+        })
+        .await?;
+    Ok(Json(issue_session(&auth, user, issued)))
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct MeResponse {
+    pub user: User,
+    /// `session` or `api_key`.
+    pub auth: String,
+    pub scopes: Vec<String>,
+}
+
+/// `GET /api/v1/me`: the caller's account.
+pub async fn me(State(app): State<AppState>, who: Principal) -> Result<Json<MeResponse>, ApiError> {
+    let user_id = who.user_id;
+    let user = app
+        .store
+        .read(move |conn| users::by_id(conn, user_id))
+        .await?
+        .ok_or(AuthError::Unauthenticated)?;
+    Ok(Json(MeResponse {
+        user,
+        auth: match who.credential {
+            super::Credential::Session(_) => "session".into(),
+            super::Credential::ApiKey(_) => "api_key".into(),
+        },
+        scopes: who.scopes.names(),
+    }))
+}

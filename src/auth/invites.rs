@@ -1,0 +1,269 @@
+//! Invite codes: made by admins (API or `roost invite create`) with an expiry and a number of
+//! uses; `POST /api/v1/auth/register` with a valid code creates a member and consumes one use
+//! in the same transaction, so a code never admits more members than it allows.
+//!
+//! Codes are stored as SHA-256 hashes; the plaintext is returned once, at creation.
+
+use axum::extract::{Path, State};
+use axum::Extension;
+use http::StatusCode;
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::users::Actor;
+use super::{crypto, AuthError, RequireAdmin};
+use crate::api::{ApiError, AppState, Json};
+use crate::audit;
+use crate::edge::policy::ClientIp;
+
+pub const MAX_USES: i64 = 1000;
+/// Longest validity of an invite: 90 days.
+pub const MAX_EXPIRES_SECS: i64 = 90 * 86_400;
+pub const DEFAULT_EXPIRES_SECS: i64 = 7 * 86_400;
+/// Live (unexpired, unrevoked, not used up) invites at once; more are refused with 409.
+pub const MAX_LIVE: i64 = 1000;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InviteView {
+    pub id: i64,
+    pub max_uses: i64,
+    pub uses: i64,
+    pub created_by: Option<i64>,
+    pub created_at: String,
+    pub expires_at: String,
+    pub revoked: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NewInvite {
+    #[serde(flatten)]
+    pub view: InviteView,
+    /// The code to hand to the invitee; shown only now.
+    pub code: String,
+}
+
+const INVITE_COLUMNS: &str = "id, max_uses, uses, created_by, created_at, expires_at, revoked_at";
+
+fn view_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<InviteView> {
+    Ok(InviteView {
+        id: row.get(0)?,
+        max_uses: row.get(1)?,
+        uses: row.get(2)?,
+        created_by: row.get(3)?,
+        created_at: crate::api::time::rfc3339(row.get(4)?),
+        expires_at: crate::api::time::rfc3339(row.get(5)?),
+        revoked: row.get::<_, Option<i64>>(6)?.is_some(),
+    })
+}
+
+/// Checks the bounds of a new invite.
+pub fn check_terms(max_uses: i64, expires_in_secs: i64) -> Result<(), AuthError> {
+    if !(1..=MAX_USES).contains(&max_uses) {
+        return Err(AuthError::invalid(
+            "invalid_max_uses",
+            format!("max_uses must be between 1 and {MAX_USES}"),
+        ));
+    }
+    if !(60..=MAX_EXPIRES_SECS).contains(&expires_in_secs) {
+        return Err(AuthError::invalid(
+            "invalid_expiry",
+            format!("expires_in_secs must be between 60 and {MAX_EXPIRES_SECS} (90 days)"),
+        ));
+    }
+    Ok(())
+}
+
+/// Creates an invite; returns it with its code.
+pub fn create(
+    conn: &Connection,
+    max_uses: i64,
+    expires_in_secs: i64,
+    actor: &Actor,
+    now_ms: i64,
+) -> Result<NewInvite, AuthError> {
+    check_terms(max_uses, expires_in_secs)?;
+    let now = now_ms / 1000;
+    let live: i64 = conn.query_row(
+        "SELECT count(*) FROM invites WHERE revoked_at IS NULL AND expires_at > ?1 AND uses < max_uses",
+        [now],
+        |r| r.get(0),
+    )?;
+    if live >= MAX_LIVE {
+        return Err(AuthError::conflict(
+            "too_many_invites",
+            format!("at most {MAX_LIVE} invites may be open at once; revoke some first"),
+        ));
+    }
+    // 6 groups: about 118 bits, typed by hand at most once.
+    let code = crypto::human_code(6);
+    conn.execute(
+        "INSERT INTO invites (code_hash, created_by, max_uses, created_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            crypto::sha256(&code),
+            actor.id,
+            max_uses,
+            now,
+            now + expires_in_secs
+        ],
+    )?;
+    let id = conn.last_insert_rowid();
+    audit::record(
+        conn,
+        &actor
+            .event("invite.created", now_ms)
+            .target(format!("invite:{id}"))
+            .detail(json!({ "max_uses": max_uses, "expires_in_secs": expires_in_secs })),
+    )?;
+    let view = conn.query_row(
+        &format!("SELECT {INVITE_COLUMNS} FROM invites WHERE id = ?1"),
+        [id],
+        view_from_row,
+    )?;
+    Ok(NewInvite { view, code })
+}
+
+pub fn list(conn: &Connection) -> Result<Vec<InviteView>, AuthError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {INVITE_COLUMNS} FROM invites ORDER BY id DESC LIMIT 500"
+    ))?;
+    let rows = stmt
+        .query_map([], view_from_row)?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+pub fn revoke(conn: &Connection, id: i64, actor: &Actor, now_ms: i64) -> Result<(), AuthError> {
+    let n = conn.execute(
+        "UPDATE invites SET revoked_at = ?1 WHERE id = ?2 AND revoked_at IS NULL",
+        params![now_ms / 1000, id],
+    )?;
+    if n == 0 {
+        return Err(AuthError::NotFound);
+    }
+    audit::record(
+        conn,
+        &actor
+            .event("invite.revoked", now_ms)
+            .target(format!("invite:{id}")),
+    )?;
+    Ok(())
+}
+
+/// The id of the invite with `code` if it can still admit someone, or why not. Read-only, so
+/// registration can check a code before spending a password hash on it.
+pub fn check(conn: &Connection, code: &str, now: i64) -> Result<i64, AuthError> {
+    let hash = crypto::sha256(&crypto::normalize_code(code));
+    let row = conn
+        .query_row(
+            "SELECT id, uses, max_uses, expires_at, revoked_at FROM invites WHERE code_hash = ?1",
+            [hash],
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, Option<i64>>(4)?,
+                ))
+            },
+        )
+        .optional()?;
+    match row {
+        None | Some((_, _, _, _, Some(_))) => Err(AuthError::invalid(
+            "invalid_invite",
+            "this invite code is not valid",
+        )),
+        Some((_, _, _, expires_at, None)) if expires_at <= now => Err(AuthError::invalid(
+            "invite_expired",
+            "this invite code has expired",
+        )),
+        Some((_, uses, max_uses, _, None)) if uses >= max_uses => Err(used_up()),
+        Some((id, ..)) => Ok(id),
+    }
+}
+
+fn used_up() -> AuthError {
+    AuthError::conflict("invite_used_up", "this invite code has been used up")
+}
+
+/// Consumes one use of the invite with `code`, or says why it cannot be used. Call inside the
+/// write that creates the account, so both happen or neither.
+pub fn consume(conn: &Connection, code: &str, now: i64) -> Result<i64, AuthError> {
+    let id = check(conn, code, now)?;
+    // Guarded again in SQL: the writer is single, but the guard keeps this correct on its own.
+    let n = conn.execute(
+        "UPDATE invites SET uses = uses + 1 WHERE id = ?1 AND uses < max_uses",
+        [id],
+    )?;
+    if n == 0 {
+        return Err(used_up());
+    }
+    Ok(id)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRequest {
+    #[serde(default = "one")]
+    pub max_uses: i64,
+    #[serde(default = "default_expiry")]
+    pub expires_in_secs: i64,
+}
+
+fn one() -> i64 {
+    1
+}
+
+fn default_expiry() -> i64 {
+    DEFAULT_EXPIRES_SECS
+}
+
+fn actor_of(admin: &super::Principal, ip: Option<Extension<ClientIp>>) -> Actor {
+    Actor {
+        id: Some(admin.user_id),
+        name: admin.username.clone(),
+        ip: ip.map(|Extension(ClientIp(ip))| ip),
+    }
+}
+
+/// `POST /api/v1/invites {max_uses, expires_in_secs}` (admin): 201 with the code.
+pub async fn create_handler(
+    State(app): State<AppState>,
+    RequireAdmin(admin): RequireAdmin,
+    ip: Option<Extension<ClientIp>>,
+    Json(req): Json<CreateRequest>,
+) -> Result<(StatusCode, Json<NewInvite>), ApiError> {
+    check_terms(req.max_uses, req.expires_in_secs)?;
+    let actor = actor_of(&admin, ip);
+    let now_ms = app.auth.now_ms();
+    let invite = app
+        .store
+        .write(move |conn| create(conn, req.max_uses, req.expires_in_secs, &actor, now_ms))
+        .await?;
+    Ok((StatusCode::CREATED, Json(invite)))
+}
+
+/// `GET /api/v1/invites` (admin): the newest 500.
+pub async fn list_handler(
+    State(app): State<AppState>,
+    _admin: RequireAdmin,
+) -> Result<Json<Vec<InviteView>>, ApiError> {
+    Ok(Json(app.store.read(list).await?))
+}
+
+/// `DELETE /api/v1/invites/{id}` (admin): 204.
+pub async fn revoke_handler(
+    State(app): State<AppState>,
+    RequireAdmin(admin): RequireAdmin,
+    ip: Option<Extension<ClientIp>>,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, ApiError> {
+    let actor = actor_of(&admin, ip);
+    let now_ms = app.auth.now_ms();
+    app.store
+        .write(move |conn| revoke(conn, id, &actor, now_ms))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,199 @@
+//! The first admin on a fresh Roost: a one-time setup code.
+//!
+//! When `serve` starts and no enabled admin exists, a new random code is issued (replacing any
+//! earlier one), its SHA-256 stored in `settings` with a 24-hour expiry, and the plaintext kept
+//! only in the running daemon's memory and logged once. `POST /api/v1/setup` with the code
+//! creates the admin and deletes the code in one transaction; once any admin exists it answers
+//! 409. `roost user add NAME --role admin` is the other way in and needs no code.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::Extension;
+use http::StatusCode;
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::handlers::{issue_session, TokenResponse};
+use super::users::{self, Actor, NewUser, Role};
+use super::{crypto, username, AuthError, AuthState};
+use crate::api::{ApiError, AppState, Json};
+use crate::audit;
+use crate::edge::policy::ClientIp;
+use crate::store::Store;
+
+/// The `settings` key holding `{"hash": hex, "expires_at": unix}`.
+pub const SETTINGS_KEY: &str = "auth.setup_code";
+pub const SETUP_CODE_TTL_SECS: i64 = 24 * 3600;
+
+/// A setup code this daemon issued, for `roost status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PendingSetup {
+    pub code: String,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Stored {
+    hash: String,
+    expires_at: i64,
+}
+
+/// Issues a new code if no enabled admin exists; clears a stale one if one does.
+pub async fn issue_if_no_admin(
+    auth: &Arc<AuthState>,
+    store: &Store,
+) -> Result<Option<PendingSetup>, AuthError> {
+    let code = crypto::human_code(5);
+    let now = auth.now_secs();
+    let pending = PendingSetup {
+        code: code.clone(),
+        expires_at: now + SETUP_CODE_TTL_SECS,
+    };
+    let stored = serde_json::to_string(&Stored {
+        hash: hex::encode(crypto::sha256(&code)),
+        expires_at: pending.expires_at,
+    })
+    .expect("a struct of a string and an integer serializes");
+    store
+        .write(move |conn| {
+            if users::admin_exists(conn)? {
+                conn.execute("DELETE FROM settings WHERE key = ?1", [SETTINGS_KEY])?;
+                return Ok::<_, AuthError>(None);
+            }
+            conn.execute(
+                "INSERT INTO settings (key, value, updated_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                params![SETTINGS_KEY, stored, now],
+            )?;
+            Ok(Some(pending))
+        })
+        .await
+}
+
+/// Why a setup attempt failed.
+fn check_code(conn: &Connection, code: &str, now: i64) -> Result<(), AuthError> {
+    let value: Option<String> = conn
+        .query_row(
+            "SELECT value FROM settings WHERE key = ?1",
+            [SETTINGS_KEY],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let invalid = || AuthError::forbidden("invalid_setup_code", "this setup code is not valid");
+    let stored: Stored = value
+        .and_then(|v| serde_json::from_str(&v).ok())
+        .ok_or_else(invalid)?;
+    if stored.expires_at <= now {
+        return Err(AuthError::forbidden(
+            "setup_code_expired",
+            "this setup code has expired; restart roost to get a new one",
+        ));
+    }
+    let presented = hex::encode(crypto::sha256(&crypto::normalize_code(code)));
+    // Constant time over equal-length hex digests.
+    let same = presented.len() == stored.hash.len()
+        && presented
+            .bytes()
+            .zip(stored.hash.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    if !same {
+        return Err(invalid());
+    }
+    Ok(())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetupRequest {
+    pub setup_code: String,
+    pub username: String,
+    pub password: String,
+    pub display_name: Option<String>,
+}
+
+/// `POST /api/v1/setup {setup_code, username, password, display_name?}`: creates the first
+/// admin and signs them in (201 with tokens); 409 `admin_exists` once there is an admin.
+pub async fn complete(
+    State(app): State<AppState>,
+    ip: Option<Extension<ClientIp>>,
+    Json(req): Json<SetupRequest>,
+) -> Result<(StatusCode, Json<TokenResponse>), ApiError> {
+    let auth = app.auth.clone();
+    let ip = ip.map(|Extension(ClientIp(ip))| ip);
+    let name = username::normalize_username(&req.username).map_err(AuthError::from)?;
+    let display_name =
+        username::display_name(req.display_name.as_deref(), &name).map_err(AuthError::from)?;
+    let s = &auth.settings;
+    username::check_new_password(&req.password, s.min_password_length, s.max_password_length)
+        .map_err(AuthError::from)?;
+    // Cheap checks first, so a guessed code costs no hash.
+    let (code, now) = (req.setup_code.clone(), auth.now_secs());
+    app.store
+        .read(move |conn| {
+            if users::admin_exists(conn)? {
+                return Err(AuthError::conflict(
+                    "admin_exists",
+                    "an admin account already exists",
+                ));
+            }
+            check_code(conn, &code, now)
+        })
+        .await
+        .inspect_err(|e| {
+            if matches!(e, AuthError::Forbidden { .. }) {
+                auth.count_failure("setup_code_invalid");
+            }
+        })?;
+    let password_hash = auth
+        .hasher
+        .hash(req.password)
+        .await
+        .map_err(AuthError::from)?;
+    let new = NewUser {
+        username: name,
+        display_name,
+        role: Role::Admin,
+        password_hash,
+    };
+    let (code, now_ms) = (req.setup_code, auth.now_ms());
+    let refresh_ttl = auth.settings.refresh_ttl.as_secs() as i64;
+    let (user, issued) = app
+        .store
+        .write(move |conn| {
+            // Checked again inside the write: two racing setups cannot both succeed.
+            if users::admin_exists(conn)? {
+                return Err(AuthError::conflict(
+                    "admin_exists",
+                    "an admin account already exists",
+                ));
+            }
+            check_code(conn, &code, now_ms / 1000)?;
+            let user = users::insert(conn, &new, now_ms / 1000)?;
+            conn.execute("DELETE FROM settings WHERE key = ?1", [SETTINGS_KEY])?;
+            let actor = Actor {
+                id: Some(user.id),
+                name: user.username.clone(),
+                ip,
+            };
+            audit::record(
+                conn,
+                &actor
+                    .event("setup.admin_created", now_ms)
+                    .target(format!("user:{}", user.id))
+                    .detail(json!({ "username": user.username })),
+            )?;
+            let issued = super::session::create(conn, user.id, now_ms / 1000, refresh_ttl)?;
+            Ok((user, issued))
+        })
+        .await?;
+    auth.set_pending_setup(None);
+    tracing::info!(username = %user.username, "first admin created with the setup code");
+    Ok((
+        StatusCode::CREATED,
+        Json(issue_session(&auth, user, issued)),
+    ))
+}

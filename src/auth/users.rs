@@ -1,0 +1,323 @@
+//! Accounts in the database, and the admin API over them (`GET /api/v1/users`,
+//! `PATCH /api/v1/users/{id}`).
+//!
+//! Functions here take a `&Connection` so they compose inside one `store.write` closure with
+//! the audit event and session revocation that go with a change. Disabling a user or changing
+//! their password revokes all their sessions in the same transaction, so the change and the
+//! revocation are visible together (to the daemon and to the CLI alike). The last enabled
+//! admin can be neither demoted nor disabled.
+
+use std::net::IpAddr;
+
+use axum::extract::{Path, State};
+use axum::Extension;
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::{session, username, AuthError, RequireAdmin};
+use crate::api::{ApiError, AppState, Json};
+use crate::audit::{self, Event};
+use crate::edge::policy::ClientIp;
+
+/// What an account may do. Ordered: a guest < a member < an admin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Guest,
+    Member,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Guest => "guest",
+            Role::Member => "member",
+            Role::Admin => "admin",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "guest" => Some(Role::Guest),
+            "member" => Some(Role::Member),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// An account as the API shows it (never with its password hash).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub id: i64,
+    pub username: String,
+    pub display_name: String,
+    pub role: Role,
+    pub disabled: bool,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+const USER_COLUMNS: &str = "id, username, display_name, role, disabled, created_at";
+
+fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
+    let role: String = row.get(3)?;
+    Ok(User {
+        id: row.get(0)?,
+        username: row.get(1)?,
+        display_name: row.get(2)?,
+        // The CHECK constraint admits only these three.
+        role: Role::parse(&role).unwrap_or(Role::Guest),
+        disabled: row.get(4)?,
+        created_at: crate::api::time::rfc3339(row.get(5)?),
+    })
+}
+
+/// A new account, already validated and with its password hashed.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub username: String,
+    pub display_name: String,
+    pub role: Role,
+    pub password_hash: String,
+}
+
+/// Inserts an account; `username_taken` (409) if the normalized name exists.
+pub fn insert(conn: &Connection, new: &NewUser, now: i64) -> Result<User, AuthError> {
+    let inserted = conn.execute(
+        "INSERT INTO users (username, display_name, role, password_hash, disabled, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, 0, ?5, ?5)
+         ON CONFLICT (username) DO NOTHING",
+        params![new.username, new.display_name, new.role.as_str(), new.password_hash, now],
+    )?;
+    if inserted == 0 {
+        return Err(AuthError::conflict(
+            "username_taken",
+            "that username is already taken",
+        ));
+    }
+    let id = conn.last_insert_rowid();
+    by_id(conn, id)?.ok_or(AuthError::NotFound)
+}
+
+pub fn by_id(conn: &Connection, id: i64) -> Result<Option<User>, AuthError> {
+    Ok(conn
+        .query_row(
+            &format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"),
+            [id],
+            user_from_row,
+        )
+        .optional()?)
+}
+
+pub fn by_username(conn: &Connection, username: &str) -> Result<Option<User>, AuthError> {
+    Ok(conn
+        .query_row(
+            &format!("SELECT {USER_COLUMNS} FROM users WHERE username = ?1"),
+            [username],
+            user_from_row,
+        )
+        .optional()?)
+}
+
+/// The account and its password hash, for sign-in.
+pub fn credentials(conn: &Connection, username: &str) -> Result<Option<(User, String)>, AuthError> {
+    Ok(conn
+        .query_row(
+            &format!("SELECT {USER_COLUMNS}, password_hash FROM users WHERE username = ?1"),
+            [username],
+            |row| Ok((user_from_row(row)?, row.get::<_, String>(6)?)),
+        )
+        .optional()?)
+}
+
+pub fn password_hash(conn: &Connection, id: i64) -> Result<Option<String>, AuthError> {
+    Ok(conn
+        .query_row("SELECT password_hash FROM users WHERE id = ?1", [id], |r| {
+            r.get(0)
+        })
+        .optional()?)
+}
+
+/// Every account, oldest first.
+pub fn list(conn: &Connection) -> Result<Vec<User>, AuthError> {
+    let mut stmt = conn.prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY id"))?;
+    let users = stmt
+        .query_map([], user_from_row)?
+        .collect::<Result<_, _>>()?;
+    Ok(users)
+}
+
+/// True if an enabled admin exists.
+pub fn admin_exists(conn: &Connection) -> Result<bool, AuthError> {
+    Ok(conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM users WHERE role = 'admin' AND disabled = 0)",
+        [],
+        |r| r.get(0),
+    )?)
+}
+
+fn other_enabled_admins(conn: &Connection, id: i64) -> Result<i64, AuthError> {
+    Ok(conn.query_row(
+        "SELECT count(*) FROM users WHERE role = 'admin' AND disabled = 0 AND id != ?1",
+        [id],
+        |r| r.get(0),
+    )?)
+}
+
+/// Who made a change, for the audit log.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub id: Option<i64>,
+    pub name: String,
+    pub ip: Option<IpAddr>,
+}
+
+impl Actor {
+    /// The operator at the command line.
+    pub fn cli() -> Actor {
+        Actor {
+            id: None,
+            name: "cli".into(),
+            ip: None,
+        }
+    }
+    pub fn event(&self, kind: &'static str, now_ms: i64) -> Event {
+        Event::new(kind)
+            .at_ms(now_ms)
+            .actor(self.id, self.name.clone())
+            .ip(self.ip)
+    }
+}
+
+/// A change to an account; `None` fields stay as they are.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserPatch {
+    pub role: Option<Role>,
+    pub disabled: Option<bool>,
+    pub display_name: Option<String>,
+}
+
+/// Applies `patch` to user `id`, with its audit events; disabling revokes all sessions.
+pub fn update(
+    conn: &Connection,
+    id: i64,
+    patch: &UserPatch,
+    actor: &Actor,
+    now_ms: i64,
+) -> Result<User, AuthError> {
+    let before = by_id(conn, id)?.ok_or(AuthError::NotFound)?;
+    let now = now_ms / 1000;
+    let target = format!("user:{id}");
+    let loses_admin = before.role == Role::Admin
+        && !before.disabled
+        && (patch.role.is_some_and(|r| r != Role::Admin) || patch.disabled == Some(true));
+    if loses_admin && other_enabled_admins(conn, id)? == 0 {
+        return Err(AuthError::conflict(
+            "last_admin",
+            "this is the last enabled admin; make another admin first",
+        ));
+    }
+    if let Some(name) = &patch.display_name {
+        let name = username::display_name(Some(name), &before.username)?;
+        conn.execute(
+            "UPDATE users SET display_name = ?1, updated_at = ?2 WHERE id = ?3",
+            params![name, now, id],
+        )?;
+    }
+    if let Some(role) = patch.role.filter(|r| *r != before.role) {
+        conn.execute(
+            "UPDATE users SET role = ?1, updated_at = ?2 WHERE id = ?3",
+            params![role.as_str(), now, id],
+        )?;
+        audit::record(
+            conn,
+            &actor
+                .event("user.role_changed", now_ms)
+                .target(target.clone())
+                .detail(json!({ "username": before.username, "from": before.role, "to": role })),
+        )?;
+    }
+    if let Some(disabled) = patch.disabled.filter(|d| *d != before.disabled) {
+        conn.execute(
+            "UPDATE users SET disabled = ?1, updated_at = ?2 WHERE id = ?3",
+            params![disabled, now, id],
+        )?;
+        if disabled {
+            // API keys need no revoking: a disabled user's keys are refused while disabled.
+            session::revoke_user_sessions(conn, id, "user_disabled", now)?;
+        }
+        audit::record(
+            conn,
+            &actor
+                .event(
+                    if disabled {
+                        "user.disabled"
+                    } else {
+                        "user.enabled"
+                    },
+                    now_ms,
+                )
+                .target(target.clone())
+                .detail(json!({ "username": before.username })),
+        )?;
+    }
+    by_id(conn, id)?.ok_or(AuthError::NotFound)
+}
+
+/// Sets a new password hash and revokes every session of the user, with the audit event.
+pub fn set_password(
+    conn: &Connection,
+    id: i64,
+    password_hash: &str,
+    actor: &Actor,
+    now_ms: i64,
+) -> Result<(), AuthError> {
+    let now = now_ms / 1000;
+    let changed = conn.execute(
+        "UPDATE users SET password_hash = ?1, updated_at = ?2 WHERE id = ?3",
+        params![password_hash, now, id],
+    )?;
+    if changed == 0 {
+        return Err(AuthError::NotFound);
+    }
+    session::revoke_user_sessions(conn, id, "password_changed", now)?;
+    audit::record(
+        conn,
+        &actor
+            .event("user.password_changed", now_ms)
+            .target(format!("user:{id}")),
+    )?;
+    Ok(())
+}
+
+/// `GET /api/v1/users` (admin).
+pub async fn list_handler(
+    State(app): State<AppState>,
+    _admin: RequireAdmin,
+) -> Result<Json<Vec<User>>, ApiError> {
+    Ok(Json(app.store.read(list).await?))
+}
+
+/// `PATCH /api/v1/users/{id}` `{role?, disabled?, display_name?}` (admin).
+pub async fn update_handler(
+    State(app): State<AppState>,
+    RequireAdmin(admin): RequireAdmin,
+    ip: Option<Extension<ClientIp>>,
+    Path(id): Path<i64>,
+    Json(patch): Json<UserPatch>,
+) -> Result<Json<User>, ApiError> {
+    let actor = Actor {
+        id: Some(admin.user_id),
+        name: admin.username.clone(),
+        ip: ip.map(|Extension(ClientIp(ip))| ip),
+    };
+    let now_ms = app.auth.now_ms();
+    let user = app
+        .store
+        .write(move |conn| update(conn, id, &patch, &actor, now_ms))
+        .await?;
+    Ok(Json(user))
+}

@@ -1,0 +1,1125 @@
+//! Accounts, sessions, API keys, invites and the audit log, as a client and an operator see
+//! them: the real binary over HTTPS, and the `roost user` / `roost invite` commands beside it.
+
+mod support;
+
+use std::time::Duration;
+
+use base64::Engine;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use support::*;
+
+const ADMIN_PASSWORD: &str = "admin password 1";
+
+/// A running Roost and a client for its API.
+struct Api {
+    roost: Roost,
+    http: reqwest::Client,
+}
+
+impl Api {
+    fn start(setup: Setup) -> Api {
+        let roost = setup.start();
+        let http = roost.client();
+        Api { roost, http }
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value, reqwest::header::HeaderMap) {
+        let mut req = self.http.request(method, self.roost.https_url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let (status, headers) = (resp.status(), resp.headers().clone());
+        let text = resp.text().await.unwrap();
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
+        };
+        (status, value, headers)
+    }
+
+    async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (StatusCode, Value) {
+        let (s, v, _) = self
+            .call(reqwest::Method::POST, path, token, Some(body))
+            .await;
+        (s, v)
+    }
+
+    async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
+        let (s, v, _) = self.call(reqwest::Method::GET, path, token, None).await;
+        (s, v)
+    }
+
+    async fn login(&self, username: &str, password: &str) -> (StatusCode, Value) {
+        self.post(
+            "/api/v1/auth/login",
+            None,
+            json!({ "username": username, "password": password }),
+        )
+        .await
+    }
+
+    /// Reads the setup code from the log and creates the admin `root`; returns its tokens.
+    async fn setup_admin(&mut self) -> Value {
+        let line = self
+            .roost
+            .wait_for_log(|v| v["setup_code"].is_string(), STARTUP_DEADLINE);
+        assert_eq!(line["level"], "WARN", "{line}");
+        let code = line["setup_code"].as_str().unwrap().to_owned();
+        let (status, body) = self
+            .post(
+                "/api/v1/setup",
+                None,
+                json!({ "setup_code": code, "username": "Root", "password": ADMIN_PASSWORD }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body
+    }
+
+    /// Creates an invite as `admin` and registers `name` with it; returns the member's tokens.
+    async fn add_member(&self, admin: &str, name: &str, password: &str) -> Value {
+        let (status, invite) = self
+            .post("/api/v1/invites", Some(admin), json!({ "max_uses": 1 }))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{invite}");
+        let (status, body) = self
+            .post(
+                "/api/v1/auth/register",
+                None,
+                json!({ "invite_code": invite["code"], "username": name, "password": password }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body
+    }
+
+    async fn metric(&self, needle: &str) -> bool {
+        let text = self
+            .http
+            .get(self.roost.internal_url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines().any(|l| l.starts_with(needle))
+    }
+
+    async fn audit(&self, admin: &str, query: &str) -> Vec<Value> {
+        let (status, body) = self
+            .get(&format!("/api/v1/audit?{query}"), Some(admin))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["events"].as_array().unwrap().clone()
+    }
+
+    fn db(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(self.roost.setup.data_dir().join("roost.sqlite3")).unwrap()
+    }
+}
+
+fn token(v: &Value, key: &str) -> String {
+    v[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {key} in {v}"))
+        .to_owned()
+}
+
+fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setup_code_creates_the_first_admin_once() {
+    let mut api = Api::start(Setup::new());
+    let (status, body) = api
+        .post(
+            "/api/v1/setup",
+            None,
+            json!({ "setup_code": "aaaa-bbbb-cccc-dddd-eeee", "username": "root", "password": ADMIN_PASSWORD }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_setup_code");
+
+    let admin = api.setup_admin().await;
+    assert_eq!(admin["token_type"], "Bearer");
+    assert_eq!(admin["expires_in"], 900);
+    assert_eq!(admin["user"]["username"], "root", "normalized");
+    assert_eq!(admin["user"]["role"], "admin");
+    let access = token(&admin, "access_token");
+    let (status, me) = api.get("/api/v1/me", Some(&access)).await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+    assert_eq!(me["user"]["role"], "admin");
+    assert_eq!(me["auth"], "session");
+
+    let line = api
+        .roost
+        .logs()
+        .into_iter()
+        .find(|v| v["setup_code"].is_string())
+        .unwrap();
+    let (status, body) = api
+        .post(
+            "/api/v1/setup",
+            None,
+            json!({ "setup_code": line["setup_code"], "username": "second", "password": ADMIN_PASSWORD }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "admin_exists");
+
+    let events = api.audit(&access, "type=setup.admin_created").await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["actor"], "root");
+    assert_eq!(events[0]["client_ip"], "127.0.0.1");
+    // The code is gone from the database once used.
+    let left: i64 = api
+        .db()
+        .query_row(
+            "SELECT count(*) FROM settings WHERE key = 'auth.setup_code'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(left, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_rotates_and_reuse_revokes_the_whole_family() {
+    let mut api = Api::start(Setup::new());
+    let admin = api.setup_admin().await;
+    let admin_access = token(&admin, "access_token");
+
+    let (status, first) = api.login("root", ADMIN_PASSWORD).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    let (status, second) = api
+        .post(
+            "/api/v1/auth/refresh",
+            None,
+            json!({ "refresh_token": first["refresh_token"] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{second}");
+    assert_ne!(second["refresh_token"], first["refresh_token"]);
+    assert_ne!(second["access_token"], first["access_token"]);
+    let (status, third) = api
+        .post(
+            "/api/v1/auth/refresh",
+            None,
+            json!({ "refresh_token": second["refresh_token"] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{third}");
+    let live_access = token(&third, "access_token");
+    assert_eq!(
+        api.get("/api/v1/me", Some(&live_access)).await.0,
+        StatusCode::OK
+    );
+
+    // Someone replays the first (already rotated) refresh token.
+    let (status, body) = api
+        .post(
+            "/api/v1/auth/refresh",
+            None,
+            json!({ "refresh_token": first["refresh_token"] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(body["error"]["code"], "refresh_token_reused");
+    // The whole family is gone: the newest refresh token and a live access token.
+    let (status, body) = api
+        .post(
+            "/api/v1/auth/refresh",
+            None,
+            json!({ "refresh_token": third["refresh_token"] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_refresh_token");
+    let (status, body) = api.get("/api/v1/me", Some(&live_access)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_token");
+    // Other sessions of the same user are untouched.
+    assert_eq!(
+        api.get("/api/v1/me", Some(&admin_access)).await.0,
+        StatusCode::OK
+    );
+
+    let events = api.audit(&admin_access, "type=auth.refresh_reuse").await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["outcome"], "failure");
+    assert_eq!(events[0]["actor"], "root");
+    assert!(
+        api.metric("roost_auth_failures_total{reason=\"refresh_reuse\"} 1")
+            .await
+    );
+
+    // Garbage refresh tokens are a clean 401 too.
+    let (status, body) = api
+        .post(
+            "/api/v1/auth/refresh",
+            None,
+            json!({ "refresh_token": "nope" }),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_refresh_token"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_ends_the_session_and_its_tokens() {
+    let mut api = Api::start(Setup::new());
+    api.setup_admin().await;
+    let (_, s) = api.login("root", ADMIN_PASSWORD).await;
+    let access = token(&s, "access_token");
+    let (status, body, _) = api
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/auth/logout",
+            Some(&access),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let (status, _) = api.get("/api/v1/me", Some(&access)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = api
+        .post(
+            "/api/v1/auth/refresh",
+            None,
+            json!({ "refresh_token": s["refresh_token"] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(
+        api.metric("roost_auth_failures_total{reason=\"session_revoked\"} 1")
+            .await
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disabled_users_lose_live_tokens_at_once_via_api_and_cli() {
+    let mut api = Api::start(Setup::new());
+    let admin = token(&api.setup_admin().await, "access_token");
+    let member = api.add_member(&admin, "mia", "mia password 1").await;
+    let member_access = token(&member, "access_token");
+    let member_id = member["user"]["id"].as_i64().unwrap();
+    assert_eq!(
+        api.get("/api/v1/me", Some(&member_access)).await.0,
+        StatusCode::OK
+    );
+
+    let (status, user, _) = api
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/users/{member_id}"),
+            Some(&admin),
+            Some(json!({ "disabled": true })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{user}");
+    assert_eq!(user["disabled"], true);
+    // The access token is still within its 15 minutes, and refused.
+    let (status, body) = api.get("/api/v1/me", Some(&member_access)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_token");
+    let (status, body) = api.login("mia", "mia password 1").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("account_disabled"))
+    );
+
+    // The same from the command line, while the daemon runs.
+    let out = run_with_stdin(
+        &api.roost.setup,
+        &["user", "add", "cli-bob"],
+        b"bob password 1\n",
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (status, bob) = api.login("cli-bob", "bob password 1").await;
+    assert_eq!(status, StatusCode::OK, "{bob}");
+    let bob_access = token(&bob, "access_token");
+    assert_eq!(
+        api.get("/api/v1/me", Some(&bob_access)).await.0,
+        StatusCode::OK
+    );
+    let out = api.roost.setup.run(&["user", "disable", "CLI-Bob"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        api.get("/api/v1/me", Some(&bob_access)).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // The last admin cannot lock everyone out.
+    let (status, body, _) = api
+        .call(
+            reqwest::Method::PATCH,
+            "/api/v1/users/1",
+            Some(&admin),
+            Some(json!({ "role": "member" })),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("last_admin"))
+    );
+
+    let disabled = api.audit(&admin, "type=user.disabled").await;
+    assert_eq!(disabled.len(), 2, "{disabled:?}");
+    assert_eq!(disabled[0]["actor"], "cli");
+    assert_eq!(disabled[1]["actor"], "root");
+    assert!(
+        api.metric("roost_auth_failures_total{reason=\"user_disabled\"}")
+            .await
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_change_signs_out_every_session() {
+    let mut api = Api::start(Setup::new());
+    api.setup_admin().await;
+    let (_, one) = api.login("root", ADMIN_PASSWORD).await;
+    let (_, two) = api.login("root", ADMIN_PASSWORD).await;
+    let (one, two) = (token(&one, "access_token"), token(&two, "access_token"));
+
+    let (status, body) = api
+        .post(
+            "/api/v1/auth/password",
+            Some(&one),
+            json!({ "current_password": "not it at all", "new_password": "brand new password" }),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("wrong_password"))
+    );
+    let (status, body) = api
+        .post(
+            "/api/v1/auth/password",
+            Some(&one),
+            json!({ "current_password": ADMIN_PASSWORD, "new_password": "short" }),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("password_too_short"))
+    );
+
+    let (status, fresh) = api
+        .post(
+            "/api/v1/auth/password",
+            Some(&one),
+            json!({ "current_password": ADMIN_PASSWORD, "new_password": "brand new password" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{fresh}");
+    assert_eq!(
+        api.get("/api/v1/me", Some(&one)).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        api.get("/api/v1/me", Some(&two)).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let fresh = token(&fresh, "access_token");
+    assert_eq!(api.get("/api/v1/me", Some(&fresh)).await.0, StatusCode::OK);
+    assert_eq!(
+        api.login("root", ADMIN_PASSWORD).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        api.login("root", "brand new password").await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        api.audit(&fresh, "type=user.password_changed").await.len(),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_keys_are_shown_once_scoped_rotated_and_revoked() {
+    let mut api = Api::start(Setup::new());
+    let admin = token(&api.setup_admin().await, "access_token");
+
+    let (status, created) = api
+        .post(
+            "/api/v1/api-keys",
+            Some(&admin),
+            json!({ "name": "backup bot", "scopes": ["read"] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let key = token(&created, "key");
+    let prefix = created["prefix"].as_str().unwrap();
+    assert!(key.starts_with(&format!("roost_{prefix}_")), "{key}");
+    assert_eq!(
+        created["last_four"].as_str().unwrap(),
+        &key[key.len() - 4..]
+    );
+    let id = created["id"].as_i64().unwrap();
+
+    // The key works for reads, as its owner, and is not stored in the clear.
+    let (status, me) = api.get("/api/v1/me", Some(&key)).await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+    assert_eq!(
+        (me["auth"].as_str(), me["user"]["username"].as_str()),
+        (Some("api_key"), Some("root"))
+    );
+    let secret = key.rsplit('_').next().unwrap().to_owned();
+    let data = api.roost.setup.data_dir();
+    for file in ["roost.sqlite3", "roost.sqlite3-wal"] {
+        let bytes = std::fs::read(data.join(file)).unwrap_or_default();
+        assert!(
+            !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "the key's secret is in {file}"
+        );
+    }
+    // A read-only key may not write, nor act as an admin, nor manage keys.
+    let (status, body) = api.post("/api/v1/invites", Some(&key), json!({})).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("insufficient_scope"))
+    );
+    let (status, body) = api.get("/api/v1/users", Some(&key)).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("insufficient_scope"))
+    );
+    let (status, body) = api.get("/api/v1/api-keys", Some(&key)).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("session_required"))
+    );
+
+    let (status, list) = api.get("/api/v1/api-keys", Some(&admin)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert!(list[0].get("key").is_none(), "{list}");
+    assert!(!list.to_string().contains(&secret));
+    // Usage is recorded (throttled, written in the background).
+    eventually(Duration::from_secs(10), "last_used_at", || async {
+        let (_, list) = api.get("/api/v1/api-keys", Some(&admin)).await;
+        list[0]["last_used_at"].is_string().then_some(())
+    })
+    .await;
+
+    // Rotation, step one and two.
+    let rotation = format!("/api/v1/api-keys/{id}/rotation");
+    let (status, started) = api.post(&rotation, Some(&admin), json!({})).await;
+    assert_eq!(status, StatusCode::CREATED, "{started}");
+    assert_eq!(started["expires_in"], 900);
+    let (status, body) = api
+        .post(
+            &format!("{rotation}/confirm"),
+            Some(&admin),
+            json!({ "rotation_token": "0".repeat(64) }),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_rotation_token"))
+    );
+    let (status, rotated) = api
+        .post(
+            &format!("{rotation}/confirm"),
+            Some(&admin),
+            json!({ "rotation_token": started["rotation_token"] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{rotated}");
+    let new_key = token(&rotated, "key");
+    assert_ne!(new_key, key);
+    assert_eq!(rotated["name"], "backup bot");
+    assert_eq!(rotated["scopes"], json!(["read"]));
+    assert_eq!(
+        api.get("/api/v1/me", Some(&key)).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        api.get("/api/v1/me", Some(&new_key)).await.0,
+        StatusCode::OK
+    );
+    let (status, body) = api
+        .post(
+            &format!("{rotation}/confirm"),
+            Some(&admin),
+            json!({ "rotation_token": started["rotation_token"] }),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("rotation_token_used"))
+    );
+
+    // An expired rotation token (aged in the database: the daemon's clock is real).
+    let new_id = rotated["id"].as_i64().unwrap();
+    let rotation = format!("/api/v1/api-keys/{new_id}/rotation");
+    let (_, started) = api.post(&rotation, Some(&admin), json!({})).await;
+    api.db()
+        .execute(
+            "UPDATE api_key_rotations SET expires_at = expires_at - 901 WHERE used_at IS NULL",
+            [],
+        )
+        .unwrap();
+    let (status, body) = api
+        .post(
+            &format!("{rotation}/confirm"),
+            Some(&admin),
+            json!({ "rotation_token": started["rotation_token"] }),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("rotation_token_expired"))
+    );
+    assert_eq!(
+        api.get("/api/v1/me", Some(&new_key)).await.0,
+        StatusCode::OK,
+        "an expired rotation changes nothing"
+    );
+
+    // Revoke.
+    let (status, _, _) = api
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/api-keys/{new_id}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, body) = api.get("/api/v1/me", Some(&new_key)).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_token"))
+    );
+    let (status, _, _) = api
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/api-keys/{new_id}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let kinds: Vec<String> = api
+        .audit(&admin, "type=api_key.*")
+        .await
+        .iter()
+        .map(|e| e["type"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["api_key.revoked", "api_key.rotated", "api_key.created"]
+    );
+    assert!(
+        api.metric("roost_auth_failures_total{reason=\"api_key_revoked\"}")
+            .await
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invites_register_members_and_roles_are_enforced() {
+    let mut api = Api::start(Setup::new());
+    let admin = token(&api.setup_admin().await, "access_token");
+
+    let (status, invite) = api
+        .post(
+            "/api/v1/invites",
+            Some(&admin),
+            json!({ "max_uses": 1, "expires_in_secs": 3600 }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{invite}");
+    let code = invite["code"].as_str().unwrap().to_owned();
+    let (status, body) = api
+        .post(
+            "/api/v1/auth/register",
+            None,
+            json!({ "invite_code": code.to_uppercase(), "username": "Nora", "password": "nora password 1", "display_name": "Nora N." }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["user"]["role"], "member");
+    assert_eq!(body["user"]["display_name"], "Nora N.");
+    let member = token(&body, "access_token");
+    let (status, body) = api
+        .post(
+            "/api/v1/auth/register",
+            None,
+            json!({ "invite_code": code, "username": "oscar", "password": "oscar password 1" }),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("invite_used_up"))
+    );
+    let (status, body) = api
+        .post(
+            "/api/v1/auth/register",
+            None,
+            json!({ "invite_code": "nope", "username": "oscar", "password": "oscar password 1" }),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_invite"))
+    );
+    let (status, body) = api
+        .post(
+            "/api/v1/auth/register",
+            None,
+            json!({ "invite_code": code, "username": "x", "password": "oscar password 1" }),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_username"))
+    );
+
+    // A member is refused on admin routes; nobody anonymous gets in.
+    for (method, path) in [
+        (reqwest::Method::GET, "/api/v1/users"),
+        (reqwest::Method::GET, "/api/v1/invites"),
+        (reqwest::Method::POST, "/api/v1/invites"),
+        (reqwest::Method::GET, "/api/v1/audit"),
+        (reqwest::Method::PATCH, "/api/v1/users/1"),
+    ] {
+        let (status, body, _) = api
+            .call(method.clone(), path, Some(&member), Some(json!({})))
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path}: {body}");
+        assert_eq!(body["error"]["code"], "forbidden");
+        let (status, body, headers) = api.call(method.clone(), path, None, Some(json!({}))).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path}: {body}");
+        assert_eq!(body["error"]["code"], "unauthenticated");
+        assert!(headers.contains_key("www-authenticate"));
+    }
+
+    // A member cannot mint an admin-scoped key either.
+    let (status, body) = api
+        .post(
+            "/api/v1/api-keys",
+            Some(&member),
+            json!({ "name": "sneaky", "scopes": ["admin"] }),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("forbidden"))
+    );
+
+    // The admin sees both accounts and the invite, used up.
+    let (_, users) = api.get("/api/v1/users", Some(&admin)).await;
+    let names: Vec<&str> = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["username"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["root", "nora"]);
+    let (_, invites) = api.get("/api/v1/invites", Some(&admin)).await;
+    assert_eq!(
+        (invites[0]["uses"].as_i64(), invites[0]["max_uses"].as_i64()),
+        (Some(1), Some(1))
+    );
+    assert!(invites[0].get("code").is_none());
+
+    // Role changes take effect on live tokens.
+    let (status, body, _) = api
+        .call(
+            reqwest::Method::PATCH,
+            "/api/v1/users/2",
+            Some(&admin),
+            Some(json!({ "role": "admin" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        api.get("/api/v1/users", Some(&member)).await.0,
+        StatusCode::OK
+    );
+
+    // The audit log, filtered and paged.
+    let used = api.audit(&admin, "type=invite.used").await;
+    assert_eq!(used.len(), 1);
+    assert_eq!(used[0]["actor"], "nora");
+    let page1 = api.audit(&admin, "limit=2").await;
+    assert_eq!(page1.len(), 2);
+    let (_, first) = api.get("/api/v1/audit?limit=2", Some(&admin)).await;
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let page2 = api.audit(&admin, &format!("limit=2&cursor={cursor}")).await;
+    assert!(page2[0]["id"].as_i64() < page1[1]["id"].as_i64());
+    let all = api.audit(&admin, "limit=200").await;
+    let kinds: Vec<&str> = all.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    for kind in [
+        "setup.admin_created",
+        "invite.created",
+        "invite.used",
+        "user.created",
+        "user.role_changed",
+    ] {
+        assert!(kinds.contains(&kind), "{kind} missing from {kinds:?}");
+    }
+    let dump = serde_json::to_string(&all).unwrap();
+    assert!(
+        !dump.contains(&code) && !dump.contains("nora password"),
+        "secrets in the audit log"
+    );
+    let (status, body) = api.get("/api/v1/audit?since=yesterday", Some(&admin)).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_query"))
+    );
+    let future = api.audit(&admin, "since=2999-01-01T00:00:00Z").await;
+    assert!(future.is_empty());
+}
+
+/// Signs `claims` with HS256 under `key`, or leaves it unsigned with another header.
+fn forge(header: &Value, claims: &Value, key: &[u8]) -> String {
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let msg = format!(
+        "{}.{}",
+        b64(header.to_string().as_bytes()),
+        b64(claims.to_string().as_bytes())
+    );
+    let sig = ring::hmac::sign(
+        &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key),
+        msg.as_bytes(),
+    );
+    format!("{msg}.{}", b64(sig.as_ref()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_tokens_get_401_with_distinct_reasons() {
+    let mut api = Api::start(Setup::new());
+    let admin = api.setup_admin().await;
+    let good = token(&admin, "access_token");
+    let key = std::fs::read_to_string(api.roost.setup.data_dir().join("secrets/jwt_signing.key"))
+        .unwrap();
+    let key = key.trim_end().as_bytes().to_vec();
+    let payload = |p: &str| -> Value {
+        let part = p.split('.').nth(1).unwrap();
+        serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(part)
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    let claims = payload(&good);
+    let now = claims["iat"].as_i64().unwrap();
+    let with = |k: &str, v: Value| {
+        let mut c = claims.clone();
+        c[k] = v;
+        c
+    };
+    let hs256 = json!({ "alg": "HS256", "typ": "JWT" });
+    let cases = [
+        ("alg_none", {
+            let t = forge(&json!({ "alg": "none" }), &claims, &key);
+            format!("{}.", t.rsplit_once('.').unwrap().0)
+        }),
+        (
+            "bad_algorithm",
+            forge(&json!({ "alg": "HS512" }), &claims, &key),
+        ),
+        (
+            "bad_signature",
+            forge(&hs256, &claims, b"some other key entirely"),
+        ),
+        ("bad_signature", {
+            let forged = forge(&hs256, &with("role", json!("admin")), &key);
+            let sig = good.rsplit('.').next().unwrap();
+            format!("{}.{sig}", forged.rsplit_once('.').unwrap().0)
+        }),
+        (
+            "token_expired",
+            forge(&hs256, &with("exp", json!(now - 10)), &key),
+        ),
+        (
+            "token_not_yet_valid",
+            forge(&hs256, &with("nbf", json!(now + 600)), &key),
+        ),
+        (
+            "bad_issuer",
+            forge(&hs256, &with("iss", json!("elsewhere")), &key),
+        ),
+        (
+            "bad_audience",
+            forge(&hs256, &with("aud", json!("other-api")), &key),
+        ),
+        ("malformed_token", "not.a.jwt".to_owned()),
+    ];
+    for (reason, bad) in &cases {
+        let (status, body, headers) = api
+            .call(reqwest::Method::GET, "/api/v1/me", Some(bad), None)
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{reason}: {body}");
+        let code = if *reason == "token_expired" {
+            "token_expired"
+        } else {
+            "invalid_token"
+        };
+        assert_eq!(body["error"]["code"], code, "{reason}");
+        assert!(headers["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("invalid_token"));
+        // Rejected before any handler: the same on a route that does not need a caller.
+        let (status, _, _) = api
+            .call(reqwest::Method::GET, "/health", Some(bad), None)
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{reason} on /health");
+    }
+    for reason in [
+        "alg_none",
+        "bad_algorithm",
+        "token_expired",
+        "token_not_yet_valid",
+        "bad_issuer",
+        "bad_audience",
+        "malformed_token",
+    ] {
+        assert!(
+            api.metric(&format!(
+                "roost_auth_failures_total{{reason=\"{reason}\"}} 2"
+            ))
+            .await,
+            "{reason}"
+        );
+    }
+    assert!(
+        api.metric("roost_auth_failures_total{reason=\"bad_signature\"} 4")
+            .await
+    );
+    // A correctly signed token still works, and Basic auth is not a bearer token.
+    assert_eq!(api.get("/api/v1/me", Some(&good)).await.0, StatusCode::OK);
+    let resp = api
+        .http
+        .get(api.roost.https_url("/api/v1/me"))
+        .basic_auth("root", Some(ADMIN_PASSWORD))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_logins_back_off_per_username() {
+    let mut api = Api::start(Setup::new());
+    api.setup_admin().await;
+    for _ in 0..3 {
+        let (status, body) = api.login("root", "wrong password").await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (StatusCode::UNAUTHORIZED, Some("invalid_credentials"))
+        );
+    }
+    // The fourth failure starts the backoff; the next attempt is refused unchecked, even with
+    // the right password.
+    assert_eq!(
+        api.login("ROOT", "wrong password").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let (status, body, headers) = api
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({ "username": "root", "password": ADMIN_PASSWORD })),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("login_backoff"))
+    );
+    assert!(headers.contains_key("retry-after"), "{headers:?}");
+    // Unknown users are answered the same way as wrong passwords.
+    let (status, body) = api.login("nobody-here", "wrong password").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_credentials"))
+    );
+    // After the delay, the right password works again.
+    eventually(Duration::from_secs(10), "the backoff to end", || async {
+        (api.login("root", ADMIN_PASSWORD).await.0 == StatusCode::OK).then_some(())
+    })
+    .await;
+    let (_, s) = api.login("root", ADMIN_PASSWORD).await;
+    let events = api
+        .audit(&token(&s, "access_token"), "type=auth.login&limit=200")
+        .await;
+    let failures: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["outcome"] == "failure")
+        .collect();
+    let reasons: Vec<&str> = failures
+        .iter()
+        .map(|e| e["detail"]["reason"].as_str().unwrap())
+        .collect();
+    assert!(
+        reasons.contains(&"bad_password") && reasons.contains(&"unknown_user"),
+        "{reasons:?}"
+    );
+    assert!(events.iter().any(|e| e["outcome"] == "success"));
+    assert!(
+        api.metric("roost_auth_failures_total{reason=\"login_backoff\"}")
+            .await
+    );
+    // Malformed bodies are clean JSON errors.
+    let resp = api
+        .http
+        .post(api.roost.https_url("/api/v1/auth/login"))
+        .header("content-type", "application/json")
+        .body("{\"username\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "malformed_json");
+    let resp = api
+        .http
+        .post(api.roost.https_url("/api/v1/auth/login"))
+        .body("username=root")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let (status, body) = api
+        .post("/api/v1/auth/login", None, json!({ "username": "root" }))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_body"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_user_add_with_stdin_password_then_login_over_https() {
+    let setup = Setup::new();
+    setup.write_config("");
+    let out = run_with_stdin(
+        &setup,
+        &[
+            "user",
+            "add",
+            "Alice",
+            "--role",
+            "admin",
+            "--display-name",
+            "Alice A.",
+        ],
+        b"alice password 1\n",
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout(&out).contains("created admin alice"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        !stdout(&out).contains("alice password 1"),
+        "a given password is never printed"
+    );
+    let out = run_with_stdin(&setup, &["user", "add", "alice"], b"another password\n");
+    assert_eq!(out.status.code(), Some(1), "duplicate name");
+    let out = run_with_stdin(&setup, &["user", "add", "bo"], b"another password\n");
+    assert_eq!(out.status.code(), Some(64), "invalid name");
+    // No password piped: one is generated and printed once.
+    let out = setup.run(&["user", "add", "gus", "--role", "guest"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let generated = stdout(&out)
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("password (shown only now): ")
+                .map(str::to_owned)
+        })
+        .expect("a generated password");
+
+    let out = setup.run(&["user", "list", "--json"]);
+    let users: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(users[0]["username"], "alice");
+    assert_eq!(users[0]["display_name"], "Alice A.");
+    assert_eq!(users[1]["role"], "guest");
+    let out = setup.run(&["invite", "create", "--uses", "3", "--expires", "2d"]);
+    assert_eq!(out.status.code(), Some(0));
+    let code = stdout(&out).trim().to_owned();
+
+    let mut api = Api::start(setup);
+    // An admin exists, so no setup code is issued.
+    api.roost
+        .wait_for_log(|v| v["message"] == "listening", STARTUP_DEADLINE);
+    assert!(api.roost.logs().iter().all(|v| v["setup_code"].is_null()));
+    let (status, body) = api.login("alice", "alice password 1").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["user"]["role"], "admin");
+    assert_eq!(api.login("gus", &generated).await.0, StatusCode::OK);
+    let (status, body) = api
+        .post(
+            "/api/v1/auth/register",
+            None,
+            json!({ "invite_code": code, "username": "carl", "password": "carl password 1" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    // `roost user passwd` with a piped password signs the user out everywhere.
+    let access = token(&body, "access_token");
+    let out = run_with_stdin(
+        &api.roost.setup,
+        &["user", "passwd", "carl"],
+        b"carl password 2\n",
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        api.get("/api/v1/me", Some(&access)).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(api.login("carl", "carl password 2").await.0, StatusCode::OK);
+}
