@@ -23,6 +23,8 @@ use tower_http::timeout::TimeoutLayer;
 
 use crate::config::Config;
 use crate::edge::policy::EdgePolicy;
+use crate::limits::alerts::AlertSink;
+use crate::limits::Limiter;
 use crate::ops::health;
 use crate::ops::metrics::{HttpLabels, Metrics};
 use crate::store::Store;
@@ -38,6 +40,10 @@ pub struct AppState {
     pub edge: Arc<EdgePolicy>,
     /// The local CA certificate (PEM) offered at `/ca.crt`; `None` with operator certificates.
     pub ca_pem: Option<Arc<str>>,
+    /// Charged only by the `limits::layer::enforce` layer below, never by handlers.
+    pub limiter: Arc<Limiter>,
+    /// Where failed sign-ins and rate-limit refusals are reported (security alerts).
+    pub alerts: AlertSink,
 }
 
 /// The public HTTPS surface.
@@ -77,6 +83,13 @@ fn common_layers(routes: Router<AppState>, state: &AppState, hsts: Option<Header
         .layer(middleware::from_fn_with_state(
             state.edge.clone(),
             crate::edge::limits::body_limit,
+        ))
+        // Rate limits run after the client IP is resolved and after authentication: the auth
+        // layer (which inserts `limits::Account`) goes right after this call, because a later
+        // `.layer` wraps the earlier ones and so runs first.
+        .layer(middleware::from_fn_with_state(
+            state.limiter.clone(),
+            crate::limits::layer::enforce,
         ))
         .layer(middleware::from_fn_with_state(
             state.edge.clone(),
