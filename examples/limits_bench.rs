@@ -14,8 +14,10 @@ use roost::limits::{Account, Family, Limiter, MonotonicClock};
 use roost::ops::metrics::Metrics;
 
 fn limiter(max_keys: usize) -> Arc<Limiter> {
-    let mut config = RateLimits::default();
-    config.max_keys_per_family = max_keys;
+    let mut config = RateLimits {
+        max_keys_per_family: max_keys,
+        ..RateLimits::default()
+    };
     // Large buckets so the steady-state cases measure admitted requests, the common path.
     config.read.burst = 1_000_000;
     config.read.per_minute = 60_000_000;
@@ -74,7 +76,10 @@ fn main() {
 
     let known = limiter(100_000);
     let case = |name: &str, threads: usize, per_core: f64| {
-        println!("  {name:<46} {threads} thread(s)  {:>12.0} checks/s/core", per_core);
+        println!(
+            "  {name:<46} {threads} thread(s)  {:>12.0} checks/s/core",
+            per_core
+        );
     };
     let one_ip = |i: u64| {
         black_box(known.check(Family::Read, client(0), None));
@@ -90,7 +95,11 @@ fn main() {
         let account = &accounts[(i % 200) as usize];
         black_box(known.check(Family::Read, client((i % 1_000) as u32), Some(account)));
     };
-    case("200 accounts behind 1k IPs (both buckets)", 1, rate(1, secs, authed));
+    case(
+        "200 accounts behind 1k IPs (both buckets)",
+        1,
+        rate(1, secs, authed),
+    );
     if cores > 1 {
         case("10k client IPs, tracked", cores, rate(cores, secs, many));
     }
