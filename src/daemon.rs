@@ -21,6 +21,7 @@ use crate::edge::listener::OpenConnections;
 use crate::edge::listener::{self, ConnLimits, Listener};
 use crate::edge::policy::EdgePolicy;
 use crate::edge::{local_ca, tls};
+use crate::limits::{self, Limiter};
 use crate::ops::lock::DataDirLock;
 use crate::ops::metrics::Metrics;
 use crate::ops::pi::SysRoot;
@@ -162,6 +163,14 @@ async fn serve(
         SysRoot::default(),
         first,
     ));
+    let (alerts, alerter) = limits::alerts::alerter(&config.alerts, config.hostname(), &metrics);
+    auth.report_failures_to(alerts.clone());
+    let limiter = Arc::new(Limiter::new(
+        &config.rate_limits,
+        limits::MonotonicClock::new(),
+        &metrics,
+        alerts.clone(),
+    ));
     let state = AppState {
         config: config.clone(),
         store: store.clone(),
@@ -170,6 +179,8 @@ async fn serve(
         ca_pem,
         vitals: vitals.clone(),
         auth,
+        limiter: limiter.clone(),
+        alerts,
     };
     let internal_state = AppState {
         edge: internal_policy,
@@ -228,8 +239,13 @@ async fn serve(
     background.spawn(reload_on_sighup(
         config.clone(),
         resolver.clone(),
+        limiter.clone(),
         shutdown.clone(),
     ));
+    background.spawn(limiter.run_pruner(shutdown.clone()));
+    if let Some(alerter) = alerter {
+        background.spawn(alerter.run(shutdown.clone()));
+    }
     if config.local_ca_mode() {
         background.spawn(renew_certificates(
             config.clone(),
@@ -287,11 +303,14 @@ fn load_certificate(config: &Config) -> anyhow::Result<Arc<rustls::sign::Certifi
     Ok(tls::load_certified_key(&cert, &key)?)
 }
 
-/// SIGHUP: re-read certificates (re-issuing from the local CA if due). Open connections keep
-/// their session; new handshakes get the new certificate. A bad file keeps the old one.
+/// SIGHUP: re-read certificates (re-issuing from the local CA if due) and the configuration
+/// file's `[rate_limits]`. Open connections keep their session; new handshakes get the new
+/// certificate. A bad certificate keeps the old one; a configuration with any problem keeps
+/// the old limits and logs every problem. Other configuration changes need a restart.
 async fn reload_on_sighup(
     config: Arc<Config>,
     resolver: Arc<tls::CertResolver>,
+    limiter: Arc<Limiter>,
     shutdown: CancellationToken,
 ) {
     let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
@@ -321,7 +340,28 @@ async fn reload_on_sighup(
                 "certificate reload failed; still serving the previous certificate"
             ),
         }
+        reload_rate_limits(&config, &limiter);
         notify::status("serving");
+    }
+}
+
+/// Re-reads the configuration the daemon started from (same file, same profile, environment
+/// overrides included) and applies its `[rate_limits]`.
+fn reload_rate_limits(config: &Config, limiter: &Limiter) {
+    match crate::config::load(&config.load_options()) {
+        Ok(new) => {
+            let changed = limiter.reconfigure(&new.rate_limits);
+            tracing::info!(changed = changed.join(","), "rate limits reloaded");
+        }
+        Err(problems) => {
+            for p in &problems.0 {
+                tracing::error!(problem = %p, "configuration reload: problem");
+            }
+            tracing::error!(
+                problems = problems.0.len(),
+                "configuration reload failed; keeping the previous rate limits"
+            );
+        }
     }
 }
 

@@ -26,6 +26,8 @@ use tower_http::timeout::TimeoutLayer;
 use crate::auth;
 use crate::config::Config;
 use crate::edge::policy::EdgePolicy;
+use crate::limits::alerts::AlertSink;
+use crate::limits::Limiter;
 use crate::ops::health;
 use crate::ops::metrics::{HttpLabels, Metrics};
 use crate::store::Store;
@@ -46,6 +48,10 @@ pub struct AppState {
     pub vitals: Arc<crate::ops::vitals::Vitals>,
     /// Keys, password hasher, login backoff and the pending setup code.
     pub auth: Arc<crate::auth::AuthState>,
+    /// Charged only by the `limits::layer::enforce` layer below, never by handlers.
+    pub limiter: Arc<Limiter>,
+    /// Where failed sign-ins and rate-limit refusals are reported (security alerts).
+    pub alerts: AlertSink,
 }
 
 /// Sent on every HTTPS response unless the handler set the header itself.
@@ -132,16 +138,22 @@ pub fn redirect_router(state: AppState) -> Router {
 }
 
 fn common_layers(routes: Router<AppState>, state: &AppState, hsts: Option<HeaderValue>) -> Router {
+    // A later `.layer` wraps the earlier ones and so runs first. Per request, in order: metrics,
+    // JSON errors, panic guard, timeout, client IP, Host check, authentication, rate limit,
+    // body cap, handler. The limiter runs after authentication because it keys on the
+    // `limits::Account` that `auth::authenticate` inserts.
     let mut router = routes
-        // Authentication runs after the edge checks and before every handler (and before the
-        // rate limiter, which keys on the account it finds).
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            auth::authenticate,
-        ))
         .layer(middleware::from_fn_with_state(
             state.edge.clone(),
             crate::edge::limits::body_limit,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.limiter.clone(),
+            crate::limits::layer::enforce,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
         ))
         .layer(middleware::from_fn_with_state(
             state.edge.clone(),

@@ -130,6 +130,8 @@ pub struct AuthState {
     setup: Mutex<Option<setup::PendingSetup>>,
     /// When ended sessions were last pruned (Unix seconds).
     last_prune: AtomicI64,
+    /// Where rejections are also reported (security alerts); unset in tests without alerts.
+    alerts: std::sync::OnceLock<crate::limits::alerts::AlertSink>,
 }
 
 impl AuthState {
@@ -179,6 +181,7 @@ impl AuthState {
             failures,
             setup: Mutex::new(None),
             last_prune: AtomicI64::new(0),
+            alerts: std::sync::OnceLock::new(),
         })
     }
 
@@ -207,9 +210,18 @@ impl AuthState {
                 .is_ok()
     }
 
-    /// Counts one rejection in `roost_auth_failures_total{reason}`.
+    /// Counts one rejection in `roost_auth_failures_total{reason}` and reports it to the
+    /// security alerts (a non-blocking signal).
     pub fn count_failure(&self, reason: &'static str) {
         self.failures.get_or_create(&FailureLabels { reason }).inc();
+        if let Some(alerts) = self.alerts.get() {
+            alerts.auth_failure();
+        }
+    }
+
+    /// Connects failures to the security-alert sink; set once by the daemon at startup.
+    pub fn report_failures_to(&self, alerts: crate::limits::alerts::AlertSink) {
+        let _ = self.alerts.set(alerts);
     }
 
     /// The setup code this daemon issued, if it can still be used: not expired, and no

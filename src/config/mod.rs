@@ -8,9 +8,11 @@
 //! This module must not read global state after loading: the result is a plain value passed
 //! down from `main` (no `static CONFIG`).
 
+pub mod alerts;
 mod auth;
 pub mod backup;
 mod env;
+pub mod rate_limits;
 pub mod secrets;
 mod validate;
 
@@ -44,6 +46,8 @@ pub struct Config {
     pub limits: Limits,
     pub auth: Auth,
     pub backup: backup::Backup,
+    pub rate_limits: rate_limits::RateLimits,
+    pub alerts: alerts::Alerts,
     #[serde(skip)]
     pub profile: Option<Profile>,
     /// The file this value was read from, if any (for messages and `doctor`).
@@ -346,6 +350,15 @@ impl Config {
 
     pub fn backups_dir(&self) -> PathBuf {
         self.storage.data_dir.join("backups")
+    }
+
+    /// The options that load this configuration again (SIGHUP): the same file (or, without
+    /// one, the default path, which may have appeared since) and the same profile.
+    pub fn load_options(&self) -> LoadOptions {
+        LoadOptions {
+            path: self.source.clone(),
+            dev: self.profile() == Profile::Dev,
+        }
     }
 
     /// True when certificates come from the local CA `roost init` made.
