@@ -20,6 +20,7 @@ use crate::config::Config;
 use crate::edge::listener::{self, ConnLimits, Listener};
 use crate::edge::policy::EdgePolicy;
 use crate::edge::{local_ca, tls};
+use crate::livekit::{self, LiveKit};
 use crate::ops::metrics::Metrics;
 use crate::ops::{notify, provision};
 use crate::store::{Store, StoreOptions};
@@ -122,12 +123,20 @@ async fn serve(
     } else {
         None
     };
+    let runtime_directory = std::env::var("RUNTIME_DIRECTORY").ok();
+    let livekit = LiveKit::new(
+        config.clone(),
+        &metrics,
+        livekit::runtime_dir(&config, runtime_directory.as_deref()),
+        shutdown.clone(),
+    );
     let state = AppState {
         config: config.clone(),
         store: store.clone(),
         metrics,
         edge: public_policy,
         ca_pem,
+        livekit: livekit.clone(),
     };
     let internal_state = AppState {
         edge: internal_policy,
@@ -183,8 +192,12 @@ async fn serve(
     background.spawn(reload_on_sighup(
         config.clone(),
         resolver.clone(),
+        livekit.clone(),
         shutdown.clone(),
     ));
+    // Not on `background`: stopping LiveKit may take its whole drain grace, waited for below.
+    let supervisor = tokio::spawn(livekit::supervisor::run(livekit.clone(), bound.internal));
+    let pid_file = PidFile::write(&config);
     if config.local_ca_mode() {
         background.spawn(renew_certificates(
             config.clone(),
@@ -224,7 +237,49 @@ async fn serve(
     }
     // Background tasks all select on `shutdown`; they end promptly.
     let _ = tokio::time::timeout(Duration::from_secs(2), background.wait()).await;
+    // Proxied call signalling ends on the shutdown signal; LiveKit has been stopping since it
+    // fired (SIGTERM, drain grace, SIGTERM, SIGKILL), so this waits at most the rest of that.
+    let _ = tokio::time::timeout(Duration::from_secs(2), livekit.wait_proxy_sessions()).await;
+    let livekit_stop = Duration::from_secs(config.livekit.drain_grace_secs)
+        + 2 * livekit::supervisor::FORCE_WAIT
+        + Duration::from_secs(2);
+    if tokio::time::timeout(livekit_stop, supervisor)
+        .await
+        .is_err()
+    {
+        tracing::error!("the livekit supervisor did not finish stopping in time");
+    }
+    drop(pid_file);
     Ok(())
+}
+
+/// Where the running daemon records its pid, for `roost livekit rotate-keys` to signal it.
+pub fn pid_file(config: &Config) -> std::path::PathBuf {
+    config.data_dir().join("roost.pid")
+}
+
+/// The pid file, removed again when the daemon stops.
+struct PidFile(Option<std::path::PathBuf>);
+
+impl PidFile {
+    fn write(config: &Config) -> PidFile {
+        let path = pid_file(config);
+        match std::fs::write(&path, format!("{}\n", std::process::id())) {
+            Ok(()) => PidFile(Some(path)),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot write the pid file; `roost livekit rotate-keys` will not find the daemon");
+                PidFile(None)
+            }
+        }
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        if let Some(path) = &self.0 {
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }
 
 /// The certificate to serve: the local CA's server certificate or the operator's files.
@@ -243,9 +298,11 @@ fn load_certificate(config: &Config) -> anyhow::Result<Arc<rustls::sign::Certifi
 
 /// SIGHUP: re-read certificates (re-issuing from the local CA if due). Open connections keep
 /// their session; new handshakes get the new certificate. A bad file keeps the old one.
+/// LiveKit re-reads its keys (restarting only if they changed) and looks for a missing binary.
 async fn reload_on_sighup(
     config: Arc<Config>,
     resolver: Arc<tls::CertResolver>,
+    livekit: Arc<LiveKit>,
     shutdown: CancellationToken,
 ) {
     let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
@@ -261,6 +318,7 @@ async fn reload_on_sighup(
             _ = shutdown.cancelled() => return,
         }
         notify::status("reloading");
+        livekit.request_reload();
         let reloaded = (|| -> anyhow::Result<()> {
             if config.local_ca_mode() {
                 provision::ensure_certificates(&config)?;

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{any, get, post};
 use axum::Router;
 use http::{header, HeaderValue, StatusCode};
 use tower_http::catch_panic::CatchPanicLayer;
@@ -23,6 +23,7 @@ use tower_http::timeout::TimeoutLayer;
 
 use crate::config::Config;
 use crate::edge::policy::EdgePolicy;
+use crate::livekit;
 use crate::ops::health;
 use crate::ops::metrics::{HttpLabels, Metrics};
 use crate::store::Store;
@@ -38,6 +39,8 @@ pub struct AppState {
     pub edge: Arc<EdgePolicy>,
     /// The local CA certificate (PEM) offered at `/ca.crt`; `None` with operator certificates.
     pub ca_pem: Option<Arc<str>>,
+    /// Calls: LiveKit's status, keys, call registry and proxy limits.
+    pub livekit: Arc<crate::livekit::LiveKit>,
 }
 
 /// The public HTTPS surface.
@@ -48,6 +51,9 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .route("/ca.crt", get(ca_cert))
+        .route("/rtc", any(livekit::proxy::forward))
+        .route("/rtc/{*rest}", any(livekit::proxy::forward))
+        .route("/twirp/{*rest}", any(livekit::proxy::forward))
         .fallback(not_found);
     // Layers run outermost-last: HSTS and JSON errors wrap everything, including 421s.
     common_layers(routes, &state, Some(hsts))
@@ -59,6 +65,7 @@ pub fn internal_router(state: AppState) -> Router {
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .route("/metrics", get(metrics))
+        .route("/livekit/webhook", post(livekit::webhook::receive))
         .fallback(not_found);
     common_layers(routes, &state, None)
 }

@@ -9,6 +9,7 @@
 //! down from `main` (no `static CONFIG`).
 
 mod env;
+pub mod livekit;
 pub mod secrets;
 mod validate;
 
@@ -40,6 +41,7 @@ pub struct Config {
     pub storage: Storage,
     pub limits: Limits,
     pub auth: Auth,
+    pub livekit: livekit::Livekit,
     #[serde(skip)]
     pub profile: Option<Profile>,
     /// The file this value was read from, if any (for messages and `doctor`).
@@ -283,6 +285,8 @@ pub fn dev_defaults() -> Config {
     c.server.http_addr = "127.0.0.1:8080".into();
     c.server.internal_addr = "127.0.0.1:9090".into();
     c.storage.data_dir = PathBuf::from("roost-dev");
+    // A checkout rarely has livekit-server installed; `ROOST_LIVEKIT_ENABLED=true` turns it on.
+    c.livekit.enabled = false;
     c
 }
 

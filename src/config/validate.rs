@@ -353,6 +353,7 @@ pub(super) fn check(c: &Config, problems: &mut Vec<Problem>) {
             ));
         }
     }
+    super::livekit::check(c, problems);
 }
 
 fn valid_hostname(h: &str) -> bool {

@@ -66,6 +66,7 @@ pub fn provision(config: &Config) -> Result<Provisioned, ProvisionError> {
     if write_new_secret(&jwt)? {
         created.push(jwt);
     }
+    created.extend(crate::livekit::keys::provision(config)?);
     let ca = if config.local_ca_mode() {
         Some(ensure_certificates(config)?)
     } else {
