@@ -105,16 +105,26 @@ struct App {
 
 fn log(level: &str, msg: &str) {
     let ts = now_ms() as f64 / 1000.0;
-    println!("{}", serde_json::json!({"level": level, "ts": ts, "msg": msg, "pid": std::process::id()}));
+    println!(
+        "{}",
+        serde_json::json!({"level": level, "ts": ts, "msg": msg, "pid": std::process::id()})
+    );
     let _ = std::io::stdout().flush();
 }
 
 fn now_ms() -> u128 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
 }
 
 fn append(path: &Path, line: &str) {
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
     writeln!(f, "{line}").unwrap();
 }
 
@@ -152,8 +162,15 @@ async fn main() {
     }
     std::fs::create_dir_all(&control).unwrap();
     // What it understood, for tests to assert on (secrets included: test keys only).
-    std::fs::write(control.join("config.json"), serde_json::to_string_pretty(&conf).unwrap()).unwrap();
-    append(&control.join("starts"), &format!("{} {}", std::process::id(), now_ms()));
+    std::fs::write(
+        control.join("config.json"),
+        serde_json::to_string_pretty(&conf).unwrap(),
+    )
+    .unwrap();
+    append(
+        &control.join("starts"),
+        &format!("{} {}", std::process::id(), now_ms()),
+    );
     log("info", "starting LiveKit server (fake)");
     if control.join("crash").exists() {
         log("error", "crashing as asked");
@@ -174,14 +191,19 @@ async fn main() {
         .route("/twirp/{*rest}", post(twirp))
         .route("/fake/webhook", post(send_webhook))
         .with_state(app);
-    let addr = conf.bind_addresses.first().cloned().unwrap_or_else(|| "0.0.0.0".into());
+    let addr = conf
+        .bind_addresses
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "0.0.0.0".into());
     let listener = tokio::net::TcpListener::bind((addr.as_str(), conf.port))
         .await
         .unwrap_or_else(|e| usage(&format!("listen on {addr}:{}: {e}", conf.port)));
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
     log("info", "server listening");
 
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).unwrap();
+    let mut term =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).unwrap();
     let mut terms = 0;
     loop {
         term.recv().await;
@@ -239,21 +261,19 @@ async fn echo(mut socket: WebSocket, hello: String) {
         return;
     }
     while let Some(Ok(msg)) = socket.recv().await {
-        match msg {
-            Message::Text(_) | Message::Binary(_) => {
-                if socket.send(msg).await.is_err() {
-                    return;
-                }
-            }
-            Message::Close(_) => return,
-            _ => {}
+        let echo = matches!(msg, Message::Text(_) | Message::Binary(_));
+        if matches!(msg, Message::Close(_)) || (echo && socket.send(msg).await.is_err()) {
+            return;
         }
     }
 }
 
 async fn twirp(headers: HeaderMap) -> impl IntoResponse {
     if headers.get("authorization").is_none() {
-        return (StatusCode::UNAUTHORIZED, Json(serde_json::json!({"code": "unauthenticated"})));
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(serde_json::json!({"code": "unauthenticated"})),
+        );
     }
     (StatusCode::OK, Json(serde_json::json!({"rooms": []})))
 }
@@ -269,8 +289,14 @@ struct WebhookRequest {
     sid: String,
 }
 
-async fn send_webhook(State(app): State<App>, Json(req): Json<WebhookRequest>) -> impl IntoResponse {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+async fn send_webhook(
+    State(app): State<App>,
+    Json(req): Json<WebhookRequest>,
+) -> impl IntoResponse {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     // The shape LiveKit's protobuf JSON has: camelCase names, int64 values as strings.
     let mut event = serde_json::json!({
         "event": req.event,

@@ -110,6 +110,11 @@ async fn starts_livekit_and_reports_it_ready() {
     let (setup, port) = with_fake("");
     let mut roost = setup.start();
     roost.wait_for_log(|v| message_is(v, "livekit ready"), DEADLINE);
+    // LiveKit's own log lines arrive under the target `livekit`, message and level kept.
+    roost.wait_for_log(
+        |v| v["target"] == "livekit" && message_is(v, "starting LiveKit server (fake)"),
+        DEADLINE,
+    );
 
     let (status, body) = ready_json(&roost).await;
     assert_eq!(status, 200, "{body}");
@@ -145,7 +150,10 @@ async fn starts_livekit_and_reports_it_ready() {
     let out = roost.setup.run(&["livekit", "config"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
-    assert!(text.contains(&format!("\"{key}\": \"<redacted>\"")), "{text}");
+    assert!(
+        text.contains(&format!("\"{key}\": \"<redacted>\"")),
+        "{text}"
+    );
     assert!(!text.contains(&secret), "secret printed");
 }
 
@@ -165,7 +173,12 @@ async fn shutdown_drains_then_forces_and_leaves_no_process() {
     assert!(!process_exists(pid), "livekit outlived roost");
     let signals = read(&control_dir(&roost.setup).join("signals"));
     assert_eq!(signals.lines().count(), 2, "drain, then force: {signals}");
-    assert!(count_logs(&roost, |v| message_is(v, "livekit still draining; forcing it to stop")) == 1);
+    assert!(
+        count_logs(&roost, |v| message_is(
+            v,
+            "livekit still draining; forcing it to stop"
+        )) == 1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -180,7 +193,10 @@ async fn a_livekit_that_ignores_sigterm_is_killed() {
     assert!(status.success(), "{status}");
     assert!(!process_exists(pid), "livekit outlived roost");
     assert_eq!(
-        count_logs(&roost, |v| message_is(v, "livekit ignored the stop request; killing it")),
+        count_logs(&roost, |v| message_is(
+            v,
+            "livekit ignored the stop request; killing it"
+        )),
         1
     );
 }
@@ -255,7 +271,14 @@ async fn a_missing_binary_disables_calls_but_not_chat() {
         .env("RUNTIME_DIRECTORY", "")
         .toml("[livekit]\nenabled = true\nbinary = \"/nonexistent/livekit-server\"\n")
         .start();
-    roost.wait_for_log(|v| v["reason"].as_str().is_some_and(|r| r.contains("/nonexistent")), DEADLINE);
+    roost.wait_for_log(
+        |v| {
+            v["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("/nonexistent"))
+        },
+        DEADLINE,
+    );
     let (status, body) = ready_json(&roost).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["checks"]["livekit"]["status"], "disabled", "{body}");
@@ -266,9 +289,19 @@ async fn a_missing_binary_disables_calls_but_not_chat() {
             .contains("/nonexistent/livekit-server does not exist"),
         "{body}"
     );
-    let health = roost.client().get(roost.https_url("/health")).send().await.unwrap();
+    let health = roost
+        .client()
+        .get(roost.https_url("/health"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(health.status(), 200);
-    let rtc = roost.client().get(roost.https_url("/rtc")).send().await.unwrap();
+    let rtc = roost
+        .client()
+        .get(roost.https_url("/rtc"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(rtc.status(), 503);
     let body: Value = rtc.json().await.unwrap();
     assert_eq!(body["error"]["code"], "livekit_disabled");
@@ -286,9 +319,7 @@ async fn a_missing_binary_disables_calls_but_not_chat() {
 
 /// A TLS client that trusts only this Roost's CA and speaks HTTP/1.1 (as browsers do for
 /// WebSockets).
-async fn tls_connect(
-    roost: &Roost,
-) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+async fn tls_connect(roost: &Roost) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls_pemfile::certs(&mut roost.ca_pem().as_slice()) {
         roots.add(cert.unwrap()).unwrap();
@@ -301,7 +332,9 @@ async fn tls_connect(
     .with_root_certificates(roots)
     .with_no_client_auth();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let tcp = tokio::net::TcpStream::connect(roost.addrs().https).await.unwrap();
+    let tcp = tokio::net::TcpStream::connect(roost.addrs().https)
+        .await
+        .unwrap();
     tokio_rustls::TlsConnector::from(Arc::new(config))
         .connect("localhost".try_into().unwrap(), tcp)
         .await
@@ -314,7 +347,11 @@ async fn signalling_websocket_round_trips_through_tls() {
     let mut roost = setup.start();
     roost.wait_for_log(|v| message_is(v, "livekit ready"), DEADLINE);
 
-    let url = format!("{}?access_token=sekrit-token-value", roost.https_url("/rtc")).replace("https", "wss");
+    let url = format!(
+        "{}?access_token=sekrit-token-value",
+        roost.https_url("/rtc")
+    )
+    .replace("https", "wss");
     let mut request = url.into_client_request().unwrap();
     // A client cannot choose the address LiveKit sees.
     request
@@ -332,15 +369,25 @@ async fn signalling_websocket_round_trips_through_tls() {
     assert_eq!(hello["x_real_ip"], "127.0.0.1");
     assert_eq!(hello["has_token"], true);
     ws.send(Message::Text("ping".into())).await.unwrap();
-    assert_eq!(ws.next().await.unwrap().unwrap(), Message::Text("ping".into()));
-    ws.send(Message::Binary(vec![1u8, 2, 3].into())).await.unwrap();
+    assert_eq!(
+        ws.next().await.unwrap().unwrap(),
+        Message::Text("ping".into())
+    );
+    ws.send(Message::Binary(vec![1u8, 2, 3].into()))
+        .await
+        .unwrap();
     assert_eq!(
         ws.next().await.unwrap().unwrap(),
         Message::Binary(vec![1u8, 2, 3].into())
     );
 
     // The one allowed proxied connection is taken: the next request is refused, in JSON.
-    let resp = roost.client().get(roost.https_url("/rtc/validate")).send().await.unwrap();
+    let resp = roost
+        .client()
+        .get(roost.https_url("/rtc/validate"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 503);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["error"]["code"], "too_many_call_connections");
@@ -382,8 +429,17 @@ async fn twirp_is_proxied_with_its_status() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    assert_eq!(resp.json::<Value>().await.unwrap(), serde_json::json!({"rooms": []}));
-    let resp = roost.client().post(&url).json(&serde_json::json!({})).send().await.unwrap();
+    assert_eq!(
+        resp.json::<Value>().await.unwrap(),
+        serde_json::json!({"rooms": []})
+    );
+    let resp = roost
+        .client()
+        .post(&url)
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 401);
 }
 
@@ -418,13 +474,20 @@ async fn webhooks_are_accepted_when_signed_and_every_forgery_is_rejected() {
         .unwrap();
     assert_eq!(sent["status"], 200, "{}", roost.raw_logs());
     roost.wait_for_log(
-        |v| message_is(v, "LiveKit webhook") && v["event"] == "participant_joined" && v["identity"] == "alice",
+        |v| {
+            message_is(v, "LiveKit webhook")
+                && v["event"] == "participant_joined"
+                && v["identity"] == "alice"
+        },
         DEADLINE,
     );
 
     let key = read(&roost.setup.data_dir().join("secrets/livekit_api_key"));
     let secret = read(&roost.setup.data_dir().join("secrets/livekit_api_secret"));
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     let body = r#"{"event":"participant_left","room":{"name":"r1"},"participant":{"identity":"alice","sid":"PA_1"}}"#;
     let url = roost.internal_url("/livekit/webhook");
     let post = |auth: Option<String>, body: &'static str| {
@@ -440,9 +503,18 @@ async fn webhooks_are_accepted_when_signed_and_every_forgery_is_rejected() {
     let cases = [
         ("missing_auth", None),
         ("malformed", Some("garbage".to_owned())),
-        ("unknown_key", Some(sign("APIsomeoneelse", &secret, body, now + 300, None))),
-        ("bad_signature", Some(sign(&key, &"x".repeat(43), body, now + 300, None))),
-        ("body_hash", Some(sign(&key, &secret, body, now + 300, Some("AAAA")))),
+        (
+            "unknown_key",
+            Some(sign("APIsomeoneelse", &secret, body, now + 300, None)),
+        ),
+        (
+            "bad_signature",
+            Some(sign(&key, &"x".repeat(43), body, now + 300, None)),
+        ),
+        (
+            "body_hash",
+            Some(sign(&key, &secret, body, now + 300, Some("AAAA"))),
+        ),
         ("expired", Some(sign(&key, &secret, body, now - 120, None))),
     ];
     for (reason, auth) in cases {
@@ -450,17 +522,35 @@ async fn webhooks_are_accepted_when_signed_and_every_forgery_is_rejected() {
     }
     // Tampering with the body after signing is caught too.
     let good = sign(&key, &secret, body, now + 300, None);
-    assert_eq!(post(Some(good.clone()), r#"{"event":"room_finished","room":{"name":"r1"}}"#).await, 401);
+    assert_eq!(
+        post(
+            Some(good.clone()),
+            r#"{"event":"room_finished","room":{"name":"r1"}}"#
+        )
+        .await,
+        401
+    );
     assert_eq!(post(Some(good), body).await, 200);
 
     let m = metrics(&roost).await;
-    for reason in ["missing_auth", "malformed", "unknown_key", "bad_signature", "expired"] {
+    for reason in [
+        "missing_auth",
+        "malformed",
+        "unknown_key",
+        "bad_signature",
+        "expired",
+    ] {
         assert!(
-            m.contains(&format!("roost_livekit_webhook_rejected_total{{reason=\"{reason}\"}} 1")),
+            m.contains(&format!(
+                "roost_livekit_webhook_rejected_total{{reason=\"{reason}\"}} 1"
+            )),
             "{reason}: {m}"
         );
     }
-    assert!(m.contains("roost_livekit_webhook_rejected_total{reason=\"body_hash\"} 2"), "{m}");
+    assert!(
+        m.contains("roost_livekit_webhook_rejected_total{reason=\"body_hash\"} 2"),
+        "{m}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -472,18 +562,28 @@ async fn rotate_keys_restarts_livekit_with_both_pairs() {
 
     let out = roost.setup.run(&["livekit", "rotate-keys"]);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.contains("asked the running daemon"), "{text}");
     let new_key = read(&roost.setup.data_dir().join("secrets/livekit_api_key"));
     assert_ne!(new_key, old_key);
     assert!(text.contains(&new_key) && text.contains(&old_key), "{text}");
 
-    roost.wait_for_log(|v| message_is(v, "restarting livekit with the current keys"), DEADLINE);
+    roost.wait_for_log(
+        |v| message_is(v, "restarting livekit with the current keys"),
+        DEADLINE,
+    );
     wait_for_logs(&mut roost, 2, |v| message_is(v, "livekit ready"));
     let seen: Value =
         serde_json::from_str(&read(&control_dir(&roost.setup).join("config.json"))).unwrap();
     let keys = seen["keys"].as_object().unwrap();
-    assert!(keys.contains_key(&old_key) && keys.contains_key(&new_key), "{seen}");
+    assert!(
+        keys.contains_key(&old_key) && keys.contains_key(&new_key),
+        "{seen}"
+    );
     assert_eq!(seen["webhook"]["api_key"], new_key.as_str());
 
     // A second rotation before the old key is dropped is refused.
