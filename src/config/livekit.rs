@@ -282,3 +282,87 @@ pub(super) fn check(c: &Config, problems: &mut Vec<Problem>) {
         ));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::io::Write;
+
+    use crate::config::{load_with_env, LoadOptions, Problem};
+
+    fn problems(text: &str, env: &[(&str, &str)]) -> Vec<Problem> {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        match load_with_env(
+            &LoadOptions {
+                path: Some(f.path().to_path_buf()),
+                dev: false,
+            },
+            &|k| env.get(k).cloned(),
+        ) {
+            Ok(_) => Vec::new(),
+            Err(p) => p.0,
+        }
+    }
+
+    fn locations(p: &[Problem]) -> Vec<&str> {
+        p.iter().map(|p| p.location.as_str()).collect()
+    }
+
+    #[test]
+    fn defaults_are_valid_and_bad_values_are_named() {
+        assert!(problems("", &[]).is_empty());
+        let p = problems(
+            "[livekit]\nbinary = \"livekit-server\"\napi_key = \"bad key!\"\npublic_url = \"http://x\"\nnode_ip = \"lan\"\nrtc_tcp_port = 7880\nrtc_port_range_start = 6000\nrtc_port_range_end = 5000\nturn_enabled = true\ntoken_ttl_secs = 3600\ndrain_grace_secs = 0\nmax_proxied_connections = 0\n[limits]\nidle_timeout_secs = 30\n",
+            &[],
+        );
+        let at = locations(&p);
+        for key in [
+            "livekit.binary",
+            "livekit.api_key",
+            "livekit.public_url",
+            "livekit.node_ip",
+            "livekit.rtc_tcp_port",
+            "livekit.rtc_port_range_end",
+            "livekit.turn_domain",
+            "livekit.token_ttl_secs",
+            "livekit.drain_grace_secs",
+            "livekit.max_proxied_connections",
+            "limits.idle_timeout_secs",
+        ] {
+            assert!(at.contains(&key), "missing {key} in {p:?}");
+        }
+    }
+
+    #[test]
+    fn the_secret_is_checked_and_may_come_from_a_credential() {
+        let p = problems(
+            "[livekit]\napi_key = \"APIx\"\napi_secret = \"short\"\n",
+            &[],
+        );
+        assert_eq!(locations(&p), vec!["livekit.api_secret"], "{p:?}");
+        let p = problems("[livekit]\napi_key = \"APIx\"\n", &[]);
+        assert_eq!(
+            locations(&p),
+            vec!["livekit.api_secret"],
+            "a key without a secret: {p:?}"
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("livekit_api_secret"), "s".repeat(40)).unwrap();
+        let p = problems(
+            "[livekit]\napi_key = \"APIx\"\n",
+            &[("CREDENTIALS_DIRECTORY", dir.path().to_str().unwrap())],
+        );
+        assert!(p.is_empty(), "{p:?}");
+    }
+
+    #[test]
+    fn a_disabled_livekit_is_not_judged() {
+        assert!(problems("[livekit]\nenabled = false\ntoken_ttl_secs = 9999\n", &[]).is_empty());
+    }
+}
