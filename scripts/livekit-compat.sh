@@ -17,7 +17,7 @@ lap() { printf '  [%6.1fs] %s\n' "$(( ($(date +%s%N) - t0) / 1000000 ))e-3" "$1"
 
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
     echo "node/npm missing; installing Debian's nodejs and npm"
-    apt-get install -y -qq nodejs npm >/dev/null
+    apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null
 fi
 node_major=$(node -p 'process.versions.node.split(".")[0]')
 if (( node_major < 19 )); then

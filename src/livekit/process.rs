@@ -264,21 +264,57 @@ mod tests {
         assert_eq!(read_bounded_line(&mut r, &mut buf, 10).await.unwrap(), 0);
     }
 
+    fn script(dir: &Path, body: &str) -> std::path::PathBuf {
+        let path = dir.join("server.sh");
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        path
+    }
+
+    #[tokio::test]
+    async fn stop_sends_term_twice_then_kills_a_process_that_ignores_them() {
+        use std::os::unix::process::ExitStatusExt;
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("terms");
+        let server = script(
+            dir.path(),
+            &format!(
+                "trap 'echo term >> {}' TERM\ntouch {}/up\nwhile :; do sleep 0.05; done",
+                log.display(),
+                dir.path().display()
+            ),
+        );
+        let mut child = GroupChild::spawn(&server, Path::new("/dev/null")).unwrap();
+        let start = std::time::Instant::now();
+        while !dir.path().join("up").exists() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "script did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let status = child
+            .stop(Duration::from_millis(300), Duration::from_millis(300))
+            .await
+            .expect("reaped");
+        assert_eq!(status.signal(), Some(Signal::SIGKILL as i32));
+        let terms = std::fs::read_to_string(&log).unwrap_or_default();
+        assert_eq!(terms.lines().count(), 2, "{terms:?}");
+        assert!(nix::sys::signal::kill(Pid::from_raw(child.pid() as i32), None).is_err());
+    }
+
     #[tokio::test]
     async fn dropping_the_handle_kills_the_whole_group() {
         let dir = tempfile::tempdir().unwrap();
         // A "server" that starts a grandchild in its group and then waits forever.
-        let script = dir.path().join("server.sh");
-        std::fs::write(
-            &script,
-            format!(
-                "#!/bin/sh\nsleep 300 &\necho $! > {}/grandchild\nwait\n",
+        let script = script(
+            dir.path(),
+            &format!(
+                "sleep 300 &\necho $! > {}/grandchild\nwait",
                 dir.path().display()
             ),
-        )
-        .unwrap();
-        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-            .unwrap();
+        );
         let child = GroupChild::spawn(&script, Path::new("/dev/null")).unwrap();
         let leader = Pid::from_raw(child.pid() as i32);
         let grandchild_file = dir.path().join("grandchild");

@@ -9,7 +9,8 @@
 //!
 //! Only `participant_joined`, `participant_left`/`participant_connection_aborted` and
 //! `room_finished` change anything (the [`Registry`](super::calls::Registry)); other events
-//! are acknowledged and ignored. This module never logs tokens or bodies.
+//! are acknowledged and ignored. While calls are disabled (by configuration or a missing
+//! binary) the endpoint answers 503 `livekit_disabled`. This module never logs tokens or bodies.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

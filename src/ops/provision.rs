@@ -1,5 +1,6 @@
 //! First-run provisioning shared by `roost init` and `roost serve`: the data dir, generated
-//! secrets, the local CA and server certificate.
+//! secrets (including LiveKit's API key pair, see `livekit::keys`), the local CA and server
+//! certificate.
 //!
 //! Idempotent and conservative: an existing key, certificate or secret is never overwritten
 //! (only an expiring or mismatched *server* certificate is re-issued by the CA). Reports what
