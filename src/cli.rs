@@ -109,6 +109,21 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::auth::cli::InviteCommand,
     },
+    /// LiveKit: print its generated config (secrets redacted) or rotate its API keys
+    Livekit {
+        #[command(flatten)]
+        config: ConfigArgs,
+        #[command(subcommand)]
+        command: LivekitCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LivekitCommand {
+    /// Print the LiveKit config the daemon generates, with secrets redacted
+    Config,
+    /// Add a new API key pair, restart LiveKit with both, drop the old one after 5 minutes
+    RotateKeys,
 }
 
 /// Parses the process arguments and runs the command; returns the exit code.
@@ -136,6 +151,13 @@ fn run(cli: Cli) -> u8 {
             config: args,
             check,
         } => with_config(&args, |c| migrate(&c, check)),
+        Command::Livekit {
+            config: args,
+            command,
+        } => with_config(&args, |c| match command {
+            LivekitCommand::Config => crate::livekit::cli::show_config(&c),
+            LivekitCommand::RotateKeys => crate::livekit::cli::rotate_keys(&c),
+        }),
         Command::Serve(args) => {
             logging::init(cli.log_format);
             with_config(&args, serve)

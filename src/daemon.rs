@@ -22,6 +22,7 @@ use crate::edge::listener::{self, ConnLimits, Listener};
 use crate::edge::policy::EdgePolicy;
 use crate::edge::{local_ca, tls};
 use crate::limits::{self, Limiter};
+use crate::livekit::{self, LiveKit};
 use crate::ops::lock::DataDirLock;
 use crate::ops::metrics::Metrics;
 use crate::ops::pi::SysRoot;
@@ -171,6 +172,13 @@ async fn serve(
         &metrics,
         alerts.clone(),
     ));
+    let runtime_directory = std::env::var("RUNTIME_DIRECTORY").ok();
+    let livekit = LiveKit::new(
+        config.clone(),
+        &metrics,
+        livekit::runtime_dir(&config, runtime_directory.as_deref()),
+        shutdown.clone(),
+    );
     let state = AppState {
         config: config.clone(),
         store: store.clone(),
@@ -181,6 +189,7 @@ async fn serve(
         auth,
         limiter: limiter.clone(),
         alerts,
+        livekit: livekit.clone(),
     };
     let internal_state = AppState {
         edge: internal_policy,
@@ -240,12 +249,16 @@ async fn serve(
         config.clone(),
         resolver.clone(),
         limiter.clone(),
+        livekit.clone(),
         shutdown.clone(),
     ));
     background.spawn(limiter.run_pruner(shutdown.clone()));
     if let Some(alerter) = alerter {
         background.spawn(alerter.run(shutdown.clone()));
     }
+    // Not on `background`: stopping LiveKit may take its whole drain grace, waited for below.
+    let supervisor = tokio::spawn(livekit::supervisor::run(livekit.clone(), bound.internal));
+    let pid_file = PidFile::write(&config);
     if config.local_ca_mode() {
         background.spawn(renew_certificates(
             config.clone(),
@@ -286,7 +299,49 @@ async fn serve(
     }
     // Background tasks all select on `shutdown`; they end promptly.
     let _ = tokio::time::timeout(Duration::from_secs(2), background.wait()).await;
+    // Proxied call signalling ends on the shutdown signal; LiveKit has been stopping since it
+    // fired (SIGTERM, drain grace, SIGTERM, SIGKILL), so this waits at most the rest of that.
+    let _ = tokio::time::timeout(Duration::from_secs(2), livekit.wait_proxy_sessions()).await;
+    let livekit_stop = Duration::from_secs(config.livekit.drain_grace_secs)
+        + 2 * livekit::supervisor::FORCE_WAIT
+        + Duration::from_secs(2);
+    if tokio::time::timeout(livekit_stop, supervisor)
+        .await
+        .is_err()
+    {
+        tracing::error!("the livekit supervisor did not finish stopping in time");
+    }
+    drop(pid_file);
     Ok(())
+}
+
+/// Where the running daemon records its pid, for `roost livekit rotate-keys` to signal it.
+pub fn pid_file(config: &Config) -> std::path::PathBuf {
+    config.data_dir().join("roost.pid")
+}
+
+/// The pid file, removed again when the daemon stops.
+struct PidFile(Option<std::path::PathBuf>);
+
+impl PidFile {
+    fn write(config: &Config) -> PidFile {
+        let path = pid_file(config);
+        match std::fs::write(&path, format!("{}\n", std::process::id())) {
+            Ok(()) => PidFile(Some(path)),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot write the pid file; `roost livekit rotate-keys` will not find the daemon");
+                PidFile(None)
+            }
+        }
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        if let Some(path) = &self.0 {
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }
 
 /// The certificate to serve: the local CA's server certificate or the operator's files.
@@ -304,13 +359,15 @@ fn load_certificate(config: &Config) -> anyhow::Result<Arc<rustls::sign::Certifi
 }
 
 /// SIGHUP: re-read certificates (re-issuing from the local CA if due) and the configuration
-/// file's `[rate_limits]`. Open connections keep their session; new handshakes get the new
+/// file's `[rate_limits]`; LiveKit re-reads its keys (restarting only if they changed) and looks
+/// for a missing binary. Open connections keep their session; new handshakes get the new
 /// certificate. A bad certificate keeps the old one; a configuration with any problem keeps
 /// the old limits and logs every problem. Other configuration changes need a restart.
 async fn reload_on_sighup(
     config: Arc<Config>,
     resolver: Arc<tls::CertResolver>,
     limiter: Arc<Limiter>,
+    livekit: Arc<LiveKit>,
     shutdown: CancellationToken,
 ) {
     let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
@@ -326,6 +383,7 @@ async fn reload_on_sighup(
             _ = shutdown.cancelled() => return,
         }
         notify::status("reloading");
+        livekit.request_reload();
         let reloaded = (|| -> anyhow::Result<()> {
             if config.local_ca_mode() {
                 provision::ensure_certificates(&config)?;

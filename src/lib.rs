@@ -11,6 +11,7 @@ pub mod config;
 pub mod daemon;
 pub mod edge;
 pub mod limits;
+pub mod livekit;
 pub mod ops;
 pub mod store;
 

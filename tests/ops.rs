@@ -41,7 +41,14 @@ async fn status_reports_the_running_daemon() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let s: Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(s["version"], env!("CARGO_PKG_VERSION"));
-    assert_eq!(s["livekit"]["state"], "not configured");
+    // The test config does not enable LiveKit; status says so, with the reason.
+    assert_eq!(s["livekit"]["state"], "disabled", "{s}");
+    assert!(
+        s["livekit"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{s}"
+    );
     // No admin yet: the pending one-time setup code is shown, the same one the log gave.
     assert_eq!(s["setup_pending"], true);
     let logged = roost

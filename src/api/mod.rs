@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, patch, post};
+use axum::routing::{any, delete, get, patch, post};
 use axum::Router;
 use http::{header, HeaderValue, StatusCode};
 use tower_http::catch_panic::CatchPanicLayer;
@@ -28,6 +28,7 @@ use crate::config::Config;
 use crate::edge::policy::EdgePolicy;
 use crate::limits::alerts::AlertSink;
 use crate::limits::Limiter;
+use crate::livekit;
 use crate::ops::health;
 use crate::ops::metrics::{HttpLabels, Metrics};
 use crate::store::Store;
@@ -52,6 +53,8 @@ pub struct AppState {
     pub limiter: Arc<Limiter>,
     /// Where failed sign-ins and rate-limit refusals are reported (security alerts).
     pub alerts: AlertSink,
+    /// Calls: LiveKit's status, keys, call registry and proxy limits.
+    pub livekit: Arc<crate::livekit::LiveKit>,
 }
 
 /// Sent on every HTTPS response unless the handler set the header itself.
@@ -107,6 +110,9 @@ pub fn router(state: AppState) -> Router {
             post(auth::api_keys::confirm_rotation_handler),
         )
         .route("/api/v1/audit", get(crate::audit::list_handler))
+        .route("/rtc", any(livekit::proxy::forward))
+        .route("/rtc/{*rest}", any(livekit::proxy::forward))
+        .route("/twirp/{*rest}", any(livekit::proxy::forward))
         .fallback(not_found)
         // Before routing: a write under /api/ gets 507 while disk is low (ops::vitals).
         .layer(middleware::from_fn_with_state(
@@ -124,6 +130,7 @@ pub fn internal_router(state: AppState) -> Router {
         .route("/ready", get(health::ready))
         .route("/metrics", get(metrics))
         .route("/status", get(crate::ops::status::status))
+        .route("/livekit/webhook", post(livekit::webhook::receive))
         .fallback(not_found);
     common_layers(routes, &state, None)
 }

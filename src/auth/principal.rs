@@ -1,6 +1,7 @@
 //! The one authentication layer and the extractors handlers use to require a caller.
 //!
-//! [`authenticate`] runs on every request before any handler: no `Authorization` header lets
+//! [`authenticate`] runs on every request under `/api/` before any handler (other paths carry
+//! no Roost credentials; LiveKit's Twirp and webhooks bring their own): no `Authorization` header lets
 //! the request through anonymous; `Bearer <jwt>` or `Bearer roost_...` (an API key) that
 //! checks out inserts a [`Principal`] and a `limits::Account` into the request's extensions;
 //! anything else is answered 401 at once, counted by reason. The session (or key) and the
@@ -130,6 +131,12 @@ impl Scopes {
 
 /// Middleware: see the module documentation.
 pub async fn authenticate(State(app): State<AppState>, mut req: Request, next: Next) -> Response {
+    // Roost's credentials belong to its API. Other paths carry none (`/health`, `/ca.crt`) or
+    // LiveKit's own (Twirp bearer tokens on `/twirp/*`, signed webhooks), which are not Roost
+    // tokens and are checked by LiveKit and `livekit::webhook`.
+    if !req.uri().path().starts_with("/api/") {
+        return next.run(req).await;
+    }
     let Some(value) = req.headers().get(header::AUTHORIZATION) else {
         return next.run(req).await;
     };

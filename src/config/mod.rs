@@ -12,6 +12,7 @@ pub mod alerts;
 mod auth;
 pub mod backup;
 mod env;
+pub mod livekit;
 pub mod rate_limits;
 pub mod secrets;
 mod validate;
@@ -48,6 +49,7 @@ pub struct Config {
     pub backup: backup::Backup,
     pub rate_limits: rate_limits::RateLimits,
     pub alerts: alerts::Alerts,
+    pub livekit: livekit::Livekit,
     #[serde(skip)]
     pub profile: Option<Profile>,
     /// The file this value was read from, if any (for messages and `doctor`).
@@ -283,6 +285,8 @@ pub fn dev_defaults() -> Config {
     c.server.http_addr = "127.0.0.1:8080".into();
     c.server.internal_addr = "127.0.0.1:9090".into();
     c.storage.data_dir = PathBuf::from("roost-dev");
+    // A checkout rarely has livekit-server installed; `ROOST_LIVEKIT_ENABLED=true` turns it on.
+    c.livekit.enabled = false;
     c
 }
 

@@ -62,11 +62,18 @@ struct SecretKey {
 }
 
 /// Every secret the configuration knows. A new secret key is one more line here.
-const SECRET_KEYS: &[SecretKey] = &[SecretKey {
-    section: "auth",
-    key: "jwt_secret",
-    value: |c| (&mut c.auth.jwt_secret, &mut c.auth.jwt_secret_file),
-}];
+const SECRET_KEYS: &[SecretKey] = &[
+    SecretKey {
+        section: "auth",
+        key: "jwt_secret",
+        value: |c| (&mut c.auth.jwt_secret, &mut c.auth.jwt_secret_file),
+    },
+    SecretKey {
+        section: "livekit",
+        key: "api_secret",
+        value: |c| (&mut c.livekit.api_secret, &mut c.livekit.api_secret_file),
+    },
+];
 
 pub(super) fn resolve(
     config: &mut Config,

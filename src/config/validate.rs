@@ -357,6 +357,7 @@ pub(super) fn check(c: &Config, problems: &mut Vec<Problem>) {
     super::auth::check(&c.auth, problems);
     super::rate_limits::check(&c.rate_limits, problems);
     super::alerts::check(&c.alerts, problems);
+    super::livekit::check(c, problems);
 }
 
 fn valid_hostname(h: &str) -> bool {

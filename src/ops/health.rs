@@ -2,7 +2,7 @@
 //!
 //! `/health` says only that the process answers. `/ready` says whether it can do its job:
 //! the database writer takes the write lock within a deadline, and the data dir's filesystem
-//! has more than `min_free_disk_mb` free. Later components (LiveKit) add their own check.
+//! has more than `min_free_disk_mb` free. The `livekit` check is informational only.
 
 use std::time::Duration;
 
@@ -56,6 +56,8 @@ pub struct Readiness {
 pub struct Checks {
     pub database: Check,
     pub disk: Check,
+    /// Informational: never makes `/ready` fail (see [`livekit_check`]).
+    pub livekit: Check,
 }
 
 pub async fn health() -> Json<serde_json::Value> {
@@ -89,7 +91,30 @@ pub async fn readiness(app: &AppState) -> Readiness {
     let all_ok = database.is_ok() && disk.is_ok();
     Readiness {
         status: if all_ok { "ready" } else { "not_ready" },
-        checks: Checks { database, disk },
+        checks: Checks {
+            database,
+            disk,
+            livekit: livekit_check(app),
+        },
+    }
+}
+
+/// Calls are an add-on to chat: LiveKit being off, starting or down is reported here
+/// (`ok`, `starting`, `degraded`, `disabled`, `stopping`, with the reason) but never turns
+/// `/ready` into a 503, which would take chat out of a load balancer or tunnel too.
+pub(crate) fn livekit_check(app: &AppState) -> Check {
+    use crate::livekit::Status;
+    let (status, message) = match app.livekit.status() {
+        Status::Up => ("ok", None),
+        Status::Starting => ("starting", Some("livekit is starting".to_owned())),
+        Status::Down(why) => ("degraded", Some(why)),
+        Status::Disabled(why) => ("disabled", Some(why)),
+        Status::Stopped => ("stopping", Some("roost is shutting down".to_owned())),
+    };
+    Check {
+        status,
+        message,
+        free_bytes: None,
     }
 }
 

@@ -1,5 +1,6 @@
 //! First-run provisioning shared by `roost init` and `roost serve`: the data dir, generated
-//! secrets, the local CA and server certificate.
+//! secrets (including LiveKit's API key pair, see `livekit::keys`), the local CA and server
+//! certificate.
 //!
 //! Idempotent and conservative: an existing key, certificate or secret is never overwritten
 //! (only an expiring or mismatched *server* certificate is re-issued by the CA). Reports what
@@ -66,6 +67,7 @@ pub fn provision(config: &Config) -> Result<Provisioned, ProvisionError> {
     if write_new_secret(&jwt)? {
         created.push(jwt);
     }
+    created.extend(crate::livekit::keys::provision(config)?);
     let ca = if config.local_ca_mode() {
         Some(ensure_certificates(config)?)
     } else {

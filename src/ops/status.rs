@@ -62,8 +62,11 @@ pub struct Disk {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LiveKit {
-    /// "not configured" until the LiveKit supervisor exists.
+    /// As in `/ready`'s `livekit` check: ok, starting, degraded, disabled or stopping.
     pub state: String,
+    /// Why, when it is not ok.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -140,8 +143,12 @@ pub async fn status(State(app): State<AppState>) -> Response {
             low: app.vitals.disk_low(),
         },
         health: app.vitals.last().health,
-        livekit: LiveKit {
-            state: "not configured".into(),
+        livekit: {
+            let check = crate::ops::health::livekit_check(&app);
+            LiveKit {
+                state: check.status.to_owned(),
+                message: check.message,
+            }
         },
         last_backup: last.as_ref().map(|l| LastBackup::from_record(l, now)),
         setup_pending: setup_code.is_some(),
@@ -329,7 +336,13 @@ pub fn render(r: &StatusReport) -> String {
             format!("{} available of {}", human_bytes(a), human_bytes(t)),
         );
     }
-    line("livekit", r.livekit.state.clone());
+    line(
+        "livekit",
+        match &r.livekit.message {
+            Some(why) => format!("{} ({why})", r.livekit.state),
+            None => r.livekit.state.clone(),
+        },
+    );
     line(
         "last backup",
         match &r.last_backup {
@@ -402,7 +415,8 @@ mod tests {
                 ..PiHealth::default()
             },
             livekit: LiveKit {
-                state: "not configured".into(),
+                state: "disabled".into(),
+                message: Some("no livekit-server binary".into()),
             },
             last_backup: None,
             setup_pending: true,
@@ -415,7 +429,7 @@ mod tests {
             "3 users",
             "1.0 GiB free",
             "48.3 °C (cpu-thermal)",
-            "not configured",
+            "disabled",
             "none recorded",
             "setup code ABCD-EFGH",
         ] {

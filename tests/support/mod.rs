@@ -329,3 +329,44 @@ pub fn run_with_stdin(setup: &Setup, args: &[&str], input: &[u8]) -> std::proces
     child.stdin.take().unwrap().write_all(input).unwrap();
     child.wait_with_output().unwrap()
 }
+
+/// The stand-in LiveKit (`examples/fake_livekit.rs`). `cargo test` builds examples before
+/// running tests; a run limited to one test target (`--test livekit`) does not, so it is built
+/// here once if missing.
+pub fn fake_livekit() -> PathBuf {
+    static BUILD: Mutex<()> = Mutex::new(());
+    let exe = std::env::current_exe().unwrap();
+    // target/<profile>/deps/<test> -> target/<profile>/examples/fake_livekit
+    let path = exe
+        .parent()
+        .and_then(Path::parent)
+        .unwrap()
+        .join("examples/fake_livekit");
+    let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+    if !path.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--example", "fake_livekit"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .unwrap();
+        assert!(status.success(), "building the fake LiveKit failed");
+    }
+    assert!(path.exists(), "{} missing", path.display());
+    path
+}
+
+/// A port that was free a moment ago (for servers the test does not bind itself).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// True while a process with this pid exists, zombies included (`kill(pid, 0)`): a child
+/// Roost forgot to reap still counts.
+pub fn process_exists(pid: i32) -> bool {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
+}

@@ -1,0 +1,309 @@
+//! Who is in which call right now, as LiveKit's webhooks report it.
+//!
+//! [`Registry`] is an in-memory map from LiveKit room name to participants, updated only by the
+//! webhook receiver (and cleared by the supervisor when LiveKit restarts, since every call ends
+//! then). Changes are published on a bounded broadcast channel ([`Registry::subscribe`]) for
+//! the realtime gateway: a subscriber that falls more than [`EVENT_QUEUE`] events behind gets
+//! `Lagged` and should re-read [`Registry::participants`].
+//!
+//! Webhooks can arrive late or twice. A `participant_left` removes only the session (LiveKit
+//! participant sid) it names, and a `participant_joined` for a session already seen leaving is
+//! ignored, so reordering cannot resurrect someone who left.
+//!
+//! This module knows nothing about HTTP, Roost rooms or accounts; it stores no history.
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::sync::Mutex;
+
+use serde::Serialize;
+use tokio::sync::broadcast;
+
+/// Events buffered per subscriber; a slower subscriber lags (see the module docs).
+pub const EVENT_QUEUE: usize = 256;
+/// Participants tracked across all calls. Past it, joins are dropped with a warning: LiveKit
+/// on a Pi holds far fewer, so reaching it means something is wrong, not a big party.
+pub const MAX_PARTICIPANTS: usize = 10_000;
+/// Sessions remembered as having left, to ignore their late `joined` webhooks.
+const LEFT_MEMORY: usize = 1024;
+
+/// One person in a call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Participant {
+    /// The identity Roost put in the call token.
+    pub identity: String,
+    pub name: String,
+    /// LiveKit's id for this session (a reconnect gets a new one).
+    pub sid: String,
+    /// Unix seconds, as LiveKit reported it (0 if it did not).
+    pub joined_at: i64,
+}
+
+/// A change to the set of participants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallEvent {
+    Joined {
+        room: String,
+        participant: Participant,
+    },
+    Left {
+        room: String,
+        identity: String,
+        sid: String,
+    },
+    /// The call ended (everyone left, or LiveKit stopped); `Left` events for anyone still
+    /// listed come first.
+    Ended { room: String },
+}
+
+#[derive(Default)]
+struct Inner {
+    rooms: BTreeMap<String, BTreeMap<String, Participant>>,
+    total: usize,
+    left_sids: HashSet<String>,
+    left_order: VecDeque<String>,
+}
+
+pub struct Registry {
+    inner: Mutex<Inner>,
+    events: broadcast::Sender<CallEvent>,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Registry {
+    pub fn new() -> Registry {
+        Registry {
+            inner: Mutex::new(Inner::default()),
+            events: broadcast::channel(EVENT_QUEUE).0,
+        }
+    }
+
+    /// Receives every change from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<CallEvent> {
+        self.events.subscribe()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner
+            .lock()
+            .expect("registry lock is never poisoned: nothing panics while holding it")
+    }
+
+    fn publish(&self, events: Vec<CallEvent>) {
+        for e in events {
+            // No subscriber is fine: the state above is still current.
+            let _ = self.events.send(e);
+        }
+    }
+
+    /// Current participants of a call, by identity.
+    pub fn participants(&self, room: &str) -> Vec<Participant> {
+        self.lock()
+            .rooms
+            .get(room)
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Rooms with at least one participant.
+    pub fn active_rooms(&self) -> Vec<String> {
+        self.lock().rooms.keys().cloned().collect()
+    }
+
+    pub fn joined(&self, room: &str, participant: Participant) {
+        let mut events = Vec::new();
+        {
+            let mut inner = self.lock();
+            if inner.left_sids.contains(&participant.sid) {
+                return;
+            }
+            let is_new_identity = !inner
+                .rooms
+                .get(room)
+                .is_some_and(|m| m.contains_key(&participant.identity));
+            if is_new_identity && inner.total >= MAX_PARTICIPANTS {
+                tracing::warn!(
+                    limit = MAX_PARTICIPANTS,
+                    "call registry full; ignoring a participant_joined webhook"
+                );
+                return;
+            }
+            let members = inner.rooms.entry(room.to_owned()).or_default();
+            if members.get(&participant.identity) == Some(&participant) {
+                return; // a repeated webhook
+            }
+            members.insert(participant.identity.clone(), participant.clone());
+            if is_new_identity {
+                inner.total += 1;
+            }
+            events.push(CallEvent::Joined {
+                room: room.to_owned(),
+                participant,
+            });
+        }
+        self.publish(events);
+    }
+
+    /// Removes the session `sid` of `identity` (any session when `sid` is empty).
+    pub fn left(&self, room: &str, identity: &str, sid: &str) {
+        let mut events = Vec::new();
+        {
+            let mut inner = self.lock();
+            if !sid.is_empty() && inner.left_sids.insert(sid.to_owned()) {
+                inner.left_order.push_back(sid.to_owned());
+                if inner.left_order.len() > LEFT_MEMORY {
+                    if let Some(old) = inner.left_order.pop_front() {
+                        inner.left_sids.remove(&old);
+                    }
+                }
+            }
+            let Some(members) = inner.rooms.get_mut(room) else {
+                return;
+            };
+            let matches = members
+                .get(identity)
+                .is_some_and(|p| sid.is_empty() || p.sid == sid);
+            if !matches {
+                return; // a newer session of the same person is still in the call
+            }
+            let removed = members.remove(identity).expect("checked above");
+            let now_empty = members.is_empty();
+            if now_empty {
+                inner.rooms.remove(room);
+            }
+            inner.total -= 1;
+            events.push(CallEvent::Left {
+                room: room.to_owned(),
+                identity: identity.to_owned(),
+                sid: removed.sid,
+            });
+        }
+        self.publish(events);
+    }
+
+    /// The call in `room` ended: everyone still listed leaves.
+    pub fn finished(&self, room: &str) {
+        let events = {
+            let mut inner = self.lock();
+            let members = inner.rooms.remove(room).unwrap_or_default();
+            inner.total -= members.len();
+            Self::ending(room, members)
+        };
+        self.publish(events);
+    }
+
+    /// LiveKit stopped: every call ended.
+    pub fn clear(&self) {
+        let events = {
+            let mut inner = self.lock();
+            inner.total = 0;
+            std::mem::take(&mut inner.rooms)
+                .into_iter()
+                .flat_map(|(room, members)| Self::ending(&room, members))
+                .collect()
+        };
+        self.publish(events);
+    }
+
+    fn ending(room: &str, members: BTreeMap<String, Participant>) -> Vec<CallEvent> {
+        let mut events: Vec<CallEvent> = members
+            .into_values()
+            .map(|p| CallEvent::Left {
+                room: room.to_owned(),
+                identity: p.identity,
+                sid: p.sid,
+            })
+            .collect();
+        events.push(CallEvent::Ended {
+            room: room.to_owned(),
+        });
+        events
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(identity: &str, sid: &str) -> Participant {
+        Participant {
+            identity: identity.into(),
+            name: identity.to_uppercase(),
+            sid: sid.into(),
+            joined_at: 1,
+        }
+    }
+
+    #[test]
+    fn joins_and_leaves_are_tracked_and_published() {
+        let r = Registry::new();
+        let mut rx = r.subscribe();
+        r.joined("room1", p("alice", "PA_1"));
+        r.joined("room1", p("alice", "PA_1")); // repeated webhook: no second event
+        r.joined("room1", p("bob", "PA_2"));
+        assert_eq!(r.participants("room1").len(), 2);
+        r.left("room1", "alice", "PA_1");
+        assert_eq!(r.participants("room1"), vec![p("bob", "PA_2")]);
+        let mut seen = Vec::new();
+        while let Ok(e) = rx.try_recv() {
+            seen.push(e);
+        }
+        assert_eq!(
+            seen,
+            vec![
+                CallEvent::Joined {
+                    room: "room1".into(),
+                    participant: p("alice", "PA_1")
+                },
+                CallEvent::Joined {
+                    room: "room1".into(),
+                    participant: p("bob", "PA_2")
+                },
+                CallEvent::Left {
+                    room: "room1".into(),
+                    identity: "alice".into(),
+                    sid: "PA_1".into()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn late_or_stale_webhooks_do_not_resurrect_or_evict() {
+        let r = Registry::new();
+        // left arrives before joined for a quick visit
+        r.left("room1", "carol", "PA_9");
+        r.joined("room1", p("carol", "PA_9"));
+        assert!(r.participants("room1").is_empty());
+        // a reconnect: the old session's late "left" must not remove the new one
+        r.joined("room1", p("dave", "PA_1"));
+        r.joined("room1", p("dave", "PA_2"));
+        r.left("room1", "dave", "PA_1");
+        assert_eq!(r.participants("room1"), vec![p("dave", "PA_2")]);
+    }
+
+    #[test]
+    fn room_finished_and_clear_end_every_call() {
+        let r = Registry::new();
+        r.joined("a", p("alice", "PA_1"));
+        r.joined("b", p("bob", "PA_2"));
+        let mut rx = r.subscribe();
+        r.finished("a");
+        assert!(r.participants("a").is_empty());
+        assert_eq!(r.active_rooms(), vec!["b".to_string()]);
+        r.clear();
+        assert!(r.active_rooms().is_empty());
+        let mut seen = Vec::new();
+        while let Ok(e) = rx.try_recv() {
+            seen.push(e);
+        }
+        assert_eq!(seen.len(), 4, "{seen:?}");
+        assert_eq!(seen[1], CallEvent::Ended { room: "a".into() });
+        assert_eq!(seen[3], CallEvent::Ended { room: "b".into() });
+        assert_eq!(r.lock().total, 0);
+    }
+}

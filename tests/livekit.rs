@@ -1,0 +1,593 @@
+//! LiveKit supervision, webhooks and the signalling proxy, with the real `roost` binary and a
+//! stand-in `livekit-server` (examples/fake_livekit.rs) that tests steer through files.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use futures_util::{SinkExt, StreamExt};
+use nix::sys::signal::Signal;
+use serde_json::Value;
+use support::*;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// A setup whose LiveKit is the fake, with short supervision timings.
+fn with_fake(extra: &str) -> (Setup, u16) {
+    let port = free_port();
+    let setup = Setup::new()
+        .env("RUNTIME_DIRECTORY", "")
+        .toml(&format!(
+            "[livekit]\nenabled = true\nbinary = \"{}\"\nhttp_port = {port}\nhealth_check_interval_ms = 200\nrestart_backoff_initial_ms = 100\nrestart_backoff_max_ms = 800\ndrain_grace_secs = 1\n{extra}",
+            fake_livekit().display()
+        ));
+    std::fs::create_dir_all(control_dir(&setup)).unwrap();
+    (setup, port)
+}
+
+fn control_dir(setup: &Setup) -> PathBuf {
+    setup.data_dir().join("run/fake-livekit")
+}
+
+fn touch(path: &Path) {
+    std::fs::write(path, "").unwrap();
+}
+
+/// Pids the fake recorded, one per start.
+fn starts(setup: &Setup) -> Vec<(i32, u128)> {
+    std::fs::read_to_string(control_dir(setup).join("starts"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| {
+            let mut it = l.split(' ');
+            (
+                it.next().unwrap().parse().unwrap(),
+                it.next().unwrap().parse().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn message_is(v: &Value, m: &str) -> bool {
+    v["message"] == m
+}
+
+fn count_logs(roost: &Roost, pred: impl Fn(&Value) -> bool) -> usize {
+    roost.logs().iter().filter(|v| pred(v)).count()
+}
+
+/// Waits until `pred` holds for at least `n` log lines.
+fn wait_for_logs(roost: &mut Roost, n: usize, pred: impl Fn(&Value) -> bool) -> Vec<Value> {
+    let start = std::time::Instant::now();
+    loop {
+        let hits: Vec<Value> = roost.logs().into_iter().filter(|v| pred(v)).collect();
+        if hits.len() >= n {
+            return hits;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "timed out waiting for {n} log lines:\n{}",
+            roost.raw_logs()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn wait_gone(pid: i32) {
+    let start = std::time::Instant::now();
+    while process_exists(pid) {
+        assert!(start.elapsed() < DEADLINE, "process {pid} still exists");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+async fn ready_json(roost: &Roost) -> (u16, Value) {
+    let resp = roost
+        .client()
+        .get(roost.https_url("/ready"))
+        .send()
+        .await
+        .unwrap();
+    (resp.status().as_u16(), resp.json().await.unwrap())
+}
+
+async fn metrics(roost: &Roost) -> String {
+    reqwest::get(roost.internal_url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starts_livekit_and_reports_it_ready() {
+    let (setup, port) = with_fake("");
+    let mut roost = setup.start();
+    roost.wait_for_log(|v| message_is(v, "livekit ready"), DEADLINE);
+    // LiveKit's own log lines arrive under the target `livekit`, message and level kept.
+    roost.wait_for_log(
+        |v| v["target"] == "livekit" && message_is(v, "starting LiveKit server (fake)"),
+        DEADLINE,
+    );
+
+    let (status, body) = ready_json(&roost).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["checks"]["livekit"]["status"], "ok", "{body}");
+    let m = metrics(&roost).await;
+    assert!(m.contains("roost_livekit_up 1"), "{m}");
+
+    // What LiveKit was given: loopback HTTP, our keys, webhooks to the internal listener.
+    let seen: Value =
+        serde_json::from_str(&read(&control_dir(&roost.setup).join("config.json"))).unwrap();
+    assert_eq!(seen["port"], port);
+    assert_eq!(seen["bind_addresses"], serde_json::json!(["127.0.0.1"]));
+    let key = read(&roost.setup.data_dir().join("secrets/livekit_api_key"));
+    let secret = read(&roost.setup.data_dir().join("secrets/livekit_api_secret"));
+    assert_eq!(seen["keys"][&key], secret.as_str());
+    assert!(secret.len() >= 32);
+    assert_eq!(seen["webhook"]["api_key"], key.as_str());
+    assert_eq!(
+        seen["webhook"]["urls"][0],
+        format!(
+            "http://127.0.0.1:{}/livekit/webhook",
+            roost.addrs().internal.port()
+        )
+    );
+    let yaml = roost.setup.data_dir().join("run/livekit.yaml");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&yaml).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    // `roost livekit config` shows the same file, secrets redacted.
+    let out = roost.setup.run(&["livekit", "config"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains(&format!("\"{key}\": \"<redacted>\"")),
+        "{text}"
+    );
+    assert!(!text.contains(&secret), "secret printed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_drains_then_forces_and_leaves_no_process() {
+    let (setup, _) = with_fake("");
+    // A call in progress: the fake drains on the first SIGTERM until told to stop.
+    touch(&control_dir(&setup).join("participants"));
+    let mut roost = setup.start();
+    roost.wait_for_log(|v| message_is(v, "livekit ready"), DEADLINE);
+    let (pid, _) = starts(&roost.setup)[0];
+    assert!(process_exists(pid));
+
+    roost.signal(Signal::SIGTERM);
+    let status = roost.wait_exit(DEADLINE);
+    assert!(status.success(), "{status}\n{}", roost.raw_logs());
+    assert!(!process_exists(pid), "livekit outlived roost");
+    let signals = read(&control_dir(&roost.setup).join("signals"));
+    assert_eq!(signals.lines().count(), 2, "drain, then force: {signals}");
+    assert!(
+        count_logs(&roost, |v| message_is(
+            v,
+            "livekit still draining; forcing it to stop"
+        )) == 1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_livekit_that_ignores_sigterm_is_killed() {
+    let (setup, _) = with_fake("");
+    touch(&control_dir(&setup).join("ignore-term"));
+    let mut roost = setup.start();
+    roost.wait_for_log(|v| message_is(v, "livekit ready"), DEADLINE);
+    let (pid, _) = starts(&roost.setup)[0];
+    roost.signal(Signal::SIGTERM);
+    let status = roost.wait_exit(DEADLINE);
+    assert!(status.success(), "{status}");
+    assert!(!process_exists(pid), "livekit outlived roost");
+    assert_eq!(
+        count_logs(&roost, |v| message_is(
+            v,
+            "livekit ignored the stop request; killing it"
+        )),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashing_livekit_is_restarted_with_growing_backoff() {
+    let (setup, _) = with_fake("");
+    touch(&control_dir(&setup).join("crash"));
+    let mut roost = setup.start();
+    let restarts = wait_for_logs(&mut roost, 5, |v| message_is(v, "livekit restarting"));
+    let delays: Vec<u64> = restarts
+        .iter()
+        .take(5)
+        .map(|v| v["backoff_ms"].as_u64().unwrap())
+        .collect();
+    assert_eq!(delays, vec![100, 200, 400, 800, 800]);
+    // The fake saw the same rhythm: later gaps between starts are longer than the first.
+    let s = starts(&roost.setup);
+    assert!(s.len() >= 5, "{s:?}");
+    let gaps: Vec<u128> = s.windows(2).map(|w| w[1].1 - w[0].1).collect();
+    assert!(gaps[3] > gaps[0] + 300, "{gaps:?}");
+
+    // Chat is unaffected; the livekit check says what is going on.
+    let (status, body) = ready_json(&roost).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["checks"]["livekit"]["status"], "degraded", "{body}");
+    // The proxy answers a clear 502 while LiveKit is down.
+    let resp = roost
+        .client()
+        .get(roost.https_url("/rtc/validate"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 502);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "livekit_unavailable");
+    let m = metrics(&roost).await;
+    assert!(m.contains("roost_livekit_up 0"), "{m}");
+    assert!(!m.contains("roost_livekit_restarts_total 0"), "{m}");
+
+    // Fixed: the next restart comes up.
+    std::fs::remove_file(control_dir(&roost.setup).join("crash")).unwrap();
+    roost.wait_for_log(|v| message_is(v, "livekit ready"), DEADLINE);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_livekit_is_found_unhealthy_and_restarted() {
+    let (setup, _) = with_fake("");
+    let mut roost = setup.start();
+    roost.wait_for_log(|v| message_is(v, "livekit ready"), DEADLINE);
+    let (first, _) = starts(&roost.setup)[0];
+    let hang = control_dir(&roost.setup).join("hang");
+    touch(&hang);
+    let restart = roost.wait_for_log(|v| message_is(v, "livekit restarting"), DEADLINE);
+    assert!(
+        restart["reason"]
+            .as_str()
+            .unwrap()
+            .contains("health checks in a row"),
+        "{restart}"
+    );
+    std::fs::remove_file(&hang).unwrap();
+    wait_for_logs(&mut roost, 2, |v| message_is(v, "livekit ready"));
+    wait_gone(first);
+    let pids: Vec<i32> = starts(&roost.setup).iter().map(|s| s.0).collect();
+    assert!(pids.len() >= 2 && pids[1] != first, "{pids:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_binary_disables_calls_but_not_chat() {
+    let mut roost = Setup::new()
+        .env("RUNTIME_DIRECTORY", "")
+        .toml("[livekit]\nenabled = true\nbinary = \"/nonexistent/livekit-server\"\n")
+        .start();
+    roost.wait_for_log(
+        |v| {
+            v["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("/nonexistent"))
+        },
+        DEADLINE,
+    );
+    let (status, body) = ready_json(&roost).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["checks"]["livekit"]["status"], "disabled", "{body}");
+    assert!(
+        body["checks"]["livekit"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("/nonexistent/livekit-server does not exist"),
+        "{body}"
+    );
+    let health = roost
+        .client()
+        .get(roost.https_url("/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    let rtc = roost
+        .client()
+        .get(roost.https_url("/rtc"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rtc.status(), 503);
+    let body: Value = rtc.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "livekit_disabled");
+
+    // A reload looks again, but says how to install LiveKit only once.
+    roost.signal(Signal::SIGHUP);
+    roost.wait_for_log(|v| message_is(v, "certificates reloaded"), DEADLINE);
+    let hint = |v: &Value| {
+        v["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("calls are disabled until LiveKit is installed"))
+    };
+    assert_eq!(count_logs(&roost, hint), 1, "{}", roost.raw_logs());
+}
+
+/// A TLS client that trusts only this Roost's CA and speaks HTTP/1.1 (as browsers do for
+/// WebSockets).
+async fn tls_connect(roost: &Roost) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let mut roots = rustls::RootCertStore::empty();
+    use rustls::pki_types::pem::PemObject;
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&roost.ca_pem()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(roost.addrs().https)
+        .await
+        .unwrap();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect("localhost".try_into().unwrap(), tcp)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signalling_websocket_round_trips_through_tls() {
+    let (setup, _) = with_fake("max_proxied_connections = 1\n");
+    let mut roost = setup.start();
+    roost.wait_for_log(|v| message_is(v, "livekit ready"), DEADLINE);
+
+    let url = format!(
+        "{}?access_token=sekrit-token-value",
+        roost.https_url("/rtc")
+    )
+    .replace("https", "wss");
+    let mut request = url.into_client_request().unwrap();
+    // A client cannot choose the address LiveKit sees.
+    request
+        .headers_mut()
+        .insert("x-forwarded-for", "6.6.6.6".parse().unwrap());
+    let (mut ws, resp) = tokio_tungstenite::client_async(request, tls_connect(&roost).await)
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 101);
+    let hello: Value = match ws.next().await.unwrap().unwrap() {
+        Message::Text(t) => serde_json::from_str(&t).unwrap(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(hello["x_forwarded_for"], "127.0.0.1", "{hello}");
+    assert_eq!(hello["x_real_ip"], "127.0.0.1");
+    assert_eq!(hello["has_token"], true);
+    ws.send(Message::Text("ping".into())).await.unwrap();
+    assert_eq!(
+        ws.next().await.unwrap().unwrap(),
+        Message::Text("ping".into())
+    );
+    ws.send(Message::Binary(vec![1u8, 2, 3].into()))
+        .await
+        .unwrap();
+    assert_eq!(
+        ws.next().await.unwrap().unwrap(),
+        Message::Binary(vec![1u8, 2, 3].into())
+    );
+
+    // The one allowed proxied connection is taken: the next request is refused, in JSON.
+    let resp = roost
+        .client()
+        .get(roost.https_url("/rtc/validate"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 503);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "too_many_call_connections");
+    let m = metrics(&roost).await;
+    assert!(m.contains("roost_livekit_proxied_connections 1"), "{m}");
+
+    assert!(
+        !roost.raw_logs().contains("sekrit-token-value"),
+        "a token reached the log"
+    );
+
+    // Shutdown ends the session promptly, and roost exits.
+    roost.signal(Signal::SIGTERM);
+    let end = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match ws.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(end.is_ok(), "the websocket outlived shutdown");
+    assert!(roost.wait_exit(DEADLINE).success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twirp_is_proxied_with_its_status() {
+    let (setup, _) = with_fake("");
+    let mut roost = setup.start();
+    roost.wait_for_log(|v| message_is(v, "livekit ready"), DEADLINE);
+    let url = roost.https_url("/twirp/livekit.RoomService/ListRooms");
+    let resp = roost
+        .client()
+        .post(&url)
+        .header("authorization", "Bearer x")
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.json::<Value>().await.unwrap(),
+        serde_json::json!({"rooms": []})
+    );
+    let resp = roost
+        .client()
+        .post(&url)
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+}
+
+fn sign(key: &str, secret: &str, body: &str, exp: u64, sha: Option<&str>) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, body.as_bytes());
+    let sha = sha
+        .map(str::to_owned)
+        .unwrap_or_else(|| base64::engine::general_purpose::STANDARD.encode(digest.as_ref()));
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &serde_json::json!({"iss": key, "nbf": exp - 300, "exp": exp, "sha256": sha}),
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_are_accepted_when_signed_and_every_forgery_is_rejected() {
+    let (setup, port) = with_fake("");
+    let mut roost = setup.start();
+    roost.wait_for_log(|v| message_is(v, "livekit ready"), DEADLINE);
+
+    // LiveKit (the fake) signs and delivers a participant_joined.
+    let sent: Value = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/fake/webhook"))
+        .json(&serde_json::json!({"event": "participant_joined", "room": "r1", "identity": "alice", "sid": "PA_1"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(sent["status"], 200, "{}", roost.raw_logs());
+    roost.wait_for_log(
+        |v| {
+            message_is(v, "LiveKit webhook")
+                && v["event"] == "participant_joined"
+                && v["identity"] == "alice"
+        },
+        DEADLINE,
+    );
+
+    let key = read(&roost.setup.data_dir().join("secrets/livekit_api_key"));
+    let secret = read(&roost.setup.data_dir().join("secrets/livekit_api_secret"));
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let body = r#"{"event":"participant_left","room":{"name":"r1"},"participant":{"identity":"alice","sid":"PA_1"}}"#;
+    let url = roost.internal_url("/livekit/webhook");
+    let post = |auth: Option<String>, body: &'static str| {
+        let mut req = reqwest::Client::new()
+            .post(&url)
+            .header("content-type", "application/webhook+json")
+            .body(body);
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    let cases = [
+        ("missing_auth", None),
+        ("malformed", Some("garbage".to_owned())),
+        (
+            "unknown_key",
+            Some(sign("APIsomeoneelse", &secret, body, now + 300, None)),
+        ),
+        (
+            "bad_signature",
+            Some(sign(&key, &"x".repeat(43), body, now + 300, None)),
+        ),
+        (
+            "body_hash",
+            Some(sign(&key, &secret, body, now + 300, Some("AAAA"))),
+        ),
+        ("expired", Some(sign(&key, &secret, body, now - 120, None))),
+    ];
+    for (reason, auth) in cases {
+        assert_eq!(post(auth, body).await, 401, "{reason}");
+    }
+    // Tampering with the body after signing is caught too.
+    let good = sign(&key, &secret, body, now + 300, None);
+    assert_eq!(
+        post(
+            Some(good.clone()),
+            r#"{"event":"room_finished","room":{"name":"r1"}}"#
+        )
+        .await,
+        401
+    );
+    assert_eq!(post(Some(good), body).await, 200);
+
+    let m = metrics(&roost).await;
+    for reason in [
+        "missing_auth",
+        "malformed",
+        "unknown_key",
+        "bad_signature",
+        "expired",
+    ] {
+        assert!(
+            m.contains(&format!(
+                "roost_livekit_webhook_rejected_total{{reason=\"{reason}\"}} 1"
+            )),
+            "{reason}: {m}"
+        );
+    }
+    assert!(
+        m.contains("roost_livekit_webhook_rejected_total{reason=\"body_hash\"} 2"),
+        "{m}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotate_keys_restarts_livekit_with_both_pairs() {
+    let (setup, _) = with_fake("");
+    let mut roost = setup.start();
+    roost.wait_for_log(|v| message_is(v, "livekit ready"), DEADLINE);
+    let old_key = read(&roost.setup.data_dir().join("secrets/livekit_api_key"));
+
+    let out = roost.setup.run(&["livekit", "rotate-keys"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("asked the running daemon"), "{text}");
+    let new_key = read(&roost.setup.data_dir().join("secrets/livekit_api_key"));
+    assert_ne!(new_key, old_key);
+    assert!(text.contains(&new_key) && text.contains(&old_key), "{text}");
+
+    roost.wait_for_log(
+        |v| message_is(v, "restarting livekit with the current keys"),
+        DEADLINE,
+    );
+    wait_for_logs(&mut roost, 2, |v| message_is(v, "livekit ready"));
+    let seen: Value =
+        serde_json::from_str(&read(&control_dir(&roost.setup).join("config.json"))).unwrap();
+    let keys = seen["keys"].as_object().unwrap();
+    assert!(
+        keys.contains_key(&old_key) && keys.contains_key(&new_key),
+        "{seen}"
+    );
+    assert_eq!(seen["webhook"]["api_key"], new_key.as_str());
+
+    // A second rotation before the old key is dropped is refused.
+    let again = roost.setup.run(&["livekit", "rotate-keys"]);
+    assert_eq!(again.status.code(), Some(1));
+}
