@@ -74,7 +74,7 @@ async fn status_reports_the_running_daemon() {
     for needle in [
         "connections",
         "disk",
-        "livekit      not configured",
+        "livekit      disabled (",
         "last backup",
     ] {
         assert!(text.contains(needle), "{needle:?} missing:\n{text}");
