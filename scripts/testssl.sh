@@ -25,7 +25,7 @@ declare -A ACCEPTED=(
 bin=${ROOST_BIN:-}
 if [[ -z $bin ]]; then
     cargo build --quiet --locked
-    bin=$repo/target/debug/roost
+    bin=${CARGO_TARGET_DIR:-$repo/target}/debug/roost
 fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/roost-testssl.XXXXXX")
