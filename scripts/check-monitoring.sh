@@ -85,7 +85,10 @@ internal_addr = "127.0.0.1:0"
 data_dir = "$work/data"
 min_free_disk_mb = 1
 TOML
-"$bin" --log-format json serve --config "$work/roost.toml" 2>"$work/roost.log" &
+# Created here: the background child opens its redirect asynchronously, and the first read
+# below must not race it.
+: >"$work/roost.log"
+"$bin" --log-format json serve --config "$work/roost.toml" 2>>"$work/roost.log" &
 roost_pid=$!
 internal=
 for _ in $(seq 1 300); do
