@@ -15,7 +15,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::api::{self, AppState};
+use crate::api::{self, AppState, Shared};
 use crate::config::Config;
 use crate::edge::listener::OpenConnections;
 use crate::edge::listener::{self, ConnLimits, Listener};
@@ -179,7 +179,7 @@ async fn serve(
         livekit::runtime_dir(&config, runtime_directory.as_deref()),
         shutdown.clone(),
     );
-    let state = AppState {
+    let state = AppState::new(Shared {
         config: config.clone(),
         store: store.clone(),
         metrics,
@@ -190,11 +190,11 @@ async fn serve(
         limiter: limiter.clone(),
         alerts,
         livekit: livekit.clone(),
-    };
-    let internal_state = AppState {
+    });
+    let internal_state = AppState::new(Shared {
         edge: internal_policy,
-        ..state.clone()
-    };
+        ..Shared::clone(&state)
+    });
 
     let limits = ConnLimits {
         tls_handshake: Duration::from_secs(config.limits.tls_handshake_timeout_secs),

@@ -3,12 +3,10 @@
 //! Handlers return [`ApiError`]; its `IntoResponse` produces the PRODUCT.md shape
 //! `{"error":{"code":"snake_case","message":"human text"}}`. Responses that did not come from an
 //! `ApiError` (axum's own 404/405/rejections, timeouts) are rewritten into the same shape by
-//! [`json_errors`], so a client never sees a plain-text or HTML error. The cause chain of an
+//! [`ensure_json`] (in the outermost layer), so a client never sees a plain-text or HTML error. The cause chain of an
 //! unexpected error goes to the log with context, never to the client.
 
 use axum::body::Body;
-use axum::extract::Request;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http::{header, HeaderValue, StatusCode};
 use serde_json::json;
@@ -103,8 +101,7 @@ pub(crate) fn error_response(status: StatusCode, code: &str, message: &str) -> R
 
 /// Rewrites any error response that is not already JSON into the contract shape, keeping its
 /// status and headers (e.g. `Allow` on 405, `Retry-After` on 429).
-pub async fn json_errors(req: Request, next: Next) -> Response {
-    let resp = next.run(req).await;
+pub fn ensure_json(resp: Response) -> Response {
     let status = resp.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return resp;

@@ -36,9 +36,28 @@ use crate::store::Store;
 pub use error::ApiError;
 pub use extract::{Json, Query};
 
-/// Everything a handler may need, cheap to clone (every field is shared).
+/// Everything a handler may need, behind one `Arc`: every middleware layer clones the state on
+/// every request, so a clone must be one reference count, not one per field. Fields are reached
+/// through `Deref` (`app.store`, `app.config`).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> AppState {
+        AppState(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The shared services behind [`AppState`].
+#[derive(Clone)]
+pub struct Shared {
     pub config: Arc<Config>,
     pub store: Store,
     pub metrics: Arc<Metrics>,
@@ -164,11 +183,7 @@ fn common_layers(routes: Router<AppState>, state: &AppState, hsts: Option<Header
         ))
         .layer(middleware::from_fn_with_state(
             state.edge.clone(),
-            crate::edge::policy::check_host,
-        ))
-        .layer(middleware::from_fn_with_state(
-            state.edge.clone(),
-            crate::edge::policy::resolve_client_ip,
+            crate::edge::policy::admit,
         ))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -178,7 +193,6 @@ fn common_layers(routes: Router<AppState>, state: &AppState, hsts: Option<Header
             tracing::error!("a request handler panicked");
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }))
-        .layer(middleware::from_fn(error::json_errors))
         .layer(middleware::from_fn_with_state(
             state.metrics.clone(),
             record_request,
@@ -236,6 +250,9 @@ async fn metrics(State(app): State<AppState>, headers: http::HeaderMap) -> Respo
 }
 
 /// Counts every answered request by route template and status, and times it.
+/// The outermost layer: every error response leaves in the JSON shape
+/// ([`error::ensure_json`]), and every answered request is counted and timed. (One layer for
+/// both: each layer costs a clone of the services below it per request.)
 async fn record_request(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
     let route = req
         .extensions()
@@ -243,7 +260,7 @@ async fn record_request(State(metrics): State<Arc<Metrics>>, req: Request, next:
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
     let started = Instant::now();
-    let resp = next.run(req).await;
+    let resp = error::ensure_json(next.run(req).await);
     let elapsed: Duration = started.elapsed();
     metrics
         .http_requests

@@ -35,7 +35,7 @@ pub async fn enforce(State(limiter): State<Arc<Limiter>>, req: Request, next: Ne
     let Some(family) = Family::classify(req.method(), route) else {
         return next.run(req).await;
     };
-    // `edge::policy::resolve_client_ip` runs before this layer on every router. Were it ever
+    // `edge::policy::admit` runs before this layer on every router. Were it ever
     // missing, all such requests would share one bucket: limited, never unlimited.
     let ip = req
         .extensions()
