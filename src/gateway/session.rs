@@ -35,6 +35,9 @@ use crate::chat::{events, rooms, ChatError, RoomEvent};
 
 /// How long a close frame may take to leave, and the client's reply to arrive.
 const CLOSE_FLUSH: Duration = Duration::from_secs(2);
+/// A slow consumer's close frame waits behind everything already buffered for it: it gets
+/// longer to drain (the connection no longer receives anything; shutdown cuts this short).
+const SLOW_CLOSE_FLUSH: Duration = Duration::from_secs(15);
 /// Events replayed on one resume at most; more is a resync (4009).
 const MAX_REPLAY: usize = 50_000;
 /// One `typing` per room per connection per this long is passed on; the rest are dropped.
@@ -79,15 +82,12 @@ async fn run(app: AppState, socket: WebSocket, admission: Admission) {
         tx,
         rx,
         shutdown: app.gateway.shutdown_token().clone(),
+        metrics: metrics.clone(),
+        counted: false,
     };
     let why = conn.serve(&app).await;
+    conn.count(why);
     metrics.connections.dec();
-    metrics
-        .disconnects
-        .get_or_create(&DisconnectLabels {
-            reason: why.label(),
-        })
-        .inc();
     tracing::debug!(reason = why.label(), "gateway connection ended");
     drop(admission);
 }
@@ -118,9 +118,26 @@ struct Connection {
     tx: Sink,
     rx: Stream,
     shutdown: CancellationToken,
+    metrics: super::GatewayMetrics,
+    /// The disconnect was counted (when the server decided to close, before the close frame
+    /// drained).
+    counted: bool,
 }
 
 impl Connection {
+    /// Counts the disconnect in `roost_ws_disconnects_total{reason}`, once.
+    fn count(&mut self, why: Disconnect) {
+        if !self.counted {
+            self.counted = true;
+            self.metrics
+                .disconnects
+                .get_or_create(&DisconnectLabels {
+                    reason: why.label(),
+                })
+                .inc();
+        }
+    }
+
     /// Sends `msg` unless `kick` or shutdown fires first.
     async fn send(&mut self, msg: Message, kick: Option<&Kick>) -> Result<(), Disconnect> {
         let kicked = async {
@@ -142,6 +159,12 @@ impl Connection {
 
     /// Sends a close frame (bounded wait), waits briefly for the client's reply, returns `why`.
     async fn close(&mut self, code: u16, reason: &str, why: Disconnect) -> Disconnect {
+        self.count(why);
+        let flush = if why == Disconnect::SlowConsumer {
+            SLOW_CLOSE_FLUSH
+        } else {
+            CLOSE_FLUSH
+        };
         // A close reason is at most 123 bytes.
         let mut reason = reason.to_owned();
         while reason.len() > 123 {
@@ -151,10 +174,13 @@ impl Connection {
             code,
             reason: Utf8Bytes::from(reason),
         }));
-        if tokio::time::timeout(CLOSE_FLUSH, self.tx.send(frame))
-            .await
-            .is_ok_and(|r| r.is_ok())
-        {
+        let shutdown = self.shutdown.clone();
+        let sent = tokio::select! {
+            r = tokio::time::timeout(flush, self.tx.send(frame)) => r.is_ok_and(|r| r.is_ok()),
+            // Shutting down: a slow consumer does not get to hold up the drain.
+            _ = shutdown.cancelled(), if why != Disconnect::Shutdown => false,
+        };
+        if sent {
             let rx = &mut self.rx;
             let _ = tokio::time::timeout(CLOSE_FLUSH, async {
                 while let Some(Ok(m)) = rx.next().await {
