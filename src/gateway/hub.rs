@@ -239,7 +239,7 @@ impl Hub {
         let Some(conn) = Self::detach(&mut st, conn_id) else {
             return;
         };
-        let last = st.users.get(&conn.user_id).is_none();
+        let last = !st.users.contains_key(&conn.user_id);
         if last {
             let rooms: Vec<i64> = conn.rooms.iter().copied().collect();
             let frame = presence_frame(conn.user_id, false);
@@ -291,7 +291,7 @@ impl Hub {
                 // its registration's drop finds it already gone.
                 let user_id = conn.user_id;
                 if let Some(conn) = Self::detach(st, conn_id) {
-                    if st.users.get(&user_id).is_none() {
+                    if !st.users.contains_key(&user_id) {
                         let rooms: Vec<i64> = conn.rooms.iter().copied().collect();
                         let frame = presence_frame(user_id, false);
                         Self::to_peers(st, user_id, &rooms, &frame);
