@@ -68,7 +68,13 @@ fn rss_kib(pid: &str) -> u64 {
 }
 
 async fn posts(args: &[String]) {
-    let (url, ca, user, pw, room) = (arg(args, 2), arg(args, 3), arg(args, 4), arg(args, 5), arg(args, 6));
+    let (url, ca, user, pw, room) = (
+        arg(args, 2),
+        arg(args, 3),
+        arg(args, 4),
+        arg(args, 5),
+        arg(args, 6),
+    );
     let secs: u64 = arg(args, 7).parse().unwrap();
     let concurrency: usize = arg(args, 8).parse().unwrap();
     let http = client(ca);
@@ -80,7 +86,11 @@ async fn posts(args: &[String]) {
     let mut tasks = Vec::new();
     for w in 0..concurrency {
         // A few connections (HTTP/2 multiplexes the rest), like a handful of busy clients.
-        let http = if w % 16 == 0 { client(ca) } else { http.clone() };
+        let http = if w % 16 == 0 {
+            client(ca)
+        } else {
+            http.clone()
+        };
         let (token, done, failed) = (token.clone(), done.clone(), failed.clone());
         let target = format!("{url}/api/v1/rooms/{room}/messages");
         tasks.push(tokio::spawn(async move {
@@ -112,7 +122,8 @@ async fn posts(args: &[String]) {
     );
 }
 
-type Wss = tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
+type Wss =
+    tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
 
 async fn wss(url: &str, ca: &str) -> Wss {
     use rustls::pki_types::pem::PemObject;
@@ -137,12 +148,21 @@ async fn wss(url: &str, ca: &str) -> Wss {
         .await
         .unwrap();
     let ws_url = format!("wss://{authority}/api/v1/gateway");
-    tokio_tungstenite::client_async(ws_url, tls).await.unwrap().0
+    tokio_tungstenite::client_async(ws_url, tls)
+        .await
+        .unwrap()
+        .0
 }
 
 /// Each subscriber reports the arrival times of `messages` messages into `arrivals`.
 async fn fanout(args: &[String]) {
-    let (url, ca, user, pw, room) = (arg(args, 2), arg(args, 3), arg(args, 4), arg(args, 5), arg(args, 6));
+    let (url, ca, user, pw, room) = (
+        arg(args, 2),
+        arg(args, 3),
+        arg(args, 4),
+        arg(args, 5),
+        arg(args, 6),
+    );
     let subscribers: usize = arg(args, 7).parse().unwrap();
     let messages: usize = arg(args, 8).parse().unwrap();
     let pid = arg(args, 9).to_owned();
@@ -152,9 +172,11 @@ async fn fanout(args: &[String]) {
     let mut sockets = Vec::with_capacity(subscribers);
     for _ in 0..subscribers {
         let mut ws = wss(url, ca).await;
-        ws.send(Message::Text(json!({ "op": "auth", "token": token }).to_string().into()))
-            .await
-            .unwrap();
+        ws.send(Message::Text(
+            json!({ "op": "auth", "token": token }).to_string().into(),
+        ))
+        .await
+        .unwrap();
         loop {
             if let Some(Ok(Message::Text(t))) = ws.next().await {
                 if t.contains("\"op\":\"ready\"") {
@@ -253,16 +275,23 @@ fn mqtt_str(s: &str) -> Vec<u8> {
     v
 }
 
-async fn mqtt_connect(port: &str, id: &str) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+async fn mqtt_connect(
+    port: &str,
+    id: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-    let mut req = format!("ws://127.0.0.1:{port}/").into_client_request().unwrap();
+    let mut req = format!("ws://127.0.0.1:{port}/")
+        .into_client_request()
+        .unwrap();
     req.headers_mut()
         .insert("Sec-WebSocket-Protocol", "mqtt".parse().unwrap());
     let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
     let mut body = mqtt_str("MQTT");
     body.extend([4, 2, 0, 60]); // level 4, clean session, keepalive 60 s
     body.extend(mqtt_str(id));
-    ws.send(Message::Binary(mqtt_packet(0x10, body).into())).await.unwrap();
+    ws.send(Message::Binary(mqtt_packet(0x10, body).into()))
+        .await
+        .unwrap();
     let _connack = ws.next().await.unwrap().unwrap();
     ws
 }
@@ -279,7 +308,9 @@ async fn mqtt(args: &[String]) {
         let mut body = vec![0, 1];
         body.extend(mqtt_str("bench/room"));
         body.push(0); // QoS 0
-        ws.send(Message::Binary(mqtt_packet(0x82, body).into())).await.unwrap();
+        ws.send(Message::Binary(mqtt_packet(0x82, body).into()))
+            .await
+            .unwrap();
         let _suback = ws.next().await.unwrap().unwrap();
         sockets.push(ws);
     }
@@ -350,7 +381,9 @@ fn seed(args: &[String]) {
     let tx = conn.transaction().unwrap();
     {
         let mut stmt = tx
-            .prepare("INSERT INTO messages (room_id, author_id, body, created_at) VALUES (1, 1, ?1, ?2)")
+            .prepare(
+                "INSERT INTO messages (room_id, author_id, body, created_at) VALUES (1, 1, ?1, ?2)",
+            )
             .unwrap();
         let mut x: u64 = 88172645463325252;
         for i in 0..n {
@@ -363,7 +396,8 @@ fn seed(args: &[String]) {
                 body.push(' ');
             }
             body.push_str(&format!("#{i}"));
-            stmt.execute(rusqlite::params![body, now_ms - (n - i)]).unwrap();
+            stmt.execute(rusqlite::params![body, now_ms - (n - i)])
+                .unwrap();
         }
     }
     tx.commit().unwrap();
@@ -374,7 +408,13 @@ fn seed(args: &[String]) {
 }
 
 async fn reads(args: &[String]) {
-    let (url, ca, user, pw, room) = (arg(args, 2), arg(args, 3), arg(args, 4), arg(args, 5), arg(args, 6));
+    let (url, ca, user, pw, room) = (
+        arg(args, 2),
+        arg(args, 3),
+        arg(args, 4),
+        arg(args, 5),
+        arg(args, 6),
+    );
     let requests: usize = arg(args, 7).parse().unwrap();
     let http = client(ca);
     let token = login(&http, url, user, pw).await;
@@ -388,11 +428,32 @@ async fn reads(args: &[String]) {
             (t.elapsed().as_secs_f64() * 1000.0, body.len())
         }
     };
-    let words = ["apple", "garden meeting", "coffee train", "holid", "bicycle rain kitchen"];
+    let words = [
+        "apple",
+        "garden meeting",
+        "coffee train",
+        "holid",
+        "bicycle rain kitchen",
+    ];
     for (name, make) in [
-        ("list newest 50", Box::new(|_: usize| format!("{url}/api/v1/rooms/{room}/messages?limit=50")) as Box<dyn Fn(usize) -> String>),
-        ("list page deep in history (before=500000, 100)", Box::new(|_| format!("{url}/api/v1/rooms/{room}/messages?before=500000&limit=100"))),
-        ("search (20 best of ~1M)", Box::new(move |i| format!("{url}/api/v1/search?q={}&limit=20", words[i % words.len()].replace(' ', "+")))),
+        (
+            "list newest 50",
+            Box::new(|_: usize| format!("{url}/api/v1/rooms/{room}/messages?limit=50"))
+                as Box<dyn Fn(usize) -> String>,
+        ),
+        (
+            "list page deep in history (before=500000, 100)",
+            Box::new(|_| format!("{url}/api/v1/rooms/{room}/messages?before=500000&limit=100")),
+        ),
+        (
+            "search (20 best of ~1M)",
+            Box::new(move |i| {
+                format!(
+                    "{url}/api/v1/search?q={}&limit=20",
+                    words[i % words.len()].replace(' ', "+")
+                )
+            }),
+        ),
     ] {
         let mut lat = Vec::new();
         for i in 0..requests {
