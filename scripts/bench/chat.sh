@@ -149,10 +149,16 @@ taskset -c 0 "$mosquitto_bin" -c "$work/mosquitto.conf" >"$work/mosquitto.log" 2
 mosquitto_pid=$!
 pids+=("$mosquitto_pid")
 sleep 1
-kill -0 "$mosquitto_pid" 2>/dev/null || { cat "$work/mosquitto.log" >&2; die "mosquitto exited"; }
 echo "-- reference: mosquitto $("$mosquitto_bin" -h 2>/dev/null | sed -n '1s/.*version \([^ ]*\).*/\1/p') (Debian), websockets listener, same client"
-client mqtt "$mqtt_port" "$SUBSCRIBERS" "$MESSAGES" "$mosquitto_pid"
-stop_pid "$mosquitto_pid"
+if kill -0 "$mosquitto_pid" 2>/dev/null; then
+    client mqtt "$mqtt_port" "$SUBSCRIBERS" "$MESSAGES" "$mosquitto_pid"
+    stop_pid "$mosquitto_pid"
+else
+    # Seen in a sandbox: libwebsockets binds and listens, then mosquitto 2.0.11 still reports
+    # "Unable to start any listening sockets". Say so instead of inventing a figure.
+    echo "  not measured: mosquitto's websockets listener did not start here:"
+    sed 's/^/    /' "$work/mosquitto.log"
+fi
 
 echo "-- list and search with $SEED messages in one room"
 stop_pid "$roost_pid"
