@@ -116,6 +116,19 @@ pub enum Command {
         #[command(subcommand)]
         command: LivekitCommand,
     },
+    /// Message search: rebuild the full-text index from the messages
+    Search {
+        #[command(flatten)]
+        config: ConfigArgs,
+        #[command(subcommand)]
+        command: SearchCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SearchCommand {
+    /// Rebuild the search index (safe while the daemon runs)
+    Rebuild,
 }
 
 #[derive(Debug, Subcommand)]
@@ -182,6 +195,9 @@ fn run(cli: Cli) -> u8 {
         Command::Invite { config, command } => {
             with_config(&config, |c| crate::auth::cli::invite(&c, command))
         }
+        Command::Search { config, command } => with_config(&config, |c| match command {
+            SearchCommand::Rebuild => crate::chat::search::rebuild_command(&c),
+        }),
     }
 }
 

@@ -179,6 +179,18 @@ async fn serve(
         livekit::runtime_dir(&config, runtime_directory.as_deref()),
         shutdown.clone(),
     );
+    let gateway =
+        crate::gateway::Gateway::start(&config, store.clone(), &metrics, shutdown.clone())
+            .await
+            .context("preparing the realtime gateway")?;
+    let files_config = config.clone();
+    let files = Arc::new(
+        tokio::task::spawn_blocking(move || crate::files::Files::open(&files_config))
+            .await
+            .context("preparing the attachment store")?
+            .context("preparing the attachment store")?,
+    );
+    let retention_clock = auth.clock.clone();
     let state = AppState::new(Shared {
         config: config.clone(),
         store: store.clone(),
@@ -190,6 +202,8 @@ async fn serve(
         limiter: limiter.clone(),
         alerts,
         livekit: livekit.clone(),
+        gateway: gateway.clone(),
+        files: files.clone(),
     });
     let internal_state = AppState::new(Shared {
         edge: internal_policy,
@@ -267,6 +281,15 @@ async fn serve(
         ));
     }
     background.spawn(vitals::monitor(vitals, shutdown.clone()));
+    background.spawn(gateway.clone().run_gap_repair());
+    background.spawn(gateway.clone().run_call_events(livekit.clone()));
+    background.spawn(crate::chat::retention::run(
+        store.clone(),
+        files,
+        config.clone(),
+        retention_clock,
+        shutdown.clone(),
+    ));
     if let Some(interval) = notify::watchdog_interval() {
         background.spawn(pet_watchdog(store.clone(), interval, shutdown.clone()));
     }
@@ -288,9 +311,14 @@ async fn serve(
     );
     background.close();
     connections.close();
-    if tokio::time::timeout(grace, connections.wait())
-        .await
-        .is_err()
+    // Gateway sessions (upgraded, so no longer HTTP connections) close with 1001 on the
+    // same signal; both drains share the grace period.
+    if tokio::time::timeout(grace, async {
+        connections.wait().await;
+        gateway.wait_sessions().await;
+    })
+    .await
+    .is_err()
     {
         tracing::warn!(
             open = connections.len(),

@@ -6,10 +6,13 @@
 pub mod api;
 pub mod audit;
 pub mod auth;
+pub mod chat;
 pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod edge;
+pub mod files;
+pub mod gateway;
 pub mod limits;
 pub mod livekit;
 pub mod ops;

@@ -72,7 +72,11 @@ async fn a_tiny_family_refuses_with_429_and_headers_then_recovers() {
     .await;
 
     // Writes: one at a time (from the environment).
-    let post = || client.post(roost.https_url("/api/v1/rooms")).send();
+    let post = || {
+        client
+            .post(roost.https_url("/api/v1/no-such-endpoint"))
+            .send()
+    };
     assert_eq!(post().await.unwrap().status(), StatusCode::NOT_FOUND);
     let resp = post().await.unwrap();
     assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
@@ -98,7 +102,7 @@ async fn sighup_applies_changed_rate_limits_and_keeps_them_on_a_bad_file() {
         .toml("[rate_limits.read]\nburst = 1\nper_minute = 1\nper_ip_multiplier = 1\n")
         .start();
     let client = roost.client();
-    let url = roost.https_url("/api/v1/rooms");
+    let url = roost.https_url("/api/v1/no-such-endpoint");
     assert_eq!(
         client.get(&url).send().await.unwrap().status(),
         StatusCode::NOT_FOUND
@@ -178,7 +182,7 @@ async fn repeated_refusals_send_one_security_alert_to_the_webhook() {
     let client = roost.client();
     for _ in 0..4 {
         client
-            .get(roost.https_url("/api/v1/rooms"))
+            .get(roost.https_url("/api/v1/no-such-endpoint"))
             .send()
             .await
             .unwrap();

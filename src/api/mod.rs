@@ -16,14 +16,14 @@ use std::time::{Duration, Instant};
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, delete, get, patch, post};
+use axum::routing::{any, delete, get, patch, post, put};
 use axum::Router;
 use http::{header, HeaderValue, StatusCode};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
-use tower_http::timeout::TimeoutLayer;
 
 use crate::auth;
+use crate::chat;
 use crate::config::Config;
 use crate::edge::policy::EdgePolicy;
 use crate::limits::alerts::AlertSink;
@@ -74,6 +74,10 @@ pub struct Shared {
     pub alerts: AlertSink,
     /// Calls: LiveKit's status, keys, call registry and proxy limits.
     pub livekit: Arc<crate::livekit::LiveKit>,
+    /// The realtime gateway: hub (fan-out, presence), connection caps, metrics.
+    pub gateway: Arc<crate::gateway::Gateway>,
+    /// The attachment store on disk.
+    pub files: Arc<crate::files::Files>,
 }
 
 /// Sent on every HTTPS response unless the handler set the header itself.
@@ -129,6 +133,38 @@ pub fn router(state: AppState) -> Router {
             post(auth::api_keys::confirm_rotation_handler),
         )
         .route("/api/v1/audit", get(crate::audit::list_handler))
+        .route(
+            "/api/v1/rooms",
+            get(chat::rooms::list).post(chat::rooms::create),
+        )
+        .route(
+            "/api/v1/rooms/{id}",
+            get(chat::rooms::get).patch(chat::rooms::update),
+        )
+        .route("/api/v1/rooms/{id}/members", get(chat::rooms::members))
+        .route(
+            "/api/v1/rooms/{id}/members/{user_id}",
+            put(chat::rooms::put_member).delete(chat::rooms::delete_member),
+        )
+        .route(
+            "/api/v1/rooms/{id}/messages",
+            get(chat::messages::list).post(chat::messages::post),
+        )
+        .route(
+            "/api/v1/rooms/{id}/messages/{message_id}",
+            get(chat::messages::get)
+                .patch(chat::messages::edit)
+                .delete(chat::messages::delete),
+        )
+        .route("/api/v1/rooms/{id}/call", get(chat::calls::participants))
+        .route("/api/v1/rooms/{id}/call/token", post(chat::calls::token))
+        .route("/api/v1/search", get(chat::search::handler))
+        .route(
+            crate::edge::limits::UPLOAD_ROUTE,
+            post(crate::files::upload),
+        )
+        .route("/api/v1/attachments/{id}", get(crate::files::download))
+        .route("/api/v1/gateway", get(crate::gateway::upgrade))
         .route("/rtc", any(livekit::proxy::forward))
         .route("/rtc/{*rest}", any(livekit::proxy::forward))
         .route("/twirp/{*rest}", any(livekit::proxy::forward))
@@ -165,7 +201,7 @@ pub fn redirect_router(state: AppState) -> Router {
 
 fn common_layers(routes: Router<AppState>, state: &AppState, hsts: Option<HeaderValue>) -> Router {
     // A later `.layer` wraps the earlier ones and so runs first. Per request, in order: metrics,
-    // JSON errors, panic guard, timeout, client IP, Host check, authentication, rate limit,
+    // JSON errors, panic guard, deadline (408), client IP, Host check, authentication, rate limit,
     // body cap, handler. The limiter runs after authentication because it keys on the
     // `limits::Account` that `auth::authenticate` inserts.
     let mut router = routes
@@ -185,9 +221,9 @@ fn common_layers(routes: Router<AppState>, state: &AppState, hsts: Option<Header
             state.edge.clone(),
             crate::edge::policy::admit,
         ))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            state.config.request_timeout(),
+        .layer(middleware::from_fn_with_state(
+            state.config.clone(),
+            request_deadline,
         ))
         .layer(CatchPanicLayer::custom(|_| {
             tracing::error!("a request handler panicked");
@@ -247,6 +283,31 @@ async fn ca_cert(State(app): State<AppState>) -> Response {
 async fn metrics(State(app): State<AppState>, headers: http::HeaderMap) -> Response {
     app.vitals.refresh_for_scrape().await;
     crate::ops::exposition::respond(&app.metrics, &headers)
+}
+
+/// Every request must be answered within `limits.request_timeout_secs` (408), except uploads,
+/// which get `[attachments] upload_timeout_secs`: a 25 MiB file over a weak Wi-Fi link takes
+/// minutes, and the upload handler reads the whole body before it answers.
+async fn request_deadline(State(config): State<Arc<Config>>, req: Request, next: Next) -> Response {
+    let is_upload = req.method() == http::Method::POST
+        && req
+            .extensions()
+            .get::<MatchedPath>()
+            .is_some_and(|p| p.as_str() == crate::edge::limits::UPLOAD_ROUTE);
+    let deadline = if is_upload {
+        Duration::from_secs(config.attachments.upload_timeout_secs)
+    } else {
+        config.request_timeout()
+    };
+    match tokio::time::timeout(deadline, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            "the request took too long",
+        )
+        .into_response(),
+    }
 }
 
 /// Counts every answered request by route template and status, and times it.

@@ -44,7 +44,8 @@ use crate::store::Store;
 pub use error::AuthError;
 pub use handlers::{change_password, login, logout, me, refresh, register};
 pub use principal::{
-    authenticate, Credential, Principal, RequireAdmin, RequireMember, RequireSession, Scopes,
+    authenticate, resolve_credential, still_valid, Credential, Principal, RequireAdmin,
+    RequireMember, RequireSession, Scopes,
 };
 pub use users::Role;
 

@@ -175,6 +175,40 @@ pub async fn authenticate(State(app): State<AppState>, mut req: Request, next: N
     next.run(req).await
 }
 
+/// Checks a presented access token or API key the same way [`authenticate`] checks a bearer
+/// header (signature, expiry, session or key, account state), for callers that receive
+/// credentials outside headers: the realtime gateway's first frame.
+pub async fn resolve_credential(app: &AppState, presented: &str) -> Result<Principal, AuthError> {
+    resolve(app, presented).await
+}
+
+/// Whether what `principal` authenticated with is still good now (session not revoked or
+/// expired, key not revoked, account enabled): long-lived connections ask this periodically.
+pub async fn still_valid(app: &AppState, principal: &Principal) -> Result<bool, AuthError> {
+    let (credential, user_id, now) = (
+        principal.credential.clone(),
+        principal.user_id,
+        app.auth.now_secs(),
+    );
+    app.store
+        .read(move |conn| match credential {
+            Credential::Session(sid) => {
+                let (state, _) = session::check(conn, &sid, user_id, now)?;
+                Ok(state == SessionState::Live)
+            }
+            Credential::ApiKey(key_id) => {
+                let live: Option<bool> = rusqlite::OptionalExtension::optional(conn.query_row(
+                    "SELECT k.revoked_at IS NULL AND u.disabled = 0
+                       FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.id = ?1",
+                    [key_id],
+                    |r| r.get(0),
+                ))?;
+                Ok(live == Some(true))
+            }
+        })
+        .await
+}
+
 /// The credential of `Bearer <credential>` (scheme case-insensitive, as RFC 9110 says).
 fn bearer(value: &str) -> Option<&str> {
     let (scheme, rest) = value.split_once(' ')?;

@@ -9,11 +9,15 @@
 //! down from `main` (no `static CONFIG`).
 
 pub mod alerts;
+pub mod attachments;
 mod auth;
 pub mod backup;
+pub mod chat;
 mod env;
+pub mod gateway;
 pub mod livekit;
 pub mod rate_limits;
+pub mod retention;
 pub mod secrets;
 mod validate;
 
@@ -50,6 +54,10 @@ pub struct Config {
     pub rate_limits: rate_limits::RateLimits,
     pub alerts: alerts::Alerts,
     pub livekit: livekit::Livekit,
+    pub chat: chat::Chat,
+    pub gateway: gateway::Gateway,
+    pub attachments: attachments::Attachments,
+    pub retention: retention::Retention,
     #[serde(skip)]
     pub profile: Option<Profile>,
     /// The file this value was read from, if any (for messages and `doctor`).

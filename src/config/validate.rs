@@ -358,6 +358,10 @@ pub(super) fn check(c: &Config, problems: &mut Vec<Problem>) {
     super::rate_limits::check(&c.rate_limits, problems);
     super::alerts::check(&c.alerts, problems);
     super::livekit::check(c, problems);
+    super::chat::check(c, problems);
+    super::gateway::check(c, problems);
+    super::attachments::check(c, problems);
+    super::retention::check(c, problems);
 }
 
 fn valid_hostname(h: &str) -> bool {

@@ -3,29 +3,53 @@
 //! A declared `Content-Length` over the cap is refused with 413 at once; a body without one
 //! (chunked, HTTP/2 DATA frames) is wrapped so reading past the cap fails, which the body
 //! extractors turn into 413 as well. Handlers never see more than the cap.
+//!
+//! One route has its own cap: uploads (`POST /api/v1/attachments`, [`UPLOAD_ROUTE`]) get
+//! `[attachments] max_bytes` instead of `limits.max_body_bytes`, refused with code
+//! `too_large`; the upload handler streams the body and enforces the same number again.
 
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::policy::EdgePolicy;
 use crate::api::ApiError;
 
+/// The route template of uploads, whose cap is `[attachments] max_bytes`.
+pub const UPLOAD_ROUTE: &str = "/api/v1/attachments";
+
 pub async fn body_limit(
     State(policy): State<Arc<EdgePolicy>>,
     req: Request,
     next: Next,
 ) -> Response {
-    let limit = policy.max_body_bytes;
+    let is_upload = req.method() == http::Method::POST
+        && req
+            .extensions()
+            .get::<MatchedPath>()
+            .is_some_and(|p| p.as_str() == UPLOAD_ROUTE);
+    let limit = if is_upload {
+        usize::try_from(policy.upload_max_bytes).unwrap_or(usize::MAX)
+    } else {
+        policy.max_body_bytes
+    };
     let declared = req
         .headers()
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > limit as u64) {
+        if is_upload {
+            return ApiError::new(
+                http::StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                format!("the file is larger than the limit of {limit} bytes"),
+            )
+            .into_response();
+        }
         return ApiError::payload_too_large(limit).into_response();
     }
     let req = req.map(|body| Body::new(http_body_util::Limited::new(body, limit)));

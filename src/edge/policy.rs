@@ -34,6 +34,8 @@ pub struct EdgePolicy {
     /// The port HTTPS is actually bound to, for redirects (differs from config with port 0).
     pub https_port: u16,
     pub max_body_bytes: usize,
+    /// The body cap of the upload route (`[attachments] max_bytes`), instead of the above.
+    pub upload_max_bytes: u64,
 }
 
 impl EdgePolicy {
@@ -67,6 +69,7 @@ impl EdgePolicy {
             trusted_proxies: config.trusted_proxies(),
             https_port,
             max_body_bytes: config.limits.max_body_bytes,
+            upload_max_bytes: config.attachments.max_bytes,
         })
     }
 
@@ -81,6 +84,7 @@ impl EdgePolicy {
             trusted_proxies: Vec::new(),
             https_port: public.https_port,
             max_body_bytes: public.max_body_bytes,
+            upload_max_bytes: public.upload_max_bytes,
         })
     }
 
@@ -227,6 +231,7 @@ mod tests {
             trusted_proxies: trusted.iter().map(|s| s.parse().unwrap()).collect(),
             https_port: 443,
             max_body_bytes: 1024,
+            upload_max_bytes: 2048,
         }
     }
 

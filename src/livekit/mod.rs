@@ -74,6 +74,8 @@ pub struct LiveKitMetrics {
     pub restarts: Counter,
     pub webhook_rejected: Family<RejectLabels, Counter>,
     pub proxied_connections: Gauge,
+    /// Call tokens handed out (`chat::calls`).
+    pub tokens_issued: Counter,
 }
 
 impl LiveKitMetrics {
@@ -97,6 +99,11 @@ impl LiveKitMetrics {
             "livekit_proxied_connections",
             "Signalling connections currently proxied to LiveKit",
             self.proxied_connections.clone(),
+        );
+        metrics.register(
+            "media_tokens_issued",
+            "Call tokens issued to room members",
+            self.tokens_issued.clone(),
         );
     }
 }

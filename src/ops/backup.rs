@@ -435,6 +435,10 @@ fn walk(
             .filter(|n| checksum::listable(n))
             .ok_or_else(|| BackupError::Name(path.clone()))?
             .to_owned();
+        // Uploads in flight live in `attachments/tmp` (`files::TMP_DIR`): not attachments yet.
+        if depth == 0 && name == crate::files::TMP_DIR {
+            continue;
+        }
         let rel = if prefix.is_empty() {
             name
         } else {

@@ -46,6 +46,21 @@ pub static MIGRATIONS: &[Migration] = &[
         name: "audit",
         sql: include_str!("migrations/0003_audit.sql"),
     },
+    Migration {
+        version: 4,
+        name: "chat",
+        sql: include_str!("migrations/0004_chat.sql"),
+    },
+    Migration {
+        version: 5,
+        name: "search",
+        sql: include_str!("migrations/0005_search.sql"),
+    },
+    Migration {
+        version: 6,
+        name: "attachments",
+        sql: include_str!("migrations/0006_attachments.sql"),
+    },
 ];
 
 /// Where a database stands, for `roost migrate --check`.

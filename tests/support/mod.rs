@@ -370,3 +370,346 @@ pub fn free_port() -> u16 {
 pub fn process_exists(pid: i32) -> bool {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
 }
+
+// ---------------------------------------------------------------------------------------------
+// A signed-in API client and gateway WebSockets: chat, gateway and files tests build on these.
+
+pub const ADMIN_PASSWORD: &str = "admin password 1";
+pub const MEMBER_PASSWORD: &str = "member password 1";
+
+/// A running Roost and an HTTPS client for its API. Tests sign in and connect far more often
+/// than people do, so loopback is exempt from the rate limits (tested in tests/limits.rs).
+pub struct Api {
+    pub roost: Roost,
+    pub http: reqwest::Client,
+}
+
+/// A signed-in account.
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: i64,
+    pub name: String,
+    pub token: String,
+}
+
+impl Api {
+    pub fn start(setup: Setup) -> Api {
+        let roost = setup
+            .toml("[rate_limits]\nexempt_cidrs = [\"127.0.0.1/32\"]\n")
+            .start();
+        let http = roost.client();
+        Api { roost, http }
+    }
+
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (reqwest::StatusCode, Value, reqwest::header::HeaderMap) {
+        let mut req = self.http.request(method, self.roost.https_url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let (status, headers) = (resp.status(), resp.headers().clone());
+        let text = resp.text().await.unwrap();
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, value, headers)
+    }
+
+    pub async fn post(&self, path: &str, who: &User, body: Value) -> (reqwest::StatusCode, Value) {
+        let (s, v, _) = self
+            .call(reqwest::Method::POST, path, Some(&who.token), Some(body))
+            .await;
+        (s, v)
+    }
+
+    pub async fn get(&self, path: &str, who: &User) -> (reqwest::StatusCode, Value) {
+        let (s, v, _) = self
+            .call(reqwest::Method::GET, path, Some(&who.token), None)
+            .await;
+        (s, v)
+    }
+
+    pub async fn put(&self, path: &str, who: &User, body: Value) -> (reqwest::StatusCode, Value) {
+        let (s, v, _) = self
+            .call(reqwest::Method::PUT, path, Some(&who.token), Some(body))
+            .await;
+        (s, v)
+    }
+
+    /// Reads the setup code from the log and creates the admin `root`.
+    pub async fn admin(&mut self) -> User {
+        let line = self
+            .roost
+            .wait_for_log(|v| v["setup_code"].is_string(), STARTUP_DEADLINE);
+        let code = line["setup_code"].as_str().unwrap().to_owned();
+        let (status, body, _) = self
+            .call(
+                reqwest::Method::POST,
+                "/api/v1/setup",
+                None,
+                Some(serde_json::json!({ "setup_code": code, "username": "root", "password": ADMIN_PASSWORD })),
+            )
+            .await;
+        assert_eq!(status, reqwest::StatusCode::CREATED, "{body}");
+        self.signed_in("root", ADMIN_PASSWORD).await
+    }
+
+    /// Invites and registers the member `name` (as `admin`), signed in.
+    pub async fn member(&self, admin: &User, name: &str) -> User {
+        let (status, invite) = self
+            .post(
+                "/api/v1/invites",
+                admin,
+                serde_json::json!({ "max_uses": 1 }),
+            )
+            .await;
+        assert_eq!(status, reqwest::StatusCode::CREATED, "{invite}");
+        let (status, body, _) = self
+            .call(
+                reqwest::Method::POST,
+                "/api/v1/auth/register",
+                None,
+                Some(serde_json::json!({ "invite_code": invite["code"], "username": name, "password": MEMBER_PASSWORD })),
+            )
+            .await;
+        assert_eq!(status, reqwest::StatusCode::CREATED, "{body}");
+        self.signed_in(name, MEMBER_PASSWORD).await
+    }
+
+    pub async fn signed_in(&self, name: &str, password: &str) -> User {
+        let (status, body, _) = self
+            .call(
+                reqwest::Method::POST,
+                "/api/v1/auth/login",
+                None,
+                Some(serde_json::json!({ "username": name, "password": password })),
+            )
+            .await;
+        assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+        let token = body["access_token"].as_str().unwrap().to_owned();
+        let me = self
+            .http
+            .get(self.roost.https_url("/api/v1/me"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap();
+        User {
+            id: me["user"]["id"]
+                .as_i64()
+                .unwrap_or_else(|| panic!("no id in {me}")),
+            name: name.to_owned(),
+            token,
+        }
+    }
+
+    /// Creates a room owned by `owner`; returns its id.
+    pub async fn room(&self, owner: &User, name: &str, private: bool) -> i64 {
+        let (status, room) = self
+            .post(
+                "/api/v1/rooms",
+                owner,
+                serde_json::json!({ "name": name, "private": private }),
+            )
+            .await;
+        assert_eq!(status, reqwest::StatusCode::CREATED, "{room}");
+        room["id"].as_i64().unwrap()
+    }
+
+    /// Adds `who` to room `room` as `by`.
+    pub async fn add(&self, by: &User, room: i64, who: &User) {
+        let (status, body) = self
+            .put(
+                &format!("/api/v1/rooms/{room}/members/{}", who.id),
+                by,
+                serde_json::json!({}),
+            )
+            .await;
+        assert!(status.is_success(), "{status} {body}");
+    }
+
+    /// Posts `body` to `room` as `who`; returns the message.
+    pub async fn say(&self, who: &User, room: i64, body: &str) -> Value {
+        let (status, msg) = self
+            .post(
+                &format!("/api/v1/rooms/{room}/messages"),
+                who,
+                serde_json::json!({ "body": body }),
+            )
+            .await;
+        assert_eq!(status, reqwest::StatusCode::CREATED, "{msg}");
+        msg
+    }
+
+    /// The value of the first metric line starting with `prefix` (e.g. `roost_ws_connections`).
+    pub async fn metric(&self, prefix: &str) -> Option<f64> {
+        let text = self
+            .http
+            .get(self.roost.internal_url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+    }
+
+    /// A gateway WebSocket (not yet authenticated).
+    pub async fn ws(&self) -> Ws {
+        let url = self
+            .roost
+            .https_url("/api/v1/gateway")
+            .replace("https", "wss");
+        let tls = tls_connect(&self.roost, None).await;
+        let (inner, resp) = tokio_tungstenite::client_async(url, tls).await.unwrap();
+        assert_eq!(resp.status(), 101);
+        Ws { inner }
+    }
+
+    /// A gateway WebSocket signed in as `who` (with resume `cursors` if given), after `ready`.
+    pub async fn ws_ready(&self, who: &User, cursors: Option<Value>) -> (Ws, Value) {
+        let mut ws = self.ws().await;
+        let mut hello = serde_json::json!({ "op": "auth", "token": who.token });
+        if let Some(c) = cursors {
+            hello["cursors"] = c;
+        }
+        ws.send(hello).await;
+        let ready = ws.next_json(Duration::from_secs(20)).await;
+        assert_eq!(ready["op"], "ready", "{ready}");
+        (ws, ready)
+    }
+}
+
+/// TLS to Roost's HTTPS port trusting only its CA, speaking HTTP/1.1 (as browsers do for
+/// WebSockets). `recv_buffer` shrinks the socket's receive buffer (slow-reader tests).
+pub async fn tls_connect(
+    roost: &Roost,
+    recv_buffer: Option<u32>,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&roost.ca_pem()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    if let Some(size) = recv_buffer {
+        socket.set_recv_buffer_size(size).unwrap();
+    }
+    let tcp = socket.connect(roost.addrs().https).await.unwrap();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect("localhost".try_into().unwrap(), tcp)
+        .await
+        .unwrap()
+}
+
+pub type WsStream =
+    tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
+
+/// A gateway client.
+pub struct Ws {
+    pub inner: WsStream,
+}
+
+/// How a gateway connection ended, as the client saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ended {
+    Closed { code: u16, reason: String },
+    Dropped(String),
+}
+
+impl Ws {
+    pub async fn send(&mut self, v: Value) {
+        use futures_util::SinkExt;
+        self.inner
+            .send(tokio_tungstenite::tungstenite::Message::Text(
+                v.to_string().into(),
+            ))
+            .await
+            .unwrap();
+    }
+
+    /// The next JSON text frame (pings skipped); panics on close or after `deadline`.
+    pub async fn next_json(&mut self, deadline: Duration) -> Value {
+        match self.next_or_end(deadline).await {
+            Ok(v) => v,
+            Err(e) => panic!("expected a frame, got {e:?}"),
+        }
+    }
+
+    /// The next JSON text frame, or how the connection ended.
+    pub async fn next_or_end(&mut self, deadline: Duration) -> Result<Value, Ended> {
+        use futures_util::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        let until = tokio::time::Instant::now() + deadline;
+        loop {
+            let next = tokio::time::timeout_at(until, self.inner.next())
+                .await
+                .expect("timed out waiting for a gateway frame");
+            match next {
+                Some(Ok(Message::Text(t))) => return Ok(serde_json::from_str(&t).unwrap()),
+                Some(Ok(Message::Close(frame))) => {
+                    return Err(frame.map_or(
+                        Ended::Closed {
+                            code: 1005,
+                            reason: String::new(),
+                        },
+                        |f| Ended::Closed {
+                            code: f.code.into(),
+                            reason: f.reason.to_string(),
+                        },
+                    ))
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => return Err(Ended::Dropped(e.to_string())),
+                None => return Err(Ended::Dropped("stream ended".into())),
+            }
+        }
+    }
+
+    /// Reads until the connection ends; returns the close code (panics if there was none).
+    pub async fn close_code(&mut self, deadline: Duration) -> (u16, String) {
+        loop {
+            match self.next_or_end(deadline).await {
+                Ok(_) => continue,
+                Err(Ended::Closed { code, reason }) => return (code, reason),
+                Err(e) => panic!("the connection ended without a close frame: {e:?}"),
+            }
+        }
+    }
+
+    /// The next `event` frame (presence, typing and call frames skipped).
+    pub async fn next_event(&mut self, deadline: Duration) -> Value {
+        loop {
+            let v = self.next_json(deadline).await;
+            if v["op"] == "event" {
+                return v;
+            }
+        }
+    }
+}

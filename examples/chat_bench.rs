@@ -1,0 +1,489 @@
+//! Chat figures for `scripts/bench/chat.sh`: durable posts per second over HTTPS, fan-out
+//! latency to many WebSocket subscribers (Roost's gateway, and mosquitto's MQTT-over-WebSocket
+//! as the reference), memory per idle WebSocket, and list/search latency on a big room.
+//! A benchmark, not a test: it prints numbers and asserts nothing.
+//!
+//!   chat_bench posts   URL CA USER PASSWORD ROOM SECONDS CONCURRENCY
+//!   chat_bench fanout  URL CA USER PASSWORD ROOM SUBSCRIBERS MESSAGES ROOST_PID
+//!   chat_bench mqtt    PORT SUBSCRIBERS MESSAGES MOSQUITTO_PID
+//!   chat_bench seed    DB_PATH MESSAGES
+//!   chat_bench reads   URL CA USER PASSWORD ROOM REQUESTS
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
+
+fn arg(args: &[String], i: usize) -> &str {
+    args.get(i).map(String::as_str).unwrap_or_else(|| {
+        eprintln!("usage: see the top of examples/chat_bench.rs");
+        std::process::exit(64)
+    })
+}
+
+fn client(ca: &str) -> reqwest::Client {
+    let pem = std::fs::read(ca).unwrap();
+    reqwest::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+        .build()
+        .unwrap()
+}
+
+async fn login(http: &reqwest::Client, url: &str, user: &str, password: &str) -> String {
+    let v: Value = http
+        .post(format!("{url}/api/v1/auth/login"))
+        .json(&json!({ "username": user, "password": password }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["access_token"].as_str().expect("signed in").to_owned()
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+fn rss_kib(pid: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(str::to_owned))
+        })
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+async fn posts(args: &[String]) {
+    let (url, ca, user, pw, room) = (
+        arg(args, 2),
+        arg(args, 3),
+        arg(args, 4),
+        arg(args, 5),
+        arg(args, 6),
+    );
+    let secs: u64 = arg(args, 7).parse().unwrap();
+    let concurrency: usize = arg(args, 8).parse().unwrap();
+    let http = client(ca);
+    let token = Arc::new(login(&http, url, user, pw).await);
+    let done = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let until = Instant::now() + Duration::from_secs(secs);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..concurrency {
+        // A few connections (HTTP/2 multiplexes the rest), like a handful of busy clients.
+        let http = if w % 16 == 0 {
+            client(ca)
+        } else {
+            http.clone()
+        };
+        let (token, done, failed) = (token.clone(), done.clone(), failed.clone());
+        let target = format!("{url}/api/v1/rooms/{room}/messages");
+        tasks.push(tokio::spawn(async move {
+            let mut i = 0u64;
+            while Instant::now() < until {
+                i += 1;
+                let r = http
+                    .post(&target)
+                    .bearer_auth(&*token)
+                    .json(&json!({ "body": format!("bench message {w}-{i}") }))
+                    .send()
+                    .await;
+                match r {
+                    Ok(r) if r.status() == 201 => done.fetch_add(1, Ordering::Relaxed),
+                    _ => failed.fetch_add(1, Ordering::Relaxed),
+                };
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let n = done.load(Ordering::Relaxed);
+    println!(
+        "posts: {:.0}/s durable (201 after COMMIT, synchronous=FULL), {n} in {elapsed:.1} s, {} failed, {concurrency} in flight",
+        n as f64 / elapsed,
+        failed.load(Ordering::Relaxed)
+    );
+}
+
+type Wss =
+    tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
+
+async fn wss(url: &str, ca: &str) -> Wss {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let authority = url.trim_start_matches("https://");
+    let tcp = tokio::net::TcpStream::connect(authority.replace("localhost", "127.0.0.1"))
+        .await
+        .unwrap();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect("localhost".try_into().unwrap(), tcp)
+        .await
+        .unwrap();
+    let ws_url = format!("wss://{authority}/api/v1/gateway");
+    tokio_tungstenite::client_async(ws_url, tls)
+        .await
+        .unwrap()
+        .0
+}
+
+/// Each subscriber reports the arrival times of `messages` messages into `arrivals`.
+async fn fanout(args: &[String]) {
+    let (url, ca, user, pw, room) = (
+        arg(args, 2),
+        arg(args, 3),
+        arg(args, 4),
+        arg(args, 5),
+        arg(args, 6),
+    );
+    let subscribers: usize = arg(args, 7).parse().unwrap();
+    let messages: usize = arg(args, 8).parse().unwrap();
+    let pid = arg(args, 9).to_owned();
+    let http = client(ca);
+    let token = login(&http, url, user, pw).await;
+    let rss_before = rss_kib(&pid);
+    let mut sockets = Vec::with_capacity(subscribers);
+    for _ in 0..subscribers {
+        let mut ws = wss(url, ca).await;
+        ws.send(Message::Text(
+            json!({ "op": "auth", "token": token }).to_string().into(),
+        ))
+        .await
+        .unwrap();
+        loop {
+            if let Some(Ok(Message::Text(t))) = ws.next().await {
+                if t.contains("\"op\":\"ready\"") {
+                    break;
+                }
+            }
+        }
+        sockets.push(ws);
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await; // let the server settle its buffers
+    let rss_after = rss_kib(&pid);
+    println!(
+        "idle websocket memory: {:.1} KiB per connection (roost RSS {} -> {} KiB for {subscribers} authenticated idle connections)",
+        (rss_after.saturating_sub(rss_before)) as f64 / subscribers as f64,
+        rss_before,
+        rss_after
+    );
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, Instant)>();
+    for mut ws in sockets {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let mut n = 0;
+            while let Some(Ok(m)) = ws.next().await {
+                if let Message::Text(t) = m {
+                    if t.contains("\"message.created\"") {
+                        let _ = tx.send((n, Instant::now()));
+                        n += 1;
+                        if n == messages {
+                            break;
+                        }
+                    }
+                }
+            }
+            // Keep the socket open until the end of the run.
+            std::future::pending::<()>().await;
+        });
+    }
+    drop(tx);
+    let mut latencies = Vec::new();
+    let mut post_rtt = Vec::new();
+    for i in 0..messages {
+        let sent = Instant::now();
+        let r = http
+            .post(format!("{url}/api/v1/rooms/{room}/messages"))
+            .bearer_auth(&token)
+            .json(&json!({ "body": format!("fan-out {i}") }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        post_rtt.push(sent.elapsed().as_secs_f64() * 1000.0);
+        let mut got = 0;
+        while got < subscribers {
+            let (idx, at) = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+                .await
+                .expect("all subscribers receive within 30 s")
+                .unwrap();
+            assert_eq!(idx, i);
+            latencies.push(at.duration_since(sent).as_secs_f64() * 1000.0);
+            got += 1;
+        }
+    }
+    latencies.sort_by(f64::total_cmp);
+    post_rtt.sort_by(f64::total_cmp);
+    println!(
+        "roost fan-out to {subscribers} websockets x {messages} messages: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (from POST sent; the POST itself p50 {:.1} ms)",
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+        latencies.last().copied().unwrap_or(f64::NAN),
+        percentile(&post_rtt, 0.5),
+    );
+}
+
+/// MQTT 3.1.1 packets, just enough for the reference run.
+fn mqtt_packet(kind: u8, body: Vec<u8>) -> Vec<u8> {
+    let mut out = vec![kind];
+    let mut len = body.len();
+    loop {
+        let mut b = (len % 128) as u8;
+        len /= 128;
+        if len > 0 {
+            b |= 0x80;
+        }
+        out.push(b);
+        if len == 0 {
+            break;
+        }
+    }
+    out.extend(body);
+    out
+}
+
+fn mqtt_str(s: &str) -> Vec<u8> {
+    let mut v = (s.len() as u16).to_be_bytes().to_vec();
+    v.extend(s.as_bytes());
+    v
+}
+
+async fn mqtt_connect(
+    port: &str,
+    id: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = format!("ws://127.0.0.1:{port}/")
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("Sec-WebSocket-Protocol", "mqtt".parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let mut body = mqtt_str("MQTT");
+    body.extend([4, 2, 0, 60]); // level 4, clean session, keepalive 60 s
+    body.extend(mqtt_str(id));
+    ws.send(Message::Binary(mqtt_packet(0x10, body).into()))
+        .await
+        .unwrap();
+    let _connack = ws.next().await.unwrap().unwrap();
+    ws
+}
+
+async fn mqtt(args: &[String]) {
+    let port = arg(args, 2).to_owned();
+    let subscribers: usize = arg(args, 3).parse().unwrap();
+    let messages: usize = arg(args, 4).parse().unwrap();
+    let pid = arg(args, 5).to_owned();
+    let rss_before = rss_kib(&pid);
+    let mut sockets = Vec::new();
+    for i in 0..subscribers {
+        let mut ws = mqtt_connect(&port, &format!("sub{i}")).await;
+        let mut body = vec![0, 1];
+        body.extend(mqtt_str("bench/room"));
+        body.push(0); // QoS 0
+        ws.send(Message::Binary(mqtt_packet(0x82, body).into()))
+            .await
+            .unwrap();
+        let _suback = ws.next().await.unwrap().unwrap();
+        sockets.push(ws);
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss_after = rss_kib(&pid);
+    println!(
+        "mosquitto idle websocket memory: {:.1} KiB per connection (RSS {} -> {} KiB, plain ws, no TLS)",
+        (rss_after.saturating_sub(rss_before)) as f64 / subscribers as f64,
+        rss_before,
+        rss_after
+    );
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Instant>();
+    for mut ws in sockets {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            while let Some(Ok(m)) = ws.next().await {
+                if let Message::Binary(b) = m {
+                    if b.first().is_some_and(|k| k >> 4 == 3) {
+                        let _ = tx.send(Instant::now());
+                    }
+                }
+            }
+        });
+    }
+    let mut publisher = mqtt_connect(&port, "publisher").await;
+    let mut latencies = Vec::new();
+    for i in 0..messages {
+        let mut body = mqtt_str("bench/room");
+        body.extend(format!("{{\"body\":\"fan-out {i}\"}}").as_bytes());
+        let sent = Instant::now();
+        publisher
+            .send(Message::Binary(mqtt_packet(0x30, body).into()))
+            .await
+            .unwrap();
+        for _ in 0..subscribers {
+            let at = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+                .await
+                .expect("all subscribers receive within 30 s")
+                .unwrap();
+            latencies.push(at.duration_since(sent).as_secs_f64() * 1000.0);
+        }
+    }
+    latencies.sort_by(f64::total_cmp);
+    println!(
+        "mosquitto fan-out to {subscribers} websockets x {messages} messages: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (QoS 0, nothing written to disk)",
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+        latencies.last().copied().unwrap_or(f64::NAN),
+    );
+}
+
+/// Fills room 1 (owned by user 1) with `n` messages straight into the database file (the
+/// daemon must be stopped); the FTS triggers index them as they go.
+fn seed(args: &[String]) {
+    let db = arg(args, 2);
+    let n: i64 = arg(args, 3).parse().unwrap();
+    let mut conn = rusqlite::Connection::open(db).unwrap();
+    conn.pragma_update(None, "synchronous", "OFF").unwrap();
+    let words = [
+        "apple", "banana", "garden", "meeting", "tomorrow", "photo", "dinner", "train", "music",
+        "weekend", "school", "holiday", "kitchen", "bicycle", "rain", "coffee",
+    ];
+    let started = Instant::now();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let tx = conn.transaction().unwrap();
+    {
+        let mut stmt = tx
+            .prepare(
+                "INSERT INTO messages (room_id, author_id, body, created_at) VALUES (1, 1, ?1, ?2)",
+            )
+            .unwrap();
+        let mut x: u64 = 88172645463325252;
+        for i in 0..n {
+            let mut body = String::new();
+            for _ in 0..8 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                body.push_str(words[(x % words.len() as u64) as usize]);
+                body.push(' ');
+            }
+            body.push_str(&format!("#{i}"));
+            stmt.execute(rusqlite::params![body, now_ms - (n - i)])
+                .unwrap();
+        }
+    }
+    tx.commit().unwrap();
+    println!(
+        "seeded {n} messages in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+async fn reads(args: &[String]) {
+    let (url, ca, user, pw, room) = (
+        arg(args, 2),
+        arg(args, 3),
+        arg(args, 4),
+        arg(args, 5),
+        arg(args, 6),
+    );
+    let requests: usize = arg(args, 7).parse().unwrap();
+    let http = client(ca);
+    let token = login(&http, url, user, pw).await;
+    let time = |path: String| {
+        let (http, token) = (http.clone(), token.clone());
+        async move {
+            let t = Instant::now();
+            let r = http.get(path).bearer_auth(token).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            let body = r.bytes().await.unwrap();
+            (t.elapsed().as_secs_f64() * 1000.0, body.len())
+        }
+    };
+    let words = [
+        "apple",
+        "garden meeting",
+        "coffee train",
+        "holid",
+        "bicycle rain kitchen",
+    ];
+    for (name, make) in [
+        (
+            "list newest 50",
+            Box::new(|_: usize| format!("{url}/api/v1/rooms/{room}/messages?limit=50"))
+                as Box<dyn Fn(usize) -> String>,
+        ),
+        (
+            "list page deep in history (before=500000, 100)",
+            Box::new(|_| format!("{url}/api/v1/rooms/{room}/messages?before=500000&limit=100")),
+        ),
+        (
+            "search (20 best of ~1M)",
+            Box::new(move |i| {
+                format!(
+                    "{url}/api/v1/search?q={}&limit=20",
+                    words[i % words.len()].replace(' ', "+")
+                )
+            }),
+        ),
+    ] {
+        let mut lat = Vec::new();
+        for i in 0..requests {
+            lat.push(time(make(i)).await.0);
+        }
+        lat.sort_by(f64::total_cmp);
+        println!(
+            "{name}: p50 {:.1} ms, p99 {:.1} ms over {requests} requests",
+            percentile(&lat, 0.5),
+            percentile(&lat, 0.99)
+        );
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    match arg(&args, 1) {
+        "posts" => runtime.block_on(posts(&args)),
+        "fanout" => runtime.block_on(fanout(&args)),
+        "mqtt" => runtime.block_on(mqtt(&args)),
+        "seed" => seed(&args),
+        "reads" => runtime.block_on(reads(&args)),
+        other => {
+            eprintln!("unknown case {other}");
+            std::process::exit(64)
+        }
+    }
+}

@@ -1,0 +1,497 @@
+//! Messages: post (safe to retry with `Idempotency-Key`), edit, delete (a tombstone stays),
+//! get, and list with `before`/`after` cursors.
+//!
+//! A post checks membership, the body's length (`[chat] max_message_chars`) and that every
+//! attachment it references was uploaded by the poster, then inserts the message, its
+//! attachment links, the `message.created` event and the idempotency key in one transaction.
+//! The same key from the same user returns the original message with 200 instead of posting
+//! again (201 the first time). Edits are the author's; deletes the author's or a moderator's.
+//! This module never publishes an event itself (see [`super::commit`]).
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, StatusCode};
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde::{Deserialize, Serialize};
+
+use super::events;
+use super::rooms::Access;
+use super::{commit, now_ms, ChatError};
+use crate::api::{ApiError, AppState, Json, Query};
+use crate::auth::Principal;
+
+/// Largest page of `GET .../messages`.
+pub const MAX_PAGE: usize = 100;
+const DEFAULT_PAGE: usize = 50;
+/// Attachments one message may reference.
+pub const MAX_ATTACHMENTS: usize = 10;
+/// Longest `Idempotency-Key` accepted.
+const MAX_KEY_LEN: usize = 128;
+
+/// An attachment as a message shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttachmentRef {
+    pub id: i64,
+    pub name: String,
+    pub content_type: String,
+    pub size: i64,
+}
+
+/// A message as the API and the gateway show it. A deleted message keeps its id, room, author
+/// and times with an empty body and no attachments.
+#[derive(Debug, Clone, Serialize)]
+pub struct MessageView {
+    pub id: i64,
+    pub room_id: i64,
+    pub author_id: Option<i64>,
+    /// The author's username (absent if the account was deleted).
+    pub author: Option<String>,
+    pub body: String,
+    pub attachments: Vec<AttachmentRef>,
+    pub created_at: String,
+    pub edited_at: Option<String>,
+    pub deleted: bool,
+}
+
+const MESSAGE_COLUMNS: &str =
+    "m.id, m.room_id, m.author_id, u.username, m.body, m.created_at, m.edited_at, m.deleted_at";
+
+fn message_from_row(row: &Row<'_>) -> rusqlite::Result<MessageView> {
+    let edited: Option<i64> = row.get(6)?;
+    let deleted: Option<i64> = row.get(7)?;
+    Ok(MessageView {
+        id: row.get(0)?,
+        room_id: row.get(1)?,
+        author_id: row.get(2)?,
+        author: row.get(3)?,
+        body: row.get(4)?,
+        attachments: Vec::new(),
+        created_at: crate::api::time::rfc3339_ms(row.get(5)?),
+        edited_at: edited.map(crate::api::time::rfc3339_ms),
+        deleted: deleted.is_some(),
+    })
+}
+
+/// Fills in the attachments of `messages` (one query for the whole page).
+fn with_attachments(
+    conn: &Connection,
+    mut messages: Vec<MessageView>,
+) -> Result<Vec<MessageView>, ChatError> {
+    let (Some(lo), Some(hi)) = (
+        messages.iter().map(|m| m.id).min(),
+        messages.iter().map(|m| m.id).max(),
+    ) else {
+        return Ok(messages);
+    };
+    let mut stmt = conn.prepare_cached(
+        "SELECT ma.message_id, a.id, a.name, a.content_type, a.size
+           FROM message_attachments ma JOIN attachments a ON a.id = ma.attachment_id
+          WHERE ma.message_id BETWEEN ?1 AND ?2 ORDER BY ma.message_id, ma.position",
+    )?;
+    let mut by_message: HashMap<i64, Vec<AttachmentRef>> = HashMap::new();
+    let rows = stmt.query_map(params![lo, hi], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            AttachmentRef {
+                id: r.get(1)?,
+                name: r.get(2)?,
+                content_type: r.get(3)?,
+                size: r.get(4)?,
+            },
+        ))
+    })?;
+    for row in rows {
+        let (message_id, a) = row?;
+        by_message.entry(message_id).or_default().push(a);
+    }
+    for m in &mut messages {
+        if let Some(list) = by_message.remove(&m.id) {
+            m.attachments = list;
+        }
+    }
+    Ok(messages)
+}
+
+pub fn load(conn: &Connection, room_id: i64, id: i64) -> Result<MessageView, ChatError> {
+    let m = conn
+        .prepare_cached(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages m LEFT JOIN users u ON u.id = m.author_id
+              WHERE m.id = ?1 AND m.room_id = ?2"
+        ))?
+        .query_row(params![id, room_id], message_from_row)
+        .optional()?
+        .ok_or(ChatError::NotFound)?;
+    Ok(with_attachments(conn, vec![m])?.remove(0))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostMessage {
+    #[serde(default)]
+    pub body: String,
+    #[serde(default)]
+    pub attachment_ids: Vec<i64>,
+}
+
+fn check_body(body: &str, attachments: usize, max_chars: usize) -> Result<(), ChatError> {
+    if body.chars().count() > max_chars {
+        return Err(ChatError::invalid(
+            "message_too_long",
+            format!("a message has at most {max_chars} characters"),
+        ));
+    }
+    if body.trim().is_empty() && attachments == 0 {
+        return Err(ChatError::invalid(
+            "empty_message",
+            "a message needs text or an attachment",
+        ));
+    }
+    Ok(())
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ChatError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value
+        .to_str()
+        .ok()
+        .map(str::trim)
+        .filter(|k| !k.is_empty() && k.len() <= MAX_KEY_LEN)
+        .ok_or_else(|| {
+            ChatError::invalid(
+                "invalid_idempotency_key",
+                format!("Idempotency-Key must be 1 to {MAX_KEY_LEN} visible ASCII characters"),
+            )
+        })?;
+    Ok(Some(key.to_owned()))
+}
+
+/// `POST /api/v1/rooms/{id}/messages`: 201 with the message; 200 with the original message
+/// when the `Idempotency-Key` was seen before from this user.
+pub async fn post(
+    State(app): State<AppState>,
+    who: Principal,
+    Path(room_id): Path<i64>,
+    headers: HeaderMap,
+    Json(req): Json<PostMessage>,
+) -> Result<Response, ApiError> {
+    let key = idempotency_key(&headers)?;
+    if req.attachment_ids.len() > MAX_ATTACHMENTS {
+        return Err(ChatError::invalid(
+            "too_many_attachments",
+            format!("a message has at most {MAX_ATTACHMENTS} attachments"),
+        )
+        .into());
+    }
+    check_body(
+        &req.body,
+        req.attachment_ids.len(),
+        app.config.chat.max_message_chars,
+    )?;
+    let keep = app.config.gateway.resume_events_per_room;
+    let messages_total = app.gateway.metrics.messages.clone();
+    let (created, view) = commit(&app, move |conn, events| {
+        if let Some(key) = &key {
+            let seen: Option<i64> = conn
+                .prepare_cached(
+                    "SELECT message_id FROM idempotency_keys WHERE user_id = ?1 AND key = ?2",
+                )?
+                .query_row(params![who.user_id, key], |r| r.get(0))
+                .optional()?;
+            if let Some(message_id) = seen {
+                let original: Option<i64> = conn
+                    .query_row(
+                        "SELECT room_id FROM messages WHERE id = ?1",
+                        [message_id],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                if original != Some(room_id) {
+                    return Err(ChatError::conflict(
+                        "idempotency_key_reused",
+                        "this Idempotency-Key was used for a post to another room",
+                    ));
+                }
+                return Ok((false, load(conn, room_id, message_id)?));
+            }
+        }
+        Access::load(conn, room_id, &who)?.require_member()?;
+        for id in &req.attachment_ids {
+            let uploader: Option<Option<i64>> = conn
+                .prepare_cached("SELECT uploader_id FROM attachments WHERE id = ?1")?
+                .query_row([id], |r| r.get(0))
+                .optional()?;
+            if uploader != Some(Some(who.user_id)) {
+                return Err(ChatError::invalid(
+                    "unknown_attachment",
+                    format!("attachment {id} does not exist or was not uploaded by you"),
+                ));
+            }
+        }
+        let now = now_ms();
+        let id: i64 = conn
+            .prepare_cached(
+                "INSERT INTO messages (room_id, author_id, body, created_at) VALUES (?1, ?2, ?3, ?4)
+                 RETURNING id",
+            )?
+            .query_row(params![room_id, who.user_id, req.body, now], |r| r.get(0))?;
+        for (position, attachment) in req.attachment_ids.iter().enumerate() {
+            conn.prepare_cached(
+                "INSERT OR IGNORE INTO message_attachments (message_id, attachment_id, position)
+                 VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![id, attachment, position as i64])?;
+        }
+        if let Some(key) = &key {
+            conn.prepare_cached(
+                "INSERT INTO idempotency_keys (user_id, key, message_id, created_at)
+                 VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![who.user_id, key, id, now])?;
+        }
+        let view = load(conn, room_id, id)?;
+        events.push(events::append(
+            conn,
+            room_id,
+            "message.created",
+            &view,
+            now,
+            keep,
+            None,
+        )?);
+        Ok((true, view))
+    })
+    .await?;
+    if created {
+        messages_total.inc();
+        Ok((StatusCode::CREATED, Json(view)).into_response())
+    } else {
+        Ok((StatusCode::OK, Json(view)).into_response())
+    }
+}
+
+/// `GET /api/v1/rooms/{id}/messages/{message_id}`.
+pub async fn get(
+    State(app): State<AppState>,
+    who: Principal,
+    Path((room_id, id)): Path<(i64, i64)>,
+) -> Result<Json<MessageView>, ApiError> {
+    let view = app
+        .store
+        .read(move |conn| {
+            Access::load(conn, room_id, &who)?.require_read()?;
+            load(conn, room_id, id)
+        })
+        .await?;
+    Ok(Json(view))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EditMessage {
+    pub body: String,
+}
+
+/// `PATCH /api/v1/rooms/{id}/messages/{message_id}`: the author edits the body.
+pub async fn edit(
+    State(app): State<AppState>,
+    who: Principal,
+    Path((room_id, id)): Path<(i64, i64)>,
+    Json(req): Json<EditMessage>,
+) -> Result<Json<MessageView>, ApiError> {
+    let max = app.config.chat.max_message_chars;
+    let keep = app.config.gateway.resume_events_per_room;
+    let view = commit(&app, move |conn, events| {
+        Access::load(conn, room_id, &who)?.require_member()?;
+        let current = load(conn, room_id, id)?;
+        if current.author_id != Some(who.user_id) {
+            return Err(ChatError::forbidden(
+                "forbidden",
+                "only the author may edit a message",
+            ));
+        }
+        if current.deleted {
+            return Err(ChatError::conflict(
+                "message_deleted",
+                "a deleted message cannot be edited",
+            ));
+        }
+        check_body(&req.body, current.attachments.len(), max)?;
+        let now = now_ms();
+        conn.execute(
+            "UPDATE messages SET body = ?2, edited_at = ?3 WHERE id = ?1",
+            params![id, req.body, now],
+        )?;
+        let view = load(conn, room_id, id)?;
+        events.push(events::append(
+            conn,
+            room_id,
+            "message.updated",
+            &view,
+            now,
+            keep,
+            None,
+        )?);
+        Ok(view)
+    })
+    .await?;
+    Ok(Json(view))
+}
+
+/// `DELETE /api/v1/rooms/{id}/messages/{message_id}`: the author or a moderator; the message
+/// becomes a tombstone (returned, 200). Deleting a tombstone again changes nothing.
+pub async fn delete(
+    State(app): State<AppState>,
+    who: Principal,
+    Path((room_id, id)): Path<(i64, i64)>,
+) -> Result<Json<MessageView>, ApiError> {
+    let keep = app.config.gateway.resume_events_per_room;
+    let view = commit(&app, move |conn, events| {
+        let access = Access::load(conn, room_id, &who)?;
+        access.require_read()?;
+        let current = load(conn, room_id, id)?;
+        let own = current.author_id == Some(who.user_id) && access.is_member();
+        if !own && !access.can_moderate() {
+            return Err(ChatError::forbidden(
+                "forbidden",
+                "only the author and the room's moderators may delete a message",
+            ));
+        }
+        if current.deleted {
+            return Ok(current);
+        }
+        let now = now_ms();
+        conn.execute(
+            "UPDATE messages SET body = '', deleted_at = ?2 WHERE id = ?1",
+            params![id, now],
+        )?;
+        // The files are no longer shown; retention deletes them once nothing references them.
+        conn.execute(
+            "DELETE FROM message_attachments WHERE message_id = ?1",
+            [id],
+        )?;
+        let view = load(conn, room_id, id)?;
+        events.push(events::append(
+            conn,
+            room_id,
+            "message.deleted",
+            &view,
+            now,
+            keep,
+            None,
+        )?);
+        Ok(view)
+    })
+    .await?;
+    Ok(Json(view))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    pub before: Option<i64>,
+    pub after: Option<i64>,
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Page {
+    /// Oldest first.
+    pub messages: Vec<MessageView>,
+    /// More messages exist beyond this page in the direction asked (older for `before` and
+    /// the default, newer for `after`).
+    pub has_more: bool,
+}
+
+/// `GET /api/v1/rooms/{id}/messages?before=&after=&limit=`: the newest `limit` (default 50,
+/// at most 100) messages, or those right before/after a message id; tombstones included.
+pub async fn list(
+    State(app): State<AppState>,
+    who: Principal,
+    Path(room_id): Path<i64>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Page>, ApiError> {
+    if q.before.is_some() && q.after.is_some() {
+        return Err(
+            ChatError::invalid("invalid_query", "give `before` or `after`, not both").into(),
+        );
+    }
+    let limit = q.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
+    let page = app
+        .store
+        .read(move |conn| {
+            Access::load(conn, room_id, &who)?.require_read()?;
+            page(conn, room_id, q.before, q.after, limit)
+        })
+        .await?;
+    Ok(Json(page))
+}
+
+/// One page of a room's messages (see [`list`]).
+pub fn page(
+    conn: &Connection,
+    room_id: i64,
+    before: Option<i64>,
+    after: Option<i64>,
+    limit: usize,
+) -> Result<Page, ChatError> {
+    let fetch = i64::try_from(limit + 1).unwrap_or(i64::MAX);
+    let mut messages: Vec<MessageView> = if let Some(after) = after {
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages m LEFT JOIN users u ON u.id = m.author_id
+              WHERE m.room_id = ?1 AND m.id > ?2 ORDER BY m.id ASC LIMIT ?3"
+        ))?;
+        let rows = stmt.query_map(params![room_id, after, fetch], message_from_row)?;
+        rows.collect::<Result<_, _>>()?
+    } else {
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages m LEFT JOIN users u ON u.id = m.author_id
+              WHERE m.room_id = ?1 AND m.id < ?2 ORDER BY m.id DESC LIMIT ?3"
+        ))?;
+        let rows = stmt.query_map(
+            params![room_id, before.unwrap_or(i64::MAX), fetch],
+            message_from_row,
+        )?;
+        let mut newest_first: Vec<MessageView> = rows.collect::<Result<_, _>>()?;
+        let more = newest_first.len() > limit;
+        newest_first.truncate(limit);
+        newest_first.reverse();
+        let messages = with_attachments(conn, newest_first)?;
+        return Ok(Page {
+            messages,
+            has_more: more,
+        });
+    };
+    let has_more = messages.len() > limit;
+    messages.truncate(limit);
+    Ok(Page {
+        messages: with_attachments(conn, messages)?,
+        has_more,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_are_bounded_and_not_blank() {
+        assert!(check_body("hi", 0, 4).is_ok());
+        assert!(check_body("héllo", 0, 5).is_ok(), "characters, not bytes");
+        assert!(matches!(
+            check_body("hello!", 0, 5),
+            Err(ChatError::Invalid {
+                code: "message_too_long",
+                ..
+            })
+        ));
+        assert!(check_body("  ", 0, 5).is_err());
+        assert!(
+            check_body("", 1, 5).is_ok(),
+            "an attachment alone is a message"
+        );
+    }
+}

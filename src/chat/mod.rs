@@ -1,0 +1,158 @@
+//! The chat itself: rooms and their members, messages, the per-room event log, search,
+//! call tokens for a room, and retention.
+//!
+//! - [`rooms`]: rooms, room roles (owner, moderator, member) and who may see or change what.
+//! - [`messages`]: post (with `Idempotency-Key`), edit, tombstone, list with cursors.
+//! - [`events`]: every change to a room takes the room's next sequence number and is written to
+//!   the `events` table in the same transaction; the gateway replays from there on resume.
+//! - [`search`]: FTS5 over message bodies, filtered to rooms the caller may read.
+//! - [`calls`]: LiveKit call tokens and participants for a room.
+//! - [`retention`]: the scheduled purge of old messages, audit events, expired credentials and
+//!   unreferenced attachments.
+//!
+//! Every change goes through [`commit`]: one `store.write` that returns the room events it
+//! produced, which are published to the gateway's hub only after the transaction committed.
+//! This module must not touch sockets or build HTTP responses itself (errors become
+//! `ApiError` through [`ChatError`]), and must not publish an event that is not committed.
+
+pub mod calls;
+pub mod events;
+pub mod messages;
+pub mod retention;
+pub mod rooms;
+pub mod search;
+
+use http::StatusCode;
+use rusqlite::Connection;
+
+use crate::api::{ApiError, AppState};
+use crate::store::StoreError;
+
+pub use events::RoomEvent;
+
+/// What can go wrong in a chat request; mapped to HTTP only by `From<ChatError> for ApiError`.
+#[derive(Debug, thiserror::Error)]
+pub enum ChatError {
+    /// The room (or message) does not exist or the caller may not know it exists.
+    #[error("no such resource")]
+    NotFound,
+    #[error("{message}")]
+    Forbidden { code: &'static str, message: String },
+    #[error("{message}")]
+    Invalid { code: &'static str, message: String },
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    #[error("{message}")]
+    Unavailable { code: &'static str, message: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("a chat task failed: {0}")]
+    Task(String),
+}
+
+impl ChatError {
+    pub fn forbidden(code: &'static str, message: impl Into<String>) -> ChatError {
+        ChatError::Forbidden {
+            code,
+            message: message.into(),
+        }
+    }
+    pub fn invalid(code: &'static str, message: impl Into<String>) -> ChatError {
+        ChatError::Invalid {
+            code,
+            message: message.into(),
+        }
+    }
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> ChatError {
+        ChatError::Conflict {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<rusqlite::Error> for ChatError {
+    fn from(e: rusqlite::Error) -> Self {
+        ChatError::Store(StoreError::from(e))
+    }
+}
+
+impl From<crate::auth::AuthError> for ChatError {
+    fn from(e: crate::auth::AuthError) -> Self {
+        match e {
+            crate::auth::AuthError::Store(s) => ChatError::Store(s),
+            crate::auth::AuthError::NotFound => ChatError::NotFound,
+            other => ChatError::Task(other.to_string()),
+        }
+    }
+}
+
+impl From<ChatError> for ApiError {
+    fn from(e: ChatError) -> Self {
+        let message = e.to_string();
+        match e {
+            ChatError::NotFound => ApiError::not_found(),
+            ChatError::Forbidden { code, .. } => {
+                ApiError::new(StatusCode::FORBIDDEN, code, message)
+            }
+            ChatError::Invalid { code, .. } => ApiError::bad_request(code, message),
+            ChatError::Conflict { code, .. } => ApiError::new(StatusCode::CONFLICT, code, message),
+            ChatError::Unavailable { code, .. } => ApiError::unavailable(code, message),
+            ChatError::Store(s) => ApiError::from(s),
+            ChatError::Task(_) => ApiError::internal("chat", &e),
+        }
+    }
+}
+
+impl axum::response::IntoResponse for ChatError {
+    fn into_response(self) -> axum::response::Response {
+        ApiError::from(self).into_response()
+    }
+}
+
+/// Runs `change` in one write transaction (group commit) and, once it has committed,
+/// publishes the room events it appended to the gateway hub, in order.
+///
+/// The write and the publish run in their own task, so a client that disconnects while its
+/// request is in flight cannot leave a committed event unpublished (axum drops the handler's
+/// future on disconnect; a spawned task runs to the end).
+pub async fn commit<T, F>(app: &AppState, change: F) -> Result<T, ChatError>
+where
+    F: FnOnce(&Connection, &mut Vec<RoomEvent>) -> Result<T, ChatError> + Send + 'static,
+    T: Send + 'static,
+{
+    let store = app.store.clone();
+    let gateway = app.gateway.clone();
+    let task = tokio::spawn(async move {
+        let (value, events) = store
+            .write(move |conn| {
+                let mut events = Vec::new();
+                let value = change(conn, &mut events)?;
+                Ok::<_, ChatError>((value, events))
+            })
+            .await?;
+        // Committed: now, and only now, the world may hear about it.
+        gateway.publish(events);
+        Ok(value)
+    });
+    task.await
+        .map_err(|e| ChatError::Task(format!("write task: {e}")))?
+}
+
+/// Unix milliseconds now (the wall clock; chat times are display data, not deadlines).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// A JSON body that may be absent: an empty body is `T::default()`.
+pub fn optional_json<T: serde::de::DeserializeOwned + Default>(
+    body: &bytes::Bytes,
+) -> Result<T, ChatError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ChatError::invalid("invalid_body", format!("the JSON body is not valid: {e}")))
+}

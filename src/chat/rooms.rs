@@ -1,0 +1,609 @@
+//! Rooms and their members: the HTTP handlers and the one access rule every chat path uses.
+//!
+//! Who may do what ([`Access`]):
+//! - read a room (messages, members, events) and post: its members; admins read every room;
+//! - see that a room exists: readers, plus every member-role account for public rooms
+//!   (guests see only rooms they were invited to); anyone else gets 404, not 403;
+//! - change the room and its members: the room's owner and moderators, and admins;
+//! - join a public room: any member-role account, by adding itself; leave: anyone, by removing
+//!   itself.
+//!
+//! Every change appends a room event (`room.updated`, `member.joined`, `member.updated`,
+//! `member.left`) in the same transaction. This module knows nothing about sockets.
+
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde::{Deserialize, Serialize};
+
+use super::events::{self, MemberChange};
+use super::{commit, now_ms, ChatError, RoomEvent};
+use crate::api::{ApiError, AppState, Json};
+use crate::auth::{users, Principal, RequireMember, Role};
+
+const MAX_NAME_CHARS: usize = 100;
+const MAX_TOPIC_CHARS: usize = 1000;
+/// Rooms listed at most (a Pi server for a family or club has far fewer).
+const MAX_LISTED_ROOMS: i64 = 1000;
+
+/// A member's standing in one room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RoomRole {
+    Member,
+    Moderator,
+    Owner,
+}
+
+impl RoomRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RoomRole::Member => "member",
+            RoomRole::Moderator => "moderator",
+            RoomRole::Owner => "owner",
+        }
+    }
+    pub fn parse(s: &str) -> Option<RoomRole> {
+        match s {
+            "member" => Some(RoomRole::Member),
+            "moderator" => Some(RoomRole::Moderator),
+            "owner" => Some(RoomRole::Owner),
+            _ => None,
+        }
+    }
+}
+
+/// A room as the API shows it. `my_role` is the caller's role (absent when not a member).
+#[derive(Debug, Clone, Serialize)]
+pub struct RoomView {
+    pub id: i64,
+    pub name: String,
+    pub topic: String,
+    pub private: bool,
+    pub guests_may_publish: bool,
+    pub created_at: String,
+    pub updated_at: String,
+    /// The sequence number of the room's newest event (the gateway cursor).
+    pub last_seq: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub my_role: Option<RoomRole>,
+}
+
+const ROOM_COLUMNS: &str =
+    "r.id, r.name, r.topic, r.visibility, r.guests_may_publish, r.created_at, r.updated_at, r.last_seq";
+
+fn room_from_row(row: &Row<'_>) -> rusqlite::Result<RoomView> {
+    let visibility: String = row.get(3)?;
+    Ok(RoomView {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        topic: row.get(2)?,
+        private: visibility == "private",
+        guests_may_publish: row.get(4)?,
+        created_at: crate::api::time::rfc3339_ms(row.get(5)?),
+        updated_at: crate::api::time::rfc3339_ms(row.get(6)?),
+        last_seq: row.get(7)?,
+        my_role: None,
+    })
+}
+
+/// A room and the caller's relation to it.
+#[derive(Debug, Clone)]
+pub struct Access {
+    pub room: RoomView,
+    pub role: Option<RoomRole>,
+    pub user_role: Role,
+}
+
+impl Access {
+    /// Loads the room and the caller's membership; `NotFound` if the room does not exist or
+    /// the caller may not see it.
+    pub fn load(conn: &Connection, room_id: i64, who: &Principal) -> Result<Access, ChatError> {
+        Access::load_for(conn, room_id, who.user_id, who.role)
+    }
+
+    pub fn load_for(
+        conn: &Connection,
+        room_id: i64,
+        user_id: i64,
+        user_role: Role,
+    ) -> Result<Access, ChatError> {
+        let found = conn
+            .prepare_cached(&format!(
+                "SELECT {ROOM_COLUMNS}, m.role FROM rooms r
+                   LEFT JOIN room_members m ON m.room_id = r.id AND m.user_id = ?2
+                  WHERE r.id = ?1"
+            ))?
+            .query_row(params![room_id, user_id], |row| {
+                let role: Option<String> = row.get(8)?;
+                Ok((room_from_row(row)?, role.and_then(|r| RoomRole::parse(&r))))
+            })
+            .optional()?;
+        let Some((mut room, role)) = found else {
+            return Err(ChatError::NotFound);
+        };
+        room.my_role = role;
+        let access = Access {
+            room,
+            role,
+            user_role,
+        };
+        if !access.can_see() {
+            return Err(ChatError::NotFound);
+        }
+        Ok(access)
+    }
+
+    pub fn is_member(&self) -> bool {
+        self.role.is_some()
+    }
+    pub fn can_see(&self) -> bool {
+        self.can_read() || (!self.room.private && self.user_role >= Role::Member)
+    }
+    pub fn can_read(&self) -> bool {
+        self.is_member() || self.user_role == Role::Admin
+    }
+    pub fn can_moderate(&self) -> bool {
+        self.role >= Some(RoomRole::Moderator) || self.user_role == Role::Admin
+    }
+    pub fn require_read(&self) -> Result<(), ChatError> {
+        if self.can_read() {
+            Ok(())
+        } else {
+            Err(ChatError::forbidden(
+                "not_a_member",
+                "join this room to read it",
+            ))
+        }
+    }
+    pub fn require_member(&self) -> Result<(), ChatError> {
+        if self.is_member() {
+            Ok(())
+        } else {
+            Err(ChatError::forbidden(
+                "not_a_member",
+                "only members of this room may do this",
+            ))
+        }
+    }
+    pub fn require_moderator(&self) -> Result<(), ChatError> {
+        if self.can_moderate() {
+            Ok(())
+        } else {
+            Err(ChatError::forbidden(
+                "forbidden",
+                "only the room's owner and moderators may do this",
+            ))
+        }
+    }
+}
+
+/// Ids of the rooms `user_id` is a member of (the gateway's subscriptions).
+pub fn member_room_ids(conn: &Connection, user_id: i64) -> Result<Vec<i64>, ChatError> {
+    let mut stmt = conn
+        .prepare_cached("SELECT room_id FROM room_members WHERE user_id = ?1 ORDER BY room_id")?;
+    let rows = stmt.query_map([user_id], |r| r.get(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+fn check_name(name: &str) -> Result<String, ChatError> {
+    let name = name.trim();
+    if name.is_empty()
+        || name.chars().count() > MAX_NAME_CHARS
+        || name.chars().any(char::is_control)
+    {
+        return Err(ChatError::invalid(
+            "invalid_name",
+            format!("a room name has 1 to {MAX_NAME_CHARS} characters and no control characters"),
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+fn check_topic(topic: &str) -> Result<String, ChatError> {
+    if topic.chars().count() > MAX_TOPIC_CHARS {
+        return Err(ChatError::invalid(
+            "invalid_topic",
+            format!("a topic has at most {MAX_TOPIC_CHARS} characters"),
+        ));
+    }
+    Ok(topic.trim().to_owned())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRoom {
+    pub name: String,
+    #[serde(default)]
+    pub topic: String,
+    #[serde(default)]
+    pub private: bool,
+    #[serde(default)]
+    pub guests_may_publish: bool,
+}
+
+/// A member as events and the member list show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct MemberView {
+    pub user_id: i64,
+    pub username: String,
+    pub display_name: String,
+    pub role: RoomRole,
+    /// The account's role (guests are shown as such).
+    pub account_role: Role,
+}
+
+fn member_view(conn: &Connection, user_id: i64, role: RoomRole) -> Result<MemberView, ChatError> {
+    let user = users::by_id(conn, user_id)?.ok_or(ChatError::NotFound)?;
+    Ok(MemberView {
+        user_id,
+        username: user.username,
+        display_name: user.display_name,
+        role,
+        account_role: user.role,
+    })
+}
+
+/// `POST /api/v1/rooms`: members and admins create rooms; the creator is its owner.
+pub async fn create(
+    State(app): State<AppState>,
+    RequireMember(who): RequireMember,
+    Json(req): Json<CreateRoom>,
+) -> Result<Response, ApiError> {
+    let name = check_name(&req.name)?;
+    let topic = check_topic(&req.topic)?;
+    let keep = app.config.gateway.resume_events_per_room;
+    let room = commit(&app, move |conn, events| {
+        let now = now_ms();
+        let id: i64 = conn.query_row(
+            "INSERT INTO rooms (name, topic, visibility, guests_may_publish, created_by, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) RETURNING id",
+            params![
+                name,
+                topic,
+                if req.private { "private" } else { "public" },
+                req.guests_may_publish,
+                who.user_id,
+                now
+            ],
+            |r| r.get(0),
+        )?;
+        add_member(conn, id, who.user_id, RoomRole::Owner, now, keep, events)?;
+        Ok(Access::load(conn, id, &who)?.room)
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(room)).into_response())
+}
+
+fn add_member(
+    conn: &Connection,
+    room_id: i64,
+    user_id: i64,
+    role: RoomRole,
+    now: i64,
+    keep: u64,
+    events: &mut Vec<RoomEvent>,
+) -> Result<MemberView, ChatError> {
+    conn.prepare_cached(
+        "INSERT INTO room_members (room_id, user_id, role, joined_at) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![room_id, user_id, role.as_str(), now])?;
+    let view = member_view(conn, user_id, role)?;
+    events.push(events::append(
+        conn,
+        room_id,
+        "member.joined",
+        &view,
+        now,
+        keep,
+        Some(MemberChange::Joined(user_id)),
+    )?);
+    Ok(view)
+}
+
+#[derive(Debug, Serialize)]
+pub struct RoomList {
+    pub rooms: Vec<RoomView>,
+}
+
+/// `GET /api/v1/rooms`: the caller's rooms, the public rooms they may join (member-role
+/// accounts), and for admins every room.
+pub async fn list(State(app): State<AppState>, who: Principal) -> Result<Json<RoomList>, ApiError> {
+    let rooms = app
+        .store
+        .read(move |conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {ROOM_COLUMNS}, m.role FROM rooms r
+                   LEFT JOIN room_members m ON m.room_id = r.id AND m.user_id = ?1
+                  WHERE m.user_id IS NOT NULL OR (?2 AND r.visibility = 'public') OR ?3
+                  ORDER BY r.id LIMIT ?4"
+            ))?;
+            let rows = stmt.query_map(
+                params![
+                    who.user_id,
+                    who.role >= Role::Member,
+                    who.role == Role::Admin,
+                    MAX_LISTED_ROOMS
+                ],
+                |row| {
+                    let mut room = room_from_row(row)?;
+                    let role: Option<String> = row.get(8)?;
+                    room.my_role = role.and_then(|r| RoomRole::parse(&r));
+                    Ok(room)
+                },
+            )?;
+            Ok::<_, ChatError>(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await?;
+    Ok(Json(RoomList { rooms }))
+}
+
+/// `GET /api/v1/rooms/{id}`.
+pub async fn get(
+    State(app): State<AppState>,
+    who: Principal,
+    Path(room_id): Path<i64>,
+) -> Result<Json<RoomView>, ApiError> {
+    let access = app
+        .store
+        .read(move |conn| Access::load(conn, room_id, &who))
+        .await?;
+    Ok(Json(access.room))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateRoom {
+    pub name: Option<String>,
+    pub topic: Option<String>,
+    pub private: Option<bool>,
+    pub guests_may_publish: Option<bool>,
+}
+
+/// `PATCH /api/v1/rooms/{id}`: owner, moderators and admins; emits `room.updated`.
+pub async fn update(
+    State(app): State<AppState>,
+    who: Principal,
+    Path(room_id): Path<i64>,
+    Json(req): Json<UpdateRoom>,
+) -> Result<Json<RoomView>, ApiError> {
+    let name = req.name.as_deref().map(check_name).transpose()?;
+    let topic = req.topic.as_deref().map(check_topic).transpose()?;
+    let keep = app.config.gateway.resume_events_per_room;
+    let room = commit(&app, move |conn, events| {
+        let access = Access::load(conn, room_id, &who)?;
+        access.require_moderator()?;
+        let now = now_ms();
+        conn.execute(
+            "UPDATE rooms SET name = coalesce(?2, name), topic = coalesce(?3, topic),
+                    visibility = coalesce(?4, visibility),
+                    guests_may_publish = coalesce(?5, guests_may_publish), updated_at = ?6
+              WHERE id = ?1",
+            params![
+                room_id,
+                name,
+                topic,
+                req.private.map(|p| if p { "private" } else { "public" }),
+                req.guests_may_publish,
+                now
+            ],
+        )?;
+        let mut room = Access::load(conn, room_id, &who)?.room;
+        room.my_role = None;
+        let event = events::append(conn, room_id, "room.updated", &room, now, keep, None)?;
+        room.last_seq = event.seq;
+        room.my_role = access.role;
+        events.push(event);
+        Ok(room)
+    })
+    .await?;
+    Ok(Json(room))
+}
+
+#[derive(Debug, Serialize)]
+pub struct MemberList {
+    pub members: Vec<MemberView>,
+}
+
+/// `GET /api/v1/rooms/{id}/members`: for those who may read the room.
+pub async fn members(
+    State(app): State<AppState>,
+    who: Principal,
+    Path(room_id): Path<i64>,
+) -> Result<Json<MemberList>, ApiError> {
+    let members = app
+        .store
+        .read(move |conn| {
+            Access::load(conn, room_id, &who)?.require_read()?;
+            let mut stmt = conn.prepare_cached(
+                "SELECT u.id, u.username, u.display_name, m.role, u.role
+                   FROM room_members m JOIN users u ON u.id = m.user_id
+                  WHERE m.room_id = ?1 ORDER BY m.joined_at, u.id",
+            )?;
+            let rows = stmt.query_map([room_id], |r| {
+                let role: String = r.get(3)?;
+                let account: String = r.get(4)?;
+                Ok(MemberView {
+                    user_id: r.get(0)?,
+                    username: r.get(1)?,
+                    display_name: r.get(2)?,
+                    role: RoomRole::parse(&role).unwrap_or(RoomRole::Member),
+                    account_role: Role::parse(&account).unwrap_or(Role::Guest),
+                })
+            })?;
+            Ok::<_, ChatError>(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await?;
+    Ok(Json(MemberList { members }))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PutMember {
+    pub role: Option<RoomRole>,
+}
+
+/// `PUT /api/v1/rooms/{id}/members/{user_id}`: add a member (moderators; or oneself to a
+/// public room), or change a member's role (owner and admins may make moderators). 201 when
+/// added, 200 when changed or already so.
+pub async fn put_member(
+    State(app): State<AppState>,
+    who: Principal,
+    Path((room_id, user_id)): Path<(i64, i64)>,
+    body: bytes::Bytes,
+) -> Result<Response, ApiError> {
+    let wanted = super::optional_json::<PutMember>(&body)?.role;
+    let keep = app.config.gateway.resume_events_per_room;
+    let (created, view) = commit(&app, move |conn, events| {
+        let access = Access::load(conn, room_id, &who)?;
+        let now = now_ms();
+        let current: Option<String> = conn
+            .query_row(
+                "SELECT role FROM room_members WHERE room_id = ?1 AND user_id = ?2",
+                params![room_id, user_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let current = current.and_then(|r| RoomRole::parse(&r));
+        let may_grant_moderator = access.role == Some(RoomRole::Owner) || who.role == Role::Admin;
+        if wanted == Some(RoomRole::Owner) {
+            return Err(ChatError::forbidden(
+                "forbidden",
+                "a room has one owner, its creator",
+            ));
+        }
+        if wanted == Some(RoomRole::Moderator) && !may_grant_moderator {
+            return Err(ChatError::forbidden(
+                "forbidden",
+                "only the room's owner and admins may make moderators",
+            ));
+        }
+        match current {
+            None => {
+                let self_join = user_id == who.user_id
+                    && !access.room.private
+                    && who.role >= Role::Member
+                    && wanted.unwrap_or(RoomRole::Member) == RoomRole::Member;
+                if !self_join {
+                    access.require_moderator()?;
+                }
+                let target = users::by_id(conn, user_id)?.ok_or(ChatError::NotFound)?;
+                if target.disabled {
+                    return Err(ChatError::invalid(
+                        "user_disabled",
+                        "this account is disabled",
+                    ));
+                }
+                let view = add_member(
+                    conn,
+                    room_id,
+                    user_id,
+                    wanted.unwrap_or(RoomRole::Member),
+                    now,
+                    keep,
+                    events,
+                )?;
+                Ok((true, view))
+            }
+            Some(role) => {
+                let Some(new_role) = wanted.filter(|w| *w != role) else {
+                    return Ok((false, member_view(conn, user_id, role)?));
+                };
+                if role == RoomRole::Owner {
+                    return Err(ChatError::forbidden(
+                        "forbidden",
+                        "the owner's role cannot be changed",
+                    ));
+                }
+                // Demoting a moderator needs the same standing as making one.
+                if !may_grant_moderator {
+                    return Err(ChatError::forbidden(
+                        "forbidden",
+                        "only the room's owner and admins may change moderators",
+                    ));
+                }
+                conn.execute(
+                    "UPDATE room_members SET role = ?3 WHERE room_id = ?1 AND user_id = ?2",
+                    params![room_id, user_id, new_role.as_str()],
+                )?;
+                let view = member_view(conn, user_id, new_role)?;
+                events.push(events::append(
+                    conn,
+                    room_id,
+                    "member.updated",
+                    &view,
+                    now,
+                    keep,
+                    None,
+                )?);
+                Ok((false, view))
+            }
+        }
+    })
+    .await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(view)).into_response())
+}
+
+/// `DELETE /api/v1/rooms/{id}/members/{user_id}`: leave (oneself) or remove (moderators;
+/// the owner only by an admin). Emits `member.left`; 204.
+pub async fn delete_member(
+    State(app): State<AppState>,
+    who: Principal,
+    Path((room_id, user_id)): Path<(i64, i64)>,
+) -> Result<StatusCode, ApiError> {
+    let keep = app.config.gateway.resume_events_per_room;
+    commit(&app, move |conn, events| {
+        let access = Access::load(conn, room_id, &who)?;
+        let current: Option<String> = conn
+            .query_row(
+                "SELECT role FROM room_members WHERE room_id = ?1 AND user_id = ?2",
+                params![room_id, user_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(role) = current.and_then(|r| RoomRole::parse(&r)) else {
+            return Err(ChatError::NotFound);
+        };
+        if user_id != who.user_id {
+            access.require_moderator()?;
+            if role == RoomRole::Owner && who.role != Role::Admin {
+                return Err(ChatError::forbidden(
+                    "forbidden",
+                    "only an admin may remove a room's owner",
+                ));
+            }
+            if role == RoomRole::Moderator
+                && access.role != Some(RoomRole::Owner)
+                && who.role != Role::Admin
+            {
+                return Err(ChatError::forbidden(
+                    "forbidden",
+                    "only the room's owner and admins may remove moderators",
+                ));
+            }
+        }
+        let view = member_view(conn, user_id, role)?;
+        conn.execute(
+            "DELETE FROM room_members WHERE room_id = ?1 AND user_id = ?2",
+            params![room_id, user_id],
+        )?;
+        events.push(events::append(
+            conn,
+            room_id,
+            "member.left",
+            &view,
+            now_ms(),
+            keep,
+            Some(MemberChange::Left(user_id)),
+        )?);
+        Ok(())
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,195 @@
+//! Full-text search over messages (SQLite FTS5, migration 0005) and `roost search rebuild`.
+//!
+//! The index is kept in step with `messages` by triggers, inside the same transaction as every
+//! insert, edit, tombstone and delete. A query only ever returns messages of rooms the caller
+//! is a member of (admins: every room), and never tombstones. The caller's words are turned
+//! into quoted FTS5 terms, so no input can be read as FTS5 syntax (`AND`, `NEAR`, `col:`...);
+//! the last word also matches as a prefix, for search-as-you-type.
+
+use axum::extract::State;
+use rusqlite::{params, Connection};
+use serde::{Deserialize, Serialize};
+
+use super::messages::MessageView;
+use super::ChatError;
+use crate::api::{ApiError, AppState, Json, Query};
+use crate::auth::{Principal, Role};
+
+pub const MAX_RESULTS: usize = 100;
+const DEFAULT_RESULTS: usize = 20;
+/// Words of a query that are used; the rest are ignored.
+const MAX_TERMS: usize = 16;
+
+/// The FTS5 expression for what a person typed: every word quoted (AND), the last as prefix.
+/// `None` when nothing searchable is left.
+pub fn fts_query(text: &str) -> Option<String> {
+    let words: Vec<String> = text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .take(MAX_TERMS)
+        .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
+        .collect();
+    let last = words.len().checked_sub(1)?;
+    let mut out = String::new();
+    for (i, w) in words.iter().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        out.push_str(w);
+        if i == last {
+            out.push('*');
+        }
+    }
+    Some(out)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchQuery {
+    pub q: String,
+    pub room_id: Option<i64>,
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Results {
+    /// Best matches first.
+    pub messages: Vec<MessageView>,
+}
+
+/// Matching messages the caller may read, best first.
+pub fn search(
+    conn: &Connection,
+    user_id: i64,
+    admin: bool,
+    expr: &str,
+    room_id: Option<i64>,
+    limit: usize,
+) -> Result<Vec<MessageView>, ChatError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT m.id, m.room_id FROM messages_fts f JOIN messages m ON m.id = f.rowid
+          WHERE messages_fts MATCH ?1
+            AND m.deleted_at IS NULL
+            AND (?2 IS NULL OR m.room_id = ?2)
+            AND (?4 OR m.room_id IN (SELECT room_id FROM room_members WHERE user_id = ?3))
+          ORDER BY f.rank LIMIT ?5",
+    )?;
+    let ids = stmt.query_map(
+        params![
+            expr,
+            room_id,
+            user_id,
+            admin,
+            i64::try_from(limit).unwrap_or(i64::MAX)
+        ],
+        |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
+    )?;
+    let mut out = Vec::new();
+    for row in ids {
+        let (id, room) = row?;
+        out.push(super::messages::load(conn, room, id)?);
+    }
+    Ok(out)
+}
+
+/// `GET /api/v1/search?q=&room_id=&limit=`.
+pub async fn handler(
+    State(app): State<AppState>,
+    who: Principal,
+    Query(q): Query<SearchQuery>,
+) -> Result<Json<Results>, ApiError> {
+    let Some(expr) = fts_query(&q.q) else {
+        return Err(ChatError::invalid("invalid_query", "`q` has no words to search for").into());
+    };
+    let limit = q.limit.unwrap_or(DEFAULT_RESULTS).clamp(1, MAX_RESULTS);
+    let messages = app
+        .store
+        .read(move |conn| {
+            search(
+                conn,
+                who.user_id,
+                who.role == Role::Admin,
+                &expr,
+                q.room_id,
+                limit,
+            )
+        })
+        .await?;
+    Ok(Json(Results { messages }))
+}
+
+/// Rebuilds the index from `messages` (for `roost search rebuild`); returns indexed rows.
+pub fn rebuild(conn: &Connection) -> Result<i64, ChatError> {
+    conn.execute(
+        "INSERT INTO messages_fts (messages_fts) VALUES ('rebuild')",
+        [],
+    )?;
+    Ok(conn.query_row("SELECT count(*) FROM messages", [], |r| r.get(0))?)
+}
+
+/// `roost search rebuild`: opens the database beside a running daemon (SQLite serialises the
+/// two writers) and rebuilds the index. Returns the exit code.
+pub fn rebuild_command(config: &crate::config::Config) -> u8 {
+    use crate::store::{Store, StoreOptions};
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("roost: cannot start the async runtime: {e}");
+            return crate::cli::EXIT_FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let store = match Store::open(&config.db_path(), StoreOptions::new(config.backups_dir())) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("roost: database {}: {e}", config.db_path().display());
+                return crate::cli::EXIT_FAILURE;
+            }
+        };
+        let started = std::time::Instant::now();
+        let code = match store.write(rebuild).await {
+            Ok(n) => {
+                println!(
+                    "search index rebuilt: {n} messages in {:.1} s",
+                    started.elapsed().as_secs_f64()
+                );
+                crate::cli::EXIT_OK
+            }
+            Err(e) => {
+                eprintln!("roost: rebuilding the search index: {e}");
+                crate::cli::EXIT_FAILURE
+            }
+        };
+        if let Err(e) = store.close().await {
+            eprintln!("roost: closing the database: {e}");
+            return crate::cli::EXIT_FAILURE;
+        }
+        code
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries_are_quoted_terms_never_syntax() {
+        assert_eq!(
+            fts_query("hello world").as_deref(),
+            Some("\"hello\" \"world\"*")
+        );
+        assert_eq!(
+            fts_query("a AND b OR NEAR(c)").as_deref(),
+            Some("\"a\" \"AND\" \"b\" \"OR\" \"NEAR\" \"c\"*")
+        );
+        assert_eq!(
+            fts_query("body:x\"y").as_deref(),
+            Some("\"body\" \"x\" \"y\"*")
+        );
+        assert_eq!(fts_query("  ::  "), None);
+        assert_eq!(fts_query("grüße").as_deref(), Some("\"grüße\"*"));
+    }
+}

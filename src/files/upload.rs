@@ -1,0 +1,365 @@
+//! `POST /api/v1/attachments?name=<display name>`: the raw file as the request body.
+//!
+//! The body is streamed: chunks go through a small bounded channel to a blocking thread that
+//! writes the temp file and feeds SHA-256, so memory stays at a few chunks whatever the size
+//! and hashing never runs on the async threads. The size cap, the quota and the type (from the
+//! first [`SNIFF_LEN`](super::sniff::SNIFF_LEN) bytes) are checked while streaming, so a bad
+//! upload is refused as soon as it can be told, and its temp file deleted by [`TempFile`].
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use http::StatusCode;
+use rusqlite::params;
+use serde::{Deserialize, Serialize};
+
+use super::sniff::{sniff, Sniffed, SNIFF_LEN};
+use super::{content_path, FilesError};
+use crate::api::{ApiError, AppState, Json, Query};
+use crate::auth::Principal;
+
+/// Chunks in flight between the request and the writer thread (each at most what hyper hands
+/// over, typically 16 KiB): the upload waits for the disk, never buffers the body.
+const CHUNKS_IN_FLIGHT: usize = 8;
+/// Longest display name kept (characters); longer names are cut.
+const MAX_NAME_CHARS: usize = 200;
+
+/// A temp file that is deleted when dropped unless [`TempFile::keep`] was called.
+pub struct TempFile {
+    path: PathBuf,
+    armed: bool,
+}
+
+impl TempFile {
+    pub fn new(dir: &Path) -> TempFile {
+        let mut id = [0u8; 12];
+        // Uniqueness only; an RNG failure leaves zeros and `create_new` then refuses a clash.
+        let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut id);
+        TempFile {
+            path: dir.join(format!("upload-{}", hex::encode(id))),
+            armed: true,
+        }
+    }
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+    /// The file was moved away (or is to stay): do not delete it.
+    pub fn keep(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if self.armed {
+            // A single unlink; cheap enough to run where the guard drops.
+            match std::fs::remove_file(&self.path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    tracing::warn!(path = %self.path.display(), error = %e, "deleting an upload's temp file")
+                }
+            }
+        }
+    }
+}
+
+/// A display name: the last path component, control characters dropped, at most
+/// [`MAX_NAME_CHARS`]. Never used as a path.
+pub fn display_name(raw: Option<&str>) -> String {
+    let raw = raw.unwrap_or("");
+    let last = raw.rsplit(['/', '\\']).next().unwrap_or("");
+    let name: String = last
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_NAME_CHARS)
+        .collect();
+    let name = name.trim();
+    if name.is_empty() || name == "." || name == ".." {
+        "file".to_owned()
+    } else {
+        name.to_owned()
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UploadQuery {
+    pub name: Option<String>,
+}
+
+/// An attachment as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttachmentView {
+    pub id: i64,
+    pub name: String,
+    pub content_type: String,
+    pub size: u64,
+    pub sha256: String,
+    pub created_at: String,
+}
+
+/// Bytes `user_id` has uploaded (all rows, shared content counted per upload).
+fn usage(conn: &rusqlite::Connection, user_id: i64) -> Result<u64, FilesError> {
+    let n: i64 = conn
+        .prepare_cached("SELECT coalesce(sum(size), 0) FROM attachments WHERE uploader_id = ?1")?
+        .query_row([user_id], |r| r.get(0))?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+/// Writes chunks to `path` and hashes them; returns the lowercase hex SHA-256.
+fn write_and_hash(
+    path: &Path,
+    mut chunks: tokio::sync::mpsc::Receiver<bytes::Bytes>,
+) -> Result<String, FilesError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(FilesError::io("creating the upload's temp file"))?;
+    let mut hash = ring::digest::Context::new(&ring::digest::SHA256);
+    while let Some(chunk) = chunks.blocking_recv() {
+        hash.update(&chunk);
+        file.write_all(&chunk)
+            .map_err(FilesError::io("writing the upload"))?;
+    }
+    file.sync_all()
+        .map_err(FilesError::io("syncing the upload"))?;
+    Ok(hex::encode(hash.finish()))
+}
+
+/// `POST /api/v1/attachments`: 201 with the attachment.
+pub async fn upload(
+    State(app): State<AppState>,
+    who: Principal,
+    Query(q): Query<UploadQuery>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let view = receive(&app, &who, display_name(q.name.as_deref()), body).await?;
+    Ok((StatusCode::CREATED, Json(view)).into_response())
+}
+
+async fn receive(
+    app: &AppState,
+    who: &Principal,
+    name: String,
+    body: Body,
+) -> Result<AttachmentView, FilesError> {
+    let cfg = &app.config.attachments;
+    let (max, quota) = (cfg.max_bytes, cfg.user_quota_bytes());
+    if app.vitals.disk_low() {
+        return Err(FilesError::InsufficientStorage);
+    }
+    let user_id = who.user_id;
+    let used = app.store.read(move |conn| usage(conn, user_id)).await?;
+    if used >= quota {
+        return Err(FilesError::QuotaExceeded(cfg.user_quota_mb));
+    }
+
+    let files = app.files.clone();
+    let temp = TempFile::new(files.tmp_dir());
+    let (tx, rx) = tokio::sync::mpsc::channel(CHUNKS_IN_FLIGHT);
+    let temp_path = temp.path().to_path_buf();
+    let writer = tokio::task::spawn_blocking(move || write_and_hash(&temp_path, rx));
+
+    let mut stream = body.into_data_stream();
+    let mut head: Vec<u8> = Vec::with_capacity(SNIFF_LEN);
+    let mut content_type: Option<&'static str> = None;
+    let mut size: u64 = 0;
+    let allowed = |t: &'static str| cfg.allowed_types.iter().any(|a| a == t);
+    let streamed: Result<(), FilesError> = async {
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| {
+                // The edge's cap wraps the body in `Limited`; its error means "too large".
+                if std::error::Error::source(&e)
+                    .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+                    || e.to_string().contains("length limit exceeded")
+                {
+                    FilesError::TooLarge(max)
+                } else {
+                    FilesError::Aborted
+                }
+            })?;
+            size += chunk.len() as u64;
+            if size > max {
+                return Err(FilesError::TooLarge(max));
+            }
+            if used + size > quota {
+                return Err(FilesError::QuotaExceeded(cfg.user_quota_mb));
+            }
+            if content_type.is_none() {
+                let take = (SNIFF_LEN - head.len()).min(chunk.len());
+                head.extend_from_slice(&chunk[..take]);
+                if head.len() >= SNIFF_LEN {
+                    content_type = Some(judge(&head, false, &allowed)?);
+                }
+            }
+            if tx.send(chunk).await.is_err() {
+                break; // the writer failed; its error is reported below
+            }
+        }
+        Ok(())
+    }
+    .await;
+    drop(tx);
+    // Whatever happened, wait for the writer so the temp file is closed before it is deleted.
+    let written = writer
+        .await
+        .map_err(|e| FilesError::Io {
+            context: "upload writer",
+            source: std::io::Error::other(e.to_string()),
+        })
+        .and_then(|r| r);
+    streamed?;
+    let sha256 = written?;
+    if size == 0 {
+        return Err(FilesError::Empty);
+    }
+    let content_type = match content_type {
+        Some(t) => t,
+        None => judge(&head, true, &allowed)?,
+    };
+
+    // Link into the store and record the row under the publish lock (see the module docs).
+    let _publish = files.publish.lock().await;
+    let final_path = content_path(files.root(), &sha256);
+    let src = temp.path().to_path_buf();
+    let linked = tokio::task::spawn_blocking(move || link(&src, &final_path))
+        .await
+        .map_err(|e| FilesError::Io {
+            context: "linking an upload",
+            source: std::io::Error::other(e.to_string()),
+        })??;
+    // The temp file is gone (renamed, or deleted as a duplicate).
+    temp.keep();
+    let (n, sha, t, quota_mb) = (
+        name.clone(),
+        sha256.clone(),
+        content_type,
+        cfg.user_quota_mb,
+    );
+    let now = crate::chat::now_ms();
+    let inserted = app
+        .store
+        .write(move |conn| {
+            // Re-checked here: concurrent uploads of one user all passed the first check.
+            if usage(conn, user_id)? + size > quota {
+                return Err(FilesError::QuotaExceeded(quota_mb));
+            }
+            let id: i64 = conn.query_row(
+                "INSERT INTO attachments (uploader_id, sha256, size, content_type, name, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
+                params![user_id, sha, size as i64, t, n, now],
+                |r| r.get(0),
+            )?;
+            Ok(id)
+        })
+        .await;
+    let id = match inserted {
+        Ok(id) => id,
+        Err(e) => {
+            if linked == Linked::New {
+                // Nobody else references the content we just added: take it back out.
+                let (root, hashes) = (files.root().to_path_buf(), vec![sha256.clone()]);
+                let cleanup = app
+                    .store
+                    .read(move |conn| super::delete_unreferenced_files(conn, &root, &hashes))
+                    .await;
+                if let Err(c) = cleanup {
+                    tracing::warn!(error = %c, "removing the file of a refused upload");
+                }
+            }
+            return Err(e);
+        }
+    };
+    Ok(AttachmentView {
+        id,
+        name,
+        content_type: content_type.to_owned(),
+        size,
+        sha256,
+        created_at: crate::api::time::rfc3339_ms(now),
+    })
+}
+
+fn judge(
+    head: &[u8],
+    complete: bool,
+    allowed: &dyn Fn(&'static str) -> bool,
+) -> Result<&'static str, FilesError> {
+    match sniff(head, complete) {
+        Sniffed::Type(t) if allowed(t) => Ok(t),
+        Sniffed::Type(t) => Err(FilesError::Unsupported(t.to_owned())),
+        Sniffed::Unknown if head.is_empty() => Err(FilesError::Empty),
+        Sniffed::Unknown => Err(FilesError::Unsupported("unrecognised content".to_owned())),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Linked {
+    /// The content was new: the temp file became the stored file.
+    New,
+    /// The content was already stored: the temp file was deleted.
+    Existing,
+}
+
+/// Moves `temp` to `dest` (creating the fan-out folders), or deletes it if `dest` exists.
+fn link(temp: &Path, dest: &Path) -> Result<Linked, FilesError> {
+    if dest.exists() {
+        std::fs::remove_file(temp).map_err(FilesError::io("deleting a duplicate upload"))?;
+        return Ok(Linked::Existing);
+    }
+    let parent = dest
+        .parent()
+        .expect("content paths have two parent folders");
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)
+            .map_err(FilesError::io("creating an attachment folder"))?;
+    }
+    std::fs::rename(temp, dest).map_err(FilesError::io("storing an upload"))?;
+    // The rename is durable once the folder is synced.
+    if let Ok(dir) = std::fs::File::open(parent) {
+        let _ = dir.sync_all();
+    }
+    Ok(Linked::New)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_names_are_never_paths() {
+        assert_eq!(display_name(Some("../../etc/passwd")), "passwd");
+        assert_eq!(display_name(Some("C:\\Users\\me\\photo.jpg")), "photo.jpg");
+        assert_eq!(display_name(Some("a\u{0}b\nc.txt")), "abc.txt");
+        assert_eq!(display_name(Some("..")), "file");
+        assert_eq!(display_name(None), "file");
+        assert_eq!(display_name(Some(&"x".repeat(500))).len(), MAX_NAME_CHARS);
+    }
+
+    #[test]
+    fn a_temp_file_is_deleted_unless_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = TempFile::new(dir.path());
+        std::fs::write(t.path(), b"partial").unwrap();
+        let path = t.path().to_path_buf();
+        drop(t);
+        assert!(!path.exists());
+        let t = TempFile::new(dir.path());
+        std::fs::write(t.path(), b"done").unwrap();
+        let path = t.path().to_path_buf();
+        t.keep();
+        assert!(path.exists());
+    }
+}

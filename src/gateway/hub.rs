@@ -1,0 +1,599 @@
+//! The in-memory fan-out: which connection is subscribed to which room, delivery of committed
+//! room events in sequence order, presence and typing.
+//!
+//! Events arrive from `chat::commit` after their transaction committed, but tasks finishing
+//! one group-commit batch can publish out of order. Per room the hub knows the next sequence
+//! number it owes its subscribers and holds back later events until the gap is filled; since
+//! committed sequence numbers are contiguous, a gap means a publish is on its way. A gap that
+//! stays open longer than [`GAP_WAIT`] (a publisher that died) is filled from the `events`
+//! table by [`Hub::repair_gaps`], so subscribers still get every event, in order.
+//!
+//! Delivery never blocks: each connection has a bounded queue (`[gateway] queue_capacity`);
+//! a connection whose queue is full is kicked as a slow consumer (its session closes it with
+//! 4008) and dropped from every room here, so it never stalls others or grows memory.
+//! Connections leave through the [`Registration`] guard's `Drop`. Presence and typing exist
+//! only here, derived from connections; nothing is persisted.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
+
+use axum::extract::ws::Utf8Bytes;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::chat::events::{self, MemberChange};
+use crate::chat::RoomEvent;
+use crate::store::Store;
+
+/// How long a room's delivery waits for a missing sequence number before reading it from the
+/// database.
+pub const GAP_WAIT: Duration = Duration::from_secs(1);
+/// Out-of-order events held per room at most; past it the gap is repaired at once.
+const MAX_PENDING_PER_ROOM: usize = 4096;
+
+/// What a connection is sent.
+#[derive(Debug, Clone)]
+pub enum Outbound {
+    /// A room event; the session drops it if it already delivered `seq` for that room.
+    Event {
+        room_id: i64,
+        seq: i64,
+        text: Utf8Bytes,
+    },
+    /// Presence, typing and call frames: not sequenced, not replayed.
+    Frame(Utf8Bytes),
+}
+
+/// Why the hub (or someone through it) ended a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kicked {
+    SlowConsumer,
+}
+
+/// The signal that ends a connection from outside its session.
+#[derive(Debug, Default)]
+pub struct Kick {
+    pub token: CancellationToken,
+    pub reason: OnceLock<Kicked>,
+}
+
+impl Kick {
+    fn kick(&self, reason: Kicked) {
+        let _ = self.reason.set(reason);
+        self.token.cancel();
+    }
+}
+
+struct Conn {
+    user_id: i64,
+    tx: mpsc::Sender<Outbound>,
+    rooms: HashSet<i64>,
+    kick: Arc<Kick>,
+}
+
+struct Room {
+    next_seq: i64,
+    pending: BTreeMap<i64, RoomEvent>,
+    /// When the oldest still-open gap was first seen.
+    gap_since: Option<Instant>,
+    subscribers: HashSet<u64>,
+}
+
+impl Room {
+    fn new(next_seq: i64) -> Room {
+        Room {
+            next_seq,
+            pending: BTreeMap::new(),
+            gap_since: None,
+            subscribers: HashSet::new(),
+        }
+    }
+}
+
+#[derive(Default)]
+struct State {
+    next_conn: u64,
+    conns: HashMap<u64, Conn>,
+    users: HashMap<i64, Vec<u64>>,
+    rooms: HashMap<i64, Room>,
+}
+
+pub struct Hub {
+    state: Mutex<State>,
+    store: Store,
+    queue_capacity: usize,
+}
+
+/// Too many connections for one account.
+#[derive(Debug)]
+pub struct TooMany;
+
+/// A connection's place in the hub; dropping it unsubscribes the connection everywhere and
+/// announces the user offline if it was their last connection.
+pub struct Registration {
+    hub: Arc<Hub>,
+    pub conn_id: u64,
+    pub user_id: i64,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.hub.unregister(self.conn_id);
+    }
+}
+
+fn presence_frame(user_id: i64, online: bool) -> Utf8Bytes {
+    let status = if online { "online" } else { "offline" };
+    Utf8Bytes::from(format!(
+        r#"{{"op":"presence","user_id":{user_id},"status":"{status}"}}"#
+    ))
+}
+
+impl Hub {
+    /// A hub that owes every existing room its next event (`positions`: room id and
+    /// `last_seq`, read at startup). Rooms created later start at sequence 1.
+    pub fn new(store: Store, queue_capacity: usize, positions: Vec<(i64, i64)>) -> Hub {
+        let mut state = State::default();
+        for (room_id, last_seq) in positions {
+            state.rooms.insert(room_id, Room::new(last_seq + 1));
+        }
+        Hub {
+            state: Mutex::new(state),
+            store,
+            queue_capacity,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .expect("hub lock is never poisoned: nothing panics while holding it")
+    }
+
+    /// Adds a connection of `user_id` (no rooms yet) unless the user already has
+    /// `max_per_user`.
+    pub fn register(
+        self: &Arc<Self>,
+        user_id: i64,
+        max_per_user: usize,
+    ) -> Result<(Registration, mpsc::Receiver<Outbound>, Arc<Kick>), TooMany> {
+        let (tx, rx) = mpsc::channel(self.queue_capacity);
+        let kick = Arc::new(Kick::default());
+        let mut st = self.lock();
+        let mine = st.users.entry(user_id).or_default();
+        if mine.len() >= max_per_user {
+            return Err(TooMany);
+        }
+        st.next_conn += 1;
+        let conn_id = st.next_conn;
+        st.users.entry(user_id).or_default().push(conn_id);
+        st.conns.insert(
+            conn_id,
+            Conn {
+                user_id,
+                tx,
+                rooms: HashSet::new(),
+                kick: kick.clone(),
+            },
+        );
+        drop(st);
+        Ok((
+            Registration {
+                hub: self.clone(),
+                conn_id,
+                user_id,
+            },
+            rx,
+            kick,
+        ))
+    }
+
+    /// Subscribes a connection to `rooms`. The user's first connection announces them online
+    /// to everyone sharing one of these rooms.
+    pub fn subscribe(&self, conn_id: u64, rooms: &[i64]) {
+        let mut st = self.lock();
+        let Some(user_id) = st.conns.get(&conn_id).map(|c| c.user_id) else {
+            return;
+        };
+        for room_id in rooms {
+            st.rooms
+                .entry(*room_id)
+                .or_insert_with(|| Room::new(1))
+                .subscribers
+                .insert(conn_id);
+            if let Some(c) = st.conns.get_mut(&conn_id) {
+                c.rooms.insert(*room_id);
+            }
+        }
+        let first = st.users.get(&user_id).map_or(0, Vec::len) == 1;
+        if first {
+            let frame = presence_frame(user_id, true);
+            Self::to_peers(&mut st, user_id, rooms, &frame);
+        }
+    }
+
+    /// Users with at least one connection subscribed to one of `rooms` (presence for `ready`).
+    pub fn online_in(&self, rooms: &[i64]) -> Vec<i64> {
+        let st = self.lock();
+        let mut users: Vec<i64> = rooms
+            .iter()
+            .filter_map(|r| st.rooms.get(r))
+            .flat_map(|r| r.subscribers.iter())
+            .filter_map(|c| st.conns.get(c).map(|c| c.user_id))
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        users.sort_unstable();
+        users
+    }
+
+    /// Open connections (the `roost_ws_connections` gauge counts sessions, this the hub).
+    pub fn connection_count(&self) -> usize {
+        self.lock().conns.len()
+    }
+
+    fn unregister(&self, conn_id: u64) {
+        let mut st = self.lock();
+        let Some(conn) = Self::detach(&mut st, conn_id) else {
+            return;
+        };
+        let last = !st.users.contains_key(&conn.user_id);
+        if last {
+            let rooms: Vec<i64> = conn.rooms.iter().copied().collect();
+            let frame = presence_frame(conn.user_id, false);
+            Self::to_peers(&mut st, conn.user_id, &rooms, &frame);
+        }
+    }
+
+    /// Removes a connection from every index; returns it.
+    fn detach(st: &mut State, conn_id: u64) -> Option<Conn> {
+        let conn = st.conns.remove(&conn_id)?;
+        for room_id in &conn.rooms {
+            if let Some(room) = st.rooms.get_mut(room_id) {
+                room.subscribers.remove(&conn_id);
+            }
+        }
+        if let Some(list) = st.users.get_mut(&conn.user_id) {
+            list.retain(|c| *c != conn_id);
+            if list.is_empty() {
+                st.users.remove(&conn.user_id);
+            }
+        }
+        Some(conn)
+    }
+
+    /// Sends `frame` to every connection in `rooms` that is not `user_id`'s (each once).
+    fn to_peers(st: &mut State, user_id: i64, rooms: &[i64], frame: &Utf8Bytes) {
+        let targets: HashSet<u64> = rooms
+            .iter()
+            .filter_map(|r| st.rooms.get(r))
+            .flat_map(|r| r.subscribers.iter().copied())
+            .collect();
+        for conn_id in targets {
+            if st.conns.get(&conn_id).is_some_and(|c| c.user_id != user_id) {
+                Self::deliver(st, conn_id, Outbound::Frame(frame.clone()));
+            }
+        }
+    }
+
+    /// Queues `item` for one connection; a full queue kicks it as a slow consumer.
+    fn deliver(st: &mut State, conn_id: u64, item: Outbound) {
+        let Some(conn) = st.conns.get(&conn_id) else {
+            return;
+        };
+        match conn.tx.try_send(item) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                conn.kick.kick(Kicked::SlowConsumer);
+                // Out of every room now, so it costs nothing more; its session closes it, and
+                // its registration's drop finds it already gone.
+                let user_id = conn.user_id;
+                if let Some(conn) = Self::detach(st, conn_id) {
+                    if !st.users.contains_key(&user_id) {
+                        let rooms: Vec<i64> = conn.rooms.iter().copied().collect();
+                        let frame = presence_frame(user_id, false);
+                        Self::to_peers(st, user_id, &rooms, &frame);
+                    }
+                }
+            }
+            // The session is ending; its registration is about to leave.
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+
+    /// Sends an unsequenced frame to every connection subscribed to `room_id` (call events).
+    pub fn broadcast_room(&self, room_id: i64, frame: Utf8Bytes) {
+        let mut st = self.lock();
+        let targets: Vec<u64> = st
+            .rooms
+            .get(&room_id)
+            .map(|r| r.subscribers.iter().copied().collect())
+            .unwrap_or_default();
+        for conn_id in targets {
+            Self::deliver(&mut st, conn_id, Outbound::Frame(frame.clone()));
+        }
+    }
+
+    /// `typing` from a connection: to the room's other users, if the connection is in it.
+    pub fn typing(&self, conn_id: u64, room_id: i64) {
+        let mut st = self.lock();
+        let Some(user_id) = st
+            .conns
+            .get(&conn_id)
+            .filter(|c| c.rooms.contains(&room_id))
+            .map(|c| c.user_id)
+        else {
+            return;
+        };
+        let frame = Utf8Bytes::from(format!(
+            r#"{{"op":"typing","room_id":{room_id},"user_id":{user_id}}}"#
+        ));
+        Self::to_peers(&mut st, user_id, &[room_id], &frame);
+    }
+
+    /// Delivers committed events, each room's in sequence order (see the module docs).
+    pub fn publish(&self, events: Vec<RoomEvent>) {
+        if events.is_empty() {
+            return;
+        }
+        let mut st = self.lock();
+        for event in events {
+            let room_id = event.room_id;
+            let room = st.rooms.entry(room_id).or_insert_with(|| Room::new(1));
+            if event.seq < room.next_seq {
+                continue; // already delivered (a repaired gap, or a repeat)
+            }
+            room.pending.insert(event.seq, event);
+            Self::flush(&mut st, room_id);
+        }
+    }
+
+    /// Delivers a room's pending events from `next_seq` on while they are contiguous.
+    fn flush(st: &mut State, room_id: i64) {
+        loop {
+            let Some(room) = st.rooms.get_mut(&room_id) else {
+                return;
+            };
+            let Some(event) = room.pending.remove(&room.next_seq) else {
+                if room.pending.is_empty() {
+                    room.gap_since = None;
+                } else if room.gap_since.is_none() {
+                    room.gap_since = Some(Instant::now());
+                }
+                return;
+            };
+            room.next_seq += 1;
+            Self::deliver_event(st, event);
+        }
+    }
+
+    fn deliver_event(st: &mut State, event: RoomEvent) {
+        let room_id = event.room_id;
+        // A new member's connections join before the event, so they receive it.
+        if let Some(MemberChange::Joined(user_id)) = event.member {
+            let conns = st.users.get(&user_id).cloned().unwrap_or_default();
+            for conn_id in conns {
+                if let Some(c) = st.conns.get_mut(&conn_id) {
+                    c.rooms.insert(room_id);
+                }
+                if let Some(room) = st.rooms.get_mut(&room_id) {
+                    room.subscribers.insert(conn_id);
+                }
+            }
+        }
+        let text = Utf8Bytes::from(event.frame.to_string());
+        let targets: Vec<u64> = st
+            .rooms
+            .get(&room_id)
+            .map(|r| r.subscribers.iter().copied().collect())
+            .unwrap_or_default();
+        for conn_id in targets {
+            Self::deliver(
+                st,
+                conn_id,
+                Outbound::Event {
+                    room_id,
+                    seq: event.seq,
+                    text: text.clone(),
+                },
+            );
+        }
+        // A member who left hears it, then stops receiving the room.
+        if let Some(MemberChange::Left(user_id)) = event.member {
+            let conns = st.users.get(&user_id).cloned().unwrap_or_default();
+            for conn_id in conns {
+                if let Some(c) = st.conns.get_mut(&conn_id) {
+                    c.rooms.remove(&room_id);
+                }
+                if let Some(room) = st.rooms.get_mut(&room_id) {
+                    room.subscribers.remove(&conn_id);
+                }
+            }
+        }
+    }
+
+    /// Rooms whose gap has been open longer than `wait` (or whose backlog is too long): room,
+    /// the missing sequence number and the first one held back.
+    fn stale_gaps(&self, wait: Duration) -> Vec<(i64, i64, i64)> {
+        let st = self.lock();
+        st.rooms
+            .iter()
+            .filter(|(_, r)| {
+                r.gap_since.is_some_and(|t| t.elapsed() >= wait)
+                    || r.pending.len() > MAX_PENDING_PER_ROOM
+            })
+            .filter_map(|(id, r)| {
+                let first = *r.pending.keys().next()?;
+                Some((*id, r.next_seq, first))
+            })
+            .collect()
+    }
+
+    /// Fills gaps open longer than `wait` from the `events` table; if the database does not
+    /// have the missing events (pruned), skips to what is held back. Called every
+    /// `GAP_WAIT / 2` by the gateway's background task.
+    pub async fn repair_gaps(&self, wait: Duration) {
+        for (room_id, missing, first_held) in self.stale_gaps(wait) {
+            let found = self
+                .store
+                .read(move |conn| {
+                    events::range(
+                        conn,
+                        room_id,
+                        missing - 1,
+                        first_held - 1,
+                        MAX_PENDING_PER_ROOM,
+                    )
+                })
+                .await;
+            let found = match found {
+                Ok(f) => f,
+                Err(e) => {
+                    tracing::warn!(error = %e, room_id, "gateway: reading events to fill a gap");
+                    continue;
+                }
+            };
+            tracing::warn!(
+                room_id,
+                missing,
+                recovered = found.len(),
+                "gateway: an event was not published in time; delivered it from the database"
+            );
+            self.publish(found);
+            // Whatever is still missing cannot be had: move on so the room is not stuck.
+            let mut st = self.lock();
+            if let Some(room) = st.rooms.get_mut(&room_id) {
+                if room.next_seq < first_held {
+                    room.next_seq = first_held;
+                }
+            }
+            Self::flush(&mut st, room_id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreOptions;
+
+    fn event(room_id: i64, seq: i64, member: Option<MemberChange>) -> RoomEvent {
+        RoomEvent {
+            room_id,
+            seq,
+            kind: "message.created".into(),
+            at_ms: 0,
+            frame: events::render(room_id, seq, "message.created", 0, "{}"),
+            member,
+        }
+    }
+
+    fn hub(dir: &std::path::Path, capacity: usize) -> Arc<Hub> {
+        let store = Store::open(
+            &dir.join("db.sqlite3"),
+            StoreOptions::new(dir.join("backups")),
+        )
+        .unwrap();
+        Arc::new(Hub::new(store, capacity, vec![(1, 0), (2, 0)]))
+    }
+
+    fn seqs(rx: &mut mpsc::Receiver<Outbound>) -> Vec<i64> {
+        let mut out = Vec::new();
+        while let Ok(item) = rx.try_recv() {
+            if let Outbound::Event { seq, .. } = item {
+                out.push(seq);
+            }
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn events_published_out_of_order_are_delivered_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = hub(dir.path(), 16);
+        let (reg, mut rx, _) = hub.register(7, 4).unwrap();
+        hub.subscribe(reg.conn_id, &[1]);
+        hub.publish(vec![event(1, 2, None)]);
+        assert_eq!(seqs(&mut rx), Vec::<i64>::new(), "2 waits for 1");
+        hub.publish(vec![event(1, 1, None), event(1, 3, None)]);
+        assert_eq!(seqs(&mut rx), vec![1, 2, 3]);
+        hub.publish(vec![event(1, 2, None)]);
+        assert_eq!(seqs(&mut rx), Vec::<i64>::new(), "a repeat is dropped");
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_kicks_only_that_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = hub(dir.path(), 8);
+        let (slow, _slow_rx, slow_kick) = hub.register(1, 4).unwrap();
+        let (fast, mut fast_rx, fast_kick) = hub.register(2, 4).unwrap();
+        hub.subscribe(slow.conn_id, &[1]);
+        hub.subscribe(fast.conn_id, &[1]);
+        while fast_rx.try_recv().is_ok() {} // presence of the slow one
+        for seq in 1..=20 {
+            hub.publish(vec![event(1, seq, None)]);
+            assert_eq!(seqs(&mut fast_rx), vec![seq]);
+        }
+        assert_eq!(slow_kick.reason.get(), Some(&Kicked::SlowConsumer));
+        assert!(!fast_kick.token.is_cancelled());
+        assert_eq!(hub.connection_count(), 1);
+        drop(slow); // the guard finds it gone already
+        assert_eq!(hub.connection_count(), 1);
+    }
+
+    #[tokio::test]
+    async fn membership_events_subscribe_and_unsubscribe() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = hub(dir.path(), 16);
+        let (reg, mut rx, _) = hub.register(5, 4).unwrap();
+        hub.subscribe(reg.conn_id, &[]);
+        hub.publish(vec![event(2, 1, Some(MemberChange::Joined(5)))]);
+        hub.publish(vec![event(2, 2, None)]);
+        hub.publish(vec![event(2, 3, Some(MemberChange::Left(5)))]);
+        hub.publish(vec![event(2, 4, None)]);
+        assert_eq!(seqs(&mut rx), vec![1, 2, 3]);
+    }
+
+    #[tokio::test]
+    async fn per_user_cap_and_presence() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = hub(dir.path(), 16);
+        let (a, mut a_rx, _) = hub.register(1, 1).unwrap();
+        assert!(hub.register(1, 1).is_err());
+        hub.subscribe(a.conn_id, &[1]);
+        let (b, _b_rx, _) = hub.register(2, 1).unwrap();
+        hub.subscribe(b.conn_id, &[1]);
+        assert_eq!(hub.online_in(&[1]), vec![1, 2]);
+        drop(b);
+        let frames: Vec<String> = std::iter::from_fn(|| a_rx.try_recv().ok())
+            .map(|o| match o {
+                Outbound::Frame(t) => t.to_string(),
+                Outbound::Event { text, .. } => text.to_string(),
+            })
+            .collect();
+        assert_eq!(
+            frames,
+            vec![
+                r#"{"op":"presence","user_id":2,"status":"online"}"#,
+                r#"{"op":"presence","user_id":2,"status":"offline"}"#
+            ]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_gap_that_stays_open_is_skipped_after_the_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = hub(dir.path(), 16);
+        let (reg, mut rx, _) = hub.register(1, 4).unwrap();
+        hub.subscribe(reg.conn_id, &[1]);
+        hub.publish(vec![event(1, 2, None)]);
+        hub.repair_gaps(GAP_WAIT).await;
+        assert_eq!(seqs(&mut rx), Vec::<i64>::new(), "not yet");
+        tokio::time::advance(GAP_WAIT).await;
+        // The database has no event 1 of room 1 (there is no room 1): skip it.
+        hub.repair_gaps(GAP_WAIT).await;
+        assert_eq!(seqs(&mut rx), vec![2]);
+    }
+}

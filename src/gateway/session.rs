@@ -1,0 +1,487 @@
+//! One gateway connection, from upgrade to close.
+//!
+//! 1. [`upgrade`]: a place under `max_connections` (else 503 `gateway_full`), frame and buffer
+//!    limits, then the session runs as a task the gateway tracks.
+//! 2. The first text frame must authenticate within `auth_timeout_secs` (else close 4001);
+//!    the credential is checked by `auth` exactly as a bearer header would be.
+//! 3. The connection registers with the hub (at most `max_connections_per_user`, else 4029),
+//!    is subscribed to the user's rooms, and only then reads where each room's log stands and
+//!    the events after any resume cursors. Live events that race with this read are
+//!    deduplicated by sequence number, so the client gets every missed event exactly once,
+//!    in order, then live ones. A cursor older than the kept events closes with 4009.
+//! 4. The loop: queued events and frames out; client frames in (ping, typing); a server ping
+//!    every `ping_interval_secs`, with a check that the session is still signed in; close 4010
+//!    after `idle_timeout_secs` of silence; 4008 when the hub kicks a slow consumer; 1001 on
+//!    shutdown. Every send races the kick and shutdown signals, so a client that stopped
+//!    reading cannot hold a session (or the daemon's shutdown) hostage.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::json;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::hub::{Kick, Outbound};
+use super::protocol::{close, ClientFrame, Disconnect, Hello};
+use super::{Admission, DisconnectLabels};
+use crate::api::{ApiError, AppState};
+use crate::chat::{events, rooms, ChatError, RoomEvent};
+
+/// How long a close frame may take to leave, and the client's reply to arrive.
+const CLOSE_FLUSH: Duration = Duration::from_secs(2);
+/// A slow consumer's close frame waits behind everything already buffered for it: it gets
+/// longer to drain (the connection no longer receives anything; shutdown cuts this short).
+const SLOW_CLOSE_FLUSH: Duration = Duration::from_secs(15);
+/// Events replayed on one resume at most; more is a resync (4009).
+const MAX_REPLAY: usize = 50_000;
+/// One `typing` per room per connection per this long is passed on; the rest are dropped.
+const TYPING_EVERY: Duration = Duration::from_secs(2);
+/// Rooms whose last typing time a connection remembers; past it the memory is cleared.
+const TYPING_MEMORY: usize = 256;
+/// The read buffer per connection: small, since clients send little (idle memory matters on
+/// a Pi with hundreds of connections).
+const READ_BUFFER: usize = 4096;
+
+type Sink = SplitSink<WebSocket, Message>;
+type Stream = SplitStream<WebSocket>;
+
+/// `GET /api/v1/gateway`.
+pub async fn upgrade(State(app): State<AppState>, ws: WebSocketUpgrade) -> Response {
+    let gateway = app.gateway.clone();
+    let Some(admission) = gateway.admit() else {
+        return ApiError::unavailable(
+            "gateway_full",
+            "the server has too many realtime connections; retry shortly",
+        )
+        .with_header(
+            http::header::RETRY_AFTER,
+            http::HeaderValue::from_static("5"),
+        )
+        .into_response();
+    };
+    let max = gateway.settings.max_frame_bytes;
+    ws.max_frame_size(max)
+        .max_message_size(max)
+        .read_buffer_size(READ_BUFFER)
+        // Each event is one frame written at once; nothing is gained by batching writes.
+        .write_buffer_size(0)
+        .on_upgrade(move |socket| gateway.track(run(app, socket, admission)))
+}
+
+async fn run(app: AppState, socket: WebSocket, admission: Admission) {
+    let metrics = app.gateway.metrics.clone();
+    metrics.connections.inc();
+    let (tx, rx) = socket.split();
+    let mut conn = Connection {
+        tx,
+        rx,
+        shutdown: app.gateway.shutdown_token().clone(),
+        metrics: metrics.clone(),
+        counted: false,
+    };
+    let why = conn.serve(&app).await;
+    conn.count(why);
+    metrics.connections.dec();
+    tracing::debug!(reason = why.label(), "gateway connection ended");
+    drop(admission);
+}
+
+enum Incoming {
+    Text(Utf8Bytes),
+    Binary,
+    Closed,
+    TooBig,
+    Failed,
+}
+
+fn classify(frame: Option<Result<Message, axum::Error>>) -> Option<Incoming> {
+    Some(match frame {
+        None | Some(Ok(Message::Close(_))) => Incoming::Closed,
+        Some(Ok(Message::Text(t))) => Incoming::Text(t),
+        Some(Ok(Message::Binary(_))) => Incoming::Binary,
+        // Pings are answered by the WebSocket layer; both only prove the client is alive.
+        Some(Ok(Message::Ping(_) | Message::Pong(_))) => return None,
+        // tungstenite's capacity error ("Space limit exceeded: Message too long") is not a
+        // type axum exposes; its text is stable across versions.
+        Some(Err(e)) if e.to_string().contains("too long") => Incoming::TooBig,
+        Some(Err(_)) => Incoming::Failed,
+    })
+}
+
+struct Connection {
+    tx: Sink,
+    rx: Stream,
+    shutdown: CancellationToken,
+    metrics: super::GatewayMetrics,
+    /// The disconnect was counted (when the server decided to close, before the close frame
+    /// drained).
+    counted: bool,
+}
+
+impl Connection {
+    /// Counts the disconnect in `roost_ws_disconnects_total{reason}`, once.
+    fn count(&mut self, why: Disconnect) {
+        if !self.counted {
+            self.counted = true;
+            self.metrics
+                .disconnects
+                .get_or_create(&DisconnectLabels {
+                    reason: why.label(),
+                })
+                .inc();
+        }
+    }
+
+    /// Sends `msg` unless `kick` or shutdown fires first.
+    async fn send(&mut self, msg: Message, kick: Option<&Kick>) -> Result<(), Disconnect> {
+        let kicked = async {
+            match kick {
+                Some(k) => k.token.cancelled().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            r = self.tx.send(msg) => r.map_err(|_| Disconnect::NetworkError),
+            _ = kicked => Err(Disconnect::SlowConsumer),
+            _ = self.shutdown.cancelled() => Err(Disconnect::Shutdown),
+        }
+    }
+
+    async fn send_text(&mut self, text: String, kick: Option<&Kick>) -> Result<(), Disconnect> {
+        self.send(Message::Text(Utf8Bytes::from(text)), kick).await
+    }
+
+    /// Sends a close frame (bounded wait), waits briefly for the client's reply, returns `why`.
+    async fn close(&mut self, code: u16, reason: &str, why: Disconnect) -> Disconnect {
+        self.count(why);
+        let flush = if why == Disconnect::SlowConsumer {
+            SLOW_CLOSE_FLUSH
+        } else {
+            CLOSE_FLUSH
+        };
+        // A close reason is at most 123 bytes.
+        let mut reason = reason.to_owned();
+        while reason.len() > 123 {
+            reason.pop();
+        }
+        let frame = Message::Close(Some(CloseFrame {
+            code,
+            reason: Utf8Bytes::from(reason),
+        }));
+        let shutdown = self.shutdown.clone();
+        let sent = tokio::select! {
+            r = tokio::time::timeout(flush, self.tx.send(frame)) => r.is_ok_and(|r| r.is_ok()),
+            // Shutting down: a slow consumer does not get to hold up the drain.
+            _ = shutdown.cancelled(), if why != Disconnect::Shutdown => false,
+        };
+        if sent {
+            let rx = &mut self.rx;
+            let _ = tokio::time::timeout(CLOSE_FLUSH, async {
+                while let Some(Ok(m)) = rx.next().await {
+                    if matches!(m, Message::Close(_)) {
+                        break;
+                    }
+                }
+            })
+            .await;
+        }
+        why
+    }
+
+    /// Closes for the reasons a send can fail with.
+    async fn close_for(&mut self, why: Disconnect) -> Disconnect {
+        match why {
+            Disconnect::SlowConsumer => {
+                self.close(
+                    close::SLOW_CONSUMER,
+                    "too far behind: reconnect and resume from your last cursors",
+                    why,
+                )
+                .await
+            }
+            Disconnect::Shutdown => {
+                self.close(close::GOING_AWAY, "server shutting down", why)
+                    .await
+            }
+            other => other,
+        }
+    }
+
+    async fn serve(&mut self, app: &AppState) -> Disconnect {
+        let gateway = app.gateway.clone();
+        let s = gateway.settings.clone();
+
+        // 1. The auth frame.
+        let shutdown = self.shutdown.clone();
+        let first = tokio::select! {
+            r = tokio::time::timeout(Duration::from_secs(s.auth_timeout_secs), self.first_frame()) => Some(r),
+            _ = shutdown.cancelled() => None,
+        };
+        let Some(first) = first else {
+            return self.close_for(Disconnect::Shutdown).await;
+        };
+        let text = match first {
+            Err(_) => {
+                return self
+                    .close(
+                        close::UNAUTHENTICATED,
+                        "authenticate first: {\"op\":\"auth\",\"token\":...}",
+                        Disconnect::AuthTimeout,
+                    )
+                    .await
+            }
+            Ok(Incoming::Text(t)) => t,
+            Ok(Incoming::Closed) => return Disconnect::ClientClosed,
+            Ok(Incoming::Failed) => return Disconnect::NetworkError,
+            Ok(Incoming::TooBig) => {
+                return self
+                    .close(close::TOO_BIG, "frame too large", Disconnect::FrameTooBig)
+                    .await
+            }
+            Ok(Incoming::Binary) => {
+                return self
+                    .close(
+                        close::UNAUTHENTICATED,
+                        "the first frame must be a JSON auth frame",
+                        Disconnect::AuthFailed,
+                    )
+                    .await
+            }
+        };
+        let Ok(hello) = serde_json::from_str::<Hello>(&text) else {
+            return self
+                .close(
+                    close::UNAUTHENTICATED,
+                    "the first frame must be {\"op\":\"auth\",\"token\":...}",
+                    Disconnect::AuthFailed,
+                )
+                .await;
+        };
+        let principal = match crate::auth::resolve_credential(app, hello.token()).await {
+            Ok(p) => p,
+            Err(_) => {
+                return self
+                    .close(
+                        close::UNAUTHENTICATED,
+                        "invalid or expired token",
+                        Disconnect::AuthFailed,
+                    )
+                    .await
+            }
+        };
+
+        // 2. Register, subscribe, then read positions and what to replay.
+        let Ok((registration, mut queue, kick)) = gateway
+            .hub
+            .register(principal.user_id, s.max_connections_per_user)
+        else {
+            return self
+                .close(
+                    close::TOO_MANY_CONNECTIONS,
+                    "too many connections for this account",
+                    Disconnect::TooManyConnections,
+                )
+                .await;
+        };
+        let user_id = principal.user_id;
+        let room_ids = match app
+            .store
+            .read(move |conn| rooms::member_room_ids(conn, user_id))
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "gateway: reading memberships");
+                return self
+                    .close(1011, "internal error", Disconnect::NetworkError)
+                    .await;
+            }
+        };
+        gateway.hub.subscribe(registration.conn_id, &room_ids);
+        let cursors = hello.cursors();
+        let keep = usize::try_from(s.resume_events_per_room).unwrap_or(usize::MAX);
+        let rooms_for_read = room_ids.clone();
+        let start = app
+            .store
+            .read(move |conn| start_state(conn, &rooms_for_read, &cursors, keep))
+            .await;
+        let start = match start {
+            Ok(st) => st,
+            Err(e) => {
+                tracing::warn!(error = %e, "gateway: reading room positions");
+                return self
+                    .close(1011, "internal error", Disconnect::NetworkError)
+                    .await;
+            }
+        };
+        if !start.resync.is_empty() {
+            let list: Vec<String> = start.resync.iter().map(i64::to_string).collect();
+            return self
+                .close(
+                    close::RESYNC_REQUIRED,
+                    &format!("resync required for rooms {}", list.join(",")),
+                    Disconnect::ResyncRequired,
+                )
+                .await;
+        }
+        let mut delivered: HashMap<i64, i64> = start.positions.iter().copied().collect();
+        let ready = json!({
+            "op": "ready",
+            "user_id": principal.user_id,
+            "username": principal.username,
+            "rooms": start.positions.iter()
+                .map(|(room_id, seq)| json!({ "room_id": room_id, "last_seq": seq }))
+                .collect::<Vec<_>>(),
+            "resumed": start.resumed,
+            "online": gateway.hub.online_in(&room_ids),
+            "heartbeat_interval_secs": s.ping_interval_secs,
+        });
+        if let Err(why) = self.send_text(ready.to_string(), Some(&kick)).await {
+            return self.close_for(why).await;
+        }
+        for event in start.replay {
+            let text = Utf8Bytes::from(event.frame.to_string());
+            if let Err(why) = self.send(Message::Text(text), Some(&kick)).await {
+                return self.close_for(why).await;
+            }
+        }
+
+        // 3. The loop.
+        let ping_every = Duration::from_secs(s.ping_interval_secs);
+        let idle_after = Duration::from_secs(s.idle_timeout_secs);
+        let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_heard = Instant::now();
+        let mut typing: HashMap<i64, Instant> = HashMap::new();
+        loop {
+            let step: Result<(), Disconnect> = tokio::select! {
+                biased;
+                _ = self.shutdown.cancelled() => Err(Disconnect::Shutdown),
+                _ = kick.token.cancelled() => Err(Disconnect::SlowConsumer),
+                item = queue.recv() => match item {
+                    Some(Outbound::Event { room_id, seq, text }) => {
+                        if delivered.get(&room_id).is_some_and(|d| seq <= *d) {
+                            Ok(()) // already sent (replayed, or older than `ready`)
+                        } else {
+                            delivered.insert(room_id, seq);
+                            self.send(Message::Text(text), Some(&kick)).await
+                        }
+                    }
+                    Some(Outbound::Frame(text)) => self.send(Message::Text(text), Some(&kick)).await,
+                    // The hub only lets go of a connection it kicked.
+                    None => Err(Disconnect::SlowConsumer),
+                },
+                frame = self.rx.next() => {
+                    last_heard = Instant::now();
+                    match classify(frame) {
+                        None => Ok(()),
+                        Some(Incoming::Closed) => return Disconnect::ClientClosed,
+                        Some(Incoming::Failed) => return Disconnect::NetworkError,
+                        Some(Incoming::TooBig) => {
+                            return self.close(close::TOO_BIG, "frame too large", Disconnect::FrameTooBig).await
+                        }
+                        Some(Incoming::Binary) => {
+                            return self.close(close::UNSUPPORTED, "binary frames are not supported", Disconnect::ProtocolError).await
+                        }
+                        Some(Incoming::Text(t)) => match serde_json::from_str::<ClientFrame>(&t) {
+                            Ok(ClientFrame::Ping) => self.send_text(r#"{"op":"pong"}"#.to_owned(), Some(&kick)).await,
+                            Ok(ClientFrame::Typing { room_id }) => {
+                                let now = Instant::now();
+                                if typing.len() >= TYPING_MEMORY {
+                                    typing.clear();
+                                }
+                                let due = typing.get(&room_id).map_or(true, |t| now.duration_since(*t) >= TYPING_EVERY);
+                                if due {
+                                    typing.insert(room_id, now);
+                                    gateway.hub.typing(registration.conn_id, room_id);
+                                }
+                                Ok(())
+                            }
+                            Err(_) => {
+                                let error = json!({
+                                    "op": "error",
+                                    "code": "unknown_op",
+                                    "message": "expected {\"op\":\"ping\"} or {\"op\":\"typing\",\"room_id\":N}",
+                                });
+                                self.send_text(error.to_string(), Some(&kick)).await
+                            }
+                        },
+                    }
+                },
+                _ = ping.tick() => {
+                    if last_heard.elapsed() >= idle_after {
+                        return self.close(close::IDLE, "no frames from the client; reconnect", Disconnect::HeartbeatTimeout).await;
+                    }
+                    match crate::auth::still_valid(app, &principal).await {
+                        Ok(false) => {
+                            return self.close(close::UNAUTHENTICATED, "this session has ended; sign in again", Disconnect::SessionEnded).await;
+                        }
+                        Ok(true) => {}
+                        Err(e) => tracing::debug!(error = %e, "gateway: checking a session"),
+                    }
+                    self.send(Message::Ping(Default::default()), Some(&kick)).await
+                }
+            };
+            if let Err(why) = step {
+                return self.close_for(why).await;
+            }
+        }
+    }
+
+    /// The first frame that is not a ping or pong.
+    async fn first_frame(&mut self) -> Incoming {
+        loop {
+            if let Some(incoming) = classify(self.rx.next().await) {
+                return incoming;
+            }
+        }
+    }
+}
+
+/// Where a connection starts: each room's newest sequence number, the events to replay for
+/// the resume cursors, and rooms whose cursor is too old.
+struct Start {
+    positions: Vec<(i64, i64)>,
+    replay: Vec<RoomEvent>,
+    resumed: Vec<i64>,
+    resync: Vec<i64>,
+}
+
+fn start_state(
+    conn: &rusqlite::Connection,
+    room_ids: &[i64],
+    cursors: &std::collections::BTreeMap<i64, i64>,
+    keep: usize,
+) -> Result<Start, ChatError> {
+    let mut start = Start {
+        positions: Vec::with_capacity(room_ids.len()),
+        replay: Vec::new(),
+        resumed: Vec::new(),
+        resync: Vec::new(),
+    };
+    for room_id in room_ids {
+        let Some(pos) = events::position(conn, *room_id)? else {
+            continue;
+        };
+        start.positions.push((*room_id, pos.last_seq));
+        let Some(cursor) = cursors.get(room_id).copied() else {
+            continue;
+        };
+        let missed = usize::try_from(pos.last_seq - cursor).unwrap_or(usize::MAX);
+        if !events::replayable(cursor, pos) || start.replay.len() + missed > MAX_REPLAY {
+            start.resync.push(*room_id);
+            continue;
+        }
+        start
+            .replay
+            .extend(events::range(conn, *room_id, cursor, pos.last_seq, keep)?);
+        start.resumed.push(*room_id);
+    }
+    Ok(start)
+}

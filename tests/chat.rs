@@ -1,0 +1,449 @@
+//! Rooms, messages, search, call tokens and retention as clients and the operator see them:
+//! the real binary over HTTPS, and what is left in the database and on disk.
+
+mod support;
+
+use std::time::Duration;
+
+use base64::Engine;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use support::*;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotent_post_returns_the_original_and_never_a_duplicate() {
+    let mut api = Api::start(Setup::new());
+    let admin = api.admin().await;
+    let room = api.room(&admin, "general", false).await;
+    let path = format!("/api/v1/rooms/{room}/messages");
+    let post = |key: &'static str, body: &'static str| {
+        let req = api
+            .http
+            .post(api.roost.https_url(&path))
+            .bearer_auth(&admin.token)
+            .header("Idempotency-Key", key)
+            .json(&json!({ "body": body }));
+        async move {
+            let r = req.send().await.unwrap();
+            (r.status(), r.json::<Value>().await.unwrap())
+        }
+    };
+
+    let (first, original) = post("k-1", "hello").await;
+    assert_eq!(first, StatusCode::CREATED, "{original}");
+    // A retry (even with another body, as a buggy client might send) gets the original.
+    let (again, repeat) = post("k-1", "hello again").await;
+    assert_eq!(again, StatusCode::OK);
+    assert_eq!(repeat["id"], original["id"]);
+    assert_eq!(repeat["body"], "hello");
+    let (other, fresh) = post("k-2", "hello").await;
+    assert_eq!(other, StatusCode::CREATED);
+    assert_ne!(fresh["id"], original["id"]);
+
+    let (status, page) = api.get(&path, &admin).await;
+    assert_eq!(status, StatusCode::OK);
+    let bodies: Vec<&str> = page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["body"].as_str().unwrap())
+        .collect();
+    assert_eq!(bodies, ["hello", "hello"]);
+    // Two messages, two events after the owner joined: the sequence moved by exactly that.
+    let (_, r) = api.get(&format!("/api/v1/rooms/{room}"), &admin).await;
+    assert_eq!(r["last_seq"], 3, "{r}");
+    assert_eq!(api.metric("roost_messages_total").await, Some(2.0));
+
+    // Without LiveKit (no binary here), call tokens are refused, clearly.
+    let (status, body) = api
+        .post(
+            &format!("/api/v1/rooms/{room}/call/token"),
+            &admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body["error"]["code"], "calls_disabled");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pagination_edits_tombstones_and_who_may_do_what() {
+    let mut api = Api::start(Setup::new());
+    let admin = api.admin().await;
+    let alice = api.member(&admin, "alice").await;
+    let bob = api.member(&admin, "bob").await;
+    let room = api.room(&alice, "alice's", true).await;
+
+    // A private room is invisible to others; a member cannot post before being added.
+    let (status, _) = api.get(&format!("/api/v1/rooms/{room}"), &bob).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = api
+        .post(
+            &format!("/api/v1/rooms/{room}/messages"),
+            &bob,
+            json!({ "body": "hi" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    api.add(&alice, room, &bob).await;
+
+    let mut ids = Vec::new();
+    for i in 0..7 {
+        ids.push(
+            api.say(&alice, room, &format!("m{i}")).await["id"]
+                .as_i64()
+                .unwrap(),
+        );
+    }
+    let page = |q: String| {
+        let who = bob.clone();
+        let api = &api;
+        async move {
+            let (s, v) = api
+                .get(&format!("/api/v1/rooms/{room}/messages?{q}"), &who)
+                .await;
+            assert_eq!(s, StatusCode::OK, "{v}");
+            let bodies: Vec<String> = v["messages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["body"].as_str().unwrap().to_owned())
+                .collect();
+            (bodies, v["has_more"].as_bool().unwrap())
+        }
+    };
+    assert_eq!(
+        page("limit=3".into()).await,
+        (vec!["m4".into(), "m5".into(), "m6".into()], true)
+    );
+    assert_eq!(
+        page(format!("limit=3&before={}", ids[4])).await,
+        (vec!["m1".into(), "m2".into(), "m3".into()], true)
+    );
+    assert_eq!(
+        page(format!("limit=3&after={}", ids[4])).await,
+        (vec!["m5".into(), "m6".into()], false)
+    );
+
+    // Bob may not edit or delete Alice's message; she may; the tombstone stays listed.
+    let msg = format!("/api/v1/rooms/{room}/messages/{}", ids[0]);
+    let (s, _, _) = api
+        .call(
+            reqwest::Method::PATCH,
+            &msg,
+            Some(&bob.token),
+            Some(json!({ "body": "x" })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _, _) = api
+        .call(reqwest::Method::DELETE, &msg, Some(&bob.token), None)
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, tomb, _) = api
+        .call(reqwest::Method::DELETE, &msg, Some(&alice.token), None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        (tomb["deleted"].clone(), tomb["body"].clone()),
+        (json!(true), json!(""))
+    );
+    assert_eq!(
+        page(format!("before={}", ids[1])).await.0,
+        vec![String::new()]
+    );
+
+    // Too long is refused with a clear code.
+    let (s, body) = api
+        .post(
+            &format!("/api/v1/rooms/{room}/messages"),
+            &alice,
+            json!({ "body": "é".repeat(4001) }),
+        )
+        .await;
+    assert_eq!(
+        (s, body["error"]["code"].clone()),
+        (StatusCode::BAD_REQUEST, json!("message_too_long"))
+    );
+
+    // Bob leaves; he can no longer read.
+    let (s, _, _) = api
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/rooms/{room}/members/{}", bob.id),
+            Some(&bob.token),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _) = api
+        .get(&format!("/api/v1/rooms/{room}/messages"), &bob)
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_finds_only_what_the_caller_may_read() {
+    let mut api = Api::start(Setup::new());
+    let admin = api.admin().await;
+    let alice = api.member(&admin, "alice").await;
+    let bob = api.member(&admin, "bob").await;
+    let secret = api.room(&alice, "secret", true).await;
+    let open = api.room(&alice, "open", false).await;
+    api.say(&alice, secret, "the pineapple plan is on").await;
+    api.say(&alice, open, "pineapples for everyone").await;
+    let gone = api.say(&alice, open, "pineapple pizza, deleted").await;
+
+    let search = |who: User, q: &'static str| {
+        let api = &api;
+        async move {
+            let (s, v) = api.get(&format!("/api/v1/search?q={q}"), &who).await;
+            assert_eq!(s, StatusCode::OK, "{v}");
+            let mut bodies: Vec<String> = v["messages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["body"].as_str().unwrap().to_owned())
+                .collect();
+            bodies.sort();
+            bodies
+        }
+    };
+    let (s, _, _) = api
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/rooms/{open}/messages/{}", gone["id"]),
+            Some(&alice.token),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+
+    // Alice sees both rooms (prefix match on the last word), never the tombstone.
+    assert_eq!(
+        search(alice.clone(), "pineapple").await,
+        ["pineapples for everyone", "the pineapple plan is on"]
+    );
+    // Bob is in neither room: nothing, not even from the public one he has not joined.
+    assert!(search(bob.clone(), "pineapple").await.is_empty());
+    // Admins read everything.
+    assert_eq!(search(admin.clone(), "pineapple").await.len(), 2);
+    // Once added to the secret room, Bob finds that message, and only in rooms he is in.
+    api.add(&alice, secret, &bob).await;
+    assert_eq!(
+        search(bob.clone(), "PINEAPPLE").await,
+        ["the pineapple plan is on"]
+    );
+    let (s, v) = api
+        .get(&format!("/api/v1/search?q=pineapple&room_id={open}"), &bob)
+        .await;
+    assert_eq!(
+        (s, v["messages"].as_array().unwrap().len()),
+        (StatusCode::OK, 0)
+    );
+    // FTS5 syntax in the query is just words.
+    assert!(search(alice.clone(), "NEAR(\"x").await.is_empty());
+
+    // `roost search rebuild` works beside the running daemon, and search still answers.
+    let out = api.roost.setup.run(&["search", "rebuild"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("3 messages"));
+    assert_eq!(search(bob, "plan").await, ["the pineapple plan is on"]);
+}
+
+fn claims(token: &str) -> Value {
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_tokens_are_scoped_to_the_room_and_refused_to_non_members() {
+    let port = free_port();
+    let setup = Setup::new().env("RUNTIME_DIRECTORY", "").toml(&format!(
+        "[livekit]\nenabled = true\nbinary = \"{}\"\nhttp_port = {port}\ndrain_grace_secs = 1\n",
+        fake_livekit().display()
+    ));
+    let mut api = Api::start(setup);
+    let admin = api.admin().await;
+    let alice = api.member(&admin, "alice").await;
+    let bob = api.member(&admin, "bob").await;
+    let room = api.room(&alice, "call", false).await;
+    let private = api.room(&alice, "quiet", true).await;
+
+    let (s, body) = api
+        .post(
+            &format!("/api/v1/rooms/{room}/call/token"),
+            &alice,
+            json!({ "ttl_secs": 120 }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let c = claims(body["token"].as_str().unwrap());
+    assert_eq!(c["video"]["room"], format!("roost-room-{room}"));
+    assert_eq!(c["video"]["roomJoin"], true);
+    assert_eq!(c["sub"], format!("user-{}", alice.id));
+    assert_eq!(body["identity"], c["sub"]);
+    assert_eq!(c["video"]["canPublish"], true, "the owner publishes");
+    assert_eq!(c["exp"].as_u64().unwrap() - c["nbf"].as_u64().unwrap(), 120);
+    assert!(body["url"].as_str().unwrap().starts_with("wss://"));
+
+    // Not a member: 403 for a room Bob can see, 404 for one he cannot.
+    let (s, body) = api
+        .post(&format!("/api/v1/rooms/{room}/call/token"), &bob, json!({}))
+        .await;
+    assert_eq!(
+        (s, body["error"]["code"].clone()),
+        (StatusCode::FORBIDDEN, json!("not_a_member"))
+    );
+    let (s, _) = api
+        .post(
+            &format!("/api/v1/rooms/{private}/call/token"),
+            &bob,
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    // Issued tokens are audited (never the token itself) and counted.
+    let (s, audit) = api
+        .get("/api/v1/audit?type=media.token.issue", &admin)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let events = audit["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "{audit}");
+    assert_eq!(events[0]["detail"]["room"], format!("roost-room-{room}"));
+    assert!(
+        !audit.to_string().contains(".ey"),
+        "no token in the audit log"
+    );
+    assert_eq!(
+        api.metric("roost_media_tokens_issued_total").await,
+        Some(1.0)
+    );
+    let (s, call) = api.get(&format!("/api/v1/rooms/{room}/call"), &alice).await;
+    assert_eq!(
+        (s, call["participants"].clone()),
+        (StatusCode::OK, json!([]))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_removes_what_it_should_and_keeps_the_rest() {
+    let mut api = Api::start(Setup::new().toml(
+        "[retention]\nmessage_days = 1\naudit_days = 1\ninterval_secs = 1\n[attachments]\norphan_grace_secs = 5\n",
+    ));
+    let admin = api.admin().await;
+    let room = api.room(&admin, "r", false).await;
+    let old = api.say(&admin, room, "old news").await;
+    let recent = api.say(&admin, room, "fresh news").await;
+    let upload = |bytes: &'static [u8]| {
+        let req = api
+            .http
+            .post(api.roost.https_url("/api/v1/attachments?name=a.txt"))
+            .bearer_auth(&admin.token)
+            .body(bytes);
+        async move { req.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let orphan = upload(b"nobody will reference this").await;
+    let kept = upload(b"a message shows this").await;
+    let (s, shown) = api
+        .post(
+            &format!("/api/v1/rooms/{room}/messages"),
+            &admin,
+            json!({ "body": "see attached", "attachment_ids": [kept["id"]] }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{shown}");
+    let (_, invite) = api.post("/api/v1/invites", &admin, json!({})).await;
+
+    // Age some rows as if time had passed (the daemon's clock is real).
+    let db = rusqlite::Connection::open(api.roost.setup.data_dir().join("roost.sqlite3")).unwrap();
+    db.busy_timeout(Duration::from_secs(10)).unwrap();
+    let two_days_ago_ms = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64)
+        - 2 * 86_400_000;
+    db.execute(
+        "UPDATE messages SET created_at = ?1 WHERE id = ?2",
+        (two_days_ago_ms, old["id"].as_i64()),
+    )
+    .unwrap();
+    db.execute(
+        "UPDATE attachments SET created_at = ?1 WHERE id = ?2",
+        (two_days_ago_ms, orphan["id"].as_i64()),
+    )
+    .unwrap();
+    db.execute(
+        "INSERT INTO audit_log (at, type, outcome) VALUES (?1, 'test.old', 'success')",
+        [two_days_ago_ms],
+    )
+    .unwrap();
+    db.execute(
+        "UPDATE invites SET expires_at = 1 WHERE id = ?1",
+        [invite["id"].as_i64()],
+    )
+    .unwrap();
+
+    let store = api.roost.setup.data_dir().join("attachments");
+    let file_of = |v: &Value| {
+        let sha = v["sha256"].as_str().unwrap().to_owned();
+        store.join(&sha[..2]).join(&sha[2..4]).join(&sha)
+    };
+    assert!(file_of(&orphan).exists() && file_of(&kept).exists());
+    let count = |sql: &str| -> i64 { db.query_row(sql, [], |r| r.get(0)).unwrap() };
+    eventually(WAIT, "retention to purge", || async {
+        let done = count(&format!(
+            "SELECT count(*) FROM messages WHERE id = {}",
+            old["id"]
+        )) == 0
+            && count("SELECT count(*) FROM audit_log WHERE type = 'test.old'") == 0
+            && count(&format!(
+                "SELECT count(*) FROM invites WHERE id = {}",
+                invite["id"]
+            )) == 0
+            && count(&format!(
+                "SELECT count(*) FROM attachments WHERE id = {}",
+                orphan["id"]
+            )) == 0
+            && !file_of(&orphan).exists();
+        done.then_some(())
+    })
+    .await;
+    // What is young or in use stays.
+    assert_eq!(
+        count(&format!(
+            "SELECT count(*) FROM messages WHERE id = {}",
+            recent["id"]
+        )),
+        1
+    );
+    assert_eq!(
+        count(&format!(
+            "SELECT count(*) FROM attachments WHERE id = {}",
+            kept["id"]
+        )),
+        1
+    );
+    assert!(file_of(&kept).exists());
+    assert!(count("SELECT count(*) FROM audit_log") > 0);
+    let line = api.roost.wait_for_log(
+        |v| v["message"] == "retention: removed expired data" && v["messages"] == 1,
+        WAIT,
+    );
+    assert_eq!(line["level"], "INFO");
+    // The message is gone from search too.
+    let (_, hits) = api.get("/api/v1/search?q=news", &admin).await;
+    assert_eq!(hits["messages"].as_array().unwrap().len(), 1, "{hits}");
+}

@@ -1,0 +1,255 @@
+//! Attachments as clients see them (upload, download, ranges, headers, who may read) and what
+//! is left on disk, against the real binary.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Every file under the attachment store, `tmp/` included.
+fn stored_files(data: &Path) -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&data.join("attachments"), &mut out);
+    out
+}
+
+fn png(len: usize) -> Vec<u8> {
+    let mut v = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+    v.extend((0..len).map(|i| (i % 251) as u8));
+    v
+}
+
+async fn upload(api: &Api, who: &User, name: &str, bytes: Vec<u8>) -> (StatusCode, Value) {
+    let r = api
+        .http
+        .post(
+            api.roost
+                .https_url(&format!("/api/v1/attachments?name={name}")),
+        )
+        .bearer_auth(&who.token)
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    (r.status(), r.json().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_are_stored_once_and_served_safely_to_those_who_may_see_them() {
+    let mut api = Api::start(Setup::new());
+    let admin = api.admin().await;
+    let alice = api.member(&admin, "alice").await;
+    let bob = api.member(&admin, "bob").await;
+    let picture = png(5000);
+
+    let (s, first) = upload(&api, &alice, "..%2F..%2Fetc%2Fcat.png", picture.clone()).await;
+    assert_eq!(s, StatusCode::CREATED, "{first}");
+    assert_eq!(first["content_type"], "image/png");
+    assert_eq!(first["size"], picture.len());
+    assert_eq!(first["name"], "cat.png", "a client's path is never a path");
+    let (s, second) = upload(&api, &alice, "again.png", picture.clone()).await;
+    assert_eq!(s, StatusCode::CREATED);
+    assert_ne!(first["id"], second["id"]);
+    assert_eq!(first["sha256"], second["sha256"]);
+    let data = api.roost.setup.data_dir();
+    assert_eq!(stored_files(&data).len(), 1, "one copy per content");
+
+    let get = |who: &User, id: &Value, range: Option<&str>| {
+        let mut req = api
+            .http
+            .get(api.roost.https_url(&format!("/api/v1/attachments/{id}")))
+            .bearer_auth(&who.token);
+        if let Some(r) = range {
+            req = req.header("Range", r);
+        }
+        req.send()
+    };
+    let r = get(&alice, &first["id"], None).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let h = r.headers().clone();
+    assert_eq!(h["content-type"], "image/png");
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert!(h["content-disposition"]
+        .to_str()
+        .unwrap()
+        .starts_with("inline;"));
+    assert_eq!(h["accept-ranges"], "bytes");
+    assert_eq!(r.bytes().await.unwrap().as_ref(), picture.as_slice());
+
+    let r = get(&alice, &first["id"], Some("bytes=0-7")).await.unwrap();
+    assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(
+        r.headers()["content-range"],
+        format!("bytes 0-7/{}", picture.len()).as_str()
+    );
+    assert_eq!(r.bytes().await.unwrap().as_ref(), &picture[..8]);
+    let r = get(&alice, &first["id"], Some("bytes=-4")).await.unwrap();
+    assert_eq!(
+        r.bytes().await.unwrap().as_ref(),
+        &picture[picture.len() - 4..]
+    );
+    let r = get(
+        &alice,
+        &first["id"],
+        Some(&format!("bytes={}-", picture.len())),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+
+    // Bob sees it only once a message in a room he is in shows it.
+    assert_eq!(
+        get(&bob, &first["id"], None).await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
+    let room = api.room(&alice, "pets", true).await;
+    api.add(&alice, room, &bob).await;
+    let (s, msg) = api
+        .post(
+            &format!("/api/v1/rooms/{room}/messages"),
+            &alice,
+            json!({ "body": "", "attachment_ids": [first["id"]] }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{msg}");
+    assert_eq!(msg["attachments"][0]["name"], "cat.png");
+    assert_eq!(
+        get(&bob, &first["id"], None).await.unwrap().status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        get(&bob, &second["id"], None).await.unwrap().status(),
+        StatusCode::NOT_FOUND,
+        "the other upload of the same bytes is not shown anywhere"
+    );
+    // Bob cannot attach Alice's upload to his own message.
+    let (s, body) = api
+        .post(
+            &format!("/api/v1/rooms/{room}/messages"),
+            &bob,
+            json!({ "body": "mine", "attachment_ids": [second["id"]] }),
+        )
+        .await;
+    assert_eq!(
+        (s, body["error"]["code"].clone()),
+        (StatusCode::BAD_REQUEST, json!("unknown_attachment"))
+    );
+
+    // Anything but a safe image is a download, with its type but never inline.
+    let (s, text) = upload(
+        &api,
+        &alice,
+        "notes.txt",
+        b"<script>alert(1)</script>\n".to_vec(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{text}");
+    let r = get(&alice, &text["id"], None).await.unwrap();
+    assert_eq!(r.headers()["content-type"], "text/plain; charset=utf-8");
+    assert!(r.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .starts_with("attachment;"));
+}
+
+/// A chunked upload (no Content-Length) of `total` bytes over raw HTTP/1.1; the status code.
+async fn chunked_upload(api: &Api, who: &User, total: usize) -> u16 {
+    let mut tls = tls_connect(&api.roost, None).await;
+    let head = format!(
+        "POST /api/v1/attachments HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+        who.token
+    );
+    tls.write_all(head.as_bytes()).await.unwrap();
+    let chunk = vec![b'a'; 16 * 1024];
+    let mut sent = 0;
+    while sent < total {
+        let part = format!("{:x}\r\n", chunk.len());
+        // The server may answer and stop reading early: later writes may fail.
+        if tls.write_all(part.as_bytes()).await.is_err()
+            || tls.write_all(&chunk).await.is_err()
+            || tls.write_all(b"\r\n").await.is_err()
+        {
+            break;
+        }
+        sent += chunk.len();
+    }
+    let _ = tls.write_all(b"0\r\n\r\n").await;
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(20), tls.read_to_end(&mut answer)).await;
+    let text = String::from_utf8_lossy(&answer);
+    text.split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {text:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversize_quota_and_type_rejections_leave_no_files() {
+    let mut api =
+        Api::start(Setup::new().toml("[attachments]\nmax_bytes = 65536\nuser_quota_mb = 1\n"));
+    let admin = api.admin().await;
+    let data = api.roost.setup.data_dir();
+
+    // Too large, declared: refused at the edge with the upload's code.
+    let (s, body) = upload(&api, &admin, "big.png", png(70_000)).await;
+    assert_eq!(
+        (s, body["error"]["code"].clone()),
+        (StatusCode::PAYLOAD_TOO_LARGE, json!("too_large"))
+    );
+    // Too large, streamed without a length: refused while streaming.
+    assert_eq!(chunked_upload(&api, &admin, 100_000).await, 413);
+    // Not an accepted type (a Windows executable), and empty.
+    let (s, body) = upload(
+        &api,
+        &admin,
+        "setup.exe",
+        b"MZ\x90\0\x03\0\0\0\x04\0".repeat(100),
+    )
+    .await;
+    assert_eq!(
+        (s, body["error"]["code"].clone()),
+        (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            json!("unsupported_type")
+        )
+    );
+    let (s, _) = upload(&api, &admin, "empty.txt", Vec::new()).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(stored_files(&data).is_empty(), "{:?}", stored_files(&data));
+
+    // The quota (1 MiB): 60,000-byte files fit 17 times, the 18th does not.
+    let mut accepted = 0;
+    loop {
+        let (s, body) = upload(&api, &admin, "chunk.txt", vec![b'q'; 60_000]).await;
+        if s == StatusCode::CREATED {
+            accepted += 1;
+            assert!(accepted <= 17);
+            continue;
+        }
+        assert_eq!(
+            (s, body["error"]["code"].clone()),
+            (StatusCode::PAYLOAD_TOO_LARGE, json!("quota_exceeded"))
+        );
+        break;
+    }
+    assert_eq!(accepted, 17);
+    // One stored file (all uploads were the same bytes), and nothing left in tmp.
+    let files = stored_files(&data);
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(!files[0].starts_with(data.join("attachments/tmp")));
+}

@@ -1,0 +1,284 @@
+//! The realtime gateway as clients see it: the real binary, TLS WebSockets, resume cursors,
+//! fan-out to many sockets, a stalled reader, close codes, and shutdown.
+
+mod support;
+
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use serde_json::{json, Value};
+use support::*;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn last_seq(ready: &Value, room: i64) -> i64 {
+    ready["rooms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["room_id"] == room)
+        .unwrap_or_else(|| panic!("room {room} not in {ready}"))["last_seq"]
+        .as_i64()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_returns_exactly_the_missed_events_then_live_ones() {
+    let mut api = Api::start(Setup::new());
+    let admin = api.admin().await;
+    let alice = api.member(&admin, "alice").await;
+    let room = api.room(&admin, "general", false).await;
+    api.add(&admin, room, &alice).await;
+
+    let (mut ws, ready) = api.ws_ready(&alice, None).await;
+    let start = last_seq(&ready, room);
+    api.say(&admin, room, "one").await;
+    let seen = ws.next_event(WAIT).await;
+    assert_eq!(seen["seq"], start + 1, "{seen}");
+    assert_eq!(seen["type"], "message.created");
+    assert_eq!(seen["data"]["body"], "one");
+    let cursor = seen["seq"].as_i64().unwrap();
+    drop(ws);
+
+    // Missed while away: two posts, an edit and a delete.
+    let two = api.say(&admin, room, "two").await;
+    let three = api.say(&admin, room, "three").await;
+    let path = |m: &Value| format!("/api/v1/rooms/{room}/messages/{}", m["id"]);
+    let (s, _, _) = api
+        .call(
+            reqwest::Method::PATCH,
+            &path(&two),
+            Some(&admin.token),
+            Some(json!({ "body": "two!" })),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (s, tomb, _) = api
+        .call(
+            reqwest::Method::DELETE,
+            &path(&three),
+            Some(&admin.token),
+            None,
+        )
+        .await;
+    assert_eq!((s.as_u16(), tomb["deleted"].clone()), (200, json!(true)));
+
+    // Resume while more messages keep arriving: the replay and the live stream must join
+    // without a gap or a duplicate.
+    let (http, url, token) = (
+        api.http.clone(),
+        api.roost
+            .https_url(&format!("/api/v1/rooms/{room}/messages")),
+        admin.token.clone(),
+    );
+    let poster = tokio::spawn(async move {
+        for i in 0..20 {
+            let r = http
+                .post(&url)
+                .bearer_auth(&token)
+                .json(&json!({ "body": format!("live {i}") }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 201);
+        }
+    });
+    let (mut ws, ready) = api
+        .ws_ready(&alice, Some(json!({ room.to_string(): cursor })))
+        .await;
+    assert_eq!(ready["resumed"], json!([room]), "{ready}");
+    poster.await.unwrap();
+    let (_, room_now) = api.get(&format!("/api/v1/rooms/{room}"), &admin).await;
+    let last = room_now["last_seq"].as_i64().unwrap();
+
+    let mut events = Vec::new();
+    while events
+        .last()
+        .map_or(true, |e: &Value| e["seq"].as_i64() != Some(last))
+    {
+        events.push(ws.next_event(WAIT).await);
+    }
+    let seqs: Vec<i64> = events.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+    assert_eq!(seqs, ((cursor + 1)..=last).collect::<Vec<_>>());
+    let kinds: Vec<&str> = events[..4]
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "message.created",
+            "message.created",
+            "message.updated",
+            "message.deleted"
+        ]
+    );
+    assert_eq!(events[2]["data"]["body"], "two!");
+    let bodies: Vec<&str> = events[4..]
+        .iter()
+        .map(|e| e["data"]["body"].as_str().unwrap())
+        .collect();
+    let want: Vec<String> = (0..20).map(|i| format!("live {i}")).collect();
+    assert_eq!(bodies, want);
+
+    // And nothing more arrives after the last one until something happens.
+    api.say(&admin, room, "after").await;
+    let next = ws.next_event(WAIT).await;
+    assert_eq!(
+        (next["seq"].as_i64(), &next["data"]["body"]),
+        (Some(last + 1), &json!("after"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_starts_get_clear_close_codes() {
+    let mut api = Api::start(
+        Setup::new().toml("[gateway]\nauth_timeout_secs = 1\nresume_events_per_room = 5\nmax_connections_per_user = 2\n"),
+    );
+    let admin = api.admin().await;
+    let room = api.room(&admin, "r", false).await;
+
+    // No auth frame in time.
+    let mut ws = api.ws().await;
+    assert_eq!(ws.close_code(WAIT).await.0, 4001);
+    // A wrong token.
+    let mut ws = api.ws().await;
+    ws.send(json!({ "op": "auth", "token": "nope" })).await;
+    assert_eq!(ws.close_code(WAIT).await.0, 4001);
+
+    // A cursor older than the 5 events kept: resync.
+    for i in 0..8 {
+        api.say(&admin, room, &format!("m{i}")).await;
+    }
+    let mut ws = api.ws().await;
+    ws.send(json!({ "op": "resume", "token": admin.token, "cursors": { room.to_string(): 1 } }))
+        .await;
+    let (code, reason) = ws.close_code(WAIT).await;
+    assert_eq!(code, 4009);
+    assert!(reason.contains("resync"), "{reason}");
+    // A recent one is fine.
+    let (_, ready) = api
+        .ws_ready(&admin, Some(json!({ room.to_string(): 7 })))
+        .await;
+    assert_eq!(ready["resumed"], json!([room]));
+
+    // The per-account cap (2; one is open above).
+    let (_second, _) = api.ws_ready(&admin, None).await;
+    let mut third = api.ws().await;
+    third
+        .send(json!({ "op": "auth", "token": admin.token }))
+        .await;
+    assert_eq!(third.close_code(WAIT).await.0, 4029);
+    eventually(WAIT, "the auth timeout counted", || async {
+        let m = api
+            .metric("roost_ws_disconnects_total{reason=\"auth_timeout\"}")
+            .await;
+        (m == Some(1.0)).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_sockets_all_receive_a_message() {
+    let mut api = Api::start(Setup::new().toml("[gateway]\nmax_connections_per_user = 500\n"));
+    let admin = api.admin().await;
+    let bob = api.member(&admin, "bob").await;
+    let room = api.room(&admin, "crowd", false).await;
+    api.add(&admin, room, &bob).await;
+
+    let mut sockets = Vec::new();
+    for _ in 0..200 {
+        sockets.push(api.ws_ready(&bob, None).await.0);
+    }
+    eventually(WAIT, "200 gateway connections", || async {
+        (api.metric("roost_ws_connections").await == Some(200.0)).then_some(())
+    })
+    .await;
+    let sent = api.say(&admin, room, "hello, everyone").await;
+    let received = join_all(sockets.iter_mut().map(|ws| ws.next_event(WAIT))).await;
+    for event in &received {
+        assert_eq!(event["data"]["id"], sent["id"]);
+        assert_eq!(event["data"]["body"], "hello, everyone");
+    }
+    assert_eq!(received.len(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_reader_is_disconnected_while_others_keep_receiving() {
+    let mut api = Api::start(Setup::new().toml("[gateway]\nqueue_capacity = 16\n"));
+    let admin = api.admin().await;
+    let room = api.room(&admin, "busy", false).await;
+
+    // The stalled client: a tiny receive buffer, and it reads nothing after `ready`.
+    let url = api
+        .roost
+        .https_url("/api/v1/gateway")
+        .replace("https", "wss");
+    let tls = tls_connect(&api.roost, Some(4096)).await;
+    let (inner, _) = tokio_tungstenite::client_async(url, tls).await.unwrap();
+    let mut stalled = Ws { inner };
+    stalled
+        .send(json!({ "op": "auth", "token": admin.token }))
+        .await;
+    assert_eq!(stalled.next_json(WAIT).await["op"], "ready");
+
+    // The healthy client reads everything, concurrently.
+    let (mut healthy, _) = api.ws_ready(&admin, None).await;
+    let (count_tx, mut count_rx) = tokio::sync::watch::channel(0usize);
+    let reader = tokio::spawn(async move {
+        let mut n = 0;
+        loop {
+            match healthy.next_or_end(Duration::from_secs(60)).await {
+                Ok(v) if v["op"] == "event" => {
+                    n += 1;
+                    let _ = count_tx.send(n);
+                }
+                Ok(_) => {}
+                Err(e) => panic!("the healthy client was disconnected: {e:?}"),
+            }
+        }
+    });
+
+    let body = "x".repeat(4000);
+    let mut posted = 0;
+    let slow = "roost_ws_disconnects_total{reason=\"slow_consumer\"}";
+    loop {
+        api.say(&admin, room, &body).await;
+        posted += 1;
+        if posted % 5 == 0 && api.metric(slow).await == Some(1.0) {
+            break;
+        }
+        assert!(posted < 5000, "the stalled reader was never disconnected");
+    }
+    // The stalled client, reading at last, finds the close frame after what was buffered.
+    let (code, reason) = stalled.close_code(Duration::from_secs(30)).await;
+    assert_eq!(code, 4008, "{reason}");
+
+    // Everyone else got every message, and keeps getting them.
+    api.say(&admin, room, "still here").await;
+    posted += 1;
+    tokio::time::timeout(WAIT, count_rx.wait_for(|n| *n == posted))
+        .await
+        .expect("the healthy reader got every message")
+        .expect("the healthy reader is running");
+    assert!(!reader.is_finished());
+    reader.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_closes_every_socket_with_1001() {
+    let mut api = Api::start(Setup::new());
+    let admin = api.admin().await;
+    let mut sockets = Vec::new();
+    for _ in 0..3 {
+        sockets.push(api.ws_ready(&admin, None).await.0);
+    }
+    let mut unauthenticated = api.ws().await;
+    api.roost.signal(nix::sys::signal::Signal::SIGTERM);
+    for ws in &mut sockets {
+        assert_eq!(ws.close_code(WAIT).await.0, 1001);
+    }
+    assert_eq!(unauthenticated.close_code(WAIT).await.0, 1001);
+    let status = api.roost.wait_exit(WAIT);
+    assert!(status.success(), "{status}");
+}
