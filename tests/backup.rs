@@ -186,6 +186,7 @@ async fn restore_drill_under_write_load() {
     );
     assert_eq!(added.status.code(), Some(0), "{}", stderr(&added));
     let roost = setup.start();
+    let chat = ChatData::create(&roost).await;
 
     // Write load from this process while the backup runs.
     let stop = Arc::new(AtomicBool::new(false));
@@ -397,6 +398,8 @@ async fn restore_drill_under_write_load() {
         .unwrap();
     assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
     assert_eq!(dump(&db)["settings"], restored["settings"]);
+    // Rooms, messages and an uploaded attachment read back through the API as they were.
+    chat.check(&roost).await;
     let login = roost
         .client()
         .post(roost.https_url("/api/v1/auth/login"))
@@ -405,4 +408,133 @@ async fn restore_drill_under_write_load() {
         .await
         .unwrap();
     assert_eq!(login.status(), 200, "{}", login.text().await.unwrap());
+}
+
+/// A room with messages, one carrying an uploaded attachment, made through the API by the
+/// admin `drill`, and read back the same way after the restore.
+struct ChatData {
+    room: i64,
+    attachment: String,
+    png: Vec<u8>,
+    messages: serde_json::Value,
+}
+
+impl ChatData {
+    async fn token(roost: &Roost) -> String {
+        let login: serde_json::Value = roost
+            .client()
+            .post(roost.https_url("/api/v1/auth/login"))
+            .json(&serde_json::json!({"username": "drill", "password": "drill-password-1234"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        login["access_token"]
+            .as_str()
+            .expect("access token")
+            .to_owned()
+    }
+
+    async fn create(roost: &Roost) -> ChatData {
+        let token = Self::token(roost).await;
+        let client = roost.client();
+        let post = |path: &str, body: serde_json::Value| {
+            client
+                .post(roost.https_url(path))
+                .bearer_auth(&token)
+                .json(&body)
+                .send()
+        };
+        let room: serde_json::Value = post(
+            "/api/v1/rooms",
+            serde_json::json!({"name": "drill", "private": true}),
+        )
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+        let room = room["id"].as_i64().expect("room id");
+        let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+        png.extend((0..40_000u32).map(|i| (i % 251) as u8));
+        let upload: serde_json::Value = client
+            .post(roost.https_url("/api/v1/attachments?name=drill.png"))
+            .bearer_auth(&token)
+            .body(png.clone())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let attachment = upload["id"]
+            .as_str()
+            .map(String::from)
+            .unwrap_or_else(|| upload["id"].to_string());
+        let with_file = post(
+            &format!("/api/v1/rooms/{room}/messages"),
+            serde_json::json!({"body": "the picture", "attachment_ids": [upload["id"]]}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            with_file.status(),
+            201,
+            "{}",
+            with_file.text().await.unwrap()
+        );
+        for body in ["first words", "and more"] {
+            let r = post(
+                &format!("/api/v1/rooms/{room}/messages"),
+                serde_json::json!({"body": body}),
+            )
+            .await
+            .unwrap();
+            assert_eq!(r.status(), 201);
+        }
+        let messages = Self::messages(roost, &token, room).await;
+        assert_eq!(
+            messages["messages"].as_array().map(Vec::len),
+            Some(3),
+            "{messages}"
+        );
+        ChatData {
+            room,
+            attachment,
+            png,
+            messages,
+        }
+    }
+
+    async fn messages(roost: &Roost, token: &str, room: i64) -> serde_json::Value {
+        roost
+            .client()
+            .get(roost.https_url(&format!("/api/v1/rooms/{room}/messages")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    async fn check(&self, roost: &Roost) {
+        let token = Self::token(roost).await;
+        assert_eq!(
+            Self::messages(roost, &token, self.room).await,
+            self.messages
+        );
+        let file = roost
+            .client()
+            .get(roost.https_url(&format!("/api/v1/attachments/{}", self.attachment)))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(file.status(), 200);
+        assert_eq!(file.bytes().await.unwrap().as_ref(), self.png.as_slice());
+    }
 }
