@@ -4,7 +4,7 @@
 #   scripts/build-arm.sh [--debug] [--install-only] [TARGET...]
 #
 # TARGET: aarch64-unknown-linux-gnu (arm64: Pi 3, 4, 5, Zero 2 W on a 64-bit OS) and/or
-# armv7-unknown-linux-gnueabihf (armhf: Pi 2 v1.1 and later on a 32-bit OS); default both.
+# armv7-unknown-linux-gnueabihf (armhf: Pi 2 and later on a 32-bit OS); default both.
 # ARMv6 (Pi 1, Zero, Zero W) is not a target: Debian's armhf cross compiler emits ARMv7 code.
 #
 # Installs what is missing: the rustup target, Debian's cross gcc and cross glibc (the linker,
