@@ -10,7 +10,13 @@
 #     fingerprint (the same as the fetched CA's) and the setup-code section,
 # and finally powers the guest off.
 #
-#   scripts/image-smoke.sh [IMAGE]     default: the newest $CARGO_TARGET_DIR/image/roost-*-arm64.img
+#   scripts/image-smoke.sh [--deb FILE] [IMAGE]
+#
+# IMAGE defaults to the newest $CARGO_TARGET_DIR/image/roost-*-arm64.img. With --deb (an arm64
+# roost package, e.g. the one in the image), the package's life cycle is tested too, under the
+# guest's running systemd: reinstall while running (init skipped, service restarted, CA kept),
+# remove (stopped, data and configuration kept), purge (both gone), install again (a new CA,
+# the service active and answering).
 #
 # The guest's network is qemu's user mode with restrict=on: it reaches nothing outside the VM
 # (no NTP, no package mirrors); only the forwarded loopback ports come in. The image itself is
@@ -28,7 +34,26 @@ readonly HOSTNAME_ON_CARD=roost-smoke
 # The copy gets this much more disk than the image, so the first boot has something to grow into.
 readonly GROW_MIB=512
 
-image=${1:-}
+deb=
+image=
+while (($# > 0)); do
+    case $1 in
+    --deb)
+        deb=$2
+        shift
+        ;;
+    -*)
+        echo "image-smoke: unknown option '$1'" >&2
+        exit 64
+        ;;
+    *) image=$1 ;;
+    esac
+    shift
+done
+[[ -z $deb || -f $deb ]] || {
+    echo "image-smoke: no package at '$deb'" >&2
+    exit 64
+}
 if [[ -z $image ]]; then
     image=$(ls -t "${CARGO_TARGET_DIR:-$repo/target}"/image/roost-*-arm64.img 2>/dev/null | head -n 1 || true)
 fi
@@ -164,7 +189,56 @@ done
 tr -d '\r' <"$work/console.log" | grep -qF "$fingerprint" ||
     fail "the console does not show the CA fingerprint $fingerprint"
 say "console banner:"
-tr -d '\r' <"$work/console.log" | sed -n '/= Roost =/,/^=\{20,\}$/p' | sed 's/^/    /'
+tr -d '\r' <"$work/console.log" | grep -v 'roost-console\[' |
+    sed -n '/= Roost =/,/^=\{20,\}$/p' | sed 's/^/    /'
+
+# Waits until the guest's roost.service is active and answers /health with the CA it has now.
+wait_serving() {
+    local deadline=$((SECONDS + 300))
+    until [[ $(guest_ssh systemctl is-active roost.service || true) == active ]] &&
+        curl -sf --max-time 10 -o "$work/ca.crt" "http://127.0.0.1:$http_port/ca.crt" &&
+        curl -sf --max-time 20 --cacert "$work/ca.crt" -o /dev/null \
+            --resolve "$HOSTNAME_ON_CARD.local:$https_port:127.0.0.1" \
+            "https://$HOSTNAME_ON_CARD.local:$https_port/health"; do
+        ((SECONDS < deadline)) || fail "$1: Roost not active and answering within 300s"
+        sleep 3
+    done
+}
+
+if [[ -n $deb ]]; then
+    say "package life cycle with $(basename "$deb")"
+    guest_ssh 'cat >/tmp/roost.deb' <"$deb"
+    ca_before=$(guest_ssh sha256sum /var/lib/roost/tls/ca.crt)
+    pid_before=$(guest_ssh systemctl show -p MainPID --value roost.service)
+    guest_ssh DEBIAN_FRONTEND=noninteractive dpkg -i /tmp/roost.deb >"$work/dpkg.log" 2>&1 ||
+        fail "reinstall: dpkg -i failed: $(cat "$work/dpkg.log")"
+    wait_serving "reinstall"
+    pid_after=$(guest_ssh systemctl show -p MainPID --value roost.service)
+    [[ $pid_after != "$pid_before" ]] || fail "reinstall: roost.service was not restarted"
+    [[ $(guest_ssh sha256sum /var/lib/roost/tls/ca.crt) == "$ca_before" ]] ||
+        fail "reinstall: the CA changed"
+    say "  reinstall while running: restarted (pid $pid_before -> $pid_after), CA kept"
+
+    guest_ssh dpkg -r roost >"$work/dpkg.log" 2>&1 || fail "dpkg -r: $(cat "$work/dpkg.log")"
+    state=$(guest_ssh systemctl is-active roost.service || true)
+    [[ $state != active ]] || fail "remove: roost.service still active"
+    guest_ssh test -f /var/lib/roost/roost.sqlite3 -a -f /var/lib/roost/tls/ca.crt -a -f /etc/roost/roost.toml ||
+        fail "remove: data or configuration was deleted"
+    say "  remove: stopped ($state), data and configuration kept"
+
+    guest_ssh dpkg -P roost >"$work/dpkg.log" 2>&1 || fail "dpkg -P: $(cat "$work/dpkg.log")"
+    guest_ssh test ! -e /var/lib/roost -a ! -e /etc/roost || fail "purge: /var/lib/roost or /etc/roost remains"
+    say "  purge: /var/lib/roost and /etc/roost removed"
+
+    guest_ssh DEBIAN_FRONTEND=noninteractive dpkg -i /tmp/roost.deb >"$work/dpkg.log" 2>&1 ||
+        fail "install: dpkg -i failed: $(cat "$work/dpkg.log")"
+    wait_serving "install after purge"
+    [[ $(guest_ssh stat -c %U:%G /var/lib/roost /var/lib/roost/roost.sqlite3 | sort -u) == roost:roost ]] ||
+        fail "install: the data directory is not owned by roost"
+    [[ $(guest_ssh sha256sum /var/lib/roost/tls/ca.crt) != "$ca_before" ]] ||
+        fail "install after purge: the old CA came back"
+    say "  install after purge: a new CA, data owned by roost, active and answering"
+fi
 
 guest_ssh systemctl poweroff >/dev/null 2>&1 || true
 deadline=$((SECONDS + POWEROFF_DEADLINE_SECS))
