@@ -12,7 +12,7 @@
 #          `roost version`, `roost init` and `roost serve` with a temporary configuration on
 #          127.0.0.1 (ports chosen by the kernel), GET /health over TLS with curl --cacert
 #          against the CA init made, then SIGTERM; the daemon must exit 0 within its deadline.
-# Neither flag: both.  Tools missing? scripts/build-arm.sh --install-only TARGET.
+# Neither flag: both. Installs what is missing (through scripts/build-arm.sh, and curl).
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -65,6 +65,13 @@ armv7-unknown-linux-gnueabihf) qemu=(qemu-arm -L /usr/arm-linux-gnueabihf) ;;
     ;;
 esac
 bash scripts/build-arm.sh --install-only "$target"
+if $run_smoke && ! command -v curl >/dev/null 2>&1; then
+    ((EUID == 0)) || {
+        echo "arm-test: curl is missing; install it with: sudo apt-get install curl" >&2
+        exit 1
+    }
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends curl >/dev/null
+fi
 
 if $run_unit; then
     echo "arm-test: unit tests for $target under ${qemu[0]}"

@@ -6,6 +6,7 @@
 #   - Roost answers GET /health over TLS, verified against the CA the Pi made at its first
 #     boot (fetched from http://<pi>/ca.crt) for the hostname set in roost-settings.txt,
 #   - `systemctl is-active roost` says active (over SSH, with the key from roost-settings.txt),
+#   - the roost.toml placed on the card is in effect (its HSTS max-age) and gone from the card,
 #   - the root file system grew to the (enlarged) disk, and the console showed the URL, the CA
 #     fingerprint (the same as the fetched CA's) and the setup-code section,
 # and finally powers the guest off.
@@ -116,6 +117,10 @@ mtype -i "$fat" ::roost-settings.txt | tr -d '\r' |
     sed -e "s|^hostname=.*|hostname=$HOSTNAME_ON_CARD|" \
         -e "s|^root_authorized_key=.*|root_authorized_key=$(cat "$work/id.pub")|" >"$work/settings.txt"
 mcopy -o -i "$fat" "$work/settings.txt" ::roost-settings.txt
+# A roost.toml override on the card, with a value the daemon shows in every response.
+readonly HSTS_ON_CARD=12345678
+printf '[tls]\nhsts_max_age_secs = %s\n' "$HSTS_ON_CARD" >"$work/roost.toml"
+mcopy -o -i "$fat" "$work/roost.toml" ::roost.toml
 
 # The kernel and initrd the Pi firmware would load, as config.txt names them.
 mtype -i "$fat" ::config.txt | tr -d '\r' >"$work/config.txt"
@@ -167,6 +172,14 @@ done
 [[ $health == *'"status":"ok"'* ]] || fail "unexpected /health body: $health"
 say "GET https://$HOSTNAME_ON_CARD.local/health over TLS: $health"
 
+hsts=$(curl -sf --max-time 20 --cacert "$work/ca.crt" -D - -o /dev/null \
+    --resolve "$HOSTNAME_ON_CARD.local:$https_port:127.0.0.1" \
+    "https://$HOSTNAME_ON_CARD.local:$https_port/health" | tr -d '\r' | grep -i '^strict-transport-security:') ||
+    fail "no Strict-Transport-Security header"
+[[ $hsts == *"max-age=$HSTS_ON_CARD"* ]] || fail "roost.toml from the card not in effect: $hsts"
+guest_ssh test ! -e /boot/firmware/roost.toml || fail "roost.toml was left on the card"
+say "roost.toml from the card applied ($hsts) and removed from the card"
+
 state=$(guest_ssh systemctl is-active roost.service) || fail "systemctl is-active roost: $state"
 say "systemctl is-active roost: $state"
 guest_host=$(guest_ssh hostname)
@@ -176,6 +189,9 @@ root_bytes=$(guest_ssh lsblk -b -n -o SIZE "\$(findmnt -n -o SOURCE /)")
 ((root_bytes + 256 * 1048576 > original_bytes)) ||
     fail "root partition not grown: $root_bytes bytes on a $((original_bytes + GROW_MIB * 1048576))-byte disk"
 say "root partition grown to $((root_bytes / 1048576)) MiB"
+
+say "first-boot log:"
+guest_ssh journalctl -b -o cat --no-pager -u roost-firstboot.service -u roost-init.service | sed 's/^/    /'
 
 # The console banner: printed once roost.service is up (it waits up to 20 s for a setup code).
 fingerprint=$(sed '/^-----/d' "$work/ca.crt" | base64 -d | sha256sum | awk '{ print toupper($1) }' |
