@@ -205,8 +205,10 @@ done
 tr -d '\r' <"$work/console.log" | grep -qF "$fingerprint" ||
     fail "the console does not show the CA fingerprint $fingerprint"
 say "console banner:"
-tr -d '\r' <"$work/console.log" | grep -v 'roost-console\[' |
-    sed -n '/= Roost =/,/^=\{20,\}$/p' | sed 's/^/    /'
+# The first banner, without the kernel's "[time] roost-console[pid]: " prefix where it has one
+# (a serial login prompt does not reprint /etc/issue.d; a screen's does, with agetty --reload).
+tr -d '\r' <"$work/console.log" | sed -E 's/^\[ *[0-9.]+\] roost-console\[[0-9]+\]: //' |
+    awk '/= Roost =/ { on = 1 } on { print "    " $0 } on && /^=+$/ { exit }'
 
 # Waits until the guest's roost.service is active and answers /health with the CA it has now.
 wait_serving() {
