@@ -184,8 +184,8 @@ cleanup
 
 # --- image-specific files and per-machine state ---------------------------------------------------
 say "configuring the root file system"
-cp -a image/rootfs/. "$rootfs/"
-chown -R root:root "$rootfs/etc/systemd" "$rootfs/usr/local" "$rootfs/etc/fstab"
+# Owned by root whoever owns the checkout; modes as in the repository (scripts 0755).
+cp -R --preserve=mode,timestamps image/rootfs/. "$rootfs/"
 cp image/firmware/roost-settings.txt "$firmware/"
 
 echo roost >"$rootfs/etc/hostname"
