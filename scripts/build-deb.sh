@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Builds the Debian package roost_<version>_<arch>.deb with cargo-deb and checks it with lintian.
+#
+#   scripts/build-deb.sh [--no-lintian] TARGET
+#
+# TARGET: aarch64-unknown-linux-gnu (arm64), armv7-unknown-linux-gnueabihf (armhf), or
+# x86_64-unknown-linux-gnu (amd64, for trying the package on a PC). ARM binaries are built by
+# scripts/build-arm.sh (Debian's cross compilers, no Docker).
+#
+# What goes into the package is declared in Cargo.toml ([package.metadata.deb]); the maintainer
+# scripts, sysusers/tmpfiles entries, Avahi service and changelog live in debian/. Every unit in
+# systemd/ is packaged (and enabled) without listing it anywhere. The man pages are generated
+# from the clap definition by examples/gen-man.rs, dated by the newest debian/changelog entry.
+#
+# Installs what is missing: cargo-deb (pinned, from crates.io, into ~/.cargo/bin once), and as
+# root lintian and dpkg-dev. The package lands in $CARGO_TARGET_DIR/debian/ (default
+# target/debian/); its path is the last line printed. lintian must report no error and no
+# warning (overrides in debian/lintian-overrides carry their reasons).
+set -euo pipefail
+
+# cargo-deb, pinned: the package layout must not change under us.
+readonly CARGO_DEB_VERSION=3.8.0
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+
+run_lintian=true
+target=
+for arg in "$@"; do
+    case $arg in
+    --no-lintian) run_lintian=false ;;
+    -h | --help)
+        sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
+        exit 0
+        ;;
+    -*)
+        echo "build-deb: unknown option '$arg'" >&2
+        exit 64
+        ;;
+    *) target=$arg ;;
+    esac
+done
+case $target in
+aarch64-unknown-linux-gnu | armv7-unknown-linux-gnueabihf | x86_64-unknown-linux-gnu) ;;
+*)
+    echo "usage: scripts/build-deb.sh [--no-lintian] aarch64-unknown-linux-gnu|armv7-unknown-linux-gnueabihf|x86_64-unknown-linux-gnu" >&2
+    exit 64
+    ;;
+esac
+
+# --- tools --------------------------------------------------------------------------------------
+apt_install() {
+    local missing=() pkg
+    for pkg in "$@"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' ||
+            missing+=("$pkg")
+    done
+    ((${#missing[@]} > 0)) || return 0
+    if ((EUID != 0)); then
+        echo "build-deb: missing Debian packages; install them with: sudo apt-get install ${missing[*]}" >&2
+        exit 1
+    fi
+    echo "build-deb: installing ${missing[*]}"
+    if [[ -z $(find /var/lib/apt/lists -maxdepth 1 -name '*_Packages*' -print -quit) ]]; then
+        apt-get update -qq
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+# dpkg-dev: dpkg-shlibdeps (Depends from the binary's libraries) and dpkg-parsechangelog.
+tools=(dpkg-dev)
+$run_lintian && tools+=(lintian)
+apt_install "${tools[@]}"
+
+if [[ $(cargo deb --version 2>/dev/null || true) != *" $CARGO_DEB_VERSION"* ]]; then
+    echo "build-deb: cargo install cargo-deb $CARGO_DEB_VERSION"
+    cargo install --locked --quiet cargo-deb --version "$CARGO_DEB_VERSION"
+fi
+
+# --- binary and man pages -----------------------------------------------------------------------
+target_dir=${CARGO_TARGET_DIR:-$repo/target}
+release_dir=$target_dir/$target/release
+if [[ $target == x86_64-* ]]; then
+    cargo build --locked --release --bin roost --target "$target"
+else
+    bash scripts/build-arm.sh "$target"
+fi
+
+# The example runs on the build machine; it only reads the clap definition.
+man_dir=$release_dir/man
+rm -rf "$man_dir"
+changelog_date=$(date -u -d "$(dpkg-parsechangelog -l debian/changelog -S Date)" +%F)
+cargo run --locked --quiet --example gen-man -- "$man_dir" "$changelog_date" >/dev/null
+# -n: no name or time stamp inside, so the same pages give the same bytes.
+gzip -9n "$man_dir"/*.1
+
+# --- package ------------------------------------------------------------------------------------
+out_dir=$target_dir/debian
+mkdir -p "$out_dir"
+# --no-build: the binary above is the one packaged. --no-strip: [profile.release] already
+# strips it, so no cross strip tool is needed.
+deb=$(cargo deb --locked --no-build --no-strip --target "$target" --output "$out_dir" | tail -n 1)
+[[ -f $deb ]] || {
+    echo "build-deb: cargo deb did not report a package file (got '$deb')" >&2
+    exit 1
+}
+
+if $run_lintian; then
+    echo "build-deb: lintian $(basename "$deb")"
+    # Errors and warnings fail the build; info tags are shown for the record.
+    lintian --fail-on error,warning --display-info --tag-display-limit 0 "$deb"
+fi
+echo "$deb"
