@@ -8,6 +8,7 @@ baseline; and what the attack saw (how long the server held its connections, sta
 frames). Loopback only; every attack is bounded in time and in connections.
 
     scripts/robustness/abuse.sh [--seconds 20] [--only NAME[,NAME]] [--max-connections 64]
+                                [--per-ip 16] [--idle-timeout 15]
 
 HTTP/2 attacks need the `h2` package (PyPI); abuse.sh makes a venv with it. Run directly, those
 attacks are skipped when h2 is missing.
@@ -583,6 +584,7 @@ def main():
     ap.add_argument("--seconds", type=int, default=20, help="length of each attack")
     ap.add_argument("--only", default="", help="comma-separated attack names")
     ap.add_argument("--max-connections", type=int, default=64)
+    ap.add_argument("--per-ip", type=int, default=16, help="server.max_connections_per_ip")
     ap.add_argument("--idle-timeout", type=int, default=15, help="limits.idle_timeout_secs")
     ap.add_argument("--slowloris", type=int, default=400, help="connections")
     ap.add_argument("--tls-idle", type=int, default=300, help="connections")
@@ -602,7 +604,8 @@ def main():
         names = [n for n in names if n not in NEEDS_H2]
 
     roost = Roost(
-        server_extra=f"max_connections = {args.max_connections}",
+        server_extra=f"max_connections = {args.max_connections}\n"
+        f"max_connections_per_ip = {args.per_ip}",
         extra_toml=f"[limits]\nidle_timeout_secs = {args.idle_timeout}\n",
     )
     roost.add_admin("abuse-admin")
@@ -615,6 +618,7 @@ def main():
             roost.request("POST", "/api/v1/invites", {"max_uses": 1}, args.token, conn=conn)
         conn.close()
         log(f"roost pid {roost.pid()}, max_connections {args.max_connections}, "
+            f"per address {args.per_ip}, "
             f"idle_timeout {args.idle_timeout}s, {args.seconds}s per attack")
 
         quiet = run_probe(roost, args.seconds)
