@@ -20,6 +20,7 @@ use crate::config::Config;
 use crate::edge::listener::OpenConnections;
 use crate::edge::listener::{self, ConnLimits, Listener};
 use crate::edge::policy::EdgePolicy;
+use crate::edge::per_ip::PerIpLimit;
 use crate::edge::{local_ca, tls};
 use crate::limits::{self, Limiter};
 use crate::livekit::{self, LiveKit};
@@ -226,6 +227,10 @@ async fn serve(
         limits,
         permits: https_permits,
         open: open.0,
+        per_ip: Some(PerIpLimit::new(
+            config.server.max_connections_per_ip,
+            config.trusted_proxies(),
+        )),
     }];
     if let Some(tcp) = http_tcp {
         listeners.push(Listener {
@@ -241,6 +246,10 @@ async fn serve(
                     .min(PLAIN_HTTP_MAX_CONNECTIONS),
             )),
             open: open.1,
+            per_ip: Some(PerIpLimit::new(
+                config.server.max_connections_per_ip,
+                config.trusted_proxies(),
+            )),
         });
     }
     listeners.push(Listener {
@@ -251,6 +260,8 @@ async fn serve(
         limits,
         permits: Arc::new(Semaphore::new(INTERNAL_MAX_CONNECTIONS)),
         open: open.2,
+        // Loopback only: every client is this machine.
+        per_ip: None,
     });
 
     let connections = TaskTracker::new();

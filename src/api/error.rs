@@ -73,6 +73,13 @@ impl From<StoreError> for ApiError {
                 "the server is out of storage space",
             ),
             StoreError::Closed => Self::unavailable("shutting_down", "the server is shutting down"),
+            StoreError::Unwritable => {
+                tracing::warn!("a request failed: the database's storage cannot be written");
+                Self::unavailable(
+                    "storage_unavailable",
+                    "the server cannot write to its storage; reading still works",
+                )
+            }
             other => Self::internal("database error", &other),
         }
     }

@@ -253,6 +253,13 @@ pub(super) fn check(c: &Config, problems: &mut Vec<Problem>) {
             "the default is 4096",
         ));
     }
+    if c.server.max_connections_per_ip == 0 || c.server.max_connections_per_ip > 1_000_000 {
+        problems.push(Problem::key(
+            "server.max_connections_per_ip",
+            "must be between 1 and 1000000",
+            "the default is 256",
+        ));
+    }
     if c.server.shutdown_grace_secs > 600 {
         problems.push(Problem::key(
             "server.shutdown_grace_secs",

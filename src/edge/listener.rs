@@ -1,28 +1,33 @@
 //! Accept loops and per-connection HTTP serving for the three listeners.
 //!
 //! Invariants: a connection permit is taken *before* `accept`, so at the cap the kernel's
-//! backlog holds new clients instead of Roost accepting and dropping them; every connection
-//! task is tracked so shutdown can wait for in-flight requests; TLS handshakes, request heads
-//! and silent connections all have deadlines.
+//! backlog holds new clients instead of Roost accepting and dropping them; one client address
+//! may hold only its share of the permits (`per_ip`), extra connections are closed right after
+//! `accept`; every connection task is tracked so shutdown can wait for in-flight requests; TLS
+//! handshakes, request heads, silent connections and connections that carry no request (an
+//! HTTP/2 client that only pings) all have deadlines.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::Semaphore;
+use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 use super::idle::IdleIo;
+use super::per_ip::PerIpLimit;
 use super::policy::PeerAddr;
 
 /// Deadlines applied to every connection of a listener.
@@ -70,6 +75,9 @@ pub struct Listener {
     pub permits: Arc<Semaphore>,
     /// This listener's open-connection count.
     pub open: OpenConnections,
+    /// How many of this listener's connections one client address may hold; `None`: no share
+    /// (the loopback-only internal listener).
+    pub per_ip: Option<Arc<PerIpLimit>>,
 }
 
 /// Binds a listening socket (SO_REUSEADDR so a restart does not wait for TIME_WAIT).
@@ -103,6 +111,7 @@ impl Listener {
             limits,
             permits,
             open,
+            per_ip,
         } = self;
         loop {
             let permit = tokio::select! {
@@ -123,6 +132,17 @@ impl Listener {
                 },
                 _ = shutdown.cancelled() => break,
             };
+            // Over its address's share: close now, before any TLS work; the permit goes back.
+            let per_ip_guard = match &per_ip {
+                Some(limit) => match limit.try_acquire(peer.ip()) {
+                    Some(guard) => guard,
+                    None => {
+                        tracing::debug!(listener = name, %peer, "too many connections from this address; closed");
+                        continue;
+                    }
+                },
+                None => None,
+            };
             let _ = stream.set_nodelay(true);
             let router = router.clone();
             let tls = tls.clone();
@@ -131,6 +151,7 @@ impl Listener {
             tracker.spawn(async move {
                 let _permit = permit;
                 let _counted = counted;
+                let _per_ip = per_ip_guard;
                 match tls {
                     None => serve_http(stream, peer, router, limits, shutdown).await,
                     Some(acceptor) => {
@@ -165,10 +186,25 @@ async fn serve_http<I>(
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let io = TokioIo::new(IdleIo::new(io, limits.idle));
-    let service = hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
-        req.extensions_mut().insert(PeerAddr(peer));
-        router.clone().oneshot(req.map(axum::body::Body::new))
-    });
+    let activity = Arc::new(Activity::new());
+    let service = {
+        let activity = activity.clone();
+        hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
+            req.extensions_mut().insert(PeerAddr(peer));
+            // Counted from the request head until its response body is finished or dropped.
+            let in_flight = activity.start();
+            let response = router.clone().oneshot(req.map(axum::body::Body::new));
+            async move {
+                let response = response.await?;
+                Ok::<_, std::convert::Infallible>(response.map(move |body| {
+                    axum::body::Body::new(body.map_frame(move |frame| {
+                        let _held_until_the_body_ends = &in_flight;
+                        frame
+                    }))
+                }))
+            }
+        })
+    };
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -186,8 +222,17 @@ async fn serve_http<I>(
         .keep_alive_timeout(Duration::from_secs(20));
     let conn = builder.serve_connection_with_upgrades(io, service);
     tokio::pin!(conn);
+    let quiet = activity.quiet_for(limits.idle);
+    tokio::pin!(quiet);
     let result = tokio::select! {
         r = conn.as_mut() => r,
+        _ = &mut quiet => {
+            // No request for `idle`: close as an idle keep-alive connection is closed. IdleIo
+            // alone would not, when the client keeps the bytes flowing with HTTP/2 pings.
+            tracing::debug!(%peer, "no request for the idle timeout; closing");
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
         _ = shutdown.cancelled() => {
             // Finish requests already in flight, take no new ones; the daemon bounds how long.
             conn.as_mut().graceful_shutdown();
@@ -196,6 +241,56 @@ async fn serve_http<I>(
     };
     if let Err(e) = result {
         tracing::debug!(%peer, error = %e, "connection ended with an error");
+    }
+}
+
+/// Requests in flight on one connection, and since when there has been none.
+struct Activity {
+    in_flight: AtomicUsize,
+    last_done: Mutex<Instant>,
+}
+
+/// One request in flight; dropping it (response finished, or abandoned) ends it.
+struct InFlight(Arc<Activity>);
+
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            in_flight: AtomicUsize::new(0),
+            last_done: Mutex::new(Instant::now()),
+        }
+    }
+
+    fn start(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        InFlight(self.clone())
+    }
+
+    /// `None` while a request is in flight, else when the last one ended (or the connection
+    /// opened).
+    fn quiet_since(&self) -> Option<Instant> {
+        // Poisoning cannot leave an Instant half-written; the value is still good.
+        let last = *self.last_done.lock().unwrap_or_else(|e| e.into_inner());
+        (self.in_flight.load(Ordering::SeqCst) == 0).then_some(last)
+    }
+
+    /// Resolves once no request has been in flight for `idle`.
+    async fn quiet_for(&self, idle: Duration) {
+        loop {
+            match self.quiet_since() {
+                Some(since) if since + idle <= Instant::now() => return,
+                Some(since) => tokio::time::sleep_until(since + idle).await,
+                // Busy: look again after a while (a request ending re-arms from its end).
+                None => tokio::time::sleep(idle).await,
+            }
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        *self.0.last_done.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -238,6 +333,7 @@ mod tests {
             limits,
             permits: Arc::new(Semaphore::new(8)),
             open: OpenConnections::default(),
+            per_ip: None,
         };
         let open = listener.open.clone();
         let (shutdown, connections) = (CancellationToken::new(), TaskTracker::new());

@@ -7,6 +7,7 @@ pub mod idle;
 pub mod limits;
 pub mod listener;
 pub mod local_ca;
+pub mod per_ip;
 pub mod policy;
 pub mod redirect;
 pub mod tls;

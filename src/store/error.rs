@@ -18,6 +18,12 @@ pub enum StoreError {
     #[error("the database is full or the disk is out of space")]
     Full,
 
+    /// SQLite could not write (or read) the file: `SQLITE_READONLY` or `SQLITE_IOERR`, e.g.
+    /// the filesystem turned read-only under a failing SD card. Not the caller's fault and not
+    /// fixed by retrying soon; the operator has to repair the storage.
+    #[error("the database's storage cannot be written (read-only or failing)")]
+    Unwritable,
+
     /// Any other SQLite failure.
     #[error(transparent)]
     Sqlite(rusqlite::Error),
@@ -65,10 +71,12 @@ pub enum StoreError {
 
 impl From<rusqlite::Error> for StoreError {
     fn from(error: rusqlite::Error) -> Self {
-        if error.sqlite_error_code() == Some(ffi::ErrorCode::DiskFull) {
-            StoreError::Full
-        } else {
-            StoreError::Sqlite(error)
+        match error.sqlite_error_code() {
+            Some(ffi::ErrorCode::DiskFull) => StoreError::Full,
+            Some(ffi::ErrorCode::ReadOnly | ffi::ErrorCode::SystemIoFailure) => {
+                StoreError::Unwritable
+            }
+            _ => StoreError::Sqlite(error),
         }
     }
 }
@@ -102,6 +110,19 @@ mod tests {
 
         let busy = rusqlite::Error::SqliteFailure(ffi::Error::new(ffi::SQLITE_BUSY), None);
         assert!(matches!(StoreError::from(busy), StoreError::Sqlite(_)));
+    }
+
+    #[test]
+    fn io_errors_and_read_only_storage_become_unwritable() {
+        // 778 = SQLITE_IOERR_WRITE, what a write into a filesystem that turned read-only gives
+        // (seen by scripts/robustness/diskfull.py); 8 = SQLITE_READONLY.
+        for code in [ffi::SQLITE_IOERR_WRITE, ffi::SQLITE_IOERR, ffi::SQLITE_READONLY] {
+            let e = rusqlite::Error::SqliteFailure(ffi::Error::new(code), None);
+            assert!(
+                matches!(StoreError::from(duplicate(&e)), StoreError::Unwritable),
+                "{code}"
+            );
+        }
     }
 
     #[test]

@@ -83,6 +83,7 @@ impl WriterHandle {
             max_batch: max_batch.max(1),
             counters: Arc::clone(&counters),
             observer,
+            unwritable: false,
         };
         let thread = std::thread::Builder::new()
             .name(WRITER_THREAD_NAME.into())
@@ -156,6 +157,10 @@ struct Writer {
     max_batch: usize,
     counters: Arc<Counters>,
     observer: Option<BatchObserver>,
+    /// Set when the last write failed because the storage cannot be written (read-only or
+    /// failing: [`StoreError::Unwritable`]), cleared by the next commit. Taking the write lock
+    /// needs no disk write, so without this `ping_writer` (and `/ready`) would not notice.
+    unwritable: bool,
 }
 
 impl Writer {
@@ -201,6 +206,7 @@ impl Writer {
     fn commit_batch(&mut self, jobs: Vec<Box<dyn Job>>) {
         if let Err(error) = self.conn.execute_batch("BEGIN IMMEDIATE") {
             warn!(%error, jobs = jobs.len(), "could not start a write transaction");
+            self.note_outcome(Some(&error));
             for job in jobs {
                 job.abandon(StoreError::from(duplicate(&error)));
             }
@@ -244,6 +250,7 @@ impl Writer {
 
         match committed {
             Ok(()) => {
+                self.note_outcome(None);
                 let succeeded = ran.iter().filter(|job| job.succeeded).count();
                 // Counters before answers: a caller that got `Ok` sees itself counted.
                 self.counters
@@ -257,6 +264,7 @@ impl Writer {
             }
             Err(error) => {
                 warn!(%error, jobs = ran.len(), "write batch rolled back");
+                self.note_outcome(Some(&error));
                 self.rollback();
                 for job in ran {
                     (job.deliver)(Err(StoreError::from(duplicate(&error))));
@@ -289,7 +297,17 @@ impl Writer {
     fn probe_write_lock(&self) -> Result<(), StoreError> {
         self.conn.execute_batch("BEGIN IMMEDIATE")?;
         self.conn.execute_batch("ROLLBACK")?;
+        if self.unwritable {
+            return Err(StoreError::Unwritable);
+        }
         Ok(())
+    }
+
+    /// Remembers whether the storage refused the last write (`None`: it committed).
+    fn note_outcome(&mut self, error: Option<&rusqlite::Error>) {
+        self.unwritable = error.is_some_and(|e| {
+            matches!(StoreError::from(duplicate(e)), StoreError::Unwritable)
+        });
     }
 
     /// Folds the WAL back into the database and empties it, so a stopped Roost leaves one

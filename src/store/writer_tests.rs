@@ -50,6 +50,7 @@ fn harness(max_batch: usize, schema: &str) -> Harness {
         max_batch,
         counters: Arc::default(),
         observer: Some(Arc::new(move |size| seen.lock().unwrap().push(size))),
+        unwritable: false,
     };
     Harness {
         _dir: dir,
@@ -221,4 +222,28 @@ fn a_ping_takes_the_write_lock_without_writing() {
     assert!(matches!(answer.blocking_recv(), Ok(Ok(()))));
     assert_eq!(stats, WriterStats::default());
     assert!(batches.is_empty() && rows.is_empty());
+}
+
+#[test]
+fn a_write_refused_by_the_storage_fails_the_ping_until_a_commit_succeeds() {
+    let mut h = harness(8, "CREATE TABLE t (x INTEGER)");
+    assert!(h.writer.probe_write_lock().is_ok());
+    // What a commit into a filesystem that turned read-only returns (SQLITE_IOERR_WRITE).
+    let io = rusqlite::Error::SqliteFailure(
+        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_IOERR_WRITE),
+        None,
+    );
+    h.writer.note_outcome(Some(&io));
+    assert!(matches!(
+        h.writer.probe_write_lock(),
+        Err(StoreError::Unwritable)
+    ));
+    // Any other failure (a constraint at COMMIT, say) says nothing about the storage.
+    let busy =
+        rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY), None);
+    h.writer.note_outcome(Some(&busy));
+    assert!(h.writer.probe_write_lock().is_ok());
+    h.writer.note_outcome(Some(&io));
+    h.writer.note_outcome(None);
+    assert!(h.writer.probe_write_lock().is_ok(), "a commit clears it");
 }

@@ -1,0 +1,141 @@
+//! How many connections one client address may hold open at once on a listener.
+//!
+//! The listener's connection cap (`server.max_connections`) bounds the total, but alone it lets
+//! one address take every slot (slowloris, idle TLS handshakes, a flood) while everyone else
+//! waits in the backlog. This count is checked right after `accept`: a connection over its
+//! address's share is closed at once, before any TLS work, so the attacker's extra connections
+//! cost a socket close and the slots stay free for other clients.
+//!
+//! IPv6 clients are counted per /64 (one household or phone gets a whole /64, as the rate
+//! limiter does). Trusted proxies (`server.trusted_proxies`: a tunnel, a reverse proxy) are
+//! exempt, since every client behind them shares their address. This module knows nothing
+//! about HTTP or TLS.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv6Addr};
+use std::sync::{Arc, Mutex};
+
+use ipnet::IpNet;
+
+/// The per-address share of one listener's connections.
+#[derive(Debug)]
+pub struct PerIpLimit {
+    max_per_ip: usize,
+    exempt: Vec<IpNet>,
+    /// Open connections per address key. An entry exists only while its count is above zero,
+    /// so the map never holds more entries than the listener has connections (itself bounded
+    /// by `max_connections`).
+    open: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One counted connection; gives its slot back when dropped.
+#[derive(Debug)]
+pub struct PerIpGuard {
+    limit: Arc<PerIpLimit>,
+    key: IpAddr,
+}
+
+impl PerIpLimit {
+    pub fn new(max_per_ip: usize, exempt: Vec<IpNet>) -> Arc<PerIpLimit> {
+        Arc::new(PerIpLimit {
+            max_per_ip,
+            exempt,
+            open: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Counts a new connection from `peer`. `None`: the address already holds its share and the
+    /// connection should be closed. Exempt addresses always get `Some` (uncounted).
+    pub fn try_acquire(self: &Arc<Self>, peer: IpAddr) -> Option<Option<PerIpGuard>> {
+        let peer = peer.to_canonical();
+        if self.exempt.iter().any(|net| net.contains(&peer)) {
+            return Some(None);
+        }
+        let key = key_of(peer);
+        // A poisoned lock only means another connection task panicked mid-update of a counter;
+        // the map itself is still a valid map, so keep counting with it.
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let n = open.entry(key).or_insert(0);
+        if *n >= self.max_per_ip {
+            return None;
+        }
+        *n += 1;
+        Some(Some(PerIpGuard {
+            limit: self.clone(),
+            key,
+        }))
+    }
+
+    /// Connections `peer`'s address key holds now (for tests and diagnostics).
+    pub fn open_for(&self, peer: IpAddr) -> usize {
+        let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        open.get(&key_of(peer.to_canonical())).copied().unwrap_or(0)
+    }
+}
+
+impl Drop for PerIpGuard {
+    fn drop(&mut self) {
+        let mut open = self.limit.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = open.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.key);
+            }
+        }
+    }
+}
+
+/// IPv4 addresses as they are; IPv6 addresses by their /64.
+fn key_of(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_address_gets_its_share_and_gets_slots_back_on_close() {
+        let limit = PerIpLimit::new(2, vec![]);
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        let first = limit.try_acquire(a).unwrap();
+        let _second = limit.try_acquire(a).unwrap();
+        assert!(limit.try_acquire(a).is_none(), "third connection from a");
+        assert!(limit.try_acquire(b).is_some(), "another address is not affected");
+        drop(first);
+        assert_eq!(limit.open_for(a), 1);
+        assert!(limit.try_acquire(a).is_some(), "a closed connection frees its slot");
+    }
+
+    #[test]
+    fn ipv6_counts_per_64_and_mapped_ipv4_as_ipv4() {
+        let limit = PerIpLimit::new(1, vec![]);
+        let _one = limit.try_acquire("2001:db8:1:2::1".parse().unwrap()).unwrap();
+        assert!(limit
+            .try_acquire("2001:db8:1:2:ffff::9".parse().unwrap())
+            .is_none());
+        assert!(limit.try_acquire("2001:db8:1:3::1".parse().unwrap()).is_some());
+        let _v4 = limit.try_acquire("198.51.100.4".parse().unwrap()).unwrap();
+        assert!(limit
+            .try_acquire("::ffff:198.51.100.4".parse().unwrap())
+            .is_none());
+    }
+
+    #[test]
+    fn trusted_proxies_are_not_counted_and_empty_entries_are_dropped() {
+        let limit = PerIpLimit::new(1, vec!["127.0.0.0/8".parse().unwrap()]);
+        let proxy: IpAddr = "127.0.0.1".parse().unwrap();
+        let held: Vec<_> = (0..10).map(|_| limit.try_acquire(proxy).unwrap()).collect();
+        assert!(held.iter().all(Option::is_none), "exempt: no guard");
+        let g = limit.try_acquire("192.0.2.9".parse().unwrap()).unwrap();
+        drop(g);
+        assert!(limit.open.lock().unwrap().is_empty());
+    }
+}
