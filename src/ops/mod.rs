@@ -13,6 +13,7 @@ pub mod doctor;
 pub mod exposition;
 pub mod health;
 pub mod lock;
+pub mod memory;
 pub mod logging;
 pub mod metrics;
 pub mod notify;
