@@ -32,7 +32,10 @@ fn extract<T: DeserializeOwned>(content_type: &str, body: &[u8]) -> Option<T> {
         Ok(Json(v)) => Some(v),
         Err(e) => {
             let status = axum::response::IntoResponse::into_response(e).status();
-            assert!(status.is_client_error(), "a bad body is the client's error: {status}");
+            assert!(
+                status.is_client_error(),
+                "a bad body is the client's error: {status}"
+            );
             None
         }
     }

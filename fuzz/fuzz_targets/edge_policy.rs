@@ -42,7 +42,10 @@ fuzz_target!(|data: &[u8]| {
     let peer = peers[(sel >> 4) as usize % peers.len()];
     let ip = p.client_ip(peer, &headers);
     if peer == peers[2] {
-        assert_eq!(ip, peer, "an untrusted peer's forwarding headers must be ignored");
+        assert_eq!(
+            ip, peer,
+            "an untrusted peer's forwarding headers must be ignored"
+        );
     }
 
     // Host: as HTTP/1.1 sends it, and as an HTTP/2 :authority in the URI.
@@ -50,7 +53,9 @@ fuzz_target!(|data: &[u8]| {
     if let Some(h) = headers.get("host") {
         req = req.header("host", h);
     }
-    let req = req.body(axum::body::Body::empty()).expect("a valid request");
+    let req = req
+        .body(axum::body::Body::empty())
+        .expect("a valid request");
     if let Some(host) = request_host(&req) {
         let _ = p.host_allowed(&host);
     }

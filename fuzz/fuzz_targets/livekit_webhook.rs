@@ -67,7 +67,8 @@ fuzz_target!(|data: &[u8]| {
         "exp": 1_800_000_060u64,
         "sha256": digest,
     });
-    if let Ok(serde_json::Value::Object(extra)) = serde_json::from_slice::<serde_json::Value>(auth) {
+    if let Ok(serde_json::Value::Object(extra)) = serde_json::from_slice::<serde_json::Value>(auth)
+    {
         for (k, v) in extra {
             claims[k] = v;
         }

@@ -180,10 +180,16 @@ fn a_secret_file_that_never_ends_is_a_problem_not_a_hang() {
     let big = dir.path().join("big");
     std::fs::write(&big, "k".repeat(100_000)).unwrap();
     let p = problems(
-        &format!("[livekit]\napi_key = \"k\"\napi_secret_file = \"{}\"\n", big.display()),
+        &format!(
+            "[livekit]\napi_key = \"k\"\napi_secret_file = \"{}\"\n",
+            big.display()
+        ),
         &[],
     );
-    let p = p.iter().find(|p| p.location == "livekit.api_secret_file").unwrap();
+    let p = p
+        .iter()
+        .find(|p| p.location == "livekit.api_secret_file")
+        .unwrap();
     assert!(p.message.contains("larger than 65536 bytes"), "{p:?}");
 }
 
