@@ -19,8 +19,8 @@ use crate::api::{self, AppState, Shared};
 use crate::config::Config;
 use crate::edge::listener::OpenConnections;
 use crate::edge::listener::{self, ConnLimits, Listener};
-use crate::edge::policy::EdgePolicy;
 use crate::edge::per_ip::PerIpLimit;
+use crate::edge::policy::EdgePolicy;
 use crate::edge::{local_ca, tls};
 use crate::limits::{self, Limiter};
 use crate::livekit::{self, LiveKit};
@@ -51,6 +51,10 @@ pub struct Bound {
 /// Runs the daemon until `shutdown` is cancelled, then drains and returns.
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     let config = Arc::new(config);
+    // Before any password hash: argon2's blocks go back to the system after each hash.
+    if !crate::ops::memory::return_large_blocks_to_the_system() {
+        tracing::debug!("the allocator keeps large freed blocks (not glibc)");
+    }
     notify::status("provisioning");
     let provisioned = provision::provision(&config).context("preparing the data directory")?;
     for path in &provisioned.created {

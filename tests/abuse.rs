@@ -113,7 +113,10 @@ async fn a_request_head_dribbled_slowly_is_cut_off_at_the_header_deadline() {
     let answer = read_until_closed(&mut rd, DEADLINE).await;
     dribble.abort();
     let held = started.elapsed();
-    assert!(held >= Duration::from_millis(900), "closed too early: {held:?}");
+    assert!(
+        held >= Duration::from_millis(900),
+        "closed too early: {held:?}"
+    );
     // hyper answers 408 or just closes; either way no request head was ever accepted.
     let text = String::from_utf8_lossy(&answer);
     assert!(
@@ -176,7 +179,10 @@ async fn tls_handshakes_that_never_finish_are_closed_at_the_deadline() {
         read_until_closed(&mut silent, DEADLINE),
         read_until_closed(&mut half, DEADLINE)
     );
-    assert!(a.is_empty() && b.is_empty(), "the server sent {a:?} / {b:?}");
+    assert!(
+        a.is_empty() && b.is_empty(),
+        "the server sent {a:?} / {b:?}"
+    );
     assert!(started.elapsed() >= Duration::from_millis(900));
     // The server is fine for everyone else.
     assert_eq!(roost.get("/health").await.status(), 200);

@@ -43,6 +43,8 @@ use crate::store::Store;
 
 pub use error::AuthError;
 pub use handlers::{change_password, login, logout, me, refresh, register};
+// The request bodies, for the fuzz targets (fuzz/) that feed them arbitrary JSON.
+pub use handlers::{LoginRequest, PasswordRequest, RefreshRequest, RegisterRequest};
 pub use principal::{
     authenticate, resolve_credential, still_valid, Credential, Principal, RequireAdmin,
     RequireMember, RequireSession, Scopes,

@@ -145,9 +145,27 @@ pub fn weakness(secret: &str) -> Option<String> {
         .map(|p| format!("a placeholder (contains {p:?})"))
 }
 
-/// Reads a secret file, trimming one trailing newline (editors add one).
+/// Longest secret file read. Secrets are tens of bytes; a larger "secret" is a wrong path.
+const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;
+
+/// Reads a secret file, trimming one trailing newline (editors add one). Only a regular file of
+/// at most [`MAX_SECRET_FILE_BYTES`] is read: a path to `/dev/zero` or a FIFO would otherwise
+/// read until memory runs out, or block startup forever.
 fn read_secret_file(path: &Path) -> std::io::Result<String> {
-    let text = std::fs::read_to_string(path)?;
+    use std::io::{Error, ErrorKind, Read};
+    if !std::fs::metadata(path)?.is_file() {
+        return Err(Error::new(ErrorKind::InvalidInput, "not a regular file"));
+    }
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(MAX_SECRET_FILE_BYTES + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_SECRET_FILE_BYTES {
+        return Err(Error::new(
+            ErrorKind::InvalidData,
+            format!("larger than {MAX_SECRET_FILE_BYTES} bytes"),
+        ));
+    }
     Ok(text
         .strip_suffix('\n')
         .map(|t| t.strip_suffix('\r').unwrap_or(t))

@@ -161,6 +161,39 @@ fn secrets_come_from_files_and_credentials() {
 }
 
 #[test]
+fn a_secret_file_that_never_ends_is_a_problem_not_a_hang() {
+    // Found while writing the config_load fuzz target: /dev/zero was read until memory ran
+    // out and a FIFO blocked startup forever.
+    let p = problems("[auth]\njwt_secret_file = \"/dev/zero\"\n", &[]);
+    assert_eq!(p[0].location, "auth.jwt_secret_file");
+    assert!(p[0].message.contains("not a regular file"), "{p:?}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("secret.fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let p = problems(
+        &format!("[auth]\njwt_secret_file = \"{}\"\n", fifo.display()),
+        &[],
+    );
+    assert!(p[0].message.contains("not a regular file"), "{p:?}");
+
+    let big = dir.path().join("big");
+    std::fs::write(&big, "k".repeat(100_000)).unwrap();
+    let p = problems(
+        &format!(
+            "[livekit]\napi_key = \"k\"\napi_secret_file = \"{}\"\n",
+            big.display()
+        ),
+        &[],
+    );
+    let p = p
+        .iter()
+        .find(|p| p.location == "livekit.api_secret_file")
+        .unwrap();
+    assert!(p.message.contains("larger than 65536 bytes"), "{p:?}");
+}
+
+#[test]
 fn addresses_cidrs_hosts_and_urls_are_checked() {
     let p = problems(
         "[server]\nhttps_addr = \"443\"\nhttp_addr = \"[::]:443\"\ntrusted_proxies = [\"10.0.0.0/33\"]\nallowed_hosts = [\"*\"]\npublic_url = \"http://x\"\nhostname = \"bad host\"\n[storage]\ndata_dir = \"relative\"\n",

@@ -108,20 +108,30 @@ mod tests {
         let first = limit.try_acquire(a).unwrap();
         let _second = limit.try_acquire(a).unwrap();
         assert!(limit.try_acquire(a).is_none(), "third connection from a");
-        assert!(limit.try_acquire(b).is_some(), "another address is not affected");
+        assert!(
+            limit.try_acquire(b).is_some(),
+            "another address is not affected"
+        );
         drop(first);
         assert_eq!(limit.open_for(a), 1);
-        assert!(limit.try_acquire(a).is_some(), "a closed connection frees its slot");
+        assert!(
+            limit.try_acquire(a).is_some(),
+            "a closed connection frees its slot"
+        );
     }
 
     #[test]
     fn ipv6_counts_per_64_and_mapped_ipv4_as_ipv4() {
         let limit = PerIpLimit::new(1, vec![]);
-        let _one = limit.try_acquire("2001:db8:1:2::1".parse().unwrap()).unwrap();
+        let _one = limit
+            .try_acquire("2001:db8:1:2::1".parse().unwrap())
+            .unwrap();
         assert!(limit
             .try_acquire("2001:db8:1:2:ffff::9".parse().unwrap())
             .is_none());
-        assert!(limit.try_acquire("2001:db8:1:3::1".parse().unwrap()).is_some());
+        assert!(limit
+            .try_acquire("2001:db8:1:3::1".parse().unwrap())
+            .is_some());
         let _v4 = limit.try_acquire("198.51.100.4".parse().unwrap()).unwrap();
         assert!(limit
             .try_acquire("::ffff:198.51.100.4".parse().unwrap())

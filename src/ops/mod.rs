@@ -14,6 +14,7 @@ pub mod exposition;
 pub mod health;
 pub mod lock;
 pub mod logging;
+pub mod memory;
 pub mod metrics;
 pub mod notify;
 pub mod pi;

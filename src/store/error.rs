@@ -116,7 +116,11 @@ mod tests {
     fn io_errors_and_read_only_storage_become_unwritable() {
         // 778 = SQLITE_IOERR_WRITE, what a write into a filesystem that turned read-only gives
         // (seen by scripts/robustness/diskfull.py); 8 = SQLITE_READONLY.
-        for code in [ffi::SQLITE_IOERR_WRITE, ffi::SQLITE_IOERR, ffi::SQLITE_READONLY] {
+        for code in [
+            ffi::SQLITE_IOERR_WRITE,
+            ffi::SQLITE_IOERR,
+            ffi::SQLITE_READONLY,
+        ] {
             let e = rusqlite::Error::SqliteFailure(ffi::Error::new(code), None);
             assert!(
                 matches!(StoreError::from(duplicate(&e)), StoreError::Unwritable),

@@ -305,9 +305,8 @@ impl Writer {
 
     /// Remembers whether the storage refused the last write (`None`: it committed).
     fn note_outcome(&mut self, error: Option<&rusqlite::Error>) {
-        self.unwritable = error.is_some_and(|e| {
-            matches!(StoreError::from(duplicate(e)), StoreError::Unwritable)
-        });
+        self.unwritable =
+            error.is_some_and(|e| matches!(StoreError::from(duplicate(e)), StoreError::Unwritable));
     }
 
     /// Folds the WAL back into the database and empties it, so a stopped Roost leaves one
