@@ -82,7 +82,7 @@ impl Fixture {
         let mut opts = StoreOptions::new(&self.backups);
         let batches = Arc::clone(&self.batches);
         opts.batch_observer = Some(Arc::new(move |size| batches.lock().unwrap().push(size)));
-        Store::open_with(&self.db, opts, migrations).unwrap()
+        Store::open_with(&self.db, opts, migrations, &[]).unwrap()
     }
 
     fn batches(&self) -> Vec<usize> {

@@ -187,18 +187,16 @@ pub fn check(
     user_id: i64,
     now: i64,
 ) -> Result<(SessionState, Option<User>), AuthError> {
+    // Runs on every authenticated request: from the statement cache.
     let row = conn
-        .query_row(
-            "SELECT user_id, expires_at, revoked_at FROM sessions WHERE id = ?1",
-            [session_id],
-            |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, Option<i64>>(2)?,
-                ))
-            },
-        )
+        .prepare_cached("SELECT user_id, expires_at, revoked_at FROM sessions WHERE id = ?1")?
+        .query_row([session_id], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, Option<i64>>(2)?,
+            ))
+        })
         .optional()?;
     let Some((owner, expires_at, revoked_at)) = row else {
         return Ok((SessionState::Unknown, None));

@@ -1,7 +1,8 @@
 //! Full-text search over messages (SQLite FTS5, migration 0005) and `roost search rebuild`.
 //!
-//! The index is kept in step with `messages` by triggers, inside the same transaction as every
-//! insert, edit, tombstone and delete. A query only ever returns messages of rooms the caller
+//! The index is kept in step with `messages` inside the same transaction as every insert,
+//! edit, tombstone and delete: triggers queue each change (migration 0007) and the writer
+//! applies the queue at the end of each batch, before COMMIT (`store::migrations::BEFORE_COMMIT`). A query only ever returns messages of rooms the caller
 //! is a member of (admins: every room), and never tombstones. The caller's words are turned
 //! into quoted FTS5 terms, so no input can be read as FTS5 syntax (`AND`, `NEAR`, `col:`...);
 //! the last word also matches as a prefix, for search-as-you-type.
@@ -124,6 +125,9 @@ pub fn rebuild(conn: &Connection) -> Result<i64, ChatError> {
         "INSERT INTO messages_fts (messages_fts) VALUES ('rebuild')",
         [],
     )?;
+    // Changes queued by earlier jobs of this batch are in the rebuilt index already;
+    // applying them again at the end of the batch would index those messages twice.
+    conn.execute("DELETE FROM search_queue", [])?;
     Ok(conn.query_row("SELECT count(*) FROM messages", [], |r| r.get(0))?)
 }
 
@@ -174,6 +178,100 @@ pub fn rebuild_command(config: &crate::config::Config) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Inserts, edits and deletes spread over concurrent write jobs (so over shared batches):
+    /// afterwards the index matches `messages` exactly and the queue is empty.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_index_follows_every_change_made_in_shared_batches() {
+        use crate::store::{Store, StoreOptions};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(
+            &dir.path().join("roost.sqlite3"),
+            StoreOptions::new(dir.path().join("backups")),
+        )
+        .unwrap();
+        store
+            .write(|conn| {
+                conn.execute_batch(
+                    "INSERT INTO users (id, username, display_name, role, password_hash, created_at,
+                                        updated_at)
+                       VALUES (1, 'ada', 'Ada', 'admin', 'x', 0, 0);
+                     INSERT INTO rooms (id, name, visibility, created_at, updated_at)
+                       VALUES (1, 'r', 'public', 0, 0);",
+                )?;
+                Ok::<_, ChatError>(())
+            })
+            .await
+            .unwrap();
+        let jobs = (1..=60).map(|i: i64| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .write(move |conn| {
+                        conn.execute(
+                            "INSERT INTO messages (id, room_id, author_id, body, created_at)
+                             VALUES (?1, 1, 1, ?2, 0)",
+                            params![i, format!("apple number{i}")],
+                        )?;
+                        if i % 3 == 0 {
+                            conn.execute(
+                                "UPDATE messages SET body = ?2 WHERE id = ?1",
+                                params![i, format!("pear number{i}")],
+                            )?;
+                        }
+                        if i % 5 == 0 {
+                            conn.execute("DELETE FROM messages WHERE id = ?1", [i])?;
+                        }
+                        if i % 7 == 0 {
+                            // A job that fails after changing a message: its queued index
+                            // changes must be rolled back with it.
+                            conn.execute("UPDATE messages SET body = 'ghost' WHERE id = ?1", [i])?;
+                            return Err(ChatError::NotFound);
+                        }
+                        Ok(())
+                    })
+                    .await
+            })
+        });
+        for job in jobs.collect::<Vec<_>>() {
+            let _ = job.await.unwrap();
+        }
+        store
+            .write(|conn| {
+                conn.execute(
+                    "INSERT INTO messages_fts (messages_fts) VALUES ('integrity-check')",
+                    [],
+                )?;
+                Ok::<_, ChatError>(())
+            })
+            .await
+            .expect("the index matches the messages table");
+        let (apples, pears, ghosts, queued) = store
+            .read(|conn| {
+                let count = |q: &str| -> rusqlite::Result<i64> {
+                    conn.query_row(
+                        "SELECT count(*) FROM messages_fts WHERE messages_fts MATCH ?1",
+                        [q],
+                        |r| r.get(0),
+                    )
+                };
+                let queued: i64 =
+                    conn.query_row("SELECT count(*) FROM search_queue", [], |r| r.get(0))?;
+                Ok::<_, ChatError>((count("apple")?, count("pear")?, count("ghost")?, queued))
+            })
+            .await
+            .unwrap();
+        let kept = |keep: &dyn Fn(i64) -> bool| {
+            (1..=60)
+                .filter(|i| i % 7 != 0 && i % 5 != 0 && keep(*i))
+                .count() as i64
+        };
+        assert_eq!(apples, kept(&|i| i % 3 != 0));
+        assert_eq!(pears, kept(&|i| i % 3 == 0));
+        assert_eq!(ghosts, 0);
+        assert_eq!(queued, 0);
+        store.close().await.unwrap();
+    }
 
     #[test]
     fn queries_are_quoted_terms_never_syntax() {

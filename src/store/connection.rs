@@ -24,6 +24,10 @@ pub(super) fn open_writer(path: &Path) -> Result<Connection, StoreError> {
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags)?;
     configure(&conn)?;
+    // Every job runs in its own savepoint, whose undo log ("statement journal") SQLite would
+    // otherwise write to a temporary file: an extra write() per page a job touches. In
+    // memory it is bounded by what one batch changes (the writer's `max_batch` jobs).
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
     Ok(conn)
 }
 
@@ -39,7 +43,13 @@ pub(super) fn open_reader(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
+/// Prepared statements each connection keeps (rusqlite's default is 16): enough for the
+/// distinct statements of the hot paths (authentication, posting, reading a room) to stay
+/// parsed. Each costs a few KiB of the connection's memory.
+const STATEMENT_CACHE: usize = 64;
+
 fn configure(conn: &Connection) -> Result<(), StoreError> {
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     // First, so that switching to WAL waits for other connections' locks too.
     conn.busy_timeout(BUSY_TIMEOUT)?;
     let mode: String =
@@ -80,6 +90,7 @@ mod tests {
             assert_eq!(pragma_i64(conn, "busy_timeout"), 5000);
         }
         assert_eq!(pragma_i64(&writer, "query_only"), 0);
+        assert_eq!(pragma_i64(&writer, "temp_store"), 2, "2 is MEMORY");
         assert_eq!(pragma_i64(&reader, "query_only"), 1);
 
         writer.execute_batch("CREATE TABLE t (x INTEGER)").unwrap();

@@ -61,6 +61,24 @@ pub static MIGRATIONS: &[Migration] = &[
         name: "attachments",
         sql: include_str!("migrations/0006_attachments.sql"),
     },
+    Migration {
+        version: 7,
+        name: "search_queue",
+        sql: include_str!("migrations/0007_search_queue.sql"),
+    },
+];
+
+/// Statements the writer runs at the end of every batch of the production schema: after the
+/// last job's savepoint, before COMMIT, in the same transaction. Each must be cheap when
+/// there is nothing to do. If one fails, the whole batch is rolled back and every caller
+/// gets the error. They live here because they name tables of the migrations above.
+pub static BEFORE_COMMIT: &[&str] = &[
+    // Migration 7: apply queued search index changes in order, then empty the queue. A NULL
+    // in the `messages_fts` column is an ordinary insert; 'delete' removes the old text.
+    "INSERT INTO messages_fts (messages_fts, rowid, body)
+       SELECT CASE remove WHEN 1 THEN 'delete' END, message_id, body
+         FROM search_queue ORDER BY id",
+    "DELETE FROM search_queue",
 ];
 
 /// Where a database stands, for `roost migrate --check`.

@@ -93,20 +93,27 @@ impl Store {
     /// Opens (creating if needed) the database at `path` and brings it to the production
     /// schema, snapshotting it first if it holds data.
     pub fn open(path: &Path, opts: StoreOptions) -> Result<Store, StoreError> {
-        Store::open_with(path, opts, MIGRATIONS)
+        Store::open_with(path, opts, MIGRATIONS, migrations::BEFORE_COMMIT)
     }
 
-    /// [`open`](Store::open) with another migration list (tests).
+    /// [`open`](Store::open) with another schema (tests): its migrations and the statements
+    /// the writer runs before each COMMIT.
     pub fn open_with(
         path: &Path,
         opts: StoreOptions,
         migrations: &'static [Migration],
+        before_commit: &'static [&'static str],
     ) -> Result<Store, StoreError> {
         // Migrate on the future writer's connection, before anyone else can see the file.
         let mut conn = connection::open_writer(path)?;
         let report = migrations::migrate(&mut conn, migrations, &opts.backups_dir)?;
         let readers = ReadPool::open(path, opts.read_connections)?;
-        let writer = WriterHandle::spawn(conn, opts.max_write_batch, opts.batch_observer)?;
+        let writer = WriterHandle::spawn(
+            conn,
+            opts.max_write_batch,
+            before_commit,
+            opts.batch_observer,
+        )?;
         Ok(Store {
             inner: Arc::new(Inner {
                 writer,
@@ -178,7 +185,7 @@ mod tests {
 
     fn open(dir: &Path) -> Store {
         let opts = StoreOptions::new(dir.join("backups"));
-        Store::open_with(&dir.join("roost.sqlite3"), opts, NUMBERS).unwrap()
+        Store::open_with(&dir.join("roost.sqlite3"), opts, NUMBERS, &[]).unwrap()
     }
 
     #[tokio::test]
@@ -226,7 +233,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut opts = StoreOptions::new(dir.path().join("backups"));
         opts.read_connections = 1;
-        let store = Store::open_with(&dir.path().join("roost.sqlite3"), opts, NUMBERS).unwrap();
+        let store =
+            Store::open_with(&dir.path().join("roost.sqlite3"), opts, NUMBERS, &[]).unwrap();
 
         let panicked = store
             .read(|_| -> Result<(), StoreError> { panic!("a bug in a read") })

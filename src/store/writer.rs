@@ -72,6 +72,7 @@ impl WriterHandle {
     pub fn spawn(
         conn: Connection,
         max_batch: usize,
+        before_commit: &'static [&'static str],
         observer: Option<BatchObserver>,
     ) -> Result<WriterHandle, StoreError> {
         let (queue, inbox) = mpsc::channel(WRITE_QUEUE_BOUND);
@@ -81,6 +82,7 @@ impl WriterHandle {
             inbox,
             // A batch of zero would never take a job off the queue.
             max_batch: max_batch.max(1),
+            before_commit,
             counters: Arc::clone(&counters),
             observer,
             unwritable: false,
@@ -155,6 +157,9 @@ struct Writer {
     conn: Connection,
     inbox: mpsc::Receiver<Message>,
     max_batch: usize,
+    /// Run after the batch's jobs, outside their savepoints, before COMMIT
+    /// ([`super::migrations::BEFORE_COMMIT`]).
+    before_commit: &'static [&'static str],
     counters: Arc<Counters>,
     observer: Option<BatchObserver>,
     /// Set when the last write failed because the storage cannot be written (read-only or
@@ -204,7 +209,7 @@ impl Writer {
 
     /// Runs `jobs` in one transaction, each in its own savepoint, then answers every caller.
     fn commit_batch(&mut self, jobs: Vec<Box<dyn Job>>) {
-        if let Err(error) = self.conn.execute_batch("BEGIN IMMEDIATE") {
+        if let Err(error) = self.control("BEGIN IMMEDIATE") {
             warn!(%error, jobs = jobs.len(), "could not start a write transaction");
             self.note_outcome(Some(&error));
             for job in jobs {
@@ -219,23 +224,32 @@ impl Writer {
         // trusted to hold exactly the successful jobs, so all of it is rolled back.
         let mut broken = None;
         for job in not_run.by_ref() {
-            if let Err(error) = self.conn.execute_batch("SAVEPOINT roost_job") {
+            if let Err(error) = self.control("SAVEPOINT roost_job") {
                 job.abandon(StoreError::from(duplicate(&error)));
                 broken = Some(error);
                 break;
             }
             let outcome = job.run(&self.conn);
             let closed = if outcome.succeeded {
-                self.conn.execute_batch("RELEASE roost_job")
+                self.control("RELEASE roost_job")
             } else {
-                self.conn
-                    .execute_batch("ROLLBACK TO roost_job; RELEASE roost_job")
+                self.control("ROLLBACK TO roost_job")
+                    .and_then(|()| self.control("RELEASE roost_job"))
             };
             ran.push(outcome);
             if let Err(error) = closed {
                 broken = Some(error);
                 break;
             }
+        }
+
+        if broken.is_none() {
+            // Whatever the jobs queued for the end of the batch. A failure here leaves the
+            // transaction half-finished, so none of it may commit.
+            broken = self
+                .before_commit
+                .iter()
+                .find_map(|sql| self.control(sql).err());
         }
 
         let committed = match broken {
@@ -245,7 +259,7 @@ impl Writer {
                 }
                 Err(error)
             }
-            None => self.conn.execute_batch("COMMIT"),
+            None => self.control("COMMIT"),
         };
 
         match committed {
@@ -271,6 +285,12 @@ impl Writer {
                 }
             }
         }
+    }
+
+    /// Runs one of the transaction-control statements every batch and job needs, from the
+    /// statement cache: parsing them anew each time was a measurable share of a small write.
+    fn control(&self, sql: &str) -> Result<(), rusqlite::Error> {
+        self.conn.prepare_cached(sql)?.execute([]).map(drop)
     }
 
     fn observe(&self, batch_size: usize) {

@@ -37,6 +37,10 @@ struct Harness {
 }
 
 fn harness(max_batch: usize, schema: &str) -> Harness {
+    harness_with(max_batch, schema, &[])
+}
+
+fn harness_with(max_batch: usize, schema: &str, before_commit: &'static [&'static str]) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("writer.sqlite3");
     let conn = open_writer(&path).unwrap();
@@ -48,6 +52,7 @@ fn harness(max_batch: usize, schema: &str) -> Harness {
         conn,
         inbox,
         max_batch,
+        before_commit,
         counters: Arc::default(),
         observer: Some(Arc::new(move |size| seen.lock().unwrap().push(size))),
         unwritable: false,
@@ -189,6 +194,63 @@ fn a_failed_commit_fails_every_caller_of_the_batch() {
             ),
             other => panic!("expected the COMMIT's error, got {other:?}"),
         }
+    }
+}
+
+#[test]
+fn the_before_commit_statements_run_once_per_batch_after_the_jobs() {
+    // Jobs queue into `pending`; the end of each batch notes how many it found (as 1000 +
+    // count) and moves the queue into `t`, the way the search index is fed.
+    let harness = harness_with(
+        3,
+        "CREATE TABLE t (x INTEGER); CREATE TABLE pending (x INTEGER);",
+        &[
+            "INSERT INTO t (x) SELECT 1000 + count(*) FROM pending",
+            "INSERT INTO t (x) SELECT x FROM pending",
+            "DELETE FROM pending",
+        ],
+    );
+    let queue_x = |x: i64| {
+        move |conn: &Connection| {
+            conn.execute("INSERT INTO pending (x) VALUES (?1)", [x])?;
+            Ok::<_, TestError>(())
+        }
+    };
+    let answers: Vec<_> = (1..=5).map(|x| harness.queue(queue_x(x))).collect();
+
+    let (_, batches, rows) = harness.run();
+
+    assert_eq!(batches, [3, 2]);
+    assert_eq!(
+        rows,
+        [1, 2, 3, 4, 5, 1002, 1003],
+        "once per batch, after all of its jobs, with every job's change applied"
+    );
+    for mut answer in answers {
+        assert!(matches!(answer.try_recv(), Ok(Ok(()))));
+    }
+}
+
+#[test]
+fn a_failing_before_commit_statement_fails_the_whole_batch() {
+    let harness = harness_with(
+        16,
+        "CREATE TABLE t (x INTEGER); CREATE TABLE seen (x INTEGER CHECK (x < 100));",
+        &["INSERT INTO seen (x) SELECT x FROM t"],
+    );
+    let fine = harness.queue(insert(1));
+    let poison = harness.queue(insert(100));
+
+    let (stats, batches, rows) = harness.run();
+
+    assert!(rows.is_empty(), "nothing of the batch committed");
+    assert!(batches.is_empty());
+    assert_eq!(stats, WriterStats::default());
+    for answer in [fine, poison] {
+        assert!(
+            matches!(answer.blocking_recv(), Ok(Err(TestError::Store(_)))),
+            "every caller of the batch hears of the failure"
+        );
     }
 }
 
