@@ -82,6 +82,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             max_write_batch: config.storage.max_write_batch,
             backups_dir: config.backups_dir(),
             batch_observer: Some(Arc::new(move |n| batch_sizes.observe(n as f64))),
+            watched_tables: crate::auth::session_cache::WATCHED_TABLES,
         },
     )
     .with_context(|| format!("opening the database {}", config.db_path().display()))?;

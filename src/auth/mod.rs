@@ -24,6 +24,7 @@ pub mod invites;
 pub mod password;
 mod principal;
 pub mod session;
+pub mod session_cache;
 pub mod setup;
 pub mod token;
 pub mod username;
@@ -131,6 +132,8 @@ pub struct AuthState {
     pub api_key_usage: api_keys::UsageThrottle,
     failures: Family<FailureLabels, Counter>,
     setup: Mutex<Option<setup::PendingSetup>>,
+    /// Sessions the database confirmed recently (`session_cache`).
+    pub sessions: session_cache::SessionCache,
     /// When ended sessions were last pruned (Unix seconds).
     last_prune: AtomicI64,
     /// Where rejections are also reported (security alerts); unset in tests without alerts.
@@ -182,6 +185,7 @@ impl AuthState {
             hasher,
             api_key_usage: api_keys::UsageThrottle::default(),
             failures,
+            sessions: session_cache::SessionCache::default(),
             setup: Mutex::new(None),
             last_prune: AtomicI64::new(0),
             alerts: std::sync::OnceLock::new(),

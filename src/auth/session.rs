@@ -178,16 +178,18 @@ pub enum SessionState {
     UserDisabled,
 }
 
-/// Looks up the session `sid` claims, and the user's current state. Every request with an
-/// access token does this, so revocation and disabling take effect immediately, even when
-/// another process (the CLI) made the change.
+/// Looks up the session `sid` claims, and the user's current state. Requests with an access
+/// token ask this through `auth::session_cache`, so revocation and disabling through the
+/// daemon take effect at the next request, and changes made by another process (the CLI)
+/// within `session_cache::TTL_MS`. With the state: the user when live, and when the session
+/// expires (Unix seconds; 0 when not found).
 pub fn check(
     conn: &Connection,
     session_id: &str,
     user_id: i64,
     now: i64,
-) -> Result<(SessionState, Option<User>), AuthError> {
-    // Runs on every authenticated request: from the statement cache.
+) -> Result<(SessionState, Option<User>, i64), AuthError> {
+    // Runs for most authenticated requests: from the statement cache.
     let row = conn
         .prepare_cached("SELECT user_id, expires_at, revoked_at FROM sessions WHERE id = ?1")?
         .query_row([session_id], |r| {
@@ -199,21 +201,21 @@ pub fn check(
         })
         .optional()?;
     let Some((owner, expires_at, revoked_at)) = row else {
-        return Ok((SessionState::Unknown, None));
+        return Ok((SessionState::Unknown, None, 0));
     };
     if owner != user_id {
-        return Ok((SessionState::Unknown, None));
+        return Ok((SessionState::Unknown, None, 0));
     }
     if revoked_at.is_some() {
-        return Ok((SessionState::Revoked, None));
+        return Ok((SessionState::Revoked, None, expires_at));
     }
     if expires_at <= now {
-        return Ok((SessionState::Expired, None));
+        return Ok((SessionState::Expired, None, expires_at));
     }
     match users::by_id(conn, user_id)? {
-        Some(u) if u.disabled => Ok((SessionState::UserDisabled, None)),
-        Some(u) => Ok((SessionState::Live, Some(u))),
-        None => Ok((SessionState::Unknown, None)),
+        Some(u) if u.disabled => Ok((SessionState::UserDisabled, None, expires_at)),
+        Some(u) => Ok((SessionState::Live, Some(u), expires_at)),
+        None => Ok((SessionState::Unknown, None, expires_at)),
     }
 }
 

@@ -50,6 +50,11 @@ pub struct StoreOptions {
     /// whose savepoint was rolled back included (the metrics hook for
     /// `roost_db_write_batch_size`). It delays that batch's callers, so keep it cheap.
     pub batch_observer: Option<BatchObserver>,
+    /// Tables whose changes [`Store::generation`] counts: after a commit that inserted,
+    /// updated or deleted a row of one of them, the generation is bumped before any caller
+    /// of that batch hears back. Only writes through this store are seen; a cache built on
+    /// the generation must also expire on its own for changes made by other processes.
+    pub watched_tables: &'static [&'static str],
 }
 
 impl StoreOptions {
@@ -59,6 +64,7 @@ impl StoreOptions {
             max_write_batch: DEFAULT_MAX_WRITE_BATCH,
             backups_dir: backups_dir.into(),
             batch_observer: None,
+            watched_tables: &[],
         }
     }
 }
@@ -70,6 +76,7 @@ impl fmt::Debug for StoreOptions {
             .field("max_write_batch", &self.max_write_batch)
             .field("backups_dir", &self.backups_dir)
             .field("batch_observer", &self.batch_observer.is_some())
+            .field("watched_tables", &self.watched_tables)
             .finish()
     }
 }
@@ -112,6 +119,7 @@ impl Store {
             conn,
             opts.max_write_batch,
             before_commit,
+            opts.watched_tables,
             opts.batch_observer,
         )?;
         Ok(Store {
@@ -157,6 +165,18 @@ impl Store {
 
     pub fn stats(&self) -> WriterStats {
         self.inner.writer.stats()
+    }
+
+    /// Counts committed batches that changed a row of [`StoreOptions::watched_tables`]. A
+    /// value read before a read of those tables is stale once this has moved on: the
+    /// change that moved it is committed and visible to every later read.
+    pub fn generation(&self) -> u64 {
+        self.inner.writer.generation()
+    }
+
+    /// Whether [`generation`](Self::generation) follows changes to `table`.
+    pub fn watches(&self, table: &str) -> bool {
+        self.inner.writer.watches(table)
     }
 
     /// The schema version after opening (`PRAGMA user_version`).
@@ -212,6 +232,52 @@ mod tests {
             .unwrap();
         assert_eq!((n, query_only), (7, 1));
         assert_eq!(store.schema_version(), 1);
+        store.close().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_generation_moves_with_committed_changes_to_watched_tables_only() {
+        static TWO: &[Migration] = &[Migration {
+            version: 1,
+            name: "two",
+            sql: "CREATE TABLE watched (n INTEGER); CREATE TABLE other (n INTEGER);",
+        }];
+        let dir = tempfile::tempdir().unwrap();
+        let mut opts = StoreOptions::new(dir.path().join("backups"));
+        opts.watched_tables = &["watched"];
+        let store = Store::open_with(&dir.path().join("roost.sqlite3"), opts, TWO, &[]).unwrap();
+        assert!(store.watches("watched") && !store.watches("other"));
+        let write = |sql: &'static str| {
+            store.write(move |conn| {
+                conn.execute(sql, [])?;
+                Ok::<_, StoreError>(())
+            })
+        };
+
+        let start = store.generation();
+        write("INSERT INTO other (n) VALUES (1)").await.unwrap();
+        assert_eq!(store.generation(), start, "an unwatched table");
+        write("INSERT INTO watched (n) VALUES (1)").await.unwrap();
+        assert_eq!(
+            store.generation(),
+            start + 1,
+            "seen as soon as the write returns"
+        );
+        write("UPDATE watched SET n = 2").await.unwrap();
+        write("DELETE FROM watched WHERE n = 2").await.unwrap();
+        assert_eq!(store.generation(), start + 3);
+        let failed = store
+            .write(|conn| {
+                conn.execute("INSERT INTO watched (n) VALUES (3)", [])?;
+                conn.execute("INSERT INTO no_such_table (n) VALUES (3)", [])?;
+                Ok::<_, StoreError>(())
+            })
+            .await;
+        assert!(failed.is_err());
+        assert!(
+            store.generation() >= start + 3,
+            "a rolled-back change may move it (a harmless miss), never back"
+        );
         store.close().await.unwrap();
     }
 

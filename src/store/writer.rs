@@ -11,10 +11,11 @@
 //! library (it reports batch sizes through a plain callback).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use rusqlite::hooks::Action;
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot, Mutex};
 use tracing::{debug, error, warn};
@@ -47,6 +48,8 @@ pub struct WriterStats {
 struct Counters {
     jobs_committed: AtomicU64,
     transactions: AtomicU64,
+    /// Committed batches that changed a watched table (`Store::generation`).
+    generation: AtomicU64,
 }
 
 enum Message {
@@ -60,6 +63,7 @@ enum Message {
 /// The async side of the writer, held by the `Store`.
 pub(super) struct WriterHandle {
     queue: mpsc::Sender<Message>,
+    watched_tables: &'static [&'static str],
     counters: Arc<Counters>,
     /// Taken by the first `close()`; a second `close()` waits on the lock until the
     /// thread has been joined.
@@ -73,16 +77,31 @@ impl WriterHandle {
         conn: Connection,
         max_batch: usize,
         before_commit: &'static [&'static str],
+        watched_tables: &'static [&'static str],
         observer: Option<BatchObserver>,
     ) -> Result<WriterHandle, StoreError> {
         let (queue, inbox) = mpsc::channel(WRITE_QUEUE_BOUND);
         let counters = Arc::new(Counters::default());
+        let touched = Arc::new(AtomicBool::new(false));
+        if !watched_tables.is_empty() {
+            let seen = Arc::clone(&touched);
+            // Called by SQLite for every row a statement changes (triggers included), so it
+            // only compares a name and sets a flag.
+            conn.update_hook(Some(
+                move |_: Action, _db: &str, table: &str, _rowid: i64| {
+                    if watched_tables.contains(&table) {
+                        seen.store(true, Ordering::Relaxed);
+                    }
+                },
+            ));
+        }
         let writer = Writer {
             conn,
             inbox,
             // A batch of zero would never take a job off the queue.
             max_batch: max_batch.max(1),
             before_commit,
+            touched,
             counters: Arc::clone(&counters),
             observer,
             unwritable: false,
@@ -92,6 +111,7 @@ impl WriterHandle {
             .spawn(move || writer.run())?;
         Ok(WriterHandle {
             queue,
+            watched_tables,
             counters,
             thread: Mutex::new(Some(thread)),
         })
@@ -129,6 +149,15 @@ impl WriterHandle {
         }
     }
 
+    pub fn generation(&self) -> u64 {
+        // Acquire: pairs with the Release bump, made after the COMMIT.
+        self.counters.generation.load(Ordering::Acquire)
+    }
+
+    pub fn watches(&self, table: &str) -> bool {
+        self.watched_tables.contains(&table)
+    }
+
     pub async fn close(&self) -> Result<(), StoreError> {
         // Queued behind the jobs already waiting, so they still run. An error means an
         // earlier close got there first, which is fine.
@@ -160,6 +189,9 @@ struct Writer {
     /// Run after the batch's jobs, outside their savepoints, before COMMIT
     /// ([`super::migrations::BEFORE_COMMIT`]).
     before_commit: &'static [&'static str],
+    /// Set by the update hook when a job changed a watched table; taken at the end of each
+    /// batch.
+    touched: Arc<AtomicBool>,
     counters: Arc<Counters>,
     observer: Option<BatchObserver>,
     /// Set when the last write failed because the storage cannot be written (read-only or
@@ -265,6 +297,10 @@ impl Writer {
         match committed {
             Ok(()) => {
                 self.note_outcome(None);
+                // Before any answer: a caller that hears back sees the new generation.
+                if self.touched.swap(false, Ordering::Relaxed) {
+                    self.counters.generation.fetch_add(1, Ordering::Release);
+                }
                 let succeeded = ran.iter().filter(|job| job.succeeded).count();
                 // Counters before answers: a caller that got `Ok` sees itself counted.
                 self.counters
@@ -277,6 +313,8 @@ impl Writer {
                 }
             }
             Err(error) => {
+                // Nothing of the batch was committed.
+                self.touched.store(false, Ordering::Relaxed);
                 warn!(%error, jobs = ran.len(), "write batch rolled back");
                 self.note_outcome(Some(&error));
                 self.rollback();

@@ -53,6 +53,7 @@ fn harness_with(max_batch: usize, schema: &str, before_commit: &'static [&'stati
         inbox,
         max_batch,
         before_commit,
+        touched: Arc::default(),
         counters: Arc::default(),
         observer: Some(Arc::new(move |size| seen.lock().unwrap().push(size))),
         unwritable: false,
