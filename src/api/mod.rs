@@ -8,6 +8,7 @@
 
 pub mod error;
 pub mod extract;
+pub mod openapi;
 pub mod time;
 
 use std::sync::Arc;
@@ -35,6 +36,7 @@ use crate::store::Store;
 
 pub use error::ApiError;
 pub use extract::{Json, Query};
+pub use openapi::ErrorBody;
 
 /// Everything a handler may need, behind one `Arc`: every middleware layer clones the state on
 /// every request, so a clone must be one reference count, not one per field. Fields are reached
@@ -99,6 +101,10 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .route("/ca.crt", get(ca_cert))
+        .route(
+            "/api/v1/openapi.json",
+            get(openapi::openapi_json).layer(axum::Extension(openapi::Document::build())),
+        )
         .route("/api/v1/setup", post(auth::setup::complete))
         .route("/api/v1/auth/login", post(auth::login))
         .route("/api/v1/auth/refresh", post(auth::refresh))
@@ -257,6 +263,20 @@ async fn not_found() -> ApiError {
     ApiError::not_found()
 }
 
+/// `GET /ca.crt`: the local CA certificate, for devices to import.
+#[utoipa::path(
+    get,
+    path = "/ca.crt",
+    operation_id = "getCaCertificate",
+    tag = "health",
+    security(()),
+    responses(
+        (status = 200, description = "The local CA certificate (PEM)", body = String,
+         content_type = "application/x-pem-file"),
+        (status = 404, description = "This server uses an operator-provided certificate, not a \
+         local CA (`no_local_ca`)", body = ErrorBody),
+    )
+)]
 async fn ca_cert(State(app): State<AppState>) -> Response {
     match &app.ca_pem {
         Some(pem) => (

@@ -106,7 +106,7 @@ fn check_code(conn: &Connection, code: &str, now: i64) -> Result<(), AuthError> 
     Ok(())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetupRequest {
     pub setup_code: String,
@@ -117,6 +117,25 @@ pub struct SetupRequest {
 
 /// `POST /api/v1/setup {setup_code, username, password, display_name?}`: creates the first
 /// admin and signs them in (201 with tokens); 409 `admin_exists` once there is an admin.
+#[utoipa::path(
+    post,
+    path = "/api/v1/setup",
+    operation_id = "setupFirstAdmin",
+    tag = "auth",
+    security((), ("bearer" = [])),
+    request_body = SetupRequest,
+    responses(
+        (status = 201, description = "The first admin was created and signed in",
+         body = TokenResponse),
+        (status = 400, description = "A bad username (`invalid_username`), display name \
+         (`invalid_display_name`) or password (`password_too_short`, `password_too_long`)",
+         body = crate::api::ErrorBody),
+        (status = 403, description = "The setup code is not valid (`invalid_setup_code`) or has \
+         expired (`setup_code_expired`)", body = crate::api::ErrorBody),
+        (status = 409, description = "An admin exists already (`admin_exists`)",
+         body = crate::api::ErrorBody),
+    )
+)]
 pub async fn complete(
     State(app): State<AppState>,
     ip: Option<Extension<ClientIp>>,
