@@ -332,8 +332,9 @@ async fn request_deadline(State(config): State<Arc<Config>>, req: Request, next:
 
 /// Counts every answered request by route template and status, and times it.
 /// The outermost layer: every error response leaves in the JSON shape
-/// ([`error::ensure_json`]), and every answered request is counted and timed. (One layer for
-/// both: each layer costs a clone of the services below it per request.)
+/// ([`error::ensure_json`]), a request body left unread is drained first so the answer reaches
+/// an HTTP/1.1 client ([`crate::edge::drain`]), and every answered request is counted and timed.
+/// (One layer for all three: each layer costs a clone of the services below it per request.)
 async fn record_request(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
     let route = req
         .extensions()
@@ -341,7 +342,9 @@ async fn record_request(State(metrics): State<Arc<Metrics>>, req: Request, next:
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
     let started = Instant::now();
-    let resp = error::ensure_json(next.run(req).await);
+    // A body the handler left unread is drained before the answer (edge::drain).
+    let (req, unread) = crate::edge::drain::track(req);
+    let resp = unread.finish(error::ensure_json(next.run(req).await)).await;
     let elapsed: Duration = started.elapsed();
     metrics
         .http_requests

@@ -507,7 +507,7 @@ pub async fn list_handler(
     path = "/api/v1/api-keys/{id}",
     operation_id = "revokeApiKey",
     tag = "api-keys",
-    params(("id" = i64, Path, description = "The key's id")),
+    params(("id" = i64, Path, example = 1, description = "The key's id")),
     responses(
         (status = 204, description = "Revoked"),
         (status = 403, description = "Signed in with an API key: keys are managed from a session \
@@ -546,7 +546,7 @@ pub struct RotationStarted {
     path = "/api/v1/api-keys/{id}/rotation",
     operation_id = "startApiKeyRotation",
     tag = "api-keys",
-    params(("id" = i64, Path, description = "The key's id")),
+    params(("id" = i64, Path, example = 1, description = "The key's id")),
     responses(
         (status = 201, description = "A rotation token for the key", body = RotationStarted),
         (status = 403, description = "Signed in with an API key: keys are managed from a session \
@@ -588,7 +588,7 @@ pub struct ConfirmRequest {
     path = "/api/v1/api-keys/{id}/rotation/confirm",
     operation_id = "confirmApiKeyRotation",
     tag = "api-keys",
-    params(("id" = i64, Path, description = "The key's id")),
+    params(("id" = i64, Path, example = 1, description = "The key's id")),
     request_body = ConfirmRequest,
     responses(
         (status = 201, description = "The new key (shown only now); the old one is revoked",

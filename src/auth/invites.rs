@@ -293,7 +293,7 @@ pub async fn list_handler(
     path = "/api/v1/invites/{id}",
     operation_id = "revokeInvite",
     tag = "invites",
-    params(("id" = i64, Path, description = "The invite's id")),
+    params(("id" = i64, Path, example = 1, description = "The invite's id")),
     responses(
         (status = 204, description = "Revoked"),
         (status = 403, description = "Not an admin (`forbidden`, `insufficient_scope`)",

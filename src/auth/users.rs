@@ -331,7 +331,7 @@ pub async fn list_handler(
     path = "/api/v1/users/{id}",
     operation_id = "updateUser",
     tag = "users",
-    params(("id" = i64, Path, description = "The account's id")),
+    params(("id" = i64, Path, example = 1, description = "The account's id")),
     request_body = UserPatch,
     responses(
         (status = 200, description = "The account after the change", body = User),

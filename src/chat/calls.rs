@@ -108,7 +108,7 @@ fn calls_disabled(message: impl Into<String>) -> ChatError {
     path = "/api/v1/rooms/{id}/call/token",
     operation_id = "createCallToken",
     tag = "calls",
-    params(("id" = i64, Path, description = "The room's id")),
+    params(("id" = i64, Path, example = 1, description = "The room's id")),
     request_body(content = Option<TokenRequest>, description = "Optional: an empty body gets \
         the configured lifetime. Read as JSON whatever its content type."),
     responses(
@@ -246,7 +246,7 @@ pub fn participant_view(p: &crate::livekit::calls::Participant) -> CallParticipa
     path = "/api/v1/rooms/{id}/call",
     operation_id = "getCall",
     tag = "calls",
-    params(("id" = i64, Path, description = "The room's id")),
+    params(("id" = i64, Path, example = 1, description = "The room's id")),
     responses(
         (status = 200, description = "Who is in the room's call now", body = CallState),
         (status = 403, description = "A public room the caller has not joined (`not_a_member`)",

@@ -186,7 +186,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ChatError> {
     operation_id = "postMessage",
     tag = "messages",
     params(
-        ("id" = i64, Path, description = "The room's id"),
+        ("id" = i64, Path, example = 1, description = "The room's id"),
         ("Idempotency-Key" = Option<String>, Header, description = "1 to 128 visible ASCII \
          characters; a repeat from the same account returns the original message (200)"),
     ),
@@ -314,7 +314,10 @@ pub async fn post(
     path = "/api/v1/rooms/{id}/messages/{message_id}",
     operation_id = "getMessage",
     tag = "messages",
-    params(("id" = i64, Path, description = "The room's id"), ("message_id" = i64, Path, description = "The message's id")),
+    params(
+        ("id" = i64, Path, example = 1, description = "The room's id"),
+        ("message_id" = i64, Path, example = 1, description = "The message's id"),
+    ),
     responses(
         (status = 200, description = "The message (a tombstone if deleted)", body = MessageView),
         (status = 403, description = "A public room the caller has not joined (`not_a_member`)",
@@ -350,7 +353,10 @@ pub struct EditMessage {
     path = "/api/v1/rooms/{id}/messages/{message_id}",
     operation_id = "editMessage",
     tag = "messages",
-    params(("id" = i64, Path, description = "The room's id"), ("message_id" = i64, Path, description = "The message's id")),
+    params(
+        ("id" = i64, Path, example = 1, description = "The room's id"),
+        ("message_id" = i64, Path, example = 1, description = "The message's id"),
+    ),
     request_body = EditMessage,
     responses(
         (status = 200, description = "The edited message", body = MessageView),
@@ -416,7 +422,10 @@ pub async fn edit(
     path = "/api/v1/rooms/{id}/messages/{message_id}",
     operation_id = "deleteMessage",
     tag = "messages",
-    params(("id" = i64, Path, description = "The room's id"), ("message_id" = i64, Path, description = "The message's id")),
+    params(
+        ("id" = i64, Path, example = 1, description = "The room's id"),
+        ("message_id" = i64, Path, example = 1, description = "The message's id"),
+    ),
     responses(
         (status = 200, description = "The tombstone", body = MessageView),
         (status = 403, description = "Neither the author nor a moderator (`forbidden`), or not \
@@ -500,7 +509,10 @@ pub struct Page {
     path = "/api/v1/rooms/{id}/messages",
     operation_id = "listMessages",
     tag = "messages",
-    params(("id" = i64, Path, description = "The room's id"), ListQuery),
+    params(
+        ("id" = i64, Path, example = 1, description = "The room's id"),
+        ListQuery,
+    ),
     responses(
         (status = 200, description = "A page of messages, oldest first", body = Page),
         (status = 400, description = "Both `before` and `after`, or a bad value \

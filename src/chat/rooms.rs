@@ -373,7 +373,7 @@ pub async fn list(State(app): State<AppState>, who: Principal) -> Result<Json<Ro
     path = "/api/v1/rooms/{id}",
     operation_id = "getRoom",
     tag = "rooms",
-    params(("id" = i64, Path, description = "The room's id")),
+    params(("id" = i64, Path, example = 1, description = "The room's id")),
     responses(
         (status = 200, description = "The room", body = RoomView),
         (status = 404, description = "No such room, or one the caller may not see (`not_found`)",
@@ -407,7 +407,7 @@ pub struct UpdateRoom {
     path = "/api/v1/rooms/{id}",
     operation_id = "updateRoom",
     tag = "rooms",
-    params(("id" = i64, Path, description = "The room's id")),
+    params(("id" = i64, Path, example = 1, description = "The room's id")),
     request_body = UpdateRoom,
     responses(
         (status = 200, description = "The room after the change", body = RoomView),
@@ -469,7 +469,7 @@ pub struct MemberList {
     path = "/api/v1/rooms/{id}/members",
     operation_id = "listRoomMembers",
     tag = "rooms",
-    params(("id" = i64, Path, description = "The room's id")),
+    params(("id" = i64, Path, example = 1, description = "The room's id")),
     responses(
         (status = 200, description = "The members, in the order they joined", body = MemberList),
         (status = 403, description = "A public room the caller has not joined (`not_a_member`)",
@@ -524,7 +524,10 @@ pub struct PutMember {
     path = "/api/v1/rooms/{id}/members/{user_id}",
     operation_id = "putRoomMember",
     tag = "rooms",
-    params(("id" = i64, Path, description = "The room's id"), ("user_id" = i64, Path, description = "The account's id")),
+    params(
+        ("id" = i64, Path, example = 1, description = "The room's id"),
+        ("user_id" = i64, Path, example = 1, description = "The account's id"),
+    ),
     request_body(content = Option<PutMember>, description = "Optional: an empty body adds a \
         member with the `member` role. Read as JSON whatever its content type."),
     responses(
@@ -649,7 +652,10 @@ pub async fn put_member(
     path = "/api/v1/rooms/{id}/members/{user_id}",
     operation_id = "deleteRoomMember",
     tag = "rooms",
-    params(("id" = i64, Path, description = "The room's id"), ("user_id" = i64, Path, description = "The account's id")),
+    params(
+        ("id" = i64, Path, example = 1, description = "The room's id"),
+        ("user_id" = i64, Path, example = 1, description = "The account's id"),
+    ),
     responses(
         (status = 204, description = "Left, or removed"),
         (status = 403, description = "Only moderators remove others; only the owner and admins \

@@ -104,7 +104,7 @@ fn disposition(kind: &str, name: &str) -> HeaderValue {
     operation_id = "downloadAttachment",
     tag = "attachments",
     params(
-        ("id" = i64, Path, description = "The attachment's id"),
+        ("id" = i64, Path, example = 1, description = "The attachment's id"),
         ("Range" = Option<String>, Header, description = "One byte range (`bytes=a-b`, `a-`, \
          `-n`); several ranges get the whole file"),
     ),
