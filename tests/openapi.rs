@@ -91,11 +91,20 @@ async fn read_response<S: AsyncReadExt + Unpin>(stream: &mut S) -> (u16, String)
             .await
             .expect("a response within 10 s")
             .expect("the connection stays readable");
-        assert_eq!(n, 1, "the server closed the connection; got {:?}", String::from_utf8_lossy(&buf));
+        assert_eq!(
+            n,
+            1,
+            "the server closed the connection; got {:?}",
+            String::from_utf8_lossy(&buf)
+        );
         buf.push(byte[0]);
     }
     let head = String::from_utf8_lossy(&buf).to_ascii_lowercase();
-    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("a status");
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status");
     let len: usize = head
         .lines()
         .find_map(|l| l.strip_prefix("content-length:"))

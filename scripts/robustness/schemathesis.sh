@@ -8,17 +8,20 @@
 #   ST_MAX_EXAMPLES=N ST_MAX_TIME=S ST_SEED=N      bounds and seed (defaults below)
 #   KEEP=1                                         keep the temp dir (log, reports)
 #
-# Roost runs on 127.0.0.1 with ephemeral ports and a temp data dir, LiveKit off, 127.0.0.1
-# exempt from rate limits (the limiter is not what is under test), and cheap argon2 settings
-# (every sign-in attempt hashes). The first admin is made with `roost user add`, signs in, and
-# seeds room 1 with message 1 and attachment 1 so the documented examples (id 1) reach real
-# rows. Two runs, each bounded by --max-examples and --max-time:
-#   1. every operation except the two that end the caller's own session (POST auth/logout and
-#      auth/password: either would revoke the token all later requests carry), as the admin;
-#   2. those two, as a second account made only for them.
-# Other destructive calls cannot lock the run out: the admin cannot demote or disable itself
-# (409 last_admin), revoking API keys or invites does not touch the session, and a room the
-# admin leaves stays readable to it.
+# Roost runs on 127.0.0.1 with ephemeral ports and a temp data dir, supervising the stand-in
+# LiveKit (examples/fake_livekit.rs, so call tokens are minted for real), with 127.0.0.1 exempt
+# from rate limits (the limiter is not what is under test) and cheap argon2 settings (every
+# sign-in attempt hashes). Accounts are made with `roost user add` and sign in; the first admin
+# seeds room 1 with message 1 and attachment 1, so the documented examples (id 1) reach rows.
+# Three runs, each bounded by --max-examples and --max-time, each with its own account, because
+# three operations can end the session that every later request of a run carries:
+#   1. everything else, as admin st-admin (ST_MAX_TIME);
+#   2. POST auth/logout and auth/password, as member st-member: they sign the caller out;
+#   3. PATCH users/{id}, as admin st-users, last: it can promote another account and then
+#      disable the caller (schemathesis's stateful phase did exactly that).
+# Nothing else can lock a run out: revoking API keys or invites does not touch a session, and a
+# room the admin leaves stays readable to it. Runs 2 and 3 may end in 401s, which are
+# documented answers and still checked.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 repo=$PWD
@@ -26,6 +29,7 @@ repo=$PWD
 ST_VERSION=4.32.5
 MAX_EXAMPLES=${ST_MAX_EXAMPLES:-25}
 MAX_TIME=${ST_MAX_TIME:-120}
+SIDE_TIME=${ST_SIDE_TIME:-30}
 SEED=${ST_SEED:-20261123}
 VENV=${SCHEMATHESIS_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/roost-schemathesis/venv-$ST_VERSION}
 t0=$(date +%s%N)
@@ -47,12 +51,15 @@ if [[ ! -x $VENV/bin/st ]] || [[ $("$VENV/bin/st" --version 2>/dev/null) != *"$S
 fi
 lap "$("$VENV/bin/st" --version) ready"
 
+target=${CARGO_TARGET_DIR:-$repo/target}
+cargo build --quiet --locked --example fake_livekit
+fake_livekit=$target/debug/examples/fake_livekit
 bin=${ROOST_BIN:-}
 if [[ -z $bin ]]; then
     cargo build --quiet --locked --bin roost
-    bin=${CARGO_TARGET_DIR:-$repo/target}/debug/roost
+    bin=$target/debug/roost
 fi
-lap "roost built: $bin"
+lap "roost and fake_livekit built: $bin"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/roost-schemathesis.XXXXXX")
 pid=
@@ -67,6 +74,7 @@ trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 port=$(free_port)
+lk_port=$(free_port)
 cat >"$work/roost.toml" <<TOML
 [server]
 hostname = "localhost"
@@ -85,11 +93,15 @@ argon2_iterations = 1
 # All requests come from one address; the limiter is not what is under test.
 exempt_cidrs = ["127.0.0.1/32"]
 [livekit]
-# No livekit-server here: call tokens answer 503 calls_disabled, as documented.
-enabled = false
+enabled = true
+binary = "$fake_livekit"
+http_port = $lk_port
+drain_grace_secs = 1
 TOML
 
-"$bin" --log-format json serve --config "$work/roost.toml" </dev/null >"$work/roost.log" 2>&1 &
+"$bin" init --config "$work/roost.toml" >/dev/null
+
+RUNTIME_DIRECTORY= "$bin" --log-format json serve --config "$work/roost.toml" </dev/null >"$work/roost.log" 2>&1 &
 pid=$!
 base="https://localhost:$port"
 ca="$work/data/tls/ca.crt"
@@ -112,10 +124,12 @@ sign_in() {
     curl -sS --fail-with-body --cacert "$ca" -H 'content-type: application/json' \
         -d "{\"username\":\"$1\",\"password\":\"$password\"}" "$base/api/v1/auth/login" | json '["access_token"]'
 }
-echo "$password" | "$bin" user add st-admin --role admin --config "$work/roost.toml" >/dev/null
-echo "$password" | "$bin" user add st-member --role member --config "$work/roost.toml" >/dev/null
+for who in st-admin:admin st-member:member st-users:admin; do
+    echo "$password" | "$bin" user add "${who%:*}" --role "${who#*:}" --config "$work/roost.toml" >/dev/null
+done
 admin=$(sign_in st-admin)
 member=$(sign_in st-member)
+users_admin=$(sign_in st-users)
 
 room=$(api POST /api/v1/rooms "$admin" -H 'content-type: application/json' \
     -d '{"name":"schemathesis","topic":"seeded"}' | json '["id"]')
@@ -130,16 +144,16 @@ api POST /api/v1/api-keys "$admin" -H 'content-type: application/json' \
 lap "signed in; seeded room $room, message $message, attachment $attachment, an invite, an API key"
 
 checks=not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance
-run() { # NAME TOKEN [st args...]
-    local name=$1 token=$2
-    shift 2
+run() { # NAME TOKEN MAX_TIME [st args...]
+    local name=$1 token=$2 max_time=$3
+    shift 3
     "$VENV/bin/st" run "$base/api/v1/openapi.json" \
         --url "$base" \
         --tls-verify "$ca" \
         --header "Authorization: Bearer $token" \
         --checks "$checks" \
         --max-examples "$MAX_EXAMPLES" \
-        --max-time "$MAX_TIME" \
+        --max-time "$max_time" \
         --seed "$SEED" \
         --request-timeout 10 \
         --generation-database none \
@@ -149,10 +163,13 @@ run() { # NAME TOKEN [st args...]
 }
 
 status=0
-lap "run 1: every operation but logout and password change, as the admin"
-run main "$admin" --exclude-path /api/v1/auth/logout --exclude-path /api/v1/auth/password || status=1
-lap "run 2: logout and password change, as a member signed in for this"
-run session "$member" --include-path /api/v1/auth/logout --include-path /api/v1/auth/password || status=1
+session_ending=(/api/v1/auth/logout /api/v1/auth/password /api/v1/users/{id})
+lap "run 1: every operation but ${session_ending[*]}, as st-admin"
+run main "$admin" "$MAX_TIME" "${session_ending[@]/#/--exclude-path=}" || status=1
+lap "run 2: logout and password change, as st-member"
+run session "$member" "$SIDE_TIME" --include-path=/api/v1/auth/logout --include-path=/api/v1/auth/password || status=1
+lap "run 3: PATCH users/{id}, as st-users"
+run users "$users_admin" "$SIDE_TIME" --include-path=/api/v1/users/{id} --include-method=PATCH || status=1
 
 kill -0 "$pid" 2>/dev/null || { echo "roost died during the run" >&2; status=1; }
 if grep -q '"level":"ERROR"' "$work/roost.log"; then

@@ -653,4 +653,22 @@ mod tests {
             }
         }
     }
+
+    /// Files go up and down as raw bytes (a media type without a schema, as OpenAPI 3.1 says),
+    /// not as JSON arrays of numbers.
+    #[test]
+    fn attachments_are_raw_bytes() {
+        let doc = document();
+        let upload = &doc["paths"]["/api/v1/attachments"]["post"]["requestBody"]["content"];
+        let download = &doc["paths"]["/api/v1/attachments/{id}"]["get"]["responses"]["200"];
+        for schema in [
+            &upload["application/octet-stream"],
+            &download["content"]["*/*"],
+        ] {
+            assert!(
+                schema.is_object() && schema.get("schema").is_none(),
+                "{schema}"
+            );
+        }
+    }
 }

@@ -417,8 +417,10 @@ impl UsageThrottle {
 #[schema(as = CreateApiKey)]
 pub struct CreateRequest {
     /// 1 to 64 characters, no control characters.
+    #[schema(min_length = 1, max_length = 64)]
     pub name: String,
     /// At least one of `read`, `write`, `admin` (admins only).
+    #[schema(min_items = 1)]
     pub scopes: Vec<String>,
 }
 

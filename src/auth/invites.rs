@@ -213,9 +213,11 @@ pub fn consume(conn: &Connection, code: &str, now: i64) -> Result<i64, AuthError
 pub struct CreateRequest {
     /// 1 to 1000 (default 1).
     #[serde(default = "one")]
+    #[schema(minimum = 1, maximum = 1000)]
     pub max_uses: i64,
     /// 60 to 7776000 (90 days; default 7 days).
     #[serde(default = "default_expiry")]
+    #[schema(minimum = 60, maximum = 7776000)]
     pub expires_in_secs: i64,
 }
 

@@ -109,9 +109,15 @@ fn check_code(conn: &Connection, code: &str, now: i64) -> Result<(), AuthError> 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetupRequest {
+    /// The code the daemon logged at startup (`journalctl -u roost | grep setup_code`).
     pub setup_code: String,
+    /// 3 to 32 of `a-z`, `0-9`, `.`, `_`, `-`, starting with a letter or digit (stored
+    /// lowercase).
+    #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{2,31}$")]
     pub username: String,
     pub password: String,
+    /// 1 to 64 characters without control characters; the username when absent or blank.
+    #[schema(max_length = 64)]
     pub display_name: Option<String>,
 }
 

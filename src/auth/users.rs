@@ -209,7 +209,10 @@ impl Actor {
 #[serde(deny_unknown_fields)]
 pub struct UserPatch {
     pub role: Option<Role>,
+    /// Disabling signs the account out everywhere at once.
     pub disabled: Option<bool>,
+    /// 1 to 64 characters without control characters; blank resets it to the username.
+    #[schema(max_length = 64)]
     pub display_name: Option<String>,
 }
 

@@ -141,6 +141,7 @@ pub struct PostMessage {
     pub body: String,
     /// At most 10 attachments uploaded by the poster.
     #[serde(default)]
+    #[schema(max_items = 10)]
     pub attachment_ids: Vec<i64>,
 }
 

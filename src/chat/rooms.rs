@@ -221,8 +221,11 @@ fn check_topic(topic: &str) -> Result<String, ChatError> {
 #[serde(deny_unknown_fields)]
 pub struct CreateRoom {
     /// 1 to 100 characters, no control characters.
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
+    /// At most 1000 characters.
     #[serde(default)]
+    #[schema(max_length = 1000)]
     pub topic: String,
     #[serde(default)]
     pub private: bool,
@@ -395,7 +398,11 @@ pub async fn get(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateRoom {
+    /// 1 to 100 characters, no control characters.
+    #[schema(min_length = 1, max_length = 100)]
     pub name: Option<String>,
+    /// At most 1000 characters.
+    #[schema(max_length = 1000)]
     pub topic: Option<String>,
     pub private: Option<bool>,
     pub guests_may_publish: Option<bool>,

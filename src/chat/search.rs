@@ -48,6 +48,7 @@ pub fn fts_query(text: &str) -> Option<String> {
 #[into_params(parameter_in = Query)]
 pub struct SearchQuery {
     /// The words to find (all of them; the last also as a prefix).
+    #[param(min_length = 1)]
     pub q: String,
     /// Only this room.
     pub room_id: Option<i64>,

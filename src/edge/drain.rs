@@ -137,7 +137,9 @@ impl http_body::Body for Tracked {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.as_ref().is_none_or(http_body::Body::is_end_stream)
+        self.inner
+            .as_ref()
+            .is_none_or(http_body::Body::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -188,7 +190,9 @@ mod tests {
     }
 
     fn closes(resp: &Response) -> bool {
-        resp.headers().get(header::CONNECTION).is_some_and(|v| v == "close")
+        resp.headers()
+            .get(header::CONNECTION)
+            .is_some_and(|v| v == "close")
     }
 
     #[tokio::test]
@@ -206,11 +210,16 @@ mod tests {
         drop(req); // answered without reading, like a 401 from the auth layer
         let sender = tokio::spawn(async move {
             for _ in 0..3 {
-                tx.send(Ok(Bytes::from_static(b"0123456789"))).await.unwrap();
+                tx.send(Ok(Bytes::from_static(b"0123456789")))
+                    .await
+                    .unwrap();
             }
         });
         let resp = unread.finish(Response::new(Body::empty())).await;
-        assert!(!closes(&resp), "the rest arrived in time: the connection stays");
+        assert!(
+            !closes(&resp),
+            "the rest arrived in time: the connection stays"
+        );
         sender.await.unwrap();
     }
 
@@ -220,7 +229,10 @@ mod tests {
         let (req, unread) = track(post(body));
         drop(req);
         let resp = unread.finish(Response::new(Body::empty())).await;
-        assert!(closes(&resp), "a stalled body is given up after the deadline");
+        assert!(
+            closes(&resp),
+            "a stalled body is given up after the deadline"
+        );
         drop(tx);
     }
 

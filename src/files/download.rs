@@ -110,8 +110,8 @@ fn disposition(kind: &str, name: &str) -> HeaderValue {
     ),
     responses(
         (status = 200, description = "The file, with the type it was recognised as",
-         content_type = "*/*", body = Vec<u8>),
-        (status = 206, description = "The requested range", content_type = "*/*", body = Vec<u8>,
+         content(("*/*"))),
+        (status = 206, description = "The requested range", content(("*/*")),
          headers(("Content-Range" = String, description = "`bytes a-b/size`"))),
         (status = 404, description = "No such attachment, or one the caller may not see \
          (`not_found`)", body = crate::api::ErrorBody),

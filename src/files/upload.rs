@@ -149,7 +149,7 @@ fn write_and_hash(
     operation_id = "uploadAttachment",
     tag = "attachments",
     params(UploadQuery),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream",
+    request_body(content(("application/octet-stream")),
         description = "The raw file. Any `Content-Type` is accepted: the type is recognised \
         from the content."),
     responses(
