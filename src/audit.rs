@@ -241,6 +241,7 @@ pub struct Page {
     get,
     path = "/api/v1/audit",
     operation_id = "listAuditEvents",
+    summary = "Read the audit log (admins)",
     tag = "audit",
     params(ListQuery),
     responses(

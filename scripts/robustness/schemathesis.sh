@@ -147,7 +147,8 @@ checks=not_a_server_error,status_code_conformance,content_type_conformance,respo
 run() { # NAME TOKEN MAX_TIME [st args...]
     local name=$1 token=$2 max_time=$3
     shift 3
-    "$VENV/bin/st" run "$base/api/v1/openapi.json" \
+    # From the temp dir: schemathesis keeps a cache (.schemathesis/) in its working directory.
+    (cd "$work" && "$VENV/bin/st" run "$base/api/v1/openapi.json" \
         --url "$base" \
         --tls-verify "$ca" \
         --header "Authorization: Bearer $token" \
@@ -159,7 +160,7 @@ run() { # NAME TOKEN MAX_TIME [st args...]
         --generation-database none \
         --no-color \
         --report junit --report-dir "$work/report-$name" \
-        "$@"
+        "$@")
 }
 
 status=0

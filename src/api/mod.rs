@@ -268,6 +268,7 @@ async fn not_found() -> ApiError {
     get,
     path = "/ca.crt",
     operation_id = "getCaCertificate",
+    summary = "The local CA certificate (PEM), for devices to import",
     tag = "health",
     security(()),
     responses(

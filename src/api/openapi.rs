@@ -345,6 +345,7 @@ impl Document {
     get,
     path = "/api/v1/openapi.json",
     operation_id = "getOpenApi",
+    summary = "This OpenAPI document",
     tag = "meta",
     security((), ("bearer" = [])),
     responses(

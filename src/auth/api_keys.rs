@@ -420,8 +420,20 @@ pub struct CreateRequest {
     #[schema(min_length = 1, max_length = 64)]
     pub name: String,
     /// At least one of `read`, `write`, `admin` (admins only).
-    #[schema(min_items = 1)]
+    #[schema(value_type = Vec<ScopeName>, min_items = 1)]
     pub scopes: Vec<String>,
+}
+
+/// A scope an API key may carry.
+// For the OpenAPI document only: requests carry plain strings, which `Scopes::parse` checks
+// (an unknown one is 400 `invalid_scope`).
+#[derive(utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum ScopeName {
+    Read,
+    Write,
+    Admin,
 }
 
 fn actor_of(p: &super::Principal, ip: Option<Extension<ClientIp>>) -> Actor {
@@ -437,6 +449,7 @@ fn actor_of(p: &super::Principal, ip: Option<Extension<ClientIp>>) -> Actor {
     post,
     path = "/api/v1/api-keys",
     operation_id = "createApiKey",
+    summary = "Create an API key",
     tag = "api-keys",
     request_body = CreateRequest,
     responses(
@@ -488,6 +501,7 @@ pub async fn create_handler(
     get,
     path = "/api/v1/api-keys",
     operation_id = "listApiKeys",
+    summary = "List the caller's API keys",
     tag = "api-keys",
     responses(
         (status = 200, description = "The caller's live keys, newest first", body = Vec<ApiKeyView>),
@@ -508,6 +522,7 @@ pub async fn list_handler(
     delete,
     path = "/api/v1/api-keys/{id}",
     operation_id = "revokeApiKey",
+    summary = "Revoke an API key",
     tag = "api-keys",
     params(("id" = i64, Path, example = 1, description = "The key's id")),
     responses(
@@ -547,6 +562,7 @@ pub struct RotationStarted {
     post,
     path = "/api/v1/api-keys/{id}/rotation",
     operation_id = "startApiKeyRotation",
+    summary = "Start rotating an API key",
     tag = "api-keys",
     params(("id" = i64, Path, example = 1, description = "The key's id")),
     responses(
@@ -589,6 +605,7 @@ pub struct ConfirmRequest {
     post,
     path = "/api/v1/api-keys/{id}/rotation/confirm",
     operation_id = "confirmApiKeyRotation",
+    summary = "Finish rotating an API key: the new key replaces the old",
     tag = "api-keys",
     params(("id" = i64, Path, example = 1, description = "The key's id")),
     request_body = ConfirmRequest,

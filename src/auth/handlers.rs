@@ -75,6 +75,7 @@ pub struct LoginRequest {
     post,
     path = "/api/v1/auth/login",
     operation_id = "login",
+    summary = "Sign in with a username and password",
     tag = "auth",
     security((), ("bearer" = [])),
     request_body = LoginRequest,
@@ -208,6 +209,7 @@ pub struct RefreshRequest {
     post,
     path = "/api/v1/auth/refresh",
     operation_id = "refreshSession",
+    summary = "Exchange a refresh token for a new token pair",
     tag = "auth",
     security((), ("bearer" = [])),
     request_body = RefreshRequest,
@@ -293,6 +295,7 @@ fn invalid_refresh() -> AuthError {
     post,
     path = "/api/v1/auth/logout",
     operation_id = "logout",
+    summary = "Sign out this session",
     tag = "auth",
     responses(
         (status = 204, description = "Signed out"),
@@ -347,6 +350,7 @@ pub struct RegisterRequest {
     post,
     path = "/api/v1/auth/register",
     operation_id = "register",
+    summary = "Create a member account with an invite code",
     tag = "auth",
     security((), ("bearer" = [])),
     request_body = RegisterRequest,
@@ -452,6 +456,7 @@ pub struct PasswordRequest {
     post,
     path = "/api/v1/auth/password",
     operation_id = "changePassword",
+    summary = "Change the password (signs out every other session)",
     tag = "auth",
     request_body = PasswordRequest,
     responses(
@@ -544,6 +549,7 @@ pub struct MeResponse {
     get,
     path = "/api/v1/me",
     operation_id = "getMe",
+    summary = "The caller's account",
     tag = "auth",
     responses((status = 200, description = "The caller's account and credential", body = MeResponse))
 )]

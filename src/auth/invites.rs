@@ -242,6 +242,7 @@ fn actor_of(admin: &super::Principal, ip: Option<Extension<ClientIp>>) -> Actor 
     post,
     path = "/api/v1/invites",
     operation_id = "createInvite",
+    summary = "Create an invite code (admins)",
     tag = "invites",
     request_body = CreateRequest,
     responses(
@@ -275,6 +276,7 @@ pub async fn create_handler(
     get,
     path = "/api/v1/invites",
     operation_id = "listInvites",
+    summary = "List invites (admins)",
     tag = "invites",
     responses(
         (status = 200, description = "The newest 500 invites, newest first", body = Vec<InviteView>),
@@ -294,6 +296,7 @@ pub async fn list_handler(
     delete,
     path = "/api/v1/invites/{id}",
     operation_id = "revokeInvite",
+    summary = "Revoke an invite (admins)",
     tag = "invites",
     params(("id" = i64, Path, example = 1, description = "The invite's id")),
     responses(

@@ -127,6 +127,7 @@ pub struct SetupRequest {
     post,
     path = "/api/v1/setup",
     operation_id = "setupFirstAdmin",
+    summary = "Create the first admin with the one-time setup code",
     tag = "auth",
     security((), ("bearer" = [])),
     request_body = SetupRequest,

@@ -314,6 +314,7 @@ pub fn set_password(
     get,
     path = "/api/v1/users",
     operation_id = "listUsers",
+    summary = "List accounts (admins)",
     tag = "users",
     responses(
         (status = 200, description = "Every account, oldest first", body = Vec<User>),
@@ -333,6 +334,7 @@ pub async fn list_handler(
     patch,
     path = "/api/v1/users/{id}",
     operation_id = "updateUser",
+    summary = "Change an account's role, display name or disabled state (admins)",
     tag = "users",
     params(("id" = i64, Path, example = 1, description = "The account's id")),
     request_body = UserPatch,

@@ -107,6 +107,7 @@ fn calls_disabled(message: impl Into<String>) -> ChatError {
     post,
     path = "/api/v1/rooms/{id}/call/token",
     operation_id = "createCallToken",
+    summary = "Get a LiveKit token to join the room's call",
     tag = "calls",
     params(("id" = i64, Path, example = 1, description = "The room's id")),
     request_body(content = Option<TokenRequest>, description = "Optional: an empty body gets \
@@ -245,6 +246,7 @@ pub fn participant_view(p: &crate::livekit::calls::Participant) -> CallParticipa
     get,
     path = "/api/v1/rooms/{id}/call",
     operation_id = "getCall",
+    summary = "Who is in the room's call",
     tag = "calls",
     params(("id" = i64, Path, example = 1, description = "The room's id")),
     responses(

@@ -185,6 +185,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ChatError> {
     post,
     path = "/api/v1/rooms/{id}/messages",
     operation_id = "postMessage",
+    summary = "Post a message",
     tag = "messages",
     params(
         ("id" = i64, Path, example = 1, description = "The room's id"),
@@ -314,6 +315,7 @@ pub async fn post(
     get,
     path = "/api/v1/rooms/{id}/messages/{message_id}",
     operation_id = "getMessage",
+    summary = "Get a message",
     tag = "messages",
     params(
         ("id" = i64, Path, example = 1, description = "The room's id"),
@@ -353,6 +355,7 @@ pub struct EditMessage {
     patch,
     path = "/api/v1/rooms/{id}/messages/{message_id}",
     operation_id = "editMessage",
+    summary = "Edit a message",
     tag = "messages",
     params(
         ("id" = i64, Path, example = 1, description = "The room's id"),
@@ -422,6 +425,7 @@ pub async fn edit(
     delete,
     path = "/api/v1/rooms/{id}/messages/{message_id}",
     operation_id = "deleteMessage",
+    summary = "Delete a message (a tombstone stays)",
     tag = "messages",
     params(
         ("id" = i64, Path, example = 1, description = "The room's id"),
@@ -509,6 +513,7 @@ pub struct Page {
     get,
     path = "/api/v1/rooms/{id}/messages",
     operation_id = "listMessages",
+    summary = "List a room's messages",
     tag = "messages",
     params(
         ("id" = i64, Path, example = 1, description = "The room's id"),

@@ -261,6 +261,7 @@ fn member_view(conn: &Connection, user_id: i64, role: RoomRole) -> Result<Member
     post,
     path = "/api/v1/rooms",
     operation_id = "createRoom",
+    summary = "Create a room",
     tag = "rooms",
     request_body = CreateRoom,
     responses(
@@ -337,6 +338,7 @@ pub struct RoomList {
     get,
     path = "/api/v1/rooms",
     operation_id = "listRooms",
+    summary = "List the caller's rooms and the public rooms they may join",
     tag = "rooms",
     responses((status = 200, description = "At most 1000 rooms, oldest first", body = RoomList))
 )]
@@ -375,6 +377,7 @@ pub async fn list(State(app): State<AppState>, who: Principal) -> Result<Json<Ro
     get,
     path = "/api/v1/rooms/{id}",
     operation_id = "getRoom",
+    summary = "Get a room",
     tag = "rooms",
     params(("id" = i64, Path, example = 1, description = "The room's id")),
     responses(
@@ -413,6 +416,7 @@ pub struct UpdateRoom {
     patch,
     path = "/api/v1/rooms/{id}",
     operation_id = "updateRoom",
+    summary = "Change a room's name, topic or settings",
     tag = "rooms",
     params(("id" = i64, Path, example = 1, description = "The room's id")),
     request_body = UpdateRoom,
@@ -475,6 +479,7 @@ pub struct MemberList {
     get,
     path = "/api/v1/rooms/{id}/members",
     operation_id = "listRoomMembers",
+    summary = "List a room's members",
     tag = "rooms",
     params(("id" = i64, Path, example = 1, description = "The room's id")),
     responses(
@@ -530,6 +535,7 @@ pub struct PutMember {
     put,
     path = "/api/v1/rooms/{id}/members/{user_id}",
     operation_id = "putRoomMember",
+    summary = "Add a member to a room, or change their room role",
     tag = "rooms",
     params(
         ("id" = i64, Path, example = 1, description = "The room's id"),
@@ -658,6 +664,7 @@ pub async fn put_member(
     delete,
     path = "/api/v1/rooms/{id}/members/{user_id}",
     operation_id = "deleteRoomMember",
+    summary = "Leave a room, or remove a member",
     tag = "rooms",
     params(
         ("id" = i64, Path, example = 1, description = "The room's id"),

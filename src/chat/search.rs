@@ -103,6 +103,7 @@ pub fn search(
     get,
     path = "/api/v1/search",
     operation_id = "searchMessages",
+    summary = "Search messages",
     tag = "messages",
     params(SearchQuery),
     responses(

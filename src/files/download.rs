@@ -102,6 +102,7 @@ fn disposition(kind: &str, name: &str) -> HeaderValue {
     get,
     path = "/api/v1/attachments/{id}",
     operation_id = "downloadAttachment",
+    summary = "Download a file",
     tag = "attachments",
     params(
         ("id" = i64, Path, example = 1, description = "The attachment's id"),

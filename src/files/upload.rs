@@ -147,6 +147,7 @@ fn write_and_hash(
     post,
     path = "/api/v1/attachments",
     operation_id = "uploadAttachment",
+    summary = "Upload a file",
     tag = "attachments",
     params(UploadQuery),
     request_body(content(("application/octet-stream")),

@@ -56,6 +56,7 @@ type Stream = SplitStream<WebSocket>;
     get,
     path = "/api/v1/gateway",
     operation_id = "openGateway",
+    summary = "Open the realtime WebSocket gateway",
     tag = "gateway",
     description = "Upgrades to a WebSocket (HTTP/1.1 `Upgrade: websocket`). Authenticate with \
         the first frame, `{\"op\":\"auth\",\"token\":...}`, within 10 s; the protocol is in \

@@ -60,7 +60,7 @@ pub struct Readiness {
 pub struct Checks {
     pub database: Check,
     pub disk: Check,
-    /// Informational: never makes `/ready` fail (see [`livekit_check`]).
+    /// Informational: never makes `/ready` fail (see `livekit_check`).
     pub livekit: Check,
 }
 
@@ -69,6 +69,7 @@ pub struct Checks {
     get,
     path = "/health",
     operation_id = "getHealth",
+    summary = "Liveness: the process answers",
     tag = "health",
     security(()),
     responses((status = 200, description = "The process answers", body = crate::api::openapi::Health))
@@ -82,6 +83,7 @@ pub async fn health() -> Json<serde_json::Value> {
     get,
     path = "/ready",
     operation_id = "getReady",
+    summary = "Readiness: database writable, disk above the floor",
     tag = "health",
     security(()),
     responses(
