@@ -164,13 +164,14 @@ run() { # NAME TOKEN MAX_TIME [st args...]
 }
 
 status=0
-session_ending=(/api/v1/auth/logout /api/v1/auth/password /api/v1/users/{id})
+# Operations that can end the session their run carries (see the top of this file).
+session_ending=(logout changePassword updateUser)
 lap "run 1: every operation but ${session_ending[*]}, as st-admin"
-run main "$admin" "$MAX_TIME" "${session_ending[@]/#/--exclude-path=}" || status=1
-lap "run 2: logout and password change, as st-member"
-run session "$member" "$SIDE_TIME" --include-path=/api/v1/auth/logout --include-path=/api/v1/auth/password || status=1
-lap "run 3: PATCH users/{id}, as st-users"
-run users "$users_admin" "$SIDE_TIME" --include-path=/api/v1/users/{id} --include-method=PATCH || status=1
+run main "$admin" "$MAX_TIME" "${session_ending[@]/#/--exclude-operation-id=}" || status=1
+lap "run 2: logout and changePassword, as st-member"
+run session "$member" "$SIDE_TIME" --include-operation-id=logout --include-operation-id=changePassword || status=1
+lap "run 3: updateUser (PATCH users/{id}), as st-users"
+run users "$users_admin" "$SIDE_TIME" --include-operation-id=updateUser || status=1
 
 kill -0 "$pid" 2>/dev/null || { echo "roost died during the run" >&2; status=1; }
 if grep -q '"level":"ERROR"' "$work/roost.log"; then
