@@ -414,7 +414,7 @@ mod tests {
             code[..i]
                 .chars()
                 .next_back()
-                .is_none_or(|c| !(c.is_alphanumeric() || c == '_' || c == ':'))
+                .map_or(true, |c| !(c.is_alphanumeric() || c == '_' || c == ':'))
         })
     }
 

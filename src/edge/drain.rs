@@ -139,7 +139,7 @@ impl http_body::Body for Tracked {
     fn is_end_stream(&self) -> bool {
         self.inner
             .as_ref()
-            .is_none_or(http_body::Body::is_end_stream)
+            .map_or(true, http_body::Body::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
