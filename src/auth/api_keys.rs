@@ -504,7 +504,8 @@ pub async fn create_handler(
     summary = "List the caller's API keys",
     tag = "api-keys",
     responses(
-        (status = 200, description = "The caller's live keys, newest first", body = Vec<ApiKeyView>),
+        (status = 200, description = "The caller's live keys, newest first",
+         body = Vec<ApiKeyView>),
         (status = 403, description = "Signed in with an API key: keys are managed from a session \
          (`session_required`)", body = crate::api::ErrorBody),
     )

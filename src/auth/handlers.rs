@@ -551,7 +551,10 @@ pub struct MeResponse {
     operation_id = "getMe",
     summary = "The caller's account",
     tag = "auth",
-    responses((status = 200, description = "The caller's account and credential", body = MeResponse))
+    responses(
+        (status = 200, description = "The caller's account and credential",
+         body = MeResponse),
+    )
 )]
 pub async fn me(State(app): State<AppState>, who: Principal) -> Result<Json<MeResponse>, ApiError> {
     let user_id = who.user_id;

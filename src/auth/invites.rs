@@ -246,7 +246,8 @@ fn actor_of(admin: &super::Principal, ip: Option<Extension<ClientIp>>) -> Actor 
     tag = "invites",
     request_body = CreateRequest,
     responses(
-        (status = 201, description = "The invite, with its code (shown only now)", body = NewInvite),
+        (status = 201, description = "The invite, with its code (shown only now)",
+         body = NewInvite),
         (status = 400, description = "`max_uses` or `expires_in_secs` out of bounds \
          (`invalid_max_uses`, `invalid_expiry`)", body = crate::api::ErrorBody),
         (status = 403, description = "Not an admin (`forbidden`, `insufficient_scope`)",
@@ -279,7 +280,8 @@ pub async fn create_handler(
     summary = "List invites (admins)",
     tag = "invites",
     responses(
-        (status = 200, description = "The newest 500 invites, newest first", body = Vec<InviteView>),
+        (status = 200, description = "The newest 500 invites, newest first",
+         body = Vec<InviteView>),
         (status = 403, description = "Not an admin (`forbidden`, `insufficient_scope`)",
          body = crate::api::ErrorBody),
     )

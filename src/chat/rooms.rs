@@ -268,7 +268,8 @@ fn member_view(conn: &Connection, user_id: i64, role: RoomRole) -> Result<Member
         (status = 201, description = "The room; the caller is its owner", body = RoomView),
         (status = 400, description = "A bad name (`invalid_name`) or topic (`invalid_topic`)",
          body = crate::api::ErrorBody),
-        (status = 403, description = "Guests may not create rooms (`forbidden`)", body = crate::api::ErrorBody),
+        (status = 403, description = "Guests may not create rooms (`forbidden`)",
+         body = crate::api::ErrorBody),
     )
 )]
 pub async fn create(
@@ -673,7 +674,8 @@ pub async fn put_member(
     responses(
         (status = 204, description = "Left, or removed"),
         (status = 403, description = "Only moderators remove others; only the owner and admins \
-         remove moderators; only admins remove the owner (`forbidden`)", body = crate::api::ErrorBody),
+         remove moderators; only admins remove the owner (`forbidden`)",
+         body = crate::api::ErrorBody),
         (status = 404, description = "No such room or member, or a room the caller may not see \
          (`not_found`)", body = crate::api::ErrorBody),
     )

@@ -117,7 +117,8 @@ fn disposition(kind: &str, name: &str) -> HeaderValue {
         (status = 404, description = "No such attachment, or one the caller may not see \
          (`not_found`)", body = crate::api::ErrorBody),
         (status = 416, description = "The range starts past the end (`range_not_satisfiable`)",
-         body = crate::api::ErrorBody, headers(("Content-Range" = String, description = "`bytes */size`"))),
+         body = crate::api::ErrorBody,
+         headers(("Content-Range" = String, description = "`bytes */size`"))),
     )
 )]
 pub async fn download(

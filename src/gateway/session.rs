@@ -69,9 +69,11 @@ type Stream = SplitStream<WebSocket>;
          body = crate::api::ErrorBody),
         (status = 405, description = "A GET over HTTP/2, which cannot upgrade: connect with \
          HTTP/1.1", body = crate::api::ErrorBody),
-        (status = 426, description = "The connection cannot be upgraded", body = crate::api::ErrorBody),
+        (status = 426, description = "The connection cannot be upgraded",
+         body = crate::api::ErrorBody),
         (status = 503, description = "Too many realtime connections (`gateway_full`)",
-         body = crate::api::ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
+         body = crate::api::ErrorBody,
+         headers(("Retry-After" = u64, description = "Seconds to wait"))),
     )
 )]
 pub async fn upgrade(State(app): State<AppState>, ws: WebSocketUpgrade) -> Response {

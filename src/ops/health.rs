@@ -72,7 +72,10 @@ pub struct Checks {
     summary = "Liveness: the process answers",
     tag = "health",
     security(()),
-    responses((status = 200, description = "The process answers", body = crate::api::openapi::Health))
+    responses(
+        (status = 200, description = "The process answers",
+         body = crate::api::openapi::Health),
+    )
 )]
 pub async fn health() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok", "version": crate::VERSION }))
