@@ -21,8 +21,9 @@ use crate::auth::RequireAdmin;
 use crate::store::StoreError;
 
 /// Whether the action an event describes succeeded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
+#[schema(as = AuditOutcome)]
 pub enum Outcome {
     Success,
     Failure,
@@ -118,18 +119,27 @@ pub fn record(conn: &Connection, event: &Event) -> Result<(), StoreError> {
 }
 
 /// An event as the API lists it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = AuditEvent)]
 pub struct EventView {
     pub id: i64,
     /// RFC 3339.
+    #[schema(format = DateTime)]
     pub at: String,
+    /// What happened, e.g. `auth.login`, `user.disabled`, `api_key.created`.
     #[serde(rename = "type")]
     pub kind: String,
     pub outcome: Outcome,
+    #[schema(required = true)]
     pub actor_id: Option<i64>,
+    #[schema(required = true)]
     pub actor: Option<String>,
+    /// What it happened to, e.g. `user:3`.
+    #[schema(required = true)]
     pub target: Option<String>,
+    #[schema(required = true)]
     pub client_ip: Option<String>,
+    /// Event-specific details (never a password, token, code or key).
     pub detail: Value,
 }
 
@@ -200,24 +210,48 @@ pub fn list(conn: &Connection, filter: &Filter) -> Result<Vec<EventView>, StoreE
 pub const MAX_PAGE: usize = 200;
 const DEFAULT_PAGE: usize = 50;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// An exact type (`auth.login`) or a prefix ending in `*` (`auth.*`).
     #[serde(rename = "type")]
     pub kind: Option<String>,
+    /// Events at or after this time: RFC 3339 or Unix seconds.
     pub since: Option<String>,
+    /// Events before this time: RFC 3339 or Unix seconds.
     pub until: Option<String>,
+    /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
+    /// Page size, 1 to 200 (default 50; larger values are clamped).
     pub limit: Option<usize>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = AuditPage)]
 pub struct Page {
+    /// Newest first.
     pub events: Vec<EventView>,
-    /// Pass as `cursor` for the next (older) page; absent on the last page.
+    /// Pass as `cursor` for the next (older) page; null on the last page.
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
 }
 
 /// `GET /api/v1/audit?type=&since=&until=&cursor=&limit=` (admin).
+#[utoipa::path(
+    get,
+    path = "/api/v1/audit",
+    operation_id = "listAuditEvents",
+    summary = "Read the audit log (admins)",
+    tag = "audit",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of events, newest first", body = Page),
+        (status = 400, description = "A bad `since`, `until`, `cursor` or `limit` \
+         (`invalid_query`)", body = crate::api::ErrorBody),
+        (status = 403, description = "Not an admin (`forbidden`, `insufficient_scope`)",
+         body = crate::api::ErrorBody),
+    )
+)]
 pub async fn list_handler(
     State(app): State<AppState>,
     _admin: RequireAdmin,

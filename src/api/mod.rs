@@ -8,6 +8,7 @@
 
 pub mod error;
 pub mod extract;
+pub mod openapi;
 pub mod time;
 
 use std::sync::Arc;
@@ -35,6 +36,7 @@ use crate::store::Store;
 
 pub use error::ApiError;
 pub use extract::{Json, Query};
+pub use openapi::ErrorBody;
 
 /// Everything a handler may need, behind one `Arc`: every middleware layer clones the state on
 /// every request, so a clone must be one reference count, not one per field. Fields are reached
@@ -99,6 +101,10 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .route("/ca.crt", get(ca_cert))
+        .route(
+            "/api/v1/openapi.json",
+            get(openapi::openapi_json).layer(axum::Extension(openapi::Document::build())),
+        )
         .route("/api/v1/setup", post(auth::setup::complete))
         .route("/api/v1/auth/login", post(auth::login))
         .route("/api/v1/auth/refresh", post(auth::refresh))
@@ -257,6 +263,21 @@ async fn not_found() -> ApiError {
     ApiError::not_found()
 }
 
+/// `GET /ca.crt`: the local CA certificate, for devices to import.
+#[utoipa::path(
+    get,
+    path = "/ca.crt",
+    operation_id = "getCaCertificate",
+    summary = "The local CA certificate (PEM), for devices to import",
+    tag = "health",
+    security(()),
+    responses(
+        (status = 200, description = "The local CA certificate (PEM)", body = String,
+         content_type = "application/x-pem-file"),
+        (status = 404, description = "This server uses an operator-provided certificate, not a \
+         local CA (`no_local_ca`)", body = ErrorBody),
+    )
+)]
 async fn ca_cert(State(app): State<AppState>) -> Response {
     match &app.ca_pem {
         Some(pem) => (
@@ -312,8 +333,9 @@ async fn request_deadline(State(config): State<Arc<Config>>, req: Request, next:
 
 /// Counts every answered request by route template and status, and times it.
 /// The outermost layer: every error response leaves in the JSON shape
-/// ([`error::ensure_json`]), and every answered request is counted and timed. (One layer for
-/// both: each layer costs a clone of the services below it per request.)
+/// ([`error::ensure_json`]), a request body left unread is drained first so the answer reaches
+/// an HTTP/1.1 client ([`crate::edge::drain`]), and every answered request is counted and timed.
+/// (One layer for all three: each layer costs a clone of the services below it per request.)
 async fn record_request(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
     let route = req
         .extensions()
@@ -321,7 +343,9 @@ async fn record_request(State(metrics): State<Arc<Metrics>>, req: Request, next:
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
     let started = Instant::now();
-    let resp = error::ensure_json(next.run(req).await);
+    // A body the handler left unread is drained before the answer (edge::drain).
+    let (req, unread) = crate::edge::drain::track(req);
+    let resp = unread.finish(error::ensure_json(next.run(req).await)).await;
     let elapsed: Duration = started.elapsed();
     metrics
         .http_requests

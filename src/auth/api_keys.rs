@@ -33,22 +33,27 @@ pub const MAX_KEYS_PER_USER: i64 = 50;
 const NAME_MAX: usize = 64;
 
 /// A key as listed (never with its secret).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ApiKeyView {
     pub id: i64,
     pub name: String,
     pub prefix: String,
     pub last_four: String,
+    /// Some of `read`, `write`, `admin`.
     pub scopes: Vec<String>,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    /// Null until the key is first used (updated at most once a minute).
+    #[schema(format = DateTime, required = true)]
     pub last_used_at: Option<String>,
 }
 
 /// A key just made: its view plus the full key, returned exactly once.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NewKey {
     #[serde(flatten)]
     pub view: ApiKeyView,
+    /// `roost_<prefix>_<secret>`, sent as `Authorization: Bearer <key>`; shown only now.
     pub key: String,
 }
 
@@ -407,11 +412,28 @@ impl UsageThrottle {
 
 // ---- HTTP ----
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = CreateApiKey)]
 pub struct CreateRequest {
+    /// 1 to 64 characters, no control characters.
+    #[schema(min_length = 1, max_length = 64)]
     pub name: String,
+    /// At least one of `read`, `write`, `admin` (admins only).
+    #[schema(value_type = Vec<ScopeName>, min_items = 1)]
     pub scopes: Vec<String>,
+}
+
+/// A scope an API key may carry.
+// For the OpenAPI document only: requests carry plain strings, which `Scopes::parse` checks
+// (an unknown one is 400 `invalid_scope`).
+#[derive(utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum ScopeName {
+    Read,
+    Write,
+    Admin,
 }
 
 fn actor_of(p: &super::Principal, ip: Option<Extension<ClientIp>>) -> Actor {
@@ -423,6 +445,23 @@ fn actor_of(p: &super::Principal, ip: Option<Extension<ClientIp>>) -> Actor {
 }
 
 /// `POST /api/v1/api-keys {name, scopes[]}`: 201 with the key, shown this once.
+#[utoipa::path(
+    post,
+    path = "/api/v1/api-keys",
+    operation_id = "createApiKey",
+    summary = "Create an API key",
+    tag = "api-keys",
+    request_body = CreateRequest,
+    responses(
+        (status = 201, description = "The key, shown only now", body = NewKey),
+        (status = 400, description = "A bad name (`invalid_name`) or scope list \
+         (`invalid_scope`)", body = crate::api::ErrorBody),
+        (status = 403, description = "The `admin` scope asked by a non-admin (`forbidden`), or \
+         the caller used an API key (`session_required`)", body = crate::api::ErrorBody),
+        (status = 409, description = "50 live keys already (`too_many_keys`), or no free prefix \
+         (`try_again`)", body = crate::api::ErrorBody),
+    )
+)]
 pub async fn create_handler(
     State(app): State<AppState>,
     RequireSession(who): RequireSession,
@@ -458,6 +497,19 @@ pub async fn create_handler(
 }
 
 /// `GET /api/v1/api-keys`: the caller's live keys.
+#[utoipa::path(
+    get,
+    path = "/api/v1/api-keys",
+    operation_id = "listApiKeys",
+    summary = "List the caller's API keys",
+    tag = "api-keys",
+    responses(
+        (status = 200, description = "The caller's live keys, newest first",
+         body = Vec<ApiKeyView>),
+        (status = 403, description = "Signed in with an API key: keys are managed from a session \
+         (`session_required`)", body = crate::api::ErrorBody),
+    )
+)]
 pub async fn list_handler(
     State(app): State<AppState>,
     RequireSession(who): RequireSession,
@@ -467,6 +519,21 @@ pub async fn list_handler(
 }
 
 /// `DELETE /api/v1/api-keys/{id}`: 204.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/api-keys/{id}",
+    operation_id = "revokeApiKey",
+    summary = "Revoke an API key",
+    tag = "api-keys",
+    params(("id" = i64, Path, example = 1, description = "The key's id")),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 403, description = "Signed in with an API key: keys are managed from a session \
+         (`session_required`)", body = crate::api::ErrorBody),
+        (status = 404, description = "Not one of the caller's live keys (`not_found`)",
+         body = crate::api::ErrorBody),
+    )
+)]
 pub async fn revoke_handler(
     State(app): State<AppState>,
     RequireSession(who): RequireSession,
@@ -481,14 +548,32 @@ pub async fn revoke_handler(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RotationStarted {
+    /// Single use; confirm with it within 15 minutes.
     pub rotation_token: String,
+    #[schema(format = DateTime)]
     pub expires_at: String,
+    /// Seconds.
     pub expires_in: i64,
 }
 
 /// `POST /api/v1/api-keys/{id}/rotation`: 201 with a single-use rotation token.
+#[utoipa::path(
+    post,
+    path = "/api/v1/api-keys/{id}/rotation",
+    operation_id = "startApiKeyRotation",
+    summary = "Start rotating an API key",
+    tag = "api-keys",
+    params(("id" = i64, Path, example = 1, description = "The key's id")),
+    responses(
+        (status = 201, description = "A rotation token for the key", body = RotationStarted),
+        (status = 403, description = "Signed in with an API key: keys are managed from a session \
+         (`session_required`)", body = crate::api::ErrorBody),
+        (status = 404, description = "Not one of the caller's live keys (`not_found`)",
+         body = crate::api::ErrorBody),
+    )
+)]
 pub async fn start_rotation_handler(
     State(app): State<AppState>,
     RequireSession(who): RequireSession,
@@ -509,13 +594,34 @@ pub async fn start_rotation_handler(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ConfirmApiKeyRotation)]
 pub struct ConfirmRequest {
     pub rotation_token: String,
 }
 
 /// `POST /api/v1/api-keys/{id}/rotation/confirm {rotation_token}`: 201 with the new key.
+#[utoipa::path(
+    post,
+    path = "/api/v1/api-keys/{id}/rotation/confirm",
+    operation_id = "confirmApiKeyRotation",
+    summary = "Finish rotating an API key: the new key replaces the old",
+    tag = "api-keys",
+    params(("id" = i64, Path, example = 1, description = "The key's id")),
+    request_body = ConfirmRequest,
+    responses(
+        (status = 201, description = "The new key (shown only now); the old one is revoked",
+         body = NewKey),
+        (status = 400, description = "The rotation token is not valid for this key \
+         (`invalid_rotation_token`) or has expired (`rotation_token_expired`)",
+         body = crate::api::ErrorBody),
+        (status = 403, description = "Signed in with an API key: keys are managed from a session \
+         (`session_required`)", body = crate::api::ErrorBody),
+        (status = 409, description = "The token was used already (`rotation_token_used`) or the \
+         key was revoked meanwhile (`api_key_revoked`)", body = crate::api::ErrorBody),
+    )
+)]
 pub async fn confirm_rotation_handler(
     State(app): State<AppState>,
     RequireSession(who): RequireSession,

@@ -26,12 +26,16 @@ const KEEP_ENDED_SESSIONS_SECS: i64 = 7 * 86_400;
 const ATTEMPT_NAME_MAX: usize = 64;
 
 /// What a successful sign-in, refresh, setup or registration returns.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = SessionTokens)]
 pub struct TokenResponse {
+    /// Send as `Authorization: Bearer <access_token>`.
     pub access_token: String,
+    #[schema(example = "Bearer")]
     pub token_type: String,
     /// Seconds until the access token expires.
     pub expires_in: i64,
+    /// Single use: exchange it at `/api/v1/auth/refresh` for a new pair.
     pub refresh_token: String,
     /// Seconds until the refresh token expires.
     pub refresh_expires_in: i64,
@@ -59,7 +63,7 @@ fn client_ip(ip: Option<Extension<ClientIp>>) -> Option<IpAddr> {
     ip.map(|Extension(ClientIp(ip))| ip)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     pub username: String,
@@ -67,6 +71,27 @@ pub struct LoginRequest {
 }
 
 /// `POST /api/v1/auth/login {username, password}`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/login",
+    operation_id = "login",
+    summary = "Sign in with a username and password",
+    tag = "auth",
+    security((), ("bearer" = [])),
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Signed in", body = TokenResponse),
+        (status = 400, description = "A password longer than `auth.max_password_length` \
+         (`password_too_long`), or a malformed body", body = crate::api::ErrorBody),
+        (status = 401, description = "Wrong username or password (`invalid_credentials`), or a \
+         bad `Authorization` header", body = crate::api::ErrorBody),
+        (status = 403, description = "The account is disabled (`account_disabled`)",
+         body = crate::api::ErrorBody),
+        (status = 429, description = "Too many failed sign-ins for this account \
+         (`login_backoff`) or from this address (`rate_limited`)", body = crate::api::ErrorBody,
+         headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    )
+)]
 pub async fn login(
     State(app): State<AppState>,
     ip: Option<Extension<ClientIp>>,
@@ -172,7 +197,7 @@ pub async fn login(
     Ok(Json(issue_session(&auth, user, issued)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
     pub refresh_token: String,
@@ -180,6 +205,21 @@ pub struct RefreshRequest {
 
 /// `POST /api/v1/auth/refresh {refresh_token}`: a new access token and a new refresh token.
 /// Presenting a refresh token that was already exchanged revokes its whole session.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/refresh",
+    operation_id = "refreshSession",
+    summary = "Exchange a refresh token for a new token pair",
+    tag = "auth",
+    security((), ("bearer" = [])),
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "A new access token and refresh token", body = TokenResponse),
+        (status = 401, description = "The refresh token is not valid (`invalid_refresh_token`), \
+         has expired (`refresh_token_expired`) or was already used, which signs the session out \
+         (`refresh_token_reused`)", body = crate::api::ErrorBody),
+    )
+)]
 pub async fn refresh(
     State(app): State<AppState>,
     ip: Option<Extension<ClientIp>>,
@@ -251,6 +291,18 @@ fn invalid_refresh() -> AuthError {
 
 /// `POST /api/v1/auth/logout`: ends the caller's session (its refresh token and every access
 /// token of it). 204.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/logout",
+    operation_id = "logout",
+    summary = "Sign out this session",
+    tag = "auth",
+    responses(
+        (status = 204, description = "Signed out"),
+        (status = 403, description = "Signed in with an API key, not a session \
+         (`session_required`)", body = crate::api::ErrorBody),
+    )
+)]
 pub async fn logout(
     State(app): State<AppState>,
     RequireSession(who): RequireSession,
@@ -278,17 +330,40 @@ pub async fn logout(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
     pub invite_code: String,
+    /// 3 to 32 of `a-z`, `0-9`, `.`, `_`, `-`, starting with a letter or digit (stored
+    /// lowercase).
+    #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{2,31}$")]
     pub username: String,
     pub password: String,
+    /// 1 to 64 characters without control characters; the username when absent or blank.
+    #[schema(max_length = 64)]
     pub display_name: Option<String>,
 }
 
 /// `POST /api/v1/auth/register {invite_code, username, password, display_name?}`: creates a
 /// member, consuming one use of the invite, and signs them in (201).
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/register",
+    operation_id = "register",
+    summary = "Create a member account with an invite code",
+    tag = "auth",
+    security((), ("bearer" = [])),
+    request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "The account was created and signed in", body = TokenResponse),
+        (status = 400, description = "A bad username (`invalid_username`), display name \
+         (`invalid_display_name`) or password (`password_too_short`, `password_too_long`), or \
+         an invite code that is not valid (`invalid_invite`) or has expired (`invite_expired`)",
+         body = crate::api::ErrorBody),
+        (status = 409, description = "The username is taken (`username_taken`) or the invite is \
+         used up (`invite_used_up`)", body = crate::api::ErrorBody),
+    )
+)]
 pub async fn register(
     State(app): State<AppState>,
     ip: Option<Extension<ClientIp>>,
@@ -368,7 +443,7 @@ pub async fn register(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordRequest {
     pub current_password: String,
@@ -377,6 +452,25 @@ pub struct PasswordRequest {
 
 /// `POST /api/v1/auth/password {current_password, new_password}`: changes the password, signs
 /// out every session of the account (this one included) and returns a fresh session.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/password",
+    operation_id = "changePassword",
+    summary = "Change the password (signs out every other session)",
+    tag = "auth",
+    request_body = PasswordRequest,
+    responses(
+        (status = 200, description = "Changed; every other session is signed out and this is \
+         the new one", body = TokenResponse),
+        (status = 400, description = "The new password is too short or too long \
+         (`password_too_short`, `password_too_long`)", body = crate::api::ErrorBody),
+        (status = 403, description = "The current password is wrong (`wrong_password`), or the \
+         caller used an API key (`session_required`)", body = crate::api::ErrorBody),
+        (status = 429, description = "Too many wrong passwords for this account \
+         (`login_backoff`) or requests (`rate_limited`)", body = crate::api::ErrorBody,
+         headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    )
+)]
 pub async fn change_password(
     State(app): State<AppState>,
     RequireSession(who): RequireSession,
@@ -441,15 +535,27 @@ pub async fn change_password(
     Ok(Json(issue_session(&auth, user, issued)))
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MeResponse {
     pub user: User,
     /// `session` or `api_key`.
+    #[schema(example = "session")]
     pub auth: String,
     pub scopes: Vec<String>,
 }
 
 /// `GET /api/v1/me`: the caller's account.
+#[utoipa::path(
+    get,
+    path = "/api/v1/me",
+    operation_id = "getMe",
+    summary = "The caller's account",
+    tag = "auth",
+    responses(
+        (status = 200, description = "The caller's account and credential",
+         body = MeResponse),
+    )
+)]
 pub async fn me(State(app): State<AppState>, who: Principal) -> Result<Json<MeResponse>, ApiError> {
     let user_id = who.user_id;
     let user = app

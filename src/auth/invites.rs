@@ -24,18 +24,22 @@ pub const DEFAULT_EXPIRES_SECS: i64 = 7 * 86_400;
 /// Live (unexpired, unrevoked, not used up) invites at once; more are refused with 409.
 pub const MAX_LIVE: i64 = 1000;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct InviteView {
     pub id: i64,
     pub max_uses: i64,
     pub uses: i64,
+    /// The admin who made it (null when made with `roost invite create`).
+    #[schema(required = true)]
     pub created_by: Option<i64>,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(format = DateTime)]
     pub expires_at: String,
     pub revoked: bool,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NewInvite {
     #[serde(flatten)]
     pub view: InviteView,
@@ -203,12 +207,17 @@ pub fn consume(conn: &Connection, code: &str, now: i64) -> Result<i64, AuthError
     Ok(id)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = CreateInvite)]
 pub struct CreateRequest {
+    /// 1 to 1000 (default 1).
     #[serde(default = "one")]
+    #[schema(minimum = 1, maximum = 1000)]
     pub max_uses: i64,
+    /// 60 to 7776000 (90 days; default 7 days).
     #[serde(default = "default_expiry")]
+    #[schema(minimum = 60, maximum = 7776000)]
     pub expires_in_secs: i64,
 }
 
@@ -229,6 +238,24 @@ fn actor_of(admin: &super::Principal, ip: Option<Extension<ClientIp>>) -> Actor 
 }
 
 /// `POST /api/v1/invites {max_uses, expires_in_secs}` (admin): 201 with the code.
+#[utoipa::path(
+    post,
+    path = "/api/v1/invites",
+    operation_id = "createInvite",
+    summary = "Create an invite code (admins)",
+    tag = "invites",
+    request_body = CreateRequest,
+    responses(
+        (status = 201, description = "The invite, with its code (shown only now)",
+         body = NewInvite),
+        (status = 400, description = "`max_uses` or `expires_in_secs` out of bounds \
+         (`invalid_max_uses`, `invalid_expiry`)", body = crate::api::ErrorBody),
+        (status = 403, description = "Not an admin (`forbidden`, `insufficient_scope`)",
+         body = crate::api::ErrorBody),
+        (status = 409, description = "1000 invites are open already (`too_many_invites`)",
+         body = crate::api::ErrorBody),
+    )
+)]
 pub async fn create_handler(
     State(app): State<AppState>,
     RequireAdmin(admin): RequireAdmin,
@@ -246,6 +273,19 @@ pub async fn create_handler(
 }
 
 /// `GET /api/v1/invites` (admin): the newest 500.
+#[utoipa::path(
+    get,
+    path = "/api/v1/invites",
+    operation_id = "listInvites",
+    summary = "List invites (admins)",
+    tag = "invites",
+    responses(
+        (status = 200, description = "The newest 500 invites, newest first",
+         body = Vec<InviteView>),
+        (status = 403, description = "Not an admin (`forbidden`, `insufficient_scope`)",
+         body = crate::api::ErrorBody),
+    )
+)]
 pub async fn list_handler(
     State(app): State<AppState>,
     _admin: RequireAdmin,
@@ -254,6 +294,21 @@ pub async fn list_handler(
 }
 
 /// `DELETE /api/v1/invites/{id}` (admin): 204.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/invites/{id}",
+    operation_id = "revokeInvite",
+    summary = "Revoke an invite (admins)",
+    tag = "invites",
+    params(("id" = i64, Path, example = 1, description = "The invite's id")),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 403, description = "Not an admin (`forbidden`, `insufficient_scope`)",
+         body = crate::api::ErrorBody),
+        (status = 404, description = "No such invite, or already revoked (`not_found`)",
+         body = crate::api::ErrorBody),
+    )
+)]
 pub async fn revoke_handler(
     State(app): State<AppState>,
     RequireAdmin(admin): RequireAdmin,

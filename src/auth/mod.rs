@@ -19,7 +19,7 @@ pub mod backoff;
 pub mod cli;
 mod crypto;
 pub mod error;
-mod handlers;
+pub(crate) mod handlers;
 pub mod invites;
 pub mod password;
 mod principal;

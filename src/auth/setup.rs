@@ -106,17 +106,43 @@ fn check_code(conn: &Connection, code: &str, now: i64) -> Result<(), AuthError> 
     Ok(())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetupRequest {
+    /// The code the daemon logged at startup (`journalctl -u roost | grep setup_code`).
     pub setup_code: String,
+    /// 3 to 32 of `a-z`, `0-9`, `.`, `_`, `-`, starting with a letter or digit (stored
+    /// lowercase).
+    #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{2,31}$")]
     pub username: String,
     pub password: String,
+    /// 1 to 64 characters without control characters; the username when absent or blank.
+    #[schema(max_length = 64)]
     pub display_name: Option<String>,
 }
 
 /// `POST /api/v1/setup {setup_code, username, password, display_name?}`: creates the first
 /// admin and signs them in (201 with tokens); 409 `admin_exists` once there is an admin.
+#[utoipa::path(
+    post,
+    path = "/api/v1/setup",
+    operation_id = "setupFirstAdmin",
+    summary = "Create the first admin with the one-time setup code",
+    tag = "auth",
+    security((), ("bearer" = [])),
+    request_body = SetupRequest,
+    responses(
+        (status = 201, description = "The first admin was created and signed in",
+         body = TokenResponse),
+        (status = 400, description = "A bad username (`invalid_username`), display name \
+         (`invalid_display_name`) or password (`password_too_short`, `password_too_long`)",
+         body = crate::api::ErrorBody),
+        (status = 403, description = "The setup code is not valid (`invalid_setup_code`) or has \
+         expired (`setup_code_expired`)", body = crate::api::ErrorBody),
+        (status = 409, description = "An admin exists already (`admin_exists`)",
+         body = crate::api::ErrorBody),
+    )
+)]
 pub async fn complete(
     State(app): State<AppState>,
     ip: Option<Extension<ClientIp>>,

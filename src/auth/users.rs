@@ -21,7 +21,19 @@ use crate::audit::{self, Event};
 use crate::edge::policy::ClientIp;
 
 /// What an account may do. Ordered: a guest < a member < an admin.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Guest,
@@ -48,7 +60,7 @@ impl Role {
 }
 
 /// An account as the API shows it (never with its password hash).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct User {
     pub id: i64,
     pub username: String,
@@ -56,6 +68,7 @@ pub struct User {
     pub role: Role,
     pub disabled: bool,
     /// RFC 3339.
+    #[schema(format = DateTime)]
     pub created_at: String,
 }
 
@@ -190,11 +203,14 @@ impl Actor {
 }
 
 /// A change to an account; `None` fields stay as they are.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserPatch {
     pub role: Option<Role>,
+    /// Disabling signs the account out everywhere at once.
     pub disabled: Option<bool>,
+    /// 1 to 64 characters without control characters; blank resets it to the username.
+    #[schema(max_length = 64)]
     pub display_name: Option<String>,
 }
 
@@ -292,6 +308,18 @@ pub fn set_password(
 }
 
 /// `GET /api/v1/users` (admin).
+#[utoipa::path(
+    get,
+    path = "/api/v1/users",
+    operation_id = "listUsers",
+    summary = "List accounts (admins)",
+    tag = "users",
+    responses(
+        (status = 200, description = "Every account, oldest first", body = Vec<User>),
+        (status = 403, description = "Not an admin (`forbidden`), or an API key without the \
+         `admin` scope (`insufficient_scope`)", body = crate::api::ErrorBody),
+    )
+)]
 pub async fn list_handler(
     State(app): State<AppState>,
     _admin: RequireAdmin,
@@ -300,6 +328,25 @@ pub async fn list_handler(
 }
 
 /// `PATCH /api/v1/users/{id}` `{role?, disabled?, display_name?}` (admin).
+#[utoipa::path(
+    patch,
+    path = "/api/v1/users/{id}",
+    operation_id = "updateUser",
+    summary = "Change an account's role, display name or disabled state (admins)",
+    tag = "users",
+    params(("id" = i64, Path, example = 1, description = "The account's id")),
+    request_body = UserPatch,
+    responses(
+        (status = 200, description = "The account after the change", body = User),
+        (status = 400, description = "A bad display name (`invalid_display_name`)",
+         body = crate::api::ErrorBody),
+        (status = 403, description = "Not an admin (`forbidden`, `insufficient_scope`)",
+         body = crate::api::ErrorBody),
+        (status = 404, description = "No such account (`not_found`)", body = crate::api::ErrorBody),
+        (status = 409, description = "This is the last enabled admin (`last_admin`)",
+         body = crate::api::ErrorBody),
+    )
+)]
 pub async fn update_handler(
     State(app): State<AppState>,
     RequireAdmin(admin): RequireAdmin,

@@ -59,14 +59,16 @@ pub fn call_role(account: Role, room: RoomRole) -> CallRole {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = CallTokenRequest)]
 pub struct TokenRequest {
     /// A shorter lifetime than the configured one (seconds); never longer.
     pub ttl_secs: Option<u64>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = CallToken)]
 pub struct TokenResponse {
     /// The `wss://` URL to connect the LiveKit client to.
     pub url: String,
@@ -75,6 +77,7 @@ pub struct TokenResponse {
     /// The LiveKit room name the token is scoped to.
     pub room: String,
     /// RFC 3339.
+    #[schema(format = DateTime)]
     pub expires_at: String,
     pub permissions: Permissions,
 }
@@ -100,6 +103,27 @@ fn calls_disabled(message: impl Into<String>) -> ChatError {
 }
 
 /// `POST /api/v1/rooms/{id}/call/token`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/rooms/{id}/call/token",
+    operation_id = "createCallToken",
+    summary = "Get a LiveKit token to join the room's call",
+    tag = "calls",
+    params(("id" = i64, Path, example = 1, description = "The room's id")),
+    request_body(content = Option<TokenRequest>, description = "Optional: an empty body gets \
+        the configured lifetime. Read as JSON whatever its content type."),
+    responses(
+        (status = 200, description = "A LiveKit token for the room's call", body = TokenResponse),
+        (status = 400, description = "A body that is not valid (`invalid_body`)",
+         body = crate::api::ErrorBody),
+        (status = 403, description = "Not a member of the room (`not_a_member`)",
+         body = crate::api::ErrorBody),
+        (status = 404, description = "No such room, or one the caller may not see (`not_found`)",
+         body = crate::api::ErrorBody),
+        (status = 503, description = "Calls are turned off or LiveKit is not available \
+         (`calls_disabled`), or the server is shutting down", body = crate::api::ErrorBody),
+    )
+)]
 pub async fn token(
     State(app): State<AppState>,
     who: Principal,
@@ -187,16 +211,20 @@ pub async fn token(
     }))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CallParticipant {
+    /// `user-<id>` for Roost accounts.
     pub identity: String,
+    /// Null for participants that are not Roost accounts.
+    #[schema(required = true)]
     pub user_id: Option<i64>,
     pub name: String,
     /// RFC 3339 (as LiveKit reported it).
+    #[schema(format = DateTime)]
     pub joined_at: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CallState {
     pub room_id: i64,
     pub room: String,
@@ -214,6 +242,21 @@ pub fn participant_view(p: &crate::livekit::calls::Participant) -> CallParticipa
 
 /// `GET /api/v1/rooms/{id}/call`: who is in the room's call now (for those who may read the
 /// room).
+#[utoipa::path(
+    get,
+    path = "/api/v1/rooms/{id}/call",
+    operation_id = "getCall",
+    summary = "Who is in the room's call",
+    tag = "calls",
+    params(("id" = i64, Path, example = 1, description = "The room's id")),
+    responses(
+        (status = 200, description = "Who is in the room's call now", body = CallState),
+        (status = 403, description = "A public room the caller has not joined (`not_a_member`)",
+         body = crate::api::ErrorBody),
+        (status = 404, description = "No such room, or one the caller may not see (`not_found`)",
+         body = crate::api::ErrorBody),
+    )
+)]
 pub async fn participants(
     State(app): State<AppState>,
     who: Principal,

@@ -31,7 +31,7 @@ pub const MAX_ATTACHMENTS: usize = 10;
 const MAX_KEY_LEN: usize = 128;
 
 /// An attachment as a message shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AttachmentRef {
     pub id: i64,
     pub name: String,
@@ -41,16 +41,23 @@ pub struct AttachmentRef {
 
 /// A message as the API and the gateway show it. A deleted message keeps its id, room, author
 /// and times with an empty body and no attachments.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = Message)]
 pub struct MessageView {
     pub id: i64,
     pub room_id: i64,
+    /// Null if the account was deleted.
+    #[schema(required = true)]
     pub author_id: Option<i64>,
-    /// The author's username (absent if the account was deleted).
+    /// The author's username (null if the account was deleted).
+    #[schema(required = true)]
     pub author: Option<String>,
     pub body: String,
     pub attachments: Vec<AttachmentRef>,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    /// Null until the first edit.
+    #[schema(format = DateTime, required = true)]
     pub edited_at: Option<String>,
     pub deleted: bool,
 }
@@ -126,12 +133,15 @@ pub fn load(conn: &Connection, room_id: i64, id: i64) -> Result<MessageView, Cha
     Ok(with_attachments(conn, vec![m])?.remove(0))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PostMessage {
+    /// At most `[chat] max_message_chars` characters; may be empty with an attachment.
     #[serde(default)]
     pub body: String,
+    /// At most 10 attachments uploaded by the poster.
     #[serde(default)]
+    #[schema(max_items = 10)]
     pub attachment_ids: Vec<i64>,
 }
 
@@ -171,6 +181,33 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ChatError> {
 
 /// `POST /api/v1/rooms/{id}/messages`: 201 with the message; 200 with the original message
 /// when the `Idempotency-Key` was seen before from this user.
+#[utoipa::path(
+    post,
+    path = "/api/v1/rooms/{id}/messages",
+    operation_id = "postMessage",
+    summary = "Post a message",
+    tag = "messages",
+    params(
+        ("id" = i64, Path, example = 1, description = "The room's id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "1 to 128 visible ASCII \
+         characters; a repeat from the same account returns the original message (200)"),
+    ),
+    request_body = PostMessage,
+    responses(
+        (status = 201, description = "Posted", body = MessageView),
+        (status = 200, description = "A repeat of an earlier post with the same \
+         `Idempotency-Key`: the original message", body = MessageView),
+        (status = 400, description = "Too long (`message_too_long`), empty (`empty_message`), \
+         too many or unknown attachments (`too_many_attachments`, `unknown_attachment`), or a \
+         bad `Idempotency-Key` (`invalid_idempotency_key`)", body = crate::api::ErrorBody),
+        (status = 403, description = "Not a member of the room (`not_a_member`)",
+         body = crate::api::ErrorBody),
+        (status = 404, description = "No such room or message, or a room the caller may not see \
+         (`not_found`)", body = crate::api::ErrorBody),
+        (status = 409, description = "The `Idempotency-Key` was used for a post to another room \
+         (`idempotency_key_reused`)", body = crate::api::ErrorBody),
+    )
+)]
 pub async fn post(
     State(app): State<AppState>,
     who: Principal,
@@ -274,6 +311,24 @@ pub async fn post(
 }
 
 /// `GET /api/v1/rooms/{id}/messages/{message_id}`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/rooms/{id}/messages/{message_id}",
+    operation_id = "getMessage",
+    summary = "Get a message",
+    tag = "messages",
+    params(
+        ("id" = i64, Path, example = 1, description = "The room's id"),
+        ("message_id" = i64, Path, example = 1, description = "The message's id"),
+    ),
+    responses(
+        (status = 200, description = "The message (a tombstone if deleted)", body = MessageView),
+        (status = 403, description = "A public room the caller has not joined (`not_a_member`)",
+         body = crate::api::ErrorBody),
+        (status = 404, description = "No such room or message, or a room the caller may not see \
+         (`not_found`)", body = crate::api::ErrorBody),
+    )
+)]
 pub async fn get(
     State(app): State<AppState>,
     who: Principal,
@@ -289,13 +344,36 @@ pub async fn get(
     Ok(Json(view))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EditMessage {
     pub body: String,
 }
 
 /// `PATCH /api/v1/rooms/{id}/messages/{message_id}`: the author edits the body.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/rooms/{id}/messages/{message_id}",
+    operation_id = "editMessage",
+    summary = "Edit a message",
+    tag = "messages",
+    params(
+        ("id" = i64, Path, example = 1, description = "The room's id"),
+        ("message_id" = i64, Path, example = 1, description = "The message's id"),
+    ),
+    request_body = EditMessage,
+    responses(
+        (status = 200, description = "The edited message", body = MessageView),
+        (status = 400, description = "Too long (`message_too_long`) or empty (`empty_message`)",
+         body = crate::api::ErrorBody),
+        (status = 403, description = "Not the author (`forbidden`), or not a member \
+         (`not_a_member`)", body = crate::api::ErrorBody),
+        (status = 404, description = "No such room or message, or a room the caller may not see \
+         (`not_found`)", body = crate::api::ErrorBody),
+        (status = 409, description = "The message was deleted (`message_deleted`)",
+         body = crate::api::ErrorBody),
+    )
+)]
 pub async fn edit(
     State(app): State<AppState>,
     who: Principal,
@@ -343,6 +421,24 @@ pub async fn edit(
 
 /// `DELETE /api/v1/rooms/{id}/messages/{message_id}`: the author or a moderator; the message
 /// becomes a tombstone (returned, 200). Deleting a tombstone again changes nothing.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/rooms/{id}/messages/{message_id}",
+    operation_id = "deleteMessage",
+    summary = "Delete a message (a tombstone stays)",
+    tag = "messages",
+    params(
+        ("id" = i64, Path, example = 1, description = "The room's id"),
+        ("message_id" = i64, Path, example = 1, description = "The message's id"),
+    ),
+    responses(
+        (status = 200, description = "The tombstone", body = MessageView),
+        (status = 403, description = "Neither the author nor a moderator (`forbidden`), or not \
+         a member (`not_a_member`)", body = crate::api::ErrorBody),
+        (status = 404, description = "No such room or message, or a room the caller may not see \
+         (`not_found`)", body = crate::api::ErrorBody),
+    )
+)]
 pub async fn delete(
     State(app): State<AppState>,
     who: Principal,
@@ -389,15 +485,20 @@ pub async fn delete(
     Ok(Json(view))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Messages older than this message id.
     pub before: Option<i64>,
+    /// Messages newer than this message id (not with `before`).
     pub after: Option<i64>,
+    /// Page size, 1 to 100 (default 50; other values are clamped).
     pub limit: Option<usize>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = MessagePage)]
 pub struct Page {
     /// Oldest first.
     pub messages: Vec<MessageView>,
@@ -408,6 +509,26 @@ pub struct Page {
 
 /// `GET /api/v1/rooms/{id}/messages?before=&after=&limit=`: the newest `limit` (default 50,
 /// at most 100) messages, or those right before/after a message id; tombstones included.
+#[utoipa::path(
+    get,
+    path = "/api/v1/rooms/{id}/messages",
+    operation_id = "listMessages",
+    summary = "List a room's messages",
+    tag = "messages",
+    params(
+        ("id" = i64, Path, example = 1, description = "The room's id"),
+        ListQuery,
+    ),
+    responses(
+        (status = 200, description = "A page of messages, oldest first", body = Page),
+        (status = 400, description = "Both `before` and `after`, or a bad value \
+         (`invalid_query`)", body = crate::api::ErrorBody),
+        (status = 403, description = "A public room the caller has not joined (`not_a_member`)",
+         body = crate::api::ErrorBody),
+        (status = 404, description = "No such room, or one the caller may not see (`not_found`)",
+         body = crate::api::ErrorBody),
+    )
+)]
 pub async fn list(
     State(app): State<AppState>,
     who: Principal,

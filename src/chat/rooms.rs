@@ -28,7 +28,9 @@ const MAX_TOPIC_CHARS: usize = 1000;
 const MAX_LISTED_ROOMS: i64 = 1000;
 
 /// A member's standing in one room.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum RoomRole {
     Member,
@@ -55,18 +57,22 @@ impl RoomRole {
 }
 
 /// A room as the API shows it. `my_role` is the caller's role (absent when not a member).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = Room)]
 pub struct RoomView {
     pub id: i64,
     pub name: String,
     pub topic: String,
     pub private: bool,
     pub guests_may_publish: bool,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(format = DateTime)]
     pub updated_at: String,
     /// The sequence number of the room's newest event (the gateway cursor).
     pub last_seq: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub my_role: Option<RoomRole>,
 }
 
@@ -211,11 +217,15 @@ fn check_topic(topic: &str) -> Result<String, ChatError> {
     Ok(topic.trim().to_owned())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRoom {
+    /// 1 to 100 characters, no control characters.
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
+    /// At most 1000 characters.
     #[serde(default)]
+    #[schema(max_length = 1000)]
     pub topic: String,
     #[serde(default)]
     pub private: bool,
@@ -224,7 +234,8 @@ pub struct CreateRoom {
 }
 
 /// A member as events and the member list show it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = Member)]
 pub struct MemberView {
     pub user_id: i64,
     pub username: String,
@@ -246,6 +257,21 @@ fn member_view(conn: &Connection, user_id: i64, role: RoomRole) -> Result<Member
 }
 
 /// `POST /api/v1/rooms`: members and admins create rooms; the creator is its owner.
+#[utoipa::path(
+    post,
+    path = "/api/v1/rooms",
+    operation_id = "createRoom",
+    summary = "Create a room",
+    tag = "rooms",
+    request_body = CreateRoom,
+    responses(
+        (status = 201, description = "The room; the caller is its owner", body = RoomView),
+        (status = 400, description = "A bad name (`invalid_name`) or topic (`invalid_topic`)",
+         body = crate::api::ErrorBody),
+        (status = 403, description = "Guests may not create rooms (`forbidden`)",
+         body = crate::api::ErrorBody),
+    )
+)]
 pub async fn create(
     State(app): State<AppState>,
     RequireMember(who): RequireMember,
@@ -302,13 +328,21 @@ fn add_member(
     Ok(view)
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RoomList {
     pub rooms: Vec<RoomView>,
 }
 
 /// `GET /api/v1/rooms`: the caller's rooms, the public rooms they may join (member-role
 /// accounts), and for admins every room.
+#[utoipa::path(
+    get,
+    path = "/api/v1/rooms",
+    operation_id = "listRooms",
+    summary = "List the caller's rooms and the public rooms they may join",
+    tag = "rooms",
+    responses((status = 200, description = "At most 1000 rooms, oldest first", body = RoomList))
+)]
 pub async fn list(State(app): State<AppState>, who: Principal) -> Result<Json<RoomList>, ApiError> {
     let rooms = app
         .store
@@ -340,6 +374,19 @@ pub async fn list(State(app): State<AppState>, who: Principal) -> Result<Json<Ro
 }
 
 /// `GET /api/v1/rooms/{id}`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/rooms/{id}",
+    operation_id = "getRoom",
+    summary = "Get a room",
+    tag = "rooms",
+    params(("id" = i64, Path, example = 1, description = "The room's id")),
+    responses(
+        (status = 200, description = "The room", body = RoomView),
+        (status = 404, description = "No such room, or one the caller may not see (`not_found`)",
+         body = crate::api::ErrorBody),
+    )
+)]
 pub async fn get(
     State(app): State<AppState>,
     who: Principal,
@@ -352,16 +399,38 @@ pub async fn get(
     Ok(Json(access.room))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateRoom {
+    /// 1 to 100 characters, no control characters.
+    #[schema(min_length = 1, max_length = 100)]
     pub name: Option<String>,
+    /// At most 1000 characters.
+    #[schema(max_length = 1000)]
     pub topic: Option<String>,
     pub private: Option<bool>,
     pub guests_may_publish: Option<bool>,
 }
 
 /// `PATCH /api/v1/rooms/{id}`: owner, moderators and admins; emits `room.updated`.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/rooms/{id}",
+    operation_id = "updateRoom",
+    summary = "Change a room's name, topic or settings",
+    tag = "rooms",
+    params(("id" = i64, Path, example = 1, description = "The room's id")),
+    request_body = UpdateRoom,
+    responses(
+        (status = 200, description = "The room after the change", body = RoomView),
+        (status = 400, description = "A bad name (`invalid_name`) or topic (`invalid_topic`)",
+         body = crate::api::ErrorBody),
+        (status = 403, description = "Not the room's owner, a moderator or an admin \
+         (`forbidden`)", body = crate::api::ErrorBody),
+        (status = 404, description = "No such room, or one the caller may not see (`not_found`)",
+         body = crate::api::ErrorBody),
+    )
+)]
 pub async fn update(
     State(app): State<AppState>,
     who: Principal,
@@ -401,12 +470,27 @@ pub async fn update(
     Ok(Json(room))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct MemberList {
     pub members: Vec<MemberView>,
 }
 
 /// `GET /api/v1/rooms/{id}/members`: for those who may read the room.
+#[utoipa::path(
+    get,
+    path = "/api/v1/rooms/{id}/members",
+    operation_id = "listRoomMembers",
+    summary = "List a room's members",
+    tag = "rooms",
+    params(("id" = i64, Path, example = 1, description = "The room's id")),
+    responses(
+        (status = 200, description = "The members, in the order they joined", body = MemberList),
+        (status = 403, description = "A public room the caller has not joined (`not_a_member`)",
+         body = crate::api::ErrorBody),
+        (status = 404, description = "No such room, or one the caller may not see (`not_found`)",
+         body = crate::api::ErrorBody),
+    )
+)]
 pub async fn members(
     State(app): State<AppState>,
     who: Principal,
@@ -438,15 +522,40 @@ pub async fn members(
     Ok(Json(MemberList { members }))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutMember {
+    /// `member` (default) or `moderator`.
     pub role: Option<RoomRole>,
 }
 
 /// `PUT /api/v1/rooms/{id}/members/{user_id}`: add a member (moderators; or oneself to a
 /// public room), or change a member's role (owner and admins may make moderators). 201 when
 /// added, 200 when changed or already so.
+#[utoipa::path(
+    put,
+    path = "/api/v1/rooms/{id}/members/{user_id}",
+    operation_id = "putRoomMember",
+    summary = "Add a member to a room, or change their room role",
+    tag = "rooms",
+    params(
+        ("id" = i64, Path, example = 1, description = "The room's id"),
+        ("user_id" = i64, Path, example = 1, description = "The account's id"),
+    ),
+    request_body(content = Option<PutMember>, description = "Optional: an empty body adds a \
+        member with the `member` role. Read as JSON whatever its content type."),
+    responses(
+        (status = 201, description = "Added", body = MemberView),
+        (status = 200, description = "Changed, or already so", body = MemberView),
+        (status = 400, description = "A body that is not valid (`invalid_body`), or a disabled \
+         account (`user_disabled`)", body = crate::api::ErrorBody),
+        (status = 403, description = "Not allowed: only moderators add others, only the owner \
+         and admins make or unmake moderators, the owner's role is fixed (`forbidden`)",
+         body = crate::api::ErrorBody),
+        (status = 404, description = "No such room or account, or a room the caller may not \
+         see (`not_found`)", body = crate::api::ErrorBody),
+    )
+)]
 pub async fn put_member(
     State(app): State<AppState>,
     who: Principal,
@@ -552,6 +661,25 @@ pub async fn put_member(
 
 /// `DELETE /api/v1/rooms/{id}/members/{user_id}`: leave (oneself) or remove (moderators;
 /// the owner only by an admin). Emits `member.left`; 204.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/rooms/{id}/members/{user_id}",
+    operation_id = "deleteRoomMember",
+    summary = "Leave a room, or remove a member",
+    tag = "rooms",
+    params(
+        ("id" = i64, Path, example = 1, description = "The room's id"),
+        ("user_id" = i64, Path, example = 1, description = "The account's id"),
+    ),
+    responses(
+        (status = 204, description = "Left, or removed"),
+        (status = 403, description = "Only moderators remove others; only the owner and admins \
+         remove moderators; only admins remove the owner (`forbidden`)",
+         body = crate::api::ErrorBody),
+        (status = 404, description = "No such room or member, or a room the caller may not see \
+         (`not_found`)", body = crate::api::ErrorBody),
+    )
+)]
 pub async fn delete_member(
     State(app): State<AppState>,
     who: Principal,

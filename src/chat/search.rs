@@ -44,15 +44,21 @@ pub fn fts_query(text: &str) -> Option<String> {
     Some(out)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct SearchQuery {
+    /// The words to find (all of them; the last also as a prefix).
+    #[param(min_length = 1)]
     pub q: String,
+    /// Only this room.
     pub room_id: Option<i64>,
+    /// 1 to 100 (default 20; other values are clamped).
     pub limit: Option<usize>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = SearchResults)]
 pub struct Results {
     /// Best matches first.
     pub messages: Vec<MessageView>,
@@ -94,6 +100,20 @@ pub fn search(
 }
 
 /// `GET /api/v1/search?q=&room_id=&limit=`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/search",
+    operation_id = "searchMessages",
+    summary = "Search messages",
+    tag = "messages",
+    params(SearchQuery),
+    responses(
+        (status = 200, description = "Matching messages in rooms the caller is in (admins: all), \
+         best first", body = Results),
+        (status = 400, description = "`q` missing or without words, or a bad value \
+         (`invalid_query`)", body = crate::api::ErrorBody),
+    )
+)]
 pub async fn handler(
     State(app): State<AppState>,
     who: Principal,

@@ -97,6 +97,30 @@ fn disposition(kind: &str, name: &str) -> HeaderValue {
     .unwrap_or_else(|_| HeaderValue::from_static("attachment"))
 }
 
+/// `GET /api/v1/attachments/{id}`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/attachments/{id}",
+    operation_id = "downloadAttachment",
+    summary = "Download a file",
+    tag = "attachments",
+    params(
+        ("id" = i64, Path, example = 1, description = "The attachment's id"),
+        ("Range" = Option<String>, Header, description = "One byte range (`bytes=a-b`, `a-`, \
+         `-n`); several ranges get the whole file"),
+    ),
+    responses(
+        (status = 200, description = "The file, with the type it was recognised as",
+         content(("*/*"))),
+        (status = 206, description = "The requested range", content(("*/*")),
+         headers(("Content-Range" = String, description = "`bytes a-b/size`"))),
+        (status = 404, description = "No such attachment, or one the caller may not see \
+         (`not_found`)", body = crate::api::ErrorBody),
+        (status = 416, description = "The range starts past the end (`range_not_satisfiable`)",
+         body = crate::api::ErrorBody,
+         headers(("Content-Range" = String, description = "`bytes */size`"))),
+    )
+)]
 pub async fn download(
     State(app): State<AppState>,
     who: Principal,

@@ -86,20 +86,28 @@ pub fn display_name(raw: Option<&str>) -> String {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct UploadQuery {
+    /// The file's name, shown to others (display text only, never a path).
     pub name: Option<String>,
 }
 
 /// An attachment as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = Attachment)]
 pub struct AttachmentView {
     pub id: i64,
     pub name: String,
+    /// Recognised from the content, not from what the client said.
+    #[schema(example = "image/png")]
     pub content_type: String,
+    /// Bytes.
     pub size: u64,
+    /// Lowercase hex SHA-256 of the content.
     pub sha256: String,
+    #[schema(format = DateTime)]
     pub created_at: String,
 }
 
@@ -135,6 +143,28 @@ fn write_and_hash(
 }
 
 /// `POST /api/v1/attachments`: 201 with the attachment.
+#[utoipa::path(
+    post,
+    path = "/api/v1/attachments",
+    operation_id = "uploadAttachment",
+    summary = "Upload a file",
+    tag = "attachments",
+    params(UploadQuery),
+    request_body(content(("application/octet-stream")),
+        description = "The raw file. Any `Content-Type` is accepted: the type is recognised \
+        from the content."),
+    responses(
+        (status = 201, description = "Stored", body = AttachmentView),
+        (status = 400, description = "An empty file (`empty_file`), an interrupted upload \
+         (`upload_aborted`) or a bad query (`invalid_query`)", body = crate::api::ErrorBody),
+        (status = 413, description = "Larger than `[attachments] max_bytes` (`too_large`), or \
+         over the account's quota (`quota_exceeded`)", body = crate::api::ErrorBody),
+        (status = 415, description = "A type that is not accepted (`unsupported_type`)",
+         body = crate::api::ErrorBody),
+        (status = 507, description = "The disk is nearly full (`insufficient_storage`)",
+         body = crate::api::ErrorBody),
+    )
+)]
 pub async fn upload(
     State(app): State<AppState>,
     who: Principal,

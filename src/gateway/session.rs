@@ -52,6 +52,30 @@ type Sink = SplitSink<WebSocket, Message>;
 type Stream = SplitStream<WebSocket>;
 
 /// `GET /api/v1/gateway`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/gateway",
+    operation_id = "openGateway",
+    summary = "Open the realtime WebSocket gateway",
+    tag = "gateway",
+    description = "Upgrades to a WebSocket (HTTP/1.1 `Upgrade: websocket`). Authenticate with \
+        the first frame, `{\"op\":\"auth\",\"token\":...}`, within 10 s; the protocol is in \
+        the README.",
+    security((), ("bearer" = [])),
+    responses(
+        (status = 101, description = "Switched to the WebSocket protocol"),
+        (status = 400, description = "Not a WebSocket upgrade request (missing or wrong \
+         `Connection`, `Upgrade`, `Sec-WebSocket-Key` or `Sec-WebSocket-Version`)",
+         body = crate::api::ErrorBody),
+        (status = 405, description = "A GET over HTTP/2, which cannot upgrade: connect with \
+         HTTP/1.1", body = crate::api::ErrorBody),
+        (status = 426, description = "The connection cannot be upgraded",
+         body = crate::api::ErrorBody),
+        (status = 503, description = "Too many realtime connections (`gateway_full`)",
+         body = crate::api::ErrorBody,
+         headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    )
+)]
 pub async fn upgrade(State(app): State<AppState>, ws: WebSocketUpgrade) -> Response {
     let gateway = app.gateway.clone();
     let Some(admission) = gateway.admit() else {

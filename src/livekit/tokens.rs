@@ -33,7 +33,19 @@ pub enum TokenError {
 }
 
 /// What a participant may send (LiveKit's track sources, in its lowercase spelling).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum TrackSource {
     Camera,
@@ -79,7 +91,8 @@ impl Default for RoomCallPolicy {
 }
 
 /// The permissions written into a token's grant.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(as = CallPermissions)]
 pub struct Permissions {
     pub can_publish: bool,
     pub can_subscribe: bool,

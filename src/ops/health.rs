@@ -17,8 +17,10 @@ use crate::api::AppState;
 /// How long the database check may take before the writer counts as unresponsive.
 const DB_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Check {
+    /// `ok` or `fail`; for `livekit` also `starting`, `degraded`, `disabled`, `stopping`.
+    #[schema(example = "ok")]
     pub status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
@@ -46,24 +48,52 @@ impl Check {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Readiness {
+    /// `ready` or `not_ready`.
+    #[schema(example = "ready")]
     pub status: &'static str,
     pub checks: Checks,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Checks {
     pub database: Check,
     pub disk: Check,
-    /// Informational: never makes `/ready` fail (see [`livekit_check`]).
+    /// Informational: never makes `/ready` fail (see `livekit_check`).
     pub livekit: Check,
 }
 
+/// `GET /health`: the process answers.
+#[utoipa::path(
+    get,
+    path = "/health",
+    operation_id = "getHealth",
+    summary = "Liveness: the process answers",
+    tag = "health",
+    security(()),
+    responses(
+        (status = 200, description = "The process answers",
+         body = crate::api::openapi::Health),
+    )
+)]
 pub async fn health() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok", "version": crate::VERSION }))
 }
 
+/// `GET /ready`: the database can be written and the disk has room.
+#[utoipa::path(
+    get,
+    path = "/ready",
+    operation_id = "getReady",
+    summary = "Readiness: database writable, disk above the floor",
+    tag = "health",
+    security(()),
+    responses(
+        (status = 200, description = "Ready to serve", body = Readiness),
+        (status = 503, description = "Not ready: see `checks`", body = Readiness),
+    )
+)]
 pub async fn ready(State(app): State<AppState>) -> Response {
     let r = readiness(&app).await;
     let code = if r.status == "ready" {

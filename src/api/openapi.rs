@@ -1,0 +1,675 @@
+//! The OpenAPI 3.1 document of the public HTTPS surface, served at `GET /api/v1/openapi.json`.
+//!
+//! The document is generated from the code: every handler mounted by [`super::router`] carries a
+//! `#[utoipa::path]` annotation beside it (its path, parameters, request body and the responses
+//! it returns itself), and every type it reads or writes derives `utoipa::ToSchema` from the
+//! same struct serde uses. [`ApiDoc`] lists the handlers; [`Common`] adds what the shared layers
+//! answer on every route (bad credentials, rate limits, timeouts, unknown Host, low disk, body
+//! cap) so that no handler has to repeat them. The tests below compare the document's paths and
+//! methods with the routes `router` mounts (read from `api/mod.rs`), so a route cannot be added
+//! without being documented.
+//!
+//! This module does not serve anything but the document and knows nothing about sockets. The
+//! document depends only on the code, not on the configuration: it is built once per router
+//! ([`Document::build`]) and served as a precomputed body.
+
+use axum::body::Bytes;
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use http::{header, HeaderValue};
+use serde::Serialize;
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::path::{HttpMethod, Operation, PathItem};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{
+    ContentBuilder, ObjectBuilder, Ref, RefOr, ResponseBuilder, Schema, Type as SchemaType,
+};
+use utoipa::{Modify, OpenApi, ToSchema};
+
+/// The body of every 4xx and 5xx response (PRODUCT.md): a stable code and a human message.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// What went wrong: `code` is part of the API contract (clients branch on it), `message` is
+/// for people and may change.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    #[schema(example = "not_found", pattern = "^[a-z0-9_]+$")]
+    pub code: String,
+    #[schema(example = "no such resource")]
+    pub message: String,
+}
+
+/// `GET /health`'s body.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    #[schema(example = "ok")]
+    pub status: String,
+    /// Roost's version.
+    pub version: String,
+}
+
+/// The whole public API. `paths(...)` must list every handler `super::router` mounts (the
+/// tests check it against `api/mod.rs`).
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Roost",
+        description = "The HTTP API of a Roost server: a private chat and calls server for a \
+            Raspberry Pi. Everything under /api/v1 is JSON over HTTPS; every error is \
+            {\"error\":{\"code\":\"snake_case\",\"message\":\"...\"}}. Times are RFC 3339 \
+            strings. Send `Authorization: Bearer <access token or API key>`; a request that \
+            carries a bad or expired one is refused with 401 before it is routed, so send \
+            login, refresh, register and setup without it.",
+        license(name = "MIT OR Apache-2.0"),
+    ),
+    paths(
+        crate::ops::health::health,
+        crate::ops::health::ready,
+        super::ca_cert,
+        openapi_json,
+        crate::auth::setup::complete,
+        crate::auth::handlers::login,
+        crate::auth::handlers::refresh,
+        crate::auth::handlers::logout,
+        crate::auth::handlers::register,
+        crate::auth::handlers::change_password,
+        crate::auth::handlers::me,
+        crate::auth::users::list_handler,
+        crate::auth::users::update_handler,
+        crate::auth::invites::create_handler,
+        crate::auth::invites::list_handler,
+        crate::auth::invites::revoke_handler,
+        crate::auth::api_keys::create_handler,
+        crate::auth::api_keys::list_handler,
+        crate::auth::api_keys::revoke_handler,
+        crate::auth::api_keys::start_rotation_handler,
+        crate::auth::api_keys::confirm_rotation_handler,
+        crate::audit::list_handler,
+        crate::chat::rooms::list,
+        crate::chat::rooms::create,
+        crate::chat::rooms::get,
+        crate::chat::rooms::update,
+        crate::chat::rooms::members,
+        crate::chat::rooms::put_member,
+        crate::chat::rooms::delete_member,
+        crate::chat::messages::list,
+        crate::chat::messages::post,
+        crate::chat::messages::get,
+        crate::chat::messages::edit,
+        crate::chat::messages::delete,
+        crate::chat::calls::participants,
+        crate::chat::calls::token,
+        crate::chat::search::handler,
+        crate::files::upload::upload,
+        crate::files::download::download,
+        crate::gateway::session::upgrade,
+    ),
+    components(schemas(ErrorBody, ErrorDetail)),
+    modifiers(&Common),
+    security(("bearer" = [])),
+    tags(
+        (name = "health", description = "Liveness, readiness and the local CA certificate"),
+        (name = "meta", description = "This document"),
+        (name = "auth", description = "First admin, sign-in, sessions, passwords"),
+        (name = "users", description = "Accounts (admins)"),
+        (name = "invites", description = "Invite codes (admins)"),
+        (name = "api-keys", description = "API keys for bots and integrations"),
+        (name = "audit", description = "The audit log (admins)"),
+        (name = "rooms", description = "Rooms and their members"),
+        (name = "messages", description = "Messages and search"),
+        (name = "calls", description = "Calls in a room (LiveKit)"),
+        (name = "attachments", description = "File uploads and downloads"),
+        (name = "gateway", description = "The realtime WebSocket gateway"),
+    )
+)]
+pub struct ApiDoc;
+
+/// The shared responses [`Common`] adds, as `components.responses` entries:
+/// (name, status, description, whether it always carries `Retry-After`).
+const COMMON_RESPONSES: [(&str, &str, &str, bool); 10] = [
+    (
+        "BadRequest",
+        "400",
+        "Malformed input: a path segment that is not a number (`bad_request`), a bad query \
+         (`invalid_query`), a body that is not valid JSON (`malformed_json`) or not of the \
+         documented shape (`invalid_body`), or a value the endpoint refuses (its own code).",
+        false,
+    ),
+    (
+        "Unauthorized",
+        "401",
+        "No credentials where required (`unauthenticated`), or an `Authorization` header that \
+         does not check out: `invalid_token`, `token_expired` (refresh and retry). Any request \
+         under /api/ with a bad header gets this, whatever the route.",
+        false,
+    ),
+    (
+        "Forbidden",
+        "403",
+        "The caller may not do this: an API key without the `read`/`write`/`admin` scope the \
+         request needs (`insufficient_scope`), or the role or room role is too low.",
+        false,
+    ),
+    (
+        "RequestTimeout",
+        "408",
+        "The request was not answered within `limits.request_timeout_secs` (`request_timeout`).",
+        false,
+    ),
+    (
+        "PayloadTooLarge",
+        "413",
+        "The body is larger than `limits.max_body_bytes` (`payload_too_large`).",
+        false,
+    ),
+    (
+        "UnsupportedMediaType",
+        "415",
+        "A JSON body was sent without `Content-Type: application/json` (`unsupported_media_type`).",
+        false,
+    ),
+    (
+        "MisdirectedRequest",
+        "421",
+        "The Host header names no host this server answers for (`misdirected_request`).",
+        false,
+    ),
+    (
+        "RateLimited",
+        "429",
+        "Too many requests of this kind from this address or account (`rate_limited`), or too \
+         many failed sign-ins for this account (`login_backoff`). Retry after `Retry-After` \
+         seconds; `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` come with the \
+         limiter's refusals.",
+        true,
+    ),
+    (
+        "Unavailable",
+        "503",
+        "The server cannot do this now: it is shutting down (`shutting_down`), its storage \
+         refuses writes (`storage_unavailable`), or too many password checks are waiting \
+         (`busy`, with `Retry-After`).",
+        false,
+    ),
+    (
+        "InsufficientStorage",
+        "507",
+        "Free disk is below `storage.min_free_disk_mb`: writes are refused until space is freed \
+         (`insufficient_storage`); reads keep working.",
+        false,
+    ),
+];
+
+/// Adds the bearer security scheme and, to every operation, the responses of the layers that
+/// run before its handler (see [`super::common_layers`]): every route can time out (408), meet
+/// an unknown Host (421) or fail unexpectedly (500); everything under `/api/` is authenticated
+/// when a header is sent (401, 403 scope), rate limited (429) and may find the server
+/// shutting down (503); writes under `/api/` are refused on low disk (507) and over the body
+/// cap (413); endpoints with parameters or a body can be sent malformed ones (400), and a JSON
+/// body needs its content type (415). A response the handler documents itself is kept.
+pub struct Common;
+
+impl Modify for Common {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "An access token from /api/v1/auth/login (a JWT, 15 minutes), or an \
+                         API key (`roost_<prefix>_<secret>`) from /api/v1/api-keys.",
+                    ))
+                    .build(),
+            ),
+        );
+        let error_schema = RefOr::<Schema>::Ref(Ref::from_schema_name("ErrorBody"));
+        for (name, _, description, retry_after) in COMMON_RESPONSES {
+            let mut response = ResponseBuilder::new().description(description).content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(error_schema.clone()))
+                    .build(),
+            );
+            if retry_after {
+                response = response.header(
+                    "Retry-After",
+                    HeaderBuilder::new()
+                        .schema(Some(ObjectBuilder::new().schema_type(SchemaType::Integer)))
+                        .description(Some("Seconds to wait before retrying"))
+                        .build(),
+                );
+            }
+            components
+                .responses
+                .insert(name.to_owned(), RefOr::T(response.build()));
+        }
+        components.responses.insert(
+            "Internal".to_owned(),
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description(
+                        "An unexpected failure (`internal`); the cause is in the server log, \
+                         never in the response.",
+                    )
+                    .content(
+                        "application/json",
+                        ContentBuilder::new().schema(Some(error_schema)).build(),
+                    )
+                    .build(),
+            ),
+        );
+
+        for (path, item) in doc.paths.paths.iter_mut() {
+            let api = path.starts_with("/api/");
+            let has_path_params = path.contains('{');
+            for (method, op) in operations_mut(item) {
+                let write = !matches!(method, HttpMethod::Get | HttpMethod::Head);
+                let has_query = op.parameters.as_ref().is_some_and(|ps| !ps.is_empty());
+                let json_body = op.request_body.as_ref().is_some_and(|b| match b {
+                    RefOr::T(body) => body.content.contains_key("application/json"),
+                    RefOr::Ref(_) => false,
+                });
+                add(op, "408", "RequestTimeout");
+                add(op, "421", "MisdirectedRequest");
+                add(op, "500", "Internal");
+                if has_path_params || has_query || op.request_body.is_some() {
+                    add(op, "400", "BadRequest");
+                }
+                if json_body {
+                    add(op, "415", "UnsupportedMediaType");
+                }
+                if api {
+                    add(op, "401", "Unauthorized");
+                    add(op, "403", "Forbidden");
+                    add(op, "429", "RateLimited");
+                    add(op, "503", "Unavailable");
+                    if write {
+                        add(op, "413", "PayloadTooLarge");
+                        add(op, "507", "InsufficientStorage");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Every operation of a path item with its method.
+fn operations_mut(item: &mut PathItem) -> Vec<(HttpMethod, &mut Operation)> {
+    [
+        (HttpMethod::Get, item.get.as_mut()),
+        (HttpMethod::Put, item.put.as_mut()),
+        (HttpMethod::Post, item.post.as_mut()),
+        (HttpMethod::Delete, item.delete.as_mut()),
+        (HttpMethod::Options, item.options.as_mut()),
+        (HttpMethod::Head, item.head.as_mut()),
+        (HttpMethod::Patch, item.patch.as_mut()),
+        (HttpMethod::Trace, item.trace.as_mut()),
+    ]
+    .into_iter()
+    .filter_map(|(m, op)| op.map(|op| (m, op)))
+    .collect()
+}
+
+/// Adds the shared response `name` under `status` unless the operation documents that status.
+fn add(op: &mut Operation, status: &str, name: &str) {
+    op.responses
+        .responses
+        .entry(status.to_owned())
+        .or_insert_with(|| RefOr::Ref(Ref::from_response_name(name)));
+}
+
+/// The serialized document, built once and shared by every request for it.
+#[derive(Debug, Clone)]
+pub struct Document(Bytes);
+
+impl Document {
+    pub fn build() -> Document {
+        let json = ApiDoc::openapi()
+            .to_json()
+            .expect("the document is made of strings, maps and numbers, which always serialize");
+        Document(Bytes::from(json))
+    }
+
+    pub fn bytes(&self) -> &Bytes {
+        &self.0
+    }
+}
+
+/// `GET /api/v1/openapi.json`: this document.
+#[utoipa::path(
+    get,
+    path = "/api/v1/openapi.json",
+    operation_id = "getOpenApi",
+    summary = "This OpenAPI document",
+    tag = "meta",
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The OpenAPI 3.1 document of this API",
+         body = Object, content_type = "application/json"),
+    )
+)]
+pub async fn openapi_json(Extension(doc): Extension<Document>) -> Response {
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=3600"),
+            ),
+        ],
+        doc.0,
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use serde_json::Value;
+
+    use super::*;
+
+    /// Routes `router` mounts that the document leaves out on purpose, with the reason.
+    const UNDOCUMENTED: [(&str, &str); 3] = [
+        (
+            "/rtc",
+            "LiveKit's signalling WebSocket, proxied unchanged to livekit-server",
+        ),
+        ("/rtc/{*rest}", "LiveKit's signalling, proxied unchanged"),
+        ("/twirp/{*rest}", "LiveKit's Twirp API, proxied unchanged"),
+    ];
+
+    const METHODS: [&str; 8] = [
+        "get", "put", "post", "delete", "options", "head", "patch", "trace",
+    ];
+
+    fn document() -> Value {
+        serde_json::from_slice(Document::build().bytes()).expect("the document is JSON")
+    }
+
+    /// The path a `.route(` call's first argument names: a literal or a known constant.
+    fn route_path(expr: &str) -> String {
+        if let Some(literal) = expr.strip_prefix('"').and_then(|e| e.strip_suffix('"')) {
+            return literal.to_owned();
+        }
+        match expr {
+            "crate::edge::limits::UPLOAD_ROUTE" => crate::edge::limits::UPLOAD_ROUTE.to_owned(),
+            other => panic!("a route path this test cannot read: {other}; add it to route_path"),
+        }
+    }
+
+    /// Whether `code` calls `name(` (as `get(...)` or `.get(...)`, not `rooms::get`).
+    fn calls(code: &str, name: &str) -> bool {
+        let pattern = format!("{name}(");
+        code.match_indices(&pattern).any(|(i, _)| {
+            code[..i]
+                .chars()
+                .next_back()
+                .map_or(true, |c| !(c.is_alphanumeric() || c == '_' || c == ':'))
+        })
+    }
+
+    /// (path, method) of every route `api::router` mounts, read from the source of
+    /// `api/mod.rs` (axum cannot list a router's routes), methods in lowercase; `any` for
+    /// routes that take every method.
+    fn mounted_routes() -> BTreeSet<(String, String)> {
+        let src = include_str!("mod.rs");
+        let start = src.find("pub fn router(").expect("api::router exists");
+        let len = src[start..].find("\n}\n").expect("router's body ends");
+        let body = &src[start..start + len];
+        let mut routes = BTreeSet::new();
+        let mut rest = body;
+        while let Some(i) = rest.find(".route(") {
+            let args_start = i + ".route(".len();
+            let mut depth = 1;
+            let mut args_end = None;
+            for (k, c) in rest[args_start..].char_indices() {
+                match c {
+                    '(' => depth += 1,
+                    ')' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            args_end = Some(args_start + k);
+                            break;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            let args_end = args_end.expect("a .route( call closes");
+            let args = &rest[args_start..args_end];
+            let (path, handlers) = args.split_once(',').expect(".route(path, handlers)");
+            let path = route_path(path.trim());
+            let mut found = false;
+            for method in METHODS.iter().copied().chain(["any"]) {
+                if calls(handlers, method) {
+                    routes.insert((path.clone(), method.to_owned()));
+                    found = true;
+                }
+            }
+            assert!(found, "no method found for route {path}: {handlers}");
+            rest = &rest[args_end..];
+        }
+        assert!(
+            routes.len() > 30,
+            "the route parser found too few routes: {routes:?}"
+        );
+        routes
+    }
+
+    fn documented_operations(doc: &Value) -> BTreeSet<(String, String)> {
+        let mut ops = BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            for method in METHODS {
+                if item.get(method).is_some() {
+                    ops.insert((path.clone(), method.to_owned()));
+                }
+            }
+        }
+        ops
+    }
+
+    #[test]
+    fn every_mounted_route_is_documented_and_nothing_else() {
+        let doc = document();
+        let mounted: BTreeSet<_> = mounted_routes()
+            .into_iter()
+            .filter(|(path, _)| !UNDOCUMENTED.iter().any(|(p, _)| p == path))
+            .collect();
+        let documented = documented_operations(&doc);
+        let missing: Vec<_> = mounted.difference(&documented).collect();
+        let extra: Vec<_> = documented.difference(&mounted).collect();
+        assert!(
+            missing.is_empty(),
+            "routes mounted in api::router but not in the OpenAPI document (add \
+             #[utoipa::path] to the handler and list it in ApiDoc): {missing:?}"
+        );
+        assert!(
+            extra.is_empty(),
+            "operations in the OpenAPI document that api::router does not mount: {extra:?}"
+        );
+        for (path, _) in UNDOCUMENTED {
+            assert!(
+                mounted_routes().iter().any(|(p, _)| p == path),
+                "{path} is listed as undocumented but no longer mounted"
+            );
+        }
+    }
+
+    #[test]
+    fn the_document_is_openapi_3_with_every_public_path() {
+        let doc = document();
+        assert!(
+            doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")),
+            "{}",
+            doc["openapi"]
+        );
+        assert_eq!(doc["info"]["version"], crate::VERSION);
+        let paths = doc["paths"].as_object().unwrap();
+        for path in [
+            "/health",
+            "/ready",
+            "/ca.crt",
+            "/api/v1/openapi.json",
+            "/api/v1/setup",
+            "/api/v1/auth/login",
+            "/api/v1/auth/refresh",
+            "/api/v1/auth/logout",
+            "/api/v1/auth/register",
+            "/api/v1/auth/password",
+            "/api/v1/me",
+            "/api/v1/users",
+            "/api/v1/users/{id}",
+            "/api/v1/invites",
+            "/api/v1/invites/{id}",
+            "/api/v1/api-keys",
+            "/api/v1/api-keys/{id}",
+            "/api/v1/api-keys/{id}/rotation",
+            "/api/v1/api-keys/{id}/rotation/confirm",
+            "/api/v1/audit",
+            "/api/v1/rooms",
+            "/api/v1/rooms/{id}",
+            "/api/v1/rooms/{id}/members",
+            "/api/v1/rooms/{id}/members/{user_id}",
+            "/api/v1/rooms/{id}/messages",
+            "/api/v1/rooms/{id}/messages/{message_id}",
+            "/api/v1/rooms/{id}/call",
+            "/api/v1/rooms/{id}/call/token",
+            "/api/v1/search",
+            "/api/v1/attachments",
+            "/api/v1/attachments/{id}",
+            "/api/v1/gateway",
+        ] {
+            assert!(paths.contains_key(path), "{path} is not in the document");
+        }
+        let bearer = &doc["components"]["securitySchemes"]["bearer"];
+        assert_eq!(bearer["type"], "http");
+        assert_eq!(bearer["scheme"], "bearer");
+    }
+
+    /// Every path parameter in a path template is declared, and every declared one is in it.
+    #[test]
+    fn path_parameters_match_their_templates() {
+        let doc = document();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            let in_template: BTreeSet<&str> = path
+                .split('/')
+                .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+                .collect();
+            for method in METHODS {
+                let Some(op) = item.get(method) else { continue };
+                let declared: BTreeSet<&str> = op["parameters"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|p| p["in"] == "path")
+                    .map(|p| p["name"].as_str().unwrap())
+                    .collect();
+                assert_eq!(in_template, declared, "{method} {path}");
+            }
+        }
+    }
+
+    #[test]
+    fn operation_ids_are_unique_and_every_reference_resolves() {
+        let doc = document();
+        let mut ids = BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for method in METHODS {
+                if let Some(op) = item.get(method) {
+                    let id = op["operationId"].as_str().expect("an operationId");
+                    assert!(
+                        ids.insert(id.to_owned()),
+                        "operationId {id} twice ({method} {path})"
+                    );
+                }
+            }
+        }
+        fn walk<'a>(v: &'a Value, refs: &mut Vec<&'a str>) {
+            match v {
+                Value::Object(m) => {
+                    if let Some(Value::String(r)) = m.get("$ref") {
+                        refs.push(r);
+                    }
+                    m.values().for_each(|v| walk(v, refs));
+                }
+                Value::Array(a) => a.iter().for_each(|v| walk(v, refs)),
+                _ => {}
+            }
+        }
+        let mut refs = Vec::new();
+        walk(&doc, &mut refs);
+        assert!(!refs.is_empty());
+        for r in refs {
+            let pointer = r.strip_prefix('#').expect("only local references");
+            assert!(doc.pointer(pointer).is_some(), "{r} does not resolve");
+        }
+    }
+
+    /// PRODUCT.md: every error is `{"error":{"code","message"}}`; the document says so for
+    /// every 4xx and 5xx of every operation.
+    #[test]
+    fn every_error_response_has_the_error_shape() {
+        let doc = document();
+        let resolve = |v: &Value| -> Value {
+            match v.get("$ref").and_then(Value::as_str) {
+                Some(r) => doc.pointer(r.strip_prefix('#').unwrap()).unwrap().clone(),
+                None => v.clone(),
+            }
+        };
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for method in METHODS {
+                let Some(op) = item.get(method) else { continue };
+                for (status, response) in op["responses"].as_object().unwrap() {
+                    if !(status.starts_with('4') || status.starts_with('5')) {
+                        continue;
+                    }
+                    if (path.as_str(), status.as_str()) == ("/ready", "503") {
+                        continue; // the readiness report itself, with its failing checks
+                    }
+                    let response = resolve(response);
+                    let schema = &response["content"]["application/json"]["schema"];
+                    assert_eq!(
+                        schema["$ref"], "#/components/schemas/ErrorBody",
+                        "{method} {path} {status}: {response}"
+                    );
+                }
+                let has = |s: &str| op["responses"].get(s).is_some();
+                assert!(has("500") && has("421") && has("408"), "{method} {path}");
+                if path.starts_with("/api/") {
+                    assert!(has("401") && has("429") && has("503"), "{method} {path}");
+                    if method != "get" {
+                        assert!(has("507") && has("413"), "{method} {path}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Files go up and down as raw bytes (a media type without a schema, as OpenAPI 3.1 says),
+    /// not as JSON arrays of numbers.
+    #[test]
+    fn attachments_are_raw_bytes() {
+        let doc = document();
+        let upload = &doc["paths"]["/api/v1/attachments"]["post"]["requestBody"]["content"];
+        let download = &doc["paths"]["/api/v1/attachments/{id}"]["get"]["responses"]["200"];
+        for schema in [
+            &upload["application/octet-stream"],
+            &download["content"]["*/*"],
+        ] {
+            assert!(
+                schema.is_object() && schema.get("schema").is_none(),
+                "{schema}"
+            );
+        }
+    }
+}
