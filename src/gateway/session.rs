@@ -289,12 +289,15 @@ impl Connection {
                 )
                 .await;
         };
+        // The rooms and where their logs stood, then the subscription: the hub skips a room
+        // this user left after that read (see `Hub::subscribe`), so a leave racing with the
+        // connect cannot leave a stale subscription behind.
         let user_id = principal.user_id;
-        let room_ids = match app
+        let read = app
             .store
-            .read(move |conn| rooms::member_room_ids(conn, user_id))
-            .await
-        {
+            .read(move |conn| rooms::memberships(conn, user_id))
+            .await;
+        let memberships = match read {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(error = %e, "gateway: reading memberships");
@@ -303,13 +306,12 @@ impl Connection {
                     .await;
             }
         };
-        gateway.hub.subscribe(registration.conn_id, &room_ids);
+        gateway.hub.subscribe(registration.conn_id, &memberships);
         let cursors = hello.cursors();
         let keep = usize::try_from(s.resume_events_per_room).unwrap_or(usize::MAX);
-        let rooms_for_read = room_ids.clone();
         let start = app
             .store
-            .read(move |conn| start_state(conn, &rooms_for_read, &cursors, keep))
+            .read(move |conn| start_state(conn, user_id, &cursors, keep))
             .await;
         let start = match start {
             Ok(st) => st,
@@ -325,7 +327,10 @@ impl Connection {
             return self
                 .close(
                     close::RESYNC_REQUIRED,
-                    &format!("resync required for rooms {}", list.join(",")),
+                    &format!(
+                        "resync required, events after your cursor are gone: reload over HTTP, reconnect without cursors for rooms {}",
+                        list.join(",")
+                    ),
                     Disconnect::ResyncRequired,
                 )
                 .await;
@@ -339,7 +344,7 @@ impl Connection {
                 .map(|(room_id, seq)| json!({ "room_id": room_id, "last_seq": seq }))
                 .collect::<Vec<_>>(),
             "resumed": start.resumed,
-            "online": gateway.hub.online_in(&room_ids),
+            "online": gateway.hub.online_in(&start.positions.iter().map(|(r, _)| *r).collect::<Vec<_>>()),
             "heartbeat_interval_secs": s.ping_interval_secs,
         });
         if let Err(why) = self.send_text(ready.to_string(), Some(&kick)).await {
@@ -453,35 +458,46 @@ struct Start {
     resync: Vec<i64>,
 }
 
+/// Reads, in one snapshot (a read transaction), the rooms `user_id` is a member of now, where
+/// their logs stand and the events after each resume cursor. Read after the hub subscription,
+/// so live events can only overlap this (the session drops repeats), never leave a hole; and
+/// re-reading the memberships here means nothing is replayed from a room the user has left
+/// since the subscription's read.
 fn start_state(
     conn: &rusqlite::Connection,
-    room_ids: &[i64],
+    user_id: i64,
     cursors: &std::collections::BTreeMap<i64, i64>,
     keep: usize,
 ) -> Result<Start, ChatError> {
+    let snapshot = conn.unchecked_transaction()?;
+    let rooms = rooms::memberships(&snapshot, user_id)?;
     let mut start = Start {
-        positions: Vec::with_capacity(room_ids.len()),
+        positions: Vec::with_capacity(rooms.len()),
         replay: Vec::new(),
         resumed: Vec::new(),
         resync: Vec::new(),
     };
-    for room_id in room_ids {
-        let Some(pos) = events::position(conn, *room_id)? else {
+    for (room_id, _) in rooms {
+        let Some(pos) = events::position(&snapshot, room_id)? else {
             continue;
         };
-        start.positions.push((*room_id, pos.last_seq));
-        let Some(cursor) = cursors.get(room_id).copied() else {
+        start.positions.push((room_id, pos.last_seq));
+        let Some(cursor) = cursors.get(&room_id).copied() else {
             continue;
         };
         let missed = usize::try_from(pos.last_seq - cursor).unwrap_or(usize::MAX);
         if !events::replayable(cursor, pos) || start.replay.len() + missed > MAX_REPLAY {
-            start.resync.push(*room_id);
+            start.resync.push(room_id);
             continue;
         }
-        start
-            .replay
-            .extend(events::range(conn, *room_id, cursor, pos.last_seq, keep)?);
-        start.resumed.push(*room_id);
+        start.replay.extend(events::range(
+            &snapshot,
+            room_id,
+            cursor,
+            pos.last_seq,
+            keep,
+        )?);
+        start.resumed.push(room_id);
     }
     Ok(start)
 }
