@@ -288,7 +288,10 @@ async fn a_nearly_full_disk_refuses_uploads_with_507_leaving_nothing_and_reads_g
     let (s, body) = upload(&api, &alice, "dog.png", png(300_000)).await;
     assert_eq!(
         (s, body["error"]["code"].clone()),
-        (StatusCode::INSUFFICIENT_STORAGE, json!("insufficient_storage")),
+        (
+            StatusCode::INSUFFICIENT_STORAGE,
+            json!("insufficient_storage")
+        ),
         "{body}"
     );
     assert!(body["error"]["message"].is_string(), "{body}");
