@@ -12,7 +12,8 @@
 #   BENCH_SECONDS=10 BENCH_SUBSCRIBERS=1000 BENCH_MESSAGES=20 BENCH_SEED=1000000 scripts/bench/chat.sh
 #   BENCH_CASES="fanout" scripts/bench/chat.sh     # only some of: posts fanout mqtt reads
 #
-# Environment: CARGO_TARGET_DIR (where cargo builds; default ./target). Installs mosquitto with
+# Environment: CARGO_TARGET_DIR (where cargo builds; default ./target); ROOST_BIN (a roost binary
+# to measure instead of building one, e.g. to compare two builds). Installs mosquitto with
 # apt-get when missing (as root).
 set -euo pipefail
 
@@ -49,9 +50,15 @@ fi
 mosquitto_bin=$(command -v mosquitto || echo /usr/sbin/mosquitto)
 ulimit -n 16384 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
-log "building roost and the chat_bench example (release)"
-(cd "$repo" && cargo build --quiet --release --bin roost --example chat_bench)
-roost="$target/release/roost"
+if [[ -n "${ROOST_BIN:-}" ]]; then
+    log "building the chat_bench example (release); measuring $ROOST_BIN"
+    (cd "$repo" && cargo build --quiet --release --example chat_bench)
+    roost=$ROOST_BIN
+else
+    log "building roost and the chat_bench example (release)"
+    (cd "$repo" && cargo build --quiet --release --bin roost --example chat_bench)
+    roost="$target/release/roost"
+fi
 bench="$target/release/examples/chat_bench"
 client() { taskset -c 1 "$bench" "$@"; }
 

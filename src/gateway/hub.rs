@@ -19,10 +19,10 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use axum::extract::ws::Utf8Bytes;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::queue::{Full, Queue};
 use crate::chat::events::{self, MemberChange};
 use crate::chat::RoomEvent;
 use crate::store::Store;
@@ -46,6 +46,9 @@ pub enum Outbound {
     Frame(Utf8Bytes),
 }
 
+/// A connection's outgoing queue: the hub fills it, the session drains it.
+pub type Outbox = Arc<Queue<Outbound>>;
+
 /// Why the hub (or someone through it) ended a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kicked {
@@ -68,7 +71,7 @@ impl Kick {
 
 struct Conn {
     user_id: i64,
-    tx: mpsc::Sender<Outbound>,
+    tx: Outbox,
     rooms: HashSet<i64>,
     kick: Arc<Kick>,
     /// Until [`Hub::subscribe`] ran: the rooms this user left since the connection registered,
@@ -164,8 +167,9 @@ impl Hub {
         self: &Arc<Self>,
         user_id: i64,
         max_per_user: usize,
-    ) -> Result<(Registration, mpsc::Receiver<Outbound>, Arc<Kick>), TooMany> {
-        let (tx, rx) = mpsc::channel(self.queue_capacity);
+    ) -> Result<(Registration, Outbox, Arc<Kick>), TooMany> {
+        let tx = Arc::new(Queue::new(self.queue_capacity));
+        let rx = tx.clone();
         let kick = Arc::new(Kick::default());
         let mut st = self.lock();
         let mine = st.users.entry(user_id).or_default();
@@ -301,23 +305,18 @@ impl Hub {
         let Some(conn) = st.conns.get(&conn_id) else {
             return;
         };
-        match conn.tx.try_send(item) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                conn.kick.kick(Kicked::SlowConsumer);
-                // Out of every room now, so it costs nothing more; its session closes it, and
-                // its registration's drop finds it already gone.
-                let user_id = conn.user_id;
-                if let Some(conn) = Self::detach(st, conn_id) {
-                    if !st.users.contains_key(&user_id) {
-                        let rooms: Vec<i64> = conn.rooms.iter().copied().collect();
-                        let frame = presence_frame(user_id, false);
-                        Self::to_peers(st, user_id, &rooms, &frame);
-                    }
+        if let Err(Full(_)) = conn.tx.try_push(item) {
+            conn.kick.kick(Kicked::SlowConsumer);
+            // Out of every room now, so it costs nothing more; its session closes it, and its
+            // registration's drop finds it already gone.
+            let user_id = conn.user_id;
+            if let Some(conn) = Self::detach(st, conn_id) {
+                if !st.users.contains_key(&user_id) {
+                    let rooms: Vec<i64> = conn.rooms.iter().copied().collect();
+                    let frame = presence_frame(user_id, false);
+                    Self::to_peers(st, user_id, &rooms, &frame);
                 }
             }
-            // The session is ending; its registration is about to leave.
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
         }
     }
 
@@ -522,9 +521,9 @@ mod tests {
         Arc::new(Hub::new(store, capacity, vec![(1, 0), (2, 0)]))
     }
 
-    fn seqs(rx: &mut mpsc::Receiver<Outbound>) -> Vec<i64> {
+    fn seqs(rx: &Queue<Outbound>) -> Vec<i64> {
         let mut out = Vec::new();
-        while let Ok(item) = rx.try_recv() {
+        while let Some(item) = rx.try_pop() {
             if let Outbound::Event { seq, .. } = item {
                 out.push(seq);
             }
@@ -536,14 +535,14 @@ mod tests {
     async fn events_published_out_of_order_are_delivered_in_order() {
         let dir = tempfile::tempdir().unwrap();
         let hub = hub(dir.path(), 16);
-        let (reg, mut rx, _) = hub.register(7, 4).unwrap();
+        let (reg, rx, _) = hub.register(7, 4).unwrap();
         hub.subscribe(reg.conn_id, &[(1, 0)]);
         hub.publish(vec![event(1, 2, None)]);
-        assert_eq!(seqs(&mut rx), Vec::<i64>::new(), "2 waits for 1");
+        assert_eq!(seqs(&rx), Vec::<i64>::new(), "2 waits for 1");
         hub.publish(vec![event(1, 1, None), event(1, 3, None)]);
-        assert_eq!(seqs(&mut rx), vec![1, 2, 3]);
+        assert_eq!(seqs(&rx), vec![1, 2, 3]);
         hub.publish(vec![event(1, 2, None)]);
-        assert_eq!(seqs(&mut rx), Vec::<i64>::new(), "a repeat is dropped");
+        assert_eq!(seqs(&rx), Vec::<i64>::new(), "a repeat is dropped");
     }
 
     #[tokio::test]
@@ -551,13 +550,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let hub = hub(dir.path(), 8);
         let (slow, _slow_rx, slow_kick) = hub.register(1, 4).unwrap();
-        let (fast, mut fast_rx, fast_kick) = hub.register(2, 4).unwrap();
+        let (fast, fast_rx, fast_kick) = hub.register(2, 4).unwrap();
         hub.subscribe(slow.conn_id, &[(1, 0)]);
         hub.subscribe(fast.conn_id, &[(1, 0)]);
-        while fast_rx.try_recv().is_ok() {} // presence of the slow one
+        while fast_rx.try_pop().is_some() {} // presence of the slow one
         for seq in 1..=20 {
             hub.publish(vec![event(1, seq, None)]);
-            assert_eq!(seqs(&mut fast_rx), vec![seq]);
+            assert_eq!(seqs(&fast_rx), vec![seq]);
         }
         assert_eq!(slow_kick.reason.get(), Some(&Kicked::SlowConsumer));
         assert!(!fast_kick.token.is_cancelled());
@@ -570,13 +569,13 @@ mod tests {
     async fn membership_events_subscribe_and_unsubscribe() {
         let dir = tempfile::tempdir().unwrap();
         let hub = hub(dir.path(), 16);
-        let (reg, mut rx, _) = hub.register(5, 4).unwrap();
+        let (reg, rx, _) = hub.register(5, 4).unwrap();
         hub.subscribe(reg.conn_id, &[]);
         hub.publish(vec![event(2, 1, Some(MemberChange::Joined(5)))]);
         hub.publish(vec![event(2, 2, None)]);
         hub.publish(vec![event(2, 3, Some(MemberChange::Left(5)))]);
         hub.publish(vec![event(2, 4, None)]);
-        assert_eq!(seqs(&mut rx), vec![1, 2, 3]);
+        assert_eq!(seqs(&rx), vec![1, 2, 3]);
     }
 
     /// The session's order: register, read the user's rooms, subscribe. A leave committed and
@@ -585,14 +584,14 @@ mod tests {
     async fn a_leave_between_reading_rooms_and_subscribing_is_not_undone() {
         let dir = tempfile::tempdir().unwrap();
         let hub = hub(dir.path(), 16);
-        let (reg, mut rx, _) = hub.register(5, 4).unwrap();
+        let (reg, rx, _) = hub.register(5, 4).unwrap();
         // The session read: member of room 1 (at seq 0) and room 2 (at seq 0).
         let read = [(1, 0), (2, 0)];
         // Meanwhile user 5 leaves room 2 (seq 1), and the hub delivers it.
         hub.publish(vec![event(2, 1, Some(MemberChange::Left(5)))]);
         assert_eq!(hub.subscribe(reg.conn_id, &read), vec![1]);
         hub.publish(vec![event(2, 2, None), event(1, 1, None)]);
-        let got: Vec<(i64, i64)> = std::iter::from_fn(|| rx.try_recv().ok())
+        let got: Vec<(i64, i64)> = std::iter::from_fn(|| rx.try_pop())
             .filter_map(|o| match o {
                 Outbound::Event { room_id, seq, .. } => Some((room_id, seq)),
                 Outbound::Frame(_) => None,
@@ -604,7 +603,7 @@ mod tests {
         // A leave older than the read does not hold the subscription back: the user left
         // (4) and re-joined (5) before the read; the hub has not delivered the re-join yet.
         drop(reg);
-        let (again, mut rx, _) = hub.register(5, 4).unwrap();
+        let (again, rx, _) = hub.register(5, 4).unwrap();
         hub.publish(vec![
             event(2, 3, Some(MemberChange::Joined(5))),
             event(2, 4, Some(MemberChange::Left(5))),
@@ -614,21 +613,21 @@ mod tests {
             event(2, 5, Some(MemberChange::Joined(5))),
             event(2, 6, None),
         ]);
-        assert_eq!(seqs(&mut rx), vec![3, 4, 5, 6]);
+        assert_eq!(seqs(&rx), vec![3, 4, 5, 6]);
     }
 
     #[tokio::test]
     async fn per_user_cap_and_presence() {
         let dir = tempfile::tempdir().unwrap();
         let hub = hub(dir.path(), 16);
-        let (a, mut a_rx, _) = hub.register(1, 1).unwrap();
+        let (a, a_rx, _) = hub.register(1, 1).unwrap();
         assert!(hub.register(1, 1).is_err());
         hub.subscribe(a.conn_id, &[(1, 0)]);
         let (b, _b_rx, _) = hub.register(2, 1).unwrap();
         hub.subscribe(b.conn_id, &[(1, 0)]);
         assert_eq!(hub.online_in(&[1]), vec![1, 2]);
         drop(b);
-        let frames: Vec<String> = std::iter::from_fn(|| a_rx.try_recv().ok())
+        let frames: Vec<String> = std::iter::from_fn(|| a_rx.try_pop())
             .map(|o| match o {
                 Outbound::Frame(t) => t.to_string(),
                 Outbound::Event { text, .. } => text.to_string(),
@@ -647,14 +646,14 @@ mod tests {
     async fn a_gap_that_stays_open_is_skipped_after_the_wait() {
         let dir = tempfile::tempdir().unwrap();
         let hub = hub(dir.path(), 16);
-        let (reg, mut rx, _) = hub.register(1, 4).unwrap();
+        let (reg, rx, _) = hub.register(1, 4).unwrap();
         hub.subscribe(reg.conn_id, &[(1, 0)]);
         hub.publish(vec![event(1, 2, None)]);
         hub.repair_gaps(GAP_WAIT).await;
-        assert_eq!(seqs(&mut rx), Vec::<i64>::new(), "not yet");
+        assert_eq!(seqs(&rx), Vec::<i64>::new(), "not yet");
         tokio::time::advance(GAP_WAIT).await;
         // The database has no event 1 of room 1 (there is no room 1): skip it.
         hub.repair_gaps(GAP_WAIT).await;
-        assert_eq!(seqs(&mut rx), vec![2]);
+        assert_eq!(seqs(&rx), vec![2]);
     }
 }
