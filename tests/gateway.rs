@@ -194,6 +194,12 @@ async fn two_hundred_sockets_all_receive_a_message() {
         (api.metric("roost_ws_connections").await == Some(200.0)).then_some(())
     })
     .await;
+    // Upgraded sockets keep their connection slot (max_connections, the per-address share).
+    let open = api
+        .metric("roost_open_connections{listener=\"https\"}")
+        .await
+        .unwrap();
+    assert!(open >= 200.0, "{open} https connections counted");
     let sent = api.say(&admin, room, "hello, everyone").await;
     let received = join_all(sockets.iter_mut().map(|ws| ws.next_event(WAIT))).await;
     for event in &received {
