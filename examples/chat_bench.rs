@@ -5,7 +5,7 @@
 //!
 //!   chat_bench posts   URL CA USER PASSWORD ROOM SECONDS CONCURRENCY
 //!   chat_bench fanout  URL CA USER PASSWORD ROOM SUBSCRIBERS MESSAGES ROOST_PID
-//!   chat_bench mqtt    PORT SUBSCRIBERS MESSAGES MOSQUITTO_PID
+//!   chat_bench mqtt    WS_PORT TCP_PORT SUBSCRIBERS MESSAGES MOSQUITTO_PID
 //!   chat_bench seed    DB_PATH MESSAGES
 //!   chat_bench reads   URL CA USER PASSWORD ROOM REQUESTS
 
@@ -275,10 +275,43 @@ fn mqtt_str(s: &str) -> Vec<u8> {
     v
 }
 
-async fn mqtt_connect(
-    port: &str,
-    id: &str,
-) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+/// The CONNECT packet: MQTT 3.1.1, clean session, keep-alive off (setting up a thousand
+/// websocket subscribers on mosquitto takes longer than 1.5 keep-alive periods).
+fn mqtt_connect_packet(id: &str) -> Vec<u8> {
+    let mut body = mqtt_str("MQTT");
+    body.extend([4, 2, 0, 0]);
+    body.extend(mqtt_str(id));
+    mqtt_packet(0x10, body)
+}
+
+/// How many PUBLISH packets one websocket message holds (a broker may put several MQTT packets
+/// in one frame).
+fn publishes_in(mut b: &[u8]) -> usize {
+    let mut n = 0;
+    while let Some(&kind) = b.first() {
+        let (mut len, mut shift, mut i) = (0usize, 0, 1);
+        loop {
+            let Some(&byte) = b.get(i) else { return n };
+            len |= usize::from(byte & 0x7f) << shift;
+            shift += 7;
+            i += 1;
+            if byte & 0x80 == 0 {
+                break;
+            }
+        }
+        if kind >> 4 == 3 {
+            n += 1;
+        }
+        b = b.get(i + len..).unwrap_or_default();
+    }
+    n
+}
+
+type MqttWs =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A subscriber over MQTT-over-WebSocket, subscribed to `bench/room` (QoS 0).
+async fn mqtt_subscriber(port: &str, id: &str) -> MqttWs {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let mut req = format!("ws://127.0.0.1:{port}/")
         .into_client_request()
@@ -286,38 +319,47 @@ async fn mqtt_connect(
     req.headers_mut()
         .insert("Sec-WebSocket-Protocol", "mqtt".parse().unwrap());
     let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
-    let mut body = mqtt_str("MQTT");
-    body.extend([4, 2, 0, 60]); // level 4, clean session, keepalive 60 s
-    body.extend(mqtt_str(id));
-    ws.send(Message::Binary(mqtt_packet(0x10, body).into()))
+    ws.send(Message::Binary(mqtt_connect_packet(id).into()))
         .await
         .unwrap();
     let _connack = ws.next().await.unwrap().unwrap();
+    let mut body = vec![0, 1];
+    body.extend(mqtt_str("bench/room"));
+    body.push(0); // QoS 0
+    ws.send(Message::Binary(mqtt_packet(0x82, body).into()))
+        .await
+        .unwrap();
+    let _suback = ws.next().await.unwrap().unwrap();
     ws
 }
 
+/// The reference: `SUBSCRIBERS` MQTT-over-WebSocket subscribers on mosquitto's websockets
+/// listener, one publisher on its plain MQTT listener (the counterpart of Roost's HTTPS POST).
 async fn mqtt(args: &[String]) {
-    let port = arg(args, 2).to_owned();
-    let subscribers: usize = arg(args, 3).parse().unwrap();
-    let messages: usize = arg(args, 4).parse().unwrap();
-    let pid = arg(args, 5).to_owned();
+    use futures_util::stream::{self, StreamExt as _};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let ws_port = arg(args, 2).to_owned();
+    let tcp_port = arg(args, 3).to_owned();
+    let subscribers: usize = arg(args, 4).parse().unwrap();
+    let messages: usize = arg(args, 5).parse().unwrap();
+    let pid = arg(args, 6).to_owned();
     let rss_before = rss_kib(&pid);
-    let mut sockets = Vec::new();
-    for i in 0..subscribers {
-        let mut ws = mqtt_connect(&port, &format!("sub{i}")).await;
-        let mut body = vec![0, 1];
-        body.extend(mqtt_str("bench/room"));
-        body.push(0); // QoS 0
-        ws.send(Message::Binary(mqtt_packet(0x82, body).into()))
-            .await
-            .unwrap();
-        let _suback = ws.next().await.unwrap().unwrap();
-        sockets.push(ws);
-    }
+    let started = Instant::now();
+    // Concurrently: mosquitto 2.0 services websockets on a 100 ms poll tick and accepts one
+    // websocket connection per tick, so one at a time would take minutes.
+    let sockets: Vec<MqttWs> = stream::iter(0..subscribers)
+        .map(|i| {
+            let port = ws_port.clone();
+            async move { mqtt_subscriber(&port, &format!("sub{i}")).await }
+        })
+        .buffer_unordered(64)
+        .collect()
+        .await;
+    let setup = started.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss_after = rss_kib(&pid);
     println!(
-        "mosquitto idle websocket memory: {:.1} KiB per connection (RSS {} -> {} KiB, plain ws, no TLS)",
+        "mosquitto idle websocket memory: {:.1} KiB per connection (RSS {} -> {} KiB, plain ws, no TLS; {subscribers} subscribers set up in {setup:.0} s)",
         (rss_after.saturating_sub(rss_before)) as f64 / subscribers as f64,
         rss_before,
         rss_after
@@ -328,23 +370,29 @@ async fn mqtt(args: &[String]) {
         tokio::spawn(async move {
             while let Some(Ok(m)) = ws.next().await {
                 if let Message::Binary(b) = m {
-                    if b.first().is_some_and(|k| k >> 4 == 3) {
+                    for _ in 0..publishes_in(&b) {
                         let _ = tx.send(Instant::now());
                     }
                 }
             }
         });
     }
-    let mut publisher = mqtt_connect(&port, "publisher").await;
+    let mut publisher = tokio::net::TcpStream::connect(format!("127.0.0.1:{tcp_port}"))
+        .await
+        .unwrap();
+    publisher.set_nodelay(true).unwrap();
+    publisher
+        .write_all(&mqtt_connect_packet("publisher"))
+        .await
+        .unwrap();
+    let mut connack = [0u8; 4];
+    publisher.read_exact(&mut connack).await.unwrap();
     let mut latencies = Vec::new();
     for i in 0..messages {
         let mut body = mqtt_str("bench/room");
         body.extend(format!("{{\"body\":\"fan-out {i}\"}}").as_bytes());
         let sent = Instant::now();
-        publisher
-            .send(Message::Binary(mqtt_packet(0x30, body).into()))
-            .await
-            .unwrap();
+        publisher.write_all(&mqtt_packet(0x30, body)).await.unwrap();
         for _ in 0..subscribers {
             let at = tokio::time::timeout(Duration::from_secs(30), rx.recv())
                 .await
@@ -355,7 +403,7 @@ async fn mqtt(args: &[String]) {
     }
     latencies.sort_by(f64::total_cmp);
     println!(
-        "mosquitto fan-out to {subscribers} websockets x {messages} messages: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (QoS 0, nothing written to disk)",
+        "mosquitto fan-out to {subscribers} websockets x {messages} messages: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (QoS 0, publisher on plain MQTT, nothing written to disk)",
         percentile(&latencies, 0.5),
         percentile(&latencies, 0.99),
         latencies.last().copied().unwrap_or(f64::NAN),

@@ -447,3 +447,163 @@ async fn retention_removes_what_it_should_and_keeps_the_rest() {
     let (_, hits) = api.get("/api/v1/search?q=news", &admin).await;
     assert_eq!(hits["messages"].as_array().unwrap().len(), 1, "{hits}");
 }
+
+/// The member `name`, then made a guest by `admin` (the role applies to live tokens at once).
+async fn guest(api: &Api, admin: &User, name: &str) -> User {
+    let user = api.member(admin, name).await;
+    let (s, body, _) = api
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/users/{}", user.id),
+            Some(&admin.token),
+            Some(json!({ "role": "guest" })),
+        )
+        .await;
+    assert_eq!(
+        (s, &body["role"]),
+        (StatusCode::OK, &json!("guest")),
+        "{body}"
+    );
+    user
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guests_read_and_post_only_where_they_were_added() {
+    let mut api = Api::start(Setup::new());
+    let admin = api.admin().await;
+    let alice = api.member(&admin, "alice").await;
+    let bob = api.member(&admin, "bob").await;
+    let gus = guest(&api, &admin, "gus").await;
+    let invited = api.room(&alice, "with gus", true).await;
+    let public = api.room(&alice, "lobby", false).await;
+    let hidden = api.room(&alice, "secret", true).await;
+    api.add(&alice, invited, &gus).await;
+    api.say(&alice, public, "lobby pancakes").await;
+    api.say(&alice, hidden, "secret pancakes").await;
+
+    // Listing: only the room they were added to; a member also sees the public room.
+    let (_, list) = api.get("/api/v1/rooms", &gus).await;
+    let ids: Vec<i64> = list["rooms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, vec![invited], "{list}");
+    let (_, list) = api.get("/api/v1/rooms", &bob).await;
+    assert!(list["rooms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["id"] == public));
+
+    // Everywhere else: 404, as if the room did not exist, for reading, posting and joining.
+    for room in [public, hidden] {
+        for path in [
+            format!("/api/v1/rooms/{room}"),
+            format!("/api/v1/rooms/{room}/messages"),
+            format!("/api/v1/rooms/{room}/members"),
+            format!("/api/v1/rooms/{room}/call"),
+        ] {
+            assert_eq!(
+                api.get(&path, &gus).await.0,
+                StatusCode::NOT_FOUND,
+                "{path}"
+            );
+        }
+        let (s, _) = api
+            .post(
+                &format!("/api/v1/rooms/{room}/messages"),
+                &gus,
+                json!({ "body": "hello?" }),
+            )
+            .await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "post to {room}");
+        let (s, _) = api
+            .put(
+                &format!("/api/v1/rooms/{room}/members/{}", gus.id),
+                &gus,
+                json!({}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "self-join {room}");
+    }
+    // A member may join the public room by themselves; the guest could not.
+    let (s, _) = api
+        .put(
+            &format!("/api/v1/rooms/{public}/members/{}", bob.id),
+            &bob,
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    // No rooms of their own, and no adding others where they are.
+    let (s, body) = api
+        .post("/api/v1/rooms", &gus, json!({ "name": "mine" }))
+        .await;
+    assert_eq!(
+        (s, &body["error"]["code"]),
+        (StatusCode::FORBIDDEN, &json!("forbidden"))
+    );
+    let (s, _) = api
+        .put(
+            &format!("/api/v1/rooms/{invited}/members/{}", bob.id),
+            &gus,
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+
+    // Where they were added: read and post.
+    let said = api.say(&gus, invited, "guest pancakes").await;
+    let (s, page) = api
+        .get(&format!("/api/v1/rooms/{invited}/messages"), &gus)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        page["messages"].as_array().unwrap().last().unwrap()["id"],
+        said["id"]
+    );
+    // Search sees only that room.
+    let (_, hits) = api.get("/api/v1/search?q=pancakes", &gus).await;
+    let rooms: Vec<&Value> = hits["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| &m["room_id"])
+        .collect();
+    assert_eq!(rooms, vec![&json!(invited)], "{hits}");
+
+    // The gateway: subscribed to that room only.
+    let (mut gus_ws, ready) = api.ws_ready(&gus, None).await;
+    let ready_rooms: Vec<&Value> = ready["rooms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| &r["room_id"])
+        .collect();
+    assert_eq!(ready_rooms, vec![&json!(invited)], "{ready}");
+    let (mut alice_ws, _) = api.ws_ready(&alice, None).await;
+    api.say(&alice, public, "not for gus").await;
+    api.say(&alice, hidden, "not for gus either").await;
+    let for_gus = api.say(&alice, invited, "for gus").await;
+    let first = gus_ws.next_event(WAIT).await;
+    assert_eq!(first["data"]["id"], for_gus["id"], "{first}");
+    // Typing in a room they are not in goes nowhere; in theirs it reaches the others.
+    gus_ws
+        .send(json!({ "op": "typing", "room_id": public }))
+        .await;
+    gus_ws
+        .send(json!({ "op": "typing", "room_id": invited }))
+        .await;
+    let typing = loop {
+        let v = alice_ws.next_json(WAIT).await;
+        if v["op"] == "typing" {
+            break v;
+        }
+    };
+    assert_eq!(
+        (&typing["room_id"], &typing["user_id"]),
+        (&json!(invited), &json!(gus.id))
+    );
+}

@@ -194,6 +194,12 @@ async fn two_hundred_sockets_all_receive_a_message() {
         (api.metric("roost_ws_connections").await == Some(200.0)).then_some(())
     })
     .await;
+    // Upgraded sockets keep their connection slot (max_connections, the per-address share).
+    let open = api
+        .metric("roost_open_connections{listener=\"https\"}")
+        .await
+        .unwrap();
+    assert!(open >= 200.0, "{open} https connections counted");
     let sent = api.say(&admin, room, "hello, everyone").await;
     let received = join_all(sockets.iter_mut().map(|ws| ws.next_event(WAIT))).await;
     for event in &received {
@@ -281,4 +287,202 @@ async fn shutdown_closes_every_socket_with_1001() {
     assert_eq!(unauthenticated.close_code(WAIT).await.0, 1001);
     let status = api.roost.wait_exit(WAIT);
     assert!(status.success(), "{status}");
+}
+
+/// The stand-in LiveKit, for call events.
+fn with_fake_livekit() -> (Setup, u16) {
+    let port = free_port();
+    let setup = Setup::new().env("RUNTIME_DIRECTORY", "").toml(&format!(
+        "[livekit]\nenabled = true\nbinary = \"{}\"\nhttp_port = {port}\ndrain_grace_secs = 1\n",
+        fake_livekit().display()
+    ));
+    std::fs::create_dir_all(setup.data_dir().join("run/fake-livekit")).unwrap();
+    (setup, port)
+}
+
+/// A webhook signed like LiveKit signs them (HS256 with our key, SHA-256 of the body).
+fn signed_webhook(api: &Api, body: &str) -> String {
+    use base64::Engine;
+    let data = api.roost.setup.data_dir();
+    let key = read(&data.join("secrets/livekit_api_key"));
+    let secret = read(&data.join("secrets/livekit_api_secret"));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let digest = ring::digest::digest(&ring::digest::SHA256, body.as_bytes());
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &json!({
+            "iss": key, "nbf": now, "exp": now + 300,
+            "sha256": base64::engine::general_purpose::STANDARD.encode(digest.as_ref()),
+        }),
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+/// Frames until the next `event`; panics on any `call` frame before it.
+async fn no_call_frame_before_next_event(ws: &mut Ws) -> Value {
+    loop {
+        let v = ws.next_json(WAIT).await;
+        assert_ne!(v["op"], "call", "a call frame reached a non-member: {v}");
+        if v["op"] == "event" {
+            return v;
+        }
+    }
+}
+
+/// The next `call` frame (presence and typing skipped).
+async fn next_call(ws: &mut Ws) -> Value {
+    loop {
+        let v = ws.next_json(WAIT).await;
+        if v["op"] == "call" {
+            return v;
+        }
+        assert_ne!(v["op"], "event", "expected a call frame, got {v}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn livekit_webhooks_become_call_events_for_the_rooms_members_only() {
+    let (setup, port) = with_fake_livekit();
+    let mut api = Api::start(setup);
+    api.roost
+        .wait_for_log(|v| v["message"] == "livekit ready", WAIT);
+    let admin = api.admin().await;
+    let alice = api.member(&admin, "alice").await;
+    let bob = api.member(&admin, "bob").await;
+    let room = api.room(&alice, "call", true).await;
+    // Bob is in another room only, where a message will follow the call events.
+    let other = api.room(&admin, "other", true).await;
+    api.add(&admin, other, &bob).await;
+
+    let (mut alice_ws, _) = api.ws_ready(&alice, None).await;
+    let (mut bob_ws, _) = api.ws_ready(&bob, None).await;
+    let lk_room = format!("roost-room-{room}");
+    let identity = format!("user-{}", alice.id);
+
+    // LiveKit (the fake) signs and delivers participant_joined to the internal listener.
+    let sent: Value = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/fake/webhook"))
+        .json(&json!({ "event": "participant_joined", "room": lk_room, "identity": identity, "sid": "PA_alice" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(sent["status"], 200, "{}", api.roost.raw_logs());
+    let joined = next_call(&mut alice_ws).await;
+    assert_eq!(joined["type"], "call.participant_joined", "{joined}");
+    assert_eq!(joined["room_id"], room);
+    assert_eq!(joined["data"]["user_id"], alice.id);
+    assert_eq!(joined["data"]["identity"], identity.as_str());
+    let (s, call) = api.get(&format!("/api/v1/rooms/{room}/call"), &alice).await;
+    assert_eq!(s, 200);
+    let who: Vec<&Value> = call["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| &p["user_id"])
+        .collect();
+    assert_eq!(who, vec![&json!(alice.id)], "{call}");
+
+    // A webhook signed here, posted straight to /livekit/webhook: participant_left.
+    let body = json!({
+        "event": "participant_left",
+        "room": { "name": lk_room },
+        "participant": { "identity": identity, "sid": "PA_alice" },
+    })
+    .to_string();
+    let r = reqwest::Client::new()
+        .post(api.roost.internal_url("/livekit/webhook"))
+        .header("authorization", signed_webhook(&api, &body))
+        .header("content-type", "application/webhook+json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let left = next_call(&mut alice_ws).await;
+    assert_eq!(left["type"], "call.participant_left", "{left}");
+    assert_eq!(left["room_id"], room);
+    assert_eq!(left["data"]["user_id"], alice.id);
+    let (_, call) = api.get(&format!("/api/v1/rooms/{room}/call"), &alice).await;
+    assert_eq!(call["participants"], json!([]), "{call}");
+
+    // Bob, not a member: neither call event came before this later message of his room.
+    let later = api.say(&admin, other, "after the call").await;
+    let next = no_call_frame_before_next_event(&mut bob_ws).await;
+    assert_eq!(next["data"]["id"], later["id"]);
+    // And he may not ask who is in the call (he cannot see the private room).
+    let (s, _) = api.get(&format!("/api/v1/rooms/{room}/call"), &bob).await;
+    assert_eq!(s, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cursor_older_than_the_events_kept_by_age_is_told_to_resync() {
+    let mut api = Api::start(Setup::new().toml("[retention]\nevent_days = 1\ninterval_secs = 1\n"));
+    let admin = api.admin().await;
+    let room = api.room(&admin, "r", false).await;
+    for i in 0..5 {
+        api.say(&admin, room, &format!("m{i}")).await;
+    }
+    let (_, now) = api.get(&format!("/api/v1/rooms/{room}"), &admin).await;
+    let last = now["last_seq"].as_i64().unwrap();
+
+    // Age the first three events by two days (the daemon's clock is real); retention then
+    // drops them, and only them.
+    let db = rusqlite::Connection::open(api.roost.setup.data_dir().join("roost.sqlite3")).unwrap();
+    db.busy_timeout(Duration::from_secs(10)).unwrap();
+    let two_days_ago_ms = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64)
+        - 2 * 86_400_000;
+    db.execute(
+        "UPDATE events SET at = ?1 WHERE room_id = ?2 AND seq <= 3",
+        (two_days_ago_ms, room),
+    )
+    .unwrap();
+    let oldest = || -> Option<i64> {
+        db.query_row(
+            "SELECT min(seq) FROM events WHERE room_id = ?1",
+            [room],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    eventually(WAIT, "retention to drop the old events", || async {
+        (oldest() == Some(4)).then_some(())
+    })
+    .await;
+
+    // Resuming from before what is kept: an explicit close, 4009, saying what to do.
+    let mut ws = api.ws().await;
+    ws.send(json!({ "op": "auth", "token": admin.token, "cursors": { room.to_string(): 1 } }))
+        .await;
+    let (code, reason) = ws.close_code(WAIT).await;
+    assert_eq!(code, 4009, "{reason}");
+    assert!(
+        reason.contains("resync") && reason.contains("HTTP") && reason.ends_with(&room.to_string()),
+        "{reason}"
+    );
+    // From the oldest kept one on, resume still works, and replays exactly what is missing.
+    let (mut ws, ready) = api
+        .ws_ready(&admin, Some(json!({ room.to_string(): 3 })))
+        .await;
+    assert_eq!(ready["resumed"], json!([room]), "{ready}");
+    let replayed: Vec<i64> = {
+        let mut v = Vec::new();
+        while v.last() != Some(&last) {
+            v.push(ws.next_event(WAIT).await["seq"].as_i64().unwrap());
+        }
+        v
+    };
+    assert_eq!(replayed, (4..=last).collect::<Vec<_>>());
+    // Without cursors (what a client does after reloading over HTTP) it connects as usual.
+    let (_, ready) = api.ws_ready(&admin, None).await;
+    assert_eq!(last_seq(&ready, room), last);
 }

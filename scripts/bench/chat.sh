@@ -10,8 +10,10 @@
 #
 #   scripts/bench/chat.sh
 #   BENCH_SECONDS=10 BENCH_SUBSCRIBERS=1000 BENCH_MESSAGES=20 BENCH_SEED=1000000 scripts/bench/chat.sh
+#   BENCH_CASES="fanout" scripts/bench/chat.sh     # only some of: posts fanout mqtt reads
 #
-# Environment: CARGO_TARGET_DIR (where cargo builds; default ./target). Installs mosquitto with
+# Environment: CARGO_TARGET_DIR (where cargo builds; default ./target); ROOST_BIN (a roost binary
+# to measure instead of building one, e.g. to compare two builds). Installs mosquitto with
 # apt-get when missing (as root).
 set -euo pipefail
 
@@ -21,6 +23,8 @@ readonly SUBSCRIBERS=${BENCH_SUBSCRIBERS:-1000}
 readonly MESSAGES=${BENCH_MESSAGES:-20}
 readonly SEED=${BENCH_SEED:-1000000}
 readonly READS=${BENCH_READS:-200}
+readonly CASES=" ${BENCH_CASES:-posts fanout mqtt reads} "
+wanted() { [[ "$CASES" == *" $1 "* ]]; }
 
 case "${1:-}" in
     -h | --help)
@@ -46,9 +50,15 @@ fi
 mosquitto_bin=$(command -v mosquitto || echo /usr/sbin/mosquitto)
 ulimit -n 16384 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
-log "building roost and the chat_bench example (release)"
-(cd "$repo" && cargo build --quiet --release --bin roost --example chat_bench)
-roost="$target/release/roost"
+if [[ -n "${ROOST_BIN:-}" ]]; then
+    log "building the chat_bench example (release); measuring $ROOST_BIN"
+    (cd "$repo" && cargo build --quiet --release --example chat_bench)
+    roost=$ROOST_BIN
+else
+    log "building roost and the chat_bench example (release)"
+    (cd "$repo" && cargo build --quiet --release --bin roost --example chat_bench)
+    roost="$target/release/roost"
+fi
 bench="$target/release/examples/chat_bench"
 client() { taskset -c 1 "$bench" "$@"; }
 
@@ -73,10 +83,12 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# Below the kernel's ephemeral range (32768 and up by default), where the thousand client
+# connections of the fan-out leave ports in TIME_WAIT that a listener cannot always bind.
 free_port() {
     local port
     while :; do
-        port=$((20000 + RANDOM % 20000))
+        port=$((20000 + RANDOM % 12000))
         if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
             echo "$port"
             return
@@ -131,37 +143,56 @@ room=$(curl -fsS --cacert "$ca" -H "Authorization: Bearer $token" -H 'Content-Ty
 [[ -n "$room" ]] || die "could not create the bench room"
 
 echo "== chat ($(uname -m), $(nproc) core(s), $(date -u +%Y-%m-%dT%H:%MZ)); roost on core 0, client on core 1"
-echo "-- durable posts over HTTPS (goal >= 20000/s)"
-client posts "$url" "$ca" bench "$password" "$room" "$SECONDS_POSTS" "$CONCURRENCY"
-
-echo "-- fan-out of one message to $SUBSCRIBERS websocket subscribers (goal p99 <= 50 ms; idle memory goal <= 16 KiB)"
-client fanout "$url" "$ca" bench "$password" "$room" "$SUBSCRIBERS" "$MESSAGES" "$roost_pid"
-
-mqtt_port=$(free_port)
-cat >"$work/mosquitto.conf" <<CONF
-listener $mqtt_port 127.0.0.1
-protocol websockets
-allow_anonymous true
-persistence false
-max_connections -1
-CONF
-taskset -c 0 "$mosquitto_bin" -c "$work/mosquitto.conf" >"$work/mosquitto.log" 2>&1 &
-mosquitto_pid=$!
-pids+=("$mosquitto_pid")
-sleep 1
-echo "-- reference: mosquitto $("$mosquitto_bin" -h 2>/dev/null | sed -n '1s/.*version \([^ ]*\).*/\1/p') (Debian), websockets listener, same client"
-if kill -0 "$mosquitto_pid" 2>/dev/null; then
-    client mqtt "$mqtt_port" "$SUBSCRIBERS" "$MESSAGES" "$mosquitto_pid"
-    stop_pid "$mosquitto_pid"
-else
-    # Seen in a sandbox: libwebsockets binds and listens, then mosquitto 2.0.11 still reports
-    # "Unable to start any listening sockets". Say so instead of inventing a figure.
-    echo "  not measured: mosquitto's websockets listener did not start here:"
-    sed 's/^/    /' "$work/mosquitto.log"
+if wanted posts; then
+    echo "-- durable posts over HTTPS (goal >= 20000/s)"
+    client posts "$url" "$ca" bench "$password" "$room" "$SECONDS_POSTS" "$CONCURRENCY"
 fi
 
-echo "-- list and search with $SEED messages in one room"
-stop_pid "$roost_pid"
-client seed "$work/data/roost.sqlite3" "$SEED"
-start_roost
-client reads "$url" "$ca" bench "$password" "$room" "$READS"
+if wanted fanout; then
+    echo "-- fan-out of one message to $SUBSCRIBERS websocket subscribers (goal p99 <= 50 ms; idle memory goal <= 16 KiB)"
+    client fanout "$url" "$ca" bench "$password" "$room" "$SUBSCRIBERS" "$MESSAGES" "$roost_pid"
+fi
+
+if wanted mqtt; then
+    mqtt_port=$(free_port)
+    plain_port=$(free_port)
+    # mosquitto 2.0.11 (Debian 12) exits with "Unable to start any listening sockets" when every
+    # listener is a websockets one: only plain MQTT listeners count in that check. A loopback MQTT
+    # listener beside it (unused) lets it start. Its statically linked libwebsockets ignores the
+    # bind address and listens on [::] unless socket_domain is set.
+    cat >"$work/mosquitto.conf" <<CONF
+per_listener_settings true
+persistence false
+listener $plain_port 127.0.0.1
+allow_anonymous true
+listener $mqtt_port 127.0.0.1
+protocol websockets
+socket_domain ipv4
+allow_anonymous true
+max_connections -1
+CONF
+    taskset -c 0 "$mosquitto_bin" -c "$work/mosquitto.conf" >"$work/mosquitto.log" 2>&1 &
+    mosquitto_pid=$!
+    pids+=("$mosquitto_pid")
+    deadline=$((SECONDS + 10))
+    until (exec 3<>"/dev/tcp/127.0.0.1/$mqtt_port") 2>/dev/null; do
+        kill -0 "$mosquitto_pid" 2>/dev/null && ((SECONDS < deadline)) || break
+        sleep 0.1
+    done
+    echo "-- reference: mosquitto $("$mosquitto_bin" -h 2>/dev/null | sed -n '1s/.*version \([^ ]*\).*/\1/p') (Debian), websockets listener, same client"
+    if kill -0 "$mosquitto_pid" 2>/dev/null; then
+        client mqtt "$mqtt_port" "$plain_port" "$SUBSCRIBERS" "$MESSAGES" "$mosquitto_pid"
+        stop_pid "$mosquitto_pid"
+    else
+        echo "  not measured: mosquitto did not start:"
+        sed 's/^/    /' "$work/mosquitto.log"
+    fi
+fi
+
+if wanted reads; then
+    echo "-- list and search with $SEED messages in one room"
+    stop_pid "$roost_pid"
+    client seed "$work/data/roost.sqlite3" "$SEED"
+    start_roost
+    client reads "$url" "$ca" bench "$password" "$room" "$READS"
+fi

@@ -2,7 +2,9 @@
 //! as the configuration says (`[retention]`, `[attachments] orphan_grace_secs`).
 //!
 //! Each run deletes, in short write transactions: messages older than `message_days` (0 keeps
-//! them), audit events older than `audit_days`, ended sessions with their refresh tokens,
+//! them), room events older than `event_days` (the oldest ones of each room only, so every
+//! room's log stays contiguous and resume can tell what it lacks), audit events older than
+//! `audit_days`, ended sessions with their refresh tokens,
 //! expired invites, used or expired API key rotation tokens, idempotency keys older than a
 //! day, and attachments no message references that are older than the grace period — then the
 //! files no attachment row names any more (under the file store's publish lock, so an upload
@@ -32,6 +34,7 @@ const DAY_MS: i64 = 86_400_000;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Report {
     pub messages: usize,
+    pub room_events: usize,
     pub audit_events: usize,
     pub sessions: usize,
     pub invites: usize,
@@ -44,6 +47,7 @@ pub struct Report {
 impl Report {
     pub fn total(&self) -> usize {
         self.messages
+            + self.room_events
             + self.audit_events
             + self.sessions
             + self.invites
@@ -74,6 +78,50 @@ async fn in_batches(store: &Store, sql: &'static str, cutoff: i64) -> Result<usi
     }
 }
 
+/// Deletes room events older than `cutoff` (Unix ms): for each room, the events before its
+/// first one at or after the cutoff. Only a prefix of a room's log is ever removed, even if
+/// the clock once stepped back, so what remains is contiguous: `events::replayable` relies
+/// on that to answer "resync" rather than replay with a hole.
+async fn prune_room_events(store: &Store, cutoff: i64) -> Result<usize, ChatError> {
+    // Each room's boundary: its first event young enough to keep (or, if none, one past its
+    // newest; later events only get higher numbers). Rooms whose oldest event is young enough
+    // are skipped; each check is one primary-key seek.
+    let rooms: Vec<(i64, i64)> = store
+        .read(move |conn| {
+            let mut stmt = conn.prepare(
+                "SELECT r.id, coalesce(
+                        (SELECT e.seq FROM events e WHERE e.room_id = r.id AND e.at >= ?1
+                          ORDER BY e.seq LIMIT 1),
+                        r.last_seq + 1)
+                   FROM rooms r
+                  WHERE (SELECT e.at FROM events e WHERE e.room_id = r.id ORDER BY e.seq LIMIT 1) < ?1",
+            )?;
+            let rows = stmt.query_map([cutoff], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok::<_, ChatError>(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await?;
+    let mut total = 0;
+    for (room_id, keep_from) in rooms {
+        loop {
+            let n = store
+                .write(move |conn| {
+                    Ok::<_, ChatError>(conn.execute(
+                        "DELETE FROM events WHERE room_id = ?1 AND seq IN
+                           (SELECT seq FROM events WHERE room_id = ?1 AND seq < ?2
+                             ORDER BY seq LIMIT ?3)",
+                        params![room_id, keep_from, BATCH],
+                    )?)
+                })
+                .await?;
+            total += n;
+            if n < usize::try_from(BATCH).unwrap_or(usize::MAX) {
+                break;
+            }
+        }
+    }
+    Ok(total)
+}
+
 /// One purge at time `now`.
 pub async fn run_once(
     store: &Store,
@@ -95,6 +143,10 @@ pub async fn run_once(
             cutoff,
         )
         .await?;
+    }
+    if r.event_days > 0 {
+        let cutoff = now_ms - i64::try_from(r.event_days).unwrap_or(i64::MAX / DAY_MS) * DAY_MS;
+        report.room_events = prune_room_events(store, cutoff).await?;
     }
     if r.audit_days > 0 {
         let cutoff = now_ms - i64::try_from(r.audit_days).unwrap_or(i64::MAX / DAY_MS) * DAY_MS;
@@ -173,6 +225,7 @@ pub async fn run(
         match run_once(&store, &files, &config, clock.now()).await {
             Ok(r) if r.total() > 0 => tracing::info!(
                 messages = r.messages,
+                room_events = r.room_events,
                 audit_events = r.audit_events,
                 sessions = r.sessions,
                 invites = r.invites,
@@ -256,6 +309,7 @@ mod tests {
             report,
             Report {
                 messages: 1,
+                room_events: 0,
                 audit_events: 1,
                 sessions: 1,
                 invites: 1,
@@ -287,6 +341,87 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(hits, 0);
+        store.close().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn old_room_events_go_from_the_front_of_each_log_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::default();
+        config.storage.data_dir = dir.path().to_path_buf();
+        config.retention.event_days = 30;
+        let store =
+            Store::open(&config.db_path(), StoreOptions::new(config.backups_dir())).unwrap();
+        let files = Files::open(&config).unwrap();
+        let now = UNIX_EPOCH + Duration::from_secs(1000 * DAY);
+        let at = |days_ago: u64| ms(now - Duration::from_secs(days_ago * DAY));
+        // Room 1: seq 1-3 old, 4 recent, 5 stamped old by a clock that stepped back (kept:
+        // deleting it would leave a hole after 4). Room 2: all old. Room 3: all recent.
+        let rows = [
+            (1, 1, at(40)),
+            (1, 2, at(35)),
+            (1, 3, at(31)),
+            (1, 4, at(2)),
+            (1, 5, at(50)),
+            (2, 1, at(60)),
+            (2, 2, at(45)),
+            (3, 1, at(1)),
+        ];
+        store
+            .write(move |conn| {
+                conn.execute_batch(
+                    "INSERT INTO rooms (id, name, visibility, created_at, updated_at, last_seq) VALUES
+                       (1, 'a', 'public', 0, 0, 5), (2, 'b', 'public', 0, 0, 2), (3, 'c', 'public', 0, 0, 1);",
+                )?;
+                for (room, seq, at) in rows {
+                    conn.execute(
+                        "INSERT INTO events (room_id, seq, type, at, data) VALUES (?1, ?2, 'room.updated', ?3, '{}')",
+                        params![room, seq, at],
+                    )?;
+                }
+                Ok::<_, ChatError>(())
+            })
+            .await
+            .unwrap();
+
+        let report = run_once(&store, &files, &config, now).await.unwrap();
+        assert_eq!(report.room_events, 5);
+        let kept: Vec<(i64, i64)> = store
+            .read(|conn| {
+                let mut stmt =
+                    conn.prepare("SELECT room_id, seq FROM events ORDER BY room_id, seq")?;
+                let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                Ok::<_, ChatError>(rows.collect::<Result<Vec<_>, _>>()?)
+            })
+            .await
+            .unwrap();
+        assert_eq!(kept, vec![(1, 4), (1, 5), (3, 1)]);
+        // What resume sees: room 1 replays from cursor 3 on, not from 2; room 2 only from its
+        // newest (nothing missed).
+        let (one, two) = store
+            .read(|conn| {
+                Ok::<_, ChatError>((
+                    crate::chat::events::position(conn, 1)?.unwrap(),
+                    crate::chat::events::position(conn, 2)?.unwrap(),
+                ))
+            })
+            .await
+            .unwrap();
+        assert!(crate::chat::events::replayable(3, one));
+        assert!(!crate::chat::events::replayable(2, one));
+        assert!(crate::chat::events::replayable(2, two));
+        assert!(!crate::chat::events::replayable(1, two));
+
+        // 0 prunes by count only.
+        config.retention.event_days = 0;
+        let later = now + Duration::from_secs(400 * DAY);
+        assert_eq!(
+            run_once(&store, &files, &config, later)
+                .await
+                .unwrap()
+                .room_events,
+            0
+        );
         store.close().await.unwrap();
     }
 }

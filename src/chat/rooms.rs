@@ -185,11 +185,14 @@ impl Access {
     }
 }
 
-/// Ids of the rooms `user_id` is a member of (the gateway's subscriptions).
-pub fn member_room_ids(conn: &Connection, user_id: i64) -> Result<Vec<i64>, ChatError> {
-    let mut stmt = conn
-        .prepare_cached("SELECT room_id FROM room_members WHERE user_id = ?1 ORDER BY room_id")?;
-    let rows = stmt.query_map([user_id], |r| r.get(0))?;
+/// The rooms `user_id` is a member of, each with its `last_seq`, read in one statement (so one
+/// snapshot): the gateway's subscriptions, and where each room's log stood when they were read.
+pub fn memberships(conn: &Connection, user_id: i64) -> Result<Vec<(i64, i64)>, ChatError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT m.room_id, r.last_seq FROM room_members m JOIN rooms r ON r.id = m.room_id
+          WHERE m.user_id = ?1 ORDER BY m.room_id",
+    )?;
+    let rows = stmt.query_map([user_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 

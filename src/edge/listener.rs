@@ -149,11 +149,15 @@ impl Listener {
             let shutdown = shutdown.clone();
             let counted = open.track();
             tracker.spawn(async move {
-                let _permit = permit;
-                let _counted = counted;
-                let _per_ip = per_ip_guard;
+                let slot = Slot {
+                    _permit: permit,
+                    _counted: counted,
+                    _per_ip: per_ip_guard,
+                };
                 match tls {
-                    None => serve_http(stream, peer, router, limits, shutdown).await,
+                    None => {
+                        serve_http(Held::new(stream, slot), peer, router, limits, shutdown).await
+                    }
                     Some(acceptor) => {
                         let handshake =
                             tokio::time::timeout(limits.tls_handshake, acceptor.accept(stream));
@@ -162,7 +166,9 @@ impl Listener {
                             _ = shutdown.cancelled() => return,
                         };
                         match stream {
-                            Ok(Ok(s)) => serve_http(s, peer, router, limits, shutdown).await,
+                            Ok(Ok(s)) => {
+                                serve_http(Held::new(s, slot), peer, router, limits, shutdown).await
+                            }
                             Ok(Err(e)) => {
                                 tracing::debug!(%peer, error = %e, "TLS handshake failed")
                             }
@@ -173,6 +179,71 @@ impl Listener {
             });
         }
         tracing::debug!(listener = name, "stopped accepting");
+    }
+}
+
+/// A connection's place: its permit under `max_connections`, its count in `OpenConnections`,
+/// its address's share. Dropped when the socket is: see [`Held`].
+struct Slot {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    _counted: OpenGuard,
+    _per_ip: Option<super::per_ip::PerIpGuard>,
+}
+
+/// A socket that owns its [`Slot`]. An upgraded connection (a gateway WebSocket, the LiveKit
+/// signalling proxy) outlives hyper's connection task, which ends once it hands the socket
+/// over; tying the slot to the socket keeps such a connection counted and within its
+/// address's share until it closes.
+struct Held<I> {
+    io: I,
+    _slot: Slot,
+}
+
+impl<I> Held<I> {
+    fn new(io: I, slot: Slot) -> Held<I> {
+        Held { io, _slot: slot }
+    }
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for Held<I> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for Held<I> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
 

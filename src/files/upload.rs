@@ -119,10 +119,15 @@ fn usage(conn: &rusqlite::Connection, user_id: i64) -> Result<u64, FilesError> {
     Ok(u64::try_from(n).unwrap_or(0))
 }
 
-/// Writes chunks to `path` and hashes them; returns the lowercase hex SHA-256.
+/// Writes chunks to `path` and hashes them; returns the lowercase hex SHA-256. Once the file
+/// is on disk, free space is measured again: an upload that took the disk below `min_free`
+/// bytes (the low-disk flag is only refreshed every few seconds, and several large uploads
+/// can run at once) is refused like one that found the disk low, so the database keeps its
+/// room to write.
 fn write_and_hash(
     path: &Path,
     mut chunks: tokio::sync::mpsc::Receiver<bytes::Bytes>,
+    min_free: u64,
 ) -> Result<String, FilesError> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new()
@@ -139,6 +144,10 @@ fn write_and_hash(
     }
     file.sync_all()
         .map_err(FilesError::io("syncing the upload"))?;
+    let dir = path.parent().unwrap_or(path);
+    if crate::ops::disk::free_bytes(dir).is_ok_and(|free| free < min_free) {
+        return Err(FilesError::InsufficientStorage);
+    }
     Ok(hex::encode(hash.finish()))
 }
 
@@ -196,7 +205,8 @@ async fn receive(
     let temp = TempFile::new(files.tmp_dir());
     let (tx, rx) = tokio::sync::mpsc::channel(CHUNKS_IN_FLIGHT);
     let temp_path = temp.path().to_path_buf();
-    let writer = tokio::task::spawn_blocking(move || write_and_hash(&temp_path, rx));
+    let min_free = app.vitals.min_free_bytes();
+    let writer = tokio::task::spawn_blocking(move || write_and_hash(&temp_path, rx, min_free));
 
     let mut stream = body.into_data_stream();
     let mut head: Vec<u8> = Vec::with_capacity(SNIFF_LEN);
@@ -376,6 +386,32 @@ mod tests {
         assert_eq!(display_name(Some("..")), "file");
         assert_eq!(display_name(None), "file");
         assert_eq!(display_name(Some(&"x".repeat(500))).len(), MAX_NAME_CHARS);
+    }
+
+    #[test]
+    fn a_full_disk_is_507() {
+        let full = FilesError::io("writing")(std::io::Error::from_raw_os_error(libc::ENOSPC));
+        assert!(matches!(full, FilesError::InsufficientStorage));
+        let e = ApiError::from(full);
+        assert_eq!(
+            (e.status, e.code),
+            (StatusCode::INSUFFICIENT_STORAGE, "insufficient_storage")
+        );
+    }
+
+    #[test]
+    fn an_upload_that_leaves_too_little_free_space_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("upload");
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        drop(tx);
+        assert!(matches!(
+            write_and_hash(&path, rx, u64::MAX),
+            Err(FilesError::InsufficientStorage)
+        ));
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        drop(tx);
+        assert!(write_and_hash(&path.with_extension("2"), rx, 0).is_ok());
     }
 
     #[test]

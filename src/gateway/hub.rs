@@ -19,10 +19,10 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use axum::extract::ws::Utf8Bytes;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::queue::{Full, Queue};
 use crate::chat::events::{self, MemberChange};
 use crate::chat::RoomEvent;
 use crate::store::Store;
@@ -46,6 +46,9 @@ pub enum Outbound {
     Frame(Utf8Bytes),
 }
 
+/// A connection's outgoing queue: the hub fills it, the session drains it.
+pub type Outbox = Arc<Queue<Outbound>>;
+
 /// Why the hub (or someone through it) ended a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kicked {
@@ -68,9 +71,15 @@ impl Kick {
 
 struct Conn {
     user_id: i64,
-    tx: mpsc::Sender<Outbound>,
+    tx: Outbox,
     rooms: HashSet<i64>,
     kick: Arc<Kick>,
+    /// Until [`Hub::subscribe`] ran: the rooms this user left since the connection registered,
+    /// with the sequence number of the `member.left` event. The session reads the user's rooms
+    /// after registering and subscribes a moment later; a leave delivered in between must not
+    /// be undone by that (by then stale) list. Emptied by `subscribe`, so it holds at most the
+    /// rooms left during one database read.
+    left_before_subscribe: Option<HashMap<i64, i64>>,
 }
 
 struct Room {
@@ -158,8 +167,9 @@ impl Hub {
         self: &Arc<Self>,
         user_id: i64,
         max_per_user: usize,
-    ) -> Result<(Registration, mpsc::Receiver<Outbound>, Arc<Kick>), TooMany> {
-        let (tx, rx) = mpsc::channel(self.queue_capacity);
+    ) -> Result<(Registration, Outbox, Arc<Kick>), TooMany> {
+        let tx = Arc::new(Queue::new(self.queue_capacity));
+        let rx = tx.clone();
         let kick = Arc::new(Kick::default());
         let mut st = self.lock();
         let mine = st.users.entry(user_id).or_default();
@@ -176,6 +186,7 @@ impl Hub {
                 tx,
                 rooms: HashSet::new(),
                 kick: kick.clone(),
+                left_before_subscribe: Some(HashMap::new()),
             },
         );
         drop(st);
@@ -190,28 +201,39 @@ impl Hub {
         ))
     }
 
-    /// Subscribes a connection to `rooms`. The user's first connection announces them online
-    /// to everyone sharing one of these rooms.
-    pub fn subscribe(&self, conn_id: u64, rooms: &[i64]) {
+    /// Subscribes a connection to the rooms its user was a member of when the session read
+    /// them: `rooms` holds each room's id and its `last_seq` in that same read. A room whose
+    /// `member.left` for this user was delivered after that read (a sequence number above it)
+    /// is skipped: the leave happened after the read, and the hub already applied it. Joins
+    /// need no such care: `member.joined` subscribes every registered connection of the user.
+    /// The user's first connection announces them online to everyone sharing one of the rooms.
+    /// Returns the rooms subscribed.
+    pub fn subscribe(&self, conn_id: u64, rooms: &[(i64, i64)]) -> Vec<i64> {
         let mut st = self.lock();
-        let Some(user_id) = st.conns.get(&conn_id).map(|c| c.user_id) else {
-            return;
+        let Some(conn) = st.conns.get_mut(&conn_id) else {
+            return Vec::new();
         };
-        for room_id in rooms {
+        let user_id = conn.user_id;
+        let left = conn.left_before_subscribe.take().unwrap_or_default();
+        let wanted: Vec<i64> = rooms
+            .iter()
+            .filter(|(room_id, read_at)| left.get(room_id).map_or(true, |seq| seq <= read_at))
+            .map(|(room_id, _)| *room_id)
+            .collect();
+        conn.rooms.extend(wanted.iter().copied());
+        for room_id in &wanted {
             st.rooms
                 .entry(*room_id)
                 .or_insert_with(|| Room::new(1))
                 .subscribers
                 .insert(conn_id);
-            if let Some(c) = st.conns.get_mut(&conn_id) {
-                c.rooms.insert(*room_id);
-            }
         }
         let first = st.users.get(&user_id).map_or(0, Vec::len) == 1;
         if first {
             let frame = presence_frame(user_id, true);
-            Self::to_peers(&mut st, user_id, rooms, &frame);
+            Self::to_peers(&mut st, user_id, &wanted, &frame);
         }
+        wanted
     }
 
     /// Users with at least one connection subscribed to one of `rooms` (presence for `ready`).
@@ -283,23 +305,18 @@ impl Hub {
         let Some(conn) = st.conns.get(&conn_id) else {
             return;
         };
-        match conn.tx.try_send(item) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                conn.kick.kick(Kicked::SlowConsumer);
-                // Out of every room now, so it costs nothing more; its session closes it, and
-                // its registration's drop finds it already gone.
-                let user_id = conn.user_id;
-                if let Some(conn) = Self::detach(st, conn_id) {
-                    if !st.users.contains_key(&user_id) {
-                        let rooms: Vec<i64> = conn.rooms.iter().copied().collect();
-                        let frame = presence_frame(user_id, false);
-                        Self::to_peers(st, user_id, &rooms, &frame);
-                    }
+        if let Err(Full(_)) = conn.tx.try_push(item) {
+            conn.kick.kick(Kicked::SlowConsumer);
+            // Out of every room now, so it costs nothing more; its session closes it, and its
+            // registration's drop finds it already gone.
+            let user_id = conn.user_id;
+            if let Some(conn) = Self::detach(st, conn_id) {
+                if !st.users.contains_key(&user_id) {
+                    let rooms: Vec<i64> = conn.rooms.iter().copied().collect();
+                    let frame = presence_frame(user_id, false);
+                    Self::to_peers(st, user_id, &rooms, &frame);
                 }
             }
-            // The session is ending; its registration is about to leave.
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
         }
     }
 
@@ -400,12 +417,17 @@ impl Hub {
                 },
             );
         }
-        // A member who left hears it, then stops receiving the room.
+        // A member who left hears it, then stops receiving the room. A connection that has not
+        // subscribed yet remembers the leave, so its (older) list of rooms cannot bring the
+        // room back (see `subscribe`).
         if let Some(MemberChange::Left(user_id)) = event.member {
             let conns = st.users.get(&user_id).cloned().unwrap_or_default();
             for conn_id in conns {
                 if let Some(c) = st.conns.get_mut(&conn_id) {
                     c.rooms.remove(&room_id);
+                    if let Some(left) = c.left_before_subscribe.as_mut() {
+                        left.insert(room_id, event.seq);
+                    }
                 }
                 if let Some(room) = st.rooms.get_mut(&room_id) {
                     room.subscribers.remove(&conn_id);
@@ -499,9 +521,9 @@ mod tests {
         Arc::new(Hub::new(store, capacity, vec![(1, 0), (2, 0)]))
     }
 
-    fn seqs(rx: &mut mpsc::Receiver<Outbound>) -> Vec<i64> {
+    fn seqs(rx: &Queue<Outbound>) -> Vec<i64> {
         let mut out = Vec::new();
-        while let Ok(item) = rx.try_recv() {
+        while let Some(item) = rx.try_pop() {
             if let Outbound::Event { seq, .. } = item {
                 out.push(seq);
             }
@@ -513,14 +535,14 @@ mod tests {
     async fn events_published_out_of_order_are_delivered_in_order() {
         let dir = tempfile::tempdir().unwrap();
         let hub = hub(dir.path(), 16);
-        let (reg, mut rx, _) = hub.register(7, 4).unwrap();
-        hub.subscribe(reg.conn_id, &[1]);
+        let (reg, rx, _) = hub.register(7, 4).unwrap();
+        hub.subscribe(reg.conn_id, &[(1, 0)]);
         hub.publish(vec![event(1, 2, None)]);
-        assert_eq!(seqs(&mut rx), Vec::<i64>::new(), "2 waits for 1");
+        assert_eq!(seqs(&rx), Vec::<i64>::new(), "2 waits for 1");
         hub.publish(vec![event(1, 1, None), event(1, 3, None)]);
-        assert_eq!(seqs(&mut rx), vec![1, 2, 3]);
+        assert_eq!(seqs(&rx), vec![1, 2, 3]);
         hub.publish(vec![event(1, 2, None)]);
-        assert_eq!(seqs(&mut rx), Vec::<i64>::new(), "a repeat is dropped");
+        assert_eq!(seqs(&rx), Vec::<i64>::new(), "a repeat is dropped");
     }
 
     #[tokio::test]
@@ -528,13 +550,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let hub = hub(dir.path(), 8);
         let (slow, _slow_rx, slow_kick) = hub.register(1, 4).unwrap();
-        let (fast, mut fast_rx, fast_kick) = hub.register(2, 4).unwrap();
-        hub.subscribe(slow.conn_id, &[1]);
-        hub.subscribe(fast.conn_id, &[1]);
-        while fast_rx.try_recv().is_ok() {} // presence of the slow one
+        let (fast, fast_rx, fast_kick) = hub.register(2, 4).unwrap();
+        hub.subscribe(slow.conn_id, &[(1, 0)]);
+        hub.subscribe(fast.conn_id, &[(1, 0)]);
+        while fast_rx.try_pop().is_some() {} // presence of the slow one
         for seq in 1..=20 {
             hub.publish(vec![event(1, seq, None)]);
-            assert_eq!(seqs(&mut fast_rx), vec![seq]);
+            assert_eq!(seqs(&fast_rx), vec![seq]);
         }
         assert_eq!(slow_kick.reason.get(), Some(&Kicked::SlowConsumer));
         assert!(!fast_kick.token.is_cancelled());
@@ -547,27 +569,65 @@ mod tests {
     async fn membership_events_subscribe_and_unsubscribe() {
         let dir = tempfile::tempdir().unwrap();
         let hub = hub(dir.path(), 16);
-        let (reg, mut rx, _) = hub.register(5, 4).unwrap();
+        let (reg, rx, _) = hub.register(5, 4).unwrap();
         hub.subscribe(reg.conn_id, &[]);
         hub.publish(vec![event(2, 1, Some(MemberChange::Joined(5)))]);
         hub.publish(vec![event(2, 2, None)]);
         hub.publish(vec![event(2, 3, Some(MemberChange::Left(5)))]);
         hub.publish(vec![event(2, 4, None)]);
-        assert_eq!(seqs(&mut rx), vec![1, 2, 3]);
+        assert_eq!(seqs(&rx), vec![1, 2, 3]);
+    }
+
+    /// The session's order: register, read the user's rooms, subscribe. A leave committed and
+    /// delivered between the read and the subscribe must stay a leave.
+    #[tokio::test]
+    async fn a_leave_between_reading_rooms_and_subscribing_is_not_undone() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = hub(dir.path(), 16);
+        let (reg, rx, _) = hub.register(5, 4).unwrap();
+        // The session read: member of room 1 (at seq 0) and room 2 (at seq 0).
+        let read = [(1, 0), (2, 0)];
+        // Meanwhile user 5 leaves room 2 (seq 1), and the hub delivers it.
+        hub.publish(vec![event(2, 1, Some(MemberChange::Left(5)))]);
+        assert_eq!(hub.subscribe(reg.conn_id, &read), vec![1]);
+        hub.publish(vec![event(2, 2, None), event(1, 1, None)]);
+        let got: Vec<(i64, i64)> = std::iter::from_fn(|| rx.try_pop())
+            .filter_map(|o| match o {
+                Outbound::Event { room_id, seq, .. } => Some((room_id, seq)),
+                Outbound::Frame(_) => None,
+            })
+            .collect();
+        assert_eq!(got, vec![(1, 1)], "nothing from the room left");
+        assert_eq!(hub.online_in(&[2]), Vec::<i64>::new());
+
+        // A leave older than the read does not hold the subscription back: the user left
+        // (4) and re-joined (5) before the read; the hub has not delivered the re-join yet.
+        drop(reg);
+        let (again, rx, _) = hub.register(5, 4).unwrap();
+        hub.publish(vec![
+            event(2, 3, Some(MemberChange::Joined(5))),
+            event(2, 4, Some(MemberChange::Left(5))),
+        ]);
+        assert_eq!(hub.subscribe(again.conn_id, &[(2, 5)]), vec![2]);
+        hub.publish(vec![
+            event(2, 5, Some(MemberChange::Joined(5))),
+            event(2, 6, None),
+        ]);
+        assert_eq!(seqs(&rx), vec![3, 4, 5, 6]);
     }
 
     #[tokio::test]
     async fn per_user_cap_and_presence() {
         let dir = tempfile::tempdir().unwrap();
         let hub = hub(dir.path(), 16);
-        let (a, mut a_rx, _) = hub.register(1, 1).unwrap();
+        let (a, a_rx, _) = hub.register(1, 1).unwrap();
         assert!(hub.register(1, 1).is_err());
-        hub.subscribe(a.conn_id, &[1]);
+        hub.subscribe(a.conn_id, &[(1, 0)]);
         let (b, _b_rx, _) = hub.register(2, 1).unwrap();
-        hub.subscribe(b.conn_id, &[1]);
+        hub.subscribe(b.conn_id, &[(1, 0)]);
         assert_eq!(hub.online_in(&[1]), vec![1, 2]);
         drop(b);
-        let frames: Vec<String> = std::iter::from_fn(|| a_rx.try_recv().ok())
+        let frames: Vec<String> = std::iter::from_fn(|| a_rx.try_pop())
             .map(|o| match o {
                 Outbound::Frame(t) => t.to_string(),
                 Outbound::Event { text, .. } => text.to_string(),
@@ -586,14 +646,14 @@ mod tests {
     async fn a_gap_that_stays_open_is_skipped_after_the_wait() {
         let dir = tempfile::tempdir().unwrap();
         let hub = hub(dir.path(), 16);
-        let (reg, mut rx, _) = hub.register(1, 4).unwrap();
-        hub.subscribe(reg.conn_id, &[1]);
+        let (reg, rx, _) = hub.register(1, 4).unwrap();
+        hub.subscribe(reg.conn_id, &[(1, 0)]);
         hub.publish(vec![event(1, 2, None)]);
         hub.repair_gaps(GAP_WAIT).await;
-        assert_eq!(seqs(&mut rx), Vec::<i64>::new(), "not yet");
+        assert_eq!(seqs(&rx), Vec::<i64>::new(), "not yet");
         tokio::time::advance(GAP_WAIT).await;
         // The database has no event 1 of room 1 (there is no room 1): skip it.
         hub.repair_gaps(GAP_WAIT).await;
-        assert_eq!(seqs(&mut rx), vec![2]);
+        assert_eq!(seqs(&rx), vec![2]);
     }
 }

@@ -6,6 +6,7 @@
 //!   `events` table, the send loop with dedup by sequence number, heartbeats, limits, close
 //!   codes, shutdown.
 //! - [`hub`]: the in-memory fan-out, in-order delivery, slow-consumer policy, presence, typing.
+//! - [`queue`]: each connection's bounded outgoing queue (no buffer while empty).
 //!
 //! [`Gateway`] is the shared handle in `AppState`. Bounds: `[gateway] max_connections` (503
 //! before the upgrade), `max_connections_per_user` (close 4029), `queue_capacity` per
@@ -16,6 +17,7 @@
 
 pub mod hub;
 pub mod protocol;
+pub mod queue;
 pub mod session;
 
 use std::sync::atomic::{AtomicUsize, Ordering};

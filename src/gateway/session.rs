@@ -44,9 +44,11 @@ const MAX_REPLAY: usize = 50_000;
 const TYPING_EVERY: Duration = Duration::from_secs(2);
 /// Rooms whose last typing time a connection remembers; past it the memory is cleared.
 const TYPING_MEMORY: usize = 256;
-/// The read buffer per connection: small, since clients send little (idle memory matters on
-/// a Pi with hundreds of connections).
-const READ_BUFFER: usize = 4096;
+/// The WebSocket read buffer per connection, which every idle connection holds. Clients send
+/// small frames (ping, typing, the auth frame); a larger one reserves its own length, so this
+/// only sets how much is read at a time. Idle memory matters on a Pi with hundreds of
+/// connections (scripts/bench/chat.sh measures it).
+const READ_BUFFER: usize = 512;
 
 type Sink = SplitSink<WebSocket, Message>;
 type Stream = SplitStream<WebSocket>;
@@ -136,6 +138,15 @@ fn classify(frame: Option<Result<Message, axum::Error>>) -> Option<Incoming> {
         Some(Err(e)) if e.to_string().contains("too long") => Incoming::TooBig,
         Some(Err(_)) => Incoming::Failed,
     })
+}
+
+/// What the loop keeps of a connection's start.
+struct Live {
+    registration: super::hub::Registration,
+    queue: super::hub::Outbox,
+    kick: std::sync::Arc<Kick>,
+    principal: crate::auth::Principal,
+    delivered: HashMap<i64, i64>,
 }
 
 struct Connection {
@@ -238,8 +249,18 @@ impl Connection {
     }
 
     async fn serve(&mut self, app: &AppState) -> Disconnect {
+        match self.open(app).await {
+            Ok(live) => self.live(app, live).await,
+            Err(why) => why,
+        }
+    }
+
+    /// Steps 1 and 2: authentication, registration, subscription, `ready` and the replay.
+    /// Everything it needs only for this (the auth frame, the token, the memberships, the
+    /// `ready` document) is dropped when it returns, so an idle connection does not keep it.
+    async fn open(&mut self, app: &AppState) -> Result<Live, Disconnect> {
         let gateway = app.gateway.clone();
-        let s = gateway.settings.clone();
+        let s = &gateway.settings;
 
         // 1. The auth frame.
         let shutdown = self.shutdown.clone();
@@ -248,113 +269,118 @@ impl Connection {
             _ = shutdown.cancelled() => None,
         };
         let Some(first) = first else {
-            return self.close_for(Disconnect::Shutdown).await;
+            return Err(self.close_for(Disconnect::Shutdown).await);
         };
         let text = match first {
             Err(_) => {
-                return self
+                return Err(self
                     .close(
                         close::UNAUTHENTICATED,
                         "authenticate first: {\"op\":\"auth\",\"token\":...}",
                         Disconnect::AuthTimeout,
                     )
-                    .await
+                    .await)
             }
             Ok(Incoming::Text(t)) => t,
-            Ok(Incoming::Closed) => return Disconnect::ClientClosed,
-            Ok(Incoming::Failed) => return Disconnect::NetworkError,
+            Ok(Incoming::Closed) => return Err(Disconnect::ClientClosed),
+            Ok(Incoming::Failed) => return Err(Disconnect::NetworkError),
             Ok(Incoming::TooBig) => {
-                return self
+                return Err(self
                     .close(close::TOO_BIG, "frame too large", Disconnect::FrameTooBig)
-                    .await
+                    .await)
             }
             Ok(Incoming::Binary) => {
-                return self
+                return Err(self
                     .close(
                         close::UNAUTHENTICATED,
                         "the first frame must be a JSON auth frame",
                         Disconnect::AuthFailed,
                     )
-                    .await
+                    .await)
             }
         };
         let Ok(hello) = serde_json::from_str::<Hello>(&text) else {
-            return self
+            return Err(self
                 .close(
                     close::UNAUTHENTICATED,
                     "the first frame must be {\"op\":\"auth\",\"token\":...}",
                     Disconnect::AuthFailed,
                 )
-                .await;
+                .await);
         };
         let principal = match crate::auth::resolve_credential(app, hello.token()).await {
             Ok(p) => p,
             Err(_) => {
-                return self
+                return Err(self
                     .close(
                         close::UNAUTHENTICATED,
                         "invalid or expired token",
                         Disconnect::AuthFailed,
                     )
-                    .await
+                    .await)
             }
         };
 
         // 2. Register, subscribe, then read positions and what to replay.
-        let Ok((registration, mut queue, kick)) = gateway
+        let Ok((registration, queue, kick)) = gateway
             .hub
             .register(principal.user_id, s.max_connections_per_user)
         else {
-            return self
+            return Err(self
                 .close(
                     close::TOO_MANY_CONNECTIONS,
                     "too many connections for this account",
                     Disconnect::TooManyConnections,
                 )
-                .await;
+                .await);
         };
+        // The rooms and where their logs stood, then the subscription: the hub skips a room
+        // this user left after that read (see `Hub::subscribe`), so a leave racing with the
+        // connect cannot leave a stale subscription behind.
         let user_id = principal.user_id;
-        let room_ids = match app
+        let read = app
             .store
-            .read(move |conn| rooms::member_room_ids(conn, user_id))
-            .await
-        {
+            .read(move |conn| rooms::memberships(conn, user_id))
+            .await;
+        let memberships = match read {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(error = %e, "gateway: reading memberships");
-                return self
+                return Err(self
                     .close(1011, "internal error", Disconnect::NetworkError)
-                    .await;
+                    .await);
             }
         };
-        gateway.hub.subscribe(registration.conn_id, &room_ids);
+        gateway.hub.subscribe(registration.conn_id, &memberships);
         let cursors = hello.cursors();
         let keep = usize::try_from(s.resume_events_per_room).unwrap_or(usize::MAX);
-        let rooms_for_read = room_ids.clone();
         let start = app
             .store
-            .read(move |conn| start_state(conn, &rooms_for_read, &cursors, keep))
+            .read(move |conn| start_state(conn, user_id, &cursors, keep))
             .await;
         let start = match start {
             Ok(st) => st,
             Err(e) => {
                 tracing::warn!(error = %e, "gateway: reading room positions");
-                return self
+                return Err(self
                     .close(1011, "internal error", Disconnect::NetworkError)
-                    .await;
+                    .await);
             }
         };
         if !start.resync.is_empty() {
             let list: Vec<String> = start.resync.iter().map(i64::to_string).collect();
-            return self
+            return Err(self
                 .close(
                     close::RESYNC_REQUIRED,
-                    &format!("resync required for rooms {}", list.join(",")),
+                    &format!(
+                        "resync required, events after your cursor are gone: reload over HTTP, reconnect without cursors for rooms {}",
+                        list.join(",")
+                    ),
                     Disconnect::ResyncRequired,
                 )
-                .await;
+                .await);
         }
-        let mut delivered: HashMap<i64, i64> = start.positions.iter().copied().collect();
+        let delivered: HashMap<i64, i64> = start.positions.iter().copied().collect();
         let ready = json!({
             "op": "ready",
             "user_id": principal.user_id,
@@ -363,20 +389,38 @@ impl Connection {
                 .map(|(room_id, seq)| json!({ "room_id": room_id, "last_seq": seq }))
                 .collect::<Vec<_>>(),
             "resumed": start.resumed,
-            "online": gateway.hub.online_in(&room_ids),
+            "online": gateway.hub.online_in(&start.positions.iter().map(|(r, _)| *r).collect::<Vec<_>>()),
             "heartbeat_interval_secs": s.ping_interval_secs,
         });
         if let Err(why) = self.send_text(ready.to_string(), Some(&kick)).await {
-            return self.close_for(why).await;
+            return Err(self.close_for(why).await);
         }
         for event in start.replay {
             let text = Utf8Bytes::from(event.frame.to_string());
             if let Err(why) = self.send(Message::Text(text), Some(&kick)).await {
-                return self.close_for(why).await;
+                return Err(self.close_for(why).await);
             }
         }
+        Ok(Live {
+            registration,
+            queue,
+            kick,
+            principal,
+            delivered,
+        })
+    }
 
-        // 3. The loop.
+    /// Step 3: the loop, until the connection ends.
+    async fn live(&mut self, app: &AppState, live: Live) -> Disconnect {
+        let Live {
+            registration,
+            queue,
+            kick,
+            principal,
+            mut delivered,
+        } = live;
+        let gateway = &app.gateway;
+        let s = &gateway.settings;
         let ping_every = Duration::from_secs(s.ping_interval_secs);
         let idle_after = Duration::from_secs(s.idle_timeout_secs);
         let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
@@ -388,8 +432,8 @@ impl Connection {
                 biased;
                 _ = self.shutdown.cancelled() => Err(Disconnect::Shutdown),
                 _ = kick.token.cancelled() => Err(Disconnect::SlowConsumer),
-                item = queue.recv() => match item {
-                    Some(Outbound::Event { room_id, seq, text }) => {
+                item = queue.pop() => match item {
+                    Outbound::Event { room_id, seq, text } => {
                         if delivered.get(&room_id).is_some_and(|d| seq <= *d) {
                             Ok(()) // already sent (replayed, or older than `ready`)
                         } else {
@@ -397,9 +441,7 @@ impl Connection {
                             self.send(Message::Text(text), Some(&kick)).await
                         }
                     }
-                    Some(Outbound::Frame(text)) => self.send(Message::Text(text), Some(&kick)).await,
-                    // The hub only lets go of a connection it kicked.
-                    None => Err(Disconnect::SlowConsumer),
+                    Outbound::Frame(text) => self.send(Message::Text(text), Some(&kick)).await,
                 },
                 frame = self.rx.next() => {
                     last_heard = Instant::now();
@@ -477,35 +519,46 @@ struct Start {
     resync: Vec<i64>,
 }
 
+/// Reads, in one snapshot (a read transaction), the rooms `user_id` is a member of now, where
+/// their logs stand and the events after each resume cursor. Read after the hub subscription,
+/// so live events can only overlap this (the session drops repeats), never leave a hole; and
+/// re-reading the memberships here means nothing is replayed from a room the user has left
+/// since the subscription's read.
 fn start_state(
     conn: &rusqlite::Connection,
-    room_ids: &[i64],
+    user_id: i64,
     cursors: &std::collections::BTreeMap<i64, i64>,
     keep: usize,
 ) -> Result<Start, ChatError> {
+    let snapshot = conn.unchecked_transaction()?;
+    let rooms = rooms::memberships(&snapshot, user_id)?;
     let mut start = Start {
-        positions: Vec::with_capacity(room_ids.len()),
+        positions: Vec::with_capacity(rooms.len()),
         replay: Vec::new(),
         resumed: Vec::new(),
         resync: Vec::new(),
     };
-    for room_id in room_ids {
-        let Some(pos) = events::position(conn, *room_id)? else {
+    for (room_id, _) in rooms {
+        let Some(pos) = events::position(&snapshot, room_id)? else {
             continue;
         };
-        start.positions.push((*room_id, pos.last_seq));
-        let Some(cursor) = cursors.get(room_id).copied() else {
+        start.positions.push((room_id, pos.last_seq));
+        let Some(cursor) = cursors.get(&room_id).copied() else {
             continue;
         };
         let missed = usize::try_from(pos.last_seq - cursor).unwrap_or(usize::MAX);
         if !events::replayable(cursor, pos) || start.replay.len() + missed > MAX_REPLAY {
-            start.resync.push(*room_id);
+            start.resync.push(room_id);
             continue;
         }
-        start
-            .replay
-            .extend(events::range(conn, *room_id, cursor, pos.last_seq, keep)?);
-        start.resumed.push(*room_id);
+        start.replay.extend(events::range(
+            &snapshot,
+            room_id,
+            cursor,
+            pos.last_seq,
+            keep,
+        )?);
+        start.resumed.push(room_id);
     }
     Ok(start)
 }
