@@ -19,9 +19,9 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, delete, get, patch, post, put};
 use axum::Router;
+use futures_util::FutureExt;
 use http::{header, HeaderValue, StatusCode};
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::auth;
 use crate::chat;
@@ -174,14 +174,10 @@ pub fn router(state: AppState) -> Router {
         .route("/rtc", any(livekit::proxy::forward))
         .route("/rtc/{*rest}", any(livekit::proxy::forward))
         .route("/twirp/{*rest}", any(livekit::proxy::forward))
-        .fallback(not_found)
-        // Before routing: a write under /api/ gets 507 while disk is low (ops::vitals).
-        .layer(middleware::from_fn_with_state(
-            state.vitals.clone(),
-            crate::ops::vitals::refuse_writes_when_disk_low,
-        ));
-    // Layers run outermost-last: HSTS and JSON errors wrap everything, including 421s.
-    common_layers(routes, &state, Some(hsts))
+        .fallback(not_found);
+    // HSTS and JSON errors wrap everything, including 421s; a write under /api/ gets 507
+    // while disk is low (ops::vitals).
+    common_layers(routes, &state, Some(hsts), true)
 }
 
 /// The loopback-only internal surface: monitoring, `/status` and (later) webhooks.
@@ -193,7 +189,7 @@ pub fn internal_router(state: AppState) -> Router {
         .route("/status", get(crate::ops::status::status))
         .route("/livekit/webhook", post(livekit::webhook::receive))
         .fallback(not_found);
-    common_layers(routes, &state, None)
+    common_layers(routes, &state, None, false)
 }
 
 /// Plain HTTP: `/ca.crt` and `/health` answered, everything else sent to HTTPS with 308.
@@ -202,60 +198,145 @@ pub fn redirect_router(state: AppState) -> Router {
         .route("/health", get(health::health))
         .route("/ca.crt", get(ca_cert))
         .fallback(crate::edge::redirect::to_https);
-    common_layers(routes, &state, None)
+    common_layers(routes, &state, None, false)
 }
 
-fn common_layers(routes: Router<AppState>, state: &AppState, hsts: Option<HeaderValue>) -> Router {
-    // A later `.layer` wraps the earlier ones and so runs first. Per request, in order: metrics,
-    // JSON errors, panic guard, deadline (408), client IP, Host check, authentication, rate limit,
-    // body cap, handler. The limiter runs after authentication because it keys on the
-    // `limits::Account` that `auth::authenticate` inserts.
-    let mut router = routes
+/// Wraps `routes` in the layers every request passes, in this order: security headers (HTTPS),
+/// metrics + JSON errors + body drain (`record_request`), panic guard, deadline (408), client
+/// IP and Host check (421), authentication; then routing; then, for the matched route, rate
+/// limit (429), body cap (413), low disk (507, when `disk_guard`), handler (`route_policy`).
+/// The limiter runs after authentication because it keys on the `limits::Account` that
+/// `auth::authenticate` inserts.
+///
+/// Only the steps that need the matched route template run after routing, and as one layer.
+/// axum boxes every route once per `Router::layer`, and cloning a matched route (once per
+/// request) costs an allocation per box: with a dozen layers on the routes that was a
+/// quarter of the CPU of a small request. The steps before routing are one unboxed stack.
+fn common_layers(
+    routes: Router<AppState>,
+    state: &AppState,
+    hsts: Option<HeaderValue>,
+    disk_guard: bool,
+) -> Router {
+    let routed = routes
         .layer(middleware::from_fn_with_state(
-            state.edge.clone(),
-            crate::edge::limits::body_limit,
+            RoutePolicy {
+                app: state.clone(),
+                disk_guard,
+            },
+            route_policy,
         ))
+        .with_state(state.clone());
+    let stack = tower::ServiceBuilder::new()
+        .option_layer(hsts.map(|hsts| middleware::from_fn_with_state(hsts, security_headers)))
         .layer(middleware::from_fn_with_state(
-            state.limiter.clone(),
-            crate::limits::layer::enforce,
-        ))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            auth::authenticate,
-        ))
-        .layer(middleware::from_fn_with_state(
-            state.edge.clone(),
-            crate::edge::policy::admit,
-        ))
-        .layer(middleware::from_fn_with_state(
-            state.config.clone(),
-            request_deadline,
+            state.metrics.clone(),
+            record_request,
         ))
         .layer(CatchPanicLayer::custom(|_| {
             tracing::error!("a request handler panicked");
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }))
         .layer(middleware::from_fn_with_state(
-            state.metrics.clone(),
-            record_request,
+            state.config.clone(),
+            request_deadline,
         ))
-        .with_state(state.clone());
-    if let Some(hsts) = hsts {
-        router = router.layer(SetResponseHeaderLayer::overriding(
-            header::STRICT_TRANSPORT_SECURITY,
-            hsts,
-        ));
-        // The API answers JSON to programs; nothing it serves is meant to be framed, sniffed
-        // or to run scripts. A handler that serves other content (attachments) sets its own
-        // values, which `if_not_present` keeps.
-        for (name, value) in SECURITY_HEADERS {
-            router = router.layer(SetResponseHeaderLayer::if_not_present(
-                name,
-                HeaderValue::from_static(value),
-            ));
+        .layer(middleware::from_fn_with_state(
+            state.edge.clone(),
+            crate::edge::policy::admit,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ))
+        .service(routed);
+    Router::new().fallback_service(stack)
+}
+
+/// What [`route_policy`] needs: the state, and whether writes are refused on low disk.
+#[derive(Clone)]
+struct RoutePolicy {
+    app: AppState,
+    disk_guard: bool,
+}
+
+/// The steps that depend on the matched route, in one layer: rate limit, body cap, low disk,
+/// then the handler. The route template is passed on in the response's extensions for
+/// `record_request`, which runs before routing.
+async fn route_policy(State(policy): State<RoutePolicy>, req: Request, next: Next) -> Response {
+    let matched = req.extensions().get::<MatchedPath>().cloned();
+    let route = matched.as_ref().map(MatchedPath::as_str);
+    let app = &policy.app;
+    let mut resp = match crate::limits::layer::check(&app.limiter, &req, route) {
+        Err(refused) => refused,
+        Ok(quota) => {
+            let mut resp = match crate::edge::limits::limit_body(&app.edge, req, route) {
+                Err(refused) => refused,
+                Ok(req) => match policy
+                    .disk_guard
+                    .then(|| crate::ops::vitals::refuse_when_disk_low(&app.vitals, &req))
+                    .flatten()
+                {
+                    Some(refused) => refused,
+                    // Caught here too (the outer guard catches the layers before routing),
+                    // so a panicking handler's 500 is still counted under its route.
+                    None => std::panic::AssertUnwindSafe(next.run(req))
+                        .catch_unwind()
+                        .await
+                        .unwrap_or_else(|_| {
+                            tracing::error!("a request handler panicked");
+                            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+                        }),
+                },
+            };
+            crate::limits::layer::add_quota_headers(&mut resp, quota.as_ref());
+            resp
+        }
+    };
+    if let Some(matched) = matched {
+        resp.extensions_mut().insert(matched);
+    }
+    resp
+}
+
+/// Gives a response of known size its `Content-Length`. axum does this for what the router
+/// answers; answers made before routing (421, 401, 408...) would otherwise go out chunked, and
+/// an HTTP/1.1 client that reads by length would not find their end.
+fn set_content_length(resp: &mut Response) {
+    use http_body::Body as _;
+    let status = resp.status();
+    // These never carry a body, nor a length (RFC 9110, 8.6).
+    if status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+    {
+        return;
+    }
+    let headers = resp.headers();
+    if headers.contains_key(header::CONTENT_LENGTH)
+        || headers.contains_key(header::TRANSFER_ENCODING)
+    {
+        return;
+    }
+    if let Some(len) = resp.body().size_hint().exact() {
+        resp.headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    }
+}
+
+/// HSTS on every HTTPS response, and [`SECURITY_HEADERS`] unless the handler set them: the
+/// API answers JSON to programs; nothing it serves is meant to be framed, sniffed or to run
+/// scripts. A handler that serves other content (attachments) sets its own values.
+async fn security_headers(State(hsts): State<HeaderValue>, req: Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    let headers = resp.headers_mut();
+    headers.insert(header::STRICT_TRANSPORT_SECURITY, hsts);
+    for (name, value) in SECURITY_HEADERS {
+        if !headers.contains_key(&name) {
+            headers.insert(name, HeaderValue::from_static(value));
         }
     }
-    router
+    resp
 }
 
 /// Unknown paths on the HTTPS and internal listeners.
@@ -310,11 +391,9 @@ async fn metrics(State(app): State<AppState>, headers: http::HeaderMap) -> Respo
 /// which get `[attachments] upload_timeout_secs`: a 25 MiB file over a weak Wi-Fi link takes
 /// minutes, and the upload handler reads the whole body before it answers.
 async fn request_deadline(State(config): State<Arc<Config>>, req: Request, next: Next) -> Response {
-    let is_upload = req.method() == http::Method::POST
-        && req
-            .extensions()
-            .get::<MatchedPath>()
-            .is_some_and(|p| p.as_str() == crate::edge::limits::UPLOAD_ROUTE);
+    // Before routing: the upload route's template is a plain path.
+    let is_upload =
+        req.method() == http::Method::POST && req.uri().path() == crate::edge::limits::UPLOAD_ROUTE;
     let deadline = if is_upload {
         Duration::from_secs(config.attachments.upload_timeout_secs)
     } else {
@@ -337,16 +416,17 @@ async fn request_deadline(State(config): State<Arc<Config>>, req: Request, next:
 /// an HTTP/1.1 client ([`crate::edge::drain`]), and every answered request is counted and timed.
 /// (One layer for all three: each layer costs a clone of the services below it per request.)
 async fn record_request(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
     let started = Instant::now();
     // A body the handler left unread is drained before the answer (edge::drain).
     let (req, unread) = crate::edge::drain::track(req);
-    let resp = unread.finish(error::ensure_json(next.run(req).await)).await;
+    let mut resp = unread.finish(error::ensure_json(next.run(req).await)).await;
+    set_content_length(&mut resp);
     let elapsed: Duration = started.elapsed();
+    // Put there by `route_policy`, after routing; absent when no route matched.
+    let route = resp
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     metrics
         .http_requests
         .get_or_create(&HttpLabels {

@@ -26,11 +26,27 @@ pub async fn body_limit(
     req: Request,
     next: Next,
 ) -> Response {
-    let is_upload = req.method() == http::Method::POST
-        && req
-            .extensions()
-            .get::<MatchedPath>()
-            .is_some_and(|p| p.as_str() == UPLOAD_ROUTE);
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned());
+    match limit_body(&policy, req, route.as_deref()) {
+        Ok(req) => next.run(req).await,
+        Err(refused) => refused,
+    }
+}
+
+/// The cap's step of [`body_limit`], for a caller that already knows the matched route
+/// template: the request with its body capped, or the 413 to send instead.
+// The refusal is the response itself, built only on that rare path; boxing it would
+// change nothing for the request that passes.
+#[allow(clippy::result_large_err)]
+pub fn limit_body(
+    policy: &EdgePolicy,
+    req: Request,
+    route: Option<&str>,
+) -> Result<Request, Response> {
+    let is_upload = req.method() == http::Method::POST && route == Some(UPLOAD_ROUTE);
     let limit = if is_upload {
         usize::try_from(policy.upload_max_bytes).unwrap_or(usize::MAX)
     } else {
@@ -43,15 +59,14 @@ pub async fn body_limit(
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > limit as u64) {
         if is_upload {
-            return ApiError::new(
+            return Err(ApiError::new(
                 http::StatusCode::PAYLOAD_TOO_LARGE,
                 "too_large",
                 format!("the file is larger than the limit of {limit} bytes"),
             )
-            .into_response();
+            .into_response());
         }
-        return ApiError::payload_too_large(limit).into_response();
+        return Err(ApiError::payload_too_large(limit).into_response());
     }
-    let req = req.map(|body| Body::new(http_body_util::Limited::new(body, limit)));
-    next.run(req).await
+    Ok(req.map(|body| Body::new(http_body_util::Limited::new(body, limit))))
 }

@@ -30,10 +30,31 @@ pub async fn enforce(State(limiter): State<Arc<Limiter>>, req: Request, next: Ne
     let route = req
         .extensions()
         .get::<MatchedPath>()
-        .map(MatchedPath::as_str)
-        .unwrap_or_else(|| req.uri().path());
+        .map(|p| p.as_str().to_owned());
+    match check(&limiter, &req, route.as_deref()) {
+        Err(refused) => refused,
+        Ok(quota) => {
+            let mut resp = next.run(req).await;
+            add_quota_headers(&mut resp, quota.as_ref());
+            resp
+        }
+    }
+}
+
+/// The limiter's step of [`enforce`], for a caller that already knows the matched route
+/// template (`None`: no route matched; the path is classified instead). `Ok` carries the
+/// quota to report on the answer ([`add_quota_headers`]); `Err` is the 429 to send instead.
+// The refusal is the response itself, built only on that rare path; boxing it would
+// change nothing for the request that passes.
+#[allow(clippy::result_large_err)]
+pub fn check(
+    limiter: &Limiter,
+    req: &Request,
+    route: Option<&str>,
+) -> Result<Option<Quota>, Response> {
+    let route = route.unwrap_or_else(|| req.uri().path());
     let Some(family) = Family::classify(req.method(), route) else {
-        return next.run(req).await;
+        return Ok(None);
     };
     // `edge::policy::admit` runs before this layer on every router. Were it ever
     // missing, all such requests would share one bucket: limited, never unlimited.
@@ -42,14 +63,9 @@ pub async fn enforce(State(limiter): State<Arc<Limiter>>, req: Request, next: Ne
         .get::<ClientIp>()
         .map(|c| c.0)
         .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-    let decision = limiter.check(family, ip, req.extensions().get::<Account>());
-    match decision {
-        Decision::Unlimited => next.run(req).await,
-        Decision::Allowed(quota) => {
-            let mut resp = next.run(req).await;
-            set_quota_headers(resp.headers_mut(), &quota);
-            resp
-        }
+    match limiter.check(family, ip, req.extensions().get::<Account>()) {
+        Decision::Unlimited => Ok(None),
+        Decision::Allowed(quota) => Ok(Some(quota)),
         Decision::Refused { quota, .. } => {
             let retry_after = whole_seconds(quota.wait);
             let mut resp = ApiError::new(
@@ -61,8 +77,15 @@ pub async fn enforce(State(limiter): State<Arc<Limiter>>, req: Request, next: Ne
             let headers = resp.headers_mut();
             set_quota_headers(headers, &quota);
             headers.insert(http::header::RETRY_AFTER, HeaderValue::from(retry_after));
-            resp
+            Err(resp)
         }
+    }
+}
+
+/// Puts `RateLimit-*` on an answer the limiter let through.
+pub fn add_quota_headers(resp: &mut Response, quota: Option<&Quota>) {
+    if let Some(quota) = quota {
+        set_quota_headers(resp.headers_mut(), quota);
     }
 }
 

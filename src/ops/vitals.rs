@@ -293,16 +293,23 @@ pub async fn refuse_writes_when_disk_low(
     req: Request,
     next: Next,
 ) -> Response {
+    match refuse_when_disk_low(&vitals, &req) {
+        Some(refused) => refused,
+        None => next.run(req).await,
+    }
+}
+
+/// The step of [`refuse_writes_when_disk_low`]: the 507 to send instead, if any.
+pub fn refuse_when_disk_low(vitals: &Vitals, req: &Request) -> Option<Response> {
     let reads = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    if !reads && vitals.disk_low() && req.uri().path().starts_with("/api/") {
-        return ApiError::new(
+    (!reads && vitals.disk_low() && req.uri().path().starts_with("/api/")).then(|| {
+        ApiError::new(
             StatusCode::INSUFFICIENT_STORAGE,
             "insufficient_storage",
             "the server is low on disk space; changes are refused until space is freed",
         )
-        .into_response();
-    }
-    next.run(req).await
+        .into_response()
+    })
 }
 
 #[cfg(test)]
