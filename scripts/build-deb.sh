@@ -9,7 +9,9 @@
 #
 # What goes into the package is declared in Cargo.toml ([package.metadata.deb]); the maintainer
 # scripts, sysusers/tmpfiles entries, Avahi service and changelog live in debian/. Every unit in
-# systemd/ is packaged (and enabled) without listing it anywhere. The man pages are generated
+# systemd/ is packaged; whether the package enables and starts it comes from the systemd-units
+# entries in Cargo.toml, and the built package's maintainer scripts are checked against the
+# table UNIT_POLICY below (a unit missing from it fails the build). The man pages are generated
 # from the clap definition by examples/gen-man.rs, dated by the newest debian/changelog entry.
 #
 # Installs what is missing: cargo-deb (pinned, from crates.io, into ~/.cargo/bin once), and as
@@ -21,6 +23,14 @@ set -euo pipefail
 # cargo-deb, pinned: the package layout must not change under us.
 readonly CARGO_DEB_VERSION=3.8.0
 
+# What the maintainer scripts may do with each unit in systemd/: "enable start" or
+# "none". roost-backup.service runs only when its timer fires, never at install or upgrade.
+declare -A UNIT_POLICY=(
+    [roost.service]="enable start"
+    [roost-backup.timer]="enable start"
+    [roost-backup.service]="none"
+)
+
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
 
@@ -30,7 +40,7 @@ for arg in "$@"; do
     case $arg in
     --no-lintian) run_lintian=false ;;
     -h | --help)
-        sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     -*)
@@ -103,6 +113,62 @@ deb=$(cargo deb --locked --no-build --no-strip --target "$target" --output "$out
     echo "build-deb: cargo deb did not report a package file (got '$deb')" >&2
     exit 1
 }
+
+# --- what the maintainer scripts do with the units -----------------------------------------------
+# True if a command line (not a comment) of the SCRIPTS runs deb-systemd-helper, deb-systemd-invoke
+# or systemctl with one of the ACTIONS (comma-separated) on UNIT, matched as whole words.
+scripts_act_on() {
+    local actions=$1 unit=$2
+    shift 2
+    awk -v unit="$unit" -v actions=",$actions," '
+        /^[[:space:]]*#/ { next }
+        {
+            tool = 0; act = 0; named = 0
+            for (i = 1; i <= NF; i++) {
+                if ($i == "deb-systemd-helper" || $i == "deb-systemd-invoke" || $i == "systemctl") tool = 1
+                if (index(actions, "," $i ",")) act = 1
+                if ($i == unit) named = 1
+            }
+            if (tool && act && named) found = 1
+        }
+        END { exit !found }' "$@"
+}
+
+check_units() {
+    local deb=$1 control scripts unit file want enabled started problems=0
+    control=$(mktemp -d)
+    dpkg-deb -e "$deb" "$control"
+    scripts=()
+    for file in preinst postinst prerm postrm; do
+        [[ -f $control/$file ]] && scripts+=("$control/$file")
+    done
+    for file in systemd/*; do
+        unit=$(basename "$file")
+        want=${UNIT_POLICY[$unit]-}
+        if [[ -z $want ]]; then
+            echo "build-deb: $unit is in systemd/ but not in UNIT_POLICY (scripts/build-deb.sh): decide whether the package enables and starts it, and give it a systemd-units entry in Cargo.toml" >&2
+            problems=1
+            continue
+        fi
+        enabled=no started=no
+        scripts_act_on enable "$unit" "${scripts[@]}" && enabled=yes
+        # $_dh_action is cargo-deb's start-or-restart variable, matched literally.
+        # shellcheck disable=SC2016
+        scripts_act_on 'start,restart,try-restart,reload-or-restart,$_dh_action' "$unit" "${scripts[@]}" &&
+            started=yes
+        case $want in
+        "enable start") [[ $enabled$started == yesyes ]] ;;
+        none) [[ $enabled$started == nono ]] ;;
+        esac || {
+            echo "build-deb: maintainer scripts of $(basename "$deb"): $unit enabled=$enabled started=$started, expected: $want (systemd-units in Cargo.toml, debian/postinst)" >&2
+            problems=1
+        }
+    done
+    rm -rf "$control"
+    ((problems == 0)) || exit 1
+    echo "build-deb: maintainer scripts enable and start units as UNIT_POLICY says"
+}
+check_units "$deb"
 
 if $run_lintian; then
     echo "build-deb: lintian $(basename "$deb")"

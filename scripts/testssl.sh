@@ -6,7 +6,8 @@
 #   ROOST_BIN=path scripts/testssl.sh   scan that binary instead
 set -euo pipefail
 cd "$(dirname "$0")/.."
-repo=$PWD
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
 if ! command -v testssl >/dev/null; then
     if [[ ${CI:-} == true ]]; then
@@ -22,41 +23,16 @@ declare -A ACCEPTED=(
     [cert_revocation]="the local CA's leaf has no CRL/OCSP URI: it is trusted only by devices that imported this Pi's own CA, browsers do not check revocation for such roots, and a compromised key is handled by replacing the CA (remove tls/ca.* and run roost init) and re-importing it; operator certificates (tls.cert_file) carry their CA's revocation info"
 )
 
-bin=${ROOST_BIN:-}
-if [[ -z $bin ]]; then
-    cargo build --quiet --locked
-    bin=${CARGO_TARGET_DIR:-$repo/target}/debug/roost
-fi
+roost_bin debug
+lib_workdir testssl
+# shellcheck disable=SC2119 # the defaults: a plain production-profile config
+roost_config
+# shellcheck disable=SC2119 # not pinned to a core
+roost_start
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/roost-testssl.XXXXXX")
-pid=
-cleanup() {
-    [[ -n $pid ]] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cat >"$work/roost.toml" <<TOML
-[server]
-hostname = "localhost"
-https_addr = "127.0.0.1:$port"
-http_addr = ""
-internal_addr = "127.0.0.1:0"
-[storage]
-data_dir = "$work/data"
-TOML
-"$bin" serve --config "$work/roost.toml" >"$work/roost.log" 2>&1 &
-pid=$!
-for _ in $(seq 300); do
-    curl -sf --cacert "$work/data/tls/ca.crt" "https://localhost:$port/health" >/dev/null && break
-    kill -0 "$pid" 2>/dev/null || { cat "$work/roost.log"; exit 1; }
-    sleep 0.1
-done
-
-echo "testssl: scanning https://localhost:$port (takes about a minute and a half)"
-testssl --quiet --color 0 --warnings off --severity MEDIUM --add-ca "$work/data/tls/ca.crt" \
-    --jsonfile "$work/findings.json" "https://localhost:$port/" >"$work/testssl.txt" 2>&1 || true
+echo "testssl: scanning $roost_url (takes about a minute and a half)"
+testssl --quiet --color 0 --warnings off --severity MEDIUM --add-ca "$roost_ca" \
+    --jsonfile "$work/findings.json" "$roost_url/" >"$work/testssl.txt" 2>&1 || true
 
 python3 - "$work/findings.json" "$(declare -p ACCEPTED)" <<'PY'
 import json, re, sys

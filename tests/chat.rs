@@ -368,13 +368,8 @@ async fn retention_removes_what_it_should_and_keeps_the_rest() {
     let (_, invite) = api.post("/api/v1/invites", &admin, json!({})).await;
 
     // Age some rows as if time had passed (the daemon's clock is real).
-    let db = rusqlite::Connection::open(api.roost.setup.data_dir().join("roost.sqlite3")).unwrap();
-    db.busy_timeout(Duration::from_secs(10)).unwrap();
-    let two_days_ago_ms = (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64)
-        - 2 * 86_400_000;
+    let db = api.db();
+    let two_days_ago_ms = unix_ms_ago(Duration::from_secs(2 * 86_400));
     db.execute(
         "UPDATE messages SET created_at = ?1 WHERE id = ?2",
         (two_days_ago_ms, old["id"].as_i64()),

@@ -434,13 +434,8 @@ async fn a_cursor_older_than_the_events_kept_by_age_is_told_to_resync() {
 
     // Age the first three events by two days (the daemon's clock is real); retention then
     // drops them, and only them.
-    let db = rusqlite::Connection::open(api.roost.setup.data_dir().join("roost.sqlite3")).unwrap();
-    db.busy_timeout(Duration::from_secs(10)).unwrap();
-    let two_days_ago_ms = (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64)
-        - 2 * 86_400_000;
+    let db = api.db();
+    let two_days_ago_ms = unix_ms_ago(Duration::from_secs(2 * 86_400));
     db.execute(
         "UPDATE events SET at = ?1 WHERE room_id = ?2 AND seq <= 3",
         (two_days_ago_ms, room),

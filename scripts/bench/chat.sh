@@ -33,13 +33,9 @@ case "${1:-}" in
         ;;
 esac
 
-repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-target=${CARGO_TARGET_DIR:-$repo/target}
-log() { echo "bench: $*" >&2; }
-die() {
-    log "$*"
-    exit 1
-}
+LOG_TAG=bench
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 if ! command -v mosquitto >/dev/null 2>&1 && [[ ! -x /usr/sbin/mosquitto ]]; then
     ((EUID == 0)) || die "mosquitto missing; install with: sudo apt-get install -y mosquitto"
@@ -50,91 +46,30 @@ fi
 mosquitto_bin=$(command -v mosquitto || echo /usr/sbin/mosquitto)
 ulimit -n 16384 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
-if [[ -n "${ROOST_BIN:-}" ]]; then
-    log "building the chat_bench example (release); measuring $ROOST_BIN"
-    (cd "$repo" && cargo build --quiet --release --example chat_bench)
-    roost=$ROOST_BIN
-else
-    log "building roost and the chat_bench example (release)"
-    (cd "$repo" && cargo build --quiet --release --bin roost --example chat_bench)
-    roost="$target/release/roost"
-fi
+roost_bin release
+log "building the chat_bench example (release); measuring $roost"
+(cd "$repo" && cargo build --quiet --locked --release --example chat_bench)
 bench="$target/release/examples/chat_bench"
 client() { taskset -c 1 "$bench" "$@"; }
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/roost-chat-bench.XXXXXX")
-pids=()
-stop_pid() {
-    local pid=$1 i
-    kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 150; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
-cleanup() {
-    local pid
-    for pid in "${pids[@]}"; do stop_pid "$pid"; done
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# Below the kernel's ephemeral range (32768 and up by default), where the thousand client
-# connections of the fan-out leave ports in TIME_WAIT that a listener cannot always bind.
-free_port() {
-    local port
-    while :; do
-        port=$((20000 + RANDOM % 12000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            echo "$port"
-            return
-        fi
-    done
-}
-
-https_port=$(free_port)
-internal_port=$(free_port)
-cat >"$work/roost.toml" <<TOML
-[server]
-hostname = "localhost"
-https_addr = "127.0.0.1:$https_port"
-http_addr = ""
-internal_addr = "127.0.0.1:$internal_port"
-max_connections = 8192
-[storage]
-data_dir = "$work/data"
-min_free_disk_mb = 1
+# Everything started here is stopped on exit (scripts/lib.sh).
+lib_workdir chat-bench
+roost_config "max_connections = 8192" '
 [rate_limits]
 exempt_cidrs = ["127.0.0.1/32"]
 [gateway]
 max_connections = 4096
 max_connections_per_user = 4096
 [livekit]
-enabled = false
-TOML
-url="https://localhost:$https_port"
-ca="$work/data/tls/ca.crt"
+enabled = false'
+url=$roost_url
+ca=$roost_ca
 password="bench password 123"
 
 "$roost" init --config "$work/roost.toml" >/dev/null
 echo "$password" | "$roost" user add bench --role admin --config "$work/roost.toml" >/dev/null
 
-start_roost() {
-    taskset -c 0 "$roost" serve --config "$work/roost.toml" >"$work/roost.log" 2>&1 &
-    roost_pid=$!
-    pids+=("$roost_pid")
-    local deadline=$((SECONDS + 60))
-    until curl -fsS --max-time 1 --cacert "$ca" "$url/health" >/dev/null 2>&1; do
-        kill -0 "$roost_pid" 2>/dev/null || { cat "$work/roost.log" >&2; die "roost exited"; }
-        ((SECONDS < deadline)) || die "roost not ready in 60 s"
-        sleep 0.2
-    done
-}
-start_roost
+roost_start 0
 token=$(curl -fsS --cacert "$ca" -H 'Content-Type: application/json' \
     -d "{\"username\":\"bench\",\"password\":\"$password\"}" "$url/api/v1/auth/login" |
     sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')
@@ -173,10 +108,10 @@ max_connections -1
 CONF
     taskset -c 0 "$mosquitto_bin" -c "$work/mosquitto.conf" >"$work/mosquitto.log" 2>&1 &
     mosquitto_pid=$!
-    pids+=("$mosquitto_pid")
+    lib_track "$mosquitto_pid"
     deadline=$((SECONDS + 10))
     until (exec 3<>"/dev/tcp/127.0.0.1/$mqtt_port") 2>/dev/null; do
-        kill -0 "$mosquitto_pid" 2>/dev/null && ((SECONDS < deadline)) || break
+        if ! kill -0 "$mosquitto_pid" 2>/dev/null || ((SECONDS >= deadline)); then break; fi
         sleep 0.1
     done
     echo "-- reference: mosquitto $("$mosquitto_bin" -h 2>/dev/null | sed -n '1s/.*version \([^ ]*\).*/\1/p') (Debian), websockets listener, same client"
@@ -193,6 +128,6 @@ if wanted reads; then
     echo "-- list and search with $SEED messages in one room"
     stop_pid "$roost_pid"
     client seed "$work/data/roost.sqlite3" "$SEED"
-    start_roost
+    roost_start 0
     client reads "$url" "$ca" bench "$password" "$room" "$READS"
 fi

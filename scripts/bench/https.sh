@@ -18,7 +18,6 @@ set -euo pipefail
 
 readonly DURATION=${BENCH_DURATION:-15s}
 readonly CONNECTIONS=${BENCH_CONNECTIONS:-64}
-readonly READY_DEADLINE_SECS=60
 readonly GOAL_RATIO=1.0
 readonly GOAL_IDLE_RSS_MB=15
 
@@ -36,13 +35,9 @@ case "${1:-}" in
         ;;
 esac
 
-repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-
-die() {
-    echo "bench: $*" >&2
-    exit 1
-}
-log() { echo "bench: $*" >&2; }
+LOG_TAG=bench
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 # --- tools and cores ----------------------------------------------------------------------------
 missing=()
@@ -63,60 +58,8 @@ if ! taskset -c 0 true 2>/dev/null || ! taskset -c 1 true 2>/dev/null; then
 fi
 
 # --- workspace and cleanup ----------------------------------------------------------------------
-work=$(mktemp -d "${TMPDIR:-/tmp}/roost-bench.XXXXXX")
-pids=() # everything started here, stopped by cleanup (TERM, then KILL after a deadline)
-
-stop_pid() {
-    local pid=$1 i
-    kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    # The daemon drains for up to shutdown_grace_secs (10): allow 15 s, then force it.
-    for ((i = 0; i < 150; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
-
-cleanup() {
-    local pid
-    for pid in "${pids[@]}"; do
-        stop_pid "$pid"
-    done
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# A port nothing listens on now (connect refused), from a high range.
-free_port() {
-    local port
-    while :; do
-        port=$((20000 + RANDOM % 20000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            echo "$port"
-            return
-        fi
-    done
-}
-
-# Polls GET /health over verified TLS until it answers 200, the process dies, or the deadline.
-wait_ready() {
-    local url=$1 cacert=$2 pid=$3 name=$4 logfile=$5
-    local deadline=$((SECONDS + READY_DEADLINE_SECS))
-    until curl -fsS --max-time 1 --cacert "$cacert" "$url" >/dev/null 2>&1; do
-        if ! kill -0 "$pid" 2>/dev/null; then
-            sed 's/^/    /' "$logfile" >&2 || true
-            die "$name exited before it was ready (log above)"
-        fi
-        if ((SECONDS >= deadline)); then
-            sed 's/^/    /' "$logfile" >&2 || true
-            die "$name not ready at $url after ${READY_DEADLINE_SECS}s (log above)"
-        fi
-        sleep 0.1
-    done
-}
+# Everything started here is stopped on exit (TERM, then KILL after a deadline): scripts/lib.sh.
+lib_workdir bench
 
 # Resident set size of the given processes together, in KiB.
 rss_kib() {
@@ -143,11 +86,11 @@ measure() {
         done
     ) &
     sampler=$!
-    pids+=("$sampler")
+    lib_track "$sampler"
     # In the background and waited for, so an INT/TERM trap runs at once and cleanup stops wrk.
     taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency "$url" >"$out" 2>&1 &
     wrk_pid=$!
-    pids+=("$wrk_pid")
+    lib_track "$wrk_pid"
     wait "$wrk_pid" || die "wrk failed: $(cat "$out")"
     stop_pid "$sampler"
     result_rps=$(awk '/^Requests\/sec:/ { print $2 }' "$out")
@@ -174,51 +117,28 @@ if $nginx_only; then
         -CAcreateserial -days 1 -extfile <(printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n') \
         -out "$tls/server.crt" 2>/dev/null
 else
-    if [[ -n ${ROOST_BIN:-} ]]; then
-        roost=$ROOST_BIN
-    else
-        log "building roost (cargo build --release)"
-        (cd "$repo" && cargo build --release --quiet)
-        roost=${CARGO_TARGET_DIR:-$repo/target}/release/roost
-    fi
-    [[ -x $roost ]] || die "$roost was not built"
-
-    roost_port=$(free_port)
-    internal_port=$(free_port)
-    [[ $internal_port != "$roost_port" ]] || internal_port=$(free_port)
-    data=$work/data
-    cat >"$work/roost.toml" <<EOF
-[server]
-hostname = "localhost"
-https_addr = "127.0.0.1:$roost_port"
-http_addr = ""
-internal_addr = "127.0.0.1:$internal_port"
-
-[storage]
-data_dir = "$data"
-EOF
+    roost_bin release
+    # shellcheck disable=SC2119 # no extra configuration
+    roost_config
     "$roost" init --config "$work/roost.toml" >"$work/init.log" 2>&1 ||
         die "roost init failed: $(cat "$work/init.log")"
-    tls=$data/tls
+    tls=$work/data/tls
     for f in ca.crt server.crt server.key; do
         [[ -f $tls/$f ]] || die "roost init made no $tls/$f"
     done
 
-    taskset -c 0 "$roost" serve --config "$work/roost.toml" >"$work/roost.log" 2>&1 &
-    roost_pid=$!
-    pids+=("$roost_pid")
-    roost_url=https://localhost:$roost_port/health
-    wait_ready "$roost_url" "$tls/ca.crt" "$roost_pid" roost "$work/roost.log"
+    roost_start 0
+    roost_health=$roost_url/health
 
     # nginx is given exactly what Roost answers.
-    body=$(curl -fsS --cacert "$tls/ca.crt" "$roost_url")
-    hsts=$(curl -fsS -o /dev/null -D - --cacert "$tls/ca.crt" "$roost_url" |
+    body=$(curl -fsS --cacert "$tls/ca.crt" "$roost_health")
+    hsts=$(curl -fsS -o /dev/null -D - --cacert "$tls/ca.crt" "$roost_health" |
         awk -F': ' 'tolower($1) == "strict-transport-security" { sub(/\r$/, "", $2); print $2 }')
     [[ -n $hsts ]] || die "roost's /health response has no Strict-Transport-Security header"
 
     roost_idle_kib=$(rss_kib "$roost_pid")
-    log "roost: measuring $roost_url for $DURATION with $CONNECTIONS connections"
-    measure "$roost_url" "$roost_pid"
+    log "roost: measuring $roost_health for $DURATION with $CONNECTIONS connections"
+    measure "$roost_health" "$roost_pid"
     roost_rps=$result_rps roost_p99=$result_p99 roost_errors=$result_errors
     roost_loaded_kib=$result_rss_max_kib
     stop_pid "$roost_pid" # core 0 is nginx's next
@@ -262,9 +182,9 @@ EOF
 taskset -c 0 "$nginx_bin" -p "$work/nginx" -e "$work/nginx/error.log" -c "$work/nginx/nginx.conf" \
     >"$work/nginx/stdout.log" 2>&1 &
 nginx_pid=$!
-pids+=("$nginx_pid")
+lib_track "$nginx_pid"
 nginx_url=https://localhost:$nginx_port/health
-wait_ready "$nginx_url" "$tls/ca.crt" "$nginx_pid" nginx "$work/nginx/error.log"
+wait_https "$nginx_url" "$tls/ca.crt" "$nginx_pid" nginx "$work/nginx/error.log"
 [[ $(curl -fsS --cacert "$tls/ca.crt" "$nginx_url") == "$body" ]] ||
     die "nginx does not answer the same body as roost"
 mapfile -t nginx_procs < <(echo "$nginx_pid"; pgrep -P "$nginx_pid")

@@ -7,7 +7,8 @@
 #
 #   scripts/bench/limits.sh [SECONDS_PER_CASE]      (default 3)
 #
-# Environment: CARGO_TARGET_DIR (where cargo builds; default ./target).
+# Environment: CARGO_TARGET_DIR (where cargo builds; default ./target); ROOST_BIN (a roost
+# binary to measure the login latency of, instead of building target/release/roost).
 set -euo pipefail
 
 secs=${1:-3}
@@ -22,12 +23,12 @@ esac
     exit 64
 }
 
-repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-target=${CARGO_TARGET_DIR:-$repo/target}
-log() { echo "bench: $*" >&2; }
+LOG_TAG=bench
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 log "building the limits_bench example (release)"
-(cd "$repo" && cargo build --quiet --release --example limits_bench)
+(cd "$repo" && cargo build --quiet --locked --release --example limits_bench)
 bench="$target/release/examples/limits_bench"
 
 echo "== rate limiter ($(uname -m), $(nproc) core(s), $(date -u +%Y-%m-%dT%H:%MZ))"
@@ -39,31 +40,15 @@ measure_login_latency() {
     # TLS keep-alive. Loopback is exempt from rate limits for the run; the per-username backoff
     # only slows failed logins, and these succeed.
     local n=${LOGIN_SAMPLES:-40}
-    (cd "$repo" && cargo build --quiet --release --bin roost)
-    local bin=$target/release/roost work port
-    work=$(mktemp -d "${TMPDIR:-/tmp}/roost-login-bench.XXXXXX")
-    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-    cat >"$work/roost.toml" <<TOML
-[server]
-hostname = "localhost"
-https_addr = "127.0.0.1:$port"
-http_addr = ""
-internal_addr = "127.0.0.1:0"
-[storage]
-data_dir = "$work/data"
+    roost_bin release
+    lib_workdir login-bench
+    roost_config "" '
 [rate_limits]
-exempt_cidrs = ["127.0.0.1/32"]
-TOML
-    printf 'bench-password-1234\n' | "$bin" user add bench --config "$work/roost.toml" >/dev/null
-    "$bin" serve --config "$work/roost.toml" >"$work/roost.log" 2>&1 &
-    local pid=$!
-    # shellcheck disable=SC2064 # expand now: the trap must remove this run's files
-    trap "kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf '$work'" RETURN
-    for _ in $(seq 300); do
-        curl -sf --cacert "$work/data/tls/ca.crt" "https://localhost:$port/health" >/dev/null && break
-        sleep 0.1
-    done
-    python3 - "$port" "$work/data/tls/ca.crt" "$n" <<'PY'
+exempt_cidrs = ["127.0.0.1/32"]'
+    printf 'bench-password-1234\n' | "$roost" user add bench --config "$work/roost.toml" >/dev/null
+    # shellcheck disable=SC2119 # not pinned to a core
+    roost_start
+    python3 - "$roost_port" "$roost_ca" "$n" <<'PY'
 import http.client, json, ssl, statistics, sys, time
 port, ca, n = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 ctx = ssl.create_default_context(cafile=ca)

@@ -343,15 +343,7 @@ pub fn authenticate(
     let Some((key_id, user_id, hash, scopes, last_used_at, revoked_at)) = row else {
         return Ok(Err(KeyReject::Unknown));
     };
-    // Constant-time: the stored hash must not leak through timing, byte by byte.
-    let presented = crypto::sha256(secret);
-    if hash.len() != presented.len()
-        || hash
-            .iter()
-            .zip(&presented)
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            != 0
-    {
+    if !crypto::matches_stored(&hash, secret) {
         return Ok(Err(KeyReject::Unknown));
     }
     if revoked_at.is_some() {
@@ -436,14 +428,6 @@ enum ScopeName {
     Admin,
 }
 
-fn actor_of(p: &super::Principal, ip: Option<Extension<ClientIp>>) -> Actor {
-    Actor {
-        id: Some(p.user_id),
-        name: p.username.clone(),
-        ip: ip.map(|Extension(ClientIp(ip))| ip),
-    }
-}
-
 /// `POST /api/v1/api-keys {name, scopes[]}`: 201 with the key, shown this once.
 #[utoipa::path(
     post,
@@ -483,7 +467,7 @@ pub async fn create_handler(
     if scopes.is_empty() {
         return Err(AuthError::invalid("invalid_scope", "give the key at least one scope").into());
     }
-    let actor = actor_of(&who, ip);
+    let actor = Actor::caller(&who, ip);
     let now_ms = app.auth.now_ms();
     let user_id = who.user_id;
     let key = app
@@ -540,7 +524,7 @@ pub async fn revoke_handler(
     ip: Option<Extension<ClientIp>>,
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
-    let actor = actor_of(&who, ip);
+    let actor = Actor::caller(&who, ip);
     let (user_id, now_ms) = (who.user_id, app.auth.now_ms());
     app.store
         .write(move |conn| revoke(conn, user_id, id, &actor, now_ms))
@@ -629,7 +613,7 @@ pub async fn confirm_rotation_handler(
     Path(id): Path<i64>,
     Json(req): Json<ConfirmRequest>,
 ) -> Result<(StatusCode, Json<NewKey>), ApiError> {
-    let actor = actor_of(&who, ip);
+    let actor = Actor::caller(&who, ip);
     let (user_id, now_ms) = (who.user_id, app.auth.now_ms());
     let outcome = app
         .store

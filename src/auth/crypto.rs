@@ -6,6 +6,7 @@
 //! Nothing here stores, logs or compares plaintext secrets anywhere else.
 
 use ring::rand::{SecureRandom, SystemRandom};
+use subtle::ConstantTimeEq;
 
 /// Fills `N` bytes from the system CSPRNG.
 pub fn random_bytes<const N: usize>() -> [u8; N] {
@@ -33,6 +34,19 @@ pub fn sha256(secret: &str) -> Vec<u8> {
     ring::digest::digest(&ring::digest::SHA256, secret.as_bytes())
         .as_ref()
         .to_vec()
+}
+
+/// True if `secret` is the one whose stored form (SHA-256) is `stored`. Constant time: the
+/// stored hash must not leak through timing, byte by byte. A stored value of another length
+/// never matches.
+pub fn matches_stored(stored: &[u8], secret: &str) -> bool {
+    bool::from(stored.ct_eq(&sha256(secret)))
+}
+
+/// The stored form of a human-typed code (invite, setup): case and surrounding space do not
+/// matter.
+pub fn code_hash(code: &str) -> Vec<u8> {
+    sha256(&normalize_code(code))
 }
 
 /// Characters of human-typed codes: no 0/O, 1/l/I, so they survive being read aloud.
@@ -84,5 +98,18 @@ mod tests {
         assert_eq!(token_256().len(), 64);
         assert_ne!(token_256(), token_256());
         assert_eq!(sha256("x").len(), 32);
+    }
+
+    #[test]
+    fn stored_secrets_match_only_themselves() {
+        let stored = sha256("secret");
+        assert!(matches_stored(&stored, "secret"));
+        assert!(!matches_stored(&stored, "secreT"));
+        assert!(
+            !matches_stored(&stored[..31], "secret"),
+            "a shorter stored value"
+        );
+        assert!(!matches_stored(&[], "secret"));
+        assert_eq!(code_hash("  AbCd-EFGH "), sha256("abcd-efgh"));
     }
 }

@@ -1,5 +1,6 @@
 //! The sign-in endpoints: login, refresh, logout, register (with an invite), password change
-//! and `GET /api/v1/me`.
+//! and `GET /api/v1/me`; and the steps of making an account that `register` shares with the
+//! first admin's setup (`Signup`, `create_signed_in`).
 //!
 //! Order of work in each: cheap checks first (shape, lengths, backoff, invite validity), then
 //! the password hash (bounded by the hasher), then one `store.write` that makes the change and
@@ -10,6 +11,7 @@ use std::net::IpAddr;
 use axum::extract::State;
 use axum::Extension;
 use http::StatusCode;
+use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -61,6 +63,61 @@ pub(super) fn issue_session(auth: &AuthState, user: User, issued: Issued) -> Tok
 
 fn client_ip(ip: Option<Extension<ClientIp>>) -> Option<IpAddr> {
     ip.map(|Extension(ClientIp(ip))| ip)
+}
+
+/// An account asked for over the API: `register` (with an invite) and `setup::complete` (the
+/// first admin) take it through the same steps. `Signup::check` looks at its shape only (no
+/// database, no hash); then the caller's own checks that cost a read (invite, setup code, a
+/// taken name); then `Signup::hash` (bounded by the hasher); then the caller's write, which
+/// makes the account and its first session with [`create_signed_in`].
+pub(super) struct Signup {
+    /// Normalized (lowercase).
+    pub name: String,
+    display_name: String,
+    password: String,
+}
+
+impl Signup {
+    pub(super) fn check(
+        auth: &AuthState,
+        username: &str,
+        display_name: Option<&str>,
+        password: String,
+    ) -> Result<Signup, AuthError> {
+        let name = username::normalize_username(username)?;
+        let display_name = username::display_name(display_name, &name)?;
+        let s = &auth.settings;
+        username::check_new_password(&password, s.min_password_length, s.max_password_length)?;
+        Ok(Signup {
+            name,
+            display_name,
+            password,
+        })
+    }
+
+    /// Hashes the password: the new account's row, with `role`.
+    pub(super) async fn hash(self, auth: &AuthState, role: Role) -> Result<NewUser, AuthError> {
+        let password_hash = auth.hasher.hash(self.password).await?;
+        Ok(NewUser {
+            username: self.name,
+            display_name: self.display_name,
+            role,
+            password_hash,
+        })
+    }
+}
+
+/// Inside a sign-up's write: the account and its first session (refresh token valid
+/// `refresh_ttl` seconds), so the caller's checks and audit events commit with them or not at all.
+pub(super) fn create_signed_in(
+    conn: &Connection,
+    new: &NewUser,
+    now: i64,
+    refresh_ttl: i64,
+) -> Result<(User, Issued), AuthError> {
+    let user = users::insert(conn, new, now)?;
+    let issued = session::create(conn, user.id, now, refresh_ttl)?;
+    Ok((user, issued))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -310,11 +367,7 @@ pub async fn logout(
 ) -> Result<StatusCode, ApiError> {
     let sid = who.session_id().unwrap_or_default().to_owned();
     let now_ms = app.auth.now_ms();
-    let actor = Actor {
-        id: Some(who.user_id),
-        name: who.username.clone(),
-        ip: client_ip(ip),
-    };
+    let actor = Actor::caller(&who, ip);
     app.store
         .write(move |conn| {
             session::revoke(conn, &sid, "logout", now_ms / 1000)?;
@@ -370,19 +423,22 @@ pub async fn register(
     Json(req): Json<RegisterRequest>,
 ) -> Result<(StatusCode, Json<TokenResponse>), ApiError> {
     let auth = app.auth.clone();
-    let ip = client_ip(ip);
-    let name = username::normalize_username(&req.username).map_err(AuthError::from)?;
-    let display_name =
-        username::display_name(req.display_name.as_deref(), &name).map_err(AuthError::from)?;
-    let s = &auth.settings;
-    username::check_new_password(&req.password, s.min_password_length, s.max_password_length)
-        .map_err(AuthError::from)?;
+    let signup = Signup::check(
+        &auth,
+        &req.username,
+        req.display_name.as_deref(),
+        req.password,
+    )?;
     if req.invite_code.len() > 64 {
         return Err(AuthError::invalid("invalid_invite", "this invite code is not valid").into());
     }
     // A dry run of the invite and the name in a read first, so bad requests cost no hash.
     {
-        let (code, name, now) = (req.invite_code.clone(), name.clone(), auth.now_secs());
+        let (code, name, now) = (
+            req.invite_code.clone(),
+            signup.name.clone(),
+            auth.now_secs(),
+        );
         app.store
             .read(move |conn| {
                 invites::check(conn, &code, now)?;
@@ -396,17 +452,7 @@ pub async fn register(
             })
             .await?;
     }
-    let password_hash = auth
-        .hasher
-        .hash(req.password)
-        .await
-        .map_err(AuthError::from)?;
-    let new = NewUser {
-        username: name,
-        display_name,
-        role: Role::Member,
-        password_hash,
-    };
+    let new = signup.hash(&auth, Role::Member).await?;
     let (now_ms, ttl) = (auth.now_ms(), auth.settings.refresh_ttl.as_secs() as i64);
     let code = req.invite_code;
     let (user, issued) = app
@@ -414,12 +460,8 @@ pub async fn register(
         .write(move |conn| {
             let now = now_ms / 1000;
             let invite_id = invites::consume(conn, &code, now)?;
-            let user = users::insert(conn, &new, now)?;
-            let actor = Actor {
-                id: Some(user.id),
-                name: user.username.clone(),
-                ip,
-            };
+            let (user, issued) = create_signed_in(conn, &new, now, ttl)?;
+            let actor = Actor::new_account(&user, ip);
             audit::record(
                 conn,
                 &actor
@@ -433,7 +475,6 @@ pub async fn register(
                     .target(format!("user:{}", user.id))
                     .detail(json!({ "username": user.username, "role": user.role, "via": "invite", "invite": invite_id })),
             )?;
-            let issued = session::create(conn, user.id, now, ttl)?;
             Ok::<_, AuthError>((user, issued))
         })
         .await?;
@@ -517,11 +558,7 @@ pub async fn change_password(
         .hash(req.new_password)
         .await
         .map_err(AuthError::from)?;
-    let actor = Actor {
-        id: Some(who.user_id),
-        name: who.username.clone(),
-        ip: client_ip(ip),
-    };
+    let actor = Actor::caller(&who, ip);
     let (now_ms, ttl) = (auth.now_ms(), auth.settings.refresh_ttl.as_secs() as i64);
     let (user, issued) = app
         .store

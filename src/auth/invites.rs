@@ -105,7 +105,7 @@ pub fn create(
         "INSERT INTO invites (code_hash, created_by, max_uses, created_at, expires_at)
          VALUES (?1, ?2, ?3, ?4, ?5)",
         params![
-            crypto::sha256(&code),
+            crypto::code_hash(&code),
             actor.id,
             max_uses,
             now,
@@ -158,7 +158,7 @@ pub fn revoke(conn: &Connection, id: i64, actor: &Actor, now_ms: i64) -> Result<
 /// The id of the invite with `code` if it can still admit someone, or why not. Read-only, so
 /// registration can check a code before spending a password hash on it.
 pub fn check(conn: &Connection, code: &str, now: i64) -> Result<i64, AuthError> {
-    let hash = crypto::sha256(&crypto::normalize_code(code));
+    let hash = crypto::code_hash(code);
     let row = conn
         .query_row(
             "SELECT id, uses, max_uses, expires_at, revoked_at FROM invites WHERE code_hash = ?1",
@@ -229,14 +229,6 @@ fn default_expiry() -> i64 {
     DEFAULT_EXPIRES_SECS
 }
 
-fn actor_of(admin: &super::Principal, ip: Option<Extension<ClientIp>>) -> Actor {
-    Actor {
-        id: Some(admin.user_id),
-        name: admin.username.clone(),
-        ip: ip.map(|Extension(ClientIp(ip))| ip),
-    }
-}
-
 /// `POST /api/v1/invites {max_uses, expires_in_secs}` (admin): 201 with the code.
 #[utoipa::path(
     post,
@@ -263,7 +255,7 @@ pub async fn create_handler(
     Json(req): Json<CreateRequest>,
 ) -> Result<(StatusCode, Json<NewInvite>), ApiError> {
     check_terms(req.max_uses, req.expires_in_secs)?;
-    let actor = actor_of(&admin, ip);
+    let actor = Actor::caller(&admin, ip);
     let now_ms = app.auth.now_ms();
     let invite = app
         .store
@@ -315,7 +307,7 @@ pub async fn revoke_handler(
     ip: Option<Extension<ClientIp>>,
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
-    let actor = actor_of(&admin, ip);
+    let actor = Actor::caller(&admin, ip);
     let now_ms = app.auth.now_ms();
     app.store
         .write(move |conn| revoke(conn, id, &actor, now_ms))

@@ -15,9 +15,9 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::handlers::{issue_session, TokenResponse};
-use super::users::{self, Actor, NewUser, Role};
-use super::{crypto, username, AuthError, AuthState};
+use super::handlers::{create_signed_in, issue_session, Signup, TokenResponse};
+use super::users::{self, Actor, Role};
+use super::{crypto, AuthError, AuthState};
 use crate::api::{ApiError, AppState, Json};
 use crate::audit;
 use crate::edge::policy::ClientIp;
@@ -53,7 +53,7 @@ pub async fn issue_if_no_admin(
         expires_at: now + SETUP_CODE_TTL_SECS,
     };
     let stored = serde_json::to_string(&Stored {
-        hash: hex::encode(crypto::sha256(&code)),
+        hash: hex::encode(crypto::code_hash(&code)),
         expires_at: pending.expires_at,
     })
     .expect("a struct of a string and an integer serializes");
@@ -71,6 +71,17 @@ pub async fn issue_if_no_admin(
             Ok(Some(pending))
         })
         .await
+}
+
+/// 409 `admin_exists` once there is an enabled admin: setup is over.
+fn no_admin_yet(conn: &Connection) -> Result<(), AuthError> {
+    if users::admin_exists(conn)? {
+        return Err(AuthError::conflict(
+            "admin_exists",
+            "an admin account already exists",
+        ));
+    }
+    Ok(())
 }
 
 /// Why a setup attempt failed.
@@ -92,15 +103,8 @@ fn check_code(conn: &Connection, code: &str, now: i64) -> Result<(), AuthError> 
             "this setup code has expired; restart roost to get a new one",
         ));
     }
-    let presented = hex::encode(crypto::sha256(&crypto::normalize_code(code)));
-    // Constant time over equal-length hex digests.
-    let same = presented.len() == stored.hash.len()
-        && presented
-            .bytes()
-            .zip(stored.hash.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
-    if !same {
+    let stored_hash = hex::decode(&stored.hash).map_err(|_| invalid())?;
+    if !crypto::matches_stored(&stored_hash, &crypto::normalize_code(code)) {
         return Err(invalid());
     }
     Ok(())
@@ -149,23 +153,17 @@ pub async fn complete(
     Json(req): Json<SetupRequest>,
 ) -> Result<(StatusCode, Json<TokenResponse>), ApiError> {
     let auth = app.auth.clone();
-    let ip = ip.map(|Extension(ClientIp(ip))| ip);
-    let name = username::normalize_username(&req.username).map_err(AuthError::from)?;
-    let display_name =
-        username::display_name(req.display_name.as_deref(), &name).map_err(AuthError::from)?;
-    let s = &auth.settings;
-    username::check_new_password(&req.password, s.min_password_length, s.max_password_length)
-        .map_err(AuthError::from)?;
+    let signup = Signup::check(
+        &auth,
+        &req.username,
+        req.display_name.as_deref(),
+        req.password,
+    )?;
     // Cheap checks first, so a guessed code costs no hash.
     let (code, now) = (req.setup_code.clone(), auth.now_secs());
     app.store
         .read(move |conn| {
-            if users::admin_exists(conn)? {
-                return Err(AuthError::conflict(
-                    "admin_exists",
-                    "an admin account already exists",
-                ));
-            }
+            no_admin_yet(conn)?;
             check_code(conn, &code, now)
         })
         .await
@@ -174,37 +172,18 @@ pub async fn complete(
                 auth.count_failure("setup_code_invalid");
             }
         })?;
-    let password_hash = auth
-        .hasher
-        .hash(req.password)
-        .await
-        .map_err(AuthError::from)?;
-    let new = NewUser {
-        username: name,
-        display_name,
-        role: Role::Admin,
-        password_hash,
-    };
+    let new = signup.hash(&auth, Role::Admin).await?;
     let (code, now_ms) = (req.setup_code, auth.now_ms());
     let refresh_ttl = auth.settings.refresh_ttl.as_secs() as i64;
     let (user, issued) = app
         .store
         .write(move |conn| {
             // Checked again inside the write: two racing setups cannot both succeed.
-            if users::admin_exists(conn)? {
-                return Err(AuthError::conflict(
-                    "admin_exists",
-                    "an admin account already exists",
-                ));
-            }
+            no_admin_yet(conn)?;
             check_code(conn, &code, now_ms / 1000)?;
-            let user = users::insert(conn, &new, now_ms / 1000)?;
+            let (user, issued) = create_signed_in(conn, &new, now_ms / 1000, refresh_ttl)?;
             conn.execute("DELETE FROM settings WHERE key = ?1", [SETTINGS_KEY])?;
-            let actor = Actor {
-                id: Some(user.id),
-                name: user.username.clone(),
-                ip,
-            };
+            let actor = Actor::new_account(&user, ip);
             audit::record(
                 conn,
                 &actor
@@ -212,8 +191,7 @@ pub async fn complete(
                     .target(format!("user:{}", user.id))
                     .detail(json!({ "username": user.username })),
             )?;
-            let issued = super::session::create(conn, user.id, now_ms / 1000, refresh_ttl)?;
-            Ok((user, issued))
+            Ok::<_, AuthError>((user, issued))
         })
         .await?;
     auth.set_pending_setup(None);

@@ -15,7 +15,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{session, username, AuthError, RequireAdmin};
+use super::{session, username, AuthError, Principal, RequireAdmin};
 use crate::api::{ApiError, AppState, Json};
 use crate::audit::{self, Event};
 use crate::edge::policy::ClientIp;
@@ -194,6 +194,26 @@ impl Actor {
             ip: None,
         }
     }
+
+    /// The signed-in caller of a request, from the address it came from.
+    pub fn caller(who: &Principal, ip: Option<Extension<ClientIp>>) -> Actor {
+        Actor {
+            id: Some(who.user_id),
+            name: who.username.clone(),
+            ip: ip.map(|Extension(ClientIp(ip))| ip),
+        }
+    }
+
+    /// Someone whose account was just made (registration, the first admin's setup), from the
+    /// address the request came from.
+    pub fn new_account(user: &User, ip: Option<Extension<ClientIp>>) -> Actor {
+        Actor {
+            id: Some(user.id),
+            name: user.username.clone(),
+            ip: ip.map(|Extension(ClientIp(ip))| ip),
+        }
+    }
+
     pub fn event(&self, kind: &'static str, now_ms: i64) -> Event {
         Event::new(kind)
             .at_ms(now_ms)
@@ -354,11 +374,7 @@ pub async fn update_handler(
     Path(id): Path<i64>,
     Json(patch): Json<UserPatch>,
 ) -> Result<Json<User>, ApiError> {
-    let actor = Actor {
-        id: Some(admin.user_id),
-        name: admin.username.clone(),
-        ip: ip.map(|Extension(ClientIp(ip))| ip),
-    };
+    let actor = Actor::caller(&admin, ip);
     let now_ms = app.auth.now_ms();
     let user = app
         .store

@@ -30,7 +30,8 @@ use x509_parser::extensions::GeneralName;
 use super::tls::{self, TlsError};
 
 /// Long enough that nobody re-imports the CA on their phones during the Pi's lifetime.
-const CA_VALIDITY: time::Duration = time::Duration::days(3652);
+/// (`roost doctor` warns when less than half a year of it is left.)
+pub const CA_VALIDITY: time::Duration = time::Duration::days(3652);
 /// Apple platforms cap server certificates at 825 days under a user-installed root and at
 /// 398 days under public roots; 397 stays under both, so no phone or browser applying the
 /// stricter rule to every root rejects it.

@@ -36,8 +36,9 @@ const MAX_SYNC_ERROR_US: i64 = 16_000_000;
 const CERT_WARN: time::Duration = time::Duration::days(14);
 /// A local-CA server certificate is re-issued by the daemon; this close means it did not.
 const LOCAL_CERT_WARN: time::Duration = time::Duration::days(7);
-/// Devices must import a new CA when it expires: warn well ahead.
-const CA_WARN: time::Duration = time::Duration::days(90);
+/// Devices must import a new CA when it expires, and nothing renews a CA: warn half a year
+/// ahead, so the owner can plan the switch.
+const CA_WARN: time::Duration = time::Duration::days(180);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 const VERSION_TIMEOUT: Duration = Duration::from_secs(5);
 /// Temperature above which the Pi's firmware starts to throttle (it caps at 85 °C).
@@ -161,8 +162,7 @@ pub fn check_certificates(config: &Config, now: OffsetDateTime) -> Vec<Check> {
             )];
         }
         let ca = match first_not_after(&files.ca_cert) {
-            Ok(t) => judge_expiry("ca", "the local CA", t, now, CA_WARN,
-                "make a new CA: move tls/ca.* aside, `roost init`, and re-import /ca.crt on every device"),
+            Ok(t) => judge_expiry("ca", "the local CA", t, now, CA_WARN, &new_ca_fix(&files)),
             Err(e) => Check::fail("ca", e, "restore tls/ from a backup or re-run `roost init`"),
         };
         let server = match tls::load_certified_key(&files.server_cert, &files.server_key) {
@@ -209,6 +209,19 @@ pub fn check_certificates(config: &Config, now: OffsetDateTime) -> Vec<Check> {
         };
         vec![check]
     }
+}
+
+/// Nothing renews a CA in place (devices trust that very certificate, and `local_ca` never
+/// replaces one): the owner makes a new one, which `roost init` does when `ca.crt` and `ca.key`
+/// are both gone (with the database closed: init also migrates it), and every device imports it.
+fn new_ca_fix(files: &local_ca::LocalCaFiles) -> String {
+    format!(
+        "a CA cannot be renewed, only replaced: `systemctl stop roost`, move {} and {} \
+         somewhere safe, `sudo -u roost roost init` (a new CA and server certificate), \
+         `systemctl start roost`, then import the new /ca.crt on every device",
+        files.ca_cert.display(),
+        files.ca_key.display()
+    )
 }
 
 fn first_not_after(path: &Path) -> Result<OffsetDateTime, String> {

@@ -39,6 +39,46 @@ fn certificates_expire_in_three_steps() {
 }
 
 #[test]
+fn the_local_ca_warns_half_a_year_ahead_and_fails_once_expired() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = Config::default();
+    c.storage.data_dir = dir.path().to_owned();
+    assert!(c.local_ca_mode());
+    // A CA made by local_ca itself with its clock set back: 100 days of it are left at NOW
+    // (less the hour it is backdated by against clock skew).
+    let made = NOW - local_ca::CA_VALIDITY + time::Duration::days(100);
+    let names = local_ca::ServerNames {
+        dns: vec!["roost".into()],
+        ips: Vec::new(),
+    };
+    local_ca::ensure(&c.tls_dir(), &names, Duration::ZERO, made).unwrap();
+    let ca_check = |now| {
+        check_certificates(&c, now)
+            .into_iter()
+            .find(|check| check.name == "ca")
+            .unwrap()
+    };
+
+    let near = ca_check(NOW);
+    assert_eq!(near.status, Level::Warn, "{near:?}");
+    assert!(near.message.contains("(99 days left)"), "{near:?}");
+    let fix = near.fix.unwrap();
+    assert!(fix.contains("sudo -u roost roost init"), "{fix}");
+    assert!(
+        fix.contains(&c.tls_dir().join("ca.key").display().to_string()),
+        "{fix}"
+    );
+    assert!(fix.contains("on every device"), "{fix}");
+
+    // 190 days before its end it is still fine; an hour after its end it fails.
+    assert_eq!(ca_check(NOW - time::Duration::days(90)).status, Level::Ok);
+    let expired = ca_check(NOW + time::Duration::days(100));
+    assert_eq!(expired.status, Level::Fail, "{expired:?}");
+    assert!(expired.message.contains("expired on"), "{expired:?}");
+    assert!(expired.fix.unwrap().contains("roost init"));
+}
+
+#[test]
 fn ports_are_judged_against_whether_the_daemon_runs() {
     let addrs = [
         ("https", "[::]:443".parse().unwrap()),

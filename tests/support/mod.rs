@@ -367,6 +367,15 @@ pub fn free_port() -> u16 {
 
 /// True while a process with this pid exists, zombies included (`kill(pid, 0)`): a child
 /// Roost forgot to reap still counts.
+/// Unix time in milliseconds `ago` before now: for ageing rows as if time had passed (the
+/// daemon's clock is real).
+pub fn unix_ms_ago(ago: Duration) -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    (now - ago).as_millis() as i64
+}
+
 pub fn process_exists(pid: i32) -> bool {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
 }
@@ -378,7 +387,8 @@ pub const ADMIN_PASSWORD: &str = "admin password 1";
 pub const MEMBER_PASSWORD: &str = "member password 1";
 
 /// A running Roost and an HTTPS client for its API. Tests sign in and connect far more often
-/// than people do, so loopback is exempt from the rate limits (tested in tests/limits.rs).
+/// than people do, so loopback is exempt from the rate limits (tested in tests/limits.rs; the
+/// per-username login backoff in tests/auth.rs).
 pub struct Api {
     pub roost: Roost,
     pub http: reqwest::Client,
@@ -392,6 +402,42 @@ pub struct User {
     pub token: String,
 }
 
+/// Who a request is sent as: a signed-in [`User`], a bare bearer token (an access token or an
+/// API key, as `&str` or `&String`), or nobody (`None`).
+pub trait Caller {
+    fn bearer(&self) -> Option<&str>;
+}
+
+impl Caller for User {
+    fn bearer(&self) -> Option<&str> {
+        Some(&self.token)
+    }
+}
+
+impl Caller for str {
+    fn bearer(&self) -> Option<&str> {
+        Some(self)
+    }
+}
+
+impl Caller for String {
+    fn bearer(&self) -> Option<&str> {
+        Some(self)
+    }
+}
+
+impl Caller for Option<&str> {
+    fn bearer(&self) -> Option<&str> {
+        *self
+    }
+}
+
+impl<T: Caller + ?Sized> Caller for &T {
+    fn bearer(&self) -> Option<&str> {
+        (**self).bearer()
+    }
+}
+
 impl Api {
     pub fn start(setup: Setup) -> Api {
         let roost = setup
@@ -401,6 +447,7 @@ impl Api {
         Api { roost, http }
     }
 
+    /// One request; the body is JSON (`Value::Null` when empty, a string when not JSON).
     pub async fn call(
         &self,
         method: reqwest::Method,
@@ -426,47 +473,76 @@ impl Api {
         (status, value, headers)
     }
 
-    pub async fn post(&self, path: &str, who: &User, body: Value) -> (reqwest::StatusCode, Value) {
+    pub async fn post(
+        &self,
+        path: &str,
+        who: impl Caller,
+        body: Value,
+    ) -> (reqwest::StatusCode, Value) {
         let (s, v, _) = self
-            .call(reqwest::Method::POST, path, Some(&who.token), Some(body))
+            .call(reqwest::Method::POST, path, who.bearer(), Some(body))
             .await;
         (s, v)
     }
 
-    pub async fn get(&self, path: &str, who: &User) -> (reqwest::StatusCode, Value) {
+    pub async fn get(&self, path: &str, who: impl Caller) -> (reqwest::StatusCode, Value) {
         let (s, v, _) = self
-            .call(reqwest::Method::GET, path, Some(&who.token), None)
+            .call(reqwest::Method::GET, path, who.bearer(), None)
             .await;
         (s, v)
     }
 
-    pub async fn put(&self, path: &str, who: &User, body: Value) -> (reqwest::StatusCode, Value) {
+    pub async fn put(
+        &self,
+        path: &str,
+        who: impl Caller,
+        body: Value,
+    ) -> (reqwest::StatusCode, Value) {
         let (s, v, _) = self
-            .call(reqwest::Method::PUT, path, Some(&who.token), Some(body))
+            .call(reqwest::Method::PUT, path, who.bearer(), Some(body))
             .await;
         (s, v)
     }
 
-    /// Reads the setup code from the log and creates the admin `root`.
-    pub async fn admin(&mut self) -> User {
+    /// `POST /api/v1/auth/login`: the status and the token pair (or the error).
+    pub async fn login(&self, name: &str, password: &str) -> (reqwest::StatusCode, Value) {
+        self.post(
+            "/api/v1/auth/login",
+            None,
+            serde_json::json!({ "username": name, "password": password }),
+        )
+        .await
+    }
+
+    /// Reads the setup code from the log (logged at WARN: its one allowed appearance) and
+    /// creates the admin `username` with `ADMIN_PASSWORD`; returns the setup answer (tokens and
+    /// user).
+    pub async fn setup_admin(&mut self, username: &str) -> Value {
         let line = self
             .roost
             .wait_for_log(|v| v["setup_code"].is_string(), STARTUP_DEADLINE);
+        assert_eq!(line["level"], "WARN", "{line}");
         let code = line["setup_code"].as_str().unwrap().to_owned();
-        let (status, body, _) = self
-            .call(
-                reqwest::Method::POST,
+        let (status, body) = self
+            .post(
                 "/api/v1/setup",
                 None,
-                Some(serde_json::json!({ "setup_code": code, "username": "root", "password": ADMIN_PASSWORD })),
+                serde_json::json!({ "setup_code": code, "username": username, "password": ADMIN_PASSWORD }),
             )
             .await;
         assert_eq!(status, reqwest::StatusCode::CREATED, "{body}");
+        body
+    }
+
+    /// Creates the admin `root` through the setup code, signed in.
+    pub async fn admin(&mut self) -> User {
+        self.setup_admin("root").await;
         self.signed_in("root", ADMIN_PASSWORD).await
     }
 
-    /// Invites and registers the member `name` (as `admin`), signed in.
-    pub async fn member(&self, admin: &User, name: &str) -> User {
+    /// Creates a one-use invite as `admin` and registers `name` with it; returns the register
+    /// answer (tokens and user).
+    pub async fn register(&self, admin: impl Caller, name: &str, password: &str) -> Value {
         let (status, invite) = self
             .post(
                 "/api/v1/invites",
@@ -475,39 +551,29 @@ impl Api {
             )
             .await;
         assert_eq!(status, reqwest::StatusCode::CREATED, "{invite}");
-        let (status, body, _) = self
-            .call(
-                reqwest::Method::POST,
+        let (status, body) = self
+            .post(
                 "/api/v1/auth/register",
                 None,
-                Some(serde_json::json!({ "invite_code": invite["code"], "username": name, "password": MEMBER_PASSWORD })),
+                serde_json::json!({ "invite_code": invite["code"], "username": name, "password": password }),
             )
             .await;
         assert_eq!(status, reqwest::StatusCode::CREATED, "{body}");
+        body
+    }
+
+    /// Invites and registers the member `name` (as `admin`), signed in.
+    pub async fn member(&self, admin: &User, name: &str) -> User {
+        self.register(admin, name, MEMBER_PASSWORD).await;
         self.signed_in(name, MEMBER_PASSWORD).await
     }
 
     pub async fn signed_in(&self, name: &str, password: &str) -> User {
-        let (status, body, _) = self
-            .call(
-                reqwest::Method::POST,
-                "/api/v1/auth/login",
-                None,
-                Some(serde_json::json!({ "username": name, "password": password })),
-            )
-            .await;
+        let (status, body) = self.login(name, password).await;
         assert_eq!(status, reqwest::StatusCode::OK, "{body}");
         let token = body["access_token"].as_str().unwrap().to_owned();
-        let me = self
-            .http
-            .get(self.roost.https_url("/api/v1/me"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json::<Value>()
-            .await
-            .unwrap();
+        let (status, me) = self.get("/api/v1/me", &token).await;
+        assert_eq!(status, reqwest::StatusCode::OK, "{me}");
         User {
             id: me["user"]["id"]
                 .as_i64()
@@ -515,6 +581,22 @@ impl Api {
             name: name.to_owned(),
             token,
         }
+    }
+
+    /// `GET /api/v1/audit?{query}` as `admin`: the events, newest first.
+    pub async fn audit(&self, admin: impl Caller, query: &str) -> Vec<Value> {
+        let (status, body) = self.get(&format!("/api/v1/audit?{query}"), admin).await;
+        assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+        body["events"].as_array().unwrap().clone()
+    }
+
+    /// The daemon's database, opened beside it (WAL). A write waits up to 10 s for the
+    /// daemon's writer to let go of the lock.
+    pub fn db(&self) -> rusqlite::Connection {
+        let db =
+            rusqlite::Connection::open(self.roost.setup.data_dir().join("roost.sqlite3")).unwrap();
+        db.busy_timeout(Duration::from_secs(10)).unwrap();
+        db
     }
 
     /// Creates a room owned by `owner`; returns its id.
