@@ -70,14 +70,30 @@ impl Drop for TempFile {
     }
 }
 
-/// A display name: the last path component, control characters dropped, at most
-/// [`MAX_NAME_CHARS`]. Never used as a path.
+/// Characters that change how the text after them is displayed: bidi embeddings, overrides,
+/// isolates and marks, line and paragraph separators. In a name, "photo\u{202e}gpj.exe"
+/// shows as "photoexe.jpg" (Trojan Source, CVE-2021-42574).
+fn reorders_display(c: char) -> bool {
+    matches!(
+        c,
+        '\u{202a}'..='\u{202e}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{200e}'
+            | '\u{200f}'
+            | '\u{061c}'
+            | '\u{2028}'
+            | '\u{2029}'
+    )
+}
+
+/// A display name: the last path component, control characters and characters that reorder
+/// the display dropped, at most [`MAX_NAME_CHARS`]. Never used as a path.
 pub fn display_name(raw: Option<&str>) -> String {
     let raw = raw.unwrap_or("");
     let last = raw.rsplit(['/', '\\']).next().unwrap_or("");
     let name: String = last
         .chars()
-        .filter(|c| !c.is_control())
+        .filter(|c| !c.is_control() && !reorders_display(*c))
         .take(MAX_NAME_CHARS)
         .collect();
     let name = name.trim();
@@ -216,7 +232,9 @@ async fn receive(
             if content_type.is_none() {
                 let take = (SNIFF_LEN - head.len()).min(chunk.len());
                 head.extend_from_slice(&chunk[..take]);
-                if head.len() >= SNIFF_LEN {
+                // Judged as cut off only once more bytes follow: a file of exactly
+                // SNIFF_LEN bytes ends there, and is judged (as complete) at the end.
+                if head.len() >= SNIFF_LEN && size > SNIFF_LEN as u64 {
                     content_type = Some(judge(&head, false, &allowed)?);
                 }
             }
@@ -310,7 +328,10 @@ async fn receive(
     })
 }
 
-fn judge(
+/// The type of an upload from its first bytes, if `allowed`. Public for the `attachment_meta`
+/// fuzz target only.
+#[doc(hidden)]
+pub fn judge(
     head: &[u8],
     complete: bool,
     allowed: &dyn Fn(&'static str) -> bool,
@@ -368,6 +389,24 @@ mod tests {
         assert_eq!(display_name(Some("..")), "file");
         assert_eq!(display_name(None), "file");
         assert_eq!(display_name(Some(&"x".repeat(500))).len(), MAX_NAME_CHARS);
+    }
+
+    /// Found by the `attachment_meta` fuzz target (an Arabic letter mark, U+061C, kept in a
+    /// name): characters that reorder how the rest of a name displays are dropped.
+    #[test]
+    fn display_names_cannot_disguise_their_extension() {
+        assert_eq!(display_name(Some("photo\u{202e}gpj.exe")), "photogpj.exe");
+        assert_eq!(
+            display_name(Some("a\u{061c}b\u{2066}c\u{2069}.pdf")),
+            "abc.pdf"
+        );
+        assert_eq!(display_name(Some("one\u{2028}two.txt")), "onetwo.txt");
+        assert_eq!(display_name(Some("\u{200f}")), "file");
+        assert_eq!(
+            display_name(Some("שלום.txt")),
+            "שלום.txt",
+            "right-to-left text stays"
+        );
     }
 
     /// Found by `scripts/robustness/abuse.py` (oversized_upload): every refused 26 MiB upload

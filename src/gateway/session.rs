@@ -445,15 +445,18 @@ impl Connection {
 }
 
 /// Where a connection starts: each room's newest sequence number, the events to replay for
-/// the resume cursors, and rooms whose cursor is too old.
-struct Start {
-    positions: Vec<(i64, i64)>,
-    replay: Vec<RoomEvent>,
-    resumed: Vec<i64>,
-    resync: Vec<i64>,
+/// the resume cursors, and rooms whose cursor is too old. Public for the `gateway_frame` fuzz
+/// target only.
+#[doc(hidden)]
+pub struct Start {
+    pub positions: Vec<(i64, i64)>,
+    pub replay: Vec<RoomEvent>,
+    pub resumed: Vec<i64>,
+    pub resync: Vec<i64>,
 }
 
-fn start_state(
+#[doc(hidden)]
+pub fn start_state(
     conn: &rusqlite::Connection,
     room_ids: &[i64],
     cursors: &std::collections::BTreeMap<i64, i64>,
@@ -473,7 +476,8 @@ fn start_state(
         let Some(cursor) = cursors.get(room_id).copied() else {
             continue;
         };
-        let missed = usize::try_from(pos.last_seq - cursor).unwrap_or(usize::MAX);
+        // The cursor is the client's: any i64 (i64::MIN overflowed a plain subtraction).
+        let missed = usize::try_from(pos.last_seq.saturating_sub(cursor)).unwrap_or(usize::MAX);
         if !events::replayable(cursor, pos) || start.replay.len() + missed > MAX_REPLAY {
             start.resync.push(*room_id);
             continue;
