@@ -220,7 +220,8 @@ async fn an_http2_connection_that_only_pings_is_closed_when_idle() {
     use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 
     let roost = no_livekit(Setup::new())
-        .toml("[limits]\nidle_timeout_secs = 1")
+        // The gateway's pings must come within the edge's idle deadline (config check).
+        .toml("[limits]\nidle_timeout_secs = 2\n[gateway]\nping_interval_secs = 1")
         .start();
     let tls = tls_from(&roost, loopback(1), &[b"h2"]).await;
     assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
@@ -250,5 +251,63 @@ async fn an_http2_connection_that_only_pings_is_closed_when_idle() {
         .expect("the server kept a connection with no requests open")
         .unwrap()
         .ok();
-    assert!(started.elapsed() >= Duration::from_millis(900));
+    assert!(started.elapsed() >= Duration::from_millis(1900));
+}
+
+/// Reads server WebSocket frames until a close frame; returns its code (None if the server
+/// just dropped the connection).
+async fn ws_close_code(io: &mut (impl AsyncRead + Unpin)) -> Option<u16> {
+    let bytes = read_until_closed(io, DEADLINE).await;
+    let head_end = bytes.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    assert!(bytes.starts_with(b"HTTP/1.1 101"), "no upgrade");
+    let mut rest = &bytes[head_end..];
+    while rest.len() >= 2 {
+        let (opcode, len7) = (rest[0] & 0x0f, (rest[1] & 0x7f) as usize);
+        let (len, off) = match len7 {
+            126 => (u16::from_be_bytes([rest[2], rest[3]]) as usize, 4),
+            127 => (
+                u64::from_be_bytes(rest[2..10].try_into().unwrap()) as usize,
+                10,
+            ),
+            n => (n, 2),
+        };
+        let payload = &rest[off..off + len];
+        if opcode == 0x8 {
+            return Some(u16::from_be_bytes([payload[0], payload[1]]));
+        }
+        rest = &rest[off + len..];
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_frame_over_the_limit_is_refused_from_its_header() {
+    let roost = no_livekit(Setup::new()).start();
+    let upgrade = b"GET /api/v1/gateway HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n\
+        Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+        Sec-WebSocket-Version: 13\r\n\r\n";
+    // A text frame declaring 16 MiB (the limit is 64 KiB), masked, then only 1 KiB of it: the
+    // server must answer 1009 from the header alone, not wait for (or buffer) the payload.
+    let mut frame = vec![0x81, 0x80 | 127];
+    frame.extend_from_slice(&(16u64 << 20).to_be_bytes());
+    frame.extend_from_slice(&[0, 0, 0, 0]);
+    frame.extend_from_slice(&[b'a'; 1024]);
+    let mut tls = tls_from(&roost, loopback(1), &[b"http/1.1"]).await;
+    tls.write_all(upgrade).await.unwrap();
+    tls.write_all(&frame).await.unwrap();
+    assert_eq!(ws_close_code(&mut tls).await, Some(1009));
+
+    // The same limit for a message cut into fragments that are each small enough.
+    let mut tls = tls_from(&roost, loopback(1), &[b"http/1.1"]).await;
+    tls.write_all(upgrade).await.unwrap();
+    let fragment = |first: bool| {
+        let mut f = vec![if first { 0x01 } else { 0x00 }, 0x80 | 126];
+        f.extend_from_slice(&40_000u16.to_be_bytes());
+        f.extend_from_slice(&[0, 0, 0, 0]);
+        f.extend_from_slice(&[b'a'; 40_000]);
+        f
+    };
+    tls.write_all(&fragment(true)).await.unwrap();
+    tls.write_all(&fragment(false)).await.unwrap();
+    assert_eq!(ws_close_code(&mut tls).await, Some(1009));
 }

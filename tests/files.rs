@@ -337,3 +337,24 @@ async fn a_nearly_full_disk_refuses_uploads_with_507_leaving_nothing_and_reads_g
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.bytes().await.unwrap().as_ref(), picture.as_slice());
 }
+
+/// Found while writing the `attachment_meta` fuzz target: a file of exactly 512 bytes (the
+/// sniffed window) was judged as if it went on, so one ending in half a UTF-8 character was
+/// accepted as text while the same 511-byte file was not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_cut_mid_character_is_refused_whatever_its_length() {
+    let mut api = Api::start(Setup::new());
+    let admin = api.admin().await;
+    for len in [511, 512] {
+        let mut bytes = vec![b'a'; len - 1];
+        bytes.push(0xc3); // the first byte of "é", and the end of the file
+        let (s, body) = upload(&api, &admin, "cut.txt", bytes).await;
+        assert_eq!(s, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{len} bytes: {body}");
+    }
+    // The window (not the file) cutting a character is fine.
+    let mut bytes = vec![b'a'; 511];
+    bytes.extend_from_slice("é and more".as_bytes());
+    let (s, body) = upload(&api, &admin, "long.txt", bytes).await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    assert_eq!(body["content_type"], "text/plain");
+}

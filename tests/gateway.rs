@@ -481,3 +481,19 @@ async fn a_cursor_older_than_the_events_kept_by_age_is_told_to_resync() {
     let (_, ready) = api.ws_ready(&admin, None).await;
     assert_eq!(last_seq(&ready, room), last);
 }
+
+/// Found while writing the `gateway_frame` fuzz target: a resume cursor of `i64::MIN`
+/// overflowed the "events missed" subtraction, a panic in debug builds that dropped the
+/// connection without a close frame. Any cursor the log cannot serve is a resync.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_absurd_resume_cursor_is_a_resync() {
+    let mut api = Api::start(Setup::new());
+    let admin = api.admin().await;
+    let room = api.room(&admin, "r", false).await;
+    for cursor in [i64::MIN, -1, i64::MAX] {
+        let mut ws = api.ws().await;
+        ws.send(json!({ "op": "resume", "token": admin.token, "cursors": { room.to_string(): cursor } }))
+            .await;
+        assert_eq!(ws.close_code(WAIT).await.0, 4009, "cursor {cursor}");
+    }
+}

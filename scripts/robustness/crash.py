@@ -12,16 +12,28 @@ earlier ones) is present. It prints acknowledged vs present per round and in tot
 
 Write kinds are plain functions registered in WRITE_KINDS (one per kind: how to post one record
 and return its id, how to prepare a round through the API, which SQL resets per-account caps
-between rounds, which table holds it). Messages join by adding
-a `post_message` there once chat exists.
+between rounds, which table holds it): invites, API keys, messages (half of them with an
+`Idempotency-Key`) and attachment uploads.
+
+Beyond "the row is there", two kinds are checked further:
+- message: every post has a unique body, and no body may appear twice. After each restart the
+  keyed posts that were in flight when the daemon died, and a sample of acknowledged keyed
+  posts, are sent again with the same key: an acknowledged one must come back 200 with the
+  same id (the key survived with its message), an in-flight one 200 or 201, never a second
+  message.
+- attachment: the row must name the sha256 and size the upload returned, and the
+  content-addressed file `attachments/<ab>/<cd>/<sha256>` must exist and hash to it.
 """
 
 import argparse
+import hashlib
+import json
 import random
 import sqlite3
 import sys
 import threading
 import time
+import uuid
 
 from roostlib import Roost, log
 
@@ -36,6 +48,8 @@ class Poster:
         self.roost = roost
         self.tokens = tokens
         self.conn = roost.connection(timeout=10)
+        # What the request in progress was, for the kinds that check a retry after the kill.
+        self.inflight = None
 
     @property
     def token(self):
@@ -68,6 +82,144 @@ def no_prepare(roost, tokens):
     pass
 
 
+# Shared by the message and attachment kinds: the rooms (made once, through the API) and what
+# the checks need beyond the id. Keys: (admin index, Idempotency-Key) -> (room, body, id).
+STATE = {
+    "rooms": [],
+    "keyed_acked": {},
+    "keyed_inflight": [],
+    "uploads": {},
+    "retries": {"acked_same": 0, "acked_duplicated": 0, "inflight_200": 0, "inflight_201": 0},
+}
+STATE_LOCK = threading.Lock()
+
+
+def post_json(p, path, body, token, extra_headers=None):
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+    headers.update(extra_headers or {})
+    p.conn.request("POST", path, body=json.dumps(body).encode(), headers=headers)
+    resp = p.conn.getresponse()
+    raw = resp.read()
+    return resp.status, json.loads(raw) if raw else None
+
+
+def post_message(p):
+    who = random.randrange(len(p.tokens))
+    room = random.choice(STATE["rooms"])
+    body = f"crash {uuid.uuid4().hex}"
+    key = uuid.uuid4().hex if random.random() < 0.5 else None
+    p.inflight = ("message", (who, key, room, body)) if key else None
+    st, out = post_json(
+        p,
+        f"/api/v1/rooms/{room}/messages",
+        {"body": body},
+        p.tokens[who],
+        {"Idempotency-Key": key} if key else None,
+    )
+    p.inflight = None
+    if st == 201:
+        if key:
+            with STATE_LOCK:
+                STATE["keyed_acked"][(who, key)] = (room, body, out["id"])
+        return out["id"]
+    return None
+
+
+def upload_content():
+    """1-64 KiB of text (sniffed as text/plain); every tenth reuses earlier content, so the
+    path where the bytes are already stored is exercised too."""
+    with STATE_LOCK:
+        earlier = list(STATE["uploads"].values())
+    if earlier and random.random() < 0.1:
+        return random.choice(earlier)[2]
+    line = f"crash upload {uuid.uuid4().hex}\n".encode()
+    return line * random.randint(1024 // len(line) + 1, 65536 // len(line))
+
+
+def post_attachment(p):
+    data = upload_content()
+    p.conn.request(
+        "POST",
+        f"/api/v1/attachments?name=crash-{random.randrange(1 << 30)}.txt",
+        body=data,
+        headers={"Authorization": f"Bearer {p.token}", "Content-Type": "text/plain"},
+    )
+    resp = p.conn.getresponse()
+    raw = resp.read()
+    if resp.status != 201:
+        return None
+    out = json.loads(raw)
+    want = hashlib.sha256(data).hexdigest()
+    assert out["sha256"] == want and out["size"] == len(data), f"upload answered {out}"
+    with STATE_LOCK:
+        STATE["uploads"][out["id"]] = (out["sha256"], out["size"], data)
+    return out["id"]
+
+
+def prepare_rooms(roost, tokens):
+    """First start: four rooms, every admin a member. Later starts: send keyed posts again."""
+    if not STATE["rooms"]:
+        conn = roost.connection(timeout=10)
+        for i in range(4):
+            st, room = roost.request(
+                "POST", "/api/v1/rooms", {"name": f"crash-{i}"}, tokens[0], conn=conn
+            )
+            assert st == 201, (st, room)
+            STATE["rooms"].append(room["id"])
+        for t in tokens[1:]:
+            st, me = roost.request("GET", "/api/v1/me", token=t, conn=conn)
+            for room in STATE["rooms"]:
+                st, out = roost.request(
+                    "PUT", f"/api/v1/rooms/{room}/members/{me['user']['id']}", token=tokens[0], conn=conn
+                )
+                assert st in (200, 201), (st, out)
+        conn.close()
+        return
+    retry_keyed_posts(roost, tokens)
+
+
+def retry_keyed_posts(roost, tokens):
+    """The client's side of `Idempotency-Key`: a post whose answer was lost is sent again.
+    Acknowledged posts (a sample) must return the original; in-flight ones may post now."""
+    with STATE_LOCK:
+        inflight, STATE["keyed_inflight"] = STATE["keyed_inflight"], []
+        acked = list(STATE["keyed_acked"].items())
+    sample = random.sample(acked, min(50, len(acked)))
+    conn = roost.connection(timeout=10)
+    r = STATE["retries"]
+    try:
+        for (who, key), (room, body, mid) in sample:
+            st, out = roost_post_keyed(roost, conn, tokens[who], room, body, key)
+            if st == 200 and out["id"] == mid:
+                r["acked_same"] += 1
+            else:
+                r["acked_duplicated"] += 1
+                log(f"acknowledged keyed post {mid} retried: {st} {out}  <-- FAIL")
+        for who, key, room, body in inflight:
+            st, out = roost_post_keyed(roost, conn, tokens[who], room, body, key)
+            if st == 200:
+                r["inflight_200"] += 1
+            elif st == 201:
+                r["inflight_201"] += 1
+            else:
+                raise RuntimeError(f"retrying an in-flight post: {st} {out}")
+            # Either way it is acknowledged now (and counted in the presence checks).
+            with STATE_LOCK:
+                STATE["keyed_acked"][(who, key)] = (room, body, out["id"])
+                STATE["retried_ids"].add(out["id"])
+    finally:
+        conn.close()
+
+
+def roost_post_keyed(roost, conn, token, room, body, key):
+    class P:
+        pass
+
+    p = P()
+    p.conn = conn
+    return post_json(p, f"/api/v1/rooms/{room}/messages", {"body": body}, token, {"Idempotency-Key": key})
+
+
 # At most 1000 open invites and 50 live keys per account: while the daemon is down between
 # rounds the harness revokes them in the file (revoked rows stay, so presence checks still
 # count them), so the posters write instead of hitting those caps.
@@ -79,8 +231,10 @@ WRITE_KINDS = {
     #        table whose integer `id` column holds the acknowledged id)
     "invite": (post_invite, no_prepare, RESET_INVITES, "invites"),
     "api_key": (post_api_key, no_prepare, RESET_API_KEYS, "api_keys"),
-    # "message": (post_message, prepare_room, None, "messages"),  # with chat (issue 4)
+    "message": (post_message, prepare_rooms, None, "messages"),
+    "attachment": (post_attachment, no_prepare, None, "attachments"),
 }
+STATE["retried_ids"] = set()
 
 
 # ---- one round --------------------------------------------------------------------------------
@@ -96,7 +250,12 @@ def poster_loop(roost, tokens, acked, lock, stop, errors):
         kind = random.choice(kinds)
         try:
             rid = WRITE_KINDS[kind][0](p)
+        except AssertionError:
+            raise
         except Exception:  # the daemon died mid-request: nothing more to acknowledge
+            if p.inflight:
+                with STATE_LOCK:
+                    STATE["keyed_inflight"].append(p.inflight[1])
             return
         if rid is None:
             errors[kind] = errors.get(kind, 0) + 1
@@ -115,6 +274,35 @@ def present_ids(db, table, ids):
     return found
 
 
+def attachments_intact(db, attachments_dir, ids):
+    """The acknowledged uploads whose row names the returned sha256 and size and whose file is
+    there with those bytes (files are hashed once per content)."""
+    good, hashed = set(), {}
+    ids = sorted(ids)
+    for i in range(0, len(ids), 500):
+        chunk = ids[i : i + 500]
+        q = f"SELECT id, sha256, size FROM attachments WHERE id IN ({','.join('?' * len(chunk))})"
+        for aid, sha, size in db.execute(q, chunk):
+            want_sha, want_size, _ = STATE["uploads"][aid]
+            if sha != want_sha or size != want_size:
+                continue
+            if sha not in hashed:
+                f = attachments_dir / sha[:2] / sha[2:4] / sha
+                try:
+                    hashed[sha] = hashlib.sha256(f.read_bytes()).hexdigest()
+                except OSError:
+                    hashed[sha] = None
+            if hashed[sha] == sha:
+                good.add(aid)
+    return good
+
+
+def duplicate_bodies(db):
+    return db.execute(
+        "SELECT count(*) FROM (SELECT body FROM messages GROUP BY body HAVING count(*) > 1)"
+    ).fetchone()[0]
+
+
 def check_file(path, all_acked):
     """Opens the database the way a restart would (WAL recovery) and checks it, then resets
     the per-account caps for the next round."""
@@ -122,8 +310,13 @@ def check_file(path, all_acked):
     try:
         integrity = [r[0] for r in db.execute("PRAGMA integrity_check")]
         present = {
-            kind: present_ids(db, WRITE_KINDS[kind][3], ids) for kind, ids in all_acked.items()
+            kind: present_ids(db, WRITE_KINDS[kind][3], ids)
+            if kind != "attachment"
+            else attachments_intact(db, path.parent / "attachments", ids)
+            for kind, ids in all_acked.items()
         }
+        if duplicate_bodies(db):
+            integrity = [f"{duplicate_bodies(db)} message bodies posted twice"]
         for _, _, reset, _ in WRITE_KINDS.values():
             if reset:
                 db.execute(reset)
@@ -159,6 +352,9 @@ def main():
             tokens = [roost.login(name)["access_token"] for name in ADMINS]
             for _, prepare, _, _ in WRITE_KINDS.values():
                 prepare(roost, tokens)
+            # Keyed posts sent again after the restart are acknowledged now.
+            all_acked["message"] |= STATE["retried_ids"]
+            STATE["retried_ids"] = set()
 
             acked = {kind: set() for kind in WRITE_KINDS}
             refused = {}
@@ -187,7 +383,12 @@ def main():
             round_acked = sum(len(v) for v in acked.values())
             round_present = sum(len(acked[k] & present[k]) for k in WRITE_KINDS)
             missing_total = sum(len(all_acked[k] - present[k]) for k in WRITE_KINDS)
-            ok = integrity == ["ok"] and round_present == round_acked and missing_total == 0
+            ok = (
+                integrity == ["ok"]
+                and round_present == round_acked
+                and missing_total == 0
+                and STATE["retries"]["acked_duplicated"] == 0
+            )
             failed |= not ok
             rows.append((rnd, delay, restart_secs, round_acked, round_present, missing_total, integrity[0]))
             detail = " ".join(f"{k}={len(acked[k])}" for k in WRITE_KINDS)
@@ -209,11 +410,19 @@ def main():
     print("|---:|---:|---:|---:|---:|---:|---|")
     for rnd, delay, restart, a, p, m, integ in rows:
         print(f"| {rnd} | {delay:.2f} | {restart:.2f} | {a} | {p} | {m} | {integ} |")
-    total_present = sum(r[4] for r in rows)
+    total_present = total_acked - (rows[-1][5] if rows else 0)
     print(
         f"\ntotal: {len(rows)} rounds, {total_acked} acknowledged writes "
         f"({', '.join(f'{k} {len(v)}' for k, v in all_acked.items())}), {total_present} present, "
         f"{rows[-1][5] if rows else 0} missing, seed {seed}: {'FAIL' if failed else 'PASS'}"
+    )
+    r = STATE["retries"]
+    print(
+        f"Idempotency-Key retries after restarts: acknowledged posts {r['acked_same']} returned "
+        f"the original, {r['acked_duplicated']} did not; in-flight posts {r['inflight_200']} "
+        f"had been committed (200), {r['inflight_201']} had not (201); "
+        f"uploads {len(STATE['uploads'])} acknowledged, "
+        f"{len(set(v[0] for v in STATE['uploads'].values()))} distinct contents"
     )
     sys.exit(1 if failed else 0)
 

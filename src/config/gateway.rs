@@ -86,6 +86,15 @@ pub(super) fn check(c: &Config, problems: &mut Vec<Problem>) {
         "must be at least 1 and below idle_timeout_secs",
         "the defaults are 20 and 60",
     );
+    // The edge closes any connection that moves no byte for `limits.idle_timeout_secs`
+    // (`edge::idle`), upgraded ones included: a quiet gateway connection stays open only
+    // because the server pings it more often than that.
+    need(
+        g.ping_interval_secs < c.limits.idle_timeout_secs,
+        "ping_interval_secs",
+        "must be below limits.idle_timeout_secs, or quiet gateway connections are cut without a close frame",
+        "the defaults are 20 and 120",
+    );
     need(
         g.idle_timeout_secs <= 3600,
         "idle_timeout_secs",

@@ -247,3 +247,18 @@ fn shipped_config_parses_to_defaults() {
     let d = Config::default();
     assert_eq!(toml::to_string(&c).unwrap(), toml::to_string(&d).unwrap());
 }
+
+/// Found while setting up `scripts/robustness/abuse.py`'s websocket attacks with
+/// `limits.idle_timeout_secs = 15`: the edge's idle deadline cut every quiet gateway connection
+/// at 15 s, before the first server ping (20 s), without a close frame.
+#[test]
+fn gateway_pings_must_come_within_the_edge_idle_deadline() {
+    let quick = "[livekit]\nenabled = false\n[limits]\nidle_timeout_secs = 15\n";
+    let p = problems(quick, &[]);
+    assert!(
+        p.iter().any(|p| p.location == "gateway.ping_interval_secs"),
+        "{p:?}"
+    );
+    let c = load_text(&format!("{quick}[gateway]\nping_interval_secs = 10\n"), &[]).unwrap();
+    assert_eq!(c.gateway.ping_interval_secs, 10);
+}

@@ -71,8 +71,10 @@ pub fn parse_range(value: &str, size: u64) -> Result<Option<(u64, u64)>, FilesEr
     Ok(Some(range))
 }
 
-/// `filename="ascii"; filename*=UTF-8''percent-encoded` for Content-Disposition.
-fn disposition(kind: &str, name: &str) -> HeaderValue {
+/// `filename="ascii"; filename*=UTF-8''percent-encoded` for Content-Disposition. Public for
+/// the `attachment_meta` fuzz target only.
+#[doc(hidden)]
+pub fn disposition(kind: &str, name: &str) -> HeaderValue {
     let ascii: String = name
         .chars()
         .map(|c| {

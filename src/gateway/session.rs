@@ -511,20 +511,23 @@ impl Connection {
 }
 
 /// Where a connection starts: each room's newest sequence number, the events to replay for
-/// the resume cursors, and rooms whose cursor is too old.
-struct Start {
-    positions: Vec<(i64, i64)>,
-    replay: Vec<RoomEvent>,
-    resumed: Vec<i64>,
-    resync: Vec<i64>,
+/// the resume cursors, and rooms whose cursor is too old. Public for the `gateway_frame` fuzz
+/// target only.
+#[doc(hidden)]
+pub struct Start {
+    pub positions: Vec<(i64, i64)>,
+    pub replay: Vec<RoomEvent>,
+    pub resumed: Vec<i64>,
+    pub resync: Vec<i64>,
 }
 
 /// Reads, in one snapshot (a read transaction), the rooms `user_id` is a member of now, where
 /// their logs stand and the events after each resume cursor. Read after the hub subscription,
 /// so live events can only overlap this (the session drops repeats), never leave a hole; and
 /// re-reading the memberships here means nothing is replayed from a room the user has left
-/// since the subscription's read.
-fn start_state(
+/// since the subscription's read. Public for the `gateway_frame` fuzz target only.
+#[doc(hidden)]
+pub fn start_state(
     conn: &rusqlite::Connection,
     user_id: i64,
     cursors: &std::collections::BTreeMap<i64, i64>,
@@ -546,7 +549,8 @@ fn start_state(
         let Some(cursor) = cursors.get(&room_id).copied() else {
             continue;
         };
-        let missed = usize::try_from(pos.last_seq - cursor).unwrap_or(usize::MAX);
+        // The cursor is the client's: any i64 (i64::MIN overflowed a plain subtraction).
+        let missed = usize::try_from(pos.last_seq.saturating_sub(cursor)).unwrap_or(usize::MAX);
         if !events::replayable(cursor, pos) || start.replay.len() + missed > MAX_REPLAY {
             start.resync.push(room_id);
             continue;
