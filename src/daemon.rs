@@ -55,6 +55,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     if !crate::ops::memory::return_large_blocks_to_the_system() {
         tracing::debug!("the allocator keeps large freed blocks (not glibc)");
     }
+    if !crate::ops::memory::limit_arenas() {
+        tracing::debug!("the allocator's arenas are not limited (not glibc)");
+    }
     notify::status("provisioning");
     let provisioned = provision::provision(&config).context("preparing the data directory")?;
     for path in &provisioned.created {

@@ -504,11 +504,17 @@ def main():
     ap.add_argument("--minutes", type=float, default=10)
     ap.add_argument("--users", type=int, default=16)
     ap.add_argument("--listeners", type=int, default=8, help="long-lived gateway clients")
+    ap.add_argument("--without", default="", help="comma-separated actions to leave out")
     ap.add_argument("--think-ms", type=float, default=50)
     ap.add_argument("--interval", type=float, default=10)
     ap.add_argument("--csv", default="soak.csv")
     ap.add_argument("--plot", default="")
     args = ap.parse_args()
+    left_out = set(filter(None, args.without.split(",")))
+    unknown = left_out - {f.__name__ for _, f in ACTIONS}
+    if unknown:
+        sys.exit(f"unknown actions: {', '.join(sorted(unknown))}")
+    ACTIONS[:] = [(w, f) for w, f in ACTIONS if f.__name__ not in left_out]
 
     roost = Roost()
     roost.add_admin(ADMIN)
