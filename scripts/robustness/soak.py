@@ -17,8 +17,9 @@ size on disk, open file descriptors, HTTPS and gateway connections, and gateway 
 listeners received per second. At the end it fits a line through the second half of the
 windows' lowest RSS and says whether RSS flattened.
 
-    scripts/robustness/soak.py [--minutes 10] [--users 16] [--think-ms 50]
-                               [--csv docs/soak.csv] [--plot docs/soak.png]
+    scripts/robustness/soak.py [--minutes 10] [--users 16] [--think-ms 50] [--listeners 8]
+                               [--without ACTION[,ACTION]] [--csv docs/soak.csv]
+                               [--plot docs/soak.png]
 
 The plot needs matplotlib (soak.sh makes a venv with it); without it only the CSV is written.
 New kinds of traffic are one function each in ACTIONS.
