@@ -21,7 +21,7 @@ use axum::routing::{any, delete, get, patch, post, put};
 use axum::Router;
 use futures_util::FutureExt;
 use http::{header, HeaderValue, StatusCode};
-use tower_http::catch_panic::CatchPanicLayer;
+use tower::ServiceExt;
 
 use crate::auth;
 use crate::chat;
@@ -31,7 +31,7 @@ use crate::limits::alerts::AlertSink;
 use crate::limits::Limiter;
 use crate::livekit;
 use crate::ops::health;
-use crate::ops::metrics::{HttpLabels, Metrics};
+use crate::ops::metrics::Metrics;
 use crate::store::Store;
 
 pub use error::ApiError;
@@ -94,7 +94,7 @@ const SECURITY_HEADERS: [(header::HeaderName, &str); 4] = [
 ];
 
 /// The public HTTPS surface.
-pub fn router(state: AppState) -> Router {
+pub fn router(state: AppState) -> Surface {
     let hsts = HeaderValue::from_str(&format!("max-age={}", state.config.tls.hsts_max_age_secs))
         .expect("a decimal number is a valid header value");
     let routes = Router::new()
@@ -181,7 +181,7 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// The loopback-only internal surface: monitoring, `/status` and (later) webhooks.
-pub fn internal_router(state: AppState) -> Router {
+pub fn internal_router(state: AppState) -> Surface {
     let routes = Router::new()
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
@@ -193,7 +193,7 @@ pub fn internal_router(state: AppState) -> Router {
 }
 
 /// Plain HTTP: `/ca.crt` and `/health` answered, everything else sent to HTTPS with 308.
-pub fn redirect_router(state: AppState) -> Router {
+pub fn redirect_router(state: AppState) -> Surface {
     let routes = Router::new()
         .route("/health", get(health::health))
         .route("/ca.crt", get(ca_cert))
@@ -201,24 +201,25 @@ pub fn redirect_router(state: AppState) -> Router {
     common_layers(routes, &state, None, false)
 }
 
-/// Wraps `routes` in the layers every request passes, in this order: security headers (HTTPS),
-/// metrics + JSON errors + body drain (`record_request`), panic guard, deadline (408), client
-/// IP and Host check (421), authentication; then routing; then, for the matched route, rate
-/// limit (429), body cap (413), low disk (507, when `disk_guard`), handler (`route_policy`).
+/// Builds the [`Surface`] around `routes`: every request passes, in this order, security
+/// headers (HTTPS), metrics + JSON errors + body drain, panic guard, deadline (408), client IP
+/// and Host check (421), authentication; then routing; then, for the matched route, rate limit
+/// (429), body cap (413), low disk (507, when `disk_guard`), handler (`route_policy`).
 /// The limiter runs after authentication because it keys on the `limits::Account` that
 /// `auth::authenticate` inserts.
 ///
 /// Only the steps that need the matched route template run after routing, and as one layer.
-/// axum boxes every route once per `Router::layer`, and cloning a matched route (once per
-/// request) costs an allocation per box: with a dozen layers on the routes that was a
-/// quarter of the CPU of a small request. The steps before routing are one unboxed stack.
+/// axum boxes every route once per `Router::layer` and clones the services below a
+/// `middleware::from_fn` layer on every request; with a layer per step that was most of the
+/// CPU of a small request. The steps before routing are plain function calls in
+/// [`Surface::handle`].
 fn common_layers(
     routes: Router<AppState>,
     state: &AppState,
     hsts: Option<HeaderValue>,
     disk_guard: bool,
-) -> Router {
-    let routed = routes
+) -> Surface {
+    let routes = routes
         .layer(middleware::from_fn_with_state(
             RoutePolicy {
                 app: state.clone(),
@@ -227,30 +228,93 @@ fn common_layers(
             route_policy,
         ))
         .with_state(state.clone());
-    let stack = tower::ServiceBuilder::new()
-        .option_layer(hsts.map(|hsts| middleware::from_fn_with_state(hsts, security_headers)))
-        .layer(middleware::from_fn_with_state(
-            state.metrics.clone(),
-            record_request,
-        ))
-        .layer(CatchPanicLayer::custom(|_| {
-            tracing::error!("a request handler panicked");
-            StatusCode::INTERNAL_SERVER_ERROR.into_response()
-        }))
-        .layer(middleware::from_fn_with_state(
-            state.config.clone(),
-            request_deadline,
-        ))
-        .layer(middleware::from_fn_with_state(
-            state.edge.clone(),
-            crate::edge::policy::admit,
-        ))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            auth::authenticate,
-        ))
-        .service(routed);
-    Router::new().fallback_service(stack)
+    Surface(Arc::new(SurfaceParts {
+        app: state.clone(),
+        routes,
+        hsts,
+    }))
+}
+
+/// One listener's whole HTTP surface, as a `tower::Service` the edge serves: the steps every
+/// request passes before routing (see [`common_layers`]), then the routes. Cloning it (once
+/// per request) is one reference count.
+#[derive(Clone)]
+pub struct Surface(Arc<SurfaceParts>);
+
+struct SurfaceParts {
+    app: AppState,
+    routes: Router,
+    /// `Strict-Transport-Security` and [`SECURITY_HEADERS`] on every answer (HTTPS only).
+    hsts: Option<HeaderValue>,
+}
+
+impl tower::Service<Request> for Surface {
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = futures_util::future::BoxFuture<'static, Result<Response, Self::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let surface = self.0.clone();
+        Box::pin(async move { Ok(surface.handle(req).await) })
+    }
+}
+
+impl SurfaceParts {
+    async fn handle(&self, req: Request) -> Response {
+        let started = Instant::now();
+        // A body the handler leaves unread is drained before the answer (edge::drain).
+        let (req, unread) = crate::edge::drain::track(req);
+        let resp = std::panic::AssertUnwindSafe(self.admit_and_route(req))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| {
+                tracing::error!("a request handler panicked");
+                StatusCode::INTERNAL_SERVER_ERROR.into_response()
+            });
+        // Every error leaves in the JSON shape, whichever step answered.
+        let mut resp = unread.finish(error::ensure_json(resp)).await;
+        set_content_length(&mut resp);
+        self.app.metrics.record_request(&resp, started.elapsed());
+        if let Some(hsts) = &self.hsts {
+            security_headers(&mut resp, hsts);
+        }
+        resp
+    }
+
+    /// Deadline, client IP and Host, credentials, then the routes.
+    async fn admit_and_route(&self, mut req: Request) -> Response {
+        let deadline = request_deadline(&self.app.config, &req);
+        let steps = async {
+            if let Err(refused) = crate::edge::policy::admit(&self.app.edge, &mut req) {
+                return refused.into_response();
+            }
+            match auth::authenticate(&self.app, req).await {
+                Ok(req) => self
+                    .routes
+                    .clone()
+                    .oneshot(req)
+                    .await
+                    .unwrap_or_else(|never| match never {}),
+                Err(refused) => refused,
+            }
+        };
+        match tokio::time::timeout(deadline, steps).await {
+            Ok(resp) => resp,
+            Err(_) => ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                "the request took too long",
+            )
+            .into_response(),
+        }
+    }
 }
 
 /// What [`route_policy`] needs: the state, and whether writes are refused on low disk.
@@ -327,16 +391,16 @@ fn set_content_length(resp: &mut Response) {
 /// HSTS on every HTTPS response, and [`SECURITY_HEADERS`] unless the handler set them: the
 /// API answers JSON to programs; nothing it serves is meant to be framed, sniffed or to run
 /// scripts. A handler that serves other content (attachments) sets its own values.
-async fn security_headers(State(hsts): State<HeaderValue>, req: Request, next: Next) -> Response {
-    let mut resp = next.run(req).await;
+fn security_headers(resp: &mut Response, hsts: &HeaderValue) {
     let headers = resp.headers_mut();
-    headers.insert(header::STRICT_TRANSPORT_SECURITY, hsts);
+    // One allocation for all of them rather than a regrowth of the map on the way.
+    headers.reserve(SECURITY_HEADERS.len() + 1);
+    headers.insert(header::STRICT_TRANSPORT_SECURITY, hsts.clone());
     for (name, value) in SECURITY_HEADERS {
         if !headers.contains_key(&name) {
             headers.insert(name, HeaderValue::from_static(value));
         }
     }
-    resp
 }
 
 /// Unknown paths on the HTTPS and internal listeners.
@@ -387,53 +451,16 @@ async fn metrics(State(app): State<AppState>, headers: http::HeaderMap) -> Respo
     crate::ops::exposition::respond(&app.metrics, &headers)
 }
 
-/// Every request must be answered within `limits.request_timeout_secs` (408), except uploads,
-/// which get `[attachments] upload_timeout_secs`: a 25 MiB file over a weak Wi-Fi link takes
-/// minutes, and the upload handler reads the whole body before it answers.
-async fn request_deadline(State(config): State<Arc<Config>>, req: Request, next: Next) -> Response {
+/// How long a request may take before it is answered 408: `limits.request_timeout_secs`,
+/// except for uploads, which get `[attachments] upload_timeout_secs`: a 25 MiB file over a
+/// weak Wi-Fi link takes minutes, and the upload handler reads the whole body before it answers.
+fn request_deadline(config: &Config, req: &Request) -> Duration {
     // Before routing: the upload route's template is a plain path.
     let is_upload =
         req.method() == http::Method::POST && req.uri().path() == crate::edge::limits::UPLOAD_ROUTE;
-    let deadline = if is_upload {
+    if is_upload {
         Duration::from_secs(config.attachments.upload_timeout_secs)
     } else {
         config.request_timeout()
-    };
-    match tokio::time::timeout(deadline, next.run(req)).await {
-        Ok(resp) => resp,
-        Err(_) => ApiError::new(
-            StatusCode::REQUEST_TIMEOUT,
-            "request_timeout",
-            "the request took too long",
-        )
-        .into_response(),
     }
-}
-
-/// Counts every answered request by route template and status, and times it.
-/// The outermost layer: every error response leaves in the JSON shape
-/// ([`error::ensure_json`]), a request body left unread is drained first so the answer reaches
-/// an HTTP/1.1 client ([`crate::edge::drain`]), and every answered request is counted and timed.
-/// (One layer for all three: each layer costs a clone of the services below it per request.)
-async fn record_request(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
-    let started = Instant::now();
-    // A body the handler left unread is drained before the answer (edge::drain).
-    let (req, unread) = crate::edge::drain::track(req);
-    let mut resp = unread.finish(error::ensure_json(next.run(req).await)).await;
-    set_content_length(&mut resp);
-    let elapsed: Duration = started.elapsed();
-    // Put there by `route_policy`, after routing; absent when no route matched.
-    let route = resp
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    metrics
-        .http_requests
-        .get_or_create(&HttpLabels {
-            route,
-            status: resp.status().as_u16(),
-        })
-        .inc();
-    metrics.http_request_duration.observe(elapsed.as_secs_f64());
-    resp
 }

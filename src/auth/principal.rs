@@ -13,8 +13,7 @@
 //! Handlers never look at roles themselves; they take [`Principal`], [`RequireMember`],
 //! [`RequireAdmin`] or [`RequireSession`].
 
-use axum::extract::{FromRequestParts, Request, State};
-use axum::middleware::Next;
+use axum::extract::{FromRequestParts, Request};
 use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 use http::{header, Method};
@@ -129,29 +128,32 @@ impl Scopes {
     }
 }
 
-/// Middleware: see the module documentation.
-pub async fn authenticate(State(app): State<AppState>, mut req: Request, next: Next) -> Response {
+/// A step of every request (`api::Surface`): see the module documentation. Returns the request
+/// with its [`Principal`] and [`Account`] when it carried valid credentials, unchanged when it
+/// carried none, and the refusal when its credentials are bad or lack the scope.
+pub async fn authenticate(app: &AppState, mut req: Request) -> Result<Request, Response> {
     // Roost's credentials belong to its API. Other paths carry none (`/health`, `/ca.crt`) or
     // LiveKit's own (Twirp bearer tokens on `/twirp/*`, signed webhooks), which are not Roost
     // tokens and are checked by LiveKit and `livekit::webhook`.
     if !req.uri().path().starts_with("/api/") {
-        return next.run(req).await;
+        return Ok(req);
     }
     let Some(value) = req.headers().get(header::AUTHORIZATION) else {
-        return next.run(req).await;
+        return Ok(req);
     };
     let presented = match value.to_str().ok().and_then(bearer) {
         Some(p) => p.to_owned(),
         None => {
             app.auth.count_failure("bad_scheme");
-            return ApiError::from(AuthError::Revoked("use `Authorization: Bearer <token>`"))
-                .into_response();
+            return Err(
+                ApiError::from(AuthError::Revoked("use `Authorization: Bearer <token>`"))
+                    .into_response(),
+            );
         }
     };
-    let principal = match resolve(&app, &presented).await {
-        Ok(p) => p,
-        Err(e) => return ApiError::from(e).into_response(),
-    };
+    let principal = resolve(app, &presented)
+        .await
+        .map_err(|e| ApiError::from(e).into_response())?;
     if let Credential::ApiKey(_) = principal.credential {
         let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
         let allowed = if safe {
@@ -162,17 +164,17 @@ pub async fn authenticate(State(app): State<AppState>, mut req: Request, next: N
         if !allowed {
             app.auth.count_failure("insufficient_scope");
             let needed = if safe { "read" } else { "write" };
-            return ApiError::from(AuthError::forbidden(
+            return Err(ApiError::from(AuthError::forbidden(
                 "insufficient_scope",
                 format!("this API key lacks the `{needed}` scope"),
             ))
-            .into_response();
+            .into_response());
         }
     }
     req.extensions_mut()
         .insert(Account(principal.user_id.to_string()));
     req.extensions_mut().insert(principal);
-    next.run(req).await
+    Ok(req)
 }
 
 /// Checks a presented access token or API key the same way [`authenticate`] checks a bearer

@@ -37,8 +37,10 @@ pub const DRAIN_DEADLINE: Duration = Duration::from_secs(2);
 type Slot = Arc<Mutex<Option<Body>>>;
 
 /// Wraps `req`'s body (HTTP/1.x only); keep the returned [`Unread`] until the response exists.
+/// A request without a body (most GETs) is left as it is.
 pub fn track(req: Request) -> (Request, Unread) {
-    if req.version() >= Version::HTTP_2 {
+    use http_body::Body as _;
+    if req.version() >= Version::HTTP_2 || req.body().is_end_stream() {
         return (req, Unread(None));
     }
     let expects_continue = req

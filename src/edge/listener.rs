@@ -7,13 +7,12 @@
 //! handshakes, request heads, silent connections and connections that carry no request (an
 //! HTTP/2 client that only pings) all have deadlines.
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::Router;
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -64,12 +63,39 @@ impl Drop for OpenGuard {
     }
 }
 
+/// What a listener serves: `api::Surface` in the daemon, a bare router in tests.
+pub trait Serve:
+    tower::Service<
+        http::Request<axum::body::Body>,
+        Response = axum::response::Response,
+        Error = Infallible,
+        Future: Send,
+    > + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<S> Serve for S where
+    S: tower::Service<
+            http::Request<axum::body::Body>,
+            Response = axum::response::Response,
+            Error = Infallible,
+            Future: Send,
+        > + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
+
 /// One listening socket and how to serve it.
-pub struct Listener {
+pub struct Listener<S> {
     pub name: &'static str,
     pub tcp: TcpListener,
     pub tls: Option<TlsAcceptor>,
-    pub router: Router,
+    pub router: S,
     pub limits: ConnLimits,
     /// Shared by listeners that share a connection budget.
     pub permits: Arc<Semaphore>,
@@ -93,7 +119,7 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(1024)
 }
 
-impl Listener {
+impl<S: Serve> Listener<S> {
     pub fn local_addr(&self) -> SocketAddr {
         self.tcp
             .local_addr()
@@ -247,10 +273,10 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Held<I> {
     }
 }
 
-async fn serve_http<I>(
+async fn serve_http<I, S: Serve>(
     io: I,
     peer: SocketAddr,
-    router: Router,
+    router: S,
     limits: ConnLimits,
     shutdown: CancellationToken,
 ) where
@@ -267,11 +293,9 @@ async fn serve_http<I>(
             let response = router.clone().oneshot(req.map(axum::body::Body::new));
             async move {
                 let response = response.await?;
-                Ok::<_, std::convert::Infallible>(response.map(move |body| {
-                    axum::body::Body::new(body.map_frame(move |frame| {
-                        let _held_until_the_body_ends = &in_flight;
-                        frame
-                    }))
+                Ok::<_, Infallible>(response.map(move |body| Counted {
+                    body,
+                    _in_flight: in_flight,
                 }))
             }
         })
@@ -312,6 +336,32 @@ async fn serve_http<I>(
     };
     if let Err(e) = result {
         tracing::debug!(%peer, error = %e, "connection ended with an error");
+    }
+}
+
+/// A response body that holds its request's [`InFlight`] until it is finished or dropped.
+struct Counted {
+    body: axum::body::Body,
+    _in_flight: InFlight,
+}
+
+impl http_body::Body for Counted {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
     }
 }
 
@@ -377,7 +427,7 @@ mod tests {
         let started = Arc::new(Notify::new());
         let (release_tx, release_rx) = oneshot::channel::<()>();
         let release = Arc::new(std::sync::Mutex::new(Some(release_rx)));
-        let router = Router::new().route(
+        let router = axum::Router::new().route(
             "/slow",
             get({
                 let started = started.clone();

@@ -9,9 +9,7 @@ use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::extract::Request;
 use http::StatusCode;
 use ipnet::IpNet;
 
@@ -190,14 +188,10 @@ fn parse_forwarded_ip(s: &str) -> Option<IpAddr> {
         .and_then(|x| x.parse().ok())
 }
 
-/// Middleware: resolves [`ClientIp`], then answers 421 for a Host this server does not answer
-/// for (400 when there is none). One layer for both: every layer costs a clone of the services
-/// below it on every request.
-pub async fn admit(
-    State(policy): State<Arc<EdgePolicy>>,
-    mut req: Request,
-    next: Next,
-) -> Response {
+/// A step of every request (`api::Surface`): resolves the client IP (put in the request's
+/// extensions as [`ClientIp`]) and refuses a request whose Host is not allowed (421) or absent
+/// (400).
+pub fn admit(policy: &EdgePolicy, req: &mut Request) -> Result<(), ApiError> {
     // Router tests without sockets have no peer; they count as loopback.
     let peer = req
         .extensions()
@@ -206,15 +200,17 @@ pub async fn admit(
         .unwrap_or(IpAddr::from([127, 0, 0, 1]));
     let ip = policy.client_ip(peer, req.headers());
     req.extensions_mut().insert(ClientIp(ip));
-    match request_host(&req) {
-        Some(host) if policy.host_allowed(&host) => next.run(req).await,
-        Some(_) => ApiError::new(
+    match request_host(req) {
+        Some(host) if policy.host_allowed(&host) => Ok(()),
+        Some(_) => Err(ApiError::new(
             StatusCode::MISDIRECTED_REQUEST,
             "unknown_host",
             "this server does not answer for that host name",
-        )
-        .into_response(),
-        None => ApiError::bad_request("missing_host", "the request has no Host").into_response(),
+        )),
+        None => Err(ApiError::bad_request(
+            "missing_host",
+            "the request has no Host",
+        )),
     }
 }
 

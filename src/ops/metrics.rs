@@ -34,6 +34,23 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// Counts an answered request by route template and status, and times it. The template
+    /// is the `MatchedPath` that `api::route_policy` puts in the response's extensions;
+    /// without one (no route matched, or refused before routing) it is `unmatched`.
+    pub fn record_request(&self, resp: &axum::response::Response, elapsed: std::time::Duration) {
+        let route = resp
+            .extensions()
+            .get::<axum::extract::MatchedPath>()
+            .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+        self.http_requests
+            .get_or_create(&HttpLabels {
+                route,
+                status: resp.status().as_u16(),
+            })
+            .inc();
+        self.http_request_duration.observe(elapsed.as_secs_f64());
+    }
+
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("roost");
         let build_info = Family::<BuildLabels, Gauge>::default();
