@@ -18,8 +18,12 @@ listeners received per second. At the end it fits a line through the second half
 windows' lowest RSS and says whether RSS flattened.
 
     scripts/robustness/soak.py [--minutes 10] [--users 16] [--think-ms 50] [--listeners 8]
-                               [--without ACTION[,ACTION]] [--csv docs/soak.csv]
-                               [--plot docs/soak.png]
+                               [--without ACTION[,ACTION]] [--seed-messages N]
+                               [--csv docs/soak.csv] [--plot docs/soak.png]
+
+--seed-messages N posts N messages through the API before the measured run starts, so the run
+begins on a grown database: SQLite's page caches and the search index's memory fill to their
+bounds on the way, and what the RSS does afterwards is what a long-running server's does.
 
 The plot needs matplotlib (soak.sh makes a venv with it); without it only the CSV is written.
 New kinds of traffic are one function each in ACTIONS.
@@ -500,6 +504,37 @@ def setup_rooms(roost):
     conn.close()
 
 
+def seed(roost, count, threads=8):
+    """Posts `count` messages (spread over the rooms) through the API, from `threads` clients."""
+    started = time.monotonic()
+    per_thread = count // threads
+
+    def post_many(n, worker):
+        conn = roost.connection()
+        token = roost.login(ADMIN, conn=conn)["access_token"]
+        for i in range(n):
+            if i % 5000 == 4999:  # access tokens are short-lived
+                token = roost.login(ADMIN, conn=conn)["access_token"]
+            room = ROOMS[i % len(ROOMS)]
+            text = f"seed {worker}-{i}: " + " ".join(random.choices(WORDS, k=random.randint(3, 40)))
+            st, out = roost.request(
+                "POST", f"/api/v1/rooms/{room}/messages", {"body": text}, token, conn=conn
+            )
+            assert st == 201, (st, out)
+        conn.close()
+
+    workers = [
+        threading.Thread(target=post_many, args=(per_thread, w), daemon=True)
+        for w in range(threads)
+    ]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    took = time.monotonic() - started
+    log(f"seeded {per_thread * threads} messages in {took:.0f} s; database {db_mib(roost)} MiB")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--minutes", type=float, default=10)
@@ -510,6 +545,8 @@ def main():
     ap.add_argument("--interval", type=float, default=10)
     ap.add_argument("--csv", default="soak.csv")
     ap.add_argument("--plot", default="")
+    ap.add_argument("--seed-messages", type=int, default=0,
+                    help="messages posted before the measured run (a grown database)")
     args = ap.parse_args()
     left_out = set(filter(None, args.without.split(",")))
     unknown = left_out - {f.__name__ for _, f in ACTIONS}
@@ -526,6 +563,8 @@ def main():
     try:
         roost.start()
         setup_rooms(roost)
+        if args.seed_messages:
+            seed(roost, args.seed_messages)
         stop = threading.Event()
         names = [ADMIN] + [MEMBERS[i % len(MEMBERS)] for i in range(args.users - 1)]
         threads = [

@@ -10,8 +10,10 @@
 //! without being documented.
 //!
 //! This module does not serve anything but the document and knows nothing about sockets. The
-//! document depends only on the code, not on the configuration: it is built once per router
-//! ([`Document::build`]) and served as a precomputed body.
+//! document depends only on the code, not on the configuration: it is built once per router,
+//! on its first request ([`Document`]), and served as a precomputed body.
+
+use std::sync::{Arc, OnceLock};
 
 use axum::body::Bytes;
 use axum::response::{IntoResponse, Response};
@@ -323,20 +325,24 @@ fn add(op: &mut Operation, status: &str, name: &str) {
         .or_insert_with(|| RefOr::Ref(Ref::from_response_name(name)));
 }
 
-/// The serialized document, built once and shared by every request for it.
-#[derive(Debug, Clone)]
-pub struct Document(Bytes);
+/// The serialized document, built on the first request for it and then shared by every
+/// request. Not at startup: building it runs a large amount of generated code that a daemon
+/// nobody asks for its schema would keep resident for nothing.
+#[derive(Debug, Clone, Default)]
+pub struct Document(Arc<OnceLock<Bytes>>);
 
 impl Document {
     pub fn build() -> Document {
-        let json = ApiDoc::openapi()
-            .to_json()
-            .expect("the document is made of strings, maps and numbers, which always serialize");
-        Document(Bytes::from(json))
+        Document::default()
     }
 
     pub fn bytes(&self) -> &Bytes {
-        &self.0
+        self.0.get_or_init(|| {
+            let json = ApiDoc::openapi().to_json().expect(
+                "the document is made of strings, maps and numbers, which always serialize",
+            );
+            Bytes::from(json)
+        })
     }
 }
 
@@ -365,7 +371,7 @@ pub async fn openapi_json(Extension(doc): Extension<Document>) -> Response {
                 HeaderValue::from_static("public, max-age=3600"),
             ),
         ],
-        doc.0,
+        doc.bytes().clone(),
     )
         .into_response()
 }
