@@ -70,7 +70,7 @@ pub struct Shared {
     pub vitals: Arc<crate::ops::vitals::Vitals>,
     /// Keys, password hasher, login backoff and the pending setup code.
     pub auth: Arc<crate::auth::AuthState>,
-    /// Charged only by the `limits::layer::enforce` layer below, never by handlers.
+    /// Charged only by `limits::layer::check` in [`route_policy`], never by handlers.
     pub limiter: Arc<Limiter>,
     /// Where failed sign-ins and rate-limit refusals are reported (security alerts).
     pub alerts: AlertSink,

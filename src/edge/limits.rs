@@ -8,11 +8,8 @@
 //! `[attachments] max_bytes` instead of `limits.max_body_bytes`, refused with code
 //! `too_large`; the upload handler streams the body and enforces the same number again.
 
-use std::sync::Arc;
-
 use axum::body::Body;
-use axum::extract::{MatchedPath, Request, State};
-use axum::middleware::Next;
+use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 
 use super::policy::EdgePolicy;
@@ -21,23 +18,8 @@ use crate::api::ApiError;
 /// The route template of uploads, whose cap is `[attachments] max_bytes`.
 pub const UPLOAD_ROUTE: &str = "/api/v1/attachments";
 
-pub async fn body_limit(
-    State(policy): State<Arc<EdgePolicy>>,
-    req: Request,
-    next: Next,
-) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned());
-    match limit_body(&policy, req, route.as_deref()) {
-        Ok(req) => next.run(req).await,
-        Err(refused) => refused,
-    }
-}
-
-/// The cap's step of [`body_limit`], for a caller that already knows the matched route
-/// template: the request with its body capped, or the 413 to send instead.
+/// The request with its body capped for its route (`route`: the matched template), or the 413
+/// to send instead. `api::route_policy` runs it for every request.
 // The refusal is the response itself, built only on that rare path; boxing it would
 // change nothing for the request that passes.
 #[allow(clippy::result_large_err)]

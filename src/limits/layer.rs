@@ -1,4 +1,5 @@
-//! The one place requests meet the rate limiter: a middleware mounted by `api` on every router.
+//! The one place requests meet the rate limiter: [`check`], which `api::route_policy` runs for
+//! every request on every router.
 //!
 //! It picks the family from the method and route template, reads the client IP (`ClientIp`,
 //! resolved by the edge) and the [`Account`] (inserted by the auth middleware, which must run
@@ -8,11 +9,9 @@
 //! limiter themselves.
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::middleware::Next;
+use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
@@ -25,24 +24,7 @@ pub const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit
 pub const RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
 pub const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
 
-/// Middleware: charges the request to its family's buckets; 429 when one is empty.
-pub async fn enforce(State(limiter): State<Arc<Limiter>>, req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned());
-    match check(&limiter, &req, route.as_deref()) {
-        Err(refused) => refused,
-        Ok(quota) => {
-            let mut resp = next.run(req).await;
-            add_quota_headers(&mut resp, quota.as_ref());
-            resp
-        }
-    }
-}
-
-/// The limiter's step of [`enforce`], for a caller that already knows the matched route
-/// template (`None`: no route matched; the path is classified instead). `Ok` carries the
+/// Charges the request to its family's buckets, given the matched route template (`None`: no route matched; the path is classified instead). `Ok` carries the
 /// quota to report on the answer ([`add_quota_headers`]); `Err` is the 429 to send instead.
 // The refusal is the response itself, built only on that rare path; boxing it would
 // change nothing for the request that passes.
@@ -111,9 +93,32 @@ mod tests {
     use crate::limits::clock::FakeClock;
     use crate::ops::metrics::Metrics;
     use axum::body::Body;
+    use axum::extract::{MatchedPath, State};
+    use axum::middleware::Next;
     use axum::routing::{get, post};
     use axum::Router;
+    use std::sync::Arc;
     use tower::ServiceExt;
+
+    /// [`check`] and [`add_quota_headers`] as a layer, the way `api::route_policy` applies them.
+    pub async fn enforce(
+        State(limiter): State<Arc<Limiter>>,
+        req: Request,
+        next: Next,
+    ) -> Response {
+        let route = req
+            .extensions()
+            .get::<MatchedPath>()
+            .map(|p| p.as_str().to_owned());
+        match check(&limiter, &req, route.as_deref()) {
+            Err(refused) => refused,
+            Ok(quota) => {
+                let mut resp = next.run(req).await;
+                add_quota_headers(&mut resp, quota.as_ref());
+                resp
+            }
+        }
+    }
 
     /// A router shaped like `api`'s: the test layer stands in for the edge (ClientIp from
     /// `x-test-ip`) and for auth (Account from `x-test-account`), outside the limiter.

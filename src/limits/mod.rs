@@ -1,9 +1,9 @@
 //! In-process rate limiting (token buckets per action family, keyed by client IP and account)
 //! and the security alerts raised when limits or sign-ins are hammered.
 //!
-//! Contract with `auth`: the authentication middleware inserts [`Account`] into a request's
-//! extensions once it knows who is calling; the limiter layer ([`layer::enforce`], which runs
-//! after it) then charges both the client IP's bucket and the account's. Nothing else reads or
+//! Contract with `auth`: `auth::authenticate` inserts [`Account`] into a request's extensions
+//! once it knows who is calling; the limiter's step ([`layer::check`], which runs after it)
+//! then charges both the client IP's bucket and the account's. Nothing else reads or
 //! writes it. Failed sign-ins are reported to [`alerts::AlertSink::auth_failure`].
 //!
 //! Map: [`bucket`] is the token arithmetic, [`table`] the bounded sharded key maps,

@@ -4,7 +4,7 @@
 //!
 //! [`monitor`] measures every [`MONITOR_INTERVAL`] off the async threads and selects on the
 //! shutdown token. `/ready` also refreshes the low-disk flag on each call. The guard
-//! ([`refuse_writes_when_disk_low`]) answers 507 to writes under `/api/` while the flag is set,
+//! ([`refuse_when_disk_low`]) answers 507 to writes under `/api/` while the flag is set,
 //! so a full disk is refused at the door instead of failing inside SQLite.
 //! This module reads; it never writes files or the database.
 
@@ -13,8 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use axum::extract::{Request, State};
-use axum::middleware::Next;
+use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use http::{Method, StatusCode};
 use prometheus_client::encoding::EncodeLabelSet;
@@ -284,22 +283,10 @@ pub async fn monitor(vitals: Arc<Vitals>, shutdown: CancellationToken) {
     }
 }
 
-/// Refuses writes (any method but GET, HEAD and OPTIONS) under `/api/` with 507 while free
-/// disk is below `storage.min_free_disk_mb`. It runs before routing, authentication and
-/// handlers, so even a write to an unknown `/api/` path gets 507 rather than 404/405; the Host
-/// check (421) and body cap (413) come before it.
-pub async fn refuse_writes_when_disk_low(
-    State(vitals): State<Arc<Vitals>>,
-    req: Request,
-    next: Next,
-) -> Response {
-    match refuse_when_disk_low(&vitals, &req) {
-        Some(refused) => refused,
-        None => next.run(req).await,
-    }
-}
-
-/// The step of [`refuse_writes_when_disk_low`]: the 507 to send instead, if any.
+/// The 507 to send instead of `req`, if any: writes (any method but GET, HEAD and OPTIONS)
+/// under `/api/` are refused while free disk is below `storage.min_free_disk_mb`.
+/// `api::route_policy` asks this for every request, after the Host check (421), rate limit
+/// (429) and body cap (413), and before the handler, so a full disk is refused at the door.
 pub fn refuse_when_disk_low(vitals: &Vitals, req: &Request) -> Option<Response> {
     let reads = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     (!reads && vitals.disk_low() && req.uri().path().starts_with("/api/")).then(|| {
@@ -315,9 +302,23 @@ pub fn refuse_when_disk_low(vitals: &Vitals, req: &Request) -> Option<Response> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::extract::State;
+    use axum::middleware::Next;
     use axum::routing::post;
     use axum::Router;
     use tower::ServiceExt;
+
+    /// [`refuse_when_disk_low`] as a layer, the way `api::route_policy` applies it.
+    async fn refuse_writes_when_disk_low(
+        State(vitals): State<Arc<Vitals>>,
+        req: Request,
+        next: Next,
+    ) -> Response {
+        match refuse_when_disk_low(&vitals, &req) {
+            Some(refused) => refused,
+            None => next.run(req).await,
+        }
+    }
 
     fn vitals(min_free_mb: u64, free: u64) -> Arc<Vitals> {
         let mut config = Config::default();
