@@ -7,9 +7,10 @@
 use std::io::IsTerminal;
 use std::os::fd::AsRawFd;
 
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{EnvFilter, Layer};
+use tracing_subscriber::Layer;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
@@ -19,11 +20,11 @@ pub enum LogFormat {
     Json,
 }
 
-/// Installs the global subscriber. `ROOST_LOG` (EnvFilter syntax) overrides the level.
+/// Installs the global subscriber. `ROOST_LOG` overrides the level: a level (`debug`), or
+/// comma-separated `target=level` pairs with an optional default (`info,roost::store=trace`).
 pub fn init(format: LogFormat) {
-    let filter = || {
-        EnvFilter::try_from_env("ROOST_LOG").unwrap_or_else(|_| EnvFilter::new("info,livekit=info"))
-    };
+    let targets = filter_from(std::env::var("ROOST_LOG").ok().as_deref());
+    let filter = || targets.clone();
     let journald = format == LogFormat::Auto && stderr_is_journal();
     let registry = tracing_subscriber::registry();
     if journald {
@@ -59,6 +60,19 @@ pub fn init(format: LogFormat) {
     }
 }
 
+/// The filter `ROOST_LOG` asks for; `info` when it is unset, or, with a warning on stderr
+/// (no subscriber exists yet), when it cannot be parsed.
+fn filter_from(value: Option<&str>) -> Targets {
+    let default = Targets::new().with_default(tracing::Level::INFO);
+    match value.map(str::trim) {
+        None | Some("") => default,
+        Some(value) => value.parse().unwrap_or_else(|e| {
+            eprintln!("roost: ignoring ROOST_LOG={value:?} ({e}); logging at info");
+            default
+        }),
+    }
+}
+
 /// True when systemd connected stderr to the journal: `JOURNAL_STREAM` names the device and
 /// inode of our stderr (systemd.exec(5)).
 // st_dev/st_ino are narrower than u64 on 32-bit ARM, so the casts are needed there.
@@ -76,4 +90,26 @@ fn stderr_is_journal() -> bool {
 
     dev.parse::<u64>().ok() == Some(st.st_dev as u64)
         && ino.parse::<u64>().ok() == Some(st.st_ino as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tracing::level_filters::LevelFilter;
+
+    #[test]
+    fn roost_log_sets_levels_per_target_and_bad_values_fall_back_to_info() {
+        let unset = filter_from(None);
+        assert!(unset.would_enable("roost::store", &tracing::Level::INFO));
+        assert!(!unset.would_enable("roost::store", &tracing::Level::DEBUG));
+
+        let custom = filter_from(Some("warn,roost::store=trace"));
+        assert!(custom.would_enable("roost::store::writer", &tracing::Level::TRACE));
+        assert!(!custom.would_enable("roost::api", &tracing::Level::INFO));
+        assert_eq!(custom.default_level(), Some(LevelFilter::WARN));
+
+        let bad = filter_from(Some("roost=loud"));
+        assert!(bad.would_enable("roost", &tracing::Level::INFO));
+        assert!(!bad.would_enable("roost", &tracing::Level::DEBUG));
+    }
 }
