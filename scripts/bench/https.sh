@@ -74,7 +74,8 @@ rss_kib() {
 kib_to_mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k * 1024 / 1e6 }'; }
 
 # Runs wrk against $1 while sampling the RSS of the remaining pids; sets the globals
-# result_rps, result_p99, result_errors, result_rss_max_kib.
+# result_rps, result_p99, result_errors, result_rss_max_kib, and result_cpu: the processes'
+# user and system CPU time per request in microseconds ("user/sys").
 measure() {
     local url=$1 out=$work/wrk.out samples=$work/rss.samples sampler wrk_pid
     shift
@@ -87,17 +88,37 @@ measure() {
     ) &
     sampler=$!
     lib_track "$sampler"
+    local ticks_before ticks_after
+    ticks_before=$(cpu_ticks "$@")
     # In the background and waited for, so an INT/TERM trap runs at once and cleanup stops wrk.
     taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency "$url" >"$out" 2>&1 &
     wrk_pid=$!
     lib_track "$wrk_pid"
     wait "$wrk_pid" || die "wrk failed: $(cat "$out")"
+    ticks_after=$(cpu_ticks "$@")
     stop_pid "$sampler"
     result_rps=$(awk '/^Requests\/sec:/ { print $2 }' "$out")
     result_p99=$(awk '$1 == "99%" { print $2 }' "$out")
     result_errors=$(grep -E 'Non-2xx|Socket errors' "$out" | tr -s ' ' | paste -sd ';' - || true)
     result_rss_max_kib=$(sort -n "$samples" | tail -n 1)
     [[ -n $result_rps && -n $result_p99 ]] || die "could not read wrk's output: $(cat "$out")"
+    local requests
+    requests=$(awk '/requests in/ { print $1 }' "$out")
+    result_cpu=$(awk -v b="$ticks_before" -v a="$ticks_after" -v n="$requests" \
+        -v hz="$(getconf CLK_TCK)" 'BEGIN {
+            split(b, x, " "); split(a, y, " ")
+            printf "%.2f/%.2f", (y[1] - x[1]) * 1e6 / hz / n, (y[2] - x[2]) * 1e6 / hz / n }')
+}
+
+# User and system CPU ticks of the given processes together ("user sys"), threads included.
+cpu_ticks() {
+    local pid user=0 sys=0 u s
+    for pid in "$@"; do
+        # Fields 14 and 15 of /proc/PID/stat; the command name (field 2) has no spaces here.
+        read -r u s < <(awk '{ print $14, $15 }' "/proc/$pid/stat" 2>/dev/null || echo "0 0")
+        user=$((user + u)) sys=$((sys + s))
+    done
+    echo "$user $sys"
 }
 
 # --- certificate, body, header ------------------------------------------------------------------
@@ -139,7 +160,7 @@ else
     roost_idle_kib=$(rss_kib "$roost_pid")
     log "roost: measuring $roost_health for $DURATION with $CONNECTIONS connections"
     measure "$roost_health" "$roost_pid"
-    roost_rps=$result_rps roost_p99=$result_p99 roost_errors=$result_errors
+    roost_rps=$result_rps roost_p99=$result_p99 roost_errors=$result_errors roost_cpu=$result_cpu
     roost_loaded_kib=$result_rss_max_kib
     stop_pid "$roost_pid" # core 0 is nginx's next
 fi
@@ -191,7 +212,7 @@ mapfile -t nginx_procs < <(echo "$nginx_pid"; pgrep -P "$nginx_pid")
 nginx_idle_kib=$(rss_kib "${nginx_procs[@]}")
 log "nginx: measuring $nginx_url for $DURATION with $CONNECTIONS connections"
 measure "$nginx_url" "${nginx_procs[@]}"
-nginx_rps=$result_rps nginx_p99=$result_p99 nginx_errors=$result_errors
+nginx_rps=$result_rps nginx_p99=$result_p99 nginx_errors=$result_errors nginx_cpu=$result_cpu
 nginx_loaded_kib=$result_rss_max_kib
 stop_pid "$nginx_pid"
 
@@ -200,13 +221,14 @@ echo
 echo "GET /health over TLS keep-alive: wrk -t1 -c$CONNECTIONS -d$DURATION on core 1, server on core 0"
 echo "body $body; Strict-Transport-Security: $hsts"
 echo
-printf '%-16s %12s %10s %14s %16s\n' server req/s p99 "idle RSS MB" "loaded RSS MB"
+printf '%-16s %12s %10s %14s %16s %18s\n' server req/s p99 "idle RSS MB" "loaded RSS MB" \
+    "CPU us/req usr/sys"
 if ! $nginx_only; then
-    printf '%-16s %12s %10s %14s %16s\n' roost "$roost_rps" "$roost_p99" \
-        "$(kib_to_mb "$roost_idle_kib")" "$(kib_to_mb "$roost_loaded_kib")"
+    printf '%-16s %12s %10s %14s %16s %18s\n' roost "$roost_rps" "$roost_p99" \
+        "$(kib_to_mb "$roost_idle_kib")" "$(kib_to_mb "$roost_loaded_kib")" "$roost_cpu"
 fi
-printf '%-16s %12s %10s %14s %16s\n' "nginx (1 worker)" "$nginx_rps" "$nginx_p99" \
-    "$(kib_to_mb "$nginx_idle_kib")" "$(kib_to_mb "$nginx_loaded_kib")"
+printf '%-16s %12s %10s %14s %16s %18s\n' "nginx (1 worker)" "$nginx_rps" "$nginx_p99" \
+    "$(kib_to_mb "$nginx_idle_kib")" "$(kib_to_mb "$nginx_loaded_kib")" "$nginx_cpu"
 echo
 if $nginx_only; then
     echo "roost: not measured (--nginx-only)"

@@ -326,7 +326,7 @@ struct RoutePolicy {
 
 /// The steps that depend on the matched route, in one layer: rate limit, body cap, low disk,
 /// then the handler. The route template is passed on in the response's extensions for
-/// `record_request`, which runs before routing.
+/// `Metrics::record_request`, which [`Surface`] calls on the way out.
 async fn route_policy(State(policy): State<RoutePolicy>, req: Request, next: Next) -> Response {
     let matched = req.extensions().get::<MatchedPath>().cloned();
     let route = matched.as_ref().map(MatchedPath::as_str);

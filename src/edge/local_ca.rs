@@ -262,6 +262,8 @@ struct LocalCa {
     /// parsed subject and key identifier, so issued certificates name the on-disk CA exactly,
     /// but its own signature bytes differ and it must never be written out.
     signer: rcgen::Certificate,
+    /// The end of the CA's validity: no certificate it issues may outlive it.
+    not_after: OffsetDateTime,
 }
 
 fn load_or_create_ca(
@@ -317,6 +319,7 @@ fn create_ca(
     params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     params.not_before = now - CLOCK_SKEW_ALLOWANCE;
     params.not_after = params.not_before + CA_VALIDITY;
+    let not_after = params.not_after;
     let signer = params
         .self_signed(&key)
         .map_err(|source| TlsError::Generate {
@@ -342,6 +345,7 @@ fn create_ca(
         key,
         cert_der: signer.der().clone(),
         signer,
+        not_after,
     })
 }
 
@@ -369,6 +373,7 @@ fn load_ca(files: &LocalCaFiles) -> Result<LocalCa, TlsError> {
         });
     }
 
+    let not_after = parsed.validity().not_after.to_datetime();
     let signer = CertificateParams::from_ca_cert_der(&cert_der)
         .and_then(|params| params.self_signed(&key))
         .map_err(|err| bad_cert(err.to_string()))?;
@@ -376,6 +381,7 @@ fn load_ca(files: &LocalCaFiles) -> Result<LocalCa, TlsError> {
         key,
         cert_der,
         signer,
+        not_after,
     })
 }
 
@@ -436,7 +442,10 @@ fn inspect_server(
     }
     let renew_window = time::Duration::try_from(renew_before).unwrap_or(time::Duration::MAX);
     let renew_at = not_after.checked_sub(renew_window);
-    if renew_at.map_or(true, |renew_at| now >= renew_at) {
+    // In the CA's last months the certificate already ends with the CA: a new one could not
+    // last longer, so reissuing on every check would only churn keys.
+    let ends_with_ca = not_after >= ca.not_after && now < not_after;
+    if !ends_with_ca && renew_at.map_or(true, |renew_at| now >= renew_at) {
         let verb = if now >= not_after {
             "expired"
         } else {
@@ -529,8 +538,16 @@ fn issue_server(
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     params.use_authority_key_identifier_extension = true;
+    // Never past the CA's own end: a certificate that outlives its issuer stops verifying
+    // before its date, and the renewal window would not see it coming.
+    if ca.not_after <= now {
+        return Err(TlsError::CaExpired {
+            path: files.ca_cert.clone(),
+            expired_on: ca.not_after.date(),
+        });
+    }
     params.not_before = now - CLOCK_SKEW_ALLOWANCE;
-    params.not_after = params.not_before + SERVER_VALIDITY;
+    params.not_after = (params.not_before + SERVER_VALIDITY).min(ca.not_after);
     let not_after = params.not_after;
     // The serial is left to rcgen, which derives it from the (fresh) public key, so every
     // issued certificate has a distinct serial under this CA.
@@ -813,6 +830,42 @@ mod tests {
         assert!(renewed.server_not_after > first.server_not_after);
         assert_eq!(fs::read(&files.ca_cert).unwrap(), ca_before);
         assert_eq!(renewed.ca_fingerprint_sha256, first.ca_fingerprint_sha256);
+    }
+
+    #[test]
+    fn server_certs_never_outlive_the_ca_and_an_expired_ca_is_refused() {
+        let temp = tempfile::tempdir().unwrap();
+        let start = now();
+        ensure(temp.path(), &names(), RENEW_BEFORE, start).unwrap();
+        let files = LocalCaFiles::in_dir(temp.path());
+        let ca_end = first_not_after(&files.ca_cert);
+
+        // 100 days before the CA ends, a new certificate stops with the CA, not 397 days on.
+        let late = ca_end - time::Duration::days(100);
+        let reissued = ensure(temp.path(), &names(), RENEW_BEFORE, late).unwrap();
+        assert!(matches!(reissued.server, Issued::Renewed { .. }));
+        assert_eq!(reissued.server_not_after, ca_end);
+        assert_eq!(first_not_after(&files.server_cert), ca_end);
+
+        // Inside the renewal window of a certificate that already ends with the CA: kept.
+        let last_days = ca_end - time::Duration::days(10);
+        let kept = ensure(temp.path(), &names(), RENEW_BEFORE, last_days).unwrap();
+        assert_eq!(kept.server, Issued::Unchanged);
+
+        // Once the CA has expired nothing can be issued, and the error says what to do.
+        let after = ca_end + time::Duration::days(1);
+        let err = ensure(temp.path(), &names(), RENEW_BEFORE, after).unwrap_err();
+        assert!(matches!(err, TlsError::CaExpired { .. }), "{err}");
+        assert!(err.to_string().contains("roost init"), "{err}");
+    }
+
+    fn first_not_after(path: &Path) -> OffsetDateTime {
+        let chain = tls::read_cert_chain(path).unwrap();
+        parse_certificate(&chain[0])
+            .unwrap()
+            .validity()
+            .not_after
+            .to_datetime()
     }
 
     #[test]

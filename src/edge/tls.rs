@@ -79,6 +79,18 @@ pub enum TlsError {
         present.display()
     )]
     IncompleteCa { present: PathBuf, missing: PathBuf },
+    #[error(
+        "the local CA in {} expired on {expired_on}, so no server certificate can be issued \
+         under it. A CA cannot be renewed, only replaced: stop Roost, move {} and its key \
+         somewhere safe, run `roost init` (a new CA and server certificate), start Roost, then \
+         import the new /ca.crt on every device",
+        path.display(),
+        path.display()
+    )]
+    CaExpired {
+        path: PathBuf,
+        expired_on: time::Date,
+    },
     #[error("the server certificate needs at least one DNS name or IP address")]
     NoServerNames,
     #[error("cannot use {name:?} as a certificate name: {source}")]
