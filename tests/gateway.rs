@@ -94,7 +94,7 @@ async fn resume_returns_exactly_the_missed_events_then_live_ones() {
     let mut events = Vec::new();
     while events
         .last()
-        .map_or(true, |e: &Value| e["seq"].as_i64() != Some(last))
+        .is_none_or(|e: &Value| e["seq"].as_i64() != Some(last))
     {
         events.push(ws.next_event(WAIT).await);
     }

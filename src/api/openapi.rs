@@ -420,7 +420,7 @@ mod tests {
             code[..i]
                 .chars()
                 .next_back()
-                .map_or(true, |c| !(c.is_alphanumeric() || c == '_' || c == ':'))
+                .is_none_or(|c| !(c.is_alphanumeric() || c == '_' || c == ':'))
         })
     }
 

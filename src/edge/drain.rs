@@ -141,7 +141,7 @@ impl http_body::Body for Tracked {
     fn is_end_stream(&self) -> bool {
         self.inner
             .as_ref()
-            .map_or(true, http_body::Body::is_end_stream)
+            .is_none_or(http_body::Body::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {

@@ -445,7 +445,7 @@ fn inspect_server(
     // In the CA's last months the certificate already ends with the CA: a new one could not
     // last longer, so reissuing on every check would only churn keys.
     let ends_with_ca = not_after >= ca.not_after && now < not_after;
-    if !ends_with_ca && renew_at.map_or(true, |renew_at| now >= renew_at) {
+    if !ends_with_ca && renew_at.is_none_or(|renew_at| now >= renew_at) {
         let verb = if now >= not_after {
             "expired"
         } else {

@@ -217,7 +217,7 @@ impl Hub {
         let left = conn.left_before_subscribe.take().unwrap_or_default();
         let wanted: Vec<i64> = rooms
             .iter()
-            .filter(|(room_id, read_at)| left.get(room_id).map_or(true, |seq| seq <= read_at))
+            .filter(|(room_id, read_at)| left.get(room_id).is_none_or(|seq| seq <= read_at))
             .map(|(room_id, _)| *room_id)
             .collect();
         conn.rooms.extend(wanted.iter().copied());

@@ -462,7 +462,7 @@ impl Connection {
                                 if typing.len() >= TYPING_MEMORY {
                                     typing.clear();
                                 }
-                                let due = typing.get(&room_id).map_or(true, |t| now.duration_since(*t) >= TYPING_EVERY);
+                                let due = typing.get(&room_id).is_none_or(|t| now.duration_since(*t) >= TYPING_EVERY);
                                 if due {
                                     typing.insert(room_id, now);
                                     gateway.hub.typing(registration.conn_id, room_id);

@@ -281,7 +281,7 @@ impl AlertState {
         let i = kind.index();
         let threshold = self.thresholds[i];
         let count = self.windows[i].total(now);
-        let quiet = self.last_sent[i].map_or(true, |t| now >= t + self.min_interval_secs);
+        let quiet = self.last_sent[i].is_none_or(|t| now >= t + self.min_interval_secs);
         if threshold == 0 || count < threshold || !quiet {
             return None;
         }
