@@ -260,6 +260,14 @@ async fn metrics_speak_prometheus_text_unless_openmetrics_is_asked_for() {
         .find_map(|l| l.strip_prefix("roost_disk_free_bytes "))
         .unwrap();
     assert!(free.parse::<u64>().unwrap() > 0, "measured at startup");
+    // The schema is parsed on every connection that has run a statement (migrations, the
+    // writer's own), so SQLite's share is never zero on a running daemon.
+    let schema = text
+        .lines()
+        .find_map(|l| l.strip_prefix("roost_db_memory_bytes{kind=\"schema\"} "))
+        .unwrap_or_else(|| panic!("no roost_db_memory_bytes in:\n{text}"));
+    assert!(schema.parse::<u64>().unwrap() > 0, "{schema}");
+    assert!(text.contains("roost_db_memory_bytes{kind=\"page_cache\"} "));
 
     let resp = http
         .get(roost.internal_url("/metrics"))

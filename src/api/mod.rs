@@ -448,6 +448,11 @@ async fn ca_cert(State(app): State<AppState>) -> Response {
 /// Prometheus text by default, OpenMetrics when asked for (`ops::exposition`).
 async fn metrics(State(app): State<AppState>, headers: http::HeaderMap) -> Response {
     app.vitals.refresh_for_scrape().await;
+    match app.store.memory().await {
+        Ok(memory) => app.metrics.set_db_memory(&memory),
+        // The database's own health is `/ready`'s to report; the scrape goes on without it.
+        Err(e) => tracing::debug!(error = %e, "no database memory reading for /metrics"),
+    }
     crate::ops::exposition::respond(&app.metrics, &headers)
 }
 

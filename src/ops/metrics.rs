@@ -21,6 +21,12 @@ pub struct HttpLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DbMemoryLabels {
+    /// `page_cache`, `schema` or `statements`.
+    pub kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct BuildLabels {
     pub version: String,
 }
@@ -31,6 +37,7 @@ pub struct Metrics {
     pub http_request_duration: Histogram,
     pub db_write_batch_size: Histogram,
     pub disk_free_bytes: Gauge,
+    pub db_memory_bytes: Family<DbMemoryLabels, Gauge>,
 }
 
 impl Metrics {
@@ -49,6 +56,19 @@ impl Metrics {
             })
             .inc();
         self.http_request_duration.observe(elapsed.as_secs_f64());
+    }
+
+    /// Sets `roost_db_memory_bytes` from a reading of [`crate::store::Store::memory`].
+    pub fn set_db_memory(&self, memory: &crate::store::DbMemory) {
+        for (kind, bytes) in [
+            ("page_cache", memory.page_cache),
+            ("schema", memory.schema),
+            ("statements", memory.statements),
+        ] {
+            self.db_memory_bytes
+                .get_or_create(&DbMemoryLabels { kind })
+                .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+        }
     }
 
     pub fn new() -> Metrics {
@@ -87,12 +107,20 @@ impl Metrics {
             disk_free_bytes.clone(),
         );
 
+        let db_memory_bytes = Family::<DbMemoryLabels, Gauge>::default();
+        registry.register(
+            "db_memory_bytes",
+            "Memory SQLite holds for the database connections (writer and idle readers), by kind",
+            db_memory_bytes.clone(),
+        );
+
         Metrics {
             registry: Mutex::new(registry),
             http_requests,
             http_request_duration,
             db_write_batch_size,
             disk_free_bytes,
+            db_memory_bytes,
         }
     }
 

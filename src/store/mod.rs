@@ -16,6 +16,7 @@ mod connection;
 mod error;
 pub mod inspect;
 mod job;
+mod memory;
 pub mod migrations;
 mod pool;
 mod writer;
@@ -27,6 +28,7 @@ use std::sync::Arc;
 use rusqlite::Connection;
 
 pub use error::StoreError;
+pub use memory::DbMemory;
 pub use migrations::{Migration, MigrationReport, MigrationStatus, MIGRATIONS};
 pub use writer::{BatchObserver, WriterStats};
 
@@ -161,6 +163,16 @@ impl Store {
     /// watchdog) wrap it in their own timeout.
     pub async fn ping_writer(&self) -> Result<(), StoreError> {
         self.inner.writer.ping().await
+    }
+
+    /// What SQLite holds in memory for the writer and the idle readers (a reader lent out at
+    /// this moment is not counted). Goes through the writer's queue like a write, and
+    /// writes nothing.
+    pub async fn memory(&self) -> Result<DbMemory, StoreError> {
+        let writer = self
+            .write(|conn| Ok::<_, StoreError>(DbMemory::of(conn)))
+            .await?;
+        Ok(writer + self.inner.readers.idle_memory())
     }
 
     pub fn stats(&self) -> WriterStats {

@@ -76,6 +76,16 @@ impl ReadPool {
         }
     }
 
+    /// What SQLite holds for the idle connections. Under the pool's lock, so none of them is
+    /// lent out (and used by another thread) while it is read.
+    pub fn idle_memory(&self) -> super::DbMemory {
+        self.shared
+            .idle()
+            .iter()
+            .map(super::DbMemory::of)
+            .fold(super::DbMemory::default(), |sum, m| sum + m)
+    }
+
     /// Refuses new reads and closes idle connections; connections still lent out are
     /// closed when their read finishes.
     pub fn close(&self) {
