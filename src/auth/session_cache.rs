@@ -18,9 +18,11 @@ use super::users::User;
 /// another process (`roost user disable`, `roost user passwd`) takes to reach requests.
 pub const TTL_MS: i64 = 1_000;
 
-/// Most sessions remembered. At the limit the cache is emptied and refills from the
-/// database, so memory stays bounded and nothing but speed is lost.
-const MAX_ENTRIES: usize = 10_000;
+/// Most sessions remembered. At the limit, entries older than [`TTL_MS`] (which can never
+/// vouch again) are dropped; if that frees nothing, the cache is emptied and refills from the
+/// database. Either way memory stays small and nothing but speed is lost: an entry is only
+/// worth keeping for the one second it may be used.
+const MAX_ENTRIES: usize = 1_024;
 
 /// Tables whose changes invalidate every entry; the store must watch them.
 pub const WATCHED_TABLES: &[&str] = &["users", "sessions"];
@@ -66,7 +68,13 @@ impl SessionCache {
     pub fn insert(&self, sid: &str, user: &User, expires_at: i64, generation: u64, now_ms: i64) {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         if entries.len() >= MAX_ENTRIES && !entries.contains_key(sid) {
-            entries.clear();
+            entries.retain(|_, e| (e.confirmed_ms..e.confirmed_ms + TTL_MS).contains(&now_ms));
+            if entries.len() >= MAX_ENTRIES {
+                entries.clear();
+            }
+            // Give back what the dropped entries held: a burst of sign-ins is not a reason
+            // to keep its high-water mark.
+            entries.shrink_to(MAX_ENTRIES);
         }
         entries.insert(
             sid.to_owned(),
@@ -129,6 +137,24 @@ mod tests {
             "the session expired"
         );
         assert!(cache.get("s2", 7, 5, 1_000, 1_000_000).is_none());
+    }
+
+    #[test]
+    fn a_full_cache_drops_entries_past_the_ttl_first() {
+        let cache = SessionCache::default();
+        for i in 0..MAX_ENTRIES - 1 {
+            cache.insert(&format!("old{i}"), &ada(), 2_000, 1, 0);
+        }
+        cache.insert("recent", &ada(), 2_000, 1, 5_000);
+        assert_eq!(cache.len(), MAX_ENTRIES);
+        cache.insert("new", &ada(), 2_000, 1, 5_500);
+        assert_eq!(
+            cache.len(),
+            2,
+            "only the entries still within the TTL are kept"
+        );
+        assert!(cache.get("recent", 7, 1, 1_000, 5_500).is_some());
+        assert!(cache.get("new", 7, 1, 1_000, 5_500).is_some());
     }
 
     #[test]
