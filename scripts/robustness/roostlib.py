@@ -171,6 +171,21 @@ enabled = false
             source_address=(source, 0) if source else None,
         )
 
+    def metrics(self):
+        """`GET /metrics` on the internal listener: {"name{labels}": value} for every sample."""
+        c = http.client.HTTPConnection("127.0.0.1", self.internal_port, timeout=10)
+        try:
+            c.request("GET", "/metrics", headers={"Host": "localhost"})
+            text = c.getresponse().read().decode()
+        finally:
+            c.close()
+        samples = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                samples[name] = float(value)
+        return samples
+
     def status(self):
         """`GET /status` on the internal listener (plain HTTP, loopback)."""
         c = http.client.HTTPConnection("127.0.0.1", self.internal_port, timeout=10)

@@ -12,8 +12,9 @@ cursors every 30-90 s, the way open apps do.
 
 Every 10 s a row goes to the CSV: requests/s, p50/p99 latency, errors, Roost's RSS (the lowest
 and highest of the once-a-second readings in the window: a password hash in progress holds
-argon2's 19 MiB for ~50 ms, so single readings jump), the database's and the attachment store's
-size on disk, open file descriptors, HTTPS and gateway connections, and gateway events the
+argon2's 19 MiB for ~50 ms, so single readings jump), what SQLite holds in memory (from
+`roost_db_memory_bytes`), the database's and the attachment store's size on disk, open file
+descriptors, HTTPS and gateway connections, and gateway events the
 listeners received per second. At the end it fits a line through the second half of the
 windows' lowest RSS and says whether RSS flattened.
 
@@ -431,6 +432,13 @@ def db_mib(roost):
     return round(total / 2**20, 2)
 
 
+def sqlite_mem_mib(roost):
+    """What SQLite holds in memory (page caches, schemas, statements): roost_db_memory_bytes."""
+    samples = roost.metrics()
+    total = sum(v for k, v in samples.items() if k.startswith("roost_db_memory_bytes{"))
+    return round(total / 2**20, 2)
+
+
 def pct(ms, q):
     return ms[min(len(ms) - 1, int(q * len(ms)))] if ms else 0
 
@@ -458,6 +466,9 @@ def plot(rows, path, title):
     axes[0].plot(t, [r["rss_min_mib"] for r in rows], color="tab:red", label="RSS, lowest in window")
     axes[0].plot(t, [r["rss_max_mib"] for r in rows], color="tab:red", alpha=0.3,
                  label="RSS, highest (hashes in progress)")
+    if "sqlite_mem_mib" in rows[0]:
+        axes[0].plot(t, [r["sqlite_mem_mib"] for r in rows], color="tab:orange",
+                     label="of which SQLite (caches, schemas, statements)")
     axes[0].set_ylabel("roost RSS (MiB)")
     axes[0].legend(loc="upper left", fontsize="small")
     axes[0].set_ylim(bottom=0)
@@ -607,6 +618,7 @@ def main():
                 "rss_min_mib": round(rss_min, 2),
                 "rss_max_mib": round(rss_max, 2),
                 "db_mib": db_mib(roost),
+                "sqlite_mem_mib": sqlite_mem_mib(roost),
                 "files_mib": tree_mib(roost.data_dir / "attachments"),
                 "fds": roost.open_fds(),
                 "connections": roost.status()["connections"].get("https", 0),
