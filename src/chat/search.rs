@@ -2,10 +2,17 @@
 //!
 //! The index is kept in step with `messages` inside the same transaction as every insert,
 //! edit, tombstone and delete: triggers queue each change (migration 0007) and the writer
-//! applies the queue at the end of each batch, before COMMIT (`store::migrations::BEFORE_COMMIT`). A query only ever returns messages of rooms the caller
-//! is a member of (admins: every room), and never tombstones. The caller's words are turned
-//! into quoted FTS5 terms, so no input can be read as FTS5 syntax (`AND`, `NEAR`, `col:`...);
-//! the last word also matches as a prefix, for search-as-you-type.
+//! applies the queue at the end of each batch, before COMMIT
+//! (`store::migrations::BEFORE_COMMIT`). A query only ever returns messages of rooms the
+//! caller is a member of (admins: every room), and never tombstones. The caller's words are
+//! turned into quoted FTS5 terms, so no input can be read as FTS5 syntax (`AND`, `NEAR`,
+//! `col:`...).
+//!
+//! The last word also matches longer words that start with it, for search-as-you-type. This
+//! never uses FTS5's prefix queries (`"word"*`): those merge the postings of every matching
+//! word into one buffer as large as their share of the history. Instead the index's
+//! vocabulary (migration 0008) gives at most [`PREFIX_WORDS`] whole words, which FTS5 reads
+//! one posting at a time.
 
 use axum::extract::State;
 use rusqlite::{params, Connection};
@@ -25,35 +32,124 @@ const MAX_TERMS: usize = 16;
 /// the whole history (the soak: 36 ms median, 192 ms p99 at 300,000 messages, and the
 /// daemon's RSS grew with it); walking the index newest first and stopping here bounds both.
 pub const RANK_WINDOW: usize = 1000;
+/// Longer words the last word of a query may stand for: the most used of the first
+/// [`PREFIX_SCAN`] (in byte order) that start with it. A short prefix of a large vocabulary
+/// matches more; typing on narrows it.
+pub const PREFIX_WORDS: usize = 32;
+/// Vocabulary entries read per query at most, to choose the [`PREFIX_WORDS`].
+const PREFIX_SCAN: usize = 256;
 
-/// The FTS5 expression for what a person typed: every word quoted (AND), the last as prefix.
-/// `None` when nothing searchable is left.
-pub fn fts_query(text: &str) -> Option<String> {
-    let words: Vec<String> = text
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .take(MAX_TERMS)
-        .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
-        .collect();
-    let last = words.len().checked_sub(1)?;
-    let mut out = String::new();
-    for (i, w) in words.iter().enumerate() {
-        if i > 0 {
-            out.push(' ');
-        }
-        out.push_str(w);
-        if i == last {
-            out.push('*');
-        }
+/// What a person typed, as the words to find: each one quoted when it becomes FTS5 syntax.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Terms {
+    words: Vec<String>,
+}
+
+impl Terms {
+    /// The words of `text` (at most [`MAX_TERMS`]); `None` when nothing searchable is left.
+    pub fn parse(text: &str) -> Option<Terms> {
+        let words: Vec<String> = text
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .take(MAX_TERMS)
+            .map(str::to_owned)
+            .collect();
+        (!words.is_empty()).then_some(Terms { words })
     }
-    Some(out)
+
+    /// The FTS5 expression: every word, the last one or any of `longer` in its place.
+    fn expression(&self, longer: &[String]) -> String {
+        let mut out = String::new();
+        let (last, rest) = self.words.split_last().expect("parse never makes empty Terms");
+        for w in rest {
+            push_quoted(&mut out, w);
+            // FTS5 joins phrases with an implicit AND, but not a phrase and a group.
+            out.push_str(" AND ");
+        }
+        out.push('(');
+        push_quoted(&mut out, last);
+        for w in longer {
+            out.push_str(" OR ");
+            push_quoted(&mut out, w);
+        }
+        out.push(')');
+        out
+    }
+
+    /// Indexed words that start with the last word and are longer than it, most used first
+    /// (at most [`PREFIX_WORDS`]). The index folds case and Latin diacritics; [`fold`] does the
+    /// same here. A word it folds differently finds no longer words, only itself.
+    fn longer_words(&self, conn: &Connection) -> rusqlite::Result<Vec<String>> {
+        let prefix = fold(self.words.last().expect("parse never makes empty Terms"));
+        // fts5vocab serves `term >= ? AND term <= ?` from the index, and reads nothing past
+        // the LIMIT. U+10FFFF sorts after every character that can follow the prefix.
+        let mut stmt = conn.prepare_cached(
+            "SELECT term FROM (
+                SELECT term, doc FROM messages_fts_vocab
+                 WHERE term > ?1 AND term <= ?2
+                 LIMIT ?3)
+              ORDER BY doc DESC, term LIMIT ?4",
+        )?;
+        let words = stmt.query_map(
+            params![
+                prefix,
+                format!("{prefix}\u{10FFFF}"),
+                i64::try_from(PREFIX_SCAN).unwrap_or(i64::MAX),
+                i64::try_from(PREFIX_WORDS).unwrap_or(i64::MAX),
+            ],
+            |r| r.get::<_, String>(0),
+        )?;
+        words.collect()
+    }
+}
+
+fn push_quoted(out: &mut String, word: &str) {
+    out.push('"');
+    out.push_str(&word.replace('"', "\"\""));
+    out.push('"');
+}
+
+/// A word as the index stores it (tokenizer `unicode61 remove_diacritics 2`): lower case,
+/// and the Latin-1 and Latin Extended-A letters without their accents.
+fn fold(word: &str) -> String {
+    word.chars()
+        .flat_map(char::to_lowercase)
+        .map(base_letter)
+        .collect()
+}
+
+/// The letter under an accent, for the lower-case letters of Latin-1 and Latin Extended-A
+/// that Unicode decomposes into a base letter and a combining mark. Others are unchanged.
+fn base_letter(c: char) -> char {
+    match c {
+        'à'..='å' | 'ā' | 'ă' | 'ą' => 'a',
+        'ç' | 'ć' | 'ĉ' | 'ċ' | 'č' => 'c',
+        'ď' => 'd',
+        'è'..='ë' | 'ē' | 'ĕ' | 'ė' | 'ę' | 'ě' => 'e',
+        'ĝ' | 'ğ' | 'ġ' | 'ģ' => 'g',
+        'ĥ' => 'h',
+        'ì'..='ï' | 'ĩ' | 'ī' | 'ĭ' | 'į' => 'i',
+        'ĵ' => 'j',
+        'ķ' => 'k',
+        'ĺ' | 'ļ' | 'ľ' => 'l',
+        'ñ' | 'ń' | 'ņ' | 'ň' => 'n',
+        'ò'..='ö' | 'ō' | 'ŏ' | 'ő' => 'o',
+        'ŕ' | 'ŗ' | 'ř' => 'r',
+        'ś' | 'ŝ' | 'ş' | 'š' => 's',
+        'ţ' | 'ť' => 't',
+        'ù'..='ü' | 'ũ' | 'ū' | 'ŭ' | 'ů' | 'ű' | 'ų' => 'u',
+        'ŵ' => 'w',
+        'ý' | 'ÿ' | 'ŷ' => 'y',
+        'ź' | 'ż' | 'ž' => 'z',
+        other => other,
+    }
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct SearchQuery {
-    /// The words to find (all of them; the last also as a prefix).
+    /// The words to find (all of them; the last also as the start of a longer word).
     #[param(min_length = 1)]
     pub q: String,
     /// Only this room.
@@ -74,10 +170,11 @@ pub fn search(
     conn: &Connection,
     user_id: i64,
     admin: bool,
-    expr: &str,
+    terms: &Terms,
     room_id: Option<i64>,
     limit: usize,
 ) -> Result<Vec<MessageView>, ChatError> {
+    let expr = terms.expression(&terms.longer_words(conn)?);
     // The inner query walks the index newest first (FTS5 serves `ORDER BY rowid DESC` itself)
     // and stops after RANK_WINDOW readable matches; only those are ranked.
     let mut stmt = conn.prepare_cached(
@@ -130,7 +227,7 @@ pub async fn handler(
     who: Principal,
     Query(q): Query<SearchQuery>,
 ) -> Result<Json<Results>, ApiError> {
-    let Some(expr) = fts_query(&q.q) else {
+    let Some(terms) = Terms::parse(&q.q) else {
         return Err(ChatError::invalid("invalid_query", "`q` has no words to search for").into());
     };
     let limit = q.limit.unwrap_or(DEFAULT_RESULTS).clamp(1, MAX_RESULTS);
@@ -141,7 +238,7 @@ pub async fn handler(
                 conn,
                 who.user_id,
                 who.role == Role::Admin,
-                &expr,
+                &terms,
                 q.room_id,
                 limit,
             )
@@ -243,7 +340,7 @@ mod tests {
             .await
             .unwrap();
         let hits = store
-            .read(|conn| search(conn, 1, true, "\"kettle\"*", None, 5))
+            .read(|conn| search(conn, 1, true, &Terms::parse("kettle").unwrap(), None, 5))
             .await
             .unwrap();
         let bodies: Vec<&str> = hits.iter().map(|m| m.body.as_str()).collect();
@@ -352,19 +449,94 @@ mod tests {
 
     #[test]
     fn queries_are_quoted_terms_never_syntax() {
+        let expr = |q: &str, longer: &[&str]| {
+            let longer: Vec<String> = longer.iter().map(|w| w.to_string()).collect();
+            Terms::parse(q).map(|t| t.expression(&longer))
+        };
         assert_eq!(
-            fts_query("hello world").as_deref(),
-            Some("\"hello\" \"world\"*")
+            expr("hello world", &["worlds"]).as_deref(),
+            Some("\"hello\" AND (\"world\" OR \"worlds\")")
         );
         assert_eq!(
-            fts_query("a AND b OR NEAR(c)").as_deref(),
-            Some("\"a\" \"AND\" \"b\" \"OR\" \"NEAR\" \"c\"*")
+            expr("a AND b OR NEAR(c)", &[]).as_deref(),
+            Some("\"a\" AND \"AND\" AND \"b\" AND \"OR\" AND \"NEAR\" AND (\"c\")")
         );
         assert_eq!(
-            fts_query("body:x\"y").as_deref(),
-            Some("\"body\" \"x\" \"y\"*")
+            expr("body:x\"y", &[]).as_deref(),
+            Some("\"body\" AND \"x\" AND (\"y\")")
         );
-        assert_eq!(fts_query("  ::  "), None);
-        assert_eq!(fts_query("grüße").as_deref(), Some("\"grüße\"*"));
+        assert_eq!(expr("  ::  ", &[]), None);
+        assert_eq!(expr("grüße", &[]).as_deref(), Some("(\"grüße\")"));
+        assert_eq!(fold("GRÜßE Ça Žluťoučký"), "gruße ca zlutoucky");
+    }
+
+    /// The last word stands for the longer words that start with it, folded as the index
+    /// folds them, the most used first, never more than PREFIX_WORDS of them.
+    #[tokio::test]
+    async fn the_last_word_finds_a_bounded_set_of_longer_words() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(
+            &dir.path().join("roost.sqlite3"),
+            StoreOptions::new(dir.path().join("backups")),
+        )
+        .unwrap();
+        store
+            .write(|conn| {
+                conn.execute(
+                    "INSERT INTO rooms (id, name, visibility, created_at, updated_at)
+                     VALUES (1, 'r', 'public', 0, 0)",
+                    [],
+                )?;
+                let mut post = conn.prepare(
+                    "INSERT INTO messages (room_id, body, created_at) VALUES (1, ?1, 0)",
+                )?;
+                post.execute(["Grüße aus Köln"])?;
+                post.execute(["tea time"])?;
+                // `teapot` is the most used of many rare `tea…` words (which sort after it).
+                for _ in 0..3 {
+                    post.execute(["the teapot"])?;
+                }
+                for i in 0..PREFIX_SCAN + 50 {
+                    post.execute([format!("teaz{i:04}")])?;
+                }
+                Ok::<_, ChatError>(())
+            })
+            .await
+            .unwrap();
+        let find = |q: &'static str| {
+            let store = store.clone();
+            async move {
+                store
+                    .read(move |conn| {
+                        let terms = Terms::parse(q).unwrap();
+                        let longer = terms.longer_words(conn)?;
+                        let hits = search(conn, 1, true, &terms, None, MAX_RESULTS)?;
+                        let bodies: Vec<String> = hits.into_iter().map(|m| m.body).collect();
+                        Ok::<_, ChatError>((longer, bodies))
+                    })
+                    .await
+                    .unwrap()
+            }
+        };
+
+        let (longer, _) = find("tea").await;
+        assert_eq!(longer.len(), PREFIX_WORDS, "{longer:?}");
+        assert_eq!(longer[0], "teapot", "most used first: {longer:?}");
+        assert!(!longer.contains(&"tea".to_string()), "{longer:?}");
+
+        let (_, bodies) = find("the TEAP").await;
+        assert_eq!(bodies.len(), 3, "{bodies:?}");
+        assert!(bodies.iter().all(|b| b == "the teapot"));
+
+        let (_, bodies) = find("gru").await;
+        assert_eq!(bodies, ["Grüße aus Köln"]);
+        let (_, bodies) = find("Grü").await;
+        assert_eq!(bodies, ["Grüße aus Köln"]);
+        let (_, bodies) = find("koln").await;
+        assert_eq!(bodies, ["Grüße aus Köln"]);
+
+        let (longer, bodies) = find("zebra").await;
+        assert!(longer.is_empty() && bodies.is_empty());
+        store.close().await.unwrap();
     }
 }

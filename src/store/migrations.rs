@@ -66,6 +66,11 @@ pub static MIGRATIONS: &[Migration] = &[
         name: "search_queue",
         sql: include_str!("migrations/0007_search_queue.sql"),
     },
+    Migration {
+        version: 8,
+        name: "search_vocab",
+        sql: include_str!("migrations/0008_search_vocab.sql"),
+    },
 ];
 
 /// Statements the writer runs at the end of every batch of the production schema: after the
