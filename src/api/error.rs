@@ -97,7 +97,7 @@ impl IntoResponse for ApiError {
 
 pub(crate) fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
     let body = json!({ "error": { "code": code, "message": message } });
-    let mut resp = (status, axum::Json(body)).into_response();
+    let mut resp = super::json_response(status, body.to_string());
     if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE {
         resp.headers_mut()
             .entry(header::CACHE_CONTROL)

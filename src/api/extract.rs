@@ -36,7 +36,15 @@ where
 
 impl<T: Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {
-        axum::Json(self.0).into_response()
+        match serde_json::to_vec(&self.0) {
+            Ok(bytes) => super::json_response(StatusCode::OK, bytes),
+            Err(e) => {
+                // Only a map with non-string keys or a failing `Serialize` impl gets here:
+                // a bug, answered like any other.
+                tracing::warn!(error = %e, "a response could not be serialised");
+                StatusCode::INTERNAL_SERVER_ERROR.into_response()
+            }
+        }
     }
 }
 

@@ -60,7 +60,10 @@ impl Terms {
     /// The FTS5 expression: every word, the last one or any of `longer` in its place.
     fn expression(&self, longer: &[String]) -> String {
         let mut out = String::new();
-        let (last, rest) = self.words.split_last().expect("parse never makes empty Terms");
+        let (last, rest) = self
+            .words
+            .split_last()
+            .expect("parse never makes empty Terms");
         for w in rest {
             push_quoted(&mut out, w);
             // FTS5 joins phrases with an implicit AND, but not a phrase and a group.

@@ -19,7 +19,7 @@ use crate::api::ApiError;
 pub const UPLOAD_ROUTE: &str = "/api/v1/attachments";
 
 /// The request with its body capped for its route (`route`: the matched template), or the 413
-/// to send instead. `api::route_policy` runs it for every request.
+/// to send instead. `api::RoutePolicyService` runs it for every request.
 // The refusal is the response itself, built only on that rare path; boxing it would
 // change nothing for the request that passes.
 #[allow(clippy::result_large_err)]
@@ -49,6 +49,11 @@ pub fn limit_body(
             .into_response());
         }
         return Err(ApiError::payload_too_large(limit).into_response());
+    }
+    // A request without a body (most GETs) has nothing to count; wrapping it would cost an
+    // allocation per request for nothing.
+    if http_body::Body::is_end_stream(req.body()) {
+        return Ok(req);
     }
     Ok(req.map(|body| Body::new(http_body_util::Limited::new(body, limit))))
 }

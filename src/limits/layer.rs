@@ -1,4 +1,4 @@
-//! The one place requests meet the rate limiter: [`check`], which `api::route_policy` runs for
+//! The one place requests meet the rate limiter: [`check`], which `api::RoutePolicyService` runs for
 //! every request on every router.
 //!
 //! It picks the family from the method and route template, reads the client IP (`ClientIp`,
@@ -100,7 +100,7 @@ mod tests {
     use std::sync::Arc;
     use tower::ServiceExt;
 
-    /// [`check`] and [`add_quota_headers`] as a layer, the way `api::route_policy` applies them.
+    /// [`check`] and [`add_quota_headers`] as a layer, the way `api::RoutePolicyService` applies them.
     pub async fn enforce(
         State(limiter): State<Arc<Limiter>>,
         req: Request,

@@ -16,8 +16,48 @@ use prometheus_client::registry::Registry;
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HttpLabels {
     /// The route template (`/api/v1/rooms/{id}`), or `unmatched`.
-    pub route: String,
+    pub route: RouteLabel,
     pub status: u16,
+}
+
+/// A route template as a label value. It shares the router's `MatchedPath` (a reference
+/// count) instead of copying the template into a new `String` on every request.
+#[derive(Clone, Debug)]
+pub enum RouteLabel {
+    Matched(axum::extract::MatchedPath),
+    Unmatched,
+}
+
+impl RouteLabel {
+    pub fn as_str(&self) -> &str {
+        match self {
+            RouteLabel::Matched(path) => path.as_str(),
+            RouteLabel::Unmatched => "unmatched",
+        }
+    }
+}
+
+impl PartialEq for RouteLabel {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for RouteLabel {}
+
+impl std::hash::Hash for RouteLabel {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl prometheus_client::encoding::EncodeLabelValue for RouteLabel {
+    fn encode(
+        &self,
+        encoder: &mut prometheus_client::encoding::LabelValueEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        std::fmt::Write::write_str(encoder, self.as_str())
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -42,13 +82,13 @@ pub struct Metrics {
 
 impl Metrics {
     /// Counts an answered request by route template and status, and times it. The template
-    /// is the `MatchedPath` that `api::route_policy` puts in the response's extensions;
+    /// is the `MatchedPath` that `api::RoutePolicyService` puts in the response's extensions;
     /// without one (no route matched, or refused before routing) it is `unmatched`.
     pub fn record_request(&self, resp: &axum::response::Response, elapsed: std::time::Duration) {
         let route = resp
             .extensions()
             .get::<axum::extract::MatchedPath>()
-            .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+            .map_or(RouteLabel::Unmatched, |p| RouteLabel::Matched(p.clone()));
         self.http_requests
             .get_or_create(&HttpLabels {
                 route,

@@ -285,7 +285,7 @@ pub async fn monitor(vitals: Arc<Vitals>, shutdown: CancellationToken) {
 
 /// The 507 to send instead of `req`, if any: writes (any method but GET, HEAD and OPTIONS)
 /// under `/api/` are refused while free disk is below `storage.min_free_disk_mb`.
-/// `api::route_policy` asks this for every request, after the Host check (421), rate limit
+/// `api::RoutePolicyService` asks this for every request, after the Host check (421), rate limit
 /// (429) and body cap (413), and before the handler, so a full disk is refused at the door.
 pub fn refuse_when_disk_low(vitals: &Vitals, req: &Request) -> Option<Response> {
     let reads = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
@@ -308,7 +308,7 @@ mod tests {
     use axum::Router;
     use tower::ServiceExt;
 
-    /// [`refuse_when_disk_low`] as a layer, the way `api::route_policy` applies it.
+    /// [`refuse_when_disk_low`] as a layer, the way `api::RoutePolicyService` applies it.
     async fn refuse_writes_when_disk_low(
         State(vitals): State<Arc<Vitals>>,
         req: Request,
