@@ -312,7 +312,14 @@ impl SurfaceParts {
             if let Err(refused) = crate::edge::policy::admit(&self.app.edge, &mut req) {
                 return refused.into_response();
             }
-            match auth::authenticate(&self.app, req).await {
+            // Only requests that carry credentials wait on the database; the others skip the
+            // (boxed) credential check, so every request's future stays small.
+            let authenticated = if auth::carries_credentials(&req) {
+                Box::pin(auth::authenticate(&self.app, req)).await
+            } else {
+                Ok(req)
+            };
+            match authenticated {
                 Ok(req) => self
                     .routes
                     .clone()
@@ -434,9 +441,9 @@ where
                 return Box::pin(std::future::ready(Ok(refused)));
             }
         };
-        // The ready service answers this request; a fresh clone waits for the next one.
-        let clone = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, clone).call(req);
+        // No clone of the route for the call: axum clones this service for every request
+        // already, its routes are always ready, and their futures own what they need.
+        let inner = self.inner.call(req);
         Box::pin(async move {
             // Caught here too (the outer guard catches the steps before routing), so a
             // panicking handler's 500 is still counted under its route.

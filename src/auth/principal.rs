@@ -132,10 +132,7 @@ impl Scopes {
 /// with its [`Principal`] and [`Account`] when it carried valid credentials, unchanged when it
 /// carried none, and the refusal when its credentials are bad or lack the scope.
 pub async fn authenticate(app: &AppState, mut req: Request) -> Result<Request, Response> {
-    // Roost's credentials belong to its API. Other paths carry none (`/health`, `/ca.crt`) or
-    // LiveKit's own (Twirp bearer tokens on `/twirp/*`, signed webhooks), which are not Roost
-    // tokens and are checked by LiveKit and `livekit::webhook`.
-    if !req.uri().path().starts_with("/api/") {
+    if !carries_credentials(&req) {
         return Ok(req);
     }
     let Some(value) = req.headers().get(header::AUTHORIZATION) else {
@@ -175,6 +172,14 @@ pub async fn authenticate(app: &AppState, mut req: Request) -> Result<Request, R
         .insert(Account(principal.user_id.to_string()));
     req.extensions_mut().insert(principal);
     Ok(req)
+}
+
+/// Whether [`authenticate`] has anything to check: an `Authorization` header under `/api/`.
+/// Roost's credentials belong to its API. Other paths carry none (`/health`, `/ca.crt`) or
+/// LiveKit's own (Twirp bearer tokens on `/twirp/*`, signed webhooks), which are not Roost
+/// tokens and are checked by LiveKit and `livekit::webhook`.
+pub fn carries_credentials(req: &Request) -> bool {
+    req.uri().path().starts_with("/api/") && req.headers().contains_key(header::AUTHORIZATION)
 }
 
 /// Checks a presented access token or API key the same way [`authenticate`] checks a bearer
