@@ -10,6 +10,8 @@
 # --nginx-only   measure nginx alone, with a throw-away certificate from openssl (for checking
 #                the script on a machine where Roost does not build or run yet)
 # Environment:   BENCH_DURATION (default 15s), BENCH_CONNECTIONS (default 64),
+#                BENCH_ROUNDS (default 3: roost then nginx, that many times; the verdict is on
+#                the median of the rounds' ratios, since a shared machine drifts between runs),
 #                ROOST_BIN (a roost binary to measure instead of building target/release/roost)
 #
 # Needs two CPU cores, curl, taskset, openssl, and nginx + wrk (installed with
@@ -18,6 +20,7 @@ set -euo pipefail
 
 readonly DURATION=${BENCH_DURATION:-15s}
 readonly CONNECTIONS=${BENCH_CONNECTIONS:-64}
+readonly ROUNDS=${BENCH_ROUNDS:-3}
 readonly GOAL_RATIO=1.0
 readonly GOAL_IDLE_RSS_MB=15
 
@@ -38,6 +41,8 @@ esac
 LOG_TAG=bench
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "BENCH_ROUNDS must be a positive number, not '$ROUNDS'"
 
 # --- tools and cores ----------------------------------------------------------------------------
 missing=()
@@ -158,11 +163,6 @@ else
     [[ -n $hsts ]] || die "roost's /health response has no Strict-Transport-Security header"
 
     roost_idle_kib=$(rss_kib "$roost_pid")
-    log "roost: measuring $roost_health for $DURATION with $CONNECTIONS connections"
-    measure "$roost_health" "$roost_pid"
-    roost_rps=$result_rps roost_p99=$result_p99 roost_errors=$result_errors roost_cpu=$result_cpu
-    roost_loaded_kib=$result_rss_max_kib
-    stop_pid "$roost_pid" # core 0 is nginx's next
 fi
 
 # --- nginx ---------------------------------------------------------------------------------------
@@ -210,10 +210,31 @@ wait_https "$nginx_url" "$tls/ca.crt" "$nginx_pid" nginx "$work/nginx/error.log"
     die "nginx does not answer the same body as roost"
 mapfile -t nginx_procs < <(echo "$nginx_pid"; pgrep -P "$nginx_pid")
 nginx_idle_kib=$(rss_kib "${nginx_procs[@]}")
-log "nginx: measuring $nginx_url for $DURATION with $CONNECTIONS connections"
-measure "$nginx_url" "${nginx_procs[@]}"
-nginx_rps=$result_rps nginx_p99=$result_p99 nginx_errors=$result_errors nginx_cpu=$result_cpu
-nginx_loaded_kib=$result_rss_max_kib
+
+# --- rounds --------------------------------------------------------------------------------------
+# Both servers stay up (the idle one costs nothing on core 0) and take turns, so a drift of the
+# machine's speed during the run shows up in every round's pair rather than between the two.
+rows=() ratios=() warnings=()
+roost_loaded_kib=0 nginx_loaded_kib=0
+for round in $(seq 1 "$ROUNDS"); do
+    if ! $nginx_only; then
+        log "round $round/$ROUNDS: roost, $DURATION with $CONNECTIONS connections"
+        measure "$roost_health" "$roost_pid"
+        rows+=("$(printf '%-6s %-16s %12s %10s %18s' "$round" roost "$result_rps" "$result_p99" "$result_cpu")")
+        roost_round_rps=$result_rps
+        ((result_rss_max_kib > roost_loaded_kib)) && roost_loaded_kib=$result_rss_max_kib
+        [[ -z $result_errors ]] || warnings+=("roost, round $round: $result_errors")
+    fi
+    log "round $round/$ROUNDS: nginx, $DURATION with $CONNECTIONS connections"
+    measure "$nginx_url" "${nginx_procs[@]}"
+    rows+=("$(printf '%-6s %-16s %12s %10s %18s' "$round" "nginx (1 worker)" "$result_rps" "$result_p99" "$result_cpu")")
+    ((result_rss_max_kib > nginx_loaded_kib)) && nginx_loaded_kib=$result_rss_max_kib
+    [[ -z $result_errors ]] || warnings+=("nginx, round $round: $result_errors")
+    if ! $nginx_only; then
+        ratios+=("$(awk -v r="$roost_round_rps" -v n="$result_rps" 'BEGIN { printf "%.2f", r / n }')")
+    fi
+done
+$nginx_only || stop_pid "$roost_pid"
 stop_pid "$nginx_pid"
 
 # --- report --------------------------------------------------------------------------------------
@@ -221,26 +242,30 @@ echo
 echo "GET /health over TLS keep-alive: wrk -t1 -c$CONNECTIONS -d$DURATION on core 1, server on core 0"
 echo "body $body; Strict-Transport-Security: $hsts"
 echo
-printf '%-16s %12s %10s %14s %16s %18s\n' server req/s p99 "idle RSS MB" "loaded RSS MB" \
-    "CPU us/req usr/sys"
+printf '%-6s %-16s %12s %10s %18s\n' round server req/s p99 "CPU us/req usr/sys"
+printf '%s\n' "${rows[@]}"
+echo
+printf '%-16s %14s %16s\n' server "idle RSS MB" "loaded RSS MB"
 if ! $nginx_only; then
-    printf '%-16s %12s %10s %14s %16s %18s\n' roost "$roost_rps" "$roost_p99" \
-        "$(kib_to_mb "$roost_idle_kib")" "$(kib_to_mb "$roost_loaded_kib")" "$roost_cpu"
+    printf '%-16s %14s %16s\n' roost "$(kib_to_mb "$roost_idle_kib")" "$(kib_to_mb "$roost_loaded_kib")"
 fi
-printf '%-16s %12s %10s %14s %16s %18s\n' "nginx (1 worker)" "$nginx_rps" "$nginx_p99" \
-    "$(kib_to_mb "$nginx_idle_kib")" "$(kib_to_mb "$nginx_loaded_kib")" "$nginx_cpu"
+printf '%-16s %14s %16s\n' "nginx (1 worker)" "$(kib_to_mb "$nginx_idle_kib")" \
+    "$(kib_to_mb "$nginx_loaded_kib")"
 echo
 if $nginx_only; then
     echo "roost: not measured (--nginx-only)"
 else
-    ratio=$(awk -v r="$roost_rps" -v n="$nginx_rps" 'BEGIN { printf "%.2f", r / n }')
+    ratio=$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{ v[NR] = $1 } END {
+        printf "%.2f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
     verdict() { awk -v v="$1" -v g="$2" -v op="$3" 'BEGIN {
         ok = (op == ">=") ? v >= g : v <= g; print (ok ? "met" : "NOT met") }'; }
     idle_mb=$(kib_to_mb "$roost_idle_kib")
-    printf 'roost/nginx req/s   %6sx   goal >= %sx     %s\n' "$ratio" "$GOAL_RATIO" \
-        "$(verdict "$ratio" "$GOAL_RATIO" ">=")"
+    echo "roost/nginx req/s by round: ${ratios[*]}"
+    printf 'roost/nginx req/s   %6sx   goal >= %sx     %s   (median of %s rounds)\n' "$ratio" \
+        "$GOAL_RATIO" "$(verdict "$ratio" "$GOAL_RATIO" ">=")" "$ROUNDS"
     printf 'roost idle RSS      %6s MB  goal <= %s MB   %s\n' "$idle_mb" "$GOAL_IDLE_RSS_MB" \
         "$(verdict "$idle_mb" "$GOAL_IDLE_RSS_MB" "<=")"
-    [[ -z $roost_errors ]] || echo "WARNING roost: $roost_errors (its figures are not comparable)"
 fi
-[[ -z $nginx_errors ]] || echo "WARNING nginx: $nginx_errors (its figures are not comparable)"
+for w in "${warnings[@]}"; do
+    echo "WARNING $w (its figures are not comparable)"
+done
