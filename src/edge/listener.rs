@@ -9,8 +9,8 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::body::Incoming;
@@ -320,6 +320,8 @@ async fn serve_http<I, S: Serve>(
     let quiet = activity.quiet_for(limits.idle);
     tokio::pin!(quiet);
     let result = tokio::select! {
+        // The connection first: it is what wakes this task nearly every time.
+        biased;
         r = conn.as_mut() => r,
         _ = &mut quiet => {
             // No request for `idle`: close as an idle keep-alive connection is closed. IdleIo
@@ -368,7 +370,11 @@ impl http_body::Body for Counted {
 /// Requests in flight on one connection, and since when there has been none.
 struct Activity {
     in_flight: AtomicUsize,
-    last_done: Mutex<Instant>,
+    /// When the connection opened: the origin of `last_done`.
+    opened: Instant,
+    /// When the last request ended, in nanoseconds after `opened` (an atomic, not a lock:
+    /// it is written at the end of every request).
+    last_done: AtomicU64,
 }
 
 /// One request in flight; dropping it (response finished, or abandoned) ends it.
@@ -378,7 +384,8 @@ impl Activity {
     fn new() -> Activity {
         Activity {
             in_flight: AtomicUsize::new(0),
-            last_done: Mutex::new(Instant::now()),
+            opened: Instant::now(),
+            last_done: AtomicU64::new(0),
         }
     }
 
@@ -390,9 +397,11 @@ impl Activity {
     /// `None` while a request is in flight, else when the last one ended (or the connection
     /// opened).
     fn quiet_since(&self) -> Option<Instant> {
-        // Poisoning cannot leave an Instant half-written; the value is still good.
-        let last = *self.last_done.lock().unwrap_or_else(|e| e.into_inner());
-        (self.in_flight.load(Ordering::SeqCst) == 0).then_some(last)
+        // The count first: a request's end is stored before its count drops, so a count of
+        // zero seen here comes with that end time (never an earlier one).
+        let idle = self.in_flight.load(Ordering::SeqCst) == 0;
+        let last = self.opened + Duration::from_nanos(self.last_done.load(Ordering::SeqCst));
+        idle.then_some(last)
     }
 
     /// Resolves once no request has been in flight for `idle`.
@@ -410,7 +419,9 @@ impl Activity {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        *self.0.last_done.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+        // u64 nanoseconds cover 584 years of a connection.
+        let since_open = u64::try_from(self.0.opened.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.0.last_done.store(since_open, Ordering::SeqCst);
         self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
 }
