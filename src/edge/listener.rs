@@ -182,7 +182,8 @@ impl<S: Serve> Listener<S> {
                 };
                 match tls {
                     None => {
-                        serve_http(Held::new(stream, slot), peer, router, limits, shutdown).await
+                        let io = Held::new(stream, slot);
+                        serve_http(io, Protocol::Detect, peer, router, limits, shutdown).await
                     }
                     Some(acceptor) => {
                         let handshake =
@@ -193,7 +194,12 @@ impl<S: Serve> Listener<S> {
                         };
                         match stream {
                             Ok(Ok(s)) => {
-                                serve_http(Held::new(s, slot), peer, router, limits, shutdown).await
+                                let protocol = match s.get_ref().1.alpn_protocol() {
+                                    Some(b"h2") => Protocol::Http2,
+                                    _ => Protocol::Http1,
+                                };
+                                let io = Held::new(s, slot);
+                                serve_http(io, protocol, peer, router, limits, shutdown).await
                             }
                             Ok(Err(e)) => {
                                 tracing::debug!(%peer, error = %e, "TLS handshake failed")
@@ -273,8 +279,19 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Held<I> {
     }
 }
 
+/// Which HTTP a connection speaks. TLS connections know from ALPN (`h2`, else HTTP/1.1), so
+/// they skip hyper's detection, which reads the first bytes and then passes every read of the
+/// connection through a rewind buffer; plain connections are detected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    Http1,
+    Http2,
+    Detect,
+}
+
 async fn serve_http<I, S: Serve>(
     io: I,
+    protocol: Protocol,
     peer: SocketAddr,
     router: S,
     limits: ConnLimits,
@@ -300,24 +317,131 @@ async fn serve_http<I, S: Serve>(
             }
         })
     };
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+    let quiet = activity.quiet_for(limits.idle);
+    match protocol {
+        Protocol::Http1 => {
+            let conn = http1_builder(limits)
+                .serve_connection(io, service)
+                .with_upgrades();
+            drive(conn, quiet, peer, shutdown).await
+        }
+        Protocol::Http2 => {
+            let conn = http2_builder().serve_connection(io, service);
+            drive(conn, quiet, peer, shutdown).await
+        }
+        Protocol::Detect => {
+            // The same settings as `http1_builder` and `http2_builder`, on the detecting builder.
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_read)
+                .max_buf_size(MAX_HEAD_BYTES);
+            builder
+                .http2()
+                .timer(TokioTimer::new())
+                .max_concurrent_streams(H2_MAX_STREAMS)
+                .max_header_list_size(H2_MAX_HEADER_BYTES)
+                .keep_alive_interval(Some(H2_PING_INTERVAL))
+                .keep_alive_timeout(H2_PING_TIMEOUT);
+            let conn = builder.serve_connection_with_upgrades(io, service);
+            drive(conn, quiet, peer, shutdown).await
+        }
+    }
+}
+
+/// Bounds an HTTP/1 request head: larger heads get 431.
+const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// Bound an HTTP/2 client's concurrency and header memory per connection.
+const H2_MAX_STREAMS: u32 = 128;
+const H2_MAX_HEADER_BYTES: u32 = 64 * 1024;
+/// HTTP/2 connections are pinged this often, and closed when a ping goes unanswered this long.
+const H2_PING_INTERVAL: Duration = Duration::from_secs(30);
+const H2_PING_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// HTTP/1.1 settings of every connection.
+fn http1_builder(limits: ConnLimits) -> hyper::server::conn::http1::Builder {
+    let mut builder = hyper::server::conn::http1::Builder::new();
     builder
-        .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read)
-        // Bounds the request head: larger heads get 431.
-        .max_buf_size(64 * 1024);
+        .max_buf_size(MAX_HEAD_BYTES);
     builder
-        .http2()
+}
+
+/// HTTP/2 settings of every connection.
+fn http2_builder() -> hyper::server::conn::http2::Builder<TokioExecutor> {
+    let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    builder
         .timer(TokioTimer::new())
-        // Bounds per-connection concurrency and header memory for HTTP/2 clients.
-        .max_concurrent_streams(128)
-        .max_header_list_size(64 * 1024)
-        .keep_alive_interval(Some(Duration::from_secs(30)))
-        .keep_alive_timeout(Duration::from_secs(20));
-    let conn = builder.serve_connection_with_upgrades(io, service);
+        .max_concurrent_streams(H2_MAX_STREAMS)
+        .max_header_list_size(H2_MAX_HEADER_BYTES)
+        .keep_alive_interval(Some(H2_PING_INTERVAL))
+        .keep_alive_timeout(H2_PING_TIMEOUT);
+    builder
+}
+
+/// A served connection that can be asked to finish its requests and close.
+trait Graceful: std::future::Future<Output = Result<(), Self::Error>> {
+    type Error: std::fmt::Display;
+    fn graceful_shutdown(self: std::pin::Pin<&mut Self>);
+}
+
+impl<I, S, B> Graceful for hyper::server::conn::http1::UpgradeableConnection<I, S>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: hyper::service::HttpService<Incoming, ResBody = B>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: http_body::Body + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Error = hyper::Error;
+    fn graceful_shutdown(self: std::pin::Pin<&mut Self>) {
+        hyper::server::conn::http1::UpgradeableConnection::graceful_shutdown(self)
+    }
+}
+
+impl<I, S, B> Graceful for hyper::server::conn::http2::Connection<I, S, TokioExecutor>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: hyper::service::HttpService<Incoming, ResBody = B>,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Error = hyper::Error;
+    fn graceful_shutdown(self: std::pin::Pin<&mut Self>) {
+        hyper::server::conn::http2::Connection::graceful_shutdown(self)
+    }
+}
+
+impl<I, S, B> Graceful for auto::UpgradeableConnection<'_, I, S, TokioExecutor>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: hyper::service::Service<http::Request<Incoming>, Response = http::Response<B>>,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+    fn graceful_shutdown(self: std::pin::Pin<&mut Self>) {
+        auto::UpgradeableConnection::graceful_shutdown(self)
+    }
+}
+
+/// Serves `conn` until it ends; closes it gracefully once it has carried no request for the
+/// idle timeout (`quiet`) or at shutdown.
+async fn drive<C: Graceful>(
+    conn: C,
+    quiet: impl std::future::Future<Output = ()>,
+    peer: SocketAddr,
+    shutdown: CancellationToken,
+) {
     tokio::pin!(conn);
-    let quiet = activity.quiet_for(limits.idle);
     tokio::pin!(quiet);
     let result = tokio::select! {
         // The connection first: it is what wakes this task nearly every time.
