@@ -300,6 +300,7 @@ async fn serve(
         ));
     }
     background.spawn(vitals::monitor(vitals, shutdown.clone()));
+    background.spawn(crate::ops::memory::trim_periodically(shutdown.clone()));
     background.spawn(gateway.clone().run_gap_repair());
     background.spawn(gateway.clone().run_call_events(livekit.clone()));
     background.spawn(crate::chat::retention::run(

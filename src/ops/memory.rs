@@ -16,6 +16,13 @@
 //! database (34 MiB after 10 minutes; 27 MiB with two arenas, the same load).
 //! [`limit_arenas`] caps them at [`MAX_ARENAS`].
 //!
+//! Freed memory goes back to the system on `free` only from the top of an arena. Memory freed
+//! below a block still in use stays resident until it is reused, and on a server that has run
+//! for a while the arenas hold a growing amount of it: in the soak on a grown database the
+//! RSS floor kept climbing by about 0.2 MiB a minute while glibc counted 8.5 of its 19 MiB as
+//! free, and one `malloc_trim(0)` took the RSS from 33.2 to 27.7 MiB. [`trim_periodically`]
+//! hands whole free pages back every [`TRIM_INTERVAL`].
+//!
 //! This module changes nothing else and does nothing elsewhere than glibc.
 
 /// Allocations at least this large are always `mmap`ed and returned to the system on free.
@@ -58,9 +65,73 @@ pub fn limit_arenas() -> bool {
     }
 }
 
+/// How often [`trim_periodically`] hands free pages back.
+pub const TRIM_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Returns the whole pages inside free blocks of every arena to the system (glibc's
+/// `malloc_trim(0)`). Whether anything was returned; always `false` on other C libraries.
+pub fn give_back_free_pages() -> bool {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: malloc_trim takes each arena's lock and releases pages that lie entirely
+        // inside free blocks with madvise; allocations in use are not touched, and other
+        // threads may allocate meanwhile (they wait for the lock).
+        unsafe { libc::malloc_trim(0) == 1 }
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        false
+    }
+}
+
+/// Calls [`give_back_free_pages`] every [`TRIM_INTERVAL`] on a blocking thread (it holds
+/// the arenas' locks for a moment: about a millisecond for the tens of MiB Roost uses), until
+/// `shutdown`.
+pub async fn trim_periodically(shutdown: tokio_util::sync::CancellationToken) {
+    let mut tick = tokio::time::interval(TRIM_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await; // immediate; nothing has been freed yet
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.cancelled() => return,
+        }
+        if let Err(e) = tokio::task::spawn_blocking(give_back_free_pages).await {
+            tracing::warn!(error = %e, "returning free memory to the system failed");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Blocks freed between blocks still in use cannot go back on `free`; trimming returns
+    /// their pages. 128 MiB of them, so other tests' allocations cannot hide the difference.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[test]
+    fn free_pages_between_blocks_in_use_go_back_to_the_system() {
+        fn rss_kib() -> i64 {
+            let status = std::fs::read_to_string("/proc/self/status").unwrap();
+            let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+            line.split_whitespace().nth(1).unwrap().parse().unwrap()
+        }
+        // 64 KiB: under glibc's mmap threshold, so they come from an arena.
+        let (mut freed, mut kept) = (Vec::new(), Vec::new());
+        for i in 0..2048u32 {
+            freed.push(vec![i as u8; 64 * 1024]);
+            kept.push(vec![i as u8; 64]);
+        }
+        drop(freed);
+        let before = rss_kib();
+        give_back_free_pages();
+        let after = rss_kib();
+        assert!(
+            before - after >= 64 * 1024,
+            "RSS {before} KiB before trimming, {after} KiB after"
+        );
+        drop(kept);
+    }
 
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     #[test]
