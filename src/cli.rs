@@ -344,6 +344,9 @@ fn migrate(config: &Config, check: bool) -> u8 {
 }
 
 fn serve(config: Config) -> u8 {
+    // Before any thread exists: each thread that allocates before the arena limit is set may
+    // get an arena of its own (a soak run found three with the limit at two).
+    crate::ops::memory::configure();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("roost")

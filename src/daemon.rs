@@ -51,13 +51,8 @@ pub struct Bound {
 /// Runs the daemon until `shutdown` is cancelled, then drains and returns.
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     let config = Arc::new(config);
-    // Before any password hash: argon2's blocks go back to the system after each hash.
-    if !crate::ops::memory::return_large_blocks_to_the_system() {
-        tracing::debug!("the allocator keeps large freed blocks (not glibc)");
-    }
-    if !crate::ops::memory::limit_arenas() {
-        tracing::debug!("the allocator's arenas are not limited (not glibc)");
-    }
+    // The allocator settings (`ops::memory::configure`) were made by `cli::serve`, before the
+    // runtime's threads existed.
     notify::status("provisioning");
     let provisioned = provision::provision(&config).context("preparing the data directory")?;
     for path in &provisioned.created {

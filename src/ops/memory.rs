@@ -65,6 +65,19 @@ pub fn limit_arenas() -> bool {
     }
 }
 
+/// Applies [`return_large_blocks_to_the_system`] and [`limit_arenas`]. Call first thing in
+/// the daemon's process, before the async runtime starts its threads: a thread that allocates
+/// earlier may already have an arena of its own.
+pub fn configure() {
+    // Before any password hash: argon2's blocks go back to the system after each hash.
+    if !return_large_blocks_to_the_system() {
+        tracing::debug!("the allocator keeps large freed blocks (not glibc)");
+    }
+    if !limit_arenas() {
+        tracing::debug!("the allocator's arenas are not limited (not glibc)");
+    }
+}
+
 /// How often [`trim_periodically`] hands free pages back.
 pub const TRIM_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 
