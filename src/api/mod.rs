@@ -288,13 +288,7 @@ impl SurfaceParts {
         let started = Instant::now();
         // A body the handler leaves unread is drained before the answer (edge::drain).
         let (req, unread) = crate::edge::drain::track(req);
-        let resp = std::panic::AssertUnwindSafe(self.admit_and_route(req, started))
-            .catch_unwind()
-            .await
-            .unwrap_or_else(|_| {
-                tracing::error!("a request handler panicked");
-                StatusCode::INTERNAL_SERVER_ERROR.into_response()
-            });
+        let resp = or_500_on_panic(self.admit_and_route(req, started)).await;
         // Every error leaves in the JSON shape, whichever step answered.
         let mut resp = unread.finish(error::ensure_json(resp)).await;
         set_content_length(&mut resp);
@@ -347,6 +341,18 @@ impl SurfaceParts {
             .into_response(),
         }
     }
+}
+
+/// `answer`'s response, or a 500 if it panics. The panic message goes to the log (by the
+/// panic hook); the client gets the JSON error shape on the way out.
+async fn or_500_on_panic(answer: impl Future<Output = Response>) -> Response {
+    std::panic::AssertUnwindSafe(answer)
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| {
+            tracing::error!("a request handler panicked");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        })
 }
 
 /// What [`RoutePolicyService`] needs: the state, and whether writes are refused on low disk.
@@ -447,14 +453,8 @@ where
         Box::pin(async move {
             // Caught here too (the outer guard catches the steps before routing), so a
             // panicking handler's 500 is still counted under its route.
-            let mut resp = match std::panic::AssertUnwindSafe(inner).catch_unwind().await {
-                Ok(Ok(resp)) => resp,
-                Ok(Err(never)) => match never {},
-                Err(_) => {
-                    tracing::error!("a request handler panicked");
-                    StatusCode::INTERNAL_SERVER_ERROR.into_response()
-                }
-            };
+            let mut resp =
+                or_500_on_panic(inner.map(|r| r.unwrap_or_else(|never| match never {}))).await;
             crate::limits::layer::add_quota_headers(&mut resp, quota.as_ref());
             if let Some(matched) = matched {
                 resp.extensions_mut().insert(matched);

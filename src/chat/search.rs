@@ -311,10 +311,9 @@ mod tests {
     use super::*;
     use crate::store::{Store, StoreOptions};
 
-    /// Found by `scripts/robustness/soak.py`: a common word matched every message and all of
-    /// them were ranked. Now the best matches among the newest RANK_WINDOW come first.
-    #[tokio::test]
-    async fn many_matches_are_ranked_among_the_newest() {
+    /// A store in a temporary directory with one public room (id 1) holding `bodies`, oldest
+    /// first.
+    async fn room_with(bodies: Vec<String>) -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(
             &dir.path().join("roost.sqlite3"),
@@ -322,7 +321,7 @@ mod tests {
         )
         .unwrap();
         store
-            .write(|conn| {
+            .write(move |conn| {
                 conn.execute(
                     "INSERT INTO rooms (id, name, visibility, created_at, updated_at)
                      VALUES (1, 'r', 'public', 0, 0)",
@@ -331,17 +330,29 @@ mod tests {
                 let mut post = conn.prepare(
                     "INSERT INTO messages (room_id, body, created_at) VALUES (1, ?1, 0)",
                 )?;
-                // The best possible match, but older than the window.
-                post.execute(["kettle"])?;
-                for i in 0..RANK_WINDOW + 10 {
-                    post.execute([format!("the kettle is on, and more words to dilute it {i}")])?;
+                for body in &bodies {
+                    post.execute([body])?;
                 }
-                // The best match inside the window.
-                post.execute(["kettle kettle"])?;
                 Ok::<_, ChatError>(())
             })
             .await
             .unwrap();
+        (dir, store)
+    }
+
+    /// Found by `scripts/robustness/soak.py`: a common word matched every message and all of
+    /// them were ranked. Now the best matches among the newest RANK_WINDOW come first.
+    #[tokio::test]
+    async fn many_matches_are_ranked_among_the_newest() {
+        // The best possible match, but older than the window; then the window's worth of
+        // weaker matches; then the best match inside the window.
+        let mut bodies = vec!["kettle".to_string()];
+        bodies.extend(
+            (0..RANK_WINDOW + 10)
+                .map(|i| format!("the kettle is on, and more words to dilute it {i}")),
+        );
+        bodies.push("kettle kettle".into());
+        let (_dir, store) = room_with(bodies).await;
         let hits = store
             .read(|conn| search(conn, 1, true, &Terms::parse("kettle").unwrap(), None, 5))
             .await
@@ -477,35 +488,11 @@ mod tests {
     /// folds them, the most used first, never more than PREFIX_WORDS of them.
     #[tokio::test]
     async fn the_last_word_finds_a_bounded_set_of_longer_words() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(
-            &dir.path().join("roost.sqlite3"),
-            StoreOptions::new(dir.path().join("backups")),
-        )
-        .unwrap();
-        store
-            .write(|conn| {
-                conn.execute(
-                    "INSERT INTO rooms (id, name, visibility, created_at, updated_at)
-                     VALUES (1, 'r', 'public', 0, 0)",
-                    [],
-                )?;
-                let mut post = conn.prepare(
-                    "INSERT INTO messages (room_id, body, created_at) VALUES (1, ?1, 0)",
-                )?;
-                post.execute(["Grüße aus Köln"])?;
-                post.execute(["tea time"])?;
-                // `teapot` is the most used of many rare `tea…` words (which sort after it).
-                for _ in 0..3 {
-                    post.execute(["the teapot"])?;
-                }
-                for i in 0..PREFIX_SCAN + 50 {
-                    post.execute([format!("teaz{i:04}")])?;
-                }
-                Ok::<_, ChatError>(())
-            })
-            .await
-            .unwrap();
+        let mut bodies = vec!["Grüße aus Köln".to_string(), "tea time".into()];
+        // `teapot` is the most used of many rare `tea…` words (which sort after it).
+        bodies.extend(std::iter::repeat_n("the teapot".to_string(), 3));
+        bodies.extend((0..PREFIX_SCAN + 50).map(|i| format!("teaz{i:04}")));
+        let (_dir, store) = room_with(bodies).await;
         let find = |q: &'static str| {
             let store = store.clone();
             async move {
