@@ -12,11 +12,12 @@ cursors every 30-90 s, the way open apps do.
 
 Every 10 s a row goes to the CSV: requests/s, p50/p99 latency, errors, Roost's RSS (the lowest
 and highest of the once-a-second readings in the window: a password hash in progress holds
-argon2's 19 MiB for ~50 ms, so single readings jump), what SQLite holds in memory (from
-`roost_db_memory_bytes`), the database's and the attachment store's size on disk, open file
+argon2's 19 MiB for ~50 ms, so single readings jump), the lowest reading in the window of each
+part of it from `roost_process_memory_bytes` (anonymous and file-backed resident memory, the
+allocator's heap in use and free), what SQLite holds in memory (from `roost_db_memory_bytes`), the database's and the attachment store's size on disk, open file
 descriptors, HTTPS and gateway connections, and gateway events the
 listeners received per second. At the end it fits a line through the second half of the
-windows' lowest RSS and says whether RSS flattened.
+windows' lowest RSS and says whether RSS flattened, with the same slope for each part.
 
     scripts/robustness/soak.py [--minutes 10] [--users 16] [--think-ms 50] [--listeners 8]
                                [--without ACTION[,ACTION]] [--seed-messages N]
@@ -402,24 +403,40 @@ def ws_connections(roost):
         c.close()
 
 
+MEMORY_KINDS = ("resident_anonymous", "resident_file", "heap_in_use", "heap_free")
+
+
 class RssSampler(threading.Thread):
-    """Reads RSS once a second; `take()` gives the lowest and highest since the last call."""
+    """Once a second: the RSS from /proc and `roost_process_memory_bytes{kind}` from /metrics.
+    `take()` gives the lowest and highest RSS since the last call and the lowest reading of
+    each memory kind (a sign-in holds argon2's 19 MiB for a moment; the lows are the floor)."""
 
     def __init__(self, roost, stop):
         super().__init__(daemon=True)
         self.roost, self.stop, self.lock, self.seen = roost, stop, threading.Lock(), []
+        self.kinds = {k: [] for k in MEMORY_KINDS}
 
     def run(self):
         while not self.stop.wait(1.0):
             kib = self.roost.rss_kib()
-            if kib:
-                with self.lock:
+            try:
+                samples = self.roost.metrics()
+            except OSError:
+                samples = {}
+            with self.lock:
+                if kib:
                     self.seen.append(kib / 1024)
+                for k in MEMORY_KINDS:
+                    v = samples.get(f'roost_process_memory_bytes{{kind="{k}"}}')
+                    if v is not None:
+                        self.kinds[k].append(v / 2**20)
 
     def take(self):
         with self.lock:
             seen, self.seen = self.seen, []
-        return (min(seen), max(seen)) if seen else (0, 0)
+            kinds, self.kinds = self.kinds, {k: [] for k in MEMORY_KINDS}
+        rss = (min(seen), max(seen)) if seen else (0, 0)
+        return rss, {k: round(min(v), 2) if v else None for k, v in kinds.items()}
 
 
 def db_mib(roost):
@@ -466,6 +483,11 @@ def plot(rows, path, title):
     axes[0].plot(t, [r["rss_min_mib"] for r in rows], color="tab:red", label="RSS, lowest in window")
     axes[0].plot(t, [r["rss_max_mib"] for r in rows], color="tab:red", alpha=0.3,
                  label="RSS, highest (hashes in progress)")
+    if rows[0].get("heap_in_use_min_mib") is not None:
+        axes[0].plot(t, [r["anon_min_mib"] for r in rows], color="tab:brown",
+                     label="anonymous resident (lowest)")
+        axes[0].plot(t, [r["heap_in_use_min_mib"] for r in rows], color="tab:blue",
+                     label="heap in use (lowest)")
     if "sqlite_mem_mib" in rows[0]:
         axes[0].plot(t, [r["sqlite_mem_mib"] for r in rows], color="tab:orange",
                      label="of which SQLite (caches, schemas, statements)")
@@ -608,7 +630,7 @@ def main():
             if roost.proc.poll() is not None:
                 log("roost died")
                 break
-            rss_min, rss_max = rss.take()
+            (rss_min, rss_max), lows = rss.take()
             row = {
                 "elapsed_s": round(time.monotonic() - start),
                 "req_per_s": round(len(lat) / window, 1),
@@ -619,6 +641,10 @@ def main():
                 "rss_max_mib": round(rss_max, 2),
                 "db_mib": db_mib(roost),
                 "sqlite_mem_mib": sqlite_mem_mib(roost),
+                "anon_min_mib": lows["resident_anonymous"],
+                "file_min_mib": lows["resident_file"],
+                "heap_in_use_min_mib": lows["heap_in_use"],
+                "heap_free_min_mib": lows["heap_free"],
                 "files_mib": tree_mib(roost.data_dir / "attachments"),
                 "fds": roost.open_fds(),
                 "connections": roost.status()["connections"].get("https", 0),
@@ -643,6 +669,11 @@ def main():
     errors = sum(r["errors"] for r in rows)
     rss = [r["rss_min_mib"] for r in rows]
     flat = abs(s) < 0.1  # under 0.1 MiB a minute: ~6 MiB a day at the very most
+    parts = {
+        k: slope_per_min([r["elapsed_s"] for r in half], [r[k] for r in half])
+        for k in ("anon_min_mib", "file_min_mib", "heap_in_use_min_mib", "sqlite_mem_mib")
+        if all(r[k] is not None for r in half)
+    }
     title = (
         f"roost soak: {args.users} users, {args.minutes:g} min, "
         f"RSS floor slope (2nd half) {s:+.3f} MiB/min"
@@ -657,6 +688,7 @@ def main():
         f"{max(r['rss_max_mib'] for r in rows)} MiB; database {rows[-1]['db_mib']} MiB; "
         f"second-half slope {s:+.3f} MiB/min: {'flat' if flat else 'CLIMBING'}"
     )
+    print("second-half slopes (MiB/min): " + ", ".join(f"{k} {v:+.3f}" for k, v in parts.items()))
     print(f"actions: {json.dumps(stats.totals, sort_keys=True)}")
     per = {}
     for action, lat in sorted(stats.lat_by_action.items()):

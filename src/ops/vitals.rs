@@ -42,6 +42,11 @@ struct ListenerLabels {
     listener: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MemoryLabels {
+    kind: &'static str,
+}
+
 /// The gauges this module owns, registered once at startup.
 struct Gauges {
     /// Registered only on machines with a thermal zone, so a PC or VM shows no fake 0 °C.
@@ -53,6 +58,7 @@ struct Gauges {
     disk_free: Gauge,
     backup_last_success: Gauge,
     open_connections: Family<ListenerLabels, Gauge>,
+    process_memory: Family<MemoryLabels, Gauge>,
 }
 
 /// What the last measurement saw.
@@ -126,6 +132,13 @@ impl Vitals {
             "Client connections open now, by listener",
             open_connections.clone(),
         );
+        let process_memory = Family::<MemoryLabels, Gauge>::default();
+        metrics.register(
+            "process_memory_bytes",
+            "Roost's memory by kind: resident_anonymous and resident_file (RSS = their sum), \
+             heap_in_use and heap_free (the C allocator's, SQLite's caches included)",
+            process_memory.clone(),
+        );
         let min_free_gauge = Gauge::<i64>::default();
         let min_free_bytes = config.storage.min_free_disk_mb.saturating_mul(1024 * 1024);
         min_free_gauge.set(i64::try_from(min_free_bytes).unwrap_or(i64::MAX));
@@ -154,6 +167,7 @@ impl Vitals {
                 disk_free: metrics.disk_free_bytes.clone(),
                 backup_last_success,
                 open_connections,
+                process_memory,
             },
         };
         vitals.record(first);
@@ -242,7 +256,7 @@ impl Vitals {
     /// Brings the scrape-time gauges up to date: open connections (exact, from the edge's
     /// counters) and the last backup (read from `last-success.json`, which `roost backup`
     /// writes; reading it per scrape means a backup shows up at the next scrape, and a
-    /// deleted record shows as 0).
+    /// deleted record shows as 0), and where the process's memory is (`ops::memory::read`).
     pub async fn refresh_for_scrape(self: &Arc<Self>) {
         for (listener, open) in self.connections() {
             self.gauges
@@ -251,13 +265,22 @@ impl Vitals {
                 .set(i64::try_from(open).unwrap_or(i64::MAX));
         }
         let me = self.clone();
-        let last = tokio::task::spawn_blocking(move || me.last_backup_blocking())
-            .await
-            .ok()
-            .flatten();
+        let Ok((last, memory)) = tokio::task::spawn_blocking(move || {
+            (me.last_backup_blocking(), crate::ops::memory::read())
+        })
+        .await
+        else {
+            return;
+        };
         self.gauges
             .backup_last_success
             .set(last.map_or(0, |l| l.created_unix));
+        for (kind, bytes) in memory.figures() {
+            self.gauges
+                .process_memory
+                .get_or_create(&MemoryLabels { kind })
+                .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+        }
     }
 
     pub fn data_dir(&self) -> &std::path::Path {
@@ -404,6 +427,17 @@ mod tests {
             text.contains("roost_backup_last_success_timestamp_seconds 0"),
             "{text}"
         );
+        for kind in [
+            "resident_anonymous",
+            "resident_file",
+            "heap_in_use",
+            "heap_free",
+        ] {
+            assert!(
+                text.contains(&format!("roost_process_memory_bytes{{kind=\"{kind}\"}}")),
+                "{kind}: {text}"
+            );
+        }
         assert!(
             !text.contains("cpu_temperature"),
             "no thermal zone measured: {text}"
