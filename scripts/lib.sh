@@ -24,7 +24,8 @@
 #                             $roost_ca (the CA `roost init` or `serve` makes)
 #   roost_start [CORE]        `roost serve` in the background (pinned to CORE with taskset if
 #                             given), log in $work/roost.log; returns once GET /health answers
-#                             over TLS verified against $roost_ca. Sets $roost_pid
+#                             over TLS verified against $roost_ca. Sets $roost_pid. A caller's
+#                             array $roost_wrap, if set, is put before the command (a profiler)
 #   wait_https URL CA PID NAME LOG
 #                             polls URL (curl --cacert CA) until it answers 2xx; dies with LOG
 #                             if PID exits first or after $LIB_READY_SECS (default 60)
@@ -138,7 +139,7 @@ wait_https() {
 }
 
 roost_start() {
-    local core=${1:-} cmd=("$roost" serve --config "$work/roost.toml")
+    local core=${1:-} cmd=(${roost_wrap[@]+"${roost_wrap[@]}"} "$roost" serve --config "$work/roost.toml")
     if [[ -n $core ]]; then
         cmd=(taskset -c "$core" "${cmd[@]}")
     fi

@@ -5,10 +5,15 @@
 # A benchmark, not a test: it prints figures beside their goals and exits 0 unless it could not
 # measure.
 #
-#   scripts/bench/https.sh [--nginx-only]
+#   scripts/bench/https.sh [--nginx-only | --instructions]
 #
 # --nginx-only   measure nginx alone, with a throw-away certificate from openssl (for checking
 #                the script on a machine where Roost does not build or run yet)
+# --instructions instead of req/s: both servers run under valgrind's callgrind, and what is
+#                counted is the user-space instructions each executes per request (BENCH_DURATION
+#                of load after a warm-up; one round). Exact and the same on a busy or virtual
+#                machine without CPU counters, where req/s drifts; the kernel's share (TCP, the
+#                system calls) is not in it. Needs valgrind.
 # Environment:   BENCH_DURATION (default 15s), BENCH_CONNECTIONS (default 64),
 #                BENCH_ROUNDS (default 3: roost then nginx, that many times; the verdict is on
 #                the median of the rounds' ratios, since a shared machine drifts between runs),
@@ -25,15 +30,17 @@ readonly GOAL_RATIO=1.0
 readonly GOAL_IDLE_RSS_MB=15
 
 nginx_only=false
+instructions=false
 case "${1:-}" in
     "") ;;
     --nginx-only) nginx_only=true ;;
+    --instructions) instructions=true ;;
     -h | --help)
         sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
         exit 0
         ;;
     *)
-        echo "usage: $0 [--nginx-only]" >&2
+        echo "usage: $0 [--nginx-only | --instructions]" >&2
         exit 64
         ;;
 esac
@@ -48,6 +55,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 missing=()
 command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] || missing+=(nginx-light)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+if $instructions; then
+    command -v callgrind_control >/dev/null 2>&1 || missing+=(valgrind)
+fi
 if ((${#missing[@]} > 0)); then
     ((EUID == 0)) || die "missing ${missing[*]}; install with: sudo apt-get install -y ${missing[*]}"
     log "installing ${missing[*]} with apt-get"
@@ -153,6 +163,11 @@ else
         [[ -f $tls/$f ]] || die "roost init made no $tls/$f"
     done
 
+    if $instructions; then
+        # shellcheck disable=SC2034 # read by roost_start (scripts/lib.sh)
+        roost_wrap=(valgrind --tool=callgrind --callgrind-out-file="$work/roost.cg")
+        LIB_READY_SECS=${LIB_READY_SECS:-180}
+    fi
     roost_start 0
     roost_health=$roost_url/health
 
@@ -171,6 +186,7 @@ mkdir -p "$work/nginx"
 cat >"$work/nginx/nginx.conf" <<EOF
 worker_processes 1;
 daemon off;
+$($instructions && echo "master_process off; # one process, so callgrind counts all of it" || true)
 pid $work/nginx/nginx.pid;
 error_log $work/nginx/error.log warn;
 events { worker_connections 1024; }
@@ -200,7 +216,9 @@ http {
     }
 }
 EOF
-taskset -c 0 "$nginx_bin" -p "$work/nginx" -e "$work/nginx/error.log" -c "$work/nginx/nginx.conf" \
+nginx_wrap=()
+$instructions && nginx_wrap=(valgrind --tool=callgrind --callgrind-out-file="$work/nginx.cg")
+taskset -c 0 ${nginx_wrap[@]+"${nginx_wrap[@]}"} "$nginx_bin" -p "$work/nginx" -e "$work/nginx/error.log" -c "$work/nginx/nginx.conf" \
     >"$work/nginx/stdout.log" 2>&1 &
 nginx_pid=$!
 lib_track "$nginx_pid"
@@ -210,6 +228,52 @@ wait_https "$nginx_url" "$tls/ca.crt" "$nginx_pid" nginx "$work/nginx/error.log"
     die "nginx does not answer the same body as roost"
 mapfile -t nginx_procs < <(echo "$nginx_pid"; pgrep -P "$nginx_pid")
 nginx_idle_kib=$(rss_kib "${nginx_procs[@]}")
+
+# --- instructions per request (--instructions) --------------------------------------------------
+# Sets result_ir: the instructions the server executed per request answered by wrk, counted
+# from a zeroed counter after a warm-up (so the TLS handshakes of the run's own connections are
+# in it, the server's start-up is not).
+count_instructions() {
+    local url=$1 pid=$2 out=$work/wrk.out requests dump
+    taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d2s "$url" >/dev/null 2>&1 || die "wrk failed on $url"
+    callgrind_control -z "$pid" >/dev/null || die "callgrind_control could not zero pid $pid"
+    taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"$DURATION" "$url" >"$out" 2>&1 ||
+        die "wrk failed: $(cat "$out")"
+    callgrind_control -d "$pid" >/dev/null || die "callgrind_control could not dump pid $pid"
+    requests=$(awk '/requests in/ { print $1 }' "$out")
+    # The dump just written is the newest file of that server's.
+    dump=$(ls -t "$work/$3.cg".* | head -n 1)
+    result_ir=$(awk -v n="$requests" '/^summary:/ { printf "%d", $2 / n }' "$dump")
+    [[ -n $result_ir && -n $requests ]] || die "no instruction count in $dump"
+    result_requests=$requests
+}
+
+if $instructions; then
+    rows=()
+    if ! $nginx_only; then
+        log "roost under callgrind: $DURATION with $CONNECTIONS connections"
+        count_instructions "$roost_health" "$roost_pid" roost
+        roost_ir=$result_ir
+        rows+=("$(printf '%-16s %12s %14s' roost "$result_requests" "$result_ir")")
+    fi
+    log "nginx under callgrind: $DURATION with $CONNECTIONS connections"
+    count_instructions "$nginx_url" "$nginx_pid" nginx
+    rows+=("$(printf '%-16s %12s %14s' "nginx (1 process)" "$result_requests" "$result_ir")")
+    echo
+    echo "GET /health over TLS keep-alive under valgrind --tool=callgrind: user-space instructions"
+    echo "per request (wrk -t1 -c$CONNECTIONS -d$DURATION after a 2 s warm-up; the kernel's share is not counted)"
+    echo
+    printf '%-16s %12s %14s
+' server requests instr/req
+    printf '%s
+' "${rows[@]}"
+    if ! $nginx_only; then
+        echo
+        awk -v r="$roost_ir" -v n="$result_ir" \
+            'BEGIN { printf "roost/nginx instructions per request: %.2fx (lower is better)\n", r / n }'
+    fi
+    exit 0
+fi
 
 # --- rounds --------------------------------------------------------------------------------------
 # Both servers stay up (the idle one costs nothing on core 0) and take turns, so a drift of the
