@@ -62,7 +62,7 @@ impl prometheus_client::encoding::EncodeLabelValue for RouteLabel {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DbMemoryLabels {
-    /// `page_cache`, `schema` or `statements`.
+    /// `page_cache`, `schema`, `statements` or `other`.
     pub kind: &'static str,
 }
 
@@ -104,6 +104,7 @@ impl Metrics {
             ("page_cache", memory.page_cache),
             ("schema", memory.schema),
             ("statements", memory.statements),
+            ("other", memory.other),
         ] {
             self.db_memory_bytes
                 .get_or_create(&DbMemoryLabels { kind })

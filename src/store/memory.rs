@@ -1,7 +1,9 @@
 //! What SQLite holds in memory for the store's connections, read with `sqlite3_db_status`:
 //! page caches (bounded by `cache_size`, per connection), parsed schemas and prepared
-//! statements. `/metrics` reports it as `roost_db_memory_bytes{kind}`, so an operator can
-//! tell the database's share of the daemon's memory from the rest.
+//! statements; and the rest of what SQLite has allocated in the process
+//! (`sqlite3_memory_used`): readers lent out at the moment, sorters, FTS5's work memory.
+//! `/metrics` reports it as `roost_db_memory_bytes{kind}`, so an operator can tell the
+//! database's share of the daemon's memory from the rest.
 
 use std::ops::Add;
 
@@ -14,6 +16,8 @@ pub struct DbMemory {
     pub page_cache: u64,
     pub schema: u64,
     pub statements: u64,
+    /// What SQLite has allocated beyond the three figures above (see [`DbMemory::with_rest`]).
+    pub other: u64,
 }
 
 impl DbMemory {
@@ -24,11 +28,26 @@ impl DbMemory {
             page_cache: status(conn, ffi::SQLITE_DBSTATUS_CACHE_USED),
             schema: status(conn, ffi::SQLITE_DBSTATUS_SCHEMA_USED),
             statements: status(conn, ffi::SQLITE_DBSTATUS_STMT_USED),
+            other: 0,
+        }
+    }
+
+    /// These figures with `other` set to the rest of SQLite's allocations in this process:
+    /// `sqlite3_memory_used` (every connection, busy ones included, and work memory) less the
+    /// three per-connection figures.
+    pub fn with_rest(self) -> DbMemory {
+        // SAFETY: takes SQLite's global memory mutex (the library is built thread-safe) and
+        // reads a counter; no connection is touched.
+        let all = unsafe { ffi::sqlite3_memory_used() };
+        let parts = self.page_cache + self.schema + self.statements;
+        DbMemory {
+            other: u64::try_from(all).unwrap_or(0).saturating_sub(parts),
+            ..self
         }
     }
 
     pub fn total(&self) -> u64 {
-        self.page_cache + self.schema + self.statements
+        self.page_cache + self.schema + self.statements + self.other
     }
 }
 
@@ -39,6 +58,7 @@ impl Add for DbMemory {
             page_cache: self.page_cache + other.page_cache,
             schema: self.schema + other.schema,
             statements: self.statements + other.statements,
+            other: self.other + other.other,
         }
     }
 }
@@ -80,5 +100,12 @@ mod tests {
         // 512 KiB of pages, plus SQLite's per-page bookkeeping.
         assert!(after.page_cache < 768 * 1024, "{after:?}");
         assert_eq!((before + after).schema, before.schema + after.schema);
+        // SQLite's whole allocation covers at least this connection's figures.
+        let whole = after.with_rest();
+        assert_eq!(whole.page_cache, after.page_cache);
+        assert!(
+            whole.total() >= after.page_cache + after.schema + after.statements,
+            "{whole:?}"
+        );
     }
 }

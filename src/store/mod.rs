@@ -172,7 +172,7 @@ impl Store {
         let writer = self
             .write(|conn| Ok::<_, StoreError>(DbMemory::of(conn)))
             .await?;
-        Ok(writer + self.inner.readers.idle_memory())
+        Ok((writer + self.inner.readers.idle_memory()).with_rest())
     }
 
     pub fn stats(&self) -> WriterStats {
