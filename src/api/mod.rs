@@ -12,6 +12,7 @@ pub mod openapi;
 pub mod time;
 
 use std::future::Future;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
@@ -22,7 +23,6 @@ use axum::routing::{any, delete, get, patch, post, put};
 use axum::Router;
 use futures_util::FutureExt;
 use http::{header, HeaderValue, StatusCode};
-use tower::ServiceExt;
 
 use crate::auth;
 use crate::chat;
@@ -277,18 +277,33 @@ impl tower::Service<Request> for Surface {
         std::task::Poll::Ready(Ok(()))
     }
 
+    /// For router tests without sockets: the request counts as coming from loopback.
     fn call(&mut self, req: Request) -> Self::Future {
         let surface = self.0.clone();
-        Box::pin(async move { Ok(surface.handle(req).await) })
+        let loopback = IpAddr::from([127, 0, 0, 1]);
+        Box::pin(async move { Ok(surface.handle(loopback, req).await) })
+    }
+}
+
+/// How the listeners call a [`Surface`]: with the connection's peer, and without boxing the
+/// request's future (the connection holds it in place).
+impl crate::edge::listener::Serve for Surface {
+    fn serve(
+        &self,
+        peer: std::net::SocketAddr,
+        req: Request,
+    ) -> impl Future<Output = Response> + Send + 'static + use<> {
+        let surface = self.0.clone();
+        async move { surface.handle(peer.ip(), req).await }
     }
 }
 
 impl SurfaceParts {
-    async fn handle(&self, req: Request) -> Response {
+    async fn handle(&self, peer: IpAddr, req: Request) -> Response {
         let started = Instant::now();
         // A body the handler leaves unread is drained before the answer (edge::drain).
         let (req, unread) = crate::edge::drain::track(req);
-        let resp = or_500_on_panic(self.admit_and_route(req, started)).await;
+        let resp = or_500_on_panic(self.admit_and_route(peer, req, started)).await;
         // Every error leaves in the JSON shape, whichever step answered.
         let mut resp = unread.finish(error::ensure_json(resp)).await;
         set_content_length(&mut resp);
@@ -300,10 +315,10 @@ impl SurfaceParts {
     }
 
     /// Deadline, client IP and Host, credentials, then the routes.
-    async fn admit_and_route(&self, mut req: Request, started: Instant) -> Response {
+    async fn admit_and_route(&self, peer: IpAddr, mut req: Request, started: Instant) -> Response {
         let deadline = request_deadline(&self.app.config, &req);
         let steps = async {
-            if let Err(refused) = crate::edge::policy::admit(&self.app.edge, &mut req) {
+            if let Err(refused) = crate::edge::policy::admit(&self.app.edge, peer, &mut req) {
                 return refused.into_response();
             }
             // Only requests that carry credentials wait on the database; the others skip the
@@ -314,10 +329,9 @@ impl SurfaceParts {
                 Ok(req)
             };
             match authenticated {
-                Ok(req) => self
-                    .routes
-                    .clone()
-                    .oneshot(req)
+                // A router is always ready (axum), so it is called without `oneshot`'s
+                // readiness state machine.
+                Ok(req) => tower::Service::call(&mut self.routes.clone(), req)
                     .await
                     .unwrap_or_else(|never| match never {}),
                 Err(refused) => refused,
@@ -498,9 +512,10 @@ fn security_headers(resp: &mut Response, hsts: &HeaderValue) {
     headers.reserve(SECURITY_HEADERS.len() + 1);
     headers.insert(header::STRICT_TRANSPORT_SECURITY, hsts.clone());
     for (name, value) in SECURITY_HEADERS {
-        if !headers.contains_key(&name) {
-            headers.insert(name, HeaderValue::from_static(value));
-        }
+        // One lookup for "unless set" and the insert.
+        headers
+            .entry(name)
+            .or_insert_with(|| HeaderValue::from_static(value));
     }
 }
 

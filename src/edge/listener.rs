@@ -8,6 +8,7 @@
 //! HTTP/2 client that only pings) all have deadlines.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -27,7 +28,6 @@ use tower::ServiceExt;
 
 use super::idle::IdleIo;
 use super::per_ip::PerIpLimit;
-use super::policy::PeerAddr;
 
 /// Deadlines applied to every connection of a listener.
 #[derive(Debug, Clone, Copy)]
@@ -64,30 +64,27 @@ impl Drop for OpenGuard {
 }
 
 /// What a listener serves: `api::Surface` in the daemon, a bare router in tests.
-pub trait Serve:
-    tower::Service<
-        http::Request<axum::body::Body>,
-        Response = axum::response::Response,
-        Error = Infallible,
-        Future: Send,
-    > + Clone
-    + Send
-    + Sync
-    + 'static
-{
+pub trait Serve: Clone + Send + Sync + 'static {
+    /// The answer to `req`, which came over a connection from `peer`. The peer is an argument,
+    /// not a request extension: each extension is an allocation and a hash-map insert per
+    /// request, and only the edge's client-IP step reads it.
+    fn serve(
+        &self,
+        peer: SocketAddr,
+        req: http::Request<axum::body::Body>,
+    ) -> impl Future<Output = axum::response::Response> + Send + 'static + use<Self>;
 }
 
-impl<S> Serve for S where
-    S: tower::Service<
-            http::Request<axum::body::Body>,
-            Response = axum::response::Response,
-            Error = Infallible,
-            Future: Send,
-        > + Clone
-        + Send
-        + Sync
-        + 'static
-{
+/// A bare router, for tests of the listener alone: the peer is not passed on.
+impl Serve for axum::Router {
+    fn serve(
+        &self,
+        _peer: SocketAddr,
+        req: http::Request<axum::body::Body>,
+    ) -> impl Future<Output = axum::response::Response> + Send + 'static + use<> {
+        let answer = self.clone().oneshot(req);
+        async move { answer.await.unwrap_or_else(|never| match never {}) }
+    }
 }
 
 /// One listening socket and how to serve it.
@@ -303,13 +300,12 @@ async fn serve_http<I, S: Serve>(
     let activity = Arc::new(Activity::new());
     let service = {
         let activity = activity.clone();
-        hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
-            req.extensions_mut().insert(PeerAddr(peer));
+        hyper::service::service_fn(move |req: http::Request<Incoming>| {
             // Counted from the request head until its response body is finished or dropped.
             let in_flight = activity.start();
-            let response = router.clone().oneshot(req.map(axum::body::Body::new));
+            let response = router.serve(peer, req.map(axum::body::Body::new));
             async move {
-                let response = response.await?;
+                let response = response.await;
                 Ok::<_, Infallible>(response.map(move |body| Counted {
                     body,
                     _in_flight: in_flight,

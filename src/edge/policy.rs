@@ -16,10 +16,6 @@ use ipnet::IpNet;
 use crate::api::ApiError;
 use crate::config::Config;
 
-/// The TCP peer of a connection, inserted by the listener into every request.
-#[derive(Debug, Clone, Copy)]
-pub struct PeerAddr(pub SocketAddr);
-
 /// The client's address after honouring trusted proxies. Always present on requests that
 /// passed the edge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -222,13 +218,7 @@ fn parse_forwarded_ip(s: &str) -> Option<IpAddr> {
 /// A step of every request (`api::Surface`): resolves the client IP (put in the request's
 /// extensions as [`ClientIp`]) and refuses a request whose Host is not allowed (421) or absent
 /// (400).
-pub fn admit(policy: &EdgePolicy, req: &mut Request) -> Result<(), ApiError> {
-    // Router tests without sockets have no peer; they count as loopback.
-    let peer = req
-        .extensions()
-        .get::<PeerAddr>()
-        .map(|p| p.0.ip())
-        .unwrap_or(IpAddr::from([127, 0, 0, 1]));
+pub fn admit(policy: &EdgePolicy, peer: IpAddr, req: &mut Request) -> Result<(), ApiError> {
     let ip = policy.client_ip(peer, req.headers());
     req.extensions_mut().insert(ClientIp(ip));
     if policy.host_listed_verbatim(req) {
