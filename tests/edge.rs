@@ -155,6 +155,17 @@ async fn oversized_bodies_get_413_before_any_handler() {
         assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE, "{path}");
         assert_error_shape(&json(resp).await, "payload_too_large");
     }
+    // A refusal made after routing is counted under the route it was refused on.
+    let text = reqwest::get(roost.internal_url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("roost_http_requests_total{route=\"/health\",status=\"413\"} 1"),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,6 +11,7 @@ pub mod extract;
 pub mod openapi;
 pub mod time;
 
+use std::cell::Cell;
 use std::future::Future;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -285,8 +286,9 @@ impl tower::Service<Request> for Surface {
     }
 }
 
-/// How the listeners call a [`Surface`]: with the connection's peer, and without boxing the
-/// request's future (the connection holds it in place).
+/// How the listeners call a [`Surface`]: with the connection's peer. The request's future is
+/// boxed: unboxed it costs as much in copies as the allocation saves (callgrind), and it would
+/// make every open connection's state as large as a request in flight.
 impl crate::edge::listener::Serve for Surface {
     fn serve(
         &self,
@@ -294,7 +296,7 @@ impl crate::edge::listener::Serve for Surface {
         req: Request,
     ) -> impl Future<Output = Response> + Send + 'static + use<> {
         let surface = self.0.clone();
-        async move { surface.handle(peer.ip(), req).await }
+        Box::pin(async move { surface.handle(peer.ip(), req).await })
     }
 }
 
@@ -303,11 +305,18 @@ impl SurfaceParts {
         let started = Instant::now();
         // A body the handler leaves unread is drained before the answer (edge::drain).
         let (req, unread) = crate::edge::drain::track(req);
-        let resp = or_500_on_panic(self.admit_and_route(peer, req, started)).await;
+        let (resp, route) = MATCHED_ROUTE
+            .scope(Cell::new(None), async {
+                let resp = or_500_on_panic(self.admit_and_route(peer, req, started)).await;
+                (resp, MATCHED_ROUTE.with(Cell::take))
+            })
+            .await;
         // Every error leaves in the JSON shape, whichever step answered.
         let mut resp = unread.finish(error::ensure_json(resp)).await;
         set_content_length(&mut resp);
-        self.app.metrics.record_request(&resp, started.elapsed());
+        self.app
+            .metrics
+            .record_request(route, resp.status(), started.elapsed());
         if let Some(hsts) = &self.hsts {
             security_headers(&mut resp, hsts);
         }
@@ -417,8 +426,16 @@ impl<S> tower::Layer<S> for RoutePolicyLayer {
     }
 }
 
+tokio::task_local! {
+    /// The route template of the request being answered, for the request metrics: set by
+    /// [`RoutePolicyService`] once the router has matched, read by [`SurfaceParts::handle`]
+    /// on the way out (`unmatched` if never set). A task-local scoped to the one request
+    /// rather than a response extension, which costs three allocations per request.
+    static MATCHED_ROUTE: Cell<Option<MatchedPath>>;
+}
+
 /// The steps that depend on the matched route, in one layer: rate limit, body cap, low disk,
-/// then the handler. The route template is passed on in the response's extensions for
+/// then the handler. The route template is passed on in [`MATCHED_ROUTE`] for
 /// `Metrics::record_request`, which [`Surface`] calls on the way out.
 ///
 /// Written out rather than with `middleware::from_fn`, which clones and boxes the route below
@@ -450,16 +467,13 @@ where
 
     fn call(&mut self, req: Request) -> Self::Future {
         let matched = req.extensions().get::<MatchedPath>().cloned();
+        // Router tests call the routes without a surface, so without the slot.
+        let _ = MATCHED_ROUTE.try_with(|slot| slot.set(matched.clone()));
         let route = matched.as_ref().map(MatchedPath::as_str);
         let admitted = self.policy.admit(req, route);
         let (quota, req) = match admitted {
             Ok(admitted) => admitted,
-            Err(mut refused) => {
-                if let Some(matched) = matched {
-                    refused.extensions_mut().insert(matched);
-                }
-                return Box::pin(std::future::ready(Ok(refused)));
-            }
+            Err(refused) => return Box::pin(std::future::ready(Ok(refused))),
         };
         // No clone of the route for the call: axum clones this service for every request
         // already, its routes are always ready, and their futures own what they need.
@@ -470,9 +484,6 @@ where
             let mut resp =
                 or_500_on_panic(inner.map(|r| r.unwrap_or_else(|never| match never {}))).await;
             crate::limits::layer::add_quota_headers(&mut resp, quota.as_ref());
-            if let Some(matched) = matched {
-                resp.extensions_mut().insert(matched);
-            }
             Ok(resp)
         })
     }

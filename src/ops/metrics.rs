@@ -81,18 +81,20 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Counts an answered request by route template and status, and times it. The template
-    /// is the `MatchedPath` that `api::RoutePolicyService` puts in the response's extensions;
-    /// without one (no route matched, or refused before routing) it is `unmatched`.
-    pub fn record_request(&self, resp: &axum::response::Response, elapsed: std::time::Duration) {
-        let route = resp
-            .extensions()
-            .get::<axum::extract::MatchedPath>()
-            .map_or(RouteLabel::Unmatched, |p| RouteLabel::Matched(p.clone()));
+    /// Counts an answered request by route template and status, and times it. `route` is the
+    /// router's `MatchedPath`; without one (no route matched, or refused before routing) the
+    /// request counts as `unmatched`.
+    pub fn record_request(
+        &self,
+        route: Option<axum::extract::MatchedPath>,
+        status: http::StatusCode,
+        elapsed: std::time::Duration,
+    ) {
+        let route = route.map_or(RouteLabel::Unmatched, RouteLabel::Matched);
         self.http_requests
             .get_or_create(&HttpLabels {
                 route,
-                status: resp.status().as_u16(),
+                status: status.as_u16(),
             })
             .inc();
         self.http_request_duration.observe(elapsed.as_secs_f64());
