@@ -9,21 +9,22 @@
 pub mod error;
 pub mod extract;
 pub mod openapi;
+mod routes;
 pub mod time;
 
-use std::cell::Cell;
 use std::future::Future;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, delete, get, patch, post, put};
 use axum::Router;
 use futures_util::FutureExt;
 use http::{header, HeaderValue, StatusCode};
+use routes::Routes;
 
 use crate::auth;
 use crate::chat;
@@ -72,7 +73,7 @@ pub struct Shared {
     pub vitals: Arc<crate::ops::vitals::Vitals>,
     /// Keys, password hasher, login backoff and the pending setup code.
     pub auth: Arc<crate::auth::AuthState>,
-    /// Charged only by `limits::layer::check` in [`RoutePolicyService`], never by handlers.
+    /// Charged only by `limits::layer::check` in the surface's route policy, never by handlers.
     pub limiter: Arc<Limiter>,
     /// Where failed sign-ins and rate-limit refusals are reported (security alerts).
     pub alerts: AlertSink,
@@ -118,7 +119,7 @@ pub(crate) fn json_response(status: StatusCode, body: impl Into<axum::body::Body
 pub fn router(state: AppState) -> Surface {
     let hsts = HeaderValue::from_str(&format!("max-age={}", state.config.tls.hsts_max_age_secs))
         .expect("a decimal number is a valid header value");
-    let routes = Router::new()
+    let routes = Routes::new()
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .route("/ca.crt", get(ca_cert))
@@ -203,7 +204,7 @@ pub fn router(state: AppState) -> Surface {
 
 /// The loopback-only internal surface: monitoring, `/status` and (later) webhooks.
 pub fn internal_router(state: AppState) -> Surface {
-    let routes = Router::new()
+    let routes = Routes::new()
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .route("/metrics", get(metrics))
@@ -215,7 +216,7 @@ pub fn internal_router(state: AppState) -> Surface {
 
 /// Plain HTTP: `/ca.crt` and `/health` answered, everything else sent to HTTPS with 308.
 pub fn redirect_router(state: AppState) -> Surface {
-    let routes = Router::new()
+    let routes = Routes::new()
         .route("/health", get(health::health))
         .route("/ca.crt", get(ca_cert))
         .fallback(crate::edge::redirect::to_https);
@@ -224,31 +225,30 @@ pub fn redirect_router(state: AppState) -> Surface {
 
 /// Builds the [`Surface`] around `routes`: every request passes, in this order, security
 /// headers (HTTPS), metrics + JSON errors + body drain, panic guard, deadline (408), client IP
-/// and Host check (421), authentication; then routing; then, for the matched route, rate limit
-/// (429), body cap (413), low disk (507, when `disk_guard`), handler (`RoutePolicyService`).
-/// The limiter runs after authentication because it keys on the `limits::Account` that
-/// `auth::authenticate` inserts.
+/// and Host check (421), authentication, then for the route template its path matches: rate
+/// limit (429), body cap (413), low disk (507, when `disk_guard`); then the router and the
+/// handler. The limiter runs after authentication because it keys on the `limits::Account`
+/// that `auth::authenticate` inserts.
 ///
-/// Only the steps that need the matched route template run after routing, and as one layer.
-/// axum boxes every route once per `Router::layer` and clones the services below a
-/// `middleware::from_fn` layer on every request; with a layer per step that was most of the
-/// CPU of a small request. The steps before routing are plain function calls in
-/// [`Surface::handle`].
+/// Every step is a plain call in [`SurfaceParts::handle`]; the route template comes from
+/// [`routes::Templates`], not from the router. As axum layers (`middleware::from_fn`, or a
+/// layer around each route), the steps cloned and boxed the services below them on every
+/// request, which was most of the CPU of a small request.
 fn common_layers(
-    routes: Router<AppState>,
+    routes: Routes<AppState>,
     state: &AppState,
     hsts: Option<HeaderValue>,
     disk_guard: bool,
 ) -> Surface {
-    let routes = routes
-        .layer(RoutePolicyLayer(RoutePolicy {
-            app: state.clone(),
-            disk_guard,
-        }))
-        .with_state(state.clone());
+    let (router, templates) = routes.finish(state.clone());
     Surface(Arc::new(SurfaceParts {
         app: state.clone(),
-        routes,
+        router,
+        templates,
+        policy: RoutePolicy {
+            app: state.clone(),
+            disk_guard,
+        },
         hsts,
     }))
 }
@@ -261,7 +261,10 @@ pub struct Surface(Arc<SurfaceParts>);
 
 struct SurfaceParts {
     app: AppState,
-    routes: Router,
+    router: Router,
+    templates: routes::Templates,
+    /// The steps that depend on the route template.
+    policy: RoutePolicy,
     /// `Strict-Transport-Security` and [`SECURITY_HEADERS`] on every answer (HTTPS only).
     hsts: Option<HeaderValue>,
 }
@@ -305,12 +308,9 @@ impl SurfaceParts {
         let started = Instant::now();
         // A body the handler leaves unread is drained before the answer (edge::drain).
         let (req, unread) = crate::edge::drain::track(req);
-        let (resp, route) = MATCHED_ROUTE
-            .scope(Cell::new(None), async {
-                let resp = or_500_on_panic(self.admit_and_route(peer, req, started)).await;
-                (resp, MATCHED_ROUTE.with(Cell::take))
-            })
-            .await;
+        // The template the path matches labels the answer, whichever step gave it.
+        let route = self.templates.matching(req.uri().path());
+        let resp = or_500_on_panic(self.admit_and_route(peer, req, route, started)).await;
         // Every error leaves in the JSON shape, whichever step answered.
         let mut resp = unread.finish(error::ensure_json(resp)).await;
         set_content_length(&mut resp);
@@ -323,8 +323,14 @@ impl SurfaceParts {
         resp
     }
 
-    /// Deadline, client IP and Host, credentials, then the routes.
-    async fn admit_and_route(&self, peer: IpAddr, mut req: Request, started: Instant) -> Response {
+    /// Deadline, client IP and Host, credentials, the route policy, then the router.
+    async fn admit_and_route(
+        &self,
+        peer: IpAddr,
+        mut req: Request,
+        route: Option<&'static str>,
+        started: Instant,
+    ) -> Response {
         let deadline = request_deadline(&self.app.config, &req);
         let steps = async {
             if let Err(refused) = crate::edge::policy::admit(&self.app.edge, peer, &mut req) {
@@ -337,14 +343,22 @@ impl SurfaceParts {
             } else {
                 Ok(req)
             };
-            match authenticated {
-                // A router is always ready (axum), so it is called without `oneshot`'s
-                // readiness state machine.
-                Ok(req) => tower::Service::call(&mut self.routes.clone(), req)
-                    .await
-                    .unwrap_or_else(|never| match never {}),
-                Err(refused) => refused,
-            }
+            let req = match authenticated {
+                Ok(req) => req,
+                Err(refused) => return refused,
+            };
+            let (quota, req) = match self.policy.admit(req, route) {
+                Ok(admitted) => admitted,
+                Err(refused) => return refused,
+            };
+            // A router is always ready (axum), so it is called without `oneshot`'s readiness
+            // state machine. Its panics are caught here too, so that the 500 still carries
+            // the quota.
+            let answer = tower::Service::call(&mut self.router.clone(), req)
+                .map(|r| r.unwrap_or_else(|never| match never {}));
+            let mut resp = or_500_on_panic(answer).await;
+            crate::limits::layer::add_quota_headers(&mut resp, quota.as_ref());
+            resp
         };
         let mut steps = std::pin::pin!(steps);
         // Most answers are ready on the first poll (nothing to wait for): they need no timer,
@@ -378,8 +392,8 @@ async fn or_500_on_panic(answer: impl Future<Output = Response>) -> Response {
         })
 }
 
-/// What [`RoutePolicyService`] needs: the state, and whether writes are refused on low disk.
-#[derive(Clone)]
+/// The steps that depend on the route template: the state, and whether writes are refused
+/// on low disk.
 struct RoutePolicy {
     app: AppState,
     disk_guard: bool,
@@ -409,83 +423,6 @@ impl RoutePolicy {
             }
         }
         Ok((quota, req))
-    }
-}
-
-/// Puts [`RoutePolicyService`] around every route.
-#[derive(Clone)]
-struct RoutePolicyLayer(RoutePolicy);
-
-impl<S> tower::Layer<S> for RoutePolicyLayer {
-    type Service = RoutePolicyService<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        RoutePolicyService {
-            policy: self.0.clone(),
-            inner,
-        }
-    }
-}
-
-tokio::task_local! {
-    /// The route template of the request being answered, for the request metrics: set by
-    /// [`RoutePolicyService`] once the router has matched, read by [`SurfaceParts::handle`]
-    /// on the way out (`unmatched` if never set). A task-local scoped to the one request
-    /// rather than a response extension, which costs three allocations per request.
-    static MATCHED_ROUTE: Cell<Option<MatchedPath>>;
-}
-
-/// The steps that depend on the matched route, in one layer: rate limit, body cap, low disk,
-/// then the handler. The route template is passed on in [`MATCHED_ROUTE`] for
-/// `Metrics::record_request`, which [`Surface`] calls on the way out.
-///
-/// Written out rather than with `middleware::from_fn`, which clones and boxes the route below
-/// it on every request; here the refusals are decided before any future is made.
-#[derive(Clone)]
-struct RoutePolicyService<S> {
-    policy: RoutePolicy,
-    inner: S,
-}
-
-impl<S> tower::Service<Request> for RoutePolicyService<S>
-where
-    S: tower::Service<Request, Response = Response, Error = std::convert::Infallible>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-{
-    type Response = Response;
-    type Error = std::convert::Infallible;
-    type Future = futures_util::future::BoxFuture<'static, Result<Response, Self::Error>>;
-
-    fn poll_ready(
-        &mut self,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: Request) -> Self::Future {
-        let matched = req.extensions().get::<MatchedPath>().cloned();
-        // Router tests call the routes without a surface, so without the slot.
-        let _ = MATCHED_ROUTE.try_with(|slot| slot.set(matched.clone()));
-        let route = matched.as_ref().map(MatchedPath::as_str);
-        let admitted = self.policy.admit(req, route);
-        let (quota, req) = match admitted {
-            Ok(admitted) => admitted,
-            Err(refused) => return Box::pin(std::future::ready(Ok(refused))),
-        };
-        // No clone of the route for the call: axum clones this service for every request
-        // already, its routes are always ready, and their futures own what they need.
-        let inner = self.inner.call(req);
-        Box::pin(async move {
-            // Caught here too (the outer guard catches the steps before routing), so a
-            // panicking handler's 500 is still counted under its route.
-            let mut resp =
-                or_500_on_panic(inner.map(|r| r.unwrap_or_else(|never| match never {}))).await;
-            crate::limits::layer::add_quota_headers(&mut resp, quota.as_ref());
-            Ok(resp)
-        })
     }
 }
 

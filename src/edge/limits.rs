@@ -19,7 +19,7 @@ use crate::api::ApiError;
 pub const UPLOAD_ROUTE: &str = "/api/v1/attachments";
 
 /// The request with its body capped for its route (`route`: the matched template), or the 413
-/// to send instead. `api::RoutePolicyService` runs it for every request.
+/// to send instead. `api::Surface`'s route policy runs it for every request.
 // The refusal is the response itself, built only on that rare path; boxing it would
 // change nothing for the request that passes.
 #[allow(clippy::result_large_err)]

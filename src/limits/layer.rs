@@ -1,5 +1,5 @@
-//! The one place requests meet the rate limiter: [`check`], which `api::RoutePolicyService` runs for
-//! every request on every router.
+//! The one place requests meet the rate limiter: [`check`], which `api::Surface`'s route
+//! policy runs for every request on every router.
 //!
 //! It picks the family from the method and route template, reads the client IP (`ClientIp`,
 //! resolved by the edge) and the [`Account`] (inserted by the auth middleware, which must run
@@ -93,24 +93,29 @@ mod tests {
     use crate::limits::clock::FakeClock;
     use crate::ops::metrics::Metrics;
     use axum::body::Body;
-    use axum::extract::{MatchedPath, State};
+    use axum::extract::State;
     use axum::middleware::Next;
     use axum::routing::{get, post};
     use axum::Router;
     use std::sync::Arc;
     use tower::ServiceExt;
 
-    /// [`check`] and [`add_quota_headers`] as a layer, the way `api::RoutePolicyService` applies them.
+    /// The templates of the routes in [`app`].
+    const ROUTES: [&str; 3] = ["/api/v1/rooms/{id}", "/api/v1/auth/login", "/health"];
+
+    /// [`check`] and [`add_quota_headers`] as a layer, the way `api`'s surface applies them:
+    /// with the template the path matches.
     pub async fn enforce(
         State(limiter): State<Arc<Limiter>>,
         req: Request,
         next: Next,
     ) -> Response {
-        let route = req
-            .extensions()
-            .get::<MatchedPath>()
-            .map(|p| p.as_str().to_owned());
-        match check(&limiter, &req, route.as_deref()) {
+        let mut templates = matchit::Router::new();
+        for template in ROUTES {
+            templates.insert(template, template).unwrap();
+        }
+        let route = templates.at(req.uri().path()).ok().map(|m| *m.value);
+        match check(&limiter, &req, route) {
             Err(refused) => refused,
             Ok(quota) => {
                 let mut resp = next.run(req).await;
@@ -124,9 +129,9 @@ mod tests {
     /// `x-test-ip`) and for auth (Account from `x-test-account`), outside the limiter.
     fn app(limiter: Arc<Limiter>) -> Router {
         Router::new()
-            .route("/api/v1/rooms/{id}", get(|| async { "room" }))
-            .route("/api/v1/auth/login", post(|| async { "welcome" }))
-            .route("/health", get(|| async { "ok" }))
+            .route(ROUTES[0], get(|| async { "room" }))
+            .route(ROUTES[1], post(|| async { "welcome" }))
+            .route(ROUTES[2], get(|| async { "ok" }))
             .fallback(|| async { ApiError::not_found() })
             .layer(axum::middleware::from_fn_with_state(limiter, enforce))
             .layer(axum::middleware::from_fn(

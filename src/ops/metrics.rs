@@ -20,34 +20,20 @@ pub struct HttpLabels {
     pub status: u16,
 }
 
-/// A route template as a label value. It shares the router's `MatchedPath` (a reference
-/// count) instead of copying the template into a new `String` on every request.
-#[derive(Clone, Debug)]
+/// A route template as a label value: one of the surface's templates, which are `'static`,
+/// so a label costs no copy.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
 pub enum RouteLabel {
-    Matched(axum::extract::MatchedPath),
+    Matched(&'static str),
     Unmatched,
 }
 
 impl RouteLabel {
     pub fn as_str(&self) -> &str {
         match self {
-            RouteLabel::Matched(path) => path.as_str(),
+            RouteLabel::Matched(template) => template,
             RouteLabel::Unmatched => "unmatched",
         }
-    }
-}
-
-impl PartialEq for RouteLabel {
-    fn eq(&self, other: &Self) -> bool {
-        self.as_str() == other.as_str()
-    }
-}
-
-impl Eq for RouteLabel {}
-
-impl std::hash::Hash for RouteLabel {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.as_str().hash(state);
     }
 }
 
@@ -82,11 +68,11 @@ pub struct Metrics {
 
 impl Metrics {
     /// Counts an answered request by route template and status, and times it. `route` is the
-    /// router's `MatchedPath`; without one (no route matched, or refused before routing) the
-    /// request counts as `unmatched`.
+    /// template the request's path matches, whichever step answered; without one it counts as
+    /// `unmatched`.
     pub fn record_request(
         &self,
-        route: Option<axum::extract::MatchedPath>,
+        route: Option<&'static str>,
         status: http::StatusCode,
         elapsed: std::time::Duration,
     ) {

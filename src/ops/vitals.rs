@@ -308,8 +308,9 @@ pub async fn monitor(vitals: Arc<Vitals>, shutdown: CancellationToken) {
 
 /// The 507 to send instead of `req`, if any: writes (any method but GET, HEAD and OPTIONS)
 /// under `/api/` are refused while free disk is below `storage.min_free_disk_mb`.
-/// `api::RoutePolicyService` asks this for every request, after the Host check (421), rate limit
-/// (429) and body cap (413), and before the handler, so a full disk is refused at the door.
+/// `api::Surface`'s route policy asks this for every request, after the Host check (421),
+/// rate limit (429) and body cap (413), and before the handler, so a full disk is refused at
+/// the door.
 pub fn refuse_when_disk_low(vitals: &Vitals, req: &Request) -> Option<Response> {
     let reads = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     (!reads && vitals.disk_low() && req.uri().path().starts_with("/api/")).then(|| {
@@ -331,7 +332,7 @@ mod tests {
     use axum::Router;
     use tower::ServiceExt;
 
-    /// [`refuse_when_disk_low`] as a layer, the way `api::RoutePolicyService` applies it.
+    /// [`refuse_when_disk_low`] as a layer, the way `api::Surface`'s route policy applies it.
     async fn refuse_writes_when_disk_low(
         State(vitals): State<Arc<Vitals>>,
         req: Request,
