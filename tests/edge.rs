@@ -173,6 +173,9 @@ async fn metrics_only_on_the_internal_listener() {
     let roost = Setup::new().start();
     let resp = roost.get("/metrics").await;
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    // Refused before its handler (no credentials): counted under the route it asked for.
+    let resp = roost.get("/api/v1/rooms/42").await;
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
 
     let resp = reqwest::get(roost.internal_url("/metrics")).await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
@@ -199,6 +202,10 @@ async fn metrics_only_on_the_internal_listener() {
     assert!(
         text.contains("route=\"unmatched\",status=\"404\""),
         "the public 404 is counted:\n{text}"
+    );
+    assert!(
+        text.contains("roost_http_requests_total{route=\"/api/v1/rooms/{id}\",status=\"401\"} 1"),
+        "the 401 is counted under its template:\n{text}"
     );
 }
 
