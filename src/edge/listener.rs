@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
+use super::dormant::dormant;
 use super::idle::IdleIo;
 use super::per_ip::PerIpLimit;
 
@@ -438,7 +439,9 @@ async fn drive<C: Graceful>(
     shutdown: CancellationToken,
 ) {
     tokio::pin!(conn);
-    tokio::pin!(quiet);
+    // Polled only when their own timer or token fires, not at every wake-up of the connection.
+    let mut quiet = dormant(quiet);
+    let mut cancelled = dormant(shutdown.cancelled_owned());
     let result = tokio::select! {
         // The connection first: it is what wakes this task nearly every time.
         biased;
@@ -450,7 +453,7 @@ async fn drive<C: Graceful>(
             conn.as_mut().graceful_shutdown();
             conn.await
         }
-        _ = shutdown.cancelled() => {
+        _ = &mut cancelled => {
             // Finish requests already in flight, take no new ones; the daemon bounds how long.
             conn.as_mut().graceful_shutdown();
             conn.await

@@ -3,6 +3,7 @@
 //! Everything a request meets before a handler. The edge knows nothing about the database
 //! or chat; it hands requests carrying a [`policy::ClientIp`] to the routers built in `api`.
 
+mod dormant;
 pub mod drain;
 pub mod idle;
 pub mod limits;
