@@ -408,13 +408,16 @@ MEMORY_KINDS = ("resident_anonymous", "resident_file", "heap_in_use", "heap_free
 
 class RssSampler(threading.Thread):
     """Once a second: the RSS from /proc and `roost_process_memory_bytes{kind}` from /metrics.
-    `take()` gives the lowest and highest RSS since the last call and the lowest reading of
-    each memory kind (a sign-in holds argon2's 19 MiB for a moment; the lows are the floor)."""
+    `take()` gives the lowest and highest RSS since the last call, the lowest reading of each
+    memory kind (a sign-in holds argon2's 19 MiB for a moment; the lows are the floor), and the
+    heap figures of the scrape with the lowest anonymous memory: lows of different moments do
+    not add up, the figures of one scrape do (anonymous ~ heap in use + free + stacks)."""
 
     def __init__(self, roost, stop):
         super().__init__(daemon=True)
         self.roost, self.stop, self.lock, self.seen = roost, stop, threading.Lock(), []
         self.kinds = {k: [] for k in MEMORY_KINDS}
+        self.at_floor = None
 
     def run(self):
         while not self.stop.wait(1.0):
@@ -426,17 +429,27 @@ class RssSampler(threading.Thread):
             with self.lock:
                 if kib:
                     self.seen.append(kib / 1024)
+                scrape = {}
                 for k in MEMORY_KINDS:
                     v = samples.get(f'roost_process_memory_bytes{{kind="{k}"}}')
                     if v is not None:
                         self.kinds[k].append(v / 2**20)
+                        scrape[k] = v / 2**20
+                anon = scrape.get("resident_anonymous")
+                if anon is not None and (
+                    self.at_floor is None or anon < self.at_floor["resident_anonymous"]
+                ):
+                    self.at_floor = scrape
 
     def take(self):
         with self.lock:
             seen, self.seen = self.seen, []
             kinds, self.kinds = self.kinds, {k: [] for k in MEMORY_KINDS}
+            at_floor, self.at_floor = self.at_floor or {}, None
         rss = (min(seen), max(seen)) if seen else (0, 0)
-        return rss, {k: round(min(v), 2) if v else None for k, v in kinds.items()}
+        lows = {k: round(min(v), 2) if v else None for k, v in kinds.items()}
+        floor = {k: round(v, 2) for k, v in at_floor.items()}
+        return rss, lows, floor
 
 
 def db_mib(roost):
@@ -630,7 +643,7 @@ def main():
             if roost.proc.poll() is not None:
                 log("roost died")
                 break
-            (rss_min, rss_max), lows = rss.take()
+            (rss_min, rss_max), lows, floor = rss.take()
             row = {
                 "elapsed_s": round(time.monotonic() - start),
                 "req_per_s": round(len(lat) / window, 1),
@@ -645,6 +658,9 @@ def main():
                 "file_min_mib": lows["resident_file"],
                 "heap_in_use_min_mib": lows["heap_in_use"],
                 "heap_free_min_mib": lows["heap_free"],
+                # From the one scrape with the window's lowest anonymous memory.
+                "heap_in_use_at_floor_mib": floor.get("heap_in_use"),
+                "heap_free_at_floor_mib": floor.get("heap_free"),
                 "files_mib": tree_mib(roost.data_dir / "attachments"),
                 "fds": roost.open_fds(),
                 "connections": roost.status()["connections"].get("https", 0),
@@ -671,7 +687,14 @@ def main():
     flat = abs(s) < 0.1  # under 0.1 MiB a minute: ~6 MiB a day at the very most
     parts = {
         k: slope_per_min([r["elapsed_s"] for r in half], [r[k] for r in half])
-        for k in ("anon_min_mib", "file_min_mib", "heap_in_use_min_mib", "sqlite_mem_mib")
+        for k in (
+            "anon_min_mib",
+            "file_min_mib",
+            "heap_in_use_min_mib",
+            "heap_in_use_at_floor_mib",
+            "heap_free_at_floor_mib",
+            "sqlite_mem_mib",
+        )
         if all(r[k] is not None for r in half)
     }
     title = (
