@@ -199,7 +199,7 @@ pub fn router(state: AppState) -> Surface {
         .fallback(not_found);
     // HSTS and JSON errors wrap everything, including 421s; a write under /api/ gets 507
     // while disk is low (ops::vitals).
-    common_layers(routes, &state, Some(hsts), true)
+    surface(routes, &state, Some(hsts), true)
 }
 
 /// The loopback-only internal surface: monitoring, `/status` and (later) webhooks.
@@ -211,7 +211,7 @@ pub fn internal_router(state: AppState) -> Surface {
         .route("/status", get(crate::ops::status::status))
         .route("/livekit/webhook", post(livekit::webhook::receive))
         .fallback(not_found);
-    common_layers(routes, &state, None, false)
+    surface(routes, &state, None, false)
 }
 
 /// Plain HTTP: `/ca.crt` and `/health` answered, everything else sent to HTTPS with 308.
@@ -220,7 +220,7 @@ pub fn redirect_router(state: AppState) -> Surface {
         .route("/health", get(health::health))
         .route("/ca.crt", get(ca_cert))
         .fallback(crate::edge::redirect::to_https);
-    common_layers(routes, &state, None, false)
+    surface(routes, &state, None, false)
 }
 
 /// Builds the [`Surface`] around `routes`: every request passes, in this order, security
@@ -234,7 +234,7 @@ pub fn redirect_router(state: AppState) -> Surface {
 /// [`routes::Templates`], not from the router. As axum layers (`middleware::from_fn`, or a
 /// layer around each route), the steps cloned and boxed the services below them on every
 /// request, which was most of the CPU of a small request.
-fn common_layers(
+fn surface(
     routes: Routes<AppState>,
     state: &AppState,
     hsts: Option<HeaderValue>,
@@ -245,16 +245,13 @@ fn common_layers(
         app: state.clone(),
         router,
         templates,
-        policy: RoutePolicy {
-            app: state.clone(),
-            disk_guard,
-        },
+        disk_guard,
         hsts,
     }))
 }
 
 /// One listener's whole HTTP surface, as a `tower::Service` the edge serves: the steps every
-/// request passes before routing (see [`common_layers`]), then the routes. Cloning it (once
+/// request passes before routing (see [`surface`]), then the routes. Cloning it (once
 /// per request) is one reference count.
 #[derive(Clone)]
 pub struct Surface(Arc<SurfaceParts>);
@@ -263,8 +260,8 @@ struct SurfaceParts {
     app: AppState,
     router: Router,
     templates: routes::Templates,
-    /// The steps that depend on the route template.
-    policy: RoutePolicy,
+    /// Whether writes are refused while disk is low (507).
+    disk_guard: bool,
     /// `Strict-Transport-Security` and [`SECURITY_HEADERS`] on every answer (HTTPS only).
     hsts: Option<HeaderValue>,
 }
@@ -347,7 +344,7 @@ impl SurfaceParts {
                 Ok(req) => req,
                 Err(refused) => return refused,
             };
-            let (quota, req) = match self.policy.admit(req, route) {
+            let (quota, req) = match self.admit_to_route(req, route) {
                 Ok(admitted) => admitted,
                 Err(refused) => return refused,
             };
@@ -392,19 +389,13 @@ async fn or_500_on_panic(answer: impl Future<Output = Response>) -> Response {
         })
 }
 
-/// The steps that depend on the route template: the state, and whether writes are refused
-/// on low disk.
-struct RoutePolicy {
-    app: AppState,
-    disk_guard: bool,
-}
-
-impl RoutePolicy {
-    /// Rate limit, body cap, low disk: the request to pass on with its quota, or the refusal.
+impl SurfaceParts {
+    /// The route policy: rate limit, body cap, low disk (when `disk_guard`), by the route
+    /// template. The request to pass on with its quota, or the refusal.
     // The refusal is the response itself, built only on that rare path; boxing it would
     // change nothing for the request that passes.
     #[allow(clippy::result_large_err)]
-    fn admit(
+    fn admit_to_route(
         &self,
         req: Request,
         route: Option<&str>,

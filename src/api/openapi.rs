@@ -206,7 +206,7 @@ const COMMON_RESPONSES: [(&str, &str, &str, bool); 10] = [
 ];
 
 /// Adds the bearer security scheme and, to every operation, the responses of the layers that
-/// run before its handler (see [`super::common_layers`]): every route can time out (408), meet
+/// run before its handler (see [`super::surface`]): every route can time out (408), meet
 /// an unknown Host (421) or fail unexpectedly (500); everything under `/api/` is authenticated
 /// when a header is sent (401, 403 scope), rate limited (429) and may find the server
 /// shutting down (503); writes under `/api/` are refused on low disk (507) and over the body
