@@ -241,12 +241,7 @@ async fn restore_drill_under_write_load() {
     }
 
     // The daemon reports it: /metrics and /status.
-    let metrics = reqwest::get(roost.internal_url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = roost.metrics().await;
     let stamp = metrics
         .lines()
         .find_map(|l| l.strip_prefix("roost_backup_last_success_timestamp_seconds "))

@@ -156,12 +156,7 @@ async fn oversized_bodies_get_413_before_any_handler() {
         assert_error_shape(&json(resp).await, "payload_too_large");
     }
     // A refusal made after routing is counted under the route it was refused on.
-    let text = reqwest::get(roost.internal_url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = roost.metrics().await;
     assert!(
         text.contains("roost_http_requests_total{route=\"/health\",status=\"413\"} 1"),
         "{text}"
@@ -189,12 +184,7 @@ async fn metrics_only_on_the_internal_listener() {
         assert!(text.contains(name), "{name} missing from:\n{text}");
     }
     // Each request is counted once answered: a second scrape sees the first one.
-    let text = reqwest::get(roost.internal_url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = roost.metrics().await;
     assert!(
         text.contains("roost_http_requests_total{route=\"/metrics\",status=\"200\"} 1"),
         "{text}"

@@ -82,12 +82,7 @@ async fn a_tiny_family_refuses_with_429_and_headers_then_recovers() {
     assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(header(&resp, "ratelimit-limit"), "1");
 
-    let metrics = reqwest::get(roost.internal_url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = roost.metrics().await;
     for line in [
         "roost_rate_limit_hits_total{surface=\"read\",reason=\"ip\"} ",
         "roost_rate_limit_hits_total{surface=\"write\",reason=\"ip\"} 1",
@@ -252,12 +247,7 @@ async fn a_signed_in_account_is_limited_on_its_own_bucket() {
         .await
         .unwrap();
     assert_eq!(anonymous.status(), StatusCode::NOT_FOUND);
-    let metrics = reqwest::get(roost.internal_url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = roost.metrics().await;
     assert!(
         metrics.contains("roost_rate_limit_hits_total{surface=\"read\",reason=\"account\"} 1"),
         "{metrics}"

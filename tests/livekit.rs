@@ -96,15 +96,6 @@ async fn ready_json(roost: &Roost) -> (u16, Value) {
     (resp.status().as_u16(), resp.json().await.unwrap())
 }
 
-async fn metrics(roost: &Roost) -> String {
-    reqwest::get(roost.internal_url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn starts_livekit_and_reports_it_ready() {
     let (setup, port) = with_fake("");
@@ -119,7 +110,7 @@ async fn starts_livekit_and_reports_it_ready() {
     let (status, body) = ready_json(&roost).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["checks"]["livekit"]["status"], "ok", "{body}");
-    let m = metrics(&roost).await;
+    let m = roost.metrics().await;
     assert!(m.contains("roost_livekit_up 1"), "{m}");
 
     // What LiveKit was given: loopback HTTP, our keys, webhooks to the internal listener.
@@ -233,7 +224,7 @@ async fn a_crashing_livekit_is_restarted_with_growing_backoff() {
     assert_eq!(resp.status(), 502);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["error"]["code"], "livekit_unavailable");
-    let m = metrics(&roost).await;
+    let m = roost.metrics().await;
     assert!(m.contains("roost_livekit_up 0"), "{m}");
     assert!(!m.contains("roost_livekit_restarts_total 0"), "{m}");
 
@@ -392,7 +383,7 @@ async fn signalling_websocket_round_trips_through_tls() {
     assert_eq!(resp.status(), 503);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["error"]["code"], "too_many_call_connections");
-    let m = metrics(&roost).await;
+    let m = roost.metrics().await;
     assert!(m.contains("roost_livekit_proxied_connections 1"), "{m}");
 
     assert!(
@@ -533,7 +524,7 @@ async fn webhooks_are_accepted_when_signed_and_every_forgery_is_rejected() {
     );
     assert_eq!(post(Some(good), body).await, 200);
 
-    let m = metrics(&roost).await;
+    let m = roost.metrics().await;
     for reason in [
         "missing_auth",
         "malformed",

@@ -61,15 +61,7 @@ async fn the_served_document_is_openapi_3_and_routes_every_documented_path() {
     }
     // A handler's own 404 (no such room) is fine; a path no route matched is counted as
     // `route="unmatched"`, and every documented template must have been counted as itself.
-    let metrics = roost
-        .client()
-        .get(roost.internal_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = roost.metrics().await;
     assert!(
         !metrics.contains("route=\"unmatched\""),
         "a documented path matched no route:\n{metrics}"

@@ -176,6 +176,16 @@ impl Roost {
         format!("http://127.0.0.1:{}{path}", self.addrs().internal.port())
     }
 
+    /// `/metrics` from the internal listener, as text.
+    pub async fn metrics(&self) -> String {
+        reqwest::get(self.internal_url("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     pub fn ca_pem(&self) -> Vec<u8> {
         std::fs::read(self.setup.data_dir().join("tls/ca.crt")).unwrap()
     }
