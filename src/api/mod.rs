@@ -301,10 +301,10 @@ impl crate::edge::listener::Serve for Surface {
 }
 
 impl SurfaceParts {
-    async fn handle(&self, peer: IpAddr, req: Request) -> Response {
+    async fn handle(&self, peer: IpAddr, mut req: Request) -> Response {
         let started = Instant::now();
         // A body the handler leaves unread is drained before the answer (edge::drain).
-        let (req, unread) = crate::edge::drain::track(req);
+        let unread = crate::edge::drain::track(&mut req);
         // The template the path matches labels the answer, whichever step gave it.
         let route = self.templates.matching(req.uri().path());
         let resp = or_500_on_panic(self.admit_and_route(peer, req, route, started)).await;
@@ -344,8 +344,9 @@ impl SurfaceParts {
                 Ok(req) => req,
                 Err(refused) => return refused,
             };
-            let (quota, req) = match self.admit_to_route(req, route) {
-                Ok(admitted) => admitted,
+            let mut req = req;
+            let quota = match self.admit_to_route(&mut req, route) {
+                Ok(quota) => quota,
                 Err(refused) => return refused,
             };
             // A router is always ready (axum), so it is called without `oneshot`'s readiness
@@ -391,29 +392,29 @@ async fn or_500_on_panic(answer: impl Future<Output = Response>) -> Response {
 
 impl SurfaceParts {
     /// The route policy: rate limit, body cap, low disk (when `disk_guard`), by the route
-    /// template. The request to pass on with its quota, or the refusal.
+    /// template. The quota `req` was charged to (its body is now capped), or the refusal.
     // The refusal is the response itself, built only on that rare path; boxing it would
     // change nothing for the request that passes.
     #[allow(clippy::result_large_err)]
     fn admit_to_route(
         &self,
-        req: Request,
+        req: &mut Request,
         route: Option<&str>,
-    ) -> Result<(Option<crate::limits::Quota>, Request), Response> {
+    ) -> Result<Option<crate::limits::Quota>, Response> {
         let app = &self.app;
-        let quota = crate::limits::layer::check(&app.limiter, &req, route)?;
+        let quota = crate::limits::layer::check(&app.limiter, req, route)?;
         // A request charged to the limiter reports its quota whatever the answer.
         let with_quota = |mut refused: Response| {
             crate::limits::layer::add_quota_headers(&mut refused, quota.as_ref());
             refused
         };
-        let req = crate::edge::limits::limit_body(&app.edge, req, route).map_err(with_quota)?;
+        crate::edge::limits::limit_body(&app.edge, req, route).map_err(with_quota)?;
         if self.disk_guard {
-            if let Some(refused) = crate::ops::vitals::refuse_when_disk_low(&app.vitals, &req) {
+            if let Some(refused) = crate::ops::vitals::refuse_when_disk_low(&app.vitals, req) {
                 return Err(with_quota(refused));
             }
         }
-        Ok((quota, req))
+        Ok(quota)
     }
 }
 

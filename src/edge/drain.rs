@@ -38,28 +38,25 @@ type Slot = Arc<Mutex<Option<Body>>>;
 
 /// Wraps `req`'s body (HTTP/1.x only); keep the returned [`Unread`] until the response exists.
 /// A request without a body (most GETs) is left as it is.
-pub fn track(req: Request) -> (Request, Unread) {
+pub fn track(req: &mut Request) -> Unread {
     use http_body::Body as _;
     if req.version() >= Version::HTTP_2 || req.body().is_end_stream() {
-        return (req, Unread(None));
+        return Unread(None);
     }
     let expects_continue = req
         .headers()
         .get(header::EXPECT)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
     let slot: Slot = Arc::default();
-    let (parts, body) = req.into_parts();
-    let tracked = Body::new(Tracked {
+    let body = std::mem::take(req.body_mut());
+    *req.body_mut() = Body::new(Tracked {
         inner: Some(body),
         slot: slot.clone(),
     });
-    (
-        Request::from_parts(parts, tracked),
-        Unread(Some(Pending {
-            slot,
-            expects_continue,
-        })),
-    )
+    Unread(Some(Pending {
+        slot,
+        expects_continue,
+    }))
 }
 
 /// What [`track`] left to check once the response is ready.
@@ -199,7 +196,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_body_read_to_its_end_needs_nothing() {
-        let (req, unread) = track(post(Body::from("{\"name\":\"x\"}")));
+        let mut req = post(Body::from("{\"name\":\"x\"}"));
+        let unread = track(&mut req);
         let bytes = req.into_body().collect().await.unwrap().to_bytes();
         assert_eq!(&bytes[..], b"{\"name\":\"x\"}");
         assert!(!closes(&unread.finish(Response::new(Body::empty())).await));
@@ -208,7 +206,8 @@ mod tests {
     #[tokio::test]
     async fn an_unread_body_is_drained_before_the_answer() {
         let (tx, body) = channel_body(4);
-        let (req, unread) = track(post(body));
+        let mut req = post(body);
+        let unread = track(&mut req);
         drop(req); // answered without reading, like a 401 from the auth layer
         let sender = tokio::spawn(async move {
             for _ in 0..3 {
@@ -228,7 +227,8 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_body_that_does_not_come_closes_the_connection() {
         let (tx, body) = channel_body(4);
-        let (req, unread) = track(post(body));
+        let mut req = post(body);
+        let unread = track(&mut req);
         drop(req);
         let resp = unread.finish(Response::new(Body::empty())).await;
         assert!(
@@ -245,14 +245,15 @@ mod tests {
         let chunk = Bytes::from(vec![0u8; 64 * 1024]);
         tokio::spawn(async move { while tx.send(Ok(chunk.clone())).await.is_ok() {} });
         for body in [big, endless] {
-            let (req, unread) = track(post(body));
+            let mut req = post(body);
+            let unread = track(&mut req);
             drop(req);
             assert!(closes(&unread.finish(Response::new(Body::empty())).await));
         }
         let mut req = post(Body::from("late"));
         req.headers_mut()
             .insert(header::EXPECT, HeaderValue::from_static("100-continue"));
-        let (req, unread) = track(req);
+        let unread = track(&mut req);
         drop(req);
         assert!(closes(&unread.finish(Response::new(Body::empty())).await));
     }
@@ -261,7 +262,7 @@ mod tests {
     async fn http2_is_left_alone() {
         let mut req = post(Body::from("x"));
         *req.version_mut() = Version::HTTP_2;
-        let (req, unread) = track(req);
+        let unread = track(&mut req);
         drop(req);
         assert!(!closes(&unread.finish(Response::new(Body::empty())).await));
     }

@@ -25,9 +25,9 @@ pub const UPLOAD_ROUTE: &str = "/api/v1/attachments";
 #[allow(clippy::result_large_err)]
 pub fn limit_body(
     policy: &EdgePolicy,
-    req: Request,
+    req: &mut Request,
     route: Option<&str>,
-) -> Result<Request, Response> {
+) -> Result<(), Response> {
     let is_upload = req.method() == http::Method::POST && route == Some(UPLOAD_ROUTE);
     let limit = if is_upload {
         usize::try_from(policy.upload_max_bytes).unwrap_or(usize::MAX)
@@ -53,7 +53,9 @@ pub fn limit_body(
     // A request without a body (most GETs) has nothing to count; wrapping it would cost an
     // allocation per request for nothing.
     if http_body::Body::is_end_stream(req.body()) {
-        return Ok(req);
+        return Ok(());
     }
-    Ok(req.map(|body| Body::new(http_body_util::Limited::new(body, limit))))
+    let body = std::mem::take(req.body_mut());
+    *req.body_mut() = Body::new(http_body_util::Limited::new(body, limit));
+    Ok(())
 }

@@ -287,6 +287,16 @@ enum Protocol {
     Detect,
 }
 
+/// The body a [`Serve`] gets. A request without one (most GETs) gets the empty body, which
+/// needs no allocation; `Body::new` boxes hyper's body even when there is nothing in it.
+fn request_body(incoming: Incoming) -> axum::body::Body {
+    if http_body::Body::is_end_stream(&incoming) {
+        axum::body::Body::empty()
+    } else {
+        axum::body::Body::new(incoming)
+    }
+}
+
 async fn serve_http<I, S: Serve>(
     io: I,
     protocol: Protocol,
@@ -304,7 +314,7 @@ async fn serve_http<I, S: Serve>(
         hyper::service::service_fn(move |req: http::Request<Incoming>| {
             // Counted from the request head until its response body is finished or dropped.
             let in_flight = activity.start();
-            let response = router.serve(peer, req.map(axum::body::Body::new));
+            let response = router.serve(peer, req.map(request_body));
             async move {
                 let response = response.await;
                 Ok::<_, Infallible>(response.map(move |body| Counted {

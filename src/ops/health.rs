@@ -85,7 +85,13 @@ pub async fn health() -> Response {
         env!("CARGO_PKG_VERSION"),
         r#""}"#
     );
-    crate::api::json_response(StatusCode::OK, BODY)
+    // Its length too: a `Content-Length` made per answer is an allocation (axum's, otherwise).
+    static LENGTH: std::sync::LazyLock<http::HeaderValue> =
+        std::sync::LazyLock::new(|| http::HeaderValue::from(BODY.len()));
+    let mut resp = crate::api::json_response(StatusCode::OK, BODY);
+    resp.headers_mut()
+        .insert(http::header::CONTENT_LENGTH, LENGTH.clone());
+    resp
 }
 
 /// `GET /ready`: the database can be written and the disk has room.
