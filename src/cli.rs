@@ -347,6 +347,14 @@ fn serve(config: Config) -> u8 {
     // Before any thread exists: each thread that allocates before the arena limit is set may
     // get an arena of its own (a soak run found three with the limit at two).
     crate::ops::memory::configure();
+    // Before the first connection (SQLite takes it only then): the writer and the readers.
+    match crate::store::page_region::reserve(config.storage.read_connections + 1) {
+        Ok(region) => tracing::debug!(
+            bytes = region.bytes(),
+            "reserved SQLite's page-cache region"
+        ),
+        Err(e) => tracing::warn!(error = %e, "SQLite's pages come from the heap"),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("roost")

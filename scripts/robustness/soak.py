@@ -14,9 +14,10 @@ Every 10 s a row goes to the CSV: requests/s, p50/p99 latency, errors, Roost's R
 and highest of the once-a-second readings in the window: a password hash in progress holds
 argon2's 19 MiB for ~50 ms, so single readings jump), the lowest reading in the window of each
 part of it from `roost_process_memory_bytes` (anonymous and file-backed resident memory, the
-allocator's heap in use and free), what SQLite holds in memory (from `roost_db_memory_bytes`), the database's and the attachment store's size on disk, open file
-descriptors, HTTPS and gateway connections, and gateway events the
-listeners received per second. At the end it fits a line through the second half of the
+allocator's heap in use and free, SQLite's page-cache region), what SQLite holds in memory
+(from `roost_db_memory_bytes`), the database's and the attachment store's size on disk, open
+file descriptors, HTTPS and gateway connections, and gateway events the listeners received per
+second. At the end it fits a line through the second half of the
 windows' lowest RSS and says whether RSS flattened, with the same slope for each part.
 
     scripts/robustness/soak.py [--minutes 10] [--users 16] [--think-ms 50] [--listeners 8]
@@ -403,7 +404,13 @@ def ws_connections(roost):
         c.close()
 
 
-MEMORY_KINDS = ("resident_anonymous", "resident_file", "heap_in_use", "heap_free")
+MEMORY_KINDS = (
+    "resident_anonymous",
+    "resident_file",
+    "heap_in_use",
+    "heap_free",
+    "db_page_region",
+)
 
 
 class RssSampler(threading.Thread):
@@ -661,6 +668,8 @@ def main():
                 # From the one scrape with the window's lowest anonymous memory.
                 "heap_in_use_at_floor_mib": floor.get("heap_in_use"),
                 "heap_free_at_floor_mib": floor.get("heap_free"),
+                # SQLite's page-cache region (outside the heap): the most of it used at once.
+                "db_page_region_mib": floor.get("db_page_region"),
                 "files_mib": tree_mib(roost.data_dir / "attachments"),
                 "fds": roost.open_fds(),
                 "connections": roost.status()["connections"].get("https", 0),
@@ -693,6 +702,7 @@ def main():
             "heap_in_use_min_mib",
             "heap_in_use_at_floor_mib",
             "heap_free_at_floor_mib",
+            "db_page_region_mib",
             "sqlite_mem_mib",
         )
         if all(r[k] is not None for r in half)

@@ -131,6 +131,9 @@ pub struct Reading {
     pub heap_in_use: Option<u64>,
     /// Free bytes the allocator holds in its arenas (until reused or trimmed).
     pub heap_free: Option<u64>,
+    /// Resident bytes of SQLite's page-cache region (`store::page_region`), which is not
+    /// part of the heap: the most of it SQLite has used at once.
+    pub db_page_region: Option<u64>,
 }
 
 impl Reading {
@@ -141,6 +144,7 @@ impl Reading {
             ("resident_file", self.resident_file),
             ("heap_in_use", self.heap_in_use),
             ("heap_free", self.heap_free),
+            ("db_page_region", self.db_page_region),
         ]
         .into_iter()
         .filter_map(|(kind, v)| v.map(|v| (kind, v)))
@@ -154,6 +158,7 @@ pub fn read() -> Reading {
     let mut reading = Reading {
         resident_anonymous: status_kib(&status, "RssAnon:").map(|k| k * 1024),
         resident_file: status_kib(&status, "RssFile:").map(|k| k * 1024),
+        db_page_region: crate::store::page_region::usage().map(|u| u.touched),
         ..Reading::default()
     };
     #[cfg(all(target_os = "linux", target_env = "gnu"))]

@@ -33,15 +33,18 @@ impl DbMemory {
     }
 
     /// These figures with `other` set to the rest of SQLite's allocations in this process:
-    /// `sqlite3_memory_used` (every connection, busy ones included, and work memory) less the
-    /// three per-connection figures.
+    /// `sqlite3_memory_used` (every connection, busy ones included, and work memory) and the
+    /// page-cache region's slots in use (`page_region`: not counted there), less the three
+    /// per-connection figures.
     pub fn with_rest(self) -> DbMemory {
         // SAFETY: takes SQLite's global memory mutex (the library is built thread-safe) and
         // reads a counter; no connection is touched.
-        let all = unsafe { ffi::sqlite3_memory_used() };
+        let heap = unsafe { ffi::sqlite3_memory_used() };
+        let region = super::page_region::usage().map_or(0, |u| u.in_use);
+        let all = u64::try_from(heap).unwrap_or(0) + region;
         let parts = self.page_cache + self.schema + self.statements;
         DbMemory {
-            other: u64::try_from(all).unwrap_or(0).saturating_sub(parts),
+            other: all.saturating_sub(parts),
             ..self
         }
     }

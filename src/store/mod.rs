@@ -18,6 +18,7 @@ pub mod inspect;
 mod job;
 mod memory;
 pub mod migrations;
+pub mod page_region;
 mod pool;
 mod writer;
 
