@@ -127,12 +127,12 @@ pub struct Reading {
     /// Resident file-backed pages (the binary's code and data, shared libraries): `RssFile`.
     pub resident_file: Option<u64>,
     /// Bytes the C allocator has handed out and not yet been given back (arenas and mapped
-    /// blocks; SQLite's caches are part of it).
+    /// blocks; SQLite's cached pages are not, when they live in `store::page_region`).
     pub heap_in_use: Option<u64>,
     /// Free bytes the allocator holds in its arenas (until reused or trimmed).
     pub heap_free: Option<u64>,
     /// Resident bytes of SQLite's page-cache region (`store::page_region`), which is not
-    /// part of the heap: the most of it SQLite has used at once.
+    /// part of the heap: the slots that have held a page since the region was last trimmed.
     pub db_page_region: Option<u64>,
 }
 

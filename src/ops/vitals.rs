@@ -136,7 +136,7 @@ impl Vitals {
         metrics.register(
             "process_memory_bytes",
             "Roost's memory by kind: resident_anonymous and resident_file (RSS = their sum), \
-             heap_in_use and heap_free (the C allocator's, SQLite's caches included)",
+             heap_in_use and heap_free (the C allocator's), db_page_region (SQLite's cached pages)",
             process_memory.clone(),
         );
         let min_free_gauge = Gauge::<i64>::default();

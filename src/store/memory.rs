@@ -33,15 +33,13 @@ impl DbMemory {
     }
 
     /// These figures with `other` set to the rest of SQLite's allocations in this process:
-    /// `sqlite3_memory_used` (every connection, busy ones included, and work memory) and the
-    /// page-cache region's slots in use (`page_region`: not counted there), less the three
-    /// per-connection figures.
+    /// `sqlite3_memory_used` (every connection, busy ones included, and work memory; pages in
+    /// `page_region`'s slots too, since they are allocated through SQLite's memory hooks),
+    /// less the three per-connection figures.
     pub fn with_rest(self) -> DbMemory {
         // SAFETY: takes SQLite's global memory mutex (the library is built thread-safe) and
         // reads a counter; no connection is touched.
-        let heap = unsafe { ffi::sqlite3_memory_used() };
-        let region = super::page_region::usage().map_or(0, |u| u.in_use);
-        let all = u64::try_from(heap).unwrap_or(0) + region;
+        let all = u64::try_from(unsafe { ffi::sqlite3_memory_used() }).unwrap_or(0);
         let parts = self.page_cache + self.schema + self.statements;
         DbMemory {
             other: all.saturating_sub(parts),
