@@ -37,8 +37,16 @@ pub const CACHE_KIB_PER_CONNECTION: usize = 2000;
 /// system call each time.
 pub const TRIM_BYTES: usize = 1 << 20;
 
-/// The kernel's page: what is resident or given back, whole.
-const OS_PAGE: usize = 4096;
+/// The kernel's page size: what is resident or given back, whole (4 KiB, or 16 KiB on a
+/// Raspberry Pi 5's default kernel).
+fn os_page() -> usize {
+    // SAFETY: sysconf reads a constant of the running system.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(size)
+        .ok()
+        .filter(|s| s.is_power_of_two())
+        .unwrap_or(4096)
+}
 
 /// The region SQLite was given: `slots` slots of `slot_bytes` each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,6 +155,8 @@ struct Slab {
     /// The mapping's address; page-aligned, never unmapped.
     base: usize,
     region: Region,
+    /// The kernel's page size ([`os_page`]).
+    os_page: usize,
     state: Mutex<Slots>,
 }
 
@@ -184,6 +194,7 @@ impl Slab {
         Ok(Slab {
             base: memory as usize,
             region,
+            os_page: os_page(),
             state: Mutex::new(Slots {
                 used: vec![0; region.slots.div_ceil(64)],
                 in_use: 0,
@@ -242,8 +253,8 @@ impl Slab {
         if keep > index || (slots.touched - keep) * slot < TRIM_BYTES {
             return;
         }
-        let from = (self.base + keep * slot).next_multiple_of(OS_PAGE);
-        let to = (self.base + slots.touched * slot).next_multiple_of(OS_PAGE);
+        let from = (self.base + keep * slot).next_multiple_of(self.os_page);
+        let to = (self.base + slots.touched * slot).next_multiple_of(self.os_page);
         // SAFETY: [from, to) lies in the mapping (`to` is at most its end, which is
         // page-aligned) and holds only free slots, none of which SQLite can be using: the
         // first page boundary at or after the end of the highest slot in use. Their pages
@@ -259,7 +270,7 @@ impl Slab {
         let slot = self.region.slot_bytes as u64;
         Use {
             in_use: slots.in_use as u64 * slot,
-            touched: (slots.touched as u64 * slot).next_multiple_of(OS_PAGE as u64),
+            touched: (slots.touched as u64 * slot).next_multiple_of(self.os_page as u64),
         }
     }
 }
@@ -389,7 +400,10 @@ mod tests {
         );
         let used = slab.usage();
         assert_eq!(used.in_use, 3 * slot as u64);
-        assert_eq!(used.touched, (3 * slot as u64).next_multiple_of(4096));
+        assert_eq!(
+            used.touched,
+            (3 * slot as u64).next_multiple_of(slab.os_page as u64)
+        );
     }
 
     #[test]
@@ -416,13 +430,16 @@ mod tests {
         }
         assert_eq!(
             slab.usage().touched,
-            (600 * slot as u64).next_multiple_of(4096)
+            (600 * slot as u64).next_multiple_of(slab.os_page as u64)
         );
         // Freeing the top lowers it to slot 9, far more than TRIM_BYTES down: the rest goes.
         slab.give_back(all[599]);
         let used = slab.usage();
         assert_eq!(used.in_use, 10 * slot as u64);
-        assert_eq!(used.touched, (10 * slot as u64).next_multiple_of(4096));
+        assert_eq!(
+            used.touched,
+            (10 * slot as u64).next_multiple_of(slab.os_page as u64)
+        );
         // The slots still held are untouched, and the region fills from the bottom again.
         // SAFETY: slot 9 is held by this test.
         assert_eq!(unsafe { *((all[9] + slot - 1) as *const u8) }, 0xa5);
@@ -440,7 +457,7 @@ mod tests {
         // Ten slots (~43 KiB) below TRIM_BYTES: resident still, for the cache to refill.
         assert_eq!(
             slab.usage().touched,
-            (100 * slot as u64).next_multiple_of(4096)
+            (100 * slot as u64).next_multiple_of(slab.os_page as u64)
         );
     }
 }
