@@ -21,7 +21,6 @@
 //! hooks only before it initializes. Tools and tests that skip it get SQLite's default.
 
 use std::os::raw::{c_int, c_void};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use rusqlite::ffi;
@@ -93,12 +92,6 @@ pub fn reserve(connections: usize) -> Result<Region, String> {
         slots: slots_for(connections, slot_bytes),
         slot_bytes,
     })?;
-    let region = slab.region;
-    // The slab is in place before SQLite can call the hooks: it calls none of them before it
-    // initializes, which it cannot have done if it accepts them below.
-    if SLAB.set(slab).is_err() {
-        return Err("the page-cache region is reserved already".into());
-    }
     let methods = ffi::sqlite3_mem_methods {
         xMalloc: Some(hook_malloc),
         xFree: Some(hook_free),
@@ -119,19 +112,24 @@ pub fn reserve(connections: usize) -> Result<Region, String> {
         )
     };
     if rc != ffi::SQLITE_OK {
-        // The slab stays mapped but untouched: nothing of it is resident.
+        slab.unmap();
         return Err(format!(
             "SQLite refused the page-cache region (code {rc}): it had already started"
         ));
     }
-    ACCEPTED.store(true, Ordering::Release);
+    // SQLite calls no hook before it initializes, which comes after this: a connection
+    // opened later. Until the slab is set the hooks use `malloc` alone, and they tell the
+    // slab's slots from `malloc`'s blocks by address, so no order of the two can mix them.
+    let region = slab.region;
+    SLAB.set(slab).map_err(|slab| {
+        slab.unmap();
+        "the page-cache region is reserved already".to_string()
+    })?;
     Ok(region)
 }
 
-/// The slab the hooks allocate from; they are only installed once it is set.
+/// The slab the hooks allocate from, set once SQLite has taken them.
 static SLAB: OnceLock<Slab> = OnceLock::new();
-/// Whether SQLite took the hooks.
-static ACCEPTED: AtomicBool = AtomicBool::new(false);
 
 /// How much of the region SQLite is using.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -144,9 +142,6 @@ pub struct Use {
 
 /// The region's use, or `None` if [`reserve`] did not give SQLite one.
 pub fn usage() -> Option<Use> {
-    if !ACCEPTED.load(Ordering::Acquire) {
-        return None;
-    }
     SLAB.get().map(Slab::usage)
 }
 
@@ -201,6 +196,18 @@ impl Slab {
                 touched: 0,
             }),
         })
+    }
+
+    /// Gives the mapping back; only for a slab SQLite was never given.
+    fn unmap(self) {
+        // SAFETY: the mapping `map` made, `region.bytes()` long; no hook can reach a slab
+        // that is not in `SLAB`, so nothing else holds a pointer into it.
+        unsafe { libc::munmap(self.base as *mut c_void, self.region.bytes()) };
+    }
+
+    /// The resident bytes of the lowest `slots` slots: the pages they cover, whole.
+    fn resident_bytes(&self, slots: usize) -> u64 {
+        (slots * self.region.slot_bytes).next_multiple_of(self.os_page) as u64
     }
 
     fn lock(&self) -> MutexGuard<'_, Slots> {
@@ -267,10 +274,9 @@ impl Slab {
 
     fn usage(&self) -> Use {
         let slots = self.lock();
-        let slot = self.region.slot_bytes as u64;
         Use {
-            in_use: slots.in_use as u64 * slot,
-            touched: (slots.touched as u64 * slot).next_multiple_of(self.os_page as u64),
+            in_use: (slots.in_use * self.region.slot_bytes) as u64,
+            touched: self.resident_bytes(slots.touched),
         }
     }
 }
@@ -400,10 +406,7 @@ mod tests {
         );
         let used = slab.usage();
         assert_eq!(used.in_use, 3 * slot as u64);
-        assert_eq!(
-            used.touched,
-            (3 * slot as u64).next_multiple_of(slab.os_page as u64)
-        );
+        assert_eq!(used.touched, slab.resident_bytes(3));
     }
 
     #[test]
@@ -428,18 +431,12 @@ mod tests {
         for &p in &all[10..599] {
             slab.give_back(p);
         }
-        assert_eq!(
-            slab.usage().touched,
-            (600 * slot as u64).next_multiple_of(slab.os_page as u64)
-        );
+        assert_eq!(slab.usage().touched, slab.resident_bytes(600));
         // Freeing the top lowers it to slot 9, far more than TRIM_BYTES down: the rest goes.
         slab.give_back(all[599]);
         let used = slab.usage();
         assert_eq!(used.in_use, 10 * slot as u64);
-        assert_eq!(
-            used.touched,
-            (10 * slot as u64).next_multiple_of(slab.os_page as u64)
-        );
+        assert_eq!(used.touched, slab.resident_bytes(10));
         // The slots still held are untouched, and the region fills from the bottom again.
         // SAFETY: slot 9 is held by this test.
         assert_eq!(unsafe { *((all[9] + slot - 1) as *const u8) }, 0xa5);
@@ -449,15 +446,11 @@ mod tests {
     #[test]
     fn a_small_drop_of_the_top_keeps_the_pages() {
         let slab = slab(1000);
-        let slot = slab.region.slot_bytes;
         let all: Vec<usize> = (0..100).map(|_| slab.take().unwrap()).collect();
         for &p in all[90..].iter().rev() {
             slab.give_back(p);
         }
         // Ten slots (~43 KiB) below TRIM_BYTES: resident still, for the cache to refill.
-        assert_eq!(
-            slab.usage().touched,
-            (100 * slot as u64).next_multiple_of(slab.os_page as u64)
-        );
+        assert_eq!(slab.usage().touched, slab.resident_bytes(100));
     }
 }
