@@ -22,6 +22,10 @@ pub enum LogFormat {
 
 /// Installs the global subscriber. `ROOST_LOG` overrides the level: a level (`debug`), or
 /// comma-separated `target=level` pairs with an optional default (`info,roost::store=trace`).
+/// rustls logs at `error` unless `ROOST_LOG` names it (`debug,rustls=debug`): its warnings are
+/// about what one peer sent (an IP address as SNI, which every client connecting to
+/// `https://192.168.x.y` does), so any client could fill the journal with them, one line per
+/// connection, and an operator can do nothing about them.
 pub fn init(format: LogFormat) {
     let targets = filter_from(std::env::var("ROOST_LOG").ok().as_deref());
     let filter = || targets.clone();
@@ -61,15 +65,24 @@ pub fn init(format: LogFormat) {
 }
 
 /// The filter `ROOST_LOG` asks for; `info` when it is unset, or, with a warning on stderr
-/// (no subscriber exists yet), when it cannot be parsed.
+/// (no subscriber exists yet), when it cannot be parsed. rustls is held at `error` unless the
+/// value names it.
 fn filter_from(value: Option<&str>) -> Targets {
     let default = Targets::new().with_default(tracing::Level::INFO);
-    match value.map(str::trim) {
+    let targets = match value.map(str::trim) {
         None | Some("") => default,
         Some(value) => value.parse().unwrap_or_else(|e| {
             eprintln!("roost: ignoring ROOST_LOG={value:?} ({e}); logging at info");
             default
         }),
+    };
+    if targets
+        .iter()
+        .any(|(target, _)| target.starts_with("rustls"))
+    {
+        targets
+    } else {
+        targets.with_target("rustls", tracing::Level::ERROR)
     }
 }
 
@@ -111,5 +124,23 @@ mod tests {
         let bad = filter_from(Some("roost=loud"));
         assert!(bad.would_enable("roost", &tracing::Level::INFO));
         assert!(!bad.would_enable("roost", &tracing::Level::DEBUG));
+    }
+
+    #[test]
+    fn rustls_speaks_only_of_errors_unless_roost_log_names_it() {
+        for value in [None, Some("debug"), Some("warn,roost::store=trace")] {
+            let targets = filter_from(value);
+            let warning = "rustls::msgs::handshake";
+            assert!(
+                !targets.would_enable(warning, &tracing::Level::WARN),
+                "{value:?}"
+            );
+            assert!(
+                targets.would_enable(warning, &tracing::Level::ERROR),
+                "{value:?}"
+            );
+        }
+        let asked = filter_from(Some("info,rustls=debug"));
+        assert!(asked.would_enable("rustls::conn", &tracing::Level::DEBUG));
     }
 }
