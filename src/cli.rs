@@ -343,6 +343,12 @@ fn migrate(config: &Config, check: bool) -> u8 {
     }
 }
 
+/// Threads for blocking work (database reads, password hashes, file I/O), instead of tokio's
+/// 512. Every user holds one only while its work runs, never while waiting for a client (an
+/// upload writes each batch in its own step), so more would only mean more stacks when a
+/// burst of work queues; past the cap, work waits its turn in order.
+const MAX_BLOCKING_THREADS: usize = 64;
+
 fn serve(config: Config) -> u8 {
     // Before any thread exists: each thread that allocates before the arena limit is set may
     // get an arena of its own (a soak run found three with the limit at two).
@@ -358,6 +364,7 @@ fn serve(config: Config) -> u8 {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("roost")
+        .max_blocking_threads(MAX_BLOCKING_THREADS)
         .build()
     {
         Ok(r) => r,

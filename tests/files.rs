@@ -358,3 +358,55 @@ async fn text_cut_mid_character_is_refused_whatever_its_length() {
     assert_eq!(s, StatusCode::CREATED, "{body}");
     assert_eq!(body["content_type"], "text/plain");
 }
+
+/// An upload from a slow client holds no thread while it waits for bytes: with more uploads
+/// stalled mid-body than Roost has blocking threads (64), database reads and other uploads
+/// still answer, and once the clients give up their temp files are gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_uploads_do_not_hold_the_threads_reads_need() {
+    const STALLED: usize = 72;
+    let mut api = Api::start(Setup::new().toml("[rate_limits.upload]\nenabled = false\n"));
+    let admin = api.admin().await;
+    let tmp = api.roost.setup.data_dir().join("attachments/tmp");
+
+    let mut stalled = Vec::new();
+    for _ in 0..STALLED {
+        let mut tls = tls_connect(&api.roost, None).await;
+        let head = format!(
+            "POST /api/v1/attachments?name=slow.png HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\nContent-Length: 1000000\r\n\r\n",
+            admin.token
+        );
+        tls.write_all(head.as_bytes()).await.unwrap();
+        tls.write_all(&png(1000)).await.unwrap();
+        tls.flush().await.unwrap();
+        stalled.push(tls);
+    }
+    let temp_files = || std::fs::read_dir(&tmp).map_or(0, |d| d.count());
+    eventually(
+        Duration::from_secs(30),
+        "a temp file for every stalled upload",
+        || async { (temp_files() == STALLED).then_some(()) },
+    )
+    .await;
+
+    let (s, rooms) =
+        tokio::time::timeout(Duration::from_secs(20), api.get("/api/v1/rooms", &admin))
+            .await
+            .expect("a database read answers while uploads stall");
+    assert_eq!(s, StatusCode::OK, "{rooms}");
+    let (s, body) = tokio::time::timeout(
+        Duration::from_secs(20),
+        upload(&api, &admin, "quick.png", png(200_000)),
+    )
+    .await
+    .expect("an upload that streams answers while others stall");
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+
+    drop(stalled);
+    eventually(
+        Duration::from_secs(30),
+        "the stalled uploads' temp files to go",
+        || async { (temp_files() == 0).then_some(()) },
+    )
+    .await;
+}

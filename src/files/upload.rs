@@ -1,15 +1,17 @@
 //! `POST /api/v1/attachments?name=<display name>`: the raw file as the request body.
 //!
-//! The body is streamed: chunks go through a small bounded channel to a blocking thread that
-//! writes the temp file and feeds SHA-256, so memory stays at a few chunks whatever the size
-//! and hashing never runs on the async threads. The size cap, the quota and the type (from the
-//! first [`SNIFF_LEN`](super::sniff::SNIFF_LEN) bytes) are checked while streaming, so a bad
-//! upload is refused as soon as it can be told, and its temp file deleted by [`TempFile`].
+//! The body is streamed: chunks are gathered into batches of [`WRITE_BATCH`] bytes, and each
+//! batch is written to the temp file and fed to SHA-256 by a [`Spool`] step on a blocking
+//! thread. Memory stays at one batch whatever the size, hashing never runs on the async
+//! threads, and a blocking thread is held only while the disk works, never while a slow client
+//! is still sending: a few hundred slow uploads cannot take the blocking pool that database
+//! reads and password hashing need. The size cap, the quota and the type (from the first
+//! [`SNIFF_LEN`](super::sniff::SNIFF_LEN) bytes) are checked while streaming, so a bad upload
+//! is refused as soon as it can be told, and its temp file deleted by [`TempFile`] (dropped on
+//! a blocking thread).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::State;
@@ -24,9 +26,9 @@ use super::{content_path, FilesError};
 use crate::api::{ApiError, AppState, Json, Query};
 use crate::auth::Principal;
 
-/// Chunks in flight between the request and the writer thread (each at most what hyper hands
-/// over, typically 16 KiB): the upload waits for the disk, never buffers the body.
-const CHUNKS_IN_FLIGHT: usize = 8;
+/// Bytes gathered from the request before they are written in one blocking step (plus at most
+/// one chunk, typically 16 KiB): the upload waits for the disk, never buffers the body.
+const WRITE_BATCH: usize = 64 * 1024;
 /// Longest display name kept (characters); longer names are cut.
 const MAX_NAME_CHARS: usize = 200;
 
@@ -137,50 +139,166 @@ fn usage(conn: &rusqlite::Connection, user_id: i64) -> Result<u64, FilesError> {
     Ok(u64::try_from(n).unwrap_or(0))
 }
 
-/// Writes chunks to `path` and hashes them; returns the lowercase hex SHA-256. Once the
-/// channel closes, `complete` says whether the request streamed to its end: only then is the
-/// file synced. A refused upload (too large, over quota, wrong type, cut off) is deleted here,
-/// on this blocking thread, without being synced: an oversized upload must not cost the disk a
-/// flush of up to `max_bytes`, nor an async worker the unlink of a synced file (~30 ms for
-/// 25 MiB on ext4 with `discard`, more on an SD card). Once the file is on disk, free space is
-/// measured again: an upload that took the disk below `min_free` bytes (the low-disk flag is
-/// only refreshed every few seconds, and several large uploads can run at once) is refused like
-/// one that found the disk low, so the database keeps its room to write.
-fn write_and_hash(
-    path: &Path,
-    mut chunks: tokio::sync::mpsc::Receiver<bytes::Bytes>,
-    complete: &AtomicBool,
-    min_free: u64,
-) -> Result<String, FilesError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(FilesError::io("creating the upload's temp file"))?;
-    let mut hash = ring::digest::Context::new(&ring::digest::SHA256);
-    while let Some(chunk) = chunks.blocking_recv() {
-        hash.update(&chunk);
-        file.write_all(&chunk)
-            .map_err(FilesError::io("writing the upload"))?;
+/// An upload's temp file while it is written: the file and the hash of what is in it. Every
+/// method blocks (file I/O, hashing): the handler runs each step with [`blocking`], handing the
+/// spool over and getting it back, so no thread holds it between steps.
+struct Spool {
+    file: std::fs::File,
+    hash: ring::digest::Context,
+}
+
+impl Spool {
+    fn create(path: &Path) -> Result<Spool, FilesError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(FilesError::io("creating the upload's temp file"))?;
+        Ok(Spool {
+            file,
+            hash: ring::digest::Context::new(&ring::digest::SHA256),
+        })
     }
-    if !complete.load(Ordering::Acquire) {
-        drop(file);
-        return match std::fs::remove_file(path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(FilesError::io("deleting a refused upload")(e))
-            }
-            _ => Err(FilesError::Aborted),
+
+    fn append(&mut self, chunks: &[bytes::Bytes]) -> Result<(), FilesError> {
+        for chunk in chunks {
+            self.hash.update(chunk);
+            self.file
+                .write_all(chunk)
+                .map_err(FilesError::io("writing the upload"))?;
+        }
+        Ok(())
+    }
+
+    /// Syncs the complete upload; returns its lowercase hex SHA-256. Only a complete upload is
+    /// synced: a refused one (too large, over quota, wrong type, cut off) is deleted unsynced,
+    /// so an oversized upload does not cost the disk a flush of up to `max_bytes`. Once the file
+    /// is on disk, free space is measured again: an upload that took the disk below `min_free`
+    /// bytes (the low-disk flag is only refreshed every few seconds, and several large uploads
+    /// can run at once) is refused like one that found the disk low, so the database keeps its
+    /// room to write.
+    fn finish(self, dir: &Path, min_free: u64) -> Result<String, FilesError> {
+        self.file
+            .sync_all()
+            .map_err(FilesError::io("syncing the upload"))?;
+        if crate::ops::disk::free_bytes(dir).is_ok_and(|free| free < min_free) {
+            return Err(FilesError::InsufficientStorage);
+        }
+        Ok(hex::encode(self.hash.finish()))
+    }
+}
+
+/// Runs `step` on a blocking thread.
+async fn blocking<T: Send + 'static>(
+    context: &'static str,
+    step: impl FnOnce() -> Result<T, FilesError> + Send + 'static,
+) -> Result<T, FilesError> {
+    tokio::task::spawn_blocking(step)
+        .await
+        .map_err(|e| FilesError::Io {
+            context,
+            source: std::io::Error::other(e.to_string()),
+        })?
+}
+
+/// What a fully received upload was: its hash (the temp file is synced), size and type.
+struct Received {
+    sha256: String,
+    size: u64,
+    content_type: &'static str,
+}
+
+/// Streams `body` into the temp file at `path`, checking the size cap, the quota (`used` bytes
+/// so far of `quota`) and the type on the way. On an error the temp file may be left for the
+/// caller to delete.
+async fn receive(
+    app: &AppState,
+    path: PathBuf,
+    body: Body,
+    used: u64,
+    quota: u64,
+) -> Result<Received, FilesError> {
+    let cfg = &app.config.attachments;
+    let max = cfg.max_bytes;
+    let allowed = |t: &'static str| cfg.allowed_types.iter().any(|a| a == t);
+    let create = path.clone();
+    let mut spool = blocking("creating the upload's temp file", move || {
+        Spool::create(&create)
+    })
+    .await?;
+
+    let mut stream = body.into_data_stream();
+    let mut head: Vec<u8> = Vec::with_capacity(SNIFF_LEN);
+    let mut content_type: Option<&'static str> = None;
+    let mut size: u64 = 0;
+    let mut batch: Vec<bytes::Bytes> = Vec::new();
+    let mut batched = 0;
+    loop {
+        let chunk = match stream.next().await {
+            Some(chunk) => chunk.map_err(|e| {
+                // The edge's cap wraps the body in `Limited`; its error means "too large".
+                if std::error::Error::source(&e)
+                    .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+                    || e.to_string().contains("length limit exceeded")
+                {
+                    FilesError::TooLarge(max)
+                } else {
+                    FilesError::Aborted
+                }
+            })?,
+            None => break,
         };
+        size += chunk.len() as u64;
+        if size > max {
+            return Err(FilesError::TooLarge(max));
+        }
+        if used + size > quota {
+            return Err(FilesError::QuotaExceeded(cfg.user_quota_mb));
+        }
+        if content_type.is_none() {
+            let take = (SNIFF_LEN - head.len()).min(chunk.len());
+            head.extend_from_slice(&chunk[..take]);
+            // Judged as cut off only once more bytes follow: a file of exactly SNIFF_LEN bytes
+            // ends there, and is judged (as complete) at the end.
+            if head.len() >= SNIFF_LEN && size > SNIFF_LEN as u64 {
+                content_type = Some(judge(&head, false, &allowed)?);
+            }
+        }
+        batched += chunk.len();
+        batch.push(chunk);
+        if batched >= WRITE_BATCH {
+            let chunks = std::mem::take(&mut batch);
+            spool = blocking("writing the upload", move || {
+                spool.append(&chunks)?;
+                Ok(spool)
+            })
+            .await?;
+            batched = 0;
+        }
     }
-    file.sync_all()
-        .map_err(FilesError::io("syncing the upload"))?;
-    let dir = path.parent().unwrap_or(path);
-    if crate::ops::disk::free_bytes(dir).is_ok_and(|free| free < min_free) {
-        return Err(FilesError::InsufficientStorage);
+    if size == 0 {
+        return Err(FilesError::Empty);
     }
-    Ok(hex::encode(hash.finish()))
+    let content_type = match content_type {
+        Some(t) => t,
+        None => judge(&head, true, &allowed)?,
+    };
+    let (dir, min_free) = (
+        path.parent().unwrap_or(&path).to_path_buf(),
+        app.vitals.min_free_bytes(),
+    );
+    let sha256 = blocking("syncing the upload", move || {
+        spool.append(&batch)?;
+        spool.finish(&dir, min_free)
+    })
+    .await?;
+    Ok(Received {
+        sha256,
+        size,
+        content_type,
+    })
 }
 
 /// `POST /api/v1/attachments`: 201 with the attachment.
@@ -212,18 +330,20 @@ pub async fn upload(
     Query(q): Query<UploadQuery>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let view = receive(&app, &who, display_name(q.name.as_deref()), body).await?;
+    let view = store_upload(&app, &who, display_name(q.name.as_deref()), body).await?;
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 
-async fn receive(
+/// Receives an upload (see [`receive`]), then stores it: linked into the content store, and
+/// its row recorded, under the publish lock.
+async fn store_upload(
     app: &AppState,
     who: &Principal,
     name: String,
     body: Body,
 ) -> Result<AttachmentView, FilesError> {
     let cfg = &app.config.attachments;
-    let (max, quota) = (cfg.max_bytes, cfg.user_quota_bytes());
+    let quota = cfg.user_quota_bytes();
     if app.vitals.disk_low() {
         return Err(FilesError::InsufficientStorage);
     }
@@ -235,75 +355,19 @@ async fn receive(
 
     let files = app.files.clone();
     let temp = TempFile::new(files.tmp_dir());
-    let (tx, rx) = tokio::sync::mpsc::channel(CHUNKS_IN_FLIGHT);
-    let temp_path = temp.path().to_path_buf();
-    let min_free = app.vitals.min_free_bytes();
-    let complete = Arc::new(AtomicBool::new(false));
-    let writer_complete = complete.clone();
-    let writer = tokio::task::spawn_blocking(move || {
-        write_and_hash(&temp_path, rx, &writer_complete, min_free)
-    });
-
-    let mut stream = body.into_data_stream();
-    let mut head: Vec<u8> = Vec::with_capacity(SNIFF_LEN);
-    let mut content_type: Option<&'static str> = None;
-    let mut size: u64 = 0;
-    let allowed = |t: &'static str| cfg.allowed_types.iter().any(|a| a == t);
-    let streamed: Result<(), FilesError> = async {
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| {
-                // The edge's cap wraps the body in `Limited`; its error means "too large".
-                if std::error::Error::source(&e)
-                    .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
-                    || e.to_string().contains("length limit exceeded")
-                {
-                    FilesError::TooLarge(max)
-                } else {
-                    FilesError::Aborted
-                }
-            })?;
-            size += chunk.len() as u64;
-            if size > max {
-                return Err(FilesError::TooLarge(max));
-            }
-            if used + size > quota {
-                return Err(FilesError::QuotaExceeded(cfg.user_quota_mb));
-            }
-            if content_type.is_none() {
-                let take = (SNIFF_LEN - head.len()).min(chunk.len());
-                head.extend_from_slice(&chunk[..take]);
-                // Judged as cut off only once more bytes follow: a file of exactly
-                // SNIFF_LEN bytes ends there, and is judged (as complete) at the end.
-                if head.len() >= SNIFF_LEN && size > SNIFF_LEN as u64 {
-                    content_type = Some(judge(&head, false, &allowed)?);
-                }
-            }
-            if tx.send(chunk).await.is_err() {
-                break; // the writer failed; its error is reported below
-            }
+    let received = receive(app, temp.path().to_path_buf(), body, used, quota).await;
+    let Received {
+        sha256,
+        size,
+        content_type,
+    } = match received {
+        Ok(r) => r,
+        Err(e) => {
+            // The unlink of a large file can take tens of milliseconds (ext4 with `discard`, an
+            // SD card): not on an async worker.
+            let _ = tokio::task::spawn_blocking(move || drop(temp)).await;
+            return Err(e);
         }
-        Ok(())
-    }
-    .await;
-    // Before the channel closes (the writer reads the flag after that).
-    complete.store(streamed.is_ok(), Ordering::Release);
-    drop(tx);
-    // Whatever happened, wait for the writer so the temp file is closed before it is deleted.
-    let written = writer
-        .await
-        .map_err(|e| FilesError::Io {
-            context: "upload writer",
-            source: std::io::Error::other(e.to_string()),
-        })
-        .and_then(|r| r);
-    streamed?;
-    let sha256 = written?;
-    if size == 0 {
-        return Err(FilesError::Empty);
-    }
-    let content_type = match content_type {
-        Some(t) => t,
-        None => judge(&head, true, &allowed)?,
     };
 
     // Link into the store and record the row under the publish lock (see the module docs).
@@ -449,31 +513,30 @@ mod tests {
         );
     }
 
-    /// Found by `scripts/robustness/abuse.py` (oversized_upload): every refused 26 MiB upload
-    /// was synced to disk before its temp file was deleted, and the unlink of the synced file
-    /// ran on an async worker, so the normal client's p99 rose from 7 ms to 208 ms.
+    /// The spool hashes what it writes, in batches, and a complete upload is on disk. (A
+    /// refused one is deleted unsynced: `scripts/robustness/abuse.py` oversized_upload found
+    /// every refused 26 MiB upload synced before its unlink, which ran on an async worker, and
+    /// the normal client's p99 rose from 7 ms to 208 ms.)
     #[test]
-    fn a_refused_upload_is_deleted_by_the_writer_and_a_complete_one_kept() {
+    fn the_spool_writes_and_hashes_every_batch() {
         let dir = tempfile::tempdir().unwrap();
-        for complete in [false, true] {
-            let path = dir.path().join(format!("upload-{complete}"));
-            let (tx, rx) = tokio::sync::mpsc::channel(4);
-            tx.try_send(bytes::Bytes::from_static(b"hello ")).unwrap();
-            tx.try_send(bytes::Bytes::from_static(b"world")).unwrap();
-            drop(tx);
-            let done = AtomicBool::new(complete);
-            let result = write_and_hash(&path, rx, &done, 0);
-            if complete {
-                assert_eq!(
-                    result.unwrap(),
-                    "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9"
-                );
-                assert_eq!(std::fs::read(&path).unwrap(), b"hello world");
-            } else {
-                assert!(matches!(result, Err(FilesError::Aborted)), "{result:?}");
-                assert!(!path.exists(), "a refused upload's file is gone");
-            }
-        }
+        let path = dir.path().join("upload");
+        let mut spool = Spool::create(&path).unwrap();
+        spool
+            .append(&[bytes::Bytes::from_static(b"hello ")])
+            .unwrap();
+        spool
+            .append(&[
+                bytes::Bytes::from_static(b"wor"),
+                bytes::Bytes::from_static(b"ld"),
+            ])
+            .unwrap();
+        assert_eq!(
+            spool.finish(dir.path(), 0).unwrap(),
+            "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9"
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), b"hello world");
+        assert!(Spool::create(&path).is_err(), "a temp file is never reused");
     }
 
     #[test]
@@ -490,17 +553,13 @@ mod tests {
     #[test]
     fn an_upload_that_leaves_too_little_free_space_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("upload");
-        let (tx, rx) = tokio::sync::mpsc::channel(1);
-        drop(tx);
-        let complete = AtomicBool::new(true);
+        let spool = Spool::create(&dir.path().join("upload")).unwrap();
         assert!(matches!(
-            write_and_hash(&path, rx, &complete, u64::MAX),
+            spool.finish(dir.path(), u64::MAX),
             Err(FilesError::InsufficientStorage)
         ));
-        let (tx, rx) = tokio::sync::mpsc::channel(1);
-        drop(tx);
-        assert!(write_and_hash(&path.with_extension("2"), rx, &complete, 0).is_ok());
+        let spool = Spool::create(&dir.path().join("upload-2")).unwrap();
+        assert!(spool.finish(dir.path(), 0).is_ok());
     }
 
     #[test]
