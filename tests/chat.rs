@@ -602,3 +602,112 @@ async fn guests_read_and_post_only_where_they_were_added() {
         (&json!(invited), &json!(gus.id))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_made_a_guest_keeps_only_the_rooms_someone_added_them_to() {
+    let mut api = Api::start(Setup::new());
+    let admin = api.admin().await;
+    let alice = api.member(&admin, "alice").await;
+    let bob = api.member(&admin, "bob").await;
+    // Joined alone, created, and added by alice (a public and a private room).
+    let lobby = api.room(&alice, "lobby", false).await;
+    let join = format!("/api/v1/rooms/{lobby}/members/{}", bob.id);
+    assert_eq!(api.put(&join, &bob, json!({})).await.0, StatusCode::CREATED);
+    let garden = api.room(&bob, "bob's garden", false).await;
+    let porch = api.room(&alice, "porch", false).await;
+    let secret = api.room(&alice, "secret", true).await;
+    api.add(&alice, porch, &bob).await;
+    api.add(&alice, secret, &bob).await;
+    let (mut alice_ws, _) = api.ws_ready(&alice, None).await;
+    let (mut bob_ws, _) = api.ws_ready(&bob, None).await;
+
+    let (s, body, _) = api
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/users/{}", bob.id),
+            Some(&admin.token),
+            Some(json!({ "role": "guest" })),
+        )
+        .await;
+    assert_eq!(
+        (s, &body["role"]),
+        (StatusCode::OK, &json!("guest")),
+        "{body}"
+    );
+
+    // The others see bob leave the room he had joined alone.
+    let left = alice_ws.next_event(WAIT).await;
+    assert_eq!(
+        (&left["type"], &left["room_id"], &left["data"]["user_id"]),
+        (&json!("member.left"), &json!(lobby), &json!(bob.id)),
+        "{left}"
+    );
+    // What he may still see: the rooms he was added to, nothing else.
+    let (_, list) = api.get("/api/v1/rooms", &bob).await;
+    let mut ids: Vec<i64> = list["rooms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_i64().unwrap())
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(ids, vec![porch, secret], "{list}");
+    for room in [lobby, garden] {
+        let path = format!("/api/v1/rooms/{room}/messages");
+        assert_eq!(
+            api.get(&path, &bob).await.0,
+            StatusCode::NOT_FOUND,
+            "{path}"
+        );
+    }
+    let (_, members) = api
+        .get(&format!("/api/v1/rooms/{lobby}/members"), &alice)
+        .await;
+    assert!(
+        !members.to_string().contains("\"bob\""),
+        "bob is still listed: {members}"
+    );
+    // His open socket no longer carries the rooms he left; it still carries the others.
+    api.say(&alice, lobby, "not for bob").await;
+    let for_bob = api.say(&alice, porch, "for bob").await;
+    loop {
+        let event = bob_ws.next_event(WAIT).await;
+        if event["type"] != "message.created" {
+            continue; // his own member.left frames may come first
+        }
+        assert_eq!(event["data"]["id"], for_bob["id"], "{event}");
+        break;
+    }
+    // The audit log says which rooms and why.
+    let events = api.audit(&admin, "limit=50").await;
+    let rooms_left = events
+        .iter()
+        .find(|e| e["type"] == "user.rooms_left")
+        .expect("a user.rooms_left event");
+    let mut rooms: Vec<i64> = rooms_left["detail"]["rooms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_i64().unwrap())
+        .collect();
+    rooms.sort_unstable();
+    let mut expected = vec![lobby, garden];
+    expected.sort_unstable();
+    assert_eq!(rooms, expected, "{rooms_left}");
+
+    // Added back by the room's owner, he stays through the next demotion.
+    api.add(&alice, lobby, &bob).await;
+    for role in ["member", "guest"] {
+        let (s, body, _) = api
+            .call(
+                reqwest::Method::PATCH,
+                &format!("/api/v1/users/{}", bob.id),
+                Some(&admin.token),
+                Some(json!({ "role": role })),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+    }
+    let path = format!("/api/v1/rooms/{lobby}/messages");
+    assert_eq!(api.get(&path, &bob).await.0, StatusCode::OK);
+}

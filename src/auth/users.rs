@@ -347,7 +347,9 @@ pub async fn list_handler(
     Ok(Json(app.store.read(list).await?))
 }
 
-/// `PATCH /api/v1/users/{id}` `{role?, disabled?, display_name?}` (admin).
+/// `PATCH /api/v1/users/{id}` `{role?, disabled?, display_name?}` (admin). An account made a
+/// guest leaves every room it joined or created itself in the same transaction
+/// (`chat::rooms::leave_rooms_not_invited_to`), with an audit event naming the rooms.
 #[utoipa::path(
     patch,
     path = "/api/v1/users/{id}",
@@ -357,7 +359,8 @@ pub async fn list_handler(
     params(("id" = i64, Path, example = 1, description = "The account's id")),
     request_body = UserPatch,
     responses(
-        (status = 200, description = "The account after the change", body = User),
+        (status = 200, description = "The account after the change. An account made a guest \
+         has left every room it joined or created itself (`member.left` in each)", body = User),
         (status = 400, description = "A bad display name (`invalid_display_name`)",
          body = crate::api::ErrorBody),
         (status = 403, description = "Not an admin (`forbidden`, `insufficient_scope`)",
@@ -376,9 +379,33 @@ pub async fn update_handler(
 ) -> Result<Json<User>, ApiError> {
     let actor = Actor::caller(&admin, ip);
     let now_ms = app.auth.now_ms();
-    let user = app
-        .store
-        .write(move |conn| update(conn, id, &patch, &actor, now_ms))
-        .await?;
+    let keep = app.config.gateway.resume_events_per_room;
+    // One transaction: the change, and for an account made a guest, leaving the rooms nobody
+    // added it to (guests read and post only where invited). The rooms' `member.left` events
+    // reach connected clients once it has committed, and the account's own sockets stop
+    // receiving those rooms.
+    let user = crate::chat::commit_as(&app, move |conn, events| {
+        let before = by_id(conn, id)?.ok_or(AuthError::NotFound)?;
+        let user = update(conn, id, &patch, &actor, now_ms)?;
+        if user.role == Role::Guest && before.role != Role::Guest {
+            let left =
+                crate::chat::rooms::leave_rooms_not_invited_to(conn, id, now_ms, keep, events)?;
+            if !left.is_empty() {
+                audit::record(
+                    conn,
+                    &actor
+                        .event("user.rooms_left", now_ms)
+                        .target(format!("user:{id}"))
+                        .detail(json!({
+                            "username": user.username,
+                            "rooms": left,
+                            "reason": "made a guest: kept only the rooms it was invited to",
+                        })),
+                )?;
+            }
+        }
+        Ok::<_, ApiError>(user)
+    })
+    .await?;
     Ok(Json(user))
 }

@@ -121,6 +121,17 @@ where
     F: FnOnce(&Connection, &mut Vec<RoomEvent>) -> Result<T, ChatError> + Send + 'static,
     T: Send + 'static,
 {
+    commit_as(app, change).await
+}
+
+/// [`commit`] for a change whose errors are not [`ChatError`]s: one made outside the chat
+/// module that also moves room members (an account made a guest, `auth::users`).
+pub async fn commit_as<T, E, F>(app: &AppState, change: F) -> Result<T, E>
+where
+    F: FnOnce(&Connection, &mut Vec<RoomEvent>) -> Result<T, E> + Send + 'static,
+    T: Send + 'static,
+    E: From<StoreError> + Send + 'static,
+{
     let store = app.store.clone();
     let gateway = app.gateway.clone();
     let task = tokio::spawn(async move {
@@ -128,15 +139,20 @@ where
             .write(move |conn| {
                 let mut events = Vec::new();
                 let value = change(conn, &mut events)?;
-                Ok::<_, ChatError>((value, events))
+                Ok::<_, E>((value, events))
             })
             .await?;
         // Committed: now, and only now, the world may hear about it.
         gateway.publish(events);
         Ok(value)
     });
-    task.await
-        .map_err(|e| ChatError::Task(format!("write task: {e}")))?
+    match task.await {
+        Ok(result) => result,
+        // The write job's panic was caught by the writer; one here is the publish's.
+        Err(e) if e.is_panic() => Err(E::from(StoreError::Panicked)),
+        // Cancelled: the runtime is shutting down.
+        Err(_) => Err(E::from(StoreError::Closed)),
+    }
 }
 
 /// Unix milliseconds now (the wall clock; chat times are display data, not deadlines).

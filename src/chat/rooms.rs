@@ -6,7 +6,9 @@
 //!   (guests see only rooms they were invited to); anyone else gets 404, not 403;
 //! - change the room and its members: the room's owner and moderators, and admins;
 //! - join a public room: any member-role account, by adding itself; leave: anyone, by removing
-//!   itself.
+//!   itself. Each membership records whether someone else added the member (`invited`): an
+//!   account made a guest leaves, in the same transaction, every room it joined or created
+//!   itself ([`leave_rooms_not_invited_to`]).
 //!
 //! Every change appends a room event (`room.updated`, `member.joined`, `member.updated`,
 //! `member.left`) in the same transaction. This module knows nothing about sockets.
@@ -298,26 +300,46 @@ pub async fn create(
             ],
             |r| r.get(0),
         )?;
-        add_member(conn, id, who.user_id, RoomRole::Owner, now, keep, events)?;
+        let creator = Joining {
+            user_id: who.user_id,
+            role: RoomRole::Owner,
+            invited: false,
+        };
+        add_member(conn, id, creator, now, keep, events)?;
         Ok(Access::load(conn, id, &who)?.room)
     })
     .await?;
     Ok((StatusCode::CREATED, Json(room)).into_response())
 }
 
+/// Who joins a room, in which role, and how.
+struct Joining {
+    user_id: i64,
+    role: RoomRole,
+    /// Someone else added them (a moderator, the owner, an admin), as opposed to joining a
+    /// public room or creating the room themselves. An account made a guest keeps only the
+    /// rooms it was invited to ([`leave_rooms_not_invited_to`]).
+    invited: bool,
+}
+
 fn add_member(
     conn: &Connection,
     room_id: i64,
-    user_id: i64,
-    role: RoomRole,
+    joining: Joining,
     now: i64,
     keep: u64,
     events: &mut Vec<RoomEvent>,
 ) -> Result<MemberView, ChatError> {
+    let Joining {
+        user_id,
+        role,
+        invited,
+    } = joining;
     conn.prepare_cached(
-        "INSERT INTO room_members (room_id, user_id, role, joined_at) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT INTO room_members (room_id, user_id, role, invited, joined_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
-    .execute(params![room_id, user_id, role.as_str(), now])?;
+    .execute(params![room_id, user_id, role.as_str(), invited, now])?;
     let view = member_view(conn, user_id, role)?;
     events.push(events::append(
         conn,
@@ -607,15 +629,12 @@ pub async fn put_member(
                         "this account is disabled",
                     ));
                 }
-                let view = add_member(
-                    conn,
-                    room_id,
+                let joining = Joining {
                     user_id,
-                    wanted.unwrap_or(RoomRole::Member),
-                    now,
-                    keep,
-                    events,
-                )?;
+                    role: wanted.unwrap_or(RoomRole::Member),
+                    invited: user_id != who.user_id,
+                };
+                let view = add_member(conn, room_id, joining, now, keep, events)?;
                 Ok((true, view))
             }
             Some(role) => {
@@ -719,22 +738,64 @@ pub async fn delete_member(
                 ));
             }
         }
-        let view = member_view(conn, user_id, role)?;
-        conn.execute(
-            "DELETE FROM room_members WHERE room_id = ?1 AND user_id = ?2",
-            params![room_id, user_id],
-        )?;
-        events.push(events::append(
-            conn,
-            room_id,
-            "member.left",
-            &view,
-            now_ms(),
-            keep,
-            Some(MemberChange::Left(user_id)),
-        )?);
-        Ok(())
+        remove_member(conn, room_id, user_id, role, now_ms(), keep, events)
     })
     .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Takes `user_id` (whose room role is `role`) out of the room, with its `member.left` event.
+fn remove_member(
+    conn: &Connection,
+    room_id: i64,
+    user_id: i64,
+    role: RoomRole,
+    now: i64,
+    keep: u64,
+    events: &mut Vec<RoomEvent>,
+) -> Result<(), ChatError> {
+    let view = member_view(conn, user_id, role)?;
+    conn.execute(
+        "DELETE FROM room_members WHERE room_id = ?1 AND user_id = ?2",
+        params![room_id, user_id],
+    )?;
+    events.push(events::append(
+        conn,
+        room_id,
+        "member.left",
+        &view,
+        now,
+        keep,
+        Some(MemberChange::Left(user_id)),
+    )?);
+    Ok(())
+}
+
+/// Takes `user_id` out of every room nobody else added them to (a public room they joined,
+/// a room they created), each with its `member.left` event, in room order. Called in the
+/// transaction that makes the account a guest: guests read and post only where someone
+/// added them. Returns the rooms left.
+pub fn leave_rooms_not_invited_to(
+    conn: &Connection,
+    user_id: i64,
+    now: i64,
+    keep: u64,
+    events: &mut Vec<RoomEvent>,
+) -> Result<Vec<i64>, ChatError> {
+    let rooms: Vec<(i64, String)> = conn
+        .prepare(
+            "SELECT room_id, role FROM room_members
+              WHERE user_id = ?1 AND invited = 0 ORDER BY room_id",
+        )?
+        .query_map([user_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut left = Vec::with_capacity(rooms.len());
+    for (room_id, role) in rooms {
+        // The CHECK constraint allows only known roles; a stranger would be a bug, and the
+        // member goes all the same.
+        let role = RoomRole::parse(&role).unwrap_or(RoomRole::Member);
+        remove_member(conn, room_id, user_id, role, now, keep, events)?;
+        left.push(room_id);
+    }
+    Ok(left)
 }

@@ -71,6 +71,11 @@ pub static MIGRATIONS: &[Migration] = &[
         name: "search_vocab",
         sql: include_str!("migrations/0008_search_vocab.sql"),
     },
+    Migration {
+        version: 9,
+        name: "member_invited",
+        sql: include_str!("migrations/0009_member_invited.sql"),
+    },
 ];
 
 /// Statements the writer runs at the end of every batch of the production schema: after the

@@ -185,3 +185,59 @@ fn the_backups_dir_is_created_private() {
         .mode();
     assert_eq!(mode & 0o777, 0o700);
 }
+
+#[test]
+fn memberships_from_before_migration_9_count_as_invited_only_where_nobody_enters_alone() {
+    let dirs = dirs();
+    apply_with(&dirs.db, &dirs.backups, &MIGRATIONS[..8]).unwrap();
+    let conn = Connection::open(&dirs.db).unwrap();
+    conn.execute_batch(
+        "INSERT INTO users (id, username, display_name, role, password_hash, created_at, updated_at)
+         VALUES (1, 'ann', 'ann', 'member', 'x', 0, 0), (2, 'bo', 'bo', 'member', 'x', 0, 0),
+                (3, 'gus', 'gus', 'guest', 'x', 0, 0);
+         INSERT INTO rooms (id, name, visibility, created_by, created_at, updated_at)
+         VALUES (10, 'lobby', 'public', 1, 0, 0), (20, 'secret', 'private', 1, 0, 0);
+         INSERT INTO room_members (room_id, user_id, role, joined_at)
+         VALUES (10, 1, 'owner', 0), (10, 2, 'member', 0), (10, 3, 'member', 0),
+                (20, 1, 'owner', 0), (20, 2, 'member', 0), (20, 3, 'member', 0);",
+    )
+    .unwrap();
+    drop(conn);
+
+    apply_with(&dirs.db, &dirs.backups, &MIGRATIONS[..9]).unwrap();
+
+    let conn = Connection::open(&dirs.db).unwrap();
+    let invited: Vec<(i64, i64, bool)> = conn
+        .prepare("SELECT room_id, user_id, invited FROM room_members ORDER BY room_id, user_id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        invited,
+        vec![
+            // Public: the creator and a member who may have joined alone are not; a guest
+            // keeps what it has.
+            (10, 1, false),
+            (10, 2, false),
+            (10, 3, true),
+            // Private: everyone but the creator was let in by someone.
+            (20, 1, false),
+            (20, 2, true),
+            (20, 3, true),
+        ]
+    );
+    // New memberships say it themselves; the column takes only 0 and 1.
+    let refused = conn
+        .execute(
+            "INSERT INTO room_members (room_id, user_id, role, invited, joined_at)
+             VALUES (20, 4, 'member', 2, 0)",
+            [],
+        )
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("CHECK constraint failed"),
+        "{refused}"
+    );
+}
