@@ -446,20 +446,21 @@ async fn retention_removes_what_it_should_and_keeps_the_rest() {
 /// The member `name`, then made a guest by `admin` (the role applies to live tokens at once).
 async fn guest(api: &Api, admin: &User, name: &str) -> User {
     let user = api.member(admin, name).await;
+    set_role(api, admin, &user, "guest").await;
+    user
+}
+
+/// `admin` gives `user` the account role `role` (it applies to live tokens at once).
+async fn set_role(api: &Api, admin: &User, user: &User, role: &str) {
     let (s, body, _) = api
         .call(
             reqwest::Method::PATCH,
             &format!("/api/v1/users/{}", user.id),
             Some(&admin.token),
-            Some(json!({ "role": "guest" })),
+            Some(json!({ "role": role })),
         )
         .await;
-    assert_eq!(
-        (s, &body["role"]),
-        (StatusCode::OK, &json!("guest")),
-        "{body}"
-    );
-    user
+    assert_eq!((s, &body["role"]), (StatusCode::OK, &json!(role)), "{body}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -621,19 +622,7 @@ async fn a_member_made_a_guest_keeps_only_the_rooms_someone_added_them_to() {
     let (mut alice_ws, _) = api.ws_ready(&alice, None).await;
     let (mut bob_ws, _) = api.ws_ready(&bob, None).await;
 
-    let (s, body, _) = api
-        .call(
-            reqwest::Method::PATCH,
-            &format!("/api/v1/users/{}", bob.id),
-            Some(&admin.token),
-            Some(json!({ "role": "guest" })),
-        )
-        .await;
-    assert_eq!(
-        (s, &body["role"]),
-        (StatusCode::OK, &json!("guest")),
-        "{body}"
-    );
+    set_role(&api, &admin, &bob, "guest").await;
 
     // The others see bob leave the room he had joined alone.
     let left = alice_ws.next_event(WAIT).await;
@@ -697,17 +686,8 @@ async fn a_member_made_a_guest_keeps_only_the_rooms_someone_added_them_to() {
 
     // Added back by the room's owner, he stays through the next demotion.
     api.add(&alice, lobby, &bob).await;
-    for role in ["member", "guest"] {
-        let (s, body, _) = api
-            .call(
-                reqwest::Method::PATCH,
-                &format!("/api/v1/users/{}", bob.id),
-                Some(&admin.token),
-                Some(json!({ "role": role })),
-            )
-            .await;
-        assert_eq!(s, StatusCode::OK, "{body}");
-    }
+    set_role(&api, &admin, &bob, "member").await;
+    set_role(&api, &admin, &bob, "guest").await;
     let path = format!("/api/v1/rooms/{lobby}/messages");
     assert_eq!(api.get(&path, &bob).await.0, StatusCode::OK);
 }
