@@ -198,8 +198,9 @@ ff02::2		ip6-allrouters
 EOF
 # DNS from DHCP through systemd-resolved.
 ln -sf ../run/systemd/resolve/stub-resolv.conf "$rootfs/etc/resolv.conf"
-# root logs in on the console without a password (the person at the Pi's screen owns it);
-# over SSH only with a key (openssh's default prohibit-password), see roost-settings.txt.
+# root logs in on the console without a password (the person at the Pi's screen owns it)
+# unless roost-settings.txt sets root_password; over SSH only with a key (openssh's default
+# prohibit-password), see roost-settings.txt.
 sed -i 's|^root:[^:]*:|root::|' "$rootfs/etc/shadow"
 
 chroot "$rootfs" systemctl enable --quiet systemd-networkd.service systemd-resolved.service \

@@ -7,6 +7,7 @@
 #     boot (fetched from http://<pi>/ca.crt) for the hostname set in roost-settings.txt,
 #   - `systemctl is-active roost` says active (over SSH, with the key from roost-settings.txt),
 #   - the roost.toml placed on the card is in effect (its HSTS max-age) and gone from the card,
+#   - root's console password from the card is set (its hash matches) and gone from the card,
 #   - the root file system grew to the (enlarged) disk, and the console showed the URL, the CA
 #     fingerprint (the same as the fetched CA's) and the setup-code section,
 # and finally powers the guest off.
@@ -32,6 +33,8 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 readonly BOOT_DEADLINE_SECS=${ROOST_SMOKE_BOOT_DEADLINE_SECS:-1500}
 readonly POWEROFF_DEADLINE_SECS=180
 readonly HOSTNAME_ON_CARD=roost-smoke
+# With a colon, a space and a shell metacharacter, as people's passwords have.
+readonly ROOT_PASSWORD_ON_CARD='smoke: test&pass$1'
 # The copy gets this much more disk than the image, so the first boot has something to grow into.
 readonly GROW_MIB=512
 
@@ -115,7 +118,10 @@ export MTOOLS_SKIP_CHECK=1
 ssh-keygen -q -t ed25519 -N '' -C roost-image-smoke -f "$work/id"
 mtype -i "$fat" ::roost-settings.txt | tr -d '\r' |
     sed -e "s|^hostname=.*|hostname=$HOSTNAME_ON_CARD|" \
-        -e "s|^root_authorized_key=.*|root_authorized_key=$(cat "$work/id.pub")|" >"$work/settings.txt"
+        -e "s|^root_authorized_key=.*|root_authorized_key=$(cat "$work/id.pub")|" \
+        -e "s|^root_password=.*|root_password=${ROOT_PASSWORD_ON_CARD//&/\\&}|" >"$work/settings.txt"
+grep -qx "root_password=$ROOT_PASSWORD_ON_CARD" "$work/settings.txt" ||
+    fail "the image's roost-settings.txt has no root_password line"
 mcopy -o -i "$fat" "$work/settings.txt" ::roost-settings.txt
 # A roost.toml override on the card, with a value the daemon shows in every response.
 readonly HSTS_ON_CARD=12345678
@@ -184,6 +190,17 @@ state=$(guest_ssh systemctl is-active roost.service) || fail "systemctl is-activ
 say "systemctl is-active roost: $state"
 guest_host=$(guest_ssh hostname)
 [[ $guest_host == "$HOSTNAME_ON_CARD" ]] || fail "hostname is '$guest_host', not '$HOSTNAME_ON_CARD'"
+
+# root's console password: set from the card (its hash in /etc/shadow matches), gone from it.
+root_hash=$(guest_ssh getent shadow root | cut -d: -f2)
+[[ $root_hash == '$'* ]] || fail "root has no password hash after the first boot: '$root_hash'"
+python3 -c 'import crypt, sys; sys.exit(crypt.crypt(sys.argv[1], sys.argv[2]) != sys.argv[2])' \
+    "$ROOT_PASSWORD_ON_CARD" "$root_hash" 2>/dev/null ||
+    fail "root's password hash does not match root_password from the card"
+card_line=$(guest_ssh grep '^root_password' /boot/firmware/roost-settings.txt)
+[[ $card_line != *"$ROOT_PASSWORD_ON_CARD"* && $card_line == *removed* ]] ||
+    fail "root_password was left on the card: $card_line"
+say "root's console password set from the card and removed from it ($card_line)"
 
 root_bytes=$(guest_ssh lsblk -b -n -o SIZE "\$(findmnt -n -o SOURCE /)")
 ((root_bytes + 256 * 1048576 > original_bytes)) ||
