@@ -98,8 +98,13 @@ mod tests {
             .unwrap();
         let after = DbMemory::of(&conn);
         assert!(after.page_cache > 256 * 1024, "{after:?}");
-        // 512 KiB of pages, plus SQLite's per-page bookkeeping.
-        assert!(after.page_cache < 768 * 1024, "{after:?}");
+        // The scan read ~4.4 MB of pages; the cache keeps about its 512 KiB. Not exactly: the
+        // bundled SQLite is built with SQLITE_ENABLE_MEMORY_MANAGEMENT, so every connection
+        // of the process shares one page group, and a connection at its cap recycles the
+        // group's least recently used page, which may be another connection's (other tests
+        // run beside this one): it can end above its own cap, while the process stays within
+        // the sum of the caps. Seen alone: 535,898 bytes; beside the other tests: 866,650.
+        assert!(after.page_cache < 2 * 1024 * 1024, "{after:?}");
         assert_eq!((before + after).schema, before.schema + after.schema);
         // SQLite's whole allocation covers at least this connection's figures.
         let whole = after.with_rest();
