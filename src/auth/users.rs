@@ -384,10 +384,12 @@ pub async fn update_handler(
     // added it to (guests read and post only where invited). The rooms' `member.left` events
     // reach connected clients once it has committed, and the account's own sockets stop
     // receiving those rooms.
+    // An account that is a guest already has no room it was not invited to, so asking again
+    // leaves nothing.
+    let made_guest = patch.role == Some(Role::Guest);
     let user = crate::chat::commit_as(&app, move |conn, events| {
-        let before = by_id(conn, id)?.ok_or(AuthError::NotFound)?;
         let user = update(conn, id, &patch, &actor, now_ms)?;
-        if user.role == Role::Guest && before.role != Role::Guest {
+        if made_guest {
             let left =
                 crate::chat::rooms::leave_rooms_not_invited_to(conn, id, now_ms, keep, events)?;
             if !left.is_empty() {
