@@ -210,7 +210,7 @@ say "root partition grown to $((root_bytes / 1048576)) MiB"
 say "first-boot log:"
 guest_ssh journalctl -b -o cat --no-pager -u roost-firstboot.service -u roost-init.service | sed 's/^/    /'
 
-# The console banner: printed once roost.service is up (it waits up to 20 s for a setup code).
+# The console banner: printed once roost.service is up (the setup code file is written before).
 fingerprint=$(sed '/^-----/d' "$work/ca.crt" | base64 -d | sha256sum | awk '{ print toupper($1) }' |
     sed 's/../&:/g; s/:$//')
 deadline=$((SECONDS + 120))
@@ -226,6 +226,11 @@ say "console banner:"
 # (a serial login prompt does not reprint /etc/issue.d; a screen's does, with agetty --reload).
 tr -d '\r' <"$work/console.log" | sed -E 's/^\[ *[0-9.]+\] roost-console\[[0-9]+\]: //' |
     awk '/= Roost =/ { on = 1 } on { print "    " $0 } on && /^=+$/ { exit }'
+# No admin exists yet: the code is on the console, and in files only root may read.
+tr -d '\r' <"$work/console.log" | grep -q 'One-time setup code' || fail "the console shows no setup code"
+modes=$(guest_ssh stat -c %a /run/roost-console.txt /etc/issue.d/roost.issue | tr '\n' ' ')
+[[ $modes == "600 600 " ]] || fail "the console's files holding the setup code are not 0600: $modes"
+say "setup code on the console; its files are 0600"
 
 # Waits until the guest's roost.service is active and answers /health with the CA it has now.
 wait_serving() {

@@ -33,8 +33,11 @@ async fn setup_code_creates_the_first_admin_once() {
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert_eq!(body["error"]["code"], "invalid_setup_code");
+    let code_file = api.roost.setup.data_dir().join("secrets/setup-code");
+    assert!(code_file.exists(), "the code waits for root in its file");
 
     let admin = api.setup_admin("Root").await;
+    assert!(!code_file.exists(), "a used code's file is removed");
     assert_eq!(admin["token_type"], "Bearer");
     assert_eq!(admin["expires_in"], 900);
     assert_eq!(admin["user"]["username"], "root", "normalized");
@@ -1003,4 +1006,44 @@ async fn cli_user_add_with_stdin_password_then_login_over_https() {
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(api.login("carl", "carl password 2").await.0, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_passwords_are_one_line_of_stdin() {
+    let setup = Setup::new();
+    setup.write_config("");
+    // A password given twice, as a person answering "password" and "again" would pipe it.
+    let out = run_with_stdin(
+        &setup,
+        &["user", "add", "dora"],
+        b"dora password 1\ndora password 1\n",
+    );
+    assert_eq!(out.status.code(), Some(64), "{}", stdout(&out));
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(err.contains("more than one line"), "{err}");
+    let out = setup.run(&["user", "list", "--json"]);
+    let users: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(users, json!([]), "nothing was created");
+
+    // A Windows line ending is not part of the password.
+    let out = run_with_stdin(&setup, &["user", "add", "dora"], b"dora password 1\r\n");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run_with_stdin(
+        &setup,
+        &["user", "passwd", "dora"],
+        b"dora password 2\ndora password 2\n",
+    );
+    assert_eq!(out.status.code(), Some(64), "{}", stdout(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("more than one line"));
+
+    let api = Api::start(setup);
+    let (status, body) = api.login("dora", "dora password 1").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _) = api.login("dora", "dora password 2").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "the refused passwd changed nothing");
 }

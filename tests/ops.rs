@@ -49,13 +49,26 @@ async fn status_reports_the_running_daemon() {
             .is_some_and(|m| !m.is_empty()),
         "{s}"
     );
-    // No admin yet: the pending one-time setup code is shown, the same one the log gave.
+    // No admin yet: the pending one-time setup code is shown to the daemon's user (as to
+    // root), the same one the log gave, read from its 0600 file.
     assert_eq!(s["setup_pending"], true);
     let logged = roost
         .logs()
         .into_iter()
-        .find_map(|v| v["setup_code"].as_str().map(String::from));
-    assert_eq!(s["setup_code"].as_str(), logged.as_deref(), "{s}");
+        .find_map(|v| v["setup_code"].as_str().map(String::from))
+        .expect("the code is logged once");
+    assert_eq!(s["setup_code"].as_str(), Some(logged.as_str()), "{s}");
+    let code_file = roost.setup.data_dir().join("secrets/setup-code");
+    assert_eq!(read(&code_file).trim(), logged);
+    let mode = std::fs::metadata(&code_file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "only root and the daemon's user may read the code");
+    // Any local process may ask the loopback listener: its answer never carries the code.
+    let resp = reqwest::get(roost.internal_url("/status")).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let body = resp.text().await.unwrap();
+    assert!(!body.contains(&logged), "{body}");
+    assert!(!body.contains("setup_code"), "{body}");
+    assert!(body.contains("\"setup_pending\":true"), "{body}");
     assert_eq!(s["disk"]["low"], false);
     assert!(s["disk"]["free_bytes"].as_u64().unwrap() > 0, "{s}");
     assert!(s["connections"]["internal"].as_u64().unwrap() >= 1, "{s}");
@@ -80,6 +93,7 @@ async fn status_reports_the_running_daemon() {
         "disk",
         "livekit      disabled (",
         "last backup",
+        &format!("setup code {logged}"),
     ] {
         assert!(text.contains(needle), "{needle:?} missing:\n{text}");
     }

@@ -40,7 +40,11 @@ impl From<RoleArg> for Role {
 
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
-    /// Create an account (password from stdin if piped, else generated and printed once)
+    /// Create an account (password: one line on stdin, else generated and printed once)
+    ///
+    /// The password is the one line piped on standard input, without its line ending (LF or
+    /// CRLF). Input with more than one non-empty line is refused. With nothing piped, a
+    /// password is generated and printed once.
     Add {
         name: String,
         #[arg(long, value_enum, default_value = "member")]
@@ -58,7 +62,11 @@ pub enum UserCommand {
     Disable { name: String },
     /// Enable a disabled account again
     Enable { name: String },
-    /// Set a new password (stdin if piped, else generated) and sign out all sessions
+    /// Set a new password (one line on stdin, else generated) and sign out all sessions
+    ///
+    /// The password is the one line piped on standard input, without its line ending (LF or
+    /// CRLF). Input with more than one non-empty line is refused. With nothing piped, a
+    /// password is generated and printed once.
     Passwd { name: String },
 }
 
@@ -183,7 +191,7 @@ fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-/// The password from piped stdin (one trailing newline dropped), or `None` to generate one.
+/// The password from piped stdin, or `None` to generate one.
 fn password_from_stdin() -> Result<Option<String>, AuthError> {
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
@@ -198,11 +206,27 @@ fn password_from_stdin() -> Result<Option<String>, AuthError> {
         .map_err(|e| {
             AuthError::invalid("stdin", format!("reading the password from stdin: {e}"))
         })?;
-    let text = text
-        .strip_suffix('\n')
-        .map(|t| t.strip_suffix('\r').unwrap_or(t))
-        .unwrap_or(&text);
-    Ok((!text.is_empty()).then(|| text.to_owned()))
+    password_line(&text)
+}
+
+/// The password in piped input: its one non-empty line, without the line ending (LF or
+/// CRLF); `None` when every line is empty. Two non-empty lines are refused rather than
+/// joined: `printf 'pw\npw\n'` (a password typed twice) would otherwise set a password with
+/// a newline in it, which no sign-in form can type.
+fn password_line(text: &str) -> Result<Option<String>, AuthError> {
+    let mut lines = text
+        .split('\n')
+        .map(|line| line.strip_suffix('\r').unwrap_or(line))
+        .filter(|line| !line.is_empty());
+    let first = lines.next();
+    if lines.next().is_some() {
+        return Err(AuthError::invalid(
+            "stdin",
+            "standard input has more than one line; pipe the password once, on one line \
+             (e.g. `echo 'a long password' | roost user add NAME`)",
+        ));
+    }
+    Ok(first.map(str::to_owned))
 }
 
 /// The password to set, and whether it was generated (and must be printed).
@@ -260,6 +284,13 @@ async fn add(
             Ok::<_, AuthError>(user)
         })
         .await?;
+    if user.role == Role::Admin {
+        // The code's hash is gone, so the code is useless; its file goes too (the running
+        // daemon would also remove it at its next `/status`).
+        if let Err(e) = setup::remove_code_file(&setup::code_file(config)) {
+            eprintln!("roost: cannot remove the used setup code file: {e}");
+        }
+    }
     println!(
         "created {} {} (id {})",
         user.role.as_str(),
@@ -361,5 +392,18 @@ mod tests {
         assert!(parse_duration("7w").is_err());
         assert!(parse_duration("d").is_err());
         assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn a_piped_password_is_its_one_line() {
+        let line = |t: &str| password_line(t).map_err(|e| e.to_string());
+        assert_eq!(line("pw one\n"), Ok(Some("pw one".into())));
+        assert_eq!(line("pw one\r\n"), Ok(Some("pw one".into())));
+        assert_eq!(line("pw one"), Ok(Some("pw one".into())));
+        assert_eq!(line("\npw one\n\n"), Ok(Some("pw one".into())));
+        assert_eq!(line(""), Ok(None));
+        assert_eq!(line("\r\n\n"), Ok(None));
+        let twice = line("pw\npw\n").unwrap_err();
+        assert!(twice.contains("more than one line"), "{twice}");
     }
 }

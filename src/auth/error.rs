@@ -31,7 +31,9 @@ pub enum AuthError {
     InvalidCredentials,
     #[error("{message}")]
     Forbidden { code: &'static str, message: String },
-    #[error("too many failed sign-ins for this account; retry in {retry_after_secs} s")]
+    #[error(
+        "too many failed sign-ins for this account from this address; retry in {retry_after_secs} s"
+    )]
     Backoff { retry_after_secs: u64 },
     #[error("too many password checks are in progress; retry shortly")]
     Busy,

@@ -65,6 +65,42 @@ fn client_ip(ip: Option<Extension<ClientIp>>) -> Option<IpAddr> {
     ip.map(|Extension(ClientIp(ip))| ip)
 }
 
+/// Refuses an attempt while `name` from `ip` is backed off, counting it by scope.
+fn check_backoff(auth: &AuthState, name: &str, ip: Option<IpAddr>) -> Result<(), AuthError> {
+    auth.backoff.check(name, ip).map_err(|refused| {
+        auth.count_backoff_refusal(refused.scope);
+        AuthError::Backoff {
+            retry_after_secs: refused.wait.as_secs_f64().ceil() as u64,
+        }
+    })
+}
+
+/// Records a failed password for `name` from `ip`; returns an `auth.login_backoff` audit event
+/// for each backoff this failure started (the address's, the username's ceiling).
+fn backoff_failure(
+    auth: &AuthState,
+    (user_id, name): (Option<i64>, &str),
+    ip: Option<IpAddr>,
+    now_ms: i64,
+) -> Vec<Event> {
+    let failure = auth.backoff.record_failure(name, ip);
+    failure
+        .backed_off
+        .into_iter()
+        .map(|(scope, delay)| {
+            Event::new("auth.login_backoff")
+                .at_ms(now_ms)
+                .failure()
+                .actor(user_id, name)
+                .ip(ip)
+                .detail(json!({
+                    "scope": scope.as_str(),
+                    "retry_after_secs": delay.as_secs_f64().ceil() as u64,
+                }))
+        })
+        .collect()
+}
+
 /// An account asked for over the API: `register` (with an invite) and `setup::complete` (the
 /// first admin) take it through the same steps. `Signup::check` looks at its shape only (no
 /// database, no hash); then the caller's own checks that cost a read (invite, setup code, a
@@ -168,13 +204,7 @@ pub async fn login(
             .take(ATTEMPT_NAME_MAX)
             .collect()
     });
-    if let Err(wait) = auth.backoff.check(&attempted) {
-        auth.count_failure("login_backoff");
-        return Err(AuthError::Backoff {
-            retry_after_secs: wait.as_secs_f64().ceil() as u64,
-        }
-        .into());
-    }
+    check_backoff(&auth, &attempted, ip)?;
     let found = match normalized {
         Some(name) => {
             app.store
@@ -211,10 +241,11 @@ pub async fn login(
                 "unknown_user"
             };
             auth.count_failure(reason);
-            auth.backoff.record_failure(&attempted);
-            let event = failure(reason, other.map(|u| u.id));
+            let user_id = other.map(|u| u.id);
+            let mut events = vec![failure(reason, user_id)];
+            events.extend(backoff_failure(&auth, (user_id, &attempted), ip, now_ms));
             app.store
-                .write(move |conn| audit::record(conn, &event))
+                .write(move |conn| events.iter().try_for_each(|e| audit::record(conn, e)))
                 .await?;
             return Err(AuthError::InvalidCredentials.into());
         }
@@ -227,7 +258,7 @@ pub async fn login(
             .await?;
         return Err(AuthError::forbidden("account_disabled", "this account is disabled").into());
     }
-    auth.backoff.record_success(&attempted);
+    auth.backoff.record_success(&attempted, ip);
 
     let refresh_ttl = auth.settings.refresh_ttl.as_secs() as i64;
     let prune = auth.prune_due(now_ms / 1000);
@@ -528,13 +559,8 @@ pub async fn change_password(
         s.max_password_length,
     )
     .map_err(AuthError::from)?;
-    if let Err(wait) = auth.backoff.check(&who.username) {
-        auth.count_failure("login_backoff");
-        return Err(AuthError::Backoff {
-            retry_after_secs: wait.as_secs_f64().ceil() as u64,
-        }
-        .into());
-    }
+    let address = ip.as_ref().map(|Extension(ClientIp(a))| *a);
+    check_backoff(&auth, &who.username, address)?;
     let user_id = who.user_id;
     let stored = app
         .store
@@ -547,12 +573,22 @@ pub async fn change_password(
         .map_err(AuthError::from)?
     {
         auth.count_failure("bad_password");
-        auth.backoff.record_failure(&who.username);
+        let events = backoff_failure(
+            &auth,
+            (Some(who.user_id), &who.username),
+            address,
+            auth.now_ms(),
+        );
+        if !events.is_empty() {
+            app.store
+                .write(move |conn| events.iter().try_for_each(|e| audit::record(conn, e)))
+                .await?;
+        }
         return Err(
             AuthError::forbidden("wrong_password", "the current password is not right").into(),
         );
     }
-    auth.backoff.record_success(&who.username);
+    auth.backoff.record_success(&who.username, address);
     let new_hash = auth
         .hasher
         .hash(req.new_password)

@@ -1,6 +1,6 @@
 //! Who is calling and what they may do: accounts, passwords, sessions (access JWT + rotating
-//! refresh tokens), API keys, invites, the first-admin setup code, and the per-username
-//! failed-login backoff.
+//! refresh tokens), API keys, invites, the first-admin setup code, and the failed-login
+//! backoff (per username and address, with a per-username ceiling).
 //!
 //! Requests are authenticated in exactly one place, the [`authenticate`] middleware, which
 //! turns an `Authorization: Bearer` header into a [`Principal`]; handlers ask for a
@@ -102,6 +102,13 @@ pub struct FailureLabels {
     pub reason: &'static str,
 }
 
+/// Labels of `roost_auth_login_backoff_refusals_total`: which backoff refused a sign-in.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BackoffLabels {
+    /// `address` (this name from this address) or `username` (the name's ceiling).
+    pub scope: &'static str,
+}
+
 /// Settings derived from `[auth]` that handlers need at request time.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -131,7 +138,10 @@ pub struct AuthState {
     pub backoff: backoff::LoginBackoff,
     pub api_key_usage: api_keys::UsageThrottle,
     failures: Family<FailureLabels, Counter>,
+    backoff_refusals: Family<BackoffLabels, Counter>,
     setup: Mutex<Option<setup::PendingSetup>>,
+    /// Where the pending setup code is written for root (`setup::code_file`).
+    setup_code_file: std::path::PathBuf,
     /// Sessions the database confirmed recently (`session_cache`).
     pub sessions: session_cache::SessionCache,
     /// When ended sessions were last pruned (Unix seconds).
@@ -142,14 +152,20 @@ pub struct AuthState {
 
 impl AuthState {
     /// Loads the signing keys, prepares the hasher, and — when no admin exists — issues a
-    /// fresh setup code and logs it once. Called by `daemon::run` after the store is open.
+    /// fresh setup code, logs it once and writes it to the 0600 code file (removed when an
+    /// admin exists). Called by `daemon::run` after the store is open, before READY, so the
+    /// console helper finds the file once the service is up.
     pub async fn start(
         config: &Config,
         store: &Store,
         metrics: &Metrics,
     ) -> anyhow::Result<Arc<AuthState>> {
         let state = Arc::new(AuthState::new(config, metrics, Arc::new(SystemClock)).await?);
-        if let Some(pending) = setup::issue_if_no_admin(&state, store).await? {
+        let Some(pending) = setup::issue_if_no_admin(&state, store).await? else {
+            state.clear_pending_setup().await;
+            return Ok(state);
+        };
+        {
             tracing::warn!(
                 setup_code = %pending.code,
                 expires_in_hours = 24,
@@ -158,6 +174,18 @@ impl AuthState {
                  or run `roost user add NAME --role admin`; a new code is issued at each start \
                  until an admin exists"
             );
+            let (path, code) = (state.setup_code_file.clone(), pending.code.clone());
+            let written =
+                tokio::task::spawn_blocking(move || setup::write_code_file(&path, &code)).await;
+            // The journal still has the code: a missing file costs `roost status` only.
+            match written {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(
+                    path = %state.setup_code_file.display(), error = %e,
+                    "cannot write the setup code file; `roost status` will not show the code"
+                ),
+                Err(e) => tracing::warn!(error = %e, "writing the setup code file"),
+            }
             state.set_pending_setup(Some(pending));
         }
         Ok(state)
@@ -177,9 +205,21 @@ impl AuthState {
             "Rejected credentials (tokens, API keys, logins, refresh tokens, setup codes), by reason",
             failures.clone(),
         );
+        let backoff_refusals = Family::<BackoffLabels, Counter>::default();
+        metrics.register(
+            "auth_login_backoff_refusals",
+            "Sign-ins refused by the login backoff without checking the password, by scope \
+             (address: this username from this address; username: the username's ceiling)",
+            backoff_refusals.clone(),
+        );
         Ok(AuthState {
             settings: Settings::from_config(config),
-            backoff: backoff::LoginBackoff::new(backoff::Policy::default(), clock.clone()),
+            backoff: backoff::LoginBackoff::new(
+                backoff::Policy::default(),
+                backoff::Ceiling::policy(),
+                clock.clone(),
+            ),
+            backoff_refusals,
             clock,
             keys,
             hasher,
@@ -187,6 +227,7 @@ impl AuthState {
             failures,
             sessions: session_cache::SessionCache::default(),
             setup: Mutex::new(None),
+            setup_code_file: setup::code_file(config),
             last_prune: AtomicI64::new(0),
             alerts: std::sync::OnceLock::new(),
         })
@@ -226,6 +267,16 @@ impl AuthState {
         }
     }
 
+    /// Counts a sign-in the backoff refused, by scope (and as a `login_backoff` failure).
+    pub fn count_backoff_refusal(&self, scope: backoff::Scope) {
+        self.backoff_refusals
+            .get_or_create(&BackoffLabels {
+                scope: scope.as_str(),
+            })
+            .inc();
+        self.count_failure("login_backoff");
+    }
+
     /// Connects failures to the security-alert sink; set once by the daemon at startup.
     pub fn report_failures_to(&self, alerts: crate::limits::alerts::AlertSink) {
         let _ = self.alerts.set(alerts);
@@ -233,7 +284,8 @@ impl AuthState {
 
     /// The setup code this daemon issued, if it can still be used: not expired, and no
     /// enabled admin exists (one may have been made with `roost user add` meanwhile). For
-    /// `roost status`. Only the running daemon knows the plaintext; the database holds its hash.
+    /// `/status` (which says only whether one is pending). Only the running daemon and its code
+    /// file know the plaintext; the database holds its hash.
     pub async fn pending_setup(
         &self,
         store: &Store,
@@ -248,10 +300,22 @@ impl AuthState {
             return Ok(None);
         };
         if store.read(users::admin_exists).await? {
-            self.set_pending_setup(None);
+            self.clear_pending_setup().await;
             return Ok(None);
         }
         Ok(Some(pending))
+    }
+
+    /// An admin exists: forgets the code and removes its file (a failure is logged only: the
+    /// code itself no longer works, its hash is gone from the database).
+    pub(crate) async fn clear_pending_setup(&self) {
+        self.set_pending_setup(None);
+        let path = self.setup_code_file.clone();
+        let removed = tokio::task::spawn_blocking(move || setup::remove_code_file(&path)).await;
+        if let Ok(Err(e)) = removed {
+            tracing::warn!(path = %self.setup_code_file.display(), error = %e,
+                "cannot remove the used setup code file");
+        }
     }
 
     fn set_pending_setup(&self, value: Option<setup::PendingSetup>) {
@@ -291,6 +355,15 @@ mod tests {
             .unwrap();
         let second = again.pending_setup(&store).await.unwrap().expect("a code");
         assert_ne!(second.code, pending.code);
+        // The code file holds the newest code, for root and the daemon's user only.
+        let file = setup::code_file(&config);
+        assert_eq!(
+            setup::read_code_file(&file).unwrap().as_deref(),
+            Some(second.code.as_str())
+        );
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
 
         let hash = auth.hasher.hash("admin password".into()).await.unwrap();
         store
@@ -309,10 +382,13 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(again.pending_setup(&store).await.unwrap(), None);
+        assert!(!file.exists(), "an admin exists: the code file is gone");
+        std::fs::write(&file, "stale\n").unwrap();
         let third = AuthState::start(&config, &store, &Metrics::new())
             .await
             .unwrap();
         assert_eq!(third.pending_setup(&store).await.unwrap(), None);
+        assert!(!file.exists(), "a start with an admin removes a stale code file");
         store.close().await.unwrap();
     }
 }

@@ -2,10 +2,18 @@
 //!
 //! When `serve` starts and no enabled admin exists, a new random code is issued (replacing any
 //! earlier one), its SHA-256 stored in `settings` with a 24-hour expiry, and the plaintext kept
-//! only in the running daemon's memory and logged once. `POST /api/v1/setup` with the code
-//! creates the admin and deletes the code in one transaction; once any admin exists it answers
-//! 409. `roost user add NAME --role admin` is the other way in and needs no code.
+//! in the running daemon's memory, logged once, and written to [`CODE_FILE`] in the secrets
+//! folder (0600, owned by the daemon's user) for `sudo roost status` and the console. `POST
+//! /api/v1/setup` with the code creates the admin and deletes the code in one transaction; once
+//! any admin exists it answers 409 and the file is removed. `roost user add NAME --role admin`
+//! is the other way in and needs no code.
+//!
+//! The plaintext must reach only root, the daemon's user and the physical console: no HTTP
+//! answer carries it (not even the loopback `/status`, which any local process can ask), and
+//! no file holding it is readable by other users.
 
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -20,6 +28,7 @@ use super::users::{self, Actor, Role};
 use super::{crypto, AuthError, AuthState};
 use crate::api::{ApiError, AppState, Json};
 use crate::audit;
+use crate::config::Config;
 use crate::edge::policy::ClientIp;
 use crate::store::Store;
 
@@ -33,6 +42,38 @@ pub struct PendingSetup {
     pub code: String,
     /// Unix seconds.
     pub expires_at: i64,
+}
+
+/// The file in `secrets/` holding the pending code (one line), while no admin exists.
+pub const CODE_FILE: &str = "setup-code";
+
+/// Where the daemon of `config` keeps its pending setup code.
+pub fn code_file(config: &Config) -> PathBuf {
+    config.secrets_dir().join(CODE_FILE)
+}
+
+/// Writes the code for `roost status` and the console: 0600 in the 0700 secrets folder,
+/// atomically (a reader sees the old code or the new one, never a torn line).
+pub(super) fn write_code_file(path: &Path, code: &str) -> std::io::Result<()> {
+    super::token::write_atomically(path, format!("{code}\n").as_bytes())
+}
+
+/// Removes the code file once an admin exists (absent already is fine).
+pub fn remove_code_file(path: &Path) -> std::io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// The code in the file, `None` when there is none. Permission denied is an error: the
+/// caller says to run as root.
+pub fn read_code_file(path: &Path) -> std::io::Result<Option<String>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text.trim().to_owned()).filter(|c| !c.is_empty())),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -113,7 +154,8 @@ fn check_code(conn: &Connection, code: &str, now: i64) -> Result<(), AuthError> 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetupRequest {
-    /// The code the daemon logged at startup (`journalctl -u roost | grep setup_code`).
+    /// The code the daemon logged at startup (`sudo roost status`, or
+    /// `journalctl -u roost | grep setup_code`).
     pub setup_code: String,
     /// 3 to 32 of `a-z`, `0-9`, `.`, `_`, `-`, starting with a letter or digit (stored
     /// lowercase).
@@ -194,7 +236,7 @@ pub async fn complete(
             Ok::<_, AuthError>((user, issued))
         })
         .await?;
-    auth.set_pending_setup(None);
+    auth.clear_pending_setup().await;
     tracing::info!(username = %user.username, "first admin created with the setup code");
     Ok((
         StatusCode::CREATED,

@@ -288,7 +288,9 @@ pub fn rotate_key_files(secrets_dir: &Path) -> std::io::Result<()> {
     write_atomically(&current, fresh.as_bytes())
 }
 
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Writes `bytes` to `path` as a 0600 file: a temporary file beside it, synced, renamed over
+/// `path`, and the directory synced, so a crash leaves the old file or the new one.
+pub(super) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
     let _ = std::fs::remove_file(&tmp);
     let mut f = OpenOptions::new()

@@ -3,7 +3,9 @@
 //! The report is what an owner wants at a glance: version, uptime, connections, how much is
 //! stored, disk, temperature, load, LiveKit, the last backup and whether first-run setup is
 //! still pending. Counts appear only for tables that exist (other modules create them).
-//! The handler only reads; the command only talks HTTP to loopback and prints.
+//! The handler only reads, and never answers the setup code itself: any local process may ask
+//! the loopback listener. The command talks HTTP to loopback, adds the code from the daemon's
+//! 0600 code file when its user may read it (root, or the daemon's user), and prints.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -47,8 +49,10 @@ pub struct StatusReport {
     pub last_backup: Option<LastBackup>,
     /// True while no administrator exists and the one-time setup code is valid.
     pub setup_pending: bool,
-    /// The one-time setup code, only while setup is pending (this listener is loopback-only).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The one-time setup code. Never sent by the daemon (any local process may ask `/status`):
+    /// `roost status` adds it from the daemon's 0600 code file when it may read it (root, or
+    /// the daemon's user).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub setup_code: Option<String>,
 }
 
@@ -118,12 +122,12 @@ pub async fn status(State(app): State<AppState>) -> Response {
         app.vitals.note_disk_free(free);
     }
     let now = OffsetDateTime::now_utc();
-    // A status report without the setup code is still useful: a failed lookup is logged only.
-    let setup_code = match app.auth.pending_setup(&app.store).await {
-        Ok(pending) => pending.map(|p| p.code),
+    // A status report without the setup state is still useful: a failed lookup is logged only.
+    let setup_pending = match app.auth.pending_setup(&app.store).await {
+        Ok(pending) => pending.is_some(),
         Err(e) => {
             tracing::warn!(error = %e, "reading the pending setup state");
-            None
+            false
         }
     };
     let report = StatusReport {
@@ -151,8 +155,8 @@ pub async fn status(State(app): State<AppState>) -> Response {
             }
         },
         last_backup: last.as_ref().map(|l| LastBackup::from_record(l, now)),
-        setup_pending: setup_code.is_some(),
-        setup_code,
+        setup_pending,
+        setup_code: None,
     };
     let mut resp = Json(report).into_response();
     resp.headers_mut().insert(
@@ -257,11 +261,23 @@ pub fn command(config: &Config, json: bool) -> u8 {
             return crate::cli::EXIT_FAILURE;
         }
     };
+    let mut value = match serde_json::from_str::<serde_json::Value>(&body) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("roost status: {}", StatusError::Parse(e.to_string()));
+            return crate::cli::EXIT_FAILURE;
+        }
+    };
+    if value["setup_pending"] == serde_json::Value::Bool(true) {
+        if let Some(code) = setup_code_for_this_user(config) {
+            value["setup_code"] = serde_json::Value::String(code);
+        }
+    }
     if json {
-        println!("{}", body.trim_end());
+        println!("{value}");
         return crate::cli::EXIT_OK;
     }
-    match serde_json::from_str::<StatusReport>(&body) {
+    match serde_json::from_value::<StatusReport>(value) {
         Ok(report) => {
             print!("{}", render(&report));
             crate::cli::EXIT_OK
@@ -269,6 +285,20 @@ pub fn command(config: &Config, json: bool) -> u8 {
         Err(e) => {
             eprintln!("roost status: {}", StatusError::Parse(e.to_string()));
             crate::cli::EXIT_FAILURE
+        }
+    }
+}
+
+/// The pending setup code from the daemon's code file, when this user may read it; otherwise
+/// `None` (the report then says to ask as root).
+fn setup_code_for_this_user(config: &Config) -> Option<String> {
+    let path = crate::auth::setup::code_file(config);
+    match crate::auth::setup::read_code_file(&path) {
+        Ok(code) => code,
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => None,
+        Err(e) => {
+            eprintln!("roost status: reading {}: {e}", path.display());
+            None
         }
     }
 }
@@ -360,7 +390,10 @@ pub fn render(r: &StatusReport) -> String {
             "setup",
             format!("pending: create the first admin with setup code {code}"),
         ),
-        (true, None) => line("setup", "pending".into()),
+        (true, None) => line(
+            "setup",
+            "pending: run `sudo roost status` to see the one-time setup code".into(),
+        ),
         (false, _) => {}
     }
     out
