@@ -21,6 +21,10 @@ use super::StoreError;
 
 /// One schema step. `sql` runs inside a transaction together with the `user_version` bump,
 /// so it must not contain BEGIN/COMMIT (and `PRAGMA foreign_keys` has no effect in it).
+/// Foreign keys are off while it runs, so a step may rebuild a table that others refer to
+/// (SQLite's procedure for changes ALTER TABLE cannot make); before COMMIT, `foreign_key_check`
+/// must find no dangling reference, or the step is rolled back. So a step that deletes rows
+/// deletes their dependants itself: ON DELETE actions do not fire.
 #[derive(Debug)]
 pub struct Migration {
     pub version: u32,
@@ -75,6 +79,11 @@ pub static MIGRATIONS: &[Migration] = &[
         version: 9,
         name: "member_invited",
         sql: include_str!("migrations/0009_member_invited.sql"),
+    },
+    Migration {
+        version: 10,
+        name: "users_autoincrement",
+        sql: include_str!("migrations/0010_users_autoincrement.sql"),
     },
 ];
 
@@ -197,7 +206,25 @@ pub(super) fn migrate(
     Ok(MigrationReport { from, to, snapshot })
 }
 
+/// Applies one step with foreign keys off (see [`Migration`]), and turns them on again
+/// whatever happened.
 fn apply_one(conn: &mut Connection, migration: &Migration) -> Result<(), StoreError> {
+    let failed = |source| StoreError::Migration {
+        version: migration.version,
+        name: migration.name,
+        source,
+    };
+    // Outside any transaction: SQLite ignores this pragma inside one.
+    conn.pragma_update(None, "foreign_keys", false)
+        .map_err(failed)?;
+    let applied = apply_in_transaction(conn, migration);
+    let restored = conn
+        .pragma_update(None, "foreign_keys", true)
+        .map_err(failed);
+    applied.and(restored)
+}
+
+fn apply_in_transaction(conn: &mut Connection, migration: &Migration) -> Result<(), StoreError> {
     let failed = |source| StoreError::Migration {
         version: migration.version,
         name: migration.name,
@@ -212,6 +239,13 @@ fn apply_one(conn: &mut Connection, migration: &Migration) -> Result<(), StoreEr
         return Ok(());
     }
     tx.execute_batch(migration.sql).map_err(failed)?;
+    if let Some(dangling) = first_dangling_reference(&tx).map_err(failed)? {
+        // Dropping the transaction rolls the step back.
+        return Err(failed(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY),
+            Some(format!("foreign_key_check after the migration: {dangling}")),
+        )));
+    }
     tx.pragma_update(None, "user_version", migration.version)
         .map_err(failed)?;
     tx.commit().map_err(failed)?;
@@ -258,6 +292,21 @@ fn snapshot(conn: &Connection, backups_dir: &Path, from: u32) -> Result<PathBuf,
 
     info!(path = %path.display(), from_version = from, "wrote pre-migration snapshot");
     Ok(path)
+}
+
+/// The first row `PRAGMA foreign_key_check` reports, described, if any.
+fn first_dangling_reference(conn: &Connection) -> Result<Option<String>, rusqlite::Error> {
+    let mut check = conn.prepare("PRAGMA foreign_key_check")?;
+    let mut rows = check.query([])?;
+    let Some(row) = rows.next()? else {
+        return Ok(None);
+    };
+    let (table, rowid, parent): (String, Option<i64>, String) =
+        (row.get(0)?, row.get(1)?, row.get(2)?);
+    let rowid = rowid.map_or_else(|| "a row".to_owned(), |id| format!("rowid {id}"));
+    Ok(Some(format!(
+        "{rowid} of {table} refers to a missing row of {parent}"
+    )))
 }
 
 fn user_version(conn: &Connection) -> Result<u32, rusqlite::Error> {

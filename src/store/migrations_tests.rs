@@ -1,6 +1,7 @@
 //! Migration rules on real files in a temp dir.
 
 use super::*;
+use std::collections::BTreeMap;
 
 static TWO_STEPS: &[Migration] = &[
     Migration {
@@ -240,4 +241,219 @@ fn memberships_from_before_migration_9_count_as_invited_only_where_nobody_enters
         refused.to_string().contains("CHECK constraint failed"),
         "{refused}"
     );
+}
+
+/// Every row of every table but `sqlite_sequence`, as text, to compare a database before and
+/// after a migration.
+fn all_rows(conn: &Connection) -> BTreeMap<String, Vec<String>> {
+    let tables: Vec<String> = conn
+        .prepare(
+            "SELECT name FROM sqlite_master WHERE type = 'table'
+              AND name NOT LIKE 'sqlite_%' AND name NOT LIKE 'messages_fts%' ORDER BY name",
+        )
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    tables
+        .into_iter()
+        .map(|table| {
+            let rows = conn
+                .prepare(&format!("SELECT * FROM \"{table}\" ORDER BY 1, 2"))
+                .unwrap()
+                .query_map([], |r| {
+                    let n = r.as_ref().column_count();
+                    Ok((0..n)
+                        .map(|i| format!("{:?}", r.get_ref(i).unwrap()))
+                        .collect::<Vec<_>>()
+                        .join("|"))
+                })
+                .unwrap()
+                .collect::<Result<Vec<String>, _>>()
+                .unwrap();
+            (table, rows)
+        })
+        .collect()
+}
+
+/// The schema objects (indexes, triggers, views) SQLite keeps, by name, with their SQL.
+fn schema_objects(conn: &Connection) -> Vec<(String, String, Option<String>)> {
+    conn.prepare(
+        "SELECT type, name, sql FROM sqlite_master WHERE type IN ('index', 'trigger', 'view')
+         ORDER BY type, name",
+    )
+    .unwrap()
+    .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+    .unwrap()
+    .collect::<Result<_, _>>()
+    .unwrap()
+}
+
+fn foreign_keys_to_users(conn: &Connection) -> Vec<(String, String, String)> {
+    let mut found = Vec::new();
+    for table in [
+        "sessions",
+        "invites",
+        "api_keys",
+        "rooms",
+        "room_members",
+        "messages",
+    ] {
+        let mut list = conn
+            .prepare(&format!("PRAGMA foreign_key_list(\"{table}\")"))
+            .unwrap();
+        let rows = list
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(6)?,
+                ))
+            })
+            .unwrap();
+        for row in rows {
+            let (parent, from, on_delete) = row.unwrap();
+            if parent == "users" {
+                found.push((format!("{table}.{from}"), parent, on_delete));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn migration_10_gives_users_autoincrement_keeping_every_row_and_reference() {
+    let dirs = dirs();
+    apply_with(&dirs.db, &dirs.backups, &MIGRATIONS[..9]).unwrap();
+    let conn = Connection::open(&dirs.db).unwrap();
+    conn.execute_batch(
+        "PRAGMA foreign_keys = ON;
+         INSERT INTO users (id, username, display_name, role, password_hash, disabled, created_at, updated_at)
+         VALUES (1, 'ann', 'Ann', 'admin', '$argon2id$a', 0, 10, 11),
+                (2, 'bo', 'Bo', 'member', '$argon2id$b', 1, 20, 21),
+                (7, 'gus', 'Gus', 'guest', '$argon2id$g', 0, 30, 31);
+         INSERT INTO sessions (id, user_id, created_at, expires_at) VALUES ('s1', 2, 0, 99);
+         INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at)
+         VALUES (x'01', 's1', 0, 99);
+         INSERT INTO invites (id, code_hash, created_by, max_uses, created_at, expires_at)
+         VALUES (1, x'02', 1, 3, 0, 99);
+         INSERT INTO api_keys (id, user_id, name, prefix, secret_hash, last_four, scopes, created_at)
+         VALUES (1, 7, 'bot', 'abcd', x'03', 'wxyz', 'read', 0);
+         INSERT INTO rooms (id, name, visibility, created_by, created_at, updated_at)
+         VALUES (10, 'lobby', 'public', 1, 0, 0);
+         INSERT INTO room_members (room_id, user_id, role, joined_at, invited)
+         VALUES (10, 1, 'owner', 0, 0), (10, 7, 'member', 0, 1);
+         INSERT INTO messages (id, room_id, author_id, body, created_at) VALUES (1, 10, 7, 'hi', 0);",
+    )
+    .unwrap();
+    // Before: deleting the newest account frees its id for the next one.
+    conn.execute_batch(
+        "INSERT INTO users (id, username, display_name, role, password_hash, created_at, updated_at)
+         VALUES (8, 'tmp', 'tmp', 'member', 'x', 0, 0);
+         DELETE FROM users WHERE id = 8;",
+    )
+    .unwrap();
+    let rows_before = all_rows(&conn);
+    let objects_before = schema_objects(&conn);
+    let references_before = foreign_keys_to_users(&conn);
+    assert_eq!(references_before.len(), 6, "{references_before:?}");
+    drop(conn);
+
+    let report = apply_with(&dirs.db, &dirs.backups, &MIGRATIONS[..10]).unwrap();
+    assert_eq!((report.from, report.to), (9, 10));
+
+    let conn = Connection::open(&dirs.db).unwrap();
+    conn.pragma_update(None, "foreign_keys", true).unwrap();
+    assert_eq!(all_rows(&conn), rows_before, "every row and id is kept");
+    assert_eq!(
+        schema_objects(&conn),
+        objects_before,
+        "indexes and triggers are kept"
+    );
+    assert_eq!(foreign_keys_to_users(&conn), references_before);
+    let sql: String = conn
+        .query_row(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'users'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(sql.contains("AUTOINCREMENT"), "{sql}");
+    assert_eq!(first_dangling_reference(&conn).unwrap(), None);
+
+    // After: an id once used is never handed out again.
+    conn.execute_batch(
+        "INSERT INTO users (username, display_name, role, password_hash, created_at, updated_at)
+         VALUES ('tmp', 'tmp', 'member', 'x', 0, 0);",
+    )
+    .unwrap();
+    let newest = conn.last_insert_rowid();
+    assert_eq!(
+        newest, 8,
+        "8 was freed before the migration, which had no sequence"
+    );
+    conn.execute("DELETE FROM users WHERE id = 8", []).unwrap();
+    conn.execute(
+        "INSERT INTO users (username, display_name, role, password_hash, created_at, updated_at)
+         VALUES ('next', 'next', 'member', 'x', 0, 0)",
+        [],
+    )
+    .unwrap();
+    assert_eq!(conn.last_insert_rowid(), 9, "8 is not reused");
+    // The constraints came along: UNIQUE usernames, CHECKed roles, foreign keys that hold.
+    assert!(conn
+        .execute(
+            "INSERT INTO users (username, display_name, role, password_hash, created_at, updated_at)
+             VALUES ('ann', 'x', 'member', 'x', 0, 0)",
+            [],
+        )
+        .is_err());
+    assert!(conn
+        .execute(
+            "INSERT INTO sessions (id, user_id, created_at, expires_at) VALUES ('s2', 404, 0, 9)",
+            [],
+        )
+        .is_err());
+    // ON DELETE CASCADE still reaches the sessions and tokens of a deleted account.
+    conn.execute("DELETE FROM users WHERE id = 2", []).unwrap();
+    let left: i64 = conn
+        .query_row("SELECT count(*) FROM refresh_tokens", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(left, 0);
+}
+
+static LEAVES_A_DANGLING_REFERENCE: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "parents",
+        sql: "CREATE TABLE parents (id INTEGER PRIMARY KEY);
+              CREATE TABLE children (parent INTEGER REFERENCES parents (id));
+              INSERT INTO parents VALUES (1); INSERT INTO children VALUES (1);",
+    },
+    Migration {
+        version: 2,
+        name: "drops_a_parent",
+        sql: "DELETE FROM parents;",
+    },
+];
+
+#[test]
+fn a_migration_that_breaks_a_foreign_key_is_rolled_back() {
+    let dirs = dirs();
+    let err = apply_with(&dirs.db, &dirs.backups, LEAVES_A_DANGLING_REFERENCE).unwrap_err();
+    assert_eq!(err.to_string(), "migration 2 (drops_a_parent) failed");
+    let cause = std::error::Error::source(&err).map(|e| e.to_string());
+    assert!(
+        cause
+            .as_deref()
+            .is_some_and(|c| c.contains("rowid 1 of children refers to a missing row of parents")),
+        "{cause:?}"
+    );
+    assert_eq!(version_of(&dirs.db), 1);
+    let conn = Connection::open(&dirs.db).unwrap();
+    let parents: i64 = conn
+        .query_row("SELECT count(*) FROM parents", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(parents, 1, "the step was rolled back");
 }
