@@ -80,6 +80,77 @@ async fn setup_code_creates_the_first_admin_once() {
     assert_eq!(left, 0);
 }
 
+/// `POST /api/v1/auth/refresh` as if from `from` (127.0.0.1 is a trusted proxy where used).
+async fn refresh_from(api: &Api, from: &str, refresh_token: &Value) -> (StatusCode, Value) {
+    let resp = api
+        .http
+        .post(api.roost.https_url("/api/v1/auth/refresh"))
+        .header("x-forwarded-for", from)
+        .json(&json!({ "refresh_token": refresh_token }))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    (status, resp.json().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_refresh_gets_the_same_pair_but_another_address_revokes() {
+    let setup = Setup::new().toml(
+        "[rate_limits]\nexempt_cidrs = [\"127.0.0.1/32\", \"198.51.100.0/24\", \"203.0.113.0/24\"]\n",
+    );
+    setup.write_config("trusted_proxies = [\"127.0.0.1/32\"]");
+    let mut api = Api::start(setup);
+    api.setup_admin("Root").await;
+    const PHONE: &str = "198.51.100.7";
+
+    // Two refreshes with the same token at once, as a client retrying on a flaky network.
+    let (status, first) = login_from(&api, PHONE, "root", ADMIN_PASSWORD).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    let ((s1, a), (s2, b)) = tokio::join!(
+        refresh_from(&api, PHONE, &first["refresh_token"]),
+        refresh_from(&api, PHONE, &first["refresh_token"]),
+    );
+    assert_eq!((s1, s2), (StatusCode::OK, StatusCode::OK), "{a} {b}");
+    assert_eq!(a["refresh_token"], b["refresh_token"], "the same new pair");
+    assert_eq!(a["access_token"], b["access_token"]);
+    // And once more, sequentially: the answer was lost, the client asks again.
+    let (status, c) = refresh_from(&api, PHONE, &first["refresh_token"]).await;
+    assert_eq!(status, StatusCode::OK, "{c}");
+    assert_eq!(c["refresh_token"], a["refresh_token"]);
+    // The session goes on with the new token.
+    let (status, next) = refresh_from(&api, PHONE, &a["refresh_token"]).await;
+    assert_eq!(status, StatusCode::OK, "{next}");
+    assert_eq!(
+        api.metric("roost_auth_failures_total{reason=\"refresh_reuse\"}")
+            .await,
+        None,
+        "no retry was taken for reuse"
+    );
+    // Once the new token was exchanged in turn, the first one is plain reuse again.
+    let (status, body) = refresh_from(&api, PHONE, &first["refresh_token"]).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("refresh_token_reused"))
+    );
+
+    // The same token from another address, even at once, is reuse: the session is revoked.
+    let (_, other) = login_from(&api, PHONE, "root", ADMIN_PASSWORD).await;
+    let (status, renewed) = refresh_from(&api, PHONE, &other["refresh_token"]).await;
+    assert_eq!(status, StatusCode::OK, "{renewed}");
+    let (status, body) = refresh_from(&api, "203.0.113.9", &other["refresh_token"]).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("refresh_token_reused"))
+    );
+    let (status, body) = refresh_from(&api, PHONE, &renewed["refresh_token"]).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_refresh_token")),
+        "the family is revoked"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refresh_rotates_and_reuse_revokes_the_whole_family() {
     let mut api = Api::start(Setup::new());
@@ -818,6 +889,94 @@ async fn bad_tokens_get_401_with_distinct_reasons() {
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
 }
 
+/// Signs in as if from `from`: the daemon trusts 127.0.0.1 as a proxy in the test below.
+async fn login_from(api: &Api, from: &str, name: &str, password: &str) -> (StatusCode, Value) {
+    let resp = api
+        .http
+        .post(api.roost.https_url("/api/v1/auth/login"))
+        .header("x-forwarded-for", from)
+        .json(&json!({ "username": name, "password": password }))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    (status, resp.json().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attacker_elsewhere_cannot_lock_the_owner_out() {
+    // Clients are told apart by X-Forwarded-For from the loopback "proxy"; none of them is
+    // rate limited, so only the login backoff answers. (The config is written here, so the
+    // rate-limit exemption `Api::start` would add is spelled out.)
+    let setup = Setup::new().toml(
+        "[rate_limits]\nexempt_cidrs = [\"127.0.0.1/32\", \"198.51.100.0/24\", \"203.0.113.0/24\"]\n",
+    );
+    setup.write_config("trusted_proxies = [\"127.0.0.1/32\"]");
+    let mut api = Api::start(setup);
+    let admin = api.setup_admin("Root").await;
+    let admin_access = token(&admin, "access_token");
+    const OWNER: &str = "198.51.100.20";
+
+    // One address guesses: after three free failures it is refused unchecked...
+    for _ in 0..4 {
+        let (status, _) = login_from(&api, "203.0.113.9", "root", "wrong password").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let (status, body) = login_from(&api, "203.0.113.9", "root", ADMIN_PASSWORD).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("login_backoff"))
+    );
+    // ...while the owner, elsewhere, signs in.
+    let (status, body) = login_from(&api, OWNER, "root", ADMIN_PASSWORD).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // Many addresses guess: past the name's ceiling every address that failed is refused,
+    // even with the right password; the owner's address, which never failed, is not.
+    for i in 10..17 {
+        let (status, _) = login_from(&api, &format!("203.0.113.{i}"), "root", "wrong").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let (status, body) = login_from(&api, "203.0.113.12", "root", ADMIN_PASSWORD).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("login_backoff"))
+    );
+    let (status, body) = login_from(&api, OWNER, "root", ADMIN_PASSWORD).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    for scope in ["address", "username"] {
+        let refused = api
+            .metric(&format!(
+                "roost_auth_login_backoff_refusals_total{{scope=\"{scope}\"}}"
+            ))
+            .await;
+        assert_eq!(refused, Some(1.0), "{scope}");
+    }
+    let events = api
+        .audit(&admin_access, "type=auth.login_backoff&limit=50")
+        .await;
+    let started: Vec<(&str, &str)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["detail"]["scope"].as_str().unwrap(),
+                e["client_ip"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        started.len(),
+        2,
+        "one event per backoff started: {events:?}"
+    );
+    assert!(started.contains(&("address", "203.0.113.9")), "{started:?}");
+    assert!(
+        started.contains(&("username", "203.0.113.16")),
+        "{started:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_logins_back_off_per_username() {
     let mut api = Api::start(Setup::new());
@@ -1045,5 +1204,9 @@ async fn cli_passwords_are_one_line_of_stdin() {
     let (status, body) = api.login("dora", "dora password 1").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let (status, _) = api.login("dora", "dora password 2").await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED, "the refused passwd changed nothing");
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "the refused passwd changed nothing"
+    );
 }

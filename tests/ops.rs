@@ -61,7 +61,10 @@ async fn status_reports_the_running_daemon() {
     let code_file = roost.setup.data_dir().join("secrets/setup-code");
     assert_eq!(read(&code_file).trim(), logged);
     let mode = std::fs::metadata(&code_file).unwrap().permissions().mode() & 0o777;
-    assert_eq!(mode, 0o600, "only root and the daemon's user may read the code");
+    assert_eq!(
+        mode, 0o600,
+        "only root and the daemon's user may read the code"
+    );
     // Any local process may ask the loopback listener: its answer never carries the code.
     let resp = reqwest::get(roost.internal_url("/status")).await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);

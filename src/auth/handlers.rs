@@ -28,7 +28,7 @@ const KEEP_ENDED_SESSIONS_SECS: i64 = 7 * 86_400;
 const ATTEMPT_NAME_MAX: usize = 64;
 
 /// What a successful sign-in, refresh, setup or registration returns.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[schema(as = SessionTokens)]
 pub struct TokenResponse {
     /// Send as `Authorization: Bearer <access_token>`.
@@ -180,8 +180,9 @@ pub struct LoginRequest {
          bad `Authorization` header", body = crate::api::ErrorBody),
         (status = 403, description = "The account is disabled (`account_disabled`)",
          body = crate::api::ErrorBody),
-        (status = 429, description = "Too many failed sign-ins for this account \
-         (`login_backoff`) or from this address (`rate_limited`)", body = crate::api::ErrorBody,
+        (status = 429, description = "Too many failed sign-ins for this account from this \
+         address, or for this account from many addresses (`login_backoff`), or too many \
+         requests from this address (`rate_limited`)", body = crate::api::ErrorBody,
          headers(("Retry-After" = u64, description = "Seconds to wait"))),
     )
 )]
@@ -292,7 +293,9 @@ pub struct RefreshRequest {
 }
 
 /// `POST /api/v1/auth/refresh {refresh_token}`: a new access token and a new refresh token.
-/// Presenting a refresh token that was already exchanged revokes its whole session.
+/// Presenting a refresh token that was already exchanged revokes its whole session, unless it
+/// is a retry: the same token from the same address within 10 s of its exchange gets the same
+/// pair again (`auth::refresh_grace`).
 #[utoipa::path(
     post,
     path = "/api/v1/auth/refresh",
@@ -302,10 +305,13 @@ pub struct RefreshRequest {
     security((), ("bearer" = [])),
     request_body = RefreshRequest,
     responses(
-        (status = 200, description = "A new access token and refresh token", body = TokenResponse),
+        (status = 200, description = "A new access token and refresh token; the same pair again \
+         for a retry (the same token from the same address within 10 s of its exchange)",
+         body = TokenResponse),
         (status = 401, description = "The refresh token is not valid (`invalid_refresh_token`), \
-         has expired (`refresh_token_expired`) or was already used, which signs the session out \
-         (`refresh_token_reused`)", body = crate::api::ErrorBody),
+         has expired (`refresh_token_expired`) or was already used (later than 10 s after, or \
+         from another address), which signs the session out (`refresh_token_reused`)",
+         body = crate::api::ErrorBody),
     )
 )]
 pub async fn refresh(
@@ -320,33 +326,14 @@ pub async fn refresh(
         return Err(invalid_refresh().into());
     }
     let (now_ms, ttl) = (auth.now_ms(), auth.settings.refresh_ttl.as_secs() as i64);
-    let outcome = app
+    let state = auth.clone();
+    let exchange = app
         .store
-        .write(move |conn| {
-            let outcome = session::rotate(conn, &req.refresh_token, now_ms / 1000, ttl)?;
-            if let Refreshed::Reused {
-                user_id,
-                session_id,
-            } = &outcome
-            {
-                let name = users::by_id(conn, *user_id)?.map(|u| u.username);
-                audit::record(
-                    conn,
-                    &Event::new("auth.refresh_reuse")
-                        .at_ms(now_ms)
-                        .failure()
-                        .actor(Some(*user_id), name.unwrap_or_default())
-                        .target(format!("session:{session_id}"))
-                        .ip(ip)
-                        .detail(json!({ "action": "session revoked" })),
-                )?;
-            }
-            Ok::<_, AuthError>(outcome)
-        })
+        .write(move |conn| exchange_refresh(conn, &state, &req.refresh_token, ip, now_ms, ttl))
         .await?;
-    match outcome {
-        Refreshed::Rotated { user, issued } => Ok(Json(issue_session(&auth, user, issued))),
-        Refreshed::Reused { session_id, .. } => {
+    match exchange {
+        Exchange::Issued(pair) => Ok(Json(pair)),
+        Exchange::Reused { session_id } => {
             auth.count_failure("refresh_reuse");
             tracing::warn!(
                 session = %session_id,
@@ -358,7 +345,7 @@ pub async fn refresh(
             )
             .into())
         }
-        Refreshed::Expired => {
+        Exchange::Expired => {
             auth.count_failure("refresh_expired");
             Err(AuthError::unauthorized(
                 "refresh_token_expired",
@@ -366,10 +353,89 @@ pub async fn refresh(
             )
             .into())
         }
-        Refreshed::Unknown | Refreshed::Inactive => {
+        Exchange::Invalid => {
             auth.count_failure("refresh_invalid");
             Err(invalid_refresh().into())
         }
+    }
+}
+
+/// What presenting a refresh token to `refresh` led to.
+enum Exchange {
+    /// A new pair, or, for a retry within the grace window, the pair the first try got.
+    Issued(TokenResponse),
+    /// An exchanged token again, outside the grace window: the session is revoked.
+    Reused {
+        session_id: String,
+    },
+    Expired,
+    Invalid,
+}
+
+/// A pair handed out by a refresh, kept for the grace window with the session it belongs to.
+#[derive(Clone)]
+pub(crate) struct RecentExchange {
+    session_id: String,
+    pair: TokenResponse,
+}
+
+/// Inside the refresh's write: exchanges `refresh_token`, or answers a retry of an exchange
+/// made moments ago from the same address (a lost answer, two racing requests) with the same
+/// pair while its session still stands and that pair's refresh token is unused. Both run on the writer, in order, so a retry always
+/// sees the first exchange's rotation and its remembered pair together.
+fn exchange_refresh(
+    conn: &Connection,
+    auth: &AuthState,
+    refresh_token: &str,
+    ip: Option<IpAddr>,
+    now_ms: i64,
+    ttl: i64,
+) -> Result<Exchange, AuthError> {
+    let now = now_ms / 1000;
+    let old_hash = super::crypto::sha256(refresh_token);
+    if let Some((recent, elapsed)) = auth.refresh_grace.replay(&old_hash, ip, now_ms) {
+        let (state, _, _) = session::check(conn, &recent.session_id, recent.pair.user.id, now)?;
+        // Once the pair's own refresh token was exchanged, its holder clearly got the answer:
+        // this is no retry, but reuse.
+        if state == session::SessionState::Live
+            && session::is_newest(conn, &recent.pair.refresh_token)?
+        {
+            let mut pair = recent.pair;
+            pair.expires_in -= elapsed;
+            pair.refresh_expires_in -= elapsed;
+            return Ok(Exchange::Issued(pair));
+        }
+    }
+    match session::rotate(conn, refresh_token, now, ttl)? {
+        Refreshed::Rotated { user, issued } => {
+            let session_id = issued.session_id.clone();
+            let pair = issue_session(auth, user, issued);
+            let recent = RecentExchange {
+                session_id,
+                pair: pair.clone(),
+            };
+            auth.refresh_grace.remember(old_hash, ip, now_ms, recent);
+            Ok(Exchange::Issued(pair))
+        }
+        Refreshed::Reused {
+            user_id,
+            session_id,
+        } => {
+            let name = users::by_id(conn, user_id)?.map(|u| u.username);
+            audit::record(
+                conn,
+                &Event::new("auth.refresh_reuse")
+                    .at_ms(now_ms)
+                    .failure()
+                    .actor(Some(user_id), name.unwrap_or_default())
+                    .target(format!("session:{session_id}"))
+                    .ip(ip)
+                    .detail(json!({ "action": "session revoked" })),
+            )?;
+            Ok(Exchange::Reused { session_id })
+        }
+        Refreshed::Expired => Ok(Exchange::Expired),
+        Refreshed::Unknown | Refreshed::Inactive => Ok(Exchange::Invalid),
     }
 }
 

@@ -23,6 +23,7 @@ pub(crate) mod handlers;
 pub mod invites;
 pub mod password;
 mod principal;
+pub mod refresh_grace;
 pub mod session;
 pub mod session_cache;
 pub mod setup;
@@ -136,6 +137,8 @@ pub struct AuthState {
     pub keys: token::Keys,
     pub hasher: password::Hasher,
     pub backoff: backoff::LoginBackoff,
+    /// Refresh exchanges of the last 10 s, so a retried refresh is not taken for reuse.
+    pub(crate) refresh_grace: refresh_grace::RefreshGrace<handlers::RecentExchange>,
     pub api_key_usage: api_keys::UsageThrottle,
     failures: Family<FailureLabels, Counter>,
     backoff_refusals: Family<BackoffLabels, Counter>,
@@ -220,6 +223,7 @@ impl AuthState {
                 clock.clone(),
             ),
             backoff_refusals,
+            refresh_grace: refresh_grace::RefreshGrace::default(),
             clock,
             keys,
             hasher,
@@ -388,7 +392,10 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(third.pending_setup(&store).await.unwrap(), None);
-        assert!(!file.exists(), "a start with an admin removes a stale code file");
+        assert!(
+            !file.exists(),
+            "a start with an admin removes a stale code file"
+        );
         store.close().await.unwrap();
     }
 }

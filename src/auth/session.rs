@@ -4,7 +4,8 @@
 //! family id of its refresh tokens. Refreshing exchanges a refresh token for a new one (the
 //! old one is marked rotated, not deleted). Presenting a rotated token again means it was
 //! copied: the whole session is revoked, which also ends its access tokens at once because
-//! every authenticated request checks the session row.
+//! every authenticated request checks the session row. (A retry moments after the exchange,
+//! from the same address, is answered by `auth::refresh_grace` before it gets here.)
 //!
 //! Functions take a `&Connection` to run inside the caller's `store.write` closure. Outcomes
 //! that must commit changes (reuse revokes the family) are returned as `Ok` values, because an
@@ -139,6 +140,18 @@ pub fn rotate(
             refresh_expires_at: new_expiry,
         },
     })
+}
+
+/// True if `refresh_token` is known and has not been exchanged: the newest of its family.
+pub fn is_newest(conn: &Connection, refresh_token: &str) -> Result<bool, AuthError> {
+    let rotated: Option<Option<i64>> = conn
+        .query_row(
+            "SELECT rotated_at FROM refresh_tokens WHERE token_hash = ?1",
+            [crypto::sha256(refresh_token)],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(matches!(rotated, Some(None)))
 }
 
 /// Revokes one session (idempotent). True if it was live.
