@@ -456,6 +456,14 @@ mod tests {
             setup_code: Some("ABCD-EFGH".into()),
         };
         let text = render(&r);
+        let without_code = render(&StatusReport {
+            setup_code: None,
+            ..r.clone()
+        });
+        assert!(
+            without_code.contains("run `sudo roost status` to see the one-time setup code"),
+            "{without_code}"
+        );
         for needle in [
             "0.1.0, up 1m 5s",
             "https 2",
