@@ -183,9 +183,9 @@ const COMMON_RESPONSES: [(&str, &str, &str, bool); 10] = [
         "RateLimited",
         "429",
         "Too many requests of this kind from this address or account (`rate_limited`), or too \
-         many failed sign-ins for this account from this address (`login_backoff`). Retry after `Retry-After` \
-         seconds; `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` come with the \
-         limiter's refusals.",
+         many failed sign-ins for this account from this address (`login_backoff`). Retry \
+         after `Retry-After` seconds; `RateLimit-Limit`, `RateLimit-Remaining` and \
+         `RateLimit-Reset` come with the limiter's refusals.",
         true,
     ),
     (

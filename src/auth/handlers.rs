@@ -381,8 +381,9 @@ pub(crate) struct RecentExchange {
 
 /// Inside the refresh's write: exchanges `refresh_token`, or answers a retry of an exchange
 /// made moments ago from the same address (a lost answer, two racing requests) with the same
-/// pair while its session still stands and that pair's refresh token is unused. Both run on the writer, in order, so a retry always
-/// sees the first exchange's rotation and its remembered pair together.
+/// pair while its session still stands and that pair's refresh token is unused. Both run on
+/// the writer, in order, so a retry always sees the first exchange's rotation and its
+/// remembered pair together.
 fn exchange_refresh(
     conn: &Connection,
     auth: &AuthState,

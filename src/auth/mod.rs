@@ -168,29 +168,27 @@ impl AuthState {
             state.clear_pending_setup().await;
             return Ok(state);
         };
-        {
-            tracing::warn!(
-                setup_code = %pending.code,
-                expires_in_hours = 24,
-                "no admin account exists: create the first one with POST /api/v1/setup \
-                 {{\"setup_code\", \"username\", \"password\"}} using this one-time setup code, \
-                 or run `roost user add NAME --role admin`; a new code is issued at each start \
-                 until an admin exists"
-            );
-            let (path, code) = (state.setup_code_file.clone(), pending.code.clone());
-            let written =
-                tokio::task::spawn_blocking(move || setup::write_code_file(&path, &code)).await;
-            // The journal still has the code: a missing file costs `roost status` only.
-            match written {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::warn!(
-                    path = %state.setup_code_file.display(), error = %e,
-                    "cannot write the setup code file; `roost status` will not show the code"
-                ),
-                Err(e) => tracing::warn!(error = %e, "writing the setup code file"),
-            }
-            state.set_pending_setup(Some(pending));
+        tracing::warn!(
+            setup_code = %pending.code,
+            expires_in_hours = 24,
+            "no admin account exists: create the first one with POST /api/v1/setup \
+             {{\"setup_code\", \"username\", \"password\"}} using this one-time setup code, \
+             or run `roost user add NAME --role admin`; `sudo roost status` shows the code \
+             too, and a new one is issued at each start until an admin exists"
+        );
+        let (path, code) = (state.setup_code_file.clone(), pending.code.clone());
+        let written =
+            tokio::task::spawn_blocking(move || setup::write_code_file(&path, &code)).await;
+        // The journal still has the code: a missing file costs `roost status` only.
+        match written {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(
+                path = %state.setup_code_file.display(), error = %e,
+                "cannot write the setup code file; `roost status` will not show the code"
+            ),
+            Err(e) => tracing::warn!(error = %e, "writing the setup code file"),
         }
+        state.set_pending_setup(Some(pending));
         Ok(state)
     }
 
