@@ -349,7 +349,8 @@ pub async fn list_handler(
 
 /// `PATCH /api/v1/users/{id}` `{role?, disabled?, display_name?}` (admin). An account made a
 /// guest leaves every room it joined or created itself in the same transaction
-/// (`chat::rooms::leave_rooms_not_invited_to`), with an audit event naming the rooms.
+/// (`chat::rooms::leave_rooms_not_invited_to`), with an audit event naming the rooms, and is a
+/// plain member of the rooms it keeps (`chat::rooms::drop_guest_room_roles`).
 #[utoipa::path(
     patch,
     path = "/api/v1/users/{id}",
@@ -360,7 +361,8 @@ pub async fn list_handler(
     request_body = UserPatch,
     responses(
         (status = 200, description = "The account after the change. An account made a guest \
-         has left every room it joined or created itself (`member.left` in each)", body = User),
+         has left every room it joined or created itself (`member.left` in each) and is a plain \
+         member of the others (`member.updated` where it was a moderator)", body = User),
         (status = 400, description = "A bad display name (`invalid_display_name`)",
          body = crate::api::ErrorBody),
         (status = 403, description = "Not an admin (`forbidden`, `insufficient_scope`)",
@@ -402,6 +404,26 @@ pub async fn update_handler(
                             "username": user.username,
                             "rooms": left,
                             "reason": "made a guest: kept only the rooms it was invited to",
+                        })),
+                )?;
+            }
+            // Guests never moderate: where it stays, it stays as a plain member.
+            let dropped =
+                crate::chat::rooms::drop_guest_room_roles(conn, id, now_ms, keep, events)?;
+            if !dropped.is_empty() {
+                let rooms: Vec<_> = dropped
+                    .iter()
+                    .map(|(room, role)| json!({ "room_id": room, "from": role }))
+                    .collect();
+                audit::record(
+                    conn,
+                    &actor
+                        .event("user.room_roles_dropped", now_ms)
+                        .target(format!("user:{id}"))
+                        .detail(json!({
+                            "username": user.username,
+                            "rooms": rooms,
+                            "reason": "made a guest: guests are plain members of their rooms",
                         })),
                 )?;
             }
