@@ -790,3 +790,53 @@ async fn a_guest_is_never_more_than_a_plain_member_of_a_room() {
         "{dropped}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn message_bodies_refuse_control_characters_but_newline_and_tab() {
+    let mut api = Api::start(Setup::new());
+    let admin = api.admin().await;
+    let room = api.room(&admin, "lobby", false).await;
+    let path = format!("/api/v1/rooms/{room}/messages");
+    for bad in ["nul \0 here", "\u{1b}[2J\u{1b}[Hcleared", "over\rwritten"] {
+        let (s, body) = api.post(&path, &admin, json!({ "body": bad })).await;
+        assert_eq!(
+            (s, &body["error"]["code"]),
+            (StatusCode::BAD_REQUEST, &json!("message_control_character")),
+            "{bad:?}: {body}"
+        );
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("other than newline and tab"),
+            "{body}"
+        );
+    }
+    // Newlines and tabs stay; CRLF is stored as LF.
+    let said = api.say(&admin, room, "one\r\ntwo\tthree\nfour").await;
+    assert_eq!(said["body"], "one\ntwo\tthree\nfour", "{said}");
+    // Edits follow the same rule.
+    let edit = format!("{path}/{}", said["id"]);
+    let (s, body, _) = api
+        .call(
+            reqwest::Method::PATCH,
+            &edit,
+            Some(&admin.token),
+            Some(json!({ "body": "sneaky \u{7}" })),
+        )
+        .await;
+    assert_eq!(
+        (s, &body["error"]["code"]),
+        (StatusCode::BAD_REQUEST, &json!("message_control_character")),
+        "{body}"
+    );
+    let (s, body, _) = api
+        .call(
+            reqwest::Method::PATCH,
+            &edit,
+            Some(&admin.token),
+            Some(json!({ "body": "fixed\r\nline" })),
+        )
+        .await;
+    assert_eq!((s, &body["body"]), (StatusCode::OK, &json!("fixed\nline")));
+}

@@ -95,6 +95,9 @@ impl From<RuleError> for AuthError {
             RuleError::Username => "invalid_username",
             RuleError::DisplayName => "invalid_display_name",
             RuleError::PasswordTooShort(_) => "password_too_short",
+            RuleError::PasswordControlCharacter | RuleError::PasswordRepeated => {
+                "password_too_weak"
+            }
             RuleError::PasswordTooLong(_) => "password_too_long",
         };
         AuthError::invalid(code, e.to_string())

@@ -10,8 +10,12 @@ pub enum RuleError {
     Username,
     #[error("a display name must be 1 to 64 characters without control characters")]
     DisplayName,
-    #[error("the password must be at least {0} characters")]
+    #[error("the password must be at least {0} characters long, not counting spaces at either end")]
     PasswordTooShort(usize),
+    #[error("the password may not contain control characters (such as NUL, tab, escape or a line break)")]
+    PasswordControlCharacter,
+    #[error("the password may not be one character repeated")]
+    PasswordRepeated,
     #[error("the password must be at most {0} characters")]
     PasswordTooLong(usize),
 }
@@ -49,11 +53,26 @@ pub fn display_name(raw: Option<&str>, default: &str) -> Result<String, RuleErro
     Ok(name.to_owned())
 }
 
-/// Length rules for a password being set (not for one being checked at login).
+/// The one rule for a password being set (setup, registration, a password change, `roost user
+/// add`/`passwd`), not for one being checked at login: at most `max` characters; no control
+/// characters (a NUL or a line break cannot be typed back at a sign-in form); at least `min`
+/// characters once the spaces at either end are left out (twelve spaces are not a password);
+/// and not one character repeated. Counted in characters, not bytes. The password itself is
+/// kept as given: the trimming is only for counting.
 pub fn check_new_password(password: &str, min: usize, max: usize) -> Result<(), RuleError> {
     check_password_length(password, max)?;
-    if password.chars().count() < min {
+    if password.chars().any(char::is_control) {
+        return Err(RuleError::PasswordControlCharacter);
+    }
+    let counted = password.trim();
+    if counted.chars().count() < min {
         return Err(RuleError::PasswordTooShort(min));
+    }
+    let mut chars = counted.chars();
+    if let Some(first) = chars.next() {
+        if chars.all(|c| c == first) {
+            return Err(RuleError::PasswordRepeated);
+        }
     }
     Ok(())
 }
@@ -126,6 +145,46 @@ mod tests {
             Err(RuleError::PasswordTooLong(1024))
         );
         // Multi-byte characters count as one each.
-        assert!(check_new_password(&"é".repeat(1024), 10, 1024).is_ok());
+        assert!(check_new_password(&"éa".repeat(512), 10, 1024).is_ok());
+        assert!(check_new_password("ééééééééé", 10, 1024).is_err());
+    }
+
+    #[test]
+    fn weak_passwords_are_refused_with_the_rule_they_break() {
+        assert_eq!(
+            check_new_password(&"\0".repeat(20), 10, 1024),
+            Err(RuleError::PasswordControlCharacter)
+        );
+        for with_control in ["correct horse\n", "tab\tseparated words", "esc\u{1b}[31m red!"] {
+            assert_eq!(
+                check_new_password(with_control, 10, 1024),
+                Err(RuleError::PasswordControlCharacter),
+                "{with_control:?}"
+            );
+        }
+        // Spaces at the ends do not count; spaces inside do.
+        assert_eq!(
+            check_new_password(&" ".repeat(12), 10, 1024),
+            Err(RuleError::PasswordTooShort(10))
+        );
+        assert_eq!(
+            check_new_password("   short    ", 10, 1024),
+            Err(RuleError::PasswordTooShort(10))
+        );
+        assert!(check_new_password("  a b c d e  ", 9, 1024).is_ok());
+        assert_eq!(
+            check_new_password(&"a".repeat(20), 10, 1024),
+            Err(RuleError::PasswordRepeated)
+        );
+        assert_eq!(
+            check_new_password(&"🐦".repeat(12), 10, 1024),
+            Err(RuleError::PasswordRepeated)
+        );
+        assert!(check_new_password("aaaaaaaaab", 10, 1024).is_ok());
+        // The message states the rule.
+        assert_eq!(
+            RuleError::PasswordTooShort(10).to_string(),
+            "the password must be at least 10 characters long, not counting spaces at either end"
+        );
     }
 }
