@@ -706,9 +706,7 @@ async fn a_guest_is_never_more_than_a_plain_member_of_a_room() {
     // Neither the owner nor an admin can make a guest a moderator: not when adding it...
     let gus_path = format!("/api/v1/rooms/{room}/members/{}", gus.id);
     for by in [&alice, &admin] {
-        let (s, body) = api
-            .put(&gus_path, by, json!({ "role": "moderator" }))
-            .await;
+        let (s, body) = api.put(&gus_path, by, json!({ "role": "moderator" })).await;
         assert_eq!(
             (s, &body["error"]["code"]),
             (StatusCode::BAD_REQUEST, &json!("guest_room_role")),
@@ -757,7 +755,11 @@ async fn a_guest_is_never_more_than_a_plain_member_of_a_room() {
     set_role(&api, &admin, &bob, "guest").await;
     let updated = alice_ws.next_event(WAIT).await;
     assert_eq!(
-        (&updated["type"], &updated["data"]["user_id"], &updated["data"]["role"]),
+        (
+            &updated["type"],
+            &updated["data"]["user_id"],
+            &updated["data"]["role"]
+        ),
         (&json!("member.updated"), &json!(bob.id), &json!("member")),
         "{updated}"
     );

@@ -204,20 +204,28 @@ pub fn memberships(conn: &Connection, user_id: i64) -> Result<Vec<(i64, i64)>, C
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// A room name as stored: what `names::clean` makes of it (NFKC, trimmed; no control or
+/// invisible characters, one script per word), 1 to 100 characters. Room names need not be
+/// unique: a room is found by its id, and only its members see a private one.
 fn check_name(name: &str) -> Result<String, ChatError> {
-    let name = name.trim();
-    if name.is_empty()
-        || name.chars().count() > MAX_NAME_CHARS
-        || name.chars().any(char::is_control)
-    {
+    let name = crate::names::clean(name).map_err(|refused| {
+        ChatError::invalid(
+            "invalid_name",
+            format!("a room name may not contain {refused}"),
+        )
+    })?;
+    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
         return Err(ChatError::invalid(
             "invalid_name",
-            format!("a room name has 1 to {MAX_NAME_CHARS} characters and no control characters"),
+            format!("a room name has 1 to {MAX_NAME_CHARS} characters"),
         ));
     }
-    Ok(name.to_owned())
+    Ok(name)
 }
 
+/// A topic as stored: trimmed, at most 1000 characters, lines and tabs allowed but no other
+/// control character and nothing invisible (a direction override would turn the room's
+/// header around for everyone).
 fn check_topic(topic: &str) -> Result<String, ChatError> {
     if topic.chars().count() > MAX_TOPIC_CHARS {
         return Err(ChatError::invalid(
@@ -225,16 +233,24 @@ fn check_topic(topic: &str) -> Result<String, ChatError> {
             format!("a topic has at most {MAX_TOPIC_CHARS} characters"),
         ));
     }
-    Ok(topic.trim().to_owned())
+    let topic = topic.trim().replace("\r\n", "\n");
+    if let Some(refused) = crate::names::find_refused(&topic, &['\n', '\t']) {
+        return Err(ChatError::invalid(
+            "invalid_topic",
+            format!("a topic may not contain {refused}"),
+        ));
+    }
+    Ok(topic)
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRoom {
-    /// 1 to 100 characters, no control characters.
+    /// 1 to 100 characters (stored in NFKC), no control or invisible characters, each word in
+    /// one script.
     #[schema(min_length = 1, max_length = 100)]
     pub name: String,
-    /// At most 1000 characters.
+    /// At most 1000 characters; newlines and tabs but no other control or invisible character.
     #[serde(default)]
     #[schema(max_length = 1000)]
     pub topic: String,
@@ -433,10 +449,11 @@ pub async fn get(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateRoom {
-    /// 1 to 100 characters, no control characters.
+    /// 1 to 100 characters (stored in NFKC), no control or invisible characters, each word in
+    /// one script.
     #[schema(min_length = 1, max_length = 100)]
     pub name: Option<String>,
-    /// At most 1000 characters.
+    /// At most 1000 characters; newlines and tabs but no other control or invisible character.
     #[schema(max_length = 1000)]
     pub topic: Option<String>,
     pub private: Option<bool>,
