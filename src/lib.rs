@@ -15,6 +15,7 @@ pub mod files;
 pub mod gateway;
 pub mod limits;
 pub mod livekit;
+pub mod names;
 pub mod ops;
 pub mod store;
 

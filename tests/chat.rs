@@ -691,3 +691,154 @@ async fn a_member_made_a_guest_keeps_only_the_rooms_someone_added_them_to() {
     let path = format!("/api/v1/rooms/{lobby}/messages");
     assert_eq!(api.get(&path, &bob).await.0, StatusCode::OK);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_is_never_more_than_a_plain_member_of_a_room() {
+    let mut api = Api::start(Setup::new());
+    let admin = api.admin().await;
+    let alice = api.member(&admin, "alice").await;
+    let bob = api.member(&admin, "bob").await;
+    let carol = api.member(&admin, "carol").await;
+    let gus = guest(&api, &admin, "gus").await;
+    let room = api.room(&alice, "porch", true).await;
+    api.add(&alice, room, &carol).await;
+
+    // Neither the owner nor an admin can make a guest a moderator: not when adding it...
+    let gus_path = format!("/api/v1/rooms/{room}/members/{}", gus.id);
+    for by in [&alice, &admin] {
+        let (s, body) = api.put(&gus_path, by, json!({ "role": "moderator" })).await;
+        assert_eq!(
+            (s, &body["error"]["code"]),
+            (StatusCode::BAD_REQUEST, &json!("guest_room_role")),
+            "{body}"
+        );
+    }
+    // ...nor once it is a member.
+    api.add(&alice, room, &gus).await;
+    let (s, body) = api
+        .put(&gus_path, &alice, json!({ "role": "moderator" }))
+        .await;
+    assert_eq!(
+        (s, &body["error"]["code"]),
+        (StatusCode::BAD_REQUEST, &json!("guest_room_role")),
+        "{body}"
+    );
+    let (_, members) = api
+        .get(&format!("/api/v1/rooms/{room}/members"), &alice)
+        .await;
+    let gus_row = members["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["user_id"] == gus.id)
+        .unwrap();
+    assert_eq!(gus_row["role"], "member", "{members}");
+    // So it cannot remove anyone.
+    let (s, _, _) = api
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/rooms/{room}/members/{}", carol.id),
+            Some(&gus.token),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+
+    // A moderator made a guest stays in the room it was added to, as a plain member.
+    api.add(&alice, room, &bob).await;
+    let bob_path = format!("/api/v1/rooms/{room}/members/{}", bob.id);
+    let (s, body) = api
+        .put(&bob_path, &alice, json!({ "role": "moderator" }))
+        .await;
+    assert_eq!((s, &body["role"]), (StatusCode::OK, &json!("moderator")));
+    let (mut alice_ws, _) = api.ws_ready(&alice, None).await;
+    set_role(&api, &admin, &bob, "guest").await;
+    let updated = alice_ws.next_event(WAIT).await;
+    assert_eq!(
+        (
+            &updated["type"],
+            &updated["data"]["user_id"],
+            &updated["data"]["role"]
+        ),
+        (&json!("member.updated"), &json!(bob.id), &json!("member")),
+        "{updated}"
+    );
+    let (s, _, _) = api
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/rooms/{room}/members/{}", carol.id),
+            Some(&bob.token),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "a guest removed a member");
+    let (s, _, _) = api
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/rooms/{room}"),
+            Some(&bob.token),
+            Some(json!({ "topic": "mine now" })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "a guest changed the room");
+    let events = api.audit(&admin, "limit=50").await;
+    let dropped = events
+        .iter()
+        .find(|e| e["type"] == "user.room_roles_dropped")
+        .expect("a user.room_roles_dropped event");
+    assert_eq!(
+        dropped["detail"]["rooms"],
+        json!([{ "room_id": room, "from": "moderator" }]),
+        "{dropped}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn message_bodies_refuse_control_characters_but_newline_and_tab() {
+    let mut api = Api::start(Setup::new());
+    let admin = api.admin().await;
+    let room = api.room(&admin, "lobby", false).await;
+    let path = format!("/api/v1/rooms/{room}/messages");
+    for bad in ["nul \0 here", "\u{1b}[2J\u{1b}[Hcleared", "over\rwritten"] {
+        let (s, body) = api.post(&path, &admin, json!({ "body": bad })).await;
+        assert_eq!(
+            (s, &body["error"]["code"]),
+            (StatusCode::BAD_REQUEST, &json!("message_control_character")),
+            "{bad:?}: {body}"
+        );
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("other than newline and tab"),
+            "{body}"
+        );
+    }
+    // Newlines and tabs stay; CRLF is stored as LF.
+    let said = api.say(&admin, room, "one\r\ntwo\tthree\nfour").await;
+    assert_eq!(said["body"], "one\ntwo\tthree\nfour", "{said}");
+    // Edits follow the same rule.
+    let edit = format!("{path}/{}", said["id"]);
+    let (s, body, _) = api
+        .call(
+            reqwest::Method::PATCH,
+            &edit,
+            Some(&admin.token),
+            Some(json!({ "body": "sneaky \u{7}" })),
+        )
+        .await;
+    assert_eq!(
+        (s, &body["error"]["code"]),
+        (StatusCode::BAD_REQUEST, &json!("message_control_character")),
+        "{body}"
+    );
+    let (s, body, _) = api
+        .call(
+            reqwest::Method::PATCH,
+            &edit,
+            Some(&admin.token),
+            Some(json!({ "body": "fixed\r\nline" })),
+        )
+        .await;
+    assert_eq!((s, &body["body"]), (StatusCode::OK, &json!("fixed\nline")));
+}

@@ -95,8 +95,11 @@ impl From<RuleError> for AuthError {
     fn from(e: RuleError) -> Self {
         let code = match e {
             RuleError::Username => "invalid_username",
-            RuleError::DisplayName => "invalid_display_name",
+            RuleError::DisplayName | RuleError::DisplayNameRefused(_) => "invalid_display_name",
             RuleError::PasswordTooShort(_) => "password_too_short",
+            RuleError::PasswordControlCharacter | RuleError::PasswordRepeated => {
+                "password_too_weak"
+            }
             RuleError::PasswordTooLong(_) => "password_too_long",
         };
         AuthError::invalid(code, e.to_string())

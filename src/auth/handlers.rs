@@ -490,7 +490,8 @@ pub struct RegisterRequest {
     #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{2,31}$")]
     pub username: String,
     pub password: String,
-    /// 1 to 64 characters without control characters; the username when absent or blank.
+    /// 1 to 64 characters (stored in NFKC) without control or invisible characters, each word
+    /// in one script, not like another account's name; the username when absent or blank.
     #[schema(max_length = 64)]
     pub display_name: Option<String>,
 }
@@ -508,10 +509,12 @@ pub struct RegisterRequest {
     responses(
         (status = 201, description = "The account was created and signed in", body = TokenResponse),
         (status = 400, description = "A bad username (`invalid_username`), display name \
-         (`invalid_display_name`) or password (`password_too_short`, `password_too_long`), or \
-         an invite code that is not valid (`invalid_invite`) or has expired (`invite_expired`)",
+         (`invalid_display_name`) or password (`password_too_short`, `password_too_long`, \
+         `password_too_weak`), or an invite code that is not valid (`invalid_invite`) or has \
+         expired (`invite_expired`)",
          body = crate::api::ErrorBody),
-        (status = 409, description = "The username is taken (`username_taken`) or the invite is \
+        (status = 409, description = "The username is taken or looks like another account's \
+         name (`username_taken`), the display name does (`display_name_taken`), or the invite is \
          used up (`invite_used_up`)", body = crate::api::ErrorBody),
     )
 )]
@@ -601,8 +604,9 @@ pub struct PasswordRequest {
     responses(
         (status = 200, description = "Changed; every other session is signed out and this is \
          the new one", body = TokenResponse),
-        (status = 400, description = "The new password is too short or too long \
-         (`password_too_short`, `password_too_long`)", body = crate::api::ErrorBody),
+        (status = 400, description = "The new password is too short, too long, or has a \
+         control character or only one character repeated (`password_too_short`, \
+         `password_too_long`, `password_too_weak`)", body = crate::api::ErrorBody),
         (status = 403, description = "The current password is wrong (`wrong_password`), or the \
          caller used an API key (`session_required`)", body = crate::api::ErrorBody),
         (status = 429, description = "Too many wrong passwords for this account \

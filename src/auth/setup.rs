@@ -181,7 +181,8 @@ pub struct SetupRequest {
         (status = 201, description = "The first admin was created and signed in",
          body = TokenResponse),
         (status = 400, description = "A bad username (`invalid_username`), display name \
-         (`invalid_display_name`) or password (`password_too_short`, `password_too_long`)",
+         (`invalid_display_name`) or password (`password_too_short`, `password_too_long`, \
+         `password_too_weak`)",
          body = crate::api::ErrorBody),
         (status = 403, description = "The setup code is not valid (`invalid_setup_code`) or has \
          expired (`setup_code_expired`)", body = crate::api::ErrorBody),

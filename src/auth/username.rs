@@ -1,17 +1,29 @@
 //! The rules for usernames, display names and new passwords, as pure functions.
 //!
 //! A username is stored normalized (trimmed, ASCII-lowercased), so uniqueness in the database
-//! is case-insensitive by construction. Nothing here touches the database or hashes anything.
+//! is case-insensitive by construction; being ASCII only, it cannot hide a control, invisible
+//! or other-script character. A display name is any text in NFKC that `names::clean` accepts
+//! (no control or invisible characters, one script per word). That no two accounts' names look
+//! alike is checked against the database by `auth::users`. Nothing here touches the database
+//! or hashes anything.
 
 /// Why a username, display name or password was refused; the message is shown to the user.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RuleError {
     #[error("a username must be 3 to 32 characters: letters a-z, digits, '.', '_' or '-', starting with a letter or digit")]
     Username,
-    #[error("a display name must be 1 to 64 characters without control characters")]
+    #[error("a display name must be 1 to 64 characters")]
     DisplayName,
-    #[error("the password must be at least {0} characters")]
+    #[error("a display name may not contain {0}")]
+    DisplayNameRefused(crate::names::Refused),
+    #[error(
+        "the password must be at least {0} characters long, not counting spaces at either end"
+    )]
     PasswordTooShort(usize),
+    #[error("the password may not contain control characters (such as NUL, tab, escape or a line break)")]
+    PasswordControlCharacter,
+    #[error("the password may not be one character repeated")]
+    PasswordRepeated,
     #[error("the password must be at most {0} characters")]
     PasswordTooLong(usize),
 }
@@ -36,24 +48,42 @@ pub fn normalize_username(raw: &str) -> Result<String, RuleError> {
     }
 }
 
-/// A display name: trimmed, 1-64 characters, no control characters. `None` or blank falls
-/// back to `default` (the username).
+/// A display name as stored: NFKC, trimmed, 1-64 characters, nothing `names::clean` refuses.
+/// `None` or blank falls back to `default` (the username).
 pub fn display_name(raw: Option<&str>, default: &str) -> Result<String, RuleError> {
-    let name = raw
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .unwrap_or(default);
-    if name.chars().count() > DISPLAY_NAME_MAX || name.chars().any(char::is_control) {
+    let name =
+        crate::names::clean(raw.unwrap_or_default()).map_err(RuleError::DisplayNameRefused)?;
+    let name = if name.is_empty() {
+        default.to_owned()
+    } else {
+        name
+    };
+    if name.chars().count() > DISPLAY_NAME_MAX {
         return Err(RuleError::DisplayName);
     }
-    Ok(name.to_owned())
+    Ok(name)
 }
 
-/// Length rules for a password being set (not for one being checked at login).
+/// The one rule for a password being set (setup, registration, a password change, `roost user
+/// add`/`passwd`), not for one being checked at login: at most `max` characters; no control
+/// characters (a NUL or a line break cannot be typed back at a sign-in form); at least `min`
+/// characters once the spaces at either end are left out (twelve spaces are not a password);
+/// and not one character repeated. Counted in characters, not bytes. The password itself is
+/// kept as given: the trimming is only for counting.
 pub fn check_new_password(password: &str, min: usize, max: usize) -> Result<(), RuleError> {
     check_password_length(password, max)?;
-    if password.chars().count() < min {
+    if password.chars().any(char::is_control) {
+        return Err(RuleError::PasswordControlCharacter);
+    }
+    let counted = password.trim();
+    if counted.chars().count() < min {
         return Err(RuleError::PasswordTooShort(min));
+    }
+    let mut chars = counted.chars();
+    if let Some(first) = chars.next() {
+        if chars.all(|c| c == first) {
+            return Err(RuleError::PasswordRepeated);
+        }
     }
     Ok(())
 }
@@ -115,6 +145,22 @@ mod tests {
     }
 
     #[test]
+    fn display_names_are_nfkc_and_refuse_what_hides() {
+        assert_eq!(display_name(Some("ＡＬＩＣＥ"), "a").unwrap(), "ALICE");
+        let refused = display_name(Some("bob\u{202E}"), "b").unwrap_err();
+        assert_eq!(
+            refused.to_string(),
+            "a display name may not contain an invisible character that changes the text's \
+             direction (U+202E)"
+        );
+        assert!(
+            display_name(Some("\u{200B}"), "b").is_err(),
+            "not blank: hidden"
+        );
+        assert!(display_name(Some("\u{410}lice"), "b").is_err());
+    }
+
+    #[test]
     fn password_length_rules() {
         assert_eq!(
             check_new_password("short", 10, 1024),
@@ -126,6 +172,50 @@ mod tests {
             Err(RuleError::PasswordTooLong(1024))
         );
         // Multi-byte characters count as one each.
-        assert!(check_new_password(&"é".repeat(1024), 10, 1024).is_ok());
+        assert!(check_new_password(&"éa".repeat(512), 10, 1024).is_ok());
+        assert!(check_new_password("ééééééééé", 10, 1024).is_err());
+    }
+
+    #[test]
+    fn weak_passwords_are_refused_with_the_rule_they_break() {
+        assert_eq!(
+            check_new_password(&"\0".repeat(20), 10, 1024),
+            Err(RuleError::PasswordControlCharacter)
+        );
+        for with_control in [
+            "correct horse\n",
+            "tab\tseparated words",
+            "esc\u{1b}[31m red!",
+        ] {
+            assert_eq!(
+                check_new_password(with_control, 10, 1024),
+                Err(RuleError::PasswordControlCharacter),
+                "{with_control:?}"
+            );
+        }
+        // Spaces at the ends do not count; spaces inside do.
+        assert_eq!(
+            check_new_password(&" ".repeat(12), 10, 1024),
+            Err(RuleError::PasswordTooShort(10))
+        );
+        assert_eq!(
+            check_new_password("   short    ", 10, 1024),
+            Err(RuleError::PasswordTooShort(10))
+        );
+        assert!(check_new_password("  a b c d e  ", 9, 1024).is_ok());
+        assert_eq!(
+            check_new_password(&"a".repeat(20), 10, 1024),
+            Err(RuleError::PasswordRepeated)
+        );
+        assert_eq!(
+            check_new_password(&"🐦".repeat(12), 10, 1024),
+            Err(RuleError::PasswordRepeated)
+        );
+        assert!(check_new_password("aaaaaaaaab", 10, 1024).is_ok());
+        // The message states the rule.
+        assert_eq!(
+            RuleError::PasswordTooShort(10).to_string(),
+            "the password must be at least 10 characters long, not counting spaces at either end"
+        );
     }
 }

@@ -6,6 +6,12 @@
 //! their password revokes all their sessions in the same transaction, so the change and the
 //! revocation are visible together (to the daemon and to the CLI alike). The last enabled
 //! admin can be neither demoted nor disabled.
+//!
+//! No two accounts have names that look alike: each account holds the look-alike key
+//! (`names::key`) of its username and of its display name in `name_keys`, whose primary key
+//! keeps one account per key. A name whose key another account holds is refused (409). An
+//! account may always show its own username, even where an older account's username looked
+//! like it before migration 11 (which kept the older account's claim).
 
 use std::net::IpAddr;
 
@@ -96,7 +102,8 @@ pub struct NewUser {
     pub password_hash: String,
 }
 
-/// Inserts an account; `username_taken` (409) if the normalized name exists.
+/// Inserts an account; `username_taken` (409) if the normalized name exists or looks like
+/// another account's name, `display_name_taken` (409) if the display name does.
 pub fn insert(conn: &Connection, new: &NewUser, now: i64) -> Result<User, AuthError> {
     let inserted = conn.execute(
         "INSERT INTO users (username, display_name, role, password_hash, disabled, created_at, updated_at)
@@ -111,7 +118,57 @@ pub fn insert(conn: &Connection, new: &NewUser, now: i64) -> Result<User, AuthEr
         ));
     }
     let id = conn.last_insert_rowid();
+    if !claim_name_key(conn, id, &crate::names::key(&new.username))? {
+        return Err(AuthError::conflict(
+            "username_taken",
+            "that username looks too much like another account's name; choose another",
+        ));
+    }
+    if !claim_name_key(conn, id, &crate::names::key(&new.display_name))? {
+        return Err(display_name_taken());
+    }
     by_id(conn, id)?.ok_or(AuthError::NotFound)
+}
+
+fn display_name_taken() -> AuthError {
+    AuthError::conflict(
+        "display_name_taken",
+        "another account already has this name or one that looks like it; choose another \
+         display name",
+    )
+}
+
+/// Gives `key` to account `id` unless another account holds it; true if `id` holds it now.
+fn claim_name_key(conn: &Connection, id: i64, key: &str) -> Result<bool, AuthError> {
+    conn.prepare_cached(
+        "INSERT INTO name_keys (key, user_id) VALUES (?1, ?2) ON CONFLICT (key) DO NOTHING",
+    )?
+    .execute(params![key, id])?;
+    let holder: i64 = conn
+        .prepare_cached("SELECT user_id FROM name_keys WHERE key = ?1")?
+        .query_row([key], |r| r.get(0))?;
+    Ok(holder == id)
+}
+
+/// Account `id` (named `username`) shows `display_name` from now on: its old display name's
+/// key is given up and the new one claimed; `display_name_taken` if another account holds it.
+fn claim_display_name(
+    conn: &Connection,
+    id: i64,
+    username: &str,
+    display_name: &str,
+) -> Result<(), AuthError> {
+    let own = crate::names::key(username);
+    conn.execute(
+        "DELETE FROM name_keys WHERE user_id = ?1 AND key != ?2",
+        params![id, own],
+    )?;
+    let wanted = crate::names::key(display_name);
+    // Its own username's look is always its to show.
+    if wanted != own && !claim_name_key(conn, id, &wanted)? {
+        return Err(display_name_taken());
+    }
+    Ok(())
 }
 
 pub fn by_id(conn: &Connection, id: i64) -> Result<Option<User>, AuthError> {
@@ -229,7 +286,8 @@ pub struct UserPatch {
     pub role: Option<Role>,
     /// Disabling signs the account out everywhere at once.
     pub disabled: Option<bool>,
-    /// 1 to 64 characters without control characters; blank resets it to the username.
+    /// 1 to 64 characters (stored in NFKC) without control or invisible characters, each word
+    /// in one script, and not like another account's name; blank resets it to the username.
     #[schema(max_length = 64)]
     pub display_name: Option<String>,
 }
@@ -256,6 +314,7 @@ pub fn update(
     }
     if let Some(name) = &patch.display_name {
         let name = username::display_name(Some(name), &before.username)?;
+        claim_display_name(conn, id, &before.username, &name)?;
         conn.execute(
             "UPDATE users SET display_name = ?1, updated_at = ?2 WHERE id = ?3",
             params![name, now, id],
@@ -349,7 +408,8 @@ pub async fn list_handler(
 
 /// `PATCH /api/v1/users/{id}` `{role?, disabled?, display_name?}` (admin). An account made a
 /// guest leaves every room it joined or created itself in the same transaction
-/// (`chat::rooms::leave_rooms_not_invited_to`), with an audit event naming the rooms.
+/// (`chat::rooms::leave_rooms_not_invited_to`), with an audit event naming the rooms, and is a
+/// plain member of the rooms it keeps (`chat::rooms::drop_guest_room_roles`).
 #[utoipa::path(
     patch,
     path = "/api/v1/users/{id}",
@@ -360,14 +420,16 @@ pub async fn list_handler(
     request_body = UserPatch,
     responses(
         (status = 200, description = "The account after the change. An account made a guest \
-         has left every room it joined or created itself (`member.left` in each)", body = User),
-        (status = 400, description = "A bad display name (`invalid_display_name`)",
-         body = crate::api::ErrorBody),
+         has left every room it joined or created itself (`member.left` in each) and is a plain \
+         member of the others (`member.updated` where it was a moderator)", body = User),
+        (status = 400, description = "A bad display name (`invalid_display_name`: its message \
+         names the character or word refused)", body = crate::api::ErrorBody),
         (status = 403, description = "Not an admin (`forbidden`, `insufficient_scope`)",
          body = crate::api::ErrorBody),
         (status = 404, description = "No such account (`not_found`)", body = crate::api::ErrorBody),
-        (status = 409, description = "This is the last enabled admin (`last_admin`)",
-         body = crate::api::ErrorBody),
+        (status = 409, description = "This is the last enabled admin (`last_admin`), or \
+         another account has this display name or one that looks like it \
+         (`display_name_taken`)", body = crate::api::ErrorBody),
     )
 )]
 pub async fn update_handler(
@@ -402,6 +464,26 @@ pub async fn update_handler(
                             "username": user.username,
                             "rooms": left,
                             "reason": "made a guest: kept only the rooms it was invited to",
+                        })),
+                )?;
+            }
+            // Guests never moderate: where it stays, it stays as a plain member.
+            let dropped =
+                crate::chat::rooms::drop_guest_room_roles(conn, id, now_ms, keep, events)?;
+            if !dropped.is_empty() {
+                let rooms: Vec<_> = dropped
+                    .iter()
+                    .map(|(room, role)| json!({ "room_id": room, "from": role }))
+                    .collect();
+                audit::record(
+                    conn,
+                    &actor
+                        .event("user.room_roles_dropped", now_ms)
+                        .target(format!("user:{id}"))
+                        .detail(json!({
+                            "username": user.username,
+                            "rooms": rooms,
+                            "reason": "made a guest: guests are plain members of their rooms",
                         })),
                 )?;
             }

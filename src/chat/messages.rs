@@ -1,9 +1,10 @@
 //! Messages: post (safe to retry with `Idempotency-Key`), edit, delete (a tombstone stays),
 //! get, and list with `before`/`after` cursors.
 //!
-//! A post checks membership, the body's length (`[chat] max_message_chars`) and that every
-//! attachment it references was uploaded by the poster, then inserts the message, its
-//! attachment links, the `message.created` event and the idempotency key in one transaction.
+//! A post checks membership, the body (`[chat] max_message_chars`, no control characters but
+//! newline and tab, CRLF stored as LF) and that every attachment it references was uploaded by
+//! the poster, then inserts the message, its attachment links, the `message.created` event and
+//! the idempotency key in one transaction.
 //! The same key from the same user returns the original message with 200 instead of posting
 //! again (201 the first time). Edits are the author's; deletes the author's or a moderator's.
 //! This module never publishes an event itself (see [`super::commit`]).
@@ -145,7 +146,25 @@ pub struct PostMessage {
     pub attachment_ids: Vec<i64>,
 }
 
-fn check_body(body: &str, attachments: usize, max_chars: usize) -> Result<(), ChatError> {
+/// The body as it is stored: each CRLF becomes LF (what a Windows client sends for a line
+/// break); then at most `max_chars` characters, no control character but newline and tab (a
+/// NUL, an escape sequence or a bare CR would reach other people's screens and terminals), and
+/// not blank unless the message has attachments.
+fn check_body(body: &str, attachments: usize, max_chars: usize) -> Result<String, ChatError> {
+    let body = body.replace("\r\n", "\n");
+    if let Some(c) = body
+        .chars()
+        .find(|c| c.is_control() && *c != '\n' && *c != '\t')
+    {
+        return Err(ChatError::invalid(
+            "message_control_character",
+            format!(
+                "a message may not contain control characters other than newline and tab \
+                 (found U+{:04X})",
+                u32::from(c)
+            ),
+        ));
+    }
     if body.chars().count() > max_chars {
         return Err(ChatError::invalid(
             "message_too_long",
@@ -158,7 +177,7 @@ fn check_body(body: &str, attachments: usize, max_chars: usize) -> Result<(), Ch
             "a message needs text or an attachment",
         ));
     }
-    Ok(())
+    Ok(body)
 }
 
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ChatError> {
@@ -198,7 +217,8 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ChatError> {
         (status = 200, description = "A repeat of an earlier post with the same \
          `Idempotency-Key`: the original message", body = MessageView),
         (status = 400, description = "Too long (`message_too_long`), empty (`empty_message`), \
-         too many or unknown attachments (`too_many_attachments`, `unknown_attachment`), or a \
+         a control character other than newline and tab (`message_control_character`; CRLF is \
+         stored as LF), too many or unknown attachments (`too_many_attachments`, `unknown_attachment`), or a \
          bad `Idempotency-Key` (`invalid_idempotency_key`)", body = crate::api::ErrorBody),
         (status = 403, description = "Not a member of the room (`not_a_member`)",
          body = crate::api::ErrorBody),
@@ -223,7 +243,7 @@ pub async fn post(
         )
         .into());
     }
-    check_body(
+    let body = check_body(
         &req.body,
         req.attachment_ids.len(),
         app.config.chat.max_message_chars,
@@ -274,7 +294,7 @@ pub async fn post(
                 "INSERT INTO messages (room_id, author_id, body, created_at) VALUES (?1, ?2, ?3, ?4)
                  RETURNING id",
             )?
-            .query_row(params![room_id, who.user_id, req.body, now], |r| r.get(0))?;
+            .query_row(params![room_id, who.user_id, body, now], |r| r.get(0))?;
         for (position, attachment) in req.attachment_ids.iter().enumerate() {
             conn.prepare_cached(
                 "INSERT OR IGNORE INTO message_attachments (message_id, attachment_id, position)
@@ -364,8 +384,9 @@ pub struct EditMessage {
     request_body = EditMessage,
     responses(
         (status = 200, description = "The edited message", body = MessageView),
-        (status = 400, description = "Too long (`message_too_long`) or empty (`empty_message`)",
-         body = crate::api::ErrorBody),
+        (status = 400, description = "Too long (`message_too_long`), empty (`empty_message`), \
+         or a control character other than newline and tab (`message_control_character`; CRLF \
+         is stored as LF)", body = crate::api::ErrorBody),
         (status = 403, description = "Not the author (`forbidden`), or not a member \
          (`not_a_member`)", body = crate::api::ErrorBody),
         (status = 404, description = "No such room or message, or a room the caller may not see \
@@ -397,11 +418,11 @@ pub async fn edit(
                 "a deleted message cannot be edited",
             ));
         }
-        check_body(&req.body, current.attachments.len(), max)?;
+        let body = check_body(&req.body, current.attachments.len(), max)?;
         let now = now_ms();
         conn.execute(
             "UPDATE messages SET body = ?2, edited_at = ?3 WHERE id = ?1",
-            params![id, req.body, now],
+            params![id, body, now],
         )?;
         let view = load(conn, room_id, id)?;
         events.push(events::append(
@@ -614,5 +635,25 @@ mod tests {
             check_body("", 1, 5).is_ok(),
             "an attachment alone is a message"
         );
+    }
+
+    #[test]
+    fn bodies_keep_newlines_and_tabs_and_nothing_else_that_controls() {
+        assert_eq!(check_body("a\tb\nc", 0, 10).unwrap(), "a\tb\nc");
+        assert_eq!(check_body("a\r\nb\r\n", 0, 10).unwrap(), "a\nb\n");
+        for bad in ["nul\0", "\u{1b}[2J", "bare\rcr", "del\u{7f}", "c1\u{85}"] {
+            assert!(
+                matches!(
+                    check_body(bad, 0, 100),
+                    Err(ChatError::Invalid {
+                        code: "message_control_character",
+                        ..
+                    })
+                ),
+                "{bad:?}"
+            );
+        }
+        // Counted after CRLF became LF.
+        assert!(check_body("a\r\nb", 0, 3).is_ok());
     }
 }

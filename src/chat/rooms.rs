@@ -9,6 +9,9 @@
 //!   itself. Each membership records whether someone else added the member (`invited`): an
 //!   account made a guest leaves, in the same transaction, every room it joined or created
 //!   itself ([`leave_rooms_not_invited_to`]).
+//! - a guest account's room role is `member`, never more: giving it a higher one is refused
+//!   (`guest_room_role`), and the transaction that makes an account a guest also takes its
+//!   higher roles back ([`drop_guest_room_roles`]). Guests read and post; they never moderate.
 //!
 //! Every change appends a room event (`room.updated`, `member.joined`, `member.updated`,
 //! `member.left`) in the same transaction. This module knows nothing about sockets.
@@ -152,8 +155,11 @@ impl Access {
     pub fn can_read(&self) -> bool {
         self.is_member() || self.user_role == Role::Admin
     }
+    /// A room role above member counts only for a member-role account: a guest row left
+    /// above member (which the writes here never make) still moderates nothing.
     pub fn can_moderate(&self) -> bool {
-        self.role >= Some(RoomRole::Moderator) || self.user_role == Role::Admin
+        (self.role >= Some(RoomRole::Moderator) && self.user_role >= Role::Member)
+            || self.user_role == Role::Admin
     }
     pub fn require_read(&self) -> Result<(), ChatError> {
         if self.can_read() {
@@ -198,20 +204,28 @@ pub fn memberships(conn: &Connection, user_id: i64) -> Result<Vec<(i64, i64)>, C
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// A room name as stored: what `names::clean` makes of it (NFKC, trimmed; no control or
+/// invisible characters, one script per word), 1 to 100 characters. Room names need not be
+/// unique: a room is found by its id, and only its members see a private one.
 fn check_name(name: &str) -> Result<String, ChatError> {
-    let name = name.trim();
-    if name.is_empty()
-        || name.chars().count() > MAX_NAME_CHARS
-        || name.chars().any(char::is_control)
-    {
+    let name = crate::names::clean(name).map_err(|refused| {
+        ChatError::invalid(
+            "invalid_name",
+            format!("a room name may not contain {refused}"),
+        )
+    })?;
+    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
         return Err(ChatError::invalid(
             "invalid_name",
-            format!("a room name has 1 to {MAX_NAME_CHARS} characters and no control characters"),
+            format!("a room name has 1 to {MAX_NAME_CHARS} characters"),
         ));
     }
-    Ok(name.to_owned())
+    Ok(name)
 }
 
+/// A topic as stored: trimmed, at most 1000 characters, lines and tabs allowed but no other
+/// control character and nothing invisible (a direction override would turn the room's
+/// header around for everyone).
 fn check_topic(topic: &str) -> Result<String, ChatError> {
     if topic.chars().count() > MAX_TOPIC_CHARS {
         return Err(ChatError::invalid(
@@ -219,16 +233,24 @@ fn check_topic(topic: &str) -> Result<String, ChatError> {
             format!("a topic has at most {MAX_TOPIC_CHARS} characters"),
         ));
     }
-    Ok(topic.trim().to_owned())
+    let topic = topic.trim().replace("\r\n", "\n");
+    if let Some(refused) = crate::names::find_refused(&topic, &['\n', '\t']) {
+        return Err(ChatError::invalid(
+            "invalid_topic",
+            format!("a topic may not contain {refused}"),
+        ));
+    }
+    Ok(topic)
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRoom {
-    /// 1 to 100 characters, no control characters.
+    /// 1 to 100 characters (stored in NFKC), no control or invisible characters, each word in
+    /// one script.
     #[schema(min_length = 1, max_length = 100)]
     pub name: String,
-    /// At most 1000 characters.
+    /// At most 1000 characters; newlines and tabs but no other control or invisible character.
     #[serde(default)]
     #[schema(max_length = 1000)]
     pub topic: String,
@@ -427,10 +449,11 @@ pub async fn get(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateRoom {
-    /// 1 to 100 characters, no control characters.
+    /// 1 to 100 characters (stored in NFKC), no control or invisible characters, each word in
+    /// one script.
     #[schema(min_length = 1, max_length = 100)]
     pub name: Option<String>,
-    /// At most 1000 characters.
+    /// At most 1000 characters; newlines and tabs but no other control or invisible character.
     #[schema(max_length = 1000)]
     pub topic: Option<String>,
     pub private: Option<bool>,
@@ -572,8 +595,9 @@ pub struct PutMember {
     responses(
         (status = 201, description = "Added", body = MemberView),
         (status = 200, description = "Changed, or already so", body = MemberView),
-        (status = 400, description = "A body that is not valid (`invalid_body`), or a disabled \
-         account (`user_disabled`)", body = crate::api::ErrorBody),
+        (status = 400, description = "A body that is not valid (`invalid_body`), a disabled \
+         account (`user_disabled`), or `moderator` for a guest account (`guest_room_role`)",
+         body = crate::api::ErrorBody),
         (status = 403, description = "Not allowed: only moderators add others, only the owner \
          and admins make or unmake moderators, the owner's role is fixed (`forbidden`)",
          body = crate::api::ErrorBody),
@@ -612,6 +636,12 @@ pub async fn put_member(
                 "forbidden",
                 "only the room's owner and admins may make moderators",
             ));
+        }
+        if wanted > Some(RoomRole::Member) {
+            let target = users::by_id(conn, user_id)?.ok_or(ChatError::NotFound)?;
+            if target.role == Role::Guest {
+                return Err(guest_room_role());
+            }
         }
         match current {
             None => {
@@ -679,6 +709,15 @@ pub async fn put_member(
         StatusCode::OK
     };
     Ok((status, Json(view)).into_response())
+}
+
+/// Guests read and post; a room role above member would let them moderate.
+fn guest_room_role() -> ChatError {
+    ChatError::invalid(
+        "guest_room_role",
+        "a guest account can only be a plain member of a room: guests read and post, they do \
+         not moderate (make the account a member first)",
+    )
 }
 
 /// `DELETE /api/v1/rooms/{id}/members/{user_id}`: leave (oneself) or remove (moderators;
@@ -798,4 +837,45 @@ pub fn leave_rooms_not_invited_to(
         left.push(room_id);
     }
     Ok(left)
+}
+
+/// Makes `user_id` a plain member of every room where its role is above member, each with its
+/// `member.updated` event, in room order. Called in the transaction that makes the account a
+/// guest (guests never moderate). A room whose owner this was is left without an owner; its
+/// moderators and the admins still manage it. Returns each room and the role taken back.
+pub fn drop_guest_room_roles(
+    conn: &Connection,
+    user_id: i64,
+    now: i64,
+    keep: u64,
+    events: &mut Vec<RoomEvent>,
+) -> Result<Vec<(i64, RoomRole)>, ChatError> {
+    let rooms: Vec<(i64, String)> = conn
+        .prepare(
+            "SELECT room_id, role FROM room_members
+              WHERE user_id = ?1 AND role != 'member' ORDER BY room_id",
+        )?
+        .query_map([user_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut dropped = Vec::with_capacity(rooms.len());
+    for (room_id, role) in rooms {
+        // The CHECK constraint allows only known roles, and this query only those above member.
+        let role = RoomRole::parse(&role).unwrap_or(RoomRole::Moderator);
+        conn.execute(
+            "UPDATE room_members SET role = 'member' WHERE room_id = ?1 AND user_id = ?2",
+            params![room_id, user_id],
+        )?;
+        let view = member_view(conn, user_id, RoomRole::Member)?;
+        events.push(events::append(
+            conn,
+            room_id,
+            "member.updated",
+            &view,
+            now,
+            keep,
+            None,
+        )?);
+        dropped.push((room_id, role));
+    }
+    Ok(dropped)
 }

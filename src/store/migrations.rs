@@ -5,7 +5,8 @@
 //! `VACUUM INTO`, so a bad migration can be undone by restoring it. A database newer than
 //! this binary is refused, never "migrated down". This module runs before the writer
 //! starts (or from `roost migrate`); it knows nothing about the writer, the read pool or
-//! the tables' meaning.
+//! the tables' meaning; the only other code of the crate it calls is `names` (pure text
+//! functions migration 11 calls from SQL).
 
 use std::fs::{DirBuilder, File};
 use std::os::unix::fs::DirBuilderExt;
@@ -85,7 +86,26 @@ pub static MIGRATIONS: &[Migration] = &[
         name: "users_autoincrement",
         sql: include_str!("migrations/0010_users_autoincrement.sql"),
     },
+    Migration {
+        version: 11,
+        name: "name_keys",
+        sql: include_str!("migrations/0011_name_keys.sql"),
+    },
 ];
+
+/// Registers the SQL functions migrations may call on `conn` (migration 11): `roost_name_key
+/// (text)` is `names::key`; `roost_clean_name(text)` is `names::clean`, NULL where it refuses
+/// the text. Both pure and deterministic.
+fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
+    use rusqlite::functions::FunctionFlags;
+    let flags = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
+    conn.create_scalar_function("roost_name_key", 1, flags, |ctx| {
+        Ok(crate::names::key(&ctx.get::<String>(0)?))
+    })?;
+    conn.create_scalar_function("roost_clean_name", 1, flags, |ctx| {
+        Ok(crate::names::clean(&ctx.get::<String>(0)?).ok())
+    })
+}
 
 /// Statements the writer runs at the end of every batch of the production schema: after the
 /// last job's savepoint, before COMMIT, in the same transaction. Each must be cheap when
@@ -200,6 +220,7 @@ pub(super) fn migrate(
         0 => None,
         _ => Some(snapshot(conn, backups_dir, from)?),
     };
+    register_functions(conn)?;
     for migration in pending(migrations, from) {
         apply_one(conn, migration)?;
     }

@@ -1,5 +1,7 @@
 //! Migration rules on real files in a temp dir.
 
+use rusqlite::OptionalExtension;
+
 use super::*;
 use std::collections::BTreeMap;
 
@@ -456,4 +458,93 @@ fn a_migration_that_breaks_a_foreign_key_is_rolled_back() {
         .query_row("SELECT count(*) FROM parents", [], |r| r.get(0))
         .unwrap();
     assert_eq!(parents, 1, "the step was rolled back");
+
+#[test]
+fn migration_11_keeps_the_oldest_claim_to_a_look_alike_name_and_demotes_guest_moderators() {
+    let dirs = dirs();
+    apply_with(&dirs.db, &dirs.backups, &MIGRATIONS[..10]).unwrap();
+    let conn = Connection::open(&dirs.db).unwrap();
+    conn.execute_batch(
+        "INSERT INTO users (id, username, display_name, role, password_hash, created_at, updated_at)
+         VALUES (1, 'alice', 'Alice', 'member', 'x', 0, 0),
+                -- Looks like alice once case-folded: the older account keeps it.
+                (2, 'mallory', 'ALICE', 'member', 'x', 0, 0),
+                -- A direction override: refused by the new rule.
+                (3, 'bob', 'bob' || char(8238) || 'gpj', 'member', 'x', 0, 0),
+                -- Fullwidth letters: stored in NFKC.
+                (4, 'carol', 'Ｃａｒｏｌ', 'member', 'x', 0, 0),
+                -- A username like an older one (1 for l): kept, without a claim.
+                (5, 'a1ice', 'a1ice', 'guest', 'x', 0, 0),
+                -- A display name like a newer account's username: the username wins.
+                (6, 'dave', 'Erin', 'member', 'x', 0, 0),
+                (7, 'erin', 'erin', 'member', 'x', 0, 0);
+         INSERT INTO rooms (id, name, visibility, created_by, created_at, updated_at)
+         VALUES (10, 'porch', 'private', 1, 0, 0);
+         INSERT INTO room_members (room_id, user_id, role, joined_at)
+         VALUES (10, 1, 'owner', 0), (10, 5, 'moderator', 0), (10, 2, 'moderator', 0);",
+    )
+    .unwrap();
+    drop(conn);
+
+    apply_with(&dirs.db, &dirs.backups, &MIGRATIONS[..11]).unwrap();
+
+    let conn = Connection::open(&dirs.db).unwrap();
+    let names: Vec<(i64, String)> = conn
+        .prepare("SELECT id, display_name FROM users ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let names: Vec<(i64, &str)> = names.iter().map(|(i, n)| (*i, n.as_str())).collect();
+    assert_eq!(
+        names,
+        vec![
+            (1, "Alice"),
+            (2, "mallory"),
+            (3, "bob"),
+            (4, "Carol"),
+            (5, "a1ice"),
+            (6, "dave"),
+            (7, "erin"),
+        ]
+    );
+    let holder = |name: &str| -> Option<i64> {
+        conn.query_row(
+            "SELECT user_id FROM name_keys WHERE key = ?1",
+            [crate::names::key(name)],
+            |r| r.get(0),
+        )
+        .optional()
+        .unwrap()
+    };
+    assert_eq!(holder("ALICE"), Some(1));
+    assert_eq!(holder("a1ice"), Some(1), "the older account keeps the look");
+    assert_eq!(holder("Mallory"), Some(2));
+    assert_eq!(holder("carol"), Some(4));
+    assert_eq!(holder("erin"), Some(7));
+    // One account per key, enforced by the table itself.
+    let refused = conn
+        .execute(
+            "INSERT INTO name_keys (key, user_id) VALUES (?1, 2)",
+            [crate::names::key("alice")],
+        )
+        .unwrap_err();
+    assert!(refused.to_string().contains("UNIQUE"), "{refused}");
+
+    let roles: Vec<(i64, String)> = conn
+        .prepare("SELECT user_id, role FROM room_members ORDER BY user_id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        roles,
+        vec![
+            (1, "owner".to_owned()),
+            (2, "moderator".to_owned()),
+            (5, "member".to_owned()),
+        ]
+    );
 }
