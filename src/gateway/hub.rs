@@ -893,6 +893,114 @@ mod tests {
         );
     }
 
+    /// A revocation moves the generation before it is acknowledged: events published after it
+    /// wait for the re-check, which cuts off the revoked connection before they go out.
+    #[tokio::test]
+    async fn events_after_a_revocation_wait_until_the_revoked_connection_is_cut_off() {
+        use crate::auth::{session, users, Role};
+        let dir = tempfile::tempdir().unwrap();
+        let mut options = StoreOptions::new(dir.path().join("backups"));
+        options.watched_tables = crate::gateway::WATCHED_TABLES;
+        let store = Store::open(&dir.path().join("db.sqlite3"), options).unwrap();
+        let sessions: Vec<(i64, String)> = store
+            .write(|conn| {
+                let mut out = Vec::new();
+                for name in ["ada", "bob"] {
+                    let new = users::NewUser {
+                        username: name.into(),
+                        display_name: name.into(),
+                        role: Role::Member,
+                        password_hash: "x".into(),
+                    };
+                    let user = users::insert(conn, &new, 0)?;
+                    out.push((user.id, session::create(conn, user.id, 0, 1000)?.session_id));
+                }
+                Ok::<_, AuthError>(out)
+            })
+            .await
+            .unwrap();
+        let hub = Arc::new(Hub::new(store.clone(), 16, vec![(1, 0)]));
+        let conn_of = |(user_id, sid): &(i64, String)| Caller {
+            user_id: *user_id,
+            credential: Credential::Session(sid.clone()),
+            may_write: true,
+        };
+        let (ada, ada_rx, ada_kick) = hub.register(conn_of(&sessions[0]), slots(4)).unwrap();
+        let (bob, bob_rx, bob_kick) = hub.register(conn_of(&sessions[1]), slots(4)).unwrap();
+        hub.subscribe(ada.conn_id, &[(1, 0)]);
+        hub.subscribe(bob.conn_id, &[(1, 0)]);
+        while ada_rx.try_pop().is_some() {} // presence
+        hub.publish(vec![event(1, 1, None)]);
+        assert_eq!((seqs(&ada_rx), seqs(&bob_rx)), (vec![1], vec![1]));
+
+        let bob_sid = sessions[1].1.clone();
+        store
+            .write(move |conn| session::revoke(conn, &bob_sid, "logout", 1))
+            .await
+            .unwrap();
+        hub.publish(vec![event(1, 2, None)]);
+        assert_eq!((seqs(&ada_rx), seqs(&bob_rx)), (vec![], vec![]), "held");
+        hub.revalidate(1).await.unwrap();
+        assert_eq!(bob_kick.reason.get(), Some(&Kicked::Revoked));
+        assert!(!ada_kick.token.is_cancelled());
+        assert_eq!((seqs(&ada_rx), seqs(&bob_rx)), (vec![2], vec![]));
+        // Nothing more is held once the generation is checked.
+        hub.publish(vec![event(1, 3, None)]);
+        assert_eq!(seqs(&ada_rx), vec![3]);
+        assert_eq!(hub.connection_count(), 1);
+        drop((ada, bob));
+        store.close().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn typing_needs_membership_and_write_and_is_throttled_per_room() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = hub(dir.path(), 64);
+        let (typist, _, _) = hub.register(caller(1), slots(4)).unwrap();
+        let reader = Caller {
+            may_write: false,
+            credential: Credential::ApiKey(9),
+            ..caller(1)
+        };
+        let (key, _, _) = hub.register(reader, slots(4)).unwrap();
+        let (peer, peer_rx, _) = hub.register(caller(2), slots(4)).unwrap();
+        hub.subscribe(typist.conn_id, &[(1, 0)]);
+        hub.subscribe(key.conn_id, &[(1, 0)]);
+        hub.subscribe(peer.conn_id, &[(1, 0)]);
+        while peer_rx.try_pop().is_some() {} // presence
+        assert!(!hub.typing(key.conn_id, 1), "a read-only key");
+        assert!(hub.typing(typist.conn_id, 1));
+        for other in 2..1000 {
+            assert!(!hub.typing(typist.conn_id, other), "not in room {other}");
+        }
+        assert!(!hub.typing(typist.conn_id, 1), "still throttled");
+        assert_eq!(std::iter::from_fn(|| peer_rx.try_pop()).count(), 1);
+    }
+
+    #[tokio::test]
+    async fn api_keys_have_slots_apart_and_read_only_ones_are_not_present() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = hub(dir.path(), 64);
+        let key = |id| Caller {
+            may_write: false,
+            credential: Credential::ApiKey(id),
+            ..caller(1)
+        };
+        let limits = Slots {
+            sessions: 1,
+            api_keys: 2,
+        };
+        let (k1, _, _) = hub.register(key(1), limits).unwrap();
+        let (_k2, _, _) = hub.register(key(2), limits).unwrap();
+        assert!(hub.register(key(3), limits).is_err());
+        hub.subscribe(k1.conn_id, &[(1, 0)]);
+        assert_eq!(hub.online_in(&[1]), Vec::<i64>::new());
+        let (own, _, _) = hub.register(caller(1), limits).unwrap();
+        assert!(hub.register(caller(1), limits).is_err());
+        hub.subscribe(own.conn_id, &[(1, 0)]);
+        assert_eq!(hub.online_in(&[1]), vec![1]);
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_gap_that_stays_open_is_skipped_after_the_wait() {
         let dir = tempfile::tempdir().unwrap();

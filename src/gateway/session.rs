@@ -4,7 +4,8 @@
 //!    limits, then the session runs as a task the gateway tracks.
 //! 2. The first text frame must authenticate within `auth_timeout_secs` (else close 4001);
 //!    the credential is checked by `auth` exactly as a bearer header would be.
-//! 3. The connection registers with the hub (at most `max_connections_per_user`, else 4029),
+//! 3. The connection registers with the hub (at most `max_connections_per_user` for sessions
+//!    and, apart, `max_api_key_connections_per_user` for API keys, else 4029),
 //!    is subscribed to the user's rooms, and only then reads where each room's log stands and
 //!    the events after any resume cursors. Live events that race with this read are
 //!    deduplicated by sequence number, so the client gets every missed event exactly once,
