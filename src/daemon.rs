@@ -80,7 +80,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             max_write_batch: config.storage.max_write_batch,
             backups_dir: config.backups_dir(),
             batch_observer: Some(Arc::new(move |n| batch_sizes.observe(n as f64))),
-            watched_tables: crate::auth::session_cache::WATCHED_TABLES,
+            // The session cache's tables, and API keys for the gateway's revocation.
+            watched_tables: crate::gateway::WATCHED_TABLES,
         },
     )
     .with_context(|| format!("opening the database {}", config.db_path().display()))?;
@@ -297,6 +298,7 @@ async fn serve(
     background.spawn(vitals::monitor(vitals, shutdown.clone()));
     background.spawn(crate::ops::memory::trim_periodically(shutdown.clone()));
     background.spawn(gateway.clone().run_gap_repair());
+    background.spawn(gateway.clone().run_revalidation(state.auth.clone()));
     background.spawn(gateway.clone().run_call_events(livekit.clone()));
     background.spawn(crate::chat::retention::run(
         store.clone(),

@@ -497,3 +497,278 @@ async fn an_absurd_resume_cursor_is_a_resync() {
         assert_eq!(ws.close_code(WAIT).await.0, 4009, "cursor {cursor}");
     }
 }
+
+/// How soon a revoked sign-in's sockets must be closed. The server closes them at once for
+/// changes made through it and within a second for the command line's; the rest is room for
+/// a loaded test machine (before, they stayed open until the next 20 s ping).
+const CLOSE_WITHIN: Duration = Duration::from_secs(3);
+
+/// Reads `ws` until it closes: no room event may arrive first (everything before the
+/// revocation was read), and the close is 4003 within [`CLOSE_WITHIN`] of `since`.
+async fn closed_as_revoked(ws: &mut Ws, since: std::time::Instant, what: &str) {
+    let (frames, code, reason) = ws.frames_until_close(WAIT).await;
+    let events: Vec<&Value> = frames.iter().filter(|f| f["op"] == "event").collect();
+    assert!(
+        events.is_empty(),
+        "{what}: delivered after the revocation: {events:?}"
+    );
+    assert_eq!(code, 4003, "{what}: {reason}");
+    assert!(
+        since.elapsed() < CLOSE_WITHIN,
+        "{what}: closed {:?} after the revocation",
+        since.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_a_sign_in_stops_its_sockets_at_once_with_4003() {
+    let mut api = Api::start(Setup::new());
+    let admin = api.admin().await;
+    let room = api.room(&admin, "general", false).await;
+    for kind in ["logout", "password", "disable", "apikey"] {
+        let who = api.member(&admin, &format!("user{kind}")).await;
+        api.add(&admin, room, &who).await;
+        let (key_id, signed_in) = if kind == "apikey" {
+            let (id, key) = api.api_key(&who, &["read"]).await;
+            (
+                id,
+                User {
+                    token: key,
+                    ..who.clone()
+                },
+            )
+        } else {
+            (0, who.clone())
+        };
+        let (mut ws, _) = api.ws_ready(&signed_in, None).await;
+
+        let (status, body) = match kind {
+            "logout" => api.post("/api/v1/auth/logout", &who, json!({})).await,
+            "password" => {
+                api.post(
+                    "/api/v1/auth/password",
+                    &who,
+                    json!({ "current_password": MEMBER_PASSWORD, "new_password": "another password 2" }),
+                )
+                .await
+            }
+            "disable" => {
+                let (s, v, _) = api
+                    .call(
+                        reqwest::Method::PATCH,
+                        &format!("/api/v1/users/{}", who.id),
+                        Some(&admin.token),
+                        Some(json!({ "disabled": true })),
+                    )
+                    .await;
+                (s, v)
+            }
+            _ => {
+                let (s, v, _) = api
+                    .call(
+                        reqwest::Method::DELETE,
+                        &format!("/api/v1/api-keys/{key_id}"),
+                        Some(&who.token),
+                        None,
+                    )
+                    .await;
+                (s, v)
+            }
+        };
+        assert!(status.is_success(), "{kind}: {status} {body}");
+        let revoked = std::time::Instant::now();
+        api.say(&admin, room, &format!("after {kind}")).await;
+        closed_as_revoked(&mut ws, revoked, kind).await;
+    }
+    eventually(WAIT, "the disconnects counted", || async {
+        let m = api
+            .metric("roost_ws_disconnects_total{reason=\"revoked\"}")
+            .await;
+        (m == Some(4.0)).then_some(())
+    })
+    .await;
+}
+
+/// `roost user disable` runs in another process, which does not move the daemon's store
+/// generation: the gateway's periodic re-check finds it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disabling_from_the_command_line_closes_sockets_within_a_second() {
+    let mut api = Api::start(Setup::new());
+    let admin = api.admin().await;
+    let alice = api.member(&admin, "alice").await;
+    let (mut ws, _) = api.ws_ready(&alice, None).await;
+    let out = api.roost.setup.run(&["user", "disable", "alice"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let disabled = std::time::Instant::now();
+    let (_, code, reason) = ws.frames_until_close(WAIT).await;
+    assert_eq!(code, 4003, "{reason}");
+    assert!(
+        disabled.elapsed() < CLOSE_WITHIN,
+        "{:?}",
+        disabled.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_sending_too_many_frames_is_closed_with_1008() {
+    let mut api = Api::start(
+        Setup::new().toml("[gateway]\nclient_frames_burst = 5\nclient_frames_per_sec = 1\n"),
+    );
+    let admin = api.admin().await;
+
+    // After `ready`: JSON pings, each answered, until the budget (the auth frame took one)
+    // runs dry.
+    let (mut ws, _) = api.ws_ready(&admin, None).await;
+    for _ in 0..10 {
+        ws.send(json!({ "op": "ping" })).await;
+    }
+    let (frames, code, reason) = ws.frames_until_close(WAIT).await;
+    assert_eq!(code, 1008, "{reason}");
+    assert!(frames.len() <= 5, "{frames:?}");
+
+    // Before authenticating: WebSocket pings count as well (they are answered by the server).
+    let mut ws = api.ws().await;
+    for _ in 0..10 {
+        use futures_util::SinkExt;
+        ws.inner
+            .send(tokio_tungstenite::tungstenite::Message::Ping(
+                b"x".to_vec().into(),
+            ))
+            .await
+            .unwrap();
+    }
+    assert_eq!(ws.close_code(WAIT).await.0, 1008);
+    eventually(WAIT, "the disconnects counted", || async {
+        let m = api
+            .metric("roost_ws_disconnects_total{reason=\"too_many_frames\"}")
+            .await;
+        (m == Some(2.0)).then_some(())
+    })
+    .await;
+}
+
+/// The typing throttle (one per room per 2 s) used to forget every room once 256 room ids had
+/// been sent, including ids of rooms the sender is not in: 256 made-up ids let the next
+/// `typing` through again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typing_for_rooms_one_is_not_in_cannot_reset_the_throttle() {
+    let mut api = Api::start(
+        Setup::new().toml("[gateway]\nclient_frames_burst = 2000\nclient_frames_per_sec = 1000\n"),
+    );
+    let admin = api.admin().await;
+    let alice = api.member(&admin, "alice").await;
+    let (mut watcher, _) = api.ws_ready(&admin, None).await;
+    let (mut typist, _) = api.ws_ready(&alice, None).await;
+
+    // The throttle lasts 2 s: a run that took longer than that proves nothing, so try again
+    // in a room of its own.
+    for attempt in 0..3 {
+        let room = api.room(&admin, &format!("r{attempt}"), false).await;
+        api.add(&admin, room, &alice).await;
+        let started = std::time::Instant::now();
+        typist
+            .send(json!({ "op": "typing", "room_id": room }))
+            .await;
+        for other in 0..300 {
+            typist
+                .send(json!({ "op": "typing", "room_id": 1_000_000 + other }))
+                .await;
+        }
+        typist
+            .send(json!({ "op": "typing", "room_id": room }))
+            .await;
+        // Frames are handled in order: the pong says every typing above was.
+        typist.send(json!({ "op": "ping" })).await;
+        while typist.next_json(WAIT).await["op"] != "pong" {}
+        let took = started.elapsed();
+        let marker = api.say(&admin, room, &format!("marker {attempt}")).await;
+        let mut typing = 0;
+        loop {
+            let v = watcher.next_json(WAIT).await;
+            if v["op"] == "typing" {
+                assert_eq!(
+                    (v["room_id"].as_i64(), v["user_id"].as_i64()),
+                    (Some(room), Some(alice.id))
+                );
+                typing += 1;
+            }
+            if v["op"] == "event" && v["data"]["id"] == marker["id"] {
+                break;
+            }
+        }
+        if took < Duration::from_millis(1500) {
+            assert_eq!(typing, 1, "the second typing for the room got through");
+            return;
+        }
+    }
+    panic!("three attempts each took longer than the typing throttle");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_only_keys_only_listen_and_have_slots_of_their_own() {
+    let mut api =
+        Api::start(Setup::new().toml(
+            "[gateway]\nmax_connections_per_user = 2\nmax_api_key_connections_per_user = 2\n",
+        ));
+    let admin = api.admin().await;
+    let alice = api.member(&admin, "alice").await;
+    let room = api.room(&admin, "r", false).await;
+    api.add(&admin, room, &alice).await;
+    let (mut watcher, _) = api.ws_ready(&admin, None).await;
+
+    let (_, key) = api.api_key(&alice, &["read"]).await;
+    let bot = User {
+        token: key,
+        ..alice.clone()
+    };
+    let (mut reader, ready) = api.ws_ready(&bot, None).await;
+    assert_eq!(ready["rooms"][0]["room_id"], room, "{ready}");
+    // It receives, but may not write: typing is refused with an error frame.
+    reader
+        .send(json!({ "op": "typing", "room_id": room }))
+        .await;
+    let refused = reader.next_json(WAIT).await;
+    assert_eq!(
+        (refused["op"].as_str(), refused["code"].as_str()),
+        (Some("error"), Some("insufficient_scope")),
+        "{refused}"
+    );
+    // Neither its typing nor its arrival (presence) reached the room.
+    let marker = api.say(&admin, room, "marker").await;
+    loop {
+        let v = watcher.next_json(WAIT).await;
+        assert!(
+            v["op"] != "typing" && v["op"] != "presence",
+            "a read-only key wrote to the room: {v}"
+        );
+        if v["op"] == "event" && v["data"]["id"] == marker["id"] {
+            break;
+        }
+    }
+    assert_eq!(reader.next_event(WAIT).await["data"]["id"], marker["id"]);
+
+    // Keys fill their own slots (2) ...
+    let (_second, _) = api.ws_ready(&bot, None).await;
+    let mut third = api.ws().await;
+    third
+        .send(json!({ "op": "auth", "token": bot.token }))
+        .await;
+    let (code, reason) = third.close_code(WAIT).await;
+    assert_eq!(code, 4029, "{reason}");
+    assert!(reason.contains("API key"), "{reason}");
+    // ... and the person's own devices still have theirs.
+    let (_phone, _) = api.ws_ready(&alice, None).await;
+    let (mut laptop, _) = api.ws_ready(&alice, None).await;
+    laptop.send(json!({ "op": "ping" })).await;
+    assert_eq!(laptop.next_json(WAIT).await["op"], "pong");
+    let mut tablet = api.ws().await;
+    tablet
+        .send(json!({ "op": "auth", "token": alice.token }))
+        .await;
+    assert_eq!(tablet.close_code(WAIT).await.0, 4029);
+}

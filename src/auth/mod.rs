@@ -48,8 +48,8 @@ pub use handlers::{change_password, login, logout, me, refresh, register};
 // The request bodies, for the fuzz targets (fuzz/) that feed them arbitrary JSON.
 pub use handlers::{LoginRequest, PasswordRequest, RefreshRequest, RegisterRequest};
 pub use principal::{
-    authenticate, carries_credentials, resolve_credential, still_valid, Credential, Principal,
-    RequireAdmin, RequireMember, RequireSession, Scopes,
+    authenticate, carries_credentials, credential_is_live, resolve_credential, still_valid,
+    Credential, Principal, RequireAdmin, RequireMember, RequireSession, Scopes,
 };
 pub use users::Role;
 

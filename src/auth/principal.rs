@@ -26,7 +26,7 @@ use crate::api::{ApiError, AppState};
 use crate::limits::Account;
 
 /// What an authenticated request was authenticated with.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Credential {
     /// An access token of this session (the `sid` claim).
     Session(String),
@@ -198,22 +198,35 @@ pub async fn still_valid(app: &AppState, principal: &Principal) -> Result<bool, 
         app.auth.now_secs(),
     );
     app.store
-        .read(move |conn| match credential {
-            Credential::Session(sid) => {
-                let (state, _, _) = session::check(conn, &sid, user_id, now)?;
-                Ok(state == SessionState::Live)
-            }
-            Credential::ApiKey(key_id) => {
-                let live: Option<bool> = rusqlite::OptionalExtension::optional(conn.query_row(
-                    "SELECT k.revoked_at IS NULL AND u.disabled = 0
-                       FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.id = ?1",
-                    [key_id],
-                    |r| r.get(0),
-                ))?;
-                Ok(live == Some(true))
-            }
-        })
+        .read(move |conn| credential_is_live(conn, &credential, user_id, now))
         .await
+}
+
+/// [`still_valid`] inside a read the caller already holds, for checking many credentials in
+/// one read (the gateway re-checks every open connection when accounts or sessions change).
+pub fn credential_is_live(
+    conn: &rusqlite::Connection,
+    credential: &Credential,
+    user_id: i64,
+    now: i64,
+) -> Result<bool, AuthError> {
+    match credential {
+        Credential::Session(sid) => {
+            let (state, _, _) = session::check(conn, sid, user_id, now)?;
+            Ok(state == SessionState::Live)
+        }
+        Credential::ApiKey(key_id) => {
+            let live: Option<bool> = rusqlite::OptionalExtension::optional(
+                conn.prepare_cached(
+                    "SELECT k.revoked_at IS NULL AND u.disabled = 0
+                       FROM api_keys k JOIN users u ON u.id = k.user_id
+                      WHERE k.id = ?1 AND k.user_id = ?2",
+                )?
+                .query_row([*key_id, user_id], |r| r.get(0)),
+            )?;
+            Ok(live == Some(true))
+        }
+    }
 }
 
 /// The credential of `Bearer <credential>` (scheme case-insensitive, as RFC 9110 says).

@@ -11,8 +11,12 @@ use super::{Config, Problem};
 pub struct Gateway {
     /// Open gateway connections at most; more are refused with 503 before the upgrade.
     pub max_connections: usize,
-    /// Open gateway connections per account; one more is closed with 4029 after auth.
+    /// Open gateway connections per account signed in with a session (the person's devices);
+    /// one more is closed with 4029 after auth.
     pub max_connections_per_user: usize,
+    /// Open gateway connections per account made with its API keys, counted apart from
+    /// `max_connections_per_user` so keys cannot take the person's own slots; one more: 4029.
+    pub max_api_key_connections_per_user: usize,
     /// Events queued for one connection; a client that falls this far behind is closed with
     /// 4008 and must resume.
     pub queue_capacity: usize,
@@ -26,6 +30,12 @@ pub struct Gateway {
     pub idle_timeout_secs: u64,
     /// Events kept per room for resume; a cursor older than this gets close 4009 (resync).
     pub resume_events_per_room: u64,
+    /// Frames a client may send in a burst (any kind: JSON ops, WebSocket pings and pongs);
+    /// the bucket refills at `client_frames_per_sec`. A client that runs it dry is closed with
+    /// 1008 (policy violation).
+    pub client_frames_burst: u32,
+    /// Frames per second a client may keep sending (see `client_frames_burst`).
+    pub client_frames_per_sec: u32,
 }
 
 impl Default for Gateway {
@@ -33,12 +43,15 @@ impl Default for Gateway {
         Gateway {
             max_connections: 2048,
             max_connections_per_user: 16,
+            max_api_key_connections_per_user: 4,
             queue_capacity: 256,
             max_frame_bytes: 64 * 1024,
             auth_timeout_secs: 10,
             ping_interval_secs: 20,
             idle_timeout_secs: 60,
             resume_events_per_room: 10_000,
+            client_frames_burst: 40,
+            client_frames_per_sec: 10,
         }
     }
 }
@@ -61,6 +74,24 @@ pub(super) fn check(c: &Config, problems: &mut Vec<Problem>) {
         "max_connections_per_user",
         "must be at least 1",
         "the default is 16",
+    );
+    need(
+        (1..=1024).contains(&g.max_api_key_connections_per_user),
+        "max_api_key_connections_per_user",
+        "must be between 1 and 1024",
+        "the default is 4",
+    );
+    need(
+        (1..=100_000).contains(&g.client_frames_burst),
+        "client_frames_burst",
+        "must be between 1 and 100000",
+        "the default is 40",
+    );
+    need(
+        (1..=10_000).contains(&g.client_frames_per_sec),
+        "client_frames_per_sec",
+        "must be between 1 and 10000",
+        "the default is 10",
     );
     need(
         (8..=65_536).contains(&g.queue_capacity),

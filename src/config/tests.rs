@@ -262,3 +262,35 @@ fn gateway_pings_must_come_within_the_edge_idle_deadline() {
     let c = load_text(&format!("{quick}[gateway]\nping_interval_secs = 10\n"), &[]).unwrap();
     assert_eq!(c.gateway.ping_interval_secs, 10);
 }
+
+#[test]
+fn gateway_frame_budget_and_key_slots_are_checked() {
+    let quick = "[livekit]\nenabled = false\n";
+    let p = problems(
+        &format!(
+            "{quick}[gateway]\nclient_frames_burst = 0\nclient_frames_per_sec = 0\nmax_api_key_connections_per_user = 0\n"
+        ),
+        &[],
+    );
+    for key in [
+        "gateway.client_frames_burst",
+        "gateway.client_frames_per_sec",
+        "gateway.max_api_key_connections_per_user",
+    ] {
+        assert!(p.iter().any(|p| p.location == key), "{key}: {p:?}");
+    }
+    let c = load_text(
+        &format!(
+            "{quick}[gateway]\nclient_frames_burst = 100\nmax_api_key_connections_per_user = 1\n"
+        ),
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        (
+            c.gateway.client_frames_burst,
+            c.gateway.max_api_key_connections_per_user
+        ),
+        (100, 1)
+    );
+}

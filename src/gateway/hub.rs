@@ -12,17 +12,28 @@
 //! a connection whose queue is full is kicked as a slow consumer (its session closes it with
 //! 4008) and dropped from every room here, so it never stalls others or grows memory.
 //! Connections leave through the [`Registration`] guard's `Drop`. Presence and typing exist
-//! only here, derived from connections; nothing is persisted.
+//! only here, derived from connections; nothing is persisted. Only connections that may write
+//! (sessions, API keys with the `write` scope) make their user present or send typing.
+//!
+//! Revocation: each connection remembers what it signed in with. When the store's generation
+//! moves (a committed change to accounts, sessions or API keys, bumped before the change is
+//! acknowledged), room events published from then on are held until [`Hub::revalidate`] has
+//! re-checked every connection's credential at that generation or later: a connection whose
+//! sign-in no longer holds is cut off from every room and kicked (close 4003) before any of
+//! them reaches it. Changes made by another process (the command line) do not move the
+//! generation; the gateway re-checks every [`REVALIDATE_EVERY`] for them.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use axum::extract::ws::Utf8Bytes;
+use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::queue::{Full, Queue};
+use crate::auth::{AuthError, Credential, Principal};
 use crate::chat::events::{self, MemberChange};
 use crate::chat::RoomEvent;
 use crate::store::Store;
@@ -32,6 +43,19 @@ use crate::store::Store;
 pub const GAP_WAIT: Duration = Duration::from_secs(1);
 /// Out-of-order events held per room at most; past it the gap is repaired at once.
 const MAX_PENDING_PER_ROOM: usize = 4096;
+/// How often every connection's credential is re-checked even though the generation did not
+/// move: the longest a change made by another process (`roost user disable`) takes to close
+/// the connections it ends, as it takes that long to reach requests (`auth::session_cache`).
+pub const REVALIDATE_EVERY: Duration = Duration::from_secs(1);
+/// Events held while a re-check is due, at most. Past it (the database cannot be read) every
+/// connection is kicked as a slow consumer: they resume with a fresh sign-in and lose nothing.
+const MAX_HELD: usize = 16_384;
+/// One `typing` per room per connection per this long is passed on; the rest are dropped.
+pub const TYPING_EVERY: Duration = Duration::from_secs(2);
+/// Rooms whose last typing time a connection remembers. Only rooms it is in are recorded, and
+/// an entry older than [`TYPING_EVERY`] no longer throttles anything, so at the limit those
+/// are dropped; if none is that old (the frame budget makes that hard), the typing is dropped.
+const TYPING_MEMORY: usize = 64;
 
 /// What a connection is sent.
 #[derive(Debug, Clone)]
@@ -53,6 +77,8 @@ pub type Outbox = Arc<Queue<Outbound>>;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kicked {
     SlowConsumer,
+    /// What it signed in with no longer holds (found by [`Hub::revalidate`]).
+    Revoked,
 }
 
 /// The signal that ends a connection from outside its session.
@@ -69,7 +95,39 @@ impl Kick {
     }
 }
 
+/// Who a connection acts for, as authentication found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub user_id: i64,
+    pub credential: Credential,
+    /// Sessions, and API keys with the `write` scope: they show the user as present and may
+    /// send typing. A read-only key only listens.
+    pub may_write: bool,
+}
+
+impl Caller {
+    pub fn of(principal: &Principal) -> Caller {
+        Caller {
+            user_id: principal.user_id,
+            credential: principal.credential.clone(),
+            may_write: principal.scopes.write(),
+        }
+    }
+
+    fn via_api_key(&self) -> bool {
+        matches!(self.credential, Credential::ApiKey(_))
+    }
+}
+
+/// Connections one account may hold, the person's devices and its API keys apart.
+#[derive(Debug, Clone, Copy)]
+pub struct Slots {
+    pub sessions: usize,
+    pub api_keys: usize,
+}
+
 struct Conn {
+    caller: Caller,
     user_id: i64,
     tx: Outbox,
     rooms: HashSet<i64>,
@@ -80,6 +138,15 @@ struct Conn {
     /// be undone by that (by then stale) list. Emptied by `subscribe`, so it holds at most the
     /// rooms left during one database read.
     left_before_subscribe: Option<HashMap<i64, i64>>,
+    /// When this connection last passed on `typing`, per room it is in (see [`TYPING_MEMORY`]).
+    typing_sent: HashMap<i64, Instant>,
+}
+
+impl Conn {
+    /// Counts towards its user's presence: subscribed, and allowed to write.
+    fn present(&self) -> bool {
+        self.caller.may_write && self.left_before_subscribe.is_none()
+    }
 }
 
 struct Room {
@@ -107,12 +174,20 @@ struct State {
     conns: HashMap<u64, Conn>,
     users: HashMap<i64, Vec<u64>>,
     rooms: HashMap<i64, Room>,
+    /// The store generation at which every connection's credential was last found good (or
+    /// there was no connection to check).
+    validated: u64,
+    /// Published events waiting for a re-check, oldest first, each with the generation read
+    /// when it was published: it may go out once `validated` has reached that.
+    held: VecDeque<(u64, RoomEvent)>,
 }
 
 pub struct Hub {
     state: Mutex<State>,
     store: Store,
     queue_capacity: usize,
+    /// Wakes the gateway's re-check task when events are held for one.
+    revalidate_wanted: Notify,
 }
 
 /// Too many connections for one account.
@@ -144,7 +219,10 @@ impl Hub {
     /// A hub that owes every existing room its next event (`positions`: room id and
     /// `last_seq`, read at startup). Rooms created later start at sequence 1.
     pub fn new(store: Store, queue_capacity: usize, positions: Vec<(i64, i64)>) -> Hub {
-        let mut state = State::default();
+        let mut state = State {
+            validated: store.generation(),
+            ..State::default()
+        };
         for (room_id, last_seq) in positions {
             state.rooms.insert(room_id, Room::new(last_seq + 1));
         }
@@ -152,6 +230,7 @@ impl Hub {
             state: Mutex::new(state),
             store,
             queue_capacity,
+            revalidate_wanted: Notify::new(),
         }
     }
 
@@ -161,19 +240,31 @@ impl Hub {
             .expect("hub lock is never poisoned: nothing panics while holding it")
     }
 
-    /// Adds a connection of `user_id` (no rooms yet) unless the user already has
-    /// `max_per_user`.
+    /// Adds a connection for `caller` (no rooms yet) unless its user already holds all the
+    /// `slots` of its kind: connections made with API keys count apart from sessions.
     pub fn register(
         self: &Arc<Self>,
-        user_id: i64,
-        max_per_user: usize,
+        caller: Caller,
+        slots: Slots,
     ) -> Result<(Registration, Outbox, Arc<Kick>), TooMany> {
         let tx = Arc::new(Queue::new(self.queue_capacity));
         let rx = tx.clone();
         let kick = Arc::new(Kick::default());
+        let user_id = caller.user_id;
+        let via_api_key = caller.via_api_key();
+        let max = if via_api_key {
+            slots.api_keys
+        } else {
+            slots.sessions
+        };
         let mut st = self.lock();
-        let mine = st.users.entry(user_id).or_default();
-        if mine.len() >= max_per_user {
+        let held = st.users.get(&user_id).map_or(0, |mine| {
+            mine.iter()
+                .filter_map(|c| st.conns.get(c))
+                .filter(|c| c.caller.via_api_key() == via_api_key)
+                .count()
+        });
+        if held >= max {
             return Err(TooMany);
         }
         st.next_conn += 1;
@@ -182,11 +273,13 @@ impl Hub {
         st.conns.insert(
             conn_id,
             Conn {
+                caller,
                 user_id,
                 tx,
                 rooms: HashSet::new(),
                 kick: kick.clone(),
                 left_before_subscribe: Some(HashMap::new()),
+                typing_sent: HashMap::new(),
             },
         );
         drop(st);
@@ -214,6 +307,7 @@ impl Hub {
             return Vec::new();
         };
         let user_id = conn.user_id;
+        let announces = conn.caller.may_write;
         let left = conn.left_before_subscribe.take().unwrap_or_default();
         let wanted: Vec<i64> = rooms
             .iter()
@@ -228,22 +322,33 @@ impl Hub {
                 .subscribers
                 .insert(conn_id);
         }
-        let first = st.users.get(&user_id).map_or(0, Vec::len) == 1;
-        if first {
+        if announces && !Self::present_elsewhere(&st, user_id, conn_id) {
             let frame = presence_frame(user_id, true);
             Self::to_peers(&mut st, user_id, &wanted, &frame);
         }
         wanted
     }
 
-    /// Users with at least one connection subscribed to one of `rooms` (presence for `ready`).
+    /// Whether `user_id` has a connection other than `conn_id` that makes it present.
+    fn present_elsewhere(st: &State, user_id: i64, conn_id: u64) -> bool {
+        st.users.get(&user_id).is_some_and(|mine| {
+            mine.iter()
+                .filter(|c| **c != conn_id)
+                .filter_map(|c| st.conns.get(c))
+                .any(Conn::present)
+        })
+    }
+
+    /// Users present (a connection that may write) in one of `rooms` (presence for `ready`).
     pub fn online_in(&self, rooms: &[i64]) -> Vec<i64> {
         let st = self.lock();
         let mut users: Vec<i64> = rooms
             .iter()
             .filter_map(|r| st.rooms.get(r))
             .flat_map(|r| r.subscribers.iter())
-            .filter_map(|c| st.conns.get(c).map(|c| c.user_id))
+            .filter_map(|c| st.conns.get(c))
+            .filter(|c| c.present())
+            .map(|c| c.user_id)
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
@@ -258,15 +363,30 @@ impl Hub {
 
     fn unregister(&self, conn_id: u64) {
         let mut st = self.lock();
-        let Some(conn) = Self::detach(&mut st, conn_id) else {
+        Self::leave(&mut st, conn_id);
+    }
+
+    /// Takes a connection out of the hub, and announces its user offline if it was the last
+    /// connection that made them present.
+    fn leave(st: &mut State, conn_id: u64) {
+        let Some(conn) = Self::detach(st, conn_id) else {
             return;
         };
-        let last = !st.users.contains_key(&conn.user_id);
-        if last {
+        if conn.present() && !Self::present_elsewhere(st, conn.user_id, conn_id) {
             let rooms: Vec<i64> = conn.rooms.iter().copied().collect();
             let frame = presence_frame(conn.user_id, false);
-            Self::to_peers(&mut st, conn.user_id, &rooms, &frame);
+            Self::to_peers(st, conn.user_id, &rooms, &frame);
         }
+    }
+
+    /// Kicks a connection for `reason` and takes it out of every room at once, so nothing
+    /// more is queued for it; its session closes it, and its registration's drop finds it
+    /// already gone.
+    fn kick_out(st: &mut State, conn_id: u64, reason: Kicked) {
+        if let Some(conn) = st.conns.get(&conn_id) {
+            conn.kick.kick(reason);
+        }
+        Self::leave(st, conn_id);
     }
 
     /// Removes a connection from every index; returns it.
@@ -306,17 +426,8 @@ impl Hub {
             return;
         };
         if let Err(Full(_)) = conn.tx.try_push(item) {
-            conn.kick.kick(Kicked::SlowConsumer);
-            // Out of every room now, so it costs nothing more; its session closes it, and its
-            // registration's drop finds it already gone.
-            let user_id = conn.user_id;
-            if let Some(conn) = Self::detach(st, conn_id) {
-                if !st.users.contains_key(&user_id) {
-                    let rooms: Vec<i64> = conn.rooms.iter().copied().collect();
-                    let frame = presence_frame(user_id, false);
-                    Self::to_peers(st, user_id, &rooms, &frame);
-                }
-            }
+            // Out of every room now, so it costs nothing more.
+            Self::kick_out(st, conn_id, Kicked::SlowConsumer);
         }
     }
 
@@ -333,29 +444,82 @@ impl Hub {
         }
     }
 
-    /// `typing` from a connection: to the room's other users, if the connection is in it.
-    pub fn typing(&self, conn_id: u64, room_id: i64) {
+    /// `typing` from a connection: to the room's other users, if the connection is in the
+    /// room, may write, and has not passed one on for it within [`TYPING_EVERY`]. Nothing is
+    /// recorded for a room the connection is not in. True if it was passed on.
+    pub fn typing(&self, conn_id: u64, room_id: i64) -> bool {
+        let now = Instant::now();
         let mut st = self.lock();
-        let Some(user_id) = st
+        let Some(conn) = st
             .conns
-            .get(&conn_id)
-            .filter(|c| c.rooms.contains(&room_id))
-            .map(|c| c.user_id)
+            .get_mut(&conn_id)
+            .filter(|c| c.caller.may_write && c.rooms.contains(&room_id))
         else {
-            return;
+            return false;
         };
+        let sent = &mut conn.typing_sent;
+        if sent
+            .get(&room_id)
+            .is_some_and(|t| now.duration_since(*t) < TYPING_EVERY)
+        {
+            return false;
+        }
+        if sent.len() >= TYPING_MEMORY {
+            sent.retain(|_, t| now.duration_since(*t) < TYPING_EVERY);
+            if sent.len() >= TYPING_MEMORY {
+                return false;
+            }
+        }
+        sent.insert(room_id, now);
+        let user_id = conn.user_id;
         let frame = Utf8Bytes::from(format!(
             r#"{{"op":"typing","room_id":{room_id},"user_id":{user_id}}}"#
         ));
         Self::to_peers(&mut st, user_id, &[room_id], &frame);
+        true
     }
 
-    /// Delivers committed events, each room's in sequence order (see the module docs).
+    /// Delivers committed events, each room's in sequence order (see the module docs). While
+    /// a credential re-check is due they are held for it (see the module docs).
     pub fn publish(&self, events: Vec<RoomEvent>) {
         if events.is_empty() {
             return;
         }
+        // Read before the lock, like the re-check reads it before looking: a revocation that
+        // committed before this publish has moved it already.
+        let generation = self.store.generation();
         let mut st = self.lock();
+        if st.conns.is_empty() {
+            // Nobody to cut off: nothing to check.
+            st.validated = st.validated.max(generation);
+        }
+        if generation > st.validated || !st.held.is_empty() {
+            if st.held.len() + events.len() > MAX_HELD {
+                tracing::warn!(
+                    held = st.held.len(),
+                    "gateway: credentials could not be re-checked in time; every connection \
+                     must reconnect and resume"
+                );
+                let everyone: Vec<u64> = st.conns.keys().copied().collect();
+                for conn_id in everyone {
+                    Self::kick_out(&mut st, conn_id, Kicked::SlowConsumer);
+                }
+                let held: Vec<RoomEvent> = st.held.drain(..).map(|(_, e)| e).collect();
+                Self::order(&mut st, held);
+                Self::order(&mut st, events);
+                return;
+            }
+            st.held
+                .extend(events.into_iter().map(|event| (generation, event)));
+            drop(st);
+            self.revalidate_wanted.notify_one();
+            return;
+        }
+        Self::order(&mut st, events);
+    }
+
+    /// Takes events into their rooms' sequences and delivers what is contiguous.
+    fn order(st: &mut State, events: Vec<RoomEvent>) {
         for event in events {
             let room_id = event.room_id;
             let room = st.rooms.entry(room_id).or_insert_with(|| Room::new(1));
@@ -363,8 +527,75 @@ impl Hub {
                 continue; // already delivered (a repaired gap, or a repeat)
             }
             room.pending.insert(event.seq, event);
-            Self::flush(&mut st, room_id);
+            Self::flush(st, room_id);
         }
+    }
+
+    /// Waits until events are held for a re-check (the gateway's task also re-checks every
+    /// [`REVALIDATE_EVERY`]).
+    pub async fn revalidation_wanted(&self) {
+        self.revalidate_wanted.notified().await;
+    }
+
+    /// Re-checks every connection's credential at `now` (Unix seconds) in one read: those no
+    /// longer good are kicked ([`Kicked::Revoked`]) and cut off from every room; then the
+    /// events held for a re-check at this generation go out. Connections that register during
+    /// the read are not in it: their sessions check again themselves if the generation moved
+    /// since they signed in.
+    pub async fn revalidate(&self, now: i64) -> Result<(), AuthError> {
+        let generation = self.store.generation();
+        let callers: HashSet<(Credential, i64)> = {
+            let st = self.lock();
+            st.conns
+                .values()
+                .map(|c| (c.caller.credential.clone(), c.user_id))
+                .collect()
+        };
+        let ended: HashSet<(Credential, i64)> = if callers.is_empty() {
+            HashSet::new()
+        } else {
+            self.store
+                .read(move |conn| {
+                    let mut ended = HashSet::new();
+                    for (credential, user_id) in callers {
+                        if !crate::auth::credential_is_live(conn, &credential, user_id, now)? {
+                            ended.insert((credential, user_id));
+                        }
+                    }
+                    Ok::<_, AuthError>(ended)
+                })
+                .await?
+        };
+        let mut st = self.lock();
+        if !ended.is_empty() {
+            let gone: Vec<u64> = st
+                .conns
+                .iter()
+                .filter(|(_, c)| ended.contains(&(c.caller.credential.clone(), c.user_id)))
+                .map(|(id, _)| *id)
+                .collect();
+            for conn_id in gone {
+                Self::kick_out(&mut st, conn_id, Kicked::Revoked);
+            }
+        }
+        st.validated = st.validated.max(generation);
+        let mut release = Vec::new();
+        while st
+            .held
+            .front()
+            .is_some_and(|(held_at, _)| *held_at <= st.validated)
+        {
+            if let Some((_, event)) = st.held.pop_front() {
+                release.push(event);
+            }
+        }
+        Self::order(&mut st, release);
+        let more = !st.held.is_empty();
+        drop(st);
+        if more {
+            self.revalidate_wanted.notify_one();
+        }
+        Ok(())
     }
 
     /// Delivers a room's pending events from `next_seq` on while they are contiguous.
@@ -484,8 +715,13 @@ impl Hub {
                 "gateway: an event was not published in time; delivered it from the database"
             );
             self.publish(found);
-            // Whatever is still missing cannot be had: move on so the room is not stuck.
+            // Whatever is still missing cannot be had: move on so the room is not stuck. Not
+            // while events wait for a credential re-check: what was found may be among them,
+            // and is delivered when they go out (the next round looks again).
             let mut st = self.lock();
+            if !st.held.is_empty() {
+                continue;
+            }
             if let Some(room) = st.rooms.get_mut(&room_id) {
                 if room.next_seq < first_held {
                     room.next_seq = first_held;
@@ -512,6 +748,21 @@ mod tests {
         }
     }
 
+    fn caller(user_id: i64) -> Caller {
+        Caller {
+            user_id,
+            credential: Credential::Session(format!("s{user_id}")),
+            may_write: true,
+        }
+    }
+
+    fn slots(n: usize) -> Slots {
+        Slots {
+            sessions: n,
+            api_keys: n,
+        }
+    }
+
     fn hub(dir: &std::path::Path, capacity: usize) -> Arc<Hub> {
         let store = Store::open(
             &dir.join("db.sqlite3"),
@@ -535,7 +786,7 @@ mod tests {
     async fn events_published_out_of_order_are_delivered_in_order() {
         let dir = tempfile::tempdir().unwrap();
         let hub = hub(dir.path(), 16);
-        let (reg, rx, _) = hub.register(7, 4).unwrap();
+        let (reg, rx, _) = hub.register(caller(7), slots(4)).unwrap();
         hub.subscribe(reg.conn_id, &[(1, 0)]);
         hub.publish(vec![event(1, 2, None)]);
         assert_eq!(seqs(&rx), Vec::<i64>::new(), "2 waits for 1");
@@ -549,8 +800,8 @@ mod tests {
     async fn a_full_queue_kicks_only_that_connection() {
         let dir = tempfile::tempdir().unwrap();
         let hub = hub(dir.path(), 8);
-        let (slow, _slow_rx, slow_kick) = hub.register(1, 4).unwrap();
-        let (fast, fast_rx, fast_kick) = hub.register(2, 4).unwrap();
+        let (slow, _slow_rx, slow_kick) = hub.register(caller(1), slots(4)).unwrap();
+        let (fast, fast_rx, fast_kick) = hub.register(caller(2), slots(4)).unwrap();
         hub.subscribe(slow.conn_id, &[(1, 0)]);
         hub.subscribe(fast.conn_id, &[(1, 0)]);
         while fast_rx.try_pop().is_some() {} // presence of the slow one
@@ -569,7 +820,7 @@ mod tests {
     async fn membership_events_subscribe_and_unsubscribe() {
         let dir = tempfile::tempdir().unwrap();
         let hub = hub(dir.path(), 16);
-        let (reg, rx, _) = hub.register(5, 4).unwrap();
+        let (reg, rx, _) = hub.register(caller(5), slots(4)).unwrap();
         hub.subscribe(reg.conn_id, &[]);
         hub.publish(vec![event(2, 1, Some(MemberChange::Joined(5)))]);
         hub.publish(vec![event(2, 2, None)]);
@@ -584,7 +835,7 @@ mod tests {
     async fn a_leave_between_reading_rooms_and_subscribing_is_not_undone() {
         let dir = tempfile::tempdir().unwrap();
         let hub = hub(dir.path(), 16);
-        let (reg, rx, _) = hub.register(5, 4).unwrap();
+        let (reg, rx, _) = hub.register(caller(5), slots(4)).unwrap();
         // The session read: member of room 1 (at seq 0) and room 2 (at seq 0).
         let read = [(1, 0), (2, 0)];
         // Meanwhile user 5 leaves room 2 (seq 1), and the hub delivers it.
@@ -603,7 +854,7 @@ mod tests {
         // A leave older than the read does not hold the subscription back: the user left
         // (4) and re-joined (5) before the read; the hub has not delivered the re-join yet.
         drop(reg);
-        let (again, rx, _) = hub.register(5, 4).unwrap();
+        let (again, rx, _) = hub.register(caller(5), slots(4)).unwrap();
         hub.publish(vec![
             event(2, 3, Some(MemberChange::Joined(5))),
             event(2, 4, Some(MemberChange::Left(5))),
@@ -620,10 +871,10 @@ mod tests {
     async fn per_user_cap_and_presence() {
         let dir = tempfile::tempdir().unwrap();
         let hub = hub(dir.path(), 16);
-        let (a, a_rx, _) = hub.register(1, 1).unwrap();
-        assert!(hub.register(1, 1).is_err());
+        let (a, a_rx, _) = hub.register(caller(1), slots(1)).unwrap();
+        assert!(hub.register(caller(1), slots(1)).is_err());
         hub.subscribe(a.conn_id, &[(1, 0)]);
-        let (b, _b_rx, _) = hub.register(2, 1).unwrap();
+        let (b, _b_rx, _) = hub.register(caller(2), slots(1)).unwrap();
         hub.subscribe(b.conn_id, &[(1, 0)]);
         assert_eq!(hub.online_in(&[1]), vec![1, 2]);
         drop(b);
@@ -642,11 +893,119 @@ mod tests {
         );
     }
 
+    /// A revocation moves the generation before it is acknowledged: events published after it
+    /// wait for the re-check, which cuts off the revoked connection before they go out.
+    #[tokio::test]
+    async fn events_after_a_revocation_wait_until_the_revoked_connection_is_cut_off() {
+        use crate::auth::{session, users, Role};
+        let dir = tempfile::tempdir().unwrap();
+        let mut options = StoreOptions::new(dir.path().join("backups"));
+        options.watched_tables = crate::gateway::WATCHED_TABLES;
+        let store = Store::open(&dir.path().join("db.sqlite3"), options).unwrap();
+        let sessions: Vec<(i64, String)> = store
+            .write(|conn| {
+                let mut out = Vec::new();
+                for name in ["ada", "bob"] {
+                    let new = users::NewUser {
+                        username: name.into(),
+                        display_name: name.into(),
+                        role: Role::Member,
+                        password_hash: "x".into(),
+                    };
+                    let user = users::insert(conn, &new, 0)?;
+                    out.push((user.id, session::create(conn, user.id, 0, 1000)?.session_id));
+                }
+                Ok::<_, AuthError>(out)
+            })
+            .await
+            .unwrap();
+        let hub = Arc::new(Hub::new(store.clone(), 16, vec![(1, 0)]));
+        let conn_of = |(user_id, sid): &(i64, String)| Caller {
+            user_id: *user_id,
+            credential: Credential::Session(sid.clone()),
+            may_write: true,
+        };
+        let (ada, ada_rx, ada_kick) = hub.register(conn_of(&sessions[0]), slots(4)).unwrap();
+        let (bob, bob_rx, bob_kick) = hub.register(conn_of(&sessions[1]), slots(4)).unwrap();
+        hub.subscribe(ada.conn_id, &[(1, 0)]);
+        hub.subscribe(bob.conn_id, &[(1, 0)]);
+        while ada_rx.try_pop().is_some() {} // presence
+        hub.publish(vec![event(1, 1, None)]);
+        assert_eq!((seqs(&ada_rx), seqs(&bob_rx)), (vec![1], vec![1]));
+
+        let bob_sid = sessions[1].1.clone();
+        store
+            .write(move |conn| session::revoke(conn, &bob_sid, "logout", 1))
+            .await
+            .unwrap();
+        hub.publish(vec![event(1, 2, None)]);
+        assert_eq!((seqs(&ada_rx), seqs(&bob_rx)), (vec![], vec![]), "held");
+        hub.revalidate(1).await.unwrap();
+        assert_eq!(bob_kick.reason.get(), Some(&Kicked::Revoked));
+        assert!(!ada_kick.token.is_cancelled());
+        assert_eq!((seqs(&ada_rx), seqs(&bob_rx)), (vec![2], vec![]));
+        // Nothing more is held once the generation is checked.
+        hub.publish(vec![event(1, 3, None)]);
+        assert_eq!(seqs(&ada_rx), vec![3]);
+        assert_eq!(hub.connection_count(), 1);
+        drop((ada, bob));
+        store.close().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn typing_needs_membership_and_write_and_is_throttled_per_room() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = hub(dir.path(), 64);
+        let (typist, _, _) = hub.register(caller(1), slots(4)).unwrap();
+        let reader = Caller {
+            may_write: false,
+            credential: Credential::ApiKey(9),
+            ..caller(1)
+        };
+        let (key, _, _) = hub.register(reader, slots(4)).unwrap();
+        let (peer, peer_rx, _) = hub.register(caller(2), slots(4)).unwrap();
+        hub.subscribe(typist.conn_id, &[(1, 0)]);
+        hub.subscribe(key.conn_id, &[(1, 0)]);
+        hub.subscribe(peer.conn_id, &[(1, 0)]);
+        while peer_rx.try_pop().is_some() {} // presence
+        assert!(!hub.typing(key.conn_id, 1), "a read-only key");
+        assert!(hub.typing(typist.conn_id, 1));
+        for other in 2..1000 {
+            assert!(!hub.typing(typist.conn_id, other), "not in room {other}");
+        }
+        assert!(!hub.typing(typist.conn_id, 1), "still throttled");
+        assert_eq!(std::iter::from_fn(|| peer_rx.try_pop()).count(), 1);
+    }
+
+    #[tokio::test]
+    async fn api_keys_have_slots_apart_and_read_only_ones_are_not_present() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = hub(dir.path(), 64);
+        let key = |id| Caller {
+            may_write: false,
+            credential: Credential::ApiKey(id),
+            ..caller(1)
+        };
+        let limits = Slots {
+            sessions: 1,
+            api_keys: 2,
+        };
+        let (k1, _, _) = hub.register(key(1), limits).unwrap();
+        let (_k2, _, _) = hub.register(key(2), limits).unwrap();
+        assert!(hub.register(key(3), limits).is_err());
+        hub.subscribe(k1.conn_id, &[(1, 0)]);
+        assert_eq!(hub.online_in(&[1]), Vec::<i64>::new());
+        let (own, _, _) = hub.register(caller(1), limits).unwrap();
+        assert!(hub.register(caller(1), limits).is_err());
+        hub.subscribe(own.conn_id, &[(1, 0)]);
+        assert_eq!(hub.online_in(&[1]), vec![1]);
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_gap_that_stays_open_is_skipped_after_the_wait() {
         let dir = tempfile::tempdir().unwrap();
         let hub = hub(dir.path(), 16);
-        let (reg, rx, _) = hub.register(1, 4).unwrap();
+        let (reg, rx, _) = hub.register(caller(1), slots(4)).unwrap();
         hub.subscribe(reg.conn_id, &[(1, 0)]);
         hub.publish(vec![event(1, 2, None)]);
         hub.repair_gaps(GAP_WAIT).await;

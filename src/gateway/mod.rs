@@ -9,8 +9,11 @@
 //! - [`queue`]: each connection's bounded outgoing queue (no buffer while empty).
 //!
 //! [`Gateway`] is the shared handle in `AppState`. Bounds: `[gateway] max_connections` (503
-//! before the upgrade), `max_connections_per_user` (close 4029), `queue_capacity` per
-//! connection (close 4008), `max_frame_bytes` per client frame (close 1009). Every session
+//! before the upgrade), `max_connections_per_user` and, apart, `max_api_key_connections_per_user`
+//! (close 4029), `queue_capacity` per connection (close 4008), `max_frame_bytes` per client
+//! frame (close 1009), `client_frames_burst`/`client_frames_per_sec` per connection (close
+//! 1008). A connection whose sign-in is revoked is cut off and closed with 4003 (see `hub`,
+//! [`Gateway::run_revalidation`]). Every session
 //! selects on the daemon's shutdown token and closes with 1001; the daemon waits for them
 //! within its grace period ([`Gateway::wait_sessions`]). This module must not write to the
 //! database (it only reads events and memberships) and never publishes an uncommitted event.
@@ -33,6 +36,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::auth::AuthState;
 use crate::chat::RoomEvent;
 use crate::config::Config;
 use crate::livekit::calls::CallEvent;
@@ -169,6 +173,25 @@ impl Gateway {
         }
     }
 
+    /// Background task: re-checks every connection's credential when the hub holds events for
+    /// it (the store's generation moved: a change to accounts, sessions or API keys), and every
+    /// [`hub::REVALIDATE_EVERY`] for changes made by other processes. Time comes from `auth`'s
+    /// clock, as it does for requests.
+    pub async fn run_revalidation(self: Arc<Self>, auth: Arc<AuthState>) {
+        let mut tick = tokio::time::interval(hub::REVALIDATE_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = self.hub.revalidation_wanted() => {}
+                _ = self.shutdown.cancelled() => return,
+            }
+            if let Err(e) = self.hub.revalidate(auth.now_secs()).await {
+                tracing::warn!(error = %e, "gateway: re-checking credentials");
+            }
+        }
+    }
+
     /// Background task: turns LiveKit's participant changes into `call.*` frames for the
     /// members of the room (LiveKit room `roost-room-N` is Roost room N, see `chat::calls`).
     pub async fn run_call_events(self: Arc<Self>, livekit: Arc<LiveKit>) {
@@ -214,6 +237,12 @@ pub fn call_frame(event: &CallEvent) -> Option<(i64, Utf8Bytes)> {
     Some((room_id, Utf8Bytes::from(frame.to_string())))
 }
 
+/// Tables whose committed changes move the store's generation: what the session cache needs
+/// (`auth::session_cache::WATCHED_TABLES`), and `api_keys`, so revoking a key reaches gateway
+/// connections at once too (see `hub`). A key's `last_used_at` write (at most one a minute per
+/// key) also moves it; that costs one re-check, not correctness.
+pub const WATCHED_TABLES: &[&str] = &["users", "sessions", "api_keys"];
+
 /// How long the daemon waits for sessions to close after the shutdown signal, at most.
 pub const SESSION_CLOSE_WAIT: Duration = Duration::from_secs(5);
 
@@ -221,6 +250,13 @@ pub const SESSION_CLOSE_WAIT: Duration = Duration::from_secs(5);
 mod tests {
     use super::*;
     use crate::livekit::calls::Participant;
+
+    #[test]
+    fn the_store_watches_what_the_session_cache_needs() {
+        for table in crate::auth::session_cache::WATCHED_TABLES {
+            assert!(WATCHED_TABLES.contains(table), "{table}");
+        }
+    }
 
     #[test]
     fn call_events_map_to_roost_rooms() {

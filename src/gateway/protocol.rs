@@ -4,7 +4,11 @@
 //! - `{"op":"auth","token":"<access token or API key>"}` — first frame, within
 //!   `auth_timeout_secs`; with `"cursors":{"<room_id>":<seq>,...}` it resumes those rooms.
 //!   `{"op":"resume","token":...,"cursors":{...}}` is the same.
-//! - `{"op":"ping"}` → `{"op":"pong"}`; `{"op":"typing","room_id":N}`.
+//! - `{"op":"ping"}` → `{"op":"pong"}`; `{"op":"typing","room_id":N}` (not from an API key
+//!   without the `write` scope: `{"op":"error","code":"insufficient_scope"}`).
+//!
+//! Every frame a client sends (WebSocket pings included) takes a token from its connection's
+//! bucket (`client_frames_burst`, `client_frames_per_sec`); an empty bucket closes with 1008.
 //!
 //! Server → client: `ready`, `event` (room events, with `room_id` and `seq`), `presence`,
 //! `typing`, `call`, `pong`, `error`. Close codes are [`close`].
@@ -19,10 +23,17 @@ pub mod close {
     pub const GOING_AWAY: u16 = 1001;
     /// A binary frame, or a text frame that is not a known JSON op.
     pub const UNSUPPORTED: u16 = 1003;
+    /// The client sent frames faster than `client_frames_burst` / `client_frames_per_sec`
+    /// allow (policy violation).
+    pub const POLICY: u16 = 1008;
     /// A frame larger than `max_frame_bytes`.
     pub const TOO_BIG: u16 = 1009;
-    /// No (valid) auth frame in time, or the session ended (sign-out, disabled account).
+    /// No (valid) auth frame in time, or a bad or expired token.
     pub const UNAUTHENTICATED: u16 = 4001;
+    /// What the connection signed in with no longer holds: the session was signed out or
+    /// ended, the password changed, the account disabled, or the API key revoked. Sent at
+    /// once for changes made through the daemon, within a second for the command line's.
+    pub const REVOKED: u16 = 4003;
     /// The connection fell `queue_capacity` events behind: resume from the last cursor.
     pub const SLOW_CONSUMER: u16 = 4008;
     /// A resume cursor is older than the events kept: reload history over HTTP, then
@@ -80,12 +91,13 @@ pub enum Disconnect {
     ClientClosed,
     AuthTimeout,
     AuthFailed,
-    SessionEnded,
+    Revoked,
     TooManyConnections,
     SlowConsumer,
     ResyncRequired,
     HeartbeatTimeout,
     ProtocolError,
+    TooManyFrames,
     FrameTooBig,
     NetworkError,
     Shutdown,
@@ -97,12 +109,13 @@ impl Disconnect {
             Disconnect::ClientClosed => "client_closed",
             Disconnect::AuthTimeout => "auth_timeout",
             Disconnect::AuthFailed => "auth_failed",
-            Disconnect::SessionEnded => "session_ended",
+            Disconnect::Revoked => "revoked",
             Disconnect::TooManyConnections => "too_many_connections",
             Disconnect::SlowConsumer => "slow_consumer",
             Disconnect::ResyncRequired => "resync_required",
             Disconnect::HeartbeatTimeout => "heartbeat_timeout",
             Disconnect::ProtocolError => "protocol_error",
+            Disconnect::TooManyFrames => "too_many_frames",
             Disconnect::FrameTooBig => "frame_too_big",
             Disconnect::NetworkError => "network_error",
             Disconnect::Shutdown => "shutdown",

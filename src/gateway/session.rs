@@ -4,14 +4,16 @@
 //!    limits, then the session runs as a task the gateway tracks.
 //! 2. The first text frame must authenticate within `auth_timeout_secs` (else close 4001);
 //!    the credential is checked by `auth` exactly as a bearer header would be.
-//! 3. The connection registers with the hub (at most `max_connections_per_user`, else 4029),
+//! 3. The connection registers with the hub (at most `max_connections_per_user` for sessions
+//!    and, apart, `max_api_key_connections_per_user` for API keys, else 4029),
 //!    is subscribed to the user's rooms, and only then reads where each room's log stands and
 //!    the events after any resume cursors. Live events that race with this read are
 //!    deduplicated by sequence number, so the client gets every missed event exactly once,
 //!    in order, then live ones. A cursor older than the kept events closes with 4009.
-//! 4. The loop: queued events and frames out; client frames in (ping, typing); a server ping
-//!    every `ping_interval_secs`, with a check that the session is still signed in; close 4010
-//!    after `idle_timeout_secs` of silence; 4008 when the hub kicks a slow consumer; 1001 on
+//! 4. The loop: queued events and frames out; client frames in (ping, typing), each taking a
+//!    token from the connection's [`FrameBudget`] (empty: close 1008); a server ping every
+//!    `ping_interval_secs`; close 4010 after `idle_timeout_secs` of silence; 4008 when the
+//!    hub kicks a slow consumer, 4003 when it finds the sign-in revoked (see `hub`); 1001 on
 //!    shutdown. Every send races the kick and shutdown signals, so a client that stopped
 //!    reading cannot hold a session (or the daemon's shutdown) hostage.
 
@@ -27,11 +29,12 @@ use serde_json::json;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::hub::{Kick, Outbound};
+use super::hub::{Caller, Kick, Kicked, Outbound, Slots};
 use super::protocol::{close, ClientFrame, Disconnect, Hello};
 use super::{Admission, DisconnectLabels};
 use crate::api::{ApiError, AppState};
 use crate::chat::{events, rooms, ChatError, RoomEvent};
+use crate::limits::bucket::{self, Rate};
 
 /// How long a close frame may take to leave, and the client's reply to arrive.
 const CLOSE_FLUSH: Duration = Duration::from_secs(2);
@@ -40,10 +43,6 @@ const CLOSE_FLUSH: Duration = Duration::from_secs(2);
 const SLOW_CLOSE_FLUSH: Duration = Duration::from_secs(15);
 /// Events replayed on one resume at most; more is a resync (4009).
 const MAX_REPLAY: usize = 50_000;
-/// One `typing` per room per connection per this long is passed on; the rest are dropped.
-const TYPING_EVERY: Duration = Duration::from_secs(2);
-/// Rooms whose last typing time a connection remembers; past it the memory is cleared.
-const TYPING_MEMORY: usize = 256;
 /// The WebSocket read buffer per connection, which every idle connection holds. Clients send
 /// small frames (ping, typing, the auth frame); a larger one reserves its own length, so this
 /// only sets how much is read at a time. Idle memory matters on a Pi with hundreds of
@@ -110,6 +109,7 @@ async fn run(app: AppState, socket: WebSocket, admission: Admission) {
         shutdown: app.gateway.shutdown_token().clone(),
         metrics: metrics.clone(),
         counted: false,
+        budget: FrameBudget::new(&app.gateway.settings),
     };
     let why = conn.serve(&app).await;
     conn.count(why);
@@ -124,6 +124,46 @@ enum Incoming {
     Closed,
     TooBig,
     Failed,
+    /// The frame budget ran dry.
+    TooFast,
+}
+
+/// A connection's token bucket for the frames its client sends, of any kind (JSON ops,
+/// WebSocket pings and pongs): `client_frames_burst` at once, refilled at
+/// `client_frames_per_sec`. Without it a client could make the server parse, answer and
+/// fan out as fast as it can write; a client that runs it dry is closed with 1008.
+struct FrameBudget {
+    /// The bucket's theoretical arrival time (`limits::bucket`), in nanoseconds since `since`.
+    tat: u64,
+    since: Instant,
+    rate: Rate,
+}
+
+impl FrameBudget {
+    fn new(settings: &crate::config::gateway::Gateway) -> FrameBudget {
+        FrameBudget {
+            tat: 0,
+            since: Instant::now(),
+            rate: Rate {
+                burst: settings.client_frames_burst.max(1),
+                interval_nanos: 1_000_000_000 / u64::from(settings.client_frames_per_sec.max(1)),
+            },
+        }
+    }
+
+    /// Takes a token for one received frame; false when the client sends too fast.
+    fn take(&mut self) -> bool {
+        let now = u64::try_from(self.since.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        bucket::acquire(&mut self.tat, now, self.rate).allowed
+    }
+}
+
+/// How a kicked connection ends.
+fn kicked(kick: &Kick) -> Disconnect {
+    match kick.reason.get() {
+        Some(Kicked::Revoked) => Disconnect::Revoked,
+        Some(Kicked::SlowConsumer) | None => Disconnect::SlowConsumer,
+    }
 }
 
 fn classify(frame: Option<Result<Message, axum::Error>>) -> Option<Incoming> {
@@ -157,6 +197,7 @@ struct Connection {
     /// The disconnect was counted (when the server decided to close, before the close frame
     /// drained).
     counted: bool,
+    budget: FrameBudget,
 }
 
 impl Connection {
@@ -175,7 +216,7 @@ impl Connection {
 
     /// Sends `msg` unless `kick` or shutdown fires first.
     async fn send(&mut self, msg: Message, kick: Option<&Kick>) -> Result<(), Disconnect> {
-        let kicked = async {
+        let kicked_signal = async {
             match kick {
                 Some(k) => k.token.cancelled().await,
                 None => std::future::pending().await,
@@ -183,7 +224,7 @@ impl Connection {
         };
         tokio::select! {
             r = self.tx.send(msg) => r.map_err(|_| Disconnect::NetworkError),
-            _ = kicked => Err(Disconnect::SlowConsumer),
+            _ = kicked_signal => Err(kick.map_or(Disconnect::SlowConsumer, kicked)),
             _ = self.shutdown.cancelled() => Err(Disconnect::Shutdown),
         }
     }
@@ -240,6 +281,14 @@ impl Connection {
                 )
                 .await
             }
+            Disconnect::Revoked => {
+                self.close(
+                    close::REVOKED,
+                    "signed out: the session, password, account or API key changed; sign in again",
+                    why,
+                )
+                .await
+            }
             Disconnect::Shutdown => {
                 self.close(close::GOING_AWAY, "server shutting down", why)
                     .await
@@ -289,6 +338,7 @@ impl Connection {
                     .close(close::TOO_BIG, "frame too large", Disconnect::FrameTooBig)
                     .await)
             }
+            Ok(Incoming::TooFast) => return Err(self.close_too_fast().await),
             Ok(Incoming::Binary) => {
                 return Err(self
                     .close(
@@ -308,6 +358,9 @@ impl Connection {
                 )
                 .await);
         };
+        // Read before the credential is checked: if it moved by the time this connection is
+        // registered, a revocation may have been missed by the hub's re-check (see below).
+        let checked_at = app.store.generation();
         let principal = match crate::auth::resolve_credential(app, hello.token()).await {
             Ok(p) => p,
             Err(_) => {
@@ -322,14 +375,22 @@ impl Connection {
         };
 
         // 2. Register, subscribe, then read positions and what to replay.
-        let Ok((registration, queue, kick)) = gateway
-            .hub
-            .register(principal.user_id, s.max_connections_per_user)
-        else {
+        let caller = Caller::of(&principal);
+        let slots = Slots {
+            sessions: s.max_connections_per_user,
+            api_keys: s.max_api_key_connections_per_user,
+        };
+        let Ok((registration, queue, kick)) = gateway.hub.register(caller, slots) else {
+            let reason = match principal.credential {
+                crate::auth::Credential::ApiKey(_) => {
+                    "too many connections with this account's API keys"
+                }
+                crate::auth::Credential::Session(_) => "too many connections for this account",
+            };
             return Err(self
                 .close(
                     close::TOO_MANY_CONNECTIONS,
-                    "too many connections for this account",
+                    reason,
                     Disconnect::TooManyConnections,
                 )
                 .await);
@@ -352,6 +413,20 @@ impl Connection {
             }
         };
         gateway.hub.subscribe(registration.conn_id, &memberships);
+        // A revocation committed between the credential check and the registration, whose
+        // re-check did not see this connection yet: check again before anything is sent.
+        if app.store.generation() != checked_at {
+            match crate::auth::still_valid(app, &principal).await {
+                Ok(true) => {}
+                Ok(false) => return Err(self.close_for(Disconnect::Revoked).await),
+                Err(e) => {
+                    tracing::warn!(error = %e, "gateway: checking a credential again");
+                    return Err(self
+                        .close(1011, "internal error", Disconnect::NetworkError)
+                        .await);
+                }
+            }
+        }
         let cursors = hello.cursors();
         let keep = usize::try_from(s.resume_events_per_room).unwrap_or(usize::MAX);
         let start = app
@@ -426,12 +501,11 @@ impl Connection {
         let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_heard = Instant::now();
-        let mut typing: HashMap<i64, Instant> = HashMap::new();
         loop {
             let step: Result<(), Disconnect> = tokio::select! {
                 biased;
                 _ = self.shutdown.cancelled() => Err(Disconnect::Shutdown),
-                _ = kick.token.cancelled() => Err(Disconnect::SlowConsumer),
+                _ = kick.token.cancelled() => Err(kicked(&kick)),
                 item = queue.pop() => match item {
                     Outbound::Event { room_id, seq, text } => {
                         if delivered.get(&room_id).is_some_and(|d| seq <= *d) {
@@ -445,6 +519,9 @@ impl Connection {
                 },
                 frame = self.rx.next() => {
                     last_heard = Instant::now();
+                    if !self.budget.take() {
+                        return self.close_too_fast().await;
+                    }
                     match classify(frame) {
                         None => Ok(()),
                         Some(Incoming::Closed) => return Disconnect::ClientClosed,
@@ -452,22 +529,23 @@ impl Connection {
                         Some(Incoming::TooBig) => {
                             return self.close(close::TOO_BIG, "frame too large", Disconnect::FrameTooBig).await
                         }
+                        Some(Incoming::TooFast) => return self.close_too_fast().await,
                         Some(Incoming::Binary) => {
                             return self.close(close::UNSUPPORTED, "binary frames are not supported", Disconnect::ProtocolError).await
                         }
                         Some(Incoming::Text(t)) => match serde_json::from_str::<ClientFrame>(&t) {
                             Ok(ClientFrame::Ping) => self.send_text(r#"{"op":"pong"}"#.to_owned(), Some(&kick)).await,
-                            Ok(ClientFrame::Typing { room_id }) => {
-                                let now = Instant::now();
-                                if typing.len() >= TYPING_MEMORY {
-                                    typing.clear();
-                                }
-                                let due = typing.get(&room_id).is_none_or(|t| now.duration_since(*t) >= TYPING_EVERY);
-                                if due {
-                                    typing.insert(room_id, now);
-                                    gateway.hub.typing(registration.conn_id, room_id);
-                                }
+                            Ok(ClientFrame::Typing { room_id }) if principal.scopes.write() => {
+                                gateway.hub.typing(registration.conn_id, room_id);
                                 Ok(())
+                            }
+                            Ok(ClientFrame::Typing { .. }) => {
+                                let error = json!({
+                                    "op": "error",
+                                    "code": "insufficient_scope",
+                                    "message": "this API key lacks the `write` scope: it may not send typing",
+                                });
+                                self.send_text(error.to_string(), Some(&kick)).await
                             }
                             Err(_) => {
                                 let error = json!({
@@ -484,13 +562,6 @@ impl Connection {
                     if last_heard.elapsed() >= idle_after {
                         return self.close(close::IDLE, "no frames from the client; reconnect", Disconnect::HeartbeatTimeout).await;
                     }
-                    match crate::auth::still_valid(app, &principal).await {
-                        Ok(false) => {
-                            return self.close(close::UNAUTHENTICATED, "this session has ended; sign in again", Disconnect::SessionEnded).await;
-                        }
-                        Ok(true) => {}
-                        Err(e) => tracing::debug!(error = %e, "gateway: checking a session"),
-                    }
                     self.send(Message::Ping(Default::default()), Some(&kick)).await
                 }
             };
@@ -503,10 +574,24 @@ impl Connection {
     /// The first frame that is not a ping or pong.
     async fn first_frame(&mut self) -> Incoming {
         loop {
-            if let Some(incoming) = classify(self.rx.next().await) {
+            let frame = self.rx.next().await;
+            if !self.budget.take() {
+                return Incoming::TooFast;
+            }
+            if let Some(incoming) = classify(frame) {
                 return incoming;
             }
         }
+    }
+
+    /// Closes a client that ran its frame budget dry.
+    async fn close_too_fast(&mut self) -> Disconnect {
+        self.close(
+            close::POLICY,
+            "too many frames: slow down and reconnect",
+            Disconnect::TooManyFrames,
+        )
+        .await
     }
 }
 

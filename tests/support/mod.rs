@@ -664,6 +664,23 @@ impl Api {
             .and_then(|v| v.parse().ok())
     }
 
+    /// Creates an API key of `who` (a signed-in session) with `scopes`; returns its id and
+    /// the key itself.
+    pub async fn api_key(&self, who: &User, scopes: &[&str]) -> (i64, String) {
+        let (status, created) = self
+            .post(
+                "/api/v1/api-keys",
+                who,
+                serde_json::json!({ "name": "bot", "scopes": scopes }),
+            )
+            .await;
+        assert_eq!(status, reqwest::StatusCode::CREATED, "{created}");
+        (
+            created["id"].as_i64().unwrap(),
+            created["key"].as_str().unwrap().to_owned(),
+        )
+    }
+
     /// A gateway WebSocket (not yet authenticated).
     pub async fn ws(&self) -> Ws {
         let url = self
@@ -790,6 +807,21 @@ impl Ws {
             match self.next_or_end(deadline).await {
                 Ok(_) => continue,
                 Err(Ended::Closed { code, reason }) => return (code, reason),
+                Err(e) => panic!("the connection ended without a close frame: {e:?}"),
+            }
+        }
+    }
+
+    /// The frames received until the connection closes, and its close code and reason
+    /// (panics if it ended without a close frame, or after `deadline`).
+    pub async fn frames_until_close(&mut self, deadline: Duration) -> (Vec<Value>, u16, String) {
+        let until = tokio::time::Instant::now() + deadline;
+        let mut frames = Vec::new();
+        loop {
+            let left = until.saturating_duration_since(tokio::time::Instant::now());
+            match self.next_or_end(left).await {
+                Ok(v) => frames.push(v),
+                Err(Ended::Closed { code, reason }) => return (frames, code, reason),
                 Err(e) => panic!("the connection ended without a close frame: {e:?}"),
             }
         }
