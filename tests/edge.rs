@@ -141,6 +141,30 @@ async fn unknown_hosts_get_421_on_every_listener() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_host_headers_get_400_on_every_listener() {
+    let roost = Setup::new().start();
+    // The first Host is one this server answers for; the second is what a proxy in front
+    // might have acted on instead.
+    let request = "GET /health HTTP/1.1\r\nHost: localhost\r\nHost: evil.example\r\nConnection: close\r\n\r\n";
+    let over_tls = raw_http1(tls_connect(&roost, None).await, request).await;
+    let http = tokio::net::TcpStream::connect(roost.addrs().http.unwrap());
+    let plain = raw_http1(http.await.unwrap(), request).await;
+    let internal = tokio::net::TcpStream::connect(roost.addrs().internal);
+    let internal = raw_http1(internal.await.unwrap(), request).await;
+    for (listener, (status, body)) in [("https", over_tls), ("http", plain), ("internal", internal)]
+    {
+        assert_eq!(status, 400, "{listener}: {body}");
+        let body: Value =
+            serde_json::from_str(&body).unwrap_or_else(|e| panic!("{listener}: {e}: {body}"));
+        assert_error_shape(&body, "duplicate_host");
+    }
+    // One Host is still answered.
+    let one = "GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    let (status, body) = raw_http1(tls_connect(&roost, None).await, one).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_bodies_get_413_before_any_handler() {
     let roost = Setup::new().start();
     let body = vec![b'x'; 1024 * 1024 + 1];
