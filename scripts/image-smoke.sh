@@ -22,8 +22,10 @@
 #
 # The guest's network is qemu's user mode with restrict=on: it reaches nothing outside the VM
 # (no NTP, no package mirrors); only the forwarded loopback ports come in. The image itself is
-# not changed (a sparse copy is booted). Installs qemu-system-arm, mtools, openssh-client and
-# curl when missing (as root).
+# not changed (a sparse copy is booted). Installs what it runs when missing (as root): qemu,
+# with ipxe-qemu for the virtio network card's option ROM (efi-virtio.rom; qemu refuses to
+# start without it, and it is only a Recommends of qemu-system-arm), mtools, fdisk,
+# openssh-client, curl and python3.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -68,7 +70,9 @@ fi
 
 say() { printf 'image-smoke: %s (%ss)\n' "$*" "$SECONDS"; }
 
-needed=(qemu-system-arm mtools openssh-client curl fdisk)
+# Every package this script runs a program or file from: installs here skip Recommends, so
+# each one is named (ipxe-qemu carries the virtio-net option ROM qemu loads at start).
+needed=(qemu-system-arm ipxe-qemu mtools openssh-client curl fdisk python3)
 missing=()
 for pkg in "${needed[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")

@@ -141,6 +141,30 @@ async fn unknown_hosts_get_421_on_every_listener() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_host_headers_get_400_on_every_listener() {
+    let roost = Setup::new().start();
+    // The first Host is one this server answers for; the second is what a proxy in front
+    // might have acted on instead.
+    let request = "GET /health HTTP/1.1\r\nHost: localhost\r\nHost: evil.example\r\nConnection: close\r\n\r\n";
+    let over_tls = raw_http1(tls_connect(&roost, None).await, request).await;
+    let http = tokio::net::TcpStream::connect(roost.addrs().http.unwrap());
+    let plain = raw_http1(http.await.unwrap(), request).await;
+    let internal = tokio::net::TcpStream::connect(roost.addrs().internal);
+    let internal = raw_http1(internal.await.unwrap(), request).await;
+    for (listener, (status, body)) in [("https", over_tls), ("http", plain), ("internal", internal)]
+    {
+        assert_eq!(status, 400, "{listener}: {body}");
+        let body: Value =
+            serde_json::from_str(&body).unwrap_or_else(|e| panic!("{listener}: {e}: {body}"));
+        assert_error_shape(&body, "duplicate_host");
+    }
+    // One Host is still answered.
+    let one = "GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    let (status, body) = raw_http1(tls_connect(&roost, None).await, one).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_bodies_get_413_before_any_handler() {
     let roost = Setup::new().start();
     let body = vec![b'x'; 1024 * 1024 + 1];
@@ -161,6 +185,82 @@ async fn oversized_bodies_get_413_before_any_handler() {
         text.contains("roost_http_requests_total{route=\"/health\",status=\"413\"} 1"),
         "{text}"
     );
+}
+
+/// A JSON body of exactly `len` bytes.
+fn json_body_of(len: usize) -> Vec<u8> {
+    let mut body = br#"{"name":""#.to_vec();
+    body.resize(len - 2, b'x');
+    body.extend_from_slice(br#""}"#);
+    body
+}
+
+/// The body cap (1 MiB by default) plus the 1 MiB that is drained beyond it.
+const CAP_PLUS_DRAIN: usize = 2 * 1024 * 1024;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_2_mib_body_gets_its_413_over_http2() {
+    let roost = Setup::new().start();
+    let body = json_body_of(CAP_PLUS_DRAIN);
+    // reqwest over HTTP/2 (ALPN), twice on the same connection: the refusal leaves it usable.
+    let c = roost.client();
+    for _ in 0..2 {
+        let resp = c
+            .post(roost.https_url("/api/v1/rooms"))
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.version(), reqwest::Version::HTTP_2);
+        assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_error_shape(&json(resp).await, "payload_too_large");
+    }
+    // curl, which reported the stream's reset instead (exit 92, status 000).
+    let file = roost.setup.dir.path().join("big.json");
+    std::fs::write(&file, &body).unwrap();
+    for (flag, version) in [("--http2", "2"), ("--http1.1", "1.1")] {
+        let (code, status, body) = curl_post(&roost, flag, &file, "/api/v1/rooms");
+        assert_eq!(
+            (code, status.as_str()),
+            (0, &*format!("413 {version}")),
+            "{flag}: {body}"
+        );
+        let body: Value =
+            serde_json::from_str(&body).unwrap_or_else(|e| panic!("{flag}: {e}: {body}"));
+        assert_error_shape(&body, "payload_too_large");
+    }
+}
+
+/// POSTs `file` as JSON with the curl on this machine: (exit code, "<status> <HTTP version>",
+/// body).
+fn curl_post(
+    roost: &Roost,
+    flag: &str,
+    file: &std::path::Path,
+    path: &str,
+) -> (i32, String, String) {
+    let out = std::process::Command::new("curl")
+        .args([
+            "-sS",
+            flag,
+            "--max-time",
+            "30",
+            "-w",
+            "\n%{http_code} %{http_version}",
+        ])
+        .arg("--cacert")
+        .arg(roost.setup.data_dir().join("tls/ca.crt"))
+        .args(["-H", "content-type: application/json", "--data-binary"])
+        .arg(format!("@{}", file.display()))
+        .arg(roost.https_url(path))
+        .output()
+        .expect("curl is installed");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, status) = stdout.rsplit_once('\n').unwrap_or(("", &stdout));
+    let code = out.status.code().unwrap_or(-1);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    (code, status.to_owned(), format!("{body}{stderr}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

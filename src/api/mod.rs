@@ -304,7 +304,7 @@ impl SurfaceParts {
     async fn handle(&self, peer: IpAddr, mut req: Request) -> Response {
         let started = Instant::now();
         // A body the handler leaves unread is drained before the answer (edge::drain).
-        let unread = crate::edge::drain::track(&mut req);
+        let unread = crate::edge::drain::track(&mut req, self.app.edge.max_body_bytes);
         // The template the path matches labels the answer, whichever step gave it.
         let route = self.templates.matching(req.uri().path());
         let resp = or_500_on_panic(self.admit_and_route(peer, req, route, started)).await;

@@ -135,9 +135,10 @@ const COMMON_RESPONSES: [(&str, &str, &str, bool); 10] = [
     (
         "BadRequest",
         "400",
-        "Malformed input: a path segment that is not a number (`bad_request`), a bad query \
-         (`invalid_query`), a body that is not valid JSON (`malformed_json`) or not of the \
-         documented shape (`invalid_body`), or a value the endpoint refuses (its own code).",
+        "Malformed input: a request with no Host or more than one (`missing_host`, \
+         `duplicate_host`; any route), a path segment that is not a number (`bad_request`), a \
+         bad query (`invalid_query`), a body that is not valid JSON (`malformed_json`) or not of \
+         the documented shape (`invalid_body`), or a value the endpoint refuses (its own code).",
         false,
     ),
     (
@@ -176,7 +177,7 @@ const COMMON_RESPONSES: [(&str, &str, &str, bool); 10] = [
     (
         "MisdirectedRequest",
         "421",
-        "The Host header names no host this server answers for (`misdirected_request`).",
+        "The Host header names no host this server answers for (`unknown_host`).",
         false,
     ),
     (
@@ -207,11 +208,12 @@ const COMMON_RESPONSES: [(&str, &str, &str, bool); 10] = [
 
 /// Adds the bearer security scheme and, to every operation, the responses of the layers that
 /// run before its handler (see [`super::surface`]): every route can time out (408), meet
-/// an unknown Host (421) or fail unexpectedly (500); everything under `/api/` is authenticated
-/// when a header is sent (401, 403 scope), rate limited (429) and may find the server
-/// shutting down (503); writes under `/api/` are refused on low disk (507) and over the body
-/// cap (413); endpoints with parameters or a body can be sent malformed ones (400), and a JSON
-/// body needs its content type (415). A response the handler documents itself is kept.
+/// an unknown Host (421), a missing or repeated Host (400) or fail unexpectedly (500);
+/// everything under `/api/` is authenticated when a header is sent (401, 403 scope), rate
+/// limited (429) and may find the server shutting down (503); writes under `/api/` are refused
+/// on low disk (507) and over the body cap (413); endpoints with parameters or a body can be
+/// sent malformed ones (400 too), and a JSON body needs its content type (415). A response the
+/// handler documents itself is kept.
 pub struct Common;
 
 impl Modify for Common {
@@ -268,20 +270,16 @@ impl Modify for Common {
 
         for (path, item) in doc.paths.paths.iter_mut() {
             let api = path.starts_with("/api/");
-            let has_path_params = path.contains('{');
             for (method, op) in operations_mut(item) {
                 let write = !matches!(method, HttpMethod::Get | HttpMethod::Head);
-                let has_query = op.parameters.as_ref().is_some_and(|ps| !ps.is_empty());
                 let json_body = op.request_body.as_ref().is_some_and(|b| match b {
                     RefOr::T(body) => body.content.contains_key("application/json"),
                     RefOr::Ref(_) => false,
                 });
+                add(op, "400", "BadRequest");
                 add(op, "408", "RequestTimeout");
                 add(op, "421", "MisdirectedRequest");
                 add(op, "500", "Internal");
-                if has_path_params || has_query || op.request_body.is_some() {
-                    add(op, "400", "BadRequest");
-                }
                 if json_body {
                     add(op, "415", "UnsupportedMediaType");
                 }
@@ -650,7 +648,10 @@ mod tests {
                     );
                 }
                 let has = |s: &str| op["responses"].get(s).is_some();
-                assert!(has("500") && has("421") && has("408"), "{method} {path}");
+                assert!(
+                    has("400") && has("500") && has("421") && has("408"),
+                    "{method} {path}"
+                );
                 if path.starts_with("/api/") {
                     assert!(has("401") && has("429") && has("503"), "{method} {path}");
                     if method != "get" {

@@ -216,11 +216,25 @@ fn parse_forwarded_ip(s: &str) -> Option<IpAddr> {
 }
 
 /// A step of every request (`api::Surface`): resolves the client IP (put in the request's
-/// extensions as [`ClientIp`]) and refuses a request whose Host is not allowed (421) or absent
-/// (400).
+/// extensions as [`ClientIp`]) and refuses a request whose Host is not allowed (421), absent
+/// or given more than once (400).
 pub fn admit(policy: &EdgePolicy, peer: IpAddr, req: &mut Request) -> Result<(), ApiError> {
     let ip = policy.client_ip(peer, req.headers());
     req.extensions_mut().insert(ClientIp(ip));
+    // Two Host fields make the request ambiguous (RFC 9112, 3.2: answer 400): this check reads
+    // the first, a proxy or cache in front may act on the other.
+    if req
+        .headers()
+        .get_all(http::header::HOST)
+        .iter()
+        .nth(1)
+        .is_some()
+    {
+        return Err(ApiError::bad_request(
+            "duplicate_host",
+            "the request has more than one Host header",
+        ));
+    }
     if policy.host_listed_verbatim(req) {
         return Ok(());
     }

@@ -737,6 +737,32 @@ pub async fn tls_connect(
         .unwrap()
 }
 
+/// Sends `request` (raw HTTP/1.1 text, which should ask for `Connection: close`) over `io` and
+/// returns the status code and the body of the answer, read to the end of the connection.
+pub async fn raw_http1<S>(mut io: S, request: &str) -> (u16, String)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    io.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    // A TLS peer may close without close_notify after `Connection: close`: what came is enough.
+    let _ = tokio::time::timeout(Duration::from_secs(20), io.read_to_end(&mut answer))
+        .await
+        .expect("the answer within 20 s");
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let status = answer
+        .strip_prefix("HTTP/1.1 ")
+        .and_then(|rest| rest.get(..3))
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP/1.1 answer: {answer:?}"));
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
 pub type WsStream =
     tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
 
