@@ -1,5 +1,7 @@
 //! LiveKit supervision, webhooks and the signalling proxy, with the real `roost` binary and a
-//! stand-in `livekit-server` (examples/fake_livekit.rs) that tests steer through files.
+//! stand-in `livekit-server` (examples/fake_livekit.rs) that tests steer through files: for the
+//! faults the real server cannot be made to show on demand (a hang, ignoring SIGTERM, a crash
+//! loop, a slow drain). The real server's own tests are in tests/livekit_real.rs.
 
 mod support;
 
@@ -7,7 +9,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use base64::Engine;
 use futures_util::{SinkExt, StreamExt};
 use nix::sys::signal::Signal;
 use serde_json::Value;
@@ -435,19 +436,6 @@ async fn twirp_is_proxied_with_its_status() {
     assert_eq!(resp.status(), 401);
 }
 
-fn sign(key: &str, secret: &str, body: &str, exp: u64, sha: Option<&str>) -> String {
-    let digest = ring::digest::digest(&ring::digest::SHA256, body.as_bytes());
-    let sha = sha
-        .map(str::to_owned)
-        .unwrap_or_else(|| base64::engine::general_purpose::STANDARD.encode(digest.as_ref()));
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &serde_json::json!({"iss": key, "nbf": exp - 300, "exp": exp, "sha256": sha}),
-        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhooks_are_accepted_when_signed_and_every_forgery_is_rejected() {
     let (setup, port) = with_fake("");
@@ -497,23 +485,23 @@ async fn webhooks_are_accepted_when_signed_and_every_forgery_is_rejected() {
         ("malformed", Some("garbage".to_owned())),
         (
             "unknown_key",
-            Some(sign("APIsomeoneelse", &secret, body, now + 300, None)),
+            Some(sign_webhook("APIsomeoneelse", &secret, body, now + 300, None)),
         ),
         (
             "bad_signature",
-            Some(sign(&key, &"x".repeat(43), body, now + 300, None)),
+            Some(sign_webhook(&key, &"x".repeat(43), body, now + 300, None)),
         ),
         (
             "body_hash",
-            Some(sign(&key, &secret, body, now + 300, Some("AAAA"))),
+            Some(sign_webhook(&key, &secret, body, now + 300, Some("AAAA"))),
         ),
-        ("expired", Some(sign(&key, &secret, body, now - 120, None))),
+        ("expired", Some(sign_webhook(&key, &secret, body, now - 120, None))),
     ];
     for (reason, auth) in cases {
         assert_eq!(post(auth, body).await, 401, "{reason}");
     }
     // Tampering with the body after signing is caught too.
-    let good = sign(&key, &secret, body, now + 300, None);
+    let good = sign_webhook(&key, &secret, body, now + 300, None);
     assert_eq!(
         post(
             Some(good.clone()),

@@ -228,6 +228,19 @@ pub(super) fn check(c: &Config, problems: &mut Vec<Problem>) {
                 "e.g. \"roost.local\" or the tunnel's host name",
             ));
         }
+        // LiveKit refuses to start TURN/TLS unless the domain has at least two labels of
+        // letters, digits and '-' (it exits with "TURN domain is not correct").
+        if l.turn_tls_port != 0 && !l.turn_domain.is_empty() && !is_dotted_domain(&l.turn_domain)
+        {
+            problems.push(Problem::key(
+                "livekit.turn_domain",
+                &format!(
+                    "{:?} is not a dotted domain name, which TURN over TLS needs",
+                    l.turn_domain
+                ),
+                "use the name on Roost's certificate, e.g. \"roost.local\" or \"chat.example.org\"",
+            ));
+        }
         if l.turn_udp_port == 0 && l.turn_tls_port == 0 {
             problems.push(Problem::key(
                 "livekit.turn_udp_port",
@@ -281,6 +294,17 @@ pub(super) fn check(c: &Config, problems: &mut Vec<Problem>) {
             "the default is 120",
         ));
     }
+}
+
+/// LiveKit's own rule for a TURN domain: two or more labels of ASCII letters, digits and '-',
+/// an optional final dot.
+fn is_dotted_domain(name: &str) -> bool {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    let labels: Vec<&str> = name.split('.').collect();
+    labels.len() >= 2
+        && labels.iter().all(|label| {
+            !label.is_empty() && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
 }
 
 #[cfg(test)]
@@ -359,6 +383,24 @@ mod tests {
             &[("CREDENTIALS_DIRECTORY", dir.path().to_str().unwrap())],
         );
         assert!(p.is_empty(), "{p:?}");
+    }
+
+    #[test]
+    fn turn_over_tls_needs_a_dotted_domain() {
+        let turn = |domain: &str, tls: u16| {
+            problems(
+                &format!("[livekit]\nturn_enabled = true\nturn_domain = \"{domain}\"\nturn_tls_port = {tls}\n"),
+                &[],
+            )
+        };
+        let p = turn("localhost", 5349);
+        assert_eq!(locations(&p), vec!["livekit.turn_domain"], "{p:?}");
+        assert!(p[0].to_string().contains("dotted domain"), "{p:?}");
+        assert!(turn("roost.local", 5349).is_empty());
+        assert!(turn("chat.example.org.", 5349).is_empty());
+        assert!(!turn("under_score.local", 5349).is_empty());
+        // Plain TURN over UDP has no such rule in LiveKit.
+        assert!(turn("localhost", 0).is_empty());
     }
 
     #[test]

@@ -6,15 +6,21 @@
 //! `LIVEKIT_CONFIG` (a whole config body that wins over `--config`), `LIVEKIT_KEYS`, `NODE_IP`
 //! and `UDP_PORT`, and `NOTIFY_SOCKET` would let it speak to systemd for Roost. Only the
 //! generated file decides how LiveKit runs.
+//!
+//! livekit-server reports a fatal startup error (a port in use, a bad TURN domain, a short key)
+//! as one plain line on stdout and then exits with status 0, so the handle keeps the last
+//! plain or error-level line ([`GroupChild::last_error`]) for the supervisor to name the cause.
 
 use std::path::Path;
 use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
+use tokio::task::JoinHandle;
 
 /// Environment variables passed through to LiveKit; everything else is dropped.
 const PASSED_ENV: [&str; 6] = ["PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR"];
@@ -23,6 +29,11 @@ const PASSED_ENV: [&str; 6] = ["PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR"]
 pub const MAX_LOG_LINE: usize = 8 * 1024;
 /// How long a process killed with SIGKILL may take to be reaped on drop (it is near-instant).
 const DROP_REAP_WAIT: Duration = Duration::from_secs(2);
+/// The longest error line kept for the status message (`/ready` shows it).
+pub const MAX_ERROR_LINE: usize = 300;
+
+/// The last line that looked like an error, shared with the output forwarders.
+type LastError = Arc<Mutex<Option<String>>>;
 
 /// A child process that is the leader of its own process group. Dropping it SIGKILLs the whole
 /// group and reaps the leader, so no path leaves an orphan behind.
@@ -30,6 +41,8 @@ pub struct GroupChild {
     child: Child,
     pid: Pid,
     reaped: bool,
+    last_error: LastError,
+    forwarders: Vec<JoinHandle<()>>,
 }
 
 impl GroupChild {
@@ -74,17 +87,38 @@ impl GroupChild {
                 .and_then(|id| i32::try_from(id).ok())
                 .ok_or_else(|| std::io::Error::other("spawned child has no pid"))?,
         );
+        let last_error = LastError::default();
+        let mut forwarders = Vec::new();
         if let Some(out) = child.stdout.take() {
-            tokio::spawn(forward_lines(out, "stdout"));
+            forwarders.push(tokio::spawn(forward_lines(out, "stdout", last_error.clone())));
         }
         if let Some(err) = child.stderr.take() {
-            tokio::spawn(forward_lines(err, "stderr"));
+            forwarders.push(tokio::spawn(forward_lines(err, "stderr", last_error.clone())));
         }
         Ok(GroupChild {
             child,
             pid,
             reaped: false,
+            last_error,
+            forwarders,
         })
+    }
+
+    /// The last plain (not JSON) or error-level line the process wrote, cut to
+    /// [`MAX_ERROR_LINE`] bytes. Call [`GroupChild::drain_output`] first after an exit, so the
+    /// final line is not still in the pipe.
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Waits (at most `limit`) until the forwarders have read the pipes to their end, which
+    /// happens once every process of the group holding them has exited.
+    pub async fn drain_output(&mut self, limit: Duration) {
+        let all = futures_util::future::join_all(self.forwarders.drain(..));
+        let _ = tokio::time::timeout(limit, all).await;
     }
 
     pub fn pid(&self) -> u32 {
@@ -174,17 +208,30 @@ impl Drop for GroupChild {
 /// Forwards a pipe into tracing (target `livekit`), one event per line. LiveKit writes JSON
 /// lines (the generated config asks for them): their level and message are kept; anything
 /// else is logged as-is at info.
-async fn forward_lines<R: AsyncRead + Unpin>(pipe: R, stream: &'static str) {
+async fn forward_lines<R: AsyncRead + Unpin>(pipe: R, stream: &'static str, last_error: LastError) {
     let mut reader = BufReader::new(pipe);
     let mut line = Vec::with_capacity(256);
     loop {
         line.clear();
         match read_bounded_line(&mut reader, &mut line, MAX_LOG_LINE).await {
             Ok(0) => return,
-            Ok(_) => emit(stream, &String::from_utf8_lossy(&line)),
+            Ok(_) => {
+                if let Some(error) = emit(stream, &String::from_utf8_lossy(&line)) {
+                    *last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(error);
+                }
+            }
             Err(_) => return,
         }
     }
+}
+
+/// `line` cut to at most [`MAX_ERROR_LINE`] bytes on a character boundary.
+fn error_excerpt(line: &str) -> String {
+    let mut end = line.len().min(MAX_ERROR_LINE);
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    line[..end].to_owned()
 }
 
 /// Reads one line into `buf`, keeping at most `max` bytes and discarding the rest of the line.
@@ -215,16 +262,18 @@ pub async fn read_bounded_line<R: AsyncBufReadExt + Unpin>(
     }
 }
 
-fn emit(stream: &'static str, line: &str) {
+/// Logs one line; returns it (cut) when it reads as an error: a plain line (LiveKit prints
+/// its fatal errors that way) or a JSON line at error level or above.
+fn emit(stream: &'static str, line: &str) -> Option<String> {
     let line = line.trim_end();
     if line.is_empty() {
-        return;
+        return None;
     }
     let parsed: Option<serde_json::Map<String, serde_json::Value>> =
         serde_json::from_str(line).ok();
     let Some(mut fields) = parsed else {
         tracing::info!(target: "livekit", stream, "{line}");
-        return;
+        return Some(error_excerpt(line));
     };
     let msg = fields
         .remove("msg")
@@ -240,10 +289,12 @@ fn emit(stream: &'static str, line: &str) {
         "debug" => tracing::debug!(target: "livekit", fields = %rest, "{msg}"),
         "warn" => tracing::warn!(target: "livekit", fields = %rest, "{msg}"),
         "error" | "dpanic" | "panic" | "fatal" => {
-            tracing::error!(target: "livekit", fields = %rest, "{msg}")
+            tracing::error!(target: "livekit", fields = %rest, "{msg}");
+            return Some(error_excerpt(&msg));
         }
         _ => tracing::info!(target: "livekit", fields = %rest, "{msg}"),
     }
+    None
 }
 
 #[cfg(test)]
@@ -270,6 +321,24 @@ mod tests {
         std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
             .unwrap();
         path
+    }
+
+    #[tokio::test]
+    async fn the_last_plain_line_is_kept_as_the_reason_for_an_exit() {
+        let dir = tempfile::tempdir().unwrap();
+        // What livekit-server does with a port in use: JSON logs, one plain line, status 0.
+        let server = script(
+            dir.path(),
+            "echo '{\"level\":\"info\",\"msg\":\"starting\"}'\necho 'listen tcp :7881: bind: address already in use'\necho '{\"level\":\"info\",\"msg\":\"bye\"}'\nexit 0",
+        );
+        let mut child = GroupChild::spawn(&server, Path::new("/dev/null")).unwrap();
+        assert!(child.wait().await.unwrap().success());
+        child.drain_output(Duration::from_secs(10)).await;
+        assert_eq!(
+            child.last_error().as_deref(),
+            Some("listen tcp :7881: bind: address already in use")
+        );
+        assert_eq!(error_excerpt(&"é".repeat(200)).len(), MAX_ERROR_LINE);
     }
 
     #[tokio::test]

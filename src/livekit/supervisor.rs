@@ -38,6 +38,8 @@ const STARTING_POLL: Duration = Duration::from_millis(100);
 pub const FORCE_WAIT: Duration = Duration::from_secs(5);
 /// A crash-looping or hung LiveKit is stopped quickly; no calls are being served anyway.
 const RESTART_STOP_GRACE: Duration = Duration::from_secs(2);
+/// After an exit, how long the last output lines may take to arrive through the pipes.
+const OUTPUT_DRAIN_WAIT: Duration = Duration::from_millis(500);
 
 /// Exponential restart delay with reset after a stable run.
 #[derive(Debug, Clone)]
@@ -240,6 +242,12 @@ async fn run_once(lk: &Arc<LiveKit>, binary: &std::path::Path, internal: SocketA
                     Ok(s) => format!("livekit exited ({s})"),
                     Err(e) => format!("waiting for livekit failed: {e}"),
                 };
+                // LiveKit prints why it stopped as its last line (and exits 0 even then).
+                child.drain_output(OUTPUT_DRAIN_WAIT).await;
+                let why = match child.last_error() {
+                    Some(line) => format!("{why}: {line}{}", port_hint(l, &line)),
+                    None => why,
+                };
                 Some(RunEnd::Failed { reason: why, healthy_for: healthy_for(healthy_since) })
             }
             _ = shutdown.cancelled() => Some(RunEnd::Shutdown),
@@ -331,6 +339,32 @@ async fn run_once(lk: &Arc<LiveKit>, binary: &std::path::Path, internal: SocketA
     }
 }
 
+/// When LiveKit could not bind a port, which `[livekit]` key holds that port (LiveKit's line
+/// reads e.g. "listen tcp 127.0.0.1:7880: bind: address already in use").
+fn port_hint(l: &crate::config::livekit::Livekit, line: &str) -> String {
+    if !line.contains("address already in use") {
+        return String::new();
+    }
+    let mut ports = vec![
+        ("livekit.http_port", l.http_port),
+        ("livekit.rtc_tcp_port", l.rtc_tcp_port),
+    ];
+    if !l.uses_port_range() {
+        ports.push(("livekit.rtc_udp_port", l.rtc_udp_port));
+    }
+    if l.turn_enabled {
+        ports.push(("livekit.turn_udp_port", l.turn_udp_port));
+        ports.push(("livekit.turn_tls_port", l.turn_tls_port));
+    }
+    ports
+        .into_iter()
+        .find(|(_, port)| *port != 0 && line.contains(&format!(":{port}:")))
+        .map(|(key, port)| {
+            format!(" (port {port} is {key}: another program holds it; stop it or choose another port)")
+        })
+        .unwrap_or_default()
+}
+
 async fn sleep_until_opt(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
@@ -394,6 +428,18 @@ mod tests {
     fn a_missing_binary_says_where_it_looked() {
         let e = resolve_binary("/nonexistent/livekit-server").unwrap_err();
         assert!(e.contains("/nonexistent/livekit-server"), "{e}");
+    }
+
+    #[test]
+    fn a_port_in_use_is_named_by_its_key() {
+        let l = crate::config::livekit::Livekit::default();
+        assert_eq!(
+            port_hint(&l, "listen tcp :7881: bind: address already in use"),
+            " (port 7881 is livekit.rtc_tcp_port: another program holds it; stop it or choose another port)"
+        );
+        assert!(port_hint(&l, "listen tcp 127.0.0.1:7880: bind: address already in use")
+            .contains("livekit.http_port"));
+        assert_eq!(port_hint(&l, "TURN domain is not correct"), "");
     }
 
     #[tokio::test]

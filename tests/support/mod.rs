@@ -366,6 +366,57 @@ pub fn fake_livekit() -> PathBuf {
     path
 }
 
+/// The real `livekit-server` at the version `scripts/build-livekit.sh` pins, for the host.
+///
+/// The script prints the cached binary at once when it exists; otherwise it builds it from the
+/// Go module first (minutes, once per machine: the cache is outside the checkout, see README
+/// "Test it"). A machine without `go`, or a module download the proxy refuses, fails every test
+/// that needs the server with the script's own message: never a silent skip.
+pub fn real_livekit() -> PathBuf {
+    static BUILT: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
+    let built = BUILT.get_or_init(|| {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/build-livekit.sh");
+        let out = Command::new("bash")
+            .arg(&script)
+            .arg("host")
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let path = PathBuf::from(stdout.trim());
+        if out.status.success() && path.is_file() {
+            Ok(path)
+        } else {
+            Err(format!(
+                "scripts/build-livekit.sh host failed ({}); these tests need the real \
+                 livekit-server: install Go >= 1.26 and run `scripts/build-livekit.sh host`\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    });
+    match built {
+        Ok(path) => path.clone(),
+        Err(why) => panic!("{why}"),
+    }
+}
+
+/// An `Authorization` value for a LiveKit webhook as LiveKit signs it: a bare HS256 JWT from
+/// `key` whose `sha256` claim is the body's digest (or `sha`, to forge one), valid until `exp`.
+pub fn sign_webhook(key: &str, secret: &str, body: &str, exp: u64, sha: Option<&str>) -> String {
+    use base64::Engine;
+    let digest = ring::digest::digest(&ring::digest::SHA256, body.as_bytes());
+    let sha = sha
+        .map(str::to_owned)
+        .unwrap_or_else(|| base64::engine::general_purpose::STANDARD.encode(digest.as_ref()));
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &serde_json::json!({"iss": key, "nbf": exp - 300, "exp": exp, "sha256": sha}),
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
 /// A port that was free a moment ago (for servers the test does not bind itself).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
