@@ -18,6 +18,7 @@ pub mod livekit;
 pub mod names;
 pub mod ops;
 pub mod store;
+pub mod web;
 
 /// The version users see in `roost version`, `/health` and `roost_build_info`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
