@@ -1,0 +1,91 @@
+/**
+ * The top of the client: picks the screen from the session and the path. Signed in, it is
+ * one pane on a phone (the room list, or a room with a way back) and two panes on wider
+ * screens; a visible line says when the connection is being re-established.
+ */
+
+import { useEffect } from "preact/hooks";
+import { gatewayPhase, startGateway, stopGateway } from "../gateway/socket";
+import { RoomList } from "../rooms/RoomList";
+import { roomById, rooms } from "../rooms/state";
+import { session, signOut } from "../session/session";
+import { SetupForm, SignInForm, SignUpForm } from "../sign-in/forms";
+import { t } from "../strings";
+import { cycleTheme, theme } from "../theme/theme";
+import { clearTimelines } from "../timeline/state";
+import { Timeline } from "../timeline/Timeline";
+import { inviteCode, openRoomId } from "./router";
+
+function ThemeToggle() {
+  const label = theme.value === "system" ? t.themeToSystem : theme.value === "dark" ? t.themeToDark : t.themeToLight;
+  return (
+    <button type="button" class="theme" onClick={cycleTheme}>
+      {label}
+    </button>
+  );
+}
+
+function ConnectionStatus() {
+  const phase = gatewayPhase.value;
+  if (phase === "resuming") return <p class="connection" role="status">{t.reconnecting}</p>;
+  if (phase === "offline")
+    return (
+      <p class="connection" role="status">
+        {t.reconnecting} {t.offline}
+      </p>
+    );
+  return <p class="connection" role="status" hidden />;
+}
+
+function Shell({ userId }: { userId: number }) {
+  useEffect(() => {
+    startGateway();
+    return () => {
+      stopGateway();
+      clearTimelines();
+    };
+  }, []);
+  const roomId = openRoomId.value;
+  // Subscribe to the list, so a room that appears later (joined, created) is found.
+  void rooms.value;
+  const room = roomId !== null ? roomById(roomId) : undefined;
+  return (
+    <div class={roomId !== null ? "shell room-open" : "shell"}>
+      <header class="top">
+        <h1>{t.appName}</h1>
+        <ConnectionStatus />
+        <div class="tools">
+          <ThemeToggle />
+          <button type="button" onClick={() => void signOut()}>
+            {t.signOut}
+          </button>
+        </div>
+      </header>
+      <div class="panes">
+        <RoomList myUserId={userId} />
+        <main class="main">
+          {roomId !== null ? (
+            <Timeline key={roomId} roomId={roomId} roomName={room?.name ?? ""} myUserId={userId} />
+          ) : (
+            <p class="choose">{t.chooseRoom}</p>
+          )}
+        </main>
+      </div>
+    </div>
+  );
+}
+
+export function App() {
+  const s = session.value;
+  switch (s.status) {
+    case "loading":
+      return <p class="splash">{t.loading}</p>;
+    case "setup":
+      return <SetupForm />;
+    case "signed_out":
+      if (inviteCode.value !== null) return <SignUpForm />;
+      return <SignInForm notice={s.reason === "network" ? t.networkError : undefined} />;
+    case "signed_in":
+      return <Shell userId={s.user.id} />;
+  }
+}

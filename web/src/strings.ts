@@ -1,0 +1,75 @@
+/** Every string a person reads in the client, in one place (for review and translation). */
+
+export const t = {
+  appName: "Roost",
+  loading: "Loading…",
+
+  // first run and sign-in
+  setupTitle: "Create the first admin",
+  setupIntro: "Nobody has set up this Roost yet. The first account becomes its administrator.",
+  setupCode: "Setup code",
+  setupCodeHelp:
+    "The setup code is shown on the Pi's console, by `sudo roost status`, and in the journal (`journalctl -u roost | grep setup_code`).",
+  username: "Username",
+  password: "Password",
+  createAdmin: "Create admin",
+  signInTitle: "Sign in",
+  signIn: "Sign in",
+  signUpTitle: "Join with an invite",
+  inviteCode: "Invite code",
+  signUp: "Create account",
+  haveInvite: "Have an invite? Open the invite link you were sent.",
+  signOut: "Sign out",
+  working: "Please wait…",
+
+  // rooms
+  rooms: "Rooms",
+  yourRooms: "Your rooms",
+  publicRooms: "Public rooms to join",
+  noRooms: "You are in no room yet. Create one or join a public room.",
+  join: "Join",
+  joinRoom: (name: string) => `Join ${name}`,
+  newRoom: "New room",
+  roomName: "Room name",
+  privateRoom: "Private (members are added by invitation)",
+  createRoom: "Create room",
+  chooseRoom: "Choose a room to start chatting.",
+  back: "Back to rooms",
+
+  // timeline
+  messages: "Messages",
+  loadingOlder: "Loading older messages…",
+  beginning: "This is the beginning of the room.",
+  newer: "Show newer messages",
+  edited: "(edited)",
+  deleted: "This message was deleted.",
+  edit: "Edit",
+  editMessage: "Edit message",
+  save: "Save",
+  cancel: "Cancel",
+  delete: "Delete",
+  confirmDelete: "Delete this message?",
+  sending: "Sending…",
+  waiting: "Waiting for the connection; it will be sent then.",
+  notSent: (why: string) => `Not sent: ${why}`,
+  retry: "Retry",
+  discard: "Discard",
+  message: "Message",
+  send: "Send",
+  today: "Today",
+  yesterday: "Yesterday",
+  unknownAuthor: "Deleted account",
+
+  // connection
+  reconnecting: "Reconnecting…",
+  offline: "Offline. Messages you send are kept and go out when the connection is back.",
+
+  // theme
+  themeToSystem: "Theme: follow the system",
+  themeToDark: "Theme: dark",
+  themeToLight: "Theme: light",
+
+  // errors
+  networkError: "Roost could not be reached. Check the connection and try again.",
+  badCredentials: "That username and password do not match.",
+} as const;
