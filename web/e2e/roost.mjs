@@ -38,7 +38,9 @@ export async function startRoost() {
     `[server]\nhostname = "localhost"\nhttps_addr = "127.0.0.1:0"\nhttp_addr = "127.0.0.1:0"\n` +
       `internal_addr = "127.0.0.1:0"\nshutdown_grace_secs = 5\n` +
       `[storage]\ndata_dir = "${dataDir}"\nmin_free_disk_mb = 1\n` +
-      `[rate_limits]\nexempt_cidrs = ["127.0.0.0/8", "::1/128"]\n`,
+      `[rate_limits]\nexempt_cidrs = ["127.0.0.0/8", "::1/128"]\n` +
+      // The longest body the server allows, so the 16 KiB body test can post one.
+      `[chat]\nmax_message_chars = 16000\n`,
   );
   const child = spawn(roostBinary(), ["--log-format", "json", "serve", "--config", config], {
     stdio: ["ignore", "ignore", "pipe"],

@@ -8,8 +8,13 @@ export const t = {
   setupTitle: "Create the first admin",
   setupIntro: "Nobody has set up this Roost yet. The first account becomes its administrator.",
   setupCode: "Setup code",
-  setupCodeHelp:
-    "The setup code is shown on the Pi's console, by `sudo roost status`, and in the journal (`journalctl -u roost | grep setup_code`).",
+  /** Text, then commands shown as code, alternating. */
+  setupCodeHelp: [
+    "The setup code is shown on the Pi's console, by ",
+    "sudo roost status",
+    ", and in the journal: ",
+    "journalctl -u roost | grep setup_code",
+  ],
   username: "Username",
   password: "Password",
   createAdmin: "Create admin",

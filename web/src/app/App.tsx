@@ -14,7 +14,7 @@ import { t } from "../strings";
 import { cycleTheme, theme } from "../theme/theme";
 import { clearTimelines } from "../timeline/state";
 import { Timeline } from "../timeline/Timeline";
-import { inviteCode, openRoomId } from "./router";
+import { inviteCode, openRoomId, path } from "./router";
 
 function ThemeToggle() {
   const label = theme.value === "system" ? t.themeToSystem : theme.value === "dark" ? t.themeToDark : t.themeToLight;
@@ -84,6 +84,8 @@ export function App() {
       return <SetupForm />;
     case "signed_out":
       if (inviteCode.value !== null) return <SignUpForm />;
+      // Reachable by hand too, should the first-run check itself fail.
+      if (path.value === "/setup") return <SetupForm />;
       return <SignInForm notice={s.reason === "network" ? t.networkError : undefined} />;
     case "signed_in":
       return <Shell userId={s.user.id} />;

@@ -1,6 +1,6 @@
 /**
  * The client's paths: `/` (room list), `/rooms/<id>` (a room's timeline), `/invite/<code>`
- * (sign-up with that invite). The server answers index.html for every one of them, so a
+ * (sign-up with that invite), `/setup` (the first admin). The server answers index.html for every one of them, so a
  * reload or a shared link lands on the same screen.
  */
 

@@ -64,14 +64,19 @@ export function SetupForm() {
   const [code, setCode] = useState("");
   const [username, setUsername] = useState("");
   const [password, setPassword] = useState("");
-  const { busy, error, onSubmit } = useSubmit(() => createAdmin(code.trim(), username.trim(), password));
+  const { busy, error, onSubmit } = useSubmit(async () => {
+    await createAdmin(code.trim(), username.trim(), password);
+    navigate("/", true);
+  });
   return (
     <main class="card-page">
       <form class="card" onSubmit={onSubmit}>
         <h1>{t.setupTitle}</h1>
         <p>{t.setupIntro}</p>
         <Field label={t.setupCode} value={code} set={setCode} autocomplete="one-time-code" />
-        <p class="help">{t.setupCodeHelp}</p>
+        <p class="help">
+          {t.setupCodeHelp.map((part, i) => (i % 2 === 1 ? <code key={i}>{part}</code> : part))}
+        </p>
         <Field label={t.username} value={username} set={setUsername} autocomplete="username" />
         <Field label={t.password} value={password} set={setPassword} secret autocomplete="new-password" />
         <Refusal error={error} />

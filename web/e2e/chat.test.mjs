@@ -1,0 +1,225 @@
+// End to end: the real roost binary over TLS, two people in two browser contexts of Debian's
+// chromium, driven by role and accessible name as a person would.
+
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { startRoost } from "./roost.mjs";
+import { apiAs, launch, newContext, screenshotPath, servesClient } from "./browser.mjs";
+
+const ADMIN = { username: "root", password: "correct horse battery staple" };
+const BEA = { username: "bea", password: "another long passphrase" };
+/** Long enough for a debug roost on a loaded machine; every wait polls, none sleeps. */
+const WAIT = { timeout: 20_000 };
+
+let roost, browser, serveDist;
+let admin, bea; // { context, page }
+let roomUrl;
+/** Each step builds on the one before: after a failure the rest are skipped, not piled on. */
+let broken = false;
+
+function step(name, fn) {
+  test(name, async (t) => {
+    if (broken) return t.skip("an earlier step failed");
+    try {
+      await fn(t);
+    } catch (e) {
+      broken = true;
+      const page = admin?.page;
+      if (page) await page.screenshot({ path: screenshotPath("failure-admin") }).catch(() => {});
+      if (bea?.page) await bea.page.screenshot({ path: screenshotPath("failure-bea") }).catch(() => {});
+      throw e;
+    }
+  });
+}
+
+const messages = (page) => page.getByRole("list", { name: "Messages" });
+const item = (page, text) => messages(page).getByRole("listitem").filter({ hasText: text });
+
+async function send(page, text) {
+  await page.getByRole("textbox", { name: "Message" }).fill(text);
+  await page.getByRole("button", { name: "Send" }).click();
+}
+
+/** The bodies of the messages with this prefix, as shown, in order. */
+async function bodiesStartingWith(page, prefix) {
+  const all = await messages(page).locator("li .body").allTextContents();
+  return all.filter((b) => b.startsWith(prefix));
+}
+
+async function until(what, fn, ms = WAIT.timeout) {
+  const deadline = Date.now() + ms;
+  let last;
+  while (Date.now() < deadline) {
+    last = await fn();
+    if (last === true) return;
+    await new Promise((r) => setTimeout(r, 100)); // poll interval, not a wait for settling
+  }
+  assert.fail(`${what} (last: ${JSON.stringify(last)})`);
+}
+
+describe("web client against a real roost", () => {
+  before(async () => {
+    roost = await startRoost();
+    serveDist = !(await servesClient(roost.origin));
+    browser = await launch({ routedClient: serveDist });
+  });
+
+  after(async () => {
+    await browser?.close();
+    await roost?.stop();
+  });
+
+  step("the first admin is created with the setup code", async () => {
+    const context = await newContext(browser, roost.origin, { serveDist });
+    const page = await context.newPage();
+    admin = { context, page };
+    // A roost without GET /api/v1/setup cannot tell the page that setup is needed.
+    const check = await context.request.get("/api/v1/setup");
+    await page.goto(check.ok() ? "/" : "/setup");
+    await page.getByText("sudo roost status").waitFor(WAIT);
+    await page.getByRole("textbox", { name: "Setup code" }).fill(await roost.setupCode());
+    await page.getByRole("textbox", { name: "Username" }).fill(ADMIN.username);
+    await page.getByLabel("Password").fill(ADMIN.password);
+    await page.getByRole("button", { name: "Create admin" }).click();
+    await page.getByRole("navigation", { name: "Rooms" }).waitFor(WAIT);
+  });
+
+  step("the admin creates a public room", async () => {
+    const { page } = admin;
+    await page.getByRole("textbox", { name: "Room name" }).fill("Family");
+    await page.getByRole("button", { name: "Create room" }).click();
+    await messages(page).waitFor(WAIT);
+    await page.waitForURL(/\/rooms\/\d+$/, WAIT);
+    roomUrl = new URL(page.url()).pathname;
+  });
+
+  step("a second person signs up through an invite link and joins the room", async () => {
+    const api = await apiAs(roost.origin, ADMIN.username, ADMIN.password);
+    const invite = await api.post("/api/v1/invites", { max_uses: 1 });
+    await api.dispose();
+    const context = await newContext(browser, roost.origin, { serveDist });
+    const page = await context.newPage();
+    bea = { context, page };
+    await page.goto(`/invite/${encodeURIComponent(invite.code)}`);
+    const code = page.getByRole("textbox", { name: "Invite code" });
+    await code.waitFor(WAIT);
+    assert.equal(await code.inputValue(), invite.code);
+    await page.getByRole("textbox", { name: "Username" }).fill(BEA.username);
+    await page.getByLabel("Password").fill(BEA.password);
+    await page.getByRole("button", { name: "Create account" }).click();
+    const rooms = page.getByRole("navigation", { name: "Rooms" });
+    await rooms.getByRole("button", { name: "Join Family" }).click(WAIT);
+    await messages(page).waitFor(WAIT);
+    assert.equal(new URL(page.url()).pathname, roomUrl);
+  });
+
+  step("messages arrive live both ways", async () => {
+    await send(admin.page, "hello from root");
+    await item(bea.page, "hello from root").waitFor(WAIT);
+    await send(bea.page, "hi from **bea**");
+    await item(admin.page, "hi from bea").waitFor(WAIT);
+    assert.equal(await item(admin.page, "hi from bea").locator("strong", { hasText: "bea" }).count(), 2);
+  });
+
+  step("a reload keeps the session and the room", async (t) => {
+    // The refresh cookie comes with the server's browser sessions, which arrive together
+    // with its serving of the client.
+    if (serveDist) return t.skip("this roost does not serve the client nor set the refresh cookie");
+    await bea.page.reload();
+    await item(bea.page, "hello from root").waitFor(WAIT);
+    assert.equal(new URL(bea.page.url()).pathname, roomUrl);
+  });
+
+  step("edit and delete are seen live by the other person", async () => {
+    const mine = item(admin.page, "hello from root");
+    await mine.getByRole("button", { name: "Edit" }).click();
+    // While editing, the body is in the textbox (only one message is edited at a time).
+    await admin.page.getByRole("textbox", { name: "Edit message" }).fill("hello again from root");
+    await admin.page.getByRole("button", { name: "Save" }).click();
+    await item(bea.page, "hello again from root").filter({ hasText: "(edited)" }).waitFor(WAIT);
+    const edited = item(admin.page, "hello again from root");
+    await edited.getByRole("button", { name: "Delete" }).click();
+    await edited.getByRole("group", { name: "Delete this message?" }).getByRole("button", { name: "Delete" }).click();
+    await item(bea.page, "This message was deleted.").waitFor(WAIT);
+    assert.equal(await item(bea.page, "hello again from root").count(), 0);
+  });
+
+  step("twenty messages sent while the other is offline arrive once, in order", async () => {
+    await bea.context.setOffline(true);
+    await bea.page.getByRole("status").filter({ hasText: "Reconnecting…" }).waitFor(WAIT);
+    for (let i = 1; i <= 20; i++) await send(admin.page, `offline ${i}`);
+    await item(admin.page, "offline 20").waitFor(WAIT);
+    await bea.context.setOffline(false);
+    const expected = Array.from({ length: 20 }, (_, i) => `offline ${i + 1}`);
+    await until("all 20 once and in order", async () => {
+      const got = await bodiesStartingWith(bea.page, "offline ");
+      return JSON.stringify(got) === JSON.stringify(expected) || got;
+    });
+    await bea.page.getByRole("status").filter({ hasText: "Reconnecting…" }).waitFor({ state: "hidden", ...WAIT });
+  });
+
+  step("a message written offline is kept and sent when the connection is back", async () => {
+    await bea.context.setOffline(true);
+    await send(bea.page, "written on the train");
+    await item(bea.page, "written on the train").filter({ hasText: "Waiting for the connection" }).waitFor(WAIT);
+    await bea.context.setOffline(false);
+    await item(admin.page, "written on the train").waitFor(WAIT);
+    await until("sent once", async () => (await bodiesStartingWith(bea.page, "written on the train")).length === 1);
+  });
+
+  step("hostile bodies render inert", async () => {
+    const page = bea.page;
+    await send(admin.page, "<img src=x onerror=alert(1)>");
+    await send(admin.page, "[x](javascript:alert(1))");
+    await send(admin.page, "\u202Eevil override");
+    await send(admin.page, "after the override");
+    await send(admin.page, "😀".repeat(4096)); // 16 KiB of UTF-8
+    await item(page, "after the override").waitFor(WAIT);
+    await item(page, "😀😀😀").waitFor(WAIT);
+    const list = messages(page);
+    assert.equal(await list.locator("img").count(), 0);
+    assert.equal(await list.locator('a[href^="javascript" i]').count(), 0);
+    await item(page, "<img src=x onerror=alert(1)>").waitFor(WAIT);
+    await item(page, "[x](javascript:alert(1))").waitFor(WAIT);
+    assert.deepEqual(bea.context.dialogs, []);
+    // The override stays inside its body: the next message's author and text read normally.
+    const next = item(page, "after the override");
+    assert.equal(await next.locator(".body").textContent(), "after the override");
+    // The long body neither widens the page nor hides the composer.
+    const width = await page.evaluate(() => document.documentElement.scrollWidth <= innerWidth);
+    assert.equal(width, true);
+    assert.equal(await page.getByRole("button", { name: "Send" }).isVisible(), true);
+  });
+
+  step("screenshots at phone and desktop size, light and dark", async () => {
+    const page = bea.page;
+    await send(bea.page, "Links work: https://example.org and *formatting* with `code`.");
+    await item(page, "Links work").waitFor(WAIT);
+    for (const scheme of ["light", "dark"]) {
+      await page.emulateMedia({ colorScheme: scheme });
+      await page.setViewportSize({ width: 360, height: 740 });
+      await page.screenshot({ path: screenshotPath(`room-360x740-${scheme}`) });
+      await page.setViewportSize({ width: 1280, height: 800 });
+      await page.screenshot({ path: screenshotPath(`room-1280x800-${scheme}`) });
+      await page.goto("/");
+      await page.setViewportSize({ width: 360, height: 740 });
+      await page.getByRole("navigation", { name: "Rooms" }).waitFor(WAIT);
+      await page.screenshot({ path: screenshotPath(`rooms-360x740-${scheme}`) });
+      await page.goto(roomUrl);
+      await messages(page).waitFor(WAIT);
+    }
+    const signIn = await newContext(browser, roost.origin, { serveDist });
+    const p = await signIn.newPage();
+    await p.goto("/");
+    await p.getByRole("button", { name: "Sign in" }).waitFor(WAIT);
+    await p.screenshot({ path: screenshotPath("sign-in-360x740-light") });
+    await signIn.close();
+  });
+
+  step("sign out ends the session", async () => {
+    await bea.page.getByRole("button", { name: "Sign out" }).click();
+    await bea.page.getByRole("button", { name: "Sign in" }).waitFor(WAIT);
+    await bea.page.reload();
+    await bea.page.getByRole("button", { name: "Sign in" }).waitFor(WAIT);
+  });
+});
