@@ -201,11 +201,12 @@ describe("web client against a real roost", () => {
       await page.screenshot({ path: screenshotPath(`room-360x740-${scheme}`) });
       await page.setViewportSize({ width: 1280, height: 800 });
       await page.screenshot({ path: screenshotPath(`room-1280x800-${scheme}`) });
-      await page.goto("/");
       await page.setViewportSize({ width: 360, height: 740 });
-      await page.getByRole("navigation", { name: "Rooms" }).waitFor(WAIT);
+      await page.getByRole("button", { name: "Back to rooms" }).click();
+      const rooms = page.getByRole("navigation", { name: "Rooms" });
+      await rooms.waitFor(WAIT);
       await page.screenshot({ path: screenshotPath(`rooms-360x740-${scheme}`) });
-      await page.goto(roomUrl);
+      await rooms.getByRole("link", { name: "Family" }).click();
       await messages(page).waitFor(WAIT);
     }
     const signIn = await newContext(browser, roost.origin, { serveDist });
