@@ -17,6 +17,7 @@ pub mod limits;
 pub mod livekit;
 pub mod ops;
 pub mod store;
+pub mod web;
 
 /// The version users see in `roost version`, `/health` and `roost_build_info`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

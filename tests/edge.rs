@@ -57,7 +57,7 @@ async fn errors_are_json_and_carry_hsts() {
     let roost = Setup::new().start();
     let c = roost.client();
     let resp = c
-        .get(roost.https_url("/no/such/thing"))
+        .get(roost.https_url("/api/v1/no/such/thing"))
         .send()
         .await
         .unwrap();

@@ -196,10 +196,12 @@ pub fn router(state: AppState) -> Surface {
         .route("/rtc", any(livekit::proxy::forward))
         .route("/rtc/{*rest}", any(livekit::proxy::forward))
         .route("/twirp/{*rest}", any(livekit::proxy::forward))
-        .fallback(not_found);
+        .route(crate::web::ASSETS_ROUTE, get(crate::web::asset))
+        // The client's pages and root files, else the JSON 404.
+        .fallback(crate::web::fallback);
     // HSTS and JSON errors wrap everything, including 421s; a write under /api/ gets 507
     // while disk is low (ops::vitals).
-    surface(routes, &state, Some(hsts), true)
+    surface(routes, &state, Some(hsts), true, true)
 }
 
 /// The loopback-only internal surface: monitoring, `/status` and (later) webhooks.
@@ -211,7 +213,7 @@ pub fn internal_router(state: AppState) -> Surface {
         .route("/status", get(crate::ops::status::status))
         .route("/livekit/webhook", post(livekit::webhook::receive))
         .fallback(not_found);
-    surface(routes, &state, None, false)
+    surface(routes, &state, None, false, false)
 }
 
 /// Plain HTTP: `/ca.crt` and `/health` answered, everything else sent to HTTPS with 308.
@@ -220,7 +222,7 @@ pub fn redirect_router(state: AppState) -> Surface {
         .route("/health", get(health::health))
         .route("/ca.crt", get(ca_cert))
         .fallback(crate::edge::redirect::to_https);
-    surface(routes, &state, None, false)
+    surface(routes, &state, None, false, false)
 }
 
 /// Builds the [`Surface`] around `routes`: every request passes, in this order, security
@@ -228,7 +230,8 @@ pub fn redirect_router(state: AppState) -> Surface {
 /// and Host check (421), authentication, then for the route template its path matches: rate
 /// limit (429), body cap (413), low disk (507, when `disk_guard`); then the router and the
 /// handler. The limiter runs after authentication because it keys on the `limits::Account`
-/// that `auth::authenticate` inserts.
+/// that `auth::authenticate` inserts. With `serves_client`, the web client's paths that no
+/// template matches get their label from `web::label`.
 ///
 /// Every step is a plain call in [`SurfaceParts::handle`]; the route template comes from
 /// [`routes::Templates`], not from the router. As axum layers (`middleware::from_fn`, or a
@@ -239,6 +242,7 @@ fn surface(
     state: &AppState,
     hsts: Option<HeaderValue>,
     disk_guard: bool,
+    serves_client: bool,
 ) -> Surface {
     let (router, templates) = routes.finish(state.clone());
     Surface(Arc::new(SurfaceParts {
@@ -246,6 +250,7 @@ fn surface(
         router,
         templates,
         disk_guard,
+        serves_client,
         hsts,
     }))
 }
@@ -262,6 +267,9 @@ struct SurfaceParts {
     templates: routes::Templates,
     /// Whether writes are refused while disk is low (507).
     disk_guard: bool,
+    /// Whether the fallback serves the web client (`web::fallback`), whose paths are labelled
+    /// by `web::label`.
+    serves_client: bool,
     /// `Strict-Transport-Security` and [`SECURITY_HEADERS`] on every answer (HTTPS only).
     hsts: Option<HeaderValue>,
 }
@@ -306,7 +314,12 @@ impl SurfaceParts {
         // A body the handler leaves unread is drained before the answer (edge::drain).
         let unread = crate::edge::drain::track(&mut req);
         // The template the path matches labels the answer, whichever step gave it.
-        let route = self.templates.matching(req.uri().path());
+        let path = req.uri().path();
+        let route = self.templates.matching(path).or_else(|| {
+            self.serves_client
+                .then(|| crate::web::label(path))
+                .flatten()
+        });
         let resp = or_500_on_panic(self.admit_and_route(peer, req, route, started)).await;
         // Every error leaves in the JSON shape, whichever step answered.
         let mut resp = unread.finish(error::ensure_json(resp)).await;

@@ -385,13 +385,17 @@ mod tests {
     use super::*;
 
     /// Routes `router` mounts that the document leaves out on purpose, with the reason.
-    const UNDOCUMENTED: [(&str, &str); 3] = [
+    const UNDOCUMENTED: [(&str, &str); 4] = [
         (
             "/rtc",
             "LiveKit's signalling WebSocket, proxied unchanged to livekit-server",
         ),
         ("/rtc/{*rest}", "LiveKit's signalling, proxied unchanged"),
         ("/twirp/{*rest}", "LiveKit's Twirp API, proxied unchanged"),
+        (
+            "/assets/{*file}",
+            "the web client's hashed files (web), not API",
+        ),
     ];
 
     const METHODS: [&str; 8] = [
@@ -409,6 +413,7 @@ mod tests {
         }
         match expr {
             "crate::edge::limits::UPLOAD_ROUTE" => crate::edge::limits::UPLOAD_ROUTE.to_owned(),
+            "crate::web::ASSETS_ROUTE" => crate::web::ASSETS_ROUTE.to_owned(),
             other => panic!("a route path this test cannot read: {other}; add it to route_path"),
         }
     }
