@@ -70,9 +70,9 @@ export const t = {
   offline: "Offline. Messages you send are kept and go out when the connection is back.",
 
   // theme
-  themeToSystem: "Theme: follow the system",
-  themeToDark: "Theme: dark",
-  themeToLight: "Theme: light",
+  themeSystem: "Theme: system",
+  themeDark: "Theme: dark",
+  themeLight: "Theme: light",
 
   // errors
   networkError: "Roost could not be reached. Check the connection and try again.",

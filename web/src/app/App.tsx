@@ -17,7 +17,7 @@ import { Timeline } from "../timeline/Timeline";
 import { inviteCode, openRoomId, path } from "./router";
 
 function ThemeToggle() {
-  const label = theme.value === "system" ? t.themeToSystem : theme.value === "dark" ? t.themeToDark : t.themeToLight;
+  const label = theme.value === "system" ? t.themeSystem : theme.value === "dark" ? t.themeDark : t.themeLight;
   return (
     <button type="button" class="theme" onClick={cycleTheme}>
       {label}

@@ -70,6 +70,7 @@ export function SetupForm() {
   });
   return (
     <main class="card-page">
+      <p class="brand">{t.appName}</p>
       <form class="card" onSubmit={onSubmit}>
         <h1>{t.setupTitle}</h1>
         <p>{t.setupIntro}</p>
@@ -97,6 +98,7 @@ export function SignInForm({ notice }: { notice?: string }) {
   });
   return (
     <main class="card-page">
+      <p class="brand">{t.appName}</p>
       <form class="card" onSubmit={onSubmit}>
         <h1>{t.signInTitle}</h1>
         {notice ? <p class="error">{notice}</p> : null}
@@ -122,6 +124,7 @@ export function SignUpForm() {
   });
   return (
     <main class="card-page">
+      <p class="brand">{t.appName}</p>
       <form class="card" onSubmit={onSubmit}>
         <h1>{t.signUpTitle}</h1>
         <Field label={t.inviteCode} value={code} set={setCode} autocomplete="off" />
