@@ -87,6 +87,15 @@ export async function newContext(browser, origin, { serveDist, viewport } = {}) 
   return context;
 }
 
+export async function fetchText(url) {
+  const ctx = await request.newContext({ ignoreHTTPSErrors: true });
+  try {
+    return await (await ctx.get(url)).text();
+  } finally {
+    await ctx.dispose();
+  }
+}
+
 /** An API client for set-up steps the UI does not offer yet (creating invites). */
 export async function apiAs(origin, username, password) {
   const ctx = await request.newContext({ ignoreHTTPSErrors: true, baseURL: origin });

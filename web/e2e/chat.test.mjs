@@ -4,7 +4,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { startRoost } from "./roost.mjs";
-import { apiAs, launch, newContext, screenshotPath, servesClient } from "./browser.mjs";
+import { apiAs, fetchText, launch, newContext, screenshotPath, servesClient } from "./browser.mjs";
 
 const ADMIN = { username: "root", password: "correct horse battery staple" };
 const BEA = { username: "bea", password: "another long passphrase" };
@@ -14,6 +14,8 @@ const WAIT = { timeout: 20_000 };
 let roost, browser, serveDist;
 let admin, bea; // { context, page }
 let roomUrl;
+/** Whether the server keeps browser sessions in a refresh cookie (its OpenAPI says so). */
+let cookieSessions = false;
 /** Each step builds on the one before: after a failure the rest are skipped, not piled on. */
 let broken = false;
 
@@ -60,8 +62,11 @@ async function until(what, fn, ms = WAIT.timeout) {
 describe("web client against a real roost", () => {
   before(async () => {
     roost = await startRoost();
-    serveDist = !(await servesClient(roost.origin));
+    // ROOST_E2E_ROUTE_DIST=1 tests web/dist as just built, without rebuilding roost to embed it.
+    serveDist = process.env.ROOST_E2E_ROUTE_DIST === "1" || !(await servesClient(roost.origin));
     browser = await launch({ routedClient: serveDist });
+    const doc = await fetchText(`${roost.origin}/api/v1/openapi.json`);
+    cookieSessions = doc.includes("roost_refresh");
   });
 
   after(async () => {
@@ -124,7 +129,7 @@ describe("web client against a real roost", () => {
   step("a reload keeps the session and the room", async (t) => {
     // The refresh cookie comes with the server's browser sessions, which arrive together
     // with its serving of the client.
-    if (serveDist) return t.skip("this roost does not serve the client nor set the refresh cookie");
+    if (!cookieSessions) return t.skip("this roost does not set the refresh cookie yet");
     await bea.page.reload();
     await item(bea.page, "hello from root").waitFor(WAIT);
     assert.equal(new URL(bea.page.url()).pathname, roomUrl);
@@ -189,6 +194,64 @@ describe("web client against a real roost", () => {
     const width = await page.evaluate(() => document.documentElement.scrollWidth <= innerWidth);
     assert.equal(width, true);
     assert.equal(await page.getByRole("button", { name: "Send" }).isVisible(), true);
+  });
+
+  step("an attached image shows inline for both; refused files say why and keep the draft", async () => {
+    const page = admin.page;
+    // A 1x1 PNG.
+    const png = Buffer.from(
+      "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==",
+      "base64",
+    );
+    await page.getByLabel("Attach a file").setInputFiles({ name: "dot.png", mimeType: "image/png", buffer: png });
+    await page.getByText("Attached: dot.png").waitFor(WAIT);
+    await send(page, "a picture");
+    await messages(bea.page).getByRole("img", { name: "dot.png" }).waitFor(WAIT);
+    await messages(page).getByRole("img", { name: "dot.png" }).waitFor(WAIT);
+
+    await page.getByRole("textbox", { name: "Message" }).fill("draft that stays");
+    const big = Buffer.alloc(2 * 1024 * 1024, 0x41);
+    await page.getByLabel("Attach a file").setInputFiles({ name: "big.txt", mimeType: "text/plain", buffer: big });
+    await page.getByRole("alert").filter({ hasText: "big.txt is too large to upload" }).waitFor(WAIT);
+    await page.getByRole("button", { name: "Remove big.txt" }).click();
+    const odd = Buffer.from([0x00, 0x01, 0x02, 0xff, 0xfe, 0x7f, 0x00, 0x10]);
+    await page.getByLabel("Attach a file").setInputFiles({ name: "odd.bin", mimeType: "application/octet-stream", buffer: odd });
+    await page.getByRole("alert").filter({ hasText: "odd.bin is a type of file Roost does not accept" }).waitFor(WAIT);
+    await page.getByRole("button", { name: "Remove odd.bin" }).click();
+    assert.equal(await page.getByRole("textbox", { name: "Message" }).inputValue(), "draft that stays");
+    await page.getByRole("textbox", { name: "Message" }).fill("");
+  });
+
+  step("scrolling back pages older messages, keeps the position and bounds the nodes", async () => {
+    const page = admin.page;
+    await page.getByRole("button", { name: "Back to rooms" }).click();
+    await page.getByRole("textbox", { name: "Room name" }).fill("History");
+    await page.getByRole("button", { name: "Create room" }).click();
+    await page.waitForURL(/\/rooms\/\d+$/, WAIT);
+    const roomId = Number(new URL(page.url()).pathname.split("/").pop());
+    const api = await apiAs(roost.origin, ADMIN.username, ADMIN.password);
+    for (let i = 1; i <= 360; i++) await api.post(`/api/v1/rooms/${roomId}/messages`, { body: `history ${i}` });
+    await api.dispose();
+    await item(page, "history 360").waitFor(WAIT);
+    const shown = () => messages(page).locator("li[data-id]").count();
+    await until("at most 300 message nodes", async () => (await shown()) <= 300 || (await shown()));
+    const scroller = page.locator(".scroller");
+    // The oldest message on screen before paging back stays where it was.
+    const oldest = async () => (await messages(page).locator("li[data-id] .body").first().textContent()) ?? "";
+    const before = await oldest();
+    await scroller.evaluate((el) => el.scrollTo(0, 0));
+    await until("older messages loaded", async () => (await oldest()) !== before || (await oldest()));
+    const anchor = item(page, before).first();
+    const y = (await anchor.boundingBox())?.y ?? -1;
+    const top = (await scroller.boundingBox())?.y ?? 0;
+    assert.ok(y >= top - 5 && y <= top + 200, `the message shown at the top stays near it (y=${y}, top=${top})`);
+    assert.ok((await shown()) <= 300, "the window stays bounded");
+    await scroller.evaluate((el) => el.scrollTo(0, 0));
+    await until("the beginning of the room", async () => (await oldest()) === "history 1" || (await oldest()));
+    await page.getByText("This is the beginning of the room.").waitFor(WAIT);
+    await page.getByRole("button", { name: "Back to rooms" }).click();
+    await page.getByRole("navigation", { name: "Rooms" }).getByRole("link", { name: "Family" }).click();
+    await messages(page).waitFor(WAIT);
   });
 
   step("screenshots at phone and desktop size, light and dark", async () => {

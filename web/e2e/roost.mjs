@@ -40,7 +40,9 @@ export async function startRoost() {
       `[storage]\ndata_dir = "${dataDir}"\nmin_free_disk_mb = 1\n` +
       `[rate_limits]\nexempt_cidrs = ["127.0.0.0/8", "::1/128"]\n` +
       // The longest body the server allows, so the 16 KiB body test can post one.
-      `[chat]\nmax_message_chars = 16000\n`,
+      `[chat]\nmax_message_chars = 16000\n` +
+      // Small, so the oversized-upload test sends little.
+      `[attachments]\nmax_bytes = 1048576\n`,
   );
   const child = spawn(roostBinary(), ["--log-format", "json", "serve", "--config", config], {
     stdio: ["ignore", "ignore", "pipe"],

@@ -65,9 +65,23 @@ export const t = {
   yesterday: "Yesterday",
   unknownAuthor: "Deleted account",
 
+  // attachments
+  attach: "Attach a file",
+  uploading: (name: string, percent: number) => `Uploading ${name}: ${percent}%`,
+  attached: (name: string) => `Attached: ${name}`,
+  removeAttachment: (name: string) => `Remove ${name}`,
+  cancelUpload: (name: string) => `Cancel the upload of ${name}`,
+  uploadTooLarge: (name: string, why: string) => `${name} is too large to upload. ${why}`,
+  uploadUnsupported: (name: string, why: string) => `${name} is a type of file Roost does not accept. ${why}`,
+  uploadFailed: (name: string, why: string) => `${name} could not be uploaded: ${why}`,
+  download: (name: string, size: string) => `Download ${name} (${size})`,
+
   // connection
   reconnecting: "Reconnecting…",
   offline: "Offline. Messages you send are kept and go out when the connection is back.",
+
+  // notifications
+  turnOnNotifications: "Turn on notifications",
 
   // theme
   themeSystem: "Theme: system",

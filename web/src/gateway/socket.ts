@@ -6,7 +6,8 @@
 
 import { signal } from "@preact/signals";
 import type { Message } from "../api/client";
-import { applyRoomEvent, loadRooms } from "../rooms/state";
+import { newMessage } from "../notify/notify";
+import { applyRoomEvent, loadRooms, roomById } from "../rooms/state";
 import { sessionEnded, tokenForGateway } from "../session/session";
 import { applyMessageEvent, loadLatest, outbox, timelineOf } from "../timeline/state";
 import { GatewayMachine, type Effect, type Input, type Phase } from "./machine";
@@ -61,7 +62,13 @@ function run(effect: Effect): void {
       break;
     case "deliver": {
       const { room_id, type, data } = effect.event;
-      if (type.startsWith("message.")) applyMessageEvent(room_id, data as Message);
+      if (type.startsWith("message.")) {
+        const message = data as Message;
+        applyMessageEvent(room_id, message);
+        if (type === "message.created" && message.author_id !== myUserId) {
+          newMessage(message, roomById(room_id)?.name ?? "");
+        }
+      }
       else applyRoomEvent(type, room_id, data, myUserId);
       break;
     }

@@ -2,6 +2,7 @@
 
 import { useState } from "preact/hooks";
 import { ApiError, NetworkError } from "../api/client";
+import { askForNotifications, canAskForNotifications } from "../notify/notify";
 import { openRoom, openRoomId } from "../app/router";
 import { t } from "../strings";
 import { createRoom, joinableRooms, joinedRooms, joinRoom, roomsLoaded } from "./state";
@@ -41,6 +42,11 @@ export function RoomList({ myUserId }: { myUserId: number }) {
 
   return (
     <nav class="rooms" aria-label={t.rooms}>
+      {canAskForNotifications.value ? (
+        <button type="button" class="notify" onClick={() => void askForNotifications()}>
+          {t.turnOnNotifications}
+        </button>
+      ) : null}
       <h2>{t.yourRooms}</h2>
       {roomsLoaded.value && joinedRooms.value.length === 0 ? <p class="help">{t.noRooms}</p> : null}
       <ul class="room-links">

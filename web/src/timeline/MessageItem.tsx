@@ -3,6 +3,7 @@
 import { useState } from "preact/hooks";
 import { ApiError, NetworkError, type Message } from "../api/client";
 import { t } from "../strings";
+import { AttachmentView } from "./AttachmentView";
 import { Body } from "./Body";
 import type { Pending } from "./outbox";
 import { deleteMessage, editMessage, outbox } from "./state";
@@ -63,7 +64,12 @@ export function MessageItem({ message, mine }: { message: Message; mine: boolean
           </button>
         </form>
       ) : (
-        <Body text={message.body} />
+        <>
+          {message.body ? <Body text={message.body} /> : null}
+          {message.attachments.map((a) => (
+            <AttachmentView key={a.id} attachment={a} />
+          ))}
+        </>
       )}
       {error ? (
         <p class="error" role="alert">
@@ -110,7 +116,12 @@ export function PendingItem({ pending }: { pending: Pending }) {
         : t.sending;
   return (
     <li class={`message mine pending ${pending.state}`}>
-      <Body text={pending.body} />
+      {pending.body ? <Body text={pending.body} /> : null}
+      {pending.attachments.map((a) => (
+        <p key={a.id} class="help">
+          {t.attached(a.name)}
+        </p>
+      ))}
       <p class="status" role={pending.state === "failed" ? "alert" : undefined}>
         {status}
       </p>

@@ -12,6 +12,8 @@ export interface Pending {
   localId: string;
   roomId: number;
   body: string;
+  /** Uploaded before the send; their names are shown while the send is pending. */
+  attachments: { id: number; name: string }[];
   idempotencyKey: string;
   state: PendingState;
   error?: string;
@@ -49,12 +51,13 @@ export class Outbox {
     return this.items;
   }
 
-  add(roomId: number, body: string): Pending {
+  add(roomId: number, body: string, attachments: { id: number; name: string }[] = []): Pending {
     this.counter += 1;
     const p: Pending = {
       localId: `local-${this.counter}`,
       roomId,
       body,
+      attachments,
       idempotencyKey: this.deps.newKey(),
       state: "queued",
       attempts: 0,
@@ -85,31 +88,29 @@ export class Outbox {
   }
 
   private async sendAll(): Promise<void> {
-    {
-      for (;;) {
-        const next = this.items.find((p) => p.state === "queued" || p.state === "waiting");
-        if (!next) return;
-        this.update(next.localId, { state: "sending", attempts: next.attempts + 1 });
-        const result = await this.deps.post({ ...next, attempts: next.attempts + 1 });
-        if (result.ok) {
-          const done = this.items.find((p) => p.localId === next.localId);
-          this.items = this.items.filter((p) => p.localId !== next.localId);
-          this.emit();
-          if (done) this.deps.sent(done, result.messageId);
-          continue;
-        }
-        if (result.offline) {
-          // Kept as it is; the next flush (network back, gateway ready) sends it.
-          this.update(next.localId, { state: "waiting", attempts: next.attempts });
-          return;
-        }
-        if (result.retry && next.attempts + 1 < MAX_SERVER_ATTEMPTS) {
-          this.update(next.localId, { state: "waiting" });
-          this.deps.later(() => void this.flush(), RETRY_BASE_MS * 2 ** next.attempts);
-          return;
-        }
-        this.update(next.localId, { state: "failed", error: result.error });
+    for (;;) {
+      const next = this.items.find((p) => p.state === "queued" || p.state === "waiting");
+      if (!next) return;
+      this.update(next.localId, { state: "sending", attempts: next.attempts + 1 });
+      const result = await this.deps.post({ ...next, attempts: next.attempts + 1 });
+      if (result.ok) {
+        const done = this.items.find((p) => p.localId === next.localId);
+        this.items = this.items.filter((p) => p.localId !== next.localId);
+        this.emit();
+        if (done) this.deps.sent(done, result.messageId);
+        continue;
       }
+      if (result.offline) {
+        // Kept as it is; the next flush (network back, gateway ready) sends it.
+        this.update(next.localId, { state: "waiting", attempts: next.attempts });
+        return;
+      }
+      if (result.retry && next.attempts + 1 < MAX_SERVER_ATTEMPTS) {
+        this.update(next.localId, { state: "waiting" });
+        this.deps.later(() => void this.flush(), RETRY_BASE_MS * 2 ** next.attempts);
+        return;
+      }
+      this.update(next.localId, { state: "failed", error: result.error });
     }
   }
 

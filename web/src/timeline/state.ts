@@ -115,7 +115,9 @@ export function applyMessageEvent(roomId: number, message: Message): void {
   const last = tl.messages.value[tl.messages.value.length - 1];
   // A new message past the window's newest end is only added if the window shows the end.
   if (!known && tl.hasNewer.value && last && message.id > last.id) return;
-  tl.messages.value = trim(merge(tl.messages.value, [message]), "newer").list;
+  const { list, cut } = trim(merge(tl.messages.value, [message]), "newer");
+  tl.messages.value = list;
+  if (cut) tl.hasOlder.value = true;
 }
 
 export async function editMessage(roomId: number, messageId: number, body: string): Promise<void> {
@@ -151,7 +153,7 @@ async function post(p: Pending): Promise<SendResult> {
     const message = await call(() =>
       api.POST("/api/v1/rooms/{id}/messages", {
         params: { path: { id: p.roomId }, header: { "Idempotency-Key": p.idempotencyKey } },
-        body: { body: p.body },
+        body: { body: p.body, attachment_ids: p.attachments.map((a) => a.id) },
       }),
     );
     applyMessageEvent(p.roomId, message);
@@ -176,8 +178,8 @@ export const outbox = new Outbox({
   sent: () => {},
 });
 
-export function send(roomId: number, body: string): void {
-  outbox.add(roomId, body);
+export function send(roomId: number, body: string, attachments: { id: number; name: string }[] = []): void {
+  outbox.add(roomId, body, attachments);
 }
 
 /** Drops every timeline and pending send (sign-out). */
