@@ -222,6 +222,24 @@ describe("web client against a real roost", () => {
     await page.getByRole("textbox", { name: "Message" }).fill("");
   });
 
+  step("the calls chunk loads only when someone presses Join call", async () => {
+    const page = bea.page;
+    const scripts = [];
+    page.on("request", (r) => r.resourceType() === "script" && scripts.push(new URL(r.url()).pathname));
+    const before = await page.evaluate(() =>
+      performance.getEntriesByType("resource").map((e) => new URL(e.name).pathname),
+    );
+    assert.equal(before.filter((p) => p.includes("CallPanel")).length, 0, "not loaded with the page");
+    await page.getByRole("button", { name: "Join call" }).click();
+    const panel = page.getByRole("region", { name: "Call" });
+    await panel.waitFor(WAIT);
+    assert.ok(scripts.some((p) => p.includes("CallPanel")), `loaded on click: ${scripts}`);
+    // This roost runs no LiveKit server: the call says it could not connect, in words.
+    await panel.getByRole("alert").waitFor(WAIT);
+    await panel.getByRole("button", { name: "Leave call" }).click();
+    await page.getByRole("button", { name: "Join call" }).waitFor(WAIT);
+  });
+
   step("scrolling back pages older messages, keeps the position and bounds the nodes", async () => {
     const page = admin.page;
     await page.getByRole("button", { name: "Back to rooms" }).click();

@@ -76,6 +76,22 @@ export const t = {
   uploadFailed: (name: string, why: string) => `${name} could not be uploaded: ${why}`,
   download: (name: string, size: string) => `Download ${name} (${size})`,
 
+  // calls
+  joinCall: "Join call",
+  loadingCall: "Loading the call…",
+  call: "Call",
+  callConnecting: "Connecting to the call…",
+  callConnected: "In the call",
+  callFailed: "Could not join the call.",
+  participants: "Participants",
+  you: "(you)",
+  speaking: "speaking",
+  muted: "muted",
+  mute: "Mute",
+  camera: "Camera",
+  shareScreen: "Share screen",
+  leaveCall: "Leave call",
+
   // connection
   reconnecting: "Reconnecting…",
   offline: "Offline. Messages you send are kept and go out when the connection is back.",

@@ -8,6 +8,7 @@ import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import type { Message } from "../api/client";
 import { backToRooms } from "../app/router";
 import { t } from "../strings";
+import { CallButton } from "../calls/CallButton";
 import { Composer } from "./Composer";
 import { MessageItem, PendingItem } from "./MessageItem";
 import { loadLatest, loadNewer, loadOlder, pending, timelineOf } from "./state";
@@ -93,6 +94,7 @@ export function Timeline({ roomId, roomName, myUserId }: { roomId: number; roomN
           {t.back}
         </button>
         <h2 id="room-title">{roomName}</h2>
+        <CallButton roomId={roomId} />
       </header>
       <div class="scroller" ref={scroller} onScroll={onScroll}>
         <p class="edge" aria-live="polite">
