@@ -99,16 +99,25 @@ describe("web client against a real roost", () => {
   });
 
   step("a second person signs up through an invite link and joins the room", async () => {
-    const api = await apiAs(roost.origin, ADMIN.username, ADMIN.password);
-    const invite = await api.post("/api/v1/invites", { max_uses: 1 });
-    await api.dispose();
+    // The admin makes the invite link in the administration page (a chunk of its own).
+    const a = admin.page;
+    await a.getByRole("link", { name: "Administration" }).click();
+    await a.getByRole("spinbutton", { name: "How many people may use it" }).fill("1");
+    await a.getByRole("button", { name: "Create invite link" }).click();
+    const link = a.getByRole("textbox", { name: "Invite link" });
+    await link.waitFor(WAIT);
+    const inviteUrl = new URL(await link.inputValue());
+    const code = decodeURIComponent(inviteUrl.pathname.split("/").pop());
+    await a.getByRole("button", { name: "Back to rooms" }).click();
+    await a.getByRole("navigation", { name: "Rooms" }).getByRole("link", { name: "Family" }).click();
+    await messages(a).waitFor(WAIT);
     const context = await newContext(browser, roost.origin, { serveDist });
     const page = await context.newPage();
     bea = { context, page };
-    await page.goto(`/invite/${encodeURIComponent(invite.code)}`);
-    const code = page.getByRole("textbox", { name: "Invite code" });
-    await code.waitFor(WAIT);
-    assert.equal(await code.inputValue(), invite.code);
+    await page.goto(inviteUrl.pathname);
+    const field = page.getByRole("textbox", { name: "Invite code" });
+    await field.waitFor(WAIT);
+    assert.equal(await field.inputValue(), code);
     await page.getByRole("textbox", { name: "Username" }).fill(BEA.username);
     await page.getByLabel("Password").fill(BEA.password);
     await page.getByRole("button", { name: "Create account" }).click();

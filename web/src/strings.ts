@@ -92,6 +92,21 @@ export const t = {
   shareScreen: "Share screen",
   leaveCall: "Leave call",
 
+  // administration
+  administration: "Administration",
+  invites: "Invites",
+  inviteUses: "How many people may use it",
+  inviteDays: "Valid for (days)",
+  createInvite: "Create invite link",
+  inviteLink: "Invite link",
+  copyLink: "Copy link",
+  copied: "Copied",
+  inviteSummary: (uses: number, max: number, until: string) => `Used ${uses} of ${max}, valid until ${until}`,
+  revoked: "revoked",
+  revoke: "Revoke",
+  users: "Accounts",
+  disabled: "disabled",
+
   // connection
   reconnecting: "Reconnecting…",
   offline: "Offline. Messages you send are kept and go out when the connection is back.",

@@ -4,7 +4,8 @@
  * screens; a visible line says when the connection is being re-established.
  */
 
-import { useEffect } from "preact/hooks";
+import type { FunctionComponent } from "preact";
+import { useEffect, useState } from "preact/hooks";
 import { gatewayPhase, startGateway, stopGateway } from "../gateway/socket";
 import { RoomList } from "../rooms/RoomList";
 import { roomById, rooms } from "../rooms/state";
@@ -14,7 +15,7 @@ import { t } from "../strings";
 import { cycleTheme, theme } from "../theme/theme";
 import { clearTimelines } from "../timeline/state";
 import { Timeline } from "../timeline/Timeline";
-import { inviteCode, openRoomId, path } from "./router";
+import { inviteCode, navigate, openRoomId, path } from "./router";
 
 function ThemeToggle() {
   const label = theme.value === "system" ? t.themeSystem : theme.value === "dark" ? t.themeDark : t.themeLight;
@@ -37,7 +38,21 @@ function ConnectionStatus() {
   return <p class="connection" role="status" hidden />;
 }
 
-function Shell({ userId }: { userId: number }) {
+/** The admin chunk, loaded the first time an admin opens it. */
+function AdminSlot() {
+  const [Page, setPage] = useState<FunctionComponent | null>(null);
+  const [failed, setFailed] = useState(false);
+  useEffect(() => {
+    import("../admin/AdminPage").then(
+      (m) => setPage(() => m.default),
+      () => setFailed(true),
+    );
+  }, []);
+  if (failed) return <p class="error" role="alert">{t.networkError}</p>;
+  return Page ? <Page /> : <p class="splash">{t.loading}</p>;
+}
+
+function Shell({ userId, isAdmin }: { userId: number; isAdmin: boolean }) {
   useEffect(() => {
     startGateway();
     return () => {
@@ -50,11 +65,16 @@ function Shell({ userId }: { userId: number }) {
   void rooms.value;
   const room = roomId !== null ? roomById(roomId) : undefined;
   return (
-    <div class={roomId !== null ? "shell room-open" : "shell"}>
+    <div class={roomId !== null || path.value === "/admin" ? "shell room-open" : "shell"}>
       <header class="top">
         <h1>{t.appName}</h1>
         <ConnectionStatus />
         <div class="tools">
+          {isAdmin ? (
+            <a href="/admin" class="button-link" onClick={(e) => (e.preventDefault(), navigate("/admin"))}>
+              {t.administration}
+            </a>
+          ) : null}
           <ThemeToggle />
           <button type="button" onClick={() => void signOut()}>
             {t.signOut}
@@ -64,7 +84,9 @@ function Shell({ userId }: { userId: number }) {
       <div class="panes">
         <RoomList myUserId={userId} />
         <main class="main">
-          {roomId !== null ? (
+          {isAdmin && path.value === "/admin" ? (
+            <AdminSlot />
+          ) : roomId !== null ? (
             <Timeline key={roomId} roomId={roomId} roomName={room?.name ?? ""} myUserId={userId} />
           ) : (
             <p class="choose">{t.chooseRoom}</p>
@@ -88,6 +110,6 @@ export function App() {
       if (path.value === "/setup") return <SetupForm />;
       return <SignInForm notice={s.reason === "network" ? t.networkError : undefined} />;
     case "signed_in":
-      return <Shell userId={s.user.id} />;
+      return <Shell userId={s.user.id} isAdmin={s.user.role === "admin"} />;
   }
 }
