@@ -209,3 +209,302 @@ async fn unknown_files_and_api_paths_are_json_404s_never_the_client() {
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["error"]["code"], "not_found", "{body}");
 }
+
+/// A request as the web client sends it: `X-Roost-Client: web`, this server's `Origin` and, if
+/// given, the refresh cookie.
+fn from_browser(api: &Api, path: &str, cookie: Option<&str>) -> reqwest::RequestBuilder {
+    let port = api.roost.addrs().https.port();
+    from_page(api, path, cookie, &format!("https://localhost:{port}"))
+}
+
+/// The same from a page whose origin is `origin`.
+fn from_page(api: &Api, path: &str, cookie: Option<&str>, origin: &str) -> reqwest::RequestBuilder {
+    let mut req = api
+        .http
+        .post(api.roost.https_url(path))
+        .header("x-roost-client", "web")
+        .header("origin", origin);
+    if let Some(token) = cookie {
+        req = req.header("cookie", format!("theme=dark; roost_refresh={token}"));
+    }
+    req
+}
+
+/// The `roost_refresh` value a response sets, after checking the cookie's attributes.
+fn set_refresh_cookie(resp: &reqwest::Response, max_age: i64) -> String {
+    let cookie = header(resp.headers(), "set-cookie");
+    let token = cookie
+        .strip_prefix("roost_refresh=")
+        .and_then(|rest| rest.split(';').next())
+        .unwrap_or_else(|| panic!("not the refresh cookie: {cookie}"));
+    for attribute in [
+        "HttpOnly",
+        "Secure",
+        "SameSite=Strict",
+        "Path=/api/v1/auth",
+        &format!("Max-Age={max_age}"),
+    ] {
+        assert!(
+            cookie.split("; ").any(|a| a == attribute),
+            "{attribute} missing: {cookie}"
+        );
+    }
+    token.to_owned()
+}
+
+fn assert_cleared(resp: &reqwest::Response) {
+    let cookie = header(resp.headers(), "set-cookie");
+    assert!(
+        cookie.starts_with("roost_refresh=;") && cookie.contains("Max-Age=0"),
+        "{cookie}"
+    );
+}
+
+async fn error_code(resp: reqwest::Response) -> String {
+    let body: Value = resp.json().await.unwrap();
+    body["error"]["code"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_session_keeps_its_refresh_token_in_a_guarded_cookie() {
+    let mut api = Api::start(Setup::new());
+    let (status, body) = api.get("/api/v1/setup", None).await;
+    assert_eq!(
+        (status, &body),
+        (StatusCode::OK, &serde_json::json!({"needed": true}))
+    );
+
+    // The first admin from the browser: the refresh token goes into the cookie only.
+    let code = api.setup_code();
+    let resp = from_browser(&api, "/api/v1/setup", None)
+        .json(&serde_json::json!({"setup_code": code, "username": "root", "password": ADMIN_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    assert_eq!(header(resp.headers(), "cache-control"), "no-store");
+    set_refresh_cookie(&resp, 30 * 86_400);
+    let body: Value = resp.json().await.unwrap();
+    assert!(body.get("refresh_token").is_none(), "{body}");
+    assert!(body["access_token"].is_string(), "{body}");
+    let (status, body) = api.get("/api/v1/setup", None).await;
+    assert_eq!(
+        (status, &body),
+        (StatusCode::OK, &serde_json::json!({"needed": false}))
+    );
+
+    // Signing in from the browser: the same.
+    let resp = from_browser(&api, "/api/v1/auth/login", None)
+        .json(&serde_json::json!({"username": "root", "password": ADMIN_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let max_age = 30 * 86_400;
+    let cookie = set_refresh_cookie(&resp, max_age);
+    let body: Value = resp.json().await.unwrap();
+    assert!(body.get("refresh_token").is_none(), "{body}");
+    assert_eq!(body["refresh_expires_in"], max_age, "{body}");
+    assert!(body["access_token"].is_string(), "{body}");
+
+    // After a reload: refresh with the cookie and no body rotates it.
+    let resp = from_browser(&api, "/api/v1/auth/refresh", Some(&cookie))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let rotated = set_refresh_cookie(&resp, max_age);
+    assert_ne!(rotated, cookie);
+    let body: Value = resp.json().await.unwrap();
+    assert!(body.get("refresh_token").is_none(), "{body}");
+    let access = body["access_token"].as_str().unwrap().to_owned();
+    let (status, me) = api.get("/api/v1/me", &access).await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+    // `{}` is a body-less refresh too.
+    let resp = from_browser(&api, "/api/v1/auth/refresh", Some(&rotated))
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let current = set_refresh_cookie(&resp, max_age);
+
+    // The cookie is worth nothing without the header or from another site.
+    let resp = api
+        .http
+        .post(api.roost.https_url("/api/v1/auth/refresh"))
+        .header("cookie", format!("roost_refresh={current}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    assert_eq!(error_code(resp).await, "csrf");
+    for origin in ["https://evil.example", "http://localhost", "null"] {
+        let resp = from_page(&api, "/api/v1/auth/refresh", Some(&current), origin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{origin}");
+        assert_eq!(error_code(resp).await, "csrf", "{origin}");
+    }
+    // A second Origin does not slip another site past the check.
+    let resp = from_browser(&api, "/api/v1/auth/logout", Some(&current))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+
+    // Signing out ends the cookie's session and clears the cookie.
+    let resp = from_browser(&api, "/api/v1/auth/logout", Some(&current))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    assert_cleared(&resp);
+    let (status, _) = api.get("/api/v1/me", &access).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let resp = from_browser(&api, "/api/v1/auth/refresh", Some(&current))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    assert_cleared(&resp);
+    // No cookie at all: not signed in.
+    let resp = from_browser(&api, "/api/v1/auth/refresh", None)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(error_code(resp).await, "invalid_refresh_token");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reused_cookie_signs_the_session_out_and_bearer_clients_are_unchanged() {
+    let mut api = Api::start(Setup::new());
+    api.setup_admin("root").await;
+    // Without the header: tokens in the body, no cookie.
+    let resp = api
+        .http
+        .post(api.roost.https_url("/api/v1/auth/login"))
+        .json(&serde_json::json!({"username": "root", "password": ADMIN_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(!resp.headers().contains_key("set-cookie"));
+    let body: Value = resp.json().await.unwrap();
+    let refresh = body["refresh_token"].as_str().unwrap().to_owned();
+    let (status, body) = api
+        .post(
+            "/api/v1/auth/refresh",
+            None,
+            serde_json::json!({"refresh_token": refresh}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["refresh_token"].is_string(), "{body}");
+    // A bearer client's empty refresh names what is missing.
+    let resp = api
+        .http
+        .post(api.roost.https_url("/api/v1/auth/refresh"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(error_code(resp).await, "invalid_body");
+
+    // A browser's cookie presented twice (copied): the session ends, the cookie is cleared.
+    let resp = from_browser(&api, "/api/v1/auth/login", None)
+        .json(&serde_json::json!({"username": "root", "password": ADMIN_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    let first = set_refresh_cookie(&resp, 30 * 86_400);
+    let resp = from_browser(&api, "/api/v1/auth/refresh", Some(&first))
+        .send()
+        .await
+        .unwrap();
+    let second = set_refresh_cookie(&resp, 30 * 86_400);
+    let resp = from_browser(&api, "/api/v1/auth/refresh", Some(&first))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    assert_cleared(&resp);
+    assert_eq!(error_code(resp).await, "refresh_token_reused");
+    let resp = from_browser(&api, "/api/v1/auth/refresh", Some(&second))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_http_root_is_a_trust_page_while_there_is_a_local_ca() {
+    let mut roost = Setup::new().start();
+    let line = roost.wait_for_log(
+        |v| v["fingerprint"].is_string(),
+        std::time::Duration::from_secs(10),
+    );
+    let fingerprint = line["fingerprint"].as_str().unwrap().to_owned();
+    let c = roost.client();
+    let resp = c.get(roost.http_url("/")).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let headers = resp.headers().clone();
+    assert_eq!(header(&headers, "content-type"), "text/html; charset=utf-8");
+    let policy = header(&headers, "content-security-policy");
+    assert!(
+        policy.starts_with("default-src 'none'; style-src 'sha256-"),
+        "{policy}"
+    );
+    assert!(!policy.contains("script"), "{policy}");
+    let page = resp.text().await.unwrap();
+    assert!(!page.contains("<script"), "{page}");
+    assert!(page.contains("href=\"/ca.crt\""), "{page}");
+    assert!(
+        page.contains(&fingerprint),
+        "{fingerprint} missing from {page}"
+    );
+    let https = roost.https_url("/");
+    assert!(page.contains(&format!("href=\"{https}\"")), "{page}");
+    for system in ["iPhone", "Android", "Windows", "macOS", "Linux"] {
+        assert!(page.contains(system), "{system} missing");
+    }
+    // Every other path still goes to HTTPS.
+    let resp = c.get(roost.http_url("/rooms/3")).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(
+        header(resp.headers(), "location"),
+        roost.https_url("/rooms/3")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_http_root_redirects_with_a_public_certificate() {
+    let setup = Setup::new();
+    let (cert, key) = (
+        setup.dir.path().join("cert.pem"),
+        setup.dir.path().join("key.pem"),
+    );
+    let issued = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    std::fs::write(&cert, issued.cert.pem()).unwrap();
+    std::fs::write(&key, issued.key_pair.serialize_pem()).unwrap();
+    let roost = setup
+        .toml(&format!(
+            "[tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\n",
+            cert.display(),
+            key.display()
+        ))
+        .start();
+    let resp = client_trusting(issued.cert.pem().as_bytes())
+        .get(roost.http_url("/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(header(resp.headers(), "location"), roost.https_url("/"));
+}

@@ -48,6 +48,31 @@ impl<T: Serialize> IntoResponse for Json<T> {
     }
 }
 
+/// A JSON body already read into `bytes`, checked as [`Json`] checks one: for handlers that
+/// also accept an empty body (`auth::refresh`).
+pub fn json_body<T: DeserializeOwned>(
+    headers: &http::HeaderMap,
+    bytes: &[u8],
+) -> Result<T, ApiError> {
+    let is_json = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|essence| essence.trim().to_ascii_lowercase())
+        .is_some_and(|essence| {
+            essence == "application/json"
+                || (essence.starts_with("application/") && essence.ends_with("+json"))
+        });
+    if !is_json {
+        return Err(json_rejection(JsonRejection::MissingJsonContentType(
+            Default::default(),
+        )));
+    }
+    axum::Json::<T>::from_bytes(bytes)
+        .map(|axum::Json(value)| value)
+        .map_err(json_rejection)
+}
+
 fn json_rejection(rejection: JsonRejection) -> ApiError {
     match rejection {
         JsonRejection::JsonDataError(e) => ApiError::bad_request("invalid_body", e.body_text()),

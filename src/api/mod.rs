@@ -127,7 +127,10 @@ pub fn router(state: AppState) -> Surface {
             "/api/v1/openapi.json",
             get(openapi::openapi_json).layer(axum::Extension(openapi::Document::build())),
         )
-        .route("/api/v1/setup", post(auth::setup::complete))
+        .route(
+            "/api/v1/setup",
+            get(auth::setup::status).post(auth::setup::complete),
+        )
         .route("/api/v1/auth/login", post(auth::login))
         .route("/api/v1/auth/refresh", post(auth::refresh))
         .route("/api/v1/auth/logout", post(auth::logout))
@@ -216,9 +219,11 @@ pub fn internal_router(state: AppState) -> Surface {
     surface(routes, &state, None, false, false)
 }
 
-/// Plain HTTP: `/ca.crt` and `/health` answered, everything else sent to HTTPS with 308.
+/// Plain HTTP: `/ca.crt` and `/health` answered, `/` the trust page (`edge::trust`) while
+/// there is a local CA, everything else sent to HTTPS with 308.
 pub fn redirect_router(state: AppState) -> Surface {
     let routes = Routes::new()
+        .route("/", get(crate::edge::trust::page))
         .route("/health", get(health::health))
         .route("/ca.crt", get(ca_cert))
         .fallback(crate::edge::redirect::to_https);

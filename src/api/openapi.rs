@@ -22,7 +22,8 @@ use http::{header, HeaderValue};
 use serde::Serialize;
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::{HttpMethod, Operation, PathItem};
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{
     ContentBuilder, ObjectBuilder, Ref, RefOr, ResponseBuilder, Schema, Type as SchemaType,
 };
@@ -72,6 +73,7 @@ pub struct Health {
         crate::ops::health::ready,
         super::ca_cert,
         openapi_json,
+        crate::auth::setup::status,
         crate::auth::setup::complete,
         crate::auth::handlers::login,
         crate::auth::handlers::refresh,
@@ -229,6 +231,18 @@ impl Modify for Common {
                     .build(),
             ),
         );
+        components.add_security_scheme(
+            "refresh_cookie",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                crate::auth::browser::REFRESH_COOKIE,
+                "The web client's refresh token (HttpOnly; Secure; SameSite=Strict; \
+                 Path=/api/v1/auth), set by setup, login, register, password change and refresh \
+                 when they carry `X-Roost-Client: web`. Read only by refresh and logout, and \
+                 only with that header and, when the request has an `Origin`, this server's \
+                 own; otherwise 403 `csrf`. The access token stays in the page's memory and is \
+                 sent as a bearer token.",
+            ))),
+        );
         let error_schema = RefOr::<Schema>::Ref(Ref::from_schema_name("ErrorBody"));
         for (name, _, description, retry_after) in COMMON_RESPONSES {
             let mut response = ResponseBuilder::new().description(description).content(
@@ -285,6 +299,11 @@ impl Modify for Common {
                 if json_body {
                     add(op, "415", "UnsupportedMediaType");
                 }
+                if method == HttpMethod::Post && BROWSER_SESSION_PATHS.contains(&path.as_str()) {
+                    op.parameters
+                        .get_or_insert_with(Vec::new)
+                        .push(RefOr::T(client_header()));
+                }
                 if api {
                     add(op, "401", "Unauthorized");
                     add(op, "403", "Forbidden");
@@ -298,6 +317,37 @@ impl Modify for Common {
             }
         }
     }
+}
+
+/// The POSTs that take `X-Roost-Client: web` (`auth::browser`): they set, read or clear the
+/// refresh cookie.
+const BROWSER_SESSION_PATHS: [&str; 6] = [
+    "/api/v1/setup",
+    "/api/v1/auth/login",
+    "/api/v1/auth/register",
+    "/api/v1/auth/refresh",
+    "/api/v1/auth/logout",
+    "/api/v1/auth/password",
+];
+
+/// The `X-Roost-Client` header parameter of [`BROWSER_SESSION_PATHS`].
+fn client_header() -> utoipa::openapi::path::Parameter {
+    ParameterBuilder::new()
+        .name(crate::auth::browser::CLIENT_HEADER)
+        .parameter_in(ParameterIn::Header)
+        .required(utoipa::openapi::Required::False)
+        .schema(Some(
+            ObjectBuilder::new()
+                .schema_type(SchemaType::String)
+                .enum_values(Some(["web"])),
+        ))
+        .description(Some(
+            "`web` from the browser client: the refresh token travels in the `roost_refresh` \
+             cookie instead of the body (refresh: send no body or `{}`; logout: the cookie's \
+             session ends and the cookie is cleared). With it, an `Origin` other than this \
+             server's is refused (403 `csrf`).",
+        ))
+        .build()
 }
 
 /// Every operation of a path item with its method.

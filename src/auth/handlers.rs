@@ -8,13 +8,16 @@
 
 use std::net::IpAddr;
 
+use axum::body::Bytes;
 use axum::extract::State;
+use axum::response::{IntoResponse, Response};
 use axum::Extension;
-use http::StatusCode;
+use http::{header, HeaderMap, StatusCode};
 use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::browser::{self, Browser};
 use super::session::{self, Issued, Refreshed};
 use super::users::{self, Actor, NewUser, Role, User};
 use super::{invites, username, AuthError, AuthState, Principal, RequireSession};
@@ -37,8 +40,10 @@ pub struct TokenResponse {
     pub token_type: String,
     /// Seconds until the access token expires.
     pub expires_in: i64,
-    /// Single use: exchange it at `/api/v1/auth/refresh` for a new pair.
-    pub refresh_token: String,
+    /// Single use: exchange it at `/api/v1/auth/refresh` for a new pair. Absent when the
+    /// request carried `X-Roost-Client: web`: the token is in the `roost_refresh` cookie then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
     /// Seconds until the refresh token expires.
     pub refresh_expires_in: i64,
     pub user: User,
@@ -55,7 +60,7 @@ pub(super) fn issue_session(auth: &AuthState, user: User, issued: Issued) -> Tok
         access_token,
         token_type: "Bearer".into(),
         expires_in: exp - now,
-        refresh_token: issued.refresh_token,
+        refresh_token: Some(issued.refresh_token),
         refresh_expires_in: issued.refresh_expires_at - now,
         user,
     }
@@ -152,8 +157,9 @@ pub struct LoginRequest {
 pub async fn login(
     State(app): State<AppState>,
     ip: Option<Extension<ClientIp>>,
+    browser: Browser,
     Json(req): Json<LoginRequest>,
-) -> Result<Json<TokenResponse>, ApiError> {
+) -> Result<Response, ApiError> {
     let auth = app.auth.clone();
     let ip = client_ip(ip);
     username::check_password_length(&req.password, auth.settings.max_password_length)
@@ -251,13 +257,16 @@ pub async fn login(
             Ok::<_, AuthError>(issued)
         })
         .await?;
-    Ok(Json(issue_session(&auth, user, issued)))
+    Ok(browser.session_answer(StatusCode::OK, issue_session(&auth, user, issued)))
 }
 
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+/// The body of a refresh. The web client (`X-Roost-Client: web`) sends no body or `{}`: its
+/// refresh token is the `roost_refresh` cookie.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
-    pub refresh_token: String,
+    /// Required unless the request carries `X-Roost-Client: web`.
+    pub refresh_token: Option<String>,
 }
 
 /// `POST /api/v1/auth/refresh {refresh_token}`: a new access token and a new refresh token.
@@ -268,7 +277,7 @@ pub struct RefreshRequest {
     operation_id = "refreshSession",
     summary = "Exchange a refresh token for a new token pair",
     tag = "auth",
-    security((), ("bearer" = [])),
+    security((), ("bearer" = []), ("refresh_cookie" = [])),
     request_body = RefreshRequest,
     responses(
         (status = 200, description = "A new access token and refresh token", body = TokenResponse),
@@ -280,11 +289,55 @@ pub struct RefreshRequest {
 pub async fn refresh(
     State(app): State<AppState>,
     ip: Option<Extension<ClientIp>>,
-    Json(req): Json<RefreshRequest>,
-) -> Result<Json<TokenResponse>, ApiError> {
+    browser: Browser,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let req: RefreshRequest = if body.is_empty() {
+        RefreshRequest::default()
+    } else {
+        crate::api::extract::json_body(&headers, &body)?
+    };
+    let (token, from_cookie) = match req.refresh_token {
+        Some(token) => (token, false),
+        None => match browser.cookie_token()? {
+            Some(token) => (token.to_owned(), true),
+            None if browser.web => {
+                return Err(AuthError::unauthorized(
+                    "invalid_refresh_token",
+                    "there is no session cookie; sign in",
+                )
+                .into())
+            }
+            None => {
+                return Err(ApiError::bad_request(
+                    "invalid_body",
+                    "missing field `refresh_token`",
+                ))
+            }
+        },
+    };
+    match rotate_refresh(&app, client_ip(ip), token).await {
+        Ok(tokens) => Ok(browser.session_answer(StatusCode::OK, tokens)),
+        // A cookie that no longer works is cleared, so the browser stops sending it.
+        Err(refused) if from_cookie && refused.status == StatusCode::UNAUTHORIZED => {
+            let mut resp = refused.into_response();
+            resp.headers_mut()
+                .insert(header::SET_COOKIE, browser::clear_cookie());
+            Ok(resp)
+        }
+        Err(refused) => Err(refused),
+    }
+}
+
+/// Exchanges `refresh_token` for a new session answer (see [`refresh`]).
+async fn rotate_refresh(
+    app: &AppState,
+    ip: Option<IpAddr>,
+    refresh_token: String,
+) -> Result<TokenResponse, ApiError> {
     let auth = app.auth.clone();
-    let ip = client_ip(ip);
-    if req.refresh_token.len() > 128 {
+    if refresh_token.len() > 128 {
         auth.count_failure("refresh_invalid");
         return Err(invalid_refresh().into());
     }
@@ -292,7 +345,7 @@ pub async fn refresh(
     let outcome = app
         .store
         .write(move |conn| {
-            let outcome = session::rotate(conn, &req.refresh_token, now_ms / 1000, ttl)?;
+            let outcome = session::rotate(conn, &refresh_token, now_ms / 1000, ttl)?;
             if let Refreshed::Reused {
                 user_id,
                 session_id,
@@ -314,7 +367,7 @@ pub async fn refresh(
         })
         .await?;
     match outcome {
-        Refreshed::Rotated { user, issued } => Ok(Json(issue_session(&auth, user, issued))),
+        Refreshed::Rotated { user, issued } => Ok(issue_session(&auth, user, issued)),
         Refreshed::Reused { session_id, .. } => {
             auth.count_failure("refresh_reuse");
             tracing::warn!(
@@ -347,40 +400,82 @@ fn invalid_refresh() -> AuthError {
 }
 
 /// `POST /api/v1/auth/logout`: ends the caller's session (its refresh token and every access
-/// token of it). 204.
+/// token of it). 204. With `X-Roost-Client: web`, the session of the `roost_refresh` cookie
+/// (and of the access token, if one is sent) ends and the cookie is cleared.
 #[utoipa::path(
     post,
     path = "/api/v1/auth/logout",
     operation_id = "logout",
     summary = "Sign out this session",
     tag = "auth",
+    security(("bearer" = []), ("refresh_cookie" = [])),
     responses(
-        (status = 204, description = "Signed out"),
+        (status = 204, description = "Signed out; with `X-Roost-Client: web`, `Set-Cookie` \
+         clears `roost_refresh`"),
         (status = 403, description = "Signed in with an API key, not a session \
-         (`session_required`)", body = crate::api::ErrorBody),
+         (`session_required`); a session cookie without `X-Roost-Client: web` or with another \
+         site's `Origin` (`csrf`)", body = crate::api::ErrorBody),
     )
 )]
 pub async fn logout(
     State(app): State<AppState>,
-    RequireSession(who): RequireSession,
+    who: Option<Extension<Principal>>,
+    browser: Browser,
     ip: Option<Extension<ClientIp>>,
-) -> Result<StatusCode, ApiError> {
-    let sid = who.session_id().unwrap_or_default().to_owned();
+) -> Result<Response, ApiError> {
+    let cookie = browser.cookie_token()?.map(str::to_owned);
+    let who = who.map(|Extension(who)| who);
+    if let Some(who) = &who {
+        if who.session_id().is_none() {
+            return Err(AuthError::forbidden(
+                "session_required",
+                "this needs a signed-in session, not an API key",
+            )
+            .into());
+        }
+    } else if !browser.web {
+        return Err(AuthError::Unauthenticated.into());
+    }
+    let bearer_sid = who.as_ref().and_then(|w| w.session_id()).map(str::to_owned);
     let now_ms = app.auth.now_ms();
-    let actor = Actor::caller(&who, ip);
+    let client = client_ip(ip);
     app.store
         .write(move |conn| {
-            session::revoke(conn, &sid, "logout", now_ms / 1000)?;
-            audit::record(
-                conn,
-                &actor
-                    .event("auth.logout", now_ms)
-                    .target(format!("session:{sid}")),
-            )?;
+            let mut ended = Vec::new();
+            if let (Some(sid), Some(who)) = (bearer_sid, &who) {
+                ended.push((sid, who.user_id, who.username.clone()));
+            }
+            if let Some(token) = cookie {
+                if let Some((sid, user_id)) = session::of_refresh_token(conn, &token)? {
+                    let name = users::by_id(conn, user_id)?
+                        .map(|u| u.username)
+                        .unwrap_or_default();
+                    if !ended.iter().any(|(s, _, _)| *s == sid) {
+                        ended.push((sid, user_id, name));
+                    }
+                }
+            }
+            for (sid, user_id, name) in ended {
+                if session::revoke(conn, &sid, "logout", now_ms / 1000)? {
+                    audit::record(
+                        conn,
+                        &Event::new("auth.logout")
+                            .at_ms(now_ms)
+                            .actor(Some(user_id), name)
+                            .ip(client)
+                            .target(format!("session:{sid}")),
+                    )?;
+                }
+            }
             Ok::<_, AuthError>(())
         })
         .await?;
-    Ok(StatusCode::NO_CONTENT)
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    if browser.web {
+        resp.headers_mut()
+            .insert(header::SET_COOKIE, browser::clear_cookie());
+    }
+    Ok(resp)
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -420,8 +515,9 @@ pub struct RegisterRequest {
 pub async fn register(
     State(app): State<AppState>,
     ip: Option<Extension<ClientIp>>,
+    browser: Browser,
     Json(req): Json<RegisterRequest>,
-) -> Result<(StatusCode, Json<TokenResponse>), ApiError> {
+) -> Result<Response, ApiError> {
     let auth = app.auth.clone();
     let signup = Signup::check(
         &auth,
@@ -478,10 +574,7 @@ pub async fn register(
             Ok::<_, AuthError>((user, issued))
         })
         .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(issue_session(&auth, user, issued)),
-    ))
+    Ok(browser.session_answer(StatusCode::CREATED, issue_session(&auth, user, issued)))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -516,8 +609,9 @@ pub async fn change_password(
     State(app): State<AppState>,
     RequireSession(who): RequireSession,
     ip: Option<Extension<ClientIp>>,
+    browser: Browser,
     Json(req): Json<PasswordRequest>,
-) -> Result<Json<TokenResponse>, ApiError> {
+) -> Result<Response, ApiError> {
     let auth = app.auth.clone();
     let s = &auth.settings;
     username::check_password_length(&req.current_password, s.max_password_length)
@@ -569,7 +663,7 @@ pub async fn change_password(
             Ok::<_, AuthError>((user, issued))
         })
         .await?;
-    Ok(Json(issue_session(&auth, user, issued)))
+    Ok(browser.session_answer(StatusCode::OK, issue_session(&auth, user, issued)))
 }
 
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]

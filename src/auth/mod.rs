@@ -16,6 +16,7 @@
 
 pub mod api_keys;
 pub mod backoff;
+pub mod browser;
 pub mod cli;
 mod crypto;
 pub mod error;

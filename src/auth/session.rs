@@ -141,6 +141,22 @@ pub fn rotate(
     })
 }
 
+/// The session (id, user id) a refresh token belongs to, whether or not it is still usable:
+/// signing out with an old cookie still ends its session.
+pub fn of_refresh_token(
+    conn: &Connection,
+    refresh_token: &str,
+) -> Result<Option<(String, i64)>, AuthError> {
+    Ok(conn
+        .query_row(
+            "SELECT s.id, s.user_id FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id
+              WHERE t.token_hash = ?1",
+            [crypto::sha256(refresh_token)],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?)
+}
+
 /// Revokes one session (idempotent). True if it was live.
 pub fn revoke(
     conn: &Connection,

@@ -9,12 +9,14 @@
 use std::sync::Arc;
 
 use axum::extract::State;
+use axum::response::Response;
 use axum::Extension;
 use http::StatusCode;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::browser::Browser;
 use super::handlers::{create_signed_in, issue_session, Signup, TokenResponse};
 use super::users::{self, Actor, Role};
 use super::{crypto, AuthError, AuthState};
@@ -110,6 +112,35 @@ fn check_code(conn: &Connection, code: &str, now: i64) -> Result<(), AuthError> 
     Ok(())
 }
 
+/// `GET /api/v1/setup`'s answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SetupStatus {
+    /// Whether the first admin still has to be created (with the setup code from the console
+    /// or the journal).
+    pub needed: bool,
+}
+
+/// `GET /api/v1/setup`: whether the first admin still has to be created, so the web client
+/// knows to offer setup instead of sign-in. Never the code itself.
+#[utoipa::path(
+    get,
+    path = "/api/v1/setup",
+    operation_id = "getSetupStatus",
+    summary = "Whether the first admin still has to be created",
+    tag = "auth",
+    security(()),
+    responses(
+        (status = 200, description = "`needed` is true until an admin exists", body = SetupStatus),
+    )
+)]
+pub async fn status(State(app): State<AppState>) -> Result<Json<SetupStatus>, ApiError> {
+    let exists = app
+        .store
+        .read(|conn| users::admin_exists(conn).map_err(AuthError::from))
+        .await?;
+    Ok(Json(SetupStatus { needed: !exists }))
+}
+
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetupRequest {
@@ -150,8 +181,9 @@ pub struct SetupRequest {
 pub async fn complete(
     State(app): State<AppState>,
     ip: Option<Extension<ClientIp>>,
+    browser: Browser,
     Json(req): Json<SetupRequest>,
-) -> Result<(StatusCode, Json<TokenResponse>), ApiError> {
+) -> Result<Response, ApiError> {
     let auth = app.auth.clone();
     let signup = Signup::check(
         &auth,
@@ -196,8 +228,5 @@ pub async fn complete(
         .await?;
     auth.set_pending_setup(None);
     tracing::info!(username = %user.username, "first admin created with the setup code");
-    Ok((
-        StatusCode::CREATED,
-        Json(issue_session(&auth, user, issued)),
-    ))
+    Ok(browser.session_answer(StatusCode::CREATED, issue_session(&auth, user, issued)))
 }

@@ -13,3 +13,4 @@ pub mod per_ip;
 pub mod policy;
 pub mod redirect;
 pub mod tls;
+pub mod trust;

@@ -1,4 +1,5 @@
-//! The plain-HTTP listener's answer to everything but `/health` and `/ca.crt`: a 308 to the
+//! The plain-HTTP listener's answer to everything but `/health`, `/ca.crt` and `/` (the trust
+//! page, `edge::trust`, while there is a local CA): a 308 to the
 //! same path on the HTTPS origin (308 keeps the method and body, unlike 301/302).
 //!
 //! The target host is the request's own (already checked against the allowlist), so a
@@ -26,6 +27,12 @@ pub async fn to_https(State(app): State<AppState>, req: Request) -> Response {
 }
 
 fn https_location(policy: &Arc<EdgePolicy>, host: &str, uri: &http::Uri) -> String {
+    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    format!("{}{path}", https_origin(policy, host))
+}
+
+/// `https://host[:port]` for a host the allowlist accepted (IPv6 in brackets).
+pub fn https_origin(policy: &EdgePolicy, host: &str) -> String {
     let host = if host.contains(':') {
         format!("[{host}]")
     } else {
@@ -35,6 +42,5 @@ fn https_location(policy: &Arc<EdgePolicy>, host: &str, uri: &http::Uri) -> Stri
         443 => String::new(),
         p => format!(":{p}"),
     };
-    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    format!("https://{host}{port}{path}")
+    format!("https://{host}{port}")
 }

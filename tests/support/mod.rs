@@ -524,15 +524,20 @@ impl Api {
         .await
     }
 
-    /// Reads the setup code from the log (logged at WARN: its one allowed appearance) and
-    /// creates the admin `username` with `ADMIN_PASSWORD`; returns the setup answer (tokens and
-    /// user).
-    pub async fn setup_admin(&mut self, username: &str) -> Value {
+    /// The setup code, read from the log (logged once at WARN: its one allowed appearance).
+    pub fn setup_code(&mut self) -> String {
         let line = self
             .roost
             .wait_for_log(|v| v["setup_code"].is_string(), STARTUP_DEADLINE);
         assert_eq!(line["level"], "WARN", "{line}");
-        let code = line["setup_code"].as_str().unwrap().to_owned();
+        line["setup_code"].as_str().unwrap().to_owned()
+    }
+
+    /// Reads the setup code from the log (logged at WARN: its one allowed appearance) and
+    /// creates the admin `username` with `ADMIN_PASSWORD`; returns the setup answer (tokens and
+    /// user).
+    pub async fn setup_admin(&mut self, username: &str) -> Value {
+        let code = self.setup_code();
         let (status, body) = self
             .post(
                 "/api/v1/setup",
