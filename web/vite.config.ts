@@ -11,5 +11,8 @@ export default defineConfig({
     emptyOutDir: true,
     sourcemap: false,
     target: "es2020",
+    // The calls chunk (livekit-client, ~140 KB gzip) is loaded only when someone joins a call;
+    // the initial bundle is checked against its own budget (100 KB gzip) separately.
+    chunkSizeWarningLimit: 600,
   },
 });

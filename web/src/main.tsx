@@ -1,12 +1,10 @@
-import { render } from "preact";
+/** Entry point: restore the session (refresh cookie), then render. */
 
-function App() {
-  return (
-    <main>
-      <h1>Roost</h1>
-    </main>
-  );
-}
+import { render } from "preact";
+import { App } from "./app/App";
+import { boot } from "./session/session";
+import "./styles.css";
 
 const root = document.getElementById("app");
 if (root) render(<App />, root);
+void boot();

@@ -1,0 +1,112 @@
+// Starts the real `roost` binary for the end-to-end tests and the API type generator: a temp
+// data dir, every listener on port 0, JSON logs read from stderr (the bound addresses and the
+// setup code come from there). Nothing here sleeps to let things settle: waits poll a
+// condition against a deadline.
+
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const repo = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+
+/** The roost binary: $ROOST_BIN, else $CARGO_TARGET_DIR/debug/roost, else target/debug/roost. */
+export function roostBinary() {
+  const candidates = [
+    process.env.ROOST_BIN,
+    process.env.CARGO_TARGET_DIR && join(process.env.CARGO_TARGET_DIR, "debug/roost"),
+    join(repo, "target/debug/roost"),
+  ].filter(Boolean);
+  const found = candidates.find((p) => existsSync(p));
+  if (!found) {
+    throw new Error(`no roost binary (tried ${candidates.join(", ")}): run cargo build first`);
+  }
+  return found;
+}
+
+/** Generous: debug builds on a loaded 2-core machine start slowly. */
+const STARTUP_DEADLINE_MS = 60_000;
+
+export async function startRoost() {
+  const dir = mkdtempSync(join(tmpdir(), "roost-e2e-"));
+  const dataDir = join(dir, "data");
+  const config = join(dir, "roost.toml");
+  // Rate limits would refuse the tests' many sign-ins from one address.
+  writeFileSync(
+    config,
+    `[server]\nhostname = "localhost"\nhttps_addr = "127.0.0.1:0"\nhttp_addr = "127.0.0.1:0"\n` +
+      `internal_addr = "127.0.0.1:0"\nshutdown_grace_secs = 5\n` +
+      `[storage]\ndata_dir = "${dataDir}"\nmin_free_disk_mb = 1\n` +
+      `[rate_limits]\nexempt_cidrs = ["127.0.0.0/8", "::1/128"]\n` +
+      // The longest body the server allows, so the 16 KiB body test can post one.
+      `[chat]\nmax_message_chars = 16000\n` +
+      // Small, so the oversized-upload test sends little.
+      `[attachments]\nmax_bytes = 1048576\n`,
+  );
+  const child = spawn(roostBinary(), ["--log-format", "json", "serve", "--config", config], {
+    stdio: ["ignore", "ignore", "pipe"],
+    env: { ...process.env, ROOST_LOG: "info,roost=debug", NOTIFY_SOCKET: "", JOURNAL_STREAM: "" },
+  });
+  const logs = [];
+  const waiters = [];
+  let buffered = "";
+  child.stderr.setEncoding("utf8");
+  child.stderr.on("data", (chunk) => {
+    buffered += chunk;
+    let nl;
+    while ((nl = buffered.indexOf("\n")) >= 0) {
+      const line = buffered.slice(0, nl);
+      buffered = buffered.slice(nl + 1);
+      if (process.env.ROOST_TEST_ECHO) process.stderr.write(`[roost] ${line}\n`);
+      let value;
+      try {
+        value = JSON.parse(line);
+      } catch {
+        value = { message: line };
+      }
+      logs.push(value);
+      for (const w of [...waiters]) w(value);
+    }
+  });
+  const exited = new Promise((res) => child.on("exit", (code, signal) => res({ code, signal })));
+
+  /** Resolves with the first log line (past or future) that `pred` accepts. */
+  function waitForLog(pred, what, deadlineMs = STARTUP_DEADLINE_MS) {
+    const seen = logs.find(pred);
+    if (seen) return Promise.resolve(seen);
+    return new Promise((res, rej) => {
+      const timer = setTimeout(() => {
+        waiters.splice(waiters.indexOf(check), 1);
+        rej(new Error(`roost did not log ${what} within ${deadlineMs} ms`));
+      }, deadlineMs);
+      const check = (v) => {
+        if (!pred(v)) return;
+        clearTimeout(timer);
+        waiters.splice(waiters.indexOf(check), 1);
+        res(v);
+      };
+      waiters.push(check);
+      exited.then((e) => rej(new Error(`roost exited (${JSON.stringify(e)}) before logging ${what}`)));
+    });
+  }
+
+  const listening = await waitForLog((v) => v.message === "listening", "its addresses");
+  const port = Number(String(listening.https).split(":").pop());
+  const origin = `https://localhost:${port}`;
+  return {
+    origin,
+    caPath: join(dataDir, "tls/ca.crt"),
+    ca: () => readFileSync(join(dataDir, "tls/ca.crt")),
+    logs,
+    async setupCode() {
+      const line = await waitForLog((v) => typeof v.setup_code === "string", "the setup code");
+      return line.setup_code;
+    },
+    async stop() {
+      child.kill("SIGTERM");
+      await exited;
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,115 @@
+/**
+ * The top of the client: picks the screen from the session and the path. Signed in, it is
+ * one pane on a phone (the room list, or a room with a way back) and two panes on wider
+ * screens; a visible line says when the connection is being re-established.
+ */
+
+import type { FunctionComponent } from "preact";
+import { useEffect, useState } from "preact/hooks";
+import { gatewayPhase, startGateway, stopGateway } from "../gateway/socket";
+import { RoomList } from "../rooms/RoomList";
+import { roomById, rooms } from "../rooms/state";
+import { session, signOut } from "../session/session";
+import { SetupForm, SignInForm, SignUpForm } from "../sign-in/forms";
+import { t } from "../strings";
+import { cycleTheme, theme } from "../theme/theme";
+import { clearTimelines } from "../timeline/state";
+import { Timeline } from "../timeline/Timeline";
+import { inviteCode, navigate, openRoomId, path } from "./router";
+
+function ThemeToggle() {
+  const label = theme.value === "system" ? t.themeSystem : theme.value === "dark" ? t.themeDark : t.themeLight;
+  return (
+    <button type="button" class="theme" onClick={cycleTheme}>
+      {label}
+    </button>
+  );
+}
+
+function ConnectionStatus() {
+  const phase = gatewayPhase.value;
+  if (phase === "resuming") return <p class="connection" role="status">{t.reconnecting}</p>;
+  if (phase === "offline")
+    return (
+      <p class="connection" role="status">
+        {t.reconnecting} {t.offline}
+      </p>
+    );
+  return <p class="connection" role="status" hidden />;
+}
+
+/** The admin chunk, loaded the first time an admin opens it. */
+function AdminSlot() {
+  const [Page, setPage] = useState<FunctionComponent | null>(null);
+  const [failed, setFailed] = useState(false);
+  useEffect(() => {
+    import("../admin/AdminPage").then(
+      (m) => setPage(() => m.default),
+      () => setFailed(true),
+    );
+  }, []);
+  if (failed) return <p class="error" role="alert">{t.networkError}</p>;
+  return Page ? <Page /> : <p class="splash">{t.loading}</p>;
+}
+
+function Shell({ userId, isAdmin }: { userId: number; isAdmin: boolean }) {
+  useEffect(() => {
+    startGateway();
+    return () => {
+      stopGateway();
+      clearTimelines();
+    };
+  }, []);
+  const roomId = openRoomId.value;
+  // Subscribe to the list, so a room that appears later (joined, created) is found.
+  void rooms.value;
+  const room = roomId !== null ? roomById(roomId) : undefined;
+  return (
+    <div class={roomId !== null || path.value === "/admin" ? "shell room-open" : "shell"}>
+      <header class="top">
+        <h1>{t.appName}</h1>
+        <ConnectionStatus />
+        <div class="tools">
+          {isAdmin ? (
+            <a href="/admin" class="button-link" onClick={(e) => (e.preventDefault(), navigate("/admin"))}>
+              {t.administration}
+            </a>
+          ) : null}
+          <ThemeToggle />
+          <button type="button" onClick={() => void signOut()}>
+            {t.signOut}
+          </button>
+        </div>
+      </header>
+      <div class="panes">
+        <RoomList myUserId={userId} />
+        <main class="main">
+          {isAdmin && path.value === "/admin" ? (
+            <AdminSlot />
+          ) : roomId !== null ? (
+            <Timeline key={roomId} roomId={roomId} roomName={room?.name ?? ""} myUserId={userId} />
+          ) : (
+            <p class="choose">{t.chooseRoom}</p>
+          )}
+        </main>
+      </div>
+    </div>
+  );
+}
+
+export function App() {
+  const s = session.value;
+  switch (s.status) {
+    case "loading":
+      return <p class="splash">{t.loading}</p>;
+    case "setup":
+      return <SetupForm />;
+    case "signed_out":
+      if (inviteCode.value !== null) return <SignUpForm />;
+      // Reachable by hand too, should the first-run check itself fail.
+      if (path.value === "/setup") return <SetupForm />;
+      return <SignInForm notice={s.reason === "network" ? t.networkError : undefined} />;
+    case "signed_in":
+      return <Shell userId={s.user.id} isAdmin={s.user.role === "admin"} />;
+  }
+}

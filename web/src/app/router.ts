@@ -1,0 +1,43 @@
+/**
+ * The client's paths: `/` (room list), `/rooms/<id>` (a room's timeline), `/invite/<code>`
+ * (sign-up with that invite), `/setup` (the first admin). The server answers index.html for every one of them, so a
+ * reload or a shared link lands on the same screen.
+ */
+
+import { computed, signal } from "@preact/signals";
+
+export const path = signal(location.pathname);
+
+addEventListener("popstate", () => {
+  path.value = location.pathname;
+});
+
+export function navigate(to: string, replace = false): void {
+  if (to === location.pathname) return;
+  if (replace) history.replaceState(null, "", to);
+  else history.pushState(null, "", to);
+  path.value = to;
+}
+
+/** The open room's id, if the path names one. */
+export const openRoomId = computed(() => {
+  const m = /^\/rooms\/(\d+)$/.exec(path.value);
+  return m ? Number(m[1]) : null;
+});
+
+/** The invite code of an `/invite/<code>` link. */
+export const inviteCode = computed(() => {
+  const m = /^\/invite\/([^/]+)$/.exec(path.value);
+  return m ? decodeURIComponent(m[1]) : null;
+});
+
+/** Back from a room to the list: a real history step when we came from there. */
+export function backToRooms(): void {
+  if (history.state && (history.state as { fromList?: boolean }).fromList) history.back();
+  else navigate("/");
+}
+
+export function openRoom(id: number): void {
+  history.pushState({ fromList: true }, "", `/rooms/${id}`);
+  path.value = `/rooms/${id}`;
+}

@@ -1,0 +1,128 @@
+/**
+ * Wires the gateway machine to a real WebSocket, timers and the browser's online/offline
+ * events, and hands delivered events to the rooms and timeline state. All decisions are the
+ * machine's (machine.ts); this file only carries them out.
+ */
+
+import { signal } from "@preact/signals";
+import type { Message } from "../api/client";
+import { newMessage } from "../notify/notify";
+import { applyRoomEvent, loadRooms, roomById } from "../rooms/state";
+import { sessionEnded, tokenForGateway } from "../session/session";
+import { applyMessageEvent, loadLatest, outbox, timelineOf } from "../timeline/state";
+import { GatewayMachine, type Effect, type Input, type Phase } from "./machine";
+
+export const gatewayPhase = signal<Phase>("stopped");
+
+const machine = new GatewayMachine({ random: Math.random });
+let socket: WebSocket | null = null;
+let socketConn = 0;
+let retryTimer: ReturnType<typeof setTimeout> | undefined;
+let heartbeatTimer: ReturnType<typeof setTimeout> | undefined;
+let myUserId = 0;
+
+function step(input: Input): void {
+  const effects = machine.step(input);
+  gatewayPhase.value = machine.phase;
+  for (const effect of effects) run(effect);
+}
+
+function run(effect: Effect): void {
+  switch (effect.kind) {
+    case "need_token":
+      tokenForGateway(effect.fresh).then(
+        (token) => step({ kind: "token", token }),
+        () => step({ kind: "token_failed" }),
+      );
+      break;
+    case "open":
+      open(effect.conn);
+      break;
+    case "send":
+      if (socket && socketConn === effect.conn && socket.readyState === WebSocket.OPEN) {
+        socket.send(JSON.stringify(effect.frame));
+      }
+      break;
+    case "close":
+      if (socket && socketConn === effect.conn) {
+        socket.close(1000);
+        socket = null;
+      }
+      break;
+    case "schedule_retry":
+      clearTimeout(retryTimer);
+      retryTimer = setTimeout(() => step({ kind: "retry_timer" }), effect.ms);
+      break;
+    case "cancel_retry":
+      clearTimeout(retryTimer);
+      break;
+    case "schedule_heartbeat":
+      clearTimeout(heartbeatTimer);
+      heartbeatTimer = setTimeout(() => step({ kind: "heartbeat_timer" }), effect.ms);
+      break;
+    case "deliver": {
+      const { room_id, type, data } = effect.event;
+      if (type.startsWith("message.")) {
+        const message = data as Message;
+        applyMessageEvent(room_id, message);
+        if (type === "message.created" && message.author_id !== myUserId) {
+          newMessage(message, roomById(room_id)?.name ?? "");
+        }
+      }
+      else applyRoomEvent(type, room_id, data, myUserId);
+      break;
+    }
+    case "signal":
+      break; // presence, typing and calls are not shown yet
+    case "reload":
+      for (const room of effect.rooms) {
+        timelineOf(room);
+        void loadLatest(room);
+      }
+      break;
+    case "ready":
+      myUserId = effect.userId;
+      void loadRooms().catch(() => {});
+      void outbox.flush();
+      break;
+    case "signed_out":
+      sessionEnded();
+      break;
+  }
+}
+
+function open(conn: number): void {
+  const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/api/v1/gateway`);
+  socket = ws;
+  socketConn = conn;
+  ws.onopen = () => step({ kind: "opened", conn });
+  ws.onmessage = (m) => {
+    let frame: unknown;
+    try {
+      frame = JSON.parse(String(m.data));
+    } catch {
+      return; // not JSON: ignored, the server never sends that
+    }
+    step({ kind: "frame", conn, frame });
+  };
+  ws.onclose = (e) => {
+    if (socket === ws) socket = null;
+    step({ kind: "closed", conn, code: e.code, reason: e.reason });
+  };
+}
+
+addEventListener("online", () => {
+  step({ kind: "network", online: true });
+  void outbox.flush();
+});
+addEventListener("offline", () => step({ kind: "network", online: false }));
+
+export function startGateway(): void {
+  if (!navigator.onLine) step({ kind: "network", online: false });
+  step({ kind: "start" });
+}
+
+export function stopGateway(): void {
+  step({ kind: "stop" });
+  clearTimeout(heartbeatTimer);
+}

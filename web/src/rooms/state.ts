@@ -1,0 +1,46 @@
+/**
+ * The rooms a person is in and the public rooms they may join. Loaded over HTTP when the
+ * gateway is ready (so a reconnect refreshes it) and kept current by room events.
+ */
+
+import { computed, signal } from "@preact/signals";
+import { api, call, type Room } from "../api/client";
+
+export const rooms = signal<Room[]>([]);
+export const roomsLoaded = signal(false);
+
+export const joinedRooms = computed(() => rooms.value.filter((r) => r.my_role !== undefined));
+export const joinableRooms = computed(() => rooms.value.filter((r) => r.my_role === undefined && !r.private));
+
+export function roomById(id: number): Room | undefined {
+  return rooms.value.find((r) => r.id === id);
+}
+
+export async function loadRooms(): Promise<void> {
+  const answer = await call(() => api.GET("/api/v1/rooms"));
+  rooms.value = [...answer.rooms].sort((a, b) => a.name.localeCompare(b.name));
+  roomsLoaded.value = true;
+}
+
+export async function createRoom(name: string, isPrivate: boolean): Promise<Room> {
+  const room = await call(() => api.POST("/api/v1/rooms", { body: { name, private: isPrivate } }));
+  rooms.value = [...rooms.value.filter((r) => r.id !== room.id), room].sort((a, b) => a.name.localeCompare(b.name));
+  return room;
+}
+
+export async function joinRoom(roomId: number, myUserId: number): Promise<void> {
+  await call(() =>
+    api.PUT("/api/v1/rooms/{id}/members/{user_id}", { params: { path: { id: roomId, user_id: myUserId } }, body: {} }),
+  );
+  await loadRooms();
+}
+
+/** A room event that changes the room itself or our membership. */
+export function applyRoomEvent(type: string, roomId: number, data: unknown, myUserId: number): void {
+  if (type === "room.updated") {
+    const room = data as Room;
+    rooms.value = rooms.value.map((r) => (r.id === roomId ? { ...r, ...room, my_role: r.my_role } : r));
+  } else if (type.startsWith("member.") && (data as { user_id?: number }).user_id === myUserId) {
+    void loadRooms().catch(() => {});
+  }
+}

@@ -1,0 +1,127 @@
+/**
+ * A room's timeline: a list named "Messages" with day separators, paging back when scrolled
+ * to the top (keeping what was on screen in place), pending sends after the newest message,
+ * and the composer. It renders the timeline state; loading is done by timeline/state.ts.
+ */
+
+import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
+import type { Message } from "../api/client";
+import { backToRooms } from "../app/router";
+import { t } from "../strings";
+import { CallButton } from "../calls/CallButton";
+import { Composer } from "./Composer";
+import { MessageItem, PendingItem } from "./MessageItem";
+import { loadLatest, loadNewer, loadOlder, pending, timelineOf } from "./state";
+
+/** Distance from an edge, in pixels, at which paging starts. */
+const EDGE_PX = 200;
+
+function dayKey(iso: string): string {
+  const d = new Date(iso);
+  return `${d.getFullYear()}-${d.getMonth()}-${d.getDate()}`;
+}
+
+function dayLabel(iso: string): string {
+  const d = new Date(iso);
+  const today = new Date();
+  const yesterday = new Date(today.getFullYear(), today.getMonth(), today.getDate() - 1);
+  if (dayKey(iso) === dayKey(today.toISOString())) return t.today;
+  if (dayKey(iso) === dayKey(yesterday.toISOString())) return t.yesterday;
+  return d.toLocaleDateString(undefined, { weekday: "long", year: "numeric", month: "long", day: "numeric" });
+}
+
+export function Timeline({ roomId, roomName, myUserId }: { roomId: number; roomName: string; myUserId: number }) {
+  const tl = timelineOf(roomId);
+  const scroller = useRef<HTMLDivElement>(null);
+  const atBottom = useRef(true);
+  /** The message at the top of the screen before paging back, and where it was. */
+  const anchor = useRef<{ id: number; top: number } | null>(null);
+  const [, setTick] = useState(0);
+
+  useEffect(() => {
+    atBottom.current = true;
+    if (tl.messages.value.length === 0) void loadLatest(roomId);
+  }, [roomId]);
+
+  const messages = tl.messages.value;
+  const mine = pending.value.filter((p) => p.roomId === roomId);
+
+  useLayoutEffect(() => {
+    const el = scroller.current;
+    if (!el) return;
+    if (anchor.current) {
+      const node = el.querySelector<HTMLElement>(`[data-id="${anchor.current.id}"]`);
+      if (node) el.scrollTop += node.offsetTop - anchor.current.top;
+      anchor.current = null;
+    } else if (atBottom.current) {
+      el.scrollTop = el.scrollHeight;
+    }
+  }, [messages, mine.length, roomId]);
+
+  const onScroll = () => {
+    const el = scroller.current;
+    if (!el) return;
+    atBottom.current = el.scrollHeight - el.scrollTop - el.clientHeight < 40 && !tl.hasNewer.value;
+    if (el.scrollTop < EDGE_PX && tl.hasOlder.value && !tl.loading.value && messages.length > 0) {
+      const first = el.querySelector<HTMLElement>("[data-id]");
+      if (first) anchor.current = { id: Number(first.dataset.id), top: first.offsetTop };
+      void loadOlder(roomId).then(() => setTick((n) => n + 1));
+    } else if (el.scrollHeight - el.scrollTop - el.clientHeight < EDGE_PX && tl.hasNewer.value && !tl.loading.value) {
+      void loadNewer(roomId);
+    }
+  };
+
+  const items: preact.JSX.Element[] = [];
+  let lastDay = "";
+  for (const m of messages as Message[]) {
+    const day = dayKey(m.created_at);
+    if (day !== lastDay) {
+      items.push(
+        <li key={`day-${day}`} class="day">
+          <span>{dayLabel(m.created_at)}</span>
+        </li>,
+      );
+      lastDay = day;
+    }
+    items.push(<MessageItem key={m.id} message={m} mine={m.author_id === myUserId} />);
+  }
+
+  return (
+    <section class="timeline" aria-labelledby="room-title">
+      <header class="room-header">
+        <button type="button" class="back" onClick={backToRooms}>
+          <span aria-hidden="true">‹ </span>
+          {t.back}
+        </button>
+        <h2 id="room-title">{roomName}</h2>
+        <CallButton roomId={roomId} />
+      </header>
+      <div class="scroller" ref={scroller} onScroll={onScroll}>
+        <p class="edge" aria-live="polite">
+          {tl.loading.value === "older" || tl.loading.value === "initial"
+            ? t.loadingOlder
+            : !tl.hasOlder.value
+              ? t.beginning
+              : ""}
+        </p>
+        {tl.error.value ? (
+          <p class="error" role="alert">
+            {tl.error.value}
+          </p>
+        ) : null}
+        <ul class="messages" aria-label={t.messages}>
+          {items}
+          {tl.hasNewer.value
+            ? null
+            : mine.map((p) => <PendingItem key={p.localId} pending={p} />)}
+        </ul>
+        {tl.hasNewer.value ? (
+          <button type="button" class="newer" onClick={() => void loadLatest(roomId)}>
+            {t.newer}
+          </button>
+        ) : null}
+      </div>
+      <Composer roomId={roomId} />
+    </section>
+  );
+}
