@@ -172,7 +172,12 @@ async fn the_real_server_runs_on_the_generated_config_and_checks_call_tokens() {
     assert_eq!(validate(&api.roost, Some(&rewritten)).await, 401);
 
     let key = read(&api.roost.setup.data_dir().join("secrets/livekit_api_key"));
-    let secret = read(&api.roost.setup.data_dir().join("secrets/livekit_api_secret"));
+    let secret = read(
+        &api.roost
+            .setup
+            .data_dir()
+            .join("secrets/livekit_api_secret"),
+    );
     let mut expired = claims(&token);
     expired["nbf"] = json!(now_secs() - 900);
     expired["exp"] = json!(now_secs() - 600);
@@ -200,7 +205,10 @@ async fn a_port_range_node_ip_and_turn_over_udp_and_tls_are_accepted() {
         DEADLINE,
     );
     assert!(
-        turn["fields"].as_str().unwrap_or("").contains("turn.portTLS"),
+        turn["fields"]
+            .as_str()
+            .unwrap_or("")
+            .contains("turn.portTLS"),
         "{turn}"
     );
     assert_eq!(livekit_check(&roost).await["status"], "ok");
@@ -216,7 +224,12 @@ async fn a_killed_server_is_restarted_with_backoff_and_its_call_forgotten() {
 
     // Someone is in the call, as LiveKit's webhook reports it.
     let key = read(&api.roost.setup.data_dir().join("secrets/livekit_api_key"));
-    let secret = read(&api.roost.setup.data_dir().join("secrets/livekit_api_secret"));
+    let secret = read(
+        &api.roost
+            .setup
+            .data_dir()
+            .join("secrets/livekit_api_secret"),
+    );
     let body = json!({
         "event": "participant_joined",
         "room": {"name": format!("roost-room-{room}")},
@@ -239,7 +252,11 @@ async fn a_killed_server_is_restarted_with_backoff_and_its_call_forgotten() {
     assert_eq!(status, 200);
     let call = format!("/api/v1/rooms/{room}/call");
     let (_, state) = api.get(&call, &admin).await;
-    assert_eq!(state["participants"].as_array().unwrap().len(), 1, "{state}");
+    assert_eq!(
+        state["participants"].as_array().unwrap().len(),
+        1,
+        "{state}"
+    );
 
     let first = livekit_pid(&mut api.roost, 0);
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(first), Signal::SIGKILL).unwrap();
@@ -247,19 +264,23 @@ async fn a_killed_server_is_restarted_with_backoff_and_its_call_forgotten() {
         .roost
         .wait_for_log(|v| is_message(v, "livekit restarting"), DEADLINE);
     assert!(
-        restarting["reason"]
-            .as_str()
-            .unwrap()
-            .contains("signal: 9"),
+        restarting["reason"].as_str().unwrap().contains("signal: 9"),
         "{restarting}"
     );
-    assert_eq!(restarting["backoff_ms"], 300, "the first restart waits the initial backoff");
+    assert_eq!(
+        restarting["backoff_ms"], 300,
+        "the first restart waits the initial backoff"
+    );
     let second = livekit_pid(&mut api.roost, 1);
     assert_ne!(first, second);
     wait_ready(&mut api.roost, 2);
 
     let (_, state) = api.get(&call, &admin).await;
-    assert_eq!(state["participants"], json!([]), "the killed server's call is over");
+    assert_eq!(
+        state["participants"],
+        json!([]),
+        "the killed server's call is over"
+    );
     assert_eq!(api.metric("roost_livekit_restarts_total").await, Some(1.0));
     assert_eq!(livekit_check(&api.roost).await["status"], "ok");
     // The new server takes tokens again.

@@ -452,7 +452,10 @@ fn exchange_refresh(
         // Once the pair's own refresh token was exchanged, its holder clearly got the answer:
         // this is no retry, but reuse.
         if state == session::SessionState::Live
-            && session::is_newest(conn, &recent.pair.refresh_token)?
+            && session::is_newest(
+                conn,
+                recent.pair.refresh_token.as_deref().unwrap_or_default(),
+            )?
         {
             let mut pair = recent.pair;
             pair.expires_in -= elapsed;

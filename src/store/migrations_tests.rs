@@ -458,6 +458,7 @@ fn a_migration_that_breaks_a_foreign_key_is_rolled_back() {
         .query_row("SELECT count(*) FROM parents", [], |r| r.get(0))
         .unwrap();
     assert_eq!(parents, 1, "the step was rolled back");
+}
 
 #[test]
 fn migration_11_keeps_the_oldest_claim_to_a_look_alike_name_and_demotes_guest_moderators() {
