@@ -210,3 +210,23 @@ fn migrate_check_reports_pending_then_current() {
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     assert!(stdout(&out).contains("current"));
 }
+
+#[test]
+fn user_help_says_the_password_is_one_line_of_stdin() {
+    for sub in ["add", "passwd"] {
+        let out = Command::new(BIN)
+            .args(["user", sub, "--help"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let help = stdout(&out)
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(
+            help.contains("one line piped on standard input")
+                && help.contains("more than one non-empty line is refused"),
+            "{sub}: {help}"
+        );
+    }
+}
