@@ -624,7 +624,11 @@ pub async fn put_member(
             )
             .optional()?;
         let current = current.and_then(|r| RoomRole::parse(&r));
-        let may_grant_moderator = access.role == Some(RoomRole::Owner) || who.role == Role::Admin;
+        // An owner's row on a guest account (none is written since guests never moderate)
+        // grants nothing, as in `Access::can_moderate`.
+        let may_grant_moderator = (access.role == Some(RoomRole::Owner)
+            && who.role >= Role::Member)
+            || who.role == Role::Admin;
         if wanted == Some(RoomRole::Owner) {
             return Err(ChatError::forbidden(
                 "forbidden",
