@@ -17,6 +17,8 @@ use support::*;
 const DEADLINE: Duration = Duration::from_secs(60);
 /// What the tests give LiveKit to drain on shutdown.
 const DRAIN_GRACE_SECS: u64 = 2;
+/// The first restart's delay: long enough to ask for a call token while LiveKit is down.
+const FIRST_BACKOFF_MS: u64 = 2_000;
 
 /// LiveKit's ports for one test; each test gets its own, so tests can run side by side.
 struct Ports {
@@ -31,7 +33,7 @@ fn with_real(extra: &str) -> (Setup, Ports) {
         rtc_tcp: free_port(),
     };
     let setup = Setup::new().env("RUNTIME_DIRECTORY", "").toml(&format!(
-        "[livekit]\nenabled = true\nbinary = \"{}\"\nhttp_port = {}\nrtc_tcp_port = {}\nrtc_udp_port = {}\nhealth_check_interval_ms = 200\nrestart_backoff_initial_ms = 300\nrestart_backoff_max_ms = 2000\ndrain_grace_secs = {DRAIN_GRACE_SECS}\n{extra}",
+        "[livekit]\nenabled = true\nbinary = \"{}\"\nhttp_port = {}\nrtc_tcp_port = {}\nrtc_udp_port = {}\nhealth_check_interval_ms = 200\nrestart_backoff_initial_ms = {FIRST_BACKOFF_MS}\nrestart_backoff_max_ms = 8000\ndrain_grace_secs = {DRAIN_GRACE_SECS}\n{extra}",
         real_livekit().display(),
         ports.http,
         ports.rtc_tcp,
@@ -207,7 +209,7 @@ async fn a_port_range_node_ip_and_turn_over_udp_and_tls_are_accepted() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_killed_server_is_restarted_with_backoff_and_its_call_forgotten() {
+async fn a_killed_server_is_restarted_with_backoff_and_calls_wait_for_it_meanwhile() {
     let (setup, _) = with_real("");
     let mut api = Api::start(setup);
     wait_ready(&mut api.roost, 1);
@@ -253,7 +255,24 @@ async fn a_killed_server_is_restarted_with_backoff_and_its_call_forgotten() {
             .contains("signal: 9"),
         "{restarting}"
     );
-    assert_eq!(restarting["backoff_ms"], 300, "the first restart waits the initial backoff");
+    assert_eq!(
+        restarting["backoff_ms"], FIRST_BACKOFF_MS,
+        "the first restart waits the initial backoff"
+    );
+    // Meanwhile: no call tokens, with the reason; chat goes on.
+    let (status, refused) = api
+        .post(&format!("/api/v1/rooms/{room}/call/token"), &admin, json!({}))
+        .await;
+    assert_eq!(status, 503, "{refused}");
+    assert_eq!(refused["error"]["code"], "livekit_unavailable", "{refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("livekit exited (signal: 9"),
+        "{refused}"
+    );
+    api.say(&admin, room, "chat works while calls are down").await;
     let second = livekit_pid(&mut api.roost, 1);
     assert_ne!(first, second);
     wait_ready(&mut api.roost, 2);
