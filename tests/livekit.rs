@@ -485,7 +485,13 @@ async fn webhooks_are_accepted_when_signed_and_every_forgery_is_rejected() {
         ("malformed", Some("garbage".to_owned())),
         (
             "unknown_key",
-            Some(sign_webhook("APIsomeoneelse", &secret, body, now + 300, None)),
+            Some(sign_webhook(
+                "APIsomeoneelse",
+                &secret,
+                body,
+                now + 300,
+                None,
+            )),
         ),
         (
             "bad_signature",
@@ -495,7 +501,10 @@ async fn webhooks_are_accepted_when_signed_and_every_forgery_is_rejected() {
             "body_hash",
             Some(sign_webhook(&key, &secret, body, now + 300, Some("AAAA"))),
         ),
-        ("expired", Some(sign_webhook(&key, &secret, body, now - 120, None))),
+        (
+            "expired",
+            Some(sign_webhook(&key, &secret, body, now - 120, None)),
+        ),
     ];
     for (reason, auth) in cases {
         assert_eq!(post(auth, body).await, 401, "{reason}");

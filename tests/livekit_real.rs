@@ -174,7 +174,12 @@ async fn the_real_server_runs_on_the_generated_config_and_checks_call_tokens() {
     assert_eq!(validate(&api.roost, Some(&rewritten)).await, 401);
 
     let key = read(&api.roost.setup.data_dir().join("secrets/livekit_api_key"));
-    let secret = read(&api.roost.setup.data_dir().join("secrets/livekit_api_secret"));
+    let secret = read(
+        &api.roost
+            .setup
+            .data_dir()
+            .join("secrets/livekit_api_secret"),
+    );
     let mut expired = claims(&token);
     expired["nbf"] = json!(now_secs() - 900);
     expired["exp"] = json!(now_secs() - 600);
@@ -202,7 +207,10 @@ async fn a_port_range_node_ip_and_turn_over_udp_and_tls_are_accepted() {
         DEADLINE,
     );
     assert!(
-        turn["fields"].as_str().unwrap_or("").contains("turn.portTLS"),
+        turn["fields"]
+            .as_str()
+            .unwrap_or("")
+            .contains("turn.portTLS"),
         "{turn}"
     );
     assert_eq!(livekit_check(&roost).await["status"], "ok");
@@ -218,7 +226,12 @@ async fn a_killed_server_is_restarted_with_backoff_and_calls_wait_for_it_meanwhi
 
     // Someone is in the call, as LiveKit's webhook reports it.
     let key = read(&api.roost.setup.data_dir().join("secrets/livekit_api_key"));
-    let secret = read(&api.roost.setup.data_dir().join("secrets/livekit_api_secret"));
+    let secret = read(
+        &api.roost
+            .setup
+            .data_dir()
+            .join("secrets/livekit_api_secret"),
+    );
     let body = json!({
         "event": "participant_joined",
         "room": {"name": format!("roost-room-{room}")},
@@ -241,7 +254,11 @@ async fn a_killed_server_is_restarted_with_backoff_and_calls_wait_for_it_meanwhi
     assert_eq!(status, 200);
     let call = format!("/api/v1/rooms/{room}/call");
     let (_, state) = api.get(&call, &admin).await;
-    assert_eq!(state["participants"].as_array().unwrap().len(), 1, "{state}");
+    assert_eq!(
+        state["participants"].as_array().unwrap().len(),
+        1,
+        "{state}"
+    );
 
     let first = livekit_pid(&mut api.roost, 0);
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(first), Signal::SIGKILL).unwrap();
@@ -249,10 +266,7 @@ async fn a_killed_server_is_restarted_with_backoff_and_calls_wait_for_it_meanwhi
         .roost
         .wait_for_log(|v| is_message(v, "livekit restarting"), DEADLINE);
     assert!(
-        restarting["reason"]
-            .as_str()
-            .unwrap()
-            .contains("signal: 9"),
+        restarting["reason"].as_str().unwrap().contains("signal: 9"),
         "{restarting}"
     );
     assert_eq!(
@@ -261,7 +275,11 @@ async fn a_killed_server_is_restarted_with_backoff_and_calls_wait_for_it_meanwhi
     );
     // Meanwhile: no call tokens, with the reason; chat goes on.
     let (status, refused) = api
-        .post(&format!("/api/v1/rooms/{room}/call/token"), &admin, json!({}))
+        .post(
+            &format!("/api/v1/rooms/{room}/call/token"),
+            &admin,
+            json!({}),
+        )
         .await;
     assert_eq!(status, 503, "{refused}");
     assert_eq!(refused["error"]["code"], "livekit_unavailable", "{refused}");
@@ -272,13 +290,18 @@ async fn a_killed_server_is_restarted_with_backoff_and_calls_wait_for_it_meanwhi
             .contains("livekit exited (signal: 9"),
         "{refused}"
     );
-    api.say(&admin, room, "chat works while calls are down").await;
+    api.say(&admin, room, "chat works while calls are down")
+        .await;
     let second = livekit_pid(&mut api.roost, 1);
     assert_ne!(first, second);
     wait_ready(&mut api.roost, 2);
 
     let (_, state) = api.get(&call, &admin).await;
-    assert_eq!(state["participants"], json!([]), "the killed server's call is over");
+    assert_eq!(
+        state["participants"],
+        json!([]),
+        "the killed server's call is over"
+    );
     assert_eq!(api.metric("roost_livekit_restarts_total").await, Some(1.0));
     assert_eq!(livekit_check(&api.roost).await["status"], "ok");
     // The new server takes tokens again.
@@ -386,4 +409,53 @@ async fn rotated_keys_take_effect_and_the_old_token_still_works_during_the_overl
     assert_eq!(validate(&api.roost, Some(&new_token)).await, 200);
     // A client holding a token from before the rotation can still (re)join.
     assert_eq!(validate(&api.roost, Some(&old_token)).await, 200);
+}
+
+#[test]
+fn doctor_reports_the_configured_binary_and_the_media_path() {
+    let (setup, ports) = with_real("node_ip = \"127.0.0.1\"\n");
+    setup.write_config("");
+    let out = setup.run(&["doctor", "--json"]);
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let check = |name: &str| {
+        report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} check in {report:#}"))
+            .clone()
+    };
+    let binary = check("livekit");
+    assert_eq!(binary["status"], "ok", "{binary}");
+    assert!(
+        binary["message"]
+            .as_str()
+            .unwrap()
+            .contains("livekit-server version 1.13.5"),
+        "{binary}"
+    );
+    let media = check("livekit media");
+    assert_eq!(
+        media["status"], "warn",
+        "a loopback node_ip reaches no phone: {media}"
+    );
+    assert!(
+        media["message"].as_str().unwrap().starts_with(&format!(
+            "announces 127.0.0.1 (livekit.node_ip): only this machine can reach it; media ports UDP "
+        )) && media["message"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("ICE/TCP {}", ports.rtc_tcp)),
+        "{media}"
+    );
+    let udp = check("udp buffer");
+    assert!(
+        udp["message"]
+            .as_str()
+            .unwrap()
+            .contains("net.core.wmem_max"),
+        "{udp}"
+    );
 }

@@ -230,8 +230,7 @@ pub(super) fn check(c: &Config, problems: &mut Vec<Problem>) {
         }
         // LiveKit refuses to start TURN/TLS unless the domain has at least two labels of
         // letters, digits and '-' (it exits with "TURN domain is not correct").
-        if l.turn_tls_port != 0 && !l.turn_domain.is_empty() && !is_dotted_domain(&l.turn_domain)
-        {
+        if l.turn_tls_port != 0 && !l.turn_domain.is_empty() && !is_dotted_domain(&l.turn_domain) {
             problems.push(Problem::key(
                 "livekit.turn_domain",
                 &format!(

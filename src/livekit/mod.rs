@@ -328,7 +328,9 @@ mod tests {
             permissions: &perms,
         };
         assert!(lk.mint(&grant, None).is_ok(), "starting: {:?}", lk.status());
-        lk.set_status(Status::Down("livekit exited (signal: 9); restarting in 1000 ms".into()));
+        lk.set_status(Status::Down(
+            "livekit exited (signal: 9); restarting in 1000 ms".into(),
+        ));
         match lk.mint(&grant, None) {
             Err(CallError::Down(why)) => assert!(why.contains("signal: 9"), "{why}"),
             other => panic!("{other:?}"),

@@ -90,10 +90,18 @@ impl GroupChild {
         let last_error = LastError::default();
         let mut forwarders = Vec::new();
         if let Some(out) = child.stdout.take() {
-            forwarders.push(tokio::spawn(forward_lines(out, "stdout", last_error.clone())));
+            forwarders.push(tokio::spawn(forward_lines(
+                out,
+                "stdout",
+                last_error.clone(),
+            )));
         }
         if let Some(err) = child.stderr.take() {
-            forwarders.push(tokio::spawn(forward_lines(err, "stderr", last_error.clone())));
+            forwarders.push(tokio::spawn(forward_lines(
+                err,
+                "stderr",
+                last_error.clone(),
+            )));
         }
         Ok(GroupChild {
             child,

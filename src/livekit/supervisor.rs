@@ -360,7 +360,9 @@ fn port_hint(l: &crate::config::livekit::Livekit, line: &str) -> String {
         .into_iter()
         .find(|(_, port)| *port != 0 && line.contains(&format!(":{port}:")))
         .map(|(key, port)| {
-            format!(" (port {port} is {key}: another program holds it; stop it or choose another port)")
+            format!(
+                " (port {port} is {key}: another program holds it; stop it or choose another port)"
+            )
         })
         .unwrap_or_default()
 }
@@ -437,8 +439,11 @@ mod tests {
             port_hint(&l, "listen tcp :7881: bind: address already in use"),
             " (port 7881 is livekit.rtc_tcp_port: another program holds it; stop it or choose another port)"
         );
-        assert!(port_hint(&l, "listen tcp 127.0.0.1:7880: bind: address already in use")
-            .contains("livekit.http_port"));
+        assert!(port_hint(
+            &l,
+            "listen tcp 127.0.0.1:7880: bind: address already in use"
+        )
+        .contains("livekit.http_port"));
         assert_eq!(port_hint(&l, "TURN domain is not correct"), "");
     }
 
