@@ -459,3 +459,113 @@ fn doctor_reports_the_configured_binary_and_the_media_path() {
         "{udp}"
     );
 }
+
+/// A livekit-server the test runs itself, as an operator runs an external deployment.
+struct ExternalLiveKit {
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl ExternalLiveKit {
+    fn start(http_port: u16, key: &str, secret: &str) -> ExternalLiveKit {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("livekit.yaml");
+        std::fs::write(
+            &config,
+            format!(
+                "port: {http_port}\nbind_addresses: [\"127.0.0.1\"]\nrtc:\n  tcp_port: {}\n  udp_port: {}\n  use_external_ip: false\nkeys:\n  {key}: {secret}\nlogging:\n  json: true\n",
+                free_port(),
+                free_port()
+            ),
+        )
+        .unwrap();
+        let child = std::process::Command::new(real_livekit())
+            .arg("--config")
+            .arg(&config)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        ExternalLiveKit { child, _dir: dir }
+    }
+}
+
+impl Drop for ExternalLiveKit {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn wait_livekit_status(roost: &Roost, status: &str) -> Value {
+    eventually(DEADLINE, &format!("livekit {status}"), || async {
+        let check = livekit_check(roost).await;
+        (check["status"] == status).then_some(check)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_external_livekit_is_checked_proxied_and_signed_for_but_never_started() {
+    let (key, secret) = ("APIexternal", "e".repeat(40));
+    let port = free_port();
+    let external = ExternalLiveKit::start(port, key, &secret);
+    let setup = Setup::new().env("RUNTIME_DIRECTORY", "").toml(&format!(
+        "[livekit]\nenabled = true\nexternal_url = \"http://127.0.0.1:{port}\"\napi_key = \"{key}\"\napi_secret = \"{secret}\"\nhealth_check_interval_ms = 200\n"
+    ));
+    let mut api = Api::start(setup);
+    wait_ready(&mut api.roost, 1);
+    assert_eq!(livekit_check(&api.roost).await["status"], "ok");
+    assert!(
+        !api.roost
+            .logs()
+            .iter()
+            .any(|v| is_message(v, "livekit started")),
+        "Roost started a LiveKit of its own:\n{}",
+        api.roost.raw_logs()
+    );
+
+    // Tokens carry the external server's key, and it accepts them through Roost's proxy.
+    let admin = api.admin().await;
+    let room = api.room(&admin, "calls", false).await;
+    let token = call_token(&api, &admin, room).await;
+    assert_eq!(claims(&token)["iss"], key);
+    assert_eq!(validate(&api.roost, Some(&token)).await, 200);
+    // Its webhooks, signed with that key, are taken.
+    let body = json!({"event": "room_started", "room": {"name": format!("roost-room-{room}")}})
+        .to_string();
+    let status = reqwest::Client::new()
+        .post(api.roost.internal_url("/livekit/webhook"))
+        .header("content-type", "application/webhook+json")
+        .header(
+            "authorization",
+            sign_webhook(key, &secret, &body, now_secs() + 300, None),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
+
+    // When it goes away, /ready says so and tokens wait for it.
+    drop(external);
+    let check = wait_livekit_status(&api.roost, "degraded").await;
+    assert!(
+        check["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("external livekit at 127.0.0.1:{port}")),
+        "{check}"
+    );
+    let (status, body) = api
+        .post(
+            &format!("/api/v1/rooms/{room}/call/token"),
+            &admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "livekit_unavailable");
+}

@@ -113,6 +113,13 @@ pub fn run(config: &Result<Config, Problems>, now: OffsetDateTime) -> Vec<Check>
         checks.push(check_database(c));
     }
     match config {
+        Ok(c) if c.livekit.external_authority().is_some() => checks.push(Check::ok(
+            "livekit",
+            format!(
+                "external LiveKit at {} (nothing to run here)",
+                c.livekit.external_url
+            ),
+        )),
         // The binary the supervisor would run: the configured one, else the usual places.
         Ok(c) if !c.livekit.binary.is_empty() => {
             checks.push(check_livekit(&[PathBuf::from(&c.livekit.binary)]))
@@ -120,7 +127,7 @@ pub fn run(config: &Result<Config, Problems>, now: OffsetDateTime) -> Vec<Check>
         _ => checks.push(check_livekit(&LIVEKIT_PATHS.map(PathBuf::from))),
     }
     if let Ok(c) = config {
-        if c.livekit.enabled {
+        if c.livekit.enabled && c.livekit.external_authority().is_none() {
             checks.push(check_livekit_media(&c.livekit, &interface_addresses()));
         }
     }
