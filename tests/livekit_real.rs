@@ -442,9 +442,9 @@ fn doctor_reports_the_configured_binary_and_the_media_path() {
         "a loopback node_ip reaches no phone: {media}"
     );
     assert!(
-        media["message"].as_str().unwrap().starts_with(&format!(
+        media["message"].as_str().unwrap().starts_with(
             "announces 127.0.0.1 (livekit.node_ip): only this machine can reach it; media ports UDP "
-        )) && media["message"]
+        ) && media["message"]
             .as_str()
             .unwrap()
             .ends_with(&format!("ICE/TCP {}", ports.rtc_tcp)),
