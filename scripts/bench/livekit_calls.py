@@ -10,6 +10,7 @@ Arguments: ROOST_URL CA_FILE ROOST_PID LIVEKIT_PID PASSWORD ACCOUNT... (the firs
 """
 
 import asyncio
+import math
 import os
 import sys
 import time
@@ -39,6 +40,9 @@ def rss_mib(pid):
 async def tone(source, stop):
     samples = SAMPLE_RATE // 100
     frame = rtc.AudioFrame.create(SAMPLE_RATE, 1, samples)
+    pcm = frame.data
+    for i in range(samples):  # 440 Hz, so the encoder has sound to code (not DTX silence)
+        pcm[i] = int(8000 * math.sin(2 * math.pi * 440 * i / SAMPLE_RATE))
     while not stop.is_set():
         await source.capture_frame(frame)
         await asyncio.sleep(0.01)
