@@ -17,6 +17,8 @@ use support::*;
 const DEADLINE: Duration = Duration::from_secs(60);
 /// What the tests give LiveKit to drain on shutdown.
 const DRAIN_GRACE_SECS: u64 = 2;
+/// The first restart's delay: long enough to ask for a call token while LiveKit is down.
+const FIRST_BACKOFF_MS: u64 = 2_000;
 
 /// LiveKit's ports for one test; each test gets its own, so tests can run side by side.
 struct Ports {
@@ -31,7 +33,7 @@ fn with_real(extra: &str) -> (Setup, Ports) {
         rtc_tcp: free_port(),
     };
     let setup = Setup::new().env("RUNTIME_DIRECTORY", "").toml(&format!(
-        "[livekit]\nenabled = true\nbinary = \"{}\"\nhttp_port = {}\nrtc_tcp_port = {}\nrtc_udp_port = {}\nhealth_check_interval_ms = 200\nrestart_backoff_initial_ms = 300\nrestart_backoff_max_ms = 2000\ndrain_grace_secs = {DRAIN_GRACE_SECS}\n{extra}",
+        "[livekit]\nenabled = true\nbinary = \"{}\"\nhttp_port = {}\nrtc_tcp_port = {}\nrtc_udp_port = {}\nhealth_check_interval_ms = 200\nrestart_backoff_initial_ms = {FIRST_BACKOFF_MS}\nrestart_backoff_max_ms = 8000\ndrain_grace_secs = {DRAIN_GRACE_SECS}\n{extra}",
         real_livekit().display(),
         ports.http,
         ports.rtc_tcp,
@@ -215,7 +217,7 @@ async fn a_port_range_node_ip_and_turn_over_udp_and_tls_are_accepted() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_killed_server_is_restarted_with_backoff_and_its_call_forgotten() {
+async fn a_killed_server_is_restarted_with_backoff_and_calls_wait_for_it_meanwhile() {
     let (setup, _) = with_real("");
     let mut api = Api::start(setup);
     wait_ready(&mut api.roost, 1);
@@ -268,9 +270,28 @@ async fn a_killed_server_is_restarted_with_backoff_and_its_call_forgotten() {
         "{restarting}"
     );
     assert_eq!(
-        restarting["backoff_ms"], 300,
+        restarting["backoff_ms"], FIRST_BACKOFF_MS,
         "the first restart waits the initial backoff"
     );
+    // Meanwhile: no call tokens, with the reason; chat goes on.
+    let (status, refused) = api
+        .post(
+            &format!("/api/v1/rooms/{room}/call/token"),
+            &admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 503, "{refused}");
+    assert_eq!(refused["error"]["code"], "livekit_unavailable", "{refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("livekit exited (signal: 9"),
+        "{refused}"
+    );
+    api.say(&admin, room, "chat works while calls are down")
+        .await;
     let second = livekit_pid(&mut api.roost, 1);
     assert_ne!(first, second);
     wait_ready(&mut api.roost, 2);
@@ -388,4 +409,163 @@ async fn rotated_keys_take_effect_and_the_old_token_still_works_during_the_overl
     assert_eq!(validate(&api.roost, Some(&new_token)).await, 200);
     // A client holding a token from before the rotation can still (re)join.
     assert_eq!(validate(&api.roost, Some(&old_token)).await, 200);
+}
+
+#[test]
+fn doctor_reports_the_configured_binary_and_the_media_path() {
+    let (setup, ports) = with_real("node_ip = \"127.0.0.1\"\n");
+    setup.write_config("");
+    let out = setup.run(&["doctor", "--json"]);
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let check = |name: &str| {
+        report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} check in {report:#}"))
+            .clone()
+    };
+    let binary = check("livekit");
+    assert_eq!(binary["status"], "ok", "{binary}");
+    assert!(
+        binary["message"]
+            .as_str()
+            .unwrap()
+            .contains("livekit-server version 1.13.5"),
+        "{binary}"
+    );
+    let media = check("livekit media");
+    assert_eq!(
+        media["status"], "warn",
+        "a loopback node_ip reaches no phone: {media}"
+    );
+    assert!(
+        media["message"].as_str().unwrap().starts_with(
+            "announces 127.0.0.1 (livekit.node_ip): only this machine can reach it; media ports UDP "
+        ) && media["message"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("ICE/TCP {}", ports.rtc_tcp)),
+        "{media}"
+    );
+    let udp = check("udp buffer");
+    assert!(
+        udp["message"]
+            .as_str()
+            .unwrap()
+            .contains("net.core.wmem_max"),
+        "{udp}"
+    );
+}
+
+/// A livekit-server the test runs itself, as an operator runs an external deployment.
+struct ExternalLiveKit {
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl ExternalLiveKit {
+    fn start(http_port: u16, key: &str, secret: &str) -> ExternalLiveKit {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("livekit.yaml");
+        std::fs::write(
+            &config,
+            format!(
+                "port: {http_port}\nbind_addresses: [\"127.0.0.1\"]\nrtc:\n  tcp_port: {}\n  udp_port: {}\n  use_external_ip: false\nkeys:\n  {key}: {secret}\nlogging:\n  json: true\n",
+                free_port(),
+                free_port()
+            ),
+        )
+        .unwrap();
+        let child = std::process::Command::new(real_livekit())
+            .arg("--config")
+            .arg(&config)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        ExternalLiveKit { child, _dir: dir }
+    }
+}
+
+impl Drop for ExternalLiveKit {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn wait_livekit_status(roost: &Roost, status: &str) -> Value {
+    eventually(DEADLINE, &format!("livekit {status}"), || async {
+        let check = livekit_check(roost).await;
+        (check["status"] == status).then_some(check)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_external_livekit_is_checked_proxied_and_signed_for_but_never_started() {
+    let (key, secret) = ("APIexternal", "e".repeat(40));
+    let port = free_port();
+    let external = ExternalLiveKit::start(port, key, &secret);
+    let setup = Setup::new().env("RUNTIME_DIRECTORY", "").toml(&format!(
+        "[livekit]\nenabled = true\nexternal_url = \"http://127.0.0.1:{port}\"\napi_key = \"{key}\"\napi_secret = \"{secret}\"\nhealth_check_interval_ms = 200\n"
+    ));
+    let mut api = Api::start(setup);
+    wait_ready(&mut api.roost, 1);
+    assert_eq!(livekit_check(&api.roost).await["status"], "ok");
+    assert!(
+        !api.roost
+            .logs()
+            .iter()
+            .any(|v| is_message(v, "livekit started")),
+        "Roost started a LiveKit of its own:\n{}",
+        api.roost.raw_logs()
+    );
+
+    // Tokens carry the external server's key, and it accepts them through Roost's proxy.
+    let admin = api.admin().await;
+    let room = api.room(&admin, "calls", false).await;
+    let token = call_token(&api, &admin, room).await;
+    assert_eq!(claims(&token)["iss"], key);
+    assert_eq!(validate(&api.roost, Some(&token)).await, 200);
+    // Its webhooks, signed with that key, are taken.
+    let body = json!({"event": "room_started", "room": {"name": format!("roost-room-{room}")}})
+        .to_string();
+    let status = reqwest::Client::new()
+        .post(api.roost.internal_url("/livekit/webhook"))
+        .header("content-type", "application/webhook+json")
+        .header(
+            "authorization",
+            sign_webhook(key, &secret, &body, now_secs() + 300, None),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
+
+    // When it goes away, /ready says so and tokens wait for it.
+    drop(external);
+    let check = wait_livekit_status(&api.roost, "degraded").await;
+    assert!(
+        check["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("external livekit at 127.0.0.1:{port}")),
+        "{check}"
+    );
+    let (status, body) = api
+        .post(
+            &format!("/api/v1/rooms/{room}/call/token"),
+            &admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "livekit_unavailable");
 }

@@ -122,6 +122,7 @@ async def publish(room, stop):
 
 async def first_frame(stream):
     async for _ in stream:
+        await stream.aclose()
         return
     fail("a media stream ended before its first frame")
 

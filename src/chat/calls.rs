@@ -120,8 +120,9 @@ fn calls_disabled(message: impl Into<String>) -> ChatError {
          body = crate::api::ErrorBody),
         (status = 404, description = "No such room, or one the caller may not see (`not_found`)",
          body = crate::api::ErrorBody),
-        (status = 503, description = "Calls are turned off or LiveKit is not available \
-         (`calls_disabled`), or the server is shutting down", body = crate::api::ErrorBody),
+        (status = 503, description = "Calls are turned off or LiveKit is not installed \
+         (`calls_disabled`); LiveKit is down or restarting, with the reason \
+         (`livekit_unavailable`); or the server is shutting down", body = crate::api::ErrorBody),
     )
 )]
 pub async fn token(
@@ -181,6 +182,10 @@ pub async fn token(
             CallError::Unavailable(why) => {
                 calls_disabled(format!("calls are not available: {why}"))
             }
+            CallError::Down(why) => ChatError::Unavailable {
+                code: "livekit_unavailable",
+                message: format!("the call server is down, try again shortly: {why}"),
+            },
             CallError::Token(t) => ChatError::Task(format!("minting a call token: {t}")),
         })?;
     let detail = json!({

@@ -113,6 +113,9 @@ impl LiveKitMetrics {
 pub enum CallError {
     #[error("calls are not available: {0}")]
     Unavailable(String),
+    /// LiveKit is down or being restarted: a token now would only fail to connect.
+    #[error("the call server is down: {0}")]
+    Down(String),
     #[error(transparent)]
     Token(#[from] TokenError),
 }
@@ -222,8 +225,12 @@ impl LiveKit {
         grant: &CallGrant<'_>,
         requested: Option<Duration>,
     ) -> Result<MintedToken, CallError> {
-        if let Status::Disabled(why) = self.status() {
-            return Err(CallError::Unavailable(why));
+        match self.status() {
+            Status::Disabled(why) => return Err(CallError::Unavailable(why)),
+            Status::Down(why) => return Err(CallError::Down(why)),
+            Status::Stopped => return Err(CallError::Down("Roost is shutting down".into())),
+            // While starting, LiveKit is moments away; the client's connect retries until then.
+            Status::Starting | Status::Up => {}
         }
         let ring = self
             .keys()
@@ -301,6 +308,35 @@ mod tests {
             Status::Disabled(why) => assert!(why.contains("roost init"), "{why}"),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn no_tokens_while_livekit_is_down_and_the_reason_is_given() {
+        let mut c = Config::default();
+        c.livekit.api_key = "APItest".into();
+        c.livekit.api_secret = crate::config::Secret::new("s".repeat(43));
+        let lk = handle(c);
+        let perms = tokens::Permissions::for_role(
+            tokens::CallRole::Member,
+            tokens::RoomCallPolicy::default(),
+        );
+        let grant = CallGrant {
+            identity: "u",
+            name: "",
+            metadata: None,
+            room: "r",
+            permissions: &perms,
+        };
+        assert!(lk.mint(&grant, None).is_ok(), "starting: {:?}", lk.status());
+        lk.set_status(Status::Down(
+            "livekit exited (signal: 9); restarting in 1000 ms".into(),
+        ));
+        match lk.mint(&grant, None) {
+            Err(CallError::Down(why)) => assert!(why.contains("signal: 9"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        lk.set_status(Status::Up);
+        assert!(lk.mint(&grant, None).is_ok());
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The signalling proxy: `/rtc`, `/rtc/*` and `/twirp/*` on the public HTTPS listener are
-//! forwarded to LiveKit on `127.0.0.1:<http_port>`, so clients need only Roost's address (plus
-//! the RTC ports for media).
+//! forwarded to LiveKit on `127.0.0.1:<http_port>` (or `livekit.external_url`'s host and port),
+//! so clients need only Roost's address (plus the RTC ports for media).
 //!
 //! Upstream is plain HTTP/1.1, one connection per request. A WebSocket upgrade is passed
 //! through as such (with its `Sec-WebSocket-*` headers): once LiveKit answers 101 the two
@@ -101,7 +101,7 @@ pub async fn forward(State(app): State<AppState>, mut req: Request) -> Response 
         )
         .into_response();
     };
-    let port = lk.config().livekit.http_port;
+    let upstream_authority = lk.config().livekit.upstream_authority();
     let client_ip = req
         .extensions()
         .get::<ClientIp>()
@@ -125,10 +125,11 @@ pub async fn forward(State(app): State<AppState>, mut req: Request) -> Response 
     copy_end_to_end(req.headers(), headers);
     headers.remove(header::HOST);
     let original_host = crate::edge::policy::request_host(&req);
-    headers.insert(
-        header::HOST,
-        HeaderValue::from_str(&format!("127.0.0.1:{port}")).expect("an address is a valid header"),
-    );
+    let Ok(upstream_host) = HeaderValue::from_str(&upstream_authority) else {
+        tracing::warn!("livekit.external_url is not usable as a Host header");
+        return unavailable();
+    };
+    headers.insert(header::HOST, upstream_host);
     let ip = HeaderValue::from_str(&client_ip.to_string()).expect("an IP is a valid header value");
     headers.insert(HeaderName::from_static("x-forwarded-for"), ip.clone());
     headers.insert(HeaderName::from_static("x-real-ip"), ip);
@@ -161,8 +162,11 @@ pub async fn forward(State(app): State<AppState>, mut req: Request) -> Response 
         }
     };
 
-    let tcp = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(("127.0.0.1", port)))
-        .await
+    let tcp = match tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        TcpStream::connect(upstream_authority.as_str()),
+    )
+    .await
     {
         Ok(Ok(s)) => s,
         _ => {

@@ -112,6 +112,9 @@ pub async fn run(lk: Arc<LiveKit>, internal: SocketAddr) {
     if !lk.config().livekit.enabled {
         return;
     }
+    if lk.config().livekit.external_authority().is_some() {
+        return watch_external(lk).await;
+    }
     let shutdown = lk.shutdown.clone();
     let l = &lk.config().livekit;
     let mut backoff = Backoff::new(
@@ -176,6 +179,44 @@ pub async fn run(lk: Arc<LiveKit>, internal: SocketAddr) {
     }
     lk.set_status(Status::Stopped);
     tracing::info!("livekit supervisor stopped");
+}
+
+/// With `livekit.external_url` nothing is spawned: the external server gets the same health
+/// check as a co-located one, and its state is published until shutdown.
+async fn watch_external(lk: Arc<LiveKit>) {
+    let shutdown = lk.shutdown.clone();
+    let authority = lk.config().livekit.upstream_authority();
+    let interval = Duration::from_millis(lk.config().livekit.health_check_interval_ms);
+    if let Err(why) = refresh_keys(&lk) {
+        tracing::warn!(reason = %why, "calls are disabled: the external LiveKit's keys cannot be loaded");
+        lk.set_status(Status::Disabled(why));
+    } else {
+        tracing::info!(%authority, "using an external livekit");
+        loop {
+            let status = match probe_at(&authority).await {
+                Ok(()) => Status::Up,
+                Err(e) => Status::Down(format!("external livekit at {authority}: {e}")),
+            };
+            if status != lk.status() {
+                match &status {
+                    Status::Up => tracing::info!(%authority, "livekit ready"),
+                    other => tracing::warn!(status = ?other, "external livekit not healthy"),
+                }
+                lk.set_status(status);
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                _ = lk.reload.notified() => {
+                    if let Err(e) = refresh_keys(&lk) {
+                        tracing::warn!(error = %e, "reloading LiveKit keys failed; keeping the loaded ones");
+                    }
+                }
+                _ = shutdown.cancelled() => break,
+            }
+        }
+    }
+    shutdown.cancelled().await;
+    lk.set_status(Status::Stopped);
 }
 
 /// Loads the key ring (dropping a rotated-out pair whose time has come) and publishes it.
@@ -377,12 +418,17 @@ async fn sleep_until_opt(at: Option<Instant>) {
 /// `GET http://127.0.0.1:<port>/` must answer 200 within [`HEALTH_TIMEOUT`] (LiveKit answers
 /// 406 while its node stats are stale).
 pub async fn probe(port: u16) -> Result<(), String> {
-    probe_within(port, HEALTH_TIMEOUT).await
+    probe_within(&format!("127.0.0.1:{port}"), HEALTH_TIMEOUT).await
 }
 
-async fn probe_within(port: u16, timeout: Duration) -> Result<(), String> {
+/// [`probe`] for a server at `authority` (`host:port`).
+pub async fn probe_at(authority: &str) -> Result<(), String> {
+    probe_within(authority, HEALTH_TIMEOUT).await
+}
+
+async fn probe_within(authority: &str, timeout: Duration) -> Result<(), String> {
     let attempt = async {
-        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        let tcp = tokio::net::TcpStream::connect(authority)
             .await
             .map_err(|e| format!("connect: {e}"))?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
@@ -390,7 +436,7 @@ async fn probe_within(port: u16, timeout: Duration) -> Result<(), String> {
             .map_err(|e| format!("handshake: {e}"))?;
         let conn = tokio::spawn(conn);
         let req = http::Request::get("/")
-            .header(http::header::HOST, format!("127.0.0.1:{port}"))
+            .header(http::header::HOST, authority)
             .body(http_body_util::Empty::<bytes::Bytes>::new())
             .expect("a constant request is valid");
         let resp = sender
@@ -467,9 +513,10 @@ mod tests {
             }
         });
         let t = Duration::from_secs(10);
-        assert_eq!(probe_within(port, t).await, Ok(()));
-        assert!(probe_within(port, t).await.unwrap_err().contains("406"));
-        let silent = probe_within(port, Duration::from_millis(200)).await;
+        let at = format!("127.0.0.1:{port}");
+        assert_eq!(probe_within(&at, t).await, Ok(()));
+        assert!(probe_within(&at, t).await.unwrap_err().contains("406"));
+        let silent = probe_within(&at, Duration::from_millis(200)).await;
         assert!(silent.unwrap_err().contains("no answer"));
         server.abort();
     }

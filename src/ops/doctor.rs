@@ -112,14 +112,35 @@ pub fn run(config: &Result<Config, Problems>, now: OffsetDateTime) -> Vec<Check>
         checks.push(check_permissions(c));
         checks.push(check_database(c));
     }
-    checks.push(check_livekit(&LIVEKIT_PATHS.map(PathBuf::from)));
+    match config {
+        Ok(c) if c.livekit.external_authority().is_some() => checks.push(Check::ok(
+            "livekit",
+            format!(
+                "external LiveKit at {} (nothing to run here)",
+                c.livekit.external_url
+            ),
+        )),
+        // The binary the supervisor would run: the configured one, else the usual places.
+        Ok(c) if !c.livekit.binary.is_empty() => {
+            checks.push(check_livekit(&[PathBuf::from(&c.livekit.binary)]))
+        }
+        _ => checks.push(check_livekit(&LIVEKIT_PATHS.map(PathBuf::from))),
+    }
+    if let Ok(c) = config {
+        if c.livekit.enabled && c.livekit.external_authority().is_none() {
+            checks.push(check_livekit_media(&c.livekit, &interface_addresses()));
+        }
+    }
     if let Ok(c) = config {
         let running = crate::ops::lock::is_held(c.data_dir()).ok();
         checks.push(check_ports(&listen_addrs(c), running, &|a| {
             TcpStream::connect_timeout(&a, CONNECT_TIMEOUT).is_ok()
         }));
     }
-    checks.push(check_udp_buffer(read_u64("/proc/sys/net/core/rmem_max")));
+    checks.push(check_udp_buffer(
+        read_u64("/proc/sys/net/core/rmem_max"),
+        read_u64("/proc/sys/net/core/wmem_max"),
+    ));
     if let Ok(c) = config {
         checks.push(check_backup(
             backup::last_success(&c.backups_dir()).as_ref(),
@@ -611,20 +632,29 @@ fn read_u64(path: &str) -> Option<u64> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
-pub fn check_udp_buffer(rmem_max: Option<u64>) -> Check {
+/// The receive buffer is judged (LiveKit's advice); the send buffer is shown beside it.
+pub fn check_udp_buffer(rmem_max: Option<u64>, wmem_max: Option<u64>) -> Check {
     let fix = format!(
         "echo net.core.rmem_max={RMEM_RECOMMENDED} | sudo tee /etc/sysctl.d/60-roost-media.conf && sudo sysctl --system"
     );
+    let send = match wmem_max {
+        Some(n) => format!("net.core.wmem_max = {n}"),
+        None => "net.core.wmem_max unreadable".to_owned(),
+    };
     match rmem_max {
         Some(n) if n >= RMEM_RECOMMENDED => {
-            Check::ok("udp buffer", format!("net.core.rmem_max = {n}"))
+            Check::ok("udp buffer", format!("net.core.rmem_max = {n}, {send}"))
         }
         Some(n) => Check::warn(
             "udp buffer",
-            format!("net.core.rmem_max = {n}, below the {RMEM_RECOMMENDED} recommended for calls"),
+            format!("net.core.rmem_max = {n}, below the {RMEM_RECOMMENDED} recommended for calls; {send}"),
             fix,
         ),
-        None => Check::warn("udp buffer", "cannot read /proc/sys/net/core/rmem_max", fix),
+        None => Check::warn(
+            "udp buffer",
+            format!("cannot read /proc/sys/net/core/rmem_max; {send}"),
+            fix,
+        ),
     }
 }
 
@@ -742,6 +772,10 @@ pub fn render(checks: &[Check]) -> String {
     ));
     out
 }
+
+#[path = "doctor_media.rs"]
+mod media;
+pub use media::{announced_address, check_livekit_media, interface_addresses};
 
 #[cfg(test)]
 #[path = "doctor_tests.rs"]

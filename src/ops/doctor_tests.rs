@@ -106,9 +106,15 @@ fn ports_are_judged_against_whether_the_daemon_runs() {
 
 #[test]
 fn small_udp_buffers_warn_with_the_sysctl_fix() {
-    assert_eq!(check_udp_buffer(Some(RMEM_RECOMMENDED)).status, Level::Ok);
-    let c = check_udp_buffer(Some(212_992));
+    let ok = check_udp_buffer(Some(RMEM_RECOMMENDED), Some(212_992));
+    assert_eq!(ok.status, Level::Ok);
+    assert_eq!(
+        ok.message,
+        "net.core.rmem_max = 5000000, net.core.wmem_max = 212992"
+    );
+    let c = check_udp_buffer(Some(212_992), None);
     assert_eq!(c.status, Level::Warn);
+    assert!(c.message.contains("wmem_max unreadable"), "{c:?}");
     assert!(c.fix.unwrap().contains("net.core.rmem_max=5000000"));
 }
 
