@@ -558,3 +558,31 @@ async fn admins_set_the_branding_everyone_reads() {
     let events = api.audit(&admin, "type=branding.updated").await;
     assert_eq!(events.len(), 1, "{events:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_room_list_carries_each_rooms_last_activity() {
+    let mut api = Api::start(Setup::new());
+    let admin = api.admin().await;
+    let quiet = api.room(&admin, "quiet", false).await;
+    let busy = api.room(&admin, "busy", false).await;
+    let message = api.say(&admin, busy, "hello").await;
+    let (status, list) = api.get("/api/v1/rooms", &admin).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    let activity = |id: i64| {
+        list["rooms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == id)
+            .and_then(|r| r["last_activity"].as_str())
+            .unwrap_or_else(|| panic!("no last_activity for room {id} in {list}"))
+            .to_owned()
+    };
+    assert_eq!(
+        activity(busy),
+        message["created_at"].as_str().unwrap(),
+        "{message}"
+    );
+    // RFC 3339 strings of one format sort as times do.
+    assert!(activity(quiet) <= activity(busy));
+}
