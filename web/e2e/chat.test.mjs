@@ -172,6 +172,19 @@ describe("web client against a real roost", () => {
     await bea.page.getByRole("status").filter({ hasText: "Reconnecting…" }).waitFor({ state: "hidden", ...WAIT });
   });
 
+  step("search finds a message and opens the room at it", async () => {
+    const page = bea.page;
+    await page.getByRole("button", { name: "Back to rooms" }).click();
+    await page.getByRole("searchbox", { name: "Search messages" }).fill("offline 7");
+    await page.getByRole("button", { name: "Search", exact: true }).click();
+    const hit = page.getByRole("list", { name: "Search results" }).getByRole("button").filter({ hasText: "offline 7" });
+    await hit.first().click();
+    const shown = messages(page).locator('li[aria-current="true"]');
+    await shown.waitFor(WAIT);
+    assert.equal(await shown.locator(".body").textContent(), "offline 7");
+    assert.equal(new URL(page.url()).pathname, roomUrl);
+  });
+
   step("a message written offline is kept and sent when the connection is back", async () => {
     await bea.context.setOffline(true);
     await send(bea.page, "written on the train");
