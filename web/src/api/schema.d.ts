@@ -76,7 +76,8 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get?: never;
+        /** Whether the first admin still has to be created */
+        get: operations["getSetupStatus"];
         put?: never;
         /** Create the first admin with the one-time setup code */
         post: operations["setupFirstAdmin"];
@@ -869,8 +870,13 @@ export interface components {
             status: string;
             checks: components["schemas"]["Checks"];
         };
+        /**
+         * @description The body of a refresh. The web client (`X-Roost-Client: web`) sends no body or `{}`: its
+         *     refresh token is the `roost_refresh` cookie.
+         */
         RefreshRequest: {
-            refresh_token: string;
+            /** @description Required unless the request carries `X-Roost-Client: web`. */
+            refresh_token?: string | null;
         };
         RegisterRequest: {
             invite_code: string;
@@ -946,8 +952,11 @@ export interface components {
              * @description Seconds until the access token expires.
              */
             expires_in: number;
-            /** @description Single use: exchange it at `/api/v1/auth/refresh` for a new pair. */
-            refresh_token: string;
+            /**
+             * @description Single use: exchange it at `/api/v1/auth/refresh` for a new pair. Absent when the
+             *     request carried `X-Roost-Client: web`: the token is in the `roost_refresh` cookie then.
+             */
+            refresh_token?: string | null;
             /**
              * Format: int64
              * @description Seconds until the refresh token expires.
@@ -966,6 +975,14 @@ export interface components {
             password: string;
             /** @description 1 to 64 characters without control characters; the username when absent or blank. */
             display_name?: string | null;
+        };
+        /** @description `GET /api/v1/setup`'s answer. */
+        SetupStatus: {
+            /**
+             * @description Whether the first admin still has to be created (with the setup code from the console
+             *     or the journal).
+             */
+            needed: boolean;
         };
         /**
          * @description What a participant may send (LiveKit's track sources, in its lowercase spelling).
@@ -1227,10 +1244,40 @@ export interface operations {
             503: components["responses"]["Unavailable"];
         };
     };
-    setupFirstAdmin: {
+    getSetupStatus: {
         parameters: {
             query?: never;
             header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description `needed` is true until an admin exists */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SetupStatus"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            408: components["responses"]["RequestTimeout"];
+            421: components["responses"]["MisdirectedRequest"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    setupFirstAdmin: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description `web` from the browser client: the refresh token travels in the `roost_refresh` cookie instead of the body (refresh: send no body or `{}`; logout: the cookie's session ends and the cookie is cleared). With it, an `Origin` other than this server's is refused (403 `csrf`). */
+                "x-roost-client"?: "web";
+            };
             path?: never;
             cookie?: never;
         };
@@ -1290,7 +1337,10 @@ export interface operations {
     login: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description `web` from the browser client: the refresh token travels in the `roost_refresh` cookie instead of the body (refresh: send no body or `{}`; logout: the cookie's session ends and the cookie is cleared). With it, an `Origin` other than this server's is refused (403 `csrf`). */
+                "x-roost-client"?: "web";
+            };
             path?: never;
             cookie?: never;
         };
@@ -1359,7 +1409,10 @@ export interface operations {
     refreshSession: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description `web` from the browser client: the refresh token travels in the `roost_refresh` cookie instead of the body (refresh: send no body or `{}`; logout: the cookie's session ends and the cookie is cleared). With it, an `Origin` other than this server's is refused (403 `csrf`). */
+                "x-roost-client"?: "web";
+            };
             path?: never;
             cookie?: never;
         };
@@ -1402,13 +1455,16 @@ export interface operations {
     logout: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description `web` from the browser client: the refresh token travels in the `roost_refresh` cookie instead of the body (refresh: send no body or `{}`; logout: the cookie's session ends and the cookie is cleared). With it, an `Origin` other than this server's is refused (403 `csrf`). */
+                "x-roost-client"?: "web";
+            };
             path?: never;
             cookie?: never;
         };
         requestBody?: never;
         responses: {
-            /** @description Signed out */
+            /** @description Signed out; with `X-Roost-Client: web`, `Set-Cookie` clears `roost_refresh` */
             204: {
                 headers: {
                     [name: string]: unknown;
@@ -1416,7 +1472,7 @@ export interface operations {
                 content?: never;
             };
             401: components["responses"]["Unauthorized"];
-            /** @description Signed in with an API key, not a session (`session_required`) */
+            /** @description Signed in with an API key, not a session (`session_required`); a session cookie without `X-Roost-Client: web` or with another site's `Origin` (`csrf`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -1437,7 +1493,10 @@ export interface operations {
     register: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description `web` from the browser client: the refresh token travels in the `roost_refresh` cookie instead of the body (refresh: send no body or `{}`; logout: the cookie's session ends and the cookie is cleared). With it, an `Origin` other than this server's is refused (403 `csrf`). */
+                "x-roost-client"?: "web";
+            };
             path?: never;
             cookie?: never;
         };
@@ -1489,7 +1548,10 @@ export interface operations {
     changePassword: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description `web` from the browser client: the refresh token travels in the `roost_refresh` cookie instead of the body (refresh: send no body or `{}`; logout: the cookie's session ends and the cookie is cleared). With it, an `Origin` other than this server's is refused (403 `csrf`). */
+                "x-roost-client"?: "web";
+            };
             path?: never;
             cookie?: never;
         };
