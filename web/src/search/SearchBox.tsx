@@ -22,7 +22,7 @@ export function SearchBox() {
         <label class="visually-hidden" for="search-text">
           {t.searchMessages}
         </label>
-        <input id="search-text" type="search" value={q} onInput={(e) => setQ(e.currentTarget.value)} />
+        <input id="search-text" type="search" placeholder={t.searchMessages} value={q} onInput={(e) => setQ(e.currentTarget.value)} />
         <button type="submit">{t.search}</button>
       </form>
       {searchError.value ? (
