@@ -4,7 +4,8 @@
 //! missing or older than `web/package-lock.json`, then `npm run build` with Vite's output
 //! directory in `OUT_DIR`, so nothing git tracks in `web/` is written (only the ignored
 //! `node_modules/`). `ROOST_WEB_DIST=<dir>` embeds an already built client instead, for build
-//! machines without node (the directory must hold what `npm run build` writes).
+//! machines without node (the directory must hold what `npm run build` writes; a relative path
+//! is taken from the checkout's root, where cargo runs this script).
 //!
 //! Every file of the built client becomes an entry of `OUT_DIR/web_files.rs` (read by
 //! `src/web/mod.rs`): its URL path, content type, a strong ETag made from its SHA-256, its
@@ -39,7 +40,9 @@ fn main() {
     let manifest_dir = PathBuf::from(env("CARGO_MANIFEST_DIR"));
     let out_dir = PathBuf::from(env("OUT_DIR"));
     let web = manifest_dir.join("web");
-    for input in WEB_INPUTS {
+    // A path that does not exist would make cargo run this script on every build (web/public
+    // may be absent); its creation comes with a change to one of the others.
+    for input in WEB_INPUTS.iter().filter(|input| web.join(input).exists()) {
         println!("cargo:rerun-if-changed=web/{input}");
     }
     println!("cargo:rerun-if-env-changed=ROOST_WEB_DIST");

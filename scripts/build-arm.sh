@@ -75,6 +75,14 @@ for target in "${targets[@]}"; do
 done
 $install_only && exit 0
 
+# build.rs builds the web client with node on this machine (not the target); say so before a
+# long cross build fails on it. ROOST_WEB_DIST embeds a client built elsewhere instead.
+if [[ -z ${ROOST_WEB_DIST:-} ]] && ! node -e 'process.exit(+process.versions.node.split(".")[0] >= 20 ? 0 : 1)' 2>/dev/null; then
+    echo "build-arm: the web client needs Node.js 20 or later and npm on this machine" >&2
+    echo "  (Debian 13: apt-get install nodejs npm; older systems: nodejs.org), or ROOST_WEB_DIST=<built dist>" >&2
+    exit 1
+fi
+
 target_dir=${CARGO_TARGET_DIR:-$repo/target}
 build_flags=(--locked --bin roost)
 [[ $profile == release ]] && build_flags+=(--release)

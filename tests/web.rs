@@ -508,3 +508,81 @@ async fn plain_http_root_redirects_with_a_public_certificate() {
     assert_eq!(resp.status(), StatusCode::PERMANENT_REDIRECT);
     assert_eq!(header(resp.headers(), "location"), roost.https_url("/"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_set_the_branding_everyone_reads() {
+    let mut api = Api::start(Setup::new());
+    let (status, body) = api.get("/api/v1/branding", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["app_name"], "Roost", "{body}");
+    let admin = api.admin().await;
+    let member = api.member(&admin, "bob").await;
+    let patch = |who: &User, body: Value| {
+        let token = who.token.clone();
+        let api = &api;
+        async move {
+            let (status, body, _) = api
+                .call(
+                    reqwest::Method::PATCH,
+                    "/api/v1/branding",
+                    Some(&token),
+                    Some(body),
+                )
+                .await;
+            (status, body)
+        }
+    };
+    let change = serde_json::json!({"app_name": "Our Club", "accent_color": "#AA3366"});
+    let (status, body) = patch(&member, change.clone()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, body) = patch(&admin, change).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let want = serde_json::json!({"app_name": "Our Club", "accent_color": "#aa3366"});
+    assert_eq!(body, want);
+    let (status, body) = api.get("/api/v1/branding", None).await;
+    assert_eq!((status, &body), (StatusCode::OK, &want));
+    for (bad, code) in [
+        (
+            serde_json::json!({"accent_color": "red"}),
+            "invalid_accent_color",
+        ),
+        (
+            serde_json::json!({"app_name": "a\u{202e}b"}),
+            "invalid_app_name",
+        ),
+    ] {
+        let (status, body) = patch(&admin, bad).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(body["error"]["code"], code, "{body}");
+    }
+    let events = api.audit(&admin, "type=branding.updated").await;
+    assert_eq!(events.len(), 1, "{events:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_room_list_carries_each_rooms_last_activity() {
+    let mut api = Api::start(Setup::new());
+    let admin = api.admin().await;
+    let quiet = api.room(&admin, "quiet", false).await;
+    let busy = api.room(&admin, "busy", false).await;
+    let message = api.say(&admin, busy, "hello").await;
+    let (status, list) = api.get("/api/v1/rooms", &admin).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    let activity = |id: i64| {
+        list["rooms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == id)
+            .and_then(|r| r["last_activity"].as_str())
+            .unwrap_or_else(|| panic!("no last_activity for room {id} in {list}"))
+            .to_owned()
+    };
+    assert_eq!(
+        activity(busy),
+        message["created_at"].as_str().unwrap(),
+        "{message}"
+    );
+    // RFC 3339 strings of one format sort as times do.
+    assert!(activity(quiet) <= activity(busy));
+}

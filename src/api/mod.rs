@@ -165,6 +165,10 @@ pub fn router(state: AppState) -> Surface {
         )
         .route("/api/v1/audit", get(crate::audit::list_handler))
         .route(
+            "/api/v1/branding",
+            get(crate::web::branding::get).patch(crate::web::branding::update),
+        )
+        .route(
             "/api/v1/rooms",
             get(chat::rooms::list).post(chat::rooms::create),
         )

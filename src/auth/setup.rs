@@ -134,10 +134,7 @@ pub struct SetupStatus {
     )
 )]
 pub async fn status(State(app): State<AppState>) -> Result<Json<SetupStatus>, ApiError> {
-    let exists = app
-        .store
-        .read(|conn| users::admin_exists(conn).map_err(AuthError::from))
-        .await?;
+    let exists = app.store.read(users::admin_exists).await?;
     Ok(Json(SetupStatus { needed: !exists }))
 }
 

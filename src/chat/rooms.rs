@@ -76,6 +76,11 @@ pub struct RoomView {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     pub my_role: Option<RoomRole>,
+    /// When the room last changed (its newest event: a message, an edit, a member...). Only
+    /// in the room list, which clients sort by it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, format = DateTime)]
+    pub last_activity: Option<String>,
 }
 
 const ROOM_COLUMNS: &str =
@@ -93,6 +98,7 @@ fn room_from_row(row: &Row<'_>) -> rusqlite::Result<RoomView> {
         updated_at: crate::api::time::rfc3339_ms(row.get(6)?),
         last_seq: row.get(7)?,
         my_role: None,
+        last_activity: None,
     })
 }
 
@@ -366,14 +372,21 @@ pub struct RoomList {
     operation_id = "listRooms",
     summary = "List the caller's rooms and the public rooms they may join",
     tag = "rooms",
-    responses((status = 200, description = "At most 1000 rooms, oldest first", body = RoomList))
+    responses((status = 200, description = "At most 1000 rooms, oldest first, each with its \
+               `last_activity`", body = RoomList))
 )]
 pub async fn list(State(app): State<AppState>, who: Principal) -> Result<Json<RoomList>, ApiError> {
     let rooms = app
         .store
         .read(move |conn| {
+            // The newest event is one primary-key lookup; its time is the room's last activity
+            // (the room's own update time once retention has pruned a quiet room's log).
             let mut stmt = conn.prepare_cached(&format!(
-                "SELECT {ROOM_COLUMNS}, m.role FROM rooms r
+                "SELECT {ROOM_COLUMNS}, m.role,
+                        COALESCE((SELECT e.at FROM events e
+                                   WHERE e.room_id = r.id AND e.seq = r.last_seq),
+                                 r.updated_at)
+                   FROM rooms r
                    LEFT JOIN room_members m ON m.room_id = r.id AND m.user_id = ?1
                   WHERE m.user_id IS NOT NULL OR (?2 AND r.visibility = 'public') OR ?3
                   ORDER BY r.id LIMIT ?4"
@@ -389,6 +402,7 @@ pub async fn list(State(app): State<AppState>, who: Principal) -> Result<Json<Ro
                     let mut room = room_from_row(row)?;
                     let role: Option<String> = row.get(8)?;
                     room.my_role = role.and_then(|r| RoomRole::parse(&r));
+                    room.last_activity = Some(crate::api::time::rfc3339_ms(row.get(9)?));
                     Ok(room)
                 },
             )?;

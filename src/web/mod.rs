@@ -20,6 +20,8 @@ use http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 
 use crate::api::ApiError;
 
+pub mod branding;
+
 /// One representation of an embedded file.
 pub struct Variant {
     /// Strong, quoted, different for each encoding of the same file.

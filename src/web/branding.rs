@@ -1,0 +1,214 @@
+//! Branding: the name and accent colour an admin gives this server, which the web client shows
+//! on its sign-in page, in its title and its theme. Kept in the store's `settings` table (key
+//! [`SETTINGS_KEY`]), so backups and restores carry it. Reading it needs no sign-in: the
+//! sign-in page shows it.
+//!
+//! Only values that cannot break a page are stored: a name of printable characters and a
+//! `#rrggbb` colour. Nothing here renders HTML.
+
+use axum::extract::State;
+use axum::Extension;
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::api::{ApiError, AppState, Json};
+use crate::auth::users::Actor;
+use crate::auth::RequireAdmin;
+use crate::edge::policy::ClientIp;
+use crate::store::StoreError;
+
+/// The `settings` key of the branding (a JSON [`Branding`]).
+pub const SETTINGS_KEY: &str = "web.branding";
+/// Longest app name, in characters: it has to fit a phone's title bar.
+const MAX_APP_NAME_CHARS: usize = 40;
+
+/// How the web client presents this server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Branding {
+    /// Shown on the sign-in page and in the title.
+    #[schema(example = "Roost", min_length = 1, max_length = 40)]
+    pub app_name: String,
+    /// The theme's accent colour, `#rrggbb` (lowercase).
+    #[schema(example = "#2e7d5b", pattern = "^#[0-9a-f]{6}$")]
+    pub accent_color: String,
+}
+
+impl Default for Branding {
+    fn default() -> Branding {
+        Branding {
+            app_name: "Roost".to_owned(),
+            accent_color: "#2e7d5b".to_owned(),
+        }
+    }
+}
+
+/// A change to the branding; absent fields stay as they are.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BrandingPatch {
+    /// 1 to 40 characters, no control or bidi override characters (trimmed).
+    #[schema(max_length = 40)]
+    pub app_name: Option<String>,
+    /// `#rrggbb`.
+    #[schema(pattern = "^#[0-9a-fA-F]{6}$")]
+    pub accent_color: Option<String>,
+}
+
+impl BrandingPatch {
+    /// `current` with the patch applied, or why the patch is refused.
+    fn apply(&self, mut current: Branding) -> Result<Branding, ApiError> {
+        if let Some(name) = &self.app_name {
+            let name = name.trim();
+            let chars = name.chars().count();
+            // Bidi overrides would reorder the text around the name wherever it is shown.
+            let unsafe_char = |c: char| {
+                c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+            };
+            if chars == 0 || chars > MAX_APP_NAME_CHARS || name.chars().any(unsafe_char) {
+                return Err(ApiError::bad_request(
+                    "invalid_app_name",
+                    format!(
+                        "the app name must be 1 to {MAX_APP_NAME_CHARS} characters without \
+                         control or bidi characters"
+                    ),
+                ));
+            }
+            current.app_name = name.to_owned();
+        }
+        if let Some(color) = &self.accent_color {
+            let hex = color.strip_prefix('#').unwrap_or("");
+            if hex.len() != 6 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+                return Err(ApiError::bad_request(
+                    "invalid_accent_color",
+                    "the accent colour must be #rrggbb",
+                ));
+            }
+            current.accent_color = color.to_ascii_lowercase();
+        }
+        Ok(current)
+    }
+}
+
+/// The stored branding, or the defaults. A value that does not parse (written by hand) is
+/// read as the defaults rather than failing every page load.
+pub fn read(conn: &Connection) -> Result<Branding, StoreError> {
+    let stored: Option<String> = conn
+        .query_row(
+            "SELECT value FROM settings WHERE key = ?1",
+            [SETTINGS_KEY],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(stored
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or_default())
+}
+
+/// `GET /api/v1/branding`: the server's name and accent colour, for anyone.
+#[utoipa::path(
+    get,
+    path = "/api/v1/branding",
+    operation_id = "getBranding",
+    summary = "The server's name and accent colour",
+    tag = "branding",
+    security(()),
+    responses((status = 200, description = "The branding (defaults until an admin sets it)",
+               body = Branding)),
+)]
+pub async fn get(State(app): State<AppState>) -> Result<Json<Branding>, ApiError> {
+    Ok(Json(app.store.read(read).await?))
+}
+
+/// `PATCH /api/v1/branding` (admin): changes the name and/or the accent colour.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/branding",
+    operation_id = "updateBranding",
+    summary = "Change the server's name or accent colour (admins)",
+    tag = "branding",
+    request_body = BrandingPatch,
+    responses(
+        (status = 200, description = "The branding now", body = Branding),
+        (status = 400, description = "A name that is empty, too long or has control characters \
+         (`invalid_app_name`), or a colour that is not #rrggbb (`invalid_accent_color`)",
+         body = crate::api::ErrorBody),
+        (status = 403, description = "Not an admin (`forbidden`, `insufficient_scope`)",
+         body = crate::api::ErrorBody),
+    )
+)]
+pub async fn update(
+    State(app): State<AppState>,
+    RequireAdmin(admin): RequireAdmin,
+    ip: Option<Extension<ClientIp>>,
+    Json(patch): Json<BrandingPatch>,
+) -> Result<Json<Branding>, ApiError> {
+    // Refused before the write: a bad value never queues behind other writers.
+    patch.apply(Branding::default())?;
+    let actor = Actor::caller(&admin, ip);
+    let now_ms = app.auth.now_ms();
+    let branding = app
+        .store
+        .write(move |conn| {
+            let branding = patch.apply(read(conn)?)?;
+            let value = serde_json::to_string(&branding)
+                .expect("a struct of two strings always serialises");
+            conn.execute(
+                "INSERT INTO settings (key, value, updated_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value,
+                                                 updated_at = excluded.updated_at",
+                params![SETTINGS_KEY, value, now_ms / 1000],
+            )
+            .map_err(StoreError::from)?;
+            crate::audit::record(
+                conn,
+                &actor
+                    .event("branding.updated", now_ms)
+                    .target("branding")
+                    .detail(json!({
+                        "app_name": branding.app_name,
+                        "accent_color": branding.accent_color,
+                    })),
+            )?;
+            Ok::<_, ApiError>(branding)
+        })
+        .await?;
+    Ok(Json(branding))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_patch_keeps_what_it_does_not_name_and_refuses_bad_values() {
+        let patch = BrandingPatch {
+            app_name: Some("  Our Club ".into()),
+            accent_color: None,
+        };
+        let b = patch.apply(Branding::default()).unwrap();
+        assert_eq!(b.app_name, "Our Club");
+        assert_eq!(b.accent_color, Branding::default().accent_color);
+        let patch = BrandingPatch {
+            app_name: None,
+            accent_color: Some("#AABBCC".into()),
+        };
+        assert_eq!(patch.apply(b).unwrap().accent_color, "#aabbcc");
+        for (name, color, code) in [
+            (Some(""), None, "invalid_app_name"),
+            (Some("a\u{202e}b"), None, "invalid_app_name"),
+            (Some("a\nb"), None, "invalid_app_name"),
+            (Some(&"x".repeat(41)[..]), None, "invalid_app_name"),
+            (None, Some("red"), "invalid_accent_color"),
+            (None, Some("#12345"), "invalid_accent_color"),
+            (None, Some("#12345g"), "invalid_accent_color"),
+        ] {
+            let patch = BrandingPatch {
+                app_name: name.map(str::to_owned),
+                accent_color: color.map(str::to_owned),
+            };
+            let err = patch.apply(Branding::default()).unwrap_err();
+            assert_eq!(err.code, code, "{name:?} {color:?}");
+        }
+    }
+}
