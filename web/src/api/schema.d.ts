@@ -344,6 +344,24 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/branding": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The server's name and accent colour */
+        get: operations["getBranding"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /** Change the server's name or accent colour (admins) */
+        patch: operations["updateBranding"];
+        trace?: never;
+    };
     "/api/v1/rooms": {
         parameters: {
             query?: never;
@@ -639,6 +657,26 @@ export interface components {
             /** @description Pass as `cursor` for the next (older) page; null on the last page. */
             next_cursor: string | null;
         };
+        /** @description How the web client presents this server. */
+        Branding: {
+            /**
+             * @description Shown on the sign-in page and in the title.
+             * @example Roost
+             */
+            app_name: string;
+            /**
+             * @description The theme's accent colour, `#rrggbb` (lowercase).
+             * @example #2e7d5b
+             */
+            accent_color: string;
+        };
+        /** @description A change to the branding; absent fields stay as they are. */
+        BrandingPatch: {
+            /** @description 1 to 40 characters, no control or bidi override characters (trimmed). */
+            app_name?: string | null;
+            /** @description `#rrggbb`. */
+            accent_color?: string | null;
+        };
         CallParticipant: {
             /** @description `user-<id>` for Roost accounts. */
             identity: string;
@@ -912,6 +950,12 @@ export interface components {
              */
             last_seq: number;
             my_role?: components["schemas"]["RoomRole"];
+            /**
+             * Format: date-time
+             * @description When the room last changed (its newest event: a message, an edit, a member...). Only
+             *     in the room list, which clients sort by it.
+             */
+            last_activity?: string;
         };
         RoomList: {
             rooms: components["schemas"]["Room"][];
@@ -2212,6 +2256,84 @@ export interface operations {
             503: components["responses"]["Unavailable"];
         };
     };
+    getBranding: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The branding (defaults until an admin sets it) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Branding"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            408: components["responses"]["RequestTimeout"];
+            421: components["responses"]["MisdirectedRequest"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    updateBranding: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BrandingPatch"];
+            };
+        };
+        responses: {
+            /** @description The branding now */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Branding"];
+                };
+            };
+            /** @description A name that is empty, too long or has control characters (`invalid_app_name`), or a colour that is not #rrggbb (`invalid_accent_color`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            /** @description Not an admin (`forbidden`, `insufficient_scope`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            408: components["responses"]["RequestTimeout"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            421: components["responses"]["MisdirectedRequest"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+            507: components["responses"]["InsufficientStorage"];
+        };
+    };
     listRooms: {
         parameters: {
             query?: never;
@@ -2221,7 +2343,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description At most 1000 rooms, oldest first */
+            /** @description At most 1000 rooms, oldest first, each with its `last_activity` */
             200: {
                 headers: {
                     [name: string]: unknown;
