@@ -1,7 +1,8 @@
 // The browser side of the end-to-end tests: Debian's chromium driven by playwright-core (no
-// browser download), and the built client served by the roost under test. Until a roost
-// serves web/dist itself, the tests serve it through a request route on the same origin, so
-// the page, its API calls and its WebSocket all meet the real server.
+// browser download), and the built client served by the roost under test. With
+// ROOST_E2E_ROUTE_DIST=1 (or a roost that serves no client) the tests serve web/dist as just
+// built through a request route on the same origin instead, so the page, its API calls and its
+// WebSocket still all meet the real server without rebuilding roost to embed the client.
 
 import { readFileSync, existsSync, mkdirSync } from "node:fs";
 import { extname, join, resolve, dirname } from "node:path";
@@ -85,15 +86,6 @@ export async function newContext(browser, origin, { serveDist, viewport } = {}) 
   context.on("page", (page) => page.on("dialog", (d) => (dialogs.push(d.message()), d.dismiss())));
   context.dialogs = dialogs;
   return context;
-}
-
-export async function fetchText(url) {
-  const ctx = await request.newContext({ ignoreHTTPSErrors: true });
-  try {
-    return await (await ctx.get(url)).text();
-  } finally {
-    await ctx.dispose();
-  }
 }
 
 /** An API client for set-up steps the UI does not offer yet (creating invites). */

@@ -107,6 +107,13 @@ export const t = {
   users: "Accounts",
   disabled: "disabled",
 
+  // search
+  searchMessages: "Search messages",
+  search: "Search",
+  searchResults: "Search results",
+  noResults: "No message matches.",
+  clearSearch: "Clear search",
+
   // connection
   reconnecting: "Reconnecting…",
   offline: "Offline. Messages you send are kept and go out when the connection is back.",

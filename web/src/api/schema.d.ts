@@ -76,7 +76,8 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get?: never;
+        /** Whether the first admin still has to be created */
+        get: operations["getSetupStatus"];
         put?: never;
         /** Create the first admin with the one-time setup code */
         post: operations["setupFirstAdmin"];
@@ -341,6 +342,24 @@ export interface paths {
         options?: never;
         head?: never;
         patch?: never;
+        trace?: never;
+    };
+    "/api/v1/branding": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The server's name and accent colour */
+        get: operations["getBranding"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /** Change the server's name or accent colour (admins) */
+        patch: operations["updateBranding"];
         trace?: never;
     };
     "/api/v1/rooms": {
@@ -638,6 +657,26 @@ export interface components {
             /** @description Pass as `cursor` for the next (older) page; null on the last page. */
             next_cursor: string | null;
         };
+        /** @description How the web client presents this server. */
+        Branding: {
+            /**
+             * @description Shown on the sign-in page and in the title.
+             * @example Roost
+             */
+            app_name: string;
+            /**
+             * @description The theme's accent colour, `#rrggbb` (lowercase).
+             * @example #2e7d5b
+             */
+            accent_color: string;
+        };
+        /** @description A change to the branding; absent fields stay as they are. */
+        BrandingPatch: {
+            /** @description 1 to 40 characters, no control or bidi override characters (trimmed). */
+            app_name?: string | null;
+            /** @description `#rrggbb`. */
+            accent_color?: string | null;
+        };
         CallParticipant: {
             /** @description `user-<id>` for Roost accounts. */
             identity: string;
@@ -869,8 +908,13 @@ export interface components {
             status: string;
             checks: components["schemas"]["Checks"];
         };
+        /**
+         * @description The body of a refresh. The web client (`X-Roost-Client: web`) sends no body or `{}`: its
+         *     refresh token is the `roost_refresh` cookie.
+         */
         RefreshRequest: {
-            refresh_token: string;
+            /** @description Required unless the request carries `X-Roost-Client: web`. */
+            refresh_token?: string | null;
         };
         RegisterRequest: {
             invite_code: string;
@@ -906,6 +950,12 @@ export interface components {
              */
             last_seq: number;
             my_role?: components["schemas"]["RoomRole"];
+            /**
+             * Format: date-time
+             * @description When the room last changed (its newest event: a message, an edit, a member...). Only
+             *     in the room list, which clients sort by it.
+             */
+            last_activity?: string;
         };
         RoomList: {
             rooms: components["schemas"]["Room"][];
@@ -946,8 +996,11 @@ export interface components {
              * @description Seconds until the access token expires.
              */
             expires_in: number;
-            /** @description Single use: exchange it at `/api/v1/auth/refresh` for a new pair. */
-            refresh_token: string;
+            /**
+             * @description Single use: exchange it at `/api/v1/auth/refresh` for a new pair. Absent when the
+             *     request carried `X-Roost-Client: web`: the token is in the `roost_refresh` cookie then.
+             */
+            refresh_token?: string | null;
             /**
              * Format: int64
              * @description Seconds until the refresh token expires.
@@ -966,6 +1019,14 @@ export interface components {
             password: string;
             /** @description 1 to 64 characters without control characters; the username when absent or blank. */
             display_name?: string | null;
+        };
+        /** @description `GET /api/v1/setup`'s answer. */
+        SetupStatus: {
+            /**
+             * @description Whether the first admin still has to be created (with the setup code from the console
+             *     or the journal).
+             */
+            needed: boolean;
         };
         /**
          * @description What a participant may send (LiveKit's track sources, in its lowercase spelling).
@@ -1227,10 +1288,40 @@ export interface operations {
             503: components["responses"]["Unavailable"];
         };
     };
-    setupFirstAdmin: {
+    getSetupStatus: {
         parameters: {
             query?: never;
             header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description `needed` is true until an admin exists */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SetupStatus"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            408: components["responses"]["RequestTimeout"];
+            421: components["responses"]["MisdirectedRequest"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    setupFirstAdmin: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description `web` from the browser client: the refresh token travels in the `roost_refresh` cookie instead of the body (refresh: send no body or `{}`; logout: the cookie's session ends and the cookie is cleared). With it, an `Origin` other than this server's is refused (403 `csrf`). */
+                "x-roost-client"?: "web";
+            };
             path?: never;
             cookie?: never;
         };
@@ -1290,7 +1381,10 @@ export interface operations {
     login: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description `web` from the browser client: the refresh token travels in the `roost_refresh` cookie instead of the body (refresh: send no body or `{}`; logout: the cookie's session ends and the cookie is cleared). With it, an `Origin` other than this server's is refused (403 `csrf`). */
+                "x-roost-client"?: "web";
+            };
             path?: never;
             cookie?: never;
         };
@@ -1359,7 +1453,10 @@ export interface operations {
     refreshSession: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description `web` from the browser client: the refresh token travels in the `roost_refresh` cookie instead of the body (refresh: send no body or `{}`; logout: the cookie's session ends and the cookie is cleared). With it, an `Origin` other than this server's is refused (403 `csrf`). */
+                "x-roost-client"?: "web";
+            };
             path?: never;
             cookie?: never;
         };
@@ -1402,13 +1499,16 @@ export interface operations {
     logout: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description `web` from the browser client: the refresh token travels in the `roost_refresh` cookie instead of the body (refresh: send no body or `{}`; logout: the cookie's session ends and the cookie is cleared). With it, an `Origin` other than this server's is refused (403 `csrf`). */
+                "x-roost-client"?: "web";
+            };
             path?: never;
             cookie?: never;
         };
         requestBody?: never;
         responses: {
-            /** @description Signed out */
+            /** @description Signed out; with `X-Roost-Client: web`, `Set-Cookie` clears `roost_refresh` */
             204: {
                 headers: {
                     [name: string]: unknown;
@@ -1416,7 +1516,7 @@ export interface operations {
                 content?: never;
             };
             401: components["responses"]["Unauthorized"];
-            /** @description Signed in with an API key, not a session (`session_required`) */
+            /** @description Signed in with an API key, not a session (`session_required`); a session cookie without `X-Roost-Client: web` or with another site's `Origin` (`csrf`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -1437,7 +1537,10 @@ export interface operations {
     register: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description `web` from the browser client: the refresh token travels in the `roost_refresh` cookie instead of the body (refresh: send no body or `{}`; logout: the cookie's session ends and the cookie is cleared). With it, an `Origin` other than this server's is refused (403 `csrf`). */
+                "x-roost-client"?: "web";
+            };
             path?: never;
             cookie?: never;
         };
@@ -1489,7 +1592,10 @@ export interface operations {
     changePassword: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description `web` from the browser client: the refresh token travels in the `roost_refresh` cookie instead of the body (refresh: send no body or `{}`; logout: the cookie's session ends and the cookie is cleared). With it, an `Origin` other than this server's is refused (403 `csrf`). */
+                "x-roost-client"?: "web";
+            };
             path?: never;
             cookie?: never;
         };
@@ -2150,6 +2256,84 @@ export interface operations {
             503: components["responses"]["Unavailable"];
         };
     };
+    getBranding: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The branding (defaults until an admin sets it) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Branding"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            408: components["responses"]["RequestTimeout"];
+            421: components["responses"]["MisdirectedRequest"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    updateBranding: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BrandingPatch"];
+            };
+        };
+        responses: {
+            /** @description The branding now */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Branding"];
+                };
+            };
+            /** @description A name that is empty, too long or has control characters (`invalid_app_name`), or a colour that is not #rrggbb (`invalid_accent_color`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            /** @description Not an admin (`forbidden`, `insufficient_scope`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            408: components["responses"]["RequestTimeout"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            421: components["responses"]["MisdirectedRequest"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+            507: components["responses"]["InsufficientStorage"];
+        };
+    };
     listRooms: {
         parameters: {
             query?: never;
@@ -2159,7 +2343,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description At most 1000 rooms, oldest first */
+            /** @description At most 1000 rooms, oldest first, each with its `last_activity` */
             200: {
                 headers: {
                     [name: string]: unknown;

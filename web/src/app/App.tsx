@@ -6,6 +6,7 @@
 
 import type { FunctionComponent } from "preact";
 import { useEffect, useState } from "preact/hooks";
+import { appName } from "../branding/state";
 import { gatewayPhase, startGateway, stopGateway } from "../gateway/socket";
 import { RoomList } from "../rooms/RoomList";
 import { roomById, rooms } from "../rooms/state";
@@ -67,7 +68,7 @@ function Shell({ userId, isAdmin }: { userId: number; isAdmin: boolean }) {
   return (
     <div class={roomId !== null || path.value === "/admin" ? "shell room-open" : "shell"}>
       <header class="top">
-        <h1>{t.appName}</h1>
+        <h1>{appName.value}</h1>
         <ConnectionStatus />
         <div class="tools">
           {isAdmin ? (

@@ -7,7 +7,7 @@
 import { signal } from "@preact/signals";
 import type { Message } from "../api/client";
 import { newMessage } from "../notify/notify";
-import { applyRoomEvent, loadRooms, roomById } from "../rooms/state";
+import { applyRoomEvent, loadRooms, roomById, touchRoom } from "../rooms/state";
 import { sessionEnded, tokenForGateway } from "../session/session";
 import { applyMessageEvent, loadLatest, outbox, timelineOf } from "../timeline/state";
 import { GatewayMachine, type Effect, type Input, type Phase } from "./machine";
@@ -65,6 +65,7 @@ function run(effect: Effect): void {
       if (type.startsWith("message.")) {
         const message = data as Message;
         applyMessageEvent(room_id, message);
+        if (type === "message.created") touchRoom(room_id, effect.event.at);
         if (type === "message.created" && message.author_id !== myUserId) {
           newMessage(message, roomById(room_id)?.name ?? "");
         }

@@ -6,6 +6,7 @@
 
 import { signal } from "@preact/signals";
 import type { Message } from "../api/client";
+import { appName } from "../branding/state";
 import { t } from "../strings";
 
 export const unseen = signal(0);
@@ -13,7 +14,7 @@ export const notificationsAllowed = signal(typeof Notification !== "undefined" &
 export const canAskForNotifications = signal(typeof Notification !== "undefined" && Notification.permission === "default");
 
 function showTitle(): void {
-  document.title = unseen.value > 0 ? `(${unseen.value}) ${t.appName}` : t.appName;
+  document.title = unseen.value > 0 ? `(${unseen.value}) ${appName.value}` : appName.value;
 }
 
 document.addEventListener("visibilitychange", () => {

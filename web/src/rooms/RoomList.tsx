@@ -3,6 +3,8 @@
 import { useState } from "preact/hooks";
 import { ApiError, NetworkError } from "../api/client";
 import { askForNotifications, canAskForNotifications } from "../notify/notify";
+import { SearchBox } from "../search/SearchBox";
+import { focusMessage } from "../timeline/state";
 import { openRoom, openRoomId } from "../app/router";
 import { t } from "../strings";
 import { createRoom, joinableRooms, joinedRooms, joinRoom, roomsLoaded } from "./state";
@@ -47,6 +49,7 @@ export function RoomList({ myUserId }: { myUserId: number }) {
           {t.turnOnNotifications}
         </button>
       ) : null}
+      <SearchBox />
       <h2>{t.yourRooms}</h2>
       {roomsLoaded.value && joinedRooms.value.length === 0 ? <p class="help">{t.noRooms}</p> : null}
       <ul class="room-links">
@@ -58,6 +61,7 @@ export function RoomList({ myUserId }: { myUserId: number }) {
               onClick={(e) => {
                 if (e.ctrlKey || e.metaKey || e.shiftKey) return;
                 e.preventDefault();
+                focusMessage.value = null;
                 openRoom(room.id);
               }}
             >

@@ -9,7 +9,12 @@ import { api, call, type Room } from "../api/client";
 export const rooms = signal<Room[]>([]);
 export const roomsLoaded = signal(false);
 
-export const joinedRooms = computed(() => rooms.value.filter((r) => r.my_role !== undefined));
+/** Most recently active first (the server's last_activity, kept current by live messages). */
+export const joinedRooms = computed(() =>
+  rooms.value
+    .filter((r) => r.my_role !== undefined)
+    .sort((a, b) => (b.last_activity ?? b.updated_at).localeCompare(a.last_activity ?? a.updated_at)),
+);
 export const joinableRooms = computed(() => rooms.value.filter((r) => r.my_role === undefined && !r.private));
 
 export function roomById(id: number): Room | undefined {
@@ -33,6 +38,11 @@ export async function joinRoom(roomId: number, myUserId: number): Promise<void> 
     api.PUT("/api/v1/rooms/{id}/members/{user_id}", { params: { path: { id: roomId, user_id: myUserId } }, body: {} }),
   );
   await loadRooms();
+}
+
+/** A live message: its room moves to the top of the list. */
+export function touchRoom(roomId: number, at: string): void {
+  rooms.value = rooms.value.map((r) => (r.id === roomId ? { ...r, last_activity: at } : r));
 }
 
 /** A room event that changes the room itself or our membership. */

@@ -5,7 +5,7 @@
  */
 
 import { signal } from "@preact/signals";
-import { ApiError, api, call, CLIENT_HEADER, NetworkError, toApiError, useTokenSource, type User } from "../api/client";
+import { ApiError, api, call, NetworkError, toApiError, useTokenSource, type Schemas, type User } from "../api/client";
 
 export type SessionState =
   | { status: "loading" }
@@ -20,12 +20,8 @@ let accessToken: string | null = null;
 let refreshAfter = 0;
 let refreshing: Promise<boolean> | null = null;
 
-/** Answers of setup, login, register and refresh for a web client (no refresh token inside). */
-interface WebTokens {
-  access_token: string;
-  expires_in: number;
-  user: User;
-}
+/** Answers of setup, login, register and refresh (for a web client, without a refresh token). */
+type WebTokens = Schemas["SessionTokens"];
 
 function adopt(tokens: WebTokens): void {
   accessToken = tokens.access_token;
@@ -44,21 +40,21 @@ function forget(reason?: string): void {
 export function refresh(): Promise<boolean> {
   refreshing ??= (async () => {
     try {
-      const resp = await fetch("/api/v1/auth/refresh", {
-        method: "POST",
-        headers: { ...CLIENT_HEADER, "Content-Type": "application/json" },
-        body: "{}",
-        credentials: "same-origin",
-      });
-      if (!resp.ok) {
-        if (resp.status === 401 || resp.status === 403 || resp.status === 400) {
-          if (session.value.status === "signed_in") forget();
-          return false;
-        }
-        throw toApiError(resp.status, await resp.json().catch(() => undefined));
+      // Not through `call`: its 401 handling would come back here.
+      const answer = await api.POST("/api/v1/auth/refresh", { body: {}, credentials: "same-origin" });
+      if (answer.data) {
+        adopt(answer.data);
+        return true;
       }
-      adopt((await resp.json()) as WebTokens);
-      return true;
+      const status = answer.response.status;
+      if (status === 401 || status === 403 || status === 400) {
+        if (session.value.status === "signed_in") forget();
+        return false;
+      }
+      throw toApiError(status, answer.error);
+    } catch (e) {
+      if (e instanceof TypeError) throw new NetworkError(e.message);
+      throw e;
     } finally {
       refreshing = null;
     }
@@ -79,29 +75,27 @@ export async function tokenForGateway(fresh: boolean): Promise<string> {
 /** At start: first run, a session to restore from the cookie, or the sign-in page. */
 export async function boot(): Promise<void> {
   try {
-    const setup = await fetch("/api/v1/setup", { headers: CLIENT_HEADER });
-    if (setup.ok && ((await setup.json()) as { needed?: boolean }).needed === true) {
+    const setup = await call(() => api.GET("/api/v1/setup"));
+    if (setup.needed) {
       session.value = { status: "setup" };
       return;
     }
     if (!(await refresh())) forget();
   } catch (e) {
     // Unreachable server: show the sign-in page with the reason rather than spin forever.
-    forget(e instanceof NetworkError || e instanceof TypeError ? "network" : undefined);
+    forget(e instanceof NetworkError ? "network" : undefined);
   }
 }
 
 export async function signIn(username: string, password: string): Promise<void> {
-  adopt(
-    (await call(() => api.POST("/api/v1/auth/login", { body: { username, password }, credentials: "same-origin" }))) as WebTokens,
-  );
+  adopt(await call(() => api.POST("/api/v1/auth/login", { body: { username, password }, credentials: "same-origin" })));
 }
 
 export async function createAdmin(setupCode: string, username: string, password: string): Promise<void> {
   adopt(
     (await call(() =>
       api.POST("/api/v1/setup", { body: { setup_code: setupCode, username, password }, credentials: "same-origin" }),
-    )) as WebTokens,
+    )),
   );
 }
 
@@ -112,17 +106,15 @@ export async function register(inviteCode: string, username: string, password: s
         body: { invite_code: inviteCode, username, password },
         credentials: "same-origin",
       }),
-    )) as WebTokens,
+    )),
   );
 }
 
 export async function signOut(): Promise<void> {
   try {
-    await fetch("/api/v1/auth/logout", {
-      method: "POST",
-      headers: { ...CLIENT_HEADER, ...(accessToken ? { Authorization: `Bearer ${accessToken}` } : {}) },
-      credentials: "same-origin",
-    });
+    await api.POST("/api/v1/auth/logout", { credentials: "same-origin" });
+  } catch {
+    // Offline: the cookie stays, but this page forgets the session; the server ends it at expiry.
   } finally {
     forget();
   }

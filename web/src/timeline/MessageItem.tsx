@@ -17,7 +17,7 @@ function explain(e: unknown): string {
   return e instanceof ApiError ? e.message : String(e);
 }
 
-export function MessageItem({ message, mine }: { message: Message; mine: boolean }) {
+export function MessageItem({ message, mine, focused }: { message: Message; mine: boolean; focused?: boolean }) {
   const [mode, setMode] = useState<"view" | "edit" | "confirm-delete">("view");
   const [draft, setDraft] = useState(message.body);
   const [error, setError] = useState<string | null>(null);
@@ -42,7 +42,12 @@ export function MessageItem({ message, mine }: { message: Message; mine: boolean
   };
 
   return (
-    <li class={mine ? "message mine" : "message"} data-id={message.id}>
+    <li
+      class={`message${mine ? " mine" : ""}${focused ? " focused" : ""}`}
+      data-id={message.id}
+      tabIndex={focused ? -1 : undefined}
+      aria-current={focused ? "true" : undefined}
+    >
       <div class="meta">
         <strong class="author" dir="auto">
           {message.author ?? t.unknownAuthor}

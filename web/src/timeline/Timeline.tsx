@@ -11,7 +11,7 @@ import { t } from "../strings";
 import { CallButton } from "../calls/CallButton";
 import { Composer } from "./Composer";
 import { MessageItem, PendingItem } from "./MessageItem";
-import { loadLatest, loadNewer, loadOlder, pending, timelineOf } from "./state";
+import { focusMessage, loadAround, loadLatest, loadNewer, loadOlder, pending, timelineOf } from "./state";
 
 /** Distance from an edge, in pixels, at which paging starts. */
 const EDGE_PX = 200;
@@ -38,10 +38,19 @@ export function Timeline({ roomId, roomName, myUserId }: { roomId: number; roomN
   const anchor = useRef<{ id: number; top: number } | null>(null);
   const [, setTick] = useState(0);
 
+  const focus = focusMessage.value?.roomId === roomId ? focusMessage.value.messageId : null;
+  /** The focused message is scrolled to once; later renders leave the scroll alone. */
+  const scrolledTo = useRef<number | null>(null);
+
   useEffect(() => {
+    if (focus !== null) {
+      atBottom.current = false;
+      void loadAround(roomId, focus);
+      return;
+    }
     atBottom.current = true;
     if (tl.messages.value.length === 0) void loadLatest(roomId);
-  }, [roomId]);
+  }, [roomId, focus]);
 
   const messages = tl.messages.value;
   const mine = pending.value.filter((p) => p.roomId === roomId);
@@ -49,7 +58,12 @@ export function Timeline({ roomId, roomName, myUserId }: { roomId: number; roomN
   useLayoutEffect(() => {
     const el = scroller.current;
     if (!el) return;
-    if (anchor.current) {
+    const focused = focus !== null ? el.querySelector<HTMLElement>(`[data-id="${focus}"]`) : null;
+    if (focused && scrolledTo.current !== focus) {
+      scrolledTo.current = focus;
+      focused.scrollIntoView({ block: "center" });
+      focused.focus();
+    } else if (anchor.current) {
       const node = el.querySelector<HTMLElement>(`[data-id="${anchor.current.id}"]`);
       if (node) el.scrollTop += node.offsetTop - anchor.current.top;
       anchor.current = null;
@@ -83,7 +97,7 @@ export function Timeline({ roomId, roomName, myUserId }: { roomId: number; roomN
       );
       lastDay = day;
     }
-    items.push(<MessageItem key={m.id} message={m} mine={m.author_id === myUserId} />);
+    items.push(<MessageItem key={m.id} message={m} mine={m.author_id === myUserId} focused={m.id === focus} />);
   }
 
   return (

@@ -107,6 +107,37 @@ export async function loadNewer(roomId: number): Promise<void> {
   }
 }
 
+/** A message to show and mark when its room opens (a search result). */
+export const focusMessage = signal<{ roomId: number; messageId: number } | null>(null);
+
+/** Loads the window around one message (older and newer pages meeting at it). */
+export async function loadAround(roomId: number, messageId: number): Promise<void> {
+  const tl = timelineOf(roomId);
+  tl.loading.value = "initial";
+  try {
+    const [older, newer] = await Promise.all([
+      call(() =>
+        api.GET("/api/v1/rooms/{id}/messages", {
+          params: { path: { id: roomId }, query: { before: messageId + 1, limit: PAGE / 2 } },
+        }),
+      ),
+      call(() =>
+        api.GET("/api/v1/rooms/{id}/messages", {
+          params: { path: { id: roomId }, query: { after: messageId, limit: PAGE / 2 } },
+        }),
+      ),
+    ]);
+    tl.messages.value = merge(older.messages, newer.messages);
+    tl.hasOlder.value = older.has_more;
+    tl.hasNewer.value = newer.has_more;
+    tl.error.value = null;
+  } catch (e) {
+    tl.error.value = describe(e);
+  } finally {
+    tl.loading.value = null;
+  }
+}
+
 /** A message event from the gateway (created, updated, deleted). */
 export function applyMessageEvent(roomId: number, message: Message): void {
   const tl = timelines.get(roomId);
