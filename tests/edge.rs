@@ -382,7 +382,7 @@ async fn connection_cap_holds_new_clients_until_a_slot_frees() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_clients_from_many_addresses_is_served() {
     const ADDRESSES: u8 = 250; // 127.0.0.2 to 127.0.0.251
-    const PER_ADDRESS: usize = 8;
+    const PER_ADDRESS: usize = 2;
     let roost = Arc::new(Setup::new().start());
     let start = Arc::new(tokio::sync::Barrier::new(
         usize::from(ADDRESSES) * PER_ADDRESS,
