@@ -16,8 +16,8 @@
 #   BENCH_CASES="fanout" scripts/bench/chat.sh     # only some of: posts fanout mqtt reads
 #
 # Environment: CARGO_TARGET_DIR (where cargo builds; default ./target); ROOST_BIN (a roost binary
-# to measure instead of building one, e.g. to compare two builds). Installs mosquitto with
-# apt-get when missing (as root).
+# to measure instead of building one, e.g. to compare two builds); CHAT_BENCH_BIN (a chat_bench
+# client already built). Installs mosquitto with apt-get when missing (as root).
 set -euo pipefail
 
 readonly SECONDS_POSTS=${BENCH_SECONDS:-10}
@@ -40,7 +40,7 @@ LOG_TAG=bench
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
-if ! command -v mosquitto >/dev/null 2>&1 && [[ ! -x /usr/sbin/mosquitto ]]; then
+if wanted mqtt && ! command -v mosquitto >/dev/null 2>&1 && [[ ! -x /usr/sbin/mosquitto ]]; then
     ((EUID == 0)) || die "mosquitto missing; install with: sudo apt-get install -y mosquitto"
     log "installing mosquitto with apt-get"
     apt-get update -qq
@@ -53,9 +53,13 @@ ulimit -n 16384 2>/dev/null || ulimit -n "$(ulimit -Hn)"
     die "$SUBSCRIBERS subscribers need more open files than 'ulimit -n' allows ($(ulimit -n)); raise the hard limit"
 
 roost_bin release
-log "building the chat_bench example (release); measuring $roost"
-(cd "$repo" && cargo build --quiet --locked --release --example chat_bench)
-bench="$target/release/examples/chat_bench"
+if [[ -n ${CHAT_BENCH_BIN:-} ]]; then
+    bench=$CHAT_BENCH_BIN
+else
+    log "building the chat_bench example (release); measuring $roost"
+    (cd "$repo" && cargo build --quiet --locked --release --example chat_bench)
+    bench="$target/release/examples/chat_bench"
+fi
 client() { taskset -c 1 "$bench" "$@"; }
 
 # Everything started here is stopped on exit (scripts/lib.sh).
