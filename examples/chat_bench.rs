@@ -1,7 +1,13 @@
 //! Chat figures for `scripts/bench/chat.sh`: durable posts per second over HTTPS, fan-out
 //! latency to many WebSocket subscribers (Roost's gateway, and mosquitto's MQTT-over-WebSocket
 //! as the reference), memory per idle WebSocket, and list/search latency on a big room.
-//! A benchmark, not a test: it prints numbers and asserts nothing.
+//! A benchmark, not a test: it prints numbers and asserts nothing. What it cannot measure (a
+//! refused connection, a failed request) it reports and exits 1, naming the step.
+//!
+//! Gateway subscribers connect from 127.0.0.2 to 127.0.0.251 in turn, as phones come from
+//! their own addresses: from 127.0.0.1 alone, all but `server.max_connections_per_ip` of them
+//! would be closed by the per-address cap. The listener must be on 127.0.0.1 (Linux routes all
+//! of 127.0.0.0/8 to the loopback interface).
 //!
 //!   chat_bench posts   URL CA USER PASSWORD ROOM SECONDS CONCURRENCY
 //!   chat_bench fanout  URL CA USER PASSWORD ROOM SUBSCRIBERS MESSAGES ROOST_PID
@@ -9,10 +15,12 @@
 //!   chat_bench seed    DB_PATH MESSAGES
 //!   chat_bench reads   URL CA USER PASSWORD ROOM REQUESTS
 
+use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use anyhow::{bail, Context, Result};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
@@ -24,27 +32,37 @@ fn arg(args: &[String], i: usize) -> &str {
     })
 }
 
-fn client(ca: &str) -> reqwest::Client {
-    let pem = std::fs::read(ca).unwrap();
+/// A numeric argument.
+fn num<T: std::str::FromStr>(args: &[String], i: usize, what: &str) -> Result<T> {
+    let text = arg(args, i);
+    text.parse()
+        .ok()
+        .with_context(|| format!("{what} must be a number, not '{text}'"))
+}
+
+fn client(ca: &str) -> Result<reqwest::Client> {
+    let pem = std::fs::read(ca).with_context(|| format!("reading the CA {ca}"))?;
     reqwest::Client::builder()
         .use_rustls_tls()
         .tls_built_in_root_certs(false)
-        .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem).context("the CA's PEM")?)
         .build()
-        .unwrap()
+        .context("building the HTTPS client")
 }
 
-async fn login(http: &reqwest::Client, url: &str, user: &str, password: &str) -> String {
-    let v: Value = http
+async fn login(http: &reqwest::Client, url: &str, user: &str, password: &str) -> Result<String> {
+    let resp = http
         .post(format!("{url}/api/v1/auth/login"))
         .json(&json!({ "username": user, "password": password }))
         .send()
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v["access_token"].as_str().expect("signed in").to_owned()
+        .context("signing in")?;
+    let status = resp.status();
+    let v: Value = resp.json().await.context("reading the sign-in answer")?;
+    match v["access_token"].as_str() {
+        Some(token) => Ok(token.to_owned()),
+        None => bail!("signing in as {user}: {status} {v}"),
+    }
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -67,7 +85,7 @@ fn rss_kib(pid: &str) -> u64 {
         .unwrap_or(0)
 }
 
-async fn posts(args: &[String]) {
+async fn posts(args: &[String]) -> Result<()> {
     let (url, ca, user, pw, room) = (
         arg(args, 2),
         arg(args, 3),
@@ -75,10 +93,10 @@ async fn posts(args: &[String]) {
         arg(args, 5),
         arg(args, 6),
     );
-    let secs: u64 = arg(args, 7).parse().unwrap();
-    let concurrency: usize = arg(args, 8).parse().unwrap();
-    let http = client(ca);
-    let token = Arc::new(login(&http, url, user, pw).await);
+    let secs: u64 = num(args, 7, "SECONDS")?;
+    let concurrency: usize = num(args, 8, "CONCURRENCY")?;
+    let http = client(ca)?;
+    let token = Arc::new(login(&http, url, user, pw).await?);
     let done = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
     let until = Instant::now() + Duration::from_secs(secs);
@@ -87,7 +105,7 @@ async fn posts(args: &[String]) {
     for w in 0..concurrency {
         // A few connections (HTTP/2 multiplexes the rest), like a handful of busy clients.
         let http = if w % 16 == 0 {
-            client(ca)
+            client(ca)?
         } else {
             http.clone()
         };
@@ -111,7 +129,7 @@ async fn posts(args: &[String]) {
         }));
     }
     for t in tasks {
-        t.await.unwrap();
+        t.await.context("a posting task")?;
     }
     let elapsed = started.elapsed().as_secs_f64();
     let n = done.load(Ordering::Relaxed);
@@ -120,42 +138,85 @@ async fn posts(args: &[String]) {
         n as f64 / elapsed,
         failed.load(Ordering::Relaxed)
     );
+    Ok(())
 }
 
 type Wss =
     tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
 
-async fn wss(url: &str, ca: &str) -> Wss {
+/// The TLS settings of the gateway subscribers: trusting only `ca`, HTTP/1.1 (WebSockets).
+fn tls_connector(ca: &str) -> Result<tokio_rustls::TlsConnector> {
     use rustls::pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls::pki_types::CertificateDer::pem_file_iter(ca).unwrap() {
-        roots.add(cert.unwrap()).unwrap();
+    let certs = rustls::pki_types::CertificateDer::pem_file_iter(ca)
+        .with_context(|| format!("reading the CA {ca}"))?;
+    for cert in certs {
+        roots
+            .add(cert.context("the CA's PEM")?)
+            .context("the CA certificate")?;
     }
     let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
-    .unwrap()
+    .context("TLS versions")?
     .with_root_certificates(roots)
     .with_no_client_auth();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+}
+
+/// A gateway WebSocket to `url` (https://localhost:PORT) from the loopback address `from`.
+async fn wss(url: &str, tls: &tokio_rustls::TlsConnector, from: Ipv4Addr) -> Result<Wss> {
     let authority = url.trim_start_matches("https://");
-    let tcp = tokio::net::TcpStream::connect(authority.replace("localhost", "127.0.0.1"))
-        .await
-        .unwrap();
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect("localhost".try_into().unwrap(), tcp)
-        .await
-        .unwrap();
+    let server: std::net::SocketAddr = authority
+        .replace("localhost", "127.0.0.1")
+        .parse()
+        .with_context(|| format!("{url} is not https://localhost:PORT"))?;
+    let socket = tokio::net::TcpSocket::new_v4().context("a socket")?;
+    socket
+        .bind((from, 0).into())
+        .with_context(|| format!("binding to {from}"))?;
+    let tcp = socket.connect(server).await.context("TCP connect")?;
+    let name = rustls::pki_types::ServerName::try_from("localhost").context("server name")?;
+    let tls = tls.connect(name, tcp).await.context("TLS handshake")?;
     let ws_url = format!("wss://{authority}/api/v1/gateway");
-    tokio_tungstenite::client_async(ws_url, tls)
+    let (ws, _) = tokio_tungstenite::client_async(ws_url, tls)
         .await
-        .unwrap()
-        .0
+        .context("WebSocket upgrade")?;
+    Ok(ws)
+}
+
+/// The loopback address subscriber `i` connects from: 127.0.0.2 to 127.0.0.251 in turn.
+fn subscriber_address(i: usize) -> Ipv4Addr {
+    Ipv4Addr::new(127, 0, 0, 2 + (i % 250) as u8)
+}
+
+/// One authenticated gateway connection, once the server said `ready`.
+async fn subscribe(
+    url: &str,
+    tls: &tokio_rustls::TlsConnector,
+    from: Ipv4Addr,
+    token: &str,
+) -> Result<Wss> {
+    let mut ws = wss(url, tls, from).await?;
+    let auth = json!({ "op": "auth", "token": token }).to_string();
+    ws.send(Message::Text(auth.into()))
+        .await
+        .context("sending the auth frame")?;
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(t))) if t.contains("\"op\":\"ready\"") => return Ok(ws),
+            Some(Ok(Message::Close(frame))) => bail!("closed before ready: {frame:?}"),
+            Some(Ok(_)) => {}
+            Some(Err(e)) => return Err(e).context("waiting for ready"),
+            None => bail!("the connection ended before ready"),
+        }
+    }
 }
 
 /// Each subscriber reports the arrival times of `messages` messages into `arrivals`.
-async fn fanout(args: &[String]) {
+async fn fanout(args: &[String]) -> Result<()> {
     let (url, ca, user, pw, room) = (
         arg(args, 2),
         arg(args, 3),
@@ -163,27 +224,19 @@ async fn fanout(args: &[String]) {
         arg(args, 5),
         arg(args, 6),
     );
-    let subscribers: usize = arg(args, 7).parse().unwrap();
-    let messages: usize = arg(args, 8).parse().unwrap();
+    let subscribers: usize = num(args, 7, "SUBSCRIBERS")?;
+    let messages: usize = num(args, 8, "MESSAGES")?;
     let pid = arg(args, 9).to_owned();
-    let http = client(ca);
-    let token = login(&http, url, user, pw).await;
+    let http = client(ca)?;
+    let token = login(&http, url, user, pw).await?;
+    let tls = tls_connector(ca)?;
     let rss_before = rss_kib(&pid);
     let mut sockets = Vec::with_capacity(subscribers);
-    for _ in 0..subscribers {
-        let mut ws = wss(url, ca).await;
-        ws.send(Message::Text(
-            json!({ "op": "auth", "token": token }).to_string().into(),
-        ))
-        .await
-        .unwrap();
-        loop {
-            if let Some(Ok(Message::Text(t))) = ws.next().await {
-                if t.contains("\"op\":\"ready\"") {
-                    break;
-                }
-            }
-        }
+    for i in 0..subscribers {
+        let from = subscriber_address(i);
+        let ws = subscribe(url, &tls, from, &token)
+            .await
+            .with_context(|| format!("subscriber {} of {subscribers} (from {from})", i + 1))?;
         sockets.push(ws);
     }
     tokio::time::sleep(Duration::from_secs(2)).await; // let the server settle its buffers
@@ -225,16 +278,20 @@ async fn fanout(args: &[String]) {
             .json(&json!({ "body": format!("fan-out {i}") }))
             .send()
             .await
-            .unwrap();
-        assert_eq!(r.status(), 201);
+            .with_context(|| format!("posting message {i}"))?;
+        if r.status() != 201 {
+            bail!("posting message {i}: {}", r.status());
+        }
         post_rtt.push(sent.elapsed().as_secs_f64() * 1000.0);
         let mut got = 0;
         while got < subscribers {
-            let (idx, at) = tokio::time::timeout(Duration::from_secs(30), rx.recv())
-                .await
-                .expect("all subscribers receive within 30 s")
-                .unwrap();
-            assert_eq!(idx, i);
+            let received = tokio::time::timeout(Duration::from_secs(30), rx.recv()).await;
+            let Ok(Some((idx, at))) = received else {
+                bail!("message {i}: {got} of {subscribers} subscribers received it within 30 s");
+            };
+            if idx != i {
+                bail!("a subscriber got message {idx} while message {i} was expected");
+            }
             latencies.push(at.duration_since(sent).as_secs_f64() * 1000.0);
             got += 1;
         }
@@ -248,6 +305,7 @@ async fn fanout(args: &[String]) {
         latencies.last().copied().unwrap_or(f64::NAN),
         percentile(&post_rtt, 0.5),
     );
+    Ok(())
 }
 
 /// MQTT 3.1.1 packets, just enough for the reference run.
@@ -311,37 +369,39 @@ type MqttWs =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// A subscriber over MQTT-over-WebSocket, subscribed to `bench/room` (QoS 0).
-async fn mqtt_subscriber(port: &str, id: &str) -> MqttWs {
+async fn mqtt_subscriber(port: &str, id: &str) -> Result<MqttWs> {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-    let mut req = format!("ws://127.0.0.1:{port}/")
-        .into_client_request()
-        .unwrap();
-    req.headers_mut()
-        .insert("Sec-WebSocket-Protocol", "mqtt".parse().unwrap());
-    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let mut req = format!("ws://127.0.0.1:{port}/").into_client_request()?;
+    req.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        http::HeaderValue::from_static("mqtt"),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(req)
+        .await
+        .context("WebSocket connect")?;
     ws.send(Message::Binary(mqtt_connect_packet(id).into()))
         .await
-        .unwrap();
-    let _connack = ws.next().await.unwrap().unwrap();
+        .context("CONNECT")?;
+    ws.next().await.context("no CONNACK")?.context("CONNACK")?;
     let mut body = vec![0, 1];
     body.extend(mqtt_str("bench/room"));
     body.push(0); // QoS 0
     ws.send(Message::Binary(mqtt_packet(0x82, body).into()))
         .await
-        .unwrap();
-    let _suback = ws.next().await.unwrap().unwrap();
-    ws
+        .context("SUBSCRIBE")?;
+    ws.next().await.context("no SUBACK")?.context("SUBACK")?;
+    Ok(ws)
 }
 
 /// The reference: `SUBSCRIBERS` MQTT-over-WebSocket subscribers on mosquitto's websockets
 /// listener, one publisher on its plain MQTT listener (the counterpart of Roost's HTTPS POST).
-async fn mqtt(args: &[String]) {
+async fn mqtt(args: &[String]) -> Result<()> {
     use futures_util::stream::{self, StreamExt as _};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let ws_port = arg(args, 2).to_owned();
     let tcp_port = arg(args, 3).to_owned();
-    let subscribers: usize = arg(args, 4).parse().unwrap();
-    let messages: usize = arg(args, 5).parse().unwrap();
+    let subscribers: usize = num(args, 4, "SUBSCRIBERS")?;
+    let messages: usize = num(args, 5, "MESSAGES")?;
     let pid = arg(args, 6).to_owned();
     let rss_before = rss_kib(&pid);
     let started = Instant::now();
@@ -350,11 +410,17 @@ async fn mqtt(args: &[String]) {
     let sockets: Vec<MqttWs> = stream::iter(0..subscribers)
         .map(|i| {
             let port = ws_port.clone();
-            async move { mqtt_subscriber(&port, &format!("sub{i}")).await }
+            async move {
+                mqtt_subscriber(&port, &format!("sub{i}"))
+                    .await
+                    .with_context(|| format!("mosquitto subscriber {}", i + 1))
+            }
         })
         .buffer_unordered(64)
-        .collect()
-        .await;
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<_>>()?;
     let setup = started.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss_after = rss_kib(&pid);
@@ -379,25 +445,31 @@ async fn mqtt(args: &[String]) {
     }
     let mut publisher = tokio::net::TcpStream::connect(format!("127.0.0.1:{tcp_port}"))
         .await
-        .unwrap();
-    publisher.set_nodelay(true).unwrap();
+        .context("connecting the MQTT publisher")?;
+    publisher.set_nodelay(true)?;
     publisher
         .write_all(&mqtt_connect_packet("publisher"))
         .await
-        .unwrap();
+        .context("the publisher's CONNECT")?;
     let mut connack = [0u8; 4];
-    publisher.read_exact(&mut connack).await.unwrap();
+    publisher
+        .read_exact(&mut connack)
+        .await
+        .context("the publisher's CONNACK")?;
     let mut latencies = Vec::new();
     for i in 0..messages {
         let mut body = mqtt_str("bench/room");
         body.extend(format!("{{\"body\":\"fan-out {i}\"}}").as_bytes());
         let sent = Instant::now();
-        publisher.write_all(&mqtt_packet(0x30, body)).await.unwrap();
-        for _ in 0..subscribers {
-            let at = tokio::time::timeout(Duration::from_secs(30), rx.recv())
-                .await
-                .expect("all subscribers receive within 30 s")
-                .unwrap();
+        publisher
+            .write_all(&mqtt_packet(0x30, body))
+            .await
+            .context("PUBLISH")?;
+        for got in 0..subscribers {
+            let received = tokio::time::timeout(Duration::from_secs(30), rx.recv()).await;
+            let Ok(Some(at)) = received else {
+                bail!("message {i}: {got} of {subscribers} subscribers received it within 30 s");
+            };
             latencies.push(at.duration_since(sent).as_secs_f64() * 1000.0);
         }
     }
@@ -408,31 +480,29 @@ async fn mqtt(args: &[String]) {
         percentile(&latencies, 0.99),
         latencies.last().copied().unwrap_or(f64::NAN),
     );
+    Ok(())
 }
 
 /// Fills room 1 (owned by user 1) with `n` messages straight into the database file (the
 /// daemon must be stopped); the FTS triggers index them as they go.
-fn seed(args: &[String]) {
+fn seed(args: &[String]) -> Result<()> {
     let db = arg(args, 2);
-    let n: i64 = arg(args, 3).parse().unwrap();
-    let mut conn = rusqlite::Connection::open(db).unwrap();
-    conn.pragma_update(None, "synchronous", "OFF").unwrap();
+    let n: i64 = num(args, 3, "MESSAGES")?;
+    let mut conn = rusqlite::Connection::open(db).with_context(|| format!("opening {db}"))?;
+    conn.pragma_update(None, "synchronous", "OFF")?;
     let words = [
         "apple", "banana", "garden", "meeting", "tomorrow", "photo", "dinner", "train", "music",
         "weekend", "school", "holiday", "kitchen", "bicycle", "rain", "coffee",
     ];
     let started = Instant::now();
     let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
+        .duration_since(std::time::UNIX_EPOCH)?
         .as_millis() as i64;
-    let tx = conn.transaction().unwrap();
+    let tx = conn.transaction()?;
     {
-        let mut stmt = tx
-            .prepare(
-                "INSERT INTO messages (room_id, author_id, body, created_at) VALUES (1, 1, ?1, ?2)",
-            )
-            .unwrap();
+        let mut stmt = tx.prepare(
+            "INSERT INTO messages (room_id, author_id, body, created_at) VALUES (1, 1, ?1, ?2)",
+        )?;
         let mut x: u64 = 88172645463325252;
         for i in 0..n {
             let mut body = String::new();
@@ -445,17 +515,18 @@ fn seed(args: &[String]) {
             }
             body.push_str(&format!("#{i}"));
             stmt.execute(rusqlite::params![body, now_ms - (n - i)])
-                .unwrap();
+                .context("inserting a message")?;
         }
     }
-    tx.commit().unwrap();
+    tx.commit()?;
     println!(
         "seeded {n} messages in {:.1} s",
         started.elapsed().as_secs_f64()
     );
+    Ok(())
 }
 
-async fn reads(args: &[String]) {
+async fn reads(args: &[String]) -> Result<()> {
     let (url, ca, user, pw, room) = (
         arg(args, 2),
         arg(args, 3),
@@ -463,17 +534,19 @@ async fn reads(args: &[String]) {
         arg(args, 5),
         arg(args, 6),
     );
-    let requests: usize = arg(args, 7).parse().unwrap();
-    let http = client(ca);
-    let token = login(&http, url, user, pw).await;
+    let requests: usize = num(args, 7, "REQUESTS")?;
+    let http = client(ca)?;
+    let token = login(&http, url, user, pw).await?;
     let time = |path: String| {
         let (http, token) = (http.clone(), token.clone());
         async move {
             let t = Instant::now();
-            let r = http.get(path).bearer_auth(token).send().await.unwrap();
-            assert_eq!(r.status(), 200);
-            let body = r.bytes().await.unwrap();
-            (t.elapsed().as_secs_f64() * 1000.0, body.len())
+            let r = http.get(&path).bearer_auth(token).send().await?;
+            if r.status() != 200 {
+                bail!("GET {path}: {}", r.status());
+            }
+            r.bytes().await?;
+            Ok(t.elapsed().as_secs_f64() * 1000.0)
         }
     };
     let words = [
@@ -505,7 +578,7 @@ async fn reads(args: &[String]) {
     ] {
         let mut lat = Vec::new();
         for i in 0..requests {
-            lat.push(time(make(i)).await.0);
+            lat.push(time(make(i)).await?);
         }
         lat.sort_by(f64::total_cmp);
         println!(
@@ -514,16 +587,24 @@ async fn reads(args: &[String]) {
             percentile(&lat, 0.99)
         );
     }
+    Ok(())
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let case = arg(&args, 1);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
-        .unwrap();
-    match arg(&args, 1) {
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("chat_bench: no async runtime: {e}");
+            std::process::exit(1)
+        }
+    };
+    let result = match case {
         "posts" => runtime.block_on(posts(&args)),
         "fanout" => runtime.block_on(fanout(&args)),
         "mqtt" => runtime.block_on(mqtt(&args)),
@@ -533,5 +614,9 @@ fn main() {
             eprintln!("unknown case {other}");
             std::process::exit(64)
         }
+    };
+    if let Err(e) = result {
+        eprintln!("chat_bench {case}: not measured: {e:#}");
+        std::process::exit(1)
     }
 }

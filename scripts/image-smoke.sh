@@ -85,7 +85,9 @@ if ((${#missing[@]} > 0)); then
     if [[ -z $(find /var/lib/apt/lists -maxdepth 1 -name '*_Packages*' -print -quit) ]]; then
         apt-get update -qq
     fi
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # A fresh machine's first minutes often have apt busy (unattended-upgrades): wait for it.
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
+        --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 work=$(mktemp -d "${TMPDIR:-/var/tmp}/roost-image-smoke.XXXXXX")

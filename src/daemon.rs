@@ -19,7 +19,7 @@ use crate::api::{self, AppState, Shared};
 use crate::config::Config;
 use crate::edge::listener::OpenConnections;
 use crate::edge::listener::{self, ConnLimits, Listener};
-use crate::edge::per_ip::PerIpLimit;
+use crate::edge::per_ip::{self, PerIpLimit};
 use crate::edge::policy::EdgePolicy;
 use crate::edge::{local_ca, tls};
 use crate::limits::{self, Limiter};
@@ -137,7 +137,8 @@ async fn serve(
         internal: internal_tcp.local_addr()?,
     };
 
-    let public_policy = EdgePolicy::public(&config, bound.https.port(), &local_ca::machine_ips());
+    let machine_ips = local_ca::machine_ips();
+    let public_policy = EdgePolicy::public(&config, bound.https.port(), &machine_ips);
     let internal_policy = EdgePolicy::internal(&public_policy);
     let ca_pem = if config.local_ca_mode() {
         let path = local_ca::LocalCaFiles::in_dir(&config.tls_dir()).ca_cert;
@@ -234,6 +235,7 @@ async fn serve(
         per_ip: Some(PerIpLimit::new(
             config.server.max_connections_per_ip,
             config.trusted_proxies(),
+            per_ip::on_link_prefixes(&machine_ips),
         )),
     }];
     if let Some(tcp) = http_tcp {
@@ -253,6 +255,7 @@ async fn serve(
             per_ip: Some(PerIpLimit::new(
                 config.server.max_connections_per_ip,
                 config.trusted_proxies(),
+                per_ip::on_link_prefixes(&machine_ips),
             )),
         });
     }

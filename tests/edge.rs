@@ -2,6 +2,7 @@
 
 mod support;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -371,5 +372,58 @@ async fn connection_cap_holds_new_clients_until_a_slot_frees() {
         buf[..n].starts_with(b"HTTP/1.1 200"),
         "{}",
         String::from_utf8_lossy(&buf[..n])
+    );
+}
+
+/// A Pi restarting with its users' phones online: they all reconnect at once, each from its
+/// own address. Every one of them must get a TLS session and an answer; none may be reset or
+/// time out (the listen backlog, the per-address cap and the handshakes in flight all had a
+/// say in that).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_clients_from_many_addresses_is_served() {
+    const ADDRESSES: u8 = 250; // 127.0.0.2 to 127.0.0.251
+    const PER_ADDRESS: usize = 2;
+    let roost = Arc::new(Setup::new().start());
+    let start = Arc::new(tokio::sync::Barrier::new(
+        usize::from(ADDRESSES) * PER_ADDRESS,
+    ));
+    let mut clients = tokio::task::JoinSet::new();
+    for i in 0..usize::from(ADDRESSES) * PER_ADDRESS {
+        let (roost, start) = (roost.clone(), start.clone());
+        let from = std::net::Ipv4Addr::new(127, 0, 0, 2 + (i % usize::from(ADDRESSES)) as u8);
+        clients.spawn(async move {
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket.bind((from, 0).into()).unwrap();
+            start.wait().await;
+            let request = "GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+            let answer = async {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let mut tls = tls_connect_with(&roost, socket).await?;
+                tls.write_all(request.as_bytes()).await?;
+                let mut answer = Vec::new();
+                // The server may close without close_notify after `Connection: close`.
+                let _ = tls.read_to_end(&mut answer).await;
+                std::io::Result::Ok(String::from_utf8_lossy(&answer).into_owned())
+            };
+            match tokio::time::timeout(Duration::from_secs(60), answer).await {
+                Ok(Ok(answer)) if answer.starts_with("HTTP/1.1 200") => Ok(()),
+                Ok(Ok(answer)) => Err(format!("{from}: answered {answer:?}")),
+                Ok(Err(e)) => Err(format!("{from}: {e}")),
+                Err(_) => Err(format!("{from}: no answer within 60 s")),
+            }
+        });
+    }
+    let mut failures = Vec::new();
+    while let Some(result) = clients.join_next().await {
+        if let Err(failure) = result.unwrap() {
+            failures.push(failure);
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} clients failed, e.g. {:?}",
+        failures.len(),
+        usize::from(ADDRESSES) * PER_ADDRESS,
+        &failures[..failures.len().min(5)]
     );
 }

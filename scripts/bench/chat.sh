@@ -6,15 +6,18 @@
 #   - memory per idle WebSocket connection (RSS growth / connections);
 #   - list and search latency with 1,000,000 messages in a room.
 # A benchmark, not a test: it prints figures and exits 0 unless it could not measure. Roost runs
-# pinned to core 0 and the load client (examples/chat_bench.rs, one thread) to core 1.
+# pinned to core 0 and the load client (examples/chat_bench.rs, one thread) to core 1. The
+# gateway subscribers connect from 127.0.0.2-127.0.0.251 (as phones come from their own
+# addresses; Roost's per-address cap, max_connections_per_ip, stays at its default), and both
+# processes get file descriptors for them (ulimit -n; the script stops if it cannot raise it).
 #
 #   scripts/bench/chat.sh
 #   BENCH_SECONDS=10 BENCH_SUBSCRIBERS=1000 BENCH_MESSAGES=20 BENCH_SEED=1000000 scripts/bench/chat.sh
 #   BENCH_CASES="fanout" scripts/bench/chat.sh     # only some of: posts fanout mqtt reads
 #
 # Environment: CARGO_TARGET_DIR (where cargo builds; default ./target); ROOST_BIN (a roost binary
-# to measure instead of building one, e.g. to compare two builds). Installs mosquitto with
-# apt-get when missing (as root).
+# to measure instead of building one, e.g. to compare two builds); CHAT_BENCH_BIN (a chat_bench
+# client already built). Installs mosquitto with apt-get when missing (as root).
 set -euo pipefail
 
 readonly SECONDS_POSTS=${BENCH_SECONDS:-10}
@@ -37,26 +40,33 @@ LOG_TAG=bench
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
-if ! command -v mosquitto >/dev/null 2>&1 && [[ ! -x /usr/sbin/mosquitto ]]; then
+if wanted mqtt && ! command -v mosquitto >/dev/null 2>&1 && [[ ! -x /usr/sbin/mosquitto ]]; then
     ((EUID == 0)) || die "mosquitto missing; install with: sudo apt-get install -y mosquitto"
     log "installing mosquitto with apt-get"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto >/dev/null
 fi
 mosquitto_bin=$(command -v mosquitto || echo /usr/sbin/mosquitto)
+# One descriptor per connection on each side, plus Roost's own (database, listeners, logs).
 ulimit -n 16384 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+((SUBSCRIBERS + 256 <= $(ulimit -n))) ||
+    die "$SUBSCRIBERS subscribers need more open files than 'ulimit -n' allows ($(ulimit -n)); raise the hard limit"
 
 roost_bin release
-log "building the chat_bench example (release); measuring $roost"
-(cd "$repo" && cargo build --quiet --locked --release --example chat_bench)
-bench="$target/release/examples/chat_bench"
+if [[ -n ${CHAT_BENCH_BIN:-} ]]; then
+    bench=$CHAT_BENCH_BIN
+else
+    log "building the chat_bench example (release); measuring $roost"
+    (cd "$repo" && cargo build --quiet --locked --release --example chat_bench)
+    bench="$target/release/examples/chat_bench"
+fi
 client() { taskset -c 1 "$bench" "$@"; }
 
 # Everything started here is stopped on exit (scripts/lib.sh).
 lib_workdir chat-bench
 roost_config "max_connections = 8192" '
 [rate_limits]
-exempt_cidrs = ["127.0.0.1/32"]
+exempt_cidrs = ["127.0.0.0/8"]
 [gateway]
 max_connections = 4096
 max_connections_per_user = 4096

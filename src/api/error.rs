@@ -1,6 +1,6 @@
 //! The one place where failures become HTTP responses.
 //!
-//! Handlers return [`ApiError`]; its `IntoResponse` produces the PRODUCT.md shape
+//! Handlers return [`ApiError`]; its `IntoResponse` produces the one error shape
 //! `{"error":{"code":"snake_case","message":"human text"}}`. Responses that did not come from an
 //! `ApiError` (axum's own 404/405/rejections, timeouts) are rewritten into the same shape by
 //! [`ensure_json`] (in the outermost layer), so a client never sees a plain-text or HTML error. The cause chain of an

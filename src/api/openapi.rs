@@ -29,7 +29,7 @@ use utoipa::openapi::{
 };
 use utoipa::{Modify, OpenApi, ToSchema};
 
-/// The body of every 4xx and 5xx response (PRODUCT.md): a stable code and a human message.
+/// The body of every 4xx and 5xx response: a stable code and a human message.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
@@ -677,7 +677,7 @@ mod tests {
         }
     }
 
-    /// PRODUCT.md: every error is `{"error":{"code","message"}}`; the document says so for
+    /// Every error is `{"error":{"code","message"}}` (README); the document says so for
     /// every 4xx and 5xx of every operation.
     #[test]
     fn every_error_response_has_the_error_shape() {

@@ -85,8 +85,9 @@ pub struct Server {
     /// Open HTTPS connections at most; at the cap new clients wait in the listen backlog.
     /// The plain-HTTP listener has its own cap of min(this, 256).
     pub max_connections: usize,
-    /// Connections one client address (IPv6: one /64) may hold open on a listener; more are
-    /// closed at once. Trusted proxies are exempt.
+    /// Connections one client address (IPv6: one /64, but each address alone on this
+    /// machine's own networks) may hold open on a listener; more are closed at once. Trusted
+    /// proxies are exempt.
     pub max_connections_per_ip: usize,
 }
 

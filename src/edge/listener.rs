@@ -113,9 +113,15 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     };
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
-    // The backlog is where clients wait while all connection permits are taken.
-    socket.listen(1024)
+    socket.listen(LISTEN_BACKLOG)
 }
+
+/// Connections the kernel completes and holds for `accept`: where clients wait while all
+/// permits are taken, and what absorbs a burst (a Pi restarting with a thousand phones online,
+/// all reconnecting within a second or two). Past it the kernel drops their SYNs and each
+/// client waits 1 s, then 3 s, then 7 s... to try again. The kernel caps it at
+/// `net.core.somaxconn` (4096 by default since Linux 5.4).
+const LISTEN_BACKLOG: u32 = 4096;
 
 impl<S: Serve> Listener<S> {
     pub fn local_addr(&self) -> SocketAddr {

@@ -1,4 +1,4 @@
-//! Prometheus metrics (`roost_` names from PRODUCT.md), exposed only on the internal listener.
+//! Prometheus metrics (all named `roost_*`), exposed only on the internal listener.
 //!
 //! One [`Metrics`] value is made at startup and shared through the application state; there is
 //! no global registry. Label values come from closed sets (matched route templates, status

@@ -769,6 +769,19 @@ pub async fn tls_connect(
     roost: &Roost,
     recv_buffer: Option<u32>,
 ) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    if let Some(size) = recv_buffer {
+        socket.set_recv_buffer_size(size).unwrap();
+    }
+    tls_connect_with(roost, socket).await.unwrap()
+}
+
+/// TLS over `socket` (bound where the caller wants, e.g. to another loopback address) as
+/// [`tls_connect`] does it; an error instead of a panic, for tests that count failures.
+pub async fn tls_connect_with(
+    roost: &Roost,
+    socket: tokio::net::TcpSocket,
+) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
     use rustls::pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&roost.ca_pem()) {
@@ -782,15 +795,10 @@ pub async fn tls_connect(
     .with_root_certificates(roots)
     .with_no_client_auth();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    if let Some(size) = recv_buffer {
-        socket.set_recv_buffer_size(size).unwrap();
-    }
-    let tcp = socket.connect(roost.addrs().https).await.unwrap();
+    let tcp = socket.connect(roost.addrs().https).await?;
     tokio_rustls::TlsConnector::from(Arc::new(config))
         .connect("localhost".try_into().unwrap(), tcp)
         .await
-        .unwrap()
 }
 
 /// Sends `request` (raw HTTP/1.1 text, which should ask for `Connection: close`) over `io` and
