@@ -79,6 +79,16 @@ pub struct RoomView {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     pub my_role: Option<RoomRole>,
+    /// In the room list, for rooms the caller is a member of: the room event sequence number
+    /// the caller has read up to (`PUT /api/v1/rooms/{id}/read`), on any device.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub read_seq: Option<i64>,
+    /// In the room list, for rooms the caller is a member of: messages by others after
+    /// `read_seq` that are not deleted, counted up to 999 only (to bound the query's cost).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, maximum = 999)]
+    pub unread: Option<i64>,
 }
 
 const ROOM_COLUMNS: &str =
@@ -96,6 +106,8 @@ fn room_from_row(row: &Row<'_>) -> rusqlite::Result<RoomView> {
         updated_at: crate::api::time::rfc3339_ms(row.get(6)?),
         last_seq: row.get(7)?,
         my_role: None,
+        read_seq: None,
+        unread: None,
     })
 }
 
@@ -363,7 +375,7 @@ fn add_member(
     )?
     .execute(params![room_id, user_id, role.as_str(), invited, now])?;
     let view = member_view(conn, user_id, role)?;
-    events.push(events::append(
+    let event = events::append(
         conn,
         room_id,
         "member.joined",
@@ -371,7 +383,10 @@ fn add_member(
         now,
         keep,
         Some(MemberChange::Joined(user_id)),
-    )?);
+    )?;
+    // What was said before someone joined is not news to them.
+    super::reads::advance(conn, user_id, room_id, event.seq, now)?;
+    events.push(event);
     Ok(view)
 }
 
@@ -388,6 +403,9 @@ pub struct RoomList {
     operation_id = "listRooms",
     summary = "List the caller's rooms and the public rooms they may join",
     tag = "rooms",
+    description = "Each room the caller is a member of carries `read_seq` and `unread`: the \
+        caller's read position and the messages by others after it that are not deleted, \
+        counted up to 999 only to bound the cost of the count.",
     responses((status = 200, description = "At most 1000 rooms, oldest first", body = RoomList))
 )]
 pub async fn list(State(app): State<AppState>, who: Principal) -> Result<Json<RoomList>, ApiError> {
@@ -414,7 +432,13 @@ pub async fn list(State(app): State<AppState>, who: Principal) -> Result<Json<Ro
                     Ok(room)
                 },
             )?;
-            Ok::<_, ChatError>(rows.collect::<Result<Vec<_>, _>>()?)
+            let mut rooms = rows.collect::<Result<Vec<_>, _>>()?;
+            for room in rooms.iter_mut().filter(|r| r.my_role.is_some()) {
+                let read = super::reads::state(conn, who.user_id, room.id)?;
+                room.read_seq = Some(read.read_seq);
+                room.unread = Some(read.unread);
+            }
+            Ok::<_, ChatError>(rooms)
         })
         .await?;
     Ok(Json(RoomList { rooms }))
