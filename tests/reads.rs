@@ -71,9 +71,15 @@ async fn unread_counts_follow_a_person_across_devices() {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{read}");
-    assert_eq!(read, json!({ "room_id": room, "read_seq": last_seq, "unread": 0 }));
+    assert_eq!(
+        read,
+        json!({ "room_id": room, "read_seq": last_seq, "unread": 0 })
+    );
     let r = listed(&api, &ann_phone, room).await;
-    assert_eq!((r["unread"].clone(), r["read_seq"].clone()), (json!(0), json!(last_seq)));
+    assert_eq!(
+        (r["unread"].clone(), r["read_seq"].clone()),
+        (json!(0), json!(last_seq))
+    );
 
     // The position only moves forward: an older seq (a slow device) changes nothing.
     api.say(&bob, room, "on my way").await;
@@ -102,30 +108,51 @@ async fn marking_read_is_for_members_and_within_the_log() {
 
     // A private room does not exist for a non-member; a public one must be joined first.
     let (status, body) = api
-        .put(&format!("/api/v1/rooms/{private}/read"), &eve, json!({ "seq": 1 }))
+        .put(
+            &format!("/api/v1/rooms/{private}/read"),
+            &eve,
+            json!({ "seq": 1 }),
+        )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     assert_eq!(body["error"]["code"], "not_found");
     let (status, body) = api
-        .put(&format!("/api/v1/rooms/{public}/read"), &eve, json!({ "seq": 1 }))
+        .put(
+            &format!("/api/v1/rooms/{public}/read"),
+            &eve,
+            json!({ "seq": 1 }),
+        )
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert_eq!(body["error"]["code"], "not_a_member");
     // The room list says nothing about reads in rooms the caller has not joined.
     let r = listed(&api, &eve, public).await;
-    assert!(r.get("unread").is_none() && r.get("read_seq").is_none(), "{r}");
+    assert!(
+        r.get("unread").is_none() && r.get("read_seq").is_none(),
+        "{r}"
+    );
 
     // Beyond the room's newest event, or below zero: refused, clearly.
-    let last_seq = listed(&api, &ann, private).await["last_seq"].as_i64().unwrap();
+    let last_seq = listed(&api, &ann, private).await["last_seq"]
+        .as_i64()
+        .unwrap();
     for seq in [last_seq + 1, -1] {
         let (status, body) = api
-            .put(&format!("/api/v1/rooms/{private}/read"), &ann, json!({ "seq": seq }))
+            .put(
+                &format!("/api/v1/rooms/{private}/read"),
+                &ann,
+                json!({ "seq": seq }),
+            )
             .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
         assert_eq!(body["error"]["code"], "invalid_seq");
     }
     let (status, body) = api
-        .put(&format!("/api/v1/rooms/{private}/read"), &ann, json!({ "seq": "all" }))
+        .put(
+            &format!("/api/v1/rooms/{private}/read"),
+            &ann,
+            json!({ "seq": "all" }),
+        )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 }

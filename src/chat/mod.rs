@@ -18,8 +18,8 @@
 
 pub mod calls;
 pub mod events;
-pub mod reads;
 pub mod messages;
+pub mod reads;
 pub mod retention;
 pub mod rooms;
 pub mod search;

@@ -52,7 +52,9 @@ pub fn state(conn: &Connection, user_id: i64, room_id: i64) -> Result<ReadState,
                    AND author_id IS NOT ?3
                  LIMIT ?4)",
         )?
-        .query_row(params![room_id, read_seq, user_id, MAX_UNREAD], |r| r.get(0))?;
+        .query_row(params![room_id, read_seq, user_id, MAX_UNREAD], |r| {
+            r.get(0)
+        })?;
     Ok(ReadState { read_seq, unread })
 }
 
