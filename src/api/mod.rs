@@ -181,6 +181,7 @@ pub fn router(state: AppState) -> Surface {
             "/api/v1/rooms/{id}/members/{user_id}",
             put(chat::rooms::put_member).delete(chat::rooms::delete_member),
         )
+        .route("/api/v1/rooms/{id}/read", put(chat::reads::mark))
         .route(
             "/api/v1/rooms/{id}/messages",
             get(chat::messages::list).post(chat::messages::post),

@@ -310,15 +310,11 @@ pub async fn post(
             .execute(params![who.user_id, key, id, now])?;
         }
         let view = load(conn, room_id, id)?;
-        events.push(events::append(
-            conn,
-            room_id,
-            "message.created",
-            &view,
-            now,
-            keep,
-            None,
-        )?);
+        let event = events::append(conn, room_id, "message.created", &view, now, keep, None)?;
+        // Unread counts compare a message's event sequence number with read positions.
+        conn.prepare_cached("UPDATE messages SET seq = ?2 WHERE id = ?1")?
+            .execute(params![id, event.seq])?;
+        events.push(event);
         Ok((true, view))
     })
     .await?;

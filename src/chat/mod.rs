@@ -5,6 +5,7 @@
 //! - [`messages`]: post (with `Idempotency-Key`), edit, tombstone, list with cursors.
 //! - [`events`]: every change to a room takes the room's next sequence number and is written to
 //!   the `events` table in the same transaction; the gateway replays from there on resume.
+//! - [`reads`]: each member's read position per room and the unread counts it gives.
 //! - [`search`]: FTS5 over message bodies, filtered to rooms the caller may read.
 //! - [`calls`]: LiveKit call tokens and participants for a room.
 //! - [`retention`]: the scheduled purge of old messages, audit events, expired credentials and
@@ -18,6 +19,7 @@
 pub mod calls;
 pub mod events;
 pub mod messages;
+pub mod reads;
 pub mod retention;
 pub mod rooms;
 pub mod search;

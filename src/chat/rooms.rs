@@ -84,6 +84,16 @@ pub struct RoomView {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false, format = DateTime)]
     pub last_activity: Option<String>,
+    /// In the room list, for rooms the caller is a member of: the room event sequence number
+    /// the caller has read up to (`PUT /api/v1/rooms/{id}/read`), on any device.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub read_seq: Option<i64>,
+    /// In the room list, for rooms the caller is a member of: messages by others after
+    /// `read_seq` that are not deleted, counted up to 999 only (to bound the query's cost).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, maximum = 999)]
+    pub unread: Option<i64>,
 }
 
 const ROOM_COLUMNS: &str =
@@ -102,6 +112,8 @@ fn room_from_row(row: &Row<'_>) -> rusqlite::Result<RoomView> {
         last_seq: row.get(7)?,
         my_role: None,
         last_activity: None,
+        read_seq: None,
+        unread: None,
     })
 }
 
@@ -369,7 +381,7 @@ fn add_member(
     )?
     .execute(params![room_id, user_id, role.as_str(), invited, now])?;
     let view = member_view(conn, user_id, role)?;
-    events.push(events::append(
+    let event = events::append(
         conn,
         room_id,
         "member.joined",
@@ -377,7 +389,10 @@ fn add_member(
         now,
         keep,
         Some(MemberChange::Joined(user_id)),
-    )?);
+    )?;
+    // What was said before someone joined is not news to them.
+    super::reads::advance(conn, user_id, room_id, event.seq, now)?;
+    events.push(event);
     Ok(view)
 }
 
@@ -394,6 +409,9 @@ pub struct RoomList {
     operation_id = "listRooms",
     summary = "List the caller's rooms and the public rooms they may join",
     tag = "rooms",
+    description = "Each room the caller is a member of carries `read_seq` and `unread`: the \
+        caller's read position and the messages by others after it that are not deleted, \
+        counted up to 999 only to bound the cost of the count.",
     responses((status = 200, description = "At most 1000 rooms, oldest first, each with its \
                `last_activity`", body = RoomList))
 )]
@@ -428,7 +446,13 @@ pub async fn list(State(app): State<AppState>, who: Principal) -> Result<Json<Ro
                     Ok(room)
                 },
             )?;
-            Ok::<_, ChatError>(rows.collect::<Result<Vec<_>, _>>()?)
+            let mut rooms = rows.collect::<Result<Vec<_>, _>>()?;
+            for room in rooms.iter_mut().filter(|r| r.my_role.is_some()) {
+                let read = super::reads::state(conn, who.user_id, room.id)?;
+                room.read_seq = Some(read.read_seq);
+                room.unread = Some(read.unread);
+            }
+            Ok::<_, ChatError>(rooms)
         })
         .await?;
     Ok(Json(RoomList { rooms }))

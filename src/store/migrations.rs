@@ -91,6 +91,11 @@ pub static MIGRATIONS: &[Migration] = &[
         name: "name_keys",
         sql: include_str!("migrations/0011_name_keys.sql"),
     },
+    Migration {
+        version: 12,
+        name: "read_markers",
+        sql: include_str!("migrations/0012_read_markers.sql"),
+    },
 ];
 
 /// Registers the SQL functions migrations may call on `conn` (migration 11): `roost_name_key

@@ -549,3 +549,46 @@ fn migration_11_keeps_the_oldest_claim_to_a_look_alike_name_and_demotes_guest_mo
         ]
     );
 }
+
+#[test]
+fn migration_12_numbers_kept_messages_and_counts_everything_before_it_as_read() {
+    let dirs = dirs();
+    apply_with(&dirs.db, &dirs.backups, &MIGRATIONS[..11]).unwrap();
+    let conn = Connection::open(&dirs.db).unwrap();
+    conn.execute_batch(
+        "INSERT INTO users (id, username, display_name, role, password_hash, created_at, updated_at)
+         VALUES (1, 'ann', 'ann', 'member', 'x', 0, 0), (2, 'bo', 'bo', 'member', 'x', 0, 0);
+         INSERT INTO rooms (id, name, visibility, created_by, created_at, updated_at, last_seq)
+         VALUES (10, 'lobby', 'public', 1, 0, 5, 4);
+         INSERT INTO room_members (room_id, user_id, role, joined_at)
+         VALUES (10, 1, 'owner', 0), (10, 2, 'member', 0);
+         INSERT INTO messages (id, room_id, author_id, body, created_at)
+         VALUES (100, 10, 1, 'pruned', 0), (101, 10, 2, 'kept', 0);
+         -- The event of message 100 was pruned; 101's is kept.
+         INSERT INTO events (room_id, seq, type, at, data)
+         VALUES (10, 3, 'message.created', 0, '{\"id\":101,\"room_id\":10}'),
+                (10, 4, 'member.joined', 0, '{\"user_id\":2}');",
+    )
+    .unwrap();
+    drop(conn);
+
+    apply_with(&dirs.db, &dirs.backups, &MIGRATIONS[..12]).unwrap();
+
+    let conn = Connection::open(&dirs.db).unwrap();
+    let seqs: Vec<(i64, Option<i64>)> = conn
+        .prepare("SELECT id, seq FROM messages ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(seqs, vec![(100, None), (101, Some(3))]);
+    let reads: Vec<(i64, i64, i64)> = conn
+        .prepare("SELECT user_id, room_id, seq FROM room_reads ORDER BY user_id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(reads, vec![(1, 10, 4), (2, 10, 4)]);
+}

@@ -1,0 +1,144 @@
+//! Read positions kept on the server: how far each member has read each room, so unread counts
+//! follow a person across devices.
+//!
+//! A read position is a room event sequence number (the `seq` of the gateway's frames and of
+//! `last_seq` in room answers). It only moves forward: a lower one is ignored, so two devices
+//! that mark read out of order never move each other back. Joining a room (or creating it)
+//! sets the position to the joining event, so a room's history before that counts as read.
+//! An unread count is the number of messages by others after the position that are not
+//! deleted, capped at [`MAX_UNREAD`] so that a long-unread room costs a bounded scan.
+//!
+//! This module knows nothing about sockets and publishes no event: a read position is private
+//! to its owner, and the room event log is shared by every member.
+
+use axum::extract::{Path, State};
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
+
+use super::rooms::Access;
+use super::{commit, now_ms, ChatError};
+use crate::api::{ApiError, AppState, Json};
+use crate::auth::Principal;
+
+/// The highest unread count reported: the count query stops after this many messages, so a
+/// room unread for a long time costs no more than one with 999 new messages. Clients show it
+/// as "999+".
+pub const MAX_UNREAD: i64 = 999;
+
+/// A member's read position in a room and the unread count it gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ReadState {
+    /// The room event sequence number read up to (0: nothing read yet).
+    pub read_seq: i64,
+    /// Messages by others after `read_seq` that are not deleted, at most 999.
+    #[schema(maximum = 999)]
+    pub unread: i64,
+}
+
+/// `user_id`'s read position in `room_id` and the unread count after it.
+pub fn state(conn: &Connection, user_id: i64, room_id: i64) -> Result<ReadState, ChatError> {
+    let read_seq: i64 = conn
+        .prepare_cached("SELECT seq FROM room_reads WHERE user_id = ?1 AND room_id = ?2")?
+        .query_row(params![user_id, room_id], |r| r.get(0))
+        .optional()?
+        .unwrap_or(0);
+    // The inner LIMIT bounds the rows scanned (the `messages_room_seq` index gives them in
+    // order); a deleted account's messages (author NULL) are someone else's.
+    let unread: i64 = conn
+        .prepare_cached(
+            "SELECT count(*) FROM (
+                SELECT 1 FROM messages
+                 WHERE room_id = ?1 AND seq > ?2 AND deleted_at IS NULL
+                   AND author_id IS NOT ?3
+                 LIMIT ?4)",
+        )?
+        .query_row(params![room_id, read_seq, user_id, MAX_UNREAD], |r| {
+            r.get(0)
+        })?;
+    Ok(ReadState { read_seq, unread })
+}
+
+/// Moves `user_id`'s read position in `room_id` forward to `seq` (never back); returns the
+/// position now stored. In the caller's transaction.
+pub fn advance(
+    conn: &Connection,
+    user_id: i64,
+    room_id: i64,
+    seq: i64,
+    now: i64,
+) -> Result<i64, ChatError> {
+    let stored = conn
+        .prepare_cached(
+            "INSERT INTO room_reads (user_id, room_id, seq, updated_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (user_id, room_id) DO UPDATE
+                SET seq = max(seq, excluded.seq), updated_at = excluded.updated_at
+             RETURNING seq",
+        )?
+        .query_row(params![user_id, room_id, seq, now], |r| r.get(0))?;
+    Ok(stored)
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MarkRead {
+    /// The room event sequence number read up to: a message's event `seq`, or the room's
+    /// `last_seq` to mark everything read. 0 to the room's `last_seq`.
+    #[schema(minimum = 0)]
+    pub seq: i64,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ReadAnswer {
+    pub room_id: i64,
+    #[serde(flatten)]
+    pub state: ReadState,
+}
+
+/// `PUT /api/v1/rooms/{id}/read`: records how far the caller has read the room.
+#[utoipa::path(
+    put,
+    path = "/api/v1/rooms/{id}/read",
+    operation_id = "markRoomRead",
+    summary = "Record how far the caller has read a room",
+    description = "The read position only moves forward: a `seq` lower than the stored one \
+        is ignored and the answer says the stored position. The room list shows each room's \
+        `read_seq` and `unread` (messages by others after it, not deleted, counted up to 999 \
+        only, to bound the count's cost), on every device of the account.",
+    tag = "rooms",
+    params(("id" = i64, Path, example = 1, description = "The room's id")),
+    request_body = MarkRead,
+    responses(
+        (status = 200, description = "The stored read position and the unread count after it",
+         body = ReadAnswer),
+        (status = 400, description = "A body that is not valid (`invalid_body`), or a `seq` \
+         below 0 or beyond the room's `last_seq` (`invalid_seq`)", body = crate::api::ErrorBody),
+        (status = 403, description = "A public room the caller has not joined (`not_a_member`)",
+         body = crate::api::ErrorBody),
+        (status = 404, description = "No such room, or one the caller may not see (`not_found`)",
+         body = crate::api::ErrorBody),
+    )
+)]
+pub async fn mark(
+    State(app): State<AppState>,
+    who: Principal,
+    Path(room_id): Path<i64>,
+    Json(req): Json<MarkRead>,
+) -> Result<Json<ReadAnswer>, ApiError> {
+    let state = commit(&app, move |conn, _events| {
+        let access = Access::load(conn, room_id, &who)?;
+        access.require_member()?;
+        if req.seq < 0 || req.seq > access.room.last_seq {
+            return Err(ChatError::invalid(
+                "invalid_seq",
+                format!(
+                    "seq must be between 0 and the room's last_seq ({})",
+                    access.room.last_seq
+                ),
+            ));
+        }
+        advance(conn, who.user_id, room_id, req.seq, now_ms())?;
+        state(conn, who.user_id, room_id)
+    })
+    .await?;
+    Ok(Json(ReadAnswer { room_id, state }))
+}
