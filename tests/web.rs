@@ -72,6 +72,25 @@ async fn the_client_is_served_at_root_and_at_its_own_paths() {
     // No inline script: every script tag loads a file.
     assert!(!index.contains("<script>"), "{index}");
 
+    // The installable app: the manifest and its icon from web/public, at the root, no-cache.
+    assert!(
+        index.contains("<link rel=\"manifest\" href=\"/manifest.webmanifest\""),
+        "{index}"
+    );
+    let resp = roost.get("/manifest.webmanifest").await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(
+        header(resp.headers(), "content-type"),
+        "application/manifest+json"
+    );
+    assert_eq!(header(resp.headers(), "cache-control"), "no-cache");
+    let manifest: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(manifest["start_url"], "/");
+    assert_eq!(manifest["icons"][0]["src"], "/icon.svg");
+    let resp = roost.get("/icon.svg").await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(header(resp.headers(), "content-type"), "image/svg+xml");
+
     for path in ["/rooms/3", "/invite/abc123", "/setup"] {
         let resp = roost.get(path).await;
         assert_eq!(resp.status(), StatusCode::OK, "{path}");
