@@ -21,6 +21,7 @@ fi
 # id -> why it is not a problem for Roost. One line each.
 declare -A ACCEPTED=(
     [cert_revocation]="the local CA's leaf has no CRL/OCSP URI: it is trusted only by devices that imported this Pi's own CA, browsers do not check revocation for such roots, and a compromised key is handled by replacing the CA (remove tls/ca.* and run roost init) and re-importing it; operator certificates (tls.cert_file) carry their CA's revocation info"
+    [BREACH]="only the web client's embedded static files (index.html, /assets/, the manifest and icons) are sent compressed, as variants made at build time; they are the same for every visitor and reflect nothing from the request, so there is no secret for a compression oracle to find; API answers (tokens, user data) are never compressed"
 )
 
 roost_bin debug
