@@ -726,20 +726,7 @@ pub async fn put_member(
                         "only the room's owner and admins may change moderators",
                     ));
                 }
-                conn.execute(
-                    "UPDATE room_members SET role = ?3 WHERE room_id = ?1 AND user_id = ?2",
-                    params![room_id, user_id, new_role.as_str()],
-                )?;
-                let view = member_view(conn, user_id, new_role)?;
-                events.push(events::append(
-                    conn,
-                    room_id,
-                    "member.updated",
-                    &view,
-                    now,
-                    keep,
-                    None,
-                )?);
+                let view = set_room_role(conn, room_id, user_id, new_role, now, keep, events)?;
                 Ok((false, view))
             }
         }
@@ -754,6 +741,33 @@ pub async fn put_member(
 }
 
 /// Guests read and post; a room role above member would let them moderate.
+/// Sets an existing member's room role and appends its `member.updated` event.
+fn set_room_role(
+    conn: &Connection,
+    room_id: i64,
+    user_id: i64,
+    role: RoomRole,
+    now: i64,
+    keep: u64,
+    events: &mut Vec<RoomEvent>,
+) -> Result<MemberView, ChatError> {
+    conn.execute(
+        "UPDATE room_members SET role = ?3 WHERE room_id = ?1 AND user_id = ?2",
+        params![room_id, user_id, role.as_str()],
+    )?;
+    let view = member_view(conn, user_id, role)?;
+    events.push(events::append(
+        conn,
+        room_id,
+        "member.updated",
+        &view,
+        now,
+        keep,
+        None,
+    )?);
+    Ok(view)
+}
+
 fn guest_room_role() -> ChatError {
     ChatError::invalid(
         "guest_room_role",
@@ -903,20 +917,7 @@ pub fn drop_guest_room_roles(
     for (room_id, role) in rooms {
         // The CHECK constraint allows only known roles, and this query only those above member.
         let role = RoomRole::parse(&role).unwrap_or(RoomRole::Moderator);
-        conn.execute(
-            "UPDATE room_members SET role = 'member' WHERE room_id = ?1 AND user_id = ?2",
-            params![room_id, user_id],
-        )?;
-        let view = member_view(conn, user_id, RoomRole::Member)?;
-        events.push(events::append(
-            conn,
-            room_id,
-            "member.updated",
-            &view,
-            now,
-            keep,
-            None,
-        )?);
+        set_room_role(conn, room_id, user_id, RoomRole::Member, now, keep, events)?;
         dropped.push((room_id, role));
     }
     Ok(dropped)
