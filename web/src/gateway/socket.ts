@@ -6,8 +6,9 @@
 
 import { signal } from "@preact/signals";
 import type { Message } from "../api/client";
+import { applyCallFrame, loadCalls } from "../calls/state";
 import { newMessage } from "../notify/notify";
-import { applyRoomEvent, loadRooms, roomById, touchRoom } from "../rooms/state";
+import { applyRoomEvent, joinedRooms, loadRooms, roomById, touchRoom } from "../rooms/state";
 import { sessionEnded, tokenForGateway } from "../session/session";
 import { applyMessageEvent, loadLatest, outbox, timelineOf } from "../timeline/state";
 import { GatewayMachine, type Effect, type Input, type Phase } from "./machine";
@@ -74,7 +75,8 @@ function run(effect: Effect): void {
       break;
     }
     case "signal":
-      break; // presence, typing and calls are not shown yet
+      if (effect.signal.op === "call") applyCallFrame(effect.signal);
+      break; // presence and typing are not shown yet
     case "reload":
       for (const room of effect.rooms) {
         timelineOf(room);
@@ -83,7 +85,10 @@ function run(effect: Effect): void {
       break;
     case "ready":
       myUserId = effect.userId;
-      void loadRooms().catch(() => {});
+      // Call frames are not replayed: who is in which call is asked for again on every ready.
+      void loadRooms()
+        .then(() => loadCalls(joinedRooms.value.map((r) => r.id)))
+        .catch(() => {});
       void outbox.flush();
       break;
     case "signed_out":

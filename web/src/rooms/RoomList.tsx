@@ -3,6 +3,7 @@
 import { useState } from "preact/hooks";
 import { ApiError, NetworkError } from "../api/client";
 import { askForNotifications, canAskForNotifications } from "../notify/notify";
+import { participantsIn } from "../calls/state";
 import { SearchBox } from "../search/SearchBox";
 import { focusMessage } from "../timeline/state";
 import { openRoom, openRoomId } from "../app/router";
@@ -67,6 +68,9 @@ export function RoomList({ myUserId }: { myUserId: number }) {
             >
               <span class="room-name">{room.name}</span>
               {room.topic ? <span class="room-topic">{room.topic}</span> : null}
+              {participantsIn(room.id).length > 0 ? (
+                <span class="call-marker">{t.inCallCount(participantsIn(room.id).length)}</span>
+              ) : null}
             </a>
           </li>
         ))}
