@@ -17,8 +17,9 @@ const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 /**
  * `routedClient`: the page will come from a request route; chromium then counts the document
  * as public and would block its WebSocket to localhost (local network access checks).
+ * `args`: more chromium switches (the call test's fake camera and microphone).
  */
-export async function launch({ routedClient = false } = {}) {
+export async function launch({ routedClient = false, args = [] } = {}) {
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium`);
   // playwright gives every launch a fresh temporary --user-data-dir of its own.
   return chromium.launch({
@@ -33,6 +34,7 @@ export async function launch({ routedClient = false } = {}) {
       "--disable-sync",
       "--no-first-run",
       ...(routedClient ? ["--disable-features=LocalNetworkAccessChecks"] : []),
+      ...args,
     ],
   });
 }
@@ -88,7 +90,7 @@ export async function newContext(browser, origin, { serveDist, viewport } = {}) 
   return context;
 }
 
-/** An API client for set-up steps the UI does not offer yet (creating invites). */
+/** An API client for set-up steps the UI does not offer yet (creating invites) and checks. */
 export async function apiAs(origin, username, password) {
   const ctx = await request.newContext({ ignoreHTTPSErrors: true, baseURL: origin });
   const login = await ctx.post("/api/v1/auth/login", { data: { username, password } });
@@ -97,6 +99,11 @@ export async function apiAs(origin, username, password) {
   return {
     async post(path, data) {
       const resp = await ctx.post(path, { data, headers: { Authorization: `Bearer ${access_token}` } });
+      if (!resp.ok()) throw new Error(`${path}: ${resp.status()} ${await resp.text()}`);
+      return resp.json();
+    },
+    async get(path) {
+      const resp = await ctx.get(path, { headers: { Authorization: `Bearer ${access_token}` } });
       if (!resp.ok()) throw new Error(`${path}: ${resp.status()} ${await resp.text()}`);
       return resp.json();
     },

@@ -28,7 +28,11 @@ export function roostBinary() {
 /** Generous: debug builds on a loaded 2-core machine start slowly. */
 const STARTUP_DEADLINE_MS = 60_000;
 
-export async function startRoost() {
+/**
+ * `extraConfig`: more TOML sections appended to the test configuration (e.g. `[livekit]`);
+ * `env`: extra environment for the daemon.
+ */
+export async function startRoost({ extraConfig = "", env = {} } = {}) {
   const dir = mkdtempSync(join(tmpdir(), "roost-e2e-"));
   const dataDir = join(dir, "data");
   const config = join(dir, "roost.toml");
@@ -42,11 +46,12 @@ export async function startRoost() {
       // The longest body the server allows, so the 16 KiB body test can post one.
       `[chat]\nmax_message_chars = 16000\n` +
       // Small, so the oversized-upload test sends little.
-      `[attachments]\nmax_bytes = 1048576\n`,
+      `[attachments]\nmax_bytes = 1048576\n` +
+      extraConfig,
   );
   const child = spawn(roostBinary(), ["--log-format", "json", "serve", "--config", config], {
     stdio: ["ignore", "ignore", "pipe"],
-    env: { ...process.env, ROOST_LOG: "info,roost=debug", NOTIFY_SOCKET: "", JOURNAL_STREAM: "" },
+    env: { ...process.env, ROOST_LOG: "info,roost=debug", NOTIFY_SOCKET: "", JOURNAL_STREAM: "", ...env },
   });
   const logs = [];
   const waiters = [];

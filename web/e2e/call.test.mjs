@@ -1,0 +1,222 @@
+// End to end: a call in the browser. The real roost binary supervises the real livekit-server
+// (the pinned build from scripts/build-livekit.sh, cached); two people in two chromium contexts
+// with fake camera and microphone join one room's call by the "Join call" button, see and hear
+// each other, see who is in the call, a mute and a leave.
+
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { createServer } from "node:net";
+import { existsSync } from "node:fs";
+import { resolve, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { request } from "playwright-core";
+import { startRoost } from "./roost.mjs";
+import { apiAs, launch, newContext, screenshotPath, servesClient } from "./browser.mjs";
+
+const repo = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+const ADMIN = { username: "root", password: "correct horse battery staple" };
+const BEA = { username: "bea", password: "another long passphrase" };
+/** Long enough for a debug roost and LiveKit on a loaded machine; every wait polls. */
+const WAIT = { timeout: 30_000 };
+/** What the brief of a call promises: the other's video decodes within this time. */
+const FIRST_FRAMES_MS = 10_000;
+
+/**
+ * livekit-server: $ROOST_LIVEKIT_BIN, else the cached build of scripts/build-livekit.sh (which
+ * builds it once when missing). Fails with the script's own explanation when it cannot.
+ */
+function livekitBinary() {
+  const given = process.env.ROOST_LIVEKIT_BIN;
+  if (given) {
+    if (!existsSync(given)) throw new Error(`ROOST_LIVEKIT_BIN=${given} does not exist`);
+    return given;
+  }
+  try {
+    return execFileSync(resolve(repo, "scripts/build-livekit.sh"), ["host"], {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "pipe"],
+    }).trim();
+  } catch (e) {
+    throw new Error(
+      `the call test needs livekit-server and scripts/build-livekit.sh could not provide it ` +
+        `(set ROOST_LIVEKIT_BIN to a livekit-server binary instead):\n${e.stderr ?? e.message}`,
+    );
+  }
+}
+
+async function freePort() {
+  const server = createServer();
+  await new Promise((res) => server.listen(0, "127.0.0.1", res));
+  const { port } = server.address();
+  await new Promise((res) => server.close(res));
+  return port;
+}
+
+async function until(what, fn, ms = WAIT.timeout) {
+  const deadline = Date.now() + ms;
+  let last;
+  while (Date.now() < deadline) {
+    last = await fn();
+    if (last === true) return;
+    await new Promise((r) => setTimeout(r, 100)); // poll interval, not a wait for settling
+  }
+  assert.fail(`${what} within ${ms} ms (last: ${JSON.stringify(last)})`);
+}
+
+let roost, browser, serveDist, rootApi, roomId;
+let admin, bea; // { context, page }
+let broken = false;
+
+function step(name, fn) {
+  test(name, async (t) => {
+    if (broken) return t.skip("an earlier step failed");
+    try {
+      await fn(t);
+    } catch (e) {
+      broken = true;
+      if (admin?.page) await admin.page.screenshot({ path: screenshotPath("call-failure-admin") }).catch(() => {});
+      if (bea?.page) await bea.page.screenshot({ path: screenshotPath("call-failure-bea") }).catch(() => {});
+      throw e;
+    }
+  });
+}
+
+const participants = (page) => page.getByRole("list", { name: "Participants" });
+const tileOf = (page, name) => participants(page).getByRole("listitem").filter({ hasText: name });
+const header = (page) => page.locator("header.room-header");
+
+async function signIn(page, who) {
+  await page.goto("/");
+  await page.getByRole("textbox", { name: "Username" }).fill(who.username);
+  await page.getByLabel("Password").fill(who.password);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("navigation", { name: "Rooms" }).waitFor(WAIT);
+}
+
+describe("a call in the browser through the real LiveKit", () => {
+  before(async () => {
+    const livekit = livekitBinary();
+    const [http, tcp, udp] = [await freePort(), await freePort(), await freePort()];
+    roost = await startRoost({
+      extraConfig:
+        `[livekit]\nenabled = true\nbinary = "${livekit}"\nhttp_port = ${http}\n` +
+        `rtc_tcp_port = ${tcp}\nrtc_udp_port = ${udp}\ndrain_grace_secs = 1\n`,
+      // Not under systemd: LiveKit's generated config goes to the data dir.
+      env: { RUNTIME_DIRECTORY: "" },
+    });
+    await until("LiveKit ready under roost", () => roost.logs.some((v) => v.message === "livekit ready"), 60_000);
+
+    const anon = await request.newContext({ ignoreHTTPSErrors: true, baseURL: roost.origin });
+    const setup = await anon.post("/api/v1/setup", { data: { setup_code: await roost.setupCode(), ...ADMIN } });
+    assert.ok(setup.ok(), `setup: ${setup.status()} ${await setup.text()}`);
+    rootApi = await apiAs(roost.origin, ADMIN.username, ADMIN.password);
+    const invite = await rootApi.post("/api/v1/invites", { max_uses: 1 });
+    const reg = await anon.post("/api/v1/auth/register", { data: { invite_code: invite.code, ...BEA } });
+    assert.ok(reg.ok(), `register: ${reg.status()} ${await reg.text()}`);
+    await anon.dispose();
+    roomId = (await rootApi.post("/api/v1/rooms", { name: "Family" })).id;
+
+    serveDist = process.env.ROOST_E2E_ROUTE_DIST === "1" || !(await servesClient(roost.origin));
+    browser = await launch({
+      routedClient: serveDist,
+      args: [
+        "--use-fake-device-for-media-stream",
+        "--use-fake-ui-for-media-stream",
+        "--autoplay-policy=no-user-gesture-required",
+      ],
+    });
+  });
+
+  after(async () => {
+    await browser?.close();
+    await rootApi?.dispose();
+    await roost?.stop();
+  });
+
+  step("two people sign in and open the room (a phone and a desktop)", async () => {
+    const phone = await newContext(browser, roost.origin, { serveDist, viewport: { width: 360, height: 740 } });
+    admin = { context: phone, page: await phone.newPage() };
+    await signIn(admin.page, ADMIN);
+    await admin.page.goto(`/rooms/${roomId}`);
+    await admin.page.getByRole("list", { name: "Messages" }).waitFor(WAIT);
+
+    const desktop = await newContext(browser, roost.origin, { serveDist, viewport: { width: 1280, height: 800 } });
+    bea = { context: desktop, page: await desktop.newPage() };
+    await signIn(bea.page, BEA);
+    await bea.page.getByRole("navigation", { name: "Rooms" }).getByRole("button", { name: "Join Family" }).click();
+    await bea.page.getByRole("list", { name: "Messages" }).waitFor(WAIT);
+  });
+
+  step("both join the call by the button and see each other's tile", async () => {
+    for (const { page } of [admin, bea]) await page.getByRole("button", { name: "Join call" }).click();
+    for (const { page } of [admin, bea]) {
+      await page.getByRole("status").filter({ hasText: "In the call" }).waitFor(WAIT);
+      await tileOf(page, "root").waitFor(WAIT);
+      await tileOf(page, "bea").waitFor(WAIT);
+      assert.equal(await participants(page).getByRole("listitem").count(), 2);
+      assert.equal(await page.getByRole("button", { name: "Mute" }).getAttribute("aria-pressed"), "false");
+    }
+  });
+
+  step("with cameras on, each decodes the other's video within 10 s and gets their audio", async () => {
+    for (const { page } of [admin, bea]) {
+      const camera = page.getByRole("button", { name: "Camera", exact: true });
+      await camera.click();
+      await until("the camera is on", async () => (await camera.getAttribute("aria-pressed")) === "true");
+    }
+    const frames = (page, name) =>
+      tileOf(page, name)
+        .locator("video")
+        .evaluate((v) => v.getVideoPlaybackQuality().totalVideoFrames)
+        .catch(() => 0);
+    for (const [page, other] of [
+      [bea.page, "root"],
+      [admin.page, "bea"],
+    ]) {
+      let first = 0;
+      await until(`frames of ${other}'s camera decoded`, async () => (first = await frames(page, other)) > 0 || first, FIRST_FRAMES_MS);
+      await until(`frames of ${other}'s camera keep coming`, async () => (await frames(page, other)) > first, FIRST_FRAMES_MS);
+      await until(`${other}'s audio subscribed`, () =>
+        page.evaluate(() =>
+          [...document.querySelectorAll("audio")].some((a) =>
+            a.srcObject?.getAudioTracks().some((t) => t.readyState === "live"),
+          ),
+        ),
+      );
+    }
+  });
+
+  step("the room header and room list show both in the call", async () => {
+    for (const { page } of [admin, bea]) {
+      const inCall = header(page).getByRole("list", { name: "2 people in the call:" });
+      await inCall.waitFor(WAIT);
+      assert.deepEqual((await inCall.getByRole("listitem").allTextContents()).sort(), ["bea", "root"]);
+    }
+    // The desktop shows the room list beside the room.
+    const link = bea.page.getByRole("navigation", { name: "Rooms" }).getByRole("link", { name: "Family" });
+    await link.filter({ hasText: "2 in call" }).waitFor(WAIT);
+    await admin.page.screenshot({ path: screenshotPath("call-360x740") });
+    await bea.page.screenshot({ path: screenshotPath("call-1280x800") });
+  });
+
+  step("one mutes and the other sees the muted marker", async () => {
+    const mute = admin.page.getByRole("button", { name: "Mute" });
+    await mute.click();
+    await until("Mute is pressed", async () => (await mute.getAttribute("aria-pressed")) === "true");
+    await tileOf(bea.page, "root").getByRole("img", { name: "Microphone off" }).waitFor(WAIT);
+    assert.equal(await tileOf(bea.page, "bea").getByRole("img", { name: "Microphone off" }).count(), 0);
+  });
+
+  step("one leaves and the other sees one participant, as does the API", async () => {
+    await admin.page.getByRole("button", { name: "Leave call" }).click();
+    await admin.page.getByRole("button", { name: "Join call" }).waitFor(WAIT);
+    await until("bea sees only herself", async () => (await participants(bea.page).getByRole("listitem").count()) === 1);
+    await tileOf(bea.page, "bea").waitFor(WAIT);
+    await until("GET call lists one participant", async () => {
+      const state = await rootApi.get(`/api/v1/rooms/${roomId}/call`);
+      return (state.participants.length === 1 && state.participants[0].name === "bea") || state.participants;
+    });
+    await header(bea.page).getByRole("list", { name: "1 person in the call:" }).waitFor(WAIT);
+  });
+});
