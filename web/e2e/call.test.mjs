@@ -64,7 +64,7 @@ async function until(what, fn, ms = WAIT.timeout) {
   assert.fail(`${what} within ${ms} ms (last: ${JSON.stringify(last)})`);
 }
 
-let roost, browser, serveDist, rootApi, roomId;
+let roost, browser, refusing, serveDist, rootApi, roomId;
 let admin, bea; // { context, page }
 let broken = false;
 
@@ -129,6 +129,7 @@ describe("a call in the browser through the real LiveKit", () => {
   });
 
   after(async () => {
+    await refusing?.close();
     await browser?.close();
     await rootApi?.dispose();
     await roost?.stop();
@@ -218,5 +219,21 @@ describe("a call in the browser through the real LiveKit", () => {
       return (state.participants.length === 1 && state.participants[0].name === "bea") || state.participants;
     });
     await header(bea.page).getByRole("list", { name: "1 person in the call:" }).waitFor(WAIT);
+  });
+
+  step("someone whose browser refuses the microphone is told why and still joins to listen", async () => {
+    // No fake permission prompt: headless chromium then refuses camera and microphone.
+    refusing = await launch({ routedClient: serveDist, args: ["--use-fake-device-for-media-stream"] });
+    const context = await newContext(refusing, roost.origin, { serveDist });
+    const page = await context.newPage();
+    await signIn(page, ADMIN);
+    await page.goto(`/rooms/${roomId}`);
+    await page.getByRole("button", { name: "Join call" }).click();
+    await page.getByRole("alert").filter({ hasText: "may not use the microphone" }).waitFor(WAIT);
+    await until("both tiles for the listener", async () => (await participants(page).getByRole("listitem").count()) === 2);
+    assert.equal(await page.getByRole("button", { name: "Mute" }).getAttribute("aria-pressed"), "true");
+    await tileOf(bea.page, "root").getByRole("img", { name: "Microphone off" }).waitFor(WAIT);
+    await page.getByRole("button", { name: "Camera", exact: true }).click();
+    await page.getByRole("alert").filter({ hasText: "may not use the camera" }).waitFor(WAIT);
   });
 });

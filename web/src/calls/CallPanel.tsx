@@ -144,7 +144,14 @@ export default function CallPanel({ roomId, onLeave }: { roomId: number; onLeave
           ? t.reconnecting
           : t.callConnecting;
 
-  const connected = room !== null && state === ConnectionState.Connected && !failure;
+  // The grid and controls stay while livekit-client reconnects: the call is not over yet.
+  const connected =
+    room !== null &&
+    !failure &&
+    !cutOff &&
+    (state === ConnectionState.Connected ||
+      state === ConnectionState.Reconnecting ||
+      state === ConnectionState.SignalReconnecting);
   const me = room?.localParticipant;
   const participants: Participant[] = room && me ? [me, ...room.remoteParticipants.values()] : [];
 
