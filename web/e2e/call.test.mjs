@@ -21,6 +21,8 @@ const BEA = { username: "bea", password: "another long passphrase" };
 const WAIT = { timeout: 30_000 };
 /** What the brief of a call promises: the other's video decodes within this time. */
 const FIRST_FRAMES_MS = 10_000;
+/** Roost's first delay before restarting a LiveKit that died. */
+const RESTART_BACKOFF_MS = 4_000;
 
 /**
  * livekit-server: $ROOST_LIVEKIT_BIN, else the cached build of scripts/build-livekit.sh (which
@@ -66,6 +68,7 @@ async function until(what, fn, ms = WAIT.timeout) {
 
 let roost, browser, refusing, serveDist, rootApi, roomId;
 let admin, bea; // { context, page }
+let listener; // the page of the browser that refuses the microphone
 let broken = false;
 
 function step(name, fn) {
@@ -101,7 +104,9 @@ describe("a call in the browser through the real LiveKit", () => {
     roost = await startRoost({
       extraConfig:
         `[livekit]\nenabled = true\nbinary = "${livekit}"\nhttp_port = ${http}\n` +
-        `rtc_tcp_port = ${tcp}\nrtc_udp_port = ${udp}\ndrain_grace_secs = 1\n`,
+        `rtc_tcp_port = ${tcp}\nrtc_udp_port = ${udp}\ndrain_grace_secs = 1\n` +
+        // Long enough to ask for a call token while LiveKit is down after the kill below.
+        `restart_backoff_initial_ms = ${RESTART_BACKOFF_MS}\n`,
       // Not under systemd: LiveKit's generated config goes to the data dir.
       env: { RUNTIME_DIRECTORY: "" },
     });
@@ -235,5 +240,36 @@ describe("a call in the browser through the real LiveKit", () => {
     await tileOf(bea.page, "root").getByRole("img", { name: "Microphone off" }).waitFor(WAIT);
     await page.getByRole("button", { name: "Camera", exact: true }).click();
     await page.getByRole("alert").filter({ hasText: "may not use the camera" }).waitFor(WAIT);
+    listener = page;
+  });
+
+  step("LiveKit dies: the call reconnects, a join meanwhile says why and retries", async () => {
+    const started = roost.logs.filter((v) => v.message === "livekit started" && typeof v.pid === "number");
+    assert.equal(started.length, 1, "one LiveKit so far");
+    process.kill(started[0].pid, "SIGKILL");
+    const callOf = (page) => page.getByRole("region", { name: "Call" });
+    await callOf(bea.page).getByRole("status").filter({ hasText: "Reconnecting…" }).waitFor(WAIT);
+
+    // Within Roost's restart delay a new join is refused with 503 livekit_unavailable.
+    await listener.getByRole("button", { name: "Leave call" }).click();
+    await listener.getByRole("button", { name: "Join call" }).click();
+    const problem = callOf(listener).getByRole("alert").filter({ hasText: "call server is not running" });
+    await problem.waitFor(WAIT);
+    await listener.screenshot({ path: screenshotPath("call-unavailable-360x740") });
+
+    // Once LiveKit is back, "Try again" joins; the cut-off call offers the same.
+    for (const page of [listener, bea.page]) {
+      await until("back in the call after Try again", async () => {
+        const status = await callOf(page).getByRole("status").textContent();
+        if (status === "In the call") return true;
+        const retry = callOf(page).getByRole("button", { name: "Try again" });
+        if (await retry.isVisible()) await retry.click();
+        return status;
+      }, 60_000);
+    }
+    await until("both see both tiles again", async () =>
+      (await participants(bea.page).getByRole("listitem").count()) === 2 &&
+      (await participants(listener).getByRole("listitem").count()) === 2,
+    );
   });
 });
