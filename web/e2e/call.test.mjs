@@ -206,6 +206,21 @@ describe("a call in the browser through the real LiveKit", () => {
     await bea.page.screenshot({ path: screenshotPath("call-1280x800") });
   });
 
+  step("the Devices menu offers the fake microphone, camera and a speaker", async () => {
+    const page = bea.page;
+    const devices = page.getByRole("button", { name: "Devices" });
+    await devices.click();
+    assert.equal(await devices.getAttribute("aria-expanded"), "true");
+    const menu = page.getByRole("group", { name: "Devices" });
+    for (const name of ["Microphone", "Camera", "Speaker"]) {
+      const select = menu.getByRole("combobox", { name });
+      await until(`${name} choices listed`, async () => (await select.locator("option").count()) > 0 && (await select.isEnabled()));
+    }
+    await page.screenshot({ path: screenshotPath("call-devices-1280x800") });
+    await devices.click();
+    await menu.waitFor({ state: "hidden", ...WAIT });
+  });
+
   step("one mutes and the other sees the muted marker", async () => {
     const mute = admin.page.getByRole("button", { name: "Mute" });
     await mute.click();
