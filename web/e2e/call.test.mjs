@@ -206,6 +206,11 @@ describe("a call in the browser through the real LiveKit", () => {
     await bea.page.screenshot({ path: screenshotPath("call-1280x800") });
   });
 
+  step("each tile's connection quality is shown and named", async () => {
+    await tileOf(bea.page, "root").getByRole("img", { name: "Connection: good" }).waitFor(WAIT);
+    await tileOf(admin.page, "bea").getByRole("img", { name: "Connection: good" }).waitFor(WAIT);
+  });
+
   step("the Devices menu offers the fake microphone, camera and a speaker", async () => {
     const page = bea.page;
     const devices = page.getByRole("button", { name: "Devices" });
