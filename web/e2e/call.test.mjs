@@ -7,8 +7,9 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { createServer } from "node:net";
-import { existsSync } from "node:fs";
-import { resolve, dirname } from "node:path";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { request } from "playwright-core";
 import { startRoost } from "./roost.mjs";
@@ -47,6 +48,34 @@ function livekitBinary() {
   }
 }
 
+/**
+ * A steady tone for the fake microphone (chromium loops the file): its default beep is too
+ * short for LiveKit to call anyone the active speaker. 16-bit mono PCM WAV, 48 kHz.
+ */
+function toneWav() {
+  const rate = 48_000;
+  const samples = rate * 2;
+  const wav = Buffer.alloc(44 + samples * 2);
+  wav.write("RIFF", 0);
+  wav.writeUInt32LE(36 + samples * 2, 4);
+  wav.write("WAVEfmt ", 8);
+  wav.writeUInt32LE(16, 16); // fmt chunk size
+  wav.writeUInt16LE(1, 20); // PCM
+  wav.writeUInt16LE(1, 22); // mono
+  wav.writeUInt32LE(rate, 24);
+  wav.writeUInt32LE(rate * 2, 28); // bytes per second
+  wav.writeUInt16LE(2, 32); // bytes per frame
+  wav.writeUInt16LE(16, 34); // bits per sample
+  wav.write("data", 36);
+  wav.writeUInt32LE(samples * 2, 40);
+  for (let i = 0; i < samples; i++) {
+    wav.writeInt16LE(Math.round(20_000 * Math.sin((2 * Math.PI * 440 * i) / rate)), 44 + i * 2);
+  }
+  const path = join(mkdtempSync(join(tmpdir(), "roost-call-")), "tone.wav");
+  writeFileSync(path, wav);
+  return path;
+}
+
 async function freePort() {
   const server = createServer();
   await new Promise((res) => server.listen(0, "127.0.0.1", res));
@@ -66,7 +95,7 @@ async function until(what, fn, ms = WAIT.timeout) {
   assert.fail(`${what} within ${ms} ms (last: ${JSON.stringify(last)})`);
 }
 
-let roost, browser, refusing, serveDist, rootApi, roomId;
+let roost, browser, refusing, serveDist, rootApi, roomId, tone;
 let admin, bea; // { context, page }
 let listener; // the page of the browser that refuses the microphone
 let broken = false;
@@ -122,12 +151,14 @@ describe("a call in the browser through the real LiveKit", () => {
     await anon.dispose();
     roomId = (await rootApi.post("/api/v1/rooms", { name: "Family" })).id;
 
+    tone = toneWav();
     serveDist = process.env.ROOST_E2E_ROUTE_DIST === "1" || !(await servesClient(roost.origin));
     browser = await launch({
       routedClient: serveDist,
       args: [
         "--use-fake-device-for-media-stream",
         "--use-fake-ui-for-media-stream",
+        `--use-file-for-fake-audio-capture=${tone}`,
         "--autoplay-policy=no-user-gesture-required",
       ],
     });
@@ -138,6 +169,7 @@ describe("a call in the browser through the real LiveKit", () => {
     await browser?.close();
     await rootApi?.dispose();
     await roost?.stop();
+    if (tone) rmSync(dirname(tone), { recursive: true, force: true });
   });
 
   step("two people sign in and open the room (a phone and a desktop)", async () => {
@@ -202,13 +234,17 @@ describe("a call in the browser through the real LiveKit", () => {
     // The desktop shows the room list beside the room.
     const link = bea.page.getByRole("navigation", { name: "Rooms" }).getByRole("link", { name: "Family" });
     await link.filter({ hasText: "2 in call" }).waitFor(WAIT);
-    await admin.page.screenshot({ path: screenshotPath("call-360x740") });
-    await bea.page.screenshot({ path: screenshotPath("call-1280x800") });
   });
 
-  step("each tile's connection quality is shown and named", async () => {
+  step("the active speaker and each tile's connection quality are shown and named", async () => {
+    // Both fake microphones play a steady tone: LiveKit calls them speaking.
+    const rootOnBea = tileOf(bea.page, "root");
+    await rootOnBea.filter({ hasText: "speaking" }).waitFor(WAIT);
+    assert.match(await rootOnBea.getAttribute("class"), /\bspeaking\b/);
     await tileOf(bea.page, "root").getByRole("img", { name: "Connection: good" }).waitFor(WAIT);
     await tileOf(admin.page, "bea").getByRole("img", { name: "Connection: good" }).waitFor(WAIT);
+    await admin.page.screenshot({ path: screenshotPath("call-360x740") });
+    await bea.page.screenshot({ path: screenshotPath("call-1280x800") });
   });
 
   step("the Devices menu offers the fake microphone, camera and a speaker", async () => {
