@@ -262,6 +262,20 @@ describe("a call in the browser through the real LiveKit", () => {
     await menu.waitFor({ state: "hidden", ...WAIT });
   });
 
+  step("the call goes on while the phone's person looks at the room list", async () => {
+    const page = admin.page;
+    await page.getByRole("button", { name: "Back to rooms" }).click();
+    const family = page.getByRole("navigation", { name: "Rooms" }).getByRole("link", { name: "Family" });
+    await family.filter({ hasText: "2 in call" }).waitFor(WAIT);
+    assert.equal(await participants(page).getByRole("listitem").count(), 2);
+    await page.getByRole("region", { name: "Call" }).getByText("Call in Family").waitFor(WAIT);
+    await page.screenshot({ path: screenshotPath("call-room-list-360x740") });
+    await family.click();
+    await page.getByRole("list", { name: "Messages" }).waitFor(WAIT);
+    assert.equal(await page.getByRole("button", { name: "Join call" }).count(), 0, "already in this call");
+    assert.equal(await participants(bea.page).getByRole("listitem").count(), 2);
+  });
+
   step("one mutes and the other sees the muted marker", async () => {
     const mute = admin.page.getByRole("button", { name: "Mute" });
     await mute.click();

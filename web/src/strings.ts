@@ -94,6 +94,7 @@ export const t = {
 
   // calls: who is in a room's call, and the call panel's controls and problems
   inCallCount: (n: number) => `${n} in call`,
+  callIn: (room: string) => (room ? `Call in ${room}` : "Call"),
   inTheCall: (n: number) => (n === 1 ? "1 person in the call:" : `${n} people in the call:`),
   tryAgain: "Try again",
   callServerDown: "The call server is not running right now (it may be restarting). Try again in a moment.",

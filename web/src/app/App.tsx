@@ -7,6 +7,7 @@
 import type { FunctionComponent } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import { appName } from "../branding/state";
+import { CallDock } from "../calls/CallButton";
 import { gatewayPhase, startGateway, stopGateway } from "../gateway/socket";
 import { RoomList } from "../rooms/RoomList";
 import { roomById, rooms } from "../rooms/state";
@@ -82,6 +83,7 @@ function Shell({ userId, isAdmin }: { userId: number; isAdmin: boolean }) {
           </button>
         </div>
       </header>
+      <CallDock />
       <div class="panes">
         <RoomList myUserId={userId} />
         <main class="main">

@@ -1,16 +1,15 @@
 /**
- * The room header's call area, the only part of calls in the main bundle: who is in the call
- * now (from calls/state.ts) and "Join call". Pressing it loads the calls chunk (CallPanel and
- * livekit-client) and shows the call below the room's header.
+ * The call parts of the main bundle: the room header's call area (who is in the call now, from
+ * calls/state.ts, and "Join call") and the dock above the screens that holds the call one is
+ * in. Pressing "Join call" loads the calls chunk (CallPanel and livekit-client); the dock keeps
+ * the call while the person moves between rooms and the room list.
  */
 
-import type { FunctionComponent } from "preact";
-import { useState } from "preact/hooks";
+import { useEffect, useState } from "preact/hooks";
+import { roomById } from "../rooms/state";
 import { t } from "../strings";
-import { participantsIn } from "./state";
+import { activeCall, participantsIn } from "./state";
 import "./calls.css";
-
-type Panel = FunctionComponent<{ roomId: number; onLeave: () => void }>;
 
 /** The names of the people in the room's call, shown whether or not we are in it. */
 function InTheCall({ roomId }: { roomId: number }) {
@@ -30,47 +29,63 @@ function InTheCall({ roomId }: { roomId: number }) {
 }
 
 export function CallButton({ roomId }: { roomId: number }) {
-  const [panel, setPanel] = useState<{ Component: Panel } | "loading" | null>(null);
+  const [loading, setLoading] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const join = async () => {
-    setPanel("loading");
+    setLoading(true);
     setError(null);
     try {
       const module = await import("./CallPanel");
-      setPanel({ Component: module.default });
+      // Joining here leaves a call in another room: one call at a time.
+      activeCall.value = { roomId, Panel: module.default };
     } catch {
-      setPanel(null);
       setError(t.networkError);
+    } finally {
+      setLoading(false);
     }
   };
-  let control;
-  if (panel === null) {
-    control = (
-      <>
-        <button type="button" class="join-call" onClick={() => void join()}>
-          {t.joinCall}
-        </button>
-        {error ? (
-          <p class="error" role="alert">
-            {error}
-          </p>
-        ) : null}
-      </>
-    );
-  } else if (panel === "loading") {
-    control = <p role="status">{t.loadingCall}</p>;
-  } else {
-    const { Component } = panel;
-    control = (
-      <div class="call-slot">
-        <Component roomId={roomId} onLeave={() => setPanel(null)} />
-      </div>
-    );
-  }
+  const inThisCall = activeCall.value?.roomId === roomId;
   return (
     <>
       <InTheCall roomId={roomId} />
-      {control}
+      {inThisCall ? null : loading ? (
+        <p role="status">{t.loadingCall}</p>
+      ) : (
+        <button type="button" class="join-call" onClick={() => void join()}>
+          {t.joinCall}
+        </button>
+      )}
+      {error ? (
+        <p class="error" role="alert">
+          {error}
+        </p>
+      ) : null}
     </>
+  );
+}
+
+/** The call one is in, above the room list and the room (rendered by the signed-in shell). */
+export function CallDock() {
+  // Signing out unmounts the shell: the call ends and is not rejoined at the next sign-in.
+  useEffect(
+    () => () => {
+      activeCall.value = null;
+    },
+    [],
+  );
+  const current = activeCall.value;
+  if (!current) return null;
+  const { Panel, roomId } = current;
+  return (
+    <div class="call-dock">
+      <Panel
+        key={roomId}
+        roomId={roomId}
+        roomName={roomById(roomId)?.name ?? ""}
+        onLeave={() => {
+          activeCall.value = null;
+        }}
+      />
+    </div>
   );
 }

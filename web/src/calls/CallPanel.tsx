@@ -20,6 +20,7 @@ import {
 import { api, ApiError, call, NetworkError } from "../api/client";
 import { t } from "../strings";
 import { Devices } from "./Devices";
+import type { CallPanelProps } from "./state";
 import { Tile } from "./Tile";
 import "./panel.css";
 
@@ -57,7 +58,7 @@ function deviceProblem(e: unknown, device: "microphone" | "camera"): string {
 /** Phones and some browsers cannot share a screen: the button is then not shown at all. */
 const canShareScreen = typeof navigator.mediaDevices?.getDisplayMedia === "function";
 
-export default function CallPanel({ roomId, onLeave }: { roomId: number; onLeave: () => void }) {
+export default function CallPanel({ roomId, roomName, onLeave }: CallPanelProps) {
   /** Bumped by "Try again": every attempt gets a fresh Room. */
   const [attempt, setAttempt] = useState(0);
   const [room, setRoom] = useState<Room | null>(null);
@@ -177,8 +178,11 @@ export default function CallPanel({ roomId, onLeave }: { roomId: number; onLeave
 
   return (
     <section class="call" aria-label={t.call}>
-      <p role="status" class="call-status">
-        {statusText}
+      <p class="call-title">
+        <strong>{t.callIn(roomName)}</strong>
+        <span role="status" class="call-status">
+          {statusText}
+        </span>
       </p>
       {failure || cutOff ? (
         <div class="call-problem" role="alert">

@@ -6,10 +6,23 @@
  */
 
 import { signal } from "@preact/signals";
+import type { FunctionComponent } from "preact";
 import { api, call } from "../api/client";
 import { withCallFrame, withRoom, type CallParticipant, type CallsByRoom } from "./frames";
 
 export const callsByRoom = signal<CallsByRoom>(new Map());
+
+export interface CallPanelProps {
+  roomId: number;
+  roomName: string;
+  onLeave: () => void;
+}
+
+/**
+ * The call this person is in (at most one), with the panel component from the calls chunk. It
+ * lives above the screens, so opening another room or the room list does not hang up.
+ */
+export const activeCall = signal<{ roomId: number; Panel: FunctionComponent<CallPanelProps> } | null>(null);
 
 /** At most this many rooms are asked about at once, so a long room list is not a burst. */
 const PARALLEL_LOADS = 4;
