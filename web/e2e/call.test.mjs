@@ -194,6 +194,7 @@ describe("a call in the browser through the real LiveKit", () => {
       await tileOf(page, "bea").waitFor(WAIT);
       assert.equal(await participants(page).getByRole("listitem").count(), 2);
       assert.equal(await page.getByRole("button", { name: "Mute" }).getAttribute("aria-pressed"), "false");
+      assert.equal(await page.getByRole("button", { name: "Share screen" }).getAttribute("aria-pressed"), "false");
     }
   });
 
@@ -300,6 +301,8 @@ describe("a call in the browser through the real LiveKit", () => {
     // No fake permission prompt: headless chromium then refuses camera and microphone.
     refusing = await launch({ routedClient: serveDist, args: ["--use-fake-device-for-media-stream"] });
     const context = await newContext(refusing, roost.origin, { serveDist });
+    // Like a phone's browser, this one cannot share a screen.
+    await context.addInitScript(() => delete MediaDevices.prototype.getDisplayMedia);
     const page = await context.newPage();
     await signIn(page, ADMIN);
     await page.goto(`/rooms/${roomId}`);
@@ -307,6 +310,7 @@ describe("a call in the browser through the real LiveKit", () => {
     await page.getByRole("alert").filter({ hasText: "may not use the microphone" }).waitFor(WAIT);
     await until("both tiles for the listener", async () => (await participants(page).getByRole("listitem").count()) === 2);
     assert.equal(await page.getByRole("button", { name: "Mute" }).getAttribute("aria-pressed"), "true");
+    assert.equal(await page.getByRole("button", { name: "Share screen" }).count(), 0, "no screen sharing offered");
     await tileOf(bea.page, "root").getByRole("img", { name: "Microphone off" }).waitFor(WAIT);
     await page.getByRole("button", { name: "Camera", exact: true }).click();
     await page.getByRole("alert").filter({ hasText: "may not use the camera" }).waitFor(WAIT);
