@@ -6,7 +6,7 @@
 
 import { signal } from "@preact/signals";
 import type { Message } from "../api/client";
-import { applyCallFrame, loadCalls } from "../calls/state";
+import { applyCallFrame, loadCall, loadCalls } from "../calls/state";
 import { newMessage } from "../notify/notify";
 import { applyRoomEvent, joinedRooms, loadRooms, roomById, touchRoom } from "../rooms/state";
 import { sessionEnded, tokenForGateway } from "../session/session";
@@ -71,7 +71,13 @@ function run(effect: Effect): void {
           newMessage(message, roomById(room_id)?.name ?? "");
         }
       }
-      else applyRoomEvent(type, room_id, data, myUserId);
+      else {
+        applyRoomEvent(type, room_id, data, myUserId);
+        // A room just joined may have a call going on already.
+        if (type === "member.joined" && (data as { user_id?: number }).user_id === myUserId) {
+          void loadCall(room_id).catch(() => {});
+        }
+      }
       break;
     }
     case "signal":
