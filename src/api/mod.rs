@@ -178,6 +178,10 @@ pub fn router(state: AppState) -> Surface {
         )
         .route("/api/v1/rooms/{id}/members", get(chat::rooms::members))
         .route(
+            "/api/v1/rooms/{id}/candidates",
+            get(chat::candidates::list),
+        )
+        .route(
             "/api/v1/rooms/{id}/members/{user_id}",
             put(chat::rooms::put_member).delete(chat::rooms::delete_member),
         )
