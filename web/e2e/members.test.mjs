@@ -10,7 +10,7 @@ import { apiAs, launch, newContext, screenshotPath, servesClient, setupAdmin, si
 const ROOT = { username: "root", password: "correct horse battery staple" };
 const ANA = { username: "ana", password: "ana's long passphrase", display_name: "Ana" };
 const BEN = { username: "ben", password: "ben's long passphrase", display_name: "Ben" };
-const CY = { username: "cy", password: "cy's long passphrase", display_name: "Cy" };
+const CY = { username: "cyrus", password: "cyrus's long passphrase", display_name: "Cy" };
 const DEE = { username: "dee", password: "dee's long passphrase", display_name: "Dee" };
 /** Long enough for a debug roost on a loaded machine; every wait polls, none sleeps. */
 const WAIT = { timeout: 20_000 };
@@ -118,7 +118,7 @@ describe("moderating a room in the web client", () => {
     }
     const page = people.ana.page;
     await memberRow(page, "ben").getByText("online").waitFor(WAIT);
-    await memberRow(page, "cy").getByText("online").waitFor(WAIT);
+    await memberRow(page, "cyrus").getByText("online").waitFor(WAIT);
     // Dee never signed in: offline.
     await memberRow(page, "dee").getByText("offline").waitFor(WAIT);
   });
@@ -137,8 +137,8 @@ describe("moderating a room in the web client", () => {
     await memberRow(people.ana.page, "ben").getByRole("combobox", { name: "Role" }).selectOption("moderator");
     await memberRow(ben, "ben").getByText("moderator", { exact: true }).waitFor(WAIT);
     // A moderator who is not the owner may remove members but not change roles.
-    assert.equal(await memberRow(ben, "cy").getByRole("button", { name: "Remove from room" }).count(), 1);
-    assert.equal(await memberRow(ben, "cy").getByRole("combobox", { name: "Role" }).count(), 0);
+    assert.equal(await memberRow(ben, "cyrus").getByRole("button", { name: "Remove from room" }).count(), 1);
+    assert.equal(await memberRow(ben, "cyrus").getByRole("combobox", { name: "Role" }).count(), 0);
   });
 
   step("screenshots of the members panel at phone and desktop size", async () => {
@@ -155,9 +155,9 @@ describe("moderating a room in the web client", () => {
   });
 
   step("the owner removes Cy, who loses the room at once", async () => {
-    const cy = people.cy.page;
-    await memberRow(people.ana.page, "cy").getByRole("button", { name: "Remove from room" }).click();
-    await memberRow(people.ana.page, "cy").waitFor({ state: "detached", ...WAIT });
+    const cy = people.cyrus.page;
+    await memberRow(people.ana.page, "cyrus").getByRole("button", { name: "Remove from room" }).click();
+    await memberRow(people.ana.page, "cyrus").waitFor({ state: "detached", ...WAIT });
     await cy.getByRole("status").filter({ hasText: "You are no longer a member of Club." }).waitFor(WAIT);
     await cy.waitForURL((url) => url.pathname === "/", WAIT);
     const rooms = cy.getByRole("navigation", { name: "Rooms" });
