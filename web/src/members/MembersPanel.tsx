@@ -67,15 +67,27 @@ function MemberRow({ room, member, myUserId }: { room: Room | undefined; member:
   return (
     <li class="member">
       <span class={`presence ${isOnline ? "online" : "offline"}`} aria-hidden="true" />
-      <span class="who">
+      <span class="member-who">
         <span class="display-name" dir="auto">
           {member.display_name}
           {member.user_id === myUserId ? ` ${t.youMarker}` : ""}
         </span>
         <span class="username">
-          @{member.username} · <span class="visually-hidden">{isOnline ? t.presenceOnline : t.presenceOffline}, </span>
-          {roles.length === 0 ? <span class="role-name">{t.roleNames[member.role] ?? member.role}</span> : null}
-          {member.account_role === "guest" ? <span class="guest-mark"> · {t.guest}</span> : null}
+          @{member.username}
+          <span class="visually-hidden">, {isOnline ? t.presenceOnline : t.presenceOffline}</span>
+          {/* With a "Role" choice, the choice shows the role. */}
+          {roles.length === 0 ? (
+            <>
+              {" · "}
+              <span class="role-name">{t.roleNames[member.role] ?? member.role}</span>
+            </>
+          ) : null}
+          {member.account_role === "guest" ? (
+            <>
+              {" · "}
+              <span class="guest-mark">{t.guest}</span>
+            </>
+          ) : null}
         </span>
       </span>
       <span class="member-actions">
