@@ -881,7 +881,9 @@ async fn moderators_find_the_people_they_may_add_and_no_one_else_does() {
     // What is typed is text, not a LIKE pattern.
     let (_, none) = api.get(&format!("{path}?q=b%25b"), &alice).await;
     assert_eq!(names(&none), Vec::<String>::new(), "{none}");
-    let (s, body) = api.get(&format!("{path}?q={}", "b".repeat(101)), &alice).await;
+    let (s, body) = api
+        .get(&format!("{path}?q={}", "b".repeat(101)), &alice)
+        .await;
     assert_eq!(
         (s, &body["error"]["code"]),
         (StatusCode::BAD_REQUEST, &json!("invalid_query")),

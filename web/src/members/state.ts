@@ -2,8 +2,7 @@
  * Room members, presence and typing: each open room's member list (loaded over HTTP, kept
  * current by `member.*` events), who is online (the gateway's `ready` and `presence` frames),
  * who is typing where, and the moderation calls (add, remove, change role, room settings,
- * leave). What the caller may do follows the server's rules in src/chat/rooms.rs, so the UI
- * does not offer what would be refused.
+ * leave). What the caller may do is rules.ts, applied to the signed-in person.
  */
 
 import { signal, type Signal } from "@preact/signals";
@@ -11,6 +10,7 @@ import { api, call, type Room, type Schemas } from "../api/client";
 import { loadRooms, rooms } from "../rooms/state";
 import { session } from "../session/session";
 import { t } from "../strings";
+import * as rules from "./rules";
 import { TypingBoard, typingSentence } from "./typing";
 
 export type Member = Schemas["Member"];
@@ -52,39 +52,23 @@ export function clearMembers(): void {
   typingTick.value += 1;
 }
 
-// ---- what the caller may do (the server's rules, src/chat/rooms.rs) ----
+// ---- what the caller may do (rules.ts, for the signed-in person) ----
 
-function myAccountRole(): string | undefined {
+function standing(room: Room | undefined): rules.Standing {
   const s = session.value;
-  return s.status === "signed_in" ? s.user.role : undefined;
+  return { account: s.status === "signed_in" ? s.user.role : undefined, room: room?.my_role };
 }
 
-/** Owner, moderators (member-role accounts only) and admins change the room and its members. */
 export function canModerate(room: Room | undefined): boolean {
-  const account = myAccountRole();
-  if (account === "admin") return true;
-  return account === "member" && (room?.my_role === "owner" || room?.my_role === "moderator");
+  return rules.canModerate(standing(room));
 }
 
-/** Only the owner and admins make, unmake or remove moderators. */
-export function canManageModerators(room: Room | undefined): boolean {
-  const account = myAccountRole();
-  return account === "admin" || (account === "member" && room?.my_role === "owner");
-}
-
-/** The roles the caller may give `member`: none when its role is not theirs to change. */
 export function rolesOffered(room: Room | undefined, member: Member): RoomRole[] {
-  if (member.role === "owner" || !canManageModerators(room)) return [];
-  // Guests are only ever plain members.
-  if (member.account_role === "guest") return [];
-  return ["member", "moderator"];
+  return rules.rolesOffered(standing(room), member);
 }
 
 export function canRemove(room: Room | undefined, member: Member, myUserId: number): boolean {
-  if (member.user_id === myUserId || !canModerate(room)) return false;
-  if (member.role === "owner") return myAccountRole() === "admin";
-  if (member.role === "moderator") return canManageModerators(room);
-  return true;
+  return rules.canRemove(standing(room), member, myUserId);
 }
 
 // ---- changes ----
