@@ -55,6 +55,11 @@ export function applyRoomEvent(type: string, roomId: number, data: unknown, myUs
     rooms.value = rooms.value.map((r) => (r.id === roomId ? { ...r, ...room, my_role: r.my_role } : r));
   } else if (type.startsWith("member.") && (data as { user_id?: number }).user_id === myUserId) {
     if (type === "member.left") leftRoom.value = { id: roomId, name: roomById(roomId)?.name ?? "" };
+    if (type === "member.updated") {
+      // What we may do in the room changes now, not when the list below comes back.
+      const role = (data as { role?: Room["my_role"] }).role;
+      rooms.value = rooms.value.map((r) => (r.id === roomId ? { ...r, my_role: role } : r));
+    }
     void loadRooms().catch(() => {});
   }
 }
