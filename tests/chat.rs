@@ -842,3 +842,70 @@ async fn message_bodies_refuse_control_characters_but_newline_and_tab() {
         .await;
     assert_eq!((s, &body["body"]), (StatusCode::OK, &json!("fixed\nline")));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moderators_find_the_people_they_may_add_and_no_one_else_does() {
+    let mut api = Api::start(Setup::new());
+    let admin = api.admin().await;
+    let alice = api.member(&admin, "alice").await;
+    let bob = api.member(&admin, "bob").await;
+    let _bobby = api.member(&admin, "bobby").await;
+    let dora = api.member(&admin, "dora").await;
+    let room = api.room(&alice, "alice's", true).await;
+    let (s, body, _) = api
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/users/{}", dora.id),
+            Some(&admin.token),
+            Some(json!({ "disabled": true })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let names = |list: &Value| -> Vec<String> {
+        list["candidates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["username"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let path = format!("/api/v1/rooms/{room}/candidates");
+
+    // The owner sees enabled accounts outside the room, by username; not members, not dora.
+    let (s, all) = api.get(&path, &alice).await;
+    assert_eq!(s, StatusCode::OK, "{all}");
+    assert_eq!(names(&all), ["bob", "bobby", "root"], "{all}");
+    assert_eq!(all["candidates"][0]["account_role"], "member");
+    let (_, some) = api.get(&format!("{path}?q=BOB"), &alice).await;
+    assert_eq!(names(&some), ["bob", "bobby"], "{some}");
+    // What is typed is text, not a LIKE pattern.
+    let (_, none) = api.get(&format!("{path}?q=b%25b"), &alice).await;
+    assert_eq!(names(&none), Vec::<String>::new(), "{none}");
+    let (s, body) = api
+        .get(&format!("{path}?q={}", "b".repeat(101)), &alice)
+        .await;
+    assert_eq!(
+        (s, &body["error"]["code"]),
+        (StatusCode::BAD_REQUEST, &json!("invalid_query")),
+        "{body}"
+    );
+
+    // Once added, bob is no candidate, and as a plain member he may not search.
+    api.add(&alice, room, &bob).await;
+    let (_, after) = api.get(&path, &alice).await;
+    assert_eq!(names(&after), ["bobby", "root"], "{after}");
+    let (s, body) = api.get(&path, &bob).await;
+    assert_eq!(
+        (s, &body["error"]["code"]),
+        (StatusCode::FORBIDDEN, &json!("forbidden")),
+        "{body}"
+    );
+    // Someone who may not see the private room learns nothing, not even that it exists.
+    let outsider = api.member(&admin, "carol").await;
+    let (s, _) = api.get(&path, &outsider).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    // Admins manage every room.
+    let (s, by_admin) = api.get(&path, &admin).await;
+    assert_eq!(s, StatusCode::OK, "{by_admin}");
+    assert_eq!(names(&by_admin), ["bobby", "carol", "root"], "{by_admin}");
+}

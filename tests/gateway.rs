@@ -772,3 +772,40 @@ async fn read_only_keys_only_listen_and_have_slots_of_their_own() {
         .await;
     assert_eq!(tablet.close_code(WAIT).await.0, 4029);
 }
+
+/// The next `presence` frame (room events and typing skipped).
+async fn next_presence(ws: &mut Ws) -> Value {
+    loop {
+        let v = ws.next_json(WAIT).await;
+        if v["op"] == "presence" {
+            return v;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn people_who_meet_in_a_room_learn_that_each_other_is_online() {
+    let mut api = Api::start(Setup::new());
+    let admin = api.admin().await;
+    let alice = api.member(&admin, "alice").await;
+    let bob = api.member(&admin, "bob").await;
+    let room = api.room(&alice, "club", true).await;
+    // Both online, sharing no room: neither knows of the other.
+    let (mut alice_ws, _) = api.ws_ready(&alice, None).await;
+    let (mut bob_ws, ready) = api.ws_ready(&bob, None).await;
+    assert_eq!(ready["online"], json!([]), "{ready}");
+
+    api.add(&alice, room, &bob).await;
+    let heard = next_presence(&mut alice_ws).await;
+    assert_eq!(
+        (&heard["user_id"], &heard["status"]),
+        (&json!(bob.id), &json!("online")),
+        "{heard}"
+    );
+    let heard = next_presence(&mut bob_ws).await;
+    assert_eq!(
+        (&heard["user_id"], &heard["status"]),
+        (&json!(alice.id), &json!("online")),
+        "{heard}"
+    );
+}

@@ -177,6 +177,7 @@ pub fn router(state: AppState) -> Surface {
             get(chat::rooms::get).patch(chat::rooms::update),
         )
         .route("/api/v1/rooms/{id}/members", get(chat::rooms::members))
+        .route("/api/v1/rooms/{id}/candidates", get(chat::candidates::list))
         .route(
             "/api/v1/rooms/{id}/members/{user_id}",
             put(chat::rooms::put_member).delete(chat::rooms::delete_member),

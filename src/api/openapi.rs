@@ -99,6 +99,7 @@ pub struct Health {
         crate::chat::rooms::get,
         crate::chat::rooms::update,
         crate::chat::rooms::members,
+        crate::chat::candidates::list,
         crate::chat::rooms::put_member,
         crate::chat::rooms::delete_member,
         crate::chat::reads::mark,

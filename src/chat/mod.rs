@@ -2,6 +2,7 @@
 //! call tokens for a room, and retention.
 //!
 //! - [`rooms`]: rooms, room roles (owner, moderator, member) and who may see or change what.
+//! - [`candidates`]: the accounts a room's moderators may add (the one account search they get).
 //! - [`messages`]: post (with `Idempotency-Key`), edit, tombstone, list with cursors.
 //! - [`events`]: every change to a room takes the room's next sequence number and is written to
 //!   the `events` table in the same transaction; the gateway replays from there on resume.
@@ -17,6 +18,7 @@
 //! `ApiError` through [`ChatError`]), and must not publish an event that is not committed.
 
 pub mod calls;
+pub mod candidates;
 pub mod events;
 pub mod messages;
 pub mod reads;

@@ -23,7 +23,7 @@
 //! them reaches it. Changes made by another process (the command line) do not move the
 //! generation; the gateway re-checks every [`REVALIDATE_EVERY`] for them.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
@@ -420,6 +420,43 @@ impl Hub {
         }
     }
 
+    /// After `member.joined`: the new member and the room's others learn that each other is
+    /// online. Without it, people who shared no room before would show each other offline
+    /// until one of them reconnected (presence is otherwise sent at `ready` and on connecting
+    /// and leaving). The new member's connections hear of others only while their queue is
+    /// less than half full, so a crowded room cannot make them slow consumers; whoever is left
+    /// out shows at their next `ready`.
+    fn introduce(st: &mut State, user_id: i64, room_id: i64) {
+        let subscribers: Vec<u64> = st
+            .rooms
+            .get(&room_id)
+            .map(|r| r.subscribers.iter().copied().collect())
+            .unwrap_or_default();
+        let mut joiner_present = false;
+        let mut others_present = BTreeSet::new();
+        for conn in subscribers.iter().filter_map(|c| st.conns.get(c)) {
+            if conn.user_id == user_id {
+                joiner_present |= conn.present();
+            } else if conn.present() {
+                others_present.insert(conn.user_id);
+            }
+        }
+        if joiner_present {
+            Self::to_peers(st, user_id, &[room_id], &presence_frame(user_id, true));
+        }
+        let joiner_conns: Vec<(u64, usize)> = subscribers
+            .iter()
+            .filter_map(|c| st.conns.get(c).map(|conn| (*c, conn)))
+            .filter(|(_, conn)| conn.user_id == user_id)
+            .map(|(c, conn)| (c, conn.tx.room_below_half()))
+            .collect();
+        for (conn_id, spare) in joiner_conns {
+            for other in others_present.iter().take(spare) {
+                Self::deliver(st, conn_id, Outbound::Frame(presence_frame(*other, true)));
+            }
+        }
+    }
+
     /// Queues `item` for one connection; a full queue kicks it as a slow consumer.
     fn deliver(st: &mut State, conn_id: u64, item: Outbound) {
         let Some(conn) = st.conns.get(&conn_id) else {
@@ -647,6 +684,9 @@ impl Hub {
                     text: text.clone(),
                 },
             );
+        }
+        if let Some(MemberChange::Joined(user_id)) = event.member {
+            Self::introduce(st, user_id, room_id);
         }
         // A member who left hears it, then stops receiving the room. A connection that has not
         // subscribed yet remembers the leave, so its (older) list of rooms cannot bring the

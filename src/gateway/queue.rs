@@ -83,6 +83,11 @@ impl<T> Queue<T> {
         self.items().len()
     }
 
+    /// Items that may be queued while the queue stays at most half full.
+    pub fn room_below_half(&self) -> usize {
+        (self.capacity / 2).saturating_sub(self.len())
+    }
+
     pub fn is_empty(&self) -> bool {
         self.items().is_empty()
     }

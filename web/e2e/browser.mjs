@@ -102,8 +102,13 @@ export async function apiAs(origin, username, password) {
       if (!resp.ok()) throw new Error(`${path}: ${resp.status()} ${await resp.text()}`);
       return resp.json();
     },
+<<<<<<< HEAD
     async get(path) {
       const resp = await ctx.get(path, { headers: { Authorization: `Bearer ${access_token}` } });
+=======
+    async patch(path, data) {
+      const resp = await ctx.patch(path, { data, headers: { Authorization: `Bearer ${access_token}` } });
+>>>>>>> members
       if (!resp.ok()) throw new Error(`${path}: ${resp.status()} ${await resp.text()}`);
       return resp.json();
     },
@@ -114,4 +119,30 @@ export async function apiAs(origin, username, password) {
 export function screenshotPath(name) {
   mkdirSync(screenshotsDir, { recursive: true });
   return join(screenshotsDir, `${name}.png`);
+}
+
+/** Creates the first admin over the API, for tests whose subject is not the setup screen. */
+export async function setupAdmin(origin, setupCode, { username, password }) {
+  const ctx = await request.newContext({ ignoreHTTPSErrors: true, baseURL: origin });
+  try {
+    const resp = await ctx.post("/api/v1/setup", { data: { setup_code: setupCode, username, password } });
+    if (!resp.ok()) throw new Error(`setup: ${resp.status()} ${await resp.text()}`);
+  } finally {
+    await ctx.dispose();
+  }
+}
+
+/** Signs a person up with an invite made by `admin` (an `apiAs` client); returns the account. */
+export async function signUp(origin, admin, { username, password, display_name }) {
+  const { code } = await admin.post("/api/v1/invites", { max_uses: 1 });
+  const ctx = await request.newContext({ ignoreHTTPSErrors: true, baseURL: origin });
+  try {
+    const resp = await ctx.post("/api/v1/auth/register", {
+      data: { invite_code: code, username, password, display_name },
+    });
+    if (!resp.ok()) throw new Error(`register ${username}: ${resp.status()} ${await resp.text()}`);
+    return (await resp.json()).user;
+  } finally {
+    await ctx.dispose();
+  }
 }

@@ -138,13 +138,15 @@ describe("web client against a real roost", () => {
 
   step("edit and delete are seen live by the other person", async () => {
     const mine = item(admin.page, "hello from root");
-    await mine.getByRole("button", { name: "Edit" }).click();
+    await mine.getByRole("button", { name: "More actions" }).click();
+    await mine.getByRole("menuitem", { name: "Edit" }).click();
     // While editing, the body is in the textbox (only one message is edited at a time).
     await admin.page.getByRole("textbox", { name: "Edit message" }).fill("hello again from root");
     await admin.page.getByRole("button", { name: "Save" }).click();
     await item(bea.page, "hello again from root").filter({ hasText: "(edited)" }).waitFor(WAIT);
     const edited = item(admin.page, "hello again from root");
-    await edited.getByRole("button", { name: "Delete" }).click();
+    await edited.getByRole("button", { name: "More actions" }).click();
+    await edited.getByRole("menuitem", { name: "Delete" }).click();
     await edited.getByRole("group", { name: "Delete this message?" }).getByRole("button", { name: "Delete" }).click();
     await item(bea.page, "This message was deleted.").waitFor(WAIT);
     assert.equal(await item(bea.page, "hello again from root").count(), 0);

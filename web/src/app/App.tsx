@@ -10,7 +10,8 @@ import { appName } from "../branding/state";
 import { CallDock } from "../calls/CallButton";
 import { gatewayPhase, startGateway, stopGateway } from "../gateway/socket";
 import { RoomList } from "../rooms/RoomList";
-import { roomById, rooms } from "../rooms/state";
+import { leftRoom, roomById, rooms } from "../rooms/state";
+import { clearMembers } from "../members/state";
 import { session, signOut } from "../session/session";
 import { SetupForm, SignInForm, SignUpForm } from "../sign-in/forms";
 import { t } from "../strings";
@@ -60,9 +61,18 @@ function Shell({ userId, isAdmin }: { userId: number; isAdmin: boolean }) {
     return () => {
       stopGateway();
       clearTimelines();
+      clearMembers();
     };
   }, []);
   const roomId = openRoomId.value;
+  const left = leftRoom.value;
+  // Removed from the open room (or left it): back to the list, which says so.
+  useEffect(() => {
+    if (left !== null && openRoomId.peek() === left.id && !isAdmin) navigate("/", true);
+  }, [left]);
+  useEffect(() => {
+    if (roomId !== null && leftRoom.peek()?.id !== roomId) leftRoom.value = null;
+  }, [roomId]);
   // Subscribe to the list, so a room that appears later (joined, created) is found.
   void rooms.value;
   const room = roomId !== null ? roomById(roomId) : undefined;
@@ -71,6 +81,9 @@ function Shell({ userId, isAdmin }: { userId: number; isAdmin: boolean }) {
       <header class="top">
         <h1>{appName.value}</h1>
         <ConnectionStatus />
+        <p class="left-room" role="status">
+          {left !== null && roomId !== left.id ? t.leftRoom(left.name) : ""}
+        </p>
         <div class="tools">
           {isAdmin ? (
             <a href="/admin" class="button-link" onClick={(e) => (e.preventDefault(), navigate("/admin"))}>
@@ -90,7 +103,7 @@ function Shell({ userId, isAdmin }: { userId: number; isAdmin: boolean }) {
           {isAdmin && path.value === "/admin" ? (
             <AdminSlot />
           ) : roomId !== null ? (
-            <Timeline key={roomId} roomId={roomId} roomName={room?.name ?? ""} myUserId={userId} />
+            <Timeline key={roomId} roomId={roomId} room={room} myUserId={userId} />
           ) : (
             <p class="choose">{t.chooseRoom}</p>
           )}

@@ -1,5 +1,6 @@
 /**
- * The client's paths: `/` (room list), `/rooms/<id>` (a room's timeline), `/invite/<code>`
+ * The client's paths: `/` (room list), `/rooms/<id>` (a room's timeline), `/rooms/<id>/members`
+ * and `/rooms/<id>/settings` (the room with that panel open), `/invite/<code>`
  * (sign-up with that invite), `/setup` (the first admin). The server answers index.html for every one of them, so a
  * reload or a shared link lands on the same screen.
  */
@@ -19,11 +20,36 @@ export function navigate(to: string, replace = false): void {
   path.value = to;
 }
 
+const ROOM_PATH = /^\/rooms\/(\d+)(?:\/(members|settings))?$/;
+
 /** The open room's id, if the path names one. */
 export const openRoomId = computed(() => {
-  const m = /^\/rooms\/(\d+)$/.exec(path.value);
+  const m = ROOM_PATH.exec(path.value);
   return m ? Number(m[1]) : null;
 });
+
+export type RoomPanel = "members" | "settings";
+
+/** The panel open beside (on a phone: over) the room, if the path names one. */
+export const openPanel = computed<RoomPanel | null>(() => {
+  const m = ROOM_PATH.exec(path.value);
+  return m?.[2] === "members" || m?.[2] === "settings" ? m[2] : null;
+});
+
+/** Opens a room's panel as a history step, so Back (the browser's or ours) closes it. */
+export function openRoomPanel(roomId: number, panel: RoomPanel): void {
+  const to = `/rooms/${roomId}/${panel}`;
+  if (to === location.pathname) return;
+  const fromRoom = openPanel.value === null;
+  history[fromRoom ? "pushState" : "replaceState"]({ fromRoom: true }, "", to);
+  path.value = to;
+}
+
+/** Back from a panel to its room: a real history step when we came from there. */
+export function closeRoomPanel(roomId: number): void {
+  if (history.state && (history.state as { fromRoom?: boolean }).fromRoom) history.back();
+  else navigate(`/rooms/${roomId}`, true);
+}
 
 /** The invite code of an `/invite/<code>` link. */
 export const inviteCode = computed(() => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { GatewayMachine, type Effect, type Input, type RoomEvent } from "./machine";
+import { GatewayMachine, TYPING_SEND_EVERY_MS, type Effect, type Input, type RoomEvent } from "./machine";
 
 /** Drives a machine and remembers everything it asked for. */
 class Harness {
@@ -214,5 +214,26 @@ describe("gateway machine", () => {
       [7, 3],
       [7, 4],
     ]);
+  });
+
+  it("sends typing only while ready, at most once per room per interval", () => {
+    const h = new Harness();
+    h.step({ kind: "start" });
+    expect(h.step({ kind: "typing", room: 1, now: 0 })).toEqual([]);
+    const conn = h.connect([[1, 0], [2, 0]]);
+    const typing = () => h.sent().filter((f) => f.op === "typing");
+    h.step({ kind: "typing", room: 1, now: 10_000 });
+    h.step({ kind: "typing", room: 1, now: 10_000 + TYPING_SEND_EVERY_MS - 1 });
+    h.step({ kind: "typing", room: 2, now: 10_001 });
+    expect(typing()).toEqual([
+      { op: "typing", room_id: 1 },
+      { op: "typing", room_id: 2 },
+    ]);
+    h.step({ kind: "typing", room: 1, now: 10_000 + TYPING_SEND_EVERY_MS });
+    expect(typing()).toHaveLength(3);
+    // Not queued while the connection is down: typing is a hint about now.
+    h.step({ kind: "closed", conn, code: 1006, reason: "" });
+    h.step({ kind: "typing", room: 1, now: 20_000 });
+    expect(typing()).toHaveLength(3);
   });
 });

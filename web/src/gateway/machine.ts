@@ -39,7 +39,12 @@ export type Input =
   | { kind: "heartbeat_timer" }
   | { kind: "network"; online: boolean }
   /** A room's history was (re)loaded over HTTP up to this seq: events after it are new. */
-  | { kind: "track"; room: number; seq: number };
+  | { kind: "track"; room: number; seq: number }
+  /**
+   * The person is typing in a room (`now` in ms). Passed on as `{"op":"typing"}` at most once
+   * per TYPING_SEND_EVERY_MS per room, and only while ready: typing is a hint, never queued.
+   */
+  | { kind: "typing"; room: number; now: number };
 
 export type Effect =
   /** Get an access token (`fresh`: the last one was refused, refresh it first). */
@@ -74,6 +79,13 @@ const BACKOFF_FIRST_MS = 500;
 const BACKOFF_MAX_MS = 30_000;
 /** Heartbeat ticks without any frame from the server before the connection counts as dead. */
 const SILENT_TICKS_BEFORE_DEAD = 2;
+/**
+ * How often typing is sent per room while someone keeps typing. The server passes on one per
+ * room per connection every 2 s (hub::TYPING_EVERY) and drops the rest, and every frame costs
+ * from the connection's budget (10 a second by default): 3 s keeps well inside both, and
+ * receivers show "is typing" for longer than this (members/typing.ts), so it does not flicker.
+ */
+export const TYPING_SEND_EVERY_MS = 3_000;
 
 export interface Options {
   /** For the backoff's jitter; tests pass a constant. */
@@ -95,6 +107,8 @@ export class GatewayMachine {
   private heartbeatMs = 20_000;
   private networkOnline = true;
   private awaitingToken = false;
+  /** When typing was last sent, per room, on this connection. */
+  private typingSent = new Map<number, number>();
 
   constructor(private readonly options: Options) {}
 
@@ -121,6 +135,7 @@ export class GatewayMachine {
         this.token = input.token;
         this.conn += 1;
         this.socketOpen = false;
+        this.typingSent.clear();
         return [{ kind: "open", conn: this.conn }];
       case "token_failed":
         if (!this.awaitingToken) return [];
@@ -146,6 +161,13 @@ export class GatewayMachine {
         return this.onHeartbeat();
       case "network":
         return this.onNetwork(input.online);
+      case "typing": {
+        if (this.phase !== "ready" || !this.socketOpen) return [];
+        const last = this.typingSent.get(input.room);
+        if (last !== undefined && input.now - last < TYPING_SEND_EVERY_MS) return [];
+        this.typingSent.set(input.room, input.now);
+        return [{ kind: "send", conn: this.conn, frame: { op: "typing", room_id: input.room } }];
+      }
       case "track": {
         const known = this.cursors.get(input.room);
         if (known === undefined || input.seq > known) {

@@ -7,6 +7,7 @@
 import { signal } from "@preact/signals";
 import type { Message } from "../api/client";
 import { applyCallFrame, loadCall, loadCalls } from "../calls/state";
+import { applyMemberEvent, applyPresence, applyTyping, setOnline, typingEnded, type Member } from "../members/state";
 import { newMessage } from "../notify/notify";
 import { applyRoomEvent, joinedRooms, loadRooms, roomById, touchRoom } from "../rooms/state";
 import { sessionEnded, tokenForGateway } from "../session/session";
@@ -66,12 +67,16 @@ function run(effect: Effect): void {
       if (type.startsWith("message.")) {
         const message = data as Message;
         applyMessageEvent(room_id, message);
-        if (type === "message.created") touchRoom(room_id, effect.event.at);
+        if (type === "message.created") {
+          touchRoom(room_id, effect.event.at);
+          if (message.author_id !== null) typingEnded(room_id, message.author_id);
+        }
         if (type === "message.created" && message.author_id !== myUserId) {
           newMessage(message, roomById(room_id)?.name ?? "");
         }
       }
       else {
+        if (type.startsWith("member.")) applyMemberEvent(type, room_id, data as Member);
         applyRoomEvent(type, room_id, data, myUserId);
         // A room just joined may have a call going on already.
         if (type === "member.joined" && (data as { user_id?: number }).user_id === myUserId) {
@@ -80,9 +85,17 @@ function run(effect: Effect): void {
       }
       break;
     }
-    case "signal":
-      if (effect.signal.op === "call") applyCallFrame(effect.signal);
-      break; // presence and typing are not shown yet
+    case "signal": {
+      const s = effect.signal;
+      if (s.op === "call") {
+        applyCallFrame(s);
+      } else if (s.op === "presence" && typeof s.user_id === "number" && typeof s.status === "string") {
+        applyPresence(s.user_id, s.status);
+      } else if (s.op === "typing" && typeof s.room_id === "number" && typeof s.user_id === "number") {
+        applyTyping(s.room_id, s.user_id, myUserId);
+      }
+      break;
+    }
     case "reload":
       for (const room of effect.rooms) {
         timelineOf(room);
@@ -91,6 +104,8 @@ function run(effect: Effect): void {
       break;
     case "ready":
       myUserId = effect.userId;
+      // Those connected in our rooms, and we are (this connection counts).
+      setOnline([...effect.online, effect.userId]);
       // Call frames are not replayed: who is in which call is asked for again on every ready.
       void loadRooms()
         .then(() => loadCalls(joinedRooms.value.map((r) => r.id)))
@@ -132,6 +147,11 @@ addEventListener("offline", () => step({ kind: "network", online: false }));
 export function startGateway(): void {
   if (!navigator.onLine) step({ kind: "network", online: false });
   step({ kind: "start" });
+}
+
+/** The person is typing in `roomId` (sent throttled, and only while connected). */
+export function sendTyping(roomId: number): void {
+  step({ kind: "typing", room: roomId, now: Date.now() });
 }
 
 export function stopGateway(): void {

@@ -45,12 +45,21 @@ export function touchRoom(roomId: number, at: string): void {
   rooms.value = rooms.value.map((r) => (r.id === roomId ? { ...r, last_activity: at } : r));
 }
 
+/** The room we last stopped being a member of (removed, or left), to say so. */
+export const leftRoom = signal<{ id: number; name: string } | null>(null);
+
 /** A room event that changes the room itself or our membership. */
 export function applyRoomEvent(type: string, roomId: number, data: unknown, myUserId: number): void {
   if (type === "room.updated") {
     const room = data as Room;
     rooms.value = rooms.value.map((r) => (r.id === roomId ? { ...r, ...room, my_role: r.my_role } : r));
   } else if (type.startsWith("member.") && (data as { user_id?: number }).user_id === myUserId) {
+    if (type === "member.left") leftRoom.value = { id: roomId, name: roomById(roomId)?.name ?? "" };
+    if (type === "member.updated") {
+      // What we may do in the room changes now, not when the list below comes back.
+      const role = (data as { role?: Room["my_role"] }).role;
+      rooms.value = rooms.value.map((r) => (r.id === roomId ? { ...r, my_role: role } : r));
+    }
     void loadRooms().catch(() => {});
   }
 }

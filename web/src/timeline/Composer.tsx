@@ -1,9 +1,11 @@
 /**
  * The composer: a textbox named "Message", a "Send" button (Enter sends, Shift+Enter breaks
  * the line) and an attachment picker with upload progress. A refused upload leaves the draft.
+ * Typing tells the room's others (the gateway's typing op, throttled).
  */
 
 import { useEffect, useRef, useState } from "preact/hooks";
+import { sendTyping } from "../gateway/socket";
 import { t } from "../strings";
 import { clearUploads, removeUpload, startUpload, uploads } from "./attachments";
 import { send } from "./state";
@@ -100,6 +102,8 @@ export function Composer({ roomId }: { roomId: number }) {
           onInput={(e) => {
             setText(e.currentTarget.value);
             drafts.set(roomId, e.currentTarget.value);
+            // Throttled by the gateway machine; clearing the box is not typing.
+            if (e.currentTarget.value.trim() !== "") sendTyping(roomId);
           }}
           onKeyDown={(e) => {
             if (e.key === "Enter" && !e.shiftKey && !e.isComposing) submit(e);

@@ -1,6 +1,10 @@
-/** One message in the timeline (with edit and delete for its author), or a pending send. */
+/**
+ * One message in the timeline, or a pending send. Its actions (Edit for its author, Delete for
+ * its author and the room's moderators) are in a "More actions" menu button that is always
+ * there, so they are reachable by keyboard and touch, not only on hover; a delete asks first.
+ */
 
-import { useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { ApiError, NetworkError, type Message } from "../api/client";
 import { t } from "../strings";
 import { AttachmentView } from "./AttachmentView";
@@ -17,10 +21,124 @@ function explain(e: unknown): string {
   return e instanceof ApiError ? e.message : String(e);
 }
 
-export function MessageItem({ message, mine, focused }: { message: Message; mine: boolean; focused?: boolean }) {
+interface MenuItem {
+  label: string;
+  run: () => void;
+}
+
+/** A menu button (WAI-ARIA menu pattern): arrows move, Escape closes and returns focus. */
+function MoreActions({ items, messageId }: { items: MenuItem[]; messageId: number }) {
+  const [open, setOpen] = useState(false);
+  const wrapper = useRef<HTMLDivElement>(null);
+  const button = useRef<HTMLButtonElement>(null);
+  const menu = useRef<HTMLUListElement>(null);
+  const menuId = `actions-${messageId}`;
+
+  useEffect(() => {
+    if (!open) return;
+    menu.current?.querySelector<HTMLElement>("[role=menuitem]")?.focus();
+    // A tap or click anywhere else closes the menu.
+    const outside = (e: PointerEvent) => {
+      if (!wrapper.current?.contains(e.target as Node)) setOpen(false);
+    };
+    document.addEventListener("pointerdown", outside);
+    return () => document.removeEventListener("pointerdown", outside);
+  }, [open]);
+
+  const close = () => {
+    setOpen(false);
+    button.current?.focus();
+  };
+  const onKeyDown = (e: KeyboardEvent) => {
+    const entries = Array.from(menu.current?.querySelectorAll<HTMLElement>("[role=menuitem]") ?? []);
+    const at = entries.indexOf(document.activeElement as HTMLElement);
+    const move = (to: number) => {
+      e.preventDefault();
+      entries[(to + entries.length) % entries.length]?.focus();
+    };
+    if (e.key === "Escape") {
+      e.preventDefault();
+      close();
+    } else if (e.key === "ArrowDown") move(at + 1);
+    else if (e.key === "ArrowUp") move(at - 1);
+    else if (e.key === "Home") move(0);
+    else if (e.key === "End") move(entries.length - 1);
+    else if (e.key === "Tab") setOpen(false);
+  };
+
+  return (
+    <div class="more" ref={wrapper}>
+      <button
+        ref={button}
+        type="button"
+        class="more-button"
+        aria-haspopup="menu"
+        aria-expanded={open}
+        aria-controls={open ? menuId : undefined}
+        onClick={() => setOpen(!open)}
+      >
+        <span aria-hidden="true">⋯</span>
+        <span class="visually-hidden">{t.moreActions}</span>
+      </button>
+      {open ? (
+        <ul class="more-menu" role="menu" id={menuId} aria-label={t.moreActions} ref={menu} onKeyDown={onKeyDown}>
+          {items.map((item) => (
+            <li key={item.label} role="none">
+              <button
+                type="button"
+                role="menuitem"
+                tabIndex={-1}
+                onClick={() => {
+                  setOpen(false);
+                  item.run();
+                }}
+              >
+                {item.label}
+              </button>
+            </li>
+          ))}
+        </ul>
+      ) : null}
+    </div>
+  );
+}
+
+export function MessageItem({
+  message,
+  mine,
+  moderator,
+  focused,
+}: {
+  message: Message;
+  mine: boolean;
+  /** The reader moderates the room: they may delete anyone's message. */
+  moderator: boolean;
+  focused?: boolean;
+}) {
   const [mode, setMode] = useState<"view" | "edit" | "confirm-delete">("view");
   const [draft, setDraft] = useState(message.body);
   const [error, setError] = useState<string | null>(null);
+  const confirm = useRef<HTMLDivElement>(null);
+  const editor = useRef<HTMLTextAreaElement>(null);
+
+  // What the menu opened takes the focus (the menu itself is gone), so a keyboard user goes on
+  // from there.
+  useEffect(() => {
+    if (mode === "confirm-delete") confirm.current?.querySelector<HTMLElement>("button")?.focus();
+    if (mode === "edit") editor.current?.focus();
+  }, [mode]);
+
+  const actions: MenuItem[] = [];
+  if (mine && !message.deleted) {
+    actions.push({
+      label: t.edit,
+      run: () => {
+        setDraft(message.body);
+        setMode("edit");
+      },
+    });
+  }
+  if ((mine || moderator) && !message.deleted) actions.push({ label: t.delete, run: () => setMode("confirm-delete") });
 
   const save = async (e: Event) => {
     e.preventDefault();
@@ -48,6 +166,7 @@ export function MessageItem({ message, mine, focused }: { message: Message; mine
       tabIndex={focused ? -1 : undefined}
       aria-current={focused ? "true" : undefined}
     >
+      {actions.length > 0 && mode === "view" ? <MoreActions items={actions} messageId={message.id} /> : null}
       <div class="meta">
         <strong class="author" dir="auto">
           {message.author ?? t.unknownAuthor}
@@ -62,7 +181,7 @@ export function MessageItem({ message, mine, focused }: { message: Message; mine
           <label class="visually-hidden" for={`edit-${message.id}`}>
             {t.editMessage}
           </label>
-          <textarea id={`edit-${message.id}`} value={draft} onInput={(e) => setDraft(e.currentTarget.value)} rows={3} />
+          <textarea ref={editor} id={`edit-${message.id}`} value={draft} onInput={(e) => setDraft(e.currentTarget.value)} rows={3} />
           <button type="submit">{t.save}</button>
           <button type="button" onClick={() => setMode("view")}>
             {t.cancel}
@@ -81,24 +200,8 @@ export function MessageItem({ message, mine, focused }: { message: Message; mine
           {error}
         </p>
       ) : null}
-      {mine && !message.deleted && mode === "view" ? (
-        <div class="actions">
-          <button
-            type="button"
-            onClick={() => {
-              setDraft(message.body);
-              setMode("edit");
-            }}
-          >
-            {t.edit}
-          </button>
-          <button type="button" onClick={() => setMode("confirm-delete")}>
-            {t.delete}
-          </button>
-        </div>
-      ) : null}
       {mode === "confirm-delete" ? (
-        <div class="actions confirm" role="group" aria-label={t.confirmDelete}>
+        <div class="actions confirm" role="group" aria-label={t.confirmDelete} ref={confirm}>
           <span>{t.confirmDelete}</span>
           <button type="button" class="danger" onClick={remove}>
             {t.delete}

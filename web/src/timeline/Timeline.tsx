@@ -5,10 +5,13 @@
  */
 
 import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
-import type { Message } from "../api/client";
-import { backToRooms } from "../app/router";
+import type { Message, Room } from "../api/client";
+import { backToRooms, closeRoomPanel, navigate, openPanel, openRoomPanel } from "../app/router";
 import { t } from "../strings";
 import { CallButton } from "../calls/CallButton";
+import { MembersPanel } from "../members/MembersPanel";
+import { RoomSettings } from "../members/RoomSettings";
+import { canModerate, loadMembers, typingIn } from "../members/state";
 import { Composer } from "./Composer";
 import { MessageItem, PendingItem } from "./MessageItem";
 import { focusMessage, loadAround, loadLatest, loadNewer, loadOlder, pending, timelineOf } from "./state";
@@ -30,8 +33,11 @@ function dayLabel(iso: string): string {
   return d.toLocaleDateString(undefined, { weekday: "long", year: "numeric", month: "long", day: "numeric" });
 }
 
-export function Timeline({ roomId, roomName, myUserId }: { roomId: number; roomName: string; myUserId: number }) {
+export function Timeline({ roomId, room, myUserId }: { roomId: number; room: Room | undefined; myUserId: number }) {
   const tl = timelineOf(roomId);
+  const panel = openPanel.value;
+  const moderator = canModerate(room);
+  const typing = typingIn(roomId);
   const scroller = useRef<HTMLDivElement>(null);
   const atBottom = useRef(true);
   /** The message at the top of the screen before paging back, and where it was. */
@@ -51,6 +57,11 @@ export function Timeline({ roomId, roomName, myUserId }: { roomId: number; roomN
     atBottom.current = true;
     if (tl.messages.value.length === 0) void loadLatest(roomId);
   }, [roomId, focus]);
+
+  // The member list names who is typing (and feeds the members panel).
+  useEffect(() => {
+    loadMembers(roomId).catch(() => {});
+  }, [roomId]);
 
   const messages = tl.messages.value;
   const mine = pending.value.filter((p) => p.roomId === roomId);
@@ -97,17 +108,49 @@ export function Timeline({ roomId, roomName, myUserId }: { roomId: number; roomN
       );
       lastDay = day;
     }
-    items.push(<MessageItem key={m.id} message={m} mine={m.author_id === myUserId} focused={m.id === focus} />);
+    items.push(
+      <MessageItem
+        key={m.id}
+        message={m}
+        mine={m.author_id === myUserId}
+        moderator={moderator}
+        focused={m.id === focus}
+      />,
+    );
   }
 
   return (
+    <div class={panel ? "room-view panel-open" : "room-view"}>
     <section class="timeline" aria-labelledby="room-title">
       <header class="room-header">
         <button type="button" class="back" onClick={backToRooms}>
           <span aria-hidden="true">‹ </span>
           {t.back}
         </button>
-        <h2 id="room-title">{roomName}</h2>
+        <div class="room-title">
+          <h2 id="room-title">{room?.name ?? ""}</h2>
+          {room?.topic ? (
+            <p class="room-header-topic" dir="auto">
+              {room.topic}
+            </p>
+          ) : null}
+        </div>
+        <div class="room-tools">
+          <button
+            type="button"
+            aria-pressed={panel === "members"}
+            onClick={() => (panel === "members" ? closeRoomPanel(roomId) : openRoomPanel(roomId, "members"))}
+          >
+            {t.members}
+          </button>
+          <button
+            type="button"
+            aria-pressed={panel === "settings"}
+            onClick={() => (panel === "settings" ? closeRoomPanel(roomId) : openRoomPanel(roomId, "settings"))}
+          >
+            {t.roomSettings}
+          </button>
+        </div>
         <CallButton roomId={roomId} />
       </header>
       <div class="scroller" ref={scroller} onScroll={onScroll}>
@@ -135,7 +178,21 @@ export function Timeline({ roomId, roomName, myUserId }: { roomId: number; roomN
           </button>
         ) : null}
       </div>
+      <p class="typing" aria-live="polite">
+        {typing}
+      </p>
       <Composer roomId={roomId} />
     </section>
+    {panel === "members" ? (
+      <MembersPanel room={room} myUserId={myUserId} onClose={() => closeRoomPanel(roomId)} />
+    ) : panel === "settings" ? (
+      <RoomSettings
+        room={room}
+        myUserId={myUserId}
+        onClose={() => closeRoomPanel(roomId)}
+        onLeft={() => navigate("/", true)}
+      />
+    ) : null}
+    </div>
   );
 }
