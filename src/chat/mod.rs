@@ -2,7 +2,10 @@
 //! call tokens for a room, and retention.
 //!
 //! - [`rooms`]: rooms, room roles (owner, moderator, member) and who may see or change what.
+//! - [`dms`]: direct messages (rooms of kind `dm` between two accounts) and the people a caller
+//!   may message.
 //! - [`messages`]: post (with `Idempotency-Key`), edit, tombstone, list with cursors.
+//! - [`mentions`]: the members a message names with `@username` (worked out when read).
 //! - [`events`]: every change to a room takes the room's next sequence number and is written to
 //!   the `events` table in the same transaction; the gateway replays from there on resume.
 //! - [`reads`]: each member's read position per room and the unread counts it gives.
@@ -17,7 +20,9 @@
 //! `ApiError` through [`ChatError`]), and must not publish an event that is not committed.
 
 pub mod calls;
+pub mod dms;
 pub mod events;
+pub mod mentions;
 pub mod messages;
 pub mod reads;
 pub mod retention;

@@ -126,6 +126,17 @@ export const t = {
   themeDark: "Theme: dark",
   themeLight: "Theme: light",
 
+  // direct messages, unread counts and mentions
+  directMessages: "Direct messages",
+  newMessage: "New message",
+  findPerson: "Find a person",
+  people: "People",
+  noPeople: "Nobody by that name you can message.",
+  unread: "unread",
+  directMessageFrom: (author: string) => `${author} sent you a message`,
+  mentionedYou: (author: string, room: string) => `${author} mentioned you in ${room}`,
+  mentionSuggestions: "People to mention",
+
   // errors
   networkError: "Roost could not be reached. Check the connection and try again.",
   badCredentials: "That username and password do not match.",

@@ -9,7 +9,7 @@ import { useEffect, useState } from "preact/hooks";
 import { appName } from "../branding/state";
 import { gatewayPhase, startGateway, stopGateway } from "../gateway/socket";
 import { RoomList } from "../rooms/RoomList";
-import { roomById, rooms } from "../rooms/state";
+import { roomById, roomLabel, rooms } from "../rooms/state";
 import { session, signOut } from "../session/session";
 import { SetupForm, SignInForm, SignUpForm } from "../sign-in/forms";
 import { t } from "../strings";
@@ -88,7 +88,7 @@ function Shell({ userId, isAdmin }: { userId: number; isAdmin: boolean }) {
           {isAdmin && path.value === "/admin" ? (
             <AdminSlot />
           ) : roomId !== null ? (
-            <Timeline key={roomId} roomId={roomId} roomName={room?.name ?? ""} myUserId={userId} />
+            <Timeline key={roomId} roomId={roomId} roomName={roomLabel(room)} myUserId={userId} />
           ) : (
             <p class="choose">{t.chooseRoom}</p>
           )}

@@ -7,8 +7,9 @@
 import { signal } from "@preact/signals";
 import type { Message } from "../api/client";
 import { newMessage } from "../notify/notify";
-import { applyRoomEvent, loadRooms, roomById, touchRoom } from "../rooms/state";
+import { applyRoomEvent, loadRooms, newRoomMessage, roomById, roomEventSeen, roomLabel } from "../rooms/state";
 import { sessionEnded, tokenForGateway } from "../session/session";
+import { forgetMembers } from "../timeline/members";
 import { applyMessageEvent, loadLatest, outbox, timelineOf } from "../timeline/state";
 import { GatewayMachine, type Effect, type Input, type Phase } from "./machine";
 
@@ -61,16 +62,24 @@ function run(effect: Effect): void {
       heartbeatTimer = setTimeout(() => step({ kind: "heartbeat_timer" }), effect.ms);
       break;
     case "deliver": {
-      const { room_id, type, data } = effect.event;
+      const { room_id, seq, type, data } = effect.event;
+      roomEventSeen(room_id, seq);
       if (type.startsWith("message.")) {
         const message = data as Message;
         applyMessageEvent(room_id, message);
-        if (type === "message.created") touchRoom(room_id, effect.event.at);
+        if (type === "message.created") newRoomMessage(room_id, message, effect.event.at, myUserId);
         if (type === "message.created" && message.author_id !== myUserId) {
-          newMessage(message, roomById(room_id)?.name ?? "");
+          const room = roomById(room_id);
+          newMessage(message, {
+            roomName: roomLabel(room),
+            direct: room?.kind === "dm",
+            mentioned: (message.mentions ?? []).some((m) => m.user_id === myUserId),
+          });
         }
+      } else {
+        if (type.startsWith("member.")) forgetMembers(room_id);
+        applyRoomEvent(type, room_id, data, myUserId);
       }
-      else applyRoomEvent(type, room_id, data, myUserId);
       break;
     }
     case "signal":

@@ -9,6 +9,7 @@ import type { Message } from "../api/client";
 import { backToRooms } from "../app/router";
 import { t } from "../strings";
 import { CallButton } from "../calls/CallButton";
+import { markRead, roomById } from "../rooms/state";
 import { Composer } from "./Composer";
 import { MessageItem, PendingItem } from "./MessageItem";
 import { focusMessage, loadAround, loadLatest, loadNewer, loadOlder, pending, timelineOf } from "./state";
@@ -72,10 +73,22 @@ export function Timeline({ roomId, roomName, myUserId }: { roomId: number; roomN
     }
   }, [messages, mine.length, roomId]);
 
+  /** Read once the newest message is on screen in a visible tab (the server keeps the position). */
+  const readIfSeen = () => {
+    if (atBottom.current && !tl.hasNewer.value && !document.hidden && tl.loading.value !== "initial") void markRead(roomId);
+  };
+  const unread = roomById(roomId)?.unread ?? 0;
+  useEffect(readIfSeen, [messages, unread, roomId]);
+  useEffect(() => {
+    document.addEventListener("visibilitychange", readIfSeen);
+    return () => document.removeEventListener("visibilitychange", readIfSeen);
+  }, [roomId]);
+
   const onScroll = () => {
     const el = scroller.current;
     if (!el) return;
     atBottom.current = el.scrollHeight - el.scrollTop - el.clientHeight < 40 && !tl.hasNewer.value;
+    readIfSeen();
     if (el.scrollTop < EDGE_PX && tl.hasOlder.value && !tl.loading.value && messages.length > 0) {
       const first = el.querySelector<HTMLElement>("[data-id]");
       if (first) anchor.current = { id: Number(first.dataset.id), top: first.offsetTop };
@@ -135,7 +148,7 @@ export function Timeline({ roomId, roomName, myUserId }: { roomId: number; roomN
           </button>
         ) : null}
       </div>
-      <Composer roomId={roomId} />
+      <Composer roomId={roomId} myUserId={myUserId} />
     </section>
   );
 }
