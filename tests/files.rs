@@ -42,7 +42,9 @@ async fn uploads_are_stored_once_and_served_safely_to_those_who_may_see_them() {
     let bob = api.member(&admin, "bob").await;
     let picture = png(5000);
 
-    let (s, first) = api.upload(&alice, "..%2F..%2Fetc%2Fcat.png", picture.clone()).await;
+    let (s, first) = api
+        .upload(&alice, "..%2F..%2Fetc%2Fcat.png", picture.clone())
+        .await;
     assert_eq!(s, StatusCode::CREATED, "{first}");
     assert_eq!(first["content_type"], "image/png");
     assert_eq!(first["size"], picture.len());
@@ -136,12 +138,9 @@ async fn uploads_are_stored_once_and_served_safely_to_those_who_may_see_them() {
     );
 
     // Anything but a safe image is a download, with its type but never inline.
-    let (s, text) = api.upload(
-        &alice,
-        "notes.txt",
-        b"<script>alert(1)</script>\n".to_vec(),
-    )
-    .await;
+    let (s, text) = api
+        .upload(&alice, "notes.txt", b"<script>alert(1)</script>\n".to_vec())
+        .await;
     assert_eq!(s, StatusCode::CREATED, "{text}");
     let r = get(&alice, &text["id"], None).await.unwrap();
     assert_eq!(r.headers()["content-type"], "text/plain; charset=utf-8");
@@ -198,12 +197,9 @@ async fn oversize_quota_and_type_rejections_leave_no_files() {
     // Too large, streamed without a length: refused while streaming.
     assert_eq!(chunked_upload(&api, &admin, 100_000).await, 413);
     // Not an accepted type (a Windows executable), and empty.
-    let (s, body) = api.upload(
-        &admin,
-        "setup.exe",
-        b"MZ\x90\0\x03\0\0\0\x04\0".repeat(100),
-    )
-    .await;
+    let (s, body) = api
+        .upload(&admin, "setup.exe", b"MZ\x90\0\x03\0\0\0\x04\0".repeat(100))
+        .await;
     assert_eq!(
         (s, body["error"]["code"].clone()),
         (

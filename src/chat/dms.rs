@@ -41,11 +41,7 @@ pub struct Person {
 }
 
 /// The member of DM `room_id` who is not `me` (`None` once their account is deleted).
-pub fn other_person(
-    conn: &Connection,
-    room_id: i64,
-    me: i64,
-) -> Result<Option<Person>, ChatError> {
+pub fn other_person(conn: &Connection, room_id: i64, me: i64) -> Result<Option<Person>, ChatError> {
     Ok(conn
         .prepare_cached(
             "SELECT u.id, u.username, u.display_name
@@ -170,7 +166,9 @@ pub async fn open(
             params![who.user_id, now, pair],
             |r| r.get(0),
         )?;
-        for user_id in [who.user_id, target.id] {
+        // The other person first: their connections subscribe on their own `member.joined`,
+        // so they also receive the caller's, and see the whole log of the DM.
+        for user_id in [target.id, who.user_id] {
             // Invited, so that an account made a guest keeps its DMs
             // (`rooms::leave_rooms_not_invited_to`).
             let joining = Joining {

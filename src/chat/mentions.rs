@@ -103,9 +103,18 @@ mod tests {
 
     #[test]
     fn names_start_words_and_lose_trailing_punctuation() {
-        assert_eq!(candidate_names("hi @Bea, and @cy"), ["bea", "cy"].map(String::from));
-        assert_eq!(candidate_names("(@bea.)"), ["bea.", "bea"].map(String::from));
-        assert_eq!(candidate_names("@ann-marie"), ["ann-marie"].map(String::from));
+        assert_eq!(
+            candidate_names("hi @Bea, and @cy1"),
+            ["bea", "cy1"].map(String::from)
+        );
+        assert_eq!(
+            candidate_names("(@bea.)"),
+            ["bea.", "bea"].map(String::from)
+        );
+        assert_eq!(
+            candidate_names("@ann-marie"),
+            ["ann-marie"].map(String::from)
+        );
     }
 
     #[test]

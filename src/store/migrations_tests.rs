@@ -625,9 +625,7 @@ fn migration_13_makes_every_room_a_room_and_one_dm_per_pair() {
         ("room", Some("1:3"), "CHECK constraint failed"),
         ("group", None, "CHECK constraint failed"),
     ] {
-        let err = conn
-            .execute(dm, rusqlite::params![kind, pair])
-            .unwrap_err();
+        let err = conn.execute(dm, rusqlite::params![kind, pair]).unwrap_err();
         assert!(err.to_string().contains(refusal), "{kind} {pair:?}: {err}");
     }
 }

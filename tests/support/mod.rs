@@ -725,10 +725,18 @@ impl Api {
     }
 
     /// `POST /api/v1/attachments?name={name}` with `bytes` as `who`: the status and answer.
-    pub async fn upload(&self, who: &User, name: &str, bytes: Vec<u8>) -> (reqwest::StatusCode, Value) {
+    pub async fn upload(
+        &self,
+        who: &User,
+        name: &str,
+        bytes: Vec<u8>,
+    ) -> (reqwest::StatusCode, Value) {
         let r = self
             .http
-            .post(self.roost.https_url(&format!("/api/v1/attachments?name={name}")))
+            .post(
+                self.roost
+                    .https_url(&format!("/api/v1/attachments?name={name}")),
+            )
             .bearer_auth(&who.token)
             .body(bytes)
             .send()
