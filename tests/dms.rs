@@ -84,6 +84,10 @@ async fn two_people_share_one_dm_that_nobody_else_can_reach() {
     assert_eq!(status, StatusCode::OK, "{page}");
     assert_eq!(page["messages"].as_array().unwrap().len(), 2);
 
+    // Its call is the two people's too.
+    let (status, call) = api.get(&format!("/api/v1/rooms/{room}/call"), &ann).await;
+    assert_eq!(status, StatusCode::OK, "{call}");
+
     // Search finds it for the two of them only.
     let (_, hits) = api.get("/api/v1/search?q=surprise", &bob).await;
     assert_eq!(hits["messages"][0]["id"], hello["id"], "{hits}");
