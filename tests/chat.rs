@@ -443,33 +443,13 @@ async fn retention_removes_what_it_should_and_keeps_the_rest() {
     assert_eq!(hits["messages"].as_array().unwrap().len(), 1, "{hits}");
 }
 
-/// The member `name`, then made a guest by `admin` (the role applies to live tokens at once).
-async fn guest(api: &Api, admin: &User, name: &str) -> User {
-    let user = api.member(admin, name).await;
-    set_role(api, admin, &user, "guest").await;
-    user
-}
-
-/// `admin` gives `user` the account role `role` (it applies to live tokens at once).
-async fn set_role(api: &Api, admin: &User, user: &User, role: &str) {
-    let (s, body, _) = api
-        .call(
-            reqwest::Method::PATCH,
-            &format!("/api/v1/users/{}", user.id),
-            Some(&admin.token),
-            Some(json!({ "role": role })),
-        )
-        .await;
-    assert_eq!((s, &body["role"]), (StatusCode::OK, &json!(role)), "{body}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn guests_read_and_post_only_where_they_were_added() {
     let mut api = Api::start(Setup::new());
     let admin = api.admin().await;
     let alice = api.member(&admin, "alice").await;
     let bob = api.member(&admin, "bob").await;
-    let gus = guest(&api, &admin, "gus").await;
+    let gus = api.guest(&admin, "gus").await;
     let invited = api.room(&alice, "with gus", true).await;
     let public = api.room(&alice, "lobby", false).await;
     let hidden = api.room(&alice, "secret", true).await;
@@ -622,7 +602,7 @@ async fn a_member_made_a_guest_keeps_only_the_rooms_someone_added_them_to() {
     let (mut alice_ws, _) = api.ws_ready(&alice, None).await;
     let (mut bob_ws, _) = api.ws_ready(&bob, None).await;
 
-    set_role(&api, &admin, &bob, "guest").await;
+    api.set_role(&admin, &bob, "guest").await;
 
     // The others see bob leave the room he had joined alone.
     let left = alice_ws.next_event(WAIT).await;
@@ -686,8 +666,8 @@ async fn a_member_made_a_guest_keeps_only_the_rooms_someone_added_them_to() {
 
     // Added back by the room's owner, he stays through the next demotion.
     api.add(&alice, lobby, &bob).await;
-    set_role(&api, &admin, &bob, "member").await;
-    set_role(&api, &admin, &bob, "guest").await;
+    api.set_role(&admin, &bob, "member").await;
+    api.set_role(&admin, &bob, "guest").await;
     let path = format!("/api/v1/rooms/{lobby}/messages");
     assert_eq!(api.get(&path, &bob).await.0, StatusCode::OK);
 }
@@ -699,7 +679,7 @@ async fn a_guest_is_never_more_than_a_plain_member_of_a_room() {
     let alice = api.member(&admin, "alice").await;
     let bob = api.member(&admin, "bob").await;
     let carol = api.member(&admin, "carol").await;
-    let gus = guest(&api, &admin, "gus").await;
+    let gus = api.guest(&admin, "gus").await;
     let room = api.room(&alice, "porch", true).await;
     api.add(&alice, room, &carol).await;
 
@@ -752,7 +732,7 @@ async fn a_guest_is_never_more_than_a_plain_member_of_a_room() {
         .await;
     assert_eq!((s, &body["role"]), (StatusCode::OK, &json!("moderator")));
     let (mut alice_ws, _) = api.ws_ready(&alice, None).await;
-    set_role(&api, &admin, &bob, "guest").await;
+    api.set_role(&admin, &bob, "guest").await;
     let updated = alice_ws.next_event(WAIT).await;
     assert_eq!(
         (

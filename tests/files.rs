@@ -34,21 +34,6 @@ fn png(len: usize) -> Vec<u8> {
     v
 }
 
-async fn upload(api: &Api, who: &User, name: &str, bytes: Vec<u8>) -> (StatusCode, Value) {
-    let r = api
-        .http
-        .post(
-            api.roost
-                .https_url(&format!("/api/v1/attachments?name={name}")),
-        )
-        .bearer_auth(&who.token)
-        .body(bytes)
-        .send()
-        .await
-        .unwrap();
-    (r.status(), r.json().await.unwrap())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uploads_are_stored_once_and_served_safely_to_those_who_may_see_them() {
     let mut api = Api::start(Setup::new());
@@ -57,12 +42,14 @@ async fn uploads_are_stored_once_and_served_safely_to_those_who_may_see_them() {
     let bob = api.member(&admin, "bob").await;
     let picture = png(5000);
 
-    let (s, first) = upload(&api, &alice, "..%2F..%2Fetc%2Fcat.png", picture.clone()).await;
+    let (s, first) = api
+        .upload(&alice, "..%2F..%2Fetc%2Fcat.png", picture.clone())
+        .await;
     assert_eq!(s, StatusCode::CREATED, "{first}");
     assert_eq!(first["content_type"], "image/png");
     assert_eq!(first["size"], picture.len());
     assert_eq!(first["name"], "cat.png", "a client's path is never a path");
-    let (s, second) = upload(&api, &alice, "again.png", picture.clone()).await;
+    let (s, second) = api.upload(&alice, "again.png", picture.clone()).await;
     assert_eq!(s, StatusCode::CREATED);
     assert_ne!(first["id"], second["id"]);
     assert_eq!(first["sha256"], second["sha256"]);
@@ -151,13 +138,9 @@ async fn uploads_are_stored_once_and_served_safely_to_those_who_may_see_them() {
     );
 
     // Anything but a safe image is a download, with its type but never inline.
-    let (s, text) = upload(
-        &api,
-        &alice,
-        "notes.txt",
-        b"<script>alert(1)</script>\n".to_vec(),
-    )
-    .await;
+    let (s, text) = api
+        .upload(&alice, "notes.txt", b"<script>alert(1)</script>\n".to_vec())
+        .await;
     assert_eq!(s, StatusCode::CREATED, "{text}");
     let r = get(&alice, &text["id"], None).await.unwrap();
     assert_eq!(r.headers()["content-type"], "text/plain; charset=utf-8");
@@ -206,7 +189,7 @@ async fn oversize_quota_and_type_rejections_leave_no_files() {
     let data = api.roost.setup.data_dir();
 
     // Too large, declared: refused at the edge with the upload's code.
-    let (s, body) = upload(&api, &admin, "big.png", png(70_000)).await;
+    let (s, body) = api.upload(&admin, "big.png", png(70_000)).await;
     assert_eq!(
         (s, body["error"]["code"].clone()),
         (StatusCode::PAYLOAD_TOO_LARGE, json!("too_large"))
@@ -214,13 +197,9 @@ async fn oversize_quota_and_type_rejections_leave_no_files() {
     // Too large, streamed without a length: refused while streaming.
     assert_eq!(chunked_upload(&api, &admin, 100_000).await, 413);
     // Not an accepted type (a Windows executable), and empty.
-    let (s, body) = upload(
-        &api,
-        &admin,
-        "setup.exe",
-        b"MZ\x90\0\x03\0\0\0\x04\0".repeat(100),
-    )
-    .await;
+    let (s, body) = api
+        .upload(&admin, "setup.exe", b"MZ\x90\0\x03\0\0\0\x04\0".repeat(100))
+        .await;
     assert_eq!(
         (s, body["error"]["code"].clone()),
         (
@@ -228,14 +207,14 @@ async fn oversize_quota_and_type_rejections_leave_no_files() {
             json!("unsupported_type")
         )
     );
-    let (s, _) = upload(&api, &admin, "empty.txt", Vec::new()).await;
+    let (s, _) = api.upload(&admin, "empty.txt", Vec::new()).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert!(stored_files(&data).is_empty(), "{:?}", stored_files(&data));
 
     // The quota (1 MiB): 60,000-byte files fit 17 times, the 18th does not.
     let mut accepted = 0;
     loop {
-        let (s, body) = upload(&api, &admin, "chunk.txt", vec![b'q'; 60_000]).await;
+        let (s, body) = api.upload(&admin, "chunk.txt", vec![b'q'; 60_000]).await;
         if s == StatusCode::CREATED {
             accepted += 1;
             assert!(accepted <= 17);
@@ -260,7 +239,7 @@ async fn a_nearly_full_disk_refuses_uploads_with_507_leaving_nothing_and_reads_g
     let admin = api.admin().await;
     let alice = api.member(&admin, "alice").await;
     let picture = png(5000);
-    let (s, kept) = upload(&api, &alice, "cat.png", picture.clone()).await;
+    let (s, kept) = api.upload(&alice, "cat.png", picture.clone()).await;
     assert_eq!(s, StatusCode::CREATED, "{kept}");
     let room = api.room(&alice, "pets", true).await;
     let (s, shown) = api
@@ -285,7 +264,7 @@ async fn a_nearly_full_disk_refuses_uploads_with_507_leaving_nothing_and_reads_g
     let files_before = stored_files(&data);
 
     // The upload (a real body, declared and streamed) is refused with the JSON error...
-    let (s, body) = upload(&api, &alice, "dog.png", png(300_000)).await;
+    let (s, body) = api.upload(&alice, "dog.png", png(300_000)).await;
     assert_eq!(
         (s, body["error"]["code"].clone()),
         (
@@ -348,13 +327,13 @@ async fn text_cut_mid_character_is_refused_whatever_its_length() {
     for len in [511, 512] {
         let mut bytes = vec![b'a'; len - 1];
         bytes.push(0xc3); // the first byte of "é", and the end of the file
-        let (s, body) = upload(&api, &admin, "cut.txt", bytes).await;
+        let (s, body) = api.upload(&admin, "cut.txt", bytes).await;
         assert_eq!(s, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{len} bytes: {body}");
     }
     // The window (not the file) cutting a character is fine.
     let mut bytes = vec![b'a'; 511];
     bytes.extend_from_slice("é and more".as_bytes());
-    let (s, body) = upload(&api, &admin, "long.txt", bytes).await;
+    let (s, body) = api.upload(&admin, "long.txt", bytes).await;
     assert_eq!(s, StatusCode::CREATED, "{body}");
     assert_eq!(body["content_type"], "text/plain");
 }
@@ -396,7 +375,7 @@ async fn stalled_uploads_do_not_hold_the_threads_reads_need() {
     assert_eq!(s, StatusCode::OK, "{rooms}");
     let (s, body) = tokio::time::timeout(
         Duration::from_secs(20),
-        upload(&api, &admin, "quick.png", png(200_000)),
+        api.upload(&admin, "quick.png", png(200_000)),
     )
     .await
     .expect("an upload that streams answers while others stall");

@@ -183,6 +183,8 @@ pub fn router(state: AppState) -> Surface {
             put(chat::rooms::put_member).delete(chat::rooms::delete_member),
         )
         .route("/api/v1/rooms/{id}/read", put(chat::reads::mark))
+        .route("/api/v1/dms", post(chat::dms::open))
+        .route("/api/v1/people", get(chat::dms::people))
         .route(
             "/api/v1/rooms/{id}/messages",
             get(chat::messages::list).post(chat::messages::post),

@@ -103,6 +103,8 @@ pub struct Health {
         crate::chat::rooms::put_member,
         crate::chat::rooms::delete_member,
         crate::chat::reads::mark,
+        crate::chat::dms::open,
+        crate::chat::dms::people,
         crate::chat::messages::list,
         crate::chat::messages::post,
         crate::chat::messages::get,

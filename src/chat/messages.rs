@@ -61,6 +61,9 @@ pub struct MessageView {
     #[schema(format = DateTime, required = true)]
     pub edited_at: Option<String>,
     pub deleted: bool,
+    /// The room's members named with `@username` in the body (members now, each once, in the
+    /// order named; at most 20 names are looked up). Empty for a deleted message.
+    pub mentions: Vec<super::mentions::Mention>,
 }
 
 const MESSAGE_COLUMNS: &str =
@@ -79,7 +82,15 @@ fn message_from_row(row: &Row<'_>) -> rusqlite::Result<MessageView> {
         created_at: crate::api::time::rfc3339_ms(row.get(5)?),
         edited_at: edited.map(crate::api::time::rfc3339_ms),
         deleted: deleted.is_some(),
+        mentions: Vec::new(),
     })
+}
+
+/// Fills in the attachments and mentions of `messages`.
+fn decorate(conn: &Connection, messages: Vec<MessageView>) -> Result<Vec<MessageView>, ChatError> {
+    let mut messages = with_attachments(conn, messages)?;
+    super::mentions::fill(conn, &mut messages)?;
+    Ok(messages)
 }
 
 /// Fills in the attachments of `messages` (one query for the whole page).
@@ -131,7 +142,7 @@ pub fn load(conn: &Connection, room_id: i64, id: i64) -> Result<MessageView, Cha
         .query_row(params![id, room_id], message_from_row)
         .optional()?
         .ok_or(ChatError::NotFound)?;
-    Ok(with_attachments(conn, vec![m])?.remove(0))
+    Ok(decorate(conn, vec![m])?.remove(0))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -597,7 +608,7 @@ pub fn page(
         let more = newest_first.len() > limit;
         newest_first.truncate(limit);
         newest_first.reverse();
-        let messages = with_attachments(conn, newest_first)?;
+        let messages = decorate(conn, newest_first)?;
         return Ok(Page {
             messages,
             has_more: more,
@@ -606,7 +617,7 @@ pub fn page(
     let has_more = messages.len() > limit;
     messages.truncate(limit);
     Ok(Page {
-        messages: with_attachments(conn, messages)?,
+        messages: decorate(conn, messages)?,
         has_more,
     })
 }

@@ -3,7 +3,10 @@
 //!
 //! - [`rooms`]: rooms, room roles (owner, moderator, member) and who may see or change what.
 //! - [`candidates`]: the accounts a room's moderators may add (the one account search they get).
+//! - [`dms`]: direct messages (rooms of kind `dm` between two accounts) and the people a caller
+//!   may message.
 //! - [`messages`]: post (with `Idempotency-Key`), edit, tombstone, list with cursors.
+//! - [`mentions`]: the members a message names with `@username` (worked out when read).
 //! - [`events`]: every change to a room takes the room's next sequence number and is written to
 //!   the `events` table in the same transaction; the gateway replays from there on resume.
 //! - [`reads`]: each member's read position per room and the unread counts it gives.
@@ -19,7 +22,9 @@
 
 pub mod calls;
 pub mod candidates;
+pub mod dms;
 pub mod events;
+pub mod mentions;
 pub mod messages;
 pub mod reads;
 pub mod retention;

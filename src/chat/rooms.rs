@@ -13,6 +13,10 @@
 //!   (`guest_room_role`), and the transaction that makes an account a guest also takes its
 //!   higher roles back ([`drop_guest_room_roles`]). Guests read and post; they never moderate.
 //!
+//! - a direct message (kind `dm`, [`super::dms`]) is a room of exactly two accounts: only they
+//!   see, read and post in it (admins included: it is private to its two people), nobody
+//!   moderates, renames, joins, is added to or leaves it (`dm_fixed`).
+//!
 //! Every change appends a room event (`room.updated`, `member.joined`, `member.updated`,
 //! `member.left`) in the same transaction. This module knows nothing about sockets.
 
@@ -22,6 +26,7 @@ use http::StatusCode;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::{Deserialize, Serialize};
 
+use super::dms::{self, Person, RoomKind};
 use super::events::{self, MemberChange};
 use super::{commit, now_ms, ChatError, RoomEvent};
 use crate::api::{ApiError, AppState, Json};
@@ -66,6 +71,9 @@ impl RoomRole {
 #[schema(as = Room)]
 pub struct RoomView {
     pub id: i64,
+    /// `room`, or `dm` for a direct message between two accounts.
+    pub kind: RoomKind,
+    /// Empty for a direct message: clients name it after `dm_with`.
     pub name: String,
     pub topic: String,
     pub private: bool,
@@ -94,15 +102,27 @@ pub struct RoomView {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false, maximum = 999)]
     pub unread: Option<i64>,
+    /// For a direct message: the other person in it (absent once their account is deleted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub dm_with: Option<Person>,
 }
 
-const ROOM_COLUMNS: &str =
-    "r.id, r.name, r.topic, r.visibility, r.guests_may_publish, r.created_at, r.updated_at, r.last_seq";
+/// The columns [`room_from_row`] reads, in its order; callers' own columns start at 9.
+const ROOM_COLUMNS: &str = "r.id, r.name, r.topic, r.visibility, r.guests_may_publish, \
+    r.created_at, r.updated_at, r.last_seq, r.kind";
 
 fn room_from_row(row: &Row<'_>) -> rusqlite::Result<RoomView> {
     let visibility: String = row.get(3)?;
+    let kind: String = row.get(8)?;
     Ok(RoomView {
         id: row.get(0)?,
+        // The CHECK constraint allows only 'room' and 'dm'.
+        kind: if kind == "dm" {
+            RoomKind::Dm
+        } else {
+            RoomKind::Room
+        },
         name: row.get(1)?,
         topic: row.get(2)?,
         private: visibility == "private",
@@ -114,6 +134,7 @@ fn room_from_row(row: &Row<'_>) -> rusqlite::Result<RoomView> {
         last_activity: None,
         read_seq: None,
         unread: None,
+        dm_with: None,
     })
 }
 
@@ -145,7 +166,7 @@ impl Access {
                   WHERE r.id = ?1"
             ))?
             .query_row(params![room_id, user_id], |row| {
-                let role: Option<String> = row.get(8)?;
+                let role: Option<String> = row.get(9)?;
                 Ok((room_from_row(row)?, role.and_then(|r| RoomRole::parse(&r))))
             })
             .optional()?;
@@ -153,6 +174,9 @@ impl Access {
             return Err(ChatError::NotFound);
         };
         room.my_role = role;
+        if room.kind == RoomKind::Dm && role.is_some() {
+            room.dm_with = dms::other_person(conn, room_id, user_id)?;
+        }
         let access = Access {
             room,
             role,
@@ -167,17 +191,35 @@ impl Access {
     pub fn is_member(&self) -> bool {
         self.role.is_some()
     }
-    pub fn can_see(&self) -> bool {
-        self.can_read() || (!self.room.private && self.user_role >= Role::Member)
+    pub fn is_dm(&self) -> bool {
+        self.room.kind == RoomKind::Dm
     }
+    /// A direct message is seen by its two people only (they are its members).
+    pub fn can_see(&self) -> bool {
+        self.can_read() || (!self.room.private && self.user_role >= Role::Member && !self.is_dm())
+    }
+    /// Admins read every room but direct messages, which are private to their two people.
     pub fn can_read(&self) -> bool {
-        self.is_member() || self.user_role == Role::Admin
+        self.is_member() || (self.user_role == Role::Admin && !self.is_dm())
     }
     /// A room role above member counts only for a member-role account: a guest row left
-    /// above member (which the writes here never make) still moderates nothing.
+    /// above member (which the writes here never make) still moderates nothing. Nobody
+    /// moderates a direct message: each of its two people edits and deletes their own.
     pub fn can_moderate(&self) -> bool {
-        (self.role >= Some(RoomRole::Moderator) && self.user_role >= Role::Member)
-            || self.user_role == Role::Admin
+        !self.is_dm()
+            && ((self.role >= Some(RoomRole::Moderator) && self.user_role >= Role::Member)
+                || self.user_role == Role::Admin)
+    }
+    /// Refuses changes to who is in a direct message, its name and settings.
+    pub fn refuse_dm_change(&self, what: &str) -> Result<(), ChatError> {
+        if self.is_dm() {
+            Err(ChatError::forbidden(
+                "dm_fixed",
+                format!("a direct message is between its two people only: {what}"),
+            ))
+        } else {
+            Ok(())
+        }
     }
     pub fn require_read(&self) -> Result<(), ChatError> {
         if self.can_read() {
@@ -353,16 +395,16 @@ pub async fn create(
 }
 
 /// Who joins a room, in which role, and how.
-struct Joining {
-    user_id: i64,
-    role: RoomRole,
+pub(super) struct Joining {
+    pub user_id: i64,
+    pub role: RoomRole,
     /// Someone else added them (a moderator, the owner, an admin), as opposed to joining a
     /// public room or creating the room themselves. An account made a guest keeps only the
     /// rooms it was invited to ([`leave_rooms_not_invited_to`]).
-    invited: bool,
+    pub invited: bool,
 }
 
-fn add_member(
+pub(super) fn add_member(
     conn: &Connection,
     room_id: i64,
     joining: Joining,
@@ -428,7 +470,8 @@ pub async fn list(State(app): State<AppState>, who: Principal) -> Result<Json<Ro
                                  r.updated_at)
                    FROM rooms r
                    LEFT JOIN room_members m ON m.room_id = r.id AND m.user_id = ?1
-                  WHERE m.user_id IS NOT NULL OR (?2 AND r.visibility = 'public') OR ?3
+                  WHERE m.user_id IS NOT NULL
+                     OR (r.kind = 'room' AND ((?2 AND r.visibility = 'public') OR ?3))
                   ORDER BY r.id LIMIT ?4"
             ))?;
             let rows = stmt.query_map(
@@ -440,9 +483,9 @@ pub async fn list(State(app): State<AppState>, who: Principal) -> Result<Json<Ro
                 ],
                 |row| {
                     let mut room = room_from_row(row)?;
-                    let role: Option<String> = row.get(8)?;
+                    let role: Option<String> = row.get(9)?;
                     room.my_role = role.and_then(|r| RoomRole::parse(&r));
-                    room.last_activity = Some(crate::api::time::rfc3339_ms(row.get(9)?));
+                    room.last_activity = Some(crate::api::time::rfc3339_ms(row.get(10)?));
                     Ok(room)
                 },
             )?;
@@ -451,6 +494,9 @@ pub async fn list(State(app): State<AppState>, who: Principal) -> Result<Json<Ro
                 let read = super::reads::state(conn, who.user_id, room.id)?;
                 room.read_seq = Some(read.read_seq);
                 room.unread = Some(read.unread);
+                if room.kind == RoomKind::Dm {
+                    room.dm_with = dms::other_person(conn, room.id, who.user_id)?;
+                }
             }
             Ok::<_, ChatError>(rooms)
         })
@@ -528,6 +574,7 @@ pub async fn update(
     let keep = app.config.gateway.resume_events_per_room;
     let room = commit(&app, move |conn, events| {
         let access = Access::load(conn, room_id, &who)?;
+        access.refuse_dm_change("it has no name or settings to change")?;
         access.require_moderator()?;
         let now = now_ms();
         conn.execute(
@@ -653,6 +700,7 @@ pub async fn put_member(
     let keep = app.config.gateway.resume_events_per_room;
     let (created, view) = commit(&app, move |conn, events| {
         let access = Access::load(conn, room_id, &who)?;
+        access.refuse_dm_change("nobody joins or is added to it")?;
         let now = now_ms();
         let current: Option<String> = conn
             .query_row(
@@ -805,6 +853,7 @@ pub async fn delete_member(
     let keep = app.config.gateway.resume_events_per_room;
     commit(&app, move |conn, events| {
         let access = Access::load(conn, room_id, &who)?;
+        access.refuse_dm_change("nobody leaves or is removed from it")?;
         let current: Option<String> = conn
             .query_row(
                 "SELECT role FROM room_members WHERE room_id = ?1 AND user_id = ?2",

@@ -4,7 +4,7 @@
 //! edit, tombstone and delete: triggers queue each change (migration 0007) and the writer
 //! applies the queue at the end of each batch, before COMMIT
 //! (`store::migrations::BEFORE_COMMIT`). A query only ever returns messages of rooms the
-//! caller is a member of (admins: every room), and never tombstones. The caller's words are
+//! caller is a member of (admins: every room but direct messages), and never tombstones. The caller's words are
 //! turned into quoted FTS5 terms, so no input can be read as FTS5 syntax (`AND`, `NEAR`,
 //! `col:`...).
 //!
@@ -187,7 +187,8 @@ pub fn search(
              WHERE messages_fts MATCH ?1
                AND m.deleted_at IS NULL
                AND (?2 IS NULL OR m.room_id = ?2)
-               AND (?4 OR m.room_id IN (SELECT room_id FROM room_members WHERE user_id = ?3))
+               AND ((?4 AND m.room_id IN (SELECT id FROM rooms WHERE kind = 'room'))
+                    OR m.room_id IN (SELECT room_id FROM room_members WHERE user_id = ?3))
              ORDER BY f.rowid DESC LIMIT ?6)
           ORDER BY rank LIMIT ?5",
     )?;
@@ -219,7 +220,8 @@ pub fn search(
     tag = "messages",
     params(SearchQuery),
     responses(
-        (status = 200, description = "Matching messages in rooms the caller is in (admins: all), \
+        (status = 200, description = "Matching messages in rooms the caller is in (admins: all but direct \
+         messages, which only their two people read), \
          best first", body = Results),
         (status = 400, description = "`q` missing or without words, or a bad value \
          (`invalid_query`)", body = crate::api::ErrorBody),

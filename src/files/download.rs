@@ -1,7 +1,7 @@
 //! `GET /api/v1/attachments/{id}`: serves an attachment to those who may see it.
 //!
-//! Who: the uploader, members of a room where a (not deleted) message shows it, and admins;
-//! anyone else gets 404 (not 403, so ids reveal nothing). How: streamed from disk, one `Range`
+//! Who: the uploader, members of a room where a (not deleted) message shows it, and admins
+//! (but not a file shown in a direct message, which is private to its two people); anyone else gets 404 (not 403, so ids reveal nothing). How: streamed from disk, one `Range`
 //! (`bytes=a-b`, `a-`, `-n`) answered with 206, an unsatisfiable one with 416, several ranges
 //! with the whole file. Always `X-Content-Type-Options: nosniff` and a sandboxing CSP; only
 //! PNG, JPEG, GIF and WebP are `inline`, everything else `attachment`.
@@ -135,7 +135,13 @@ pub async fn download(
         .read(move |conn| {
             conn.prepare_cached(
                 "SELECT a.sha256, a.size, a.content_type, a.name FROM attachments a
-                  WHERE a.id = ?1 AND (?3 OR a.uploader_id = ?2 OR EXISTS (
+                  WHERE a.id = ?1 AND (a.uploader_id = ?2
+                     OR (?3 AND NOT EXISTS (
+                        SELECT 1 FROM message_attachments ma
+                          JOIN messages m ON m.id = ma.message_id
+                          JOIN rooms r ON r.id = m.room_id AND r.kind = 'dm'
+                         WHERE ma.attachment_id = a.id))
+                     OR EXISTS (
                         SELECT 1 FROM message_attachments ma
                           JOIN messages m ON m.id = ma.message_id AND m.deleted_at IS NULL
                           JOIN room_members rm ON rm.room_id = m.room_id AND rm.user_id = ?2

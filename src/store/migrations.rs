@@ -96,6 +96,11 @@ pub static MIGRATIONS: &[Migration] = &[
         name: "read_markers",
         sql: include_str!("migrations/0012_read_markers.sql"),
     },
+    Migration {
+        version: 13,
+        name: "direct_messages",
+        sql: include_str!("migrations/0013_direct_messages.sql"),
+    },
 ];
 
 /// Registers the SQL functions migrations may call on `conn` (migration 11): `roost_name_key

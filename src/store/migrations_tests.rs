@@ -592,3 +592,40 @@ fn migration_12_numbers_kept_messages_and_counts_everything_before_it_as_read() 
         .unwrap();
     assert_eq!(reads, vec![(1, 10, 4), (2, 10, 4)]);
 }
+
+#[test]
+fn migration_13_makes_every_room_a_room_and_one_dm_per_pair() {
+    let dirs = dirs();
+    apply_with(&dirs.db, &dirs.backups, &MIGRATIONS[..12]).unwrap();
+    let conn = Connection::open(&dirs.db).unwrap();
+    conn.execute_batch(
+        "INSERT INTO users (id, username, display_name, role, password_hash, created_at, updated_at)
+         VALUES (1, 'ann', 'ann', 'member', 'x', 0, 0), (2, 'bo', 'bo', 'member', 'x', 0, 0);
+         INSERT INTO rooms (id, name, visibility, created_by, created_at, updated_at)
+         VALUES (10, 'lobby', 'public', 1, 0, 0);",
+    )
+    .unwrap();
+    drop(conn);
+
+    apply_with(&dirs.db, &dirs.backups, &MIGRATIONS[..13]).unwrap();
+
+    let conn = Connection::open(&dirs.db).unwrap();
+    let kind: (String, Option<String>) = conn
+        .query_row("SELECT kind, dm_pair FROM rooms WHERE id = 10", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!(kind, ("room".to_owned(), None));
+    let dm = "INSERT INTO rooms (name, visibility, created_at, updated_at, kind, dm_pair)
+              VALUES ('', 'private', 0, 0, ?1, ?2)";
+    conn.execute(dm, ["dm", "1:2"]).unwrap();
+    for (kind, pair, refusal) in [
+        ("dm", Some("1:2"), "UNIQUE constraint failed"),
+        ("dm", None, "CHECK constraint failed"),
+        ("room", Some("1:3"), "CHECK constraint failed"),
+        ("group", None, "CHECK constraint failed"),
+    ] {
+        let err = conn.execute(dm, rusqlite::params![kind, pair]).unwrap_err();
+        assert!(err.to_string().contains(refusal), "{kind} {pair:?}: {err}");
+    }
+}

@@ -703,6 +703,48 @@ impl Api {
         msg
     }
 
+    /// `admin` gives `user` the account role `role` (it applies to live tokens at once).
+    pub async fn set_role(&self, admin: &User, user: &User, role: &str) {
+        let (s, body, _) = self
+            .call(
+                reqwest::Method::PATCH,
+                &format!("/api/v1/users/{}", user.id),
+                Some(&admin.token),
+                Some(serde_json::json!({ "role": role })),
+            )
+            .await;
+        assert_eq!(s, reqwest::StatusCode::OK, "{body}");
+        assert_eq!(body["role"], role, "{body}");
+    }
+
+    /// The member `name`, then made a guest by `admin`.
+    pub async fn guest(&self, admin: &User, name: &str) -> User {
+        let user = self.member(admin, name).await;
+        self.set_role(admin, &user, "guest").await;
+        user
+    }
+
+    /// `POST /api/v1/attachments?name={name}` with `bytes` as `who`: the status and answer.
+    pub async fn upload(
+        &self,
+        who: &User,
+        name: &str,
+        bytes: Vec<u8>,
+    ) -> (reqwest::StatusCode, Value) {
+        let r = self
+            .http
+            .post(
+                self.roost
+                    .https_url(&format!("/api/v1/attachments?name={name}")),
+            )
+            .bearer_auth(&who.token)
+            .body(bytes)
+            .send()
+            .await
+            .unwrap();
+        (r.status(), r.json().await.unwrap())
+    }
+
     /// The value of the first metric line starting with `prefix` (e.g. `roost_ws_connections`).
     pub async fn metric(&self, prefix: &str) -> Option<f64> {
         let text = self

@@ -168,7 +168,7 @@ export const t = {
   presenceOffline: "offline",
   removeFromRoom: "Remove from room",
   addPerson: "Add a person",
-  findPerson: "Name or username",
+  findCandidate: "Name or username",
   peopleToAdd: "People to add",
   addNamed: (display: string, username: string) => `Add ${display} (${username})`,
   noCandidates: "Nobody else matches.",
@@ -191,6 +191,16 @@ export const t = {
   typingOne: (a: string) => `${a} is typing…`,
   typingTwo: (a: string, b: string) => `${a} and ${b} are typing…`,
   typingSeveral: "Several people are typing…",
+  // direct messages, unread counts and mentions
+  directMessages: "Direct messages",
+  newMessage: "New message",
+  findPerson: "Find a person",
+  people: "People",
+  noPeople: "Nobody by that name you can message.",
+  unread: "unread",
+  directMessageFrom: (author: string) => `${author} sent you a message`,
+  mentionedYou: (author: string, room: string) => `${author} mentioned you in ${room}`,
+  mentionSuggestions: "People to mention",
 
   // errors
   networkError: "Roost could not be reached. Check the connection and try again.",

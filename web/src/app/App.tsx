@@ -10,7 +10,7 @@ import { appName } from "../branding/state";
 import { CallDock } from "../calls/CallButton";
 import { gatewayPhase, startGateway, stopGateway } from "../gateway/socket";
 import { RoomList } from "../rooms/RoomList";
-import { leftRoom, roomById, rooms } from "../rooms/state";
+import { leftRoom, roomById, roomLabel, rooms } from "../rooms/state";
 import { clearMembers } from "../members/state";
 import { session, signOut } from "../session/session";
 import { SetupForm, SignInForm, SignUpForm } from "../sign-in/forms";

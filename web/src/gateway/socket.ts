@@ -9,8 +9,9 @@ import type { Message } from "../api/client";
 import { applyCallFrame, loadCall, loadCalls } from "../calls/state";
 import { applyMemberEvent, applyPresence, applyTyping, setOnline, typingEnded, type Member } from "../members/state";
 import { newMessage } from "../notify/notify";
-import { applyRoomEvent, joinedRooms, loadRooms, roomById, touchRoom } from "../rooms/state";
+import { applyRoomEvent, joinedRooms, loadRooms, newRoomMessage, roomById, roomEventSeen, roomLabel } from "../rooms/state";
 import { sessionEnded, tokenForGateway } from "../session/session";
+import { forgetMembers } from "../timeline/members";
 import { applyMessageEvent, loadLatest, outbox, timelineOf } from "../timeline/state";
 import { GatewayMachine, type Effect, type Input, type Phase } from "./machine";
 
@@ -63,20 +64,28 @@ function run(effect: Effect): void {
       heartbeatTimer = setTimeout(() => step({ kind: "heartbeat_timer" }), effect.ms);
       break;
     case "deliver": {
-      const { room_id, type, data } = effect.event;
+      const { room_id, seq, type, data } = effect.event;
+      roomEventSeen(room_id, seq);
       if (type.startsWith("message.")) {
         const message = data as Message;
         applyMessageEvent(room_id, message);
         if (type === "message.created") {
-          touchRoom(room_id, effect.event.at);
+          newRoomMessage(room_id, message, effect.event.at, myUserId);
           if (message.author_id !== null) typingEnded(room_id, message.author_id);
         }
         if (type === "message.created" && message.author_id !== myUserId) {
-          newMessage(message, roomById(room_id)?.name ?? "");
+          const room = roomById(room_id);
+          newMessage(message, {
+            roomName: roomLabel(room),
+            direct: room?.kind === "dm",
+            mentioned: (message.mentions ?? []).some((m) => m.user_id === myUserId),
+          });
         }
-      }
-      else {
-        if (type.startsWith("member.")) applyMemberEvent(type, room_id, data as Member);
+      } else {
+        if (type.startsWith("member.")) {
+          forgetMembers(room_id);
+          applyMemberEvent(type, room_id, data as Member);
+        }
         applyRoomEvent(type, room_id, data, myUserId);
         // A room just joined may have a call going on already.
         if (type === "member.joined" && (data as { user_id?: number }).user_id === myUserId) {

@@ -163,7 +163,7 @@ function PersonPicker({ roomId }: { roomId: number }) {
     <div class="picker">
       <h3>{t.addPerson}</h3>
       <label class="field">
-        <span>{t.findPerson}</span>
+        <span>{t.findCandidate}</span>
         <input type="search" value={query} maxLength={100} onInput={(e) => setQuery(e.currentTarget.value)} />
       </label>
       {error ? (

@@ -1,18 +1,58 @@
-/** The room list: a navigation landmark named "Rooms", with room creation and public rooms. */
+/**
+ * The room list: a navigation landmark named "Rooms" with the person's rooms, their direct
+ * messages (a list named "Direct messages", each named after the other person, and "New
+ * message"), public rooms to join and room creation. A room with unread messages is bold and
+ * shows how many.
+ */
 
 import { useState } from "preact/hooks";
-import { ApiError, NetworkError } from "../api/client";
+import { ApiError, NetworkError, type Room } from "../api/client";
 import { askForNotifications, canAskForNotifications } from "../notify/notify";
 import { participantsIn } from "../calls/state";
 import { SearchBox } from "../search/SearchBox";
 import { focusMessage } from "../timeline/state";
 import { openRoom, openRoomId } from "../app/router";
 import { t } from "../strings";
-import { createRoom, joinableRooms, joinedRooms, joinRoom, roomsLoaded } from "./state";
+import { NewMessage } from "./NewMessage";
+import { createRoom, directMessages, joinableRooms, joinedRooms, joinRoom, roomLabel, roomsLoaded } from "./state";
+import "./rooms.css";
 
 function explain(e: unknown): string {
   if (e instanceof NetworkError) return t.networkError;
   return e instanceof ApiError ? e.message : String(e);
+}
+
+function RoomLink({ room, current }: { room: Room; current: number | null }) {
+  const unread = room.unread ?? 0;
+  return (
+    <li>
+      <a
+        href={`/rooms/${room.id}`}
+        class={`${unread > 0 ? "unread has-badge" : ""}`}
+        aria-current={room.id === current ? "page" : undefined}
+        onClick={(e) => {
+          if (e.ctrlKey || e.metaKey || e.shiftKey) return;
+          e.preventDefault();
+          focusMessage.value = null;
+          openRoom(room.id);
+        }}
+      >
+        <span class="room-name" dir="auto">
+          {roomLabel(room)}
+        </span>
+        {unread > 0 ? (
+          <span class="badge">
+            {unread >= 999 ? "999+" : unread}
+            <span class="visually-hidden"> {t.unread}</span>
+          </span>
+        ) : null}
+        {room.topic ? <span class="room-topic">{room.topic}</span> : null}
+        {participantsIn(room.id).length > 0 ? (
+          <span class="call-marker">{t.inCallCount(participantsIn(room.id).length)}</span>
+        ) : null}
+      </a>
+    </li>
+  );
 }
 
 export function RoomList({ myUserId }: { myUserId: number }) {
@@ -53,26 +93,16 @@ export function RoomList({ myUserId }: { myUserId: number }) {
       <SearchBox />
       <h2>{t.yourRooms}</h2>
       {roomsLoaded.value && joinedRooms.value.length === 0 ? <p class="help">{t.noRooms}</p> : null}
-      <ul class="room-links">
+      <ul class="room-links" aria-label={t.yourRooms}>
         {joinedRooms.value.map((room) => (
-          <li key={room.id}>
-            <a
-              href={`/rooms/${room.id}`}
-              aria-current={room.id === current ? "page" : undefined}
-              onClick={(e) => {
-                if (e.ctrlKey || e.metaKey || e.shiftKey) return;
-                e.preventDefault();
-                focusMessage.value = null;
-                openRoom(room.id);
-              }}
-            >
-              <span class="room-name">{room.name}</span>
-              {room.topic ? <span class="room-topic">{room.topic}</span> : null}
-              {participantsIn(room.id).length > 0 ? (
-                <span class="call-marker">{t.inCallCount(participantsIn(room.id).length)}</span>
-              ) : null}
-            </a>
-          </li>
+          <RoomLink key={room.id} room={room} current={current} />
+        ))}
+      </ul>
+      <h2>{t.directMessages}</h2>
+      <NewMessage />
+      <ul class="room-links" aria-label={t.directMessages}>
+        {directMessages.value.map((room) => (
+          <RoomLink key={room.id} room={room} current={current} />
         ))}
       </ul>
       {joinableRooms.value.length > 0 ? (

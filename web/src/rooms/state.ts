@@ -1,24 +1,46 @@
 /**
- * The rooms a person is in and the public rooms they may join. Loaded over HTTP when the
- * gateway is ready (so a reconnect refreshes it) and kept current by room events.
+ * The rooms a person is in, their direct messages, and the public rooms they may join. Loaded
+ * over HTTP when the gateway is ready (so a reconnect refreshes it) and kept current by room
+ * events: each room's newest sequence number and unread count follow live messages, and
+ * reading a room moves its read position on the server (so every device agrees).
  */
 
 import { computed, signal } from "@preact/signals";
-import { api, call, type Room } from "../api/client";
+import { api, call, type Message, type Room, type Schemas } from "../api/client";
+import { t } from "../strings";
+
+export type Person = Schemas["Person"];
 
 export const rooms = signal<Room[]>([]);
 export const roomsLoaded = signal(false);
 
+function byActivity(a: Room, b: Room): number {
+  return (b.last_activity ?? b.updated_at).localeCompare(a.last_activity ?? a.updated_at);
+}
+
 /** Most recently active first (the server's last_activity, kept current by live messages). */
 export const joinedRooms = computed(() =>
-  rooms.value
-    .filter((r) => r.my_role !== undefined)
-    .sort((a, b) => (b.last_activity ?? b.updated_at).localeCompare(a.last_activity ?? a.updated_at)),
+  rooms.value.filter((r) => r.my_role !== undefined && r.kind !== "dm").sort(byActivity),
 );
+export const directMessages = computed(() => rooms.value.filter((r) => r.kind === "dm").sort(byActivity));
 export const joinableRooms = computed(() => rooms.value.filter((r) => r.my_role === undefined && !r.private));
+
+/** Unread messages over every room and DM the person is in (the document title shows it). */
+export const totalUnread = computed(() => rooms.value.reduce((sum, r) => sum + (r.unread ?? 0), 0));
 
 export function roomById(id: number): Room | undefined {
   return rooms.value.find((r) => r.id === id);
+}
+
+/** What a person calls a room: its name, or for a DM the other person's display name. */
+export function roomLabel(room: Room | undefined): string {
+  if (!room) return "";
+  if (room.kind !== "dm") return room.name;
+  return room.dm_with?.display_name ?? t.unknownAuthor;
+}
+
+function upsert(room: Room): void {
+  rooms.value = [...rooms.value.filter((r) => r.id !== room.id), room];
 }
 
 export async function loadRooms(): Promise<void> {
@@ -29,7 +51,7 @@ export async function loadRooms(): Promise<void> {
 
 export async function createRoom(name: string, isPrivate: boolean): Promise<Room> {
   const room = await call(() => api.POST("/api/v1/rooms", { body: { name, private: isPrivate } }));
-  rooms.value = [...rooms.value.filter((r) => r.id !== room.id), room].sort((a, b) => a.name.localeCompare(b.name));
+  upsert(room);
   return room;
 }
 
@@ -40,9 +62,70 @@ export async function joinRoom(roomId: number, myUserId: number): Promise<void> 
   await loadRooms();
 }
 
-/** A live message: its room moves to the top of the list. */
-export function touchRoom(roomId: number, at: string): void {
-  rooms.value = rooms.value.map((r) => (r.id === roomId ? { ...r, last_activity: at } : r));
+/** Opens (or finds) the direct message with `userId`. */
+export async function openDm(userId: number): Promise<Room> {
+  const room = await call(() => api.POST("/api/v1/dms", { body: { user_id: userId } }));
+  // The list's copy carries the unread count; the answer has none.
+  const known = roomById(room.id);
+  upsert(known ? { ...known, ...room, unread: known.unread, read_seq: known.read_seq } : room);
+  return room;
+}
+
+/** The first page of people the caller may message, matching `q`. */
+export async function findPeople(q: string): Promise<Person[]> {
+  const page = await call(() => api.GET("/api/v1/people", { params: { query: { q: q || undefined, limit: 20 } } }));
+  return page.people;
+}
+
+/** A room event arrived: the room's log now reaches `seq`. */
+export function roomEventSeen(roomId: number, seq: number): void {
+  rooms.value = rooms.value.map((r) => (r.id === roomId && seq > r.last_seq ? { ...r, last_seq: seq } : r));
+}
+
+/** A live message: its room moves to the top of the list and, written by someone else, is unread. */
+export function newRoomMessage(roomId: number, message: Message, at: string, myUserId: number): void {
+  // A room the list does not have yet (a DM someone just opened): its load brings the count.
+  if (!roomById(roomId)) {
+    void loadRooms().catch(() => {});
+    return;
+  }
+  const byOther = message.author_id !== myUserId;
+  rooms.value = rooms.value.map((r) =>
+    r.id === roomId
+      ? { ...r, last_activity: at, unread: byOther && r.unread !== undefined ? Math.min(r.unread + 1, 999) : r.unread }
+      : r,
+  );
+}
+
+/**
+ * Marks `roomId` read up to its newest event when it has unread messages (one's own never
+ * count) and no request for it is out already.
+ */
+const marking = new Set<number>();
+/** Rooms asked to be marked again while a request was out (a message came in meanwhile). */
+const markAgain = new Set<number>();
+export async function markRead(roomId: number): Promise<void> {
+  const room = roomById(roomId);
+  if (!room || room.my_role === undefined || (room.unread ?? 0) === 0) return;
+  if (marking.has(roomId)) {
+    markAgain.add(roomId);
+    return;
+  }
+  marking.add(roomId);
+  try {
+    const seq = room.last_seq;
+    const answer = await call(() =>
+      api.PUT("/api/v1/rooms/{id}/read", { params: { path: { id: roomId } }, body: { seq } }),
+    );
+    rooms.value = rooms.value.map((r) =>
+      r.id === roomId ? { ...r, read_seq: answer.read_seq, unread: answer.unread } : r,
+    );
+  } catch {
+    // Nothing to tell the person: the next visible message tries again.
+  } finally {
+    marking.delete(roomId);
+    if (markAgain.delete(roomId)) void markRead(roomId);
+  }
 }
 
 /** The room we last stopped being a member of (removed, or left), to say so. */
@@ -52,7 +135,11 @@ export const leftRoom = signal<{ id: number; name: string } | null>(null);
 export function applyRoomEvent(type: string, roomId: number, data: unknown, myUserId: number): void {
   if (type === "room.updated") {
     const room = data as Room;
-    rooms.value = rooms.value.map((r) => (r.id === roomId ? { ...r, ...room, my_role: r.my_role } : r));
+    rooms.value = rooms.value.map((r) =>
+      r.id === roomId
+        ? { ...r, ...room, my_role: r.my_role, unread: r.unread, read_seq: r.read_seq, dm_with: r.dm_with }
+        : r,
+    );
   } else if (type.startsWith("member.") && (data as { user_id?: number }).user_id === myUserId) {
     if (type === "member.left") leftRoom.value = { id: roomId, name: roomById(roomId)?.name ?? "" };
     if (type === "member.updated") {

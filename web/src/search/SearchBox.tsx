@@ -2,7 +2,7 @@
 
 import { useState } from "preact/hooks";
 import { openRoom } from "../app/router";
-import { roomById } from "../rooms/state";
+import { roomById, roomLabel } from "../rooms/state";
 import { t } from "../strings";
 import { focusMessage } from "../timeline/state";
 import { clearSearch, results, search, searchError } from "./state";
@@ -46,7 +46,7 @@ export function SearchBox() {
                   }}
                 >
                   <span class="help">
-                    {roomById(m.room_id)?.name ?? ""} · {m.author ?? t.unknownAuthor}
+                    {roomLabel(roomById(m.room_id))} · {m.author ?? t.unknownAuthor}
                   </span>
                   <span class="snippet" dir="auto">
                     {m.body.length > 120 ? `${m.body.slice(0, 120)}…` : m.body}

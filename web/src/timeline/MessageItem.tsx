@@ -11,6 +11,12 @@ import { AttachmentView } from "./AttachmentView";
 import { Body } from "./Body";
 import type { Pending } from "./outbox";
 import { deleteMessage, editMessage, outbox } from "./state";
+import { session } from "../session/session";
+
+function myUsername(): string | undefined {
+  const s = session.value;
+  return s.status === "signed_in" ? s.user.username : undefined;
+}
 
 function time(iso: string): string {
   return new Date(iso).toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" });
@@ -189,7 +195,9 @@ export function MessageItem({
         </form>
       ) : (
         <>
-          {message.body ? <Body text={message.body} /> : null}
+          {message.body ? (
+            <Body text={message.body} mentions={(message.mentions ?? []).map((m) => m.username)} me={myUsername()} />
+          ) : null}
           {message.attachments.map((a) => (
             <AttachmentView key={a.id} attachment={a} />
           ))}

@@ -12,6 +12,7 @@ import { CallButton } from "../calls/CallButton";
 import { MembersPanel } from "../members/MembersPanel";
 import { RoomSettings } from "../members/RoomSettings";
 import { canModerate, loadMembers, typingIn } from "../members/state";
+import { markRead, roomById, roomLabel } from "../rooms/state";
 import { Composer } from "./Composer";
 import { MessageItem, PendingItem } from "./MessageItem";
 import { focusMessage, loadAround, loadLatest, loadNewer, loadOlder, pending, timelineOf } from "./state";
@@ -83,10 +84,22 @@ export function Timeline({ roomId, room, myUserId }: { roomId: number; room: Roo
     }
   }, [messages, mine.length, roomId]);
 
+  /** Read once the newest message is on screen in a visible tab (the server keeps the position). */
+  const readIfSeen = () => {
+    if (atBottom.current && !tl.hasNewer.value && !document.hidden && tl.loading.value !== "initial") void markRead(roomId);
+  };
+  const unread = roomById(roomId)?.unread ?? 0;
+  useEffect(readIfSeen, [messages, unread, roomId]);
+  useEffect(() => {
+    document.addEventListener("visibilitychange", readIfSeen);
+    return () => document.removeEventListener("visibilitychange", readIfSeen);
+  }, [roomId]);
+
   const onScroll = () => {
     const el = scroller.current;
     if (!el) return;
     atBottom.current = el.scrollHeight - el.scrollTop - el.clientHeight < 40 && !tl.hasNewer.value;
+    readIfSeen();
     if (el.scrollTop < EDGE_PX && tl.hasOlder.value && !tl.loading.value && messages.length > 0) {
       const first = el.querySelector<HTMLElement>("[data-id]");
       if (first) anchor.current = { id: Number(first.dataset.id), top: first.offsetTop };
@@ -128,7 +141,7 @@ export function Timeline({ roomId, room, myUserId }: { roomId: number; room: Roo
           {t.back}
         </button>
         <div class="room-title">
-          <h2 id="room-title">{room?.name ?? ""}</h2>
+          <h2 id="room-title">{roomLabel(room)}</h2>
           {room?.topic ? (
             <p class="room-header-topic" dir="auto">
               {room.topic}
@@ -181,7 +194,7 @@ export function Timeline({ roomId, room, myUserId }: { roomId: number; room: Roo
       <p class="typing" aria-live="polite">
         {typing}
       </p>
-      <Composer roomId={roomId} />
+      <Composer roomId={roomId} myUserId={myUserId} />
     </section>
     {panel === "members" ? (
       <MembersPanel room={room} myUserId={myUserId} onClose={() => closeRoomPanel(roomId)} />

@@ -47,4 +47,20 @@ describe("format", () => {
     parse(body);
     expect(performance.now() - start).toBeLessThan(2000);
   });
+
+  it("makes mentions only of the names the server listed", () => {
+    const names = new Set(["bea", "ann.b"]);
+    expect(parse("hi @Bea, @cy and @ann.b.", 0, names)).toEqual([
+      { kind: "text", text: "hi " },
+      { kind: "mention", username: "bea", text: "@Bea" },
+      { kind: "text", text: ", @cy and " },
+      { kind: "mention", username: "ann.b", text: "@ann.b" },
+      { kind: "text", text: "." },
+    ]);
+    expect(parse("mail bea@example.org or **@bea**", 0, names)).toEqual([
+      { kind: "text", text: "mail bea@example.org or " },
+      { kind: "bold", children: [{ kind: "mention", username: "bea", text: "@bea" }] },
+    ]);
+    expect(parse("@bea")).toEqual([{ kind: "text", text: "@bea" }]);
+  });
 });

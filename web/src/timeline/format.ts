@@ -1,6 +1,7 @@
 /**
  * The small, safe formatting subset of message bodies: **bold**, *italic* (or _italic_),
- * `code`, [label](url) and bare links. The result is a tree of plain data that the view turns
+ * `code`, [label](url), bare links and mentions (`@username` of a member the server listed in
+ * the message's `mentions`; any other `@word` stays text). The result is a tree of plain data that the view turns
  * into text and element nodes; nothing here produces HTML, and a link exists only for http,
  * https and mailto URLs (anything else stays literal text).
  */
@@ -9,7 +10,8 @@ export type Inline =
   | { kind: "text"; text: string }
   | { kind: "code"; text: string }
   | { kind: "bold" | "italic"; children: Inline[] }
-  | { kind: "link"; href: string; children: Inline[] };
+  | { kind: "link"; href: string; children: Inline[] }
+  | { kind: "mention"; username: string; text: string };
 
 const ALLOWED_SCHEMES = new Set(["http:", "https:", "mailto:"]);
 /** Nesting past this depth is shown as text (bounds the work for hostile input). */
@@ -32,10 +34,23 @@ const ITALIC_STAR = /\*(?=[^\s*])([^*]*?[^\s*])\*/y;
 const ITALIC_UNDERSCORE = /_(?=[^\s_])([^_]*?[^\s_])_(?![A-Za-z0-9])/y;
 const LABELLED_LINK = /\[([^\]\n]+)\]\(([^)\s]+)\)/y;
 const BARE_LINK = /(?:https?:\/\/|mailto:)[^\s<>"]+/y;
+const MENTION = /@([A-Za-z0-9][A-Za-z0-9._-]*)/y;
+const NO_NAMES: ReadonlySet<string> = new Set();
 /** Trailing punctuation that usually ends a sentence rather than a URL. */
 const TRAILING = /[.,;:!?'")\]]+$/;
 
-export function parse(text: string, depth = 0): Inline[] {
+/**
+ * The mention at `@run` if `names` (lowercase usernames) has the run, or the run without
+ * trailing `.`, `_` or `-` (sentence punctuation after a name): the length it takes.
+ */
+function mentionLength(run: string, names: ReadonlySet<string>): number {
+  const name = run.toLowerCase();
+  if (names.has(name)) return name.length;
+  const trimmed = name.replace(/[._-]+$/, "");
+  return names.has(trimmed) ? trimmed.length : 0;
+}
+
+export function parse(text: string, depth = 0, names: ReadonlySet<string> = NO_NAMES): Inline[] {
   const out: Inline[] = [];
   let plain = "";
   const flush = () => {
@@ -57,20 +72,26 @@ export function parse(text: string, depth = 0): Inline[] {
       i += m[0].length;
     } else if (depth < MAX_DEPTH && c === "*" && (m = at(BOLD))) {
       flush();
-      out.push({ kind: "bold", children: parse(m[1], depth + 1) });
+      out.push({ kind: "bold", children: parse(m[1], depth + 1, names) });
       i += m[0].length;
     } else if (depth < MAX_DEPTH && c === "*" && (m = at(ITALIC_STAR))) {
       flush();
-      out.push({ kind: "italic", children: parse(m[1], depth + 1) });
+      out.push({ kind: "italic", children: parse(m[1], depth + 1, names) });
       i += m[0].length;
     } else if (depth < MAX_DEPTH && c === "_" && wordStart && (m = at(ITALIC_UNDERSCORE))) {
       flush();
-      out.push({ kind: "italic", children: parse(m[1], depth + 1) });
+      out.push({ kind: "italic", children: parse(m[1], depth + 1, names) });
       i += m[0].length;
     } else if (depth < MAX_DEPTH && c === "[" && (m = at(LABELLED_LINK)) && safeHref(m[2])) {
       flush();
-      out.push({ kind: "link", href: safeHref(m[2]) as string, children: parse(m[1], depth + 1) });
+      out.push({ kind: "link", href: safeHref(m[2]) as string, children: parse(m[1], depth + 1, names) });
       i += m[0].length;
+    } else if (c === "@" && wordStart && names.size > 0 && (m = at(MENTION)) && mentionLength(m[1], names) > 0) {
+      const length = mentionLength(m[1], names);
+      const written = m[1].slice(0, length);
+      flush();
+      out.push({ kind: "mention", username: written.toLowerCase(), text: `@${written}` });
+      i += 1 + length;
     } else if ((c === "h" || c === "m") && wordStart && (m = at(BARE_LINK))) {
       const url = m[0].replace(TRAILING, "");
       const href = safeHref(url);

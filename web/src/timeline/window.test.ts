@@ -12,6 +12,7 @@ const msg = (id: number, body = `m${id}`): Message => ({
   created_at: "2026-01-01T00:00:00Z",
   edited_at: null,
   deleted: false,
+  mentions: [],
 });
 
 describe("timeline window", () => {
