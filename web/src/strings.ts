@@ -126,6 +126,14 @@ export const t = {
   themeDark: "Theme: dark",
   themeLight: "Theme: light",
 
+  // call entries in the timeline: call started / call ended
+  callStarted: (who: string) => `Call started by ${who}`,
+  callEnded: "Call ended",
+  callEndedAfter: (length: string) => `Call ended · ${length}`,
+  callUnderAMinute: "under 1 min",
+  callMinutes: (minutes: number) => `${minutes} min`,
+  callHours: (hours: number, minutes: number) => (minutes ? `${hours} h ${minutes} min` : `${hours} h`),
+
   // errors
   networkError: "Roost could not be reached. Check the connection and try again.",
   badCredentials: "That username and password do not match.",

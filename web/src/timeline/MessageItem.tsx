@@ -1,12 +1,15 @@
-/** One message in the timeline (with edit and delete for its author), or a pending send. */
+/** One message in the timeline (with edit and delete for its author), a call entry (a centered
+ * line nobody edits), or a pending send. */
 
 import { useState } from "preact/hooks";
 import { ApiError, NetworkError, type Message } from "../api/client";
 import { t } from "../strings";
 import { AttachmentView } from "./AttachmentView";
 import { Body } from "./Body";
+import { callLength } from "./call-length";
 import type { Pending } from "./outbox";
 import { deleteMessage, editMessage, outbox } from "./state";
+import "./call-entry.css";
 
 function time(iso: string): string {
   return new Date(iso).toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" });
@@ -17,7 +20,34 @@ function explain(e: unknown): string {
   return e instanceof ApiError ? e.message : String(e);
 }
 
+/** "Call started by Ana" / "Call ended · 12 min": the room's record of its calls. */
+function CallEntry({ message, focused }: { message: Message; focused?: boolean }) {
+  const text =
+    message.kind === "call_started"
+      ? t.callStarted(message.author ?? t.unknownAuthor)
+      : message.call_duration_secs === null
+        ? t.callEnded
+        : t.callEndedAfter(callLength(message.call_duration_secs));
+  return (
+    <li
+      class={`message call-entry${focused ? " focused" : ""}`}
+      data-id={message.id}
+      tabIndex={focused ? -1 : undefined}
+      aria-current={focused ? "true" : undefined}
+    >
+      <p>
+        <span dir="auto">{text}</span> <time dateTime={message.created_at}>{time(message.created_at)}</time>
+      </p>
+    </li>
+  );
+}
+
 export function MessageItem({ message, mine, focused }: { message: Message; mine: boolean; focused?: boolean }) {
+  if (message.kind !== "text") return <CallEntry message={message} focused={focused} />;
+  return <TextMessage message={message} mine={mine} focused={focused} />;
+}
+
+function TextMessage({ message, mine, focused }: { message: Message; mine: boolean; focused?: boolean }) {
   const [mode, setMode] = useState<"view" | "edit" | "confirm-delete">("view");
   const [draft, setDraft] = useState(message.body);
   const [error, setError] = useState<string | null>(null);
