@@ -28,7 +28,8 @@ export function roostBinary() {
 /** Generous: debug builds on a loaded 2-core machine start slowly. */
 const STARTUP_DEADLINE_MS = 60_000;
 
-export async function startRoost() {
+/** `extraToml`: more configuration sections, appended as they are. */
+export async function startRoost({ extraToml = "" } = {}) {
   const dir = mkdtempSync(join(tmpdir(), "roost-e2e-"));
   const dataDir = join(dir, "data");
   const config = join(dir, "roost.toml");
@@ -42,7 +43,8 @@ export async function startRoost() {
       // The longest body the server allows, so the 16 KiB body test can post one.
       `[chat]\nmax_message_chars = 16000\n` +
       // Small, so the oversized-upload test sends little.
-      `[attachments]\nmax_bytes = 1048576\n`,
+      `[attachments]\nmax_bytes = 1048576\n` +
+      extraToml,
   );
   const child = spawn(roostBinary(), ["--log-format", "json", "serve", "--config", config], {
     stdio: ["ignore", "ignore", "pipe"],
@@ -96,6 +98,10 @@ export async function startRoost() {
   const origin = `https://localhost:${port}`;
   return {
     origin,
+    /** Plain HTTP on loopback: `/livekit/webhook`, `/metrics`. */
+    internalOrigin: `http://${listening.internal}`,
+    dataDir,
+    waitForLog,
     caPath: join(dataDir, "tls/ca.crt"),
     ca: () => readFileSync(join(dataDir, "tls/ca.crt")),
     logs,
