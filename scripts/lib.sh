@@ -26,12 +26,17 @@
 #                             given), log in $work/roost.log; returns once GET /health answers
 #                             over TLS verified against $roost_ca. Sets $roost_pid. A caller's
 #                             array $roost_wrap, if set, is put before the command (a profiler)
+#   livekit_sdk_venv          $venv = a venv in the cargo target dir holding LiveKit's Python SDK
+#                             (`livekit` from PyPI, version $LIVEKIT_SDK_VERSION), made or
+#                             updated when missing
 #   wait_https URL CA PID NAME LOG
 #                             polls URL (curl --cacert CA) until it answers 2xx; dies with LOG
 #                             if PID exits first or after $LIB_READY_SECS (default 60)
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 target=${CARGO_TARGET_DIR:-$repo/target}
+
+LIVEKIT_SDK_VERSION=1.2.0
 
 log() { echo "${LOG_TAG:-$(basename "$0" .sh)}: $*" >&2; }
 die() {
@@ -147,4 +152,12 @@ roost_start() {
     roost_pid=$!
     lib_track "$roost_pid"
     wait_https "$roost_url/health" "$roost_ca" "$roost_pid" roost "$work/roost.log"
+}
+
+livekit_sdk_venv() {
+    venv=$target/livekit-e2e-venv
+    if [[ ! -x $venv/bin/python ]] || ! "$venv/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('livekit') != '$LIVEKIT_SDK_VERSION')" 2>/dev/null; then
+        python3 -m venv "$venv" || die "python3 -m venv failed (Debian: apt-get install python3-venv)"
+        "$venv/bin/pip" install --quiet --disable-pip-version-check "livekit==$LIVEKIT_SDK_VERSION"
+    fi
 }

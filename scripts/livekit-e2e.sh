@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A real call end to end: `roost serve` supervising the pinned livekit-server
 # (scripts/build-livekit.sh), and two participants using LiveKit's official Python SDK (the
-# `livekit` package from PyPI, pinned below; its wheel carries LiveKit's native client library)
+# `livekit` package from PyPI, pinned in scripts/lib.sh; its wheel carries LiveKit's native client library)
 # who join one room through Roost's TLS /rtc proxy with call tokens from Roost's API. One
 # publishes audio and video, the other must receive frames within 10 s; LiveKit's webhooks must
 # keep GET /api/v1/rooms/{id}/call right; LiveKit must refuse a token rewritten for another room
@@ -13,15 +13,9 @@ set -euo pipefail
 LOG_TAG=livekit-e2e
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-SDK_VERSION=1.2.0
-venv=$target/livekit-e2e-venv
 t0=$SECONDS
-
-if [[ ! -x $venv/bin/python ]] || ! "$venv/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('livekit') != '$SDK_VERSION')" 2>/dev/null; then
-    python3 -m venv "$venv" || die "python3 -m venv failed (Debian: apt-get install python3-venv)"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check "livekit==$SDK_VERSION"
-fi
-log "livekit (Python SDK) $SDK_VERSION ready ($((SECONDS - t0)) s)"
+livekit_sdk_venv
+log "livekit (Python SDK) $LIVEKIT_SDK_VERSION ready ($((SECONDS - t0)) s)"
 
 livekit=$("$repo/scripts/build-livekit.sh" host)
 roost_bin debug

@@ -303,6 +303,7 @@ async fn serve(
     background.spawn(gateway.clone().run_gap_repair());
     background.spawn(gateway.clone().run_revalidation(state.auth.clone()));
     background.spawn(gateway.clone().run_call_events(livekit.clone()));
+    background.spawn(crate::chat::call_log::run(state.clone(), shutdown.clone()));
     background.spawn(crate::chat::retention::run(
         store.clone(),
         files,

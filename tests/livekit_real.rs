@@ -1,7 +1,8 @@
 //! The real `livekit-server` (the version `scripts/build-livekit.sh` pins) under Roost: it
 //! starts on the configuration Roost generates, answers through Roost's `/rtc` proxy, is
 //! restarted after `kill -9`, stops with Roost (even a SIGKILLed Roost), names a port already in
-//! use, and takes rotated keys. Faults the real server cannot be made to show on demand (a hang,
+//! use, and takes rotated keys; the webhooks it signs put "call started" and "call ended"
+//! entries in the room's timeline. Faults the real server cannot be made to show on demand (a hang,
 //! ignoring SIGTERM, a crash loop, a slow drain) stay with the stand-in in tests/livekit.rs.
 
 mod support;
@@ -307,6 +308,131 @@ async fn a_killed_server_is_restarted_with_backoff_and_calls_wait_for_it_meanwhi
     // The new server takes tokens again.
     let token = call_token(&api, &admin, room).await;
     assert_eq!(validate(&api.roost, Some(&token)).await, 200);
+}
+
+/// Delivers a webhook signed with the key pair LiveKit has, as LiveKit does; its status.
+async fn deliver(api: &Api, event: &Value) -> u16 {
+    let dir = api.roost.setup.data_dir();
+    let key = read(&dir.join("secrets/livekit_api_key"));
+    let secret = read(&dir.join("secrets/livekit_api_secret"));
+    let body = event.to_string();
+    reqwest::Client::new()
+        .post(api.roost.internal_url("/livekit/webhook"))
+        .header("content-type", "application/webhook+json")
+        .header(
+            "authorization",
+            sign_webhook(key.trim(), secret.trim(), &body, now_secs() + 300, None),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// The room's timeline entries that are not plain text, oldest first.
+async fn call_entries(api: &Api, who: &User, room: i64) -> Vec<Value> {
+    let (status, page) = api
+        .get(&format!("/api/v1/rooms/{room}/messages"), who)
+        .await;
+    assert_eq!(status, 200, "{page}");
+    let mut entries: Vec<Value> = page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["kind"] != "text")
+        .cloned()
+        .collect();
+    entries.sort_by_key(|m| m["id"].as_i64());
+    entries
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_leaves_one_started_and_one_ended_entry_however_often_livekit_repeats_itself() {
+    let (setup, _) = with_real("");
+    let mut api = Api::start(setup);
+    wait_ready(&mut api.roost, 1);
+    let admin = api.admin().await;
+    let room = api.room(&admin, "calls", false).await;
+    api.say(&admin, room, "before the call").await;
+    let livekit_room = json!({"name": format!("roost-room-{room}"), "sid": "RM_call1"});
+    let joined = json!({
+        "event": "participant_joined", "room": livekit_room,
+        "participant": {"identity": format!("user-{}", admin.id), "sid": "PA_1", "name": "root",
+                        "joinedAt": now_secs().to_string()},
+    });
+    // LiveKit retries a delivery it thinks failed: the same event twice.
+    assert_eq!(deliver(&api, &joined).await, 200);
+    assert_eq!(deliver(&api, &joined).await, 200);
+    let started = eventually(DEADLINE, "a call_started entry", || async {
+        let entries = call_entries(&api, &admin, room).await;
+        (!entries.is_empty()).then_some(entries)
+    })
+    .await;
+    assert_eq!(started.len(), 1, "{started:?}");
+    assert_eq!(started[0]["kind"], "call_started");
+    assert_eq!(started[0]["author_id"], admin.id);
+    assert_eq!(started[0]["body"], "");
+
+    let left = json!({
+        "event": "participant_left", "room": livekit_room,
+        "participant": {"identity": format!("user-{}", admin.id), "sid": "PA_1"},
+    });
+    assert_eq!(deliver(&api, &left).await, 200);
+    let finished = json!({"event": "room_finished", "room": livekit_room});
+    assert_eq!(deliver(&api, &finished).await, 200);
+    assert_eq!(
+        deliver(&api, &joined).await,
+        200,
+        "a late repeat of the join"
+    );
+    let entries = eventually(DEADLINE, "a call_ended entry", || async {
+        let entries = call_entries(&api, &admin, room).await;
+        (entries.len() >= 2).then_some(entries)
+    })
+    .await;
+    // Give a wrongly repeated entry the time to show, by waiting for a later one to commit.
+    api.say(&admin, room, "after the call").await;
+    let entries_after = call_entries(&api, &admin, room).await;
+    assert_eq!(entries_after, entries, "nothing posted twice");
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    assert_eq!(entries[1]["kind"], "call_ended");
+    assert_eq!(entries[1]["author_id"], Value::Null);
+    assert!(entries[1]["call_duration_secs"].as_i64().unwrap() >= 0);
+
+    for (method, path) in [
+        (
+            reqwest::Method::PATCH,
+            format!("/api/v1/rooms/{room}/messages/{}", entries[0]["id"]),
+        ),
+        (
+            reqwest::Method::DELETE,
+            format!("/api/v1/rooms/{room}/messages/{}", entries[1]["id"]),
+        ),
+    ] {
+        let (status, refused, _) = api
+            .call(
+                method,
+                &path,
+                Some(&admin.token),
+                Some(json!({"body": "edited"})),
+            )
+            .await;
+        assert_eq!(status, 409, "{refused}");
+        assert_eq!(refused["error"]["code"], "call_entry", "{refused}");
+    }
+    let (_, found) = api
+        .get(&format!("/api/v1/search?q=call&room_id={room}"), &admin)
+        .await;
+    // Only the two people's messages that say "call"; the entries have no text to find.
+    let kinds: Vec<&Value> = found["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| &m["kind"])
+        .collect();
+    assert_eq!(kinds, vec!["text", "text"], "{found}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

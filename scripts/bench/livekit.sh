@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Calls with 2, 4 and 8 participants publishing audio through Roost and the real
-# livekit-server: join time (call token request to the first audio frame from another
-# participant, median and worst) and, with everyone publishing, CPU (percent of one core) and
-# RSS of livekit-server and of Roost over 10 s. Participants use LiveKit's Python SDK (the
-# venv scripts/livekit-e2e.sh makes); the server is scripts/build-livekit.sh's pinned build.
+# Calls with 2, 4 and 8 participants publishing audio, and 2 publishing 720p video, through
+# Roost and the real livekit-server: join time (call token request to the first frame from
+# another participant, median and worst) and, with everyone publishing, CPU (percent of one
+# core) and RSS of livekit-server and of Roost over 10 s. The 720p call is repeated as a
+# reference with the same tokens straight to LiveKit's loopback port, without Roost's proxy.
+# Participants use LiveKit's Python SDK (scripts/lib.sh's venv); the server is
+# scripts/build-livekit.sh's pinned build.
 #
 #   scripts/bench/livekit.sh            (ROOST_BIN=path to measure a built roost)
 #
@@ -12,16 +14,16 @@ set -euo pipefail
 LOG_TAG=bench-livekit
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
-venv=$target/livekit-e2e-venv
-[[ -x $venv/bin/python ]] || die "no SDK venv at $venv: run scripts/livekit-e2e.sh once"
+livekit_sdk_venv
 livekit=$("$repo/scripts/build-livekit.sh" host)
 roost_bin release
 
 lib_workdir bench-livekit
+livekit_port=$(free_port)
 roost_config "" "[livekit]
 enabled = true
 binary = \"$livekit\"
-http_port = $(free_port)
+http_port = $livekit_port
 rtc_tcp_port = $(free_port)
 rtc_udp_port = $(free_port)
 drain_grace_secs = 2
@@ -49,4 +51,4 @@ livekit_pid=$(pgrep -P "$roost_pid" | head -n 1)
 log "roost $roost_pid, $("$livekit" --version) $livekit_pid; $(nproc) cores, $(uname -m)"
 
 SSL_CERT_FILE=$roost_ca "$venv/bin/python" "$repo/scripts/bench/livekit_calls.py" \
-    "$roost_url" "$roost_ca" "$roost_pid" "$livekit_pid" "$password" "${accounts[@]}" 2> >(grep -v '^livekit' >&2)
+    "$roost_url" "$roost_ca" "$roost_pid" "$livekit_pid" "$livekit_port" "$password" "${accounts[@]}" 2> >(grep -v '^livekit' >&2)

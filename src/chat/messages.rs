@@ -40,6 +40,28 @@ pub struct AttachmentRef {
     pub size: i64,
 }
 
+/// What a timeline entry is: a person's message, or an entry Roost posts about the room's call
+/// (`chat::call_log`), which has an empty body and cannot be edited or deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageKind {
+    Text,
+    /// `author` started a call in the room.
+    CallStarted,
+    /// The room's call ended (no author); `call_duration_secs` says how long it lasted.
+    CallEnded,
+}
+
+impl MessageKind {
+    fn from_column(kind: &str) -> MessageKind {
+        match kind {
+            "call_started" => MessageKind::CallStarted,
+            "call_ended" => MessageKind::CallEnded,
+            _ => MessageKind::Text,
+        }
+    }
+}
+
 /// A message as the API and the gateway show it. A deleted message keeps its id, room, author
 /// and times with an empty body and no attachments.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -64,10 +86,14 @@ pub struct MessageView {
     /// The room's members named with `@username` in the body (members now, each once, in the
     /// order named; at most 20 names are looked up). Empty for a deleted message.
     pub mentions: Vec<super::mentions::Mention>,
+    pub kind: MessageKind,
+    /// For `call_ended`: how long the call lasted, in seconds; null otherwise.
+    #[schema(required = true)]
+    pub call_duration_secs: Option<i64>,
 }
 
-const MESSAGE_COLUMNS: &str =
-    "m.id, m.room_id, m.author_id, u.username, m.body, m.created_at, m.edited_at, m.deleted_at";
+const MESSAGE_COLUMNS: &str = "m.id, m.room_id, m.author_id, u.username, m.body, m.created_at, \
+     m.edited_at, m.deleted_at, m.kind, m.call_secs";
 
 fn message_from_row(row: &Row<'_>) -> rusqlite::Result<MessageView> {
     let edited: Option<i64> = row.get(6)?;
@@ -83,6 +109,8 @@ fn message_from_row(row: &Row<'_>) -> rusqlite::Result<MessageView> {
         edited_at: edited.map(crate::api::time::rfc3339_ms),
         deleted: deleted.is_some(),
         mentions: Vec::new(),
+        kind: MessageKind::from_column(&row.get::<_, String>(8)?),
+        call_duration_secs: row.get(9)?,
     })
 }
 
@@ -189,6 +217,18 @@ fn check_body(body: &str, attachments: usize, max_chars: usize) -> Result<String
         ));
     }
     Ok(body)
+}
+
+/// Call entries are the room's record of its calls, not anyone's words: nobody edits or
+/// deletes them.
+fn refuse_call_entry(current: &MessageView) -> Result<(), ChatError> {
+    if current.kind == MessageKind::Text {
+        return Ok(());
+    }
+    Err(ChatError::conflict(
+        "call_entry",
+        "call started and call ended entries cannot be edited or deleted",
+    ))
 }
 
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ChatError> {
@@ -398,8 +438,8 @@ pub struct EditMessage {
          (`not_a_member`)", body = crate::api::ErrorBody),
         (status = 404, description = "No such room or message, or a room the caller may not see \
          (`not_found`)", body = crate::api::ErrorBody),
-        (status = 409, description = "The message was deleted (`message_deleted`)",
-         body = crate::api::ErrorBody),
+        (status = 409, description = "The message was deleted (`message_deleted`), or is a \
+         call entry (`call_entry`)", body = crate::api::ErrorBody),
     )
 )]
 pub async fn edit(
@@ -413,6 +453,7 @@ pub async fn edit(
     let view = commit(&app, move |conn, events| {
         Access::load(conn, room_id, &who)?.require_member()?;
         let current = load(conn, room_id, id)?;
+        refuse_call_entry(&current)?;
         if current.author_id != Some(who.user_id) {
             return Err(ChatError::forbidden(
                 "forbidden",
@@ -465,6 +506,8 @@ pub async fn edit(
          a member (`not_a_member`)", body = crate::api::ErrorBody),
         (status = 404, description = "No such room or message, or a room the caller may not see \
          (`not_found`)", body = crate::api::ErrorBody),
+        (status = 409, description = "A call entry (`call_entry`), which stays as it is",
+         body = crate::api::ErrorBody),
     )
 )]
 pub async fn delete(
@@ -477,6 +520,7 @@ pub async fn delete(
         let access = Access::load(conn, room_id, &who)?;
         access.require_read()?;
         let current = load(conn, room_id, id)?;
+        refuse_call_entry(&current)?;
         let own = current.author_id == Some(who.user_id) && access.is_member();
         if !own && !access.can_moderate() {
             return Err(ChatError::forbidden(

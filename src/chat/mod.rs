@@ -12,6 +12,7 @@
 //! - [`reads`]: each member's read position per room and the unread counts it gives.
 //! - [`search`]: FTS5 over message bodies, filtered to rooms the caller may read.
 //! - [`calls`]: LiveKit call tokens and participants for a room.
+//! - [`call_log`]: "call started" / "call ended" entries in the room's timeline.
 //! - [`retention`]: the scheduled purge of old messages, audit events, expired credentials and
 //!   unreferenced attachments.
 //!
@@ -20,6 +21,7 @@
 //! This module must not touch sockets or build HTTP responses itself (errors become
 //! `ApiError` through [`ChatError`]), and must not publish an event that is not committed.
 
+pub mod call_log;
 pub mod calls;
 pub mod candidates;
 pub mod dms;

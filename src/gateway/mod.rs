@@ -231,6 +231,8 @@ pub fn call_frame(event: &CallEvent) -> Option<(i64, Utf8Bytes)> {
             serde_json::json!({ "identity": identity, "user_id": user_id_of(identity) }),
         ),
         CallEvent::Ended { room } => (room, "call.ended", serde_json::json!({})),
+        // The chat's call entries (`chat::call_log`) carry these to clients, as messages.
+        CallEvent::Started { .. } | CallEvent::Emptied { .. } => return None,
     };
     let room_id = room_id_of(room)?;
     let frame = serde_json::json!({ "op": "call", "type": kind, "room_id": room_id, "data": data });

@@ -53,11 +53,23 @@ pub enum CallEvent {
     /// The call ended (everyone left, or LiveKit stopped); `Left` events for anyone still
     /// listed come first.
     Ended { room: String },
+    /// Someone joined a call nobody was in; published before their `Joined`. `room_sid` is
+    /// LiveKit's id of this session of the room (empty if the webhook had none).
+    Started {
+        room: String,
+        room_sid: String,
+        by: Participant,
+    },
+    /// The last person left (or the call was ended with people still listed); published after
+    /// the `Left` events. Once per `Started`.
+    Emptied { room: String, room_sid: String },
 }
 
 #[derive(Default)]
 struct Inner {
     rooms: BTreeMap<String, BTreeMap<String, Participant>>,
+    /// LiveKit's room sid of each call in `rooms`, as its first join reported it.
+    room_sids: BTreeMap<String, String>,
     total: usize,
     left_sids: HashSet<String>,
     left_order: VecDeque<String>,
@@ -114,7 +126,8 @@ impl Registry {
         self.lock().rooms.keys().cloned().collect()
     }
 
-    pub fn joined(&self, room: &str, participant: Participant) {
+    /// `participant` joined the call in `room`, whose LiveKit session is `room_sid`.
+    pub fn joined(&self, room: &str, room_sid: &str, participant: Participant) {
         let mut events = Vec::new();
         {
             let mut inner = self.lock();
@@ -131,6 +144,14 @@ impl Registry {
                     "call registry full; ignoring a participant_joined webhook"
                 );
                 return;
+            }
+            if !inner.rooms.contains_key(room) {
+                inner.room_sids.insert(room.to_owned(), room_sid.to_owned());
+                events.push(CallEvent::Started {
+                    room: room.to_owned(),
+                    room_sid: room_sid.to_owned(),
+                    by: participant.clone(),
+                });
             }
             let members = inner.rooms.entry(room.to_owned()).or_default();
             if members.get(&participant.identity) == Some(&participant) {
@@ -172,15 +193,19 @@ impl Registry {
             }
             let removed = members.remove(identity).expect("checked above");
             let now_empty = members.is_empty();
-            if now_empty {
-                inner.rooms.remove(room);
-            }
             inner.total -= 1;
             events.push(CallEvent::Left {
                 room: room.to_owned(),
                 identity: identity.to_owned(),
                 sid: removed.sid,
             });
+            if now_empty {
+                inner.rooms.remove(room);
+                events.push(CallEvent::Emptied {
+                    room: room.to_owned(),
+                    room_sid: inner.room_sids.remove(room).unwrap_or_default(),
+                });
+            }
         }
         self.publish(events);
     }
@@ -190,8 +215,9 @@ impl Registry {
         let events = {
             let mut inner = self.lock();
             let members = inner.rooms.remove(room).unwrap_or_default();
+            let room_sid = inner.room_sids.remove(room).unwrap_or_default();
             inner.total -= members.len();
-            Self::ending(room, members)
+            Self::ending(room, &room_sid, members)
         };
         self.publish(events);
     }
@@ -201,15 +227,24 @@ impl Registry {
         let events = {
             let mut inner = self.lock();
             inner.total = 0;
+            let mut room_sids = std::mem::take(&mut inner.room_sids);
             std::mem::take(&mut inner.rooms)
                 .into_iter()
-                .flat_map(|(room, members)| Self::ending(&room, members))
+                .flat_map(|(room, members)| {
+                    let room_sid = room_sids.remove(&room).unwrap_or_default();
+                    Self::ending(&room, &room_sid, members)
+                })
                 .collect()
         };
         self.publish(events);
     }
 
-    fn ending(room: &str, members: BTreeMap<String, Participant>) -> Vec<CallEvent> {
+    fn ending(
+        room: &str,
+        room_sid: &str,
+        members: BTreeMap<String, Participant>,
+    ) -> Vec<CallEvent> {
+        let was_busy = !members.is_empty();
         let mut events: Vec<CallEvent> = members
             .into_values()
             .map(|p| CallEvent::Left {
@@ -218,6 +253,12 @@ impl Registry {
                 sid: p.sid,
             })
             .collect();
+        if was_busy {
+            events.push(CallEvent::Emptied {
+                room: room.to_owned(),
+                room_sid: room_sid.to_owned(),
+            });
+        }
         events.push(CallEvent::Ended {
             room: room.to_owned(),
         });
@@ -242,9 +283,9 @@ mod tests {
     fn joins_and_leaves_are_tracked_and_published() {
         let r = Registry::new();
         let mut rx = r.subscribe();
-        r.joined("room1", p("alice", "PA_1"));
-        r.joined("room1", p("alice", "PA_1")); // repeated webhook: no second event
-        r.joined("room1", p("bob", "PA_2"));
+        r.joined("room1", "RM_room1", p("alice", "PA_1"));
+        r.joined("room1", "RM_room1", p("alice", "PA_1")); // repeated webhook: no second event
+        r.joined("room1", "RM_room1", p("bob", "PA_2"));
         assert_eq!(r.participants("room1").len(), 2);
         r.left("room1", "alice", "PA_1");
         assert_eq!(r.participants("room1"), vec![p("bob", "PA_2")]);
@@ -255,6 +296,11 @@ mod tests {
         assert_eq!(
             seen,
             vec![
+                CallEvent::Started {
+                    room: "room1".into(),
+                    room_sid: "RM_room1".into(),
+                    by: p("alice", "PA_1")
+                },
                 CallEvent::Joined {
                     room: "room1".into(),
                     participant: p("alice", "PA_1")
@@ -277,11 +323,11 @@ mod tests {
         let r = Registry::new();
         // left arrives before joined for a quick visit
         r.left("room1", "carol", "PA_9");
-        r.joined("room1", p("carol", "PA_9"));
+        r.joined("room1", "RM_room1", p("carol", "PA_9"));
         assert!(r.participants("room1").is_empty());
         // a reconnect: the old session's late "left" must not remove the new one
-        r.joined("room1", p("dave", "PA_1"));
-        r.joined("room1", p("dave", "PA_2"));
+        r.joined("room1", "RM_room1", p("dave", "PA_1"));
+        r.joined("room1", "RM_room1", p("dave", "PA_2"));
         r.left("room1", "dave", "PA_1");
         assert_eq!(r.participants("room1"), vec![p("dave", "PA_2")]);
     }
@@ -289,8 +335,8 @@ mod tests {
     #[test]
     fn room_finished_and_clear_end_every_call() {
         let r = Registry::new();
-        r.joined("a", p("alice", "PA_1"));
-        r.joined("b", p("bob", "PA_2"));
+        r.joined("a", "RM_a", p("alice", "PA_1"));
+        r.joined("b", "RM_b", p("bob", "PA_2"));
         let mut rx = r.subscribe();
         r.finished("a");
         assert!(r.participants("a").is_empty());
@@ -301,9 +347,45 @@ mod tests {
         while let Ok(e) = rx.try_recv() {
             seen.push(e);
         }
-        assert_eq!(seen.len(), 4, "{seen:?}");
-        assert_eq!(seen[1], CallEvent::Ended { room: "a".into() });
-        assert_eq!(seen[3], CallEvent::Ended { room: "b".into() });
+        // Left, Emptied (with the room's LiveKit session), Ended for each.
+        assert_eq!(seen.len(), 6, "{seen:?}");
+        assert_eq!(
+            seen[1],
+            CallEvent::Emptied {
+                room: "a".into(),
+                room_sid: "RM_a".into()
+            }
+        );
+        assert_eq!(seen[2], CallEvent::Ended { room: "a".into() });
+        assert_eq!(seen[5], CallEvent::Ended { room: "b".into() });
         assert_eq!(r.lock().total, 0);
+    }
+
+    #[test]
+    fn a_call_starts_with_its_first_join_and_empties_with_its_last_leave() {
+        let r = Registry::new();
+        let mut rx = r.subscribe();
+        r.joined("a", "RM_1", p("alice", "PA_1"));
+        r.joined("a", "RM_1", p("bob", "PA_2"));
+        r.left("a", "alice", "PA_1");
+        r.left("a", "bob", "PA_2");
+        r.finished("a"); // LiveKit closes the empty room later: nothing ends twice
+        let seen: Vec<CallEvent> = std::iter::from_fn(|| rx.try_recv().ok())
+            .filter(|e| matches!(e, CallEvent::Started { .. } | CallEvent::Emptied { .. }))
+            .collect();
+        assert_eq!(
+            seen,
+            vec![
+                CallEvent::Started {
+                    room: "a".into(),
+                    room_sid: "RM_1".into(),
+                    by: p("alice", "PA_1")
+                },
+                CallEvent::Emptied {
+                    room: "a".into(),
+                    room_sid: "RM_1".into()
+                },
+            ]
+        );
     }
 }

@@ -31,7 +31,7 @@ pub fn show_config(config: &Config) -> u8 {
             config,
             keys: ring.as_ref(),
             internal_addr: config.internal_addr(),
-            machine_ips: &crate::edge::local_ca::machine_ips(),
+            interfaces: &super::lan::interface_addresses(),
         },
         yaml::Secrets::Redact,
     );

@@ -1,6 +1,6 @@
 //! Calls: the co-located LiveKit media server, and everything Roost does around it.
 //!
-//! - [`supervisor`] writes LiveKit's config ([`yaml`]), runs `livekit-server` ([`process`]),
+//! - [`supervisor`] writes LiveKit's config ([`yaml`], with the address [`lan`] picks), runs `livekit-server` ([`process`]),
 //!   health-checks and restarts it, and stops it on shutdown; its state is [`Status`].
 //! - [`keys`] owns the API key pairs (generation, rotation); [`tokens`] mints call tokens.
 //! - [`webhook`] verifies LiveKit's webhooks and feeds [`calls::Registry`] (who is in which
@@ -15,6 +15,7 @@
 pub mod calls;
 pub mod cli;
 pub mod keys;
+pub mod lan;
 pub mod process;
 pub mod proxy;
 pub mod supervisor;

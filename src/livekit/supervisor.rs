@@ -245,7 +245,7 @@ async fn run_once(lk: &Arc<LiveKit>, binary: &std::path::Path, internal: SocketA
             config: lk.config(),
             keys: Some(&ring),
             internal_addr: internal,
-            machine_ips: &crate::edge::local_ca::machine_ips(),
+            interfaces: &super::lan::interface_addresses(),
         },
         yaml::Secrets::Include,
     );

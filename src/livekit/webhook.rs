@@ -7,8 +7,8 @@
 //! after that. Parsing is lenient (unknown fields, int64 values as strings or numbers, either
 //! field-name spelling): a field Roost cannot read is treated as absent, never as an error.
 //!
-//! Only `participant_joined`, `participant_left`/`participant_connection_aborted` and
-//! `room_finished` change anything (the [`Registry`](super::calls::Registry)); other events
+//! Only `participant_joined` (with the room's `sid`, LiveKit's id of this session of the room),
+//! `participant_left`/`participant_connection_aborted` and `room_finished` change anything (the [`Registry`](super::calls::Registry)); other events
 //! are acknowledged and ignored. While calls are disabled (by configuration or a missing
 //! binary) the endpoint answers 503 `livekit_disabled`. This module never logs tokens or bodies.
 
@@ -203,6 +203,7 @@ pub fn apply(lk: &super::LiveKit, body: &[u8]) {
         "participant_joined" if !room.is_empty() && !identity.is_empty() => {
             lk.calls.joined(
                 &room,
+                &text(&event, &["room", "sid"]),
                 Participant {
                     name: text(&event, &["participant", "name"]),
                     joined_at: int(&event, &["participant", "joinedAt"])

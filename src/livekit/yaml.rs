@@ -2,7 +2,7 @@
 //!
 //! LiveKit parses its YAML strictly (an unknown key stops it), so this writes only keys its
 //! config structs declare: `port`, `bind_addresses`, `rtc.{tcp_port, udp_port,
-//! port_range_start, port_range_end, use_external_ip, node_ip}`, `keys` (a key -> secret map),
+//! port_range_start, port_range_end, use_external_ip, node_ip, interfaces.excludes}`, `keys` (a key -> secret map),
 //! `webhook.{api_key, urls}`, `logging.{json, level}` and `turn.{enabled, domain, udp_port,
 //! tls_port, cert_file, key_file, allow_restricted_peer_cidrs}`. Strings are written as JSON
 //! strings, which are valid YAML double-quoted scalars, so no value can change the structure.
@@ -19,6 +19,7 @@ use crate::config::Config;
 use crate::edge::local_ca;
 
 use super::keys::KeyRing;
+use super::lan;
 
 /// Everything the file depends on besides `[livekit]`.
 pub struct Inputs<'a> {
@@ -27,8 +28,9 @@ pub struct Inputs<'a> {
     pub keys: Option<&'a KeyRing>,
     /// Roost's internal listener as bound, where LiveKit posts webhooks.
     pub internal_addr: SocketAddr,
-    /// This machine's addresses, for the TURN private-peer allowance.
-    pub machine_ips: &'a [IpAddr],
+    /// This machine's addresses with their interface names ([`lan::interface_addresses`]):
+    /// the announced address, the interfaces to skip and the TURN private-peer allowance.
+    pub interfaces: &'a [(String, IpAddr)],
 }
 
 /// Whether secrets appear in the output.
@@ -69,10 +71,20 @@ pub fn render(inputs: &Inputs<'_>, secrets: Secrets) -> String {
     } else {
         let _ = writeln!(y, "  udp_port: {}", l.rtc_udp_port);
     }
-    // A LAN appliance: never ask a public STUN server for an address.
+    // A LAN appliance: never ask a public STUN server for an address. LiveKit still does
+    // (Google's) when it picked `node_ip` itself, so Roost always picks it (`lan`), and keeps
+    // container bridges out of the candidates it gathers.
     let _ = writeln!(y, "  use_external_ip: false");
-    if !l.node_ip.is_empty() {
-        let _ = writeln!(y, "  node_ip: {}", q(&l.node_ip));
+    let announced = lan::announced_address(&l.node_ip, inputs.interfaces);
+    if let Some(a) = &announced {
+        let _ = writeln!(y, "  node_ip: {}", q(&a.ip.to_string()));
+    }
+    let excluded = lan::excluded_interfaces(announced.as_ref(), inputs.interfaces);
+    if !excluded.is_empty() {
+        let _ = writeln!(y, "  interfaces:\n    excludes:");
+        for name in excluded {
+            let _ = writeln!(y, "      - {}", q(&name));
+        }
     }
     let _ = writeln!(y, "keys:");
     match inputs.keys {
@@ -118,7 +130,7 @@ pub fn render(inputs: &Inputs<'_>, secrets: Secrets) -> String {
                 q(&key.display().to_string())
             );
         }
-        let allowed = private_peer_allowance(inputs.config, inputs.machine_ips);
+        let allowed = private_peer_allowance(inputs.config, inputs.interfaces);
         if !allowed.is_empty() {
             let _ = writeln!(y, "  allow_restricted_peer_cidrs:");
             for cidr in allowed {
@@ -144,11 +156,15 @@ fn certificate_files(config: &Config) -> (PathBuf, PathBuf) {
 
 /// Only this machine's own private addresses: TURN must reach the media server on the LAN,
 /// not become a way into the rest of the LAN.
-fn private_peer_allowance(config: &Config, machine_ips: &[IpAddr]) -> Vec<String> {
+fn private_peer_allowance(config: &Config, interfaces: &[(String, IpAddr)]) -> Vec<String> {
     if !config.livekit.allow_private_turn {
         return Vec::new();
     }
-    let mut ips: Vec<IpAddr> = machine_ips.to_vec();
+    let mut ips: Vec<IpAddr> = interfaces
+        .iter()
+        .filter(|(name, ip)| !lan::is_virtual(name) && !lan::is_link_local(ip))
+        .map(|(_, ip)| *ip)
+        .collect();
     if let Ok(ip) = config.livekit.node_ip.parse::<IpAddr>() {
         ips.push(ip);
     }
@@ -223,7 +239,7 @@ mod tests {
                 config: &c,
                 keys: Some(&keys),
                 internal_addr: "127.0.0.1:9090".parse().unwrap(),
-                machine_ips: &[],
+                interfaces: &[],
             },
             Secrets::Include,
         );
@@ -245,6 +261,35 @@ mod tests {
     }
 
     #[test]
+    fn without_node_ip_the_lan_address_is_pinned_and_bridges_are_skipped() {
+        let c = Config::default();
+        let here: Vec<(String, IpAddr)> = [
+            ("lo", "127.0.0.1"),
+            ("docker0", "172.17.0.1"),
+            ("eth0", "192.168.77.1"),
+            ("vethab12", "fe80::1"),
+        ]
+        .iter()
+        .map(|(name, ip)| (name.to_string(), ip.parse().unwrap()))
+        .collect();
+        let yaml = render(
+            &Inputs {
+                config: &c,
+                keys: None,
+                internal_addr: "127.0.0.1:9090".parse().unwrap(),
+                interfaces: &here,
+            },
+            Secrets::Redact,
+        );
+        assert!(
+            yaml.contains(
+                "  use_external_ip: false\n  node_ip: \"192.168.77.1\"\n  interfaces:\n    excludes:\n      - \"docker0\"\n      - \"vethab12\"\n"
+            ),
+            "{yaml}"
+        );
+    }
+
+    #[test]
     fn redaction_hides_every_secret() {
         let c = Config::default();
         let keys = ring();
@@ -253,7 +298,7 @@ mod tests {
                 config: &c,
                 keys: Some(&keys),
                 internal_addr: "127.0.0.1:9090".parse().unwrap(),
-                machine_ips: &[],
+                interfaces: &[],
             },
             Secrets::Redact,
         );
@@ -269,16 +314,23 @@ mod tests {
         c.livekit.turn_tls_port = 5349;
         c.livekit.rtc_port_range_start = 50000;
         c.livekit.rtc_port_range_end = 50100;
-        let ips: Vec<IpAddr> = ["192.168.1.20", "127.0.0.1", "203.0.113.5", "fd00::5"]
-            .iter()
-            .map(|s| s.parse().unwrap())
-            .collect();
+        let ips: Vec<(String, IpAddr)> = [
+            ("eth0", "192.168.1.20"),
+            ("lo", "127.0.0.1"),
+            ("eth1", "203.0.113.5"),
+            ("eth0", "fd00::5"),
+            ("eth0", "fe80::5"),
+            ("docker0", "172.17.0.1"),
+        ]
+        .iter()
+        .map(|(name, ip)| (name.to_string(), ip.parse().unwrap()))
+        .collect();
         let yaml = render(
             &Inputs {
                 config: &c,
                 keys: None,
                 internal_addr: "127.0.0.1:9090".parse().unwrap(),
-                machine_ips: &ips,
+                interfaces: &ips,
             },
             Secrets::Redact,
         );
@@ -294,7 +346,7 @@ mod tests {
                 config: &c,
                 keys: None,
                 internal_addr: "127.0.0.1:9090".parse().unwrap(),
-                machine_ips: &ips,
+                interfaces: &ips,
             },
             Secrets::Redact,
         );

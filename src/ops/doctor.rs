@@ -128,7 +128,10 @@ pub fn run(config: &Result<Config, Problems>, now: OffsetDateTime) -> Vec<Check>
     }
     if let Ok(c) = config {
         if c.livekit.enabled && c.livekit.external_authority().is_none() {
-            checks.push(check_livekit_media(&c.livekit, &interface_addresses()));
+            checks.push(check_livekit_media(
+                &c.livekit,
+                &crate::livekit::lan::interface_addresses(),
+            ));
         }
     }
     if let Ok(c) = config {
@@ -775,7 +778,7 @@ pub fn render(checks: &[Check]) -> String {
 
 #[path = "doctor_media.rs"]
 mod media;
-pub use media::{announced_address, check_livekit_media, interface_addresses};
+pub use media::check_livekit_media;
 
 #[cfg(test)]
 #[path = "doctor_tests.rs"]

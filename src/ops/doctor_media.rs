@@ -5,55 +5,10 @@
 use std::net::IpAddr;
 
 use super::Check;
+use crate::livekit::lan::{announced_address, Source};
 
-/// Interface names that belong to containers or VMs: an address there is not one phones on
-/// the LAN can reach.
-const VIRTUAL_INTERFACES: [&str; 7] = ["docker", "br-", "veth", "virbr", "cni", "podman", "lxc"];
-
-/// This machine's addresses with their interface names, in the kernel's interface order (the
-/// order LiveKit walks them in).
-pub fn interface_addresses() -> Vec<(String, IpAddr)> {
-    let Ok(interfaces) = nix::ifaddrs::getifaddrs() else {
-        return Vec::new();
-    };
-    interfaces
-        .filter_map(|i| {
-            let a = i.address?;
-            let ip = match (a.as_sockaddr_in(), a.as_sockaddr_in6()) {
-                (Some(v4), _) => IpAddr::V4(v4.ip()),
-                (None, Some(v6)) => IpAddr::V6(v6.ip()),
-                _ => return None,
-            };
-            Some((i.interface_name, ip))
-        })
-        .collect()
-}
-
-/// The address LiveKit announces for media and where it comes from: `livekit.node_ip`, else
-/// what LiveKit picks itself (with `use_external_ip: false`): the first IPv4 address that is
-/// neither loopback nor link-local in interface order, else such an IPv6 address, else
-/// loopback.
-pub fn announced_address(
-    node_ip: &str,
-    interfaces: &[(String, IpAddr)],
-) -> Option<(IpAddr, String)> {
-    if let Ok(ip) = node_ip.parse::<IpAddr>() {
-        return Some((ip, "livekit.node_ip".to_owned()));
-    }
-    let link_local = |ip: &IpAddr| match ip {
-        IpAddr::V4(v4) => v4.is_link_local(),
-        IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) == 0xfe80,
-    };
-    let usable = |v4: bool| {
-        interfaces
-            .iter()
-            .find(|(_, ip)| ip.is_ipv4() == v4 && !ip.is_loopback() && !link_local(ip))
-    };
-    usable(true)
-        .or_else(|| usable(false))
-        .or_else(|| interfaces.iter().find(|(_, ip)| ip.is_loopback()))
-        .map(|(name, ip)| (*ip, format!("detected on {name}")))
-}
+/// The only port LiveKit names in the `turns:` URL it gives clients.
+const TURN_TLS_ADVERTISED_PORT: u16 = 443;
 
 /// The media ports the firewall must pass and the address LiveKit will announce.
 pub fn check_livekit_media(
@@ -76,6 +31,20 @@ pub fn check_livekit_media(
         ports.push("TURN relay UDP 30000-40000".to_owned());
     }
     let ports = ports.join(", ");
+    // LiveKit hands clients `turns:<turn_domain>:443` whatever its TLS port is: on any other
+    // port, clients knock on Roost's HTTPS listener (or nothing) and TURN over TLS never works.
+    if l.turn_enabled && l.turn_tls_port != 0 && l.turn_tls_port != TURN_TLS_ADVERTISED_PORT {
+        return Check::warn(
+            "livekit media",
+            format!(
+                "LiveKit tells clients TURN/TLS is on port 443, but livekit.turn_tls_port is {}; \
+                 media ports {ports}",
+                l.turn_tls_port
+            ),
+            "set livekit.turn_tls_port = 0 and use TURN over UDP, or 443 with \
+             server.https_addr on another port",
+        );
+    }
     let pin = "set livekit.node_ip to this machine's LAN address, e.g. \"192.168.1.20\"";
     match announced_address(&l.node_ip, interfaces) {
         None => Check::warn(
@@ -83,27 +52,32 @@ pub fn check_livekit_media(
             format!("no address for LiveKit to announce; media ports {ports}"),
             pin,
         ),
-        Some((ip, source)) if ip.is_loopback() => Check::warn(
+        Some(a) if a.ip.is_loopback() => Check::warn(
             "livekit media",
             format!(
-                "announces {ip} ({source}): only this machine can reach it; media ports {ports}"
+                "announces {} ({}): only this machine can reach it; media ports {ports}",
+                a.ip, a.source
             ),
             pin,
         ),
-        Some((ip, source))
-            if VIRTUAL_INTERFACES
-                .iter()
-                .any(|prefix| source.starts_with(&format!("detected on {prefix}"))) =>
+        Some(a)
+            if matches!(
+                a.source,
+                Source::Detected {
+                    virtual_bridge: true,
+                    ..
+                }
+            ) =>
         {
             Check::warn(
                 "livekit media",
-                format!("announces {ip} ({source}, a container or VM bridge); media ports {ports}"),
+                format!("announces {} ({}); media ports {ports}", a.ip, a.source),
                 pin,
             )
         }
-        Some((ip, source)) => Check::ok(
+        Some(a) => Check::ok(
             "livekit media",
-            format!("announces {ip} ({source}); media ports {ports}"),
+            format!("announces {} ({}); media ports {ports}", a.ip, a.source),
         ),
     }
 }
@@ -119,31 +93,6 @@ mod tests {
     }
 
     #[test]
-    fn the_announced_address_is_node_ip_or_what_livekit_would_pick() {
-        let here = ifs(&[
-            ("lo", "127.0.0.1"),
-            ("eth0", "fe80::1"),
-            ("eth0", "fd00::5"),
-            ("eth0", "192.168.1.20"),
-            ("docker0", "172.17.0.1"),
-        ]);
-        assert_eq!(
-            announced_address("", &here),
-            Some(("192.168.1.20".parse().unwrap(), "detected on eth0".into()))
-        );
-        assert_eq!(
-            announced_address("10.0.0.7", &here).unwrap().1,
-            "livekit.node_ip"
-        );
-        let v6_only = ifs(&[("lo", "127.0.0.1"), ("wlan0", "fd00::5")]);
-        assert_eq!(
-            announced_address("", &v6_only).unwrap().0.to_string(),
-            "fd00::5"
-        );
-        assert_eq!(announced_address("", &[]), None);
-    }
-
-    #[test]
     fn the_check_names_ports_and_warns_about_unreachable_addresses() {
         let mut l = crate::config::livekit::Livekit::default();
         let lan = check_livekit_media(&l, &ifs(&[("lo", "127.0.0.1"), ("eth0", "192.168.1.20")]));
@@ -152,6 +101,15 @@ mod tests {
             lan.message,
             "announces 192.168.1.20 (detected on eth0); media ports UDP 7882, ICE/TCP 7881"
         );
+        let behind_a_bridge = check_livekit_media(
+            &l,
+            &ifs(&[
+                ("lo", "127.0.0.1"),
+                ("docker0", "172.17.0.1"),
+                ("eth0", "192.168.1.20"),
+            ]),
+        );
+        assert_eq!(behind_a_bridge.message, lan.message, "{behind_a_bridge:?}");
         let bridge =
             check_livekit_media(&l, &ifs(&[("lo", "127.0.0.1"), ("docker0", "172.17.0.1")]));
         assert_eq!(bridge.status, super::super::Level::Warn, "{bridge:?}");
@@ -168,9 +126,19 @@ mod tests {
         l.turn_tls_port = 5349;
         l.node_ip = "192.168.1.20".into();
         let turn = check_livekit_media(&l, &[]);
+        assert_eq!(turn.status, super::super::Level::Warn, "{turn:?}");
+        assert!(
+            turn.message.starts_with(
+                "LiveKit tells clients TURN/TLS is on port 443, but livekit.turn_tls_port is 5349"
+            ),
+            "{turn:?}"
+        );
+        l.turn_tls_port = 443;
+        let turn = check_livekit_media(&l, &[]);
+        assert_eq!(turn.status, super::super::Level::Ok, "{turn:?}");
         assert!(
             turn.message.ends_with(
-                "media ports UDP 50000-50100, ICE/TCP 7881, TURN UDP 3478, TURN/TLS 5349, TURN relay UDP 30000-40000"
+                "media ports UDP 50000-50100, ICE/TCP 7881, TURN UDP 3478, TURN/TLS 443, TURN relay UDP 30000-40000"
             ),
             "{turn:?}"
         );

@@ -101,6 +101,11 @@ pub static MIGRATIONS: &[Migration] = &[
         name: "direct_messages",
         sql: include_str!("migrations/0013_direct_messages.sql"),
     },
+    Migration {
+        version: 14,
+        name: "call_entries",
+        sql: include_str!("migrations/0014_call_entries.sql"),
+    },
 ];
 
 /// Registers the SQL functions migrations may call on `conn` (migration 11): `roost_name_key

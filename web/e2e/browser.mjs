@@ -97,6 +97,11 @@ export async function apiAs(origin, username, password) {
   if (!login.ok()) throw new Error(`login ${username}: ${login.status()} ${await login.text()}`);
   const { access_token } = await login.json();
   return {
+    async get(path) {
+      const resp = await ctx.get(path, { headers: { Authorization: `Bearer ${access_token}` } });
+      if (!resp.ok()) throw new Error(`${path}: ${resp.status()} ${await resp.text()}`);
+      return resp.json();
+    },
     async post(path, data) {
       const resp = await ctx.post(path, { data, headers: { Authorization: `Bearer ${access_token}` } });
       if (!resp.ok()) throw new Error(`${path}: ${resp.status()} ${await resp.text()}`);

@@ -101,6 +101,10 @@ export async function startRoost({ extraConfig = "", env = {} } = {}) {
   const origin = `https://localhost:${port}`;
   return {
     origin,
+    /** Plain HTTP on loopback: `/livekit/webhook`, `/metrics`. */
+    internalOrigin: `http://${listening.internal}`,
+    dataDir,
+    waitForLog,
     caPath: join(dataDir, "tls/ca.crt"),
     ca: () => readFileSync(join(dataDir, "tls/ca.crt")),
     logs,

@@ -201,6 +201,13 @@ export const t = {
   directMessageFrom: (author: string) => `${author} sent you a message`,
   mentionedYou: (author: string, room: string) => `${author} mentioned you in ${room}`,
   mentionSuggestions: "People to mention",
+  // call entries in the timeline: call started / call ended
+  callStarted: (who: string) => `Call started by ${who}`,
+  callEnded: "Call ended",
+  callEndedAfter: (length: string) => `Call ended · ${length}`,
+  callUnderAMinute: "under 1 min",
+  callMinutes: (minutes: number) => `${minutes} min`,
+  callHours: (hours: number, minutes: number) => (minutes ? `${hours} h ${minutes} min` : `${hours} h`),
 
   // errors
   networkError: "Roost could not be reached. Check the connection and try again.",

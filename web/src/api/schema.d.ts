@@ -456,46 +456,6 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/v1/dms": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * Open a direct message with someone
-         * @description A direct message is a room of kind `dm` with exactly the caller and `user_id` as members; its `dm_with` names the other person. One pair has at most one: asking again returns it (200). Both people receive its `member.joined` events on the gateway. Members and admins may message any active account that is not a guest; a guest, and anyone messaging a guest, only people who share a room with them. Nobody joins, is added to, leaves, renames or changes a direct message (403 `dm_fixed`), and only its two people see it, admins included.
-         */
-        post: operations["openDm"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/v1/people": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /**
-         * Find people to message
-         * @description Active accounts other than the caller that `POST /api/v1/dms` would accept: for members and admins every active member and admin, and guests who share a room with them; for a guest, the people who share a room with them. Id, username and display name only, by username, a page at a time.
-         */
-        get: operations["listPeople"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
     "/api/v1/rooms/{id}/messages": {
         parameters: {
             query?: never;
@@ -916,13 +876,6 @@ export interface components {
         MemberList: {
             members: components["schemas"]["Member"][];
         };
-        /** @description A member a message names. */
-        Mention: {
-            /** Format: int64 */
-            user_id: number;
-            /** @description As stored (lowercase); the body may spell it in another case. */
-            username: string;
-        };
         /**
          * @description A message as the API and the gateway show it. A deleted message keeps its id, room, author
          *     and times with an empty body and no attachments.
@@ -949,12 +902,19 @@ export interface components {
              */
             edited_at: string | null;
             deleted: boolean;
+            kind: components["schemas"]["MessageKind"];
             /**
-             * @description The room's members named with `@username` in the body (members now, each once, in the
-             *     order named; at most 20 names are looked up). Empty for a deleted message.
+             * Format: int64
+             * @description For `call_ended`: how long the call lasted, in seconds; null otherwise.
              */
-            mentions: components["schemas"]["Mention"][];
+            call_duration_secs: number | null;
         };
+        /**
+         * @description What a timeline entry is: a person's message, or an entry Roost posts about the room's call
+         *     (`chat::call_log`), which has an empty body and cannot be edited or deleted.
+         * @enum {string}
+         */
+        MessageKind: "text" | "call_started" | "call_ended";
         MessagePage: {
             /** @description Oldest first. */
             messages: components["schemas"]["Message"][];
@@ -973,29 +933,9 @@ export interface components {
             /** @description `roost_<prefix>_<secret>`, sent as `Authorization: Bearer <key>`; shown only now. */
             key: string;
         };
-        OpenDm: {
-            /**
-             * Format: int64
-             * @description The account to message.
-             */
-            user_id: number;
-        };
         PasswordRequest: {
             current_password: string;
             new_password: string;
-        };
-        PeoplePage: {
-            /** @description By username. */
-            people: components["schemas"]["Person"][];
-            /** @description More people match: ask again with `after` set to the last username of this page. */
-            has_more: boolean;
-        };
-        /** @description An account as a person picker and a direct message show it. */
-        Person: {
-            /** Format: int64 */
-            id: number;
-            username: string;
-            display_name: string;
         };
         PostMessage: {
             /** @description At most `[chat] max_message_chars` characters; may be empty with an attachment. */
@@ -1062,9 +1002,6 @@ export interface components {
         Room: {
             /** Format: int64 */
             id: number;
-            /** @description `room`, or `dm` for a direct message between two accounts. */
-            kind: components["schemas"]["RoomKind"];
-            /** @description Empty for a direct message: clients name it after `dm_with`. */
             name: string;
             topic: string;
             private: boolean;
@@ -1097,14 +1034,7 @@ export interface components {
              *     `read_seq` that are not deleted, counted up to 999 only (to bound the query's cost).
              */
             unread?: number;
-            /** @description For a direct message: the other person in it (absent once their account is deleted). */
-            dm_with?: components["schemas"]["Person"];
         };
-        /**
-         * @description What a room is: a room people join and leave, or a direct message between two accounts.
-         * @enum {string}
-         */
-        RoomKind: "room" | "dm";
         RoomList: {
             rooms: components["schemas"]["Room"][];
         };
@@ -2944,121 +2874,6 @@ export interface operations {
             507: components["responses"]["InsufficientStorage"];
         };
     };
-    openDm: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["OpenDm"];
-            };
-        };
-        responses: {
-            /** @description The direct message the two already have */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Room"];
-                };
-            };
-            /** @description Opened: the new direct message */
-            201: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Room"];
-                };
-            };
-            /** @description The caller's own id (`dm_self`), or a disabled account (`user_disabled`) */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            401: components["responses"]["Unauthorized"];
-            /** @description A guest and someone who shares no room with them (`dm_not_allowed`) */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            /** @description No such account (`not_found`) */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            408: components["responses"]["RequestTimeout"];
-            413: components["responses"]["PayloadTooLarge"];
-            415: components["responses"]["UnsupportedMediaType"];
-            421: components["responses"]["MisdirectedRequest"];
-            429: components["responses"]["RateLimited"];
-            500: components["responses"]["Internal"];
-            503: components["responses"]["Unavailable"];
-            507: components["responses"]["InsufficientStorage"];
-        };
-    };
-    listPeople: {
-        parameters: {
-            query?: {
-                /**
-                 * @description Only people whose username starts with this text or whose display name contains it
-                 *     (case-insensitive for ASCII letters). At most 64 characters.
-                 */
-                q?: string;
-                /** @description The next page: people whose username sorts after this one (the last of a page). */
-                after?: string;
-                /** @description 1 to 50 (default 20; other values are clamped). */
-                limit?: number;
-            };
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description A page of people */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["PeoplePage"];
-                };
-            };
-            /** @description A `q` longer than 64 characters or another bad value (`invalid_query`) */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            401: components["responses"]["Unauthorized"];
-            403: components["responses"]["Forbidden"];
-            408: components["responses"]["RequestTimeout"];
-            421: components["responses"]["MisdirectedRequest"];
-            429: components["responses"]["RateLimited"];
-            500: components["responses"]["Internal"];
-            503: components["responses"]["Unavailable"];
-        };
-    };
     listMessages: {
         parameters: {
             query?: {
@@ -3318,6 +3133,15 @@ export interface operations {
                 };
             };
             408: components["responses"]["RequestTimeout"];
+            /** @description A call entry (`call_entry`), which stays as it is */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             413: components["responses"]["PayloadTooLarge"];
             421: components["responses"]["MisdirectedRequest"];
             429: components["responses"]["RateLimited"];
@@ -3388,7 +3212,7 @@ export interface operations {
                 };
             };
             408: components["responses"]["RequestTimeout"];
-            /** @description The message was deleted (`message_deleted`) */
+            /** @description The message was deleted (`message_deleted`), or is a call entry (`call_entry`) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -3548,7 +3372,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Matching messages in rooms the caller is in (admins: all but direct messages, which only their two people read), best first */
+            /** @description Matching messages in rooms the caller is in (admins: all), best first */
             200: {
                 headers: {
                     [name: string]: unknown;

@@ -1,7 +1,8 @@
 /**
- * One message in the timeline, or a pending send. Its actions (Edit for its author, Delete for
- * its author and the room's moderators) are in a "More actions" menu button that is always
- * there, so they are reachable by keyboard and touch, not only on hover; a delete asks first.
+ * One message in the timeline, a call entry (a centered line nobody edits), or a pending send.
+ * A message's actions (Edit for its author, Delete for its author and the room's moderators)
+ * are in a "More actions" menu button that is always there, so they are reachable by keyboard
+ * and touch, not only on hover; a delete asks first.
  */
 
 import { useEffect, useRef, useState } from "preact/hooks";
@@ -9,6 +10,7 @@ import { ApiError, NetworkError, type Message } from "../api/client";
 import { t } from "../strings";
 import { AttachmentView } from "./AttachmentView";
 import { Body } from "./Body";
+import { callLength } from "./call-length";
 import type { Pending } from "./outbox";
 import { deleteMessage, editMessage, outbox } from "./state";
 import { session } from "../session/session";
@@ -17,6 +19,7 @@ function myUsername(): string | undefined {
   const s = session.value;
   return s.status === "signed_in" ? s.user.username : undefined;
 }
+import "./call-entry.css";
 
 function time(iso: string): string {
   return new Date(iso).toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" });
@@ -109,6 +112,28 @@ function MoreActions({ items, messageId }: { items: MenuItem[]; messageId: numbe
   );
 }
 
+/** "Call started by Ana" / "Call ended · 12 min": the room's record of its calls. */
+function CallEntry({ message, focused }: { message: Message; focused?: boolean }) {
+  const text =
+    message.kind === "call_started"
+      ? t.callStarted(message.author ?? t.unknownAuthor)
+      : message.call_duration_secs === null
+        ? t.callEnded
+        : t.callEndedAfter(callLength(message.call_duration_secs));
+  return (
+    <li
+      class={`message call-entry${focused ? " focused" : ""}`}
+      data-id={message.id}
+      tabIndex={focused ? -1 : undefined}
+      aria-current={focused ? "true" : undefined}
+    >
+      <p>
+        <span dir="auto">{text}</span> <time dateTime={message.created_at}>{time(message.created_at)}</time>
+      </p>
+    </li>
+  );
+}
+
 export function MessageItem({
   message,
   mine,
@@ -118,6 +143,21 @@ export function MessageItem({
   message: Message;
   mine: boolean;
   /** The reader moderates the room: they may delete anyone's message. */
+  moderator: boolean;
+  focused?: boolean;
+}) {
+  if (message.kind !== "text") return <CallEntry message={message} focused={focused} />;
+  return <TextMessage message={message} mine={mine} moderator={moderator} focused={focused} />;
+}
+
+function TextMessage({
+  message,
+  mine,
+  moderator,
+  focused,
+}: {
+  message: Message;
+  mine: boolean;
   moderator: boolean;
   focused?: boolean;
 }) {

@@ -10,6 +10,8 @@ const msg = (id: number, body = `m${id}`): Message => ({
   body,
   attachments: [],
   created_at: "2026-01-01T00:00:00Z",
+  kind: "text",
+  call_duration_secs: null,
   edited_at: null,
   deleted: false,
   mentions: [],
