@@ -126,6 +126,12 @@ export const t = {
   themeDark: "Theme: dark",
   themeLight: "Theme: light",
 
+  // offline shell and updates (service worker, offline/)
+  outOfReach: "Roost is out of reach — showing what you saw last. It reconnects by itself.",
+  readOnly: "You can read, but not send, until Roost is back.",
+  newVersion: "New version of Roost available.",
+  reloadForUpdate: "Reload",
+
   // errors
   networkError: "Roost could not be reached. Check the connection and try again.",
   badCredentials: "That username and password do not match.",

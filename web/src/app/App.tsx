@@ -8,8 +8,10 @@ import type { FunctionComponent } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import { appName } from "../branding/state";
 import { gatewayPhase, startGateway, stopGateway } from "../gateway/socket";
+import { OfflineBanner, UpdateHint } from "../offline/Banners";
+import { unreachable } from "../offline/state";
 import { RoomList } from "../rooms/RoomList";
-import { roomById, rooms } from "../rooms/state";
+import { roomById, rooms, roomsLoaded } from "../rooms/state";
 import { session, signOut } from "../session/session";
 import { SetupForm, SignInForm, SignUpForm } from "../sign-in/forms";
 import { t } from "../strings";
@@ -54,13 +56,21 @@ function AdminSlot() {
 }
 
 function Shell({ userId, isAdmin }: { userId: number; isAdmin: boolean }) {
+  // Showing the snapshot, there is no session for the gateway: it starts once Roost answers.
+  const offline = unreachable.value;
   useEffect(() => {
+    if (offline) return;
     startGateway();
-    return () => {
-      stopGateway();
+    return () => stopGateway();
+  }, [offline]);
+  useEffect(
+    () => () => {
       clearTimelines();
-    };
-  }, []);
+      rooms.value = [];
+      roomsLoaded.value = false;
+    },
+    [],
+  );
   const roomId = openRoomId.value;
   // Subscribe to the list, so a room that appears later (joined, created) is found.
   void rooms.value;
@@ -99,6 +109,16 @@ function Shell({ userId, isAdmin }: { userId: number; isAdmin: boolean }) {
 }
 
 export function App() {
+  return (
+    <>
+      <UpdateHint />
+      <OfflineBanner />
+      <Screen />
+    </>
+  );
+}
+
+function Screen() {
   const s = session.value;
   switch (s.status) {
     case "loading":

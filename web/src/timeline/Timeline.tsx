@@ -9,6 +9,7 @@ import type { Message } from "../api/client";
 import { backToRooms } from "../app/router";
 import { t } from "../strings";
 import { CallButton } from "../calls/CallButton";
+import { unreachable } from "../offline/state";
 import { Composer } from "./Composer";
 import { MessageItem, PendingItem } from "./MessageItem";
 import { focusMessage, loadAround, loadLatest, loadNewer, loadOlder, pending, timelineOf } from "./state";
@@ -135,7 +136,7 @@ export function Timeline({ roomId, roomName, myUserId }: { roomId: number; roomN
           </button>
         ) : null}
       </div>
-      <Composer roomId={roomId} />
+      {unreachable.value ? <p class="read-only-note">{t.readOnly}</p> : <Composer roomId={roomId} />}
     </section>
   );
 }
