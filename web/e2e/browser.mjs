@@ -5,20 +5,24 @@
 // WebSocket still all meet the real server without rebuilding roost to embed the client.
 
 import { readFileSync, existsSync, mkdirSync } from "node:fs";
+import { createRequire } from "node:module";
 import { extname, join, resolve, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium, request } from "playwright-core";
 
 const web = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-export const screenshotsDir = resolve(web, "../target/screenshots");
+export const screenshotsDir = resolve(web, "../target/web-screenshots");
 
 const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 
 /**
  * `routedClient`: the page will come from a request route; chromium then counts the document
  * as public and would block its WebSocket to localhost (local network access checks).
+ * `serviceWorkers`: chromium refuses to register a service worker from an origin whose
+ * certificate it does not trust (the test roost's own CA), whatever the context's
+ * ignoreHTTPSErrors says; only this switch lets the offline tests install it.
  */
-export async function launch({ routedClient = false } = {}) {
+export async function launch({ routedClient = false, serviceWorkers = false } = {}) {
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium`);
   // playwright gives every launch a fresh temporary --user-data-dir of its own.
   return chromium.launch({
@@ -33,6 +37,7 @@ export async function launch({ routedClient = false } = {}) {
       "--disable-sync",
       "--no-first-run",
       ...(routedClient ? ["--disable-features=LocalNetworkAccessChecks"] : []),
+      ...(serviceWorkers ? ["--ignore-certificate-errors"] : []),
     ],
   });
 }
@@ -107,4 +112,28 @@ export async function apiAs(origin, username, password) {
 export function screenshotPath(name) {
   mkdirSync(screenshotsDir, { recursive: true });
   return join(screenshotsDir, `${name}.png`);
+}
+
+/** axe-core's browser build, read once. */
+let axeSource = null;
+
+/**
+ * The serious and critical accessibility problems axe-core finds on the page as it is now,
+ * one line each (rule, impact, help, the first few elements). axe is evaluated through the
+ * debugging protocol rather than added as a script tag: the client's policy (script-src
+ * 'self') would refuse an inline script, and that policy is part of what is tested.
+ */
+export async function seriousAccessibilityProblems(page) {
+  axeSource ??= readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+  if (!(await page.evaluate(() => typeof window.axe === "object"))) await page.evaluate(axeSource);
+  const result = await page.evaluate(() => window.axe.run(document, { resultTypes: ["violations"] }));
+  return result.violations
+    .filter((v) => v.impact === "serious" || v.impact === "critical")
+    .map(
+      (v) =>
+        `${v.id} (${v.impact}): ${v.help}: ${v.nodes
+          .slice(0, 3)
+          .map((n) => `${n.target.join(" ")} ${n.failureSummary ?? ""}`.replace(/\s+/g, " "))
+          .join(" | ")}`,
+    );
 }

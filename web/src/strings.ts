@@ -131,6 +131,8 @@ export const t = {
   readOnly: "You can read, but not send, until Roost is back.",
   newVersion: "New version of Roost available.",
   reloadForUpdate: "Reload",
+  skipToMessages: "Skip to the messages",
+  skipToMain: "Skip to the main content",
 
   // errors
   networkError: "Roost could not be reached. Check the connection and try again.",

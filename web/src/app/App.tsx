@@ -19,6 +19,7 @@ import { cycleTheme, theme } from "../theme/theme";
 import { clearTimelines } from "../timeline/state";
 import { Timeline } from "../timeline/Timeline";
 import { inviteCode, navigate, openRoomId, path } from "./router";
+import "./skip-link.css";
 
 function ThemeToggle() {
   const label = theme.value === "system" ? t.themeSystem : theme.value === "dark" ? t.themeDark : t.themeLight;
@@ -77,6 +78,18 @@ function Shell({ userId, isAdmin }: { userId: number; isAdmin: boolean }) {
   const room = roomId !== null ? roomById(roomId) : undefined;
   return (
     <div class={roomId !== null || path.value === "/admin" ? "shell room-open" : "shell"}>
+      <a
+        class="skip-link"
+        href="#main"
+        onClick={(e) => {
+          // Focus moves without touching the path (the router reads it) or adding a history step.
+          e.preventDefault();
+          const target = document.querySelector<HTMLElement>(roomId !== null ? ".scroller" : "#main");
+          target?.focus();
+        }}
+      >
+        {roomId !== null ? t.skipToMessages : t.skipToMain}
+      </a>
       <header class="top">
         <h1>{appName.value}</h1>
         <ConnectionStatus />
@@ -94,7 +107,7 @@ function Shell({ userId, isAdmin }: { userId: number; isAdmin: boolean }) {
       </header>
       <div class="panes">
         <RoomList myUserId={userId} />
-        <main class="main">
+        <main class="main" id="main" tabIndex={-1}>
           {isAdmin && path.value === "/admin" ? (
             <AdminSlot />
           ) : roomId !== null ? (

@@ -111,7 +111,7 @@ export function Timeline({ roomId, roomName, myUserId }: { roomId: number; roomN
         <h2 id="room-title">{roomName}</h2>
         <CallButton roomId={roomId} />
       </header>
-      <div class="scroller" ref={scroller} onScroll={onScroll}>
+      <div class="scroller" ref={scroller} onScroll={onScroll} tabIndex={-1}>
         <p class="edge" aria-live="polite">
           {tl.loading.value === "older" || tl.loading.value === "initial"
             ? t.loadingOlder
