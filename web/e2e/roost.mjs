@@ -102,6 +102,7 @@ export async function startRoost({ dir: reuseDir, httpsPort = 0 } = {}) {
     origin,
     dir,
     port,
+    pid: child.pid,
     caPath: join(dataDir, "tls/ca.crt"),
     ca: () => readFileSync(join(dataDir, "tls/ca.crt")),
     logs,

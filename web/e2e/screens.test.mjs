@@ -76,8 +76,12 @@ async function walkWithTab(p) {
     const seen = await p.evaluate(() => {
       const el = document.activeElement;
       if (!el || el === document.body) return null;
-      const style = getComputedStyle(el);
-      const outlined = style.outlineStyle !== "none" && parseFloat(style.outlineWidth) > 0;
+      // A control drawn by its label (the file picker) shows the focus there (:focus-within).
+      const outlined = [el, el.parentElement, el.parentElement?.parentElement].some((node) => {
+        if (!node) return false;
+        const style = getComputedStyle(node);
+        return style.outlineStyle !== "none" && parseFloat(style.outlineWidth) > 0;
+      });
       const name = (el.getAttribute("aria-label") ?? el.textContent ?? el.getAttribute("name") ?? el.tagName).trim();
       return { walk: el.getAttribute("data-walk"), outlined, name: name.slice(0, 40) || el.tagName };
     });
