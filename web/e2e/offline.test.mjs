@@ -33,7 +33,8 @@ function step(name, fn) {
 }
 
 const messages = () => page.getByRole("list", { name: "Messages" });
-const item = (text) => messages().getByRole("listitem").filter({ hasText: text });
+// While a send is confirmed, its pending entry and the message can both show for a moment.
+const item = (text) => messages().getByRole("listitem").filter({ hasText: text }).first();
 
 async function until(what, fn, ms = WAIT.timeout) {
   const deadline = Date.now() + ms;
@@ -132,10 +133,15 @@ describe("the client when Roost is out of reach", () => {
     await page.getByText(BANNER).waitFor(WAIT);
     await item("the newest note").waitFor(WAIT);
     await item("first note").waitFor(WAIT);
-    await page.getByRole("navigation", { name: "Rooms" }).getByRole("link", { name: "Kitchen" }).waitFor(WAIT);
     // Read-only: nothing can be sent that would be lost on the next reload.
     assert.equal(await page.getByRole("textbox", { name: "Message" }).count(), 0);
-    await page.screenshot({ path: screenshotPath("offline-360x740") });
+    await page.screenshot({ path: screenshotPath("offline-room-360x740-light") });
+    await page.getByRole("button", { name: "Back to rooms" }).click();
+    const kitchen = page.getByRole("navigation", { name: "Rooms" }).getByRole("link", { name: "Kitchen" });
+    await kitchen.waitFor(WAIT);
+    await page.screenshot({ path: screenshotPath("offline-rooms-360x740-light") });
+    await kitchen.click();
+    await item("the newest note").waitFor(WAIT);
   });
 
   step("when roost is back the banner goes and new messages arrive", async () => {

@@ -38,8 +38,8 @@ export async function start(): Promise<void> {
   for (const [roomId, messages] of kept.messages) {
     const tl = timelineOf(roomId);
     tl.messages.value = messages;
-    // Older pages need the server: the edge shows nothing until it answers.
-    tl.hasOlder.value = false;
+    // Unknown until the server answers; paging back meanwhile says it cannot reach it.
+    tl.hasOlder.value = true;
   }
   restoredRooms = [...kept.messages.keys()];
   unreachable.value = true;

@@ -2,6 +2,7 @@
 
 import { useState } from "preact/hooks";
 import { ApiError, NetworkError, type Message } from "../api/client";
+import { unreachable } from "../offline/state";
 import { t } from "../strings";
 import { AttachmentView } from "./AttachmentView";
 import { Body } from "./Body";
@@ -81,7 +82,7 @@ export function MessageItem({ message, mine, focused }: { message: Message; mine
           {error}
         </p>
       ) : null}
-      {mine && !message.deleted && mode === "view" ? (
+      {mine && !message.deleted && mode === "view" && !unreachable.value ? (
         <div class="actions">
           <button
             type="button"
