@@ -152,8 +152,15 @@ describe("the client's screens: accessibility, keyboard and screenshots", () => 
       await page.getByRole("textbox", { name: "Message" }).fill(text);
       await page.getByRole("button", { name: "Send" }).click();
     }
-    await messages().getByRole("listitem").filter({ hasText: "Running late" }).waitFor(WAIT);
-    await screen("room", () => messages().getByRole("listitem").filter({ hasText: "Running late" }).waitFor(WAIT));
+    // Sent and confirmed: the pending copy, shown while the send is under way, has gone.
+    const sent = async () => {
+      const deadline = Date.now() + WAIT.timeout;
+      while ((await messages().getByRole("listitem").filter({ hasText: "Running late" }).count()) !== 1) {
+        if (Date.now() > deadline) assert.fail("the last message did not show once");
+        await new Promise((r) => setTimeout(r, 100)); // poll interval, not a wait for settling
+      }
+    };
+    await screen("room", sent);
 
     // The first Tab reaches the skip link; following it puts the focus on the timeline.
     await focusTop(page);

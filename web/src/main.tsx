@@ -6,6 +6,7 @@ import { loadBranding } from "./branding/state";
 import { registerServiceWorker } from "./offline/register";
 import { start } from "./offline/state";
 import "./styles.css";
+import "./app/screens.css";
 
 const root = document.getElementById("app");
 if (root) render(<App />, root);
