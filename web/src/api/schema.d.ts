@@ -369,7 +369,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List the caller's rooms and the public rooms they may join */
+        /**
+         * List the caller's rooms and the public rooms they may join
+         * @description Each room the caller is a member of carries `read_seq` and `unread`: the caller's read position and the messages by others after it that are not deleted, counted up to 999 only to bound the cost of the count.
+         */
         get: operations["listRooms"];
         put?: never;
         /** Create a room */
@@ -428,6 +431,26 @@ export interface paths {
         post?: never;
         /** Leave a room, or remove a member */
         delete: operations["deleteRoomMember"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/rooms/{id}/read": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Record how far the caller has read a room
+         * @description The read position only moves forward: a `seq` lower than the stored one is ignored and the answer says the stored position. The room list shows each room's `read_seq` and `unread` (messages by others after it, not deleted, counted up to 999 only, to bound the count's cost), on every device of the account.
+         */
+        put: operations["markRoomRead"];
+        post?: never;
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -767,9 +790,12 @@ export interface components {
             expires_in_secs?: number;
         };
         CreateRoom: {
-            /** @description 1 to 100 characters, no control characters. */
+            /**
+             * @description 1 to 100 characters (stored in NFKC), no control or invisible characters, each word in
+             *     one script.
+             */
             name: string;
-            /** @description At most 1000 characters. */
+            /** @description At most 1000 characters; newlines and tabs but no other control or invisible character. */
             topic?: string;
             private?: boolean;
             guests_may_publish?: boolean;
@@ -777,7 +803,7 @@ export interface components {
         EditMessage: {
             body: string;
         };
-        /** @description The body of every 4xx and 5xx response (PRODUCT.md): a stable code and a human message. */
+        /** @description The body of every 4xx and 5xx response: a stable code and a human message. */
         ErrorBody: {
             error: components["schemas"]["ErrorDetail"];
         };
@@ -819,6 +845,14 @@ export interface components {
         LoginRequest: {
             username: string;
             password: string;
+        };
+        MarkRead: {
+            /**
+             * Format: int64
+             * @description The room event sequence number read up to: a message's event `seq`, or the room's
+             *     `last_seq` to mark everything read. 0 to the room's `last_seq`.
+             */
+            seq: number;
         };
         MeResponse: {
             user: components["schemas"]["User"];
@@ -900,6 +934,23 @@ export interface components {
         PutMember: {
             role?: components["schemas"]["RoomRole"] | null;
         };
+        ReadAnswer: components["schemas"]["ReadState"] & {
+            /** Format: int64 */
+            room_id: number;
+        };
+        /** @description A member's read position in a room and the unread count it gives. */
+        ReadState: {
+            /**
+             * Format: int64
+             * @description The room event sequence number read up to (0: nothing read yet).
+             */
+            read_seq: number;
+            /**
+             * Format: int64
+             * @description Messages by others after `read_seq` that are not deleted, at most 999.
+             */
+            unread: number;
+        };
         Readiness: {
             /**
              * @description `ready` or `not_ready`.
@@ -924,7 +975,10 @@ export interface components {
              */
             username: string;
             password: string;
-            /** @description 1 to 64 characters without control characters; the username when absent or blank. */
+            /**
+             * @description 1 to 64 characters (stored in NFKC) without control or invisible characters, each word
+             *     in one script, not like another account's name; the username when absent or blank.
+             */
             display_name?: string | null;
         };
         /**
@@ -956,6 +1010,18 @@ export interface components {
              *     in the room list, which clients sort by it.
              */
             last_activity?: string;
+            /**
+             * Format: int64
+             * @description In the room list, for rooms the caller is a member of: the room event sequence number
+             *     the caller has read up to (`PUT /api/v1/rooms/{id}/read`), on any device.
+             */
+            read_seq?: number;
+            /**
+             * Format: int64
+             * @description In the room list, for rooms the caller is a member of: messages by others after
+             *     `read_seq` that are not deleted, counted up to 999 only (to bound the query's cost).
+             */
+            unread?: number;
         };
         RoomList: {
             rooms: components["schemas"]["Room"][];
@@ -1009,7 +1075,10 @@ export interface components {
             user: components["schemas"]["User"];
         };
         SetupRequest: {
-            /** @description The code the daemon logged at startup (`journalctl -u roost | grep setup_code`). */
+            /**
+             * @description The code the daemon logged at startup (`sudo roost status`, or
+             *     `journalctl -u roost | grep setup_code`).
+             */
             setup_code: string;
             /**
              * @description 3 to 32 of `a-z`, `0-9`, `.`, `_`, `-`, starting with a letter or digit (stored
@@ -1034,9 +1103,12 @@ export interface components {
          */
         TrackSource: "camera" | "microphone" | "screen_share" | "screen_share_audio";
         UpdateRoom: {
-            /** @description 1 to 100 characters, no control characters. */
+            /**
+             * @description 1 to 100 characters (stored in NFKC), no control or invisible characters, each word in
+             *     one script.
+             */
             name?: string | null;
-            /** @description At most 1000 characters. */
+            /** @description At most 1000 characters; newlines and tabs but no other control or invisible character. */
             topic?: string | null;
             private?: boolean | null;
             guests_may_publish?: boolean | null;
@@ -1060,12 +1132,15 @@ export interface components {
             role?: components["schemas"]["Role"] | null;
             /** @description Disabling signs the account out everywhere at once. */
             disabled?: boolean | null;
-            /** @description 1 to 64 characters without control characters; blank resets it to the username. */
+            /**
+             * @description 1 to 64 characters (stored in NFKC) without control or invisible characters, each word
+             *     in one script, and not like another account's name; blank resets it to the username.
+             */
             display_name?: string | null;
         };
     };
     responses: {
-        /** @description Malformed input: a path segment that is not a number (`bad_request`), a bad query (`invalid_query`), a body that is not valid JSON (`malformed_json`) or not of the documented shape (`invalid_body`), or a value the endpoint refuses (its own code). */
+        /** @description Malformed input: a request with no Host or more than one (`missing_host`, `duplicate_host`; any route), a path segment that is not a number (`bad_request`), a bad query (`invalid_query`), a body that is not valid JSON (`malformed_json`) or not of the documented shape (`invalid_body`), or a value the endpoint refuses (its own code). */
         BadRequest: {
             headers: {
                 [name: string]: unknown;
@@ -1101,7 +1176,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"];
             };
         };
-        /** @description The Host header names no host this server answers for (`misdirected_request`). */
+        /** @description The Host header names no host this server answers for (`unknown_host`). */
         MisdirectedRequest: {
             headers: {
                 [name: string]: unknown;
@@ -1119,7 +1194,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"];
             };
         };
-        /** @description Too many requests of this kind from this address or account (`rate_limited`), or too many failed sign-ins for this account (`login_backoff`). Retry after `Retry-After` seconds; `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` come with the limiter's refusals. */
+        /** @description Too many requests of this kind from this address or account (`rate_limited`), or too many failed sign-ins for this account from this address (`login_backoff`). Retry after `Retry-After` seconds; `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` come with the limiter's refusals. */
         RateLimited: {
             headers: {
                 /** @description Seconds to wait before retrying */
@@ -1192,6 +1267,7 @@ export interface operations {
                     "application/json": components["schemas"]["Health"];
                 };
             };
+            400: components["responses"]["BadRequest"];
             408: components["responses"]["RequestTimeout"];
             421: components["responses"]["MisdirectedRequest"];
             500: components["responses"]["Internal"];
@@ -1215,6 +1291,7 @@ export interface operations {
                     "application/json": components["schemas"]["Readiness"];
                 };
             };
+            400: components["responses"]["BadRequest"];
             408: components["responses"]["RequestTimeout"];
             421: components["responses"]["MisdirectedRequest"];
             500: components["responses"]["Internal"];
@@ -1247,6 +1324,7 @@ export interface operations {
                     "application/x-pem-file": string;
                 };
             };
+            400: components["responses"]["BadRequest"];
             /** @description This server uses an operator-provided certificate, not a local CA (`no_local_ca`) */
             404: {
                 headers: {
@@ -1279,6 +1357,7 @@ export interface operations {
                     "application/json": Record<string, never>;
                 };
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             408: components["responses"]["RequestTimeout"];
@@ -1306,6 +1385,7 @@ export interface operations {
                     "application/json": components["schemas"]["SetupStatus"];
                 };
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             408: components["responses"]["RequestTimeout"];
@@ -1340,7 +1420,7 @@ export interface operations {
                     "application/json": components["schemas"]["SessionTokens"];
                 };
             };
-            /** @description A bad username (`invalid_username`), display name (`invalid_display_name`) or password (`password_too_short`, `password_too_long`) */
+            /** @description A bad username (`invalid_username`), display name (`invalid_display_name`) or password (`password_too_short`, `password_too_long`, `password_too_weak`) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1434,7 +1514,7 @@ export interface operations {
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             421: components["responses"]["MisdirectedRequest"];
-            /** @description Too many failed sign-ins for this account (`login_backoff`) or from this address (`rate_limited`) */
+            /** @description Too many failed sign-ins for this account from this address, or for this account from many addresses (`login_backoff`), or too many requests from this address (`rate_limited`) */
             429: {
                 headers: {
                     /** @description Seconds to wait */
@@ -1466,7 +1546,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description A new access token and refresh token */
+            /** @description A new access token and refresh token; the same pair again for a retry (the same token from the same address within 10 s of its exchange) */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1476,7 +1556,7 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
-            /** @description The refresh token is not valid (`invalid_refresh_token`), has expired (`refresh_token_expired`) or was already used, which signs the session out (`refresh_token_reused`) */
+            /** @description The refresh token is not valid (`invalid_refresh_token`), has expired (`refresh_token_expired`) or was already used (later than 10 s after, or from another address), which signs the session out (`refresh_token_reused`) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -1515,6 +1595,7 @@ export interface operations {
                 };
                 content?: never;
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             /** @description Signed in with an API key, not a session (`session_required`); a session cookie without `X-Roost-Client: web` or with another site's `Origin` (`csrf`) */
             403: {
@@ -1559,7 +1640,7 @@ export interface operations {
                     "application/json": components["schemas"]["SessionTokens"];
                 };
             };
-            /** @description A bad username (`invalid_username`), display name (`invalid_display_name`) or password (`password_too_short`, `password_too_long`), or an invite code that is not valid (`invalid_invite`) or has expired (`invite_expired`) */
+            /** @description A bad username (`invalid_username`), display name (`invalid_display_name`) or password (`password_too_short`, `password_too_long`, `password_too_weak`), or an invite code that is not valid (`invalid_invite`) or has expired (`invite_expired`) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1571,7 +1652,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             408: components["responses"]["RequestTimeout"];
-            /** @description The username is taken (`username_taken`) or the invite is used up (`invite_used_up`) */
+            /** @description The username is taken or looks like another account's name (`username_taken`), the display name does (`display_name_taken`), or the invite is used up (`invite_used_up`) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -1614,7 +1695,7 @@ export interface operations {
                     "application/json": components["schemas"]["SessionTokens"];
                 };
             };
-            /** @description The new password is too short or too long (`password_too_short`, `password_too_long`) */
+            /** @description The new password is too short, too long, or has a control character or only one character repeated (`password_too_short`, `password_too_long`, `password_too_weak`) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1671,6 +1752,7 @@ export interface operations {
                     "application/json": components["schemas"]["MeResponse"];
                 };
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             408: components["responses"]["RequestTimeout"];
@@ -1698,6 +1780,7 @@ export interface operations {
                     "application/json": components["schemas"]["User"][];
                 };
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             /** @description Not an admin (`forbidden`), or an API key without the `admin` scope (`insufficient_scope`) */
             403: {
@@ -1734,7 +1817,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The account after the change. An account made a guest has left every room it joined or created itself (`member.left` in each) */
+            /** @description The account after the change. An account made a guest has left every room it joined or created itself (`member.left` in each) and is a plain member of the others (`member.updated` where it was a moderator) */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1743,7 +1826,7 @@ export interface operations {
                     "application/json": components["schemas"]["User"];
                 };
             };
-            /** @description A bad display name (`invalid_display_name`) */
+            /** @description A bad display name (`invalid_display_name`: its message names the character or word refused) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1772,7 +1855,7 @@ export interface operations {
                 };
             };
             408: components["responses"]["RequestTimeout"];
-            /** @description This is the last enabled admin (`last_admin`) */
+            /** @description This is the last enabled admin (`last_admin`), or another account has this display name or one that looks like it (`display_name_taken`) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -1808,6 +1891,7 @@ export interface operations {
                     "application/json": components["schemas"]["InviteView"][];
                 };
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             /** @description Not an admin (`forbidden`, `insufficient_scope`) */
             403: {
@@ -1954,6 +2038,7 @@ export interface operations {
                     "application/json": components["schemas"]["ApiKeyView"][];
                 };
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             /** @description Signed in with an API key: keys are managed from a session (`session_required`) */
             403: {
@@ -2274,6 +2359,7 @@ export interface operations {
                     "application/json": components["schemas"]["Branding"];
                 };
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             408: components["responses"]["RequestTimeout"];
@@ -2352,6 +2438,7 @@ export interface operations {
                     "application/json": components["schemas"]["RoomList"];
                 };
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             408: components["responses"]["RequestTimeout"];
@@ -2615,7 +2702,7 @@ export interface operations {
                     "application/json": components["schemas"]["Member"];
                 };
             };
-            /** @description A body that is not valid (`invalid_body`), or a disabled account (`user_disabled`) */
+            /** @description A body that is not valid (`invalid_body`), a disabled account (`user_disabled`), or `moderator` for a guest account (`guest_room_role`) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2702,6 +2789,72 @@ export interface operations {
             };
             408: components["responses"]["RequestTimeout"];
             413: components["responses"]["PayloadTooLarge"];
+            421: components["responses"]["MisdirectedRequest"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+            507: components["responses"]["InsufficientStorage"];
+        };
+    };
+    markRoomRead: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The room's id
+                 * @example 1
+                 */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MarkRead"];
+            };
+        };
+        responses: {
+            /** @description The stored read position and the unread count after it */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReadAnswer"];
+                };
+            };
+            /** @description A body that is not valid (`invalid_body`), or a `seq` below 0 or beyond the room's `last_seq` (`invalid_seq`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            /** @description A public room the caller has not joined (`not_a_member`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such room, or one the caller may not see (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            408: components["responses"]["RequestTimeout"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
             421: components["responses"]["MisdirectedRequest"];
             429: components["responses"]["RateLimited"];
             500: components["responses"]["Internal"];
@@ -2815,7 +2968,7 @@ export interface operations {
                     "application/json": components["schemas"]["Message"];
                 };
             };
-            /** @description Too long (`message_too_long`), empty (`empty_message`), too many or unknown attachments (`too_many_attachments`, `unknown_attachment`), or a bad `Idempotency-Key` (`invalid_idempotency_key`) */
+            /** @description Too long (`message_too_long`), empty (`empty_message`), a control character other than newline and tab (`message_control_character`; CRLF is stored as LF), too many or unknown attachments (`too_many_attachments`, `unknown_attachment`), or a bad `Idempotency-Key` (`invalid_idempotency_key`) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3009,7 +3162,7 @@ export interface operations {
                     "application/json": components["schemas"]["Message"];
                 };
             };
-            /** @description Too long (`message_too_long`) or empty (`empty_message`) */
+            /** @description Too long (`message_too_long`), empty (`empty_message`), or a control character other than newline and tab (`message_control_character`; CRLF is stored as LF) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3170,7 +3323,7 @@ export interface operations {
             421: components["responses"]["MisdirectedRequest"];
             429: components["responses"]["RateLimited"];
             500: components["responses"]["Internal"];
-            /** @description Calls are turned off or LiveKit is not available (`calls_disabled`), or the server is shutting down */
+            /** @description Calls are turned off or LiveKit is not installed (`calls_disabled`); LiveKit is down or restarting, with the reason (`livekit_unavailable`); or the server is shutting down */
             503: {
                 headers: {
                     [name: string]: unknown;
