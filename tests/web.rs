@@ -10,7 +10,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use support::*;
 
-const EXPECTED_POLICY: [&str; 10] = [
+const EXPECTED_POLICY: [&str; 11] = [
     "default-src 'self'",
     "script-src 'self'",
     "style-src 'self'",
@@ -21,6 +21,7 @@ const EXPECTED_POLICY: [&str; 10] = [
     "base-uri 'none'",
     "form-action 'self'",
     "connect-src 'self' wss://localhost:",
+    "worker-src 'self'",
 ];
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
@@ -90,6 +91,20 @@ async fn the_client_is_served_at_root_and_at_its_own_paths() {
     let resp = roost.get("/icon.svg").await;
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(header(resp.headers(), "content-type"), "image/svg+xml");
+
+    // The offline shell's service worker: at the root (its scope is the whole client), as
+    // JavaScript, revalidated at every load so a new build is found, naming this build's files.
+    let resp = roost.get("/sw.js").await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(
+        header(resp.headers(), "content-type"),
+        "text/javascript; charset=utf-8"
+    );
+    assert_eq!(header(resp.headers(), "cache-control"), "no-cache");
+    assert!(!resp.headers().contains_key("service-worker-allowed"));
+    let worker = resp.text().await.unwrap();
+    assert!(worker.contains(&first_asset(&index)), "{worker}");
+    assert!(!worker.contains("__ROOST_"), "{worker}");
 
     for path in ["/rooms/3", "/invite/abc123", "/setup"] {
         let resp = roost.get(path).await;

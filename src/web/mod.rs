@@ -2,8 +2,10 @@
 //! embedded, each with its content type, strong ETag and pre-compressed gzip/brotli variants.
 //!
 //! - `/assets/…` (content-hashed names): `Cache-Control: public, max-age=31536000, immutable`.
-//! - Root files Vite copied from `web/public/` (manifest, service worker, icons) and
-//!   `index.html` itself: `no-cache` (revalidated with the ETag each time).
+//! - Root files Vite copied from `web/public/` (manifest, icons), the service worker `/sw.js`
+//!   (written by `web/vite.config.ts`; at the root, so its scope is the whole client without a
+//!   `Service-Worker-Allowed` header) and `index.html` itself: `no-cache` (revalidated with the
+//!   ETag each time, so a new build's worker is found at the next load).
 //! - `/` and every client path (a GET outside the server's own prefixes whose last segment has
 //!   no extension): `index.html`, so a reload on `/rooms/3` opens the client there.
 //! - Anything else, including an unknown asset, `/x.png` or an unknown `/api/` path: the JSON
@@ -239,12 +241,14 @@ fn authority_for_policy(raw: &str) -> Option<String> {
 
 /// The client's Content-Security-Policy: its own scripts and styles only (no inline script),
 /// images and media also from `blob:`/`data:` (previews before upload), connections to the
-/// origin and its WebSocket gateway.
+/// origin and its WebSocket gateway, and its own service worker (`/sw.js`: named, rather than
+/// left to the `script-src` fallback, so narrowing that one cannot silently drop the offline
+/// shell).
 fn client_policy(authority: Option<&str>) -> HeaderValue {
     let wss = authority.map(|a| format!(" wss://{a}")).unwrap_or_default();
     let policy = format!(
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; \
-         media-src 'self' blob:; connect-src 'self'{wss}; object-src 'none'; \
+         media-src 'self' blob:; connect-src 'self'{wss}; worker-src 'self'; object-src 'none'; \
          frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
     );
     HeaderValue::from_str(&policy).expect("the policy is built from checked ASCII")

@@ -5,12 +5,13 @@
 // WebSocket still all meet the real server without rebuilding roost to embed the client.
 
 import { readFileSync, existsSync, mkdirSync } from "node:fs";
+import { createRequire } from "node:module";
 import { extname, join, resolve, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium, request } from "playwright-core";
 
 const web = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-export const screenshotsDir = resolve(web, "../target/screenshots");
+export const screenshotsDir = resolve(web, "../target/web-screenshots");
 
 const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 
@@ -18,8 +19,11 @@ const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
  * `routedClient`: the page will come from a request route; chromium then counts the document
  * as public and would block its WebSocket to localhost (local network access checks).
  * `args`: more chromium switches (the call test's fake camera and microphone).
+ * `serviceWorkers`: chromium refuses to register a service worker from an origin whose
+ * certificate it does not trust (the test roost's own CA), whatever the context's
+ * ignoreHTTPSErrors says; only this switch lets the offline tests install it.
  */
-export async function launch({ routedClient = false, args = [] } = {}) {
+export async function launch({ routedClient = false, args = [], serviceWorkers = false } = {}) {
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium`);
   // playwright gives every launch a fresh temporary --user-data-dir of its own.
   return chromium.launch({
@@ -35,6 +39,7 @@ export async function launch({ routedClient = false, args = [] } = {}) {
       "--no-first-run",
       ...(routedClient ? ["--disable-features=LocalNetworkAccessChecks"] : []),
       ...args,
+      ...(serviceWorkers ? ["--ignore-certificate-errors"] : []),
     ],
   });
 }
@@ -107,13 +112,8 @@ export async function apiAs(origin, username, password) {
       if (!resp.ok()) throw new Error(`${path}: ${resp.status()} ${await resp.text()}`);
       return resp.json();
     },
-<<<<<<< HEAD
-    async get(path) {
-      const resp = await ctx.get(path, { headers: { Authorization: `Bearer ${access_token}` } });
-=======
     async patch(path, data) {
       const resp = await ctx.patch(path, { data, headers: { Authorization: `Bearer ${access_token}` } });
->>>>>>> members
       if (!resp.ok()) throw new Error(`${path}: ${resp.status()} ${await resp.text()}`);
       return resp.json();
     },
@@ -150,4 +150,28 @@ export async function signUp(origin, admin, { username, password, display_name }
   } finally {
     await ctx.dispose();
   }
+}
+
+/** axe-core's browser build, read once. */
+let axeSource = null;
+
+/**
+ * The serious and critical accessibility problems axe-core finds on the page as it is now,
+ * one line each (rule, impact, help, the first few elements). axe is evaluated through the
+ * debugging protocol rather than added as a script tag: the client's policy (script-src
+ * 'self') would refuse an inline script, and that policy is part of what is tested.
+ */
+export async function seriousAccessibilityProblems(page) {
+  axeSource ??= readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+  if (!(await page.evaluate(() => typeof window.axe === "object"))) await page.evaluate(axeSource);
+  const result = await page.evaluate(() => window.axe.run(document, { resultTypes: ["violations"] }));
+  return result.violations
+    .filter((v) => v.impact === "serious" || v.impact === "critical")
+    .map(
+      (v) =>
+        `${v.id} (${v.impact}): ${v.help}: ${v.nodes
+          .slice(0, 3)
+          .map((n) => `${n.target.join(" ")} ${n.failureSummary ?? ""}`.replace(/\s+/g, " "))
+          .join(" | ")}`,
+    );
 }

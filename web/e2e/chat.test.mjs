@@ -298,14 +298,14 @@ describe("web client against a real roost", () => {
     for (const scheme of ["light", "dark"]) {
       await page.emulateMedia({ colorScheme: scheme });
       await page.setViewportSize({ width: 360, height: 740 });
-      await page.screenshot({ path: screenshotPath(`room-360x740-${scheme}`) });
+      await page.screenshot({ path: screenshotPath(`chat-room-360x740-${scheme}`) });
       await page.setViewportSize({ width: 1280, height: 800 });
-      await page.screenshot({ path: screenshotPath(`room-1280x800-${scheme}`) });
+      await page.screenshot({ path: screenshotPath(`chat-room-1280x800-${scheme}`) });
       await page.setViewportSize({ width: 360, height: 740 });
       await page.getByRole("button", { name: "Back to rooms" }).click();
       const rooms = page.getByRole("navigation", { name: "Rooms" });
       await rooms.waitFor(WAIT);
-      await page.screenshot({ path: screenshotPath(`rooms-360x740-${scheme}`) });
+      await page.screenshot({ path: screenshotPath(`chat-rooms-360x740-${scheme}`) });
       await rooms.getByRole("link", { name: "Family" }).click();
       await messages(page).waitFor(WAIT);
     }
@@ -313,7 +313,7 @@ describe("web client against a real roost", () => {
     const p = await signIn.newPage();
     await p.goto("/");
     await p.getByRole("button", { name: "Sign in" }).waitFor(WAIT);
-    await p.screenshot({ path: screenshotPath("sign-in-360x740-light") });
+    await p.screenshot({ path: screenshotPath("chat-sign-in-360x740-light") });
     await signIn.close();
   });
 

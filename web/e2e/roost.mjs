@@ -31,15 +31,17 @@ const STARTUP_DEADLINE_MS = 60_000;
 /**
  * `extraConfig`: more TOML sections appended to the test configuration (e.g. `[livekit]`);
  * `env`: extra environment for the daemon.
+ * `dir` and `httpsPort` start a roost again on what an earlier one left (`stop({ keep: true })`):
+ * its data, its certificate and its address, so a browser meets the same origin as before.
  */
-export async function startRoost({ extraConfig = "", env = {} } = {}) {
-  const dir = mkdtempSync(join(tmpdir(), "roost-e2e-"));
+export async function startRoost({ extraConfig = "", env = {}, dir: reuseDir, httpsPort = 0 } = {}) {
+  const dir = reuseDir ?? mkdtempSync(join(tmpdir(), "roost-e2e-"));
   const dataDir = join(dir, "data");
   const config = join(dir, "roost.toml");
   // Rate limits would refuse the tests' many sign-ins from one address.
   writeFileSync(
     config,
-    `[server]\nhostname = "localhost"\nhttps_addr = "127.0.0.1:0"\nhttp_addr = "127.0.0.1:0"\n` +
+    `[server]\nhostname = "localhost"\nhttps_addr = "127.0.0.1:${httpsPort}"\nhttp_addr = "127.0.0.1:0"\n` +
       `internal_addr = "127.0.0.1:0"\nshutdown_grace_secs = 5\n` +
       `[storage]\ndata_dir = "${dataDir}"\nmin_free_disk_mb = 1\n` +
       `[rate_limits]\nexempt_cidrs = ["127.0.0.0/8", "::1/128"]\n` +
@@ -105,6 +107,9 @@ export async function startRoost({ extraConfig = "", env = {} } = {}) {
     internalOrigin: `http://${listening.internal}`,
     dataDir,
     waitForLog,
+    dir,
+    port,
+    pid: child.pid,
     caPath: join(dataDir, "tls/ca.crt"),
     ca: () => readFileSync(join(dataDir, "tls/ca.crt")),
     logs,
@@ -112,10 +117,11 @@ export async function startRoost({ extraConfig = "", env = {} } = {}) {
       const line = await waitForLog((v) => typeof v.setup_code === "string", "the setup code");
       return line.setup_code;
     },
-    async stop() {
+    /** `keep`: leave the data dir for a later startRoost({ dir, httpsPort }). */
+    async stop({ keep = false } = {}) {
       child.kill("SIGTERM");
       await exited;
-      rmSync(dir, { recursive: true, force: true });
+      if (!keep) rmSync(dir, { recursive: true, force: true });
     },
   };
 }

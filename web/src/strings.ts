@@ -208,6 +208,13 @@ export const t = {
   callUnderAMinute: "under 1 min",
   callMinutes: (minutes: number) => `${minutes} min`,
   callHours: (hours: number, minutes: number) => (minutes ? `${hours} h ${minutes} min` : `${hours} h`),
+  // offline shell and updates (service worker, offline/)
+  outOfReach: "Roost is out of reach — showing what you saw last. It reconnects by itself.",
+  readOnly: "You can read, but not send, until Roost is back.",
+  newVersion: "New version of Roost available.",
+  reloadForUpdate: "Reload",
+  skipToMessages: "Skip to the messages",
+  skipToMain: "Skip to the main content",
 
   // errors
   networkError: "Roost could not be reached. Check the connection and try again.",

@@ -9,8 +9,10 @@ import { useEffect, useState } from "preact/hooks";
 import { appName } from "../branding/state";
 import { CallDock } from "../calls/CallButton";
 import { gatewayPhase, startGateway, stopGateway } from "../gateway/socket";
+import { OfflineBanner, UpdateHint } from "../offline/Banners";
+import { unreachable } from "../offline/state";
 import { RoomList } from "../rooms/RoomList";
-import { leftRoom, roomById, roomLabel, rooms } from "../rooms/state";
+import { leftRoom, roomById, roomLabel, rooms, roomsLoaded } from "../rooms/state";
 import { clearMembers } from "../members/state";
 import { session, signOut } from "../session/session";
 import { SetupForm, SignInForm, SignUpForm } from "../sign-in/forms";
@@ -19,6 +21,7 @@ import { cycleTheme, theme } from "../theme/theme";
 import { clearTimelines } from "../timeline/state";
 import { Timeline } from "../timeline/Timeline";
 import { inviteCode, navigate, openRoomId, path } from "./router";
+import "./skip-link.css";
 
 function ThemeToggle() {
   const label = theme.value === "system" ? t.themeSystem : theme.value === "dark" ? t.themeDark : t.themeLight;
@@ -56,14 +59,22 @@ function AdminSlot() {
 }
 
 function Shell({ userId, isAdmin }: { userId: number; isAdmin: boolean }) {
+  // Showing the snapshot, there is no session for the gateway: it starts once Roost answers.
+  const offline = unreachable.value;
   useEffect(() => {
+    if (offline) return;
     startGateway();
-    return () => {
-      stopGateway();
+    return () => stopGateway();
+  }, [offline]);
+  useEffect(
+    () => () => {
       clearTimelines();
       clearMembers();
-    };
-  }, []);
+      rooms.value = [];
+      roomsLoaded.value = false;
+    },
+    [],
+  );
   const roomId = openRoomId.value;
   const left = leftRoom.value;
   // Removed from the open room (or left it): back to the list, which says so.
@@ -78,6 +89,18 @@ function Shell({ userId, isAdmin }: { userId: number; isAdmin: boolean }) {
   const room = roomId !== null ? roomById(roomId) : undefined;
   return (
     <div class={roomId !== null || path.value === "/admin" ? "shell room-open" : "shell"}>
+      <a
+        class="skip-link"
+        href="#main"
+        onClick={(e) => {
+          // Focus moves without touching the path (the router reads it) or adding a history step.
+          e.preventDefault();
+          const target = document.querySelector<HTMLElement>(roomId !== null ? ".scroller" : "#main");
+          target?.focus();
+        }}
+      >
+        {roomId !== null ? t.skipToMessages : t.skipToMain}
+      </a>
       <header class="top">
         <h1>{appName.value}</h1>
         <ConnectionStatus />
@@ -99,7 +122,7 @@ function Shell({ userId, isAdmin }: { userId: number; isAdmin: boolean }) {
       <CallDock />
       <div class="panes">
         <RoomList myUserId={userId} />
-        <main class="main">
+        <main class="main" id="main" tabIndex={-1}>
           {isAdmin && path.value === "/admin" ? (
             <AdminSlot />
           ) : roomId !== null ? (
@@ -114,6 +137,16 @@ function Shell({ userId, isAdmin }: { userId: number; isAdmin: boolean }) {
 }
 
 export function App() {
+  return (
+    <>
+      <UpdateHint />
+      <OfflineBanner />
+      <Screen />
+    </>
+  );
+}
+
+function Screen() {
   const s = session.value;
   switch (s.status) {
     case "loading":

@@ -236,4 +236,18 @@ describe("gateway machine", () => {
     h.step({ kind: "typing", room: 1, now: 20_000 });
     expect(typing()).toHaveLength(3);
   });
+
+  it("retries, and stays signed in, when the token cannot be refreshed for want of the server", () => {
+    const h = new Harness();
+    h.connect([[1, 5]]);
+    h.step({ kind: "closed", conn: h.conn(), code: 1006, reason: "" });
+    h.step({ kind: "retry_timer" });
+    const after = h.step({ kind: "token_unreachable" });
+    expect(after.some((e) => e.kind === "signed_out")).toBe(false);
+    expect(after.some((e) => e.kind === "schedule_retry")).toBe(true);
+    expect(h.machine.phase).toBe("resuming");
+    // The next attempt asks for a token again and resumes with the cursors kept.
+    expect(h.step({ kind: "retry_timer" })).toEqual([{ kind: "need_token", fresh: false }]);
+    expect(h.machine.cursors.get(1)).toBe(5);
+  });
 });

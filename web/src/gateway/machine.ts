@@ -32,6 +32,8 @@ export type Input =
   | { kind: "stop" }
   | { kind: "token"; token: string }
   | { kind: "token_failed" }
+  /** The token could not be refreshed because the server was out of reach (not refused). */
+  | { kind: "token_unreachable" }
   | { kind: "opened"; conn: number }
   | { kind: "frame"; conn: number; frame: unknown }
   | { kind: "closed"; conn: number; code: number; reason: string }
@@ -141,6 +143,11 @@ export class GatewayMachine {
         if (!this.awaitingToken) return [];
         this.awaitingToken = false;
         return this.stopSignedOut();
+      case "token_unreachable":
+        // Not a refusal: signing out here would end a session the server still holds.
+        if (!this.awaitingToken) return [];
+        this.awaitingToken = false;
+        return this.scheduleRetry(false);
       case "opened":
         if (input.conn !== this.conn || this.phase === "stopped") return [];
         this.socketOpen = true;

@@ -5,7 +5,7 @@
  */
 
 import { signal } from "@preact/signals";
-import type { Message } from "../api/client";
+import { NetworkError, type Message } from "../api/client";
 import { applyCallFrame, loadCall, loadCalls } from "../calls/state";
 import { applyMemberEvent, applyPresence, applyTyping, setOnline, typingEnded, type Member } from "../members/state";
 import { newMessage } from "../notify/notify";
@@ -35,7 +35,7 @@ function run(effect: Effect): void {
     case "need_token":
       tokenForGateway(effect.fresh).then(
         (token) => step({ kind: "token", token }),
-        () => step({ kind: "token_failed" }),
+        (e) => step({ kind: e instanceof NetworkError ? "token_unreachable" : "token_failed" }),
       );
       break;
     case "open":

@@ -6,6 +6,7 @@
 
 import { signal } from "@preact/signals";
 import { ApiError, api, call, NetworkError, toApiError, useTokenSource, type Schemas, type User } from "../api/client";
+import * as snapshot from "../offline/snapshot";
 
 export type SessionState =
   | { status: "loading" }
@@ -28,6 +29,7 @@ function adopt(tokens: WebTokens): void {
   // Refresh a minute early, so a token never expires on the way to the server.
   refreshAfter = Date.now() + Math.max(0, tokens.expires_in - 60) * 1000;
   session.value = { status: "signed_in", user: tokens.user };
+  snapshot.saveUser(tokens.user);
 }
 
 function forget(reason?: string): void {
@@ -48,7 +50,10 @@ export function refresh(): Promise<boolean> {
       }
       const status = answer.response.status;
       if (status === 401 || status === 403 || status === 400) {
-        if (session.value.status === "signed_in") forget();
+        if (session.value.status === "signed_in") {
+          void snapshot.clear();
+          forget();
+        }
         return false;
       }
       throw toApiError(status, answer.error);
@@ -72,19 +77,42 @@ export async function tokenForGateway(fresh: boolean): Promise<string> {
   return accessToken ?? "";
 }
 
-/** At start: first run, a session to restore from the cookie, or the sign-in page. */
-export async function boot(): Promise<void> {
+/**
+ * At start: first run, a session to restore from the cookie, or the sign-in page. When the
+ * server cannot be reached it changes nothing and answers "unreachable": the caller decides
+ * between what this browser saw last (offline/state.ts) and the sign-in page.
+ */
+export async function boot(): Promise<"done" | "unreachable"> {
   try {
     const setup = await call(() => api.GET("/api/v1/setup"));
     if (setup.needed) {
+      void snapshot.clear();
       session.value = { status: "setup" };
-      return;
+      return "done";
     }
-    if (!(await refresh())) forget();
+    if (!(await refresh())) {
+      void snapshot.clear();
+      forget();
+    }
+    return "done";
   } catch (e) {
-    // Unreachable server: show the sign-in page with the reason rather than spin forever.
-    forget(e instanceof NetworkError ? "network" : undefined);
+    if (e instanceof NetworkError) return "unreachable";
+    forget();
+    return "done";
   }
+}
+
+/** The sign-in page, saying the server could not be reached. */
+export function showUnreachable(): void {
+  forget("network");
+}
+
+/**
+ * Signed in from the snapshot while the server is out of reach: no access token, so every
+ * request fails until boot() succeeds again and restores the real session.
+ */
+export function signedInFromSnapshot(user: User): void {
+  session.value = { status: "signed_in", user };
 }
 
 export async function signIn(username: string, password: string): Promise<void> {
@@ -116,11 +144,15 @@ export async function signOut(): Promise<void> {
   } catch {
     // Offline: the cookie stays, but this page forgets the session; the server ends it at expiry.
   } finally {
+    await snapshot.clear().catch(() => {});
     forget();
   }
 }
 
 /** The gateway or the API found the session ended (signed out elsewhere, disabled). */
 export function sessionEnded(): void {
-  if (session.value.status === "signed_in") forget("ended");
+  if (session.value.status === "signed_in") {
+    void snapshot.clear();
+    forget("ended");
+  }
 }

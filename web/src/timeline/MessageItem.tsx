@@ -7,6 +7,7 @@
 
 import { useEffect, useRef, useState } from "preact/hooks";
 import { ApiError, NetworkError, type Message } from "../api/client";
+import { unreachable } from "../offline/state";
 import { t } from "../strings";
 import { AttachmentView } from "./AttachmentView";
 import { Body } from "./Body";
@@ -212,7 +213,7 @@ function TextMessage({
       tabIndex={focused ? -1 : undefined}
       aria-current={focused ? "true" : undefined}
     >
-      {actions.length > 0 && mode === "view" ? <MoreActions items={actions} messageId={message.id} /> : null}
+      {actions.length > 0 && mode === "view" && !unreachable.value ? <MoreActions items={actions} messageId={message.id} /> : null}
       <div class="meta">
         <strong class="author" dir="auto">
           {message.author ?? t.unknownAuthor}

@@ -13,6 +13,7 @@ import { MembersPanel } from "../members/MembersPanel";
 import { RoomSettings } from "../members/RoomSettings";
 import { canModerate, loadMembers, typingIn } from "../members/state";
 import { markRead, roomById, roomLabel } from "../rooms/state";
+import { unreachable } from "../offline/state";
 import { Composer } from "./Composer";
 import { MessageItem, PendingItem } from "./MessageItem";
 import { focusMessage, loadAround, loadLatest, loadNewer, loadOlder, pending, timelineOf } from "./state";
@@ -166,7 +167,7 @@ export function Timeline({ roomId, room, myUserId }: { roomId: number; room: Roo
         </div>
         <CallButton roomId={roomId} />
       </header>
-      <div class="scroller" ref={scroller} onScroll={onScroll}>
+      <div class="scroller" ref={scroller} onScroll={onScroll} tabIndex={-1}>
         <p class="edge" aria-live="polite">
           {tl.loading.value === "older" || tl.loading.value === "initial"
             ? t.loadingOlder
@@ -194,7 +195,7 @@ export function Timeline({ roomId, room, myUserId }: { roomId: number; room: Roo
       <p class="typing" aria-live="polite">
         {typing}
       </p>
-      <Composer roomId={roomId} myUserId={myUserId} />
+      {unreachable.value ? <p class="read-only-note">{t.readOnly}</p> : <Composer roomId={roomId} myUserId={myUserId} />}
     </section>
     {panel === "members" ? (
       <MembersPanel room={room} myUserId={myUserId} onClose={() => closeRoomPanel(roomId)} />

@@ -5,6 +5,7 @@
 
 import { signal, type Signal } from "@preact/signals";
 import { ApiError, api, call, type Message, NetworkError } from "../api/client";
+import * as snapshot from "../offline/snapshot";
 import { t } from "../strings";
 import { Outbox, type Pending, type SendResult } from "./outbox";
 import { merge, PAGE, trim } from "./window";
@@ -38,6 +39,11 @@ export function timelineOf(roomId: number): Timeline {
   return tl;
 }
 
+/** Keeps the room's newest messages for the offline view, when the window shows the newest. */
+function remember(tl: Timeline): void {
+  if (!tl.hasNewer.value && tl.messages.value.length > 0) snapshot.saveMessages(tl.roomId, tl.messages.value);
+}
+
 function describe(e: unknown): string {
   if (e instanceof NetworkError) return t.networkError;
   if (e instanceof Error) return e.message;
@@ -56,6 +62,7 @@ export async function loadLatest(roomId: number): Promise<void> {
     tl.hasOlder.value = page.has_more;
     tl.hasNewer.value = false;
     tl.error.value = null;
+    remember(tl);
   } catch (e) {
     tl.error.value = describe(e);
   } finally {
@@ -149,6 +156,7 @@ export function applyMessageEvent(roomId: number, message: Message): void {
   const { list, cut } = trim(merge(tl.messages.value, [message]), "newer");
   tl.messages.value = list;
   if (cut) tl.hasOlder.value = true;
+  remember(tl);
 }
 
 export async function editMessage(roomId: number, messageId: number, body: string): Promise<void> {
@@ -172,6 +180,7 @@ export async function deleteMessage(roomId: number, messageId: number): Promise<
     tl.messages.value = tl.messages.value.map((m) =>
       m.id === messageId ? { ...m, deleted: true, body: "", attachments: [] } : m,
     );
+    remember(tl);
   }
 }
 
