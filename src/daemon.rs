@@ -210,6 +210,7 @@ async fn serve(
         livekit: livekit.clone(),
         gateway: gateway.clone(),
         files: files.clone(),
+        backup_runs: Arc::default(),
     });
     let internal_state = AppState::new(Shared {
         edge: internal_policy,

@@ -577,6 +577,40 @@ pub fn list(dir: &Path) -> std::io::Result<Vec<Found>> {
     Ok(found)
 }
 
+impl Found {
+    /// The folder's name (`roost-<stamp>`).
+    pub fn name(&self) -> String {
+        self.dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+
+    /// Bytes of the files the manifest lists (the database copy and the attachments).
+    pub fn bytes(&self) -> u64 {
+        self.manifest.files.iter().map(|f| f.size).sum()
+    }
+
+    /// Whether every file the manifest lists is there with the size it was written with: a
+    /// cheap check that nothing was removed or cut short since. The contents were compared
+    /// with their checksums when the backup was written; `roost restore` checks them again.
+    pub fn files_intact(&self) -> bool {
+        self.manifest.files.iter().all(|f| {
+            // A manifest names files inside its folder; anything else is not intact.
+            let inside = !f.path.split('/').any(|c| c.is_empty() || c == "..");
+            inside
+                && std::fs::symlink_metadata(self.dir.join(&f.path))
+                .is_ok_and(|m| m.is_file() && m.len() == f.size)
+        })
+    }
+}
+
+/// The database file's size plus its write-ahead log's, `None` when there is no database.
+pub fn database_bytes(db: &Path) -> Option<u64> {
+    let main = std::fs::metadata(db).ok()?.len();
+    Some(main + file_len(&wal_path(db)))
+}
+
 /// Deletes complete backups in `dir` beyond the newest `keep` (0: none). Returns what it
 /// deleted.
 pub fn prune(dir: &Path, keep: usize) -> std::io::Result<Vec<PathBuf>> {

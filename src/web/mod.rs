@@ -2,7 +2,7 @@
 //! embedded, each with its content type, strong ETag and pre-compressed gzip/brotli variants.
 //!
 //! - `/assets/…` (content-hashed names): `Cache-Control: public, max-age=31536000, immutable`.
-//! - Root files Vite copied from `web/public/` (manifest, service worker, icons) and
+//! - Root files Vite copied from `web/public/` (service worker, the built-in icon) and
 //!   `index.html` itself: `no-cache` (revalidated with the ETag each time).
 //! - `/` and every client path (a GET outside the server's own prefixes whose last segment has
 //!   no extension): `index.html`, so a reload on `/rooms/3` opens the client there.
@@ -21,6 +21,7 @@ use http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use crate::api::ApiError;
 
 pub mod branding;
+pub mod icon;
 
 /// One representation of an embedded file.
 pub struct Variant {
@@ -55,9 +56,9 @@ const INDEX: &str = "/index.html";
 /// Prefixes of what the server itself answers: a path under one of them is never a client path.
 /// The internal listener's own paths are among them, so asking the public one for them is a
 /// plain 404 rather than the client.
-const SERVER_PREFIXES: [&str; 10] = [
+const SERVER_PREFIXES: [&str; 11] = [
     "/api", "/assets", "/rtc", "/twirp", "/health", "/ready", "/ca.crt", "/metrics", "/status",
-    "/livekit",
+    "/livekit", "/branding",
 ];
 
 const IMMUTABLE: HeaderValue = HeaderValue::from_static("public, max-age=31536000, immutable");

@@ -344,6 +344,44 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/admin/status": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The server's status: version, uptime, disk, memory, temperature, LiveKit, backups (admins) */
+        get: operations["getServerStatus"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/backups": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The complete backups in the backup folder, and the running one (admins) */
+        get: operations["listBackups"];
+        put?: never;
+        /**
+         * Back up now, as `roost backup` does (admins)
+         * @description Answers 202 as soon as the backup has started; it goes on after the answer. Follow it with `GET /api/v1/admin/backups` (`run`): `running`, then `succeeded` with its name, or `failed` with the reason. Old backups beyond `[backup] keep` are pruned after a success, as by `roost backup`.
+         */
+        post: operations["startBackup"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/branding": {
         parameters: {
             query?: never;
@@ -362,6 +400,58 @@ export interface paths {
         patch: operations["updateBranding"];
         trace?: never;
     };
+    "/manifest.webmanifest": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The web app manifest: the server's name, theme colour and icon */
+        get: operations["getWebManifest"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/branding/icon": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** Upload the server's icon: a square PNG (admins) */
+        put: operations["uploadBrandingIcon"];
+        post?: never;
+        /** Go back to the built-in icon (admins) */
+        delete: operations["deleteBrandingIcon"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/branding/icon.png": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The server's uploaded icon */
+        get: operations["getBrandingIcon"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/rooms": {
         parameters: {
             query?: never;
@@ -369,7 +459,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List the caller's rooms and the public rooms they may join */
+        /**
+         * List the caller's rooms and the public rooms they may join
+         * @description Each room the caller is a member of carries `read_seq` and `unread`: the caller's read position and the messages by others after it that are not deleted, counted up to 999 only to bound the cost of the count.
+         */
         get: operations["listRooms"];
         put?: never;
         /** Create a room */
@@ -428,6 +521,26 @@ export interface paths {
         post?: never;
         /** Leave a room, or remove a member */
         delete: operations["deleteRoomMember"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/rooms/{id}/read": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Record how far the caller has read a room
+         * @description The read position only moves forward: a `seq` lower than the stored one is ignored and the answer says the stored position. The room list shows each room's `read_seq` and `unread` (messages by others after it, not deleted, counted up to 999 only, to bound the count's cost), on every device of the account.
+         */
+        put: operations["markRoomRead"];
+        post?: never;
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -657,6 +770,57 @@ export interface components {
             /** @description Pass as `cursor` for the next (older) page; null on the last page. */
             next_cursor: string | null;
         };
+        /** @description `GET /api/v1/admin/backups`'s answer. */
+        BackupList: {
+            /** @description Newest first. */
+            backups: components["schemas"]["BackupView"][];
+            run?: components["schemas"]["BackupRun"] | null;
+        };
+        /** @description A backup started through the administration API. */
+        BackupRun: {
+            state: components["schemas"]["RunState"];
+            /**
+             * Format: date-time
+             * @description RFC 3339.
+             */
+            started_at: string;
+            /**
+             * Format: date-time
+             * @description RFC 3339; absent while running.
+             */
+            finished_at?: string | null;
+            /** @description The backup's folder name (`roost-<UTC time>`), once it succeeded. */
+            name?: string | null;
+            /**
+             * Format: int64
+             * @description Bytes written, once it succeeded.
+             */
+            bytes?: number | null;
+            /** @description Why it failed, or what went wrong after the backup was safely written (pruning). */
+            message?: string | null;
+        };
+        /** @description A complete backup in the backup folder. */
+        BackupView: {
+            /** @description The folder's name, `roost-<UTC time>`. */
+            name: string;
+            /**
+             * Format: date-time
+             * @description RFC 3339.
+             */
+            created_at: string;
+            /**
+             * Format: int64
+             * @description Bytes of the database copy, attachments and manifest.
+             */
+            size_bytes: number;
+            /**
+             * @description Every file the manifest lists is present with its recorded size (contents were
+             *     checked against their SHA-256 when written; `roost restore` checks them again).
+             */
+            verified: boolean;
+            /** Format: int32 */
+            schema_version: number;
+        };
         /** @description How the web client presents this server. */
         Branding: {
             /**
@@ -669,6 +833,7 @@ export interface components {
              * @example #2e7d5b
              */
             accent_color: string;
+            icon?: components["schemas"]["Icon"] | null;
         };
         /** @description A change to the branding; absent fields stay as they are. */
         BrandingPatch: {
@@ -767,17 +932,36 @@ export interface components {
             expires_in_secs?: number;
         };
         CreateRoom: {
-            /** @description 1 to 100 characters, no control characters. */
+            /**
+             * @description 1 to 100 characters (stored in NFKC), no control or invisible characters, each word in
+             *     one script.
+             */
             name: string;
-            /** @description At most 1000 characters. */
+            /** @description At most 1000 characters; newlines and tabs but no other control or invisible character. */
             topic?: string;
             private?: boolean;
             guests_may_publish?: boolean;
         };
+        Disk: {
+            /**
+             * Format: int64
+             * @description Free space for the daemon on the data dir's filesystem.
+             */
+            free_bytes?: number | null;
+            /**
+             * Format: int64
+             * @description Size of that filesystem.
+             */
+            total_bytes?: number | null;
+            /** Format: int64 */
+            min_free_bytes: number;
+            /** @description Writes are refused with 507 while this is true. */
+            low: boolean;
+        };
         EditMessage: {
             body: string;
         };
-        /** @description The body of every 4xx and 5xx response (PRODUCT.md): a stable code and a human message. */
+        /** @description The body of every 4xx and 5xx response: a stable code and a human message. */
         ErrorBody: {
             error: components["schemas"]["ErrorDetail"];
         };
@@ -798,6 +982,25 @@ export interface components {
             /** @description Roost's version. */
             version: string;
         };
+        /** @description An uploaded icon: a square PNG. */
+        Icon: {
+            /**
+             * @description Where it is served; the query changes with the icon, so caches never mix two.
+             * @example /branding/icon.png?v=3f2a9c0d1e4b5a6f
+             */
+            url: string;
+            /**
+             * Format: int32
+             * @description Width and height in pixels.
+             * @example 512
+             */
+            size: number;
+            /**
+             * @description The first 16 hex digits of its SHA-256: its ETag.
+             * @example 3f2a9c0d1e4b5a6f
+             */
+            version: string;
+        };
         InviteView: {
             /** Format: int64 */
             id: number;
@@ -816,9 +1019,36 @@ export interface components {
             expires_at: string;
             revoked: boolean;
         };
+        LastBackup: {
+            created: string;
+            /** Format: int64 */
+            age_secs: number;
+            path: string;
+        };
+        LiveKit: {
+            /** @description As in `/ready`'s `livekit` check: ok, starting, degraded, disabled or stopping. */
+            state: string;
+            /**
+             * @description In an owner's words: running, starting, restarting (down, a restart is pending), off
+             *     or stopping.
+             */
+            phase?: string;
+            /** @description True when `livekit.external_url` names a server Roost does not run (it only checks it). */
+            external?: boolean;
+            /** @description Why, when it is not ok. */
+            message?: string | null;
+        };
         LoginRequest: {
             username: string;
             password: string;
+        };
+        MarkRead: {
+            /**
+             * Format: int64
+             * @description The room event sequence number read up to: a message's event `seq`, or the room's
+             *     `last_seq` to mark everything read. 0 to the room's `last_seq`.
+             */
+            seq: number;
         };
         MeResponse: {
             user: components["schemas"]["User"];
@@ -891,6 +1121,27 @@ export interface components {
             current_password: string;
             new_password: string;
         };
+        /**
+         * @description One set of readings. `None` means the machine does not expose that value.
+         *     A reading the machine does not give is left out of the JSON (not 0, not null).
+         */
+        PiHealth: {
+            /** Format: double */
+            cpu_temperature_celsius?: number | null;
+            /** @description The thermal zone the temperature came from (e.g. `cpu-thermal`). */
+            thermal_zone?: string | null;
+            throttled?: components["schemas"]["Throttled"] | null;
+            /** Format: int64 */
+            memory_available_bytes?: number | null;
+            /** Format: int64 */
+            memory_total_bytes?: number | null;
+            /** Format: double */
+            load1?: number | null;
+            /** Format: double */
+            load5?: number | null;
+            /** Format: double */
+            load15?: number | null;
+        };
         PostMessage: {
             /** @description At most `[chat] max_message_chars` characters; may be empty with an attachment. */
             body?: string;
@@ -899,6 +1150,23 @@ export interface components {
         };
         PutMember: {
             role?: components["schemas"]["RoomRole"] | null;
+        };
+        ReadAnswer: components["schemas"]["ReadState"] & {
+            /** Format: int64 */
+            room_id: number;
+        };
+        /** @description A member's read position in a room and the unread count it gives. */
+        ReadState: {
+            /**
+             * Format: int64
+             * @description The room event sequence number read up to (0: nothing read yet).
+             */
+            read_seq: number;
+            /**
+             * Format: int64
+             * @description Messages by others after `read_seq` that are not deleted, at most 999.
+             */
+            unread: number;
         };
         Readiness: {
             /**
@@ -924,7 +1192,10 @@ export interface components {
              */
             username: string;
             password: string;
-            /** @description 1 to 64 characters without control characters; the username when absent or blank. */
+            /**
+             * @description 1 to 64 characters (stored in NFKC) without control or invisible characters, each word
+             *     in one script, not like another account's name; the username when absent or blank.
+             */
             display_name?: string | null;
         };
         /**
@@ -956,6 +1227,18 @@ export interface components {
              *     in the room list, which clients sort by it.
              */
             last_activity?: string;
+            /**
+             * Format: int64
+             * @description In the room list, for rooms the caller is a member of: the room event sequence number
+             *     the caller has read up to (`PUT /api/v1/rooms/{id}/read`), on any device.
+             */
+            read_seq?: number;
+            /**
+             * Format: int64
+             * @description In the room list, for rooms the caller is a member of: messages by others after
+             *     `read_seq` that are not deleted, counted up to 999 only (to bound the query's cost).
+             */
+            unread?: number;
         };
         RoomList: {
             rooms: components["schemas"]["Room"][];
@@ -976,6 +1259,11 @@ export interface components {
              */
             expires_in: number;
         };
+        /**
+         * @description Where a backup run is.
+         * @enum {string}
+         */
+        RunState: "running" | "succeeded" | "failed";
         /**
          * @description A scope an API key may carry.
          * @enum {string}
@@ -1009,7 +1297,10 @@ export interface components {
             user: components["schemas"]["User"];
         };
         SetupRequest: {
-            /** @description The code the daemon logged at startup (`journalctl -u roost | grep setup_code`). */
+            /**
+             * @description The code the daemon logged at startup (`sudo roost status`, or
+             *     `journalctl -u roost | grep setup_code`).
+             */
             setup_code: string;
             /**
              * @description 3 to 32 of `a-z`, `0-9`, `.`, `_`, `-`, starting with a letter or digit (stored
@@ -1028,15 +1319,66 @@ export interface components {
              */
             needed: boolean;
         };
+        StatusReport: {
+            version: string;
+            /** Format: int64 */
+            uptime_secs: number;
+            started_at: string;
+            /** @description Open connections by listener (`https`, `http`, `internal`). */
+            connections: {
+                [key: string]: number;
+            };
+            /** @description Rows of `users`, `rooms` and `messages`, for those that exist. */
+            counts: {
+                [key: string]: number;
+            };
+            disk: components["schemas"]["Disk"];
+            health: components["schemas"]["PiHealth"];
+            livekit: components["schemas"]["LiveKit"];
+            last_backup?: components["schemas"]["LastBackup"] | null;
+            backup_run?: components["schemas"]["BackupRun"] | null;
+            /**
+             * Format: int64
+             * @description Size of the database file and its write-ahead log.
+             */
+            database_bytes?: number | null;
+            /** @description True while no administrator exists and the one-time setup code is valid. */
+            setup_pending: boolean;
+            /**
+             * @description The one-time setup code. Never sent by the daemon (any local process may ask `/status`):
+             *     `roost status` adds it from the daemon's 0600 code file when it may read it (root, or
+             *     the daemon's user).
+             */
+            setup_code?: string | null;
+        };
+        /**
+         * @description The firmware's `get_throttled` bits, decoded. "now" bits describe this moment; "occurred"
+         *     bits stay set since boot, so a past under-voltage is still visible.
+         */
+        Throttled: {
+            /** Format: int32 */
+            raw: number;
+            under_voltage_now: boolean;
+            freq_capped_now: boolean;
+            throttled_now: boolean;
+            soft_temp_limit_now: boolean;
+            under_voltage_occurred: boolean;
+            freq_capped_occurred: boolean;
+            throttled_occurred: boolean;
+            soft_temp_limit_occurred: boolean;
+        };
         /**
          * @description What a participant may send (LiveKit's track sources, in its lowercase spelling).
          * @enum {string}
          */
         TrackSource: "camera" | "microphone" | "screen_share" | "screen_share_audio";
         UpdateRoom: {
-            /** @description 1 to 100 characters, no control characters. */
+            /**
+             * @description 1 to 100 characters (stored in NFKC), no control or invisible characters, each word in
+             *     one script.
+             */
             name?: string | null;
-            /** @description At most 1000 characters. */
+            /** @description At most 1000 characters; newlines and tabs but no other control or invisible character. */
             topic?: string | null;
             private?: boolean | null;
             guests_may_publish?: boolean | null;
@@ -1060,12 +1402,15 @@ export interface components {
             role?: components["schemas"]["Role"] | null;
             /** @description Disabling signs the account out everywhere at once. */
             disabled?: boolean | null;
-            /** @description 1 to 64 characters without control characters; blank resets it to the username. */
+            /**
+             * @description 1 to 64 characters (stored in NFKC) without control or invisible characters, each word
+             *     in one script, and not like another account's name; blank resets it to the username.
+             */
             display_name?: string | null;
         };
     };
     responses: {
-        /** @description Malformed input: a path segment that is not a number (`bad_request`), a bad query (`invalid_query`), a body that is not valid JSON (`malformed_json`) or not of the documented shape (`invalid_body`), or a value the endpoint refuses (its own code). */
+        /** @description Malformed input: a request with no Host or more than one (`missing_host`, `duplicate_host`; any route), a path segment that is not a number (`bad_request`), a bad query (`invalid_query`), a body that is not valid JSON (`malformed_json`) or not of the documented shape (`invalid_body`), or a value the endpoint refuses (its own code). */
         BadRequest: {
             headers: {
                 [name: string]: unknown;
@@ -1101,7 +1446,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"];
             };
         };
-        /** @description The Host header names no host this server answers for (`misdirected_request`). */
+        /** @description The Host header names no host this server answers for (`unknown_host`). */
         MisdirectedRequest: {
             headers: {
                 [name: string]: unknown;
@@ -1119,7 +1464,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"];
             };
         };
-        /** @description Too many requests of this kind from this address or account (`rate_limited`), or too many failed sign-ins for this account (`login_backoff`). Retry after `Retry-After` seconds; `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` come with the limiter's refusals. */
+        /** @description Too many requests of this kind from this address or account (`rate_limited`), or too many failed sign-ins for this account from this address (`login_backoff`). Retry after `Retry-After` seconds; `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` come with the limiter's refusals. */
         RateLimited: {
             headers: {
                 /** @description Seconds to wait before retrying */
@@ -1192,6 +1537,7 @@ export interface operations {
                     "application/json": components["schemas"]["Health"];
                 };
             };
+            400: components["responses"]["BadRequest"];
             408: components["responses"]["RequestTimeout"];
             421: components["responses"]["MisdirectedRequest"];
             500: components["responses"]["Internal"];
@@ -1215,6 +1561,7 @@ export interface operations {
                     "application/json": components["schemas"]["Readiness"];
                 };
             };
+            400: components["responses"]["BadRequest"];
             408: components["responses"]["RequestTimeout"];
             421: components["responses"]["MisdirectedRequest"];
             500: components["responses"]["Internal"];
@@ -1247,6 +1594,7 @@ export interface operations {
                     "application/x-pem-file": string;
                 };
             };
+            400: components["responses"]["BadRequest"];
             /** @description This server uses an operator-provided certificate, not a local CA (`no_local_ca`) */
             404: {
                 headers: {
@@ -1279,6 +1627,7 @@ export interface operations {
                     "application/json": Record<string, never>;
                 };
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             408: components["responses"]["RequestTimeout"];
@@ -1306,6 +1655,7 @@ export interface operations {
                     "application/json": components["schemas"]["SetupStatus"];
                 };
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             408: components["responses"]["RequestTimeout"];
@@ -1340,7 +1690,7 @@ export interface operations {
                     "application/json": components["schemas"]["SessionTokens"];
                 };
             };
-            /** @description A bad username (`invalid_username`), display name (`invalid_display_name`) or password (`password_too_short`, `password_too_long`) */
+            /** @description A bad username (`invalid_username`), display name (`invalid_display_name`) or password (`password_too_short`, `password_too_long`, `password_too_weak`) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1434,7 +1784,7 @@ export interface operations {
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             421: components["responses"]["MisdirectedRequest"];
-            /** @description Too many failed sign-ins for this account (`login_backoff`) or from this address (`rate_limited`) */
+            /** @description Too many failed sign-ins for this account from this address, or for this account from many addresses (`login_backoff`), or too many requests from this address (`rate_limited`) */
             429: {
                 headers: {
                     /** @description Seconds to wait */
@@ -1466,7 +1816,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description A new access token and refresh token */
+            /** @description A new access token and refresh token; the same pair again for a retry (the same token from the same address within 10 s of its exchange) */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1476,7 +1826,7 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
-            /** @description The refresh token is not valid (`invalid_refresh_token`), has expired (`refresh_token_expired`) or was already used, which signs the session out (`refresh_token_reused`) */
+            /** @description The refresh token is not valid (`invalid_refresh_token`), has expired (`refresh_token_expired`) or was already used (later than 10 s after, or from another address), which signs the session out (`refresh_token_reused`) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -1515,6 +1865,7 @@ export interface operations {
                 };
                 content?: never;
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             /** @description Signed in with an API key, not a session (`session_required`); a session cookie without `X-Roost-Client: web` or with another site's `Origin` (`csrf`) */
             403: {
@@ -1559,7 +1910,7 @@ export interface operations {
                     "application/json": components["schemas"]["SessionTokens"];
                 };
             };
-            /** @description A bad username (`invalid_username`), display name (`invalid_display_name`) or password (`password_too_short`, `password_too_long`), or an invite code that is not valid (`invalid_invite`) or has expired (`invite_expired`) */
+            /** @description A bad username (`invalid_username`), display name (`invalid_display_name`) or password (`password_too_short`, `password_too_long`, `password_too_weak`), or an invite code that is not valid (`invalid_invite`) or has expired (`invite_expired`) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1571,7 +1922,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             408: components["responses"]["RequestTimeout"];
-            /** @description The username is taken (`username_taken`) or the invite is used up (`invite_used_up`) */
+            /** @description The username is taken or looks like another account's name (`username_taken`), the display name does (`display_name_taken`), or the invite is used up (`invite_used_up`) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -1614,7 +1965,7 @@ export interface operations {
                     "application/json": components["schemas"]["SessionTokens"];
                 };
             };
-            /** @description The new password is too short or too long (`password_too_short`, `password_too_long`) */
+            /** @description The new password is too short, too long, or has a control character or only one character repeated (`password_too_short`, `password_too_long`, `password_too_weak`) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1671,6 +2022,7 @@ export interface operations {
                     "application/json": components["schemas"]["MeResponse"];
                 };
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             408: components["responses"]["RequestTimeout"];
@@ -1698,6 +2050,7 @@ export interface operations {
                     "application/json": components["schemas"]["User"][];
                 };
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             /** @description Not an admin (`forbidden`), or an API key without the `admin` scope (`insufficient_scope`) */
             403: {
@@ -1734,7 +2087,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The account after the change. An account made a guest has left every room it joined or created itself (`member.left` in each) */
+            /** @description The account after the change. An account made a guest has left every room it joined or created itself (`member.left` in each) and is a plain member of the others (`member.updated` where it was a moderator) */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1743,7 +2096,7 @@ export interface operations {
                     "application/json": components["schemas"]["User"];
                 };
             };
-            /** @description A bad display name (`invalid_display_name`) */
+            /** @description A bad display name (`invalid_display_name`: its message names the character or word refused) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1772,7 +2125,7 @@ export interface operations {
                 };
             };
             408: components["responses"]["RequestTimeout"];
-            /** @description This is the last enabled admin (`last_admin`) */
+            /** @description This is the last enabled admin (`last_admin`), or another account has this display name or one that looks like it (`display_name_taken`) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -1808,6 +2161,7 @@ export interface operations {
                     "application/json": components["schemas"]["InviteView"][];
                 };
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             /** @description Not an admin (`forbidden`, `insufficient_scope`) */
             403: {
@@ -1954,6 +2308,7 @@ export interface operations {
                     "application/json": components["schemas"]["ApiKeyView"][];
                 };
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             /** @description Signed in with an API key: keys are managed from a session (`session_required`) */
             403: {
@@ -2206,6 +2561,8 @@ export interface operations {
             query?: {
                 /** @description An exact type (`auth.login`) or a prefix ending in `*` (`auth.*`). */
                 type?: string;
+                /** @description Only events by this actor (a username, exactly). */
+                actor?: string;
                 /** @description Events at or after this time: RFC 3339 or Unix seconds. */
                 since?: string;
                 /** @description Events before this time: RFC 3339 or Unix seconds. */
@@ -2256,6 +2613,125 @@ export interface operations {
             503: components["responses"]["Unavailable"];
         };
     };
+    getServerStatus: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The status report. Readings the machine does not give (temperature and throttling off a Raspberry Pi) are absent, not zero */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StatusReport"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description Not an admin (`forbidden`, `insufficient_scope`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            408: components["responses"]["RequestTimeout"];
+            421: components["responses"]["MisdirectedRequest"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    listBackups: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Backups, newest first, and the run started from this API */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BackupList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description Not an admin (`forbidden`, `insufficient_scope`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            408: components["responses"]["RequestTimeout"];
+            421: components["responses"]["MisdirectedRequest"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    startBackup: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The backup has started */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BackupRun"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description Not an admin (`forbidden`, `insufficient_scope`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            408: components["responses"]["RequestTimeout"];
+            /** @description A backup started here is still running (`backup_running`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
+            421: components["responses"]["MisdirectedRequest"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+            507: components["responses"]["InsufficientStorage"];
+        };
+    };
     getBranding: {
         parameters: {
             query?: never;
@@ -2274,6 +2750,7 @@ export interface operations {
                     "application/json": components["schemas"]["Branding"];
                 };
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             408: components["responses"]["RequestTimeout"];
@@ -2334,6 +2811,178 @@ export interface operations {
             507: components["responses"]["InsufficientStorage"];
         };
     };
+    getWebManifest: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The manifest (revalidated on each use) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/manifest+json": Record<string, never>;
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            408: components["responses"]["RequestTimeout"];
+            421: components["responses"]["MisdirectedRequest"];
+            500: components["responses"]["Internal"];
+        };
+    };
+    uploadBrandingIcon: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description A square PNG, 192 to 1024 pixels wide, at most 256 KiB */
+        requestBody: {
+            content: {
+                "image/png": number[];
+            };
+        };
+        responses: {
+            /** @description The branding now, naming the new icon */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Branding"];
+                };
+            };
+            /** @description Not square, or smaller than 192 or larger than 1024 pixels (`invalid_icon_size`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            /** @description Not an admin (`forbidden`, `insufficient_scope`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            408: components["responses"]["RequestTimeout"];
+            /** @description Larger than 256 KiB (`icon_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not a PNG image, whatever its name or content type (`unsupported_icon`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            421: components["responses"]["MisdirectedRequest"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+            507: components["responses"]["InsufficientStorage"];
+        };
+    };
+    deleteBrandingIcon: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The branding now, without an icon */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Branding"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description Not an admin (`forbidden`, `insufficient_scope`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            408: components["responses"]["RequestTimeout"];
+            413: components["responses"]["PayloadTooLarge"];
+            421: components["responses"]["MisdirectedRequest"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+            507: components["responses"]["InsufficientStorage"];
+        };
+    };
+    getBrandingIcon: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The icon */
+            200: {
+                headers: {
+                    /** @description Changes with the icon */
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "image/png": number[];
+                };
+            };
+            /** @description The icon named by `If-None-Match` is still the one */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            /** @description No icon was uploaded: the built-in one is `/icon.svg` (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            408: components["responses"]["RequestTimeout"];
+            421: components["responses"]["MisdirectedRequest"];
+            500: components["responses"]["Internal"];
+        };
+    };
     listRooms: {
         parameters: {
             query?: never;
@@ -2352,6 +3001,7 @@ export interface operations {
                     "application/json": components["schemas"]["RoomList"];
                 };
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             408: components["responses"]["RequestTimeout"];
@@ -2615,7 +3265,7 @@ export interface operations {
                     "application/json": components["schemas"]["Member"];
                 };
             };
-            /** @description A body that is not valid (`invalid_body`), or a disabled account (`user_disabled`) */
+            /** @description A body that is not valid (`invalid_body`), a disabled account (`user_disabled`), or `moderator` for a guest account (`guest_room_role`) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2702,6 +3352,72 @@ export interface operations {
             };
             408: components["responses"]["RequestTimeout"];
             413: components["responses"]["PayloadTooLarge"];
+            421: components["responses"]["MisdirectedRequest"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+            507: components["responses"]["InsufficientStorage"];
+        };
+    };
+    markRoomRead: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The room's id
+                 * @example 1
+                 */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MarkRead"];
+            };
+        };
+        responses: {
+            /** @description The stored read position and the unread count after it */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReadAnswer"];
+                };
+            };
+            /** @description A body that is not valid (`invalid_body`), or a `seq` below 0 or beyond the room's `last_seq` (`invalid_seq`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            /** @description A public room the caller has not joined (`not_a_member`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such room, or one the caller may not see (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            408: components["responses"]["RequestTimeout"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
             421: components["responses"]["MisdirectedRequest"];
             429: components["responses"]["RateLimited"];
             500: components["responses"]["Internal"];
@@ -2815,7 +3531,7 @@ export interface operations {
                     "application/json": components["schemas"]["Message"];
                 };
             };
-            /** @description Too long (`message_too_long`), empty (`empty_message`), too many or unknown attachments (`too_many_attachments`, `unknown_attachment`), or a bad `Idempotency-Key` (`invalid_idempotency_key`) */
+            /** @description Too long (`message_too_long`), empty (`empty_message`), a control character other than newline and tab (`message_control_character`; CRLF is stored as LF), too many or unknown attachments (`too_many_attachments`, `unknown_attachment`), or a bad `Idempotency-Key` (`invalid_idempotency_key`) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3009,7 +3725,7 @@ export interface operations {
                     "application/json": components["schemas"]["Message"];
                 };
             };
-            /** @description Too long (`message_too_long`) or empty (`empty_message`) */
+            /** @description Too long (`message_too_long`), empty (`empty_message`), or a control character other than newline and tab (`message_control_character`; CRLF is stored as LF) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3170,7 +3886,7 @@ export interface operations {
             421: components["responses"]["MisdirectedRequest"];
             429: components["responses"]["RateLimited"];
             500: components["responses"]["Internal"];
-            /** @description Calls are turned off or LiveKit is not available (`calls_disabled`), or the server is shutting down */
+            /** @description Calls are turned off or LiveKit is not installed (`calls_disabled`); LiveKit is down or restarting, with the reason (`livekit_unavailable`); or the server is shutting down */
             503: {
                 headers: {
                     [name: string]: unknown;
