@@ -16,7 +16,7 @@ import { t } from "../strings";
 import { cycleTheme, theme } from "../theme/theme";
 import { clearTimelines } from "../timeline/state";
 import { Timeline } from "../timeline/Timeline";
-import { inviteCode, navigate, openRoomId, path } from "./router";
+import { inAdmin, inviteCode, navigate, openRoomId, path } from "./router";
 
 function ThemeToggle() {
   const label = theme.value === "system" ? t.themeSystem : theme.value === "dark" ? t.themeDark : t.themeLight;
@@ -66,7 +66,7 @@ function Shell({ userId, isAdmin }: { userId: number; isAdmin: boolean }) {
   void rooms.value;
   const room = roomId !== null ? roomById(roomId) : undefined;
   return (
-    <div class={roomId !== null || path.value === "/admin" ? "shell room-open" : "shell"}>
+    <div class={roomId !== null || inAdmin.value ? "shell room-open" : "shell"}>
       <header class="top">
         <h1>{appName.value}</h1>
         <ConnectionStatus />
@@ -85,7 +85,7 @@ function Shell({ userId, isAdmin }: { userId: number; isAdmin: boolean }) {
       <div class="panes">
         <RoomList myUserId={userId} />
         <main class="main">
-          {isAdmin && path.value === "/admin" ? (
+          {isAdmin && inAdmin.value ? (
             <AdminSlot />
           ) : roomId !== null ? (
             <Timeline key={roomId} roomId={roomId} roomName={room?.name ?? ""} myUserId={userId} />

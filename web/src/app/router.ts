@@ -1,6 +1,7 @@
 /**
  * The client's paths: `/` (room list), `/rooms/<id>` (a room's timeline), `/invite/<code>`
- * (sign-up with that invite), `/setup` (the first admin). The server answers index.html for every one of them, so a
+ * (sign-up with that invite), `/setup` (the first admin), `/admin` and `/admin/<page>`
+ * (administration). The server answers index.html for every one of them, so a
  * reload or a shared link lands on the same screen.
  */
 
@@ -23,6 +24,15 @@ export function navigate(to: string, replace = false): void {
 export const openRoomId = computed(() => {
   const m = /^\/rooms\/(\d+)$/.exec(path.value);
   return m ? Number(m[1]) : null;
+});
+
+/** Whether the path is administration's: `/admin` or `/admin/<page>`. */
+export const inAdmin = computed(() => /^\/admin(\/[a-z-]+)?$/.test(path.value));
+
+/** The administration page the path names (`/admin/<page>`), or null on `/admin` itself. */
+export const adminPage = computed(() => {
+  const m = /^\/admin\/([a-z-]+)$/.exec(path.value);
+  return m ? m[1] : null;
 });
 
 /** The invite code of an `/invite/<code>` link. */
