@@ -56,9 +56,7 @@ async fn get_raw(api: &Api, path: &str, etag: Option<&str>) -> (StatusCode, Head
 
 /// Starts a backup as `admin` and waits until it ended; returns the finished run.
 async fn back_up(api: &Api, admin: &User) -> Value {
-    let (status, run) = api
-        .post("/api/v1/admin/backups", admin, Value::Null)
-        .await;
+    let (status, run) = api.post("/api/v1/admin/backups", admin, Value::Null).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{run}");
     assert_eq!(run["state"], "running", "{run}");
     eventually(DEADLINE, "the backup to finish", || async {
@@ -105,7 +103,10 @@ async fn the_status_has_what_an_owner_looks_for() {
         "{s}"
     );
     assert!(s["database_bytes"].as_u64().unwrap() > 0, "{s}");
-    assert!(s["health"]["memory_total_bytes"].as_u64().unwrap() > 0, "{s}");
+    assert!(
+        s["health"]["memory_total_bytes"].as_u64().unwrap() > 0,
+        "{s}"
+    );
     // What the machine does not give is absent, never null or zero.
     for (key, value) in s["health"].as_object().unwrap() {
         assert!(!value.is_null(), "{key} is null in {s}");
@@ -146,7 +147,11 @@ async fn a_backup_run_from_the_api_is_listed_and_on_disk() {
     // The same folder `roost backup` writes, complete.
     let dir = api.roost.setup.data_dir().join("backups").join(&name);
     for file in ["roost.sqlite3", "manifest.json", "SHA256SUMS"] {
-        assert!(dir.join(file).is_file(), "{file} missing in {}", dir.display());
+        assert!(
+            dir.join(file).is_file(),
+            "{file} missing in {}",
+            dir.display()
+        );
     }
 
     // A file gone from the backup shows in the list.

@@ -182,7 +182,7 @@ pub fn router(state: AppState) -> Surface {
             "/api/v1/branding/icon",
             put(crate::web::icon::upload).delete(crate::web::icon::remove),
         )
-        .route(crate::web::icon::ICON_ROUTE, get(crate::web::icon::serve))
+        .route("/branding/icon.png", get(crate::web::icon::serve))
         .route(
             "/manifest.webmanifest",
             get(crate::web::branding::manifest_handler),

@@ -93,7 +93,9 @@ impl BackupRuns {
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<BackupRun>> {
         // The guarded value is replaced whole, never left half-written: a panic elsewhere
         // while holding the lock cannot leave it inconsistent.
-        self.last.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.last
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -226,7 +228,10 @@ pub async fn start_handler(
         let actor = actor.clone();
         app.store
             .write(move |conn| {
-                crate::audit::record(conn, &actor.event("backup.started", now_ms).target("backup"))
+                crate::audit::record(
+                    conn,
+                    &actor.event("backup.started", now_ms).target("backup"),
+                )
             })
             .await
     };

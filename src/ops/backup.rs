@@ -600,7 +600,7 @@ impl Found {
             let inside = !f.path.split('/').any(|c| c.is_empty() || c == "..");
             inside
                 && std::fs::symlink_metadata(self.dir.join(&f.path))
-                .is_ok_and(|m| m.is_file() && m.len() == f.size)
+                    .is_ok_and(|m| m.is_file() && m.len() == f.size)
         })
     }
 }

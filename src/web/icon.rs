@@ -86,7 +86,8 @@ pub fn check_png(bytes: &[u8]) -> Result<u32, IconProblem> {
     if !header_ok || !complete {
         return Err(IconProblem::NotPng);
     }
-    let be = |at: usize| u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
+    let be =
+        |at: usize| u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
     let (width, height) = (be(16), be(20));
     if width != height || !(MIN_ICON_PIXELS..=MAX_ICON_PIXELS).contains(&width) {
         return Err(IconProblem::BadDimensions { width, height });
@@ -131,7 +132,13 @@ pub async fn upload(
     let declared = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        });
     if declared.as_deref().is_some_and(|t| t != "image/png") {
         return Err(IconProblem::NotPng.into());
     }
@@ -203,7 +210,9 @@ pub async fn remove(
             branding::save(conn, &branding, now_ms / 1000)?;
             crate::audit::record(
                 conn,
-                &actor.event("branding.icon_removed", now_ms).target("branding"),
+                &actor
+                    .event("branding.icon_removed", now_ms)
+                    .target("branding"),
             )?;
             Ok::<_, StoreError>(branding)
         })

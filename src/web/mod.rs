@@ -57,8 +57,17 @@ const INDEX: &str = "/index.html";
 /// The internal listener's own paths are among them, so asking the public one for them is a
 /// plain 404 rather than the client.
 const SERVER_PREFIXES: [&str; 11] = [
-    "/api", "/assets", "/rtc", "/twirp", "/health", "/ready", "/ca.crt", "/metrics", "/status",
-    "/livekit", "/branding",
+    "/api",
+    "/assets",
+    "/rtc",
+    "/twirp",
+    "/health",
+    "/ready",
+    "/ca.crt",
+    "/metrics",
+    "/status",
+    "/livekit",
+    "/branding",
 ];
 
 const IMMUTABLE: HeaderValue = HeaderValue::from_static("public, max-age=31536000, immutable");
@@ -280,6 +289,8 @@ mod tests {
             "/status",
             "/x.png",
             "/manifest.webmanifest",
+            "/branding",
+            "/branding/icon",
             "/rooms/a.b",
         ] {
             assert!(!is_client_path(path), "{path}");
