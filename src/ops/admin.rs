@@ -5,7 +5,8 @@
 //! A backup started here is the same `ops::backup::create` that `roost backup` and its timer
 //! run, with the same folder and `keep`. It runs on a blocking thread after the request has
 //! been answered 202 (a backup of many attachments takes far longer than a request may), one
-//! at a time ([`BackupRuns`]); the client follows it through `GET /api/v1/admin/backups`.
+//! at a time ([`BackupRuns`]); the client follows it through `GET /api/v1/admin/backups`. On
+//! the daemon's shutdown signal it stops at its next file and removes its partial folder.
 //! Starting and finishing are audited. Nothing here reads or answers the setup code.
 
 use std::sync::Mutex;
@@ -16,12 +17,13 @@ use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use time::OffsetDateTime;
+use tokio_util::sync::CancellationToken;
 
 use crate::api::{ApiError, AppState, Json};
 use crate::auth::users::Actor;
 use crate::auth::RequireAdmin;
 use crate::edge::policy::ClientIp;
-use crate::ops::backup::{self, Quiet, Sources};
+use crate::ops::backup::{self, Progress, Sources};
 use crate::ops::status::{self, StatusReport};
 
 /// Where a backup run is.
@@ -57,12 +59,33 @@ pub struct BackupRun {
 
 /// The one backup run the daemon remembers: the running one, else the last one. At most one
 /// runs at a time, so a second click cannot double the disk and I/O load.
-#[derive(Default)]
 pub struct BackupRuns {
     last: Mutex<Option<BackupRun>>,
+    /// The daemon's shutdown signal: a running backup stops at its next file (and removes
+    /// its partial folder) rather than hold the process up until it is done.
+    shutdown: CancellationToken,
+}
+
+/// Stops a backup on the daemon's shutdown signal.
+struct UntilShutdown(CancellationToken);
+
+impl Progress for UntilShutdown {
+    fn begin(&mut self, _: &str, _: u64) {}
+    fn advance(&mut self, _: u64) {}
+    fn finish(&mut self) {}
+    fn stop_requested(&self) -> bool {
+        self.0.is_cancelled()
+    }
 }
 
 impl BackupRuns {
+    pub fn new(shutdown: CancellationToken) -> BackupRuns {
+        BackupRuns {
+            last: Mutex::new(None),
+            shutdown,
+        }
+    }
+
     /// The running or last run, if any.
     pub fn last(&self) -> Option<BackupRun> {
         self.lock().clone()
@@ -252,13 +275,14 @@ pub async fn start_handler(
 /// Runs the backup on a blocking thread, records how it ended and audits it.
 async fn run_backup(app: AppState, run: BackupRun, actor: Actor, now: OffsetDateTime) {
     let config = app.config.clone();
+    let mut progress = UntilShutdown(app.backup_runs.shutdown.clone());
     let result = tokio::task::spawn_blocking(move || {
         backup::create(
             &Sources::for_config(&config),
             &config.backup_dir(),
             config.backup.keep,
             now,
-            &mut Quiet,
+            &mut progress,
         )
     })
     .await;
@@ -337,7 +361,7 @@ mod tests {
 
     #[test]
     fn one_run_at_a_time() {
-        let runs = BackupRuns::default();
+        let runs = BackupRuns::new(CancellationToken::new());
         let run = runs.begin("t0".into()).unwrap();
         assert!(runs.begin("t1".into()).is_none());
         runs.finish(BackupRun {

@@ -102,6 +102,8 @@ pub enum BackupError {
     Name(PathBuf),
     #[error("{0}: the attachment store nests deeper than {MAX_DEPTH} levels")]
     TooDeep(PathBuf),
+    #[error("the backup was stopped before it was complete (Roost is shutting down)")]
+    Stopped,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BackupError + '_ {
@@ -146,6 +148,12 @@ pub trait Progress {
     fn begin(&mut self, what: &str, total_bytes: u64);
     fn advance(&mut self, bytes: u64);
     fn finish(&mut self);
+    /// Asked after the database copy and before each attachment: `true` stops the backup
+    /// there ([`BackupError::Stopped`]) and removes what it wrote. A backup in the daemon
+    /// stops on its shutdown signal, so a stop never waits for a whole attachment store.
+    fn stop_requested(&self) -> bool {
+        false
+    }
 }
 
 /// Ignores progress (tests, library callers).
@@ -283,6 +291,9 @@ pub fn create(
     let db_digest = checksum::hash_file(&db_copy, &mut |_| {}).map_err(io(&db_copy))?;
     let mut sums: BTreeMap<String, Digest> = BTreeMap::new();
     sums.insert(DB_FILE.to_owned(), db_digest);
+    if progress.stop_requested() {
+        return Err(BackupError::Stopped);
+    }
 
     // 2. The attachments, each copy read back and compared.
     let mut files = Vec::new();
@@ -293,6 +304,9 @@ pub fn create(
         make_dir(&root.join(ATTACHMENTS))?;
     }
     for (rel, _) in &files {
+        if progress.stop_requested() {
+            return Err(BackupError::Stopped);
+        }
         let src = sources.attachments.join(rel);
         let dest = root.join(ATTACHMENTS).join(rel);
         if let Some(parent) = dest.parent() {
