@@ -148,6 +148,8 @@ pub struct EventView {
 pub struct Filter {
     /// Exact type, or a prefix when it ends in `.*` (`auth.*`).
     pub kind: Option<String>,
+    /// The actor's name, exactly.
+    pub actor: Option<String>,
     pub since_ms: Option<i64>,
     pub until_ms: Option<i64>,
     pub before_id: Option<i64>,
@@ -171,6 +173,7 @@ pub fn list(conn: &Connection, filter: &Filter) -> Result<Vec<EventView>, StoreE
             AND (?3 IS NULL OR at >= ?3)
             AND (?4 IS NULL OR at < ?4)
             AND (?5 IS NULL OR id < ?5)
+            AND (?7 IS NULL OR actor = ?7)
           ORDER BY id DESC
           LIMIT ?6",
     )?;
@@ -181,7 +184,8 @@ pub fn list(conn: &Connection, filter: &Filter) -> Result<Vec<EventView>, StoreE
             filter.since_ms,
             filter.until_ms,
             filter.before_id,
-            filter.limit as i64
+            filter.limit as i64,
+            filter.actor
         ],
         |row| {
             let outcome: String = row.get(3)?;
@@ -216,6 +220,8 @@ pub struct ListQuery {
     /// An exact type (`auth.login`) or a prefix ending in `*` (`auth.*`).
     #[serde(rename = "type")]
     pub kind: Option<String>,
+    /// Only events by this actor (a username, exactly).
+    pub actor: Option<String>,
     /// Events at or after this time: RFC 3339 or Unix seconds.
     pub since: Option<String>,
     /// Events before this time: RFC 3339 or Unix seconds.
@@ -236,7 +242,7 @@ pub struct Page {
     pub next_cursor: Option<String>,
 }
 
-/// `GET /api/v1/audit?type=&since=&until=&cursor=&limit=` (admin).
+/// `GET /api/v1/audit?type=&actor=&since=&until=&cursor=&limit=` (admin).
 #[utoipa::path(
     get,
     path = "/api/v1/audit",
@@ -280,6 +286,7 @@ pub async fn list_handler(
     let limit = q.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
     let filter = Filter {
         kind: q.kind.filter(|k| !k.is_empty()),
+        actor: q.actor.filter(|a| !a.is_empty()),
         since_ms: instant("since", &q.since)?,
         until_ms: instant("until", &q.until)?,
         before_id,
@@ -387,6 +394,18 @@ mod tests {
         )
         .unwrap();
         assert_eq!(page2[0].id, all[2].id);
+        for (actor, found) in [("alice", 4), ("bob", 0)] {
+            let by = list(
+                &conn,
+                &Filter {
+                    actor: Some(actor.into()),
+                    limit: 10,
+                    ..Filter::default()
+                },
+            )
+            .unwrap();
+            assert_eq!(by.len(), found, "{actor}");
+        }
     }
 
     #[test]

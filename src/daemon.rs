@@ -210,6 +210,7 @@ async fn serve(
         livekit: livekit.clone(),
         gateway: gateway.clone(),
         files: files.clone(),
+        backup_runs: Arc::new(crate::ops::admin::BackupRuns::new(shutdown.clone())),
     });
     let internal_state = AppState::new(Shared {
         edge: internal_policy,

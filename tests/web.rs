@@ -73,7 +73,7 @@ async fn the_client_is_served_at_root_and_at_its_own_paths() {
     // No inline script: every script tag loads a file.
     assert!(!index.contains("<script>"), "{index}");
 
-    // The installable app: the manifest and its icon from web/public, at the root, no-cache.
+    // The installable app: the manifest (made from the branding) and its built-in icon, no-cache.
     assert!(
         index.contains("<link rel=\"manifest\" href=\"/manifest.webmanifest\""),
         "{index}"

@@ -83,6 +83,8 @@ pub struct Shared {
     pub gateway: Arc<crate::gateway::Gateway>,
     /// The attachment store on disk.
     pub files: Arc<crate::files::Files>,
+    /// The backup started from the administration API (`ops::admin`): one at a time.
+    pub backup_runs: Arc<crate::ops::admin::BackupRuns>,
 }
 
 /// Sent on every HTTPS response unless the handler set the header itself.
@@ -165,8 +167,25 @@ pub fn router(state: AppState) -> Surface {
         )
         .route("/api/v1/audit", get(crate::audit::list_handler))
         .route(
+            "/api/v1/admin/status",
+            get(crate::ops::admin::status_handler),
+        )
+        .route(
+            "/api/v1/admin/backups",
+            get(crate::ops::admin::list_handler).post(crate::ops::admin::start_handler),
+        )
+        .route(
             "/api/v1/branding",
             get(crate::web::branding::get).patch(crate::web::branding::update),
+        )
+        .route(
+            "/api/v1/branding/icon",
+            put(crate::web::icon::upload).delete(crate::web::icon::remove),
+        )
+        .route("/branding/icon.png", get(crate::web::icon::serve))
+        .route(
+            "/manifest.webmanifest",
+            get(crate::web::branding::manifest_handler),
         )
         .route(
             "/api/v1/rooms",

@@ -102,6 +102,8 @@ pub enum BackupError {
     Name(PathBuf),
     #[error("{0}: the attachment store nests deeper than {MAX_DEPTH} levels")]
     TooDeep(PathBuf),
+    #[error("the backup was stopped before it was complete (Roost is shutting down)")]
+    Stopped,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BackupError + '_ {
@@ -146,6 +148,12 @@ pub trait Progress {
     fn begin(&mut self, what: &str, total_bytes: u64);
     fn advance(&mut self, bytes: u64);
     fn finish(&mut self);
+    /// Asked after the database copy and before each attachment: `true` stops the backup
+    /// there ([`BackupError::Stopped`]) and removes what it wrote. A backup in the daemon
+    /// stops on its shutdown signal, so a stop never waits for a whole attachment store.
+    fn stop_requested(&self) -> bool {
+        false
+    }
 }
 
 /// Ignores progress (tests, library callers).
@@ -283,6 +291,9 @@ pub fn create(
     let db_digest = checksum::hash_file(&db_copy, &mut |_| {}).map_err(io(&db_copy))?;
     let mut sums: BTreeMap<String, Digest> = BTreeMap::new();
     sums.insert(DB_FILE.to_owned(), db_digest);
+    if progress.stop_requested() {
+        return Err(BackupError::Stopped);
+    }
 
     // 2. The attachments, each copy read back and compared.
     let mut files = Vec::new();
@@ -293,6 +304,9 @@ pub fn create(
         make_dir(&root.join(ATTACHMENTS))?;
     }
     for (rel, _) in &files {
+        if progress.stop_requested() {
+            return Err(BackupError::Stopped);
+        }
         let src = sources.attachments.join(rel);
         let dest = root.join(ATTACHMENTS).join(rel);
         if let Some(parent) = dest.parent() {
@@ -575,6 +589,40 @@ pub fn list(dir: &Path) -> std::io::Result<Vec<Found>> {
     }
     found.sort_by(|a, b| (b.manifest.created_unix, &b.dir).cmp(&(a.manifest.created_unix, &a.dir)));
     Ok(found)
+}
+
+impl Found {
+    /// The folder's name (`roost-<stamp>`).
+    pub fn name(&self) -> String {
+        self.dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+
+    /// Bytes of the files the manifest lists (the database copy and the attachments).
+    pub fn bytes(&self) -> u64 {
+        self.manifest.files.iter().map(|f| f.size).sum()
+    }
+
+    /// Whether every file the manifest lists is there with the size it was written with: a
+    /// cheap check that nothing was removed or cut short since. The contents were compared
+    /// with their checksums when the backup was written; `roost restore` checks them again.
+    pub fn files_intact(&self) -> bool {
+        self.manifest.files.iter().all(|f| {
+            // A manifest names files inside its folder; anything else is not intact.
+            let inside = !f.path.split('/').any(|c| c.is_empty() || c == "..");
+            inside
+                && std::fs::symlink_metadata(self.dir.join(&f.path))
+                    .is_ok_and(|m| m.is_file() && m.len() == f.size)
+        })
+    }
+}
+
+/// The database file's size plus its write-ahead log's, `None` when there is no database.
+pub fn database_bytes(db: &Path) -> Option<u64> {
+    let main = std::fs::metadata(db).ok()?.len();
+    Some(main + file_len(&wal_path(db)))
 }
 
 /// Deletes complete backups in `dir` beyond the newest `keep` (0: none). Returns what it

@@ -46,6 +46,29 @@ impl Fixture {
     }
 }
 
+/// Asks to stop once the database is copied, as the daemon's shutdown would.
+struct StopAfterDatabase;
+
+impl Progress for StopAfterDatabase {
+    fn begin(&mut self, _: &str, _: u64) {}
+    fn advance(&mut self, _: u64) {}
+    fn finish(&mut self) {}
+    fn stop_requested(&self) -> bool {
+        true
+    }
+}
+
+#[test]
+fn a_stopped_backup_leaves_nothing_behind() {
+    let f = Fixture::new();
+    let now = datetime!(2026-11-22 03:51:51 UTC);
+    let err = create(&f.sources(), &f.out, 7, now, &mut StopAfterDatabase).unwrap_err();
+    assert!(matches!(err, BackupError::Stopped), "{err}");
+    let left: Vec<_> = std::fs::read_dir(&f.out).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+    assert!(last_success(&f.data.join("backups")).is_none());
+}
+
 #[test]
 fn a_backup_holds_the_database_the_attachments_a_manifest_and_checksums() {
     let f = Fixture::new();

@@ -6,6 +6,7 @@
 //! data set, with the daemon stopped) and never serves the public API by itself (its handlers
 //! are mounted by `api`).
 
+pub mod admin;
 pub mod backup;
 pub mod checksum;
 pub mod disk;

@@ -35,22 +35,32 @@ const MAX_ZONES: usize = 32;
 const GET_THROTTLED: &str = "sys/devices/platform/soc/soc:firmware/get_throttled";
 
 /// One set of readings. `None` means the machine does not expose that value.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// A reading the machine does not give is left out of the JSON (not 0, not null).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PiHealth {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_temperature_celsius: Option<f64>,
     /// The thermal zone the temperature came from (e.g. `cpu-thermal`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thermal_zone: Option<String>,
+    /// Only on a Raspberry Pi whose firmware exposes `get_throttled`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub throttled: Option<Throttled>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_available_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_total_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load1: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load5: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load15: Option<f64>,
 }
 
 /// The firmware's `get_throttled` bits, decoded. "now" bits describe this moment; "occurred"
 /// bits stay set since boot, so a past under-voltage is still visible.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Throttled {
     pub raw: u32,
     pub under_voltage_now: bool,

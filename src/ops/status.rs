@@ -21,6 +21,7 @@ use time::OffsetDateTime;
 
 use crate::api::AppState;
 use crate::config::Config;
+use crate::ops::admin::BackupRun;
 use crate::ops::backup::{human_bytes, LastSuccess};
 use crate::ops::pi::PiHealth;
 use crate::store::inspect;
@@ -34,7 +35,7 @@ const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The most of an answer `roost status` reads (a real one is about a kilobyte).
 const MAX_RESPONSE_BYTES: u64 = 1024 * 1024;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StatusReport {
     pub version: String,
     pub uptime_secs: u64,
@@ -47,6 +48,13 @@ pub struct StatusReport {
     pub health: PiHealth,
     pub livekit: LiveKit,
     pub last_backup: Option<LastBackup>,
+    /// The backup started from the administration API, if one ran since the daemon started:
+    /// running, or how it ended (`roost backup` runs in its own process and is not seen here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_run: Option<BackupRun>,
+    /// Size of the database file and its write-ahead log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_bytes: Option<u64>,
     /// True while no administrator exists and the one-time setup code is valid.
     pub setup_pending: bool,
     /// The one-time setup code. Never sent by the daemon (any local process may ask `/status`):
@@ -56,24 +64,35 @@ pub struct StatusReport {
     pub setup_code: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Disk {
+    /// Free space for the daemon on the data dir's filesystem.
     pub free_bytes: Option<u64>,
+    /// Size of that filesystem.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_bytes: Option<u64>,
     pub min_free_bytes: u64,
     /// Writes are refused with 507 while this is true.
     pub low: bool,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LiveKit {
     /// As in `/ready`'s `livekit` check: ok, starting, degraded, disabled or stopping.
     pub state: String,
+    /// In an owner's words: running, starting, restarting (down, a restart is pending), off
+    /// or stopping.
+    #[serde(default)]
+    pub phase: String,
+    /// True when `livekit.external_url` names a server Roost does not run (it only checks it).
+    #[serde(default)]
+    pub external: bool,
     /// Why, when it is not ok.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LastBackup {
     pub created: String,
     pub age_secs: i64,
@@ -92,6 +111,17 @@ impl LastBackup {
 
 /// `GET /status`.
 pub async fn status(State(app): State<AppState>) -> Response {
+    let mut resp = Json(report(&app).await).into_response();
+    resp.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-store"),
+    );
+    resp
+}
+
+/// The status report `GET /status` and the administration API's `GET /api/v1/admin/status`
+/// answer (never with the setup code).
+pub async fn report(app: &AppState) -> StatusReport {
     let counts = tokio::time::timeout(
         COUNT_TIMEOUT,
         app.store
@@ -110,14 +140,17 @@ pub async fn status(State(app): State<AppState>) -> Response {
         }
     };
     let vitals = app.vitals.clone();
-    let (fresh_free, last) = tokio::task::spawn_blocking(move || {
+    let db_path = app.config.db_path();
+    let (fresh_free, total, last, database_bytes) = tokio::task::spawn_blocking(move || {
         (
             crate::ops::disk::free_bytes(vitals.data_dir()).ok(),
+            crate::ops::disk::total_bytes(vitals.data_dir()).ok(),
             vitals.last_backup_blocking(),
+            crate::ops::backup::database_bytes(&db_path),
         )
     })
     .await
-    .unwrap_or((None, None));
+    .unwrap_or((None, None, None, None));
     if let Some(free) = fresh_free {
         app.vitals.note_disk_free(free);
     }
@@ -130,7 +163,7 @@ pub async fn status(State(app): State<AppState>) -> Response {
             false
         }
     };
-    let report = StatusReport {
+    StatusReport {
         version: crate::VERSION.to_owned(),
         uptime_secs: app.vitals.uptime().as_secs(),
         started_at: app.vitals.started_at().format(&Rfc3339).unwrap_or_default(),
@@ -143,27 +176,40 @@ pub async fn status(State(app): State<AppState>) -> Response {
         counts,
         disk: Disk {
             free_bytes: fresh_free.or(app.vitals.last().disk_free_bytes),
+            total_bytes: total,
             min_free_bytes: app.vitals.min_free_bytes(),
             low: app.vitals.disk_low(),
         },
         health: app.vitals.last().health,
         livekit: {
-            let check = crate::ops::health::livekit_check(&app);
+            let check = crate::ops::health::livekit_check(app);
             LiveKit {
                 state: check.status.to_owned(),
+                phase: livekit_phase(&app.livekit.status()).to_owned(),
+                external: !app.config.livekit.external_url.is_empty(),
                 message: check.message,
             }
         },
         last_backup: last.as_ref().map(|l| LastBackup::from_record(l, now)),
+        backup_run: app.backup_runs.last(),
+        database_bytes,
         setup_pending,
         setup_code: None,
-    };
-    let mut resp = Json(report).into_response();
-    resp.headers_mut().insert(
-        http::header::CACHE_CONTROL,
-        http::HeaderValue::from_static("no-store"),
-    );
-    resp
+    }
+}
+
+/// LiveKit's state in an owner's words ([`LiveKit::phase`]).
+fn livekit_phase(status: &crate::livekit::Status) -> &'static str {
+    use crate::livekit::Status;
+    match status {
+        Status::Up => "running",
+        Status::Starting => "starting",
+        // The supervisor restarts a managed server with backoff, and keeps checking an
+        // external one until it answers again.
+        Status::Down(_) => "restarting",
+        Status::Disabled(_) => "off",
+        Status::Stopped => "stopping",
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -336,8 +382,12 @@ pub fn render(r: &StatusReport) -> String {
     }
     let disk = match r.disk.free_bytes {
         Some(free) => format!(
-            "{} free (minimum {}){}",
+            "{} free{} (minimum {}){}",
             human_bytes(free),
+            r.disk
+                .total_bytes
+                .map(|t| format!(" of {}", human_bytes(t)))
+                .unwrap_or_default(),
             human_bytes(r.disk.min_free_bytes),
             if r.disk.low {
                 "; LOW: writes are refused"
@@ -348,6 +398,9 @@ pub fn render(r: &StatusReport) -> String {
         None => "free space unknown".into(),
     };
     line("disk", disk);
+    if let Some(bytes) = r.database_bytes {
+        line("database", human_bytes(bytes));
+    }
     let h = &r.health;
     let temp = match (h.cpu_temperature_celsius, &h.thermal_zone) {
         (Some(t), Some(z)) => format!("{t:.1} °C ({z})"),
@@ -439,6 +492,7 @@ mod tests {
             counts: BTreeMap::from([("users".into(), 3)]),
             disk: Disk {
                 free_bytes: Some(1 << 30),
+                total_bytes: Some(4 << 30),
                 min_free_bytes: 256 << 20,
                 low: false,
             },
@@ -449,9 +503,13 @@ mod tests {
             },
             livekit: LiveKit {
                 state: "disabled".into(),
+                phase: "off".into(),
+                external: false,
                 message: Some("no livekit-server binary".into()),
             },
             last_backup: None,
+            backup_run: None,
+            database_bytes: Some(1 << 20),
             setup_pending: true,
             setup_code: Some("ABCD-EFGH".into()),
         };
@@ -468,7 +526,8 @@ mod tests {
             "0.1.0, up 1m 5s",
             "https 2",
             "3 users",
-            "1.0 GiB free",
+            "1.0 GiB free of 4.0 GiB",
+            "database     1.0 MiB",
             "48.3 °C (cpu-thermal)",
             "disabled",
             "none recorded",

@@ -1,13 +1,17 @@
-//! Branding: the name and accent colour an admin gives this server, which the web client shows
-//! on its sign-in page, in its title and its theme. Kept in the store's `settings` table (key
-//! [`SETTINGS_KEY`]), so backups and restores carry it. Reading it needs no sign-in: the
-//! sign-in page shows it.
+//! Branding: the name, accent colour and icon an admin gives this server, which the web client
+//! shows on its sign-in page, in its title and its theme, and which the web app manifest
+//! (`GET /manifest.webmanifest`, built here from the branding) gives to phones that install
+//! it. Kept in the store's `settings` table (key [`SETTINGS_KEY`]; the icon's bytes are
+//! `web::icon`'s), so backups and restores carry it. Reading it needs no sign-in: the sign-in
+//! page shows it.
 //!
 //! Only values that cannot break a page are stored: a name of printable characters and a
 //! `#rrggbb` colour. Nothing here renders HTML.
 
 use axum::extract::State;
+use axum::response::{IntoResponse, Response};
 use axum::Extension;
+use http::header;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -32,6 +36,23 @@ pub struct Branding {
     /// The theme's accent colour, `#rrggbb` (lowercase).
     #[schema(example = "#2e7d5b", pattern = "^#[0-9a-f]{6}$")]
     pub accent_color: String,
+    /// The icon an admin uploaded (`PUT /api/v1/branding/icon`); absent: the built-in icon.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub icon: Option<Icon>,
+}
+
+/// An uploaded icon: a square PNG.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Icon {
+    /// Where it is served; the query changes with the icon, so caches never mix two.
+    #[schema(example = "/branding/icon.png?v=3f2a9c0d1e4b5a6f")]
+    pub url: String,
+    /// Width and height in pixels.
+    #[schema(example = 512)]
+    pub size: u32,
+    /// The first 16 hex digits of its SHA-256: its ETag.
+    #[schema(example = "3f2a9c0d1e4b5a6f")]
+    pub version: String,
 }
 
 impl Default for Branding {
@@ -39,6 +60,7 @@ impl Default for Branding {
         Branding {
             app_name: "Roost".to_owned(),
             accent_color: "#2e7d5b".to_owned(),
+            icon: None,
         }
     }
 }
@@ -105,6 +127,18 @@ pub fn read(conn: &Connection) -> Result<Branding, StoreError> {
         .unwrap_or_default())
 }
 
+/// Stores `branding` (inside the caller's write).
+pub fn save(conn: &Connection, branding: &Branding, now_secs: i64) -> Result<(), StoreError> {
+    let value = serde_json::to_string(branding).expect("a struct of strings always serialises");
+    conn.execute(
+        "INSERT INTO settings (key, value, updated_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value,
+                                         updated_at = excluded.updated_at",
+        params![SETTINGS_KEY, value, now_secs],
+    )?;
+    Ok(())
+}
+
 /// `GET /api/v1/branding`: the server's name and accent colour, for anyone.
 #[utoipa::path(
     get,
@@ -151,15 +185,7 @@ pub async fn update(
         .store
         .write(move |conn| {
             let branding = patch.apply(read(conn)?)?;
-            let value = serde_json::to_string(&branding)
-                .expect("a struct of two strings always serialises");
-            conn.execute(
-                "INSERT INTO settings (key, value, updated_at) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (key) DO UPDATE SET value = excluded.value,
-                                                 updated_at = excluded.updated_at",
-                params![SETTINGS_KEY, value, now_ms / 1000],
-            )
-            .map_err(StoreError::from)?;
+            save(conn, &branding, now_ms / 1000)?;
             crate::audit::record(
                 conn,
                 &actor
@@ -174,6 +200,60 @@ pub async fn update(
         })
         .await?;
     Ok(Json(branding))
+}
+
+/// The manifest's description, the same as the built-in one had.
+const MANIFEST_DESCRIPTION: &str = "Private chat and calls for your group";
+/// The built-in icon, from `web/public/`.
+const DEFAULT_ICON: &str = "/icon.svg";
+
+/// The web app manifest for `branding`: its name, theme colour and icon (the built-in icon
+/// when none was uploaded).
+pub fn manifest(branding: &Branding) -> serde_json::Value {
+    let icons = match &branding.icon {
+        Some(icon) => json!([
+            { "src": icon.url, "sizes": format!("{0}x{0}", icon.size), "type": "image/png",
+              "purpose": "any" },
+        ]),
+        None => json!([
+            { "src": DEFAULT_ICON, "sizes": "any", "type": "image/svg+xml", "purpose": "any" },
+            { "src": DEFAULT_ICON, "sizes": "any", "type": "image/svg+xml", "purpose": "maskable" },
+        ]),
+    };
+    json!({
+        "name": branding.app_name,
+        "short_name": branding.app_name,
+        "description": MANIFEST_DESCRIPTION,
+        "start_url": "/",
+        "scope": "/",
+        "display": "standalone",
+        "background_color": "#ffffff",
+        "theme_color": branding.accent_color,
+        "icons": icons,
+    })
+}
+
+/// `GET /manifest.webmanifest`: the installable app's manifest, made from the branding.
+#[utoipa::path(
+    get,
+    path = "/manifest.webmanifest",
+    operation_id = "getWebManifest",
+    summary = "The web app manifest: the server's name, theme colour and icon",
+    tag = "branding",
+    security(()),
+    responses((status = 200, description = "The manifest (revalidated on each use)",
+               body = Object, content_type = "application/manifest+json")),
+)]
+pub async fn manifest_handler(State(app): State<AppState>) -> Result<Response, ApiError> {
+    let branding = app.store.read(read).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/manifest+json"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        manifest(&branding).to_string(),
+    )
+        .into_response())
 }
 
 #[cfg(test)]

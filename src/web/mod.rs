@@ -2,10 +2,11 @@
 //! embedded, each with its content type, strong ETag and pre-compressed gzip/brotli variants.
 //!
 //! - `/assets/…` (content-hashed names): `Cache-Control: public, max-age=31536000, immutable`.
-//! - Root files Vite copied from `web/public/` (manifest, icons), the service worker `/sw.js`
+//! - Root files Vite copied from `web/public/` (the built-in icon), the service worker `/sw.js`
 //!   (written by `web/vite.config.ts`; at the root, so its scope is the whole client without a
 //!   `Service-Worker-Allowed` header) and `index.html` itself: `no-cache` (revalidated with the
-//!   ETag each time, so a new build's worker is found at the next load).
+//!   ETag each time, so a new build's worker is found at the next load). The web app manifest is
+//!   made from the branding on each request.
 //! - `/` and every client path (a GET outside the server's own prefixes whose last segment has
 //!   no extension): `index.html`, so a reload on `/rooms/3` opens the client there.
 //! - Anything else, including an unknown asset, `/x.png` or an unknown `/api/` path: the JSON
@@ -23,6 +24,7 @@ use http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use crate::api::ApiError;
 
 pub mod branding;
+pub mod icon;
 
 /// One representation of an embedded file.
 pub struct Variant {
@@ -57,9 +59,18 @@ const INDEX: &str = "/index.html";
 /// Prefixes of what the server itself answers: a path under one of them is never a client path.
 /// The internal listener's own paths are among them, so asking the public one for them is a
 /// plain 404 rather than the client.
-const SERVER_PREFIXES: [&str; 10] = [
-    "/api", "/assets", "/rtc", "/twirp", "/health", "/ready", "/ca.crt", "/metrics", "/status",
+const SERVER_PREFIXES: [&str; 11] = [
+    "/api",
+    "/assets",
+    "/rtc",
+    "/twirp",
+    "/health",
+    "/ready",
+    "/ca.crt",
+    "/metrics",
+    "/status",
     "/livekit",
+    "/branding",
 ];
 
 const IMMUTABLE: HeaderValue = HeaderValue::from_static("public, max-age=31536000, immutable");
@@ -283,6 +294,8 @@ mod tests {
             "/status",
             "/x.png",
             "/manifest.webmanifest",
+            "/branding",
+            "/branding/icon",
             "/rooms/a.b",
         ] {
             assert!(!is_client_path(path), "{path}");

@@ -75,7 +75,12 @@ export async function newContext(browser, origin, { serveDist, viewport } = {}) 
     const dist = join(web, "dist");
     if (!existsSync(join(dist, "index.html"))) throw new Error("web/dist is missing: npm run build first");
     await context.route(
-      (url) => url.origin === origin && !url.pathname.startsWith("/api/"),
+      // The manifest and the icon are made by the server from its branding.
+      (url) =>
+        url.origin === origin &&
+        !url.pathname.startsWith("/api/") &&
+        !url.pathname.startsWith("/branding/") &&
+        url.pathname !== "/manifest.webmanifest",
       (route) => {
         const path = new URL(route.request().url()).pathname;
         const file = join(dist, path);

@@ -97,6 +97,7 @@ describe("web client against a real roost", () => {
     // The admin makes the invite link in the administration page (a chunk of its own).
     const a = admin.page;
     await a.getByRole("link", { name: "Administration" }).click();
+    await a.getByRole("navigation", { name: "Administration" }).getByRole("link", { name: "Invites" }).click();
     await a.getByRole("spinbutton", { name: "How many people may use it" }).fill("1");
     await a.getByRole("button", { name: "Create invite link" }).click();
     const link = a.getByRole("textbox", { name: "Invite link" });

@@ -1,154 +1,38 @@
 /**
- * Administration, in its own chunk (loaded when an admin opens it): invite links (create with
- * uses and expiry, copy, revoke) and the accounts. Everything goes through the typed API.
+ * Administration, in its own chunk (loaded when an admin opens it): a navigation of pages
+ * (users, invites, API keys, audit log, server status, backups, branding) and the open page.
+ * On a phone it is one pane: the list of pages, or a page with a way back; from 48rem wide
+ * the list stays beside the page. Each page is at `/admin/<page>`, so a reload stays there.
  */
 
-import { useEffect, useState } from "preact/hooks";
-import { api, ApiError, call, NetworkError, type Schemas, type User } from "../api/client";
-import { navigate } from "../app/router";
+import type { FunctionComponent } from "preact";
+import { adminPage, navigate } from "../app/router";
 import { t } from "../strings";
+import "./admin.css";
+import { ApiKeys } from "./ApiKeys";
+import { Audit } from "./Audit";
+import { Backups } from "./Backups";
+import { BrandingPage } from "./Branding";
+import { Invites } from "./Invites";
+import { ServerStatus } from "./Status";
+import { Users } from "./Users";
 
-type Invite = Schemas["InviteView"];
-
-function explain(e: unknown): string {
-  if (e instanceof NetworkError) return t.networkError;
-  return e instanceof ApiError ? e.message : String(e);
-}
-
-function inviteLink(code: string): string {
-  return `${location.origin}/invite/${encodeURIComponent(code)}`;
-}
-
-function Invites() {
-  const [invites, setInvites] = useState<Invite[]>([]);
-  const [uses, setUses] = useState(1);
-  const [days, setDays] = useState(7);
-  const [link, setLink] = useState<string | null>(null);
-  const [copied, setCopied] = useState(false);
-  const [error, setError] = useState<string | null>(null);
-
-  const load = async () => {
-    try {
-      setInvites(await call(() => api.GET("/api/v1/invites")));
-    } catch (e) {
-      setError(explain(e));
-    }
-  };
-  useEffect(() => void load(), []);
-
-  const create = async (e: Event) => {
-    e.preventDefault();
-    setError(null);
-    setCopied(false);
-    try {
-      const invite = await call(() =>
-        api.POST("/api/v1/invites", { body: { max_uses: uses, expires_in_secs: days * 86_400 } }),
-      );
-      setLink(inviteLink(invite.code));
-      await load();
-    } catch (err) {
-      setError(explain(err));
-    }
-  };
-
-  const revoke = async (id: number) => {
-    try {
-      await call(() => api.DELETE("/api/v1/invites/{id}", { params: { path: { id } } }));
-      await load();
-    } catch (err) {
-      setError(explain(err));
-    }
-  };
-
-  return (
-    <section aria-labelledby="invites-title">
-      <h2 id="invites-title">{t.invites}</h2>
-      <form class="admin-form" onSubmit={create}>
-        <label class="field">
-          <span>{t.inviteUses}</span>
-          <input type="number" min={1} max={1000} value={uses} onInput={(e) => setUses(Number(e.currentTarget.value))} />
-        </label>
-        <label class="field">
-          <span>{t.inviteDays}</span>
-          <input type="number" min={1} max={365} value={days} onInput={(e) => setDays(Number(e.currentTarget.value))} />
-        </label>
-        <button type="submit">{t.createInvite}</button>
-      </form>
-      {link ? (
-        <div class="invite-link">
-          <label class="field">
-            <span>{t.inviteLink}</span>
-            <input type="text" readOnly value={link} onFocus={(e) => e.currentTarget.select()} />
-          </label>
-          <button
-            type="button"
-            onClick={() =>
-              void navigator.clipboard?.writeText(link).then(
-                () => setCopied(true),
-                () => setCopied(false),
-              )
-            }
-          >
-            {copied ? t.copied : t.copyLink}
-          </button>
-        </div>
-      ) : null}
-      {error ? (
-        <p class="error" role="alert">
-          {error}
-        </p>
-      ) : null}
-      <ul class="admin-list">
-        {invites.map((i) => (
-          <li key={i.id}>
-            <span>
-              {t.inviteSummary(i.uses, i.max_uses, new Date(i.expires_at).toLocaleDateString())}
-              {i.revoked ? ` · ${t.revoked}` : ""}
-            </span>
-            {i.revoked ? null : (
-              <button type="button" onClick={() => void revoke(i.id)}>
-                {t.revoke}
-              </button>
-            )}
-          </li>
-        ))}
-      </ul>
-    </section>
-  );
-}
-
-function Users() {
-  const [users, setUsers] = useState<User[]>([]);
-  const [error, setError] = useState<string | null>(null);
-  useEffect(() => {
-    call(() => api.GET("/api/v1/users")).then(setUsers, (e) => setError(explain(e)));
-  }, []);
-  return (
-    <section aria-labelledby="users-title">
-      <h2 id="users-title">{t.users}</h2>
-      {error ? (
-        <p class="error" role="alert">
-          {error}
-        </p>
-      ) : null}
-      <ul class="admin-list">
-        {users.map((u) => (
-          <li key={u.id}>
-            <span dir="auto">{u.display_name || u.username}</span>
-            <span class="help">
-              {u.username} · {u.role}
-              {u.disabled ? ` · ${t.disabled}` : ""}
-            </span>
-          </li>
-        ))}
-      </ul>
-    </section>
-  );
-}
+const PAGES: { slug: string; label: string; Page: FunctionComponent }[] = [
+  { slug: "users", label: t.adminUsers, Page: Users },
+  { slug: "invites", label: t.adminInvites, Page: Invites },
+  { slug: "api-keys", label: t.adminApiKeys, Page: ApiKeys },
+  { slug: "audit", label: t.adminAudit, Page: Audit },
+  { slug: "status", label: t.adminStatus, Page: ServerStatus },
+  { slug: "backups", label: t.adminBackups, Page: Backups },
+  { slug: "branding", label: t.adminBranding, Page: BrandingPage },
+];
 
 export default function AdminPage() {
+  const chosen = PAGES.find((p) => p.slug === adminPage.value);
+  // Wide screens show the first page beside the list when none is chosen yet.
+  const shown = chosen ?? PAGES[0];
   return (
-    <div class="admin">
+    <div class={chosen ? "admin page-open" : "admin"}>
       <header class="room-header">
         <button type="button" class="back" onClick={() => navigate("/")}>
           <span aria-hidden="true">‹ </span>
@@ -156,8 +40,32 @@ export default function AdminPage() {
         </button>
         <h2>{t.administration}</h2>
       </header>
-      <Invites />
-      <Users />
+      <div class="admin-panes">
+        <nav class="admin-nav" aria-label={t.adminNav}>
+          <ul>
+            {PAGES.map((p) => (
+              <li key={p.slug}>
+                <a
+                  href={`/admin/${p.slug}`}
+                  aria-current={p === chosen ? "page" : undefined}
+                  onClick={(e) => (e.preventDefault(), navigate(`/admin/${p.slug}`))}
+                >
+                  {p.label}
+                </a>
+              </li>
+            ))}
+          </ul>
+        </nav>
+        <div class="admin-page">
+          {chosen ? (
+            <button type="button" class="back admin-back" onClick={() => navigate("/admin")}>
+              <span aria-hidden="true">‹ </span>
+              {t.backToAdmin}
+            </button>
+          ) : null}
+          <shown.Page key={shown.slug} />
+        </div>
+      </div>
     </div>
   );
 }

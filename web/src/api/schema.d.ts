@@ -344,6 +344,44 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/admin/status": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The server's status: version, uptime, disk, memory, temperature, LiveKit, backups (admins) */
+        get: operations["getServerStatus"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/backups": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The complete backups in the backup folder, and the running one (admins) */
+        get: operations["listBackups"];
+        put?: never;
+        /**
+         * Back up now, as `roost backup` does (admins)
+         * @description Answers 202 as soon as the backup has started; it goes on after the answer. Follow it with `GET /api/v1/admin/backups` (`run`): `running`, then `succeeded` with its name, or `failed` with the reason. Old backups beyond `[backup] keep` are pruned after a success, as by `roost backup`.
+         */
+        post: operations["startBackup"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/branding": {
         parameters: {
             query?: never;
@@ -360,6 +398,58 @@ export interface paths {
         head?: never;
         /** Change the server's name or accent colour (admins) */
         patch: operations["updateBranding"];
+        trace?: never;
+    };
+    "/manifest.webmanifest": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The web app manifest: the server's name, theme colour and icon */
+        get: operations["getWebManifest"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/branding/icon": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** Upload the server's icon: a square PNG (admins) */
+        put: operations["uploadBrandingIcon"];
+        post?: never;
+        /** Go back to the built-in icon (admins) */
+        delete: operations["deleteBrandingIcon"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/branding/icon.png": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The server's uploaded icon */
+        get: operations["getBrandingIcon"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/api/v1/rooms": {
@@ -680,6 +770,57 @@ export interface components {
             /** @description Pass as `cursor` for the next (older) page; null on the last page. */
             next_cursor: string | null;
         };
+        /** @description `GET /api/v1/admin/backups`'s answer. */
+        BackupList: {
+            /** @description Newest first. */
+            backups: components["schemas"]["BackupView"][];
+            run?: components["schemas"]["BackupRun"] | null;
+        };
+        /** @description A backup started through the administration API. */
+        BackupRun: {
+            state: components["schemas"]["RunState"];
+            /**
+             * Format: date-time
+             * @description RFC 3339.
+             */
+            started_at: string;
+            /**
+             * Format: date-time
+             * @description RFC 3339; absent while running.
+             */
+            finished_at?: string | null;
+            /** @description The backup's folder name (`roost-<UTC time>`), once it succeeded. */
+            name?: string | null;
+            /**
+             * Format: int64
+             * @description Bytes written, once it succeeded.
+             */
+            bytes?: number | null;
+            /** @description Why it failed, or what went wrong after the backup was safely written (pruning). */
+            message?: string | null;
+        };
+        /** @description A complete backup in the backup folder. */
+        BackupView: {
+            /** @description The folder's name, `roost-<UTC time>`. */
+            name: string;
+            /**
+             * Format: date-time
+             * @description RFC 3339.
+             */
+            created_at: string;
+            /**
+             * Format: int64
+             * @description Bytes of the database copy, attachments and manifest.
+             */
+            size_bytes: number;
+            /**
+             * @description Every file the manifest lists is present with its recorded size (contents were
+             *     checked against their SHA-256 when written; `roost restore` checks them again).
+             */
+            verified: boolean;
+            /** Format: int32 */
+            schema_version: number;
+        };
         /** @description How the web client presents this server. */
         Branding: {
             /**
@@ -692,6 +833,7 @@ export interface components {
              * @example #2e7d5b
              */
             accent_color: string;
+            icon?: components["schemas"]["Icon"] | null;
         };
         /** @description A change to the branding; absent fields stay as they are. */
         BrandingPatch: {
@@ -800,6 +942,22 @@ export interface components {
             private?: boolean;
             guests_may_publish?: boolean;
         };
+        Disk: {
+            /**
+             * Format: int64
+             * @description Free space for the daemon on the data dir's filesystem.
+             */
+            free_bytes?: number | null;
+            /**
+             * Format: int64
+             * @description Size of that filesystem.
+             */
+            total_bytes?: number | null;
+            /** Format: int64 */
+            min_free_bytes: number;
+            /** @description Writes are refused with 507 while this is true. */
+            low: boolean;
+        };
         EditMessage: {
             body: string;
         };
@@ -824,6 +982,25 @@ export interface components {
             /** @description Roost's version. */
             version: string;
         };
+        /** @description An uploaded icon: a square PNG. */
+        Icon: {
+            /**
+             * @description Where it is served; the query changes with the icon, so caches never mix two.
+             * @example /branding/icon.png?v=3f2a9c0d1e4b5a6f
+             */
+            url: string;
+            /**
+             * Format: int32
+             * @description Width and height in pixels.
+             * @example 512
+             */
+            size: number;
+            /**
+             * @description The first 16 hex digits of its SHA-256: its ETag.
+             * @example 3f2a9c0d1e4b5a6f
+             */
+            version: string;
+        };
         InviteView: {
             /** Format: int64 */
             id: number;
@@ -841,6 +1018,25 @@ export interface components {
             /** Format: date-time */
             expires_at: string;
             revoked: boolean;
+        };
+        LastBackup: {
+            created: string;
+            /** Format: int64 */
+            age_secs: number;
+            path: string;
+        };
+        LiveKit: {
+            /** @description As in `/ready`'s `livekit` check: ok, starting, degraded, disabled or stopping. */
+            state: string;
+            /**
+             * @description In an owner's words: running, starting, restarting (down, a restart is pending), off
+             *     or stopping.
+             */
+            phase?: string;
+            /** @description True when `livekit.external_url` names a server Roost does not run (it only checks it). */
+            external?: boolean;
+            /** @description Why, when it is not ok. */
+            message?: string | null;
         };
         LoginRequest: {
             username: string;
@@ -936,6 +1132,27 @@ export interface components {
         PasswordRequest: {
             current_password: string;
             new_password: string;
+        };
+        /**
+         * @description One set of readings. `None` means the machine does not expose that value.
+         *     A reading the machine does not give is left out of the JSON (not 0, not null).
+         */
+        PiHealth: {
+            /** Format: double */
+            cpu_temperature_celsius?: number | null;
+            /** @description The thermal zone the temperature came from (e.g. `cpu-thermal`). */
+            thermal_zone?: string | null;
+            throttled?: components["schemas"]["Throttled"] | null;
+            /** Format: int64 */
+            memory_available_bytes?: number | null;
+            /** Format: int64 */
+            memory_total_bytes?: number | null;
+            /** Format: double */
+            load1?: number | null;
+            /** Format: double */
+            load5?: number | null;
+            /** Format: double */
+            load15?: number | null;
         };
         PostMessage: {
             /** @description At most `[chat] max_message_chars` characters; may be empty with an attachment. */
@@ -1055,6 +1272,11 @@ export interface components {
             expires_in: number;
         };
         /**
+         * @description Where a backup run is.
+         * @enum {string}
+         */
+        RunState: "running" | "succeeded" | "failed";
+        /**
          * @description A scope an API key may carry.
          * @enum {string}
          */
@@ -1108,6 +1330,54 @@ export interface components {
              *     or the journal).
              */
             needed: boolean;
+        };
+        StatusReport: {
+            version: string;
+            /** Format: int64 */
+            uptime_secs: number;
+            started_at: string;
+            /** @description Open connections by listener (`https`, `http`, `internal`). */
+            connections: {
+                [key: string]: number;
+            };
+            /** @description Rows of `users`, `rooms` and `messages`, for those that exist. */
+            counts: {
+                [key: string]: number;
+            };
+            disk: components["schemas"]["Disk"];
+            health: components["schemas"]["PiHealth"];
+            livekit: components["schemas"]["LiveKit"];
+            last_backup?: components["schemas"]["LastBackup"] | null;
+            backup_run?: components["schemas"]["BackupRun"] | null;
+            /**
+             * Format: int64
+             * @description Size of the database file and its write-ahead log.
+             */
+            database_bytes?: number | null;
+            /** @description True while no administrator exists and the one-time setup code is valid. */
+            setup_pending: boolean;
+            /**
+             * @description The one-time setup code. Never sent by the daemon (any local process may ask `/status`):
+             *     `roost status` adds it from the daemon's 0600 code file when it may read it (root, or
+             *     the daemon's user).
+             */
+            setup_code?: string | null;
+        };
+        /**
+         * @description The firmware's `get_throttled` bits, decoded. "now" bits describe this moment; "occurred"
+         *     bits stay set since boot, so a past under-voltage is still visible.
+         */
+        Throttled: {
+            /** Format: int32 */
+            raw: number;
+            under_voltage_now: boolean;
+            freq_capped_now: boolean;
+            throttled_now: boolean;
+            soft_temp_limit_now: boolean;
+            under_voltage_occurred: boolean;
+            freq_capped_occurred: boolean;
+            throttled_occurred: boolean;
+            soft_temp_limit_occurred: boolean;
         };
         /**
          * @description What a participant may send (LiveKit's track sources, in its lowercase spelling).
@@ -2303,6 +2573,8 @@ export interface operations {
             query?: {
                 /** @description An exact type (`auth.login`) or a prefix ending in `*` (`auth.*`). */
                 type?: string;
+                /** @description Only events by this actor (a username, exactly). */
+                actor?: string;
                 /** @description Events at or after this time: RFC 3339 or Unix seconds. */
                 since?: string;
                 /** @description Events before this time: RFC 3339 or Unix seconds. */
@@ -2351,6 +2623,125 @@ export interface operations {
             429: components["responses"]["RateLimited"];
             500: components["responses"]["Internal"];
             503: components["responses"]["Unavailable"];
+        };
+    };
+    getServerStatus: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The status report. Readings the machine does not give (temperature and throttling off a Raspberry Pi) are absent, not zero */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StatusReport"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description Not an admin (`forbidden`, `insufficient_scope`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            408: components["responses"]["RequestTimeout"];
+            421: components["responses"]["MisdirectedRequest"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    listBackups: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Backups, newest first, and the run started from this API */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BackupList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description Not an admin (`forbidden`, `insufficient_scope`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            408: components["responses"]["RequestTimeout"];
+            421: components["responses"]["MisdirectedRequest"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    startBackup: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The backup has started */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BackupRun"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description Not an admin (`forbidden`, `insufficient_scope`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            408: components["responses"]["RequestTimeout"];
+            /** @description A backup started here is still running (`backup_running`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
+            421: components["responses"]["MisdirectedRequest"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+            507: components["responses"]["InsufficientStorage"];
         };
     };
     getBranding: {
@@ -2430,6 +2821,178 @@ export interface operations {
             500: components["responses"]["Internal"];
             503: components["responses"]["Unavailable"];
             507: components["responses"]["InsufficientStorage"];
+        };
+    };
+    getWebManifest: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The manifest (revalidated on each use) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/manifest+json": Record<string, never>;
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            408: components["responses"]["RequestTimeout"];
+            421: components["responses"]["MisdirectedRequest"];
+            500: components["responses"]["Internal"];
+        };
+    };
+    uploadBrandingIcon: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description A square PNG, 192 to 1024 pixels wide, at most 256 KiB */
+        requestBody: {
+            content: {
+                "image/png": number[];
+            };
+        };
+        responses: {
+            /** @description The branding now, naming the new icon */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Branding"];
+                };
+            };
+            /** @description Not square, or smaller than 192 or larger than 1024 pixels (`invalid_icon_size`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            /** @description Not an admin (`forbidden`, `insufficient_scope`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            408: components["responses"]["RequestTimeout"];
+            /** @description Larger than 256 KiB (`icon_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not a PNG image, whatever its name or content type (`unsupported_icon`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            421: components["responses"]["MisdirectedRequest"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+            507: components["responses"]["InsufficientStorage"];
+        };
+    };
+    deleteBrandingIcon: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The branding now, without an icon */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Branding"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description Not an admin (`forbidden`, `insufficient_scope`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            408: components["responses"]["RequestTimeout"];
+            413: components["responses"]["PayloadTooLarge"];
+            421: components["responses"]["MisdirectedRequest"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+            507: components["responses"]["InsufficientStorage"];
+        };
+    };
+    getBrandingIcon: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The icon */
+            200: {
+                headers: {
+                    /** @description Changes with the icon */
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "image/png": number[];
+                };
+            };
+            /** @description The icon named by `If-None-Match` is still the one */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            /** @description No icon was uploaded: the built-in one is `/icon.svg` (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            408: components["responses"]["RequestTimeout"];
+            421: components["responses"]["MisdirectedRequest"];
+            500: components["responses"]["Internal"];
         };
     };
     listRooms: {

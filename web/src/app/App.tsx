@@ -20,7 +20,7 @@ import { t } from "../strings";
 import { cycleTheme, theme } from "../theme/theme";
 import { clearTimelines } from "../timeline/state";
 import { Timeline } from "../timeline/Timeline";
-import { inviteCode, navigate, openRoomId, path } from "./router";
+import { inAdmin, inviteCode, navigate, openRoomId, path } from "./router";
 import "./skip-link.css";
 
 function ThemeToggle() {
@@ -88,7 +88,7 @@ function Shell({ userId, isAdmin }: { userId: number; isAdmin: boolean }) {
   void rooms.value;
   const room = roomId !== null ? roomById(roomId) : undefined;
   return (
-    <div class={roomId !== null || path.value === "/admin" ? "shell room-open" : "shell"}>
+    <div class={roomId !== null || inAdmin.value ? "shell room-open" : "shell"}>
       <a
         class="skip-link"
         href="#main"
@@ -123,7 +123,7 @@ function Shell({ userId, isAdmin }: { userId: number; isAdmin: boolean }) {
       <div class="panes">
         <RoomList myUserId={userId} />
         <main class="main" id="main" tabIndex={-1}>
-          {isAdmin && path.value === "/admin" ? (
+          {isAdmin && inAdmin.value ? (
             <AdminSlot />
           ) : roomId !== null ? (
             <Timeline key={roomId} roomId={roomId} room={room} myUserId={userId} />

@@ -1,7 +1,8 @@
 /**
  * The client's paths: `/` (room list), `/rooms/<id>` (a room's timeline), `/rooms/<id>/members`
- * and `/rooms/<id>/settings` (the room with that panel open), `/invite/<code>`
- * (sign-up with that invite), `/setup` (the first admin). The server answers index.html for every one of them, so a
+ * and `/rooms/<id>/settings` (the room with that panel open), `/invite/<code>` (sign-up with that
+ * invite), `/setup` (the first admin), `/admin` and `/admin/<page>` (administration). The server
+ * answers index.html for every one of them, so a
  * reload or a shared link lands on the same screen.
  */
 
@@ -50,6 +51,15 @@ export function closeRoomPanel(roomId: number): void {
   if (history.state && (history.state as { fromRoom?: boolean }).fromRoom) history.back();
   else navigate(`/rooms/${roomId}`, true);
 }
+
+/** Whether the path is administration's: `/admin` or `/admin/<page>`. */
+export const inAdmin = computed(() => /^\/admin(\/[a-z-]+)?$/.test(path.value));
+
+/** The administration page the path names (`/admin/<page>`), or null on `/admin` itself. */
+export const adminPage = computed(() => {
+  const m = /^\/admin\/([a-z-]+)$/.exec(path.value);
+  return m ? m[1] : null;
+});
 
 /** The invite code of an `/invite/<code>` link. */
 export const inviteCode = computed(() => {

@@ -7,7 +7,7 @@
 import { useState } from "preact/hooks";
 import { ApiError, NetworkError } from "../api/client";
 import { inviteCode as inviteFromPath, navigate } from "../app/router";
-import { appName } from "../branding/state";
+import { BrandMark } from "../branding/BrandMark";
 import { createAdmin, register, signIn } from "../session/session";
 import { t } from "../strings";
 
@@ -71,7 +71,7 @@ export function SetupForm() {
   });
   return (
     <main class="card-page">
-      <p class="brand">{appName.value}</p>
+      <BrandMark />
       <form class="card" onSubmit={onSubmit}>
         <h1>{t.setupTitle}</h1>
         <p>{t.setupIntro}</p>
@@ -99,7 +99,7 @@ export function SignInForm({ notice }: { notice?: string }) {
   });
   return (
     <main class="card-page">
-      <p class="brand">{appName.value}</p>
+      <BrandMark />
       <form class="card" onSubmit={onSubmit}>
         <h1>{t.signInTitle}</h1>
         {notice ? <p class="error">{notice}</p> : null}
@@ -125,7 +125,7 @@ export function SignUpForm() {
   });
   return (
     <main class="card-page">
-      <p class="brand">{appName.value}</p>
+      <BrandMark />
       <form class="card" onSubmit={onSubmit}>
         <h1>{t.signUpTitle}</h1>
         <Field label={t.inviteCode} value={code} set={setCode} autocomplete="off" />
