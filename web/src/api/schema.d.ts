@@ -508,6 +508,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/rooms/{id}/candidates": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Find people who may be added to a room
+         * @description Enabled accounts that are not members of the room and whose username or display name contains `q`, at most 20, by username. For the room's owner and moderators, and admins: they add people with `PUT /api/v1/rooms/{id}/members/{user_id}`.
+         */
+        get: operations["listRoomCandidates"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/rooms/{id}/members/{user_id}": {
         parameters: {
             query?: never;
@@ -539,6 +559,46 @@ export interface paths {
          * @description The read position only moves forward: a `seq` lower than the stored one is ignored and the answer says the stored position. The room list shows each room's `read_seq` and `unread` (messages by others after it, not deleted, counted up to 999 only, to bound the count's cost), on every device of the account.
          */
         put: operations["markRoomRead"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/dms": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Open a direct message with someone
+         * @description A direct message is a room of kind `dm` with exactly the caller and `user_id` as members; its `dm_with` names the other person. One pair has at most one: asking again returns it (200). Both people receive its `member.joined` events on the gateway. Members and admins may message any active account that is not a guest; a guest, and anyone messaging a guest, only people who share a room with them. Nobody joins, is added to, leaves, renames or changes a direct message (403 `dm_fixed`), and only its two people see it, admins included.
+         */
+        post: operations["openDm"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/people": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Find people to message
+         * @description Active accounts other than the caller that `POST /api/v1/dms` would accept: for members and admins every active member and admin, and guests who share a room with them; for a guest, the people who share a room with them. Id, username and display name only, by username, a page at a time.
+         */
+        get: operations["listPeople"];
+        put?: never;
         post?: never;
         delete?: never;
         options?: never;
@@ -810,7 +870,7 @@ export interface components {
             created_at: string;
             /**
              * Format: int64
-             * @description Bytes of the database copy, attachments and manifest.
+             * @description Bytes of the database copy and the attachments.
              */
             size_bytes: number;
             /**
@@ -893,6 +953,19 @@ export interface components {
              * @description A shorter lifetime than the configured one (seconds); never longer.
              */
             ttl_secs?: number | null;
+        };
+        /** @description An account that may be added to the room. */
+        Candidate: {
+            /** Format: int64 */
+            user_id: number;
+            username: string;
+            display_name: string;
+            /** @description The account's role: a guest may only be added as a plain member. */
+            account_role: components["schemas"]["Role"];
+        };
+        CandidateList: {
+            /** @description At most 20, by username. */
+            candidates: components["schemas"]["Candidate"][];
         };
         Check: {
             /**
@@ -1072,6 +1145,13 @@ export interface components {
         MemberList: {
             members: components["schemas"]["Member"][];
         };
+        /** @description A member a message names. */
+        Mention: {
+            /** Format: int64 */
+            user_id: number;
+            /** @description As stored (lowercase); the body may spell it in another case. */
+            username: string;
+        };
         /**
          * @description A message as the API and the gateway show it. A deleted message keeps its id, room, author
          *     and times with an empty body and no attachments.
@@ -1098,6 +1178,11 @@ export interface components {
              */
             edited_at: string | null;
             deleted: boolean;
+            /**
+             * @description The room's members named with `@username` in the body (members now, each once, in the
+             *     order named; at most 20 names are looked up). Empty for a deleted message.
+             */
+            mentions: components["schemas"]["Mention"][];
             kind: components["schemas"]["MessageKind"];
             /**
              * Format: int64
@@ -1129,9 +1214,29 @@ export interface components {
             /** @description `roost_<prefix>_<secret>`, sent as `Authorization: Bearer <key>`; shown only now. */
             key: string;
         };
+        OpenDm: {
+            /**
+             * Format: int64
+             * @description The account to message.
+             */
+            user_id: number;
+        };
         PasswordRequest: {
             current_password: string;
             new_password: string;
+        };
+        PeoplePage: {
+            /** @description By username. */
+            people: components["schemas"]["Person"][];
+            /** @description More people match: ask again with `after` set to the last username of this page. */
+            has_more: boolean;
+        };
+        /** @description An account as a person picker and a direct message show it. */
+        Person: {
+            /** Format: int64 */
+            id: number;
+            username: string;
+            display_name: string;
         };
         /**
          * @description One set of readings. `None` means the machine does not expose that value.
@@ -1219,6 +1324,9 @@ export interface components {
         Room: {
             /** Format: int64 */
             id: number;
+            /** @description `room`, or `dm` for a direct message between two accounts. */
+            kind: components["schemas"]["RoomKind"];
+            /** @description Empty for a direct message: clients name it after `dm_with`. */
             name: string;
             topic: string;
             private: boolean;
@@ -1251,7 +1359,14 @@ export interface components {
              *     `read_seq` that are not deleted, counted up to 999 only (to bound the query's cost).
              */
             unread?: number;
+            /** @description For a direct message: the other person in it (absent once their account is deleted). */
+            dm_with?: components["schemas"]["Person"];
         };
+        /**
+         * @description What a room is: a room people join and leave, or a direct message between two accounts.
+         * @enum {string}
+         */
+        RoomKind: "room" | "dm";
         RoomList: {
             rooms: components["schemas"]["Room"][];
         };
@@ -3234,6 +3349,71 @@ export interface operations {
             503: components["responses"]["Unavailable"];
         };
     };
+    listRoomCandidates: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Part of a username or display name, matched without regard to case (ASCII letters);
+                 *     empty or absent lists the first accounts by username.
+                 */
+                q?: string;
+            };
+            header?: never;
+            path: {
+                /**
+                 * @description The room's id
+                 * @example 1
+                 */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The accounts found */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CandidateList"];
+                };
+            };
+            /** @description `q` longer than 100 characters (`invalid_query`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            /** @description Not the room's owner, a moderator or an admin (`forbidden`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such room, or one the caller may not see (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            408: components["responses"]["RequestTimeout"];
+            421: components["responses"]["MisdirectedRequest"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
     putRoomMember: {
         parameters: {
             query?: never;
@@ -3435,6 +3615,121 @@ export interface operations {
             500: components["responses"]["Internal"];
             503: components["responses"]["Unavailable"];
             507: components["responses"]["InsufficientStorage"];
+        };
+    };
+    openDm: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["OpenDm"];
+            };
+        };
+        responses: {
+            /** @description The direct message the two already have */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Room"];
+                };
+            };
+            /** @description Opened: the new direct message */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Room"];
+                };
+            };
+            /** @description The caller's own id (`dm_self`), or a disabled account (`user_disabled`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            /** @description A guest and someone who shares no room with them (`dm_not_allowed`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such account (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            408: components["responses"]["RequestTimeout"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            421: components["responses"]["MisdirectedRequest"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+            507: components["responses"]["InsufficientStorage"];
+        };
+    };
+    listPeople: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Only people whose username starts with this text or whose display name contains it
+                 *     (case-insensitive for ASCII letters). At most 64 characters.
+                 */
+                q?: string;
+                /** @description The next page: people whose username sorts after this one (the last of a page). */
+                after?: string;
+                /** @description 1 to 50 (default 20; other values are clamped). */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of people */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PeoplePage"];
+                };
+            };
+            /** @description A `q` longer than 64 characters or another bad value (`invalid_query`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            408: components["responses"]["RequestTimeout"];
+            421: components["responses"]["MisdirectedRequest"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
         };
     };
     listMessages: {
@@ -3935,7 +4230,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Matching messages in rooms the caller is in (admins: all), best first */
+            /** @description Matching messages in rooms the caller is in (admins: all but direct messages, which only their two people read), best first */
             200: {
                 headers: {
                     [name: string]: unknown;

@@ -12,7 +12,7 @@ import { gatewayPhase, startGateway, stopGateway } from "../gateway/socket";
 import { OfflineBanner, UpdateHint } from "../offline/Banners";
 import { unreachable } from "../offline/state";
 import { RoomList } from "../rooms/RoomList";
-import { leftRoom, roomById, roomLabel, rooms, roomsLoaded } from "../rooms/state";
+import { leftRoom, roomById, rooms, roomsLoaded } from "../rooms/state";
 import { clearMembers } from "../members/state";
 import { session, signOut } from "../session/session";
 import { SetupForm, SignInForm, SignUpForm } from "../sign-in/forms";
