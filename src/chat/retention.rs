@@ -6,7 +6,8 @@
 //! room's log stays contiguous and resume can tell what it lacks), audit events older than
 //! `audit_days`, ended sessions with their refresh tokens,
 //! expired invites, used or expired API key rotation tokens, idempotency keys older than a
-//! day, and attachments no message references that are older than the grace period — then the
+//! day, sent outgoing webhook deliveries older than `[webhooks] delivery_log_days`, and
+//! attachments no message references that are older than the grace period — then the
 //! files no attachment row names any more (under the file store's publish lock, so an upload
 //! of the same content cannot lose its file). What was removed is logged.
 //!
@@ -42,6 +43,8 @@ pub struct Report {
     pub idempotency_keys: usize,
     pub attachments: usize,
     pub files: usize,
+    /// Sent outgoing webhook deliveries older than `[webhooks] delivery_log_days`.
+    pub webhook_deliveries: usize,
 }
 
 impl Report {
@@ -55,6 +58,7 @@ impl Report {
             + self.idempotency_keys
             + self.attachments
             + self.files
+            + self.webhook_deliveries
     }
 }
 
@@ -157,6 +161,19 @@ pub async fn run_once(
         )
         .await?;
     }
+    let log_days = config.webhooks.delivery_log_days;
+    if log_days > 0 {
+        let cutoff = now_ms - i64::try_from(log_days).unwrap_or(i64::MAX / DAY_MS) * DAY_MS;
+        // Only sent ones: a queued delivery is never pruned, however old.
+        report.webhook_deliveries = in_batches(
+            store,
+            "DELETE FROM webhook_deliveries WHERE id IN
+               (SELECT id FROM webhook_deliveries
+                 WHERE state = 'delivered' AND delivered_at < ?1 LIMIT ?2)",
+            cutoff,
+        )
+        .await?;
+    }
     let (sessions, invites, rotation_tokens, idempotency_keys) = store
         .write(move |conn| {
             let sessions = crate::auth::session::prune(conn, now_secs, 0)?;
@@ -233,6 +250,7 @@ pub async fn run(
                 idempotency_keys = r.idempotency_keys,
                 attachments = r.attachments,
                 files = r.files,
+                webhook_deliveries = r.webhook_deliveries,
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "retention: removed expired data"
             ),

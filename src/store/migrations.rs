@@ -96,6 +96,23 @@ pub static MIGRATIONS: &[Migration] = &[
         name: "read_markers",
         sql: include_str!("migrations/0012_read_markers.sql"),
     },
+    // 13 and 14 are taken by other branches; these placeholders keep the list without gaps
+    // until they are merged (drop them then).
+    Migration {
+        version: 13,
+        name: "reserved_13",
+        sql: "",
+    },
+    Migration {
+        version: 14,
+        name: "reserved_14",
+        sql: "",
+    },
+    Migration {
+        version: 15,
+        name: "webhooks",
+        sql: include_str!("migrations/0015_webhooks.sql"),
+    },
 ];
 
 /// Registers the SQL functions migrations may call on `conn` (migration 11): `roost_name_key
