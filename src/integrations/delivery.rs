@@ -427,7 +427,6 @@ fn build_client(
 #[derive(Debug, Clone)]
 struct Head {
     id: i64,
-    hook_id: i64,
     delivery_id: String,
     event: String,
     body: String,
@@ -480,7 +479,6 @@ fn due_batch(conn: &Connection, hook_id: i64) -> Result<Vec<Head>, StoreError> {
         Ok((
             Head {
                 id: r.get(0)?,
-                hook_id,
                 delivery_id: r.get(1)?,
                 event: r.get(2)?,
                 body: r.get(3)?,

@@ -127,7 +127,9 @@ pub fn delivery_body(
 
 /// Queues a delivery of `event` for every webhook that wants it (its event list, and its room
 /// filter when `room_id` is given), inside the caller's transaction. Cheap when no hook wants
-/// it: one indexed-free scan of the (small) `webhooks` table. Returns how many were queued.
+/// it: one scan of the (small, at most `outgoing::MAX_WEBHOOKS` rows) `webhooks` table.
+/// A hook with a room filter never gets an event of no room (`room_id` None). Returns how
+/// many were queued.
 pub fn enqueue(
     conn: &Connection,
     event: &str,
@@ -139,8 +141,7 @@ pub fn enqueue(
     let mut hooks = conn.prepare_cached(
         "SELECT id FROM webhooks
           WHERE instr(events, ',' || ?1 || ',') > 0
-            AND (room_id IS NULL OR room_id = ?2)
-            AND (?2 IS NOT NULL OR room_id IS NULL)",
+            AND (room_id IS NULL OR room_id = ?2)",
     )?;
     let ids: Vec<i64> = hooks
         .query_map(params![event, room_id], |r| r.get(0))?

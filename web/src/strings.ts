@@ -126,6 +126,23 @@ export const t = {
   themeDark: "Theme: dark",
   themeLight: "Theme: light",
 
+  // integrations (bots, incoming and outgoing webhooks)
+  botBadge: "bot",
+  webhooks: "Webhooks",
+  webhookUrl: "Receiver URL",
+  webhookEvents: "Events",
+  addWebhook: "Add webhook",
+  webhookSecret: "Signing secret (shown only now)",
+  webhookPaused: (reason: string) => `paused: ${reason}`,
+  webhookPending: (n: number) => `${n} queued`,
+  pauseWebhook: "Pause",
+  resumeWebhook: "Resume",
+  deleteWebhook: "Delete",
+  webhookDeliveries: "Deliveries",
+  webhookNoDeliveries: "Nothing sent yet.",
+  webhookDelivery: (event: string, at: string, delivered: boolean, attempts: number, last: string | number) =>
+    `${at} ${event}: ${delivered ? "delivered" : "queued"} after ${attempts} attempt(s)${last === "" ? "" : ` (${last})`}`,
+
   // errors
   networkError: "Roost could not be reached. Check the connection and try again.",
   badCredentials: "That username and password do not match.",

@@ -7,6 +7,7 @@ import { useEffect, useState } from "preact/hooks";
 import { api, ApiError, call, NetworkError, type Schemas, type User } from "../api/client";
 import { navigate } from "../app/router";
 import { t } from "../strings";
+import Webhooks from "./Webhooks";
 
 type Invite = Schemas["InviteView"];
 
@@ -158,6 +159,7 @@ export default function AdminPage() {
       </header>
       <Invites />
       <Users />
+      <Webhooks />
     </div>
   );
 }

@@ -52,6 +52,7 @@ export function MessageItem({ message, mine, focused }: { message: Message; mine
         <strong class="author" dir="auto">
           {message.author ?? t.unknownAuthor}
         </strong>{" "}
+        {message.author_bot ? <span class="bot-badge">{t.botBadge}</span> : null}
         <time dateTime={message.created_at}>{time(message.created_at)}</time>
         {message.edited_at && !message.deleted ? <span class="edited"> {t.edited}</span> : null}
       </div>
