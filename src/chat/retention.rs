@@ -312,7 +312,15 @@ mod tests {
                      INSERT INTO invites (code_hash, max_uses, created_at, expires_at) VALUES
                        (x'01', 1, 0, {ended}), (x'02', 1, 0, {live});
                      INSERT INTO idempotency_keys (user_id, key, message_id, created_at) VALUES
-                       (1, 'k1', 2, {old}), (1, 'k2', 2, {recent_key});",
+                       (1, 'k1', 2, {old}), (1, 'k2', 2, {recent_key});
+                     INSERT INTO webhooks (id, url, events, secret, created_at, updated_at)
+                       VALUES (1, 'http://ha.lan/', ',message.created,', 's', 0, 0);
+                     -- Sent long ago (pruned), sent lately (kept), queued long ago (never pruned).
+                     INSERT INTO webhook_deliveries
+                       (webhook_id, delivery_id, event, body, state, created_at, next_attempt_at, delivered_at)
+                       VALUES (1, 'd1', 'message.created', '{{}}', 'delivered', {ancient}, 0, {old}),
+                              (1, 'd2', 'message.created', '{{}}', 'delivered', {recent}, 0, {recent}),
+                              (1, 'd3', 'message.created', '{{}}', 'pending', {ancient}, 0, NULL);",
                     ended = (ms(now) / 1000) - 10,
                     live = (ms(now) / 1000) + 3600,
                     recent_key = ms(now) - 1000,
@@ -335,8 +343,19 @@ mod tests {
                 idempotency_keys: 1,
                 attachments: 1,
                 files: 0,
+                webhook_deliveries: 1,
             }
         );
+        let kept: Vec<String> = store
+            .read(|conn| {
+                let mut stmt =
+                    conn.prepare("SELECT delivery_id FROM webhook_deliveries ORDER BY id")?;
+                let ids = stmt.query_map([], |r| r.get(0))?;
+                Ok::<_, ChatError>(ids.collect::<Result<_, _>>()?)
+            })
+            .await
+            .unwrap();
+        assert_eq!(kept, ["d2", "d3"]);
         // Attachment 3 (recent, same content as 1) keeps the file.
         assert!(files.path_of(&gone_sha).exists());
         assert!(files.path_of(&kept_sha).exists());

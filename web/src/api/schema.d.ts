@@ -369,7 +369,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List the caller's rooms and the public rooms they may join */
+        /**
+         * List the caller's rooms and the public rooms they may join
+         * @description Each room the caller is a member of carries `read_seq` and `unread`: the caller's read position and the messages by others after it that are not deleted, counted up to 999 only to bound the cost of the count.
+         */
         get: operations["listRooms"];
         put?: never;
         /** Create a room */
@@ -428,6 +431,26 @@ export interface paths {
         post?: never;
         /** Leave a room, or remove a member */
         delete: operations["deleteRoomMember"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/rooms/{id}/read": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Record how far the caller has read a room
+         * @description The read position only moves forward: a `seq` lower than the stored one is ignored and the answer says the stored position. The room list shows each room's `read_seq` and `unread` (messages by others after it, not deleted, counted up to 999 only, to bound the count's cost), on every device of the account.
+         */
+        put: operations["markRoomRead"];
+        post?: never;
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -569,6 +592,158 @@ export interface paths {
         get: operations["openGateway"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/webhooks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List the outgoing webhooks (admins) */
+        get: operations["listWebhooks"];
+        put?: never;
+        /**
+         * Register an outgoing webhook (admins)
+         * @description Each delivery is a JSON POST `{"event","room_id","seq","at","data"}` with the headers `X-Roost-Delivery` (the same on every attempt), `X-Roost-Event`, `X-Roost-Attempt`, `X-Roost-Timestamp` (Unix seconds) and `X-Roost-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<raw body>" keyed with the secret>`. The secret is in this answer only.
+         */
+        post: operations["createWebhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/webhooks/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get an outgoing webhook (admins) */
+        get: operations["getWebhook"];
+        put?: never;
+        post?: never;
+        /** Delete an outgoing webhook with its queue and log (admins) */
+        delete: operations["deleteWebhook"];
+        options?: never;
+        head?: never;
+        /** Change, pause or resume an outgoing webhook (admins) */
+        patch: operations["updateWebhook"];
+        trace?: never;
+    };
+    "/api/v1/webhooks/{id}/secret": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Give an outgoing webhook a new secret (admins) */
+        post: operations["rotateWebhookSecret"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/webhooks/{id}/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** An outgoing webhook's delivery log (admins) */
+        get: operations["listWebhookDeliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/rooms/{id}/hooks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A room's incoming webhook URLs (moderators) */
+        get: operations["listIncomingHooks"];
+        put?: never;
+        /**
+         * Make an incoming webhook URL for a room (moderators)
+         * @description Makes a bot account named `name` that joins the room, and a URL that posts as it: `POST /hooks/<token>` with `{"text": "..."}`. The token is in this answer only; only its hash is stored.
+         */
+        post: operations["createIncomingHook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/rooms/{id}/hooks/{hook_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Revoke an incoming webhook URL (moderators) */
+        delete: operations["revokeIncomingHook"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/hooks/{token}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Post a message through an incoming webhook URL
+         * @description No other credentials: the token in the path is the credential. The message is posted by the URL's bot account, checked like any message. Example: `curl -sS -X POST -H 'Content-Type: application/json' -d '{"text":"Backup failed"}' https://roost.local/hooks/<token>`.
+         */
+        post: operations["postToIncomingHook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/bots": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Create a bot account with its first API key (admins)
+         * @description A bot has no password and cannot sign in; it reads and writes through the API and the gateway with its API key, within its role (`member`) and the key's scopes. It is shown with `bot: true` in user and member lists and `author_bot: true` on its messages. It joins rooms like anyone (public rooms itself, private ones when added).
+         */
+        post: operations["createBot"];
         delete?: never;
         options?: never;
         head?: never;
@@ -754,6 +929,24 @@ export interface components {
             /** @description At least one of `read`, `write`, `admin` (admins only). */
             scopes: components["schemas"]["ScopeName"][];
         };
+        CreateBot: {
+            /** @description 3-32 of a-z, 0-9, `.`, `_`, `-`, starting with a letter or digit. */
+            username: string;
+            /** @description Defaults to the username. */
+            display_name?: string | null;
+            /**
+             * @description The first key's scopes: some of `read`, `write` (default both; `admin` is refused: a
+             *     bot is a member).
+             */
+            scopes?: string[] | null;
+        };
+        CreateIncomingHook: {
+            /**
+             * @description The name its messages show, e.g. "Doorbell" (1-64 characters; like any display name,
+             *     it may not look like another account's name).
+             */
+            name: string;
+        };
         CreateInvite: {
             /**
              * Format: int64
@@ -767,17 +960,57 @@ export interface components {
             expires_in_secs?: number;
         };
         CreateRoom: {
-            /** @description 1 to 100 characters, no control characters. */
+            /**
+             * @description 1 to 100 characters (stored in NFKC), no control or invisible characters, each word in
+             *     one script.
+             */
             name: string;
-            /** @description At most 1000 characters. */
+            /** @description At most 1000 characters; newlines and tabs but no other control or invisible character. */
             topic?: string;
             private?: boolean;
             guests_may_publish?: boolean;
         };
+        CreateWebhook: {
+            /**
+             * @description http:// or https://; private LAN addresses are fine, loopback and link-local are
+             *     refused unless the server's `[webhooks]` config allows them.
+             */
+            url: string;
+            events: string[];
+            /** Format: int64 */
+            room_id?: number | null;
+            description?: string;
+        };
+        DeliveryList: {
+            /** @description Newest first. */
+            deliveries: components["schemas"]["DeliveryView"][];
+        };
+        /** @description One entry of a hook's delivery log. */
+        DeliveryView: {
+            /** @description The `X-Roost-Delivery` header: the same on every attempt. */
+            id: string;
+            event: string;
+            /** @description `pending` (queued or being retried) or `delivered`. */
+            state: string;
+            /** Format: int64 */
+            attempts: number;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            last_attempt_at: string | null;
+            /**
+             * Format: int32
+             * @description The receiver's HTTP status at the last attempt; null when it did not answer.
+             */
+            last_status: number | null;
+            last_error: string | null;
+            /** Format: date-time */
+            delivered_at: string | null;
+        };
         EditMessage: {
             body: string;
         };
-        /** @description The body of every 4xx and 5xx response (PRODUCT.md): a stable code and a human message. */
+        /** @description The body of every 4xx and 5xx response: a stable code and a human message. */
         ErrorBody: {
             error: components["schemas"]["ErrorDetail"];
         };
@@ -797,6 +1030,34 @@ export interface components {
             status: string;
             /** @description Roost's version. */
             version: string;
+        };
+        IncomingHookList: {
+            hooks: components["schemas"]["IncomingHookView"][];
+        };
+        /** @description An incoming webhook URL as listed (never with its token). */
+        IncomingHookView: {
+            /** Format: int64 */
+            id: number;
+            /** Format: int64 */
+            room_id: number;
+            /**
+             * Format: int64
+             * @description The bot account it posts as.
+             */
+            bot_id: number;
+            bot_username: string;
+            /** @description The name its messages show. */
+            name: string;
+            /** Format: date-time */
+            created_at: string;
+        };
+        /** @description What `POST /hooks/<token>` accepts. */
+        IncomingPost: {
+            /**
+             * @description The message, checked like any other (`[chat] max_message_chars`, no control
+             *     characters but newline and tab, not blank).
+             */
+            text: string;
         };
         InviteView: {
             /** Format: int64 */
@@ -820,6 +1081,14 @@ export interface components {
             username: string;
             password: string;
         };
+        MarkRead: {
+            /**
+             * Format: int64
+             * @description The room event sequence number read up to: a message's event `seq`, or the room's
+             *     `last_seq` to mark everything read. 0 to the room's `last_seq`.
+             */
+            seq: number;
+        };
         MeResponse: {
             user: components["schemas"]["User"];
             /**
@@ -838,6 +1107,8 @@ export interface components {
             role: components["schemas"]["RoomRole"];
             /** @description The account's role (guests are shown as such). */
             account_role: components["schemas"]["Role"];
+            /** @description A bot (an integration or an incoming webhook), not a person. */
+            bot: boolean;
         };
         MemberList: {
             members: components["schemas"]["Member"][];
@@ -858,6 +1129,8 @@ export interface components {
             author_id: number | null;
             /** @description The author's username (null if the account was deleted). */
             author: string | null;
+            /** @description The author is a bot (an integration or an incoming webhook), not a person. */
+            author_bot: boolean;
             body: string;
             attachments: components["schemas"]["AttachmentRef"][];
             /** Format: date-time */
@@ -877,6 +1150,18 @@ export interface components {
              *     the default, newer for `after`).
              */
             has_more: boolean;
+        };
+        /** @description A bot just made, with its first API key (shown only now). */
+        NewBot: {
+            user: components["schemas"]["User"];
+            api_key: components["schemas"]["NewKey"];
+        };
+        /** @description An incoming webhook URL just made: its path with the token, shown only now. */
+        NewIncomingHook: components["schemas"]["IncomingHookView"] & {
+            /** @description `/hooks/<token>`, to append to the server's address. */
+            path: string;
+            /** @description 64 hex digits. */
+            token: string;
         };
         NewInvite: components["schemas"]["InviteView"] & {
             /** @description The code to hand to the invitee; shown only now. */
@@ -899,6 +1184,23 @@ export interface components {
         };
         PutMember: {
             role?: components["schemas"]["RoomRole"] | null;
+        };
+        ReadAnswer: components["schemas"]["ReadState"] & {
+            /** Format: int64 */
+            room_id: number;
+        };
+        /** @description A member's read position in a room and the unread count it gives. */
+        ReadState: {
+            /**
+             * Format: int64
+             * @description The room event sequence number read up to (0: nothing read yet).
+             */
+            read_seq: number;
+            /**
+             * Format: int64
+             * @description Messages by others after `read_seq` that are not deleted, at most 999.
+             */
+            unread: number;
         };
         Readiness: {
             /**
@@ -924,7 +1226,10 @@ export interface components {
              */
             username: string;
             password: string;
-            /** @description 1 to 64 characters without control characters; the username when absent or blank. */
+            /**
+             * @description 1 to 64 characters (stored in NFKC) without control or invisible characters, each word
+             *     in one script, not like another account's name; the username when absent or blank.
+             */
             display_name?: string | null;
         };
         /**
@@ -956,6 +1261,18 @@ export interface components {
              *     in the room list, which clients sort by it.
              */
             last_activity?: string;
+            /**
+             * Format: int64
+             * @description In the room list, for rooms the caller is a member of: the room event sequence number
+             *     the caller has read up to (`PUT /api/v1/rooms/{id}/read`), on any device.
+             */
+            read_seq?: number;
+            /**
+             * Format: int64
+             * @description In the room list, for rooms the caller is a member of: messages by others after
+             *     `read_seq` that are not deleted, counted up to 999 only (to bound the query's cost).
+             */
+            unread?: number;
         };
         RoomList: {
             rooms: components["schemas"]["Room"][];
@@ -1009,7 +1326,10 @@ export interface components {
             user: components["schemas"]["User"];
         };
         SetupRequest: {
-            /** @description The code the daemon logged at startup (`journalctl -u roost | grep setup_code`). */
+            /**
+             * @description The code the daemon logged at startup (`sudo roost status`, or
+             *     `journalctl -u roost | grep setup_code`).
+             */
             setup_code: string;
             /**
              * @description 3 to 32 of `a-z`, `0-9`, `.`, `_`, `-`, starting with a letter or digit (stored
@@ -1034,12 +1354,22 @@ export interface components {
          */
         TrackSource: "camera" | "microphone" | "screen_share" | "screen_share_audio";
         UpdateRoom: {
-            /** @description 1 to 100 characters, no control characters. */
+            /**
+             * @description 1 to 100 characters (stored in NFKC), no control or invisible characters, each word in
+             *     one script.
+             */
             name?: string | null;
-            /** @description At most 1000 characters. */
+            /** @description At most 1000 characters; newlines and tabs but no other control or invisible character. */
             topic?: string | null;
             private?: boolean | null;
             guests_may_publish?: boolean | null;
+        };
+        UpdateWebhook: {
+            url?: string | null;
+            events?: string[] | null;
+            description?: string | null;
+            /** @description true pauses the hook; false resumes it (its queue is sent from the oldest delivery). */
+            paused?: boolean | null;
         };
         /** @description An account as the API shows it (never with its password hash). */
         User: {
@@ -1054,18 +1384,70 @@ export interface components {
              * @description RFC 3339.
              */
             created_at: string;
+            /** @description A bot account (`integrations::bots`, an incoming webhook): no password, API keys only. */
+            bot?: boolean;
         };
         /** @description A change to an account; `None` fields stay as they are. */
         UserPatch: {
             role?: components["schemas"]["Role"] | null;
             /** @description Disabling signs the account out everywhere at once. */
             disabled?: boolean | null;
-            /** @description 1 to 64 characters without control characters; blank resets it to the username. */
+            /**
+             * @description 1 to 64 characters (stored in NFKC) without control or invisible characters, each word
+             *     in one script, and not like another account's name; blank resets it to the username.
+             */
             display_name?: string | null;
+        };
+        /** @description A webhook as the API shows it (never with its secret). */
+        Webhook: {
+            /** Format: int64 */
+            id: number;
+            url: string;
+            /**
+             * @description Some of `message.created`, `message.updated`, `message.deleted`, `member.joined`,
+             *     `member.left`, `call.started`, `call.ended`, `security.alert`.
+             */
+            events: string[];
+            /**
+             * Format: int64
+             * @description Only this room's events; null: every room (and `security.alert`).
+             */
+            room_id: number | null;
+            description: string;
+            /** Format: date-time */
+            created_at: string;
+            /**
+             * Format: date-time
+             * @description Set when the hook kept failing (or an admin paused it): nothing is sent until it is
+             *     resumed; its queue is kept.
+             */
+            paused_at: string | null;
+            paused_reason: string | null;
+            /**
+             * Format: int64
+             * @description Failed attempts in a row.
+             */
+            failures: number;
+            /**
+             * Format: int64
+             * @description Deliveries queued for it.
+             */
+            pending: number;
+        };
+        WebhookList: {
+            webhooks: components["schemas"]["Webhook"][];
+        };
+        /** @description A webhook just made (or its secret just rotated), with the secret shown only now. */
+        WebhookWithSecret: components["schemas"]["Webhook"] & {
+            /**
+             * @description `whsec_` and 64 hex digits: the HMAC-SHA256 key of `X-Roost-Signature` (its UTF-8
+             *     bytes, prefix included).
+             */
+            secret: string;
         };
     };
     responses: {
-        /** @description Malformed input: a path segment that is not a number (`bad_request`), a bad query (`invalid_query`), a body that is not valid JSON (`malformed_json`) or not of the documented shape (`invalid_body`), or a value the endpoint refuses (its own code). */
+        /** @description Malformed input: a request with no Host or more than one (`missing_host`, `duplicate_host`; any route), a path segment that is not a number (`bad_request`), a bad query (`invalid_query`), a body that is not valid JSON (`malformed_json`) or not of the documented shape (`invalid_body`), or a value the endpoint refuses (its own code). */
         BadRequest: {
             headers: {
                 [name: string]: unknown;
@@ -1101,7 +1483,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"];
             };
         };
-        /** @description The Host header names no host this server answers for (`misdirected_request`). */
+        /** @description The Host header names no host this server answers for (`unknown_host`). */
         MisdirectedRequest: {
             headers: {
                 [name: string]: unknown;
@@ -1119,7 +1501,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"];
             };
         };
-        /** @description Too many requests of this kind from this address or account (`rate_limited`), or too many failed sign-ins for this account (`login_backoff`). Retry after `Retry-After` seconds; `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` come with the limiter's refusals. */
+        /** @description Too many requests of this kind from this address or account (`rate_limited`), or too many failed sign-ins for this account from this address (`login_backoff`). Retry after `Retry-After` seconds; `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` come with the limiter's refusals. */
         RateLimited: {
             headers: {
                 /** @description Seconds to wait before retrying */
@@ -1192,6 +1574,7 @@ export interface operations {
                     "application/json": components["schemas"]["Health"];
                 };
             };
+            400: components["responses"]["BadRequest"];
             408: components["responses"]["RequestTimeout"];
             421: components["responses"]["MisdirectedRequest"];
             500: components["responses"]["Internal"];
@@ -1215,6 +1598,7 @@ export interface operations {
                     "application/json": components["schemas"]["Readiness"];
                 };
             };
+            400: components["responses"]["BadRequest"];
             408: components["responses"]["RequestTimeout"];
             421: components["responses"]["MisdirectedRequest"];
             500: components["responses"]["Internal"];
@@ -1247,6 +1631,7 @@ export interface operations {
                     "application/x-pem-file": string;
                 };
             };
+            400: components["responses"]["BadRequest"];
             /** @description This server uses an operator-provided certificate, not a local CA (`no_local_ca`) */
             404: {
                 headers: {
@@ -1279,6 +1664,7 @@ export interface operations {
                     "application/json": Record<string, never>;
                 };
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             408: components["responses"]["RequestTimeout"];
@@ -1306,6 +1692,7 @@ export interface operations {
                     "application/json": components["schemas"]["SetupStatus"];
                 };
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             408: components["responses"]["RequestTimeout"];
@@ -1340,7 +1727,7 @@ export interface operations {
                     "application/json": components["schemas"]["SessionTokens"];
                 };
             };
-            /** @description A bad username (`invalid_username`), display name (`invalid_display_name`) or password (`password_too_short`, `password_too_long`) */
+            /** @description A bad username (`invalid_username`), display name (`invalid_display_name`) or password (`password_too_short`, `password_too_long`, `password_too_weak`) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1434,7 +1821,7 @@ export interface operations {
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             421: components["responses"]["MisdirectedRequest"];
-            /** @description Too many failed sign-ins for this account (`login_backoff`) or from this address (`rate_limited`) */
+            /** @description Too many failed sign-ins for this account from this address, or for this account from many addresses (`login_backoff`), or too many requests from this address (`rate_limited`) */
             429: {
                 headers: {
                     /** @description Seconds to wait */
@@ -1466,7 +1853,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description A new access token and refresh token */
+            /** @description A new access token and refresh token; the same pair again for a retry (the same token from the same address within 10 s of its exchange) */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1476,7 +1863,7 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
-            /** @description The refresh token is not valid (`invalid_refresh_token`), has expired (`refresh_token_expired`) or was already used, which signs the session out (`refresh_token_reused`) */
+            /** @description The refresh token is not valid (`invalid_refresh_token`), has expired (`refresh_token_expired`) or was already used (later than 10 s after, or from another address), which signs the session out (`refresh_token_reused`) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -1515,6 +1902,7 @@ export interface operations {
                 };
                 content?: never;
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             /** @description Signed in with an API key, not a session (`session_required`); a session cookie without `X-Roost-Client: web` or with another site's `Origin` (`csrf`) */
             403: {
@@ -1559,7 +1947,7 @@ export interface operations {
                     "application/json": components["schemas"]["SessionTokens"];
                 };
             };
-            /** @description A bad username (`invalid_username`), display name (`invalid_display_name`) or password (`password_too_short`, `password_too_long`), or an invite code that is not valid (`invalid_invite`) or has expired (`invite_expired`) */
+            /** @description A bad username (`invalid_username`), display name (`invalid_display_name`) or password (`password_too_short`, `password_too_long`, `password_too_weak`), or an invite code that is not valid (`invalid_invite`) or has expired (`invite_expired`) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1571,7 +1959,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             408: components["responses"]["RequestTimeout"];
-            /** @description The username is taken (`username_taken`) or the invite is used up (`invite_used_up`) */
+            /** @description The username is taken or looks like another account's name (`username_taken`), the display name does (`display_name_taken`), or the invite is used up (`invite_used_up`) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -1614,7 +2002,7 @@ export interface operations {
                     "application/json": components["schemas"]["SessionTokens"];
                 };
             };
-            /** @description The new password is too short or too long (`password_too_short`, `password_too_long`) */
+            /** @description The new password is too short, too long, or has a control character or only one character repeated (`password_too_short`, `password_too_long`, `password_too_weak`) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1671,6 +2059,7 @@ export interface operations {
                     "application/json": components["schemas"]["MeResponse"];
                 };
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             408: components["responses"]["RequestTimeout"];
@@ -1698,6 +2087,7 @@ export interface operations {
                     "application/json": components["schemas"]["User"][];
                 };
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             /** @description Not an admin (`forbidden`), or an API key without the `admin` scope (`insufficient_scope`) */
             403: {
@@ -1734,7 +2124,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The account after the change. An account made a guest has left every room it joined or created itself (`member.left` in each) */
+            /** @description The account after the change. An account made a guest has left every room it joined or created itself (`member.left` in each) and is a plain member of the others (`member.updated` where it was a moderator) */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1743,7 +2133,7 @@ export interface operations {
                     "application/json": components["schemas"]["User"];
                 };
             };
-            /** @description A bad display name (`invalid_display_name`) */
+            /** @description A bad display name (`invalid_display_name`: its message names the character or word refused) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1772,7 +2162,7 @@ export interface operations {
                 };
             };
             408: components["responses"]["RequestTimeout"];
-            /** @description This is the last enabled admin (`last_admin`) */
+            /** @description This is the last enabled admin (`last_admin`), or another account has this display name or one that looks like it (`display_name_taken`) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -1808,6 +2198,7 @@ export interface operations {
                     "application/json": components["schemas"]["InviteView"][];
                 };
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             /** @description Not an admin (`forbidden`, `insufficient_scope`) */
             403: {
@@ -1954,6 +2345,7 @@ export interface operations {
                     "application/json": components["schemas"]["ApiKeyView"][];
                 };
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             /** @description Signed in with an API key: keys are managed from a session (`session_required`) */
             403: {
@@ -2274,6 +2666,7 @@ export interface operations {
                     "application/json": components["schemas"]["Branding"];
                 };
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             408: components["responses"]["RequestTimeout"];
@@ -2352,6 +2745,7 @@ export interface operations {
                     "application/json": components["schemas"]["RoomList"];
                 };
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             408: components["responses"]["RequestTimeout"];
@@ -2615,7 +3009,7 @@ export interface operations {
                     "application/json": components["schemas"]["Member"];
                 };
             };
-            /** @description A body that is not valid (`invalid_body`), or a disabled account (`user_disabled`) */
+            /** @description A body that is not valid (`invalid_body`), a disabled account (`user_disabled`), or `moderator` for a guest account (`guest_room_role`) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2702,6 +3096,72 @@ export interface operations {
             };
             408: components["responses"]["RequestTimeout"];
             413: components["responses"]["PayloadTooLarge"];
+            421: components["responses"]["MisdirectedRequest"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+            507: components["responses"]["InsufficientStorage"];
+        };
+    };
+    markRoomRead: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The room's id
+                 * @example 1
+                 */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MarkRead"];
+            };
+        };
+        responses: {
+            /** @description The stored read position and the unread count after it */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReadAnswer"];
+                };
+            };
+            /** @description A body that is not valid (`invalid_body`), or a `seq` below 0 or beyond the room's `last_seq` (`invalid_seq`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            /** @description A public room the caller has not joined (`not_a_member`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such room, or one the caller may not see (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            408: components["responses"]["RequestTimeout"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
             421: components["responses"]["MisdirectedRequest"];
             429: components["responses"]["RateLimited"];
             500: components["responses"]["Internal"];
@@ -2815,7 +3275,7 @@ export interface operations {
                     "application/json": components["schemas"]["Message"];
                 };
             };
-            /** @description Too long (`message_too_long`), empty (`empty_message`), too many or unknown attachments (`too_many_attachments`, `unknown_attachment`), or a bad `Idempotency-Key` (`invalid_idempotency_key`) */
+            /** @description Too long (`message_too_long`), empty (`empty_message`), a control character other than newline and tab (`message_control_character`; CRLF is stored as LF), too many or unknown attachments (`too_many_attachments`, `unknown_attachment`), or a bad `Idempotency-Key` (`invalid_idempotency_key`) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3009,7 +3469,7 @@ export interface operations {
                     "application/json": components["schemas"]["Message"];
                 };
             };
-            /** @description Too long (`message_too_long`) or empty (`empty_message`) */
+            /** @description Too long (`message_too_long`), empty (`empty_message`), or a control character other than newline and tab (`message_control_character`; CRLF is stored as LF) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3170,7 +3630,7 @@ export interface operations {
             421: components["responses"]["MisdirectedRequest"];
             429: components["responses"]["RateLimited"];
             500: components["responses"]["Internal"];
-            /** @description Calls are turned off or LiveKit is not available (`calls_disabled`), or the server is shutting down */
+            /** @description Calls are turned off or LiveKit is not installed (`calls_disabled`); LiveKit is down or restarting, with the reason (`livekit_unavailable`); or the server is shutting down */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3424,6 +3884,686 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+        };
+    };
+    listWebhooks: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Every webhook, oldest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description Not an admin (`forbidden`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            408: components["responses"]["RequestTimeout"];
+            421: components["responses"]["MisdirectedRequest"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    createWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateWebhook"];
+            };
+        };
+        responses: {
+            /** @description Registered; the secret is shown only now */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookWithSecret"];
+                };
+            };
+            /** @description A bad or refused URL (`webhook_url`), unknown events (`webhook_events`), a bad description (`webhook_description`), an unknown room (`unknown_room`), or too many hooks (`too_many_webhooks`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            /** @description Not an admin (`forbidden`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            408: components["responses"]["RequestTimeout"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            421: components["responses"]["MisdirectedRequest"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+            507: components["responses"]["InsufficientStorage"];
+        };
+    };
+    getWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The webhook's id
+                 * @example 1
+                 */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The webhook */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Webhook"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description Not an admin (`forbidden`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such webhook (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            408: components["responses"]["RequestTimeout"];
+            421: components["responses"]["MisdirectedRequest"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    deleteWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The webhook's id
+                 * @example 1
+                 */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description Not an admin (`forbidden`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such webhook (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            408: components["responses"]["RequestTimeout"];
+            413: components["responses"]["PayloadTooLarge"];
+            421: components["responses"]["MisdirectedRequest"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+            507: components["responses"]["InsufficientStorage"];
+        };
+    };
+    updateWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The webhook's id
+                 * @example 1
+                 */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateWebhook"];
+            };
+        };
+        responses: {
+            /** @description The webhook as it is now */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Webhook"];
+                };
+            };
+            /** @description A bad or refused URL (`webhook_url`), unknown events (`webhook_events`) or a bad description (`webhook_description`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            /** @description Not an admin (`forbidden`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such webhook (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            408: components["responses"]["RequestTimeout"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            421: components["responses"]["MisdirectedRequest"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+            507: components["responses"]["InsufficientStorage"];
+        };
+    };
+    rotateWebhookSecret: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The webhook's id
+                 * @example 1
+                 */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The new secret, shown only now; deliveries from now on are signed with it */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookWithSecret"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description Not an admin (`forbidden`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such webhook (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            408: components["responses"]["RequestTimeout"];
+            413: components["responses"]["PayloadTooLarge"];
+            421: components["responses"]["MisdirectedRequest"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+            507: components["responses"]["InsufficientStorage"];
+        };
+    };
+    listWebhookDeliveries: {
+        parameters: {
+            query?: {
+                /** @description 1 to 200 (default 50). */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /**
+                 * @description The webhook's id
+                 * @example 1
+                 */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The newest deliveries first: queued ones and those sent within `[webhooks] delivery_log_days` */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeliveryList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description Not an admin (`forbidden`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such webhook (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            408: components["responses"]["RequestTimeout"];
+            421: components["responses"]["MisdirectedRequest"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    listIncomingHooks: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The room's id
+                 * @example 1
+                 */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The live URLs (without their tokens) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IncomingHookList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description Not a moderator of the room (`forbidden`, `not_a_member`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such room (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            408: components["responses"]["RequestTimeout"];
+            421: components["responses"]["MisdirectedRequest"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    createIncomingHook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The room's id
+                 * @example 1
+                 */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateIncomingHook"];
+            };
+        };
+        responses: {
+            /** @description Made; the token is shown only now */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NewIncomingHook"];
+                };
+            };
+            /** @description A bad name (`invalid_display_name`) or too many URLs (`too_many_hooks`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            /** @description Not a moderator of the room (`forbidden`, `not_a_member`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such room (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            408: components["responses"]["RequestTimeout"];
+            /** @description The name or one like it is taken (`display_name_taken`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            421: components["responses"]["MisdirectedRequest"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+            507: components["responses"]["InsufficientStorage"];
+        };
+    };
+    revokeIncomingHook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The room's id
+                 * @example 1
+                 */
+                id: number;
+                /**
+                 * @description The incoming webhook's id
+                 * @example 1
+                 */
+                hook_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Revoked: the URL answers 404 from now on and its bot is disabled (its messages stay) */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description Not a moderator of the room (`forbidden`, `not_a_member`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such room or URL (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            408: components["responses"]["RequestTimeout"];
+            413: components["responses"]["PayloadTooLarge"];
+            421: components["responses"]["MisdirectedRequest"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+            507: components["responses"]["InsufficientStorage"];
+        };
+    };
+    postToIncomingHook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The token shown when the URL was made */
+                token: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["IncomingPost"];
+            };
+        };
+        responses: {
+            /** @description Posted */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Message"];
+                };
+            };
+            /** @description Not the JSON `{"text"}` (`invalid_body`), or a text any message would be refused for (`message_too_long`, `empty_message`, `message_control_character`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The URL's bot was taken out of the room (`not_a_member`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such URL, or it was revoked (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            408: components["responses"]["RequestTimeout"];
+            /** @description Larger than `[webhooks] incoming_max_body_bytes` (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            415: components["responses"]["UnsupportedMediaType"];
+            421: components["responses"]["MisdirectedRequest"];
+            /** @description This URL's own bucket is empty (`rate_limited`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            500: components["responses"]["Internal"];
+        };
+    };
+    createBot: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateBot"];
+            };
+        };
+        responses: {
+            /** @description The bot and its first key, shown only now */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NewBot"];
+                };
+            };
+            /** @description A bad username (`invalid_username`), display name (`invalid_display_name`) or scope (`invalid_scope`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            /** @description Not an admin (`forbidden`), or the `admin` scope asked for (`forbidden`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            408: components["responses"]["RequestTimeout"];
+            /** @description The name or one like it is taken (`username_taken`, `display_name_taken`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            421: components["responses"]["MisdirectedRequest"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+            507: components["responses"]["InsufficientStorage"];
         };
     };
 }
