@@ -113,7 +113,10 @@ fn assert_signed(d: &Delivery, secret: &str) {
         d.header("x-roost-signature"),
         format!("sha256={}", hmac_hex(secret, &signed))
     );
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     let ts: u64 = timestamp.parse().unwrap();
     assert!(now.abs_diff(ts) < 60, "{ts} vs {now}");
 }
@@ -129,7 +132,10 @@ async fn create_hook(api: &Api, admin: &User, body: Value) -> (i64, String) {
 
 async fn deliveries(api: &Api, admin: &User, hook: i64) -> Vec<Value> {
     let (status, log) = api
-        .get(&format!("/api/v1/webhooks/{hook}/deliveries?limit=200"), admin)
+        .get(
+            &format!("/api/v1/webhooks/{hook}/deliveries?limit=200"),
+            admin,
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{log}");
     log["deliveries"].as_array().unwrap().clone()
@@ -199,7 +205,11 @@ async fn deliveries_are_signed_and_only_for_the_hooks_room_and_events() {
     let (_, listed) = api.get("/api/v1/webhooks", &admin).await;
     assert!(!listed.to_string().contains(&secret));
     let (status, rotated) = api
-        .post(&format!("/api/v1/webhooks/{hook}/secret"), &admin, json!({}))
+        .post(
+            &format!("/api/v1/webhooks/{hook}/secret"),
+            &admin,
+            json!({}),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{rotated}");
     let new_secret = rotated["secret"].as_str().unwrap().to_owned();
@@ -212,7 +222,11 @@ async fn deliveries_are_signed_and_only_for_the_hooks_room_and_events() {
     let audit = api.audit(&admin, "type=webhook.created").await;
     assert_eq!(audit.len(), 1, "{audit:?}");
     assert!(!audit[0].to_string().contains(&receiver.addr.to_string()));
-    assert!(api.metric("roost_webhook_attempts_total{result=\"delivered\"}").await >= Some(3.0));
+    assert!(
+        api.metric("roost_webhook_attempts_total{result=\"delivered\"}")
+            .await
+            >= Some(3.0)
+    );
 
     // Only admins manage webhooks.
     let member = api.member(&admin, "ada").await;
@@ -257,7 +271,11 @@ async fn a_receiver_that_was_down_gets_every_event_after_in_order_with_attempts_
     }
     let log = deliveries(&api, &admin, hook).await;
     assert!(log.iter().all(|d| d["state"] == "delivered"), "{log:?}");
-    assert!(api.metric("roost_webhook_attempts_total{result=\"failed\"}").await >= Some(2.0));
+    assert!(
+        api.metric("roost_webhook_attempts_total{result=\"failed\"}")
+            .await
+            >= Some(2.0)
+    );
 }
 
 #[tokio::test]
@@ -479,7 +497,11 @@ async fn incoming_hooks_post_as_a_bot_with_their_own_limits() {
     let (status, body) = post(path.clone(), r#"{"body":"x"}"#.into()).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["error"]["code"], "invalid_body");
-    let (status, body) = post(format!("/hooks/{}", "0".repeat(64)), r#"{"text":"x"}"#.into()).await;
+    let (status, body) = post(
+        format!("/hooks/{}", "0".repeat(64)),
+        r#"{"text":"x"}"#.into(),
+    )
+    .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     let big = format!(r#"{{"text":"{}"}}"#, "a".repeat(2000));
     let (status, body) = post(path.clone(), big).await;
@@ -558,7 +580,7 @@ async fn bots_have_api_keys_only_and_are_marked() {
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     let (_, users) = api.get("/api/v1/users", &admin).await;
-    let listed = users["users"]
+    let listed = users
         .as_array()
         .unwrap()
         .iter()
@@ -611,10 +633,10 @@ async fn the_shell_and_home_assistant_senders_of_the_docs_post_to_a_room() {
     let action = &yaml["automation"][0]["action"][0];
     assert_eq!(action["service"], "rest_command.roost_say");
     let message = action["data"]["message"].as_str().unwrap();
-    let payload = command["payload"]
-        .as_str()
-        .unwrap()
-        .replace("{{ message | tojson }}", &serde_json::to_string(message).unwrap());
+    let payload = command["payload"].as_str().unwrap().replace(
+        "{{ message | tojson }}",
+        &serde_json::to_string(message).unwrap(),
+    );
     let ha_url = command["url"]
         .as_str()
         .unwrap()
@@ -639,7 +661,10 @@ async fn the_shell_and_home_assistant_senders_of_the_docs_post_to_a_room() {
         .filter(|m| m["author_bot"] == true)
         .map(|m| m["body"].as_str().unwrap())
         .collect();
-    assert!(said.contains(&"Backup failed on \"nas\" C:\\backup"), "{said:?}");
+    assert!(
+        said.contains(&"Backup failed on \"nas\" C:\\backup"),
+        "{said:?}"
+    );
     assert!(said.contains(&"Someone is at the door"), "{said:?}");
 }
 
@@ -665,7 +690,10 @@ async fn the_n8n_shell_and_home_assistant_receivers_of_the_docs_accept_real_deli
     // Home Assistant's webhook trigger: its id is the path, and the templates find their values.
     let yaml: Value = serde_yaml::from_str(&doc_example("home-assistant-trigger")).unwrap();
     let trigger = &yaml["automation"][0]["trigger"][0];
-    assert_eq!(d.path, format!("/api/webhook/{}", trigger["webhook_id"].as_str().unwrap()));
+    assert_eq!(
+        d.path,
+        format!("/api/webhook/{}", trigger["webhook_id"].as_str().unwrap())
+    );
     let data = &yaml["automation"][0]["action"][0]["data"];
     assert_eq!(data["message"], "{{ trigger.json.data.body }}");
     assert_eq!(d.json()["data"]["body"], "home at 6");
@@ -677,7 +705,11 @@ async fn the_n8n_shell_and_home_assistant_receivers_of_the_docs_accept_real_deli
     let run = |secret: &str, file: &std::path::Path| {
         std::process::Command::new("sh")
             .arg(&verify)
-            .args([secret, &d.header("x-roost-timestamp"), &d.header("x-roost-signature")])
+            .args([
+                secret,
+                &d.header("x-roost-timestamp"),
+                &d.header("x-roost-signature"),
+            ])
             .arg(file)
             .status()
             .unwrap()
@@ -686,7 +718,11 @@ async fn the_n8n_shell_and_home_assistant_receivers_of_the_docs_accept_real_deli
     assert!(run(&secret, &body_file));
     assert!(!run("whsec_wrong", &body_file));
     let tampered = dir.join("tampered.json");
-    std::fs::write(&tampered, String::from_utf8_lossy(&d.body).replace("6", "7")).unwrap();
+    std::fs::write(
+        &tampered,
+        String::from_utf8_lossy(&d.body).replace("6", "7"),
+    )
+    .unwrap();
     assert!(!run(&secret, &tampered));
 
     // n8n: the Code node's check, run by node on the bytes and headers as received.
@@ -698,11 +734,18 @@ async fn the_n8n_shell_and_home_assistant_receivers_of_the_docs_accept_real_deli
     );
     let js = dir.join("verify.js");
     std::fs::write(&js, script).unwrap();
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     let node = |secret: &str, file: &std::path::Path, now: u64| {
         std::process::Command::new("node")
             .arg(&js)
-            .args([secret, &d.header("x-roost-timestamp"), &d.header("x-roost-signature")])
+            .args([
+                secret,
+                &d.header("x-roost-timestamp"),
+                &d.header("x-roost-signature"),
+            ])
             .arg(file)
             .arg(now.to_string())
             .status()
@@ -712,5 +755,8 @@ async fn the_n8n_shell_and_home_assistant_receivers_of_the_docs_accept_real_deli
     assert!(node(&secret, &body_file, now));
     assert!(!node(&secret, &tampered, now));
     assert!(!node("whsec_wrong", &body_file, now));
-    assert!(!node(&secret, &body_file, now + 3600), "a replay an hour later");
+    assert!(
+        !node(&secret, &body_file, now + 3600),
+        "a replay an hour later"
+    );
 }

@@ -203,10 +203,7 @@ pub fn router(state: AppState) -> Surface {
             "/api/v1/rooms/{id}/hooks/{hook_id}",
             delete(integrations::incoming::revoke_handler),
         )
-        .route(
-            integrations::incoming::ROUTE,
-            post(integrations::incoming::post_handler),
-        )
+        .route("/hooks/{token}", post(integrations::incoming::post_handler))
         .route(
             "/api/v1/webhooks",
             get(integrations::outgoing::list_handler).post(integrations::outgoing::create_handler),

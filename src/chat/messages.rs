@@ -154,7 +154,11 @@ pub struct PostMessage {
 /// break); then at most `max_chars` characters, no control character but newline and tab (a
 /// NUL, an escape sequence or a bare CR would reach other people's screens and terminals), and
 /// not blank unless the message has attachments.
-pub(crate) fn check_body(body: &str, attachments: usize, max_chars: usize) -> Result<String, ChatError> {
+pub(crate) fn check_body(
+    body: &str,
+    attachments: usize,
+    max_chars: usize,
+) -> Result<String, ChatError> {
     let body = body.replace("\r\n", "\n");
     if let Some(c) = body
         .chars()

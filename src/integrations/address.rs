@@ -67,9 +67,7 @@ impl AddressPolicy {
 /// Checks a webhook URL's form (http or https, a host, no credentials in it) and, when its
 /// host is an IP address, that address. A host name is checked when it is resolved.
 pub fn check_url(url: &str, policy: AddressPolicy) -> Result<(), String> {
-    let uri: http::Uri = url
-        .parse()
-        .map_err(|_| "the URL is not valid".to_owned())?;
+    let uri: http::Uri = url.parse().map_err(|_| "the URL is not valid".to_owned())?;
     if !matches!(uri.scheme_str(), Some("http" | "https")) {
         return Err("the URL must start with http:// or https://".into());
     }
@@ -114,9 +112,8 @@ impl reqwest::dns::Resolve for CheckedResolver {
         let policy = self.0;
         let host = name.as_str().to_owned();
         Box::pin(async move {
-            let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .collect();
+            let found: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             let mut refusal = "no address";
             let allowed: Vec<SocketAddr> = found
                 .into_iter()

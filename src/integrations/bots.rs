@@ -98,8 +98,8 @@ pub async fn create_handler(
     Json(req): Json<CreateBot>,
 ) -> Result<Response, ApiError> {
     let name = username::normalize_username(&req.username).map_err(AuthError::from)?;
-    let display = username::display_name(req.display_name.as_deref(), &name)
-        .map_err(AuthError::from)?;
+    let display =
+        username::display_name(req.display_name.as_deref(), &name).map_err(AuthError::from)?;
     let scope_names = req
         .scopes
         .unwrap_or_else(|| vec!["read".into(), "write".into()]);

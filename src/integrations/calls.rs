@@ -16,7 +16,11 @@ use crate::livekit::calls::CallEvent;
 use crate::livekit::LiveKit;
 
 /// Queues call deliveries until `shutdown`.
-pub async fn run(integrations: Arc<Integrations>, livekit: Arc<LiveKit>, shutdown: CancellationToken) {
+pub async fn run(
+    integrations: Arc<Integrations>,
+    livekit: Arc<LiveKit>,
+    shutdown: CancellationToken,
+) {
     let mut rx = livekit.calls.subscribe();
     // Rooms whose call.started was queued and whose call.ended was not yet; bounded by the
     // registry's own participant cap (a room is here only while someone is in its call).
@@ -28,7 +32,9 @@ pub async fn run(integrations: Arc<Integrations>, livekit: Arc<LiveKit>, shutdow
         };
         let (room_id, event, data) = match event {
             Ok(CallEvent::Joined { room, participant }) => {
-                let Some(room_id) = room_id_of(&room) else { continue };
+                let Some(room_id) = room_id_of(&room) else {
+                    continue;
+                };
                 if !active.insert(room_id) {
                     continue;
                 }
@@ -36,7 +42,9 @@ pub async fn run(integrations: Arc<Integrations>, livekit: Arc<LiveKit>, shutdow
                 (room_id, "call.started", data)
             }
             Ok(CallEvent::Ended { room }) => {
-                let Some(room_id) = room_id_of(&room) else { continue };
+                let Some(room_id) = room_id_of(&room) else {
+                    continue;
+                };
                 active.remove(&room_id);
                 (room_id, "call.ended", serde_json::json!({}))
             }

@@ -160,7 +160,12 @@ impl Integrations {
 
     /// Queues `event` (not a room event: a call, a security alert) for the hooks that want it,
     /// in a write of its own, from a spawned task (the caller does not wait).
-    pub fn queue_unstored(self: &Arc<Self>, event: &'static str, room_id: Option<i64>, data: String) {
+    pub fn queue_unstored(
+        self: &Arc<Self>,
+        event: &'static str,
+        room_id: Option<i64>,
+        data: String,
+    ) {
         let integrations = self.clone();
         tokio::spawn(async move {
             let queued = integrations
@@ -296,7 +301,16 @@ impl Integrations {
             let stop = failed.is_some();
             let recorded = self
                 .store
-                .write(move |conn| record(conn, hook_id, &delivered, failed.as_ref(), &config, now_ms()))
+                .write(move |conn| {
+                    record(
+                        conn,
+                        hook_id,
+                        &delivered,
+                        failed.as_ref(),
+                        &config,
+                        now_ms(),
+                    )
+                })
                 .await;
             match recorded {
                 Ok(Recorded::Paused) => {
@@ -365,10 +379,7 @@ impl Integrations {
             Err(e) => {
                 let e = e.without_url();
                 let why = if e.is_timeout() {
-                    format!(
-                        "no answer within {} s",
-                        self.config.attempt_timeout_secs
-                    )
+                    format!("no answer within {} s", self.config.attempt_timeout_secs)
                 } else {
                     crate::api::error::ErrorChain(&e).to_string()
                 };

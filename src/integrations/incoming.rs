@@ -28,8 +28,6 @@ use crate::chat::rooms::{self, Access, Joining, RoomRole};
 use crate::chat::{ChatError, RoomEvent};
 use crate::edge::policy::ClientIp;
 
-/// The route incoming webhooks are posted to.
-pub const ROUTE: &str = "/hooks/{token}";
 /// Live incoming URLs per room.
 pub const MAX_PER_ROOM: i64 = 20;
 
@@ -389,4 +387,3 @@ pub async fn post_handler(
     messages_total.inc();
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
-

@@ -236,7 +236,9 @@ pub fn create(
     check_description(&req.description)?;
     if let Some(room_id) = req.room_id {
         let exists: Option<i64> = conn
-            .query_row("SELECT id FROM rooms WHERE id = ?1", [room_id], |r| r.get(0))
+            .query_row("SELECT id FROM rooms WHERE id = ?1", [room_id], |r| {
+                r.get(0)
+            })
             .optional()?;
         if exists.is_none() {
             return Err(IntegrationError::invalid(
