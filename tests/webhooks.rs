@@ -420,6 +420,41 @@ async fn refused_addresses_are_refused_by_default() {
     assert!(receiver.seen().is_empty());
 }
 
+#[tokio::test]
+async fn security_alerts_reach_hooks_that_want_them_and_not_room_hooks() {
+    let receiver = Receiver::start().await;
+    let mut api = Api::start(setup(
+        "[alerts]\nauth_failures_threshold = 3\nwindow_secs = 60\nmin_interval_secs = 3600",
+    ));
+    let admin = api.admin().await;
+    let room = api.room(&admin, "hall", false).await;
+    let (_, secret) = create_hook(
+        &api,
+        &admin,
+        json!({ "url": receiver.url("/alerts"), "events": ["security.alert"] }),
+    )
+    .await;
+    create_hook(
+        &api,
+        &admin,
+        json!({ "url": receiver.url("/room"), "events": ["security.alert"], "room_id": room }),
+    )
+    .await;
+    for name in ["mallory", "trudy", "eve"] {
+        let (status, _) = api.login(name, "not the password").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let seen = receiver.wait_for(1).await;
+    assert_eq!(seen[0].path, "/alerts");
+    assert_eq!(seen[0].header("x-roost-event"), "security.alert");
+    assert_signed(&seen[0], &secret);
+    let body = seen[0].json();
+    assert_eq!(body["room_id"], Value::Null);
+    assert_eq!(body["data"]["kind"], "auth_failures");
+    assert!(body["data"]["count"].as_u64().unwrap() >= 3, "{body}");
+    assert!(receiver.seen().iter().all(|d| d.path == "/alerts"));
+}
+
 async fn incoming_hook(api: &Api, by: &User, room: i64, name: &str) -> Value {
     let (status, hook) = api
         .post(
