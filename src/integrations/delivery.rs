@@ -213,11 +213,18 @@ impl Integrations {
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         let mut running: HashSet<i64> = HashSet::new();
         let mut drains: JoinSet<i64> = JoinSet::new();
+        // The queue's length is counted at most once per POLL: a wake comes with every commit,
+        // and counting a long backlog on each would keep a reader busy for nothing.
+        let mut counted: Option<Instant> = None;
         loop {
             let mut wait = POLL;
-            match self.store.read(heads).await {
+            let count = counted.is_none_or(|at| at.elapsed() >= POLL);
+            match self.store.read(move |conn| heads(conn, count)).await {
                 Ok((heads, pending)) => {
-                    self.pending.set(pending);
+                    if let Some(pending) = pending {
+                        self.pending.set(pending);
+                        counted = Some(Instant::now());
+                    }
                     let now = now_ms();
                     for head in heads {
                         if running.contains(&head.hook_id) {
@@ -452,8 +459,9 @@ struct HeadTime {
     next_attempt_at: i64,
 }
 
-/// Every unpaused hook's oldest queued delivery time, and how many deliveries are queued.
-fn heads(conn: &Connection) -> Result<(Vec<HeadTime>, i64), StoreError> {
+/// Every unpaused hook's oldest queued delivery time, and (with `count`) how many deliveries
+/// are queued.
+fn heads(conn: &Connection, count: bool) -> Result<(Vec<HeadTime>, Option<i64>), StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT w.id, d.next_attempt_at FROM webhooks w
            JOIN webhook_deliveries d ON d.id =
@@ -468,10 +476,13 @@ fn heads(conn: &Connection) -> Result<(Vec<HeadTime>, i64), StoreError> {
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;
+    if !count {
+        return Ok((heads, None));
+    }
     let pending: i64 = conn
         .prepare_cached("SELECT count(*) FROM webhook_deliveries WHERE state = 'pending'")?
         .query_row([], |r| r.get(0))?;
-    Ok((heads, pending))
+    Ok((heads, Some(pending)))
 }
 
 /// Hook `hook_id`'s oldest queued deliveries that are due, at most [`BATCH`], if the hook is
