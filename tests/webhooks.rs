@@ -455,6 +455,46 @@ async fn security_alerts_reach_hooks_that_want_them_and_not_room_hooks() {
     assert!(receiver.seen().iter().all(|d| d.path == "/alerts"));
 }
 
+#[tokio::test]
+async fn the_cli_adds_a_hook_the_running_daemon_delivers_to() {
+    let receiver = Receiver::start().await;
+    let mut api = Api::start(setup(""));
+    let admin = api.admin().await;
+    let room = api.room(&admin, "hall", false).await;
+    let out = api.roost.setup.run(&[
+        "webhook",
+        "add",
+        &receiver.url("/cli"),
+        "--events",
+        "message.created,member.joined",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let printed = String::from_utf8(out.stdout).unwrap();
+    let secret = printed
+        .lines()
+        .find_map(|l| l.strip_prefix("secret (shown only now): "))
+        .unwrap_or_else(|| panic!("no secret in {printed}"))
+        .to_owned();
+    api.say(&admin, room, "from the api").await;
+    let seen = receiver.wait_for(1).await;
+    assert_eq!(bodies(&seen), ["from the api"]);
+    assert_signed(&seen[0], &secret);
+
+    let out = api.roost.setup.run(&["webhook", "list"]);
+    let listed = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        listed.contains("/cli") && !listed.contains(&secret),
+        "{listed}"
+    );
+    let out = api
+        .roost
+        .setup
+        .run(&["webhook", "add", "http://127.0.0.1:1/", "--events", "nope"]);
+    assert_eq!(out.status.code(), Some(64), "{out:?}");
+    let audit = api.audit(&admin, "type=webhook.created").await;
+    assert_eq!(audit[0]["actor"], "cli");
+}
+
 async fn incoming_hook(api: &Api, by: &User, room: i64, name: &str) -> Value {
     let (status, hook) = api
         .post(
