@@ -123,6 +123,13 @@ pub enum Command {
         #[command(subcommand)]
         command: SearchCommand,
     },
+    /// Manage outgoing webhooks (works beside a running daemon)
+    Webhook {
+        #[command(flatten)]
+        config: ConfigArgs,
+        #[command(subcommand)]
+        command: crate::integrations::cli::WebhookCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -194,6 +201,9 @@ fn run(cli: Cli) -> u8 {
         }
         Command::Invite { config, command } => {
             with_config(&config, |c| crate::auth::cli::invite(&c, command))
+        }
+        Command::Webhook { config, command } => {
+            with_config(&config, |c| crate::integrations::cli::command(&c, command))
         }
         Command::Search { config, command } => with_config(&config, |c| match command {
             SearchCommand::Rebuild => crate::chat::search::rebuild_command(&c),

@@ -170,7 +170,18 @@ async fn serve(
         SysRoot::default(),
         first,
     ));
-    let (alerts, alerter) = limits::alerts::alerter(&config.alerts, config.hostname(), &metrics);
+    let integrations = Arc::new(crate::integrations::Integrations::new(
+        store.clone(),
+        &config.webhooks,
+        ca_pem.as_deref(),
+        &metrics,
+    ));
+    let (alerts, alerter) = limits::alerts::alerter(
+        &config.alerts,
+        config.hostname(),
+        &metrics,
+        Some(integrations.alert_hook()),
+    );
     auth.report_failures_to(alerts.clone());
     let limiter = Arc::new(Limiter::new(
         &config.rate_limits,
@@ -211,6 +222,7 @@ async fn serve(
         gateway: gateway.clone(),
         files: files.clone(),
         backup_runs: Arc::new(crate::ops::admin::BackupRuns::new(shutdown.clone())),
+        integrations: integrations.clone(),
     });
     let internal_state = AppState::new(Shared {
         edge: internal_policy,
@@ -305,6 +317,13 @@ async fn serve(
     background.spawn(gateway.clone().run_revalidation(state.auth.clone()));
     background.spawn(gateway.clone().run_call_events(livekit.clone()));
     background.spawn(crate::chat::call_log::run(state.clone(), shutdown.clone()));
+    // Deliveries queued before a restart (or a `kill -9`) are sent from here on.
+    background.spawn(integrations.clone().run(shutdown.clone()));
+    background.spawn(crate::integrations::calls::run(
+        integrations,
+        livekit.clone(),
+        shutdown.clone(),
+    ));
     background.spawn(crate::chat::retention::run(
         store.clone(),
         files,

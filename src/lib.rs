@@ -13,6 +13,7 @@ pub mod daemon;
 pub mod edge;
 pub mod files;
 pub mod gateway;
+pub mod integrations;
 pub mod limits;
 pub mod livekit;
 pub mod names;

@@ -30,6 +30,7 @@ use crate::auth;
 use crate::chat;
 use crate::config::Config;
 use crate::edge::policy::EdgePolicy;
+use crate::integrations;
 use crate::limits::alerts::AlertSink;
 use crate::limits::Limiter;
 use crate::livekit;
@@ -85,6 +86,8 @@ pub struct Shared {
     pub files: Arc<crate::files::Files>,
     /// The backup started from the administration API (`ops::admin`): one at a time.
     pub backup_runs: Arc<crate::ops::admin::BackupRuns>,
+    /// Outgoing webhooks' worker and client, incoming webhook URLs' buckets.
+    pub integrations: crate::integrations::Handle,
 }
 
 /// Sent on every HTTPS response unless the handler set the header itself.
@@ -214,6 +217,34 @@ pub fn router(state: AppState) -> Surface {
                 .patch(chat::messages::edit)
                 .delete(chat::messages::delete),
         )
+        .route(
+            "/api/v1/rooms/{id}/hooks",
+            get(integrations::incoming::list_handler).post(integrations::incoming::create_handler),
+        )
+        .route(
+            "/api/v1/rooms/{id}/hooks/{hook_id}",
+            delete(integrations::incoming::revoke_handler),
+        )
+        .route("/hooks/{token}", post(integrations::incoming::post_handler))
+        .route(
+            "/api/v1/webhooks",
+            get(integrations::outgoing::list_handler).post(integrations::outgoing::create_handler),
+        )
+        .route(
+            "/api/v1/webhooks/{id}",
+            get(integrations::outgoing::get_handler)
+                .patch(integrations::outgoing::update_handler)
+                .delete(integrations::outgoing::delete_handler),
+        )
+        .route(
+            "/api/v1/webhooks/{id}/secret",
+            post(integrations::outgoing::rotate_handler),
+        )
+        .route(
+            "/api/v1/webhooks/{id}/deliveries",
+            get(integrations::outgoing::deliveries_handler),
+        )
+        .route("/api/v1/bots", post(integrations::bots::create_handler))
         .route("/api/v1/rooms/{id}/call", get(chat::calls::participants))
         .route("/api/v1/rooms/{id}/call/token", post(chat::calls::token))
         .route("/api/v1/search", get(chat::search::handler))

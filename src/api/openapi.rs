@@ -123,6 +123,18 @@ pub struct Health {
         crate::files::upload::upload,
         crate::files::download::download,
         crate::gateway::session::upgrade,
+        crate::integrations::outgoing::create_handler,
+        crate::integrations::outgoing::list_handler,
+        crate::integrations::outgoing::get_handler,
+        crate::integrations::outgoing::update_handler,
+        crate::integrations::outgoing::delete_handler,
+        crate::integrations::outgoing::rotate_handler,
+        crate::integrations::outgoing::deliveries_handler,
+        crate::integrations::incoming::create_handler,
+        crate::integrations::incoming::list_handler,
+        crate::integrations::incoming::revoke_handler,
+        crate::integrations::incoming::post_handler,
+        crate::integrations::bots::create_handler,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
     modifiers(&Common),
@@ -143,6 +155,8 @@ pub struct Health {
         (name = "calls", description = "Calls in a room (LiveKit)"),
         (name = "attachments", description = "File uploads and downloads"),
         (name = "gateway", description = "The realtime WebSocket gateway"),
+        (name = "webhooks", description = "Outgoing webhooks (admins) and incoming webhook URLs \
+            (room moderators)"),
     )
 )]
 pub struct ApiDoc;

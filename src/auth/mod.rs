@@ -18,7 +18,7 @@ pub mod api_keys;
 pub mod backoff;
 pub mod browser;
 pub mod cli;
-mod crypto;
+pub(crate) mod crypto;
 pub mod error;
 pub(crate) mod handlers;
 pub mod invites;

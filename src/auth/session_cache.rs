@@ -106,6 +106,7 @@ mod tests {
             role: Role::Member,
             disabled: false,
             created_at: "2026-01-01T00:00:00Z".into(),
+            bot: false,
         }
     }
 

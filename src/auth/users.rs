@@ -76,9 +76,12 @@ pub struct User {
     /// RFC 3339.
     #[schema(format = DateTime)]
     pub created_at: String,
+    /// A bot account (`integrations::bots`, an incoming webhook): no password, API keys only.
+    #[serde(default)]
+    pub bot: bool,
 }
 
-const USER_COLUMNS: &str = "id, username, display_name, role, disabled, created_at";
+const USER_COLUMNS: &str = "id, username, display_name, role, disabled, created_at, kind = 'bot'";
 
 fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
     let role: String = row.get(3)?;
@@ -90,6 +93,7 @@ fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
         role: Role::parse(&role).unwrap_or(Role::Guest),
         disabled: row.get(4)?,
         created_at: crate::api::time::rfc3339(row.get(5)?),
+        bot: row.get(6)?,
     })
 }
 
@@ -189,13 +193,16 @@ pub fn by_username(conn: &Connection, username: &str) -> Result<Option<User>, Au
         .optional()?)
 }
 
-/// The account and its password hash, for sign-in.
+/// The account and its password hash, for sign-in. A bot has no password: it is not found
+/// here, so signing in as one fails like an unknown name (and takes as long).
 pub fn credentials(conn: &Connection, username: &str) -> Result<Option<(User, String)>, AuthError> {
     Ok(conn
         .query_row(
-            &format!("SELECT {USER_COLUMNS}, password_hash FROM users WHERE username = ?1"),
+            &format!(
+                "SELECT {USER_COLUMNS}, password_hash FROM users WHERE username = ?1 AND kind = 'person'"
+            ),
             [username],
-            |row| Ok((user_from_row(row)?, row.get::<_, String>(6)?)),
+            |row| Ok((user_from_row(row)?, row.get::<_, String>(7)?)),
         )
         .optional()?)
 }

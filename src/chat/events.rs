@@ -74,6 +74,9 @@ pub fn append(
         "INSERT INTO events (room_id, seq, type, at, data) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
     .execute(params![room_id, seq, kind, at_ms, data])?;
+    // Outgoing webhooks that want this event get a delivery queued in this same transaction:
+    // rolled back with it, or committed with it.
+    crate::integrations::enqueue(conn, kind, Some(room_id), Some(seq), at_ms, &data)?;
     let keep = i64::try_from(keep).unwrap_or(i64::MAX);
     if seq > keep {
         conn.prepare_cached("DELETE FROM events WHERE room_id = ?1 AND seq <= ?2")?

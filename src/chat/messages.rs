@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::events;
 use super::rooms::Access;
-use super::{commit, now_ms, ChatError};
+use super::{commit, now_ms, ChatError, RoomEvent};
 use crate::api::{ApiError, AppState, Json, Query};
 use crate::auth::Principal;
 
@@ -75,6 +75,8 @@ pub struct MessageView {
     /// The author's username (null if the account was deleted).
     #[schema(required = true)]
     pub author: Option<String>,
+    /// The author is a bot (an integration or an incoming webhook), not a person.
+    pub author_bot: bool,
     pub body: String,
     pub attachments: Vec<AttachmentRef>,
     #[schema(format = DateTime)]
@@ -93,7 +95,7 @@ pub struct MessageView {
 }
 
 const MESSAGE_COLUMNS: &str = "m.id, m.room_id, m.author_id, u.username, m.body, m.created_at, \
-     m.edited_at, m.deleted_at, m.kind, m.call_secs";
+     m.edited_at, m.deleted_at, m.kind, m.call_secs, coalesce(u.kind = 'bot', 0)";
 
 fn message_from_row(row: &Row<'_>) -> rusqlite::Result<MessageView> {
     let edited: Option<i64> = row.get(6)?;
@@ -103,6 +105,7 @@ fn message_from_row(row: &Row<'_>) -> rusqlite::Result<MessageView> {
         room_id: row.get(1)?,
         author_id: row.get(2)?,
         author: row.get(3)?,
+        author_bot: row.get(10)?,
         body: row.get(4)?,
         attachments: Vec::new(),
         created_at: crate::api::time::rfc3339_ms(row.get(5)?),
@@ -189,7 +192,11 @@ pub struct PostMessage {
 /// break); then at most `max_chars` characters, no control character but newline and tab (a
 /// NUL, an escape sequence or a bare CR would reach other people's screens and terminals), and
 /// not blank unless the message has attachments.
-fn check_body(body: &str, attachments: usize, max_chars: usize) -> Result<String, ChatError> {
+pub(crate) fn check_body(
+    body: &str,
+    attachments: usize,
+    max_chars: usize,
+) -> Result<String, ChatError> {
     let body = body.replace("\r\n", "\n");
     if let Some(c) = body
         .chars()
@@ -360,11 +367,7 @@ pub async fn post(
             )?
             .execute(params![who.user_id, key, id, now])?;
         }
-        let view = load(conn, room_id, id)?;
-        let event = events::append(conn, room_id, "message.created", &view, now, keep, None)?;
-        // Unread counts compare a message's event sequence number with read positions.
-        conn.prepare_cached("UPDATE messages SET seq = ?2 WHERE id = ?1")?
-            .execute(params![id, event.seq])?;
+        let (view, event) = announce_created(conn, room_id, id, now, keep)?;
         events.push(event);
         Ok((true, view))
     })
@@ -375,6 +378,23 @@ pub async fn post(
     } else {
         Ok((StatusCode::OK, Json(view)).into_response())
     }
+}
+
+/// Writes the `message.created` event of message `id`, just inserted (with its attachments),
+/// and gives the message its sequence number; the caller's transaction.
+pub(crate) fn announce_created(
+    conn: &Connection,
+    room_id: i64,
+    id: i64,
+    now: i64,
+    keep: u64,
+) -> Result<(MessageView, RoomEvent), ChatError> {
+    let view = load(conn, room_id, id)?;
+    let event = events::append(conn, room_id, "message.created", &view, now, keep, None)?;
+    // Unread counts compare a message's event sequence number with read positions.
+    conn.prepare_cached("UPDATE messages SET seq = ?2 WHERE id = ?1")?
+        .execute(params![id, event.seq])?;
+    Ok((view, event))
 }
 
 /// `GET /api/v1/rooms/{id}/messages/{message_id}`.

@@ -145,6 +145,7 @@ where
 {
     let store = app.store.clone();
     let gateway = app.gateway.clone();
+    let integrations = app.integrations.clone();
     let task = tokio::spawn(async move {
         let (value, events) = store
             .write(move |conn| {
@@ -153,7 +154,11 @@ where
                 Ok::<_, E>((value, events))
             })
             .await?;
-        // Committed: now, and only now, the world may hear about it.
+        // Committed: now, and only now, the world may hear about it. Webhook deliveries the
+        // events queued (in the same transaction) are sent by the worker this wakes.
+        if !events.is_empty() {
+            integrations.wake();
+        }
         gateway.publish(events);
         Ok(value)
     });

@@ -6,7 +6,8 @@
 //! room's log stays contiguous and resume can tell what it lacks), audit events older than
 //! `audit_days`, ended sessions with their refresh tokens,
 //! expired invites, used or expired API key rotation tokens, idempotency keys older than a
-//! day, and attachments no message references that are older than the grace period — then the
+//! day, sent outgoing webhook deliveries older than `[webhooks] delivery_log_days`, and
+//! attachments no message references that are older than the grace period — then the
 //! files no attachment row names any more (under the file store's publish lock, so an upload
 //! of the same content cannot lose its file). What was removed is logged.
 //!
@@ -42,6 +43,8 @@ pub struct Report {
     pub idempotency_keys: usize,
     pub attachments: usize,
     pub files: usize,
+    /// Sent outgoing webhook deliveries older than `[webhooks] delivery_log_days`.
+    pub webhook_deliveries: usize,
 }
 
 impl Report {
@@ -55,6 +58,7 @@ impl Report {
             + self.idempotency_keys
             + self.attachments
             + self.files
+            + self.webhook_deliveries
     }
 }
 
@@ -157,6 +161,19 @@ pub async fn run_once(
         )
         .await?;
     }
+    let log_days = config.webhooks.delivery_log_days;
+    if log_days > 0 {
+        let cutoff = now_ms - i64::try_from(log_days).unwrap_or(i64::MAX / DAY_MS) * DAY_MS;
+        // Only sent ones: a queued delivery is never pruned, however old.
+        report.webhook_deliveries = in_batches(
+            store,
+            "DELETE FROM webhook_deliveries WHERE id IN
+               (SELECT id FROM webhook_deliveries
+                 WHERE state = 'delivered' AND delivered_at < ?1 LIMIT ?2)",
+            cutoff,
+        )
+        .await?;
+    }
     let (sessions, invites, rotation_tokens, idempotency_keys) = store
         .write(move |conn| {
             let sessions = crate::auth::session::prune(conn, now_secs, 0)?;
@@ -233,6 +250,7 @@ pub async fn run(
                 idempotency_keys = r.idempotency_keys,
                 attachments = r.attachments,
                 files = r.files,
+                webhook_deliveries = r.webhook_deliveries,
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "retention: removed expired data"
             ),
@@ -294,7 +312,15 @@ mod tests {
                      INSERT INTO invites (code_hash, max_uses, created_at, expires_at) VALUES
                        (x'01', 1, 0, {ended}), (x'02', 1, 0, {live});
                      INSERT INTO idempotency_keys (user_id, key, message_id, created_at) VALUES
-                       (1, 'k1', 2, {old}), (1, 'k2', 2, {recent_key});",
+                       (1, 'k1', 2, {old}), (1, 'k2', 2, {recent_key});
+                     INSERT INTO webhooks (id, url, events, secret, created_at, updated_at)
+                       VALUES (1, 'http://ha.lan/', ',message.created,', 's', 0, 0);
+                     -- Sent long ago (pruned), sent lately (kept), queued long ago (never pruned).
+                     INSERT INTO webhook_deliveries
+                       (webhook_id, delivery_id, event, body, state, created_at, next_attempt_at, delivered_at)
+                       VALUES (1, 'd1', 'message.created', '{{}}', 'delivered', {ancient}, 0, {old}),
+                              (1, 'd2', 'message.created', '{{}}', 'delivered', {recent}, 0, {recent}),
+                              (1, 'd3', 'message.created', '{{}}', 'pending', {ancient}, 0, NULL);",
                     ended = (ms(now) / 1000) - 10,
                     live = (ms(now) / 1000) + 3600,
                     recent_key = ms(now) - 1000,
@@ -317,8 +343,19 @@ mod tests {
                 idempotency_keys: 1,
                 attachments: 1,
                 files: 0,
+                webhook_deliveries: 1,
             }
         );
+        let kept: Vec<String> = store
+            .read(|conn| {
+                let mut stmt =
+                    conn.prepare("SELECT delivery_id FROM webhook_deliveries ORDER BY id")?;
+                let ids = stmt.query_map([], |r| r.get(0))?;
+                Ok::<_, ChatError>(ids.collect::<Result<_, _>>()?)
+            })
+            .await
+            .unwrap();
+        assert_eq!(kept, ["d2", "d3"]);
         // Attachment 3 (recent, same content as 1) keeps the file.
         assert!(files.path_of(&gone_sha).exists());
         assert!(files.path_of(&kept_sha).exists());

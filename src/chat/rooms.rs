@@ -330,6 +330,8 @@ pub struct MemberView {
     pub role: RoomRole,
     /// The account's role (guests are shown as such).
     pub account_role: Role,
+    /// A bot (an integration or an incoming webhook), not a person.
+    pub bot: bool,
 }
 
 fn member_view(conn: &Connection, user_id: i64, role: RoomRole) -> Result<MemberView, ChatError> {
@@ -340,6 +342,7 @@ fn member_view(conn: &Connection, user_id: i64, role: RoomRole) -> Result<Member
         display_name: user.display_name,
         role,
         account_role: user.role,
+        bot: user.bot,
     })
 }
 
@@ -395,16 +398,16 @@ pub async fn create(
 }
 
 /// Who joins a room, in which role, and how.
-pub(super) struct Joining {
-    pub user_id: i64,
-    pub role: RoomRole,
+pub(crate) struct Joining {
+    pub(crate) user_id: i64,
+    pub(crate) role: RoomRole,
     /// Someone else added them (a moderator, the owner, an admin), as opposed to joining a
     /// public room or creating the room themselves. An account made a guest keeps only the
     /// rooms it was invited to ([`leave_rooms_not_invited_to`]).
-    pub invited: bool,
+    pub(crate) invited: bool,
 }
 
-pub(super) fn add_member(
+pub(crate) fn add_member(
     conn: &Connection,
     room_id: i64,
     joining: Joining,
@@ -634,7 +637,7 @@ pub async fn members(
         .read(move |conn| {
             Access::load(conn, room_id, &who)?.require_read()?;
             let mut stmt = conn.prepare_cached(
-                "SELECT u.id, u.username, u.display_name, m.role, u.role
+                "SELECT u.id, u.username, u.display_name, m.role, u.role, u.kind = 'bot'
                    FROM room_members m JOIN users u ON u.id = m.user_id
                   WHERE m.room_id = ?1 ORDER BY m.joined_at, u.id",
             )?;
@@ -647,6 +650,7 @@ pub async fn members(
                     display_name: r.get(2)?,
                     role: RoomRole::parse(&role).unwrap_or(RoomRole::Member),
                     account_role: Role::parse(&account).unwrap_or(Role::Guest),
+                    bot: r.get(5)?,
                 })
             })?;
             Ok::<_, ChatError>(rows.collect::<Result<Vec<_>, _>>()?)

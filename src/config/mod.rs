@@ -20,6 +20,7 @@ pub mod rate_limits;
 pub mod retention;
 pub mod secrets;
 mod validate;
+pub mod webhooks;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -58,6 +59,7 @@ pub struct Config {
     pub gateway: gateway::Gateway,
     pub attachments: attachments::Attachments,
     pub retention: retention::Retention,
+    pub webhooks: webhooks::Webhooks,
     #[serde(skip)]
     pub profile: Option<Profile>,
     /// The file this value was read from, if any (for messages and `doctor`).

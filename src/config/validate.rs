@@ -369,6 +369,7 @@ pub(super) fn check(c: &Config, problems: &mut Vec<Problem>) {
     super::gateway::check(c, problems);
     super::attachments::check(c, problems);
     super::retention::check(c, problems);
+    super::webhooks::check(c, problems);
 }
 
 fn valid_hostname(h: &str) -> bool {

@@ -9,6 +9,8 @@
 //! `{"event":"roost.security_alert","kind":...,"count":...,"window_secs":...,"host":...,"at":...}`
 //! with a timeout, at most once per `min_interval_secs` per kind, from a spawned task so a slow
 //! webhook never holds up counting. The webhook URL usually embeds a token: it is never logged.
+//! The same payload goes to an [`AlertHook`] when one is given (outgoing webhooks that want
+//! `security.alert`, `integrations`), which queues it without waiting.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -96,10 +98,19 @@ impl AlertSink {
     }
 }
 
-/// Makes the sink and, when a webhook is configured, the alerter task to spawn with it.
-/// `host` names this server in the payload.
-pub fn alerter(config: &Alerts, host: String, metrics: &Metrics) -> (AlertSink, Option<Alerter>) {
-    if config.webhook_url.is_empty() {
+/// Where else an alert goes besides `[alerts] webhook_url`: called with the payload each time
+/// one is raised (outgoing webhooks that want `security.alert`); it must not wait.
+pub type AlertHook = Arc<dyn Fn(&serde_json::Value) + Send + Sync>;
+
+/// Makes the sink and, when a webhook is configured or `hook` is given, the alerter task to
+/// spawn with it. `host` names this server in the payload.
+pub fn alerter(
+    config: &Alerts,
+    host: String,
+    metrics: &Metrics,
+    hook: Option<AlertHook>,
+) -> (AlertSink, Option<Alerter>) {
+    if config.webhook_url.is_empty() && hook.is_none() {
         return (AlertSink::disabled(), None);
     }
     // Building fails only when the system's root store holds nothing but unparsable
@@ -120,10 +131,11 @@ pub fn alerter(config: &Alerts, host: String, metrics: &Metrics) -> (AlertSink, 
         rx,
         shared: sink.inner.clone().expect("channel() makes an enabled sink"),
         state: AlertState::new(config),
-        url: Arc::from(config.webhook_url.as_str()),
+        url: (!config.webhook_url.is_empty()).then(|| Arc::from(config.webhook_url.as_str())),
         window_secs: config.window_secs,
         host,
         client,
+        hook,
     };
     (sink, Some(alerter))
 }
@@ -154,10 +166,12 @@ pub struct Alerter {
     rx: mpsc::Receiver<AlertKind>,
     shared: Arc<Shared>,
     state: AlertState,
-    url: Arc<str>,
+    /// `[alerts] webhook_url`, if set.
+    url: Option<Arc<str>>,
     window_secs: u64,
     host: String,
     client: reqwest::Client,
+    hook: Option<AlertHook>,
 }
 
 impl Alerter {
@@ -197,12 +211,17 @@ impl Alerter {
                         "security alert"
                     );
                     let body = payload(kind, count, self.window_secs, &self.host);
-                    *slot = Some(tokio::spawn(post(
-                        self.client.clone(),
-                        self.url.clone(),
-                        body,
-                        kind,
-                    )));
+                    if let Some(hook) = &self.hook {
+                        hook(&body);
+                    }
+                    if let Some(url) = &self.url {
+                        *slot = Some(tokio::spawn(post(
+                            self.client.clone(),
+                            url.clone(),
+                            body,
+                            kind,
+                        )));
+                    }
                 }
             }
         }
@@ -415,7 +434,7 @@ mod tests {
 
         let metrics = Metrics::new();
         let cfg = config(&format!("http://{addr}/hook"));
-        let (sink, alerter) = alerter(&cfg, "roost.test".into(), &metrics);
+        let (sink, alerter) = alerter(&cfg, "roost.test".into(), &metrics, None);
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(alerter.unwrap().run(shutdown.clone()));
         for _ in 0..5 {

@@ -78,6 +78,11 @@ impl Family {
     /// the raw path when no route matched). `None`: not limited (`/health`, `/ready`,
     /// `/ca.crt`, `/metrics` and everything else outside `/api/`).
     pub fn classify(method: &Method, route: &str) -> Option<Family> {
+        // Incoming webhook URLs post messages: the per-address `write` budget, besides each
+        // URL's own bucket (`integrations::incoming`).
+        if route == "/hooks/{token}" {
+            return Some(Family::Write);
+        }
         if !route.starts_with("/api/") {
             return None;
         }
@@ -127,6 +132,7 @@ mod tests {
             ("GET", "/metrics", None),
             ("POST", "/livekit/webhook", None),
             ("GET", "/apix", None),
+            ("POST", "/hooks/{token}", Some(Family::Write)),
         ];
         for (method, route, want) in cases {
             let got = Family::classify(&method.parse().unwrap(), route);

@@ -106,6 +106,11 @@ pub static MIGRATIONS: &[Migration] = &[
         name: "call_entries",
         sql: include_str!("migrations/0014_call_entries.sql"),
     },
+    Migration {
+        version: 15,
+        name: "webhooks",
+        sql: include_str!("migrations/0015_webhooks.sql"),
+    },
 ];
 
 /// Registers the SQL functions migrations may call on `conn` (migration 11): `roost_name_key

@@ -292,6 +292,22 @@ export const t = {
   reloadForUpdate: "Reload",
   skipToMessages: "Skip to the messages",
   skipToMain: "Skip to the main content",
+  // integrations (bots, incoming and outgoing webhooks)
+  botBadge: "bot",
+  webhooks: "Webhooks",
+  webhookUrl: "Receiver URL",
+  webhookEvents: "Events",
+  addWebhook: "Add webhook",
+  webhookSecret: "Signing secret (shown only now)",
+  webhookPaused: (reason: string) => `paused: ${reason}`,
+  webhookPending: (n: number) => `${n} queued`,
+  pauseWebhook: "Pause",
+  resumeWebhook: "Resume",
+  deleteWebhook: "Delete",
+  webhookDeliveries: "Deliveries",
+  webhookNoDeliveries: "Nothing sent yet.",
+  webhookDelivery: (event: string, at: string, delivered: boolean, attempts: number, last: string | number) =>
+    `${at} ${event}: ${delivered ? "delivered" : "queued"} after ${attempts} attempt(s)${last === "" ? "" : ` (${last})`}`,
 
   // errors
   networkError: "Roost could not be reached. Check the connection and try again.",

@@ -16,6 +16,7 @@ import { BrandingPage } from "./Branding";
 import { Invites } from "./Invites";
 import { ServerStatus } from "./Status";
 import { Users } from "./Users";
+import Webhooks from "./Webhooks";
 
 const PAGES: { slug: string; label: string; Page: FunctionComponent }[] = [
   { slug: "users", label: t.adminUsers, Page: Users },
@@ -25,6 +26,7 @@ const PAGES: { slug: string; label: string; Page: FunctionComponent }[] = [
   { slug: "status", label: t.adminStatus, Page: ServerStatus },
   { slug: "backups", label: t.adminBackups, Page: Backups },
   { slug: "branding", label: t.adminBranding, Page: BrandingPage },
+  { slug: "webhooks", label: t.webhooks, Page: Webhooks },
 ];
 
 export default function AdminPage() {

@@ -748,6 +748,158 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/webhooks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List the outgoing webhooks (admins) */
+        get: operations["listWebhooks"];
+        put?: never;
+        /**
+         * Register an outgoing webhook (admins)
+         * @description Each delivery is a JSON POST `{"event","room_id","seq","at","data"}` with the headers `X-Roost-Delivery` (the same on every attempt), `X-Roost-Event`, `X-Roost-Attempt`, `X-Roost-Timestamp` (Unix seconds) and `X-Roost-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<raw body>" keyed with the secret>`. The secret is in this answer only.
+         */
+        post: operations["createWebhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/webhooks/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get an outgoing webhook (admins) */
+        get: operations["getWebhook"];
+        put?: never;
+        post?: never;
+        /** Delete an outgoing webhook with its queue and log (admins) */
+        delete: operations["deleteWebhook"];
+        options?: never;
+        head?: never;
+        /** Change, pause or resume an outgoing webhook (admins) */
+        patch: operations["updateWebhook"];
+        trace?: never;
+    };
+    "/api/v1/webhooks/{id}/secret": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Give an outgoing webhook a new secret (admins) */
+        post: operations["rotateWebhookSecret"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/webhooks/{id}/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** An outgoing webhook's delivery log (admins) */
+        get: operations["listWebhookDeliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/rooms/{id}/hooks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A room's incoming webhook URLs (moderators) */
+        get: operations["listIncomingHooks"];
+        put?: never;
+        /**
+         * Make an incoming webhook URL for a room (moderators)
+         * @description Makes a bot account named `name` that joins the room, and a URL that posts as it: `POST /hooks/<token>` with `{"text": "..."}`. The token is in this answer only; only its hash is stored.
+         */
+        post: operations["createIncomingHook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/rooms/{id}/hooks/{hook_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Revoke an incoming webhook URL (moderators) */
+        delete: operations["revokeIncomingHook"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/hooks/{token}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Post a message through an incoming webhook URL
+         * @description No other credentials: the token in the path is the credential. The message is posted by the URL's bot account, checked like any message. Example: `curl -sS -X POST -H 'Content-Type: application/json' -d '{"text":"Backup failed"}' https://roost.local/hooks/<token>`.
+         */
+        post: operations["postToIncomingHook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/bots": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Create a bot account with its first API key (admins)
+         * @description A bot has no password and cannot sign in; it reads and writes through the API and the gateway with its API key, within its role (`member`) and the key's scopes. It is shown with `bot: true` in user and member lists and `author_bot: true` on its messages. It joins rooms like anyone (public rooms itself, private ones when added).
+         */
+        post: operations["createBot"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -992,6 +1144,24 @@ export interface components {
             /** @description At least one of `read`, `write`, `admin` (admins only). */
             scopes: components["schemas"]["ScopeName"][];
         };
+        CreateBot: {
+            /** @description 3-32 of a-z, 0-9, `.`, `_`, `-`, starting with a letter or digit. */
+            username: string;
+            /** @description Defaults to the username. */
+            display_name?: string | null;
+            /**
+             * @description The first key's scopes: some of `read`, `write` (default both; `admin` is refused: a
+             *     bot is a member).
+             */
+            scopes?: string[] | null;
+        };
+        CreateIncomingHook: {
+            /**
+             * @description The name its messages show, e.g. "Doorbell" (1-64 characters; like any display name,
+             *     it may not look like another account's name).
+             */
+            name: string;
+        };
         CreateInvite: {
             /**
              * Format: int64
@@ -1014,6 +1184,43 @@ export interface components {
             topic?: string;
             private?: boolean;
             guests_may_publish?: boolean;
+        };
+        CreateWebhook: {
+            /**
+             * @description http:// or https://; private LAN addresses are fine, loopback and link-local are
+             *     refused unless the server's `[webhooks]` config allows them.
+             */
+            url: string;
+            events: string[];
+            /** Format: int64 */
+            room_id?: number | null;
+            description?: string;
+        };
+        DeliveryList: {
+            /** @description Newest first. */
+            deliveries: components["schemas"]["DeliveryView"][];
+        };
+        /** @description One entry of a hook's delivery log. */
+        DeliveryView: {
+            /** @description The `X-Roost-Delivery` header: the same on every attempt. */
+            id: string;
+            event: string;
+            /** @description `pending` (queued or being retried) or `delivered`. */
+            state: string;
+            /** Format: int64 */
+            attempts: number;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            last_attempt_at: string | null;
+            /**
+             * Format: int32
+             * @description The receiver's HTTP status at the last attempt; null when it did not answer.
+             */
+            last_status: number | null;
+            last_error: string | null;
+            /** Format: date-time */
+            delivered_at: string | null;
         };
         Disk: {
             /**
@@ -1073,6 +1280,34 @@ export interface components {
              * @example 3f2a9c0d1e4b5a6f
              */
             version: string;
+        };
+        IncomingHookList: {
+            hooks: components["schemas"]["IncomingHookView"][];
+        };
+        /** @description An incoming webhook URL as listed (never with its token). */
+        IncomingHookView: {
+            /** Format: int64 */
+            id: number;
+            /** Format: int64 */
+            room_id: number;
+            /**
+             * Format: int64
+             * @description The bot account it posts as.
+             */
+            bot_id: number;
+            bot_username: string;
+            /** @description The name its messages show. */
+            name: string;
+            /** Format: date-time */
+            created_at: string;
+        };
+        /** @description What `POST /hooks/<token>` accepts. */
+        IncomingPost: {
+            /**
+             * @description The message, checked like any other (`[chat] max_message_chars`, no control
+             *     characters but newline and tab, not blank).
+             */
+            text: string;
         };
         InviteView: {
             /** Format: int64 */
@@ -1141,6 +1376,8 @@ export interface components {
             role: components["schemas"]["RoomRole"];
             /** @description The account's role (guests are shown as such). */
             account_role: components["schemas"]["Role"];
+            /** @description A bot (an integration or an incoming webhook), not a person. */
+            bot: boolean;
         };
         MemberList: {
             members: components["schemas"]["Member"][];
@@ -1168,6 +1405,8 @@ export interface components {
             author_id: number | null;
             /** @description The author's username (null if the account was deleted). */
             author: string | null;
+            /** @description The author is a bot (an integration or an incoming webhook), not a person. */
+            author_bot: boolean;
             body: string;
             attachments: components["schemas"]["AttachmentRef"][];
             /** Format: date-time */
@@ -1204,6 +1443,18 @@ export interface components {
              *     the default, newer for `after`).
              */
             has_more: boolean;
+        };
+        /** @description A bot just made, with its first API key (shown only now). */
+        NewBot: {
+            user: components["schemas"]["User"];
+            api_key: components["schemas"]["NewKey"];
+        };
+        /** @description An incoming webhook URL just made: its path with the token, shown only now. */
+        NewIncomingHook: components["schemas"]["IncomingHookView"] & {
+            /** @description `/hooks/<token>`, to append to the server's address. */
+            path: string;
+            /** @description 64 hex digits. */
+            token: string;
         };
         NewInvite: components["schemas"]["InviteView"] & {
             /** @description The code to hand to the invitee; shown only now. */
@@ -1510,6 +1761,13 @@ export interface components {
             private?: boolean | null;
             guests_may_publish?: boolean | null;
         };
+        UpdateWebhook: {
+            url?: string | null;
+            events?: string[] | null;
+            description?: string | null;
+            /** @description true pauses the hook; false resumes it (its queue is sent from the oldest delivery). */
+            paused?: boolean | null;
+        };
         /** @description An account as the API shows it (never with its password hash). */
         User: {
             /** Format: int64 */
@@ -1523,6 +1781,8 @@ export interface components {
              * @description RFC 3339.
              */
             created_at: string;
+            /** @description A bot account (`integrations::bots`, an incoming webhook): no password, API keys only. */
+            bot?: boolean;
         };
         /** @description A change to an account; `None` fields stay as they are. */
         UserPatch: {
@@ -1534,6 +1794,53 @@ export interface components {
              *     in one script, and not like another account's name; blank resets it to the username.
              */
             display_name?: string | null;
+        };
+        /** @description A webhook as the API shows it (never with its secret). */
+        Webhook: {
+            /** Format: int64 */
+            id: number;
+            url: string;
+            /**
+             * @description Some of `message.created`, `message.updated`, `message.deleted`, `member.joined`,
+             *     `member.left`, `call.started`, `call.ended`, `security.alert`.
+             */
+            events: string[];
+            /**
+             * Format: int64
+             * @description Only this room's events; null: every room (and `security.alert`).
+             */
+            room_id: number | null;
+            description: string;
+            /** Format: date-time */
+            created_at: string;
+            /**
+             * Format: date-time
+             * @description Set when the hook kept failing (or an admin paused it): nothing is sent until it is
+             *     resumed; its queue is kept.
+             */
+            paused_at: string | null;
+            paused_reason: string | null;
+            /**
+             * Format: int64
+             * @description Failed attempts in a row.
+             */
+            failures: number;
+            /**
+             * Format: int64
+             * @description Deliveries queued for it.
+             */
+            pending: number;
+        };
+        WebhookList: {
+            webhooks: components["schemas"]["Webhook"][];
+        };
+        /** @description A webhook just made (or its secret just rotated), with the secret shown only now. */
+        WebhookWithSecret: components["schemas"]["Webhook"] & {
+            /**
+             * @description `whsec_` and 64 hex digits: the HMAC-SHA256 key of `X-Roost-Signature` (its UTF-8
+             *     bytes, prefix included).
+             */
+            secret: string;
         };
     };
     responses: {
@@ -4456,6 +4763,686 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+        };
+    };
+    listWebhooks: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Every webhook, oldest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description Not an admin (`forbidden`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            408: components["responses"]["RequestTimeout"];
+            421: components["responses"]["MisdirectedRequest"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    createWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateWebhook"];
+            };
+        };
+        responses: {
+            /** @description Registered; the secret is shown only now */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookWithSecret"];
+                };
+            };
+            /** @description A bad or refused URL (`webhook_url`), unknown events (`webhook_events`), a bad description (`webhook_description`), an unknown room (`unknown_room`), or too many hooks (`too_many_webhooks`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            /** @description Not an admin (`forbidden`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            408: components["responses"]["RequestTimeout"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            421: components["responses"]["MisdirectedRequest"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+            507: components["responses"]["InsufficientStorage"];
+        };
+    };
+    getWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The webhook's id
+                 * @example 1
+                 */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The webhook */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Webhook"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description Not an admin (`forbidden`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such webhook (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            408: components["responses"]["RequestTimeout"];
+            421: components["responses"]["MisdirectedRequest"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    deleteWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The webhook's id
+                 * @example 1
+                 */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description Not an admin (`forbidden`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such webhook (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            408: components["responses"]["RequestTimeout"];
+            413: components["responses"]["PayloadTooLarge"];
+            421: components["responses"]["MisdirectedRequest"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+            507: components["responses"]["InsufficientStorage"];
+        };
+    };
+    updateWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The webhook's id
+                 * @example 1
+                 */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateWebhook"];
+            };
+        };
+        responses: {
+            /** @description The webhook as it is now */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Webhook"];
+                };
+            };
+            /** @description A bad or refused URL (`webhook_url`), unknown events (`webhook_events`) or a bad description (`webhook_description`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            /** @description Not an admin (`forbidden`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such webhook (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            408: components["responses"]["RequestTimeout"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            421: components["responses"]["MisdirectedRequest"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+            507: components["responses"]["InsufficientStorage"];
+        };
+    };
+    rotateWebhookSecret: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The webhook's id
+                 * @example 1
+                 */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The new secret, shown only now; deliveries from now on are signed with it */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookWithSecret"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description Not an admin (`forbidden`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such webhook (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            408: components["responses"]["RequestTimeout"];
+            413: components["responses"]["PayloadTooLarge"];
+            421: components["responses"]["MisdirectedRequest"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+            507: components["responses"]["InsufficientStorage"];
+        };
+    };
+    listWebhookDeliveries: {
+        parameters: {
+            query?: {
+                /** @description 1 to 200 (default 50). */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /**
+                 * @description The webhook's id
+                 * @example 1
+                 */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The newest deliveries first: queued ones and those sent within `[webhooks] delivery_log_days` */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeliveryList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description Not an admin (`forbidden`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such webhook (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            408: components["responses"]["RequestTimeout"];
+            421: components["responses"]["MisdirectedRequest"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    listIncomingHooks: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The room's id
+                 * @example 1
+                 */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The live URLs (without their tokens) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IncomingHookList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description Not a moderator of the room (`forbidden`, `not_a_member`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such room (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            408: components["responses"]["RequestTimeout"];
+            421: components["responses"]["MisdirectedRequest"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    createIncomingHook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The room's id
+                 * @example 1
+                 */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateIncomingHook"];
+            };
+        };
+        responses: {
+            /** @description Made; the token is shown only now */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NewIncomingHook"];
+                };
+            };
+            /** @description A bad name (`invalid_display_name`) or too many URLs (`too_many_hooks`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            /** @description Not a moderator of the room (`forbidden`, `not_a_member`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such room (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            408: components["responses"]["RequestTimeout"];
+            /** @description The name or one like it is taken (`display_name_taken`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            421: components["responses"]["MisdirectedRequest"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+            507: components["responses"]["InsufficientStorage"];
+        };
+    };
+    revokeIncomingHook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The room's id
+                 * @example 1
+                 */
+                id: number;
+                /**
+                 * @description The incoming webhook's id
+                 * @example 1
+                 */
+                hook_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Revoked: the URL answers 404 from now on and its bot is disabled (its messages stay) */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description Not a moderator of the room (`forbidden`, `not_a_member`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such room or URL (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            408: components["responses"]["RequestTimeout"];
+            413: components["responses"]["PayloadTooLarge"];
+            421: components["responses"]["MisdirectedRequest"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+            507: components["responses"]["InsufficientStorage"];
+        };
+    };
+    postToIncomingHook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The token shown when the URL was made */
+                token: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["IncomingPost"];
+            };
+        };
+        responses: {
+            /** @description Posted */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Message"];
+                };
+            };
+            /** @description Not the JSON `{"text"}` (`invalid_body`), or a text any message would be refused for (`message_too_long`, `empty_message`, `message_control_character`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The URL's bot was taken out of the room (`not_a_member`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such URL, or it was revoked (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            408: components["responses"]["RequestTimeout"];
+            /** @description Larger than `[webhooks] incoming_max_body_bytes` (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            415: components["responses"]["UnsupportedMediaType"];
+            421: components["responses"]["MisdirectedRequest"];
+            /** @description This URL's own bucket is empty (`rate_limited`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            500: components["responses"]["Internal"];
+        };
+    };
+    createBot: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateBot"];
+            };
+        };
+        responses: {
+            /** @description The bot and its first key, shown only now */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NewBot"];
+                };
+            };
+            /** @description A bad username (`invalid_username`), display name (`invalid_display_name`) or scope (`invalid_scope`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            /** @description Not an admin (`forbidden`), or the `admin` scope asked for (`forbidden`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            408: components["responses"]["RequestTimeout"];
+            /** @description The name or one like it is taken (`username_taken`, `display_name_taken`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            421: components["responses"]["MisdirectedRequest"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+            507: components["responses"]["InsufficientStorage"];
         };
     };
 }

@@ -218,6 +218,7 @@ function TextMessage({
         <strong class="author" dir="auto">
           {message.author ?? t.unknownAuthor}
         </strong>{" "}
+        {message.author_bot ? <span class="bot-badge">{t.botBadge}</span> : null}
         <time dateTime={message.created_at}>{time(message.created_at)}</time>
         {message.edited_at && !message.deleted ? <span class="edited"> {t.edited}</span> : null}
       </div>

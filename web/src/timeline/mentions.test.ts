@@ -7,6 +7,7 @@ const member = (user_id: number, username: string, display_name: string): Member
   display_name,
   role: "member",
   account_role: "member",
+  bot: false,
 });
 
 describe("mention completion", () => {

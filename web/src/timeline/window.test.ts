@@ -7,6 +7,7 @@ const msg = (id: number, body = `m${id}`): Message => ({
   room_id: 1,
   author_id: 1,
   author: "a",
+  author_bot: false,
   body,
   attachments: [],
   created_at: "2026-01-01T00:00:00Z",

@@ -1,0 +1,63 @@
+// End to end: an admin registers an outgoing webhook on the administration page, sees its
+// secret once, pauses it and reads its (empty) delivery log, as a person would.
+
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { startRoost } from "./roost.mjs";
+import { launch, newContext, screenshotPath, servesClient } from "./browser.mjs";
+
+const ADMIN = { username: "root", password: "correct horse battery staple" };
+const WAIT = { timeout: 20_000 };
+
+let roost, browser, page;
+
+describe("webhooks on the administration page", () => {
+  before(async () => {
+    roost = await startRoost();
+    const serveDist = process.env.ROOST_E2E_ROUTE_DIST === "1" || !(await servesClient(roost.origin));
+    browser = await launch({ routedClient: serveDist });
+    const context = await newContext(browser, roost.origin, { serveDist });
+    page = await context.newPage();
+  });
+
+  after(async () => {
+    await browser?.close();
+    await roost?.stop();
+  });
+
+  test("an admin adds, pauses and inspects a webhook", async () => {
+    try {
+      await page.goto("/");
+      await page.getByRole("textbox", { name: "Setup code" }).fill(await roost.setupCode());
+      await page.getByRole("textbox", { name: "Username" }).fill(ADMIN.username);
+      await page.getByLabel("Password").fill(ADMIN.password);
+      await page.getByRole("button", { name: "Create admin" }).click();
+      await page.getByRole("link", { name: "Administration" }).click();
+      await page.getByRole("navigation", { name: "Administration" }).getByRole("link", { name: "Webhooks" }).click();
+
+      const section = page.getByRole("region", { name: "Webhooks" });
+      await section.getByRole("textbox", { name: "Receiver URL" }).fill("http://192.168.1.50:8123/api/webhook/roost");
+      await section.getByRole("checkbox", { name: "member.joined" }).check();
+      await section.getByRole("button", { name: "Add webhook" }).click();
+      const secret = section.getByRole("textbox", { name: "Signing secret (shown only now)" });
+      await secret.waitFor(WAIT);
+      assert.match(await secret.inputValue(), /^whsec_[0-9a-f]{64}$/);
+      const hook = section.getByRole("listitem").filter({ hasText: "192.168.1.50" });
+      await hook.getByText("message.created, member.joined").waitFor(WAIT);
+
+      await hook.getByRole("button", { name: "Pause" }).click();
+      await hook.getByText("paused: paused by an admin").waitFor(WAIT);
+      await hook.getByRole("button", { name: "Deliveries" }).click();
+      await hook.getByText("Nothing sent yet.").waitFor(WAIT);
+      await page.screenshot({ path: screenshotPath("webhooks-admin"), fullPage: true });
+
+      // A refused address is explained, not added.
+      await section.getByRole("textbox", { name: "Receiver URL" }).fill("http://127.0.0.1:9/");
+      await section.getByRole("button", { name: "Add webhook" }).click();
+      await section.getByRole("alert").getByText("loopback").waitFor(WAIT);
+    } catch (e) {
+      await page.screenshot({ path: screenshotPath("failure-webhooks") }).catch(() => {});
+      throw e;
+    }
+  });
+});
