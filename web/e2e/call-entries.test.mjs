@@ -84,7 +84,7 @@ describe("call entries in the timeline", () => {
     const room = { name: `roost-room-${roomId}`, sid: "RM_e2e" };
     const participant = { identity: `user-${me.user.id}`, sid: "PA_e2e", name: ADMIN.username };
 
-    const messages = page.getByRole("list", { name: "Messages" });
+    const messages = page.getByRole("list", { name: "Messages", exact: true });
     await deliver(roost, { event: "participant_joined", room, participant });
     const started = messages.getByRole("listitem").filter({ hasText: "Call started by root" });
     await started.waitFor(WAIT);

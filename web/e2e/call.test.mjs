@@ -177,13 +177,13 @@ describe("a call in the browser through the real LiveKit", () => {
     admin = { context: phone, page: await phone.newPage() };
     await signIn(admin.page, ADMIN);
     await admin.page.goto(`/rooms/${roomId}`);
-    await admin.page.getByRole("list", { name: "Messages" }).waitFor(WAIT);
+    await admin.page.getByRole("list", { name: "Messages", exact: true }).waitFor(WAIT);
 
     const desktop = await newContext(browser, roost.origin, { serveDist, viewport: { width: 1280, height: 800 } });
     bea = { context: desktop, page: await desktop.newPage() };
     await signIn(bea.page, BEA);
     await bea.page.getByRole("navigation", { name: "Rooms" }).getByRole("button", { name: "Join Family" }).click();
-    await bea.page.getByRole("list", { name: "Messages" }).waitFor(WAIT);
+    await bea.page.getByRole("list", { name: "Messages", exact: true }).waitFor(WAIT);
   });
 
   step("both join the call by the button and see each other's tile", async () => {
@@ -272,7 +272,7 @@ describe("a call in the browser through the real LiveKit", () => {
     await page.getByRole("region", { name: "Call" }).getByText("Call in Family").waitFor(WAIT);
     await page.screenshot({ path: screenshotPath("call-room-list-360x740") });
     await family.click();
-    await page.getByRole("list", { name: "Messages" }).waitFor(WAIT);
+    await page.getByRole("list", { name: "Messages", exact: true }).waitFor(WAIT);
     assert.equal(await page.getByRole("button", { name: "Join call" }).count(), 0, "already in this call");
     assert.equal(await participants(bea.page).getByRole("listitem").count(), 2);
   });

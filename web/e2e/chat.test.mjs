@@ -32,7 +32,7 @@ function step(name, fn) {
   });
 }
 
-const messages = (page) => page.getByRole("list", { name: "Messages" });
+const messages = (page) => page.getByRole("list", { name: "Messages", exact: true });
 const item = (page, text) => messages(page).getByRole("listitem").filter({ hasText: text });
 
 async function send(page, text) {

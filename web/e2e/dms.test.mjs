@@ -74,7 +74,7 @@ async function setHidden(page, hidden) {
 
 const rooms = (page) => page.getByRole("navigation", { name: "Rooms" });
 const dmList = (page) => rooms(page).getByRole("list", { name: "Direct messages" });
-const messages = (page) => page.getByRole("list", { name: "Messages" });
+const messages = (page) => page.getByRole("list", { name: "Messages", exact: true });
 const item = (page, text) => messages(page).getByRole("listitem").filter({ hasText: text });
 
 async function send(page, text) {

@@ -37,7 +37,7 @@ function step(name, fn) {
   });
 }
 
-const messages = (page) => page.getByRole("list", { name: "Messages" });
+const messages = (page) => page.getByRole("list", { name: "Messages", exact: true });
 const item = (page, text) => messages(page).getByRole("listitem").filter({ hasText: text });
 const membersPanel = (page) => page.getByRole("region", { name: "Members" });
 const memberRow = (page, name) => membersPanel(page).getByRole("listitem").filter({ hasText: `@${name}` });

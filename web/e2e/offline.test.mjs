@@ -32,7 +32,7 @@ function step(name, fn) {
   });
 }
 
-const messages = () => page.getByRole("list", { name: "Messages" });
+const messages = () => page.getByRole("list", { name: "Messages", exact: true });
 // While a send is confirmed, its pending entry and the message can both show for a moment.
 const item = (text) => messages().getByRole("listitem").filter({ hasText: text }).first();
 

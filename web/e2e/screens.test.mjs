@@ -32,7 +32,7 @@ function step(name, fn) {
   });
 }
 
-const messages = () => page.getByRole("list", { name: "Messages" });
+const messages = () => page.getByRole("list", { name: "Messages", exact: true });
 
 /**
  * Checks the screen in light and dark at both sizes with axe-core and saves its screenshots;
@@ -193,7 +193,7 @@ describe("the client's screens: accessibility, keyboard and screenshots", () => 
 
   step("the administration page", async () => {
     await page.getByRole("link", { name: "Administration" }).click();
-    await screen("admin", () => page.getByRole("button", { name: "Create invite link" }).waitFor(WAIT));
+    await screen("admin", () => page.getByRole("navigation", { name: "Administration" }).waitFor(WAIT));
     await page.getByRole("button", { name: "Back to rooms" }).click();
   });
 

@@ -154,7 +154,6 @@ export function Composer({ roomId, myUserId }: { roomId: number; myUserId: numbe
           value={text}
           aria-autocomplete="list"
           aria-controls={suggestions.length > 0 ? "mention-suggestions" : undefined}
-          aria-expanded={suggestions.length > 0}
           aria-activedescendant={chosen >= 0 ? `mention-${suggestions[chosen].user_id}` : undefined}
           onInput={(e) => {
             edit(e.currentTarget.value, e.currentTarget.selectionStart ?? e.currentTarget.value.length);
