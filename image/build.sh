@@ -24,7 +24,8 @@
 # (chroot, the bind mount of /boot/firmware during the install, file ownership in the image)
 # and a kernel with binfmt_misc (registered here if it is not). Installs what is missing.
 #
-# What the image contains beyond the packages is in image/rootfs/ (first-boot and console
+# The roost package carries the LiveKit media server (/usr/lib/roost/livekit-server), so the
+# first boot has calls. What the image contains beyond the packages is in image/rootfs/ (first-boot and console
 # services, network configuration, fstab) and image/firmware/ (roost-settings.txt).
 # Per-machine state is removed at the end and made at the first boot instead: machine-id, SSH
 # host keys, and everything `roost init` makes (each card gets its own CA and keys).
@@ -179,6 +180,9 @@ cp "$deb" "$rootfs/tmp/roost.deb"
 # its `roost init` runs here too, and what that makes is deleted below.
 chroot "$rootfs" env DEBIAN_FRONTEND=noninteractive dpkg -i /tmp/roost.deb
 rm "$rootfs/tmp/roost.deb"
+# Calls at the first boot: the package carries LiveKit where Roost looks first.
+chroot "$rootfs" /usr/lib/roost/livekit-server --version >/dev/null ||
+    die "$(basename "$deb") installed no working /usr/lib/roost/livekit-server"
 chroot "$rootfs" env DEB_MAINT_PARAMS=configure /etc/kernel/postinst.d/z50-raspi-firmware
 cleanup
 

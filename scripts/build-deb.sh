@@ -8,8 +8,11 @@
 # scripts/build-arm.sh (Debian's cross compilers, no Docker).
 #
 # What goes into the package is declared in Cargo.toml ([package.metadata.deb]); the maintainer
-# scripts, sysusers/tmpfiles entries, Avahi service and changelog live in debian/. Every unit in
-# systemd/ is packaged; whether the package enables and starts it comes from the systemd-units
+# scripts, sysusers/tmpfiles entries, Avahi service, changelog and copyright live in debian/.
+# The pinned livekit-server for the target (scripts/build-livekit.sh: cached per machine, else
+# built from its Go module, minutes the first time) goes in as /usr/lib/roost/livekit-server,
+# its LICENSE and NOTICE in /usr/share/doc/roost/livekit-server/. Every unit in systemd/ is
+# packaged; whether the package enables and starts it comes from the systemd-units
 # entries in Cargo.toml, and the built package's maintainer scripts are checked against the
 # table UNIT_POLICY below (a unit missing from it fails the build). The man pages are generated
 # from the clap definition by examples/gen-man.rs, dated by the newest debian/changelog entry.
@@ -40,7 +43,7 @@ for arg in "$@"; do
     case $arg in
     --no-lintian) run_lintian=false ;;
     -h | --help)
-        sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     -*)
@@ -94,6 +97,29 @@ if [[ $target == x86_64-* ]]; then
 else
     bash scripts/build-arm.sh "$target"
 fi
+
+# --- livekit-server -----------------------------------------------------------------------------
+# The pinned LiveKit media server for the same machine, built (or taken from the cache) by
+# scripts/build-livekit.sh, goes in as /usr/lib/roost/livekit-server, the first place Roost
+# looks (livekit.binary empty), with its LICENSE and NOTICE under /usr/share/doc/roost/.
+# Staged beside the roost binary: Cargo.toml's assets name target/release/livekit/.
+case $target in
+aarch64-*) livekit_target=aarch64 ;;
+armv7-*) livekit_target=armv7 ;;
+x86_64-*)
+    [[ $(uname -m) == x86_64 ]] || {
+        echo "build-deb: the amd64 package carries the host's livekit-server: build it on an x86_64 machine" >&2
+        exit 1
+    }
+    livekit_target=host
+    ;;
+esac
+livekit=$(bash scripts/build-livekit.sh "$livekit_target")
+livekit_stage=$release_dir/livekit
+rm -rf "$livekit_stage"
+mkdir -p "$livekit_stage"
+install -m 0755 "$livekit" "$livekit_stage/livekit-server"
+install -m 0644 "$(dirname "$livekit")/LICENSE" "$(dirname "$livekit")/NOTICE" "$livekit_stage/"
 
 # The example runs on the build machine; it only reads the clap definition.
 man_dir=$release_dir/man
@@ -169,6 +195,35 @@ check_units() {
     echo "build-deb: maintainer scripts enable and start units as UNIT_POLICY says"
 }
 check_units "$deb"
+
+# The package carries livekit-server where Roost looks first, built for the package's machine
+# (ELF e_machine: 0xb7 aarch64, 0x28 arm, 0x3e x86-64), and LiveKit's licence files.
+check_livekit() {
+    local deb=$1 unpacked want got path
+    unpacked=$(mktemp -d)
+    dpkg-deb -x "$deb" "$unpacked"
+    for path in usr/lib/roost/livekit-server usr/share/doc/roost/livekit-server/LICENSE \
+        usr/share/doc/roost/livekit-server/NOTICE; do
+        [[ -f $unpacked/$path ]] || {
+            echo "build-deb: $(basename "$deb") has no /$path" >&2
+            rm -rf "$unpacked"
+            exit 1
+        }
+    done
+    case $(dpkg-deb -f "$deb" Architecture) in
+    arm64) want=b7 ;;
+    armhf) want=28 ;;
+    amd64) want=3e ;;
+    esac
+    got=$(od -An -tx1 -j18 -N1 "$unpacked/usr/lib/roost/livekit-server" | tr -d ' ')
+    rm -rf "$unpacked"
+    [[ $got == "$want" ]] || {
+        echo "build-deb: /usr/lib/roost/livekit-server is for ELF machine 0x$got, not this package's 0x$want" >&2
+        exit 1
+    }
+    echo "build-deb: /usr/lib/roost/livekit-server for $(dpkg-deb -f "$deb" Architecture), Installed-Size $(dpkg-deb -f "$deb" Installed-Size) KiB"
+}
+check_livekit "$deb"
 
 if $run_lintian; then
     echo "build-deb: lintian $(basename "$deb")"

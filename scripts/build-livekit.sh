@@ -6,7 +6,10 @@
 #
 # The binary is cached outside the checkout, keyed by version and target:
 #   ${XDG_CACHE_HOME:-$HOME/.cache}/roost/livekit/<version>/<target>/livekit-server
-# so a second run only prints the path. ROOST_LIVEKIT_CACHE moves that root.
+# so a second run only prints the path. ROOST_LIVEKIT_CACHE moves that root. LiveKit's LICENSE
+# and NOTICE (Apache-2.0, from the same module source) are kept beside it: the Debian package
+# ships them with the binary (scripts/build-deb.sh). A cache made before they were kept gets
+# them added from the module download, without a rebuild.
 #
 # Why a copy of the module and not `go install …/cmd/server@version`: livekit-server's go.mod
 # replaces three pion modules with LiveKit's forks, and `go install pkg@version` refuses a
@@ -47,7 +50,9 @@ esac
 cache_root=${ROOST_LIVEKIT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/roost/livekit}
 out_dir=$cache_root/$LIVEKIT_VERSION/$target
 binary=$out_dir/livekit-server
-if [[ -x $binary ]]; then
+# What a finished cache entry holds: the binary and the licence files that go with it.
+complete() { [[ -x $binary && -f $out_dir/LICENSE && -f $out_dir/NOTICE ]]; }
+if complete; then
     echo "$binary"
     exit 0
 fi
@@ -59,7 +64,7 @@ mkdir -p "$out_dir"
 # Tests running in parallel may all ask for the binary at once: one builds, the rest wait.
 exec 9>"$out_dir/.lock"
 flock 9
-if [[ -x $binary ]]; then
+if complete; then
     echo "$binary"
     exit 0
 fi
@@ -79,6 +84,17 @@ module_dir=$(GOOS= GOARCH= GOARM= go mod download -json "$LIVEKIT_MODULE@$LIVEKI
 [[ -n $module_dir && -f $module_dir/go.mod ]] ||
     die "go mod download did not give a source directory for $LIVEKIT_MODULE@$LIVEKIT_VERSION"
 
+# install, not cp: the module cache's files are read-only, and an older copy may be in the way.
+for notice in LICENSE NOTICE; do
+    [[ -f $module_dir/$notice ]] || die "$LIVEKIT_MODULE@$LIVEKIT_VERSION has no $notice file"
+    install -m 0644 "$module_dir/$notice" "$out_dir/$notice"
+done
+if [[ -x $binary ]]; then
+    log "added LICENSE and NOTICE to the cached $LIVEKIT_VERSION for $target"
+    echo "$binary"
+    exit 0
+fi
+
 work=$(mktemp -d)
 trap 'chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"' EXIT
 cp -r "$module_dir" "$work/src"
@@ -87,7 +103,6 @@ chmod -R u+w "$work/src"
 log "building for $target (GOARCH=$goarch${goarm:+ GOARM=$goarm}); the first build takes minutes"
 (cd "$work/src" && go build -trimpath -ldflags='-s -w' -o "$work/livekit-server" ./cmd/server)
 install -m 0755 "$work/livekit-server" "$binary.tmp"
-cp "$module_dir/LICENSE" "$out_dir/LICENSE"
 mv "$binary.tmp" "$binary"
 log "built $LIVEKIT_VERSION for $target in $(($(date +%s) - t0)) s"
 echo "$binary"

@@ -6,6 +6,9 @@
 #   - Roost answers GET /health over TLS, verified against the CA the Pi made at its first
 #     boot (fetched from http://<pi>/ca.crt) for the hostname set in roost-settings.txt,
 #   - `systemctl is-active roost` says active (over SSH, with the key from roost-settings.txt),
+#   - the supervisor started the packaged /usr/lib/roost/livekit-server with the default
+#     configuration: /ready reports livekit ok, and roost.service's control group holds exactly
+#     one livekit-server, a child of roost,
 #   - the roost.toml placed on the card is in effect (its HSTS max-age) and gone from the card,
 #   - root's console password from the card is set (its hash matches) and gone from the card,
 #   - the root file system grew to the (enlarged) disk, and the console showed the URL, the CA
@@ -39,6 +42,9 @@ readonly HOSTNAME_ON_CARD=roost-smoke
 readonly ROOT_PASSWORD_ON_CARD='smoke: test&pass$1'
 # The copy gets this much more disk than the image, so the first boot has something to grow into.
 readonly GROW_MIB=512
+# LiveKit's first start under software emulation, after Roost answers.
+readonly LIVEKIT_DEADLINE_SECS=600
+readonly PACKAGED_LIVEKIT=/usr/lib/roost/livekit-server
 
 deb=
 image=
@@ -194,6 +200,40 @@ say "roost.toml from the card applied ($hsts) and removed from the card"
 
 state=$(guest_ssh systemctl is-active roost.service) || fail "systemctl is-active roost: $state"
 say "systemctl is-active roost: $state"
+
+# Calls with no edit: the configuration on the card says nothing about LiveKit, so Roost runs the
+# binary the package put where it looks first. /ready's livekit check turns ok once Roost's
+# health check reaches the server it started.
+wait_livekit_up() {
+    local deadline=$((SECONDS + LIVEKIT_DEADLINE_SECS)) ready state
+    while :; do
+        ready=$(curl -s --max-time 20 --cacert "$work/ca.crt" \
+            --resolve "$HOSTNAME_ON_CARD.local:$https_port:127.0.0.1" \
+            "https://$HOSTNAME_ON_CARD.local:$https_port/ready") || ready=
+        state=$(python3 -c 'import json, sys; c = json.loads(sys.argv[1])["checks"]["livekit"]; print(c["status"], c.get("message", ""))' \
+            "$ready" 2>/dev/null) || state="unreadable /ready: $ready"
+        [[ $state == ok* ]] && break
+        ((SECONDS < deadline)) || fail "$1: /ready did not report livekit ok within ${LIVEKIT_DEADLINE_SECS}s (last: $state)"
+        sleep 5
+    done
+    # Every process in roost.service's control group but the daemon: "pid exe parent-pid".
+    local main others
+    main=$(guest_ssh systemctl show -p MainPID --value roost.service)
+    others=$(guest_ssh 'main=$(systemctl show -p MainPID --value roost.service)
+        for p in $(cat "/sys/fs/cgroup$(systemctl show -p ControlGroup --value roost.service)/cgroup.procs"); do
+            [ "$p" = "$main" ] || echo "$p $(readlink "/proc/$p/exe") $(cut -d" " -f4 "/proc/$p/stat")"
+        done')
+    [[ $(grep -c . <<<"$others") == 1 && $others == *" $PACKAGED_LIVEKIT $main" ]] ||
+        fail "$1: roost.service (main pid $main) should hold one $PACKAGED_LIVEKIT child, has: ${others:-nothing else}"
+    say "$1: /ready livekit ok; roost.service holds one livekit-server child of roost ($others)"
+}
+wait_livekit_up "first boot"
+# `roost doctor` names the binary it found (and its version) on its livekit line.
+doctor_livekit=$(guest_ssh roost doctor 2>/dev/null | grep -E '^[a-z]+ +livekit ' || true)
+[[ $doctor_livekit == *"$PACKAGED_LIVEKIT: "* ]] ||
+    fail "roost doctor does not report $PACKAGED_LIVEKIT: ${doctor_livekit:-no livekit line}"
+say "roost doctor: $doctor_livekit"
+
 guest_host=$(guest_ssh hostname)
 [[ $guest_host == "$HOSTNAME_ON_CARD" ]] || fail "hostname is '$guest_host', not '$HOSTNAME_ON_CARD'"
 
@@ -284,6 +324,7 @@ if [[ -n $deb ]]; then
     [[ $(guest_ssh sha256sum /var/lib/roost/tls/ca.crt) != "$ca_before" ]] ||
         fail "install after purge: the old CA came back"
     say "  install after purge: a new CA, data owned by roost, active and answering"
+    wait_livekit_up "  install after purge"
 fi
 
 guest_ssh systemctl poweroff >/dev/null 2>&1 || true

@@ -11,9 +11,15 @@ use super::{Config, Problem, Secret};
 
 /// The longest lifetime a call token may have, whatever is configured or asked for.
 pub const MAX_TOKEN_TTL_SECS: u64 = 300;
-/// Where packages put `livekit-server`, searched in this order when `binary` is empty.
-pub const DEFAULT_BINARIES: [&str; 2] =
-    ["/usr/bin/livekit-server", "/usr/local/bin/livekit-server"];
+/// Where `livekit-server` is looked for, in this order, when `binary` is empty: the copy the
+/// roost package carries (pinned and tested with this Roost), then one an admin installed.
+pub const DEFAULT_BINARIES: [&str; 3] = [
+    PACKAGED_BINARY,
+    "/usr/bin/livekit-server",
+    "/usr/local/bin/livekit-server",
+];
+/// Where the roost Debian package installs the pinned `livekit-server` (Cargo.toml's assets).
+pub const PACKAGED_BINARY: &str = "/usr/lib/roost/livekit-server";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -139,7 +145,7 @@ pub(super) fn check(c: &Config, problems: &mut Vec<Problem>) {
         problems.push(Problem::key(
             "livekit.binary",
             &format!("{:?} is not an absolute path", l.binary),
-            "use e.g. \"/usr/bin/livekit-server\", or leave it empty to search the usual places",
+            "use e.g. \"/usr/local/bin/livekit-server\", or leave it empty to search the usual places",
         ));
     }
     if !l.external_url.is_empty() {

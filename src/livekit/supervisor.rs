@@ -99,12 +99,12 @@ pub fn resolve_binary(configured: &str) -> Result<PathBuf, String> {
         .ok_or_else(|| {
             format!(
                 "livekit-server is not installed (looked for {})",
-                DEFAULT_BINARIES.join(" and ")
+                DEFAULT_BINARIES.join(", ")
             )
         })
 }
 
-const INSTALL_HINT: &str = "calls are disabled until LiveKit is installed: put the livekit-server release binary for this machine at /usr/local/bin/livekit-server (or set livekit.binary), then `systemctl reload roost`";
+const INSTALL_HINT: &str = "calls are disabled until LiveKit is installed: the roost package carries it as /usr/lib/roost/livekit-server (reinstall the package); elsewhere put the livekit-server release binary for this machine at /usr/local/bin/livekit-server (or set livekit.binary), then `systemctl reload roost`";
 
 /// Supervises LiveKit until the shutdown signal, then stops it. `internal` is Roost's bound
 /// internal listener (webhooks go there).

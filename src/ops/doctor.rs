@@ -15,14 +15,13 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use time::OffsetDateTime;
 
+use crate::config::livekit::DEFAULT_BINARIES;
 use crate::config::{Config, Problems};
 use crate::edge::{local_ca, tls};
 use crate::ops::backup::{self, LastSuccess};
 use crate::ops::pi::{self, SysRoot};
 use crate::store::{inspect, migrations, StoreError};
 
-/// Where `livekit-server` is looked for (the Debian package and a manual install).
-pub const LIVEKIT_PATHS: [&str; 2] = ["/usr/bin/livekit-server", "/usr/local/bin/livekit-server"];
 /// LiveKit's recommendation for media: a UDP receive buffer of at least 5 MB.
 pub const RMEM_RECOMMENDED: u64 = 5_000_000;
 /// A backup older than this is stale.
@@ -124,7 +123,7 @@ pub fn run(config: &Result<Config, Problems>, now: OffsetDateTime) -> Vec<Check>
         Ok(c) if !c.livekit.binary.is_empty() => {
             checks.push(check_livekit(&[PathBuf::from(&c.livekit.binary)]))
         }
-        _ => checks.push(check_livekit(&LIVEKIT_PATHS.map(PathBuf::from))),
+        _ => checks.push(check_livekit(&DEFAULT_BINARIES.map(PathBuf::from))),
     }
     if let Ok(c) = config {
         if c.livekit.enabled && c.livekit.external_authority().is_none() {
@@ -493,8 +492,15 @@ pub fn check_livekit(candidates: &[PathBuf]) -> Check {
     let Some(bin) = candidates.iter().find(|p| p.is_file()) else {
         return Check::warn(
             "livekit",
-            "livekit-server not found: calls are disabled",
-            "install livekit-server as /usr/bin/livekit-server (or /usr/local/bin)",
+            format!(
+                "livekit-server not found (looked for {}): calls are disabled",
+                candidates
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            "reinstall the roost package (it carries /usr/lib/roost/livekit-server), or put livekit-server in /usr/local/bin",
         );
     };
     match run_with_deadline(Command::new(bin).arg("--version"), VERSION_TIMEOUT) {

@@ -174,12 +174,19 @@ fn livekit_absent_warns_and_present_reports_its_version() {
     let c = check_livekit(std::slice::from_ref(&missing));
     assert_eq!(c.status, Level::Warn);
     assert!(c.message.contains("calls are disabled"));
+    // Where it looked, so the admin knows where to put it.
+    assert!(c.message.contains(&missing.display().to_string()), "{c:?}");
 
     std::fs::write(&missing, "#!/bin/sh\necho 'livekit-server version 1.8.4'\n").unwrap();
     std::fs::set_permissions(&missing, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let c = check_livekit(&[missing]);
+    let c = check_livekit(&[dir.path().join("absent"), missing.clone()]);
     assert_eq!(c.status, Level::Ok, "{c:?}");
     assert!(c.message.contains("1.8.4"));
+    // Where it found the binary that runs: the first candidate that exists.
+    assert!(
+        c.message.starts_with(&format!("{}: ", missing.display())),
+        "{c:?}"
+    );
 }
 
 #[test]
