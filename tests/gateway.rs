@@ -341,7 +341,10 @@ async fn next_call(ws: &mut Ws) -> Value {
             return v;
         }
         let call_entry = v["type"] == "message.created" && v["data"]["kind"] != "text";
-        assert!(v["op"] != "event" || call_entry, "expected a call frame, got {v}");
+        assert!(
+            v["op"] != "event" || call_entry,
+            "expected a call frame, got {v}"
+        );
     }
 }
 
