@@ -769,6 +769,30 @@ async fn bots_have_api_keys_only_and_are_marked() {
         .unwrap()
         .clone();
     assert_eq!(listed["bot"], true);
+
+    // Nor can an admin make it one.
+    let bot = made["user"]["id"].as_i64().unwrap();
+    let (status, body, _) = api
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/users/{bot}"),
+            Some(&admin.token),
+            Some(json!({ "role": "admin" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["code"], "bot_cannot_be_admin", "{body}");
+    let (_, users) = api.get("/api/v1/users", &admin).await;
+    let role = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["id"] == bot)
+        .unwrap()["role"]
+        .clone();
+    assert_eq!(role, "member");
+    let (_, audit) = api.get("/api/v1/audit?limit=200", &admin).await;
+    assert!(!audit.to_string().contains("user.role_changed"), "{audit}");
 }
 
 /// The fenced block after `<!-- example: NAME -->` in docs/integrations.md.
