@@ -455,6 +455,112 @@ async fn security_alerts_reach_hooks_that_want_them_and_not_room_hooks() {
     assert!(receiver.seen().iter().all(|d| d.path == "/alerts"));
 }
 
+/// A LiveKit webhook about `identity`'s session `sid` in Roost room `room`'s call, whose
+/// LiveKit session is `room_sid`.
+fn livekit_event(event: &str, room: i64, room_sid: &str, identity: &str, sid: &str) -> Value {
+    json!({
+        "event": event,
+        "room": { "name": format!("roost-room-{room}"), "sid": room_sid },
+        "participant": { "identity": identity, "sid": sid, "name": identity, "joinedAt": "1765084200" },
+    })
+}
+
+#[tokio::test]
+async fn calls_start_and_end_once_for_the_hooks_of_their_room() {
+    let receiver = Receiver::start().await;
+    let (setup, _) = with_fake_livekit(setup(""));
+    let mut api = Api::start(setup);
+    api.roost
+        .wait_for_log(|v| v["message"] == "livekit ready", DEADLINE);
+    let admin = api.admin().await;
+    let alice = api.member(&admin, "alice").await;
+    let bob = api.member(&admin, "bob").await;
+    let room = api.room(&admin, "kitchen", false).await;
+    let other = api.room(&admin, "garage", false).await;
+    let calls = json!(["call.started", "call.ended"]);
+    let (_, secret) = create_hook(
+        &api,
+        &admin,
+        json!({ "url": receiver.url("/kitchen"), "events": calls, "room_id": room }),
+    )
+    .await;
+    // The garage's hook also wants messages: one of its room's comes after the calls, so
+    // having it first proves no call event of the kitchen was queued for this hook.
+    create_hook(
+        &api,
+        &admin,
+        json!({ "url": receiver.url("/garage"), "events": ["call.started", "call.ended", "message.created"], "room_id": other }),
+    )
+    .await;
+    let (a, b) = (format!("user-{}", alice.id), format!("user-{}", bob.id));
+
+    // LiveKit retries a webhook it thinks was lost, so each one may come twice: late too.
+    let joined = livekit_event("participant_joined", room, "RM_1", &a, "PA_a");
+    let bob_joined = livekit_event("participant_joined", room, "RM_1", &b, "PA_b");
+    let left = livekit_event("participant_left", room, "RM_1", &a, "PA_a");
+    let finished = json!({ "event": "room_finished", "room": { "name": format!("roost-room-{room}"), "sid": "RM_1" } });
+    for event in [
+        &joined,
+        &joined,
+        &bob_joined,
+        &left,
+        &left,
+        &finished,
+        &finished,
+        &joined,
+        &bob_joined,
+    ] {
+        assert_eq!(post_livekit_webhook(&api, event).await, 200, "{event}");
+    }
+    // A second call: its events come after anything the repeats above could have queued.
+    let second = livekit_event("participant_joined", room, "RM_2", &a, "PA_a2");
+    assert_eq!(post_livekit_webhook(&api, &second).await, 200);
+    let second_left = livekit_event("participant_left", room, "RM_2", &a, "PA_a2");
+    assert_eq!(post_livekit_webhook(&api, &second_left).await, 200);
+
+    let seen = eventually(DEADLINE, "the second call's end", || async {
+        let seen: Vec<Delivery> = receiver
+            .seen()
+            .into_iter()
+            .filter(|d| d.path == "/kitchen")
+            .collect();
+        (seen.len() >= 4).then_some(seen)
+    })
+    .await;
+    let events: Vec<String> = seen.iter().map(|d| d.header("x-roost-event")).collect();
+    assert_eq!(
+        events,
+        ["call.started", "call.ended", "call.started", "call.ended"],
+        "{:?}",
+        seen.iter().map(Delivery::json).collect::<Vec<_>>()
+    );
+    for d in &seen {
+        assert_signed(d, &secret);
+        let body = d.json();
+        assert_eq!(body["event"], d.header("x-roost-event"));
+        assert_eq!(body["room_id"], room);
+        assert_eq!(body["seq"], Value::Null);
+    }
+    let started = seen[0].json();
+    assert_eq!(started["data"]["first"]["user_id"], alice.id, "{started}");
+    assert_eq!(started["data"]["first"]["identity"], a.as_str());
+    assert_eq!(started["data"]["first"]["name"], a.as_str());
+    assert_eq!(
+        started["data"]["first"]["joined_at"],
+        "2025-12-07T05:10:00Z"
+    );
+    assert_eq!(seen[2].json()["data"]["first"]["user_id"], alice.id);
+    assert_eq!(seen[1].json()["data"], json!({}));
+
+    let later = api.say(&admin, other, "after the calls").await;
+    let garage = eventually(DEADLINE, "the garage's message", || async {
+        receiver.seen().into_iter().find(|d| d.path == "/garage")
+    })
+    .await;
+    assert_eq!(garage.header("x-roost-event"), "message.created");
+    assert_eq!(garage.json()["data"]["id"], later["id"]);
+}
+
 #[tokio::test]
 async fn the_cli_adds_a_hook_the_running_daemon_delivers_to() {
     let receiver = Receiver::start().await;
@@ -663,6 +769,30 @@ async fn bots_have_api_keys_only_and_are_marked() {
         .unwrap()
         .clone();
     assert_eq!(listed["bot"], true);
+
+    // Nor can an admin make it one.
+    let bot = made["user"]["id"].as_i64().unwrap();
+    let (status, body, _) = api
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/users/{bot}"),
+            Some(&admin.token),
+            Some(json!({ "role": "admin" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["code"], "bot_cannot_be_admin", "{body}");
+    let (_, users) = api.get("/api/v1/users", &admin).await;
+    let role = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["id"] == bot)
+        .unwrap()["role"]
+        .clone();
+    assert_eq!(role, "member");
+    let (_, audit) = api.get("/api/v1/audit?limit=200", &admin).await;
+    assert!(!audit.to_string().contains("user.role_changed"), "{audit}");
 }
 
 /// The fenced block after `<!-- example: NAME -->` in docs/integrations.md.

@@ -308,6 +308,13 @@ pub fn update(
     now_ms: i64,
 ) -> Result<User, AuthError> {
     let before = by_id(conn, id)?.ok_or(AuthError::NotFound)?;
+    // A bot acts on a key anyone holding it can use, unattended: it never administers.
+    if before.bot && patch.role == Some(Role::Admin) {
+        return Err(AuthError::invalid(
+            "bot_cannot_be_admin",
+            "a bot account cannot be an admin; it can be a member or a guest",
+        ));
+    }
     let now = now_ms / 1000;
     let target = format!("user:{id}");
     let loses_admin = before.role == Role::Admin
@@ -430,7 +437,8 @@ pub async fn list_handler(
          has left every room it joined or created itself (`member.left` in each) and is a plain \
          member of the others (`member.updated` where it was a moderator)", body = User),
         (status = 400, description = "A bad display name (`invalid_display_name`: its message \
-         names the character or word refused)", body = crate::api::ErrorBody),
+         names the character or word refused), or a bot made an admin (`bot_cannot_be_admin`)",
+         body = crate::api::ErrorBody),
         (status = 403, description = "Not an admin (`forbidden`, `insufficient_scope`)",
          body = crate::api::ErrorBody),
         (status = 404, description = "No such account (`not_found`)", body = crate::api::ErrorBody),

@@ -2,7 +2,8 @@
 //! (`livekit::calls`). Calls are not room events (nothing is written to the store when someone
 //! joins), so each delivery is queued in a write of its own when the registry reports the
 //! change: its `Started` (the first join of a room with no call) and `Emptied` (the last leave,
-//! or LiveKit ending the call), once per LiveKit room session.
+//! or LiveKit ending the call), once per LiveKit room session. Deliveries are queued one after
+//! the other, in the registry's order.
 
 use std::sync::Arc;
 
@@ -51,6 +52,10 @@ pub async fn run(
             }
             Err(RecvError::Closed) => return,
         };
-        integrations.queue_unstored(event, Some(room_id), data.to_string());
+        // Awaited, not spawned: a call's `call.ended` must never be queued before its
+        // `call.started`, and hooks get their deliveries in the order they were queued.
+        integrations
+            .queue_unstored_in_order(event, Some(room_id), data.to_string())
+            .await;
     }
 }

@@ -159,7 +159,8 @@ impl Integrations {
     }
 
     /// Queues `event` (not a room event: a call, a security alert) for the hooks that want it,
-    /// in a write of its own, from a spawned task (the caller does not wait).
+    /// in a write of its own, from a spawned task (the caller does not wait, so two calls may
+    /// be queued in either order: use [`Self::queue_unstored_in_order`] where order matters).
     pub fn queue_unstored(
         self: &Arc<Self>,
         event: &'static str,
@@ -168,16 +169,29 @@ impl Integrations {
     ) {
         let integrations = self.clone();
         tokio::spawn(async move {
-            let queued = integrations
-                .store
-                .write(move |conn| super::enqueue(conn, event, room_id, None, now_ms(), &data))
-                .await;
-            match queued {
-                Ok(0) => {}
-                Ok(_) => integrations.wake(),
-                Err(e) => tracing::warn!(error = %e, event, "webhooks: cannot queue an event"),
-            }
+            integrations
+                .queue_unstored_in_order(event, room_id, data)
+                .await
         });
+    }
+
+    /// Queues `event` like [`Self::queue_unstored`], returning once it is committed, so the
+    /// events one task queues this way are delivered in that order.
+    pub async fn queue_unstored_in_order(
+        &self,
+        event: &'static str,
+        room_id: Option<i64>,
+        data: String,
+    ) {
+        let queued = self
+            .store
+            .write(move |conn| super::enqueue(conn, event, room_id, None, now_ms(), &data))
+            .await;
+        match queued {
+            Ok(0) => {}
+            Ok(_) => self.wake(),
+            Err(e) => tracing::warn!(error = %e, event, "webhooks: cannot queue an event"),
+        }
     }
 
     /// The `limits::alerts` hook that queues `security.alert` deliveries.

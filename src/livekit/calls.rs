@@ -7,8 +7,9 @@
 //! `Lagged` and should re-read [`Registry::participants`].
 //!
 //! Webhooks can arrive late or twice. A `participant_left` removes only the session (LiveKit
-//! participant sid) it names, and a `participant_joined` for a session already seen leaving is
-//! ignored, so reordering cannot resurrect someone who left.
+//! participant sid) it names, and a `participant_joined` for a session already seen leaving
+//! (itself, or by its room's `room_finished`) or for a room session already finished is
+//! ignored, so reordering or a repeat cannot resurrect someone who left or restart a call.
 //!
 //! This module knows nothing about HTTP, Roost rooms or accounts; it stores no history.
 
@@ -23,7 +24,9 @@ pub const EVENT_QUEUE: usize = 256;
 /// Participants tracked across all calls. Past it, joins are dropped with a warning: LiveKit
 /// on a Pi holds far fewer, so reaching it means something is wrong, not a big party.
 pub const MAX_PARTICIPANTS: usize = 10_000;
-/// Sessions remembered as having left, to ignore their late `joined` webhooks.
+/// Participant sessions remembered as having left, and room sessions as having finished, to
+/// ignore their late `joined` webhooks; past it the oldest is forgotten (LiveKit repeats a
+/// webhook within seconds, not after a thousand others).
 const LEFT_MEMORY: usize = 1024;
 
 /// One person in a call.
@@ -71,8 +74,46 @@ struct Inner {
     /// LiveKit's room sid of each call in `rooms`, as its first join reported it.
     room_sids: BTreeMap<String, String>,
     total: usize,
-    left_sids: HashSet<String>,
-    left_order: VecDeque<String>,
+    /// Participant sessions that left.
+    left_sids: Forgetful,
+    /// Room sessions that finished (LiveKit gives a new call a new room sid).
+    finished_room_sids: Forgetful,
+}
+
+/// A set that keeps only its newest [`LEFT_MEMORY`] entries.
+#[derive(Default)]
+struct Forgetful {
+    set: HashSet<String>,
+    order: VecDeque<String>,
+}
+
+impl Forgetful {
+    fn insert(&mut self, sid: &str) {
+        if sid.is_empty() || !self.set.insert(sid.to_owned()) {
+            return;
+        }
+        self.order.push_back(sid.to_owned());
+        if self.order.len() > LEFT_MEMORY {
+            if let Some(old) = self.order.pop_front() {
+                self.set.remove(&old);
+            }
+        }
+    }
+
+    fn contains(&self, sid: &str) -> bool {
+        self.set.contains(sid)
+    }
+}
+
+impl Inner {
+    /// Remembers a call's sessions as over when it ends with people still listed, so
+    /// LiveKit's repeat of an earlier `participant_joined` does not start it again.
+    fn forget_sessions(&mut self, room_sid: &str, members: &BTreeMap<String, Participant>) {
+        self.finished_room_sids.insert(room_sid);
+        for p in members.values() {
+            self.left_sids.insert(&p.sid);
+        }
+    }
 }
 
 pub struct Registry {
@@ -131,8 +172,10 @@ impl Registry {
         let mut events = Vec::new();
         {
             let mut inner = self.lock();
-            if inner.left_sids.contains(&participant.sid) {
-                return;
+            if inner.left_sids.contains(&participant.sid)
+                || inner.finished_room_sids.contains(room_sid)
+            {
+                return; // a late or repeated webhook of a session that is over
             }
             let is_new_identity = !inner
                 .rooms
@@ -174,14 +217,7 @@ impl Registry {
         let mut events = Vec::new();
         {
             let mut inner = self.lock();
-            if !sid.is_empty() && inner.left_sids.insert(sid.to_owned()) {
-                inner.left_order.push_back(sid.to_owned());
-                if inner.left_order.len() > LEFT_MEMORY {
-                    if let Some(old) = inner.left_order.pop_front() {
-                        inner.left_sids.remove(&old);
-                    }
-                }
-            }
+            inner.left_sids.insert(sid);
             let Some(members) = inner.rooms.get_mut(room) else {
                 return;
             };
@@ -217,6 +253,7 @@ impl Registry {
             let members = inner.rooms.remove(room).unwrap_or_default();
             let room_sid = inner.room_sids.remove(room).unwrap_or_default();
             inner.total -= members.len();
+            inner.forget_sessions(&room_sid, &members);
             Self::ending(room, &room_sid, members)
         };
         self.publish(events);
@@ -232,6 +269,7 @@ impl Registry {
                 .into_iter()
                 .flat_map(|(room, members)| {
                     let room_sid = room_sids.remove(&room).unwrap_or_default();
+                    inner.forget_sessions(&room_sid, &members);
                     Self::ending(&room, &room_sid, members)
                 })
                 .collect()
@@ -359,6 +397,25 @@ mod tests {
         assert_eq!(seen[2], CallEvent::Ended { room: "a".into() });
         assert_eq!(seen[5], CallEvent::Ended { room: "b".into() });
         assert_eq!(r.lock().total, 0);
+    }
+
+    #[test]
+    fn repeated_joins_after_room_finished_do_not_restart_the_call() {
+        let r = Registry::new();
+        r.joined("a", "RM_1", p("alice", "PA_1"));
+        r.joined("a", "RM_1", p("bob", "PA_2"));
+        r.finished("a");
+        let mut rx = r.subscribe();
+        // LiveKit repeats both joins, and a third person's join of the finished session
+        // arrives late.
+        r.joined("a", "RM_1", p("alice", "PA_1"));
+        r.joined("a", "RM_1", p("bob", "PA_2"));
+        r.joined("a", "RM_1", p("carol", "PA_3"));
+        assert!(r.active_rooms().is_empty());
+        assert_eq!(rx.try_recv().ok(), None);
+        // A new session of the room is a new call.
+        r.joined("a", "RM_2", p("alice", "PA_4"));
+        assert_eq!(r.participants("a"), vec![p("alice", "PA_4")]);
     }
 
     #[test]

@@ -417,6 +417,45 @@ pub fn sign_webhook(key: &str, secret: &str, body: &str, exp: u64, sha: Option<&
     .unwrap()
 }
 
+/// `setup` with the stand-in LiveKit (`fake_livekit`) enabled; returns the port of the
+/// stand-in's HTTP API (`/fake/*` drives it). Wait for the log's "livekit ready" before
+/// posting webhooks: until then `/livekit/webhook` answers 503.
+pub fn with_fake_livekit(setup: Setup) -> (Setup, u16) {
+    let port = free_port();
+    let setup = setup.env("RUNTIME_DIRECTORY", "").toml(&format!(
+        "[livekit]\nenabled = true\nbinary = \"{}\"\nhttp_port = {port}\ndrain_grace_secs = 1\n",
+        fake_livekit().display()
+    ));
+    std::fs::create_dir_all(setup.data_dir().join("run/fake-livekit")).unwrap();
+    (setup, port)
+}
+
+/// Posts `body` to the internal listener's `/livekit/webhook`, signed as LiveKit signs it
+/// with Roost's own LiveKit key; returns the answer's status.
+pub async fn post_livekit_webhook(api: &Api, body: &Value) -> reqwest::StatusCode {
+    let data = api.roost.setup.data_dir();
+    let key = read(&data.join("secrets/livekit_api_key"));
+    let secret = read(&data.join("secrets/livekit_api_secret"));
+    let body = body.to_string();
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 300;
+    reqwest::Client::new()
+        .post(api.roost.internal_url("/livekit/webhook"))
+        .header(
+            "authorization",
+            sign_webhook(&key, &secret, &body, exp, None),
+        )
+        .header("content-type", "application/webhook+json")
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
 /// A port that was free a moment ago (for servers the test does not bind itself).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

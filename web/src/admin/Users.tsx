@@ -56,7 +56,8 @@ export function Users() {
                   disabled={u.id === me}
                   onChange={(e) => void change(u.id, { role: e.currentTarget.value as Role })}
                 >
-                  {ROLES.map((r) => (
+                  {/* The server refuses to make a bot an admin (`bot_cannot_be_admin`). */}
+                  {ROLES.filter((r) => !(u.bot && r === "admin")).map((r) => (
                     <option key={r} value={r}>
                       {t.roles[r]}
                     </option>

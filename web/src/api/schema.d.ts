@@ -2530,7 +2530,7 @@ export interface operations {
                     "application/json": components["schemas"]["User"];
                 };
             };
-            /** @description A bad display name (`invalid_display_name`: its message names the character or word refused) */
+            /** @description A bad display name (`invalid_display_name`: its message names the character or word refused), or a bot made an admin (`bot_cannot_be_admin`) */
             400: {
                 headers: {
                     [name: string]: unknown;
