@@ -229,7 +229,7 @@ wait_livekit_up() {
 }
 wait_livekit_up "first boot"
 # `roost doctor` names the binary it found (and its version) on its livekit line.
-doctor_livekit=$(guest_ssh roost doctor 2>/dev/null | grep -E '^[a-z]+ +livekit ' || true)
+doctor_livekit=$(guest_ssh roost doctor 2>/dev/null | grep -E '^[A-Z]+ +livekit ' || true)
 [[ $doctor_livekit == *"$PACKAGED_LIVEKIT: "* ]] ||
     fail "roost doctor does not report $PACKAGED_LIVEKIT: ${doctor_livekit:-no livekit line}"
 say "roost doctor: $doctor_livekit"
