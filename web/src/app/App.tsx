@@ -12,7 +12,7 @@ import { gatewayPhase, startGateway, stopGateway } from "../gateway/socket";
 import { OfflineBanner, UpdateHint } from "../offline/Banners";
 import { unreachable } from "../offline/state";
 import { RoomList } from "../rooms/RoomList";
-import { leftRoom, roomById, rooms, roomsLoaded } from "../rooms/state";
+import { leftRoom, loadRooms, roomById, rooms, roomsLoaded } from "../rooms/state";
 import { clearMembers } from "../members/state";
 import { session, signOut } from "../session/session";
 import { SetupForm, SignInForm, SignUpForm } from "../sign-in/forms";
@@ -63,6 +63,9 @@ function Shell({ userId, isAdmin }: { userId: number; isAdmin: boolean }) {
   const offline = unreachable.value;
   useEffect(() => {
     if (offline) return;
+    // The room list comes over the connection the page already has; the gateway's own TLS
+    // handshake and "ready" would make it wait (its ready loads the list again, for a resume).
+    void loadRooms().catch(() => {});
     startGateway();
     return () => stopGateway();
   }, [offline]);

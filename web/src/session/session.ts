@@ -83,6 +83,10 @@ export async function tokenForGateway(fresh: boolean): Promise<string> {
  * between what this browser saw last (offline/state.ts) and the sign-in page.
  */
 export async function boot(): Promise<"done" | "unreachable"> {
+  // Both questions at once: a returning person (the common case) should not wait for the
+  // first-run check before the session. Before the first admin exists the refresh fails (401).
+  const refreshed = refresh();
+  refreshed.catch(() => {});
   try {
     const setup = await call(() => api.GET("/api/v1/setup"));
     if (setup.needed) {
@@ -90,7 +94,7 @@ export async function boot(): Promise<"done" | "unreachable"> {
       session.value = { status: "setup" };
       return "done";
     }
-    if (!(await refresh())) {
+    if (!(await refreshed)) {
       void snapshot.clear();
       forget();
     }
