@@ -51,6 +51,11 @@ roost_start 0
 receiver_port=$(free_port)
 taskset -c 1 python3 "$helper" receive "$receiver_port" "$work/idle.ms" &
 lib_track $!
+# The first delivery must not race the receiver's bind (it would be refused and retried 1 s on).
+for _ in $(seq 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$receiver_port") 2>/dev/null && break
+    sleep 0.1
+done
 token=$(curl -fsS --cacert "$ca" -H 'Content-Type: application/json' \
     -d "{\"username\":\"bench\",\"password\":\"$password\"}" "$url/api/v1/auth/login" |
     sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')
