@@ -11,7 +11,6 @@ import { applyMemberEvent, applyPresence, applyTyping, setOnline, typingEnded, t
 import { newMessage } from "../notify/notify";
 import { applyRoomEvent, joinedRooms, loadRooms, newRoomMessage, roomById, roomEventSeen, roomLabel } from "../rooms/state";
 import { sessionEnded, tokenForGateway } from "../session/session";
-import { forgetMembers } from "../timeline/members";
 import { applyMessageEvent, loadLatest, outbox, timelineOf } from "../timeline/state";
 import { GatewayMachine, type Effect, type Input, type Phase } from "./machine";
 
@@ -82,10 +81,7 @@ function run(effect: Effect): void {
           });
         }
       } else {
-        if (type.startsWith("member.")) {
-          forgetMembers(room_id);
-          applyMemberEvent(type, room_id, data as Member);
-        }
+        if (type.startsWith("member.")) applyMemberEvent(type, room_id, data as Member);
         applyRoomEvent(type, room_id, data, myUserId);
         // A room just joined may have a call going on already.
         if (type === "member.joined" && (data as { user_id?: number }).user_id === myUserId) {

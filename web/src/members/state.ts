@@ -34,6 +34,17 @@ export async function loadMembers(roomId: number): Promise<void> {
   membersOf(roomId).value = answer.members;
 }
 
+const loading = new Set<number>();
+
+/** Loads a room's members once, when first needed (e.g. `@` completion); kept current after. */
+export function ensureMembers(roomId: number): void {
+  if (membersOf(roomId).peek() !== null || loading.has(roomId)) return;
+  loading.add(roomId);
+  loadMembers(roomId)
+    .catch(() => {}) // asked again when next needed
+    .finally(() => loading.delete(roomId));
+}
+
 /** A `member.joined`, `member.updated` or `member.left` event. */
 export function applyMemberEvent(type: string, roomId: number, member: Member): void {
   const list = memberLists.get(roomId);

@@ -10,7 +10,7 @@ import { useEffect, useRef, useState } from "preact/hooks";
 import { sendTyping } from "../gateway/socket";
 import { t } from "../strings";
 import { clearUploads, removeUpload, startUpload, uploads } from "./attachments";
-import { loadMembers, members } from "./members";
+import { ensureMembers, membersOf } from "../members/state";
 import { complete, mentionAt, suggest } from "./mentions";
 import { send } from "./state";
 
@@ -34,9 +34,9 @@ export function Composer({ roomId, myUserId }: { roomId: number; myUserId: numbe
   }, [roomId]);
 
   const typing = mentionAt(text, caret);
-  if (typing) loadMembers(roomId);
+  if (typing) ensureMembers(roomId);
   const suggestions =
-    typing && typing.start !== dismissed ? suggest(members.value.get(roomId) ?? [], typing.query, myUserId) : [];
+    typing && typing.start !== dismissed ? suggest(membersOf(roomId).value ?? [], typing.query, myUserId) : [];
   const chosen = suggestions.length > 0 ? Math.min(active, suggestions.length - 1) : -1;
 
   const edit = (value: string, at: number) => {
