@@ -16,7 +16,8 @@ use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::api::{ApiError, AppState, Json, Query};
+use crate::api::AppState;
+use crate::http::{ApiError, Json, Query};
 use crate::auth::RequireAdmin;
 use crate::store::StoreError;
 
@@ -192,7 +193,7 @@ pub fn list(conn: &Connection, filter: &Filter) -> Result<Vec<EventView>, StoreE
             let detail: String = row.get(8)?;
             Ok(EventView {
                 id: row.get(0)?,
-                at: crate::api::time::rfc3339_ms(row.get(1)?),
+                at: crate::http::time::rfc3339_ms(row.get(1)?),
                 kind: row.get(2)?,
                 outcome: if outcome == "failure" {
                     Outcome::Failure
@@ -253,9 +254,9 @@ pub struct Page {
     responses(
         (status = 200, description = "A page of events, newest first", body = Page),
         (status = 400, description = "A bad `since`, `until`, `cursor` or `limit` \
-         (`invalid_query`)", body = crate::api::ErrorBody),
+         (`invalid_query`)", body = crate::http::ErrorBody),
         (status = 403, description = "Not an admin (`forbidden`, `insufficient_scope`)",
-         body = crate::api::ErrorBody),
+         body = crate::http::ErrorBody),
     )
 )]
 pub async fn list_handler(
@@ -266,7 +267,7 @@ pub async fn list_handler(
     let instant = |name: &str, v: &Option<String>| -> Result<Option<i64>, ApiError> {
         v.as_deref()
             .map(|text| {
-                crate::api::time::parse_instant_ms(text).ok_or_else(|| {
+                crate::http::time::parse_instant_ms(text).ok_or_else(|| {
                     ApiError::bad_request(
                         "invalid_query",
                         format!("`{name}` must be an RFC 3339 time or Unix seconds"),

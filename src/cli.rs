@@ -14,9 +14,7 @@ use crate::ops::logging::{self, LogFormat};
 use crate::ops::provision;
 use crate::store::migrations;
 
-pub const EXIT_OK: u8 = 0;
-pub const EXIT_FAILURE: u8 = 1;
-pub const EXIT_USAGE: u8 = 64;
+use crate::exit::{EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
 
 #[derive(Debug, Parser)]
 #[command(name = "roost", version = crate::VERSION, about = "Private chat and voice/video server for a Raspberry Pi")]

@@ -6,11 +6,9 @@
 //! live with their capability (`ops::health`, later `auth`, `chat`...); this module wires them.
 //! It knows nothing about sockets or TLS (that is `edge`).
 
-pub mod error;
-pub mod extract;
 pub mod openapi;
 mod routes;
-pub mod time;
+mod store_error;
 
 use std::future::Future;
 use std::net::IpAddr;
@@ -38,9 +36,7 @@ use crate::ops::health;
 use crate::ops::metrics::Metrics;
 use crate::store::Store;
 
-pub use error::ApiError;
-pub use extract::{Json, Query};
-pub use openapi::ErrorBody;
+use crate::http::{error, ApiError, ErrorBody};
 
 /// Everything a handler may need, behind one `Arc`: every middleware layer clones the state on
 /// every request, so a clone must be one reference count, not one per field. Fields are reached
@@ -100,25 +96,6 @@ const SECURITY_HEADERS: [(header::HeaderName, &str); 4] = [
         "default-src 'none'; frame-ancestors 'none'",
     ),
 ];
-
-/// Headers a response may gain after its handler: `Content-Type`, the rate-limit quota (3),
-/// HSTS and [`SECURITY_HEADERS`] (4), and a few spare. A response map made with this room is
-/// never regrown on the way out; regrowing one cost about 4% of the CPU of a small request.
-const RESPONSE_HEADER_ROOM: usize = 12;
-
-/// A JSON answer with `status` and `body`, its header map sized for what every answer gains
-/// on the way out ([`RESPONSE_HEADER_ROOM`]).
-pub(crate) fn json_response(status: StatusCode, body: impl Into<axum::body::Body>) -> Response {
-    let mut headers = http::HeaderMap::with_capacity(RESPONSE_HEADER_ROOM);
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    let mut resp = Response::new(body.into());
-    *resp.status_mut() = status;
-    *resp.headers_mut() = headers;
-    resp
-}
 
 /// The public HTTPS surface.
 pub fn router(state: AppState) -> Surface {

@@ -19,7 +19,6 @@ use axum::body::Bytes;
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use http::{header, HeaderValue};
-use serde::Serialize;
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::{HttpMethod, Operation, PathItem};
 use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
@@ -27,32 +26,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::openapi::{
     ContentBuilder, ObjectBuilder, Ref, RefOr, ResponseBuilder, Schema, Type as SchemaType,
 };
-use utoipa::{Modify, OpenApi, ToSchema};
-
-/// The body of every 4xx and 5xx response: a stable code and a human message.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorBody {
-    pub error: ErrorDetail,
-}
-
-/// What went wrong: `code` is part of the API contract (clients branch on it), `message` is
-/// for people and may change.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorDetail {
-    #[schema(example = "not_found", pattern = "^[a-z0-9_]+$")]
-    pub code: String,
-    #[schema(example = "no such resource")]
-    pub message: String,
-}
-
-/// `GET /health`'s body.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Health {
-    #[schema(example = "ok")]
-    pub status: String,
-    /// Roost's version.
-    pub version: String,
-}
+use utoipa::{Modify, OpenApi};
 
 /// The whole public API. `paths(...)` must list every handler `super::router` mounts (the
 /// tests check it against `api/mod.rs`).
@@ -136,7 +110,7 @@ pub struct Health {
         crate::integrations::incoming::post_handler,
         crate::integrations::bots::create_handler,
     ),
-    components(schemas(ErrorBody, ErrorDetail)),
+    components(schemas(crate::http::ErrorBody, crate::http::ErrorDetail)),
     modifiers(&Common),
     security(("bearer" = [])),
     tags(

@@ -21,7 +21,8 @@ use serde_json::json;
 use super::principal::Scopes;
 use super::users::{self, Actor, User};
 use super::{crypto, AuthError, RequireSession};
-use crate::api::{ApiError, AppState, Json};
+use crate::api::AppState;
+use crate::http::{ApiError, Json};
 use crate::audit;
 use crate::edge::policy::ClientIp;
 
@@ -67,8 +68,8 @@ fn view_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ApiKeyView> {
         prefix: row.get(2)?,
         last_four: row.get(3)?,
         scopes: Scopes::from_stored(&scopes).names(),
-        created_at: crate::api::time::rfc3339(row.get(5)?),
-        last_used_at: row.get::<_, Option<i64>>(6)?.map(crate::api::time::rfc3339),
+        created_at: crate::http::time::rfc3339(row.get(5)?),
+        last_used_at: row.get::<_, Option<i64>>(6)?.map(crate::http::time::rfc3339),
     })
 }
 
@@ -439,11 +440,11 @@ enum ScopeName {
     responses(
         (status = 201, description = "The key, shown only now", body = NewKey),
         (status = 400, description = "A bad name (`invalid_name`) or scope list \
-         (`invalid_scope`)", body = crate::api::ErrorBody),
+         (`invalid_scope`)", body = crate::http::ErrorBody),
         (status = 403, description = "The `admin` scope asked by a non-admin (`forbidden`), or \
-         the caller used an API key (`session_required`)", body = crate::api::ErrorBody),
+         the caller used an API key (`session_required`)", body = crate::http::ErrorBody),
         (status = 409, description = "50 live keys already (`too_many_keys`), or no free prefix \
-         (`try_again`)", body = crate::api::ErrorBody),
+         (`try_again`)", body = crate::http::ErrorBody),
     )
 )]
 pub async fn create_handler(
@@ -491,7 +492,7 @@ pub async fn create_handler(
         (status = 200, description = "The caller's live keys, newest first",
          body = Vec<ApiKeyView>),
         (status = 403, description = "Signed in with an API key: keys are managed from a session \
-         (`session_required`)", body = crate::api::ErrorBody),
+         (`session_required`)", body = crate::http::ErrorBody),
     )
 )]
 pub async fn list_handler(
@@ -513,9 +514,9 @@ pub async fn list_handler(
     responses(
         (status = 204, description = "Revoked"),
         (status = 403, description = "Signed in with an API key: keys are managed from a session \
-         (`session_required`)", body = crate::api::ErrorBody),
+         (`session_required`)", body = crate::http::ErrorBody),
         (status = 404, description = "Not one of the caller's live keys (`not_found`)",
-         body = crate::api::ErrorBody),
+         body = crate::http::ErrorBody),
     )
 )]
 pub async fn revoke_handler(
@@ -553,9 +554,9 @@ pub struct RotationStarted {
     responses(
         (status = 201, description = "A rotation token for the key", body = RotationStarted),
         (status = 403, description = "Signed in with an API key: keys are managed from a session \
-         (`session_required`)", body = crate::api::ErrorBody),
+         (`session_required`)", body = crate::http::ErrorBody),
         (status = 404, description = "Not one of the caller's live keys (`not_found`)",
-         body = crate::api::ErrorBody),
+         body = crate::http::ErrorBody),
     )
 )]
 pub async fn start_rotation_handler(
@@ -572,7 +573,7 @@ pub async fn start_rotation_handler(
         StatusCode::CREATED,
         Json(RotationStarted {
             rotation_token: token,
-            expires_at: crate::api::time::rfc3339(expires_at),
+            expires_at: crate::http::time::rfc3339(expires_at),
             expires_in: ROTATION_TTL_SECS,
         }),
     ))
@@ -599,11 +600,11 @@ pub struct ConfirmRequest {
          body = NewKey),
         (status = 400, description = "The rotation token is not valid for this key \
          (`invalid_rotation_token`) or has expired (`rotation_token_expired`)",
-         body = crate::api::ErrorBody),
+         body = crate::http::ErrorBody),
         (status = 403, description = "Signed in with an API key: keys are managed from a session \
-         (`session_required`)", body = crate::api::ErrorBody),
+         (`session_required`)", body = crate::http::ErrorBody),
         (status = 409, description = "The token was used already (`rotation_token_used`) or the \
-         key was revoked meanwhile (`api_key_revoked`)", body = crate::api::ErrorBody),
+         key was revoked meanwhile (`api_key_revoked`)", body = crate::http::ErrorBody),
     )
 )]
 pub async fn confirm_rotation_handler(

@@ -20,7 +20,7 @@ use http::{header, HeaderMap, HeaderValue, StatusCode};
 
 use super::handlers::TokenResponse;
 use super::AuthError;
-use crate::api::{ApiError, Json};
+use crate::http::{ApiError, Json};
 
 /// The header the web client sends on every API request; its value is `web`.
 pub const CLIENT_HEADER: &str = "x-roost-client";

@@ -17,7 +17,7 @@ use super::password::{HashParams, Hasher};
 use super::users::{self, Actor, NewUser, Role, UserPatch};
 use super::{crypto, invites, setup, username, AuthError};
 use crate::audit;
-use crate::cli::{EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
+use crate::exit::{EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
 use crate::config::Config;
 use crate::store::{Store, StoreOptions};
 

@@ -8,7 +8,7 @@ use http::{header, HeaderValue, StatusCode};
 use super::password::HashError;
 use super::token::Reject;
 use super::username::RuleError;
-use crate::api::ApiError;
+use crate::http::ApiError;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]

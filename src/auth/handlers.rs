@@ -21,7 +21,8 @@ use super::browser::{self, Browser};
 use super::session::{self, Issued, Refreshed};
 use super::users::{self, Actor, NewUser, Role, User};
 use super::{invites, username, AuthError, AuthState, Principal, RequireSession};
-use crate::api::{ApiError, AppState, Json};
+use crate::api::AppState;
+use crate::http::{ApiError, Json};
 use crate::audit::{self, Event};
 use crate::edge::policy::ClientIp;
 
@@ -180,14 +181,14 @@ pub struct LoginRequest {
     responses(
         (status = 200, description = "Signed in", body = TokenResponse),
         (status = 400, description = "A password longer than `auth.max_password_length` \
-         (`password_too_long`), or a malformed body", body = crate::api::ErrorBody),
+         (`password_too_long`), or a malformed body", body = crate::http::ErrorBody),
         (status = 401, description = "Wrong username or password (`invalid_credentials`), or a \
-         bad `Authorization` header", body = crate::api::ErrorBody),
+         bad `Authorization` header", body = crate::http::ErrorBody),
         (status = 403, description = "The account is disabled (`account_disabled`)",
-         body = crate::api::ErrorBody),
+         body = crate::http::ErrorBody),
         (status = 429, description = "Too many failed sign-ins for this account from this \
          address, or for this account from many addresses (`login_backoff`), or too many \
-         requests from this address (`rate_limited`)", body = crate::api::ErrorBody,
+         requests from this address (`rate_limited`)", body = crate::http::ErrorBody,
          headers(("Retry-After" = u64, description = "Seconds to wait"))),
     )
 )]
@@ -320,7 +321,7 @@ pub struct RefreshRequest {
         (status = 401, description = "The refresh token is not valid (`invalid_refresh_token`), \
          has expired (`refresh_token_expired`) or was already used (later than 10 s after, or \
          from another address), which signs the session out (`refresh_token_reused`)",
-         body = crate::api::ErrorBody),
+         body = crate::http::ErrorBody),
     )
 )]
 pub async fn refresh(
@@ -333,7 +334,7 @@ pub async fn refresh(
     let req: RefreshRequest = if body.is_empty() {
         RefreshRequest::default()
     } else {
-        crate::api::extract::json_body(&headers, &body)?
+        crate::http::extract::json_body(&headers, &body)?
     };
     let (token, from_cookie) = match req.refresh_token {
         Some(token) => (token, false),
@@ -515,7 +516,7 @@ fn invalid_refresh() -> AuthError {
          clears `roost_refresh`"),
         (status = 403, description = "Signed in with an API key, not a session \
          (`session_required`); a session cookie without `X-Roost-Client: web` or with another \
-         site's `Origin` (`csrf`)", body = crate::api::ErrorBody),
+         site's `Origin` (`csrf`)", body = crate::http::ErrorBody),
     )
 )]
 pub async fn logout(
@@ -610,10 +611,10 @@ pub struct RegisterRequest {
          (`invalid_display_name`) or password (`password_too_short`, `password_too_long`, \
          `password_too_weak`), or an invite code that is not valid (`invalid_invite`) or has \
          expired (`invite_expired`)",
-         body = crate::api::ErrorBody),
+         body = crate::http::ErrorBody),
         (status = 409, description = "The username is taken or looks like another account's \
          name (`username_taken`), the display name does (`display_name_taken`), or the invite is \
-         used up (`invite_used_up`)", body = crate::api::ErrorBody),
+         used up (`invite_used_up`)", body = crate::http::ErrorBody),
     )
 )]
 pub async fn register(
@@ -702,11 +703,11 @@ pub struct PasswordRequest {
          the new one", body = TokenResponse),
         (status = 400, description = "The new password is too short, too long, or has a \
          control character or only one character repeated (`password_too_short`, \
-         `password_too_long`, `password_too_weak`)", body = crate::api::ErrorBody),
+         `password_too_long`, `password_too_weak`)", body = crate::http::ErrorBody),
         (status = 403, description = "The current password is wrong (`wrong_password`), or the \
-         caller used an API key (`session_required`)", body = crate::api::ErrorBody),
+         caller used an API key (`session_required`)", body = crate::http::ErrorBody),
         (status = 429, description = "Too many wrong passwords for this account \
-         (`login_backoff`) or requests (`rate_limited`)", body = crate::api::ErrorBody,
+         (`login_backoff`) or requests (`rate_limited`)", body = crate::http::ErrorBody,
          headers(("Retry-After" = u64, description = "Seconds to wait"))),
     )
 )]

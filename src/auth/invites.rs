@@ -13,7 +13,8 @@ use serde_json::json;
 
 use super::users::Actor;
 use super::{crypto, AuthError, RequireAdmin};
-use crate::api::{ApiError, AppState, Json};
+use crate::api::AppState;
+use crate::http::{ApiError, Json};
 use crate::audit;
 use crate::edge::policy::ClientIp;
 
@@ -55,8 +56,8 @@ fn view_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<InviteView> {
         max_uses: row.get(1)?,
         uses: row.get(2)?,
         created_by: row.get(3)?,
-        created_at: crate::api::time::rfc3339(row.get(4)?),
-        expires_at: crate::api::time::rfc3339(row.get(5)?),
+        created_at: crate::http::time::rfc3339(row.get(4)?),
+        expires_at: crate::http::time::rfc3339(row.get(5)?),
         revoked: row.get::<_, Option<i64>>(6)?.is_some(),
     })
 }
@@ -241,11 +242,11 @@ fn default_expiry() -> i64 {
         (status = 201, description = "The invite, with its code (shown only now)",
          body = NewInvite),
         (status = 400, description = "`max_uses` or `expires_in_secs` out of bounds \
-         (`invalid_max_uses`, `invalid_expiry`)", body = crate::api::ErrorBody),
+         (`invalid_max_uses`, `invalid_expiry`)", body = crate::http::ErrorBody),
         (status = 403, description = "Not an admin (`forbidden`, `insufficient_scope`)",
-         body = crate::api::ErrorBody),
+         body = crate::http::ErrorBody),
         (status = 409, description = "1000 invites are open already (`too_many_invites`)",
-         body = crate::api::ErrorBody),
+         body = crate::http::ErrorBody),
     )
 )]
 pub async fn create_handler(
@@ -275,7 +276,7 @@ pub async fn create_handler(
         (status = 200, description = "The newest 500 invites, newest first",
          body = Vec<InviteView>),
         (status = 403, description = "Not an admin (`forbidden`, `insufficient_scope`)",
-         body = crate::api::ErrorBody),
+         body = crate::http::ErrorBody),
     )
 )]
 pub async fn list_handler(
@@ -296,9 +297,9 @@ pub async fn list_handler(
     responses(
         (status = 204, description = "Revoked"),
         (status = 403, description = "Not an admin (`forbidden`, `insufficient_scope`)",
-         body = crate::api::ErrorBody),
+         body = crate::http::ErrorBody),
         (status = 404, description = "No such invite, or already revoked (`not_found`)",
-         body = crate::api::ErrorBody),
+         body = crate::http::ErrorBody),
     )
 )]
 pub async fn revoke_handler(

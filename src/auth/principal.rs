@@ -22,7 +22,8 @@ use super::api_keys::{self, KeyReject};
 use super::session::{self, SessionState};
 use super::users::Role;
 use super::AuthError;
-use crate::api::{ApiError, AppState};
+use crate::api::AppState;
+use crate::http::ApiError;
 use crate::limits::Account;
 
 /// What an authenticated request was authenticated with.

@@ -28,7 +28,8 @@ use super::browser::Browser;
 use super::handlers::{create_signed_in, issue_session, Signup, TokenResponse};
 use super::users::{self, Actor, Role};
 use super::{crypto, AuthError, AuthState};
-use crate::api::{ApiError, AppState, Json};
+use crate::api::AppState;
+use crate::http::{ApiError, Json};
 use crate::audit;
 use crate::config::Config;
 use crate::edge::policy::ClientIp;
@@ -211,11 +212,11 @@ pub struct SetupRequest {
         (status = 400, description = "A bad username (`invalid_username`), display name \
          (`invalid_display_name`) or password (`password_too_short`, `password_too_long`, \
          `password_too_weak`)",
-         body = crate::api::ErrorBody),
+         body = crate::http::ErrorBody),
         (status = 403, description = "The setup code is not valid (`invalid_setup_code`) or has \
-         expired (`setup_code_expired`)", body = crate::api::ErrorBody),
+         expired (`setup_code_expired`)", body = crate::http::ErrorBody),
         (status = 409, description = "An admin exists already (`admin_exists`)",
-         body = crate::api::ErrorBody),
+         body = crate::http::ErrorBody),
     )
 )]
 pub async fn complete(

@@ -22,7 +22,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{session, username, AuthError, Principal, RequireAdmin};
-use crate::api::{ApiError, AppState, Json};
+use crate::api::AppState;
+use crate::http::{ApiError, Json};
 use crate::audit::{self, Event};
 use crate::edge::policy::ClientIp;
 
@@ -92,7 +93,7 @@ fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
         // The CHECK constraint admits only these three.
         role: Role::parse(&role).unwrap_or(Role::Guest),
         disabled: row.get(4)?,
-        created_at: crate::api::time::rfc3339(row.get(5)?),
+        created_at: crate::http::time::rfc3339(row.get(5)?),
         bot: row.get(6)?,
     })
 }
@@ -410,7 +411,7 @@ pub fn set_password(
     responses(
         (status = 200, description = "Every account, oldest first", body = Vec<User>),
         (status = 403, description = "Not an admin (`forbidden`), or an API key without the \
-         `admin` scope (`insufficient_scope`)", body = crate::api::ErrorBody),
+         `admin` scope (`insufficient_scope`)", body = crate::http::ErrorBody),
     )
 )]
 pub async fn list_handler(
@@ -438,13 +439,13 @@ pub async fn list_handler(
          member of the others (`member.updated` where it was a moderator)", body = User),
         (status = 400, description = "A bad display name (`invalid_display_name`: its message \
          names the character or word refused), or a bot made an admin (`bot_cannot_be_admin`)",
-         body = crate::api::ErrorBody),
+         body = crate::http::ErrorBody),
         (status = 403, description = "Not an admin (`forbidden`, `insufficient_scope`)",
-         body = crate::api::ErrorBody),
-        (status = 404, description = "No such account (`not_found`)", body = crate::api::ErrorBody),
+         body = crate::http::ErrorBody),
+        (status = 404, description = "No such account (`not_found`)", body = crate::http::ErrorBody),
         (status = 409, description = "This is the last enabled admin (`last_admin`), or \
          another account has this display name or one that looks like it \
-         (`display_name_taken`)", body = crate::api::ErrorBody),
+         (`display_name_taken`)", body = crate::http::ErrorBody),
     )
 )]
 pub async fn update_handler(

@@ -20,7 +20,8 @@ use serde_json::json;
 
 use super::rooms::{Access, RoomRole};
 use super::ChatError;
-use crate::api::{ApiError, AppState, Json};
+use crate::api::AppState;
+use crate::http::{ApiError, Json};
 use crate::audit::{self, Event};
 use crate::auth::{Principal, Role};
 use crate::edge::policy::ClientIp;
@@ -115,14 +116,14 @@ fn calls_disabled(message: impl Into<String>) -> ChatError {
     responses(
         (status = 200, description = "A LiveKit token for the room's call", body = TokenResponse),
         (status = 400, description = "A body that is not valid (`invalid_body`)",
-         body = crate::api::ErrorBody),
+         body = crate::http::ErrorBody),
         (status = 403, description = "Not a member of the room (`not_a_member`)",
-         body = crate::api::ErrorBody),
+         body = crate::http::ErrorBody),
         (status = 404, description = "No such room, or one the caller may not see (`not_found`)",
-         body = crate::api::ErrorBody),
+         body = crate::http::ErrorBody),
         (status = 503, description = "Calls are turned off or LiveKit is not installed \
          (`calls_disabled`); LiveKit is down or restarting, with the reason \
-         (`livekit_unavailable`); or the server is shutting down", body = crate::api::ErrorBody),
+         (`livekit_unavailable`); or the server is shutting down", body = crate::http::ErrorBody),
     )
 )]
 pub async fn token(
@@ -205,7 +206,7 @@ pub async fn token(
         .await?;
     app.livekit.metrics.tokens_issued.inc();
     let expires_at =
-        crate::api::time::rfc3339(i64::try_from(minted.expires_at_unix()).unwrap_or(i64::MAX));
+        crate::http::time::rfc3339(i64::try_from(minted.expires_at_unix()).unwrap_or(i64::MAX));
     Ok(Json(TokenResponse {
         url: app.livekit.client_url(&request_host(&headers, &uri)),
         token: minted.token,
@@ -241,7 +242,7 @@ pub fn participant_view(p: &crate::livekit::calls::Participant) -> CallParticipa
         identity: p.identity.clone(),
         user_id: user_id_of(&p.identity),
         name: p.name.clone(),
-        joined_at: crate::api::time::rfc3339(p.joined_at),
+        joined_at: crate::http::time::rfc3339(p.joined_at),
     }
 }
 
@@ -257,9 +258,9 @@ pub fn participant_view(p: &crate::livekit::calls::Participant) -> CallParticipa
     responses(
         (status = 200, description = "Who is in the room's call now", body = CallState),
         (status = 403, description = "A public room the caller has not joined (`not_a_member`)",
-         body = crate::api::ErrorBody),
+         body = crate::http::ErrorBody),
         (status = 404, description = "No such room, or one the caller may not see (`not_found`)",
-         body = crate::api::ErrorBody),
+         body = crate::http::ErrorBody),
     )
 )]
 pub async fn participants(

@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use super::rooms::Access;
 use super::ChatError;
-use crate::api::{ApiError, AppState, Json, Query};
+use crate::api::AppState;
+use crate::http::{ApiError, Json, Query};
 use crate::auth::{Principal, Role};
 
 /// Candidates in one answer: enough for a picker that narrows as one types, and a bound on
@@ -77,11 +78,11 @@ fn like_pattern(text: &str) -> String {
     responses(
         (status = 200, description = "The accounts found", body = CandidateList),
         (status = 400, description = "`q` longer than 100 characters (`invalid_query`)",
-         body = crate::api::ErrorBody),
+         body = crate::http::ErrorBody),
         (status = 403, description = "Not the room's owner, a moderator or an admin \
-         (`forbidden`)", body = crate::api::ErrorBody),
+         (`forbidden`)", body = crate::http::ErrorBody),
         (status = 404, description = "No such room, or one the caller may not see (`not_found`)",
-         body = crate::api::ErrorBody),
+         body = crate::http::ErrorBody),
     )
 )]
 pub async fn list(

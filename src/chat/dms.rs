@@ -21,7 +21,8 @@ use serde::{Deserialize, Serialize};
 
 use super::rooms::{add_member, Access, Joining, RoomRole, RoomView};
 use super::{commit, now_ms, ChatError};
-use crate::api::{ApiError, AppState, Json, Query};
+use crate::api::AppState;
+use crate::http::{ApiError, Json, Query};
 use crate::auth::{users, Principal, Role};
 
 /// What a room is: a room people join and leave, or a direct message between two accounts.
@@ -121,11 +122,11 @@ pub struct OpenDm {
         (status = 201, description = "Opened: the new direct message", body = RoomView),
         (status = 200, description = "The direct message the two already have", body = RoomView),
         (status = 400, description = "The caller's own id (`dm_self`), or a disabled account \
-         (`user_disabled`)", body = crate::api::ErrorBody),
+         (`user_disabled`)", body = crate::http::ErrorBody),
         (status = 403, description = "A guest and someone who shares no room with them \
-         (`dm_not_allowed`)", body = crate::api::ErrorBody),
+         (`dm_not_allowed`)", body = crate::http::ErrorBody),
         (status = 404, description = "No such account (`not_found`)",
-         body = crate::api::ErrorBody),
+         body = crate::http::ErrorBody),
     )
 )]
 pub async fn open(
@@ -244,7 +245,7 @@ fn like_escaped(q: &str) -> String {
     responses(
         (status = 200, description = "A page of people", body = PeoplePage),
         (status = 400, description = "A `q` longer than 64 characters or another bad value \
-         (`invalid_query`)", body = crate::api::ErrorBody),
+         (`invalid_query`)", body = crate::http::ErrorBody),
     )
 )]
 pub async fn people(

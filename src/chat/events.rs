@@ -44,7 +44,7 @@ pub fn render(room_id: i64, seq: i64, kind: &str, at_ms: i64, data: &str) -> Arc
     // `kind` is one of a closed set of ASCII names and `at` an RFC 3339 string: neither needs
     // escaping, but serde_json does it anyway to stay safe if that ever changes.
     let kind = serde_json::Value::from(kind);
-    let at = serde_json::Value::from(crate::api::time::rfc3339_ms(at_ms));
+    let at = serde_json::Value::from(crate::http::time::rfc3339_ms(at_ms));
     Arc::from(format!(
         r#"{{"op":"event","room_id":{room_id},"seq":{seq},"type":{kind},"at":{at},"data":{data}}}"#
     ))

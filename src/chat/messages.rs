@@ -20,7 +20,8 @@ use serde::{Deserialize, Serialize};
 use super::events;
 use super::rooms::Access;
 use super::{commit, now_ms, ChatError, RoomEvent};
-use crate::api::{ApiError, AppState, Json, Query};
+use crate::api::AppState;
+use crate::http::{ApiError, Json, Query};
 use crate::auth::Principal;
 
 /// Largest page of `GET .../messages`.
@@ -108,8 +109,8 @@ fn message_from_row(row: &Row<'_>) -> rusqlite::Result<MessageView> {
         author_bot: row.get(10)?,
         body: row.get(4)?,
         attachments: Vec::new(),
-        created_at: crate::api::time::rfc3339_ms(row.get(5)?),
-        edited_at: edited.map(crate::api::time::rfc3339_ms),
+        created_at: crate::http::time::rfc3339_ms(row.get(5)?),
+        edited_at: edited.map(crate::http::time::rfc3339_ms),
         deleted: deleted.is_some(),
         mentions: Vec::new(),
         kind: MessageKind::from_column(&row.get::<_, String>(8)?),
@@ -277,13 +278,13 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ChatError> {
         (status = 400, description = "Too long (`message_too_long`), empty (`empty_message`), \
          a control character other than newline and tab (`message_control_character`; CRLF is \
          stored as LF), too many or unknown attachments (`too_many_attachments`, `unknown_attachment`), or a \
-         bad `Idempotency-Key` (`invalid_idempotency_key`)", body = crate::api::ErrorBody),
+         bad `Idempotency-Key` (`invalid_idempotency_key`)", body = crate::http::ErrorBody),
         (status = 403, description = "Not a member of the room (`not_a_member`)",
-         body = crate::api::ErrorBody),
+         body = crate::http::ErrorBody),
         (status = 404, description = "No such room or message, or a room the caller may not see \
-         (`not_found`)", body = crate::api::ErrorBody),
+         (`not_found`)", body = crate::http::ErrorBody),
         (status = 409, description = "The `Idempotency-Key` was used for a post to another room \
-         (`idempotency_key_reused`)", body = crate::api::ErrorBody),
+         (`idempotency_key_reused`)", body = crate::http::ErrorBody),
     )
 )]
 pub async fn post(
@@ -411,9 +412,9 @@ pub(crate) fn announce_created(
     responses(
         (status = 200, description = "The message (a tombstone if deleted)", body = MessageView),
         (status = 403, description = "A public room the caller has not joined (`not_a_member`)",
-         body = crate::api::ErrorBody),
+         body = crate::http::ErrorBody),
         (status = 404, description = "No such room or message, or a room the caller may not see \
-         (`not_found`)", body = crate::api::ErrorBody),
+         (`not_found`)", body = crate::http::ErrorBody),
     )
 )]
 pub async fn get(
@@ -453,13 +454,13 @@ pub struct EditMessage {
         (status = 200, description = "The edited message", body = MessageView),
         (status = 400, description = "Too long (`message_too_long`), empty (`empty_message`), \
          or a control character other than newline and tab (`message_control_character`; CRLF \
-         is stored as LF)", body = crate::api::ErrorBody),
+         is stored as LF)", body = crate::http::ErrorBody),
         (status = 403, description = "Not the author (`forbidden`), or not a member \
-         (`not_a_member`)", body = crate::api::ErrorBody),
+         (`not_a_member`)", body = crate::http::ErrorBody),
         (status = 404, description = "No such room or message, or a room the caller may not see \
-         (`not_found`)", body = crate::api::ErrorBody),
+         (`not_found`)", body = crate::http::ErrorBody),
         (status = 409, description = "The message was deleted (`message_deleted`), or is a \
-         call entry (`call_entry`)", body = crate::api::ErrorBody),
+         call entry (`call_entry`)", body = crate::http::ErrorBody),
     )
 )]
 pub async fn edit(
@@ -523,11 +524,11 @@ pub async fn edit(
     responses(
         (status = 200, description = "The tombstone", body = MessageView),
         (status = 403, description = "Neither the author nor a moderator (`forbidden`), or not \
-         a member (`not_a_member`)", body = crate::api::ErrorBody),
+         a member (`not_a_member`)", body = crate::http::ErrorBody),
         (status = 404, description = "No such room or message, or a room the caller may not see \
-         (`not_found`)", body = crate::api::ErrorBody),
+         (`not_found`)", body = crate::http::ErrorBody),
         (status = 409, description = "A call entry (`call_entry`), which stays as it is",
-         body = crate::api::ErrorBody),
+         body = crate::http::ErrorBody),
     )
 )]
 pub async fn delete(
@@ -614,11 +615,11 @@ pub struct Page {
     responses(
         (status = 200, description = "A page of messages, oldest first", body = Page),
         (status = 400, description = "Both `before` and `after`, or a bad value \
-         (`invalid_query`)", body = crate::api::ErrorBody),
+         (`invalid_query`)", body = crate::http::ErrorBody),
         (status = 403, description = "A public room the caller has not joined (`not_a_member`)",
-         body = crate::api::ErrorBody),
+         body = crate::http::ErrorBody),
         (status = 404, description = "No such room, or one the caller may not see (`not_found`)",
-         body = crate::api::ErrorBody),
+         body = crate::http::ErrorBody),
     )
 )]
 pub async fn list(

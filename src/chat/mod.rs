@@ -36,7 +36,8 @@ pub mod search;
 use http::StatusCode;
 use rusqlite::Connection;
 
-use crate::api::{ApiError, AppState};
+use crate::api::AppState;
+use crate::http::ApiError;
 use crate::store::StoreError;
 
 pub use events::RoomEvent;

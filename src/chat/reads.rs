@@ -17,7 +17,8 @@ use serde::{Deserialize, Serialize};
 
 use super::rooms::Access;
 use super::{commit, now_ms, ChatError};
-use crate::api::{ApiError, AppState, Json};
+use crate::api::AppState;
+use crate::http::{ApiError, Json};
 use crate::auth::Principal;
 
 /// The highest unread count reported: the count query stops after this many messages, so a
@@ -111,11 +112,11 @@ pub struct ReadAnswer {
         (status = 200, description = "The stored read position and the unread count after it",
          body = ReadAnswer),
         (status = 400, description = "A body that is not valid (`invalid_body`), or a `seq` \
-         below 0 or beyond the room's `last_seq` (`invalid_seq`)", body = crate::api::ErrorBody),
+         below 0 or beyond the room's `last_seq` (`invalid_seq`)", body = crate::http::ErrorBody),
         (status = 403, description = "A public room the caller has not joined (`not_a_member`)",
-         body = crate::api::ErrorBody),
+         body = crate::http::ErrorBody),
         (status = 404, description = "No such room, or one the caller may not see (`not_found`)",
-         body = crate::api::ErrorBody),
+         body = crate::http::ErrorBody),
     )
 )]
 pub async fn mark(

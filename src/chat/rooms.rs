@@ -29,7 +29,8 @@ use serde::{Deserialize, Serialize};
 use super::dms::{self, Person, RoomKind};
 use super::events::{self, MemberChange};
 use super::{commit, now_ms, ChatError, RoomEvent};
-use crate::api::{ApiError, AppState, Json};
+use crate::api::AppState;
+use crate::http::{ApiError, Json};
 use crate::auth::{users, Principal, RequireMember, Role};
 
 const MAX_NAME_CHARS: usize = 100;
@@ -127,8 +128,8 @@ fn room_from_row(row: &Row<'_>) -> rusqlite::Result<RoomView> {
         topic: row.get(2)?,
         private: visibility == "private",
         guests_may_publish: row.get(4)?,
-        created_at: crate::api::time::rfc3339_ms(row.get(5)?),
-        updated_at: crate::api::time::rfc3339_ms(row.get(6)?),
+        created_at: crate::http::time::rfc3339_ms(row.get(5)?),
+        updated_at: crate::http::time::rfc3339_ms(row.get(6)?),
         last_seq: row.get(7)?,
         my_role: None,
         last_activity: None,
@@ -357,9 +358,9 @@ fn member_view(conn: &Connection, user_id: i64, role: RoomRole) -> Result<Member
     responses(
         (status = 201, description = "The room; the caller is its owner", body = RoomView),
         (status = 400, description = "A bad name (`invalid_name`) or topic (`invalid_topic`)",
-         body = crate::api::ErrorBody),
+         body = crate::http::ErrorBody),
         (status = 403, description = "Guests may not create rooms (`forbidden`)",
-         body = crate::api::ErrorBody),
+         body = crate::http::ErrorBody),
     )
 )]
 pub async fn create(
@@ -488,7 +489,7 @@ pub async fn list(State(app): State<AppState>, who: Principal) -> Result<Json<Ro
                     let mut room = room_from_row(row)?;
                     let role: Option<String> = row.get(9)?;
                     room.my_role = role.and_then(|r| RoomRole::parse(&r));
-                    room.last_activity = Some(crate::api::time::rfc3339_ms(row.get(10)?));
+                    room.last_activity = Some(crate::http::time::rfc3339_ms(row.get(10)?));
                     Ok(room)
                 },
             )?;
@@ -518,7 +519,7 @@ pub async fn list(State(app): State<AppState>, who: Principal) -> Result<Json<Ro
     responses(
         (status = 200, description = "The room", body = RoomView),
         (status = 404, description = "No such room, or one the caller may not see (`not_found`)",
-         body = crate::api::ErrorBody),
+         body = crate::http::ErrorBody),
     )
 )]
 pub async fn get(
@@ -559,11 +560,11 @@ pub struct UpdateRoom {
     responses(
         (status = 200, description = "The room after the change", body = RoomView),
         (status = 400, description = "A bad name (`invalid_name`) or topic (`invalid_topic`)",
-         body = crate::api::ErrorBody),
+         body = crate::http::ErrorBody),
         (status = 403, description = "Not the room's owner, a moderator or an admin \
-         (`forbidden`)", body = crate::api::ErrorBody),
+         (`forbidden`)", body = crate::http::ErrorBody),
         (status = 404, description = "No such room, or one the caller may not see (`not_found`)",
-         body = crate::api::ErrorBody),
+         body = crate::http::ErrorBody),
     )
 )]
 pub async fn update(
@@ -622,9 +623,9 @@ pub struct MemberList {
     responses(
         (status = 200, description = "The members, in the order they joined", body = MemberList),
         (status = 403, description = "A public room the caller has not joined (`not_a_member`)",
-         body = crate::api::ErrorBody),
+         body = crate::http::ErrorBody),
         (status = 404, description = "No such room, or one the caller may not see (`not_found`)",
-         body = crate::api::ErrorBody),
+         body = crate::http::ErrorBody),
     )
 )]
 pub async fn members(
@@ -686,12 +687,12 @@ pub struct PutMember {
         (status = 200, description = "Changed, or already so", body = MemberView),
         (status = 400, description = "A body that is not valid (`invalid_body`), a disabled \
          account (`user_disabled`), or `moderator` for a guest account (`guest_room_role`)",
-         body = crate::api::ErrorBody),
+         body = crate::http::ErrorBody),
         (status = 403, description = "Not allowed: only moderators add others, only the owner \
          and admins make or unmake moderators, the owner's role is fixed (`forbidden`)",
-         body = crate::api::ErrorBody),
+         body = crate::http::ErrorBody),
         (status = 404, description = "No such room or account, or a room the caller may not \
-         see (`not_found`)", body = crate::api::ErrorBody),
+         see (`not_found`)", body = crate::http::ErrorBody),
     )
 )]
 pub async fn put_member(
@@ -844,9 +845,9 @@ fn guest_room_role() -> ChatError {
         (status = 204, description = "Left, or removed"),
         (status = 403, description = "Only moderators remove others; only the owner and admins \
          remove moderators; only admins remove the owner (`forbidden`)",
-         body = crate::api::ErrorBody),
+         body = crate::http::ErrorBody),
         (status = 404, description = "No such room or member, or a room the caller may not see \
-         (`not_found`)", body = crate::api::ErrorBody),
+         (`not_found`)", body = crate::http::ErrorBody),
     )
 )]
 pub async fn delete_member(

@@ -20,7 +20,8 @@ use serde::{Deserialize, Serialize};
 
 use super::messages::MessageView;
 use super::ChatError;
-use crate::api::{ApiError, AppState, Json, Query};
+use crate::api::AppState;
+use crate::http::{ApiError, Json, Query};
 use crate::auth::{Principal, Role};
 
 pub const MAX_RESULTS: usize = 100;
@@ -224,7 +225,7 @@ pub fn search(
          messages, which only their two people read), \
          best first", body = Results),
         (status = 400, description = "`q` missing or without words, or a bad value \
-         (`invalid_query`)", body = crate::api::ErrorBody),
+         (`invalid_query`)", body = crate::http::ErrorBody),
     )
 )]
 pub async fn handler(
@@ -275,7 +276,7 @@ pub fn rebuild_command(config: &crate::config::Config) -> u8 {
         Ok(r) => r,
         Err(e) => {
             eprintln!("roost: cannot start the async runtime: {e}");
-            return crate::cli::EXIT_FAILURE;
+            return crate::exit::EXIT_FAILURE;
         }
     };
     runtime.block_on(async {
@@ -283,7 +284,7 @@ pub fn rebuild_command(config: &crate::config::Config) -> u8 {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("roost: database {}: {e}", config.db_path().display());
-                return crate::cli::EXIT_FAILURE;
+                return crate::exit::EXIT_FAILURE;
             }
         };
         let started = std::time::Instant::now();
@@ -293,16 +294,16 @@ pub fn rebuild_command(config: &crate::config::Config) -> u8 {
                     "search index rebuilt: {n} messages in {:.1} s",
                     started.elapsed().as_secs_f64()
                 );
-                crate::cli::EXIT_OK
+                crate::exit::EXIT_OK
             }
             Err(e) => {
                 eprintln!("roost: rebuilding the search index: {e}");
-                crate::cli::EXIT_FAILURE
+                crate::exit::EXIT_FAILURE
             }
         };
         if let Err(e) = store.close().await {
             eprintln!("roost: closing the database: {e}");
-            return crate::cli::EXIT_FAILURE;
+            return crate::exit::EXIT_FAILURE;
         }
         code
     })

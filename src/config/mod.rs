@@ -339,7 +339,7 @@ impl Config {
         self.server
             .trusted_proxies
             .iter()
-            .map(|s| validate::parse_cidr(s).expect("validated at load"))
+            .map(|s| parse_cidr(s).expect("validated at load"))
             .collect()
     }
 
@@ -384,6 +384,13 @@ impl Config {
     pub fn local_ca_mode(&self) -> bool {
         self.tls.cert_file.is_empty() && self.tls.key_file.is_empty()
     }
+}
+
+/// A CIDR block, or one address as its own /32 or /128.
+pub(crate) fn parse_cidr(s: &str) -> Option<ipnet::IpNet> {
+    s.parse::<ipnet::IpNet>()
+        .ok()
+        .or_else(|| s.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from))
 }
 
 pub(crate) fn parse_addr(s: &str) -> Option<SocketAddr> {

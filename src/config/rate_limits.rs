@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::validate::parse_cidr;
+use super::parse_cidr;
 use super::Problem;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

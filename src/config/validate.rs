@@ -6,7 +6,7 @@
 use std::fmt;
 use std::path::Path;
 
-use super::{parse_addr, Config, Profile};
+use super::{parse_addr, parse_cidr, Config, Profile};
 
 /// One thing wrong with the configuration: where, what, and how to fix it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,12 +135,6 @@ fn edit_distance(a: &str, b: &str) -> usize {
         }
     }
     row[b.len()]
-}
-
-pub(crate) fn parse_cidr(s: &str) -> Option<ipnet::IpNet> {
-    s.parse::<ipnet::IpNet>()
-        .ok()
-        .or_else(|| s.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from))
 }
 
 /// Value checks on the typed configuration.

@@ -13,7 +13,7 @@ use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 
 use super::policy::EdgePolicy;
-use crate::api::ApiError;
+use crate::http::ApiError;
 
 /// The route template of uploads, whose cap is `[attachments] max_bytes`.
 pub const UPLOAD_ROUTE: &str = "/api/v1/attachments";

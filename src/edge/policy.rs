@@ -13,7 +13,7 @@ use axum::extract::Request;
 use http::StatusCode;
 use ipnet::IpNet;
 
-use crate::api::ApiError;
+use crate::http::ApiError;
 use crate::config::Config;
 
 /// The client's address after honouring trusted proxies. Always present on requests that

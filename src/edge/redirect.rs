@@ -12,7 +12,8 @@ use axum::response::{IntoResponse, Response};
 use http::{header, StatusCode};
 
 use super::policy::{request_host, EdgePolicy};
-use crate::api::{ApiError, AppState};
+use crate::api::AppState;
+use crate::http::ApiError;
 
 pub async fn to_https(State(app): State<AppState>, req: Request) -> Response {
     let Some(host) = request_host(&req) else {

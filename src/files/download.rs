@@ -16,7 +16,8 @@ use rusqlite::{params, OptionalExtension};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::FilesError;
-use crate::api::{ApiError, AppState};
+use crate::api::AppState;
+use crate::http::ApiError;
 use crate::auth::{Principal, Role};
 
 /// Types shown inline: images browsers render without running anything.
@@ -117,9 +118,9 @@ pub fn disposition(kind: &str, name: &str) -> HeaderValue {
         (status = 206, description = "The requested range", content(("*/*")),
          headers(("Content-Range" = String, description = "`bytes a-b/size`"))),
         (status = 404, description = "No such attachment, or one the caller may not see \
-         (`not_found`)", body = crate::api::ErrorBody),
+         (`not_found`)", body = crate::http::ErrorBody),
         (status = 416, description = "The range starts past the end (`range_not_satisfiable`)",
-         body = crate::api::ErrorBody,
+         body = crate::http::ErrorBody,
          headers(("Content-Range" = String, description = "`bytes */size`"))),
     )
 )]

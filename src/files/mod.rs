@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 
 use http::StatusCode;
 
-use crate::api::ApiError;
+use crate::http::ApiError;
 use crate::config::Config;
 use crate::store::StoreError;
 

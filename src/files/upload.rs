@@ -23,7 +23,8 @@ use serde::{Deserialize, Serialize};
 
 use super::sniff::{sniff, Sniffed, SNIFF_LEN};
 use super::{content_path, FilesError};
-use crate::api::{ApiError, AppState, Json, Query};
+use crate::api::AppState;
+use crate::http::{ApiError, Json, Query};
 use crate::auth::Principal;
 
 /// Bytes gathered from the request before they are written in one blocking step (plus at most
@@ -315,13 +316,13 @@ async fn receive(
     responses(
         (status = 201, description = "Stored", body = AttachmentView),
         (status = 400, description = "An empty file (`empty_file`), an interrupted upload \
-         (`upload_aborted`) or a bad query (`invalid_query`)", body = crate::api::ErrorBody),
+         (`upload_aborted`) or a bad query (`invalid_query`)", body = crate::http::ErrorBody),
         (status = 413, description = "Larger than `[attachments] max_bytes` (`too_large`), or \
-         over the account's quota (`quota_exceeded`)", body = crate::api::ErrorBody),
+         over the account's quota (`quota_exceeded`)", body = crate::http::ErrorBody),
         (status = 415, description = "A type that is not accepted (`unsupported_type`)",
-         body = crate::api::ErrorBody),
+         body = crate::http::ErrorBody),
         (status = 507, description = "The disk is nearly full (`insufficient_storage`)",
-         body = crate::api::ErrorBody),
+         body = crate::http::ErrorBody),
     )
 )]
 pub async fn upload(
@@ -428,7 +429,7 @@ async fn store_upload(
         content_type: content_type.to_owned(),
         size,
         sha256,
-        created_at: crate::api::time::rfc3339_ms(now),
+        created_at: crate::http::time::rfc3339_ms(now),
     })
 }
 

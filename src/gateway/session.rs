@@ -32,7 +32,8 @@ use tokio_util::sync::CancellationToken;
 use super::hub::{Caller, Kick, Kicked, Outbound, Slots};
 use super::protocol::{close, ClientFrame, Disconnect, Hello};
 use super::{Admission, DisconnectLabels};
-use crate::api::{ApiError, AppState};
+use crate::api::AppState;
+use crate::http::ApiError;
 use crate::chat::{events, rooms, ChatError, RoomEvent};
 use crate::limits::bucket::{self, Rate};
 
@@ -67,13 +68,13 @@ type Stream = SplitStream<WebSocket>;
         (status = 101, description = "Switched to the WebSocket protocol"),
         (status = 400, description = "Not a WebSocket upgrade request (missing or wrong \
          `Connection`, `Upgrade`, `Sec-WebSocket-Key` or `Sec-WebSocket-Version`)",
-         body = crate::api::ErrorBody),
+         body = crate::http::ErrorBody),
         (status = 405, description = "A GET over HTTP/2, which cannot upgrade: connect with \
-         HTTP/1.1", body = crate::api::ErrorBody),
+         HTTP/1.1", body = crate::http::ErrorBody),
         (status = 426, description = "The connection cannot be upgraded",
-         body = crate::api::ErrorBody),
+         body = crate::http::ErrorBody),
         (status = 503, description = "Too many realtime connections (`gateway_full`)",
-         body = crate::api::ErrorBody,
+         body = crate::http::ErrorBody,
          headers(("Retry-After" = u64, description = "Seconds to wait"))),
     )
 )]

@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{now_ms, IntegrationError};
-use crate::api::{ApiError, AppState, Json};
+use crate::api::AppState;
+use crate::http::{ApiError, Json};
 use crate::auth::api_keys::{self, NewKey};
 use crate::auth::users::{self, Actor, NewUser, User};
 use crate::auth::{username, AuthError, RequireAdmin, Role, Scopes};
@@ -84,11 +85,11 @@ pub struct NewBot {
     responses(
         (status = 201, description = "The bot and its first key, shown only now", body = NewBot),
         (status = 400, description = "A bad username (`invalid_username`), display name \
-         (`invalid_display_name`) or scope (`invalid_scope`)", body = crate::api::ErrorBody),
+         (`invalid_display_name`) or scope (`invalid_scope`)", body = crate::http::ErrorBody),
         (status = 403, description = "Not an admin (`forbidden`), or the `admin` scope asked \
-         for (`forbidden`)", body = crate::api::ErrorBody),
+         for (`forbidden`)", body = crate::http::ErrorBody),
         (status = 409, description = "The name or one like it is taken (`username_taken`, \
-         `display_name_taken`)", body = crate::api::ErrorBody),
+         `display_name_taken`)", body = crate::http::ErrorBody),
     )
 )]
 pub async fn create_handler(

@@ -402,7 +402,7 @@ impl Integrations {
                 let why = if e.is_timeout() {
                     format!("no answer within {} s", self.config.attempt_timeout_secs)
                 } else {
-                    crate::api::error::ErrorChain(&e).to_string()
+                    crate::http::error::ErrorChain(&e).to_string()
                 };
                 Outcome::failed(None, why)
             }
@@ -428,7 +428,7 @@ fn build_client(
     let failed = |what: &str, e: &dyn std::error::Error| {
         IntegrationError::invalid(
             "webhook_client",
-            format!("{what}: {}", crate::api::error::ErrorChain(e)),
+            format!("{what}: {}", crate::http::error::ErrorChain(e)),
         )
     };
     let mut builder = reqwest::Client::builder()

@@ -19,7 +19,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{bots, now_ms, IntegrationError};
-use crate::api::{ApiError, AppState, Json};
+use crate::api::AppState;
+use crate::http::{ApiError, Json};
 use crate::auth::crypto;
 use crate::auth::users::Actor;
 use crate::auth::{username, Principal};
@@ -91,7 +92,7 @@ fn list(conn: &Connection, room_id: i64) -> Result<Vec<IncomingHookView>, Integr
             bot_id: r.get(2)?,
             bot_username: r.get(3)?,
             name: r.get(4)?,
-            created_at: crate::api::time::rfc3339_ms(r.get(5)?),
+            created_at: crate::http::time::rfc3339_ms(r.get(5)?),
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
@@ -211,12 +212,12 @@ fn revoke(
     responses(
         (status = 201, description = "Made; the token is shown only now", body = NewIncomingHook),
         (status = 400, description = "A bad name (`invalid_display_name`) or too many URLs \
-         (`too_many_hooks`)", body = crate::api::ErrorBody),
+         (`too_many_hooks`)", body = crate::http::ErrorBody),
         (status = 403, description = "Not a moderator of the room (`forbidden`, \
-         `not_a_member`)", body = crate::api::ErrorBody),
-        (status = 404, description = "No such room (`not_found`)", body = crate::api::ErrorBody),
+         `not_a_member`)", body = crate::http::ErrorBody),
+        (status = 404, description = "No such room (`not_found`)", body = crate::http::ErrorBody),
         (status = 409, description = "The name or one like it is taken (`display_name_taken`)",
-         body = crate::api::ErrorBody),
+         body = crate::http::ErrorBody),
     )
 )]
 pub async fn create_handler(
@@ -246,8 +247,8 @@ pub async fn create_handler(
     responses(
         (status = 200, description = "The live URLs (without their tokens)", body = IncomingHookList),
         (status = 403, description = "Not a moderator of the room (`forbidden`, \
-         `not_a_member`)", body = crate::api::ErrorBody),
-        (status = 404, description = "No such room (`not_found`)", body = crate::api::ErrorBody),
+         `not_a_member`)", body = crate::http::ErrorBody),
+        (status = 404, description = "No such room (`not_found`)", body = crate::http::ErrorBody),
     )
 )]
 pub async fn list_handler(
@@ -280,8 +281,8 @@ pub async fn list_handler(
         (status = 204, description = "Revoked: the URL answers 404 from now on and its bot is \
          disabled (its messages stay)"),
         (status = 403, description = "Not a moderator of the room (`forbidden`, \
-         `not_a_member`)", body = crate::api::ErrorBody),
-        (status = 404, description = "No such room or URL (`not_found`)", body = crate::api::ErrorBody),
+         `not_a_member`)", body = crate::http::ErrorBody),
+        (status = 404, description = "No such room or URL (`not_found`)", body = crate::http::ErrorBody),
     )
 )]
 pub async fn revoke_handler(
@@ -315,15 +316,15 @@ pub async fn revoke_handler(
         (status = 201, description = "Posted", body = MessageView),
         (status = 400, description = "Not the JSON `{\"text\"}` (`invalid_body`), or a text any \
          message would be refused for (`message_too_long`, `empty_message`, \
-         `message_control_character`)", body = crate::api::ErrorBody),
+         `message_control_character`)", body = crate::http::ErrorBody),
         (status = 403, description = "The URL's bot was taken out of the room (`not_a_member`)",
-         body = crate::api::ErrorBody),
+         body = crate::http::ErrorBody),
         (status = 404, description = "No such URL, or it was revoked (`not_found`)",
-         body = crate::api::ErrorBody),
+         body = crate::http::ErrorBody),
         (status = 413, description = "Larger than `[webhooks] incoming_max_body_bytes` \
-         (`payload_too_large`)", body = crate::api::ErrorBody),
+         (`payload_too_large`)", body = crate::http::ErrorBody),
         (status = 429, description = "This URL's own bucket is empty (`rate_limited`)",
-         body = crate::api::ErrorBody),
+         body = crate::http::ErrorBody),
     )
 )]
 pub async fn post_handler(

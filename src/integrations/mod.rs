@@ -29,7 +29,7 @@ use std::sync::Arc;
 use http::StatusCode;
 use rusqlite::{params, Connection};
 
-use crate::api::ApiError;
+use crate::http::ApiError;
 use crate::auth::AuthError;
 use crate::chat::ChatError;
 use crate::store::StoreError;
@@ -119,7 +119,7 @@ pub fn delivery_body(
     data: &str,
 ) -> String {
     let event = serde_json::Value::from(event);
-    let at = serde_json::Value::from(crate::api::time::rfc3339_ms(at_ms));
+    let at = serde_json::Value::from(crate::http::time::rfc3339_ms(at_ms));
     let room_id = serde_json::Value::from(room_id);
     let seq = serde_json::Value::from(seq);
     format!(r#"{{"event":{event},"room_id":{room_id},"seq":{seq},"at":{at},"data":{data}}}"#)

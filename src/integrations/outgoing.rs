@@ -15,7 +15,8 @@ use serde_json::json;
 
 use super::address::{self, AddressPolicy};
 use super::{now_ms, IntegrationError, EVENTS};
-use crate::api::{ApiError, AppState, Json, Query};
+use crate::api::AppState;
+use crate::http::{ApiError, Json, Query};
 use crate::audit;
 use crate::auth::users::Actor;
 use crate::auth::RequireAdmin;
@@ -146,8 +147,8 @@ fn view_from_row(row: &Row<'_>) -> rusqlite::Result<WebhookView> {
             .collect(),
         room_id: row.get(3)?,
         description: row.get(4)?,
-        created_at: crate::api::time::rfc3339_ms(row.get(5)?),
-        paused_at: paused_at.map(crate::api::time::rfc3339_ms),
+        created_at: crate::http::time::rfc3339_ms(row.get(5)?),
+        paused_at: paused_at.map(crate::http::time::rfc3339_ms),
         paused_reason: row.get(7)?,
         failures: row.get(8)?,
         pending: row.get(9)?,
@@ -410,11 +411,11 @@ pub fn deliveries(
             event: r.get(1)?,
             state: r.get(2)?,
             attempts: r.get(3)?,
-            created_at: crate::api::time::rfc3339_ms(r.get(4)?),
-            last_attempt_at: last_attempt.map(crate::api::time::rfc3339_ms),
+            created_at: crate::http::time::rfc3339_ms(r.get(4)?),
+            last_attempt_at: last_attempt.map(crate::http::time::rfc3339_ms),
             last_status: r.get(6)?,
             last_error: r.get(7)?,
-            delivered_at: delivered.map(crate::api::time::rfc3339_ms),
+            delivered_at: delivered.map(crate::http::time::rfc3339_ms),
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
@@ -437,8 +438,8 @@ pub fn deliveries(
         (status = 201, description = "Registered; the secret is shown only now", body = WebhookWithSecret),
         (status = 400, description = "A bad or refused URL (`webhook_url`), unknown events \
          (`webhook_events`), a bad description (`webhook_description`), an unknown room \
-         (`unknown_room`), or too many hooks (`too_many_webhooks`)", body = crate::api::ErrorBody),
-        (status = 403, description = "Not an admin (`forbidden`)", body = crate::api::ErrorBody),
+         (`unknown_room`), or too many hooks (`too_many_webhooks`)", body = crate::http::ErrorBody),
+        (status = 403, description = "Not an admin (`forbidden`)", body = crate::http::ErrorBody),
     )
 )]
 pub async fn create_handler(
@@ -465,7 +466,7 @@ pub async fn create_handler(
     tag = "webhooks",
     responses(
         (status = 200, description = "Every webhook, oldest first", body = WebhookList),
-        (status = 403, description = "Not an admin (`forbidden`)", body = crate::api::ErrorBody),
+        (status = 403, description = "Not an admin (`forbidden`)", body = crate::http::ErrorBody),
     )
 )]
 pub async fn list_handler(
@@ -486,8 +487,8 @@ pub async fn list_handler(
     params(("id" = i64, Path, example = 1, description = "The webhook's id")),
     responses(
         (status = 200, description = "The webhook", body = WebhookView),
-        (status = 403, description = "Not an admin (`forbidden`)", body = crate::api::ErrorBody),
-        (status = 404, description = "No such webhook (`not_found`)", body = crate::api::ErrorBody),
+        (status = 403, description = "Not an admin (`forbidden`)", body = crate::http::ErrorBody),
+        (status = 404, description = "No such webhook (`not_found`)", body = crate::http::ErrorBody),
     )
 )]
 pub async fn get_handler(
@@ -510,9 +511,9 @@ pub async fn get_handler(
     responses(
         (status = 200, description = "The webhook as it is now", body = WebhookView),
         (status = 400, description = "A bad or refused URL (`webhook_url`), unknown events \
-         (`webhook_events`) or a bad description (`webhook_description`)", body = crate::api::ErrorBody),
-        (status = 403, description = "Not an admin (`forbidden`)", body = crate::api::ErrorBody),
-        (status = 404, description = "No such webhook (`not_found`)", body = crate::api::ErrorBody),
+         (`webhook_events`) or a bad description (`webhook_description`)", body = crate::http::ErrorBody),
+        (status = 403, description = "Not an admin (`forbidden`)", body = crate::http::ErrorBody),
+        (status = 404, description = "No such webhook (`not_found`)", body = crate::http::ErrorBody),
     )
 )]
 pub async fn update_handler(
@@ -542,8 +543,8 @@ pub async fn update_handler(
     params(("id" = i64, Path, example = 1, description = "The webhook's id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 403, description = "Not an admin (`forbidden`)", body = crate::api::ErrorBody),
-        (status = 404, description = "No such webhook (`not_found`)", body = crate::api::ErrorBody),
+        (status = 403, description = "Not an admin (`forbidden`)", body = crate::http::ErrorBody),
+        (status = 404, description = "No such webhook (`not_found`)", body = crate::http::ErrorBody),
     )
 )]
 pub async fn delete_handler(
@@ -570,8 +571,8 @@ pub async fn delete_handler(
     responses(
         (status = 200, description = "The new secret, shown only now; deliveries from now on \
          are signed with it", body = WebhookWithSecret),
-        (status = 403, description = "Not an admin (`forbidden`)", body = crate::api::ErrorBody),
-        (status = 404, description = "No such webhook (`not_found`)", body = crate::api::ErrorBody),
+        (status = 403, description = "Not an admin (`forbidden`)", body = crate::http::ErrorBody),
+        (status = 404, description = "No such webhook (`not_found`)", body = crate::http::ErrorBody),
     )
 )]
 pub async fn rotate_handler(
@@ -599,8 +600,8 @@ pub async fn rotate_handler(
     responses(
         (status = 200, description = "The newest deliveries first: queued ones and those sent \
          within `[webhooks] delivery_log_days`", body = DeliveryList),
-        (status = 403, description = "Not an admin (`forbidden`)", body = crate::api::ErrorBody),
-        (status = 404, description = "No such webhook (`not_found`)", body = crate::api::ErrorBody),
+        (status = 403, description = "Not an admin (`forbidden`)", body = crate::http::ErrorBody),
+        (status = 404, description = "No such webhook (`not_found`)", body = crate::http::ErrorBody),
     )
 )]
 pub async fn deliveries_handler(

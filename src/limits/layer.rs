@@ -17,7 +17,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
 use super::limiter::{Decision, Limiter, Quota};
 use super::{Account, Family};
-use crate::api::ApiError;
+use crate::http::ApiError;
 use crate::edge::policy::ClientIp;
 
 pub const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");

@@ -22,7 +22,8 @@ use http_body_util::BodyExt;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use crate::api::{ApiError, AppState};
+use crate::api::AppState;
+use crate::http::ApiError;
 use crate::edge::policy::ClientIp;
 
 use super::Status;

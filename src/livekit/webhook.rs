@@ -23,7 +23,8 @@ use serde::Deserialize;
 use serde_json::Value;
 use subtle::ConstantTimeEq;
 
-use crate::api::{ApiError, AppState};
+use crate::api::AppState;
+use crate::http::ApiError;
 
 use super::calls::Participant;
 use super::keys::KeyRing;

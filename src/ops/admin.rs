@@ -19,7 +19,8 @@ use serde_json::json;
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{ApiError, AppState, Json};
+use crate::api::AppState;
+use crate::http::{ApiError, Json};
 use crate::auth::users::Actor;
 use crate::auth::RequireAdmin;
 use crate::edge::policy::ClientIp;
@@ -134,7 +135,7 @@ impl BackupRuns {
         (status = 200, description = "The status report. Readings the machine does not give \
          (temperature and throttling off a Raspberry Pi) are absent, not zero", body = StatusReport),
         (status = 403, description = "Not an admin (`forbidden`, `insufficient_scope`)",
-         body = crate::api::ErrorBody),
+         body = crate::http::ErrorBody),
     )
 )]
 pub async fn status_handler(
@@ -181,7 +182,7 @@ pub struct BackupList {
         (status = 200, description = "Backups, newest first, and the run started from this API",
          body = BackupList),
         (status = 403, description = "Not an admin (`forbidden`, `insufficient_scope`)",
-         body = crate::api::ErrorBody),
+         body = crate::http::ErrorBody),
     )
 )]
 pub async fn list_handler(
@@ -226,9 +227,9 @@ pub async fn list_handler(
     responses(
         (status = 202, description = "The backup has started", body = BackupRun),
         (status = 403, description = "Not an admin (`forbidden`, `insufficient_scope`)",
-         body = crate::api::ErrorBody),
+         body = crate::http::ErrorBody),
         (status = 409, description = "A backup started here is still running \
-         (`backup_running`)", body = crate::api::ErrorBody),
+         (`backup_running`)", body = crate::http::ErrorBody),
     )
 )]
 pub async fn start_handler(
@@ -237,7 +238,7 @@ pub async fn start_handler(
     ip: Option<Extension<ClientIp>>,
 ) -> Result<(StatusCode, Json<BackupRun>), ApiError> {
     let now = OffsetDateTime::now_utc();
-    let started_at = crate::api::time::rfc3339(now.unix_timestamp());
+    let started_at = crate::http::time::rfc3339(now.unix_timestamp());
     let run = app.backup_runs.begin(started_at).ok_or_else(|| {
         ApiError::new(
             StatusCode::CONFLICT,
@@ -262,7 +263,7 @@ pub async fn start_handler(
         // Nothing ran: the slot is freed so the admin can try again.
         app.backup_runs.finish(BackupRun {
             state: RunState::Failed,
-            finished_at: Some(crate::api::time::rfc3339(now.unix_timestamp())),
+            finished_at: Some(crate::http::time::rfc3339(now.unix_timestamp())),
             message: Some("the backup could not be recorded in the audit log".into()),
             ..run
         });
@@ -286,7 +287,7 @@ async fn run_backup(app: AppState, run: BackupRun, actor: Actor, now: OffsetDate
         )
     })
     .await;
-    let finished_at = Some(crate::api::time::rfc3339(
+    let finished_at = Some(crate::http::time::rfc3339(
         OffsetDateTime::now_utc().unix_timestamp(),
     ));
     let (ended, event) = match result {

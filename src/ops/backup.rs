@@ -670,11 +670,11 @@ pub fn command(config: &Config, output: Option<PathBuf>, keep: Option<usize>) ->
             for w in &report.warnings {
                 eprintln!("roost backup: warning: {w}");
             }
-            crate::cli::EXIT_OK
+            crate::exit::EXIT_OK
         }
         Err(e) => {
             eprintln!("roost backup: {e}");
-            crate::cli::EXIT_FAILURE
+            crate::exit::EXIT_FAILURE
         }
     }
 }

@@ -753,9 +753,9 @@ pub fn command(config: Result<Config, Problems>, json: bool) -> u8 {
         print!("{}", render(&checks));
     }
     if worst == Level::Fail {
-        crate::cli::EXIT_FAILURE
+        crate::exit::EXIT_FAILURE
     } else {
-        crate::cli::EXIT_OK
+        crate::exit::EXIT_OK
     }
 }
 

@@ -17,6 +17,16 @@ use crate::api::AppState;
 /// How long the database check may take before the writer counts as unresponsive.
 const DB_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// `GET /health`'s body.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Health {
+    #[schema(example = "ok")]
+    pub status: String,
+    /// Roost's version.
+    pub version: String,
+}
+
+
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Check {
     /// `ok` or `fail`; for `livekit` also `starting`, `degraded`, `disabled`, `stopping`.
@@ -74,7 +84,7 @@ pub struct Checks {
     security(()),
     responses(
         (status = 200, description = "The process answers",
-         body = crate::api::openapi::Health),
+         body = Health),
     )
 )]
 pub async fn health() -> Response {
@@ -88,7 +98,7 @@ pub async fn health() -> Response {
     // Its length too: a `Content-Length` made per answer is an allocation (axum's, otherwise).
     static LENGTH: std::sync::LazyLock<http::HeaderValue> =
         std::sync::LazyLock::new(|| http::HeaderValue::from(BODY.len()));
-    let mut resp = crate::api::json_response(StatusCode::OK, BODY);
+    let mut resp = crate::http::json_response(StatusCode::OK, BODY);
     resp.headers_mut()
         .insert(http::header::CONTENT_LENGTH, LENGTH.clone());
     resp

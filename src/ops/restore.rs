@@ -583,7 +583,7 @@ pub fn command(config: &Config, dir: &Path, dry: bool) -> u8 {
         // Every failure before the swap leaves the data dir as it was (staging is removed),
         // and a failed swap is undone; say so, the operator's first question is "is it broken?".
         eprintln!("roost restore: nothing was changed");
-        crate::cli::EXIT_FAILURE
+        crate::exit::EXIT_FAILURE
     };
     if dry {
         let verified = match verify(dir, &mut reporter) {
@@ -608,7 +608,7 @@ pub fn command(config: &Config, dir: &Path, dry: bool) -> u8 {
                 }
                 println!("  attachments: {}", r.attachments);
                 println!("nothing was changed; run without --dry-run to restore");
-                crate::cli::EXIT_OK
+                crate::exit::EXIT_OK
             }
             Err(e) => fail(e),
         };
@@ -668,7 +668,7 @@ pub fn command(config: &Config, dir: &Path, dry: bool) -> u8 {
                 None => println!("there was no data to replace"),
             }
             println!("start the daemon with: systemctl start roost");
-            crate::cli::EXIT_OK
+            crate::exit::EXIT_OK
         }
         Err(e) => fail(e),
     }

@@ -304,14 +304,14 @@ pub fn command(config: &Config, json: bool) -> u8 {
         Ok(b) => b,
         Err(e) => {
             eprintln!("roost status: {e}");
-            return crate::cli::EXIT_FAILURE;
+            return crate::exit::EXIT_FAILURE;
         }
     };
     let mut value = match serde_json::from_str::<serde_json::Value>(&body) {
         Ok(v) => v,
         Err(e) => {
             eprintln!("roost status: {}", StatusError::Parse(e.to_string()));
-            return crate::cli::EXIT_FAILURE;
+            return crate::exit::EXIT_FAILURE;
         }
     };
     if value["setup_pending"] == serde_json::Value::Bool(true) {
@@ -321,16 +321,16 @@ pub fn command(config: &Config, json: bool) -> u8 {
     }
     if json {
         println!("{value}");
-        return crate::cli::EXIT_OK;
+        return crate::exit::EXIT_OK;
     }
     match serde_json::from_value::<StatusReport>(value) {
         Ok(report) => {
             print!("{}", render(&report));
-            crate::cli::EXIT_OK
+            crate::exit::EXIT_OK
         }
         Err(e) => {
             eprintln!("roost status: {}", StatusError::Parse(e.to_string()));
-            crate::cli::EXIT_FAILURE
+            crate::exit::EXIT_FAILURE
         }
     }
 }

@@ -22,7 +22,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::ApiError;
+use crate::http::ApiError;
 use crate::config::Config;
 use crate::edge::listener::OpenConnections;
 use crate::ops::backup::{self, LastSuccess};

@@ -16,7 +16,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::api::{ApiError, AppState, Json};
+use crate::api::AppState;
+use crate::http::{ApiError, Json};
 use crate::auth::users::Actor;
 use crate::auth::RequireAdmin;
 use crate::edge::policy::ClientIp;
@@ -166,9 +167,9 @@ pub async fn get(State(app): State<AppState>) -> Result<Json<Branding>, ApiError
         (status = 200, description = "The branding now", body = Branding),
         (status = 400, description = "A name that is empty, too long or has control characters \
          (`invalid_app_name`), or a colour that is not #rrggbb (`invalid_accent_color`)",
-         body = crate::api::ErrorBody),
+         body = crate::http::ErrorBody),
         (status = 403, description = "Not an admin (`forbidden`, `insufficient_scope`)",
-         body = crate::api::ErrorBody),
+         body = crate::http::ErrorBody),
     )
 )]
 pub async fn update(

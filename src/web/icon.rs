@@ -18,7 +18,8 @@ use http::{header, HeaderMap, HeaderValue, StatusCode};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::json;
 
-use crate::api::{ApiError, AppState, Json};
+use crate::api::AppState;
+use crate::http::{ApiError, Json};
 use crate::auth::users::Actor;
 use crate::auth::RequireAdmin;
 use crate::edge::policy::ClientIp;
@@ -113,13 +114,13 @@ fn version_of(bytes: &[u8]) -> String {
     responses(
         (status = 200, description = "The branding now, naming the new icon", body = Branding),
         (status = 400, description = "Not square, or smaller than 192 or larger than 1024 \
-         pixels (`invalid_icon_size`)", body = crate::api::ErrorBody),
+         pixels (`invalid_icon_size`)", body = crate::http::ErrorBody),
         (status = 403, description = "Not an admin (`forbidden`, `insufficient_scope`)",
-         body = crate::api::ErrorBody),
+         body = crate::http::ErrorBody),
         (status = 413, description = "Larger than 256 KiB (`icon_too_large`)",
-         body = crate::api::ErrorBody),
+         body = crate::http::ErrorBody),
         (status = 415, description = "Not a PNG image, whatever its name or content type \
-         (`unsupported_icon`)", body = crate::api::ErrorBody),
+         (`unsupported_icon`)", body = crate::http::ErrorBody),
     )
 )]
 pub async fn upload(
@@ -191,7 +192,7 @@ pub async fn upload(
     responses(
         (status = 200, description = "The branding now, without an icon", body = Branding),
         (status = 403, description = "Not an admin (`forbidden`, `insufficient_scope`)",
-         body = crate::api::ErrorBody),
+         body = crate::http::ErrorBody),
     )
 )]
 pub async fn remove(
@@ -265,7 +266,7 @@ fn find(conn: &Connection, if_none_match: Option<&str>) -> Result<Found, StoreEr
          headers(("ETag" = String, description = "Changes with the icon"))),
         (status = 304, description = "The icon named by `If-None-Match` is still the one"),
         (status = 404, description = "No icon was uploaded: the built-in one is `/icon.svg` \
-         (`not_found`)", body = crate::api::ErrorBody),
+         (`not_found`)", body = crate::http::ErrorBody),
     )
 )]
 pub async fn serve(State(app): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {

@@ -21,7 +21,7 @@ use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 
-use crate::api::ApiError;
+use crate::http::ApiError;
 
 pub mod branding;
 pub mod icon;

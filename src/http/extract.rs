@@ -3,7 +3,7 @@
 //! axum's own `Json` answers 422 with plain text for a body of the wrong shape; clients of
 //! Roost get 400 `invalid_body`, 400 `malformed_json`, 413 `payload_too_large` (the edge's
 //! body cap) or 415 `unsupported_media_type`, always as `{"error":{...}}`. Handlers take
-//! `api::Json<T>` and `api::Query<T>` instead of axum's.
+//! `http::Json<T>` and `http::Query<T>` instead of axum's.
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};

@@ -9,9 +9,9 @@
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use http::{header, HeaderValue, StatusCode};
+use serde::Serialize;
 use serde_json::json;
-
-use crate::store::StoreError;
+use utoipa::ToSchema;
 
 /// An error a handler returns. The status and `code` are part of the API contract.
 #[derive(Debug)]
@@ -64,25 +64,20 @@ impl ApiError {
     }
 }
 
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Full => Self::new(
-                StatusCode::INSUFFICIENT_STORAGE,
-                "insufficient_storage",
-                "the server is out of storage space",
-            ),
-            StoreError::Closed => Self::unavailable("shutting_down", "the server is shutting down"),
-            StoreError::Unwritable => {
-                tracing::warn!("a request failed: the database's storage cannot be written");
-                Self::unavailable(
-                    "storage_unavailable",
-                    "the server cannot write to its storage; reading still works",
-                )
-            }
-            other => Self::internal("database error", &other),
-        }
-    }
+/// The body of every 4xx and 5xx response: a stable code and a human message.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// What went wrong: `code` is part of the API contract (clients branch on it), `message` is
+/// for people and may change.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    #[schema(example = "not_found", pattern = "^[a-z0-9_]+$")]
+    pub code: String,
+    #[schema(example = "no such resource")]
+    pub message: String,
 }
 
 impl IntoResponse for ApiError {
