@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use roost::config::rate_limits::RateLimits;
 use roost::limits::alerts::AlertSink;
 use roost::limits::{Account, Family, Limiter, MonotonicClock};
-use roost::ops::metrics::Metrics;
+use roost::metrics::Metrics;
 
 fn limiter(max_keys: usize) -> Arc<Limiter> {
     let mut config = RateLimits {

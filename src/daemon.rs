@@ -25,7 +25,7 @@ use crate::edge::{local_ca, tls};
 use crate::limits::{self, Limiter};
 use crate::livekit::{self, LiveKit};
 use crate::ops::lock::DataDirLock;
-use crate::ops::metrics::Metrics;
+use crate::metrics::Metrics;
 use crate::ops::pi::SysRoot;
 use crate::ops::vitals::{self, Vitals};
 use crate::ops::{notify, provision};

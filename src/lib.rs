@@ -18,6 +18,7 @@ pub mod http;
 pub mod integrations;
 pub mod limits;
 pub mod livekit;
+pub mod metrics;
 pub mod names;
 pub mod ops;
 pub mod store;

@@ -33,7 +33,7 @@ use crate::limits::alerts::AlertSink;
 use crate::limits::Limiter;
 use crate::livekit;
 use crate::ops::health;
-use crate::ops::metrics::Metrics;
+use crate::metrics::Metrics;
 use crate::store::Store;
 
 use crate::http::{error, ApiError, ErrorBody};
@@ -562,7 +562,7 @@ async fn metrics(State(app): State<AppState>, headers: http::HeaderMap) -> Respo
         // The database's own health is `/ready`'s to report; the scrape goes on without it.
         Err(e) => tracing::debug!(error = %e, "no database memory reading for /metrics"),
     }
-    crate::ops::exposition::respond(&app.metrics, &headers)
+    crate::metrics::exposition::respond(&app.metrics, &headers)
 }
 
 /// How long a request may take before it is answered 408: `limits.request_timeout_secs`,

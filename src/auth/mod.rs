@@ -41,7 +41,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 
 use crate::config::Config;
-use crate::ops::metrics::Metrics;
+use crate::metrics::Metrics;
 use crate::store::Store;
 
 pub use error::AuthError;

@@ -18,6 +18,7 @@
 //! work (writing, hashing, renaming, deleting) runs on blocking threads. This module must not
 //! trust client-supplied names or types: names are display metadata only, never paths.
 
+pub mod disk;
 pub mod download;
 pub mod sniff;
 pub mod upload;

@@ -184,7 +184,7 @@ impl Spool {
         self.file
             .sync_all()
             .map_err(FilesError::io("syncing the upload"))?;
-        if crate::ops::disk::free_bytes(dir).is_ok_and(|free| free < min_free) {
+        if crate::files::disk::free_bytes(dir).is_ok_and(|free| free < min_free) {
             return Err(FilesError::InsufficientStorage);
         }
         Ok(hex::encode(self.hash.finish()))

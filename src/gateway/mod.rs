@@ -41,7 +41,7 @@ use crate::chat::RoomEvent;
 use crate::config::Config;
 use crate::livekit::calls::CallEvent;
 use crate::livekit::LiveKit;
-use crate::ops::metrics::Metrics;
+use crate::metrics::Metrics;
 use crate::store::Store;
 
 pub use session::upgrade;

@@ -40,7 +40,7 @@ use super::{now_ms, IntegrationError};
 use crate::audit;
 use crate::config::webhooks::Webhooks;
 use crate::limits::bucket::{self, Rate};
-use crate::ops::metrics::Metrics;
+use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
 
 /// The longest the worker sleeps without looking at the queues (changes made by the CLI in

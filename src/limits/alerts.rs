@@ -25,7 +25,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::alerts::Alerts;
-use crate::ops::metrics::Metrics;
+use crate::metrics::Metrics;
 
 /// Signals waiting for the alerter. At the bound, signals are counted, not queued.
 const QUEUE_CAPACITY: usize = 1024;

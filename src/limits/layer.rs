@@ -91,7 +91,7 @@ mod tests {
     use crate::config::rate_limits::{FamilyLimit, RateLimits};
     use crate::limits::alerts::AlertSink;
     use crate::limits::clock::FakeClock;
-    use crate::ops::metrics::Metrics;
+    use crate::metrics::Metrics;
     use axum::body::Body;
     use axum::extract::State;
     use axum::middleware::Next;

@@ -26,7 +26,7 @@ use super::clock::Clock;
 use super::table::{self, Slot, Table};
 use super::{Account, Family};
 use crate::config::rate_limits::RateLimits;
-use crate::ops::metrics::Metrics;
+use crate::metrics::Metrics;
 
 /// What the limiter says about one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

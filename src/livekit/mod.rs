@@ -36,7 +36,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
-use crate::ops::metrics::Metrics;
+use crate::metrics::Metrics;
 
 use self::keys::KeyRing;
 use self::tokens::{CallGrant, MintedToken, TokenError};

@@ -106,7 +106,7 @@ pub fn run(config: &Result<Config, Problems>, now: OffsetDateTime) -> Vec<Check>
     }
     checks.push(check_clock(now, clock_synchronized()));
     if let Ok(c) = config {
-        let free = crate::ops::disk::free_bytes(existing_ancestor(c.data_dir())).ok();
+        let free = crate::files::disk::free_bytes(existing_ancestor(c.data_dir())).ok();
         checks.push(check_disk(free, c.storage.min_free_disk_mb));
         checks.push(check_permissions(c));
         checks.push(check_database(c));

@@ -173,7 +173,7 @@ pub(crate) fn livekit_check(app: &AppState) -> Check {
 
 fn disk_check(app: &AppState) -> Check {
     let min = app.vitals.min_free_bytes();
-    match crate::ops::disk::free_bytes(app.config.data_dir()) {
+    match crate::files::disk::free_bytes(app.config.data_dir()) {
         Ok(free) => {
             // Also sets roost_disk_free_bytes and the low-disk flag that refuses writes.
             app.vitals.note_disk_free(free);

@@ -9,14 +9,11 @@
 pub mod admin;
 pub mod backup;
 pub mod checksum;
-pub mod disk;
 pub mod doctor;
-pub mod exposition;
 pub mod health;
 pub mod lock;
 pub mod logging;
 pub mod memory;
-pub mod metrics;
 pub mod notify;
 pub mod pi;
 pub mod provision;

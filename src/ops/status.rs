@@ -143,8 +143,8 @@ pub async fn report(app: &AppState) -> StatusReport {
     let db_path = app.config.db_path();
     let (fresh_free, total, last, database_bytes) = tokio::task::spawn_blocking(move || {
         (
-            crate::ops::disk::free_bytes(vitals.data_dir()).ok(),
-            crate::ops::disk::total_bytes(vitals.data_dir()).ok(),
+            crate::files::disk::free_bytes(vitals.data_dir()).ok(),
+            crate::files::disk::total_bytes(vitals.data_dir()).ok(),
             vitals.last_backup_blocking(),
             crate::ops::backup::database_bytes(&db_path),
         )

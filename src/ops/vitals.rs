@@ -26,7 +26,7 @@ use crate::http::ApiError;
 use crate::config::Config;
 use crate::edge::listener::OpenConnections;
 use crate::ops::backup::{self, LastSuccess};
-use crate::ops::metrics::Metrics;
+use crate::metrics::Metrics;
 use crate::ops::pi::{self, PiHealth, SysRoot};
 
 /// How often the background task measures.
@@ -178,7 +178,7 @@ impl Vitals {
     pub fn measure(data_dir: &std::path::Path, sys_root: &SysRoot) -> Measured {
         Measured {
             health: pi::measure(sys_root),
-            disk_free_bytes: crate::ops::disk::free_bytes(data_dir).ok(),
+            disk_free_bytes: crate::files::disk::free_bytes(data_dir).ok(),
         }
     }
 

@@ -10,7 +10,7 @@
 use axum::response::{IntoResponse, Response};
 use http::{header, HeaderMap};
 
-use super::metrics::Metrics;
+use super::Metrics;
 
 pub const OPENMETRICS_CONTENT_TYPE: &str =
     "application/openmetrics-text; version=1.0.0; charset=utf-8";

@@ -4,6 +4,8 @@
 //! no global registry. Label values come from closed sets (matched route templates, status
 //! codes, fixed reasons), never from client input, so series cannot grow without bound.
 
+pub mod exposition;
+
 use std::sync::Mutex;
 
 use prometheus_client::encoding::EncodeLabelSet;
