@@ -20,6 +20,8 @@ use crate::api::AppState;
 use crate::http::{ApiError, Json, Query};
 use crate::auth::RequireAdmin;
 use crate::store::StoreError;
+use utoipa_axum::routes;
+use crate::http::Routes;
 
 /// Whether the action an event describes succeeded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -305,6 +307,11 @@ pub async fn list_handler(
         events,
         next_cursor,
     }))
+}
+
+/// `GET /api/v1/audit`.
+pub fn routes() -> Routes<AppState> {
+    Routes::new().api(routes!(list_handler))
 }
 
 #[cfg(test)]

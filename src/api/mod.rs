@@ -7,7 +7,6 @@
 //! It knows nothing about sockets or TLS (that is `edge`).
 
 pub mod openapi;
-mod routes;
 mod store_error;
 
 use std::future::Future;
@@ -18,23 +17,20 @@ use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, delete, get, patch, post, put};
+use axum::routing::get;
 use axum::Router;
 use futures_util::FutureExt;
 use http::{header, HeaderValue, StatusCode};
-use routes::Routes;
+use utoipa_axum::routes;
 
-use crate::auth;
-use crate::chat;
 use crate::config::Config;
 use crate::edge::policy::EdgePolicy;
-use crate::integrations;
+use crate::http::{Routes, Templates};
 use crate::limits::alerts::AlertSink;
 use crate::limits::Limiter;
-use crate::livekit;
-use crate::ops::health;
 use crate::metrics::Metrics;
 use crate::store::Store;
+use crate::{audit, auth, chat, files, gateway, integrations, livekit, ops, web};
 
 use crate::http::{error, ApiError, ErrorBody};
 
@@ -97,159 +93,42 @@ const SECURITY_HEADERS: [(header::HeaderName, &str); 4] = [
     ),
 ];
 
+/// Every route of the HTTPS surface, from the modules that own them. The OpenAPI document is
+/// made from the same value ([`openapi::document`]), so it lists exactly these routes (but the
+/// ones mounted `undocumented`: LiveKit's proxied paths and the client's assets).
+pub(crate) fn public_routes() -> Routes<AppState> {
+    Routes::new()
+        .merge(ops::health_routes())
+        .api(routes!(ca_cert))
+        .api(openapi::route())
+        .merge(auth::routes())
+        .merge(audit::routes())
+        .merge(ops::admin_routes())
+        .merge(web::routes())
+        .merge(chat::routes())
+        .merge(integrations::routes())
+        .merge(files::routes())
+        .merge(gateway::routes())
+        .merge(livekit::proxy_routes())
+}
+
 /// The public HTTPS surface.
 pub fn router(state: AppState) -> Surface {
     let hsts = HeaderValue::from_str(&format!("max-age={}", state.config.tls.hsts_max_age_secs))
         .expect("a decimal number is a valid header value");
-    let routes = Routes::new()
-        .route("/health", get(health::health))
-        .route("/ready", get(health::ready))
-        .route("/ca.crt", get(ca_cert))
-        .route(
-            "/api/v1/openapi.json",
-            get(openapi::openapi_json).layer(axum::Extension(openapi::Document::build())),
-        )
-        .route(
-            "/api/v1/setup",
-            get(auth::setup::status).post(auth::setup::complete),
-        )
-        .route("/api/v1/auth/login", post(auth::login))
-        .route("/api/v1/auth/refresh", post(auth::refresh))
-        .route("/api/v1/auth/logout", post(auth::logout))
-        .route("/api/v1/auth/register", post(auth::register))
-        .route("/api/v1/auth/password", post(auth::change_password))
-        .route("/api/v1/me", get(auth::me))
-        .route("/api/v1/users", get(auth::users::list_handler))
-        .route("/api/v1/users/{id}", patch(auth::users::update_handler))
-        .route(
-            "/api/v1/invites",
-            post(auth::invites::create_handler).get(auth::invites::list_handler),
-        )
-        .route(
-            "/api/v1/invites/{id}",
-            delete(auth::invites::revoke_handler),
-        )
-        .route(
-            "/api/v1/api-keys",
-            post(auth::api_keys::create_handler).get(auth::api_keys::list_handler),
-        )
-        .route(
-            "/api/v1/api-keys/{id}",
-            delete(auth::api_keys::revoke_handler),
-        )
-        .route(
-            "/api/v1/api-keys/{id}/rotation",
-            post(auth::api_keys::start_rotation_handler),
-        )
-        .route(
-            "/api/v1/api-keys/{id}/rotation/confirm",
-            post(auth::api_keys::confirm_rotation_handler),
-        )
-        .route("/api/v1/audit", get(crate::audit::list_handler))
-        .route(
-            "/api/v1/admin/status",
-            get(crate::ops::admin::status_handler),
-        )
-        .route(
-            "/api/v1/admin/backups",
-            get(crate::ops::admin::list_handler).post(crate::ops::admin::start_handler),
-        )
-        .route(
-            "/api/v1/branding",
-            get(crate::web::branding::get).patch(crate::web::branding::update),
-        )
-        .route(
-            "/api/v1/branding/icon",
-            put(crate::web::icon::upload).delete(crate::web::icon::remove),
-        )
-        .route("/branding/icon.png", get(crate::web::icon::serve))
-        .route(
-            "/manifest.webmanifest",
-            get(crate::web::branding::manifest_handler),
-        )
-        .route(
-            "/api/v1/rooms",
-            get(chat::rooms::list).post(chat::rooms::create),
-        )
-        .route(
-            "/api/v1/rooms/{id}",
-            get(chat::rooms::get).patch(chat::rooms::update),
-        )
-        .route("/api/v1/rooms/{id}/members", get(chat::rooms::members))
-        .route("/api/v1/rooms/{id}/candidates", get(chat::candidates::list))
-        .route(
-            "/api/v1/rooms/{id}/members/{user_id}",
-            put(chat::rooms::put_member).delete(chat::rooms::delete_member),
-        )
-        .route("/api/v1/rooms/{id}/read", put(chat::reads::mark))
-        .route("/api/v1/dms", post(chat::dms::open))
-        .route("/api/v1/people", get(chat::dms::people))
-        .route(
-            "/api/v1/rooms/{id}/messages",
-            get(chat::messages::list).post(chat::messages::post),
-        )
-        .route(
-            "/api/v1/rooms/{id}/messages/{message_id}",
-            get(chat::messages::get)
-                .patch(chat::messages::edit)
-                .delete(chat::messages::delete),
-        )
-        .route(
-            "/api/v1/rooms/{id}/hooks",
-            get(integrations::incoming::list_handler).post(integrations::incoming::create_handler),
-        )
-        .route(
-            "/api/v1/rooms/{id}/hooks/{hook_id}",
-            delete(integrations::incoming::revoke_handler),
-        )
-        .route("/hooks/{token}", post(integrations::incoming::post_handler))
-        .route(
-            "/api/v1/webhooks",
-            get(integrations::outgoing::list_handler).post(integrations::outgoing::create_handler),
-        )
-        .route(
-            "/api/v1/webhooks/{id}",
-            get(integrations::outgoing::get_handler)
-                .patch(integrations::outgoing::update_handler)
-                .delete(integrations::outgoing::delete_handler),
-        )
-        .route(
-            "/api/v1/webhooks/{id}/secret",
-            post(integrations::outgoing::rotate_handler),
-        )
-        .route(
-            "/api/v1/webhooks/{id}/deliveries",
-            get(integrations::outgoing::deliveries_handler),
-        )
-        .route("/api/v1/bots", post(integrations::bots::create_handler))
-        .route("/api/v1/rooms/{id}/call", get(chat::calls::participants))
-        .route("/api/v1/rooms/{id}/call/token", post(chat::calls::token))
-        .route("/api/v1/search", get(chat::search::handler))
-        .route(
-            crate::edge::limits::UPLOAD_ROUTE,
-            post(crate::files::upload),
-        )
-        .route("/api/v1/attachments/{id}", get(crate::files::download))
-        .route("/api/v1/gateway", get(crate::gateway::upgrade))
-        .route("/rtc", any(livekit::proxy::forward))
-        .route("/rtc/{*rest}", any(livekit::proxy::forward))
-        .route("/twirp/{*rest}", any(livekit::proxy::forward))
-        .route(crate::web::ASSETS_ROUTE, get(crate::web::asset))
-        // The client's pages and root files, else the JSON 404.
-        .fallback(crate::web::fallback);
+    // The client's pages and root files, else the JSON 404.
+    let routes = public_routes().fallback(web::fallback);
     // HSTS and JSON errors wrap everything, including 421s; a write under /api/ gets 507
     // while disk is low (ops::vitals).
     surface(routes, &state, Some(hsts), true, true)
 }
 
-/// The loopback-only internal surface: monitoring, `/status` and (later) webhooks.
+/// The loopback-only internal surface: monitoring, `/status` and LiveKit's webhooks.
 pub fn internal_router(state: AppState) -> Surface {
-    let routes = Routes::new()
-        .route("/health", get(health::health))
-        .route("/ready", get(health::ready))
-        .route("/metrics", get(metrics))
-        .route("/status", get(crate::ops::status::status))
-        .route("/livekit/webhook", post(livekit::webhook::receive))
+    let routes = ops::health_routes()
+        .undocumented("/metrics", get(metrics))
+        .merge(ops::status_routes())
+        .merge(livekit::webhook_routes())
         .fallback(not_found);
     surface(routes, &state, None, false, false)
 }
@@ -258,9 +137,9 @@ pub fn internal_router(state: AppState) -> Surface {
 /// there is a local CA, everything else sent to HTTPS with 308.
 pub fn redirect_router(state: AppState) -> Surface {
     let routes = Routes::new()
-        .route("/", get(crate::edge::trust::page))
-        .route("/health", get(health::health))
-        .route("/ca.crt", get(ca_cert))
+        .undocumented("/", get(crate::edge::trust::page))
+        .undocumented("/health", get(ops::health::health))
+        .undocumented("/ca.crt", get(ca_cert))
         .fallback(crate::edge::redirect::to_https);
     surface(routes, &state, None, false, false)
 }
@@ -274,7 +153,7 @@ pub fn redirect_router(state: AppState) -> Surface {
 /// template matches get their label from `web::label`.
 ///
 /// Every step is a plain call in [`SurfaceParts::handle`]; the route template comes from
-/// [`routes::Templates`], not from the router. As axum layers (`middleware::from_fn`, or a
+/// [`Templates`], not from the router. As axum layers (`middleware::from_fn`, or a
 /// layer around each route), the steps cloned and boxed the services below them on every
 /// request, which was most of the CPU of a small request.
 fn surface(
@@ -304,7 +183,7 @@ pub struct Surface(Arc<SurfaceParts>);
 struct SurfaceParts {
     app: AppState,
     router: Router,
-    templates: routes::Templates,
+    templates: Templates,
     /// Whether writes are refused while disk is low (507).
     disk_guard: bool,
     /// Whether the fallback serves the web client (`web::fallback`), whose paths are labelled

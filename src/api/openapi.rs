@@ -27,9 +27,11 @@ use utoipa::openapi::{
     ContentBuilder, ObjectBuilder, Ref, RefOr, ResponseBuilder, Schema, Type as SchemaType,
 };
 use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::UtoipaMethodRouter;
+use utoipa_axum::routes;
 
-/// The whole public API. `paths(...)` must list every handler `super::router` mounts (the
-/// tests check it against `api/mod.rs`).
+/// What the document says of the API as a whole. Its paths and schemas come from the routes
+/// the modules register ([`document`]).
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -42,76 +44,7 @@ use utoipa::{Modify, OpenApi};
             login, refresh, register and setup without it.",
         license(name = "MIT OR Apache-2.0"),
     ),
-    paths(
-        crate::ops::health::health,
-        crate::ops::health::ready,
-        super::ca_cert,
-        openapi_json,
-        crate::auth::setup::status,
-        crate::auth::setup::complete,
-        crate::auth::handlers::login,
-        crate::auth::handlers::refresh,
-        crate::auth::handlers::logout,
-        crate::auth::handlers::register,
-        crate::auth::handlers::change_password,
-        crate::auth::handlers::me,
-        crate::auth::users::list_handler,
-        crate::auth::users::update_handler,
-        crate::auth::invites::create_handler,
-        crate::auth::invites::list_handler,
-        crate::auth::invites::revoke_handler,
-        crate::auth::api_keys::create_handler,
-        crate::auth::api_keys::list_handler,
-        crate::auth::api_keys::revoke_handler,
-        crate::auth::api_keys::start_rotation_handler,
-        crate::auth::api_keys::confirm_rotation_handler,
-        crate::audit::list_handler,
-        crate::ops::admin::status_handler,
-        crate::ops::admin::list_handler,
-        crate::ops::admin::start_handler,
-        crate::web::branding::get,
-        crate::web::branding::update,
-        crate::web::branding::manifest_handler,
-        crate::web::icon::upload,
-        crate::web::icon::remove,
-        crate::web::icon::serve,
-        crate::chat::rooms::list,
-        crate::chat::rooms::create,
-        crate::chat::rooms::get,
-        crate::chat::rooms::update,
-        crate::chat::rooms::members,
-        crate::chat::candidates::list,
-        crate::chat::rooms::put_member,
-        crate::chat::rooms::delete_member,
-        crate::chat::reads::mark,
-        crate::chat::dms::open,
-        crate::chat::dms::people,
-        crate::chat::messages::list,
-        crate::chat::messages::post,
-        crate::chat::messages::get,
-        crate::chat::messages::edit,
-        crate::chat::messages::delete,
-        crate::chat::calls::participants,
-        crate::chat::calls::token,
-        crate::chat::search::handler,
-        crate::files::upload::upload,
-        crate::files::download::download,
-        crate::gateway::session::upgrade,
-        crate::integrations::outgoing::create_handler,
-        crate::integrations::outgoing::list_handler,
-        crate::integrations::outgoing::get_handler,
-        crate::integrations::outgoing::update_handler,
-        crate::integrations::outgoing::delete_handler,
-        crate::integrations::outgoing::rotate_handler,
-        crate::integrations::outgoing::deliveries_handler,
-        crate::integrations::incoming::create_handler,
-        crate::integrations::incoming::list_handler,
-        crate::integrations::incoming::revoke_handler,
-        crate::integrations::incoming::post_handler,
-        crate::integrations::bots::create_handler,
-    ),
     components(schemas(crate::http::ErrorBody, crate::http::ErrorDetail)),
-    modifiers(&Common),
     security(("bearer" = [])),
     tags(
         (name = "health", description = "Liveness, readiness and the local CA certificate"),
@@ -384,18 +317,30 @@ fn add(op: &mut Operation, status: &str, name: &str) {
 pub struct Document(Arc<OnceLock<Bytes>>);
 
 impl Document {
-    pub fn build() -> Document {
-        Document::default()
-    }
-
     pub fn bytes(&self) -> &Bytes {
         self.0.get_or_init(|| {
-            let json = ApiDoc::openapi().to_json().expect(
+            let json = document().to_json().expect(
                 "the document is made of strings, maps and numbers, which always serialize",
             );
             Bytes::from(json)
         })
     }
+}
+
+/// The whole document: [`ApiDoc`], the paths and schemas of every documented route of the
+/// HTTPS surface ([`super::public_routes`]), and the responses the shared layers add
+/// ([`Common`]).
+pub fn document() -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    doc.merge(super::public_routes().into_openapi());
+    Common.modify(&mut doc);
+    doc
+}
+
+/// `GET /api/v1/openapi.json`, with the document it serves (made on its first request).
+pub fn route<S: Clone + Send + Sync + 'static>() -> UtoipaMethodRouter<S> {
+    let (schemas, paths, handler) = routes!(openapi_json);
+    (schemas, paths, handler.layer(Extension(Document::default())))
 }
 
 /// `GET /api/v1/openapi.json`: this document.
@@ -455,117 +400,30 @@ mod tests {
     ];
 
     fn document() -> Value {
-        serde_json::from_slice(Document::build().bytes()).expect("the document is JSON")
+        serde_json::from_slice(Document::default().bytes()).expect("the document is JSON")
     }
 
-    /// The path a `.route(` call's first argument names: a literal or a known constant.
-    fn route_path(expr: &str) -> String {
-        if let Some(literal) = expr.strip_prefix('"').and_then(|e| e.strip_suffix('"')) {
-            return literal.to_owned();
-        }
-        match expr {
-            "crate::edge::limits::UPLOAD_ROUTE" => crate::edge::limits::UPLOAD_ROUTE.to_owned(),
-            "crate::web::ASSETS_ROUTE" => crate::web::ASSETS_ROUTE.to_owned(),
-            other => panic!("a route path this test cannot read: {other}; add it to route_path"),
-        }
-    }
-
-    /// Whether `code` calls `name(` (as `get(...)` or `.get(...)`, not `rooms::get`).
-    fn calls(code: &str, name: &str) -> bool {
-        let pattern = format!("{name}(");
-        code.match_indices(&pattern).any(|(i, _)| {
-            code[..i]
-                .chars()
-                .next_back()
-                .is_none_or(|c| !(c.is_alphanumeric() || c == '_' || c == ':'))
-        })
-    }
-
-    /// (path, method) of every route `api::router` mounts, read from the source of
-    /// `api/mod.rs` (axum cannot list a router's routes), methods in lowercase; `any` for
-    /// routes that take every method.
-    fn mounted_routes() -> BTreeSet<(String, String)> {
-        let src = include_str!("mod.rs");
-        let start = src.find("pub fn router(").expect("api::router exists");
-        let len = src[start..].find("\n}\n").expect("router's body ends");
-        let body = &src[start..start + len];
-        let mut routes = BTreeSet::new();
-        let mut rest = body;
-        while let Some(i) = rest.find(".route(") {
-            let args_start = i + ".route(".len();
-            let mut depth = 1;
-            let mut args_end = None;
-            for (k, c) in rest[args_start..].char_indices() {
-                match c {
-                    '(' => depth += 1,
-                    ')' => {
-                        depth -= 1;
-                        if depth == 0 {
-                            args_end = Some(args_start + k);
-                            break;
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            let args_end = args_end.expect("a .route( call closes");
-            let args = &rest[args_start..args_end];
-            let (path, handlers) = args.split_once(',').expect(".route(path, handlers)");
-            let path = route_path(path.trim());
-            let mut found = false;
-            for method in METHODS.iter().copied().chain(["any"]) {
-                if calls(handlers, method) {
-                    routes.insert((path.clone(), method.to_owned()));
-                    found = true;
-                }
-            }
-            assert!(found, "no method found for route {path}: {handlers}");
-            rest = &rest[args_end..];
-        }
-        assert!(
-            routes.len() > 30,
-            "the route parser found too few routes: {routes:?}"
-        );
-        routes
-    }
-
-    fn documented_operations(doc: &Value) -> BTreeSet<(String, String)> {
-        let mut ops = BTreeSet::new();
-        for (path, item) in doc["paths"].as_object().expect("paths") {
-            for method in METHODS {
-                if item.get(method).is_some() {
-                    ops.insert((path.clone(), method.to_owned()));
-                }
-            }
-        }
-        ops
-    }
-
+    /// A route is documented by being mounted with `Routes::api`; this checks that the only
+    /// routes mounted otherwise on the HTTPS surface are the ones meant to be.
     #[test]
-    fn every_mounted_route_is_documented_and_nothing_else() {
+    fn only_the_proxy_and_the_assets_are_left_out_of_the_document() {
         let doc = document();
-        let mounted: BTreeSet<_> = mounted_routes()
-            .into_iter()
-            .filter(|(path, _)| !UNDOCUMENTED.iter().any(|(p, _)| p == path))
+        let documented: BTreeSet<&str> = doc["paths"]
+            .as_object()
+            .expect("paths")
+            .keys()
+            .map(String::as_str)
             .collect();
-        let documented = documented_operations(&doc);
-        let missing: Vec<_> = mounted.difference(&documented).collect();
-        let extra: Vec<_> = documented.difference(&mounted).collect();
+        let routes = super::super::public_routes();
+        let mounted: BTreeSet<&str> = routes.paths().collect();
+        let left_out: BTreeSet<&str> = mounted.difference(&documented).copied().collect();
+        let expected: BTreeSet<&str> = UNDOCUMENTED.iter().map(|(path, _)| *path).collect();
+        assert_eq!(left_out, expected, "routes mounted but not documented");
+        let not_mounted: Vec<_> = documented.difference(&mounted).collect();
         assert!(
-            missing.is_empty(),
-            "routes mounted in api::router but not in the OpenAPI document (add \
-             #[utoipa::path] to the handler and list it in ApiDoc): {missing:?}"
+            not_mounted.is_empty(),
+            "documented but not mounted: {not_mounted:?}"
         );
-        assert!(
-            extra.is_empty(),
-            "operations in the OpenAPI document that api::router does not mount: {extra:?}"
-        );
-        for (path, _) in UNDOCUMENTED {
-            assert!(
-                mounted_routes().iter().any(|(p, _)| p == path),
-                "{path} is listed as undocumented but no longer mounted"
-            );
-        }
     }
 
     #[test]

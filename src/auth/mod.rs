@@ -53,6 +53,9 @@ pub use principal::{
     Credential, Principal, RequireAdmin, RequireMember, RequireSession, Scopes,
 };
 pub use users::Role;
+use utoipa_axum::routes;
+use crate::api::AppState;
+use crate::http::Routes;
 
 /// How often sign-ins also delete long-ended sessions and expired refresh tokens.
 pub const PRUNE_INTERVAL_SECS: i64 = 3600;
@@ -327,6 +330,26 @@ impl AuthState {
             .lock()
             .expect("setup lock is never poisoned: nothing panics while holding it") = value;
     }
+}
+
+/// The accounts, sessions, invites and API keys routes of the HTTPS surface.
+pub fn routes() -> Routes<AppState> {
+    Routes::new()
+        .api(routes!(setup::status, setup::complete))
+        .api(routes!(handlers::login))
+        .api(routes!(handlers::refresh))
+        .api(routes!(handlers::logout))
+        .api(routes!(handlers::register))
+        .api(routes!(handlers::change_password))
+        .api(routes!(handlers::me))
+        .api(routes!(users::list_handler))
+        .api(routes!(users::update_handler))
+        .api(routes!(invites::create_handler, invites::list_handler))
+        .api(routes!(invites::revoke_handler))
+        .api(routes!(api_keys::create_handler, api_keys::list_handler))
+        .api(routes!(api_keys::revoke_handler))
+        .api(routes!(api_keys::start_rotation_handler))
+        .api(routes!(api_keys::confirm_rotation_handler))
 }
 
 #[cfg(test)]

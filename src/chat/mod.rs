@@ -41,6 +41,8 @@ use crate::http::ApiError;
 use crate::store::StoreError;
 
 pub use events::RoomEvent;
+use utoipa_axum::routes;
+use crate::http::Routes;
 
 /// What can go wrong in a chat request; mapped to HTTP only by `From<ChatError> for ApiError`.
 #[derive(Debug, thiserror::Error)]
@@ -188,4 +190,22 @@ pub fn optional_json<T: serde::de::DeserializeOwned + Default>(
     }
     serde_json::from_slice(body)
         .map_err(|e| ChatError::invalid("invalid_body", format!("the JSON body is not valid: {e}")))
+}
+
+/// Rooms, members, direct messages, messages, read positions, calls and search.
+pub fn routes() -> Routes<AppState> {
+    Routes::new()
+        .api(routes!(rooms::list, rooms::create))
+        .api(routes!(rooms::get, rooms::update))
+        .api(routes!(rooms::members))
+        .api(routes!(candidates::list))
+        .api(routes!(rooms::put_member, rooms::delete_member))
+        .api(routes!(reads::mark))
+        .api(routes!(dms::open))
+        .api(routes!(dms::people))
+        .api(routes!(messages::list, messages::post))
+        .api(routes!(messages::get, messages::edit, messages::delete))
+        .api(routes!(calls::participants))
+        .api(routes!(calls::token))
+        .api(routes!(search::handler))
 }

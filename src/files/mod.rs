@@ -34,6 +34,9 @@ use crate::store::StoreError;
 
 pub use download::download;
 pub use upload::upload;
+use utoipa_axum::routes;
+use crate::api::AppState;
+use crate::http::Routes;
 
 /// Folder of the store inside the data dir (the backup copies it, minus [`TMP_DIR`]).
 pub const ATTACHMENTS_DIR: &str = "attachments";
@@ -201,6 +204,13 @@ pub fn delete_unreferenced_files(
         }
     }
     Ok(deleted)
+}
+
+/// Attachment upload and download.
+pub fn routes() -> Routes<AppState> {
+    Routes::new()
+        .api(routes!(upload::upload))
+        .api(routes!(download::download))
 }
 
 #[cfg(test)]

@@ -45,6 +45,9 @@ use crate::metrics::Metrics;
 use crate::store::Store;
 
 pub use session::upgrade;
+use utoipa_axum::routes;
+use crate::api::AppState;
+use crate::http::Routes;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DisconnectLabels {
@@ -247,6 +250,11 @@ pub const WATCHED_TABLES: &[&str] = &["users", "sessions", "api_keys"];
 
 /// How long the daemon waits for sessions to close after the shutdown signal, at most.
 pub const SESSION_CLOSE_WAIT: Duration = Duration::from_secs(5);
+
+/// The realtime gateway's WebSocket upgrade.
+pub fn routes() -> Routes<AppState> {
+    Routes::new().api(routes!(session::upgrade))
+}
 
 #[cfg(test)]
 mod tests {

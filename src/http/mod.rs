@@ -1,12 +1,14 @@
 //! The HTTP vocabulary every capability speaks: the one error type and its JSON body
 //! ([`ApiError`], [`ErrorBody`]), body and query extractors whose rejections use that shape
-//! ([`Json`], [`Query`]), RFC 3339 times ([`time`]) and [`json_response`].
+//! ([`Json`], [`Query`]), RFC 3339 times ([`time`]), [`json_response`], and [`Routes`], the way a module offers its
+//! routes to the surfaces that mount them.
 //!
 //! This is the ground of the crate: any module may use it, and it uses no other module of the
 //! crate, so a capability that answers HTTP does not depend on the module that mounts it.
 
 pub mod error;
 pub mod extract;
+pub mod routes;
 pub mod time;
 
 use axum::response::Response;
@@ -14,6 +16,7 @@ use http::{header, HeaderValue, StatusCode};
 
 pub use error::{ApiError, ErrorBody, ErrorDetail};
 pub use extract::{Json, Query};
+pub use routes::{Routes, Templates};
 
 /// Headers a response may gain after its handler: `Content-Type`, the rate-limit quota (3),
 /// HSTS and [`SECURITY_HEADERS`] (4), and a few spare. A response map made with this room is

@@ -35,6 +35,9 @@ use crate::chat::ChatError;
 use crate::store::StoreError;
 
 pub use delivery::Integrations;
+use utoipa_axum::routes;
+use crate::api::AppState;
+use crate::http::Routes;
 
 /// The events a webhook may ask for. Room events carry the room's id; `security.alert` is
 /// raised by `limits::alerts` and belongs to no room (a hook with a room filter never gets it).
@@ -173,3 +176,20 @@ pub fn now_ms() -> i64 {
 
 /// A shared, cheaply cloned handle (for `AppState`).
 pub type Handle = Arc<Integrations>;
+
+/// Incoming webhook URLs, outgoing webhooks and bot accounts.
+pub fn routes() -> Routes<AppState> {
+    Routes::new()
+        .api(routes!(incoming::list_handler, incoming::create_handler))
+        .api(routes!(incoming::revoke_handler))
+        .api(routes!(incoming::post_handler))
+        .api(routes!(outgoing::list_handler, outgoing::create_handler))
+        .api(routes!(
+            outgoing::get_handler,
+            outgoing::update_handler,
+            outgoing::delete_handler
+        ))
+        .api(routes!(outgoing::rotate_handler))
+        .api(routes!(outgoing::deliveries_handler))
+        .api(routes!(bots::create_handler))
+}

@@ -40,6 +40,8 @@ use crate::metrics::Metrics;
 
 use self::keys::KeyRing;
 use self::tokens::{CallGrant, MintedToken, TokenError};
+use crate::api::AppState;
+use crate::http::Routes;
 
 /// What LiveKit is doing, as `/ready` and the call endpoints see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -261,6 +263,21 @@ impl LiveKit {
         self.proxy_sessions.close();
         self.proxy_sessions.wait().await;
     }
+}
+
+/// LiveKit's signalling and API paths, proxied to the local server (not part of Roost's API
+/// document).
+pub fn proxy_routes() -> Routes<AppState> {
+    let forward = || axum::routing::any(proxy::forward);
+    Routes::new()
+        .undocumented("/rtc", forward())
+        .undocumented("/rtc/{*rest}", forward())
+        .undocumented("/twirp/{*rest}", forward())
+}
+
+/// The internal listener's webhook receiver.
+pub fn webhook_routes() -> Routes<AppState> {
+    Routes::new().undocumented("/livekit/webhook", axum::routing::post(webhook::receive))
 }
 
 #[cfg(test)]

@@ -20,3 +20,27 @@ pub mod provision;
 pub mod restore;
 pub mod status;
 pub mod vitals;
+
+use utoipa_axum::routes;
+
+use crate::api::AppState;
+use crate::http::Routes;
+
+/// Liveness and readiness, on every listener that answers them.
+pub fn health_routes() -> Routes<AppState> {
+    Routes::new()
+        .api(routes!(health::health))
+        .api(routes!(health::ready))
+}
+
+/// The internal listener's `/status`.
+pub fn status_routes() -> Routes<AppState> {
+    Routes::new().undocumented("/status", axum::routing::get(status::status))
+}
+
+/// The administration API of the HTTPS surface.
+pub fn admin_routes() -> Routes<AppState> {
+    Routes::new()
+        .api(routes!(admin::status_handler))
+        .api(routes!(admin::list_handler, admin::start_handler))
+}

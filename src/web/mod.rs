@@ -22,6 +22,9 @@ use axum::response::{IntoResponse, Response};
 use http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 
 use crate::http::ApiError;
+use utoipa_axum::routes;
+use crate::api::AppState;
+use crate::http::Routes;
 
 pub mod branding;
 pub mod icon;
@@ -263,6 +266,17 @@ fn client_policy(authority: Option<&str>) -> HeaderValue {
          frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
     );
     HeaderValue::from_str(&policy).expect("the policy is built from checked ASCII")
+}
+
+/// Branding, the manifest and the icon; the client's assets (not part of the API document).
+/// The client's pages are the HTTPS surface's fallback ([`fallback`]).
+pub fn routes() -> Routes<AppState> {
+    Routes::new()
+        .api(routes!(branding::get, branding::update))
+        .api(routes!(icon::upload, icon::remove))
+        .api(routes!(icon::serve))
+        .api(routes!(branding::manifest_handler))
+        .undocumented(ASSETS_ROUTE, axum::routing::get(asset))
 }
 
 #[cfg(test)]
