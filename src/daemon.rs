@@ -208,6 +208,17 @@ async fn serve(
             .context("preparing the attachment store")?,
     );
     let retention_clock = auth.clock.clone();
+    let events = {
+        let (gateway, integrations) = (gateway.clone(), integrations.clone());
+        crate::chat::EventSink::new(move |events| {
+            // Webhook deliveries the events queued, in their transaction, are sent by the
+            // worker this wakes.
+            if !events.is_empty() {
+                integrations.wake();
+            }
+            gateway.publish(events);
+        })
+    };
     let state = AppState::new(Shared {
         config: config.clone(),
         store: store.clone(),
@@ -223,6 +234,7 @@ async fn serve(
         files: files.clone(),
         backup_runs: Arc::new(crate::ops::admin::BackupRuns::new(shutdown.clone())),
         integrations: integrations.clone(),
+        events,
     });
     let internal_state = AppState::new(Shared {
         edge: internal_policy,

@@ -7,7 +7,10 @@
 //! It knows nothing about sockets or TLS (that is `edge`).
 
 pub mod openapi;
+mod state;
 mod store_error;
+
+pub use state::{AppState, Shared};
 
 use std::future::Future;
 use std::net::IpAddr;
@@ -24,63 +27,10 @@ use http::{header, HeaderValue, StatusCode};
 use utoipa_axum::routes;
 
 use crate::config::Config;
-use crate::edge::policy::EdgePolicy;
 use crate::http::{Routes, Templates};
-use crate::limits::alerts::AlertSink;
-use crate::limits::Limiter;
-use crate::metrics::Metrics;
-use crate::store::Store;
 use crate::{audit, auth, chat, files, gateway, integrations, livekit, ops, web};
 
 use crate::http::{error, ApiError, ErrorBody};
-
-/// Everything a handler may need, behind one `Arc`: every middleware layer clones the state on
-/// every request, so a clone must be one reference count, not one per field. Fields are reached
-/// through `Deref` (`app.store`, `app.config`).
-#[derive(Clone)]
-pub struct AppState(Arc<Shared>);
-
-impl AppState {
-    pub fn new(shared: Shared) -> AppState {
-        AppState(Arc::new(shared))
-    }
-}
-
-impl std::ops::Deref for AppState {
-    type Target = Shared;
-    fn deref(&self) -> &Shared {
-        &self.0
-    }
-}
-
-/// The shared services behind [`AppState`].
-#[derive(Clone)]
-pub struct Shared {
-    pub config: Arc<Config>,
-    pub store: Store,
-    pub metrics: Arc<Metrics>,
-    pub edge: Arc<EdgePolicy>,
-    /// The local CA certificate (PEM) offered at `/ca.crt`; `None` with operator certificates.
-    pub ca_pem: Option<Arc<str>>,
-    /// Uptime, connections, disk and Pi health (`ops::vitals`), for `/status` and `/metrics`.
-    pub vitals: Arc<crate::ops::vitals::Vitals>,
-    /// Keys, password hasher, login backoff and the pending setup code.
-    pub auth: Arc<crate::auth::AuthState>,
-    /// Charged only by `limits::layer::check` in the surface's route policy, never by handlers.
-    pub limiter: Arc<Limiter>,
-    /// Where failed sign-ins and rate-limit refusals are reported (security alerts).
-    pub alerts: AlertSink,
-    /// Calls: LiveKit's status, keys, call registry and proxy limits.
-    pub livekit: Arc<crate::livekit::LiveKit>,
-    /// The realtime gateway: hub (fan-out, presence), connection caps, metrics.
-    pub gateway: Arc<crate::gateway::Gateway>,
-    /// The attachment store on disk.
-    pub files: Arc<crate::files::Files>,
-    /// The backup started from the administration API (`ops::admin`): one at a time.
-    pub backup_runs: Arc<crate::ops::admin::BackupRuns>,
-    /// Outgoing webhooks' worker and client, incoming webhook URLs' buckets.
-    pub integrations: crate::integrations::Handle,
-}
 
 /// Sent on every HTTPS response unless the handler set the header itself.
 const SECURITY_HEADERS: [(header::HeaderName, &str); 4] = [

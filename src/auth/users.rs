@@ -465,7 +465,7 @@ pub async fn update_handler(
     // An account that is a guest already has no room it was not invited to, so asking again
     // leaves nothing.
     let made_guest = patch.role == Some(Role::Guest);
-    let user = crate::chat::commit_as(&app, move |conn, events| {
+    let user = crate::chat::commit_as(&app.store, &app.events, move |conn, events| {
         let user = update(conn, id, &patch, &actor, now_ms)?;
         if made_guest {
             let left =

@@ -51,7 +51,7 @@ pub async fn run(app: AppState, shutdown: CancellationToken) {
             continue; // a LiveKit room Roost did not name
         };
         let keep = app.config.gateway.resume_events_per_room;
-        let posted = commit(&app, move |conn, events| {
+        let posted = commit(&app.store, &app.events, move |conn, events| {
             if let Some(event) = record(conn, room_id, &room_sid, kind, by, now_ms(), keep)? {
                 events.push(event);
             }

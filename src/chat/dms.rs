@@ -135,7 +135,7 @@ pub async fn open(
     Json(req): Json<OpenDm>,
 ) -> Result<Response, ApiError> {
     let keep = app.config.gateway.resume_events_per_room;
-    let (created, room) = commit(&app, move |conn, events| {
+    let (created, room) = commit(&app.store, &app.events, move |conn, events| {
         if req.user_id == who.user_id {
             // Said before looking the account up, so the answer does not depend on it.
             return Err(ChatError::invalid(

@@ -309,7 +309,7 @@ pub async fn post(
     )?;
     let keep = app.config.gateway.resume_events_per_room;
     let messages_total = app.gateway.metrics.messages.clone();
-    let (created, view) = commit(&app, move |conn, events| {
+    let (created, view) = commit(&app.store, &app.events, move |conn, events| {
         if let Some(key) = &key {
             let seen: Option<i64> = conn
                 .prepare_cached(
@@ -471,7 +471,7 @@ pub async fn edit(
 ) -> Result<Json<MessageView>, ApiError> {
     let max = app.config.chat.max_message_chars;
     let keep = app.config.gateway.resume_events_per_room;
-    let view = commit(&app, move |conn, events| {
+    let view = commit(&app.store, &app.events, move |conn, events| {
         Access::load(conn, room_id, &who)?.require_member()?;
         let current = load(conn, room_id, id)?;
         refuse_call_entry(&current)?;
@@ -537,7 +537,7 @@ pub async fn delete(
     Path((room_id, id)): Path<(i64, i64)>,
 ) -> Result<Json<MessageView>, ApiError> {
     let keep = app.config.gateway.resume_events_per_room;
-    let view = commit(&app, move |conn, events| {
+    let view = commit(&app.store, &app.events, move |conn, events| {
         let access = Access::load(conn, room_id, &who)?;
         access.require_read()?;
         let current = load(conn, room_id, id)?;

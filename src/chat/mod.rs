@@ -33,12 +33,14 @@ pub mod retention;
 pub mod rooms;
 pub mod search;
 
+use std::sync::Arc;
+
 use http::StatusCode;
 use rusqlite::Connection;
 
 use crate::api::AppState;
 use crate::http::ApiError;
-use crate::store::StoreError;
+use crate::store::{Store, StoreError};
 
 pub use events::RoomEvent;
 use utoipa_axum::routes;
@@ -130,25 +132,24 @@ impl axum::response::IntoResponse for ChatError {
 /// The write and the publish run in their own task, so a client that disconnects while its
 /// request is in flight cannot leave a committed event unpublished (axum drops the handler's
 /// future on disconnect; a spawned task runs to the end).
-pub async fn commit<T, F>(app: &AppState, change: F) -> Result<T, ChatError>
+pub async fn commit<T, F>(store: &Store, sink: &EventSink, change: F) -> Result<T, ChatError>
 where
     F: FnOnce(&Connection, &mut Vec<RoomEvent>) -> Result<T, ChatError> + Send + 'static,
     T: Send + 'static,
 {
-    commit_as(app, change).await
+    commit_as(store, sink, change).await
 }
 
 /// [`commit`] for a change whose errors are not [`ChatError`]s: one made outside the chat
 /// module that also moves room members (an account made a guest, `auth::users`).
-pub async fn commit_as<T, E, F>(app: &AppState, change: F) -> Result<T, E>
+pub async fn commit_as<T, E, F>(store: &Store, sink: &EventSink, change: F) -> Result<T, E>
 where
     F: FnOnce(&Connection, &mut Vec<RoomEvent>) -> Result<T, E> + Send + 'static,
     T: Send + 'static,
     E: From<StoreError> + Send + 'static,
 {
-    let store = app.store.clone();
-    let gateway = app.gateway.clone();
-    let integrations = app.integrations.clone();
+    let store = store.clone();
+    let sink = sink.clone();
     let task = tokio::spawn(async move {
         let (value, events) = store
             .write(move |conn| {
@@ -157,12 +158,8 @@ where
                 Ok::<_, E>((value, events))
             })
             .await?;
-        // Committed: now, and only now, the world may hear about it. Webhook deliveries the
-        // events queued (in the same transaction) are sent by the worker this wakes.
-        if !events.is_empty() {
-            integrations.wake();
-        }
-        gateway.publish(events);
+        // Committed: now, and only now, the world may hear about it.
+        sink.publish(events);
         Ok(value)
     });
     match task.await {
@@ -171,6 +168,31 @@ where
         Err(e) if e.is_panic() => Err(E::from(StoreError::Panicked)),
         // Cancelled: the runtime is shutting down.
         Err(_) => Err(E::from(StoreError::Closed)),
+    }
+}
+
+/// Where room events go once their transaction committed: the gateway's fan-out, and the
+/// webhook worker's wake-up (the deliveries themselves were queued in the transaction). The
+/// daemon says who listens ([`EventSink::new`]); chat only publishes, so it depends on
+/// neither. Cloning it is one reference count.
+#[derive(Clone)]
+pub struct EventSink(Arc<dyn Fn(Vec<RoomEvent>) + Send + Sync>);
+
+impl EventSink {
+    /// A sink that hands each committed batch, in commit order, to `publish`.
+    pub fn new(publish: impl Fn(Vec<RoomEvent>) + Send + Sync + 'static) -> EventSink {
+        EventSink(Arc::new(publish))
+    }
+
+    /// Hands `events` (committed, in order) to the listeners.
+    pub fn publish(&self, events: Vec<RoomEvent>) {
+        (self.0)(events)
+    }
+}
+
+impl std::fmt::Debug for EventSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EventSink")
     }
 }
 

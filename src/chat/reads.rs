@@ -125,7 +125,7 @@ pub async fn mark(
     Path(room_id): Path<i64>,
     Json(req): Json<MarkRead>,
 ) -> Result<Json<ReadAnswer>, ApiError> {
-    let state = commit(&app, move |conn, _events| {
+    let state = commit(&app.store, &app.events, move |conn, _events| {
         let access = Access::load(conn, room_id, &who)?;
         access.require_member()?;
         if req.seq < 0 || req.seq > access.room.last_seq {

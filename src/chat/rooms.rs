@@ -371,7 +371,7 @@ pub async fn create(
     let name = check_name(&req.name)?;
     let topic = check_topic(&req.topic)?;
     let keep = app.config.gateway.resume_events_per_room;
-    let room = commit(&app, move |conn, events| {
+    let room = commit(&app.store, &app.events, move |conn, events| {
         let now = now_ms();
         let id: i64 = conn.query_row(
             "INSERT INTO rooms (name, topic, visibility, guests_may_publish, created_by, created_at, updated_at)
@@ -576,7 +576,7 @@ pub async fn update(
     let name = req.name.as_deref().map(check_name).transpose()?;
     let topic = req.topic.as_deref().map(check_topic).transpose()?;
     let keep = app.config.gateway.resume_events_per_room;
-    let room = commit(&app, move |conn, events| {
+    let room = commit(&app.store, &app.events, move |conn, events| {
         let access = Access::load(conn, room_id, &who)?;
         access.refuse_dm_change("it has no name or settings to change")?;
         access.require_moderator()?;
@@ -703,7 +703,7 @@ pub async fn put_member(
 ) -> Result<Response, ApiError> {
     let wanted = super::optional_json::<PutMember>(&body)?.role;
     let keep = app.config.gateway.resume_events_per_room;
-    let (created, view) = commit(&app, move |conn, events| {
+    let (created, view) = commit(&app.store, &app.events, move |conn, events| {
         let access = Access::load(conn, room_id, &who)?;
         access.refuse_dm_change("nobody joins or is added to it")?;
         let now = now_ms();
@@ -856,7 +856,7 @@ pub async fn delete_member(
     Path((room_id, user_id)): Path<(i64, i64)>,
 ) -> Result<StatusCode, ApiError> {
     let keep = app.config.gateway.resume_events_per_room;
-    commit(&app, move |conn, events| {
+    commit(&app.store, &app.events, move |conn, events| {
         let access = Access::load(conn, room_id, &who)?;
         access.refuse_dm_change("nobody leaves or is removed from it")?;
         let current: Option<String> = conn

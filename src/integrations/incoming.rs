@@ -229,7 +229,7 @@ pub async fn create_handler(
 ) -> Result<Response, ApiError> {
     let actor = Actor::caller(&who, ip);
     let keep = app.config.gateway.resume_events_per_room;
-    let made = crate::chat::commit_as(&app, move |conn, events| {
+    let made = crate::chat::commit_as(&app.store, &app.events, move |conn, events| {
         create(conn, room_id, &req.name, &who, &actor, keep, events)
     })
     .await?;
@@ -362,7 +362,7 @@ pub async fn post_handler(
     let text = messages::check_body(&post.text, 0, app.config.chat.max_message_chars)?;
     let keep = app.config.gateway.resume_events_per_room;
     let messages_total = app.gateway.metrics.messages.clone();
-    let view = crate::chat::commit(&app, move |conn, events| {
+    let view = crate::chat::commit(&app.store, &app.events, move |conn, events| {
         let member: Option<String> = conn
             .prepare_cached("SELECT role FROM room_members WHERE room_id = ?1 AND user_id = ?2")?
             .query_row(params![room_id, bot_id], |r| r.get(0))
