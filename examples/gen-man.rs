@@ -14,7 +14,7 @@
 //! a man-page command in the binary, `clap_mangen` stays a dev-dependency (not in the Pi's
 //! binary), and ordinary builds don't pay for it. It must not describe anything clap doesn't
 //! know, except the fixed sections below (exit status, environment, files), which restate the
-//! contract in README.md.
+//! contract in docs/operate.md.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

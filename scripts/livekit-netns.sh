@@ -15,7 +15,7 @@
 #            relay-only client
 #            connects through LiveKit's TURN server.
 # TURN over TLS is not exercised: LiveKit tells clients `turns:<turn_domain>:443` whatever
-# its tls_port is, which Roost's configuration check now says (see README, "Calls").
+# its tls_port is, which Roost's configuration check now says (see docs/calls.md).
 #
 # Needs root (namespaces, nftables), iproute2 and nftables (installed with apt-get when
 # missing), python3 with venv, and Go for the first LiveKit build.

@@ -537,7 +537,7 @@ mod tests {
         }
     }
 
-    /// Every error is `{"error":{"code","message"}}` (README); the document says so for
+    /// Every error is `{"error":{"code","message"}}` (docs/api.md); the document says so for
     /// every 4xx and 5xx of every operation.
     #[test]
     fn every_error_response_has_the_error_shape() {

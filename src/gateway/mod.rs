@@ -1,6 +1,6 @@
 //! The realtime gateway: `GET /api/v1/gateway` upgrades to a WebSocket that carries room
-//! events, presence, typing and call events to clients (protocol in [`protocol`] and the
-//! README).
+//! events, presence, typing and call events to clients (protocol in [`protocol`] and
+//! docs/gateway-protocol.md).
 //!
 //! - [`session`]: one task per connection: authentication (first frame), resume from the
 //!   `events` table, the send loop with dedup by sequence number, heartbeats, limits, close

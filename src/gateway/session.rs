@@ -62,7 +62,7 @@ type Stream = SplitStream<WebSocket>;
     tag = "gateway",
     description = "Upgrades to a WebSocket (HTTP/1.1 `Upgrade: websocket`). Authenticate with \
         the first frame, `{\"op\":\"auth\",\"token\":...}`, within 10 s; the protocol is in \
-        the README.",
+        docs/gateway-protocol.md.",
     security((), ("bearer" = [])),
     responses(
         (status = 101, description = "Switched to the WebSocket protocol"),

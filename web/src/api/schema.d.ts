@@ -737,7 +737,7 @@ export interface paths {
         };
         /**
          * Open the realtime WebSocket gateway
-         * @description Upgrades to a WebSocket (HTTP/1.1 `Upgrade: websocket`). Authenticate with the first frame, `{"op":"auth","token":...}`, within 10 s; the protocol is in the README.
+         * @description Upgrades to a WebSocket (HTTP/1.1 `Upgrade: websocket`). Authenticate with the first frame, `{"op":"auth","token":...}`, within 10 s; the protocol is in docs/gateway-protocol.md.
          */
         get: operations["openGateway"];
         put?: never;
