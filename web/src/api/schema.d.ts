@@ -400,23 +400,6 @@ export interface paths {
         patch: operations["updateBranding"];
         trace?: never;
     };
-    "/manifest.webmanifest": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** The web app manifest: the server's name, theme colour and icon */
-        get: operations["getWebManifest"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
     "/api/v1/branding/icon": {
         parameters: {
             query?: never;
@@ -444,6 +427,23 @@ export interface paths {
         };
         /** The server's uploaded icon */
         get: operations["getBrandingIcon"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/manifest.webmanifest": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The web app manifest: the server's name, theme colour and icon */
+        get: operations["getWebManifest"];
         put?: never;
         post?: never;
         delete?: never;
@@ -694,7 +694,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/v1/attachments": {
+    "/api/v1/rooms/{id}/hooks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A room's incoming webhook URLs (moderators) */
+        get: operations["listIncomingHooks"];
+        put?: never;
+        /**
+         * Make an incoming webhook URL for a room (moderators)
+         * @description Makes a bot account named `name` that joins the room, and a URL that posts as it: `POST /hooks/<token>` with `{"text": "..."}`. The token is in this answer only; only its hash is stored.
+         */
+        post: operations["createIncomingHook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/rooms/{id}/hooks/{hook_id}": {
         parameters: {
             query?: never;
             header?: never;
@@ -703,45 +724,28 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Upload a file */
-        post: operations["uploadAttachment"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/v1/attachments/{id}": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** Download a file */
-        get: operations["downloadAttachment"];
-        put?: never;
         post?: never;
-        delete?: never;
+        /** Revoke an incoming webhook URL (moderators) */
+        delete: operations["revokeIncomingHook"];
         options?: never;
         head?: never;
         patch?: never;
         trace?: never;
     };
-    "/api/v1/gateway": {
+    "/hooks/{token}": {
         parameters: {
             query?: never;
             header?: never;
             path?: never;
             cookie?: never;
         };
+        get?: never;
+        put?: never;
         /**
-         * Open the realtime WebSocket gateway
-         * @description Upgrades to a WebSocket (HTTP/1.1 `Upgrade: websocket`). Authenticate with the first frame, `{"op":"auth","token":...}`, within 10 s; the protocol is in docs/gateway-protocol.md.
+         * Post a message through an incoming webhook URL
+         * @description No other credentials: the token in the path is the credential. The message is posted by the URL's bot account, checked like any message. Example: `curl -sS -X POST -H 'Content-Type: application/json' -d '{"text":"Backup failed"}' https://roost.local/hooks/<token>`.
          */
-        get: operations["openGateway"];
-        put?: never;
-        post?: never;
+        post: operations["postToIncomingHook"];
         delete?: never;
         options?: never;
         head?: never;
@@ -822,64 +826,6 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/v1/rooms/{id}/hooks": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** A room's incoming webhook URLs (moderators) */
-        get: operations["listIncomingHooks"];
-        put?: never;
-        /**
-         * Make an incoming webhook URL for a room (moderators)
-         * @description Makes a bot account named `name` that joins the room, and a URL that posts as it: `POST /hooks/<token>` with `{"text": "..."}`. The token is in this answer only; only its hash is stored.
-         */
-        post: operations["createIncomingHook"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/v1/rooms/{id}/hooks/{hook_id}": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        post?: never;
-        /** Revoke an incoming webhook URL (moderators) */
-        delete: operations["revokeIncomingHook"];
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/hooks/{token}": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * Post a message through an incoming webhook URL
-         * @description No other credentials: the token in the path is the credential. The message is posted by the URL's bot account, checked like any message. Example: `curl -sS -X POST -H 'Content-Type: application/json' -d '{"text":"Backup failed"}' https://roost.local/hooks/<token>`.
-         */
-        post: operations["postToIncomingHook"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
     "/api/v1/bots": {
         parameters: {
             query?: never;
@@ -894,6 +840,60 @@ export interface paths {
          * @description A bot has no password and cannot sign in; it reads and writes through the API and the gateway with its API key, within its role (`member`) and the key's scopes. It is shown with `bot: true` in user and member lists and `author_bot: true` on its messages. It joins rooms like anyone (public rooms itself, private ones when added).
          */
         post: operations["createBot"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/attachments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Upload a file */
+        post: operations["uploadAttachment"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/attachments/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Download a file */
+        get: operations["downloadAttachment"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/gateway": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Open the realtime WebSocket gateway
+         * @description Upgrades to a WebSocket (HTTP/1.1 `Upgrade: websocket`). Authenticate with the first frame, `{"op":"auth","token":...}`, within 10 s; the protocol is in docs/gateway-protocol.md.
+         */
+        get: operations["openGateway"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -3245,30 +3245,6 @@ export interface operations {
             507: components["responses"]["InsufficientStorage"];
         };
     };
-    getWebManifest: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description The manifest (revalidated on each use) */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/manifest+json": Record<string, never>;
-                };
-            };
-            400: components["responses"]["BadRequest"];
-            408: components["responses"]["RequestTimeout"];
-            421: components["responses"]["MisdirectedRequest"];
-            500: components["responses"]["Internal"];
-        };
-    };
     uploadBrandingIcon: {
         parameters: {
             query?: never;
@@ -3412,6 +3388,30 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            408: components["responses"]["RequestTimeout"];
+            421: components["responses"]["MisdirectedRequest"];
+            500: components["responses"]["Internal"];
+        };
+    };
+    getWebManifest: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The manifest (revalidated on each use) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/manifest+json": Record<string, never>;
+                };
+            };
+            400: components["responses"]["BadRequest"];
             408: components["responses"]["RequestTimeout"];
             421: components["responses"]["MisdirectedRequest"];
             500: components["responses"]["Internal"];
@@ -4564,87 +4564,13 @@ export interface operations {
             503: components["responses"]["Unavailable"];
         };
     };
-    uploadAttachment: {
-        parameters: {
-            query?: {
-                /** @description The file's name, shown to others (display text only, never a path). */
-                name?: string;
-            };
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** @description The raw file. Any `Content-Type` is accepted: the type is recognised from the content. */
-        requestBody?: {
-            content: {
-                "application/octet-stream": unknown;
-            };
-        };
-        responses: {
-            /** @description Stored */
-            201: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Attachment"];
-                };
-            };
-            /** @description An empty file (`empty_file`), an interrupted upload (`upload_aborted`) or a bad query (`invalid_query`) */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            401: components["responses"]["Unauthorized"];
-            403: components["responses"]["Forbidden"];
-            408: components["responses"]["RequestTimeout"];
-            /** @description Larger than `[attachments] max_bytes` (`too_large`), or over the account's quota (`quota_exceeded`) */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            /** @description A type that is not accepted (`unsupported_type`) */
-            415: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            421: components["responses"]["MisdirectedRequest"];
-            429: components["responses"]["RateLimited"];
-            500: components["responses"]["Internal"];
-            503: components["responses"]["Unavailable"];
-            /** @description The disk is nearly full (`insufficient_storage`) */
-            507: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-        };
-    };
-    downloadAttachment: {
+    listIncomingHooks: {
         parameters: {
             query?: never;
-            header?: {
-                /** @description One byte range (`bytes=a-b`, `a-`, `-n`); several ranges get the whole file */
-                Range?: string | null;
-            };
+            header?: never;
             path: {
                 /**
-                 * @description The attachment's id
+                 * @description The room's id
                  * @example 1
                  */
                 id: number;
@@ -4653,30 +4579,27 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description The file, with the type it was recognised as */
+            /** @description The live URLs (without their tokens) */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "*/*": unknown;
-                };
-            };
-            /** @description The requested range */
-            206: {
-                headers: {
-                    /** @description `bytes a-b/size` */
-                    "Content-Range"?: string;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "*/*": unknown;
+                    "application/json": components["schemas"]["IncomingHookList"];
                 };
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
-            403: components["responses"]["Forbidden"];
-            /** @description No such attachment, or one the caller may not see (`not_found`) */
+            /** @description Not a moderator of the room (`forbidden`, `not_a_member`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such room (`not_found`) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -4686,40 +4609,41 @@ export interface operations {
                 };
             };
             408: components["responses"]["RequestTimeout"];
-            /** @description The range starts past the end (`range_not_satisfiable`) */
-            416: {
-                headers: {
-                    /** @description `bytes *\/size` */
-                    "Content-Range"?: string;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
             421: components["responses"]["MisdirectedRequest"];
             429: components["responses"]["RateLimited"];
             500: components["responses"]["Internal"];
             503: components["responses"]["Unavailable"];
         };
     };
-    openGateway: {
+    createIncomingHook: {
         parameters: {
             query?: never;
             header?: never;
-            path?: never;
+            path: {
+                /**
+                 * @description The room's id
+                 * @example 1
+                 */
+                id: number;
+            };
             cookie?: never;
         };
-        requestBody?: never;
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateIncomingHook"];
+            };
+        };
         responses: {
-            /** @description Switched to the WebSocket protocol */
-            101: {
+            /** @description Made; the token is shown only now */
+            201: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["NewIncomingHook"];
+                };
             };
-            /** @description Not a WebSocket upgrade request (missing or wrong `Connection`, `Upgrade`, `Sec-WebSocket-Key` or `Sec-WebSocket-Version`) */
+            /** @description A bad name (`invalid_display_name`) or too many URLs (`too_many_hooks`) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4729,9 +4653,17 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
-            403: components["responses"]["Forbidden"];
-            /** @description A GET over HTTP/2, which cannot upgrade: connect with HTTP/1.1 */
-            405: {
+            /** @description Not a moderator of the room (`forbidden`, `not_a_member`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such room (`not_found`) */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4740,9 +4672,8 @@ export interface operations {
                 };
             };
             408: components["responses"]["RequestTimeout"];
-            421: components["responses"]["MisdirectedRequest"];
-            /** @description The connection cannot be upgraded */
-            426: {
+            /** @description The name or one like it is taken (`display_name_taken`) */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4750,19 +4681,145 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            421: components["responses"]["MisdirectedRequest"];
             429: components["responses"]["RateLimited"];
             500: components["responses"]["Internal"];
-            /** @description Too many realtime connections (`gateway_full`) */
-            503: {
+            503: components["responses"]["Unavailable"];
+            507: components["responses"]["InsufficientStorage"];
+        };
+    };
+    revokeIncomingHook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The room's id
+                 * @example 1
+                 */
+                id: number;
+                /**
+                 * @description The incoming webhook's id
+                 * @example 1
+                 */
+                hook_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Revoked: the URL answers 404 from now on and its bot is disabled (its messages stay) */
+            204: {
                 headers: {
-                    /** @description Seconds to wait */
-                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description Not a moderator of the room (`forbidden`, `not_a_member`) */
+            403: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description No such room or URL (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            408: components["responses"]["RequestTimeout"];
+            413: components["responses"]["PayloadTooLarge"];
+            421: components["responses"]["MisdirectedRequest"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+            507: components["responses"]["InsufficientStorage"];
+        };
+    };
+    postToIncomingHook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The token shown when the URL was made */
+                token: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["IncomingPost"];
+            };
+        };
+        responses: {
+            /** @description Posted */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Message"];
+                };
+            };
+            /** @description Not the JSON `{"text"}` (`invalid_body`), or a text any message would be refused for (`message_too_long`, `empty_message`, `message_control_character`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The URL's bot was taken out of the room (`not_a_member`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such URL, or it was revoked (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            408: components["responses"]["RequestTimeout"];
+            /** @description Larger than `[webhooks] incoming_max_body_bytes` (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            415: components["responses"]["UnsupportedMediaType"];
+            421: components["responses"]["MisdirectedRequest"];
+            /** @description This URL's own bucket is empty (`rate_limited`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            500: components["responses"]["Internal"];
         };
     };
     listWebhooks: {
@@ -5127,264 +5184,6 @@ export interface operations {
             503: components["responses"]["Unavailable"];
         };
     };
-    listIncomingHooks: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                /**
-                 * @description The room's id
-                 * @example 1
-                 */
-                id: number;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description The live URLs (without their tokens) */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["IncomingHookList"];
-                };
-            };
-            400: components["responses"]["BadRequest"];
-            401: components["responses"]["Unauthorized"];
-            /** @description Not a moderator of the room (`forbidden`, `not_a_member`) */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            /** @description No such room (`not_found`) */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            408: components["responses"]["RequestTimeout"];
-            421: components["responses"]["MisdirectedRequest"];
-            429: components["responses"]["RateLimited"];
-            500: components["responses"]["Internal"];
-            503: components["responses"]["Unavailable"];
-        };
-    };
-    createIncomingHook: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                /**
-                 * @description The room's id
-                 * @example 1
-                 */
-                id: number;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["CreateIncomingHook"];
-            };
-        };
-        responses: {
-            /** @description Made; the token is shown only now */
-            201: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["NewIncomingHook"];
-                };
-            };
-            /** @description A bad name (`invalid_display_name`) or too many URLs (`too_many_hooks`) */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            401: components["responses"]["Unauthorized"];
-            /** @description Not a moderator of the room (`forbidden`, `not_a_member`) */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            /** @description No such room (`not_found`) */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            408: components["responses"]["RequestTimeout"];
-            /** @description The name or one like it is taken (`display_name_taken`) */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            413: components["responses"]["PayloadTooLarge"];
-            415: components["responses"]["UnsupportedMediaType"];
-            421: components["responses"]["MisdirectedRequest"];
-            429: components["responses"]["RateLimited"];
-            500: components["responses"]["Internal"];
-            503: components["responses"]["Unavailable"];
-            507: components["responses"]["InsufficientStorage"];
-        };
-    };
-    revokeIncomingHook: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                /**
-                 * @description The room's id
-                 * @example 1
-                 */
-                id: number;
-                /**
-                 * @description The incoming webhook's id
-                 * @example 1
-                 */
-                hook_id: number;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Revoked: the URL answers 404 from now on and its bot is disabled (its messages stay) */
-            204: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content?: never;
-            };
-            400: components["responses"]["BadRequest"];
-            401: components["responses"]["Unauthorized"];
-            /** @description Not a moderator of the room (`forbidden`, `not_a_member`) */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            /** @description No such room or URL (`not_found`) */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            408: components["responses"]["RequestTimeout"];
-            413: components["responses"]["PayloadTooLarge"];
-            421: components["responses"]["MisdirectedRequest"];
-            429: components["responses"]["RateLimited"];
-            500: components["responses"]["Internal"];
-            503: components["responses"]["Unavailable"];
-            507: components["responses"]["InsufficientStorage"];
-        };
-    };
-    postToIncomingHook: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                /** @description The token shown when the URL was made */
-                token: string;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["IncomingPost"];
-            };
-        };
-        responses: {
-            /** @description Posted */
-            201: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Message"];
-                };
-            };
-            /** @description Not the JSON `{"text"}` (`invalid_body`), or a text any message would be refused for (`message_too_long`, `empty_message`, `message_control_character`) */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            /** @description The URL's bot was taken out of the room (`not_a_member`) */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            /** @description No such URL, or it was revoked (`not_found`) */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            408: components["responses"]["RequestTimeout"];
-            /** @description Larger than `[webhooks] incoming_max_body_bytes` (`payload_too_large`) */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            415: components["responses"]["UnsupportedMediaType"];
-            421: components["responses"]["MisdirectedRequest"];
-            /** @description This URL's own bucket is empty (`rate_limited`) */
-            429: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            500: components["responses"]["Internal"];
-        };
-    };
     createBot: {
         parameters: {
             query?: never;
@@ -5443,6 +5242,207 @@ export interface operations {
             500: components["responses"]["Internal"];
             503: components["responses"]["Unavailable"];
             507: components["responses"]["InsufficientStorage"];
+        };
+    };
+    uploadAttachment: {
+        parameters: {
+            query?: {
+                /** @description The file's name, shown to others (display text only, never a path). */
+                name?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The raw file. Any `Content-Type` is accepted: the type is recognised from the content. */
+        requestBody?: {
+            content: {
+                "application/octet-stream": unknown;
+            };
+        };
+        responses: {
+            /** @description Stored */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Attachment"];
+                };
+            };
+            /** @description An empty file (`empty_file`), an interrupted upload (`upload_aborted`) or a bad query (`invalid_query`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            408: components["responses"]["RequestTimeout"];
+            /** @description Larger than `[attachments] max_bytes` (`too_large`), or over the account's quota (`quota_exceeded`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A type that is not accepted (`unsupported_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            421: components["responses"]["MisdirectedRequest"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+            /** @description The disk is nearly full (`insufficient_storage`) */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    downloadAttachment: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description One byte range (`bytes=a-b`, `a-`, `-n`); several ranges get the whole file */
+                Range?: string | null;
+            };
+            path: {
+                /**
+                 * @description The attachment's id
+                 * @example 1
+                 */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The file, with the type it was recognised as */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "*/*": unknown;
+                };
+            };
+            /** @description The requested range */
+            206: {
+                headers: {
+                    /** @description `bytes a-b/size` */
+                    "Content-Range"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "*/*": unknown;
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description No such attachment, or one the caller may not see (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            408: components["responses"]["RequestTimeout"];
+            /** @description The range starts past the end (`range_not_satisfiable`) */
+            416: {
+                headers: {
+                    /** @description `bytes *\/size` */
+                    "Content-Range"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            421: components["responses"]["MisdirectedRequest"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    openGateway: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Switched to the WebSocket protocol */
+            101: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not a WebSocket upgrade request (missing or wrong `Connection`, `Upgrade`, `Sec-WebSocket-Key` or `Sec-WebSocket-Version`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description A GET over HTTP/2, which cannot upgrade: connect with HTTP/1.1 */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            408: components["responses"]["RequestTimeout"];
+            421: components["responses"]["MisdirectedRequest"];
+            /** @description The connection cannot be upgraded */
+            426: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            /** @description Too many realtime connections (`gateway_full`) */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
 }
