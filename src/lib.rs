@@ -18,6 +18,7 @@ pub mod limits;
 pub mod livekit;
 pub mod names;
 pub mod ops;
+pub mod secret_file;
 pub mod store;
 pub mod web;
 
