@@ -10,10 +10,9 @@
 //! This module is file and crypto code only: it must not know about HTTP, the configuration
 //! struct or the wall clock (`now` is passed in, so tests can move time).
 
-use std::fs::{self, DirBuilder, File, OpenOptions, Permissions};
-use std::io::{self, Write};
+use std::fs::{self, DirBuilder, Permissions};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
@@ -28,6 +27,7 @@ use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::GeneralName;
 
 use super::tls::{self, TlsError};
+use crate::secret_file::SecretFile;
 
 /// Long enough that nobody re-imports the CA on their phones during the Pi's lifetime.
 /// (`roost doctor` warns when less than half a year of it is left.)
@@ -41,7 +41,6 @@ const SERVER_VALIDITY: time::Duration = time::Duration::days(397);
 const CLOCK_SKEW_ALLOWANCE: time::Duration = time::Duration::hours(1);
 
 const DIR_MODE: u32 = 0o700;
-const KEY_MODE: u32 = 0o600;
 /// Certificates are public; `ca.crt` is even served over plain HTTP for device import.
 const CERT_MODE: u32 = 0o644;
 
@@ -329,17 +328,16 @@ fn create_ca(
 
     // Key first: a crash in between leaves an incomplete CA, which `ensure` reports
     // instead of silently replacing.
+    // Create-only: fail if the files appeared meanwhile rather than replace what devices trust.
     write_file(
         &files.ca_key,
         key.serialize_pem().as_bytes(),
-        KEY_MODE,
-        Replace::Never,
+        SecretFile::create_only(),
     )?;
     write_file(
         &files.ca_cert,
         signer.pem().as_bytes(),
-        CERT_MODE,
-        Replace::Never,
+        SecretFile::create_only().mode(CERT_MODE),
     )?;
     Ok(LocalCa {
         key,
@@ -564,14 +562,12 @@ fn issue_server(
     write_file(
         &files.server_key,
         key.serialize_pem().as_bytes(),
-        KEY_MODE,
-        Replace::Existing,
+        SecretFile::replacing(),
     )?;
     write_file(
         &files.server_cert,
         chain.as_bytes(),
-        CERT_MODE,
-        Replace::Existing,
+        SecretFile::replacing().mode(CERT_MODE),
     )?;
     Ok(not_after)
 }
@@ -601,65 +597,14 @@ fn format_time(at: OffsetDateTime) -> String {
     at.format(&Rfc3339).unwrap_or_else(|_| at.to_string())
 }
 
-#[derive(Clone, Copy)]
-enum Replace {
-    /// For the CA: fail if the file appeared meanwhile rather than replace what devices trust.
-    Never,
-    Existing,
-}
-
-/// Writes through a temporary file in the same directory, so a reader (or a crash) never
-/// sees a half-written key. The file is created with `mode` from the start: a key must not
-/// exist on disk, even empty, with wider permissions.
-fn write_file(path: &Path, contents: &[u8], mode: u32, replace: Replace) -> Result<(), TlsError> {
-    let dir = path
-        .parent()
-        .expect("paths come from LocalCaFiles::in_dir, which joins a file name to a directory");
-    let file_name = path
-        .file_name()
-        .expect("paths come from LocalCaFiles::in_dir, which joins a file name to a directory");
-    // The pid keeps `roost init` and a starting `roost serve` off each other's temp file.
-    let temp = dir.join(format!(
-        ".{}.{}.tmp",
-        file_name.to_string_lossy(),
-        std::process::id()
-    ));
-
-    let result = (|| -> io::Result<()> {
-        match fs::remove_file(&temp) {
-            Ok(()) => {}
-            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
-            Err(err) => return Err(err),
-        }
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&temp)?;
-        // The umask may have narrowed `mode`; certificates must stay world-readable.
-        file.set_permissions(Permissions::from_mode(mode))?;
-        file.write_all(contents)?;
-        file.sync_all()?;
-        match replace {
-            // A hard link fails if the target exists, making "create, never overwrite" atomic.
-            Replace::Never => {
-                fs::hard_link(&temp, path)?;
-                fs::remove_file(&temp)?;
-            }
-            Replace::Existing => fs::rename(&temp, path)?,
-        }
-        // The rename is only durable once the directory entry is.
-        File::open(dir)?.sync_all()
-    })();
-
-    if result.is_err() {
-        // Best effort: a leftover temp file is harmless and reused by the same pid.
-        let _ = fs::remove_file(&temp);
-    }
-    result.map_err(|source| TlsError::Unwritable {
-        path: path.to_owned(),
-        source,
-    })
+/// Writes one of the CA's files through [`SecretFile`], so a reader (or a crash) never sees a
+/// half-written key, and a key never exists on disk, even empty, with wider permissions.
+fn write_file(path: &Path, contents: &[u8], how: SecretFile) -> Result<(), TlsError> {
+    how.write(path, contents)
+        .map_err(|source| TlsError::Unwritable {
+            path: path.to_owned(),
+            source,
+        })
 }
 
 #[cfg(test)]
