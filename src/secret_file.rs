@@ -6,7 +6,8 @@
 //! target's name: by `rename` when the file may be replaced, by a hard link when it may only
 //! be created (a link fails when the name exists, so "create, never overwrite" holds even
 //! against a concurrent writer). Then the directory is synced, because a new name is durable
-//! only once its directory entry is. After an error the temporary file is removed.
+//! only once its directory entry is. After an error the temporary file is removed; a crash
+//! may leave one behind (hidden, 0600), but never a partial file under the target's name.
 //!
 //! Every secret file Roost writes goes through [`SecretFile::write`]; the local CA writes its
 //! certificates the same way, with a wider [`mode`](SecretFile::mode).
