@@ -171,10 +171,31 @@ fn init_creates_keys_privately_and_never_overwrites() {
         .iter()
         .map(|f| std::fs::read(data.join(f)).unwrap())
         .collect();
-    for key in ["tls/ca.key", "tls/server.key", "secrets/jwt_signing.key"] {
+    for key in [
+        "tls/ca.key",
+        "tls/server.key",
+        "secrets/jwt_signing.key",
+        "secrets/livekit_api_key",
+        "secrets/livekit_api_secret",
+    ] {
         assert_eq!(mode(&data.join(key)), 0o600, "{key}");
     }
     assert_eq!(mode(&data.join("secrets")), 0o700);
+    // Every secret went through a temporary file; none is left beside them.
+    for (dir, expected) in [
+        (
+            "secrets",
+            &["jwt_signing.key", "livekit_api_key", "livekit_api_secret"][..],
+        ),
+        ("tls", &["ca.crt", "ca.key", "server.crt", "server.key"][..]),
+    ] {
+        let mut names: Vec<String> = std::fs::read_dir(data.join(dir))
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, expected, "{dir}");
+    }
 
     let again = s.run(&["init"]);
     assert_eq!(again.status.code(), Some(0));

@@ -560,6 +560,17 @@ async fn rotate_keys_restarts_livekit_with_both_pairs() {
     let new_key = read(&roost.setup.data_dir().join("secrets/livekit_api_key"));
     assert_ne!(new_key, old_key);
     assert!(text.contains(&new_key) && text.contains(&old_key), "{text}");
+    // The saved pair and the new one are 0600 like every secret, and no temporary file is left.
+    let secrets = roost.setup.data_dir().join("secrets");
+    assert!(secrets.join("livekit_previous_key.json").exists());
+    for entry in std::fs::read_dir(&secrets).unwrap() {
+        use std::os::unix::fs::PermissionsExt;
+        let entry = entry.unwrap();
+        let name = entry.file_name().into_string().unwrap();
+        assert!(!name.starts_with('.'), "{name} was left behind");
+        let mode = entry.metadata().unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{name}");
+    }
 
     roost.wait_for_log(
         |v| message_is(v, "restarting livekit with the current keys"),

@@ -58,7 +58,7 @@ pub fn code_file(config: &Config) -> PathBuf {
 /// Writes the code for `roost status` and the console: 0600 in the 0700 secrets folder,
 /// atomically (a reader sees the old code or the new one, never a torn line).
 pub(super) fn write_code_file(path: &Path, code: &str) -> std::io::Result<()> {
-    super::token::write_atomically(path, format!("{code}\n").as_bytes())
+    crate::secret_file::replace(path, format!("{code}\n").as_bytes())
 }
 
 /// Removes the code file once an admin exists (absent already is fine).

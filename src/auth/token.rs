@@ -10,9 +10,6 @@
 //! A valid token is not enough to be let in: `principal` also checks that the session named
 //! by `sid` is still live and its user enabled. This module knows nothing of sessions.
 
-use std::fs::OpenOptions;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -23,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::unix_secs;
 use crate::config::Config;
+use crate::secret_file;
 
 pub const ISSUER: &str = "roost";
 pub const AUDIENCE: &str = "roost-api";
@@ -277,34 +275,15 @@ fn read_key(path: &Path) -> Result<Vec<u8>, KeyError> {
 /// Rotates the generated signing key in `secrets_dir`: the current key becomes
 /// `jwt_signing.previous.key` (its modification time marks the rotation, so it is accepted for
 /// one access-token lifetime more) and a new random key takes its place. Takes effect at the
-/// next start of the daemon. Both files are written 0600 via a temporary file and `rename`, so
-/// a crash leaves either the old or the new key, never a torn one.
+/// next start of the daemon. Both files are written by [`secret_file::replace`], so a crash
+/// leaves either the old or the new key, never a torn one.
 pub fn rotate_key_files(secrets_dir: &Path) -> std::io::Result<()> {
     let current = secrets_dir.join("jwt_signing.key");
     let old = std::fs::read(&current)?;
-    write_atomically(&secrets_dir.join(PREVIOUS_KEY_FILE), &old)?;
+    secret_file::replace(&secrets_dir.join(PREVIOUS_KEY_FILE), &old)?;
     let fresh = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .encode(super::crypto::random_bytes::<32>());
-    write_atomically(&current, fresh.as_bytes())
-}
-
-/// Writes `bytes` to `path` as a 0600 file: a temporary file beside it, synced, renamed over
-/// `path`, and the directory synced, so a crash leaves the old file or the new one.
-pub(super) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    let _ = std::fs::remove_file(&tmp);
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
+    secret_file::replace(&current, fresh.as_bytes())
 }
 
 #[cfg(test)]

@@ -11,9 +11,7 @@
 //! This module must not spawn or signal anything (that is the supervisor's and the CLI's job)
 //! and never logs or prints a secret.
 
-use std::fs::OpenOptions;
-use std::io::Write;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -23,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::livekit::MAX_TOKEN_TTL_SECS;
 use crate::config::{Config, Secret};
 use crate::ops::provision::ProvisionError;
+use crate::secret_file::{self, SecretFile};
 
 /// How long the old pair of a rotation stays valid: no token it signed can outlive this.
 pub const ROTATION_OVERLAP: Duration = Duration::from_secs(MAX_TOKEN_TTL_SECS);
@@ -177,11 +176,11 @@ pub fn provision(config: &Config) -> Result<Vec<PathBuf>, ProvisionError> {
     let (key, secret) = (key_path(config), secret_path(config));
     // The secret first: a key file without its secret would look like a complete pair.
     let new_secret = generate_secret().map_err(|_| err(&secret, random_failed()))?;
-    if write_new(&secret, new_secret.expose()).map_err(|e| err(&secret, e))? {
+    if secret_file::create(&secret, new_secret.expose().as_bytes()).map_err(|e| err(&secret, e))? {
         created.push(secret);
     }
     let new_key = generate_key_id().map_err(|_| err(&key, random_failed()))?;
-    if write_new(&key, &new_key).map_err(|e| err(&key, e))? {
+    if secret_file::create(&key, new_key.as_bytes()).map_err(|e| err(&key, e))? {
         created.push(key);
     }
     Ok(created)
@@ -225,8 +224,10 @@ pub fn rotate(config: &Config, now: SystemTime) -> Result<Rotated, KeyError> {
         move |source| KeyError::Io { path, source }
     };
     let prev = previous_path(config);
-    write_new(&prev, &saved).map_err(io(&prev))?;
-    chown_like(&prev, owner.as_ref()).map_err(io(&prev))?;
+    // Create-only: a previous pair that appeared meanwhile belongs to a concurrent rotation.
+    owned_like(SecretFile::create_only(), owner.as_ref())
+        .write(&prev, saved.as_bytes())
+        .map_err(io(&prev))?;
 
     let new_key = generate_key_id()?;
     let new_secret = generate_secret()?;
@@ -237,7 +238,9 @@ pub fn rotate(config: &Config, now: SystemTime) -> Result<Rotated, KeyError> {
         (secret_path(config), new_secret.expose()),
         (key_path(config), new_key.as_str()),
     ] {
-        replace(&path, value, owner.as_ref()).map_err(io(&path))?;
+        owned_like(SecretFile::replacing(), owner.as_ref())
+            .write(&path, value.as_bytes())
+            .map_err(io(&path))?;
     }
     Ok(Rotated {
         old_key: old.current.key,
@@ -293,50 +296,13 @@ fn fill_random(buf: &mut [u8]) -> Result<(), KeyError> {
         .map_err(|_| KeyError::Random)
 }
 
-/// Creates `path` (0600) with `value` unless it exists. True if written.
-fn write_new(path: &Path, value: &str) -> std::io::Result<bool> {
-    match OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-    {
-        Ok(mut f) => {
-            f.write_all(value.as_bytes())?;
-            f.sync_all()?;
-            Ok(true)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-        Err(e) => Err(e),
-    }
-}
-
-/// Atomically replaces `path` (0600) with `value`: a temp file beside it, then rename.
-fn replace(path: &Path, value: &str, owner: Option<&std::fs::Metadata>) -> std::io::Result<()> {
-    let tmp = path.with_extension("new");
-    let _ = std::fs::remove_file(&tmp);
-    write_new(&tmp, value)?;
-    chown_like(&tmp, owner)?;
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
-}
-
 /// `rotate-keys` usually runs as root while the daemon runs as `roost`: files it writes get the
 /// secrets dir's owner, or the daemon could not read them.
-fn chown_like(path: &Path, owner: Option<&std::fs::Metadata>) -> std::io::Result<()> {
-    let Some(owner) = owner else { return Ok(()) };
-    if !nix::unistd::geteuid().is_root() {
-        return Ok(());
+fn owned_like(file: SecretFile, owner: Option<&std::fs::Metadata>) -> SecretFile {
+    match owner {
+        Some(owner) if nix::unistd::geteuid().is_root() => file.owner(owner.uid(), owner.gid()),
+        _ => file,
     }
-    nix::unistd::chown(
-        path,
-        Some(nix::unistd::Uid::from_raw(owner.uid())),
-        Some(nix::unistd::Gid::from_raw(owner.gid())),
-    )
-    .map_err(std::io::Error::from)
 }
 
 #[cfg(test)]

@@ -10,9 +10,7 @@
 //! This module renders and writes; it never starts anything.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::config::Config;
@@ -194,16 +192,7 @@ fn is_restricted(ip: &IpAddr) -> bool {
 
 /// Writes `yaml` to `path` with mode 0600 (it holds secrets), replacing it atomically.
 pub fn write(path: &Path, yaml: &str) -> std::io::Result<()> {
-    let tmp = path.with_extension("yaml.new");
-    let _ = std::fs::remove_file(&tmp);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(yaml.as_bytes())?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
+    crate::secret_file::replace(path, yaml.as_bytes())
 }
 
 #[cfg(test)]

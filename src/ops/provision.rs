@@ -6,14 +6,14 @@
 //! (only an expiring or mismatched *server* certificate is re-issued by the CA). Reports what
 //! it did so `init` can print it.
 
-use std::fs::{DirBuilder, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::fs::DirBuilder;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::config::Config;
 use crate::edge::local_ca::{self, CaOutcome, ServerNames};
+use crate::secret_file;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProvisionError {
@@ -101,6 +101,7 @@ pub fn ensure_certificates(config: &Config) -> Result<CaOutcome, ProvisionError>
 }
 
 /// Writes 32 random bytes (base64) to `path` with mode 0600 unless it exists. True if written.
+/// A crash while writing leaves no file (see [`secret_file`]), so the next start makes one.
 fn write_new_secret(path: &Path) -> Result<bool, ProvisionError> {
     use base64::Engine;
     let err = |source| ProvisionError::Secret {
@@ -111,20 +112,6 @@ fn write_new_secret(path: &Path) -> Result<bool, ProvisionError> {
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
         .map_err(|_| err(std::io::Error::other("the system random generator failed")))?;
     let text = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
-    // create_new: never replaces an existing secret, even if two inits race.
-    match OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-    {
-        Ok(mut f) => {
-            f.write_all(text.as_bytes())
-                .and_then(|_| f.sync_all())
-                .map_err(err)?;
-            Ok(true)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-        Err(e) => Err(err(e)),
-    }
+    // Create-only: never replaces an existing secret, even if two inits race.
+    secret_file::create(path, text.as_bytes()).map_err(err)
 }
