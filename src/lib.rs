@@ -23,6 +23,8 @@ pub mod names;
 pub mod ops;
 pub mod secret_file;
 pub mod store;
+#[cfg(test)]
+mod tidy;
 pub mod web;
 
 /// The version users see in `roost version`, `/health` and `roost_build_info`.
