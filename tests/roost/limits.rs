@@ -4,13 +4,11 @@
 //! Families are configured tiny and fast (10 tokens per second) so recovery takes ~100 ms;
 //! nothing sleeps: every wait polls a condition against a deadline.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::*;
 use reqwest::{Response, StatusCode};
 use serde_json::Value;
-use support::*;
 
 fn header<'a>(resp: &'a Response, name: &str) -> &'a str {
     resp.headers()

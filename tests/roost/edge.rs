@@ -1,13 +1,11 @@
 //! The edge as a client meets it: TLS, redirects, Host checks, limits, health and metrics.
 
-mod support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::*;
 use reqwest::StatusCode;
 use serde_json::Value;
-use support::*;
 
 async fn json(resp: reqwest::Response) -> Value {
     resp.json().await.unwrap()

@@ -1,13 +1,11 @@
 //! Direct messages, the people picker and mentions as clients see them, over HTTPS and the
 //! gateway against the real binary.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use support::*;
 
 const WAIT: Duration = Duration::from_secs(20);
 

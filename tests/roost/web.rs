@@ -1,14 +1,12 @@
 //! The web client as a browser meets it: index.html on the client's paths with its policy,
 //! hashed assets cached for good in their compressed variants, JSON 404s for anything unknown.
 
-mod support;
-
 use std::io::Read;
 
+use crate::support::*;
 use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
 use serde_json::Value;
-use support::*;
 
 const EXPECTED_POLICY: [&str; 11] = [
     "default-src 'self'",

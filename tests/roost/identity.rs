@@ -1,11 +1,9 @@
 //! What a person may be called and sign in with, as clients and the operator see it: the rules
 //! for new passwords and for names (the real binary over HTTPS, and `roost user` beside it).
 
-mod support;
-
+use crate::support::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use support::*;
 
 /// The error code and message of a refusal, after checking its status.
 fn refused(status: StatusCode, body: &Value, want: StatusCode) -> (String, String) {

@@ -1,14 +1,12 @@
 //! Administration in the browser, over the public HTTPS listener: the server's status, backups
 //! run and listed from the API, and the branding icon with the web app manifest built from it.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::*;
 use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
 use serde_json::Value;
-use support::*;
 
 const DEADLINE: Duration = Duration::from_secs(30);
 

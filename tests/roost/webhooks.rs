@@ -3,16 +3,14 @@
 //! delivery and answers what the test tells it to. The examples of docs/integrations.md are
 //! run here too, playing Home Assistant, n8n and the shell.
 
-mod support;
-
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::support::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use support::*;
 
 const DEADLINE: Duration = Duration::from_secs(30);
 

@@ -3,16 +3,14 @@
 //! faults the real server cannot be made to show on demand (a hang, ignoring SIGTERM, a crash
 //! loop, a slow drain). The real server's own tests are in tests/livekit_real.rs.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::support::*;
 use futures_util::{SinkExt, StreamExt};
 use nix::sys::signal::Signal;
 use serde_json::Value;
-use support::*;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 

@@ -1,11 +1,9 @@
 //! The command line as an operator uses it: config errors, init, migrate, version.
 
-mod support;
-
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 
-use support::*;
+use crate::support::*;
 
 fn stdout(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()

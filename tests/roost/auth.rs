@@ -1,14 +1,12 @@
 //! Accounts, sessions, API keys, invites and the audit log, as a client and an operator see
 //! them: the real binary over HTTPS, and the `roost user` / `roost invite` commands beside it.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::*;
 use base64::Engine;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use support::*;
 
 fn token(v: &Value, key: &str) -> String {
     v[key]

@@ -5,14 +5,12 @@
 //! entries in the room's timeline. Faults the real server cannot be made to show on demand (a hang,
 //! ignoring SIGTERM, a crash loop, a slow drain) stay with the stand-in in tests/livekit.rs.
 
-mod support;
-
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::support::*;
 use base64::Engine;
 use nix::sys::signal::Signal;
 use serde_json::{json, Value};
-use support::*;
 
 /// Generous: a debug Roost plus a 50 MB Go server on a loaded 2-core machine.
 const DEADLINE: Duration = Duration::from_secs(60);

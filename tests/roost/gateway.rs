@@ -1,13 +1,11 @@
 //! The realtime gateway as clients see it: the real binary, TLS WebSockets, resume cursors,
 //! fan-out to many sockets, a stalled reader, close codes, and shutdown.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::*;
 use futures_util::future::join_all;
 use serde_json::{json, Value};
-use support::*;
 
 const WAIT: Duration = Duration::from_secs(20);
 

@@ -1,14 +1,12 @@
 //! Rooms, messages, search, call tokens and retention as clients and the operator see them:
 //! the real binary over HTTPS, and what is left in the database and on disk.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::*;
 use base64::Engine;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use support::*;
 
 const WAIT: Duration = Duration::from_secs(20);
 

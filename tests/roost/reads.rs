@@ -1,11 +1,9 @@
 //! Read positions and unread counts as clients see them: one person on two devices, others
 //! posting, over HTTPS against the real binary.
 
-mod support;
-
+use crate::support::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use support::*;
 
 /// The room `room` as the room list shows it to `who`.
 async fn listed(api: &Api, who: &User, room: i64) -> Value {

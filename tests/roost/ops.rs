@@ -1,14 +1,12 @@
 //! Operating a running Roost: `roost status`, `roost doctor`, the metrics an owner scrapes,
 //! writes refused with 507 when the disk is low, and one daemon per data dir.
 
-mod support;
-
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 
+use crate::support::*;
 use reqwest::StatusCode;
 use serde_json::Value;
-use support::*;
 
 fn stdout(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()

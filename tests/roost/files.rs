@@ -1,14 +1,12 @@
 //! Attachments as clients see them (upload, download, ranges, headers, who may read) and what
 //! is left on disk, against the real binary.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::support::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Every file under the attachment store, `tmp/` included.

@@ -6,17 +6,15 @@
 //! `sqlite_master`, so tables added by later migrations (users, rooms, messages...) are
 //! covered by this drill as soon as they hold rows.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
-use support::*;
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
