@@ -18,14 +18,6 @@ use rusqlite::{Connection, OpenFlags};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
-fn stdout(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
 fn read_only(db: &Path) -> Connection {
     let conn = Connection::open_with_flags(
         db,

@@ -42,23 +42,11 @@ async fn resume_returns_exactly_the_missed_events_then_live_ones() {
     let two = api.say(&admin, room, "two").await;
     let three = api.say(&admin, room, "three").await;
     let path = |m: &Value| format!("/api/v1/rooms/{room}/messages/{}", m["id"]);
-    let (s, _, _) = api
-        .call(
-            reqwest::Method::PATCH,
-            &path(&two),
-            Some(&admin.token),
-            Some(json!({ "body": "two!" })),
-        )
+    let (s, _) = api
+        .patch(&path(&two), &admin.token, json!({ "body": "two!" }))
         .await;
     assert_eq!(s, 200);
-    let (s, tomb, _) = api
-        .call(
-            reqwest::Method::DELETE,
-            &path(&three),
-            Some(&admin.token),
-            None,
-        )
-        .await;
+    let (s, tomb) = api.delete(&path(&three), &admin.token).await;
     assert_eq!((s.as_u16(), tomb["deleted"].clone()), (200, json!(true)));
 
     // Resume while more messages keep arriving: the replay and the live stream must join
@@ -315,7 +303,7 @@ async fn next_call(ws: &mut Ws) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn livekit_webhooks_become_call_events_for_the_rooms_members_only() {
-    let (setup, port) = with_fake_livekit(Setup::new());
+    let (setup, port) = with_fake_livekit(Setup::new(), "");
     let mut api = Api::start(setup);
     api.roost
         .wait_for_log(|v| v["message"] == "livekit ready", WAIT);
@@ -513,24 +501,12 @@ async fn revoking_a_sign_in_stops_its_sockets_at_once_with_4003() {
                 .await
             }
             "disable" => {
-                let (s, v, _) = api
-                    .call(
-                        reqwest::Method::PATCH,
-                        &format!("/api/v1/users/{}", who.id),
-                        Some(&admin.token),
-                        Some(json!({ "disabled": true })),
-                    )
+                let (s, v) = api.patch(&format!("/api/v1/users/{}", who.id), &admin.token, json!({ "disabled": true }))
                     .await;
                 (s, v)
             }
             _ => {
-                let (s, v, _) = api
-                    .call(
-                        reqwest::Method::DELETE,
-                        &format!("/api/v1/api-keys/{key_id}"),
-                        Some(&who.token),
-                        None,
-                    )
+                let (s, v) = api.delete(&format!("/api/v1/api-keys/{key_id}"), &who.token)
                     .await;
                 (s, v)
             }

@@ -130,12 +130,11 @@ async fn weak_passwords_are_refused_everywhere_one_is_set() {
 
 /// `PATCH /api/v1/users/{id}` with a new display name, as `admin`.
 async fn rename(api: &Api, admin: &User, user: &User, display_name: &str) -> (StatusCode, Value) {
-    let (s, body, _) = api
-        .call(
-            reqwest::Method::PATCH,
+    let (s, body) = api
+        .patch(
             &format!("/api/v1/users/{}", user.id),
-            Some(&admin.token),
-            Some(json!({ "display_name": display_name })),
+            &admin.token,
+            json!({ "display_name": display_name }),
         )
         .await;
     (s, body)

@@ -8,14 +8,6 @@ use crate::support::*;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-fn stdout(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
 /// Runs a `roost` subcommand against a running daemon's config, pointing the internal address
 /// at the port it actually bound (the config asks for port 0).
 fn run_against(roost: &Roost, args: &[&str]) -> std::process::Output {

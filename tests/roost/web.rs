@@ -39,10 +39,13 @@ fn first_asset(index: &str) -> String {
 
 async fn assert_json_404(roost: &Roost, path: &str) {
     let resp = roost.get(path).await;
-    assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{path}");
     assert_eq!(header(resp.headers(), "content-type"), "application/json");
-    let body: Value = resp.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "not_found", "{path}: {body}");
+    assert_error_for(
+        path,
+        &answer(resp).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -237,9 +240,7 @@ async fn unknown_files_and_api_paths_are_json_404s_never_the_client() {
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
-    let body: Value = resp.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "not_found", "{body}");
+    assert_error(&answer(resp).await, StatusCode::NOT_FOUND, "not_found");
 }
 
 /// A request as the web client sends it: `X-Roost-Client: web`, this server's `Origin` and, if
@@ -290,14 +291,6 @@ fn assert_cleared(resp: &reqwest::Response) {
         cookie.starts_with("roost_refresh=;") && cookie.contains("Max-Age=0"),
         "{cookie}"
     );
-}
-
-async fn error_code(resp: reqwest::Response) -> String {
-    let body: Value = resp.json().await.unwrap();
-    body["error"]["code"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -372,15 +365,13 @@ async fn a_browser_session_keeps_its_refresh_token_in_a_guarded_cookie() {
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
-    assert_eq!(error_code(resp).await, "csrf");
+    assert_error(&answer(resp).await, StatusCode::FORBIDDEN, "csrf");
     for origin in ["https://evil.example", "http://localhost", "null"] {
         let resp = from_page(&api, "/api/v1/auth/refresh", Some(&current), origin)
             .send()
             .await
             .unwrap();
-        assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{origin}");
-        assert_eq!(error_code(resp).await, "csrf", "{origin}");
+        assert_error_for(origin, &answer(resp).await, StatusCode::FORBIDDEN, "csrf");
     }
     // A second Origin does not slip another site past the check.
     let resp = from_browser(&api, "/api/v1/auth/logout", Some(&current))
@@ -410,8 +401,11 @@ async fn a_browser_session_keeps_its_refresh_token_in_a_guarded_cookie() {
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(error_code(resp).await, "invalid_refresh_token");
+    assert_error(
+        &answer(resp).await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_refresh_token",
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -446,8 +440,7 @@ async fn a_reused_cookie_signs_the_session_out_and_bearer_clients_are_unchanged(
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
-    assert_eq!(error_code(resp).await, "invalid_body");
+    assert_error(&answer(resp).await, StatusCode::BAD_REQUEST, "invalid_body");
 
     // A browser's cookie presented twice (copied): the session ends, the cookie is cleared.
     let resp = from_browser(&api, "/api/v1/auth/login", None)
@@ -472,9 +465,12 @@ async fn a_reused_cookie_signs_the_session_out_and_bearer_clients_are_unchanged(
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     assert_cleared(&resp);
-    assert_eq!(error_code(resp).await, "refresh_token_reused");
+    assert_error(
+        &answer(resp).await,
+        StatusCode::UNAUTHORIZED,
+        "refresh_token_reused",
+    );
     let resp = from_browser(&api, "/api/v1/auth/refresh", Some(&third))
         .send()
         .await
@@ -560,14 +556,7 @@ async fn admins_set_the_branding_everyone_reads() {
         let token = who.token.clone();
         let api = &api;
         async move {
-            let (status, body, _) = api
-                .call(
-                    reqwest::Method::PATCH,
-                    "/api/v1/branding",
-                    Some(&token),
-                    Some(body),
-                )
-                .await;
+            let (status, body) = api.patch("/api/v1/branding", &token, body).await;
             (status, body)
         }
     };
@@ -590,9 +579,7 @@ async fn admins_set_the_branding_everyone_reads() {
             "invalid_app_name",
         ),
     ] {
-        let (status, body) = patch(&admin, bad).await;
-        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-        assert_eq!(body["error"]["code"], code, "{body}");
+        assert_error(&patch(&admin, bad).await, StatusCode::BAD_REQUEST, code);
     }
     let events = api.audit(&admin, "type=branding.updated").await;
     assert_eq!(events.len(), 1, "{events:?}");
