@@ -282,12 +282,7 @@ async fn a_restored_backup_brings_the_branding_back() {
     assert!(roost.wait_exit(DEADLINE).success());
     let setup = roost.into_setup();
     let out = setup.run(&["restore", backup.to_str().unwrap()]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit_0(&out);
 
     let api = Api::start(setup);
     let (_, after) = api.get("/api/v1/branding", None).await;

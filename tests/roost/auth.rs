@@ -74,16 +74,14 @@ async fn setup_code_creates_the_first_admin_once() {
 
 /// `POST /api/v1/auth/refresh` as if from `from` (127.0.0.1 is a trusted proxy where used).
 async fn refresh_from(api: &Api, from: &str, refresh_token: &Value) -> (StatusCode, Value) {
-    let resp = api
-        .http
-        .post(api.roost.https_url("/api/v1/auth/refresh"))
-        .header("x-forwarded-for", from)
-        .json(&json!({ "refresh_token": refresh_token }))
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status();
-    (status, resp.json().await.unwrap())
+    let body = json!({ "refresh_token": refresh_token });
+    api.post_from(from, "/api/v1/auth/refresh", body).await
+}
+
+/// Signs in as if from `from` (127.0.0.1 is a trusted proxy where used).
+async fn login_from(api: &Api, from: &str, name: &str, password: &str) -> (StatusCode, Value) {
+    let body = json!({ "username": name, "password": password });
+    api.post_from(from, "/api/v1/auth/login", body).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -296,23 +294,13 @@ async fn disabled_users_lose_live_tokens_at_once_via_api_and_cli() {
         &["user", "add", "cli-bob"],
         b"bob password 1\n",
     );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit_0(&out);
     let (status, bob) = api.login("cli-bob", "bob password 1").await;
     assert_eq!(status, StatusCode::OK, "{bob}");
     let bob_access = token(&bob, "access_token");
     assert_eq!(api.get("/api/v1/me", &bob_access).await.0, StatusCode::OK);
     let out = api.roost.setup.run(&["user", "disable", "CLI-Bob"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit_0(&out);
     // Another process's change reaches requests within the session cache's second (the
     // daemon's own changes, above, at the very next request).
     eventually(
@@ -831,20 +819,6 @@ async fn bad_tokens_get_401_with_distinct_reasons() {
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
 }
 
-/// Signs in as if from `from`: the daemon trusts 127.0.0.1 as a proxy in the test below.
-async fn login_from(api: &Api, from: &str, name: &str, password: &str) -> (StatusCode, Value) {
-    let resp = api
-        .http
-        .post(api.roost.https_url("/api/v1/auth/login"))
-        .header("x-forwarded-for", from)
-        .json(&json!({ "username": name, "password": password }))
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status();
-    (status, resp.json().await.unwrap())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_attacker_elsewhere_cannot_lock_the_owner_out() {
     // Clients are told apart by X-Forwarded-For from the loopback "proxy"; none of them is
@@ -1031,12 +1005,7 @@ async fn cli_user_add_with_stdin_password_then_login_over_https() {
         ],
         b"alice password 1\n",
     );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit_0(&out);
     assert!(
         stdout(&out).contains("created admin alice"),
         "{}",
@@ -1052,12 +1021,7 @@ async fn cli_user_add_with_stdin_password_then_login_over_https() {
     assert_eq!(out.status.code(), Some(64), "invalid name");
     // No password piped: one is generated and printed once.
     let out = setup.run(&["user", "add", "gus", "--role", "guest"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit_0(&out);
     let generated = stdout(&out)
         .lines()
         .find_map(|l| {
@@ -1100,12 +1064,7 @@ async fn cli_user_add_with_stdin_password_then_login_over_https() {
         &["user", "passwd", "carl"],
         b"carl password 2\n",
     );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit_0(&out);
     assert_eq!(
         api.get("/api/v1/me", &access).await.0,
         StatusCode::UNAUTHORIZED
@@ -1132,12 +1091,7 @@ async fn cli_passwords_are_one_line_of_stdin() {
 
     // A Windows line ending is not part of the password.
     let out = run_with_stdin(&setup, &["user", "add", "dora"], b"dora password 1\r\n");
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit_0(&out);
     let out = run_with_stdin(
         &setup,
         &["user", "passwd", "dora"],

@@ -14,7 +14,7 @@ fn check_config_accepts_a_good_file() {
     let s = Setup::new();
     s.write_config("");
     let out = s.run(&["check-config"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit_0(&out);
     assert!(
         stdout(&out).contains("configuration OK"),
         "{}",
@@ -136,13 +136,7 @@ fn init_creates_keys_privately_and_never_overwrites() {
     let s = Setup::new();
     s.write_config("");
     let out = s.run(&["init"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    assert_exit_0(&out);
     assert!(
         stdout(&out).contains("CA fingerprint (SHA-256):"),
         "{}",
@@ -195,7 +189,7 @@ fn migrate_check_reports_pending_then_current() {
     );
 
     let out = s.run(&["migrate"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit_0(&out);
     let out = s.run(&["migrate", "--check"]);
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     assert!(stdout(&out).contains("current"));
@@ -208,7 +202,7 @@ fn user_help_says_the_password_is_one_line_of_stdin() {
             .args(["user", sub, "--help"])
             .output()
             .unwrap();
-        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert_exit_0(&out);
         let help = stdout(&out)
             .split_whitespace()
             .collect::<Vec<_>>()

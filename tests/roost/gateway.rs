@@ -321,15 +321,7 @@ async fn livekit_webhooks_become_call_events_for_the_rooms_members_only() {
     let identity = format!("user-{}", alice.id);
 
     // LiveKit (the fake) signs and delivers participant_joined to the internal listener.
-    let sent: Value = reqwest::Client::new()
-        .post(format!("http://127.0.0.1:{port}/fake/webhook"))
-        .json(&json!({ "event": "participant_joined", "room": lk_room, "identity": identity, "sid": "PA_alice" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let sent = fake_livekit_webhook(port, json!({ "event": "participant_joined", "room": lk_room, "identity": identity, "sid": "PA_alice" })).await;
     assert_eq!(sent["status"], 200, "{}", api.roost.raw_logs());
     let joined = next_call(&mut alice_ws).await;
     assert_eq!(joined["type"], "call.participant_joined", "{joined}");
@@ -534,12 +526,7 @@ async fn disabling_from_the_command_line_closes_sockets_within_a_second() {
     let alice = api.member(&admin, "alice").await;
     let (mut ws, _) = api.ws_ready(&alice, None).await;
     let out = api.roost.setup.run(&["user", "disable", "alice"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit_0(&out);
     let disabled = std::time::Instant::now();
     let (_, code, reason) = ws.frames_until_close(WAIT).await;
     assert_eq!(code, 4003, "{reason}");

@@ -206,27 +206,10 @@ async fn a_signed_in_account_is_limited_on_its_own_bucket() {
         Setup::new().toml("[rate_limits.read]\nburst = 2\nper_minute = 1\nper_ip_multiplier = 4\n");
     setup.write_config("");
     let added = run_with_stdin(&setup, &["user", "add", "ada"], b"correct-horse-battery\n");
-    assert_eq!(
-        added.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&added.stderr)
-    );
+    assert_exit_0(&added);
     let roost = setup.start();
     let client = roost.client();
-    let login: Value = client
-        .post(roost.https_url("/api/v1/auth/login"))
-        .json(&serde_json::json!({"username": "ada", "password": "correct-horse-battery"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = login["access_token"]
-        .as_str()
-        .expect("access token")
-        .to_owned();
+    let token = roost.login("ada", "correct-horse-battery").await;
     let me = || {
         client
             .get(roost.https_url("/api/v1/me"))

@@ -1,7 +1,7 @@
 //! LiveKit supervision, webhooks and the signalling proxy, with the real `roost` binary and a
 //! stand-in `livekit-server` (examples/fake_livekit.rs) that tests steer through files: for the
 //! faults the real server cannot be made to show on demand (a hang, ignoring SIGTERM, a crash
-//! loop, a slow drain). The real server's own tests are in tests/livekit_real.rs.
+//! loop, a slow drain). The real server's own tests are in `livekit_real`.
 
 use std::path::Path;
 use std::time::Duration;
@@ -10,7 +10,7 @@ use crate::support::*;
 use futures_util::{SinkExt, StreamExt};
 use nix::sys::signal::Signal;
 use reqwest::StatusCode;
-use serde_json::Value;
+use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -44,12 +44,7 @@ fn starts(setup: &Setup) -> Vec<(i32, u128)> {
 }
 
 async fn ready_json(roost: &Roost) -> (u16, Value) {
-    let resp = roost
-        .client()
-        .get(roost.https_url("/ready"))
-        .send()
-        .await
-        .unwrap();
+    let resp = roost.get("/ready").await;
     (resp.status().as_u16(), resp.json().await.unwrap())
 }
 
@@ -76,7 +71,7 @@ async fn starts_livekit_and_reports_it_ready() {
     ))
     .unwrap();
     assert_eq!(seen["port"], port);
-    assert_eq!(seen["bind_addresses"], serde_json::json!(["127.0.0.1"]));
+    assert_eq!(seen["bind_addresses"], json!(["127.0.0.1"]));
     let (key, secret) = livekit_key_pair(&roost.setup);
     assert_eq!(seen["keys"][&key], secret.as_str());
     assert!(secret.len() >= 32);
@@ -165,12 +160,7 @@ async fn a_crashing_livekit_is_restarted_with_growing_backoff() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["checks"]["livekit"]["status"], "degraded", "{body}");
     // The proxy answers a clear 502 while LiveKit is down.
-    let resp = roost
-        .client()
-        .get(roost.https_url("/rtc/validate"))
-        .send()
-        .await
-        .unwrap();
+    let resp = roost.get("/rtc/validate").await;
     assert_error(
         &answer(resp).await,
         StatusCode::BAD_GATEWAY,
@@ -232,19 +222,9 @@ async fn a_missing_binary_disables_calls_but_not_chat() {
             .contains("/nonexistent/livekit-server does not exist"),
         "{body}"
     );
-    let health = roost
-        .client()
-        .get(roost.https_url("/health"))
-        .send()
-        .await
-        .unwrap();
+    let health = roost.get("/health").await;
     assert_eq!(health.status(), 200);
-    let rtc = roost
-        .client()
-        .get(roost.https_url("/rtc"))
-        .send()
-        .await
-        .unwrap();
+    let rtc = roost.get("/rtc").await;
     assert_error(
         &answer(rtc).await,
         StatusCode::SERVICE_UNAVAILABLE,
@@ -303,12 +283,7 @@ async fn signalling_websocket_round_trips_through_tls() {
     );
 
     // The one allowed proxied connection is taken: the next request is refused, in JSON.
-    let resp = roost
-        .client()
-        .get(roost.https_url("/rtc/validate"))
-        .send()
-        .await
-        .unwrap();
+    let resp = roost.get("/rtc/validate").await;
     assert_error(
         &answer(resp).await,
         StatusCode::SERVICE_UNAVAILABLE,
@@ -347,19 +322,16 @@ async fn twirp_is_proxied_with_its_status() {
         .client()
         .post(&url)
         .header("authorization", "Bearer x")
-        .json(&serde_json::json!({}))
+        .json(&json!({}))
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    assert_eq!(
-        resp.json::<Value>().await.unwrap(),
-        serde_json::json!({"rooms": []})
-    );
+    assert_eq!(resp.json::<Value>().await.unwrap(), json!({"rooms": []}));
     let resp = roost
         .client()
         .post(&url)
-        .json(&serde_json::json!({}))
+        .json(&json!({}))
         .send()
         .await
         .unwrap();
@@ -373,15 +345,11 @@ async fn webhooks_are_accepted_when_signed_and_every_forgery_is_rejected() {
     roost.wait_for_log(|v| is_message(v, "livekit ready"), DEADLINE);
 
     // LiveKit (the fake) signs and delivers a participant_joined.
-    let sent: Value = reqwest::Client::new()
-        .post(format!("http://127.0.0.1:{port}/fake/webhook"))
-        .json(&serde_json::json!({"event": "participant_joined", "room": "r1", "identity": "alice", "sid": "PA_1"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let sent = fake_livekit_webhook(
+        port,
+        json!({"event": "participant_joined", "room": "r1", "identity": "alice", "sid": "PA_1"}),
+    )
+    .await;
     assert_eq!(sent["status"], 200, "{}", roost.raw_logs());
     roost.wait_for_log(
         |v| {

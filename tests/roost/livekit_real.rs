@@ -3,7 +3,7 @@
 //! restarted after `kill -9`, stops with Roost (even a SIGKILLed Roost), names a port already in
 //! use, and takes rotated keys; the webhooks it signs put "call started" and "call ended"
 //! entries in the room's timeline. Faults the real server cannot be made to show on demand (a hang,
-//! ignoring SIGTERM, a crash loop, a slow drain) stay with the stand-in in tests/livekit.rs.
+//! ignoring SIGTERM, a crash loop, a slow drain) stay with the stand-in in `livekit`.
 
 use std::time::{Duration, Instant};
 
@@ -50,6 +50,16 @@ fn livekit_pid(roost: &mut Roost, n: usize) -> i32 {
 /// Waits until "livekit ready" was logged `n` times.
 fn wait_ready(roost: &mut Roost, n: usize) {
     roost.wait_for_logs(n, |v| is_message(v, "livekit ready"), DEADLINE);
+}
+
+/// A Roost whose real LiveKit is ready, its admin, and a public room "calls" for a call.
+async fn ready_with_a_room() -> (Api, User, i64) {
+    let (setup, _) = with_real("");
+    let mut api = Api::start(setup);
+    wait_ready(&mut api.roost, 1);
+    let admin = api.admin().await;
+    let room = api.room(&admin, "calls", false).await;
+    (api, admin, room)
 }
 
 async fn livekit_check(roost: &Roost) -> Value {
@@ -151,11 +161,7 @@ async fn a_port_range_node_ip_and_turn_over_udp_and_tls_are_accepted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_server_is_restarted_with_backoff_and_calls_wait_for_it_meanwhile() {
-    let (setup, _) = with_real("");
-    let mut api = Api::start(setup);
-    wait_ready(&mut api.roost, 1);
-    let admin = api.admin().await;
-    let room = api.room(&admin, "calls", false).await;
+    let (mut api, admin, room) = ready_with_a_room().await;
 
     // Someone is in the call, as LiveKit's webhook reports it.
     let (key, secret) = livekit_key_pair(&api.roost.setup);
@@ -255,11 +261,7 @@ async fn call_entries(api: &Api, who: &User, room: i64) -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_leaves_one_started_and_one_ended_entry_however_often_livekit_repeats_itself() {
-    let (setup, _) = with_real("");
-    let mut api = Api::start(setup);
-    wait_ready(&mut api.roost, 1);
-    let admin = api.admin().await;
-    let room = api.room(&admin, "calls", false).await;
+    let (api, admin, room) = ready_with_a_room().await;
     api.say(&admin, room, "before the call").await;
     let livekit_room = json!({"name": format!("roost-room-{room}"), "sid": "RM_call1"});
     let joined = json!({
@@ -414,11 +416,7 @@ async fn a_port_in_use_is_named_until_it_is_free() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotated_keys_take_effect_and_the_old_token_still_works_during_the_overlap() {
-    let (setup, _) = with_real("");
-    let mut api = Api::start(setup);
-    wait_ready(&mut api.roost, 1);
-    let admin = api.admin().await;
-    let room = api.room(&admin, "calls", false).await;
+    let (mut api, admin, room) = ready_with_a_room().await;
     let old_token = call_token(&api, &admin, room).await;
     let old_key = jwt_claims(&old_token)["iss"].as_str().unwrap().to_owned();
 

@@ -93,23 +93,30 @@ impl Api {
         (status, value, headers)
     }
 
+    /// A request as `who` without the answer's headers: its status and body.
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        who: impl Caller,
+        body: Option<Value>,
+    ) -> (reqwest::StatusCode, Value) {
+        let (status, value, _) = self.call(method, path, who.bearer(), body).await;
+        (status, value)
+    }
+
+    pub async fn get(&self, path: &str, who: impl Caller) -> (reqwest::StatusCode, Value) {
+        self.send(reqwest::Method::GET, path, who, None).await
+    }
+
     pub async fn post(
         &self,
         path: &str,
         who: impl Caller,
         body: Value,
     ) -> (reqwest::StatusCode, Value) {
-        let (s, v, _) = self
-            .call(reqwest::Method::POST, path, who.bearer(), Some(body))
-            .await;
-        (s, v)
-    }
-
-    pub async fn get(&self, path: &str, who: impl Caller) -> (reqwest::StatusCode, Value) {
-        let (s, v, _) = self
-            .call(reqwest::Method::GET, path, who.bearer(), None)
-            .await;
-        (s, v)
+        self.send(reqwest::Method::POST, path, who, Some(body))
+            .await
     }
 
     pub async fn put(
@@ -118,10 +125,7 @@ impl Api {
         who: impl Caller,
         body: Value,
     ) -> (reqwest::StatusCode, Value) {
-        let (s, v, _) = self
-            .call(reqwest::Method::PUT, path, who.bearer(), Some(body))
-            .await;
-        (s, v)
+        self.send(reqwest::Method::PUT, path, who, Some(body)).await
     }
 
     pub async fn patch(
@@ -130,17 +134,31 @@ impl Api {
         who: impl Caller,
         body: Value,
     ) -> (reqwest::StatusCode, Value) {
-        let (s, v, _) = self
-            .call(reqwest::Method::PATCH, path, who.bearer(), Some(body))
-            .await;
-        (s, v)
+        self.send(reqwest::Method::PATCH, path, who, Some(body))
+            .await
     }
 
     pub async fn delete(&self, path: &str, who: impl Caller) -> (reqwest::StatusCode, Value) {
-        let (s, v, _) = self
-            .call(reqwest::Method::DELETE, path, who.bearer(), None)
-            .await;
-        (s, v)
+        self.send(reqwest::Method::DELETE, path, who, None).await
+    }
+
+    /// `POST` as if from the client address `from`, in `X-Forwarded-For`: for a daemon that
+    /// trusts 127.0.0.1 as its proxy (`trusted_proxies`), the request comes from `from`.
+    pub async fn post_from(
+        &self,
+        from: &str,
+        path: &str,
+        body: Value,
+    ) -> (reqwest::StatusCode, Value) {
+        let resp = self
+            .http
+            .post(self.roost.https_url(path))
+            .header("x-forwarded-for", from)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        answer(resp).await
     }
 
     /// `POST /api/v1/auth/login`: the status and the token pair (or the error).
@@ -398,37 +416,35 @@ pub async fn answer(resp: reqwest::Response) -> (reqwest::StatusCode, Value) {
 
 /// Asserts that `answer` (a status and a body, as [`Api`]'s requests return them) is Roost's
 /// JSON error `{"error": {"code", "message"}}` with `status` and `code`, and a message a
-/// person can read.
+/// person can read; returns the message.
 #[track_caller]
-pub fn assert_error(
-    answer: &(reqwest::StatusCode, Value),
+pub fn assert_error<'a>(
+    answer: &'a (reqwest::StatusCode, Value),
     status: reqwest::StatusCode,
     code: &str,
-) {
-    assert_error_for("the request", answer, status, code);
+) -> &'a str {
+    assert_error_for("the request", answer, status, code)
 }
 
 /// [`assert_error`] for one of several requests a test makes in a loop: `what` names it in the
 /// failure message.
 #[track_caller]
-pub fn assert_error_for(
+pub fn assert_error_for<'a>(
     what: impl std::fmt::Display,
-    answer: &(reqwest::StatusCode, Value),
+    answer: &'a (reqwest::StatusCode, Value),
     status: reqwest::StatusCode,
     code: &str,
-) {
+) -> &'a str {
     let (got, body) = answer;
     assert_eq!(
         (*got, &body["error"]["code"]),
         (status, &Value::from(code)),
         "{what}: {body}"
     );
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .is_some_and(|m| !m.is_empty()),
-        "{what}: an error without a message: {body}"
-    );
+    body["error"]["message"]
+        .as_str()
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| panic!("{what}: an error without a message: {body}"))
 }
 
 /// The claims of a JWT (a call token, an access token), read without checking its signature.

@@ -203,6 +203,24 @@ impl Roost {
             .unwrap()
     }
 
+    /// Signs `name` in over HTTPS with `password`; returns the access token.
+    pub async fn login(&self, name: &str, password: &str) -> String {
+        let resp = self
+            .client()
+            .post(self.https_url("/api/v1/auth/login"))
+            .json(&serde_json::json!({ "username": name, "password": password }))
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(status, 200, "login {name}: {body}");
+        body["access_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no access token in {body}"))
+            .to_owned()
+    }
+
     /// All log lines so far, parsed (non-JSON lines are skipped).
     pub fn logs(&self) -> Vec<Value> {
         self.logs
@@ -395,6 +413,12 @@ pub fn wait_gone(pid: i32, deadline: Duration) {
         assert!(start.elapsed() < deadline, "process {pid} still exists");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Asserts that a command exited with 0, showing what it printed when it did not.
+#[track_caller]
+pub fn assert_exit_0(out: &std::process::Output) {
+    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(out), stderr(out));
 }
 
 /// A command's standard output, as text.

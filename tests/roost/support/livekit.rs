@@ -105,6 +105,20 @@ pub fn fake_livekit_control_dir(setup: &Setup) -> PathBuf {
     setup.data_dir().join("run/fake-livekit")
 }
 
+/// Has the stand-in LiveKit listening on `port` sign and deliver `event` to Roost's webhook
+/// as the real one would; returns what the stand-in reports (Roost's `status`).
+pub async fn fake_livekit_webhook(port: u16, event: Value) -> Value {
+    reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/fake/webhook"))
+        .json(&event)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// The LiveKit API key and secret Roost generated in `setup`'s data dir.
 pub fn livekit_key_pair(setup: &Setup) -> (String, String) {
     let secrets = setup.data_dir().join("secrets");
