@@ -4,7 +4,6 @@
 use std::io::Read;
 
 use crate::support::*;
-use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -21,14 +20,6 @@ const EXPECTED_POLICY: [&str; 11] = [
     "connect-src 'self' wss://localhost:",
     "worker-src 'self'",
 ];
-
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
-    headers
-        .get(name)
-        .unwrap_or_else(|| panic!("no {name} in {headers:?}"))
-        .to_str()
-        .unwrap()
-}
 
 /// The first `/assets/…` path index.html names in a `src="…"` or `href="…"`.
 fn first_asset(index: &str) -> String {

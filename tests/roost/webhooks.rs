@@ -3,9 +3,6 @@
 //! delivery and answers what the test tells it to. The examples of docs/integrations.md are
 //! run here too, playing Home Assistant, n8n and the shell.
 
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU16, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::support::*;
@@ -13,82 +10,6 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 const DEADLINE: Duration = Duration::from_secs(30);
-
-/// One request the receiver got.
-#[derive(Debug, Clone)]
-struct Delivery {
-    path: String,
-    headers: http::HeaderMap,
-    body: bytes::Bytes,
-}
-
-impl Delivery {
-    fn header(&self, name: &str) -> String {
-        self.headers
-            .get(name)
-            .map(|v| v.to_str().unwrap().to_owned())
-            .unwrap_or_default()
-    }
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap()
-    }
-}
-
-/// A webhook receiver on 127.0.0.1 that records what it gets and answers `status`.
-struct Receiver {
-    addr: SocketAddr,
-    seen: Arc<Mutex<Vec<Delivery>>>,
-    status: Arc<AtomicU16>,
-}
-
-impl Receiver {
-    async fn start() -> Receiver {
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let status = Arc::new(AtomicU16::new(200));
-        let (s, st) = (seen.clone(), status.clone());
-        let app = axum::Router::new().fallback(
-            move |uri: http::Uri, headers: http::HeaderMap, body: bytes::Bytes| {
-                let (s, st) = (s.clone(), st.clone());
-                async move {
-                    let code = st.load(Ordering::SeqCst);
-                    if code == 200 {
-                        s.lock().unwrap().push(Delivery {
-                            path: uri.path().to_owned(),
-                            headers,
-                            body,
-                        });
-                    }
-                    http::StatusCode::from_u16(code).unwrap()
-                }
-            },
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Receiver { addr, seen, status }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    fn answer(&self, status: u16) {
-        self.status.store(status, Ordering::SeqCst);
-    }
-
-    fn seen(&self) -> Vec<Delivery> {
-        self.seen.lock().unwrap().clone()
-    }
-
-    /// Waits until at least `n` deliveries arrived; returns them all.
-    async fn wait_for(&self, n: usize) -> Vec<Delivery> {
-        eventually(DEADLINE, &format!("{n} deliveries"), || async {
-            let seen = self.seen();
-            (seen.len() >= n).then_some(seen)
-        })
-        .await
-    }
-}
 
 /// A Roost that may deliver to loopback, retrying quickly.
 fn setup(extra: &str) -> Setup {

@@ -401,6 +401,15 @@ impl Api {
     }
 }
 
+/// The value of the header `name`, which must be there and be text.
+pub fn header<'a>(headers: &'a reqwest::header::HeaderMap, name: &str) -> &'a str {
+    headers
+        .get(name)
+        .unwrap_or_else(|| panic!("no {name} header in {headers:?}"))
+        .to_str()
+        .unwrap()
+}
+
 /// The status and JSON body of `resp` (`Value::Null` when empty, a string when not JSON), as
 /// [`Api`]'s requests return them.
 pub async fn answer(resp: reqwest::Response) -> (reqwest::StatusCode, Value) {
