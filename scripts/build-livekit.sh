@@ -27,7 +27,7 @@
 #
 # Moving the pin: change LIVEKIT_VERSION below (newest: `go list -m -versions
 # github.com/livekit/livekit-server`), run `scripts/build-livekit.sh host`, then the LiveKit
-# tests (`cargo test --test livekit_real`); docs/calls.md says which is pinned.
+# tests (`cargo test --test roost livekit_real::`); docs/calls.md says which is pinned.
 set -euo pipefail
 
 LIVEKIT_VERSION=v1.13.5

@@ -81,7 +81,7 @@ def candidate_path(token, top):
         return None
     # `file.rs:149` and `file.rs:12-20` point at lines.
     token = re.sub(r":\d+(-\d+)?$", "", token)
-    # `tests/web.rs::a_test_name` names an item in a file.
+    # `tests/roost/web.rs::a_test_name` names an item in a file.
     token = re.sub(r"::[\w:]+$", "", token)
     if token.startswith(BUILD_OUTPUT) or BUILD_OUTPUT_ANYWHERE.search(token):
         return None

@@ -3,47 +3,31 @@
 // browser context then sees on the sign-in page. Screenshots of every administration page at
 // phone and desktop sizes go to target/screenshots/admin-*.png.
 
-import { after, before, describe, test } from "node:test";
+import { after, before, describe } from "node:test";
 import assert from "node:assert/strict";
 import { deflateSync } from "node:zlib";
 import { request } from "playwright-core";
 import { startRoost } from "./roost.mjs";
-import { launch, newContext, screenshotPath, servesClient } from "./browser.mjs";
+import {
+  WAIT,
+  browserFor,
+  newContext,
+  photographFailure,
+  scenario,
+  screenshotPath,
+  setupAdmin,
+  signIn,
+  until,
+} from "./browser.mjs";
 
 const ADMIN = { username: "root", password: "correct horse battery staple" };
-/** Long enough for a debug roost on a loaded machine; every wait polls, none sleeps. */
-const WAIT = { timeout: 20_000 };
 const PHONE = { width: 360, height: 740 };
 const DESKTOP = { width: 1280, height: 800 };
 const PAGES = ["Users", "Invites", "API keys", "Audit log", "Server status", "Backups", "Branding"];
 
 let roost, browser, serveDist;
 let context, page;
-let broken = false;
-
-function step(name, fn) {
-  test(name, async (t) => {
-    if (broken) return t.skip("an earlier step failed");
-    try {
-      await fn(t);
-    } catch (e) {
-      broken = true;
-      if (page) await page.screenshot({ path: screenshotPath("failure-admin-e2e") }).catch(() => {});
-      throw e;
-    }
-  });
-}
-
-async function until(what, fn, ms = WAIT.timeout) {
-  const deadline = Date.now() + ms;
-  let last;
-  while (Date.now() < deadline) {
-    last = await fn();
-    if (last === true) return;
-    await new Promise((r) => setTimeout(r, 100)); // poll interval, not a wait for settling
-  }
-  assert.fail(`${what} (last: ${JSON.stringify(last)})`);
-}
+const step = scenario(() => photographFailure({ "admin-e2e": page }));
 
 const adminNav = () => page.getByRole("navigation", { name: "Administration" });
 const open = (name) => adminNav().getByRole("link", { name }).click();
@@ -93,8 +77,7 @@ function png(side) {
 describe("administration in the browser", () => {
   before(async () => {
     roost = await startRoost();
-    serveDist = process.env.ROOST_E2E_ROUTE_DIST === "1" || !(await servesClient(roost.origin));
-    browser = await launch({ routedClient: serveDist });
+    ({ browser, serveDist } = await browserFor(roost));
   });
 
   after(async () => {
@@ -103,20 +86,12 @@ describe("administration in the browser", () => {
   });
 
   step("the admin signs in and opens administration", async () => {
-    const setup = await request.newContext({ ignoreHTTPSErrors: true, baseURL: roost.origin });
-    const created = await setup.post("/api/v1/setup", {
-      data: { setup_code: await roost.setupCode(), ...ADMIN },
-    });
-    assert.equal(created.status(), 201, await created.text());
-    await setup.dispose();
+    await setupAdmin(roost.origin, await roost.setupCode(), ADMIN);
 
     context = await newContext(browser, roost.origin, { serveDist, viewport: PHONE });
     await context.grantPermissions(["clipboard-read", "clipboard-write"]);
     page = await context.newPage();
-    await page.goto("/");
-    await page.getByRole("textbox", { name: "Username" }).fill(ADMIN.username);
-    await page.getByLabel("Password").fill(ADMIN.password);
-    await page.getByRole("button", { name: "Sign in" }).click();
+    await signIn(page, ADMIN);
     await page.getByRole("link", { name: "Administration" }).click(WAIT);
     // On a phone the list of pages comes first.
     for (const name of PAGES) await adminNav().getByRole("link", { name }).waitFor(WAIT);

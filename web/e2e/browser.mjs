@@ -8,12 +8,17 @@ import { readFileSync, existsSync, mkdirSync } from "node:fs";
 import { createRequire } from "node:module";
 import { extname, join, resolve, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
+import { test } from "node:test";
+import assert from "node:assert/strict";
 import { chromium, request } from "playwright-core";
 
 const web = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 export const screenshotsDir = resolve(web, "../target/web-screenshots");
 
 const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
+
+/** Long enough for a debug roost on a loaded machine; every wait polls, none sleeps. */
+export const WAIT = { timeout: 20_000 };
 
 /**
  * `routedClient`: the page will come from a request route; chromium then counts the document
@@ -179,4 +184,109 @@ export async function seriousAccessibilityProblems(page) {
           .map((n) => `${n.target.join(" ")} ${n.failureSummary ?? ""}`.replace(/\s+/g, " "))
           .join(" | ")}`,
     );
+}
+
+/** Polls `fn` until it returns true; fails with `what` and its last answer after `ms`. */
+export async function until(what, fn, ms = WAIT.timeout) {
+  const deadline = Date.now() + ms;
+  let last;
+  while (Date.now() < deadline) {
+    last = await fn();
+    if (last === true) return;
+    await new Promise((r) => setTimeout(r, 100)); // poll interval, not a wait for settling
+  }
+  assert.fail(`${what} within ${ms} ms (last: ${JSON.stringify(last)})`);
+}
+
+/**
+ * The `step` of a scenario whose tests build on each other: after a failure the rest are
+ * skipped, not piled on, and `onFailure` runs first (to photograph the pages in use, say).
+ */
+export function scenario(onFailure = async () => {}) {
+  let broken = false;
+  return function step(name, fn) {
+    test(name, async (t) => {
+      if (broken) return t.skip("an earlier step failed");
+      try {
+        await fn(t);
+      } catch (e) {
+        broken = true;
+        await onFailure().catch(() => {});
+        throw e;
+      }
+    });
+  };
+}
+
+/** Photographs each page given (skipping those not open yet) as `failure-NAME`. */
+export async function photographFailure(pages) {
+  for (const [name, page] of Object.entries(pages)) {
+    if (page) await page.screenshot({ path: screenshotPath(`failure-${name}`) }).catch(() => {});
+  }
+}
+
+/**
+ * Chromium for the tests of `roost`: `serveDist` says whether pages come from web/dist through
+ * a route (ROOST_E2E_ROUTE_DIST=1, or a roost that serves no client) rather than from roost.
+ */
+export async function browserFor(roost, launchOptions = {}) {
+  const serveDist = process.env.ROOST_E2E_ROUTE_DIST === "1" || !(await servesClient(roost.origin));
+  const browser = await launch({ routedClient: serveDist, ...launchOptions });
+  return { browser, serveDist };
+}
+
+/** The room list (and the forms beside it) of the page. */
+export const roomList = (page) => page.getByRole("navigation", { name: "Rooms" });
+/** The timeline of the open room. */
+export const messages = (page) => page.getByRole("list", { name: "Messages", exact: true });
+/** The timeline entries holding `text`. */
+export const messageItem = (page, text) => messages(page).getByRole("listitem").filter({ hasText: text });
+
+/** Creates the first admin `who` on the first-run screen with the setup code. */
+export async function createAdmin(page, setupCode, who, wait = WAIT) {
+  await page.goto("/");
+  await page.getByRole("textbox", { name: "Setup code" }).fill(setupCode);
+  await page.getByRole("textbox", { name: "Username" }).fill(who.username);
+  await page.getByLabel("Password").fill(who.password);
+  await page.getByRole("button", { name: "Create admin" }).click();
+  await roomList(page).waitFor(wait);
+}
+
+/** Signs `who` in on the sign-in screen, up to their room list. */
+export async function signIn(page, who, wait = WAIT) {
+  await page.goto("/");
+  await page.getByRole("textbox", { name: "Username" }).fill(who.username);
+  await page.getByLabel("Password").fill(who.password);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await roomList(page).waitFor(wait);
+}
+
+/** Fills the sign-up form (the invite code already in it, from the link) as `who`. */
+export async function createAccount(page, who, wait = WAIT) {
+  await page.getByRole("textbox", { name: "Username" }).fill(who.username);
+  await page.getByLabel("Password").fill(who.password);
+  await page.getByRole("button", { name: "Create account" }).click();
+  await roomList(page).waitFor(wait);
+}
+
+/** Creates the room `name` from the room list and opens it; returns its path (/rooms/ID). */
+export async function createRoom(page, name, { private: isPrivate = false, wait = WAIT } = {}) {
+  await roomList(page).getByRole("textbox", { name: "Room name" }).fill(name);
+  if (isPrivate) await roomList(page).getByRole("checkbox", { name: /Private/ }).check();
+  await roomList(page).getByRole("button", { name: "Create room" }).click();
+  await page.waitForURL(/\/rooms\/\d+$/, wait);
+  await messages(page).waitFor(wait);
+  return new URL(page.url()).pathname;
+}
+
+/** Opens the room `name` (a string or a pattern) from the room list. */
+export async function openRoom(page, name, wait = WAIT) {
+  await roomList(page).getByRole("link", { name }).click(wait);
+  await messages(page).waitFor(wait);
+}
+
+/** Sends `text` from the open room's composer. */
+export async function send(page, text) {
+  await page.getByRole("textbox", { name: "Message" }).fill(text);
+  await page.getByRole("button", { name: "Send" }).click();
 }

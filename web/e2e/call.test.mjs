@@ -3,19 +3,28 @@
 // with fake camera and microphone join one room's call by the "Join call" button, see and hear
 // each other, see who is in the call, a mute and a leave.
 
-import { after, before, describe, test } from "node:test";
+import { after, before, describe } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { createServer } from "node:net";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve, dirname } from "node:path";
-import { fileURLToPath } from "node:url";
-import { request } from "playwright-core";
-import { startRoost } from "./roost.mjs";
-import { apiAs, launch, newContext, screenshotPath, servesClient } from "./browser.mjs";
+import { join, dirname } from "node:path";
+import { startRoostWithLiveKit } from "./roost.mjs";
+import {
+  apiAs,
+  browserFor,
+  launch,
+  messages,
+  newContext,
+  photographFailure,
+  roomList,
+  scenario,
+  screenshotPath,
+  setupAdmin,
+  signIn,
+  signUp,
+  until as pollUntil,
+} from "./browser.mjs";
 
-const repo = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const ADMIN = { username: "root", password: "correct horse battery staple" };
 const BEA = { username: "bea", password: "another long passphrase" };
 /** Long enough for a debug roost and LiveKit on a loaded machine; every wait polls. */
@@ -24,29 +33,6 @@ const WAIT = { timeout: 30_000 };
 const FIRST_FRAMES_MS = 10_000;
 /** Roost's first delay before restarting a LiveKit that died. */
 const RESTART_BACKOFF_MS = 4_000;
-
-/**
- * livekit-server: $ROOST_LIVEKIT_BIN, else the cached build of scripts/build-livekit.sh (which
- * builds it once when missing). Fails with the script's own explanation when it cannot.
- */
-function livekitBinary() {
-  const given = process.env.ROOST_LIVEKIT_BIN;
-  if (given) {
-    if (!existsSync(given)) throw new Error(`ROOST_LIVEKIT_BIN=${given} does not exist`);
-    return given;
-  }
-  try {
-    return execFileSync(resolve(repo, "scripts/build-livekit.sh"), ["host"], {
-      encoding: "utf8",
-      stdio: ["ignore", "pipe", "pipe"],
-    }).trim();
-  } catch (e) {
-    throw new Error(
-      `the call test needs livekit-server and scripts/build-livekit.sh could not provide it ` +
-        `(set ROOST_LIVEKIT_BIN to a livekit-server binary instead):\n${e.stderr ?? e.message}`,
-    );
-  }
-}
 
 /**
  * A steady tone for the fake microphone (chromium loops the file): its default beep is too
@@ -76,92 +62,38 @@ function toneWav() {
   return path;
 }
 
-async function freePort() {
-  const server = createServer();
-  await new Promise((res) => server.listen(0, "127.0.0.1", res));
-  const { port } = server.address();
-  await new Promise((res) => server.close(res));
-  return port;
-}
-
-async function until(what, fn, ms = WAIT.timeout) {
-  const deadline = Date.now() + ms;
-  let last;
-  while (Date.now() < deadline) {
-    last = await fn();
-    if (last === true) return;
-    await new Promise((r) => setTimeout(r, 100)); // poll interval, not a wait for settling
-  }
-  assert.fail(`${what} within ${ms} ms (last: ${JSON.stringify(last)})`);
-}
+/** Polls with this file's longer deadline by default. */
+const until = (what, fn, ms = WAIT.timeout) => pollUntil(what, fn, ms);
 
 let roost, browser, refusing, serveDist, rootApi, roomId, tone;
 let admin, bea; // { context, page }
 let listener; // the page of the browser that refuses the microphone
-let broken = false;
-
-function step(name, fn) {
-  test(name, async (t) => {
-    if (broken) return t.skip("an earlier step failed");
-    try {
-      await fn(t);
-    } catch (e) {
-      broken = true;
-      if (admin?.page) await admin.page.screenshot({ path: screenshotPath("call-failure-admin") }).catch(() => {});
-      if (bea?.page) await bea.page.screenshot({ path: screenshotPath("call-failure-bea") }).catch(() => {});
-      throw e;
-    }
-  });
-}
+const step = scenario(() => photographFailure({ "call-admin": admin?.page, "call-bea": bea?.page }));
 
 const participants = (page) => page.getByRole("list", { name: "Participants" });
 const tileOf = (page, name) => participants(page).getByRole("listitem").filter({ hasText: name });
 const header = (page) => page.locator("header.room-header");
 
-async function signIn(page, who) {
-  await page.goto("/");
-  await page.getByRole("textbox", { name: "Username" }).fill(who.username);
-  await page.getByLabel("Password").fill(who.password);
-  await page.getByRole("button", { name: "Sign in" }).click();
-  await page.getByRole("navigation", { name: "Rooms" }).waitFor(WAIT);
-}
-
 describe("a call in the browser through the real LiveKit", () => {
   before(async () => {
-    const livekit = livekitBinary();
-    const [http, tcp, udp] = [await freePort(), await freePort(), await freePort()];
-    roost = await startRoost({
-      extraConfig:
-        `[livekit]\nenabled = true\nbinary = "${livekit}"\nhttp_port = ${http}\n` +
-        `rtc_tcp_port = ${tcp}\nrtc_udp_port = ${udp}\ndrain_grace_secs = 1\n` +
-        // Long enough to ask for a call token while LiveKit is down after the kill below.
-        `restart_backoff_initial_ms = ${RESTART_BACKOFF_MS}\n`,
-      // Not under systemd: LiveKit's generated config goes to the data dir.
-      env: { RUNTIME_DIRECTORY: "" },
+    roost = await startRoostWithLiveKit({
+      // Long enough to ask for a call token while LiveKit is down after the kill below.
+      livekitConfig: `restart_backoff_initial_ms = ${RESTART_BACKOFF_MS}\n`,
     });
-    await until("LiveKit ready under roost", () => roost.logs.some((v) => v.message === "livekit ready"), 60_000);
-
-    const anon = await request.newContext({ ignoreHTTPSErrors: true, baseURL: roost.origin });
-    const setup = await anon.post("/api/v1/setup", { data: { setup_code: await roost.setupCode(), ...ADMIN } });
-    assert.ok(setup.ok(), `setup: ${setup.status()} ${await setup.text()}`);
+    await setupAdmin(roost.origin, await roost.setupCode(), ADMIN);
     rootApi = await apiAs(roost.origin, ADMIN.username, ADMIN.password);
-    const invite = await rootApi.post("/api/v1/invites", { max_uses: 1 });
-    const reg = await anon.post("/api/v1/auth/register", { data: { invite_code: invite.code, ...BEA } });
-    assert.ok(reg.ok(), `register: ${reg.status()} ${await reg.text()}`);
-    await anon.dispose();
+    await signUp(roost.origin, rootApi, BEA);
     roomId = (await rootApi.post("/api/v1/rooms", { name: "Family" })).id;
 
     tone = toneWav();
-    serveDist = process.env.ROOST_E2E_ROUTE_DIST === "1" || !(await servesClient(roost.origin));
-    browser = await launch({
-      routedClient: serveDist,
+    ({ browser, serveDist } = await browserFor(roost, {
       args: [
         "--use-fake-device-for-media-stream",
         "--use-fake-ui-for-media-stream",
         `--use-file-for-fake-audio-capture=${tone}`,
         "--autoplay-policy=no-user-gesture-required",
       ],
-    });
+    }));
   });
 
   after(async () => {
@@ -175,15 +107,15 @@ describe("a call in the browser through the real LiveKit", () => {
   step("two people sign in and open the room (a phone and a desktop)", async () => {
     const phone = await newContext(browser, roost.origin, { serveDist, viewport: { width: 360, height: 740 } });
     admin = { context: phone, page: await phone.newPage() };
-    await signIn(admin.page, ADMIN);
+    await signIn(admin.page, ADMIN, WAIT);
     await admin.page.goto(`/rooms/${roomId}`);
-    await admin.page.getByRole("list", { name: "Messages", exact: true }).waitFor(WAIT);
+    await messages(admin.page).waitFor(WAIT);
 
     const desktop = await newContext(browser, roost.origin, { serveDist, viewport: { width: 1280, height: 800 } });
     bea = { context: desktop, page: await desktop.newPage() };
-    await signIn(bea.page, BEA);
-    await bea.page.getByRole("navigation", { name: "Rooms" }).getByRole("button", { name: "Join Family" }).click();
-    await bea.page.getByRole("list", { name: "Messages", exact: true }).waitFor(WAIT);
+    await signIn(bea.page, BEA, WAIT);
+    await roomList(bea.page).getByRole("button", { name: "Join Family" }).click();
+    await messages(bea.page).waitFor(WAIT);
   });
 
   step("both join the call by the button and see each other's tile", async () => {
@@ -234,7 +166,7 @@ describe("a call in the browser through the real LiveKit", () => {
       assert.deepEqual((await inCall.getByRole("listitem").allTextContents()).sort(), ["bea", "root"]);
     }
     // The desktop shows the room list beside the room.
-    const link = bea.page.getByRole("navigation", { name: "Rooms" }).getByRole("link", { name: "Family" });
+    const link = roomList(bea.page).getByRole("link", { name: "Family" });
     await link.filter({ hasText: "2 in call" }).waitFor(WAIT);
   });
 
@@ -267,13 +199,13 @@ describe("a call in the browser through the real LiveKit", () => {
   step("the call goes on while the phone's person looks at the room list", async () => {
     const page = admin.page;
     await page.getByRole("button", { name: "Back to rooms" }).click();
-    const family = page.getByRole("navigation", { name: "Rooms" }).getByRole("link", { name: "Family" });
+    const family = roomList(page).getByRole("link", { name: "Family" });
     await family.filter({ hasText: "2 in call" }).waitFor(WAIT);
     assert.equal(await participants(page).getByRole("listitem").count(), 2);
     await page.getByRole("region", { name: "Call" }).getByText("Call in Family").waitFor(WAIT);
     await page.screenshot({ path: screenshotPath("call-room-list-360x740") });
     await family.click();
-    await page.getByRole("list", { name: "Messages", exact: true }).waitFor(WAIT);
+    await messages(page).waitFor(WAIT);
     assert.equal(await page.getByRole("button", { name: "Join call" }).count(), 0, "already in this call");
     assert.equal(await participants(bea.page).getByRole("listitem").count(), 2);
   });
@@ -305,7 +237,7 @@ describe("a call in the browser through the real LiveKit", () => {
     // Like a phone's browser, this one cannot share a screen.
     await context.addInitScript(() => delete MediaDevices.prototype.getDisplayMedia);
     const page = await context.newPage();
-    await signIn(page, ADMIN);
+    await signIn(page, ADMIN, WAIT);
     await page.goto(`/rooms/${roomId}`);
     await page.getByRole("button", { name: "Join call" }).click();
     await page.getByRole("alert").filter({ hasText: "may not use the microphone" }).waitFor(WAIT);

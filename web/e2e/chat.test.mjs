@@ -1,44 +1,34 @@
 // End to end: the real roost binary over TLS, two people in two browser contexts of Debian's
 // chromium, driven by role and accessible name as a person would.
 
-import { after, before, describe, test } from "node:test";
+import { after, before, describe } from "node:test";
 import assert from "node:assert/strict";
 import { startRoost } from "./roost.mjs";
-import { apiAs, launch, newContext, screenshotPath, servesClient } from "./browser.mjs";
+import {
+  WAIT,
+  apiAs,
+  browserFor,
+  createAccount,
+  createAdmin,
+  createRoom,
+  messageItem as item,
+  messages,
+  newContext,
+  openRoom,
+  photographFailure,
+  roomList,
+  scenario,
+  screenshotPath,
+  send,
+  until,
+} from "./browser.mjs";
 
 const ADMIN = { username: "root", password: "correct horse battery staple" };
 const BEA = { username: "bea", password: "another long passphrase" };
-/** Long enough for a debug roost on a loaded machine; every wait polls, none sleeps. */
-const WAIT = { timeout: 20_000 };
-
 let roost, browser, serveDist;
 let admin, bea; // { context, page }
 let roomUrl;
-/** Each step builds on the one before: after a failure the rest are skipped, not piled on. */
-let broken = false;
-
-function step(name, fn) {
-  test(name, async (t) => {
-    if (broken) return t.skip("an earlier step failed");
-    try {
-      await fn(t);
-    } catch (e) {
-      broken = true;
-      const page = admin?.page;
-      if (page) await page.screenshot({ path: screenshotPath("failure-admin") }).catch(() => {});
-      if (bea?.page) await bea.page.screenshot({ path: screenshotPath("failure-bea") }).catch(() => {});
-      throw e;
-    }
-  });
-}
-
-const messages = (page) => page.getByRole("list", { name: "Messages", exact: true });
-const item = (page, text) => messages(page).getByRole("listitem").filter({ hasText: text });
-
-async function send(page, text) {
-  await page.getByRole("textbox", { name: "Message" }).fill(text);
-  await page.getByRole("button", { name: "Send" }).click();
-}
+const step = scenario(() => photographFailure({ admin: admin?.page, bea: bea?.page }));
 
 /** The bodies of the messages with this prefix, as shown, in order. */
 async function bodiesStartingWith(page, prefix) {
@@ -46,23 +36,10 @@ async function bodiesStartingWith(page, prefix) {
   return all.filter((b) => b.startsWith(prefix));
 }
 
-async function until(what, fn, ms = WAIT.timeout) {
-  const deadline = Date.now() + ms;
-  let last;
-  while (Date.now() < deadline) {
-    last = await fn();
-    if (last === true) return;
-    await new Promise((r) => setTimeout(r, 100)); // poll interval, not a wait for settling
-  }
-  assert.fail(`${what} (last: ${JSON.stringify(last)})`);
-}
-
 describe("web client against a real roost", () => {
   before(async () => {
     roost = await startRoost();
-    // ROOST_E2E_ROUTE_DIST=1 tests web/dist as just built, without rebuilding roost to embed it.
-    serveDist = process.env.ROOST_E2E_ROUTE_DIST === "1" || !(await servesClient(roost.origin));
-    browser = await launch({ routedClient: serveDist });
+    ({ browser, serveDist } = await browserFor(roost));
   });
 
   after(async () => {
@@ -77,20 +54,11 @@ describe("web client against a real roost", () => {
     // The page itself finds out (GET /api/v1/setup) that the first admin is still needed.
     await page.goto("/");
     await page.getByText("sudo roost status").waitFor(WAIT);
-    await page.getByRole("textbox", { name: "Setup code" }).fill(await roost.setupCode());
-    await page.getByRole("textbox", { name: "Username" }).fill(ADMIN.username);
-    await page.getByLabel("Password").fill(ADMIN.password);
-    await page.getByRole("button", { name: "Create admin" }).click();
-    await page.getByRole("navigation", { name: "Rooms" }).waitFor(WAIT);
+    await createAdmin(page, await roost.setupCode(), ADMIN);
   });
 
   step("the admin creates a public room", async () => {
-    const { page } = admin;
-    await page.getByRole("textbox", { name: "Room name" }).fill("Family");
-    await page.getByRole("button", { name: "Create room" }).click();
-    await messages(page).waitFor(WAIT);
-    await page.waitForURL(/\/rooms\/\d+$/, WAIT);
-    roomUrl = new URL(page.url()).pathname;
+    roomUrl = await createRoom(admin.page, "Family");
   });
 
   step("a second person signs up through an invite link and joins the room", async () => {
@@ -105,8 +73,7 @@ describe("web client against a real roost", () => {
     const inviteUrl = new URL(await link.inputValue());
     const code = decodeURIComponent(inviteUrl.pathname.split("/").pop());
     await a.getByRole("button", { name: "Back to rooms" }).click();
-    await a.getByRole("navigation", { name: "Rooms" }).getByRole("link", { name: "Family" }).click();
-    await messages(a).waitFor(WAIT);
+    await openRoom(a, "Family");
     const context = await newContext(browser, roost.origin, { serveDist });
     const page = await context.newPage();
     bea = { context, page };
@@ -114,11 +81,8 @@ describe("web client against a real roost", () => {
     const field = page.getByRole("textbox", { name: "Invite code" });
     await field.waitFor(WAIT);
     assert.equal(await field.inputValue(), code);
-    await page.getByRole("textbox", { name: "Username" }).fill(BEA.username);
-    await page.getByLabel("Password").fill(BEA.password);
-    await page.getByRole("button", { name: "Create account" }).click();
-    const rooms = page.getByRole("navigation", { name: "Rooms" });
-    await rooms.getByRole("button", { name: "Join Family" }).click(WAIT);
+    await createAccount(page, BEA);
+    await roomList(page).getByRole("button", { name: "Join Family" }).click(WAIT);
     await messages(page).waitFor(WAIT);
     assert.equal(new URL(page.url()).pathname, roomUrl);
   });
@@ -263,10 +227,7 @@ describe("web client against a real roost", () => {
   step("scrolling back pages older messages, keeps the position and bounds the nodes", async () => {
     const page = admin.page;
     await page.getByRole("button", { name: "Back to rooms" }).click();
-    await page.getByRole("textbox", { name: "Room name" }).fill("History");
-    await page.getByRole("button", { name: "Create room" }).click();
-    await page.waitForURL(/\/rooms\/\d+$/, WAIT);
-    const roomId = Number(new URL(page.url()).pathname.split("/").pop());
+    const roomId = Number((await createRoom(page, "History")).split("/").pop());
     const api = await apiAs(roost.origin, ADMIN.username, ADMIN.password);
     for (let i = 1; i <= 360; i++) await api.post(`/api/v1/rooms/${roomId}/messages`, { body: `history ${i}` });
     await api.dispose();
@@ -288,8 +249,7 @@ describe("web client against a real roost", () => {
     await until("the beginning of the room", async () => (await oldest()) === "history 1" || (await oldest()));
     await page.getByText("This is the beginning of the room.").waitFor(WAIT);
     await page.getByRole("button", { name: "Back to rooms" }).click();
-    await page.getByRole("navigation", { name: "Rooms" }).getByRole("link", { name: "Family" }).click();
-    await messages(page).waitFor(WAIT);
+    await openRoom(page, "Family");
   });
 
   step("screenshots at phone and desktop size, light and dark", async () => {
@@ -304,11 +264,9 @@ describe("web client against a real roost", () => {
       await page.screenshot({ path: screenshotPath(`chat-room-1280x800-${scheme}`) });
       await page.setViewportSize({ width: 360, height: 740 });
       await page.getByRole("button", { name: "Back to rooms" }).click();
-      const rooms = page.getByRole("navigation", { name: "Rooms" });
-      await rooms.waitFor(WAIT);
+      await roomList(page).waitFor(WAIT);
       await page.screenshot({ path: screenshotPath(`chat-rooms-360x740-${scheme}`) });
-      await rooms.getByRole("link", { name: "Family" }).click();
-      await messages(page).waitFor(WAIT);
+      await openRoom(page, "Family");
     }
     const signIn = await newContext(browser, roost.origin, { serveDist });
     const p = await signIn.newPage();

@@ -3,45 +3,32 @@
 // name. Notifications go to a stub of `Notification` (installed before the page's scripts), and
 // "the tab is hidden" is a stub of `document.hidden` the test turns on and off.
 
-import { after, before, describe, test } from "node:test";
+import { after, before, describe } from "node:test";
 import assert from "node:assert/strict";
 import { startRoost } from "./roost.mjs";
-import { apiAs, launch, newContext, screenshotPath, servesClient } from "./browser.mjs";
-
+import {
+  WAIT,
+  apiAs,
+  browserFor,
+  createAccount,
+  createAdmin,
+  createRoom,
+  messageItem as item,
+  messages,
+  newContext,
+  photographFailure,
+  roomList as rooms,
+  scenario,
+  screenshotPath,
+  send,
+  until,
+} from "./browser.mjs";
 
 const ADMIN = { username: "root", password: "correct horse battery staple" };
 const BEA = { username: "bea", password: "another long passphrase" };
-/** Long enough for a debug roost on a loaded machine; every wait polls, none sleeps. */
-const WAIT = { timeout: 20_000 };
-
 let roost, browser, serveDist;
 let admin, bea; // { context, page }
-let broken = false;
-
-function step(name, fn) {
-  test(name, async (t) => {
-    if (broken) return t.skip("an earlier step failed");
-    try {
-      await fn(t);
-    } catch (e) {
-      broken = true;
-      if (admin?.page) await admin.page.screenshot({ path: screenshotPath("dms-failure-admin") }).catch(() => {});
-      if (bea?.page) await bea.page.screenshot({ path: screenshotPath("dms-failure-bea") }).catch(() => {});
-      throw e;
-    }
-  });
-}
-
-async function until(what, fn, ms = WAIT.timeout) {
-  const deadline = Date.now() + ms;
-  let last;
-  while (Date.now() < deadline) {
-    last = await fn();
-    if (last === true) return;
-    await new Promise((r) => setTimeout(r, 100)); // poll interval, not a wait for settling
-  }
-  assert.fail(`${what} (last: ${JSON.stringify(last)})`);
-}
+const step = scenario(() => photographFailure({ "dms-admin": admin?.page, "dms-bea": bea?.page }));
 
 /** Records notifications instead of showing them, and lets the test hide the tab. */
 function stubs() {
@@ -72,21 +59,12 @@ async function setHidden(page, hidden) {
   }, hidden);
 }
 
-const rooms = (page) => page.getByRole("navigation", { name: "Rooms" });
 const dmList = (page) => rooms(page).getByRole("list", { name: "Direct messages" });
-const messages = (page) => page.getByRole("list", { name: "Messages", exact: true });
-const item = (page, text) => messages(page).getByRole("listitem").filter({ hasText: text });
-
-async function send(page, text) {
-  await page.getByRole("textbox", { name: "Message" }).fill(text);
-  await page.getByRole("button", { name: "Send" }).click();
-}
 
 describe("direct messages, unread badges and mentions", () => {
   before(async () => {
     roost = await startRoost();
-    serveDist = process.env.ROOST_E2E_ROUTE_DIST === "1" || !(await servesClient(roost.origin));
-    browser = await launch({ routedClient: serveDist });
+    ({ browser, serveDist } = await browserFor(roost));
   });
 
   after(async () => {
@@ -98,12 +76,7 @@ describe("direct messages, unread badges and mentions", () => {
     const context = await newContext(browser, roost.origin, { serveDist });
     const page = await context.newPage();
     admin = { context, page };
-    await page.goto("/");
-    await page.getByRole("textbox", { name: "Setup code" }).fill(await roost.setupCode());
-    await page.getByRole("textbox", { name: "Username" }).fill(ADMIN.username);
-    await page.getByLabel("Password").fill(ADMIN.password);
-    await page.getByRole("button", { name: "Create admin" }).click();
-    await rooms(page).waitFor(WAIT);
+    await createAdmin(page, await roost.setupCode(), ADMIN);
     // The invite is made over the API (the administration page is chat.test's); Bea signs up
     // with it in her own browser context, whose notifications and visibility are stubs.
     const root = await apiAs(roost.origin, ADMIN.username, ADMIN.password);
@@ -113,10 +86,7 @@ describe("direct messages, unread badges and mentions", () => {
     await beaContext.addInitScript(stubs);
     bea = { context: beaContext, page: await beaContext.newPage() };
     await bea.page.goto(`/invite/${encodeURIComponent(invite.code)}`);
-    await bea.page.getByRole("textbox", { name: "Username" }).fill(BEA.username);
-    await bea.page.getByLabel("Password").fill(BEA.password);
-    await bea.page.getByRole("button", { name: "Create account" }).click();
-    await rooms(bea.page).waitFor(WAIT);
+    await createAccount(bea.page, BEA);
   });
 
   step("A opens a DM with B from the person picker", async () => {
@@ -160,9 +130,7 @@ describe("direct messages, unread badges and mentions", () => {
 
   step("A mentions B in a room while B's tab is hidden: B is notified", async () => {
     const page = admin.page;
-    await rooms(page).getByRole("textbox", { name: "Room name" }).fill("Family");
-    await rooms(page).getByRole("button", { name: "Create room" }).click();
-    await messages(page).waitFor(WAIT);
+    await createRoom(page, "Family");
     // Bea's list shows the new public room when it loads again (a public room nobody joined
     // sends her no event).
     await bea.page.reload();

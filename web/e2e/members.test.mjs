@@ -2,55 +2,48 @@
 // deleting another person's message) while the others see each change live, and typing
 // shows on the other side. The real roost over TLS, one browser context per person.
 
-import { after, before, describe, test } from "node:test";
+import { after, before, describe } from "node:test";
 import assert from "node:assert/strict";
 import { startRoost } from "./roost.mjs";
-import { apiAs, launch, newContext, screenshotPath, servesClient, setupAdmin, signUp } from "./browser.mjs";
+import {
+  WAIT,
+  apiAs,
+  browserFor,
+  createRoom,
+  messageItem as item,
+  messages,
+  newContext,
+  photographFailure,
+  scenario,
+  screenshotPath,
+  send,
+  setupAdmin,
+  signIn as signInOn,
+  signUp,
+} from "./browser.mjs";
 
 const ROOT = { username: "root", password: "correct horse battery staple" };
 const ANA = { username: "ana", password: "ana's long passphrase", display_name: "Ana" };
 const BEN = { username: "ben", password: "ben's long passphrase", display_name: "Ben" };
 const CY = { username: "cyrus", password: "cyrus's long passphrase", display_name: "Cy" };
 const DEE = { username: "dee", password: "dee's long passphrase", display_name: "Dee" };
-/** Long enough for a debug roost on a loaded machine; every wait polls, none sleeps. */
-const WAIT = { timeout: 20_000 };
-
 let roost, browser, serveDist;
 /** { context, page } per person. */
 const people = {};
 let roomPath;
-/** Each step builds on the one before: after a failure the rest are skipped, not piled on. */
-let broken = false;
+const step = scenario(() =>
+  photographFailure(Object.fromEntries(Object.entries(people).map(([who, p]) => [`members-${who}`, p.page]))),
+);
 
-function step(name, fn) {
-  test(name, async (t) => {
-    if (broken) return t.skip("an earlier step failed");
-    try {
-      await fn(t);
-    } catch (e) {
-      broken = true;
-      for (const [who, p] of Object.entries(people)) {
-        await p.page.screenshot({ path: screenshotPath(`members-failure-${who}`) }).catch(() => {});
-      }
-      throw e;
-    }
-  });
-}
-
-const messages = (page) => page.getByRole("list", { name: "Messages", exact: true });
-const item = (page, text) => messages(page).getByRole("listitem").filter({ hasText: text });
 const membersPanel = (page) => page.getByRole("region", { name: "Members" });
 const memberRow = (page, name) => membersPanel(page).getByRole("listitem").filter({ hasText: `@${name}` });
 const settingsPanel = (page) => page.getByRole("region", { name: "Room settings" });
 
+/** Signs `user` in, in a browser context of their own. */
 async function signIn(user) {
   const context = await newContext(browser, roost.origin, { serveDist });
   const page = await context.newPage();
-  await page.goto("/");
-  await page.getByRole("textbox", { name: "Username" }).fill(user.username);
-  await page.getByLabel("Password").fill(user.password);
-  await page.getByRole("button", { name: "Sign in" }).click();
-  await page.getByRole("navigation", { name: "Rooms" }).waitFor(WAIT);
+  await signInOn(page, user);
   people[user.username] = { context, page };
   return page;
 }
@@ -58,11 +51,6 @@ async function signIn(user) {
 async function openClub(page) {
   await page.goto(roomPath);
   await messages(page).waitFor(WAIT);
-}
-
-async function send(page, text) {
-  await page.getByRole("textbox", { name: "Message" }).fill(text);
-  await page.getByRole("button", { name: "Send" }).click();
 }
 
 /** Ana adds `who` with the person picker of the members panel. */
@@ -79,8 +67,7 @@ async function addWithPicker(page, who) {
 describe("moderating a room in the web client", () => {
   before(async () => {
     roost = await startRoost();
-    serveDist = process.env.ROOST_E2E_ROUTE_DIST === "1" || !(await servesClient(roost.origin));
-    browser = await launch({ routedClient: serveDist });
+    ({ browser, serveDist } = await browserFor(roost));
     await setupAdmin(roost.origin, await roost.setupCode(), ROOT);
     const root = await apiAs(roost.origin, ROOT.username, ROOT.password);
     for (const user of [ANA, BEN, CY]) await signUp(roost.origin, root, user);
@@ -96,11 +83,7 @@ describe("moderating a room in the web client", () => {
 
   step("the owner adds people to a private room with the person picker", async () => {
     const page = await signIn(ANA);
-    await page.getByRole("textbox", { name: "Room name" }).fill("Club");
-    await page.getByRole("checkbox", { name: /Private/ }).check();
-    await page.getByRole("button", { name: "Create room" }).click();
-    await page.waitForURL(/\/rooms\/\d+$/, WAIT);
-    roomPath = new URL(page.url()).pathname;
+    roomPath = await createRoom(page, "Club", { private: true });
     await page.getByRole("button", { name: "Members" }).click();
     await membersPanel(page).waitFor(WAIT);
     await page.waitForURL(/\/rooms\/\d+\/members$/, WAIT);

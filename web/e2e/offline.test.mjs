@@ -4,48 +4,36 @@
 // roost starts again on the same address: the banner goes and new messages arrive. Signing
 // out empties what the browser kept.
 
-import { after, before, describe, test } from "node:test";
+import { after, before, describe } from "node:test";
 import assert from "node:assert/strict";
 import { startRoost } from "./roost.mjs";
-import { apiAs, launch, newContext, screenshotPath, servesClient } from "./browser.mjs";
+import {
+  WAIT,
+  apiAs,
+  createAdmin,
+  createRoom,
+  launch,
+  messageItem,
+  newContext,
+  photographFailure,
+  roomList,
+  scenario,
+  screenshotPath,
+  send,
+  servesClient,
+  until,
+} from "./browser.mjs";
 
 const ADMIN = { username: "root", password: "correct horse battery staple" };
-/** Long enough for a debug roost on a loaded machine; every wait polls, none sleeps. */
-const WAIT = { timeout: 20_000 };
 /** The client retries with a growing pause of at most 15 s; a debug roost starts slowly. */
 const RECOVERY_MS = 60_000;
 const BANNER = /Roost is out of reach/;
 
 let roost, browser, context, page;
-let broken = false;
+const step = scenario(() => photographFailure({ offline: page }));
 
-function step(name, fn) {
-  test(name, async (t) => {
-    if (broken) return t.skip("an earlier step failed");
-    try {
-      await fn(t);
-    } catch (e) {
-      broken = true;
-      if (page) await page.screenshot({ path: screenshotPath("failure-offline") }).catch(() => {});
-      throw e;
-    }
-  });
-}
-
-const messages = () => page.getByRole("list", { name: "Messages", exact: true });
 // While a send is confirmed, its pending entry and the message can both show for a moment.
-const item = (text) => messages().getByRole("listitem").filter({ hasText: text }).first();
-
-async function until(what, fn, ms = WAIT.timeout) {
-  const deadline = Date.now() + ms;
-  let last;
-  while (Date.now() < deadline) {
-    last = await fn();
-    if (last === true) return;
-    await new Promise((r) => setTimeout(r, 100)); // poll interval, not a wait for settling
-  }
-  assert.fail(`${what} (last: ${JSON.stringify(last)})`);
-}
+const item = (text) => messageItem(page, text).first();
 
 /** The keys and values the client kept in IndexedDB (empty when it kept nothing). */
 function kept() {
@@ -93,16 +81,10 @@ describe("the client when Roost is out of reach", () => {
   });
 
   step("a signed-in person reads a room, and the browser keeps it", async () => {
-    await page.goto("/");
-    await page.getByRole("textbox", { name: "Setup code" }).fill(await roost.setupCode());
-    await page.getByRole("textbox", { name: "Username" }).fill(ADMIN.username);
-    await page.getByLabel("Password").fill(ADMIN.password);
-    await page.getByRole("button", { name: "Create admin" }).click();
-    await page.getByRole("textbox", { name: "Room name" }).fill("Kitchen");
-    await page.getByRole("button", { name: "Create room" }).click();
+    await createAdmin(page, await roost.setupCode(), ADMIN);
+    await createRoom(page, "Kitchen");
     for (const text of ["first note", "second note", "the newest note"]) {
-      await page.getByRole("textbox", { name: "Message" }).fill(text);
-      await page.getByRole("button", { name: "Send" }).click();
+      await send(page, text);
       await item(text).waitFor(WAIT);
     }
     // The service worker controls the page once installed (it claims it at activation).
@@ -137,7 +119,7 @@ describe("the client when Roost is out of reach", () => {
     assert.equal(await page.getByRole("textbox", { name: "Message" }).count(), 0);
     await page.screenshot({ path: screenshotPath("offline-room-360x740-light") });
     await page.getByRole("button", { name: "Back to rooms" }).click();
-    const kitchen = page.getByRole("navigation", { name: "Rooms" }).getByRole("link", { name: "Kitchen" });
+    const kitchen = roomList(page).getByRole("link", { name: "Kitchen" });
     await kitchen.waitFor(WAIT);
     await page.screenshot({ path: screenshotPath("offline-rooms-360x740-light") });
     await kitchen.click();

@@ -3,7 +3,9 @@
 // setup code come from there). Nothing here sleeps to let things settle: waits poll a
 // condition against a deadline.
 
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
+import { createHash, createHmac } from "node:crypto";
+import { createServer } from "node:net";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve, dirname } from "node:path";
@@ -124,4 +126,77 @@ export async function startRoost({ extraConfig = "", env = {}, dir: reuseDir, ht
       if (!keep) rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** A loopback port that was free a moment ago (for LiveKit's ports, which roost does not bind). */
+export async function freePort() {
+  const server = createServer();
+  await new Promise((res) => server.listen(0, "127.0.0.1", res));
+  const { port } = server.address();
+  await new Promise((res) => server.close(res));
+  return port;
+}
+
+/**
+ * livekit-server: $ROOST_LIVEKIT_BIN, else the cached build of scripts/build-livekit.sh (which
+ * builds it once when missing). Fails with the script's own explanation when it cannot.
+ */
+export function livekitBinary() {
+  const given = process.env.ROOST_LIVEKIT_BIN;
+  if (given) {
+    if (!existsSync(given)) throw new Error(`ROOST_LIVEKIT_BIN=${given} does not exist`);
+    return given;
+  }
+  try {
+    return execFileSync(resolve(repo, "scripts/build-livekit.sh"), ["host"], {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "pipe"],
+    }).trim();
+  } catch (e) {
+    throw new Error(
+      `this test needs livekit-server and scripts/build-livekit.sh could not provide it ` +
+        `(set ROOST_LIVEKIT_BIN to a livekit-server binary instead):\n${e.stderr ?? e.message}`,
+    );
+  }
+}
+
+/**
+ * A roost supervising the real livekit-server on ports of its own, once LiveKit is ready.
+ * `livekitConfig`: more lines for the `[livekit]` section.
+ */
+export async function startRoostWithLiveKit({ livekitConfig = "", env = {} } = {}) {
+  const livekit = livekitBinary();
+  const [http, tcp, udp] = [await freePort(), await freePort(), await freePort()];
+  const roost = await startRoost({
+    extraConfig:
+      `[livekit]\nenabled = true\nbinary = "${livekit}"\nhttp_port = ${http}\n` +
+      `rtc_tcp_port = ${tcp}\nrtc_udp_port = ${udp}\ndrain_grace_secs = 1\n` +
+      livekitConfig,
+    // Not under systemd: LiveKit's generated config goes to the data dir.
+    env: { RUNTIME_DIRECTORY: "", ...env },
+  });
+  await roost.waitForLog((v) => v.message === "livekit ready", "LiveKit ready");
+  return roost;
+}
+
+const b64url = (buf) => Buffer.from(buf).toString("base64url");
+
+/**
+ * Posts `event` to roost's `/livekit/webhook` as LiveKit delivers it: a bare HS256 JWT, made
+ * with roost's own LiveKit key, whose `sha256` claim hashes the body. Returns the response.
+ */
+export async function deliverLiveKitWebhook(roost, event) {
+  const secrets = join(roost.dataDir, "secrets");
+  const key = readFileSync(join(secrets, "livekit_api_key"), "utf8").trim();
+  const secret = readFileSync(join(secrets, "livekit_api_secret"), "utf8").trim();
+  const body = JSON.stringify(event);
+  const now = Math.floor(Date.now() / 1000);
+  const claims = { iss: key, nbf: now - 10, exp: now + 300, sha256: createHash("sha256").update(body).digest("base64") };
+  const unsigned = `${b64url(JSON.stringify({ alg: "HS256", typ: "JWT" }))}.${b64url(JSON.stringify(claims))}`;
+  const jwt = `${unsigned}.${b64url(createHmac("sha256", secret).update(unsigned).digest())}`;
+  return fetch(`${roost.internalOrigin}/livekit/webhook`, {
+    method: "POST",
+    headers: { authorization: jwt, "content-type": "application/webhook+json" },
+    body,
+  });
 }

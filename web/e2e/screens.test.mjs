@@ -4,35 +4,33 @@
 // the keyboard, and photographed at phone (360x740) and desktop (1280x800) size in light and
 // dark into target/web-screenshots/.
 
-import { after, before, describe, test } from "node:test";
+import { after, before, describe } from "node:test";
 import assert from "node:assert/strict";
 import { startRoost } from "./roost.mjs";
-import { launch, newContext, screenshotPath, seriousAccessibilityProblems, servesClient } from "./browser.mjs";
+import {
+  WAIT,
+  browserFor,
+  createAdmin,
+  createRoom,
+  messages as messagesOf,
+  newContext,
+  photographFailure,
+  roomList,
+  scenario,
+  screenshotPath,
+  seriousAccessibilityProblems,
+} from "./browser.mjs";
 
 const ADMIN = { username: "root", password: "correct horse battery staple" };
-const WAIT = { timeout: 20_000 };
 const SIZES = [
   { width: 360, height: 740 },
   { width: 1280, height: 800 },
 ];
 
 let roost, browser, serveDist, context, page;
-let broken = false;
+const step = scenario(() => photographFailure({ screens: page }));
 
-function step(name, fn) {
-  test(name, async (t) => {
-    if (broken) return t.skip("an earlier step failed");
-    try {
-      await fn(t);
-    } catch (e) {
-      broken = true;
-      if (page) await page.screenshot({ path: screenshotPath("failure-screens") }).catch(() => {});
-      throw e;
-    }
-  });
-}
-
-const messages = () => page.getByRole("list", { name: "Messages", exact: true });
+const messages = () => messagesOf(page);
 
 /**
  * Checks the screen in light and dark at both sizes with axe-core and saves its screenshots;
@@ -111,8 +109,7 @@ async function walkWithTab(p) {
 describe("the client's screens: accessibility, keyboard and screenshots", () => {
   before(async () => {
     roost = await startRoost();
-    serveDist = process.env.ROOST_E2E_ROUTE_DIST === "1" || !(await servesClient(roost.origin));
-    browser = await launch({ routedClient: serveDist });
+    ({ browser, serveDist } = await browserFor(roost));
     context = await newContext(browser, roost.origin, { serveDist });
     page = await context.newPage();
   });
@@ -125,21 +122,15 @@ describe("the client's screens: accessibility, keyboard and screenshots", () => 
   step("first run", async () => {
     await page.goto("/");
     await screen("setup", () => page.getByRole("textbox", { name: "Setup code" }).waitFor(WAIT));
-    await page.getByRole("textbox", { name: "Setup code" }).fill(await roost.setupCode());
-    await page.getByRole("textbox", { name: "Username" }).fill(ADMIN.username);
-    await page.getByLabel("Password").fill(ADMIN.password);
-    await page.getByRole("button", { name: "Create admin" }).click();
-    await page.getByRole("navigation", { name: "Rooms" }).waitFor(WAIT);
+    await createAdmin(page, await roost.setupCode(), ADMIN);
   });
 
   step("the room list", async () => {
     for (const name of ["Family", "Garden club"]) {
-      await page.getByRole("textbox", { name: "Room name" }).fill(name);
-      await page.getByRole("button", { name: "Create room" }).click();
-      await messages().waitFor(WAIT);
+      await createRoom(page, name);
       await page.getByRole("button", { name: "Back to rooms" }).click();
     }
-    await screen("rooms", () => page.getByRole("navigation", { name: "Rooms" }).getByRole("link", { name: "Family" }).waitFor(WAIT));
+    await screen("rooms", () => roomList(page).getByRole("link", { name: "Family" }).waitFor(WAIT));
   });
 
   step("a room's timeline, and the keyboard reaches every control with a visible focus", async () => {

@@ -4,18 +4,17 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { startRoost } from "./roost.mjs";
-import { launch, newContext, screenshotPath, servesClient } from "./browser.mjs";
+import { WAIT, browserFor, createAdmin, newContext, screenshotPath } from "./browser.mjs";
 
 const ADMIN = { username: "root", password: "correct horse battery staple" };
-const WAIT = { timeout: 20_000 };
 
 let roost, browser, page;
 
 describe("webhooks on the administration page", () => {
   before(async () => {
     roost = await startRoost();
-    const serveDist = process.env.ROOST_E2E_ROUTE_DIST === "1" || !(await servesClient(roost.origin));
-    browser = await launch({ routedClient: serveDist });
+    let serveDist;
+    ({ browser, serveDist } = await browserFor(roost));
     const context = await newContext(browser, roost.origin, { serveDist });
     page = await context.newPage();
   });
@@ -27,11 +26,7 @@ describe("webhooks on the administration page", () => {
 
   test("an admin adds, pauses and inspects a webhook", async () => {
     try {
-      await page.goto("/");
-      await page.getByRole("textbox", { name: "Setup code" }).fill(await roost.setupCode());
-      await page.getByRole("textbox", { name: "Username" }).fill(ADMIN.username);
-      await page.getByLabel("Password").fill(ADMIN.password);
-      await page.getByRole("button", { name: "Create admin" }).click();
+      await createAdmin(page, await roost.setupCode(), ADMIN);
       await page.getByRole("link", { name: "Administration" }).click();
       await page.getByRole("navigation", { name: "Administration" }).getByRole("link", { name: "Webhooks" }).click();
 

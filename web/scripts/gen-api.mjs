@@ -1,7 +1,7 @@
 // Regenerates src/api/schema.d.ts from the OpenAPI document of a freshly started roost
 // (GET /api/v1/openapi.json), so the client's types are never copied by hand. Run after the
 // API changes: `cargo build && npm run gen:api`. With --check it writes nothing and fails when
-// the file differs from what it would write (tests/web_client.rs runs that under `cargo test`).
+// the file differs from what it would write (tests/roost/web_client.rs runs that under `cargo test`).
 
 import { request } from "node:https";
 import { readFileSync, writeFileSync } from "node:fs";

@@ -1,19 +1,9 @@
 //! The command line as an operator uses it: config errors, init, migrate, version.
 
-mod support;
-
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 
-use support::*;
-
-fn stdout(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use crate::support::*;
 
 fn mode(path: &std::path::Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
@@ -24,7 +14,7 @@ fn check_config_accepts_a_good_file() {
     let s = Setup::new();
     s.write_config("");
     let out = s.run(&["check-config"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit_0(&out);
     assert!(
         stdout(&out).contains("configuration OK"),
         "{}",
@@ -146,13 +136,7 @@ fn init_creates_keys_privately_and_never_overwrites() {
     let s = Setup::new();
     s.write_config("");
     let out = s.run(&["init"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    assert_exit_0(&out);
     assert!(
         stdout(&out).contains("CA fingerprint (SHA-256):"),
         "{}",
@@ -226,7 +210,7 @@ fn migrate_check_reports_pending_then_current() {
     );
 
     let out = s.run(&["migrate"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit_0(&out);
     let out = s.run(&["migrate", "--check"]);
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     assert!(stdout(&out).contains("current"));
@@ -239,7 +223,7 @@ fn user_help_says_the_password_is_one_line_of_stdin() {
             .args(["user", sub, "--help"])
             .output()
             .unwrap();
-        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert_exit_0(&out);
         let help = stdout(&out)
             .split_whitespace()
             .collect::<Vec<_>>()

@@ -1,13 +1,11 @@
 //! Direct messages, the people picker and mentions as clients see them, over HTTPS and the
 //! gateway against the real binary.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use support::*;
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -22,10 +20,6 @@ async fn listed(api: &Api, who: &User) -> Vec<Value> {
     let (status, list) = api.get("/api/v1/rooms", who).await;
     assert_eq!(status, StatusCode::OK, "{list}");
     list["rooms"].as_array().unwrap().clone()
-}
-
-fn code(body: &Value) -> &Value {
-    &body["error"]["code"]
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -99,17 +93,10 @@ async fn two_people_share_one_dm_that_nobody_else_can_reach() {
 
     // Each edits and deletes their own, not the other's.
     let path = format!("/api/v1/rooms/{room}/messages/{}", hello["id"]);
-    let (status, body, _) = api
-        .call(Method::DELETE, &path, Some(&bob.token), None)
-        .await;
+    let (status, body) = api.delete(&path, &bob.token).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
-    let (status, body, _) = api
-        .call(
-            Method::PATCH,
-            &path,
-            Some(&ann.token),
-            Some(json!({ "body": "psst" })),
-        )
+    let (status, body) = api
+        .patch(&path, &ann.token, json!({ "body": "psst" }))
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
 
@@ -144,11 +131,11 @@ async fn two_people_share_one_dm_that_nobody_else_can_reach() {
             (Method::GET, format!("/api/v1/rooms/{room}/call"), None),
         ] {
             let (status, answer, _) = api.call(method.clone(), &path, t, body).await;
-            assert_eq!(
-                (status, code(&answer)),
-                (StatusCode::NOT_FOUND, &json!("not_found")),
-                "{} {method} {path}: {answer}",
-                outsider.name
+            assert_error_for(
+                format!("{} {method} {path}", outsider.name),
+                &(status, answer),
+                StatusCode::NOT_FOUND,
+                "not_found",
             );
         }
     }
@@ -164,26 +151,17 @@ async fn nobody_joins_leaves_renames_or_opens_up_a_dm() {
     let (_, dm) = open_dm(&api, &ann, &bob).await;
     let room = dm["id"].as_i64().unwrap();
 
-    let fixed = |status: StatusCode, body: &Value, what: &str| {
-        assert_eq!(
-            (status, code(body)),
-            (StatusCode::FORBIDDEN, &json!("dm_fixed")),
-            "{what}: {body}"
-        );
+    let fixed = |status: StatusCode, body: Value, what: &str| {
+        assert_error_for(what, &(status, body), StatusCode::FORBIDDEN, "dm_fixed");
     };
     for change in [
         json!({ "name": "secret club" }),
         json!({ "private": false }),
     ] {
-        let (s, body, _) = api
-            .call(
-                Method::PATCH,
-                &format!("/api/v1/rooms/{room}"),
-                Some(&ann.token),
-                Some(change),
-            )
+        let (s, body) = api
+            .patch(&format!("/api/v1/rooms/{room}"), &ann.token, change)
             .await;
-        fixed(s, &body, "changing it");
+        fixed(s, body, "changing it");
     }
     let (s, body) = api
         .put(
@@ -192,7 +170,7 @@ async fn nobody_joins_leaves_renames_or_opens_up_a_dm() {
             json!({}),
         )
         .await;
-    fixed(s, &body, "adding someone");
+    fixed(s, body, "adding someone");
     let (s, body) = api
         .put(
             &format!("/api/v1/rooms/{room}/members/{}", bob.id),
@@ -200,17 +178,15 @@ async fn nobody_joins_leaves_renames_or_opens_up_a_dm() {
             json!({ "role": "moderator" }),
         )
         .await;
-    fixed(s, &body, "making a moderator");
+    fixed(s, body, "making a moderator");
     // Leaving (and so coming back by joining) is refused too: a DM keeps its two people.
-    let (s, body, _) = api
-        .call(
-            Method::DELETE,
+    let (s, body) = api
+        .delete(
             &format!("/api/v1/rooms/{room}/members/{}", bob.id),
-            Some(&bob.token),
-            None,
+            &bob.token,
         )
         .await;
-    fixed(s, &body, "leaving");
+    fixed(s, body, "leaving");
     let (s, body) = api
         .put(
             &format!("/api/v1/rooms/{room}/members/{}", bob.id),
@@ -218,7 +194,7 @@ async fn nobody_joins_leaves_renames_or_opens_up_a_dm() {
             json!({}),
         )
         .await;
-    fixed(s, &body, "joining");
+    fixed(s, body, "joining");
     let (_, members) = api
         .get(&format!("/api/v1/rooms/{room}/members"), &ann)
         .await;
@@ -239,42 +215,31 @@ async fn who_may_message_whom_and_the_people_picker_agree() {
     let bob = api.member(&admin, "bob").await;
     let gus = api.guest(&admin, "gus").await;
     let dee = api.member(&admin, "dee").await;
-    let (s, body, _) = api
-        .call(
-            Method::PATCH,
+    let (s, body) = api
+        .patch(
             &format!("/api/v1/users/{}", dee.id),
-            Some(&admin.token),
-            Some(json!({ "disabled": true })),
+            &admin.token,
+            json!({ "disabled": true }),
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{body}");
 
     let (s, body) = open_dm(&api, &ann, &ann).await;
-    assert_eq!(
-        (s, code(&body)),
-        (StatusCode::BAD_REQUEST, &json!("dm_self"))
-    );
+    assert_error(&(s, body), StatusCode::BAD_REQUEST, "dm_self");
     let (s, body) = open_dm(&api, &ann, &dee).await;
-    assert_eq!(
-        (s, code(&body)),
-        (StatusCode::BAD_REQUEST, &json!("user_disabled"))
-    );
+    assert_error(&(s, body), StatusCode::BAD_REQUEST, "user_disabled");
     let (s, body) = api
         .post("/api/v1/dms", &ann, json!({ "user_id": 9999 }))
         .await;
-    assert_eq!(
-        (s, code(&body)),
-        (StatusCode::NOT_FOUND, &json!("not_found"))
-    );
+    assert_error(&(s, body), StatusCode::NOT_FOUND, "not_found");
     // A guest and someone who shares no room with them: neither way.
     for (from, to) in [(&gus, &bob), (&bob, &gus)] {
         let (s, body) = open_dm(&api, from, to).await;
-        assert_eq!(
-            (s, code(&body)),
-            (StatusCode::FORBIDDEN, &json!("dm_not_allowed")),
-            "{} to {}",
-            from.name,
-            to.name
+        assert_error_for(
+            format!("{} to {}", from.name, to.name),
+            &(s, body),
+            StatusCode::FORBIDDEN,
+            "dm_not_allowed",
         );
     }
 
@@ -311,10 +276,7 @@ async fn who_may_message_whom_and_the_people_picker_agree() {
     let (s, body) = api
         .get(&format!("/api/v1/people?q={}", "a".repeat(65)), &ann)
         .await;
-    assert_eq!(
-        (s, code(&body)),
-        (StatusCode::BAD_REQUEST, &json!("invalid_query"))
-    );
+    assert_error(&(s, body), StatusCode::BAD_REQUEST, "invalid_query");
     // The guest finds nobody until they share a room.
     let (_, page) = api.get("/api/v1/people", &gus).await;
     assert_eq!(names(&page), Vec::<String>::new());
@@ -330,10 +292,7 @@ async fn who_may_message_whom_and_the_people_picker_agree() {
     let dm_room = dm["id"].as_i64().unwrap();
     // A DM is not a shared room: it does not open the way to anyone else.
     let (s, body) = open_dm(&api, &gus, &ann).await;
-    assert_eq!(
-        (s, code(&body)),
-        (StatusCode::FORBIDDEN, &json!("dm_not_allowed"))
-    );
+    assert_error(&(s, body), StatusCode::FORBIDDEN, "dm_not_allowed");
     // Made a member and back a guest, gus keeps the DM (nobody "added" anyone to it).
     api.set_role(&admin, &gus, "member").await;
     api.set_role(&admin, &gus, "guest").await;
@@ -427,12 +386,10 @@ async fn a_file_sent_in_a_dm_is_for_its_two_people() {
         .await;
     assert_eq!(s, StatusCode::CREATED, "{msg}");
     let path = format!("/api/v1/attachments/{}", file["id"]);
-    let (s, body, _) = api.call(Method::GET, &path, Some(&bob.token), None).await;
+    let (s, body) = api.get(&path, &bob.token).await;
     assert_eq!(s, StatusCode::OK, "{body}");
     for outsider in [&cy, &admin] {
-        let (s, body, _) = api
-            .call(Method::GET, &path, Some(&outsider.token), None)
-            .await;
+        let (s, body) = api.get(&path, &outsider.token).await;
         assert_eq!(s, StatusCode::NOT_FOUND, "{}: {body}", outsider.name);
     }
 }

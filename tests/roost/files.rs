@@ -1,14 +1,12 @@
 //! Attachments as clients see them (upload, download, ranges, headers, who may read) and what
 //! is left on disk, against the real binary.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::support::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Every file under the attachment store, `tmp/` included.
@@ -132,10 +130,7 @@ async fn uploads_are_stored_once_and_served_safely_to_those_who_may_see_them() {
             json!({ "body": "mine", "attachment_ids": [second["id"]] }),
         )
         .await;
-    assert_eq!(
-        (s, body["error"]["code"].clone()),
-        (StatusCode::BAD_REQUEST, json!("unknown_attachment"))
-    );
+    assert_error(&(s, body), StatusCode::BAD_REQUEST, "unknown_attachment");
 
     // Anything but a safe image is a download, with its type but never inline.
     let (s, text) = api
@@ -190,22 +185,17 @@ async fn oversize_quota_and_type_rejections_leave_no_files() {
 
     // Too large, declared: refused at the edge with the upload's code.
     let (s, body) = api.upload(&admin, "big.png", png(70_000)).await;
-    assert_eq!(
-        (s, body["error"]["code"].clone()),
-        (StatusCode::PAYLOAD_TOO_LARGE, json!("too_large"))
-    );
+    assert_error(&(s, body), StatusCode::PAYLOAD_TOO_LARGE, "too_large");
     // Too large, streamed without a length: refused while streaming.
     assert_eq!(chunked_upload(&api, &admin, 100_000).await, 413);
     // Not an accepted type (a Windows executable), and empty.
     let (s, body) = api
         .upload(&admin, "setup.exe", b"MZ\x90\0\x03\0\0\0\x04\0".repeat(100))
         .await;
-    assert_eq!(
-        (s, body["error"]["code"].clone()),
-        (
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            json!("unsupported_type")
-        )
+    assert_error(
+        &(s, body),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_type",
     );
     let (s, _) = api.upload(&admin, "empty.txt", Vec::new()).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
@@ -220,10 +210,7 @@ async fn oversize_quota_and_type_rejections_leave_no_files() {
             assert!(accepted <= 17);
             continue;
         }
-        assert_eq!(
-            (s, body["error"]["code"].clone()),
-            (StatusCode::PAYLOAD_TOO_LARGE, json!("quota_exceeded"))
-        );
+        assert_error(&(s, body), StatusCode::PAYLOAD_TOO_LARGE, "quota_exceeded");
         break;
     }
     assert_eq!(accepted, 17);

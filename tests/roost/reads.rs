@@ -1,11 +1,9 @@
 //! Read positions and unread counts as clients see them: one person on two devices, others
 //! posting, over HTTPS against the real binary.
 
-mod support;
-
+use crate::support::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use support::*;
 
 /// The room `room` as the room list shows it to `who`.
 async fn listed(api: &Api, who: &User, room: i64) -> Value {
@@ -46,12 +44,10 @@ async fn unread_counts_follow_a_person_across_devices() {
         assert_eq!(r["unread"], 2, "{r}");
     }
     // A deleted message is no longer news.
-    let (status, _, _) = api
-        .call(
-            reqwest::Method::DELETE,
+    let (status, _) = api
+        .delete(
             &format!("/api/v1/rooms/{room}/messages/{}", deleted["id"]),
-            Some(&bob.token),
-            None,
+            &bob.token,
         )
         .await;
     assert_eq!(status, StatusCode::OK);
@@ -114,8 +110,7 @@ async fn marking_read_is_for_members_and_within_the_log() {
             json!({ "seq": 1 }),
         )
         .await;
-    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
-    assert_eq!(body["error"]["code"], "not_found");
+    assert_error(&(status, body), StatusCode::NOT_FOUND, "not_found");
     let (status, body) = api
         .put(
             &format!("/api/v1/rooms/{public}/read"),
@@ -123,8 +118,7 @@ async fn marking_read_is_for_members_and_within_the_log() {
             json!({ "seq": 1 }),
         )
         .await;
-    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
-    assert_eq!(body["error"]["code"], "not_a_member");
+    assert_error(&(status, body), StatusCode::FORBIDDEN, "not_a_member");
     // The room list says nothing about reads in rooms the caller has not joined.
     let r = listed(&api, &eve, public).await;
     assert!(
@@ -144,8 +138,7 @@ async fn marking_read_is_for_members_and_within_the_log() {
                 json!({ "seq": seq }),
             )
             .await;
-        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-        assert_eq!(body["error"]["code"], "invalid_seq");
+        assert_error(&(status, body), StatusCode::BAD_REQUEST, "invalid_seq");
     }
     let (status, body) = api
         .put(

@@ -1,26 +1,9 @@
 //! What a person may be called and sign in with, as clients and the operator see it: the rules
 //! for new passwords and for names (the real binary over HTTPS, and `roost user` beside it).
 
-mod support;
-
+use crate::support::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use support::*;
-
-/// The error code and message of a refusal, after checking its status.
-fn refused(status: StatusCode, body: &Value, want: StatusCode) -> (String, String) {
-    assert_eq!(status, want, "{body}");
-    (
-        body["error"]["code"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned(),
-        body["error"]["message"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned(),
-    )
-}
 
 /// Weak passwords and what each is refused with.
 const WEAK: [(&str, &str, &str); 4] = [
@@ -63,8 +46,13 @@ async fn weak_passwords_are_refused_everywhere_one_is_set() {
                 json!({ "setup_code": code, "username": "root", "password": password }),
             )
             .await;
-        let (got, message) = refused(s, &body, StatusCode::BAD_REQUEST);
-        assert_eq!(got, want_code, "{password:?}: {body}");
+        let refusal = (s, body);
+        let message = assert_error_for(
+            format!("{password:?}"),
+            &refusal,
+            StatusCode::BAD_REQUEST,
+            want_code,
+        );
         assert!(message.contains(want_text), "{password:?}: {message}");
     }
     let admin = api.admin().await;
@@ -81,11 +69,7 @@ async fn weak_passwords_are_refused_everywhere_one_is_set() {
                 json!({ "invite_code": invite["code"], "username": "alice", "password": password }),
             )
             .await;
-        assert_eq!(
-            refused(s, &body, StatusCode::BAD_REQUEST).0,
-            want_code,
-            "{body}"
-        );
+        assert_error(&(s, body), StatusCode::BAD_REQUEST, want_code);
     }
 
     // A password change.
@@ -97,11 +81,7 @@ async fn weak_passwords_are_refused_everywhere_one_is_set() {
                 json!({ "current_password": ADMIN_PASSWORD, "new_password": password }),
             )
             .await;
-        assert_eq!(
-            refused(s, &body, StatusCode::BAD_REQUEST).0,
-            want_code,
-            "{body}"
-        );
+        assert_error(&(s, body), StatusCode::BAD_REQUEST, want_code);
     }
     // Still the old password.
     api.signed_in("root", ADMIN_PASSWORD).await;
@@ -132,12 +112,11 @@ async fn weak_passwords_are_refused_everywhere_one_is_set() {
 
 /// `PATCH /api/v1/users/{id}` with a new display name, as `admin`.
 async fn rename(api: &Api, admin: &User, user: &User, display_name: &str) -> (StatusCode, Value) {
-    let (s, body, _) = api
-        .call(
-            reqwest::Method::PATCH,
+    let (s, body) = api
+        .patch(
             &format!("/api/v1/users/{}", user.id),
-            Some(&admin.token),
-            Some(json!({ "display_name": display_name })),
+            &admin.token,
+            json!({ "display_name": display_name }),
         )
         .await;
     (s, body)
@@ -171,15 +150,24 @@ async fn names_cannot_hide_characters_or_pass_for_another_account() {
         ("\u{410}lice", "mixes letters of different scripts"),
     ] {
         let (s, body) = rename(&api, &admin, &bob, name).await;
-        let (code, message) = refused(s, &body, StatusCode::BAD_REQUEST);
-        assert_eq!(code, "invalid_display_name", "{name:?}: {body}");
+        let refusal = (s, body);
+        let message = assert_error_for(
+            format!("{name:?}"),
+            &refusal,
+            StatusCode::BAD_REQUEST,
+            "invalid_display_name",
+        );
         assert!(message.contains(named), "{name:?}: {message}");
     }
     // Another account's name, in any case or compatibility form, is taken; so is a username.
     for name in ["ALICE", "ａｌｉｃｅ", "Root", "  alice  "] {
         let (s, body) = rename(&api, &admin, &bob, name).await;
-        let (code, _) = refused(s, &body, StatusCode::CONFLICT);
-        assert_eq!(code, "display_name_taken", "{name:?}: {body}");
+        assert_error_for(
+            format!("{name:?}"),
+            &(s, body),
+            StatusCode::CONFLICT,
+            "display_name_taken",
+        );
     }
     // A name of its own is stored in NFKC and then held: alice cannot take it either.
     let (s, body) = rename(&api, &admin, &bob, "Ｂｏｂ Ｂｕｉｌｄｅｒ").await;
@@ -188,10 +176,7 @@ async fn names_cannot_hide_characters_or_pass_for_another_account() {
         (StatusCode::OK, &json!("Bob Builder"))
     );
     let (s, body) = rename(&api, &admin, &alice, "bob  builder").await;
-    assert_eq!(
-        refused(s, &body, StatusCode::CONFLICT).0,
-        "display_name_taken"
-    );
+    assert_error(&(s, body), StatusCode::CONFLICT, "display_name_taken");
     // Emoji sequences are not hiding anything.
     let (s, body) = rename(&api, &admin, &alice, "Alice ❤️ 👩🏽‍💻").await;
     assert_eq!(
@@ -200,39 +185,25 @@ async fn names_cannot_hide_characters_or_pass_for_another_account() {
     );
     // Whatever he shows, his username's look stays his.
     let (s, body) = rename(&api, &admin, &alice, "BOB").await;
-    assert_eq!(
-        refused(s, &body, StatusCode::CONFLICT).0,
-        "display_name_taken"
-    );
+    assert_error(&(s, body), StatusCode::CONFLICT, "display_name_taken");
 
     // Registration: a username like an existing name, or a display name like one.
     let (s, body) = try_register(&api, &admin, json!({ "username": "a1ice" })).await;
-    assert_eq!(
-        refused(s, &body, StatusCode::CONFLICT).0,
-        "username_taken",
-        "{body}"
-    );
+    assert_error(&(s, body), StatusCode::CONFLICT, "username_taken");
     let (s, body) = try_register(
         &api,
         &admin,
         json!({ "username": "bobb" , "display_name": "Bob builder" }),
     )
     .await;
-    assert_eq!(
-        refused(s, &body, StatusCode::CONFLICT).0,
-        "display_name_taken",
-        "{body}"
-    );
+    assert_error(&(s, body), StatusCode::CONFLICT, "display_name_taken");
     let (s, body) = try_register(
         &api,
         &admin,
         json!({ "username": "carol", "display_name": "Car\u{200D}ol" }),
     )
     .await;
-    assert_eq!(
-        refused(s, &body, StatusCode::BAD_REQUEST).0,
-        "invalid_display_name"
-    );
+    assert_error(&(s, body), StatusCode::BAD_REQUEST, "invalid_display_name");
     // Nothing of the refused sign-ups was left behind: the name is still free.
     let (s, body) = try_register(&api, &admin, json!({ "username": "carol" })).await;
     assert_eq!(s, StatusCode::CREATED, "{body}");
@@ -241,8 +212,8 @@ async fn names_cannot_hide_characters_or_pass_for_another_account() {
     let (s, body) = api
         .post("/api/v1/rooms", &alice, json!({ "name": "lobby\u{202E}" }))
         .await;
-    let (code, message) = refused(s, &body, StatusCode::BAD_REQUEST);
-    assert_eq!(code, "invalid_name");
+    let refusal = (s, body);
+    let message = assert_error(&refusal, StatusCode::BAD_REQUEST, "invalid_name");
     assert!(message.contains("U+202E"), "{message}");
     let (s, body) = api
         .post(
@@ -251,10 +222,7 @@ async fn names_cannot_hide_characters_or_pass_for_another_account() {
             json!({ "name": "lobby", "topic": "rules\u{200B} inside" }),
         )
         .await;
-    assert_eq!(
-        refused(s, &body, StatusCode::BAD_REQUEST).0,
-        "invalid_topic"
-    );
+    assert_error(&(s, body), StatusCode::BAD_REQUEST, "invalid_topic");
     let (s, room) = api
         .post(
             "/api/v1/rooms",

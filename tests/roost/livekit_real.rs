@@ -3,16 +3,14 @@
 //! restarted after `kill -9`, stops with Roost (even a SIGKILLed Roost), names a port already in
 //! use, and takes rotated keys; the webhooks it signs put "call started" and "call ended"
 //! entries in the room's timeline. Faults the real server cannot be made to show on demand (a hang,
-//! ignoring SIGTERM, a crash loop, a slow drain) stay with the stand-in in tests/livekit.rs.
+//! ignoring SIGTERM, a crash loop, a slow drain) stay with the stand-in in `livekit`.
 
-mod support;
+use std::time::{Duration, Instant};
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
+use crate::support::*;
 use base64::Engine;
 use nix::sys::signal::Signal;
 use serde_json::{json, Value};
-use support::*;
 
 /// Generous: a debug Roost plus a 50 MB Go server on a loaded 2-core machine.
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -43,58 +41,25 @@ fn with_real(extra: &str) -> (Setup, Ports) {
     (setup, ports)
 }
 
-fn is_message(v: &Value, message: &str) -> bool {
-    v["message"] == message
-}
-
 /// The pid of the n-th LiveKit Roost started (0-based), from its "livekit started" line.
 fn livekit_pid(roost: &mut Roost, n: usize) -> i32 {
-    let start = Instant::now();
-    loop {
-        let pids: Vec<i32> = roost
-            .logs()
-            .iter()
-            .filter(|v| is_message(v, "livekit started"))
-            .filter_map(|v| v["pid"].as_i64())
-            .map(|p| p as i32)
-            .collect();
-        if let Some(pid) = pids.get(n) {
-            return *pid;
-        }
-        assert!(
-            start.elapsed() < DEADLINE,
-            "no livekit start #{n}:\n{}",
-            roost.raw_logs()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let started = roost.wait_for_logs(n + 1, |v| is_message(v, "livekit started"), DEADLINE);
+    started[n]["pid"].as_i64().expect("a pid") as i32
 }
 
 /// Waits until "livekit ready" was logged `n` times.
 fn wait_ready(roost: &mut Roost, n: usize) {
-    let start = Instant::now();
-    while roost
-        .logs()
-        .iter()
-        .filter(|v| is_message(v, "livekit ready"))
-        .count()
-        < n
-    {
-        assert!(
-            start.elapsed() < DEADLINE,
-            "livekit not ready {n} time(s):\n{}",
-            roost.raw_logs()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    roost.wait_for_logs(n, |v| is_message(v, "livekit ready"), DEADLINE);
 }
 
-fn wait_gone(pid: i32) {
-    let start = Instant::now();
-    while process_exists(pid) {
-        assert!(start.elapsed() < DEADLINE, "process {pid} still exists");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+/// A Roost whose real LiveKit is ready, its admin, and a public room "calls" for a call.
+async fn ready_with_a_room() -> (Api, User, i64) {
+    let (setup, _) = with_real("");
+    let mut api = Api::start(setup);
+    wait_ready(&mut api.roost, 1);
+    let admin = api.admin().await;
+    let room = api.room(&admin, "calls", false).await;
+    (api, admin, room)
 }
 
 async fn livekit_check(roost: &Roost) -> Value {
@@ -123,23 +88,6 @@ async fn call_token(api: &Api, who: &User, room: i64) -> String {
     body["token"].as_str().unwrap().to_owned()
 }
 
-fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
-fn claims(token: &str) -> Value {
-    let payload = token.split('.').nth(1).unwrap();
-    serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(payload)
-            .unwrap(),
-    )
-    .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_real_server_runs_on_the_generated_config_and_checks_call_tokens() {
     let (setup, _) = with_real("");
@@ -163,7 +111,7 @@ async fn the_real_server_runs_on_the_generated_config_and_checks_call_tokens() {
 
     // The room is in the signed grant: a token for one room rewritten to name another is
     // refused, and so is one past its expiry, though both carry Roost's key.
-    let mut grant = claims(&token);
+    let mut grant = jwt_claims(&token);
     grant["video"]["room"] = json!(format!("roost-room-{other_room}"));
     let parts: Vec<&str> = token.split('.').collect();
     let rewritten = format!(
@@ -174,23 +122,17 @@ async fn the_real_server_runs_on_the_generated_config_and_checks_call_tokens() {
     );
     assert_eq!(validate(&api.roost, Some(&rewritten)).await, 401);
 
-    let key = read(&api.roost.setup.data_dir().join("secrets/livekit_api_key"));
-    let secret = read(
-        &api.roost
-            .setup
-            .data_dir()
-            .join("secrets/livekit_api_secret"),
-    );
-    let mut expired = claims(&token);
-    expired["nbf"] = json!(now_secs() - 900);
-    expired["exp"] = json!(now_secs() - 600);
+    let (key, secret) = livekit_key_pair(&api.roost.setup);
+    let mut expired = jwt_claims(&token);
+    expired["nbf"] = json!(unix_secs() - 900);
+    expired["exp"] = json!(unix_secs() - 600);
     let expired = jsonwebtoken::encode(
         &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
         &expired,
         &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
     )
     .unwrap();
-    assert_eq!(claims(&expired)["iss"], key.as_str());
+    assert_eq!(jwt_claims(&expired)["iss"], key.as_str());
     assert_eq!(validate(&api.roost, Some(&expired)).await, 401);
 }
 
@@ -219,25 +161,15 @@ async fn a_port_range_node_ip_and_turn_over_udp_and_tls_are_accepted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_server_is_restarted_with_backoff_and_calls_wait_for_it_meanwhile() {
-    let (setup, _) = with_real("");
-    let mut api = Api::start(setup);
-    wait_ready(&mut api.roost, 1);
-    let admin = api.admin().await;
-    let room = api.room(&admin, "calls", false).await;
+    let (mut api, admin, room) = ready_with_a_room().await;
 
     // Someone is in the call, as LiveKit's webhook reports it.
-    let key = read(&api.roost.setup.data_dir().join("secrets/livekit_api_key"));
-    let secret = read(
-        &api.roost
-            .setup
-            .data_dir()
-            .join("secrets/livekit_api_secret"),
-    );
+    let (key, secret) = livekit_key_pair(&api.roost.setup);
     let body = json!({
         "event": "participant_joined",
         "room": {"name": format!("roost-room-{room}")},
         "participant": {"identity": format!("user-{}", admin.id), "sid": "PA_1", "name": "root",
-                        "joinedAt": now_secs().to_string()},
+                        "joinedAt": unix_secs().to_string()},
     })
     .to_string();
     let status = reqwest::Client::new()
@@ -245,7 +177,7 @@ async fn a_killed_server_is_restarted_with_backoff_and_calls_wait_for_it_meanwhi
         .header("content-type", "application/webhook+json")
         .header(
             "authorization",
-            sign_webhook(&key, &secret, &body, now_secs() + 300, None),
+            sign_webhook(&key, &secret, &body, unix_secs() + 300, None),
         )
         .body(body)
         .send()
@@ -310,27 +242,6 @@ async fn a_killed_server_is_restarted_with_backoff_and_calls_wait_for_it_meanwhi
     assert_eq!(validate(&api.roost, Some(&token)).await, 200);
 }
 
-/// Delivers a webhook signed with the key pair LiveKit has, as LiveKit does; its status.
-async fn deliver(api: &Api, event: &Value) -> u16 {
-    let dir = api.roost.setup.data_dir();
-    let key = read(&dir.join("secrets/livekit_api_key"));
-    let secret = read(&dir.join("secrets/livekit_api_secret"));
-    let body = event.to_string();
-    reqwest::Client::new()
-        .post(api.roost.internal_url("/livekit/webhook"))
-        .header("content-type", "application/webhook+json")
-        .header(
-            "authorization",
-            sign_webhook(key.trim(), secret.trim(), &body, now_secs() + 300, None),
-        )
-        .body(body)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
-}
-
 /// The room's timeline entries that are not plain text, oldest first.
 async fn call_entries(api: &Api, who: &User, room: i64) -> Vec<Value> {
     let (status, page) = api
@@ -350,21 +261,17 @@ async fn call_entries(api: &Api, who: &User, room: i64) -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_leaves_one_started_and_one_ended_entry_however_often_livekit_repeats_itself() {
-    let (setup, _) = with_real("");
-    let mut api = Api::start(setup);
-    wait_ready(&mut api.roost, 1);
-    let admin = api.admin().await;
-    let room = api.room(&admin, "calls", false).await;
+    let (api, admin, room) = ready_with_a_room().await;
     api.say(&admin, room, "before the call").await;
     let livekit_room = json!({"name": format!("roost-room-{room}"), "sid": "RM_call1"});
     let joined = json!({
         "event": "participant_joined", "room": livekit_room,
         "participant": {"identity": format!("user-{}", admin.id), "sid": "PA_1", "name": "root",
-                        "joinedAt": now_secs().to_string()},
+                        "joinedAt": unix_secs().to_string()},
     });
     // LiveKit retries a delivery it thinks failed: the same event twice.
-    assert_eq!(deliver(&api, &joined).await, 200);
-    assert_eq!(deliver(&api, &joined).await, 200);
+    assert_eq!(post_livekit_webhook(&api, &joined).await, 200);
+    assert_eq!(post_livekit_webhook(&api, &joined).await, 200);
     let started = eventually(DEADLINE, "a call_started entry", || async {
         let entries = call_entries(&api, &admin, room).await;
         (!entries.is_empty()).then_some(entries)
@@ -379,11 +286,11 @@ async fn a_call_leaves_one_started_and_one_ended_entry_however_often_livekit_rep
         "event": "participant_left", "room": livekit_room,
         "participant": {"identity": format!("user-{}", admin.id), "sid": "PA_1"},
     });
-    assert_eq!(deliver(&api, &left).await, 200);
+    assert_eq!(post_livekit_webhook(&api, &left).await, 200);
     let finished = json!({"event": "room_finished", "room": livekit_room});
-    assert_eq!(deliver(&api, &finished).await, 200);
+    assert_eq!(post_livekit_webhook(&api, &finished).await, 200);
     assert_eq!(
-        deliver(&api, &joined).await,
+        post_livekit_webhook(&api, &joined).await,
         200,
         "a late repeat of the join"
     );
@@ -472,7 +379,7 @@ async fn no_server_outlives_a_killed_roost() {
     roost.signal(Signal::SIGKILL);
     roost.wait_exit(DEADLINE);
     // The parent-death signal takes LiveKit down; nothing of its process group is left.
-    wait_gone(pid);
+    wait_gone(pid, DEADLINE);
     assert_eq!(
         nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), None),
         Err(nix::errno::Errno::ESRCH)
@@ -509,13 +416,9 @@ async fn a_port_in_use_is_named_until_it_is_free() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotated_keys_take_effect_and_the_old_token_still_works_during_the_overlap() {
-    let (setup, _) = with_real("");
-    let mut api = Api::start(setup);
-    wait_ready(&mut api.roost, 1);
-    let admin = api.admin().await;
-    let room = api.room(&admin, "calls", false).await;
+    let (mut api, admin, room) = ready_with_a_room().await;
     let old_token = call_token(&api, &admin, room).await;
-    let old_key = claims(&old_token)["iss"].as_str().unwrap().to_owned();
+    let old_key = jwt_claims(&old_token)["iss"].as_str().unwrap().to_owned();
 
     let out = api.roost.setup.run(&["livekit", "rotate-keys"]);
     assert!(
@@ -531,7 +434,7 @@ async fn rotated_keys_take_effect_and_the_old_token_still_works_during_the_overl
     wait_ready(&mut api.roost, 2);
 
     let new_token = call_token(&api, &admin, room).await;
-    assert_ne!(claims(&new_token)["iss"].as_str().unwrap(), old_key);
+    assert_ne!(jwt_claims(&new_token)["iss"].as_str().unwrap(), old_key);
     assert_eq!(validate(&api.roost, Some(&new_token)).await, 200);
     // A client holding a token from before the rotation can still (re)join.
     assert_eq!(validate(&api.roost, Some(&old_token)).await, 200);
@@ -656,7 +559,7 @@ async fn an_external_livekit_is_checked_proxied_and_signed_for_but_never_started
     let admin = api.admin().await;
     let room = api.room(&admin, "calls", false).await;
     let token = call_token(&api, &admin, room).await;
-    assert_eq!(claims(&token)["iss"], key);
+    assert_eq!(jwt_claims(&token)["iss"], key);
     assert_eq!(validate(&api.roost, Some(&token)).await, 200);
     // Its webhooks, signed with that key, are taken.
     let body = json!({"event": "room_started", "room": {"name": format!("roost-room-{room}")}})
@@ -666,7 +569,7 @@ async fn an_external_livekit_is_checked_proxied_and_signed_for_but_never_started
         .header("content-type", "application/webhook+json")
         .header(
             "authorization",
-            sign_webhook(key, &secret, &body, now_secs() + 300, None),
+            sign_webhook(key, &secret, &body, unix_secs() + 300, None),
         )
         .body(body)
         .send()

@@ -1,22 +1,12 @@
 //! Operating a running Roost: `roost status`, `roost doctor`, the metrics an owner scrapes,
 //! writes refused with 507 when the disk is low, and one daemon per data dir.
 
-mod support;
-
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 
+use crate::support::*;
 use reqwest::StatusCode;
 use serde_json::Value;
-use support::*;
-
-fn stdout(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
 /// Runs a `roost` subcommand against a running daemon's config, pointing the internal address
 /// at the port it actually bound (the config asks for port 0).
@@ -38,7 +28,7 @@ fn run_against(roost: &Roost, args: &[&str]) -> std::process::Output {
 async fn status_reports_the_running_daemon() {
     let roost = Setup::new().start();
     let out = run_against(&roost, &["status", "--json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit_0(&out);
     let s: Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(s["version"], env!("CARGO_PKG_VERSION"));
     // The test config does not enable LiveKit; status says so, with the reason.
@@ -89,7 +79,7 @@ async fn status_reports_the_running_daemon() {
     );
 
     let out = run_against(&roost, &["status"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit_0(&out);
     let text = stdout(&out);
     for needle in [
         "connections",
@@ -102,12 +92,7 @@ async fn status_reports_the_running_daemon() {
     }
 
     // The /status route lives only on the internal listener.
-    let resp = roost
-        .client()
-        .get(roost.https_url("/status"))
-        .send()
-        .await
-        .unwrap();
+    let resp = roost.get("/status").await;
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
 }
 

@@ -6,27 +6,17 @@
 //! `sqlite_master`, so tables added by later migrations (users, rooms, messages...) are
 //! covered by this drill as soon as they hold rows.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
-use support::*;
 
 const DEADLINE: Duration = Duration::from_secs(60);
-
-fn stdout(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
 fn read_only(db: &Path) -> Connection {
     let conn = Connection::open_with_flags(
@@ -166,7 +156,7 @@ async fn restore_drill_under_write_load() {
     let setup = Setup::new();
     setup.write_config("");
     let init = setup.run(&["init"]);
-    assert_eq!(init.status.code(), Some(0), "{}", stderr(&init));
+    assert_exit_0(&init);
     let data = setup.data_dir();
     let db = data.join("roost.sqlite3");
 
@@ -184,7 +174,7 @@ async fn restore_drill_under_write_load() {
         &["user", "add", "drill", "--role", "admin"],
         b"drill-password-1234\n",
     );
-    assert_eq!(added.status.code(), Some(0), "{}", stderr(&added));
+    assert_exit_0(&added);
     let roost = setup.start();
     let chat = ChatData::create(&roost).await;
 
@@ -213,13 +203,7 @@ async fn restore_drill_under_write_load() {
     let before_backup = written.load(Ordering::Relaxed);
     let out = roost.setup.run(&["backup"]);
     let during = written.load(Ordering::Relaxed);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    assert_exit_0(&out);
     stop.store(true, Ordering::Relaxed);
     let total_load = load.join().unwrap();
     assert!(
@@ -263,7 +247,7 @@ async fn restore_drill_under_write_load() {
     let dry = roost
         .setup
         .run(&["restore", backup.to_str().unwrap(), "--dry-run"]);
-    assert_eq!(dry.status.code(), Some(0), "{}", stderr(&dry));
+    assert_exit_0(&dry);
     assert!(
         stdout(&dry).contains("integrity_check ok"),
         "{}",
@@ -341,13 +325,7 @@ async fn restore_drill_under_write_load() {
 
     // The real restore.
     let out = setup.run(&["restore", backup.to_str().unwrap()]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    assert_exit_0(&out);
 
     // Attachments byte-identical; every row as it was, except load rows written after the
     // snapshot: those present are exactly the first ones, as many as the manifest counted.
@@ -385,24 +363,12 @@ async fn restore_drill_under_write_load() {
 
     // The daemon starts on the restored data and is ready; the data survived its start.
     let roost = setup.start();
-    let resp = roost
-        .client()
-        .get(roost.https_url("/ready"))
-        .send()
-        .await
-        .unwrap();
+    let resp = roost.get("/ready").await;
     assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
     assert_eq!(dump(&db)["settings"], restored["settings"]);
     // Rooms, messages and an uploaded attachment read back through the API as they were.
     chat.check(&roost).await;
-    let login = roost
-        .client()
-        .post(roost.https_url("/api/v1/auth/login"))
-        .json(&serde_json::json!({"username": "drill", "password": "drill-password-1234"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(login.status(), 200, "{}", login.text().await.unwrap());
+    ChatData::token(&roost).await;
 }
 
 /// A room with messages, one carrying an uploaded attachment, made through the API by the
@@ -416,20 +382,7 @@ struct ChatData {
 
 impl ChatData {
     async fn token(roost: &Roost) -> String {
-        let login: serde_json::Value = roost
-            .client()
-            .post(roost.https_url("/api/v1/auth/login"))
-            .json(&serde_json::json!({"username": "drill", "password": "drill-password-1234"}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        login["access_token"]
-            .as_str()
-            .expect("access token")
-            .to_owned()
+        roost.login("drill", "drill-password-1234").await
     }
 
     async fn create(roost: &Roost) -> ChatData {

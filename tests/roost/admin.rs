@@ -1,14 +1,12 @@
 //! Administration in the browser, over the public HTTPS listener: the server's status, backups
 //! run and listed from the API, and the branding icon with the web app manifest built from it.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::*;
 use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
 use serde_json::Value;
-use support::*;
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -74,8 +72,7 @@ async fn only_admins_see_the_status_and_backups() {
     let member = api.member(&admin, "bob").await;
     for path in ["/api/v1/admin/status", "/api/v1/admin/backups"] {
         let (status, body) = api.get(path, &member).await;
-        assert_eq!(status, StatusCode::FORBIDDEN, "{path} {body}");
-        assert_eq!(body["error"]["code"], "forbidden", "{body}");
+        assert_error_for(path, &(status, body), StatusCode::FORBIDDEN, "forbidden");
         let (status, _) = api.get(path, None).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
     }
@@ -178,16 +175,25 @@ async fn the_icon_is_checked_served_and_named_by_the_manifest() {
     // Refused uploads change nothing.
     let jpeg = [b"\xff\xd8\xff\xe0\0\x10JFIF\0".as_slice(), &[0u8; 4000]].concat();
     let (status, body) = upload_icon(&api, &admin, "image/png", jpeg).await;
-    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{body}");
-    assert_eq!(body["error"]["code"], "unsupported_icon", "{body}");
+    assert_error(
+        &(status, body),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_icon",
+    );
     let mut too_big = png(512, 512);
     too_big.splice(33..33, vec![0u8; 300 * 1024]);
     let (status, body) = upload_icon(&api, &admin, "image/png", too_big).await;
-    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
-    assert_eq!(body["error"]["code"], "icon_too_large", "{body}");
+    assert_error(
+        &(status, body),
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "icon_too_large",
+    );
     let (status, body) = upload_icon(&api, &admin, "image/png", png(512, 300)).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    assert_eq!(body["error"]["code"], "invalid_icon_size", "{body}");
+    assert_error(
+        &(status, body),
+        StatusCode::BAD_REQUEST,
+        "invalid_icon_size",
+    );
     let (status, _) = upload_icon(&api, &member, "image/png", png(512, 512)).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, _, _) = get_raw(&api, "/branding/icon.png", None).await;
@@ -212,12 +218,11 @@ async fn the_icon_is_checked_served_and_named_by_the_manifest() {
     let (status, _, _) = get_raw(&api, &url, Some(&etag)).await;
     assert_eq!(status, StatusCode::NOT_MODIFIED);
 
-    let (status, body, _) = api
-        .call(
-            reqwest::Method::PATCH,
+    let (status, body) = api
+        .patch(
             "/api/v1/branding",
-            Some(&admin.token),
-            Some(serde_json::json!({"app_name": "Hearth", "accent_color": "#aa3366"})),
+            &admin.token,
+            serde_json::json!({"app_name": "Hearth", "accent_color": "#aa3366"}),
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -243,12 +248,11 @@ async fn a_restored_backup_brings_the_branding_back() {
     let admin = api.admin().await;
     let (status, _) = upload_icon(&api, &admin, "image/png", png(256, 256)).await;
     assert_eq!(status, StatusCode::OK);
-    let (status, _, _) = api
-        .call(
-            reqwest::Method::PATCH,
+    let (status, _) = api
+        .patch(
             "/api/v1/branding",
-            Some(&admin.token),
-            Some(serde_json::json!({"app_name": "Hearth"})),
+            &admin.token,
+            serde_json::json!({"app_name": "Hearth"}),
         )
         .await;
     assert_eq!(status, StatusCode::OK);
@@ -262,21 +266,13 @@ async fn a_restored_backup_brings_the_branding_back() {
         .join(run["name"].as_str().unwrap());
 
     // Changed after the backup: the restore must undo it.
-    let (status, _, _) = api
-        .call(
-            reqwest::Method::DELETE,
-            "/api/v1/branding/icon",
-            Some(&admin.token),
-            None,
-        )
-        .await;
+    let (status, _) = api.delete("/api/v1/branding/icon", &admin.token).await;
     assert_eq!(status, StatusCode::OK);
-    let (status, _, _) = api
-        .call(
-            reqwest::Method::PATCH,
+    let (status, _) = api
+        .patch(
             "/api/v1/branding",
-            Some(&admin.token),
-            Some(serde_json::json!({"app_name": "Other"})),
+            &admin.token,
+            serde_json::json!({"app_name": "Other"}),
         )
         .await;
     assert_eq!(status, StatusCode::OK);
@@ -286,12 +282,7 @@ async fn a_restored_backup_brings_the_branding_back() {
     assert!(roost.wait_exit(DEADLINE).success());
     let setup = roost.into_setup();
     let out = setup.run(&["restore", backup.to_str().unwrap()]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit_0(&out);
 
     let api = Api::start(setup);
     let (_, after) = api.get("/api/v1/branding", None).await;

@@ -1,24 +1,18 @@
 //! Accounts, sessions, API keys, invites and the audit log, as a client and an operator see
 //! them: the real binary over HTTPS, and the `roost user` / `roost invite` commands beside it.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::*;
 use base64::Engine;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use support::*;
 
 fn token(v: &Value, key: &str) -> String {
     v[key]
         .as_str()
         .unwrap_or_else(|| panic!("no {key} in {v}"))
         .to_owned()
-}
-
-fn stdout(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -31,8 +25,7 @@ async fn setup_code_creates_the_first_admin_once() {
             json!({ "setup_code": "aaaa-bbbb-cccc-dddd-eeee", "username": "root", "password": ADMIN_PASSWORD }),
         )
         .await;
-    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
-    assert_eq!(body["error"]["code"], "invalid_setup_code");
+    assert_error(&(status, body), StatusCode::FORBIDDEN, "invalid_setup_code");
     let code_file = api.roost.setup.data_dir().join("secrets/setup-code");
     assert!(code_file.exists(), "the code waits for root in its file");
 
@@ -61,8 +54,7 @@ async fn setup_code_creates_the_first_admin_once() {
             json!({ "setup_code": line["setup_code"], "username": "second", "password": ADMIN_PASSWORD }),
         )
         .await;
-    assert_eq!(status, StatusCode::CONFLICT, "{body}");
-    assert_eq!(body["error"]["code"], "admin_exists");
+    assert_error(&(status, body), StatusCode::CONFLICT, "admin_exists");
 
     let events = api.audit(&access, "type=setup.admin_created").await;
     assert_eq!(events.len(), 1);
@@ -82,16 +74,14 @@ async fn setup_code_creates_the_first_admin_once() {
 
 /// `POST /api/v1/auth/refresh` as if from `from` (127.0.0.1 is a trusted proxy where used).
 async fn refresh_from(api: &Api, from: &str, refresh_token: &Value) -> (StatusCode, Value) {
-    let resp = api
-        .http
-        .post(api.roost.https_url("/api/v1/auth/refresh"))
-        .header("x-forwarded-for", from)
-        .json(&json!({ "refresh_token": refresh_token }))
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status();
-    (status, resp.json().await.unwrap())
+    let body = json!({ "refresh_token": refresh_token });
+    api.post_from(from, "/api/v1/auth/refresh", body).await
+}
+
+/// Signs in as if from `from` (127.0.0.1 is a trusted proxy where used).
+async fn login_from(api: &Api, from: &str, name: &str, password: &str) -> (StatusCode, Value) {
+    let body = json!({ "username": name, "password": password });
+    api.post_from(from, "/api/v1/auth/login", body).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -129,9 +119,10 @@ async fn a_retried_refresh_gets_the_same_pair_but_another_address_revokes() {
     );
     // Once the new token was exchanged in turn, the first one is plain reuse again.
     let (status, body) = refresh_from(&api, PHONE, &first["refresh_token"]).await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::UNAUTHORIZED, Some("refresh_token_reused"))
+    assert_error(
+        &(status, body),
+        StatusCode::UNAUTHORIZED,
+        "refresh_token_reused",
     );
 
     // The same token from another address, even at once, is reuse: the session is revoked.
@@ -139,15 +130,17 @@ async fn a_retried_refresh_gets_the_same_pair_but_another_address_revokes() {
     let (status, renewed) = refresh_from(&api, PHONE, &other["refresh_token"]).await;
     assert_eq!(status, StatusCode::OK, "{renewed}");
     let (status, body) = refresh_from(&api, "203.0.113.9", &other["refresh_token"]).await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::UNAUTHORIZED, Some("refresh_token_reused"))
+    assert_error(
+        &(status, body),
+        StatusCode::UNAUTHORIZED,
+        "refresh_token_reused",
     );
     let (status, body) = refresh_from(&api, PHONE, &renewed["refresh_token"]).await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::UNAUTHORIZED, Some("invalid_refresh_token")),
-        "the family is revoked"
+    assert_error_for(
+        "the family is revoked",
+        &(status, body),
+        StatusCode::UNAUTHORIZED,
+        "invalid_refresh_token",
     );
 }
 
@@ -188,8 +181,11 @@ async fn refresh_rotates_and_reuse_revokes_the_whole_family() {
             json!({ "refresh_token": first["refresh_token"] }),
         )
         .await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
-    assert_eq!(body["error"]["code"], "refresh_token_reused");
+    assert_error(
+        &(status, body),
+        StatusCode::UNAUTHORIZED,
+        "refresh_token_reused",
+    );
     // The whole family is gone: the newest refresh token and a live access token.
     let (status, body) = api
         .post(
@@ -198,11 +194,13 @@ async fn refresh_rotates_and_reuse_revokes_the_whole_family() {
             json!({ "refresh_token": third["refresh_token"] }),
         )
         .await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
-    assert_eq!(body["error"]["code"], "invalid_refresh_token");
+    assert_error(
+        &(status, body),
+        StatusCode::UNAUTHORIZED,
+        "invalid_refresh_token",
+    );
     let (status, body) = api.get("/api/v1/me", &live_access).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
-    assert_eq!(body["error"]["code"], "invalid_token");
+    assert_error(&(status, body), StatusCode::UNAUTHORIZED, "invalid_token");
     // Other sessions of the same user are untouched.
     assert_eq!(api.get("/api/v1/me", &admin_access).await.0, StatusCode::OK);
 
@@ -224,9 +222,10 @@ async fn refresh_rotates_and_reuse_revokes_the_whole_family() {
             json!({ "refresh_token": "nope" }),
         )
         .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::UNAUTHORIZED, Some("invalid_refresh_token"))
+    assert_error(
+        &(status, body),
+        StatusCode::UNAUTHORIZED,
+        "invalid_refresh_token",
     );
 }
 
@@ -274,25 +273,20 @@ async fn disabled_users_lose_live_tokens_at_once_via_api_and_cli() {
         StatusCode::OK
     );
 
-    let (status, user, _) = api
-        .call(
-            reqwest::Method::PATCH,
+    let (status, user) = api
+        .patch(
             &format!("/api/v1/users/{member_id}"),
-            Some(&admin),
-            Some(json!({ "disabled": true })),
+            &admin,
+            json!({ "disabled": true }),
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{user}");
     assert_eq!(user["disabled"], true);
     // The access token is still within its 15 minutes, and refused.
     let (status, body) = api.get("/api/v1/me", &member_access).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
-    assert_eq!(body["error"]["code"], "invalid_token");
+    assert_error(&(status, body), StatusCode::UNAUTHORIZED, "invalid_token");
     let (status, body) = api.login("mia", "mia password 1").await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::FORBIDDEN, Some("account_disabled"))
-    );
+    assert_error(&(status, body), StatusCode::FORBIDDEN, "account_disabled");
 
     // The same from the command line, while the daemon runs.
     let out = run_with_stdin(
@@ -300,23 +294,13 @@ async fn disabled_users_lose_live_tokens_at_once_via_api_and_cli() {
         &["user", "add", "cli-bob"],
         b"bob password 1\n",
     );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit_0(&out);
     let (status, bob) = api.login("cli-bob", "bob password 1").await;
     assert_eq!(status, StatusCode::OK, "{bob}");
     let bob_access = token(&bob, "access_token");
     assert_eq!(api.get("/api/v1/me", &bob_access).await.0, StatusCode::OK);
     let out = api.roost.setup.run(&["user", "disable", "CLI-Bob"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit_0(&out);
     // Another process's change reaches requests within the session cache's second (the
     // daemon's own changes, above, at the very next request).
     eventually(
@@ -329,18 +313,10 @@ async fn disabled_users_lose_live_tokens_at_once_via_api_and_cli() {
     .await;
 
     // The last admin cannot lock everyone out.
-    let (status, body, _) = api
-        .call(
-            reqwest::Method::PATCH,
-            "/api/v1/users/1",
-            Some(&admin),
-            Some(json!({ "role": "member" })),
-        )
+    let (status, body) = api
+        .patch("/api/v1/users/1", &admin, json!({ "role": "member" }))
         .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::CONFLICT, Some("last_admin"))
-    );
+    assert_error(&(status, body), StatusCode::CONFLICT, "last_admin");
 
     let disabled = api.audit(&admin, "type=user.disabled").await;
     assert_eq!(disabled.len(), 2, "{disabled:?}");
@@ -367,10 +343,7 @@ async fn password_change_signs_out_every_session() {
             json!({ "current_password": "not it at all", "new_password": "brand new password" }),
         )
         .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::FORBIDDEN, Some("wrong_password"))
-    );
+    assert_error(&(status, body), StatusCode::FORBIDDEN, "wrong_password");
     let (status, body) = api
         .post(
             "/api/v1/auth/password",
@@ -378,9 +351,10 @@ async fn password_change_signs_out_every_session() {
             json!({ "current_password": ADMIN_PASSWORD, "new_password": "short" }),
         )
         .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("password_too_short"))
+    assert_error(
+        &(status, body),
+        StatusCode::BAD_REQUEST,
+        "password_too_short",
     );
 
     let (status, fresh) = api
@@ -455,20 +429,11 @@ async fn api_keys_are_shown_once_scoped_rotated_and_revoked() {
     }
     // A read-only key may not write, nor act as an admin, nor manage keys.
     let (status, body) = api.post("/api/v1/invites", &key, json!({})).await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::FORBIDDEN, Some("insufficient_scope"))
-    );
+    assert_error(&(status, body), StatusCode::FORBIDDEN, "insufficient_scope");
     let (status, body) = api.get("/api/v1/users", &key).await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::FORBIDDEN, Some("insufficient_scope"))
-    );
+    assert_error(&(status, body), StatusCode::FORBIDDEN, "insufficient_scope");
     let (status, body) = api.get("/api/v1/api-keys", &key).await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::FORBIDDEN, Some("session_required"))
-    );
+    assert_error(&(status, body), StatusCode::FORBIDDEN, "session_required");
 
     let (status, list) = api.get("/api/v1/api-keys", &admin).await;
     assert_eq!(status, StatusCode::OK);
@@ -494,9 +459,10 @@ async fn api_keys_are_shown_once_scoped_rotated_and_revoked() {
             json!({ "rotation_token": "0".repeat(64) }),
         )
         .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_rotation_token"))
+    assert_error(
+        &(status, body),
+        StatusCode::BAD_REQUEST,
+        "invalid_rotation_token",
     );
     let (status, rotated) = api
         .post(
@@ -522,10 +488,7 @@ async fn api_keys_are_shown_once_scoped_rotated_and_revoked() {
             json!({ "rotation_token": started["rotation_token"] }),
         )
         .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::CONFLICT, Some("rotation_token_used"))
-    );
+    assert_error(&(status, body), StatusCode::CONFLICT, "rotation_token_used");
 
     // An expired rotation token (aged in the database: the daemon's clock is real).
     let new_id = rotated["id"].as_i64().unwrap();
@@ -544,9 +507,10 @@ async fn api_keys_are_shown_once_scoped_rotated_and_revoked() {
             json!({ "rotation_token": started["rotation_token"] }),
         )
         .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("rotation_token_expired"))
+    assert_error(
+        &(status, body),
+        StatusCode::BAD_REQUEST,
+        "rotation_token_expired",
     );
     assert_eq!(
         api.get("/api/v1/me", &new_key).await.0,
@@ -555,27 +519,14 @@ async fn api_keys_are_shown_once_scoped_rotated_and_revoked() {
     );
 
     // Revoke.
-    let (status, _, _) = api
-        .call(
-            reqwest::Method::DELETE,
-            &format!("/api/v1/api-keys/{new_id}"),
-            Some(&admin),
-            None,
-        )
+    let (status, _) = api
+        .delete(&format!("/api/v1/api-keys/{new_id}"), &admin)
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let (status, body) = api.get("/api/v1/me", &new_key).await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::UNAUTHORIZED, Some("invalid_token"))
-    );
-    let (status, _, _) = api
-        .call(
-            reqwest::Method::DELETE,
-            &format!("/api/v1/api-keys/{new_id}"),
-            Some(&admin),
-            None,
-        )
+    assert_error(&(status, body), StatusCode::UNAUTHORIZED, "invalid_token");
+    let (status, _) = api
+        .delete(&format!("/api/v1/api-keys/{new_id}"), &admin)
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
@@ -627,10 +578,7 @@ async fn invites_register_members_and_roles_are_enforced() {
             json!({ "invite_code": code, "username": "oscar", "password": "oscar password 1" }),
         )
         .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::CONFLICT, Some("invite_used_up"))
-    );
+    assert_error(&(status, body), StatusCode::CONFLICT, "invite_used_up");
     let (status, body) = api
         .post(
             "/api/v1/auth/register",
@@ -638,10 +586,7 @@ async fn invites_register_members_and_roles_are_enforced() {
             json!({ "invite_code": "nope", "username": "oscar", "password": "oscar password 1" }),
         )
         .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_invite"))
-    );
+    assert_error(&(status, body), StatusCode::BAD_REQUEST, "invalid_invite");
     let (status, body) = api
         .post(
             "/api/v1/auth/register",
@@ -649,10 +594,7 @@ async fn invites_register_members_and_roles_are_enforced() {
             json!({ "invite_code": code, "username": "x", "password": "oscar password 1" }),
         )
         .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_username"))
-    );
+    assert_error(&(status, body), StatusCode::BAD_REQUEST, "invalid_username");
 
     // A member is refused on admin routes; nobody anonymous gets in.
     for (method, path) in [
@@ -665,11 +607,19 @@ async fn invites_register_members_and_roles_are_enforced() {
         let (status, body, _) = api
             .call(method.clone(), path, Some(&member), Some(json!({})))
             .await;
-        assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path}: {body}");
-        assert_eq!(body["error"]["code"], "forbidden");
+        assert_error_for(
+            format!("{method} {path}"),
+            &(status, body.clone()),
+            StatusCode::FORBIDDEN,
+            "forbidden",
+        );
         let (status, body, headers) = api.call(method.clone(), path, None, Some(json!({}))).await;
-        assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path}: {body}");
-        assert_eq!(body["error"]["code"], "unauthenticated");
+        assert_error_for(
+            format!("{method} {path}"),
+            &(status, body.clone()),
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+        );
         assert!(headers.contains_key("www-authenticate"));
     }
 
@@ -681,10 +631,7 @@ async fn invites_register_members_and_roles_are_enforced() {
             json!({ "name": "sneaky", "scopes": ["admin"] }),
         )
         .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::FORBIDDEN, Some("forbidden"))
-    );
+    assert_error(&(status, body), StatusCode::FORBIDDEN, "forbidden");
 
     // The admin sees both accounts and the invite, used up.
     let (_, users) = api.get("/api/v1/users", &admin).await;
@@ -703,13 +650,8 @@ async fn invites_register_members_and_roles_are_enforced() {
     assert!(invites[0].get("code").is_none());
 
     // Role changes take effect on live tokens.
-    let (status, body, _) = api
-        .call(
-            reqwest::Method::PATCH,
-            "/api/v1/users/2",
-            Some(&admin),
-            Some(json!({ "role": "admin" })),
-        )
+    let (status, body) = api
+        .patch("/api/v1/users/2", &admin, json!({ "role": "admin" }))
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(api.get("/api/v1/users", &member).await.0, StatusCode::OK);
@@ -741,10 +683,7 @@ async fn invites_register_members_and_roles_are_enforced() {
         "secrets in the audit log"
     );
     let (status, body) = api.get("/api/v1/audit?since=yesterday", &admin).await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_query"))
-    );
+    assert_error(&(status, body), StatusCode::BAD_REQUEST, "invalid_query");
     let future = api.audit(&admin, "since=2999-01-01T00:00:00Z").await;
     assert!(future.is_empty());
 }
@@ -841,19 +780,10 @@ async fn bad_tokens_get_401_with_distinct_reasons() {
             .unwrap()
             .contains("invalid_token"));
         // Rejected before any handler: the same on an API route that does not need a caller.
-        let (status, _, _) = api
-            .call(
-                reqwest::Method::GET,
-                "/api/v1/no-such-route",
-                Some(bad),
-                None,
-            )
-            .await;
+        let (status, _) = api.get("/api/v1/no-such-route", bad).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{reason} before routing");
         // Outside the API, Authorization is not Roost's (LiveKit's Twirp uses it): ignored.
-        let (status, _, _) = api
-            .call(reqwest::Method::GET, "/health", Some(bad), None)
-            .await;
+        let (status, _) = api.get("/health", bad).await;
         assert_eq!(status, StatusCode::OK, "{reason} on /health");
     }
     for reason in [
@@ -889,20 +819,6 @@ async fn bad_tokens_get_401_with_distinct_reasons() {
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
 }
 
-/// Signs in as if from `from`: the daemon trusts 127.0.0.1 as a proxy in the test below.
-async fn login_from(api: &Api, from: &str, name: &str, password: &str) -> (StatusCode, Value) {
-    let resp = api
-        .http
-        .post(api.roost.https_url("/api/v1/auth/login"))
-        .header("x-forwarded-for", from)
-        .json(&json!({ "username": name, "password": password }))
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status();
-    (status, resp.json().await.unwrap())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_attacker_elsewhere_cannot_lock_the_owner_out() {
     // Clients are told apart by X-Forwarded-For from the loopback "proxy"; none of them is
@@ -923,9 +839,10 @@ async fn an_attacker_elsewhere_cannot_lock_the_owner_out() {
         assert_eq!(status, StatusCode::UNAUTHORIZED);
     }
     let (status, body) = login_from(&api, "203.0.113.9", "root", ADMIN_PASSWORD).await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::TOO_MANY_REQUESTS, Some("login_backoff"))
+    assert_error(
+        &(status, body),
+        StatusCode::TOO_MANY_REQUESTS,
+        "login_backoff",
     );
     // ...while the owner, elsewhere, signs in.
     let (status, body) = login_from(&api, OWNER, "root", ADMIN_PASSWORD).await;
@@ -938,9 +855,10 @@ async fn an_attacker_elsewhere_cannot_lock_the_owner_out() {
         assert_eq!(status, StatusCode::UNAUTHORIZED);
     }
     let (status, body) = login_from(&api, "203.0.113.12", "root", ADMIN_PASSWORD).await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::TOO_MANY_REQUESTS, Some("login_backoff"))
+    assert_error(
+        &(status, body),
+        StatusCode::TOO_MANY_REQUESTS,
+        "login_backoff",
     );
     let (status, body) = login_from(&api, OWNER, "root", ADMIN_PASSWORD).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -983,9 +901,10 @@ async fn failed_logins_back_off_per_username() {
     api.setup_admin("Root").await;
     for _ in 0..3 {
         let (status, body) = api.login("root", "wrong password").await;
-        assert_eq!(
-            (status, body["error"]["code"].as_str()),
-            (StatusCode::UNAUTHORIZED, Some("invalid_credentials"))
+        assert_error(
+            &(status, body),
+            StatusCode::UNAUTHORIZED,
+            "invalid_credentials",
         );
     }
     // The fourth failure starts the backoff; the next attempt is refused unchecked, even with
@@ -1002,16 +921,18 @@ async fn failed_logins_back_off_per_username() {
             Some(json!({ "username": "root", "password": ADMIN_PASSWORD })),
         )
         .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::TOO_MANY_REQUESTS, Some("login_backoff"))
+    assert_error(
+        &(status, body),
+        StatusCode::TOO_MANY_REQUESTS,
+        "login_backoff",
     );
     assert!(headers.contains_key("retry-after"), "{headers:?}");
     // Unknown users are answered the same way as wrong passwords.
     let (status, body) = api.login("nobody-here", "wrong password").await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::UNAUTHORIZED, Some("invalid_credentials"))
+    assert_error(
+        &(status, body),
+        StatusCode::UNAUTHORIZED,
+        "invalid_credentials",
     );
     // After the delay, the right password works again.
     eventually(Duration::from_secs(10), "the backoff to end", || async {
@@ -1048,9 +969,11 @@ async fn failed_logins_back_off_per_username() {
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
-    let body: Value = resp.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "malformed_json");
+    assert_error(
+        &answer(resp).await,
+        StatusCode::BAD_REQUEST,
+        "malformed_json",
+    );
     let resp = api
         .http
         .post(api.roost.https_url("/api/v1/auth/login"))
@@ -1062,10 +985,7 @@ async fn failed_logins_back_off_per_username() {
     let (status, body) = api
         .post("/api/v1/auth/login", None, json!({ "username": "root" }))
         .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_body"))
-    );
+    assert_error(&(status, body), StatusCode::BAD_REQUEST, "invalid_body");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1085,12 +1005,7 @@ async fn cli_user_add_with_stdin_password_then_login_over_https() {
         ],
         b"alice password 1\n",
     );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit_0(&out);
     assert!(
         stdout(&out).contains("created admin alice"),
         "{}",
@@ -1106,12 +1021,7 @@ async fn cli_user_add_with_stdin_password_then_login_over_https() {
     assert_eq!(out.status.code(), Some(64), "invalid name");
     // No password piped: one is generated and printed once.
     let out = setup.run(&["user", "add", "gus", "--role", "guest"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit_0(&out);
     let generated = stdout(&out)
         .lines()
         .find_map(|l| {
@@ -1154,12 +1064,7 @@ async fn cli_user_add_with_stdin_password_then_login_over_https() {
         &["user", "passwd", "carl"],
         b"carl password 2\n",
     );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit_0(&out);
     assert_eq!(
         api.get("/api/v1/me", &access).await.0,
         StatusCode::UNAUTHORIZED
@@ -1186,12 +1091,7 @@ async fn cli_passwords_are_one_line_of_stdin() {
 
     // A Windows line ending is not part of the password.
     let out = run_with_stdin(&setup, &["user", "add", "dora"], b"dora password 1\r\n");
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit_0(&out);
     let out = run_with_stdin(
         &setup,
         &["user", "passwd", "dora"],

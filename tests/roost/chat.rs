@@ -1,14 +1,11 @@
 //! Rooms, messages, search, call tokens and retention as clients and the operator see them:
 //! the real binary over HTTPS, and what is left in the database and on disk.
 
-mod support;
-
 use std::time::Duration;
 
-use base64::Engine;
+use crate::support::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use support::*;
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -64,8 +61,11 @@ async fn an_idempotent_post_returns_the_original_and_never_a_duplicate() {
             json!({}),
         )
         .await;
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(body["error"]["code"], "calls_disabled");
+    assert_error(
+        &(status, body),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "calls_disabled",
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -129,22 +129,11 @@ async fn pagination_edits_tombstones_and_who_may_do_what() {
 
     // Bob may not edit or delete Alice's message; she may; the tombstone stays listed.
     let msg = format!("/api/v1/rooms/{room}/messages/{}", ids[0]);
-    let (s, _, _) = api
-        .call(
-            reqwest::Method::PATCH,
-            &msg,
-            Some(&bob.token),
-            Some(json!({ "body": "x" })),
-        )
-        .await;
+    let (s, _) = api.patch(&msg, &bob.token, json!({ "body": "x" })).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
-    let (s, _, _) = api
-        .call(reqwest::Method::DELETE, &msg, Some(&bob.token), None)
-        .await;
+    let (s, _) = api.delete(&msg, &bob.token).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
-    let (s, tomb, _) = api
-        .call(reqwest::Method::DELETE, &msg, Some(&alice.token), None)
-        .await;
+    let (s, tomb) = api.delete(&msg, &alice.token).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(
         (tomb["deleted"].clone(), tomb["body"].clone()),
@@ -163,18 +152,13 @@ async fn pagination_edits_tombstones_and_who_may_do_what() {
             json!({ "body": "é".repeat(4001) }),
         )
         .await;
-    assert_eq!(
-        (s, body["error"]["code"].clone()),
-        (StatusCode::BAD_REQUEST, json!("message_too_long"))
-    );
+    assert_error(&(s, body), StatusCode::BAD_REQUEST, "message_too_long");
 
     // Bob leaves; he can no longer read.
-    let (s, _, _) = api
-        .call(
-            reqwest::Method::DELETE,
+    let (s, _) = api
+        .delete(
             &format!("/api/v1/rooms/{room}/members/{}", bob.id),
-            Some(&bob.token),
-            None,
+            &bob.token,
         )
         .await;
     assert_eq!(s, StatusCode::NO_CONTENT);
@@ -211,12 +195,10 @@ async fn search_finds_only_what_the_caller_may_read() {
             bodies
         }
     };
-    let (s, _, _) = api
-        .call(
-            reqwest::Method::DELETE,
+    let (s, _) = api
+        .delete(
             &format!("/api/v1/rooms/{open}/messages/{}", gone["id"]),
-            Some(&alice.token),
-            None,
+            &alice.token,
         )
         .await;
     assert_eq!(s, StatusCode::OK);
@@ -257,23 +239,9 @@ async fn search_finds_only_what_the_caller_may_read() {
     assert_eq!(search(bob, "plan").await, ["the pineapple plan is on"]);
 }
 
-fn claims(token: &str) -> Value {
-    let payload = token.split('.').nth(1).unwrap();
-    serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(payload)
-            .unwrap(),
-    )
-    .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn call_tokens_are_scoped_to_the_room_and_refused_to_non_members() {
-    let port = free_port();
-    let setup = Setup::new().env("RUNTIME_DIRECTORY", "").toml(&format!(
-        "[livekit]\nenabled = true\nbinary = \"{}\"\nhttp_port = {port}\ndrain_grace_secs = 1\n",
-        fake_livekit().display()
-    ));
+    let (setup, _) = with_fake_livekit(Setup::new(), "");
     let mut api = Api::start(setup);
     let admin = api.admin().await;
     let alice = api.member(&admin, "alice").await;
@@ -289,7 +257,7 @@ async fn call_tokens_are_scoped_to_the_room_and_refused_to_non_members() {
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{body}");
-    let c = claims(body["token"].as_str().unwrap());
+    let c = jwt_claims(body["token"].as_str().unwrap());
     assert_eq!(c["video"]["room"], format!("roost-room-{room}"));
     assert_eq!(c["video"]["roomJoin"], true);
     assert_eq!(c["sub"], format!("user-{}", alice.id));
@@ -302,10 +270,7 @@ async fn call_tokens_are_scoped_to_the_room_and_refused_to_non_members() {
     let (s, body) = api
         .post(&format!("/api/v1/rooms/{room}/call/token"), &bob, json!({}))
         .await;
-    assert_eq!(
-        (s, body["error"]["code"].clone()),
-        (StatusCode::FORBIDDEN, json!("not_a_member"))
-    );
+    assert_error(&(s, body), StatusCode::FORBIDDEN, "not_a_member");
     let (s, _) = api
         .post(
             &format!("/api/v1/rooms/{private}/call/token"),
@@ -517,10 +482,7 @@ async fn guests_read_and_post_only_where_they_were_added() {
     let (s, body) = api
         .post("/api/v1/rooms", &gus, json!({ "name": "mine" }))
         .await;
-    assert_eq!(
-        (s, &body["error"]["code"]),
-        (StatusCode::FORBIDDEN, &json!("forbidden"))
-    );
+    assert_error(&(s, body), StatusCode::FORBIDDEN, "forbidden");
     let (s, _) = api
         .put(
             &format!("/api/v1/rooms/{invited}/members/{}", bob.id),
@@ -687,22 +649,14 @@ async fn a_guest_is_never_more_than_a_plain_member_of_a_room() {
     let gus_path = format!("/api/v1/rooms/{room}/members/{}", gus.id);
     for by in [&alice, &admin] {
         let (s, body) = api.put(&gus_path, by, json!({ "role": "moderator" })).await;
-        assert_eq!(
-            (s, &body["error"]["code"]),
-            (StatusCode::BAD_REQUEST, &json!("guest_room_role")),
-            "{body}"
-        );
+        assert_error(&(s, body), StatusCode::BAD_REQUEST, "guest_room_role");
     }
     // ...nor once it is a member.
     api.add(&alice, room, &gus).await;
     let (s, body) = api
         .put(&gus_path, &alice, json!({ "role": "moderator" }))
         .await;
-    assert_eq!(
-        (s, &body["error"]["code"]),
-        (StatusCode::BAD_REQUEST, &json!("guest_room_role")),
-        "{body}"
-    );
+    assert_error(&(s, body), StatusCode::BAD_REQUEST, "guest_room_role");
     let (_, members) = api
         .get(&format!("/api/v1/rooms/{room}/members"), &alice)
         .await;
@@ -714,12 +668,10 @@ async fn a_guest_is_never_more_than_a_plain_member_of_a_room() {
         .unwrap();
     assert_eq!(gus_row["role"], "member", "{members}");
     // So it cannot remove anyone.
-    let (s, _, _) = api
-        .call(
-            reqwest::Method::DELETE,
+    let (s, _) = api
+        .delete(
             &format!("/api/v1/rooms/{room}/members/{}", carol.id),
-            Some(&gus.token),
-            None,
+            &gus.token,
         )
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
@@ -743,21 +695,18 @@ async fn a_guest_is_never_more_than_a_plain_member_of_a_room() {
         (&json!("member.updated"), &json!(bob.id), &json!("member")),
         "{updated}"
     );
-    let (s, _, _) = api
-        .call(
-            reqwest::Method::DELETE,
+    let (s, _) = api
+        .delete(
             &format!("/api/v1/rooms/{room}/members/{}", carol.id),
-            Some(&bob.token),
-            None,
+            &bob.token,
         )
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN, "a guest removed a member");
-    let (s, _, _) = api
-        .call(
-            reqwest::Method::PATCH,
+    let (s, _) = api
+        .patch(
             &format!("/api/v1/rooms/{room}"),
-            Some(&bob.token),
-            Some(json!({ "topic": "mine now" })),
+            &bob.token,
+            json!({ "topic": "mine now" }),
         )
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN, "a guest changed the room");
@@ -780,11 +729,13 @@ async fn message_bodies_refuse_control_characters_but_newline_and_tab() {
     let room = api.room(&admin, "lobby", false).await;
     let path = format!("/api/v1/rooms/{room}/messages");
     for bad in ["nul \0 here", "\u{1b}[2J\u{1b}[Hcleared", "over\rwritten"] {
-        let (s, body) = api.post(&path, &admin, json!({ "body": bad })).await;
-        assert_eq!(
-            (s, &body["error"]["code"]),
-            (StatusCode::BAD_REQUEST, &json!("message_control_character")),
-            "{bad:?}: {body}"
+        let refused = api.post(&path, &admin, json!({ "body": bad })).await;
+        let body = &refused.1;
+        assert_error_for(
+            format!("{bad:?}"),
+            &refused,
+            StatusCode::BAD_REQUEST,
+            "message_control_character",
         );
         assert!(
             body["error"]["message"]
@@ -799,26 +750,16 @@ async fn message_bodies_refuse_control_characters_but_newline_and_tab() {
     assert_eq!(said["body"], "one\ntwo\tthree\nfour", "{said}");
     // Edits follow the same rule.
     let edit = format!("{path}/{}", said["id"]);
-    let (s, body, _) = api
-        .call(
-            reqwest::Method::PATCH,
-            &edit,
-            Some(&admin.token),
-            Some(json!({ "body": "sneaky \u{7}" })),
-        )
+    let (s, body) = api
+        .patch(&edit, &admin.token, json!({ "body": "sneaky \u{7}" }))
         .await;
-    assert_eq!(
-        (s, &body["error"]["code"]),
-        (StatusCode::BAD_REQUEST, &json!("message_control_character")),
-        "{body}"
+    assert_error(
+        &(s, body),
+        StatusCode::BAD_REQUEST,
+        "message_control_character",
     );
-    let (s, body, _) = api
-        .call(
-            reqwest::Method::PATCH,
-            &edit,
-            Some(&admin.token),
-            Some(json!({ "body": "fixed\r\nline" })),
-        )
+    let (s, body) = api
+        .patch(&edit, &admin.token, json!({ "body": "fixed\r\nline" }))
         .await;
     assert_eq!((s, &body["body"]), (StatusCode::OK, &json!("fixed\nline")));
 }
@@ -832,12 +773,11 @@ async fn moderators_find_the_people_they_may_add_and_no_one_else_does() {
     let _bobby = api.member(&admin, "bobby").await;
     let dora = api.member(&admin, "dora").await;
     let room = api.room(&alice, "alice's", true).await;
-    let (s, body, _) = api
-        .call(
-            reqwest::Method::PATCH,
+    let (s, body) = api
+        .patch(
             &format!("/api/v1/users/{}", dora.id),
-            Some(&admin.token),
-            Some(json!({ "disabled": true })),
+            &admin.token,
+            json!({ "disabled": true }),
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{body}");
@@ -864,22 +804,14 @@ async fn moderators_find_the_people_they_may_add_and_no_one_else_does() {
     let (s, body) = api
         .get(&format!("{path}?q={}", "b".repeat(101)), &alice)
         .await;
-    assert_eq!(
-        (s, &body["error"]["code"]),
-        (StatusCode::BAD_REQUEST, &json!("invalid_query")),
-        "{body}"
-    );
+    assert_error(&(s, body), StatusCode::BAD_REQUEST, "invalid_query");
 
     // Once added, bob is no candidate, and as a plain member he may not search.
     api.add(&alice, room, &bob).await;
     let (_, after) = api.get(&path, &alice).await;
     assert_eq!(names(&after), ["bobby", "root"], "{after}");
     let (s, body) = api.get(&path, &bob).await;
-    assert_eq!(
-        (s, &body["error"]["code"]),
-        (StatusCode::FORBIDDEN, &json!("forbidden")),
-        "{body}"
-    );
+    assert_error(&(s, body), StatusCode::FORBIDDEN, "forbidden");
     // Someone who may not see the private room learns nothing, not even that it exists.
     let outsider = api.member(&admin, "carol").await;
     let (s, _) = api.get(&path, &outsider).await;

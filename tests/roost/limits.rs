@@ -4,21 +4,11 @@
 //! Families are configured tiny and fast (10 tokens per second) so recovery takes ~100 ms;
 //! nothing sleeps: every wait polls a condition against a deadline.
 
-mod support;
-
 use std::time::Duration;
 
-use reqwest::{Response, StatusCode};
+use crate::support::*;
+use reqwest::StatusCode;
 use serde_json::Value;
-use support::*;
-
-fn header<'a>(resp: &'a Response, name: &str) -> &'a str {
-    resp.headers()
-        .get(name)
-        .unwrap_or_else(|| panic!("no {name} header in {:?}", resp.headers()))
-        .to_str()
-        .unwrap()
-}
 
 const TINY_READ: &str = "[rate_limits.read]\nburst = 2\nper_minute = 600\nper_ip_multiplier = 1\n";
 
@@ -36,17 +26,17 @@ async fn a_tiny_family_refuses_with_429_and_headers_then_recovers() {
     for remaining in ["1", "0"] {
         let resp = client.get(&url).send().await.unwrap();
         assert_eq!(resp.status(), StatusCode::NOT_FOUND);
-        assert_eq!(header(&resp, "ratelimit-limit"), "2");
-        assert_eq!(header(&resp, "ratelimit-remaining"), remaining);
+        assert_eq!(header(resp.headers(), "ratelimit-limit"), "2");
+        assert_eq!(header(resp.headers(), "ratelimit-remaining"), remaining);
     }
     let resp = client.get(&url).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
-    let retry_after: u64 = header(&resp, "retry-after").parse().unwrap();
+    let retry_after: u64 = header(resp.headers(), "retry-after").parse().unwrap();
     assert_eq!(retry_after, 1, "a token is back within 100 ms, rounded up");
-    assert_eq!(header(&resp, "ratelimit-limit"), "2");
-    assert_eq!(header(&resp, "ratelimit-remaining"), "0");
-    assert_eq!(header(&resp, "ratelimit-reset"), "1");
-    assert_eq!(header(&resp, "cache-control"), "no-store");
+    assert_eq!(header(resp.headers(), "ratelimit-limit"), "2");
+    assert_eq!(header(resp.headers(), "ratelimit-remaining"), "0");
+    assert_eq!(header(resp.headers(), "ratelimit-reset"), "1");
+    assert_eq!(header(resp.headers(), "cache-control"), "no-store");
     assert!(resp.headers().contains_key("strict-transport-security"));
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["error"]["code"], "rate_limited", "{body}");
@@ -80,7 +70,7 @@ async fn a_tiny_family_refuses_with_429_and_headers_then_recovers() {
     assert_eq!(post().await.unwrap().status(), StatusCode::NOT_FOUND);
     let resp = post().await.unwrap();
     assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
-    assert_eq!(header(&resp, "ratelimit-limit"), "1");
+    assert_eq!(header(resp.headers(), "ratelimit-limit"), "1");
 
     let metrics = roost.metrics().await;
     for line in [
@@ -104,7 +94,7 @@ async fn sighup_applies_changed_rate_limits_and_keeps_them_on_a_bad_file() {
     );
     let resp = client.get(&url).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
-    let retry_after: u64 = header(&resp, "retry-after").parse().unwrap();
+    let retry_after: u64 = header(resp.headers(), "retry-after").parse().unwrap();
     assert!(
         (55..=60).contains(&retry_after),
         "one per minute: {retry_after}"
@@ -144,34 +134,19 @@ async fn sighup_applies_changed_rate_limits_and_keeps_them_on_a_bad_file() {
     assert_eq!(reloaded["changed"], "read", "{reloaded}");
     let resp = client.get(&url).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
-    assert_eq!(header(&resp, "ratelimit-limit"), "5");
-    assert_eq!(header(&resp, "ratelimit-remaining"), "4");
-}
-
-/// A local webhook endpoint at `http://<addr>/hook`; each JSON body it receives comes out of `rx`.
-async fn webhook_receiver() -> (std::net::SocketAddr, tokio::sync::mpsc::Receiver<Value>) {
-    let (tx, rx) = tokio::sync::mpsc::channel::<Value>(8);
-    let hook = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(move |axum::Json(body): axum::Json<Value>| async move {
-            let _ = tx.send(body).await;
-            "ok"
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, hook).await });
-    (addr, rx)
+    assert_eq!(header(resp.headers(), "ratelimit-limit"), "5");
+    assert_eq!(header(resp.headers(), "ratelimit-remaining"), "4");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repeated_refusals_send_one_security_alert_to_the_webhook() {
-    let (addr, mut rx) = webhook_receiver().await;
+    let receiver = Receiver::start().await;
 
     let roost = Setup::new()
         .toml("[rate_limits.read]\nburst = 1\nper_minute = 1\nper_ip_multiplier = 1\n")
         .toml(&format!(
-            "[alerts]\nwebhook_url = \"http://{addr}/hook\"\nrate_limit_hits_threshold = 3\nwindow_secs = 60\nmin_interval_secs = 3600\n"
+            "[alerts]\nwebhook_url = \"{}\"\nrate_limit_hits_threshold = 3\nwindow_secs = 60\nmin_interval_secs = 3600\n",
+            receiver.url("/hook")
         ))
         .start();
     let client = roost.client();
@@ -182,10 +157,7 @@ async fn repeated_refusals_send_one_security_alert_to_the_webhook() {
             .await
             .unwrap();
     }
-    let alert = tokio::time::timeout(Duration::from_secs(15), rx.recv())
-        .await
-        .expect("an alert within 15 s")
-        .unwrap();
+    let alert = receiver.wait_for(1).await[0].json();
     assert_eq!(alert["event"], "roost.security_alert", "{alert}");
     assert_eq!(alert["kind"], "rate_limit_hits", "{alert}");
     assert_eq!(alert["count"], 3, "{alert}");
@@ -196,7 +168,7 @@ async fn repeated_refusals_send_one_security_alert_to_the_webhook() {
         "{alert}"
     );
     assert!(
-        !roost.raw_logs().contains(&addr.to_string()),
+        !roost.raw_logs().contains(&receiver.url("")),
         "the webhook URL is never logged"
     );
 }
@@ -208,27 +180,10 @@ async fn a_signed_in_account_is_limited_on_its_own_bucket() {
         Setup::new().toml("[rate_limits.read]\nburst = 2\nper_minute = 1\nper_ip_multiplier = 4\n");
     setup.write_config("");
     let added = run_with_stdin(&setup, &["user", "add", "ada"], b"correct-horse-battery\n");
-    assert_eq!(
-        added.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&added.stderr)
-    );
+    assert_exit_0(&added);
     let roost = setup.start();
     let client = roost.client();
-    let login: Value = client
-        .post(roost.https_url("/api/v1/auth/login"))
-        .json(&serde_json::json!({"username": "ada", "password": "correct-horse-battery"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = login["access_token"]
-        .as_str()
-        .expect("access token")
-        .to_owned();
+    let token = roost.login("ada", "correct-horse-battery").await;
     let me = || {
         client
             .get(roost.https_url("/api/v1/me"))
@@ -256,10 +211,11 @@ async fn a_signed_in_account_is_limited_on_its_own_bucket() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rejected_credentials_raise_an_auth_failure_alert() {
-    let (addr, mut rx) = webhook_receiver().await;
+    let receiver = Receiver::start().await;
     let roost = Setup::new()
         .toml(&format!(
-            "[alerts]\nwebhook_url = \"http://{addr}/hook\"\nauth_failures_threshold = 3\nwindow_secs = 60\nmin_interval_secs = 3600\n"
+            "[alerts]\nwebhook_url = \"{}\"\nauth_failures_threshold = 3\nwindow_secs = 60\nmin_interval_secs = 3600\n",
+            receiver.url("/hook")
         ))
         .start();
     let client = roost.client();
@@ -272,10 +228,7 @@ async fn rejected_credentials_raise_an_auth_failure_alert() {
             .unwrap();
         assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     }
-    let alert = tokio::time::timeout(Duration::from_secs(15), rx.recv())
-        .await
-        .expect("an alert within 15 s")
-        .unwrap();
+    let alert = receiver.wait_for(1).await[0].json();
     assert_eq!(alert["kind"], "auth_failures", "{alert}");
     assert_eq!(alert["count"], 3, "{alert}");
 }

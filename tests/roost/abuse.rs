@@ -2,15 +2,11 @@
 //! configured small so every test finishes in seconds. The load figures are from
 //! `scripts/robustness/abuse.py`; these are the deterministic parts.
 
-mod support;
-
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
-use support::*;
+use crate::support::*;
+use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_rustls::client::TlsStream;
@@ -18,22 +14,6 @@ use tokio_rustls::TlsConnector;
 
 /// Longest any test waits for the server to act on a 1-second deadline.
 const DEADLINE: Duration = Duration::from_secs(10);
-
-fn client_config(roost: &Roost, alpn: &[&[u8]]) -> Arc<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(CertificateDer::from_pem_slice(&roost.ca_pem()).unwrap())
-        .unwrap();
-    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    Arc::new(config)
-}
 
 /// A TCP connection to the HTTPS listener from `source` (another loopback address is another
 /// client IP).

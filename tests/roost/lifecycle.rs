@@ -1,14 +1,12 @@
 //! Life under systemd: readiness and watchdog notifications, SIGHUP certificate reload,
 //! SIGTERM drain and a clean exit.
 
-mod support;
-
 use std::os::unix::net::UnixDatagram;
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use nix::sys::signal::Signal;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
-use support::*;
 
 /// A test CA that signs "localhost" leaf certificates, standing in for an operator's PKI.
 struct TestCa {

@@ -1,38 +1,27 @@
 //! LiveKit supervision, webhooks and the signalling proxy, with the real `roost` binary and a
 //! stand-in `livekit-server` (examples/fake_livekit.rs) that tests steer through files: for the
 //! faults the real server cannot be made to show on demand (a hang, ignoring SIGTERM, a crash
-//! loop, a slow drain). The real server's own tests are in tests/livekit_real.rs.
+//! loop, a slow drain). The real server's own tests are in `livekit_real`.
 
-mod support;
+use std::path::Path;
+use std::time::Duration;
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
+use crate::support::*;
 use futures_util::{SinkExt, StreamExt};
 use nix::sys::signal::Signal;
-use serde_json::Value;
-use support::*;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
 /// A setup whose LiveKit is the fake, with short supervision timings.
-fn with_fake(extra: &str) -> (Setup, u16) {
-    let port = free_port();
-    let setup = Setup::new()
-        .env("RUNTIME_DIRECTORY", "")
-        .toml(&format!(
-            "[livekit]\nenabled = true\nbinary = \"{}\"\nhttp_port = {port}\nhealth_check_interval_ms = 200\nrestart_backoff_initial_ms = 100\nrestart_backoff_max_ms = 800\ndrain_grace_secs = 1\n{extra}",
-            fake_livekit().display()
-        ));
-    std::fs::create_dir_all(control_dir(&setup)).unwrap();
-    (setup, port)
-}
-
-fn control_dir(setup: &Setup) -> PathBuf {
-    setup.data_dir().join("run/fake-livekit")
+fn with_fake(livekit_keys: &str) -> (Setup, u16) {
+    with_fake_livekit(
+        Setup::new(),
+        &format!("health_check_interval_ms = 200\nrestart_backoff_initial_ms = 100\nrestart_backoff_max_ms = 800\n{livekit_keys}"),
+    )
 }
 
 fn touch(path: &Path) {
@@ -41,7 +30,7 @@ fn touch(path: &Path) {
 
 /// Pids the fake recorded, one per start.
 fn starts(setup: &Setup) -> Vec<(i32, u128)> {
-    std::fs::read_to_string(control_dir(setup).join("starts"))
+    std::fs::read_to_string(fake_livekit_control_dir(setup).join("starts"))
         .unwrap_or_default()
         .lines()
         .map(|l| {
@@ -54,46 +43,8 @@ fn starts(setup: &Setup) -> Vec<(i32, u128)> {
         .collect()
 }
 
-fn message_is(v: &Value, m: &str) -> bool {
-    v["message"] == m
-}
-
-fn count_logs(roost: &Roost, pred: impl Fn(&Value) -> bool) -> usize {
-    roost.logs().iter().filter(|v| pred(v)).count()
-}
-
-/// Waits until `pred` holds for at least `n` log lines.
-fn wait_for_logs(roost: &mut Roost, n: usize, pred: impl Fn(&Value) -> bool) -> Vec<Value> {
-    let start = std::time::Instant::now();
-    loop {
-        let hits: Vec<Value> = roost.logs().into_iter().filter(|v| pred(v)).collect();
-        if hits.len() >= n {
-            return hits;
-        }
-        assert!(
-            start.elapsed() < DEADLINE,
-            "timed out waiting for {n} log lines:\n{}",
-            roost.raw_logs()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn wait_gone(pid: i32) {
-    let start = std::time::Instant::now();
-    while process_exists(pid) {
-        assert!(start.elapsed() < DEADLINE, "process {pid} still exists");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 async fn ready_json(roost: &Roost) -> (u16, Value) {
-    let resp = roost
-        .client()
-        .get(roost.https_url("/ready"))
-        .send()
-        .await
-        .unwrap();
+    let resp = roost.get("/ready").await;
     (resp.status().as_u16(), resp.json().await.unwrap())
 }
 
@@ -101,10 +52,10 @@ async fn ready_json(roost: &Roost) -> (u16, Value) {
 async fn starts_livekit_and_reports_it_ready() {
     let (setup, port) = with_fake("");
     let mut roost = setup.start();
-    roost.wait_for_log(|v| message_is(v, "livekit ready"), DEADLINE);
+    roost.wait_for_log(|v| is_message(v, "livekit ready"), DEADLINE);
     // LiveKit's own log lines arrive under the target `livekit`, message and level kept.
     roost.wait_for_log(
-        |v| v["target"] == "livekit" && message_is(v, "starting LiveKit server (fake)"),
+        |v| v["target"] == "livekit" && is_message(v, "starting LiveKit server (fake)"),
         DEADLINE,
     );
 
@@ -115,12 +66,13 @@ async fn starts_livekit_and_reports_it_ready() {
     assert!(m.contains("roost_livekit_up 1"), "{m}");
 
     // What LiveKit was given: loopback HTTP, our keys, webhooks to the internal listener.
-    let seen: Value =
-        serde_json::from_str(&read(&control_dir(&roost.setup).join("config.json"))).unwrap();
+    let seen: Value = serde_json::from_str(&read(
+        &fake_livekit_control_dir(&roost.setup).join("config.json"),
+    ))
+    .unwrap();
     assert_eq!(seen["port"], port);
-    assert_eq!(seen["bind_addresses"], serde_json::json!(["127.0.0.1"]));
-    let key = read(&roost.setup.data_dir().join("secrets/livekit_api_key"));
-    let secret = read(&roost.setup.data_dir().join("secrets/livekit_api_secret"));
+    assert_eq!(seen["bind_addresses"], json!(["127.0.0.1"]));
+    let (key, secret) = livekit_key_pair(&roost.setup);
     assert_eq!(seen["keys"][&key], secret.as_str());
     assert!(secret.len() >= 32);
     assert_eq!(seen["webhook"]["api_key"], key.as_str());
@@ -153,9 +105,9 @@ async fn starts_livekit_and_reports_it_ready() {
 async fn shutdown_drains_then_forces_and_leaves_no_process() {
     let (setup, _) = with_fake("");
     // A call in progress: the fake drains on the first SIGTERM until told to stop.
-    touch(&control_dir(&setup).join("participants"));
+    touch(&fake_livekit_control_dir(&setup).join("participants"));
     let mut roost = setup.start();
-    roost.wait_for_log(|v| message_is(v, "livekit ready"), DEADLINE);
+    roost.wait_for_log(|v| is_message(v, "livekit ready"), DEADLINE);
     let (pid, _) = starts(&roost.setup)[0];
     assert!(process_exists(pid));
 
@@ -163,32 +115,24 @@ async fn shutdown_drains_then_forces_and_leaves_no_process() {
     let status = roost.wait_exit(DEADLINE);
     assert!(status.success(), "{status}\n{}", roost.raw_logs());
     assert!(!process_exists(pid), "livekit outlived roost");
-    let signals = read(&control_dir(&roost.setup).join("signals"));
+    let signals = read(&fake_livekit_control_dir(&roost.setup).join("signals"));
     assert_eq!(signals.lines().count(), 2, "drain, then force: {signals}");
-    assert!(
-        count_logs(&roost, |v| message_is(
-            v,
-            "livekit still draining; forcing it to stop"
-        )) == 1
-    );
+    assert!(roost.count_logs(|v| is_message(v, "livekit still draining; forcing it to stop")) == 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_livekit_that_ignores_sigterm_is_killed() {
     let (setup, _) = with_fake("");
-    touch(&control_dir(&setup).join("ignore-term"));
+    touch(&fake_livekit_control_dir(&setup).join("ignore-term"));
     let mut roost = setup.start();
-    roost.wait_for_log(|v| message_is(v, "livekit ready"), DEADLINE);
+    roost.wait_for_log(|v| is_message(v, "livekit ready"), DEADLINE);
     let (pid, _) = starts(&roost.setup)[0];
     roost.signal(Signal::SIGTERM);
     let status = roost.wait_exit(DEADLINE);
     assert!(status.success(), "{status}");
     assert!(!process_exists(pid), "livekit outlived roost");
     assert_eq!(
-        count_logs(&roost, |v| message_is(
-            v,
-            "livekit ignored the stop request; killing it"
-        )),
+        roost.count_logs(|v| is_message(v, "livekit ignored the stop request; killing it")),
         1
     );
 }
@@ -196,9 +140,9 @@ async fn a_livekit_that_ignores_sigterm_is_killed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crashing_livekit_is_restarted_with_growing_backoff() {
     let (setup, _) = with_fake("");
-    touch(&control_dir(&setup).join("crash"));
+    touch(&fake_livekit_control_dir(&setup).join("crash"));
     let mut roost = setup.start();
-    let restarts = wait_for_logs(&mut roost, 5, |v| message_is(v, "livekit restarting"));
+    let restarts = roost.wait_for_logs(5, |v| is_message(v, "livekit restarting"), DEADLINE);
     let delays: Vec<u64> = restarts
         .iter()
         .take(5)
@@ -216,33 +160,30 @@ async fn a_crashing_livekit_is_restarted_with_growing_backoff() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["checks"]["livekit"]["status"], "degraded", "{body}");
     // The proxy answers a clear 502 while LiveKit is down.
-    let resp = roost
-        .client()
-        .get(roost.https_url("/rtc/validate"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 502);
-    let body: Value = resp.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "livekit_unavailable");
+    let resp = roost.get("/rtc/validate").await;
+    assert_error(
+        &answer(resp).await,
+        StatusCode::BAD_GATEWAY,
+        "livekit_unavailable",
+    );
     let m = roost.metrics().await;
     assert!(m.contains("roost_livekit_up 0"), "{m}");
     assert!(!m.contains("roost_livekit_restarts_total 0"), "{m}");
 
     // Fixed: the next restart comes up.
-    std::fs::remove_file(control_dir(&roost.setup).join("crash")).unwrap();
-    roost.wait_for_log(|v| message_is(v, "livekit ready"), DEADLINE);
+    std::fs::remove_file(fake_livekit_control_dir(&roost.setup).join("crash")).unwrap();
+    roost.wait_for_log(|v| is_message(v, "livekit ready"), DEADLINE);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_livekit_is_found_unhealthy_and_restarted() {
     let (setup, _) = with_fake("");
     let mut roost = setup.start();
-    roost.wait_for_log(|v| message_is(v, "livekit ready"), DEADLINE);
+    roost.wait_for_log(|v| is_message(v, "livekit ready"), DEADLINE);
     let (first, _) = starts(&roost.setup)[0];
-    let hang = control_dir(&roost.setup).join("hang");
+    let hang = fake_livekit_control_dir(&roost.setup).join("hang");
     touch(&hang);
-    let restart = roost.wait_for_log(|v| message_is(v, "livekit restarting"), DEADLINE);
+    let restart = roost.wait_for_log(|v| is_message(v, "livekit restarting"), DEADLINE);
     assert!(
         restart["reason"]
             .as_str()
@@ -251,8 +192,8 @@ async fn a_hung_livekit_is_found_unhealthy_and_restarted() {
         "{restart}"
     );
     std::fs::remove_file(&hang).unwrap();
-    wait_for_logs(&mut roost, 2, |v| message_is(v, "livekit ready"));
-    wait_gone(first);
+    roost.wait_for_logs(2, |v| is_message(v, "livekit ready"), DEADLINE);
+    wait_gone(first, DEADLINE);
     let pids: Vec<i32> = starts(&roost.setup).iter().map(|s| s.0).collect();
     assert!(pids.len() >= 2 && pids[1] != first, "{pids:?}");
 }
@@ -281,64 +222,31 @@ async fn a_missing_binary_disables_calls_but_not_chat() {
             .contains("/nonexistent/livekit-server does not exist"),
         "{body}"
     );
-    let health = roost
-        .client()
-        .get(roost.https_url("/health"))
-        .send()
-        .await
-        .unwrap();
+    let health = roost.get("/health").await;
     assert_eq!(health.status(), 200);
-    let rtc = roost
-        .client()
-        .get(roost.https_url("/rtc"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(rtc.status(), 503);
-    let body: Value = rtc.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "livekit_disabled");
+    let rtc = roost.get("/rtc").await;
+    assert_error(
+        &answer(rtc).await,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "livekit_disabled",
+    );
 
     // A reload looks again, but says how to install LiveKit only once.
     roost.signal(Signal::SIGHUP);
-    roost.wait_for_log(|v| message_is(v, "certificates reloaded"), DEADLINE);
+    roost.wait_for_log(|v| is_message(v, "certificates reloaded"), DEADLINE);
     let hint = |v: &Value| {
         v["message"]
             .as_str()
             .is_some_and(|m| m.contains("calls are disabled until LiveKit is installed"))
     };
-    assert_eq!(count_logs(&roost, hint), 1, "{}", roost.raw_logs());
-}
-
-/// A TLS client that trusts only this Roost's CA and speaks HTTP/1.1 (as browsers do for
-/// WebSockets).
-async fn tls_connect(roost: &Roost) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
-    let mut roots = rustls::RootCertStore::empty();
-    use rustls::pki_types::pem::PemObject;
-    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&roost.ca_pem()) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let tcp = tokio::net::TcpStream::connect(roost.addrs().https)
-        .await
-        .unwrap();
-    tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect("localhost".try_into().unwrap(), tcp)
-        .await
-        .unwrap()
+    assert_eq!(roost.count_logs(hint), 1, "{}", roost.raw_logs());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signalling_websocket_round_trips_through_tls() {
     let (setup, _) = with_fake("max_proxied_connections = 1\n");
     let mut roost = setup.start();
-    roost.wait_for_log(|v| message_is(v, "livekit ready"), DEADLINE);
+    roost.wait_for_log(|v| is_message(v, "livekit ready"), DEADLINE);
 
     let url = format!(
         "{}?access_token=sekrit-token-value",
@@ -350,7 +258,7 @@ async fn signalling_websocket_round_trips_through_tls() {
     request
         .headers_mut()
         .insert("x-forwarded-for", "6.6.6.6".parse().unwrap());
-    let (mut ws, resp) = tokio_tungstenite::client_async(request, tls_connect(&roost).await)
+    let (mut ws, resp) = tokio_tungstenite::client_async(request, tls_connect(&roost, None).await)
         .await
         .unwrap();
     assert_eq!(resp.status(), 101);
@@ -375,15 +283,12 @@ async fn signalling_websocket_round_trips_through_tls() {
     );
 
     // The one allowed proxied connection is taken: the next request is refused, in JSON.
-    let resp = roost
-        .client()
-        .get(roost.https_url("/rtc/validate"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 503);
-    let body: Value = resp.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "too_many_call_connections");
+    let resp = roost.get("/rtc/validate").await;
+    assert_error(
+        &answer(resp).await,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "too_many_call_connections",
+    );
     let m = roost.metrics().await;
     assert!(m.contains("roost_livekit_proxied_connections 1"), "{m}");
 
@@ -411,25 +316,22 @@ async fn signalling_websocket_round_trips_through_tls() {
 async fn twirp_is_proxied_with_its_status() {
     let (setup, _) = with_fake("");
     let mut roost = setup.start();
-    roost.wait_for_log(|v| message_is(v, "livekit ready"), DEADLINE);
+    roost.wait_for_log(|v| is_message(v, "livekit ready"), DEADLINE);
     let url = roost.https_url("/twirp/livekit.RoomService/ListRooms");
     let resp = roost
         .client()
         .post(&url)
         .header("authorization", "Bearer x")
-        .json(&serde_json::json!({}))
+        .json(&json!({}))
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    assert_eq!(
-        resp.json::<Value>().await.unwrap(),
-        serde_json::json!({"rooms": []})
-    );
+    assert_eq!(resp.json::<Value>().await.unwrap(), json!({"rooms": []}));
     let resp = roost
         .client()
         .post(&url)
-        .json(&serde_json::json!({}))
+        .json(&json!({}))
         .send()
         .await
         .unwrap();
@@ -440,34 +342,26 @@ async fn twirp_is_proxied_with_its_status() {
 async fn webhooks_are_accepted_when_signed_and_every_forgery_is_rejected() {
     let (setup, port) = with_fake("");
     let mut roost = setup.start();
-    roost.wait_for_log(|v| message_is(v, "livekit ready"), DEADLINE);
+    roost.wait_for_log(|v| is_message(v, "livekit ready"), DEADLINE);
 
     // LiveKit (the fake) signs and delivers a participant_joined.
-    let sent: Value = reqwest::Client::new()
-        .post(format!("http://127.0.0.1:{port}/fake/webhook"))
-        .json(&serde_json::json!({"event": "participant_joined", "room": "r1", "identity": "alice", "sid": "PA_1"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let sent = fake_livekit_webhook(
+        port,
+        json!({"event": "participant_joined", "room": "r1", "identity": "alice", "sid": "PA_1"}),
+    )
+    .await;
     assert_eq!(sent["status"], 200, "{}", roost.raw_logs());
     roost.wait_for_log(
         |v| {
-            message_is(v, "LiveKit webhook")
+            is_message(v, "LiveKit webhook")
                 && v["event"] == "participant_joined"
                 && v["identity"] == "alice"
         },
         DEADLINE,
     );
 
-    let key = read(&roost.setup.data_dir().join("secrets/livekit_api_key"));
-    let secret = read(&roost.setup.data_dir().join("secrets/livekit_api_secret"));
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+    let (key, secret) = livekit_key_pair(&roost.setup);
+    let now = unix_secs();
     let body = r#"{"event":"participant_left","room":{"name":"r1"},"participant":{"identity":"alice","sid":"PA_1"}}"#;
     let url = roost.internal_url("/livekit/webhook");
     let post = |auth: Option<String>, body: &'static str| {
@@ -546,8 +440,8 @@ async fn webhooks_are_accepted_when_signed_and_every_forgery_is_rejected() {
 async fn rotate_keys_restarts_livekit_with_both_pairs() {
     let (setup, _) = with_fake("");
     let mut roost = setup.start();
-    roost.wait_for_log(|v| message_is(v, "livekit ready"), DEADLINE);
-    let old_key = read(&roost.setup.data_dir().join("secrets/livekit_api_key"));
+    roost.wait_for_log(|v| is_message(v, "livekit ready"), DEADLINE);
+    let old_key = livekit_key_pair(&roost.setup).0;
 
     let out = roost.setup.run(&["livekit", "rotate-keys"]);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -557,7 +451,7 @@ async fn rotate_keys_restarts_livekit_with_both_pairs() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(text.contains("asked the running daemon"), "{text}");
-    let new_key = read(&roost.setup.data_dir().join("secrets/livekit_api_key"));
+    let new_key = livekit_key_pair(&roost.setup).0;
     assert_ne!(new_key, old_key);
     assert!(text.contains(&new_key) && text.contains(&old_key), "{text}");
     // The saved pair and the new one are 0600 like every secret, and no temporary file is left.
@@ -573,12 +467,14 @@ async fn rotate_keys_restarts_livekit_with_both_pairs() {
     }
 
     roost.wait_for_log(
-        |v| message_is(v, "restarting livekit with the current keys"),
+        |v| is_message(v, "restarting livekit with the current keys"),
         DEADLINE,
     );
-    wait_for_logs(&mut roost, 2, |v| message_is(v, "livekit ready"));
-    let seen: Value =
-        serde_json::from_str(&read(&control_dir(&roost.setup).join("config.json"))).unwrap();
+    roost.wait_for_logs(2, |v| is_message(v, "livekit ready"), DEADLINE);
+    let seen: Value = serde_json::from_str(&read(
+        &fake_livekit_control_dir(&roost.setup).join("config.json"),
+    ))
+    .unwrap();
     let keys = seen["keys"].as_object().unwrap();
     assert!(
         keys.contains_key(&old_key) && keys.contains_key(&new_key),

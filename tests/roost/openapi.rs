@@ -1,13 +1,11 @@
 //! The OpenAPI document a running Roost serves, and regression tests for what schemathesis
 //! (scripts/robustness/schemathesis.sh) found against it.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::*;
 use reqwest::StatusCode;
 use serde_json::Value;
-use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

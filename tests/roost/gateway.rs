@@ -1,13 +1,11 @@
 //! The realtime gateway as clients see it: the real binary, TLS WebSockets, resume cursors,
 //! fan-out to many sockets, a stalled reader, close codes, and shutdown.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::*;
 use futures_util::future::join_all;
 use serde_json::{json, Value};
-use support::*;
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -44,23 +42,11 @@ async fn resume_returns_exactly_the_missed_events_then_live_ones() {
     let two = api.say(&admin, room, "two").await;
     let three = api.say(&admin, room, "three").await;
     let path = |m: &Value| format!("/api/v1/rooms/{room}/messages/{}", m["id"]);
-    let (s, _, _) = api
-        .call(
-            reqwest::Method::PATCH,
-            &path(&two),
-            Some(&admin.token),
-            Some(json!({ "body": "two!" })),
-        )
+    let (s, _) = api
+        .patch(&path(&two), &admin.token, json!({ "body": "two!" }))
         .await;
     assert_eq!(s, 200);
-    let (s, tomb, _) = api
-        .call(
-            reqwest::Method::DELETE,
-            &path(&three),
-            Some(&admin.token),
-            None,
-        )
-        .await;
+    let (s, tomb) = api.delete(&path(&three), &admin.token).await;
     assert_eq!((s.as_u16(), tomb["deleted"].clone()), (200, json!(true)));
 
     // Resume while more messages keep arriving: the replay and the live stream must join
@@ -317,7 +303,7 @@ async fn next_call(ws: &mut Ws) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn livekit_webhooks_become_call_events_for_the_rooms_members_only() {
-    let (setup, port) = with_fake_livekit(Setup::new());
+    let (setup, port) = with_fake_livekit(Setup::new(), "");
     let mut api = Api::start(setup);
     api.roost
         .wait_for_log(|v| v["message"] == "livekit ready", WAIT);
@@ -335,15 +321,7 @@ async fn livekit_webhooks_become_call_events_for_the_rooms_members_only() {
     let identity = format!("user-{}", alice.id);
 
     // LiveKit (the fake) signs and delivers participant_joined to the internal listener.
-    let sent: Value = reqwest::Client::new()
-        .post(format!("http://127.0.0.1:{port}/fake/webhook"))
-        .json(&json!({ "event": "participant_joined", "room": lk_room, "identity": identity, "sid": "PA_alice" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let sent = fake_livekit_webhook(port, json!({ "event": "participant_joined", "room": lk_room, "identity": identity, "sid": "PA_alice" })).await;
     assert_eq!(sent["status"], 200, "{}", api.roost.raw_logs());
     let joined = next_call(&mut alice_ws).await;
     assert_eq!(joined["type"], "call.participant_joined", "{joined}");
@@ -515,24 +493,12 @@ async fn revoking_a_sign_in_stops_its_sockets_at_once_with_4003() {
                 .await
             }
             "disable" => {
-                let (s, v, _) = api
-                    .call(
-                        reqwest::Method::PATCH,
-                        &format!("/api/v1/users/{}", who.id),
-                        Some(&admin.token),
-                        Some(json!({ "disabled": true })),
-                    )
+                let (s, v) = api.patch(&format!("/api/v1/users/{}", who.id), &admin.token, json!({ "disabled": true }))
                     .await;
                 (s, v)
             }
             _ => {
-                let (s, v, _) = api
-                    .call(
-                        reqwest::Method::DELETE,
-                        &format!("/api/v1/api-keys/{key_id}"),
-                        Some(&who.token),
-                        None,
-                    )
+                let (s, v) = api.delete(&format!("/api/v1/api-keys/{key_id}"), &who.token)
                     .await;
                 (s, v)
             }
@@ -560,12 +526,7 @@ async fn disabling_from_the_command_line_closes_sockets_within_a_second() {
     let alice = api.member(&admin, "alice").await;
     let (mut ws, _) = api.ws_ready(&alice, None).await;
     let out = api.roost.setup.run(&["user", "disable", "alice"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit_0(&out);
     let disabled = std::time::Instant::now();
     let (_, code, reason) = ws.frames_until_close(WAIT).await;
     assert_eq!(code, 4003, "{reason}");
