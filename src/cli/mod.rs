@@ -1,7 +1,8 @@
 //! The command line: parses arguments, loads configuration, and calls into the library.
 //!
 //! Exit codes are part of the contract: 0 ok, 64 bad usage or configuration (`EX_USAGE`),
-//! 1 runtime failure. Commands print for humans on stdout; the daemon logs through tracing.
+//! 1 runtime failure (`crate::exit`). Commands print for humans on stdout; the daemon logs
+//! through tracing. This is the top of the crate: it may use every module, and none uses it.
 
 mod livekit;
 

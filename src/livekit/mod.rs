@@ -9,7 +9,8 @@
 //!
 //! [`LiveKit`] is the shared handle the daemon builds once and the HTTP state carries. This
 //! module must not serve chat or touch the database, and nothing outside [`supervisor`] starts
-//! a process. LiveKit trouble never fails Roost itself: it only shows up as the `livekit`
+//! a process. It knows nothing of the daemon, `ops` or the command line (`roost livekit` is
+//! `cli::livekit`, over [`keys`] and [`yaml`]). LiveKit trouble never fails Roost itself: it only shows up as the `livekit`
 //! check in `/ready` (which stays 200 when chat is fine) and in metrics.
 
 pub mod calls;

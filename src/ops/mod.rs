@@ -1,10 +1,11 @@
-//! Operating the daemon: health and readiness, Prometheus metrics, systemd notification,
+//! Operating the daemon: health and readiness, the `/metrics` scrape, systemd notification,
 //! logging setup, disk checks, backup and restore, diagnosis (`doctor`, `status`) and the
 //! Pi's own health.
 //!
 //! `ops` observes the other modules; it never changes chat data (restore replaces the whole
 //! data set, with the daemon stopped) and never serves the public API by itself (its handlers
-//! are mounted by `api`).
+//! are mounted by `api`). It sits above the capabilities it observes (`store`, `auth`,
+//! `livekit`, `files`, `edge`, `limits`): none of them uses it.
 
 pub mod admin;
 pub mod backup;
