@@ -6,8 +6,8 @@
 //! refuses, so a refused request costs nothing. IPv4 clients are keyed by address, IPv6
 //! clients by their /64 (one household or one host can hold a whole /64).
 //!
-//! There is one limiter per daemon, made in `daemon::run` and shared through `AppState`;
-//! nothing here is global. This module does not know HTTP (that is [`super::layer`]).
+//! There is one limiter per daemon, made in `daemon::run` and handed to the surfaces that run
+//! its step; nothing here is global. This module does not know HTTP (that is [`super::layer`]).
 
 use std::net::IpAddr;
 use std::sync::atomic::AtomicUsize;

@@ -74,7 +74,7 @@ impl Family {
         self as usize
     }
 
-    /// The family of a request, from its method and route template (`api::routes::Templates`, or
+    /// The family of a request, from its method and route template (`http::Templates`, or
     /// the raw path when no route matched). `None`: not limited (`/health`, `/ready`,
     /// `/ca.crt`, `/metrics` and everything else outside `/api/`).
     pub fn classify(method: &Method, route: &str) -> Option<Family> {
