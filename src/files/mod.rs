@@ -25,18 +25,18 @@ pub mod upload;
 
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use axum::extract::FromRef;
 use http::StatusCode;
+use utoipa_axum::routes;
 
-use crate::http::ApiError;
 use crate::config::Config;
-use crate::store::StoreError;
+use crate::http::{ApiError, Routes};
+use crate::store::{Store, StoreError};
 
 pub use download::download;
 pub use upload::upload;
-use utoipa_axum::routes;
-use crate::api::AppState;
-use crate::http::Routes;
 
 /// Folder of the store inside the data dir (the backup copies it, minus [`TMP_DIR`]).
 pub const ATTACHMENTS_DIR: &str = "attachments";
@@ -133,12 +133,21 @@ pub struct Files {
     tmp: PathBuf,
     /// Held while linking an upload into the store and while deleting unreferenced files.
     pub(crate) publish: tokio::sync::Mutex<()>,
+    /// `[storage] min_free_disk_mb` in bytes: an upload that leaves less free is refused.
+    min_free_bytes: u64,
+    /// Whether free disk was below `min_free_bytes` when last measured. Whoever measures the
+    /// disk says (the daemon wires `ops::vitals` in), so this module does not depend on it.
+    disk_low: Box<dyn Fn() -> bool + Send + Sync>,
 }
 
 impl Files {
     /// Creates `attachments/` and `attachments/tmp/` (0700) and empties the temp folder: files
-    /// left there by a crash belong to uploads that can never finish.
-    pub fn open(config: &Config) -> std::io::Result<Files> {
+    /// left there by a crash belong to uploads that can never finish. `disk_low` answers
+    /// whether free disk was below `[storage] min_free_disk_mb` when last measured.
+    pub fn open(
+        config: &Config,
+        disk_low: impl Fn() -> bool + Send + Sync + 'static,
+    ) -> std::io::Result<Files> {
         let root = config.data_dir().join(ATTACHMENTS_DIR);
         let tmp = root.join(TMP_DIR);
         std::fs::DirBuilder::new()
@@ -156,7 +165,19 @@ impl Files {
             root,
             tmp,
             publish: tokio::sync::Mutex::new(()),
+            min_free_bytes: config.storage.min_free_disk_mb.saturating_mul(1024 * 1024),
+            disk_low: Box::new(disk_low),
         })
+    }
+
+    /// Whether free disk was below the low-water mark when last measured: uploads are refused.
+    pub fn disk_low(&self) -> bool {
+        (self.disk_low)()
+    }
+
+    /// The free disk an upload must leave, in bytes.
+    pub fn min_free_bytes(&self) -> u64 {
+        self.min_free_bytes
     }
 
     pub fn root(&self) -> &Path {
@@ -207,7 +228,13 @@ pub fn delete_unreferenced_files(
 }
 
 /// Attachment upload and download.
-pub fn routes() -> Routes<AppState> {
+pub fn routes<S>() -> Routes<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Store: FromRef<S>,
+    Arc<Files>: FromRef<S>,
+    Arc<Config>: FromRef<S>,
+{
     Routes::new()
         .api(routes!(upload::upload))
         .api(routes!(download::download))
