@@ -27,8 +27,7 @@ use crate::config::Config;
 use crate::edge::policy::ClientIp;
 use crate::http::{ApiError, Json};
 use crate::livekit::tokens::{CallGrant, CallRole, Permissions, RoomCallPolicy};
-use crate::livekit::CallError;
-use crate::livekit::LiveKit;
+use crate::livekit::{CallError, LiveKit};
 use crate::store::Store;
 
 /// The call role for a room member: owners and moderators moderate; guests are guests

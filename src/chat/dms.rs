@@ -22,8 +22,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 use super::rooms::{add_member, Access, Joining, RoomRole, RoomView};
-use super::EventSink;
-use super::{commit, ChatError};
+use super::{commit, ChatError, EventSink};
 use crate::auth::{users, Principal, Role};
 use crate::config::Config;
 use crate::http::time::now_ms;

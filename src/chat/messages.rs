@@ -20,9 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::events;
 use super::rooms::Access;
-use super::ChatMetrics;
-use super::EventSink;
-use super::{commit, ChatError, RoomEvent};
+use super::{commit, ChatError, ChatMetrics, EventSink, RoomEvent};
 use crate::auth::Principal;
 use crate::config::Config;
 use crate::http::time::now_ms;

@@ -16,8 +16,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 use super::rooms::Access;
-use super::EventSink;
-use super::{commit, ChatError};
+use super::{commit, ChatError, EventSink};
 use crate::auth::Principal;
 use crate::http::time::now_ms;
 use crate::http::{ApiError, Json};

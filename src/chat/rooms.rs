@@ -30,8 +30,7 @@ use serde::{Deserialize, Serialize};
 
 use super::dms::{self, Person, RoomKind};
 use super::events::{self, MemberChange};
-use super::EventSink;
-use super::{commit, ChatError, RoomEvent};
+use super::{commit, ChatError, EventSink, RoomEvent};
 use crate::auth::{users, Principal, RequireMember, Role};
 use crate::config::Config;
 use crate::http::time::now_ms;

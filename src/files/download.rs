@@ -16,8 +16,7 @@ use http::{header, HeaderMap, HeaderValue, StatusCode};
 use rusqlite::{params, OptionalExtension};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-use super::Files;
-use super::FilesError;
+use super::{Files, FilesError};
 use crate::auth::{Principal, Role};
 use crate::http::ApiError;
 use crate::store::Store;

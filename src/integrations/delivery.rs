@@ -68,7 +68,7 @@ struct ResultLabels {
 }
 
 /// The integrations' shared state: the HTTP client, the worker's wake-up, metrics, and the
-/// incoming URLs' buckets. One per daemon, in `AppState`.
+/// incoming URLs' buckets. One per daemon, shared as [`super::Handle`].
 pub struct Integrations {
     store: Store,
     config: Webhooks,

@@ -20,16 +20,13 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::Integrations;
-use super::{bots, IntegrationError};
+use super::{bots, IntegrationError, Integrations};
 use crate::auth::crypto;
 use crate::auth::users::Actor;
 use crate::auth::{username, Principal};
 use crate::chat::messages::{self, MessageView};
 use crate::chat::rooms::{self, Access, Joining, RoomRole};
-use crate::chat::ChatMetrics;
-use crate::chat::EventSink;
-use crate::chat::{ChatError, RoomEvent};
+use crate::chat::{ChatError, ChatMetrics, EventSink, RoomEvent};
 use crate::config::Config;
 use crate::edge::policy::ClientIp;
 use crate::http::time::now_ms;

@@ -16,8 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::address::{self, AddressPolicy};
-use super::Integrations;
-use super::{IntegrationError, EVENTS};
+use super::{IntegrationError, Integrations, EVENTS};
 use crate::audit;
 use crate::auth::users::Actor;
 use crate::auth::RequireAdmin;
