@@ -106,6 +106,9 @@ fn calls_disabled(message: impl Into<String>) -> ChatError {
          (`livekit_unavailable`); or the server is shutting down", body = crate::http::ErrorBody),
     )
 )]
+// Each argument is an axum extractor: one part of the state it uses, or one part of the
+// request. Bundling them would only hide what the handler depends on.
+#[allow(clippy::too_many_arguments)]
 pub async fn token(
     State(store): State<Store>,
     State(config): State<Arc<Config>>,

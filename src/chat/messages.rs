@@ -290,6 +290,9 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ChatError> {
          (`idempotency_key_reused`)", body = crate::http::ErrorBody),
     )
 )]
+// Each argument is an axum extractor: one part of the state it uses, or one part of the
+// request. Bundling them would only hide what the handler depends on.
+#[allow(clippy::too_many_arguments)]
 pub async fn post(
     State(chat_metrics): State<ChatMetrics>,
     State(store): State<Store>,
