@@ -242,7 +242,104 @@ where
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use axum::body::Body;
+    use http::Request;
+    use tower::ServiceExt;
+
     use super::*;
+    use crate::auth::{Credential, Principal, Role, Scopes};
+    use crate::store::StoreOptions;
+
+    /// A state that is not the daemon's: the routes ask only for the parts they use.
+    #[derive(Clone)]
+    struct Parts {
+        store: Store,
+        files: Arc<Files>,
+        config: Arc<Config>,
+    }
+
+    impl FromRef<Parts> for Store {
+        fn from_ref(parts: &Parts) -> Store {
+            parts.store.clone()
+        }
+    }
+
+    impl FromRef<Parts> for Arc<Files> {
+        fn from_ref(parts: &Parts) -> Arc<Files> {
+            parts.files.clone()
+        }
+    }
+
+    impl FromRef<Parts> for Arc<Config> {
+        fn from_ref(parts: &Parts) -> Arc<Config> {
+            parts.config.clone()
+        }
+    }
+
+    fn upload_as_user_1(text: &'static str) -> Request<Body> {
+        let mut req = Request::post("/api/v1/attachments?name=note.txt")
+            .body(Body::from(text))
+            .unwrap();
+        // What `auth::authenticate` leaves for the `Principal` extractor.
+        req.extensions_mut().insert(Principal {
+            user_id: 1,
+            username: "ana".into(),
+            role: Role::Member,
+            credential: Credential::Session("s".into()),
+            scopes: Scopes::ALL,
+        });
+        req
+    }
+
+    #[tokio::test]
+    async fn uploads_get_507_while_the_disk_is_reported_low_and_are_stored_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::default();
+        config.storage.data_dir = dir.path().to_path_buf();
+        config.storage.min_free_disk_mb = 0;
+        let store =
+            Store::open(&config.db_path(), StoreOptions::new(config.backups_dir())).unwrap();
+        store
+            .write(|conn| {
+                conn.execute(
+                    "INSERT INTO users (id, username, display_name, role, password_hash, created_at, updated_at)
+                     VALUES (1, 'ana', 'Ana', 'member', 'x', 0, 0)",
+                    [],
+                )?;
+                Ok::<_, FilesError>(())
+            })
+            .await
+            .unwrap();
+        let low = Arc::new(AtomicBool::new(true));
+        let reported = low.clone();
+        let files = Files::open(&config, move || reported.load(Ordering::Relaxed)).unwrap();
+        let parts = Parts {
+            store,
+            files: Arc::new(files),
+            config: Arc::new(config),
+        };
+        let (router, _) = routes::<Parts>().finish(parts.clone());
+
+        let refused = router
+            .clone()
+            .oneshot(upload_as_user_1("hello"))
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), StatusCode::INSUFFICIENT_STORAGE);
+        let body = axum::body::to_bytes(refused.into_body(), 4096)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"]["code"], "insufficient_storage");
+        let left = std::fs::read_dir(parts.files.tmp_dir()).unwrap().count();
+        assert_eq!(left, 0, "a refused upload leaves no temp file");
+
+        low.store(false, Ordering::Relaxed);
+        let stored = router.oneshot(upload_as_user_1("hello")).await.unwrap();
+        assert_eq!(stored.status(), StatusCode::CREATED);
+    }
 
     #[test]
     fn content_paths_fan_out_by_the_first_four_hex_digits() {
