@@ -201,12 +201,14 @@ async fn serve(
         crate::gateway::Gateway::start(&config, store.clone(), &metrics, shutdown.clone())
             .await
             .context("preparing the realtime gateway")?;
-    let files_config = config.clone();
+    let (files_config, measured) = (config.clone(), vitals.clone());
     let files = Arc::new(
-        tokio::task::spawn_blocking(move || crate::files::Files::open(&files_config))
-            .await
-            .context("preparing the attachment store")?
-            .context("preparing the attachment store")?,
+        tokio::task::spawn_blocking(move || {
+            crate::files::Files::open(&files_config, move || measured.disk_low())
+        })
+        .await
+        .context("preparing the attachment store")?
+        .context("preparing the attachment store")?,
     );
     let retention_clock = auth.clock.clone();
     let events = {
@@ -220,6 +222,7 @@ async fn serve(
             gateway.publish(events);
         })
     };
+    let chat_metrics = crate::chat::ChatMetrics::register(&metrics);
     let state = AppState::new(Shared {
         config: config.clone(),
         store: store.clone(),
@@ -236,6 +239,7 @@ async fn serve(
         backup_runs: Arc::new(crate::ops::admin::BackupRuns::new(shutdown.clone())),
         integrations: integrations.clone(),
         events,
+        chat_metrics,
     });
     let internal_state = AppState::new(Shared {
         edge: internal_policy,
@@ -329,7 +333,13 @@ async fn serve(
     background.spawn(gateway.clone().run_gap_repair());
     background.spawn(gateway.clone().run_revalidation(state.auth.clone()));
     background.spawn(gateway.clone().run_call_events(livekit.clone()));
-    background.spawn(crate::chat::call_log::run(state.clone(), shutdown.clone()));
+    background.spawn(crate::chat::call_log::run(
+        store.clone(),
+        state.events.clone(),
+        livekit.clone(),
+        config.clone(),
+        shutdown.clone(),
+    ));
     // Deliveries queued before a restart (or a `kill -9`) are sent from here on.
     background.spawn(integrations.clone().run(shutdown.clone()));
     background.spawn(crate::integrations::calls::run(

@@ -21,6 +21,7 @@ pub mod livekit;
 pub mod metrics;
 pub mod names;
 pub mod ops;
+pub mod outbox;
 pub mod secret_file;
 pub mod store;
 #[cfg(test)]

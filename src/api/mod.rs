@@ -214,7 +214,7 @@ impl SurfaceParts {
             // Only requests that carry credentials wait on the database; the others skip the
             // (boxed) credential check, so every request's future stays small.
             let authenticated = if auth::carries_credentials(&req) {
-                Box::pin(auth::authenticate(&self.app, req)).await
+                Box::pin(auth::authenticate(&self.app.auth, &self.app.store, req)).await
             } else {
                 Ok(req)
             };

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use axum::extract::FromRef;
 
 use crate::auth::AuthState;
-use crate::chat::EventSink;
+use crate::chat::{ChatMetrics, EventSink};
 use crate::config::Config;
 use crate::edge::policy::EdgePolicy;
 use crate::edge::trust::CaCertificate;
@@ -73,6 +73,8 @@ pub struct Shared {
     pub integrations: integrations::Handle,
     /// Where chat publishes room events after commit (the gateway, the webhook worker).
     pub events: EventSink,
+    /// Chat's counters (`roost_messages_total`).
+    pub chat_metrics: ChatMetrics,
 }
 
 impl FromRef<AppState> for Arc<Config> {
@@ -162,5 +164,11 @@ impl FromRef<AppState> for EventSink {
 impl FromRef<AppState> for CaCertificate {
     fn from_ref(app: &AppState) -> CaCertificate {
         app.ca.clone()
+    }
+}
+
+impl FromRef<AppState> for ChatMetrics {
+    fn from_ref(app: &AppState) -> ChatMetrics {
+        app.chat_metrics.clone()
     }
 }

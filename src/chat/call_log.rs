@@ -10,21 +10,32 @@
 //! This module listens to `livekit::calls::Registry` (fed by LiveKit's webhooks) and writes
 //! through [`commit`](super::commit); it never talks to LiveKit.
 
+use std::sync::Arc;
+
 use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
-use super::calls::{room_id_of, user_id_of};
+use super::call_mapping::{room_id_of, user_id_of};
 use super::events::{self, RoomEvent};
 use super::messages::{self, MessageKind};
-use super::{commit, now_ms, ChatError};
-use crate::api::AppState;
+use super::{commit, ChatError, EventSink};
+use crate::config::Config;
+use crate::http::time::now_ms;
 use crate::livekit::calls::CallEvent;
+use crate::livekit::LiveKit;
+use crate::store::Store;
 
 /// Background task: turns the call registry's `Started`/`Emptied` into timeline entries until
 /// `shutdown`.
-pub async fn run(app: AppState, shutdown: CancellationToken) {
-    let mut rx = app.livekit.calls.subscribe();
+pub async fn run(
+    store: Store,
+    sink: EventSink,
+    livekit: Arc<LiveKit>,
+    config: Arc<Config>,
+    shutdown: CancellationToken,
+) {
+    let mut rx = livekit.calls.subscribe();
     loop {
         let event = tokio::select! {
             e = rx.recv() => e,
@@ -50,8 +61,8 @@ pub async fn run(app: AppState, shutdown: CancellationToken) {
         let Some(room_id) = room_id_of(&room) else {
             continue; // a LiveKit room Roost did not name
         };
-        let keep = app.config.gateway.resume_events_per_room;
-        let posted = commit(&app.store, &app.events, move |conn, events| {
+        let keep = config.gateway.resume_events_per_room;
+        let posted = commit(&store, &sink, move |conn, events| {
             if let Some(event) = record(conn, room_id, &room_sid, kind, by, now_ms(), keep)? {
                 events.push(event);
             }

@@ -2,13 +2,13 @@
 //! LiveKit token scoped to that room's call, and `GET /api/v1/rooms/{id}/call` lists who is in
 //! it (from `livekit::calls::Registry`).
 //!
-//! One mapping ties the two worlds together: Roost room `N` is LiveKit room `roost-room-N`
-//! ([`livekit_room`] / [`room_id_of`]), and a user is the participant identity `user-<id>`
-//! ([`identity`] / [`user_id_of`]); the gateway uses the same functions to route call events.
+//! Roost room `N` is LiveKit room `roost-room-N` and a user the participant identity
+//! `user-<id>` ([`super::call_mapping`], which the gateway uses too).
 //! Permissions come from `livekit::tokens::Permissions::for_role` (the policy lives there);
 //! this module only decides the caller's call role from their room role and account role.
 //! Every token issued is audited (`media.token.issue`, never the token itself) and counted.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Path, State};
@@ -18,37 +18,17 @@ use http::{header, HeaderMap};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::call_mapping::{identity, livekit_room, participant_view, CallParticipant};
 use super::rooms::{Access, RoomRole};
 use super::ChatError;
-use crate::api::AppState;
-use crate::http::{ApiError, Json};
 use crate::audit::{self, Event};
 use crate::auth::{Principal, Role};
+use crate::config::Config;
 use crate::edge::policy::ClientIp;
+use crate::http::{ApiError, Json};
 use crate::livekit::tokens::{CallGrant, CallRole, Permissions, RoomCallPolicy};
-use crate::livekit::CallError;
-
-const ROOM_PREFIX: &str = "roost-room-";
-const IDENTITY_PREFIX: &str = "user-";
-
-/// The LiveKit room name of Roost room `room_id`.
-pub fn livekit_room(room_id: i64) -> String {
-    format!("{ROOM_PREFIX}{room_id}")
-}
-
-/// The Roost room a LiveKit room name stands for (`None` for rooms Roost did not name).
-pub fn room_id_of(livekit_room: &str) -> Option<i64> {
-    livekit_room.strip_prefix(ROOM_PREFIX)?.parse().ok()
-}
-
-/// The participant identity of a user.
-pub fn identity(user_id: i64) -> String {
-    format!("{IDENTITY_PREFIX}{user_id}")
-}
-
-pub fn user_id_of(identity: &str) -> Option<i64> {
-    identity.strip_prefix(IDENTITY_PREFIX)?.parse().ok()
-}
+use crate::livekit::{CallError, LiveKit};
+use crate::store::Store;
 
 /// The call role for a room member: owners and moderators moderate; guests are guests
 /// whatever their room role.
@@ -126,8 +106,13 @@ fn calls_disabled(message: impl Into<String>) -> ChatError {
          (`livekit_unavailable`); or the server is shutting down", body = crate::http::ErrorBody),
     )
 )]
+// Each argument is an axum extractor: one part of the state it uses, or one part of the
+// request. Bundling them would only hide what the handler depends on.
+#[allow(clippy::too_many_arguments)]
 pub async fn token(
-    State(app): State<AppState>,
+    State(store): State<Store>,
+    State(config): State<Arc<Config>>,
+    State(livekit): State<Arc<LiveKit>>,
     who: Principal,
     Path(room_id): Path<i64>,
     Extension(ClientIp(client_ip)): Extension<ClientIp>,
@@ -136,14 +121,14 @@ pub async fn token(
     body: Bytes,
 ) -> Result<Json<TokenResponse>, ApiError> {
     let req: TokenRequest = super::optional_json(&body)?;
-    if !app.config.livekit.call_tokens_enabled {
+    if !config.livekit.call_tokens_enabled {
         return Err(
             calls_disabled("call tokens are turned off (livekit.call_tokens_enabled)").into(),
         );
     }
     let (access, display_name) = {
         let who = who.clone();
-        app.store
+        store
             .read(move |conn| {
                 let access = Access::load(conn, room_id, &who)?;
                 let user =
@@ -176,8 +161,7 @@ pub async fn token(
         room: &room,
         permissions: &permissions,
     };
-    let minted = app
-        .livekit
+    let minted = livekit
         .mint(&grant, req.ttl_secs.map(Duration::from_secs))
         .map_err(|e| match e {
             CallError::Unavailable(why) => {
@@ -201,14 +185,12 @@ pub async fn token(
         .target(format!("room:{room_id}"))
         .ip(Some(client_ip))
         .detail(detail);
-    app.store
-        .write(move |conn| audit::record(conn, &event))
-        .await?;
-    app.livekit.metrics.tokens_issued.inc();
+    store.write(move |conn| audit::record(conn, &event)).await?;
+    livekit.metrics.tokens_issued.inc();
     let expires_at =
         crate::http::time::rfc3339(i64::try_from(minted.expires_at_unix()).unwrap_or(i64::MAX));
     Ok(Json(TokenResponse {
-        url: app.livekit.client_url(&request_host(&headers, &uri)),
+        url: livekit.client_url(&request_host(&headers, &uri)),
         token: minted.token,
         identity,
         room,
@@ -218,32 +200,10 @@ pub async fn token(
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct CallParticipant {
-    /// `user-<id>` for Roost accounts.
-    pub identity: String,
-    /// Null for participants that are not Roost accounts.
-    #[schema(required = true)]
-    pub user_id: Option<i64>,
-    pub name: String,
-    /// RFC 3339 (as LiveKit reported it).
-    #[schema(format = DateTime)]
-    pub joined_at: String,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CallState {
     pub room_id: i64,
     pub room: String,
     pub participants: Vec<CallParticipant>,
-}
-
-pub fn participant_view(p: &crate::livekit::calls::Participant) -> CallParticipant {
-    CallParticipant {
-        identity: p.identity.clone(),
-        user_id: user_id_of(&p.identity),
-        name: p.name.clone(),
-        joined_at: crate::http::time::rfc3339(p.joined_at),
-    }
 }
 
 /// `GET /api/v1/rooms/{id}/call`: who is in the room's call now (for those who may read the
@@ -264,16 +224,16 @@ pub fn participant_view(p: &crate::livekit::calls::Participant) -> CallParticipa
     )
 )]
 pub async fn participants(
-    State(app): State<AppState>,
+    State(livekit): State<Arc<LiveKit>>,
+    State(store): State<Store>,
     who: Principal,
     Path(room_id): Path<i64>,
 ) -> Result<Json<CallState>, ApiError> {
-    app.store
+    store
         .read(move |conn| Access::load(conn, room_id, &who)?.require_read())
         .await?;
     let room = livekit_room(room_id);
-    let participants = app
-        .livekit
+    let participants = livekit
         .calls
         .participants(&room)
         .iter()
@@ -289,14 +249,6 @@ pub async fn participants(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn names_map_both_ways() {
-        assert_eq!(room_id_of(&livekit_room(42)), Some(42));
-        assert_eq!(room_id_of("someone-elses-room"), None);
-        assert_eq!(user_id_of(&identity(7)), Some(7));
-        assert_eq!(user_id_of("bot"), None);
-    }
 
     #[test]
     fn guests_stay_guests_and_room_staff_moderate() {

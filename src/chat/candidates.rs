@@ -11,9 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use super::rooms::Access;
 use super::ChatError;
-use crate::api::AppState;
-use crate::http::{ApiError, Json, Query};
 use crate::auth::{Principal, Role};
+use crate::http::{ApiError, Json, Query};
+use crate::store::Store;
 
 /// Candidates in one answer: enough for a picker that narrows as one types, and a bound on
 /// how much of the account list one request shows.
@@ -86,7 +86,7 @@ fn like_pattern(text: &str) -> String {
     )
 )]
 pub async fn list(
-    State(app): State<AppState>,
+    State(store): State<Store>,
     who: Principal,
     Path(room_id): Path<i64>,
     Query(query): Query<CandidateQuery>,
@@ -101,8 +101,7 @@ pub async fn list(
         .into());
     }
     let pattern = like_pattern(text);
-    let candidates = app
-        .store
+    let candidates = store
         .read(move |conn| {
             Access::load(conn, room_id, &who)?.require_moderator()?;
             let mut stmt = conn.prepare_cached(

@@ -13,6 +13,8 @@
 //! DMs. This module knows nothing about sockets: opening a DM appends the two `member.joined`
 //! events, which [`super::commit`] publishes to both people's connections.
 
+use std::sync::Arc;
+
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
@@ -20,10 +22,12 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 use super::rooms::{add_member, Access, Joining, RoomRole, RoomView};
-use super::{commit, now_ms, ChatError};
-use crate::api::AppState;
-use crate::http::{ApiError, Json, Query};
+use super::{commit, ChatError, EventSink};
 use crate::auth::{users, Principal, Role};
+use crate::config::Config;
+use crate::http::time::now_ms;
+use crate::http::{ApiError, Json, Query};
+use crate::store::Store;
 
 /// What a room is: a room people join and leave, or a direct message between two accounts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -130,12 +134,14 @@ pub struct OpenDm {
     )
 )]
 pub async fn open(
-    State(app): State<AppState>,
+    State(store): State<Store>,
+    State(sink): State<EventSink>,
+    State(config): State<Arc<Config>>,
     who: Principal,
     Json(req): Json<OpenDm>,
 ) -> Result<Response, ApiError> {
-    let keep = app.config.gateway.resume_events_per_room;
-    let (created, room) = commit(&app.store, &app.events, move |conn, events| {
+    let keep = config.gateway.resume_events_per_room;
+    let (created, room) = commit(&store, &sink, move |conn, events| {
         if req.user_id == who.user_id {
             // Said before looking the account up, so the answer does not depend on it.
             return Err(ChatError::invalid(
@@ -249,7 +255,7 @@ fn like_escaped(q: &str) -> String {
     )
 )]
 pub async fn people(
-    State(app): State<AppState>,
+    State(store): State<Store>,
     who: Principal,
     Query(query): Query<PeopleQuery>,
 ) -> Result<Json<PeoplePage>, ApiError> {
@@ -272,8 +278,7 @@ pub async fn people(
         .unwrap_or(DEFAULT_PEOPLE_PAGE)
         .clamp(1, MAX_PEOPLE_PAGE);
     let after = query.after;
-    let mut people = app
-        .store
+    let mut people = store
         .read(move |conn| {
             // One more than the page, to tell whether there is a next one.
             let mut stmt = conn.prepare_cached(

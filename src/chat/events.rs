@@ -76,7 +76,7 @@ pub fn append(
     .execute(params![room_id, seq, kind, at_ms, data])?;
     // Outgoing webhooks that want this event get a delivery queued in this same transaction:
     // rolled back with it, or committed with it.
-    crate::integrations::enqueue(conn, kind, Some(room_id), Some(seq), at_ms, &data)?;
+    crate::outbox::enqueue(conn, kind, Some(room_id), Some(seq), at_ms, &data)?;
     let keep = i64::try_from(keep).unwrap_or(i64::MAX);
     if seq > keep {
         conn.prepare_cached("DELETE FROM events WHERE room_id = ?1 AND seq <= ?2")?

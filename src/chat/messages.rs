@@ -10,6 +10,7 @@
 //! This module never publishes an event itself (see [`super::commit`]).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
@@ -19,10 +20,12 @@ use serde::{Deserialize, Serialize};
 
 use super::events;
 use super::rooms::Access;
-use super::{commit, now_ms, ChatError, RoomEvent};
-use crate::api::AppState;
-use crate::http::{ApiError, Json, Query};
+use super::{commit, ChatError, ChatMetrics, EventSink, RoomEvent};
 use crate::auth::Principal;
+use crate::config::Config;
+use crate::http::time::now_ms;
+use crate::http::{ApiError, Json, Query};
+use crate::store::Store;
 
 /// Largest page of `GET .../messages`.
 pub const MAX_PAGE: usize = 100;
@@ -287,8 +290,14 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ChatError> {
          (`idempotency_key_reused`)", body = crate::http::ErrorBody),
     )
 )]
+// Each argument is an axum extractor: one part of the state it uses, or one part of the
+// request. Bundling them would only hide what the handler depends on.
+#[allow(clippy::too_many_arguments)]
 pub async fn post(
-    State(app): State<AppState>,
+    State(chat_metrics): State<ChatMetrics>,
+    State(store): State<Store>,
+    State(sink): State<EventSink>,
+    State(config): State<Arc<Config>>,
     who: Principal,
     Path(room_id): Path<i64>,
     headers: HeaderMap,
@@ -305,11 +314,11 @@ pub async fn post(
     let body = check_body(
         &req.body,
         req.attachment_ids.len(),
-        app.config.chat.max_message_chars,
+        config.chat.max_message_chars,
     )?;
-    let keep = app.config.gateway.resume_events_per_room;
-    let messages_total = app.gateway.metrics.messages.clone();
-    let (created, view) = commit(&app.store, &app.events, move |conn, events| {
+    let keep = config.gateway.resume_events_per_room;
+    let messages_total = chat_metrics.messages.clone();
+    let (created, view) = commit(&store, &sink, move |conn, events| {
         if let Some(key) = &key {
             let seen: Option<i64> = conn
                 .prepare_cached(
@@ -418,12 +427,11 @@ pub(crate) fn announce_created(
     )
 )]
 pub async fn get(
-    State(app): State<AppState>,
+    State(store): State<Store>,
     who: Principal,
     Path((room_id, id)): Path<(i64, i64)>,
 ) -> Result<Json<MessageView>, ApiError> {
-    let view = app
-        .store
+    let view = store
         .read(move |conn| {
             Access::load(conn, room_id, &who)?.require_read()?;
             load(conn, room_id, id)
@@ -464,14 +472,16 @@ pub struct EditMessage {
     )
 )]
 pub async fn edit(
-    State(app): State<AppState>,
+    State(store): State<Store>,
+    State(sink): State<EventSink>,
+    State(config): State<Arc<Config>>,
     who: Principal,
     Path((room_id, id)): Path<(i64, i64)>,
     Json(req): Json<EditMessage>,
 ) -> Result<Json<MessageView>, ApiError> {
-    let max = app.config.chat.max_message_chars;
-    let keep = app.config.gateway.resume_events_per_room;
-    let view = commit(&app.store, &app.events, move |conn, events| {
+    let max = config.chat.max_message_chars;
+    let keep = config.gateway.resume_events_per_room;
+    let view = commit(&store, &sink, move |conn, events| {
         Access::load(conn, room_id, &who)?.require_member()?;
         let current = load(conn, room_id, id)?;
         refuse_call_entry(&current)?;
@@ -532,12 +542,14 @@ pub async fn edit(
     )
 )]
 pub async fn delete(
-    State(app): State<AppState>,
+    State(store): State<Store>,
+    State(sink): State<EventSink>,
+    State(config): State<Arc<Config>>,
     who: Principal,
     Path((room_id, id)): Path<(i64, i64)>,
 ) -> Result<Json<MessageView>, ApiError> {
-    let keep = app.config.gateway.resume_events_per_room;
-    let view = commit(&app.store, &app.events, move |conn, events| {
+    let keep = config.gateway.resume_events_per_room;
+    let view = commit(&store, &sink, move |conn, events| {
         let access = Access::load(conn, room_id, &who)?;
         access.require_read()?;
         let current = load(conn, room_id, id)?;
@@ -623,7 +635,7 @@ pub struct Page {
     )
 )]
 pub async fn list(
-    State(app): State<AppState>,
+    State(store): State<Store>,
     who: Principal,
     Path(room_id): Path<i64>,
     Query(q): Query<ListQuery>,
@@ -634,8 +646,7 @@ pub async fn list(
         );
     }
     let limit = q.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
-    let page = app
-        .store
+    let page = store
         .read(move |conn| {
             Access::load(conn, room_id, &who)?.require_read()?;
             page(conn, room_id, q.before, q.after, limit)

@@ -12,16 +12,22 @@
 //! - [`reads`]: each member's read position per room and the unread counts it gives.
 //! - [`search`]: FTS5 over message bodies, filtered to rooms the caller may read.
 //! - [`calls`]: LiveKit call tokens and participants for a room.
+//! - [`call_mapping`]: Roost room `N` is LiveKit room `roost-room-N`, a user is participant
+//!   `user-<id>`; how a participant looks to clients.
 //! - [`call_log`]: "call started" / "call ended" entries in the room's timeline.
 //! - [`retention`]: the scheduled purge of old messages, audit events, expired credentials and
 //!   unreferenced attachments.
 //!
 //! Every change goes through [`commit`]: one `store.write` that returns the room events it
-//! produced, which are published to the gateway's hub only after the transaction committed.
+//! produced, which are handed to the [`EventSink`] (the gateway's hub, the webhook worker's
+//! wake-up; the daemon wires it) only after the transaction committed. Handlers take only the
+//! parts of the application state they use (`State<Store>`, `State<EventSink>`...), so chat
+//! knows neither the gateway, the webhooks nor the module that mounts its routes.
 //! This module must not touch sockets or build HTTP responses itself (errors become
 //! `ApiError` through [`ChatError`]), and must not publish an event that is not committed.
 
 pub mod call_log;
+pub mod call_mapping;
 pub mod calls;
 pub mod candidates;
 pub mod dms;
@@ -35,16 +41,19 @@ pub mod search;
 
 use std::sync::Arc;
 
+use axum::extract::FromRef;
 use http::StatusCode;
+use prometheus_client::metrics::counter::Counter;
 use rusqlite::Connection;
+use utoipa_axum::routes;
 
-use crate::api::AppState;
-use crate::http::ApiError;
+use crate::config::Config;
+use crate::http::{ApiError, Routes};
+use crate::livekit::LiveKit;
+use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
 
 pub use events::RoomEvent;
-use utoipa_axum::routes;
-use crate::http::Routes;
 
 /// What can go wrong in a chat request; mapped to HTTP only by `From<ChatError> for ApiError`.
 #[derive(Debug, thiserror::Error)]
@@ -127,7 +136,7 @@ impl axum::response::IntoResponse for ChatError {
 }
 
 /// Runs `change` in one write transaction (group commit) and, once it has committed,
-/// publishes the room events it appended to the gateway hub, in order.
+/// publishes the room events it appended through `sink`, in order.
 ///
 /// The write and the publish run in their own task, so a client that disconnects while its
 /// request is in flight cannot leave a committed event unpublished (axum drops the handler's
@@ -196,11 +205,19 @@ impl std::fmt::Debug for EventSink {
     }
 }
 
-/// Unix milliseconds now (the wall clock; chat times are display data, not deadlines).
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+/// Chat's metrics, registered once at startup; cloning shares the same series.
+#[derive(Clone, Default)]
+pub struct ChatMetrics {
+    /// `roost_messages_total`: messages posted (`messages::post`, incoming webhooks).
+    pub messages: Counter,
+}
+
+impl ChatMetrics {
+    pub fn register(metrics: &Metrics) -> ChatMetrics {
+        let m = ChatMetrics::default();
+        metrics.register("messages", "Messages posted", m.messages.clone());
+        m
+    }
 }
 
 /// A JSON body that may be absent: an empty body is `T::default()`.
@@ -215,7 +232,15 @@ pub fn optional_json<T: serde::de::DeserializeOwned + Default>(
 }
 
 /// Rooms, members, direct messages, messages, read positions, calls and search.
-pub fn routes() -> Routes<AppState> {
+pub fn routes<S>() -> Routes<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Store: FromRef<S>,
+    EventSink: FromRef<S>,
+    Arc<Config>: FromRef<S>,
+    Arc<LiveKit>: FromRef<S>,
+    ChatMetrics: FromRef<S>,
+{
     Routes::new()
         .api(routes!(rooms::list, rooms::create))
         .api(routes!(rooms::get, rooms::update))
@@ -229,5 +254,5 @@ pub fn routes() -> Routes<AppState> {
         .api(routes!(messages::get, messages::edit, messages::delete))
         .api(routes!(calls::participants))
         .api(routes!(calls::token))
-        .api(routes!(search::handler))
+        .api(routes!(search::search))
 }

@@ -16,10 +16,11 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 use super::rooms::Access;
-use super::{commit, now_ms, ChatError};
-use crate::api::AppState;
-use crate::http::{ApiError, Json};
+use super::{commit, ChatError, EventSink};
 use crate::auth::Principal;
+use crate::http::time::now_ms;
+use crate::http::{ApiError, Json};
+use crate::store::Store;
 
 /// The highest unread count reported: the count query stops after this many messages, so a
 /// room unread for a long time costs no more than one with 999 new messages. Clients show it
@@ -120,12 +121,13 @@ pub struct ReadAnswer {
     )
 )]
 pub async fn mark(
-    State(app): State<AppState>,
+    State(store): State<Store>,
+    State(sink): State<EventSink>,
     who: Principal,
     Path(room_id): Path<i64>,
     Json(req): Json<MarkRead>,
 ) -> Result<Json<ReadAnswer>, ApiError> {
-    let state = commit(&app.store, &app.events, move |conn, _events| {
+    let state = commit(&store, &sink, move |conn, _events| {
         let access = Access::load(conn, room_id, &who)?;
         access.require_member()?;
         if req.seq < 0 || req.seq > access.room.last_seq {

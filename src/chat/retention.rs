@@ -279,7 +279,7 @@ mod tests {
         config.retention.audit_days = 90;
         let store =
             Store::open(&config.db_path(), StoreOptions::new(config.backups_dir())).unwrap();
-        let files = Files::open(&config).unwrap();
+        let files = Files::open(&config, || false).unwrap();
         let now = UNIX_EPOCH + Duration::from_secs(1000 * DAY);
         let at = |days_ago: u64| ms(now - Duration::from_secs(days_ago * DAY));
         let (old, recent, ancient) = (at(31), at(1), at(100));
@@ -389,7 +389,7 @@ mod tests {
         config.retention.event_days = 30;
         let store =
             Store::open(&config.db_path(), StoreOptions::new(config.backups_dir())).unwrap();
-        let files = Files::open(&config).unwrap();
+        let files = Files::open(&config, || false).unwrap();
         let now = UNIX_EPOCH + Duration::from_secs(1000 * DAY);
         let at = |days_ago: u64| ms(now - Duration::from_secs(days_ago * DAY));
         // Room 1: seq 1-3 old, 4 recent, 5 stamped old by a clock that stepped back (kept:

@@ -20,6 +20,8 @@
 //! Every change appends a room event (`room.updated`, `member.joined`, `member.updated`,
 //! `member.left`) in the same transaction. This module knows nothing about sockets.
 
+use std::sync::Arc;
+
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
@@ -28,10 +30,12 @@ use serde::{Deserialize, Serialize};
 
 use super::dms::{self, Person, RoomKind};
 use super::events::{self, MemberChange};
-use super::{commit, now_ms, ChatError, RoomEvent};
-use crate::api::AppState;
-use crate::http::{ApiError, Json};
+use super::{commit, ChatError, EventSink, RoomEvent};
 use crate::auth::{users, Principal, RequireMember, Role};
+use crate::config::Config;
+use crate::http::time::now_ms;
+use crate::http::{ApiError, Json};
+use crate::store::Store;
 
 const MAX_NAME_CHARS: usize = 100;
 const MAX_TOPIC_CHARS: usize = 1000;
@@ -364,14 +368,16 @@ fn member_view(conn: &Connection, user_id: i64, role: RoomRole) -> Result<Member
     )
 )]
 pub async fn create(
-    State(app): State<AppState>,
+    State(store): State<Store>,
+    State(sink): State<EventSink>,
+    State(config): State<Arc<Config>>,
     RequireMember(who): RequireMember,
     Json(req): Json<CreateRoom>,
 ) -> Result<Response, ApiError> {
     let name = check_name(&req.name)?;
     let topic = check_topic(&req.topic)?;
-    let keep = app.config.gateway.resume_events_per_room;
-    let room = commit(&app.store, &app.events, move |conn, events| {
+    let keep = config.gateway.resume_events_per_room;
+    let room = commit(&store, &sink, move |conn, events| {
         let now = now_ms();
         let id: i64 = conn.query_row(
             "INSERT INTO rooms (name, topic, visibility, guests_may_publish, created_by, created_at, updated_at)
@@ -461,9 +467,8 @@ pub struct RoomList {
     responses((status = 200, description = "At most 1000 rooms, oldest first, each with its \
                `last_activity`", body = RoomList))
 )]
-pub async fn list(State(app): State<AppState>, who: Principal) -> Result<Json<RoomList>, ApiError> {
-    let rooms = app
-        .store
+pub async fn list(State(store): State<Store>, who: Principal) -> Result<Json<RoomList>, ApiError> {
+    let rooms = store
         .read(move |conn| {
             // The newest event is one primary-key lookup; its time is the room's last activity
             // (the room's own update time once retention has pruned a quiet room's log).
@@ -523,12 +528,11 @@ pub async fn list(State(app): State<AppState>, who: Principal) -> Result<Json<Ro
     )
 )]
 pub async fn get(
-    State(app): State<AppState>,
+    State(store): State<Store>,
     who: Principal,
     Path(room_id): Path<i64>,
 ) -> Result<Json<RoomView>, ApiError> {
-    let access = app
-        .store
+    let access = store
         .read(move |conn| Access::load(conn, room_id, &who))
         .await?;
     Ok(Json(access.room))
@@ -568,15 +572,17 @@ pub struct UpdateRoom {
     )
 )]
 pub async fn update(
-    State(app): State<AppState>,
+    State(store): State<Store>,
+    State(sink): State<EventSink>,
+    State(config): State<Arc<Config>>,
     who: Principal,
     Path(room_id): Path<i64>,
     Json(req): Json<UpdateRoom>,
 ) -> Result<Json<RoomView>, ApiError> {
     let name = req.name.as_deref().map(check_name).transpose()?;
     let topic = req.topic.as_deref().map(check_topic).transpose()?;
-    let keep = app.config.gateway.resume_events_per_room;
-    let room = commit(&app.store, &app.events, move |conn, events| {
+    let keep = config.gateway.resume_events_per_room;
+    let room = commit(&store, &sink, move |conn, events| {
         let access = Access::load(conn, room_id, &who)?;
         access.refuse_dm_change("it has no name or settings to change")?;
         access.require_moderator()?;
@@ -629,12 +635,11 @@ pub struct MemberList {
     )
 )]
 pub async fn members(
-    State(app): State<AppState>,
+    State(store): State<Store>,
     who: Principal,
     Path(room_id): Path<i64>,
 ) -> Result<Json<MemberList>, ApiError> {
-    let members = app
-        .store
+    let members = store
         .read(move |conn| {
             Access::load(conn, room_id, &who)?.require_read()?;
             let mut stmt = conn.prepare_cached(
@@ -696,14 +701,16 @@ pub struct PutMember {
     )
 )]
 pub async fn put_member(
-    State(app): State<AppState>,
+    State(store): State<Store>,
+    State(sink): State<EventSink>,
+    State(config): State<Arc<Config>>,
     who: Principal,
     Path((room_id, user_id)): Path<(i64, i64)>,
     body: bytes::Bytes,
 ) -> Result<Response, ApiError> {
     let wanted = super::optional_json::<PutMember>(&body)?.role;
-    let keep = app.config.gateway.resume_events_per_room;
-    let (created, view) = commit(&app.store, &app.events, move |conn, events| {
+    let keep = config.gateway.resume_events_per_room;
+    let (created, view) = commit(&store, &sink, move |conn, events| {
         let access = Access::load(conn, room_id, &who)?;
         access.refuse_dm_change("nobody joins or is added to it")?;
         let now = now_ms();
@@ -851,12 +858,14 @@ fn guest_room_role() -> ChatError {
     )
 )]
 pub async fn delete_member(
-    State(app): State<AppState>,
+    State(store): State<Store>,
+    State(sink): State<EventSink>,
+    State(config): State<Arc<Config>>,
     who: Principal,
     Path((room_id, user_id)): Path<(i64, i64)>,
 ) -> Result<StatusCode, ApiError> {
-    let keep = app.config.gateway.resume_events_per_room;
-    commit(&app.store, &app.events, move |conn, events| {
+    let keep = config.gateway.resume_events_per_room;
+    commit(&store, &sink, move |conn, events| {
         let access = Access::load(conn, room_id, &who)?;
         access.refuse_dm_change("nobody leaves or is removed from it")?;
         let current: Option<String> = conn

@@ -20,9 +20,9 @@ use serde::{Deserialize, Serialize};
 
 use super::messages::MessageView;
 use super::ChatError;
-use crate::api::AppState;
-use crate::http::{ApiError, Json, Query};
 use crate::auth::{Principal, Role};
+use crate::http::{ApiError, Json, Query};
+use crate::store::Store;
 
 pub const MAX_RESULTS: usize = 100;
 const DEFAULT_RESULTS: usize = 20;
@@ -170,7 +170,7 @@ pub struct Results {
 }
 
 /// Matching messages the caller may read, best first among the newest [`RANK_WINDOW`].
-pub fn search(
+pub fn matching(
     conn: &Connection,
     user_id: i64,
     admin: bool,
@@ -228,8 +228,8 @@ pub fn search(
          (`invalid_query`)", body = crate::http::ErrorBody),
     )
 )]
-pub async fn handler(
-    State(app): State<AppState>,
+pub async fn search(
+    State(store): State<Store>,
     who: Principal,
     Query(q): Query<SearchQuery>,
 ) -> Result<Json<Results>, ApiError> {
@@ -237,10 +237,9 @@ pub async fn handler(
         return Err(ChatError::invalid("invalid_query", "`q` has no words to search for").into());
     };
     let limit = q.limit.unwrap_or(DEFAULT_RESULTS).clamp(1, MAX_RESULTS);
-    let messages = app
-        .store
+    let messages = store
         .read(move |conn| {
-            search(
+            matching(
                 conn,
                 who.user_id,
                 who.role == Role::Admin,
@@ -357,7 +356,7 @@ mod tests {
         bodies.push("kettle kettle".into());
         let (_dir, store) = room_with(bodies).await;
         let hits = store
-            .read(|conn| search(conn, 1, true, &Terms::parse("kettle").unwrap(), None, 5))
+            .read(|conn| matching(conn, 1, true, &Terms::parse("kettle").unwrap(), None, 5))
             .await
             .unwrap();
         let bodies: Vec<&str> = hits.iter().map(|m| m.body.as_str()).collect();
@@ -503,7 +502,7 @@ mod tests {
                     .read(move |conn| {
                         let terms = Terms::parse(q).unwrap();
                         let longer = terms.longer_words(conn)?;
-                        let hits = search(conn, 1, true, &terms, None, MAX_RESULTS)?;
+                        let hits = matching(conn, 1, true, &terms, None, MAX_RESULTS)?;
                         let bodies: Vec<String> = hits.into_iter().map(|m| m.body).collect();
                         Ok::<_, ChatError>((longer, bodies))
                     })

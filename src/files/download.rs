@@ -7,6 +7,7 @@
 //! PNG, JPEG, GIF and WebP are `inline`, everything else `attachment`.
 
 use std::io::SeekFrom;
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -15,10 +16,10 @@ use http::{header, HeaderMap, HeaderValue, StatusCode};
 use rusqlite::{params, OptionalExtension};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-use super::FilesError;
-use crate::api::AppState;
-use crate::http::ApiError;
+use super::{Files, FilesError};
 use crate::auth::{Principal, Role};
+use crate::http::ApiError;
+use crate::store::Store;
 
 /// Types shown inline: images browsers render without running anything.
 const INLINE_TYPES: [&str; 4] = ["image/png", "image/jpeg", "image/gif", "image/webp"];
@@ -125,14 +126,14 @@ pub fn disposition(kind: &str, name: &str) -> HeaderValue {
     )
 )]
 pub async fn download(
-    State(app): State<AppState>,
+    State(store): State<Store>,
+    State(files): State<Arc<Files>>,
     who: Principal,
     Path(id): Path<i64>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (user_id, admin) = (who.user_id, who.role == Role::Admin);
-    let found = app
-        .store
+    let found = store
         .read(move |conn| {
             conn.prepare_cached(
                 "SELECT a.sha256, a.size, a.content_type, a.name FROM attachments a
@@ -166,7 +167,7 @@ pub async fn download(
         Some(v) => parse_range(v, found.size)?,
         None => None,
     };
-    let path = app.files.path_of(&found.sha256);
+    let path = files.path_of(&found.sha256);
     let mut file = tokio::fs::File::open(&path).await.map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             tracing::warn!(

@@ -25,18 +25,18 @@ pub mod upload;
 
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use axum::extract::FromRef;
 use http::StatusCode;
+use utoipa_axum::routes;
 
-use crate::http::ApiError;
 use crate::config::Config;
-use crate::store::StoreError;
+use crate::http::{ApiError, Routes};
+use crate::store::{Store, StoreError};
 
 pub use download::download;
 pub use upload::upload;
-use utoipa_axum::routes;
-use crate::api::AppState;
-use crate::http::Routes;
 
 /// Folder of the store inside the data dir (the backup copies it, minus [`TMP_DIR`]).
 pub const ATTACHMENTS_DIR: &str = "attachments";
@@ -133,12 +133,21 @@ pub struct Files {
     tmp: PathBuf,
     /// Held while linking an upload into the store and while deleting unreferenced files.
     pub(crate) publish: tokio::sync::Mutex<()>,
+    /// `[storage] min_free_disk_mb` in bytes: an upload that leaves less free is refused.
+    min_free_bytes: u64,
+    /// Whether free disk was below `min_free_bytes` when last measured. Whoever measures the
+    /// disk says (the daemon wires `ops::vitals` in), so this module does not depend on it.
+    disk_low: Box<dyn Fn() -> bool + Send + Sync>,
 }
 
 impl Files {
     /// Creates `attachments/` and `attachments/tmp/` (0700) and empties the temp folder: files
-    /// left there by a crash belong to uploads that can never finish.
-    pub fn open(config: &Config) -> std::io::Result<Files> {
+    /// left there by a crash belong to uploads that can never finish. `disk_low` answers
+    /// whether free disk was below `[storage] min_free_disk_mb` when last measured.
+    pub fn open(
+        config: &Config,
+        disk_low: impl Fn() -> bool + Send + Sync + 'static,
+    ) -> std::io::Result<Files> {
         let root = config.data_dir().join(ATTACHMENTS_DIR);
         let tmp = root.join(TMP_DIR);
         std::fs::DirBuilder::new()
@@ -156,7 +165,19 @@ impl Files {
             root,
             tmp,
             publish: tokio::sync::Mutex::new(()),
+            min_free_bytes: config.storage.min_free_disk_mb.saturating_mul(1024 * 1024),
+            disk_low: Box::new(disk_low),
         })
+    }
+
+    /// Whether free disk was below the low-water mark when last measured: uploads are refused.
+    pub fn disk_low(&self) -> bool {
+        (self.disk_low)()
+    }
+
+    /// The free disk an upload must leave, in bytes.
+    pub fn min_free_bytes(&self) -> u64 {
+        self.min_free_bytes
     }
 
     pub fn root(&self) -> &Path {
@@ -207,7 +228,13 @@ pub fn delete_unreferenced_files(
 }
 
 /// Attachment upload and download.
-pub fn routes() -> Routes<AppState> {
+pub fn routes<S>() -> Routes<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Store: FromRef<S>,
+    Arc<Files>: FromRef<S>,
+    Arc<Config>: FromRef<S>,
+{
     Routes::new()
         .api(routes!(upload::upload))
         .api(routes!(download::download))
@@ -215,7 +242,104 @@ pub fn routes() -> Routes<AppState> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use axum::body::Body;
+    use http::Request;
+    use tower::ServiceExt;
+
     use super::*;
+    use crate::auth::{Credential, Principal, Role, Scopes};
+    use crate::store::StoreOptions;
+
+    /// A state that is not the daemon's: the routes ask only for the parts they use.
+    #[derive(Clone)]
+    struct Parts {
+        store: Store,
+        files: Arc<Files>,
+        config: Arc<Config>,
+    }
+
+    impl FromRef<Parts> for Store {
+        fn from_ref(parts: &Parts) -> Store {
+            parts.store.clone()
+        }
+    }
+
+    impl FromRef<Parts> for Arc<Files> {
+        fn from_ref(parts: &Parts) -> Arc<Files> {
+            parts.files.clone()
+        }
+    }
+
+    impl FromRef<Parts> for Arc<Config> {
+        fn from_ref(parts: &Parts) -> Arc<Config> {
+            parts.config.clone()
+        }
+    }
+
+    fn upload_as_user_1(text: &'static str) -> Request<Body> {
+        let mut req = Request::post("/api/v1/attachments?name=note.txt")
+            .body(Body::from(text))
+            .unwrap();
+        // What `auth::authenticate` leaves for the `Principal` extractor.
+        req.extensions_mut().insert(Principal {
+            user_id: 1,
+            username: "ana".into(),
+            role: Role::Member,
+            credential: Credential::Session("s".into()),
+            scopes: Scopes::ALL,
+        });
+        req
+    }
+
+    #[tokio::test]
+    async fn uploads_get_507_while_the_disk_is_reported_low_and_are_stored_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::default();
+        config.storage.data_dir = dir.path().to_path_buf();
+        config.storage.min_free_disk_mb = 0;
+        let store =
+            Store::open(&config.db_path(), StoreOptions::new(config.backups_dir())).unwrap();
+        store
+            .write(|conn| {
+                conn.execute(
+                    "INSERT INTO users (id, username, display_name, role, password_hash, created_at, updated_at)
+                     VALUES (1, 'ana', 'Ana', 'member', 'x', 0, 0)",
+                    [],
+                )?;
+                Ok::<_, FilesError>(())
+            })
+            .await
+            .unwrap();
+        let low = Arc::new(AtomicBool::new(true));
+        let reported = low.clone();
+        let files = Files::open(&config, move || reported.load(Ordering::Relaxed)).unwrap();
+        let parts = Parts {
+            store,
+            files: Arc::new(files),
+            config: Arc::new(config),
+        };
+        let (router, _) = routes::<Parts>().finish(parts.clone());
+
+        let refused = router
+            .clone()
+            .oneshot(upload_as_user_1("hello"))
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), StatusCode::INSUFFICIENT_STORAGE);
+        let body = axum::body::to_bytes(refused.into_body(), 4096)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"]["code"], "insufficient_storage");
+        let left = std::fs::read_dir(parts.files.tmp_dir()).unwrap().count();
+        assert_eq!(left, 0, "a refused upload leaves no temp file");
+
+        low.store(false, Ordering::Relaxed);
+        let stored = router.oneshot(upload_as_user_1("hello")).await.unwrap();
+        assert_eq!(stored.status(), StatusCode::CREATED);
+    }
 
     #[test]
     fn content_paths_fan_out_by_the_first_four_hex_digits() {

@@ -12,6 +12,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::State;
@@ -22,10 +23,12 @@ use rusqlite::params;
 use serde::{Deserialize, Serialize};
 
 use super::sniff::{sniff, Sniffed, SNIFF_LEN};
-use super::{content_path, FilesError};
-use crate::api::AppState;
-use crate::http::{ApiError, Json, Query};
+use super::{content_path, Files, FilesError};
 use crate::auth::Principal;
+use crate::config::attachments::Attachments;
+use crate::config::Config;
+use crate::http::{ApiError, Json, Query};
+use crate::store::Store;
 
 /// Bytes gathered from the request before they are written in one blocking step (plus at most
 /// one chunk, typically 16 KiB): the upload waits for the disk, never buffers the body.
@@ -215,13 +218,13 @@ struct Received {
 /// so far of `quota`) and the type on the way. On an error the temp file may be left for the
 /// caller to delete.
 async fn receive(
-    app: &AppState,
+    cfg: &Attachments,
+    min_free: u64,
     path: PathBuf,
     body: Body,
     used: u64,
     quota: u64,
 ) -> Result<Received, FilesError> {
-    let cfg = &app.config.attachments;
     let max = cfg.max_bytes;
     let allowed = |t: &'static str| cfg.allowed_types.iter().any(|a| a == t);
     let create = path.clone();
@@ -286,10 +289,7 @@ async fn receive(
         Some(t) => t,
         None => judge(&head, true, &allowed)?,
     };
-    let (dir, min_free) = (
-        path.parent().unwrap_or(&path).to_path_buf(),
-        app.vitals.min_free_bytes(),
-    );
+    let dir = path.parent().unwrap_or(&path).to_path_buf();
     let sha256 = blocking("syncing the upload", move || {
         spool.append(&batch)?;
         spool.finish(&dir, min_free)
@@ -326,37 +326,41 @@ async fn receive(
     )
 )]
 pub async fn upload(
-    State(app): State<AppState>,
+    State(files): State<Arc<Files>>,
+    State(store): State<Store>,
+    State(config): State<Arc<Config>>,
     who: Principal,
     Query(q): Query<UploadQuery>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let view = store_upload(&app, &who, display_name(q.name.as_deref()), body).await?;
+    let name = display_name(q.name.as_deref());
+    let view = store_upload(&files, &store, &config.attachments, &who, name, body).await?;
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 
 /// Receives an upload (see [`receive`]), then stores it: linked into the content store, and
 /// its row recorded, under the publish lock.
 async fn store_upload(
-    app: &AppState,
+    files: &Files,
+    store: &Store,
+    cfg: &Attachments,
     who: &Principal,
     name: String,
     body: Body,
 ) -> Result<AttachmentView, FilesError> {
-    let cfg = &app.config.attachments;
     let quota = cfg.user_quota_bytes();
-    if app.vitals.disk_low() {
+    if files.disk_low() {
         return Err(FilesError::InsufficientStorage);
     }
     let user_id = who.user_id;
-    let used = app.store.read(move |conn| usage(conn, user_id)).await?;
+    let used = store.read(move |conn| usage(conn, user_id)).await?;
     if used >= quota {
         return Err(FilesError::QuotaExceeded(cfg.user_quota_mb));
     }
 
-    let files = app.files.clone();
     let temp = TempFile::new(files.tmp_dir());
-    let received = receive(app, temp.path().to_path_buf(), body, used, quota).await;
+    let path = temp.path().to_path_buf();
+    let received = receive(cfg, files.min_free_bytes(), path, body, used, quota).await;
     let Received {
         sha256,
         size,
@@ -389,9 +393,8 @@ async fn store_upload(
         content_type,
         cfg.user_quota_mb,
     );
-    let now = crate::chat::now_ms();
-    let inserted = app
-        .store
+    let now = crate::http::time::now_ms();
+    let inserted = store
         .write(move |conn| {
             // Re-checked here: concurrent uploads of one user all passed the first check.
             if usage(conn, user_id)? + size > quota {
@@ -412,8 +415,7 @@ async fn store_upload(
             if linked == Linked::New {
                 // Nobody else references the content we just added: take it back out.
                 let (root, hashes) = (files.root().to_path_buf(), vec![sha256.clone()]);
-                let cleanup = app
-                    .store
+                let cleanup = store
                     .read(move |conn| super::delete_unreferenced_files(conn, &root, &hashes))
                     .await;
                 if let Err(c) = cleanup {

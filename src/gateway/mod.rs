@@ -8,7 +8,7 @@
 //! - [`hub`]: the in-memory fan-out, in-order delivery, slow-consumer policy, presence, typing.
 //! - [`queue`]: each connection's bounded outgoing queue (no buffer while empty).
 //!
-//! [`Gateway`] is the shared handle in `AppState`. Bounds: `[gateway] max_connections` (503
+//! [`Gateway`] is the shared handle, a part of the application state its handler takes. Bounds: `[gateway] max_connections` (503
 //! before the upgrade), `max_connections_per_user` and, apart, `max_api_key_connections_per_user`
 //! (close 4029), `queue_capacity` per connection (close 4008), `max_frame_bytes` per client
 //! frame (close 1009), `client_frames_burst`/`client_frames_per_sec` per connection (close
@@ -28,6 +28,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::Utf8Bytes;
+use axum::extract::FromRef;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -35,19 +36,18 @@ use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use utoipa_axum::routes;
 
 use crate::auth::AuthState;
 use crate::chat::RoomEvent;
 use crate::config::Config;
+use crate::http::Routes;
 use crate::livekit::calls::CallEvent;
 use crate::livekit::LiveKit;
 use crate::metrics::Metrics;
 use crate::store::Store;
 
 pub use session::upgrade;
-use utoipa_axum::routes;
-use crate::api::AppState;
-use crate::http::Routes;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DisconnectLabels {
@@ -61,8 +61,6 @@ pub struct GatewayMetrics {
     pub connections: Gauge,
     /// `roost_ws_disconnects_total{reason}` (reasons: [`protocol::Disconnect::label`]).
     pub disconnects: Family<DisconnectLabels, Counter>,
-    /// `roost_messages_total`: messages posted (counted by `chat::messages`).
-    pub messages: Counter,
 }
 
 impl GatewayMetrics {
@@ -77,7 +75,6 @@ impl GatewayMetrics {
             "Gateway WebSocket connections that ended, by reason",
             self.disconnects.clone(),
         );
-        metrics.register("messages", "Messages posted", self.messages.clone());
     }
 }
 
@@ -196,7 +193,8 @@ impl Gateway {
     }
 
     /// Background task: turns LiveKit's participant changes into `call.*` frames for the
-    /// members of the room (LiveKit room `roost-room-N` is Roost room N, see `chat::calls`).
+    /// members of the room (LiveKit room `roost-room-N` is Roost room N, see
+    /// `chat::call_mapping`).
     pub async fn run_call_events(self: Arc<Self>, livekit: Arc<LiveKit>) {
         let mut rx = livekit.calls.subscribe();
         loop {
@@ -221,7 +219,7 @@ impl Gateway {
 
 /// The frame for a call event, and the Roost room it belongs to.
 pub fn call_frame(event: &CallEvent) -> Option<(i64, Utf8Bytes)> {
-    use crate::chat::calls::{participant_view, room_id_of, user_id_of};
+    use crate::chat::call_mapping::{participant_view, room_id_of, user_id_of};
     let (room, kind, data) = match event {
         CallEvent::Joined { room, participant } => (
             room,
@@ -252,7 +250,13 @@ pub const WATCHED_TABLES: &[&str] = &["users", "sessions", "api_keys"];
 pub const SESSION_CLOSE_WAIT: Duration = Duration::from_secs(5);
 
 /// The realtime gateway's WebSocket upgrade.
-pub fn routes() -> Routes<AppState> {
+pub fn routes<S>() -> Routes<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<Gateway>: FromRef<S>,
+    Store: FromRef<S>,
+    Arc<AuthState>: FromRef<S>,
+{
     Routes::new().api(routes!(session::upgrade))
 }
 

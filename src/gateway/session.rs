@@ -18,6 +18,7 @@
 //!    reading cannot hold a session (or the daemon's shutdown) hostage.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
@@ -31,11 +32,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::hub::{Caller, Kick, Kicked, Outbound, Slots};
 use super::protocol::{close, ClientFrame, Disconnect, Hello};
-use super::{Admission, DisconnectLabels};
-use crate::api::AppState;
-use crate::http::ApiError;
+use super::{Admission, DisconnectLabels, Gateway};
+use crate::auth::AuthState;
 use crate::chat::{events, rooms, ChatError, RoomEvent};
+use crate::http::ApiError;
 use crate::limits::bucket::{self, Rate};
+use crate::store::Store;
 
 /// How long a close frame may take to leave, and the client's reply to arrive.
 const CLOSE_FLUSH: Duration = Duration::from_secs(2);
@@ -78,8 +80,12 @@ type Stream = SplitStream<WebSocket>;
          headers(("Retry-After" = u64, description = "Seconds to wait"))),
     )
 )]
-pub async fn upgrade(State(app): State<AppState>, ws: WebSocketUpgrade) -> Response {
-    let gateway = app.gateway.clone();
+pub async fn upgrade(
+    State(gateway): State<Arc<Gateway>>,
+    State(store): State<Store>,
+    State(auth): State<Arc<AuthState>>,
+    ws: WebSocketUpgrade,
+) -> Response {
     let Some(admission) = gateway.admit() else {
         return ApiError::unavailable(
             "gateway_full",
@@ -97,22 +103,31 @@ pub async fn upgrade(State(app): State<AppState>, ws: WebSocketUpgrade) -> Respo
         .read_buffer_size(READ_BUFFER)
         // Each event is one frame written at once; nothing is gained by batching writes.
         .write_buffer_size(0)
-        .on_upgrade(move |socket| gateway.track(run(app, socket, admission)))
+        .on_upgrade(move |socket| {
+            let session = run(gateway.clone(), store, auth, socket, admission);
+            gateway.track(session)
+        })
 }
 
-async fn run(app: AppState, socket: WebSocket, admission: Admission) {
-    let metrics = app.gateway.metrics.clone();
+async fn run(
+    gateway: Arc<Gateway>,
+    store: Store,
+    auth: Arc<AuthState>,
+    socket: WebSocket,
+    admission: Admission,
+) {
+    let metrics = gateway.metrics.clone();
     metrics.connections.inc();
     let (tx, rx) = socket.split();
     let mut conn = Connection {
         tx,
         rx,
-        shutdown: app.gateway.shutdown_token().clone(),
+        shutdown: gateway.shutdown_token().clone(),
         metrics: metrics.clone(),
         counted: false,
-        budget: FrameBudget::new(&app.gateway.settings),
+        budget: FrameBudget::new(&gateway.settings),
     };
-    let why = conn.serve(&app).await;
+    let why = conn.serve(&gateway, &store, &auth).await;
     conn.count(why);
     metrics.connections.dec();
     tracing::debug!(reason = why.label(), "gateway connection ended");
@@ -298,9 +313,14 @@ impl Connection {
         }
     }
 
-    async fn serve(&mut self, app: &AppState) -> Disconnect {
-        match self.open(app).await {
-            Ok(live) => self.live(app, live).await,
+    async fn serve(
+        &mut self,
+        gateway: &Arc<Gateway>,
+        store: &Store,
+        auth: &AuthState,
+    ) -> Disconnect {
+        match self.open(gateway, store, auth).await {
+            Ok(live) => self.live(gateway, live).await,
             Err(why) => why,
         }
     }
@@ -308,8 +328,12 @@ impl Connection {
     /// Steps 1 and 2: authentication, registration, subscription, `ready` and the replay.
     /// Everything it needs only for this (the auth frame, the token, the memberships, the
     /// `ready` document) is dropped when it returns, so an idle connection does not keep it.
-    async fn open(&mut self, app: &AppState) -> Result<Live, Disconnect> {
-        let gateway = app.gateway.clone();
+    async fn open(
+        &mut self,
+        gateway: &Arc<Gateway>,
+        store: &Store,
+        auth: &AuthState,
+    ) -> Result<Live, Disconnect> {
         let s = &gateway.settings;
 
         // 1. The auth frame.
@@ -361,8 +385,8 @@ impl Connection {
         };
         // Read before the credential is checked: if it moved by the time this connection is
         // registered, a revocation may have been missed by the hub's re-check (see below).
-        let checked_at = app.store.generation();
-        let principal = match crate::auth::resolve_credential(app, hello.token()).await {
+        let checked_at = store.generation();
+        let principal = match crate::auth::resolve_credential(auth, store, hello.token()).await {
             Ok(p) => p,
             Err(_) => {
                 return Err(self
@@ -400,8 +424,7 @@ impl Connection {
         // this user left after that read (see `Hub::subscribe`), so a leave racing with the
         // connect cannot leave a stale subscription behind.
         let user_id = principal.user_id;
-        let read = app
-            .store
+        let read = store
             .read(move |conn| rooms::memberships(conn, user_id))
             .await;
         let memberships = match read {
@@ -416,8 +439,8 @@ impl Connection {
         gateway.hub.subscribe(registration.conn_id, &memberships);
         // A revocation committed between the credential check and the registration, whose
         // re-check did not see this connection yet: check again before anything is sent.
-        if app.store.generation() != checked_at {
-            match crate::auth::still_valid(app, &principal).await {
+        if store.generation() != checked_at {
+            match crate::auth::still_valid(auth, store, &principal).await {
                 Ok(true) => {}
                 Ok(false) => return Err(self.close_for(Disconnect::Revoked).await),
                 Err(e) => {
@@ -430,8 +453,7 @@ impl Connection {
         }
         let cursors = hello.cursors();
         let keep = usize::try_from(s.resume_events_per_room).unwrap_or(usize::MAX);
-        let start = app
-            .store
+        let start = store
             .read(move |conn| start_state(conn, user_id, &cursors, keep))
             .await;
         let start = match start {
@@ -487,7 +509,7 @@ impl Connection {
     }
 
     /// Step 3: the loop, until the connection ends.
-    async fn live(&mut self, app: &AppState, live: Live) -> Disconnect {
+    async fn live(&mut self, gateway: &Gateway, live: Live) -> Disconnect {
         let Live {
             registration,
             queue,
@@ -495,7 +517,6 @@ impl Connection {
             principal,
             mut delivered,
         } = live;
-        let gateway = &app.gateway;
         let s = &gateway.settings;
         let ping_every = Duration::from_secs(s.ping_interval_secs);
         let idle_after = Duration::from_secs(s.idle_timeout_secs);

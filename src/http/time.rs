@@ -4,6 +4,15 @@
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+/// Unix milliseconds now, from the wall clock: for times that are display data (when a message
+/// was posted, a file uploaded), not deadlines. Code whose behaviour depends on time takes a
+/// clock instead (`auth::Clock`).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 /// Unix seconds as RFC 3339 (`2026-01-02T03:04:05Z`).
 pub fn rfc3339(unix_secs: i64) -> String {
     rfc3339_ms(unix_secs.saturating_mul(1000))

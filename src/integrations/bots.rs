@@ -12,13 +12,14 @@ use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{now_ms, IntegrationError};
-use crate::api::AppState;
-use crate::http::{ApiError, Json};
+use super::IntegrationError;
 use crate::auth::api_keys::{self, NewKey};
 use crate::auth::users::{self, Actor, NewUser, User};
 use crate::auth::{username, AuthError, RequireAdmin, Role, Scopes};
 use crate::edge::policy::ClientIp;
+use crate::http::time::now_ms;
+use crate::http::{ApiError, Json};
+use crate::store::Store;
 
 /// Inserts a bot account named `username` showing `display_name` (both already normalized),
 /// in the caller's transaction.
@@ -92,8 +93,8 @@ pub struct NewBot {
          `display_name_taken`)", body = crate::http::ErrorBody),
     )
 )]
-pub async fn create_handler(
-    State(app): State<AppState>,
+pub async fn create(
+    State(store): State<Store>,
     RequireAdmin(who): RequireAdmin,
     ip: Option<Extension<ClientIp>>,
     Json(req): Json<CreateBot>,
@@ -108,8 +109,7 @@ pub async fn create_handler(
         ApiError::bad_request("invalid_scope", format!("unknown scope {unknown:?}"))
     })?;
     let actor = Actor::caller(&who, ip);
-    let made = app
-        .store
+    let made = store
         .write(move |conn| {
             let now = now_ms();
             let user = insert(conn, &name, &display, &actor, now)?;

@@ -11,7 +11,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
 use super::Integrations;
-use crate::chat::calls::{participant_view, room_id_of};
+use crate::chat::call_mapping::{participant_view, room_id_of};
 use crate::livekit::calls::CallEvent;
 use crate::livekit::LiveKit;
 

@@ -7,10 +7,11 @@ use clap::Subcommand;
 
 use super::address::AddressPolicy;
 use super::outgoing::{self, CreateWebhook, UpdateWebhook, WebhookView};
-use super::{now_ms, IntegrationError};
+use super::IntegrationError;
 use crate::auth::users::Actor;
-use crate::exit::{EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
 use crate::config::Config;
+use crate::exit::{EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
+use crate::http::time::now_ms;
 use crate::store::{Store, StoreOptions};
 
 #[derive(Debug, Subcommand)]
@@ -126,7 +127,7 @@ async fn run(
     let actor = Actor::cli();
     match command {
         WebhookCommand::List { json } => {
-            let hooks = store.read(outgoing::list).await?;
+            let hooks = store.read(outgoing::load_all).await?;
             if json {
                 println!(
                     "{}",
@@ -151,7 +152,7 @@ async fn run(
                 description,
             };
             let made = store
-                .write(move |conn| outgoing::create(conn, &req, policy, &actor, now_ms()))
+                .write(move |conn| outgoing::insert(conn, &req, policy, &actor, now_ms()))
                 .await?;
             println!("{}", line(&made.webhook));
             println!("secret (shown only now): {}", made.secret);
@@ -163,7 +164,7 @@ async fn run(
                 ..UpdateWebhook::default()
             };
             let view = store
-                .write(move |conn| outgoing::update(conn, id, &req, policy, &actor, now_ms()))
+                .write(move |conn| outgoing::change(conn, id, &req, policy, &actor, now_ms()))
                 .await?;
             println!("{}", line(&view));
         }
@@ -173,7 +174,7 @@ async fn run(
                 ..UpdateWebhook::default()
             };
             let view = store
-                .write(move |conn| outgoing::update(conn, id, &req, policy, &actor, now_ms()))
+                .write(move |conn| outgoing::change(conn, id, &req, policy, &actor, now_ms()))
                 .await?;
             println!("{}", line(&view));
         }
@@ -185,13 +186,13 @@ async fn run(
         }
         WebhookCommand::Remove { id } => {
             store
-                .write(move |conn| outgoing::delete(conn, id, &actor, now_ms()))
+                .write(move |conn| outgoing::remove(conn, id, &actor, now_ms()))
                 .await?;
             println!("webhook {id} removed");
         }
         WebhookCommand::Deliveries { id, limit } => {
             let log = store
-                .read(move |conn| outgoing::deliveries(conn, id, limit.clamp(1, 1000)))
+                .read(move |conn| outgoing::delivery_log(conn, id, limit.clamp(1, 1000)))
                 .await?;
             for d in log {
                 println!(

@@ -36,9 +36,10 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::address::{self, AddressPolicy, CheckedResolver};
-use super::{now_ms, IntegrationError};
+use super::IntegrationError;
 use crate::audit;
 use crate::config::webhooks::Webhooks;
+use crate::http::time::now_ms;
 use crate::limits::bucket::{self, Rate};
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
@@ -67,7 +68,7 @@ struct ResultLabels {
 }
 
 /// The integrations' shared state: the HTTP client, the worker's wake-up, metrics, and the
-/// incoming URLs' buckets. One per daemon, in `AppState`.
+/// incoming URLs' buckets. One per daemon, shared as [`super::Handle`].
 pub struct Integrations {
     store: Store,
     config: Webhooks,
@@ -185,7 +186,7 @@ impl Integrations {
     ) {
         let queued = self
             .store
-            .write(move |conn| super::enqueue(conn, event, room_id, None, now_ms(), &data))
+            .write(move |conn| crate::outbox::enqueue(conn, event, room_id, None, now_ms(), &data))
             .await;
         match queued {
             Ok(0) => {}

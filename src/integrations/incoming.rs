@@ -9,6 +9,8 @@
 //! token bucket (`[webhooks] incoming_burst`, `incoming_per_minute`) besides the per-address
 //! `write` family every request passes, and its own body cap (`incoming_max_body_bytes`, 413).
 
+use std::sync::Arc;
+
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
@@ -18,16 +20,18 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{bots, now_ms, IntegrationError};
-use crate::api::AppState;
-use crate::http::{ApiError, Json};
+use super::{bots, IntegrationError, Integrations};
 use crate::auth::crypto;
 use crate::auth::users::Actor;
 use crate::auth::{username, Principal};
 use crate::chat::messages::{self, MessageView};
 use crate::chat::rooms::{self, Access, Joining, RoomRole};
-use crate::chat::{ChatError, RoomEvent};
+use crate::chat::{ChatError, ChatMetrics, EventSink, RoomEvent};
+use crate::config::Config;
 use crate::edge::policy::ClientIp;
+use crate::http::time::now_ms;
+use crate::http::{ApiError, Json};
+use crate::store::Store;
 
 /// Live incoming URLs per room.
 pub const MAX_PER_ROOM: i64 = 20;
@@ -79,7 +83,7 @@ pub struct IncomingPost {
     pub text: String,
 }
 
-fn list(conn: &Connection, room_id: i64) -> Result<Vec<IncomingHookView>, IntegrationError> {
+fn load_all(conn: &Connection, room_id: i64) -> Result<Vec<IncomingHookView>, IntegrationError> {
     let mut stmt = conn.prepare_cached(
         "SELECT h.id, h.room_id, h.bot_id, u.username, u.display_name, h.created_at
            FROM incoming_hooks h JOIN users u ON u.id = h.bot_id
@@ -99,7 +103,7 @@ fn list(conn: &Connection, room_id: i64) -> Result<Vec<IncomingHookView>, Integr
 }
 
 /// Makes an incoming URL for `room_id` with its bot, which joins the room.
-fn create(
+fn insert(
     conn: &Connection,
     room_id: i64,
     name: &str,
@@ -153,7 +157,7 @@ fn create(
             .target(format!("incoming_hook:{id}"))
             .detail(json!({ "room_id": room_id, "bot_id": bot.id })),
     )?;
-    let hook = list(conn, room_id)?
+    let hook = load_all(conn, room_id)?
         .into_iter()
         .find(|h| h.id == id)
         .ok_or(IntegrationError::NotFound)?;
@@ -165,7 +169,7 @@ fn create(
 }
 
 /// Revokes the URL: its token stops working and its bot is disabled (its messages stay).
-fn revoke(
+fn revoke_url(
     conn: &Connection,
     room_id: i64,
     id: i64,
@@ -220,17 +224,19 @@ fn revoke(
          body = crate::http::ErrorBody),
     )
 )]
-pub async fn create_handler(
-    State(app): State<AppState>,
+pub async fn create(
+    State(store): State<Store>,
+    State(sink): State<EventSink>,
+    State(config): State<Arc<Config>>,
     who: Principal,
     ip: Option<Extension<ClientIp>>,
     Path(room_id): Path<i64>,
     Json(req): Json<CreateIncomingHook>,
 ) -> Result<Response, ApiError> {
     let actor = Actor::caller(&who, ip);
-    let keep = app.config.gateway.resume_events_per_room;
-    let made = crate::chat::commit_as(&app.store, &app.events, move |conn, events| {
-        create(conn, room_id, &req.name, &who, &actor, keep, events)
+    let keep = config.gateway.resume_events_per_room;
+    let made = crate::chat::commit_as(&store, &sink, move |conn, events| {
+        insert(conn, room_id, &req.name, &who, &actor, keep, events)
     })
     .await?;
     Ok((StatusCode::CREATED, Json(made)).into_response())
@@ -251,16 +257,15 @@ pub async fn create_handler(
         (status = 404, description = "No such room (`not_found`)", body = crate::http::ErrorBody),
     )
 )]
-pub async fn list_handler(
-    State(app): State<AppState>,
+pub async fn list(
+    State(store): State<Store>,
     who: Principal,
     Path(room_id): Path<i64>,
 ) -> Result<Json<IncomingHookList>, ApiError> {
-    let hooks = app
-        .store
+    let hooks = store
         .read(move |conn| {
             Access::load(conn, room_id, &who)?.require_moderator()?;
-            list(conn, room_id)
+            load_all(conn, room_id)
         })
         .await?;
     Ok(Json(IncomingHookList { hooks }))
@@ -285,15 +290,15 @@ pub async fn list_handler(
         (status = 404, description = "No such room or URL (`not_found`)", body = crate::http::ErrorBody),
     )
 )]
-pub async fn revoke_handler(
-    State(app): State<AppState>,
+pub async fn revoke(
+    State(store): State<Store>,
     who: Principal,
     ip: Option<Extension<ClientIp>>,
     Path((room_id, id)): Path<(i64, i64)>,
 ) -> Result<StatusCode, ApiError> {
     let actor = Actor::caller(&who, ip);
-    app.store
-        .write(move |conn| revoke(conn, room_id, id, &who, &actor))
+    store
+        .write(move |conn| revoke_url(conn, room_id, id, &who, &actor))
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -327,18 +332,21 @@ pub async fn revoke_handler(
          body = crate::http::ErrorBody),
     )
 )]
-pub async fn post_handler(
-    State(app): State<AppState>,
+pub async fn post(
+    State(chat_metrics): State<ChatMetrics>,
+    State(store): State<Store>,
+    State(sink): State<EventSink>,
+    State(config): State<Arc<Config>>,
+    State(integrations): State<Arc<Integrations>>,
     Path(token): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let cap = app.integrations.config().incoming_max_body_bytes;
+    let cap = integrations.config().incoming_max_body_bytes;
     if body.len() > cap {
         return Err(IntegrationError::TooLarge(cap).into());
     }
     let hash = crypto::sha256(&token);
-    let hook: Option<(i64, i64, i64)> = app
-        .store
+    let hook: Option<(i64, i64, i64)> = store
         .read(move |conn| {
             conn.prepare_cached(
                 "SELECT h.id, h.room_id, h.bot_id FROM incoming_hooks h JOIN users u ON u.id = h.bot_id
@@ -350,7 +358,7 @@ pub async fn post_handler(
         })
         .await?;
     let (hook_id, room_id, bot_id) = hook.ok_or(IntegrationError::NotFound)?;
-    app.integrations
+    integrations
         .take_incoming_token(hook_id)
         .map_err(IntegrationError::RateLimited)?;
     let post: IncomingPost = serde_json::from_slice(&body).map_err(|e| {
@@ -359,10 +367,10 @@ pub async fn post_handler(
             format!("the body must be JSON like {{\"text\": \"...\"}}: {e}"),
         )
     })?;
-    let text = messages::check_body(&post.text, 0, app.config.chat.max_message_chars)?;
-    let keep = app.config.gateway.resume_events_per_room;
-    let messages_total = app.gateway.metrics.messages.clone();
-    let view = crate::chat::commit(&app.store, &app.events, move |conn, events| {
+    let text = messages::check_body(&post.text, 0, config.chat.max_message_chars)?;
+    let keep = config.gateway.resume_events_per_room;
+    let messages_total = chat_metrics.messages.clone();
+    let view = crate::chat::commit(&store, &sink, move |conn, events| {
         let member: Option<String> = conn
             .prepare_cached("SELECT role FROM room_members WHERE room_id = ?1 AND user_id = ?2")?
             .query_row(params![room_id, bot_id], |r| r.get(0))

@@ -2,10 +2,9 @@
 //! and bot accounts.
 //!
 //! - [`outgoing`]: admins register webhooks (`/api/v1/webhooks`, `roost webhook`), each with
-//!   the events it wants and optionally one room; [`enqueue`] queues a delivery row per
-//!   matching hook inside the transaction that writes the event (called by
-//!   `chat::events::append`), so a rolled-back change is never delivered and a committed one is
-//!   never lost.
+//!   the events it wants and optionally one room; `outbox::enqueue` queues a delivery row per
+//!   matching hook inside the transaction that writes the event (`chat::events::append` calls
+//!   it), so a rolled-back change is never delivered and a committed one is never lost.
 //! - [`delivery`]: the worker that sends queued deliveries, per hook in order, with signatures,
 //!   a per-attempt timeout, backoff with jitter and pausing of a hook that keeps failing.
 //! - [`address`]: where a delivery may go (checked after DNS resolution; the connection is
@@ -26,18 +25,17 @@ pub mod outgoing;
 
 use std::sync::Arc;
 
+use axum::extract::FromRef;
 use http::StatusCode;
-use rusqlite::{params, Connection};
+use utoipa_axum::routes;
 
-use crate::http::ApiError;
 use crate::auth::AuthError;
-use crate::chat::ChatError;
-use crate::store::StoreError;
+use crate::chat::{ChatError, ChatMetrics, EventSink};
+use crate::config::Config;
+use crate::http::{ApiError, Routes};
+use crate::store::{Store, StoreError};
 
 pub use delivery::Integrations;
-use utoipa_axum::routes;
-use crate::api::AppState;
-use crate::http::Routes;
 
 /// The events a webhook may ask for. Room events carry the room's id; `security.alert` is
 /// raised by `limits::alerts` and belongs to no room (a hook with a room filter never gets it).
@@ -111,85 +109,27 @@ impl axum::response::IntoResponse for IntegrationError {
     }
 }
 
-/// The JSON body every delivery of an event carries (the same for every hook, and on every
-/// attempt): `{"event","room_id","seq","at","data"}`. `data` is the event's JSON as the
-/// gateway sends it, spliced in as stored.
-pub fn delivery_body(
-    event: &str,
-    room_id: Option<i64>,
-    seq: Option<i64>,
-    at_ms: i64,
-    data: &str,
-) -> String {
-    let event = serde_json::Value::from(event);
-    let at = serde_json::Value::from(crate::http::time::rfc3339_ms(at_ms));
-    let room_id = serde_json::Value::from(room_id);
-    let seq = serde_json::Value::from(seq);
-    format!(r#"{{"event":{event},"room_id":{room_id},"seq":{seq},"at":{at},"data":{data}}}"#)
-}
-
-/// Queues a delivery of `event` for every webhook that wants it (its event list, and its room
-/// filter when `room_id` is given), inside the caller's transaction. Cheap when no hook wants
-/// it: one scan of the (small, at most `outgoing::MAX_WEBHOOKS` rows) `webhooks` table.
-/// A hook with a room filter never gets an event of no room (`room_id` None). Returns how
-/// many were queued.
-pub fn enqueue(
-    conn: &Connection,
-    event: &str,
-    room_id: Option<i64>,
-    seq: Option<i64>,
-    at_ms: i64,
-    data: &str,
-) -> Result<usize, StoreError> {
-    let mut hooks = conn.prepare_cached(
-        "SELECT id FROM webhooks
-          WHERE instr(events, ',' || ?1 || ',') > 0
-            AND (room_id IS NULL OR room_id = ?2)",
-    )?;
-    let ids: Vec<i64> = hooks
-        .query_map(params![event, room_id], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
-    if ids.is_empty() {
-        return Ok(0);
-    }
-    let body = delivery_body(event, room_id, seq, at_ms, data);
-    let mut insert = conn.prepare_cached(
-        "INSERT INTO webhook_deliveries (webhook_id, delivery_id, event, body, created_at, next_attempt_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
-    )?;
-    for id in &ids {
-        insert.execute(params![
-            id,
-            crate::auth::crypto::id_128(),
-            event,
-            body,
-            at_ms
-        ])?;
-    }
-    Ok(ids.len())
-}
-
-/// The wall clock in Unix milliseconds.
-pub fn now_ms() -> i64 {
-    crate::chat::now_ms()
-}
-
-/// A shared, cheaply cloned handle (for `AppState`).
+/// The shared handle to the worker, the delivery client and the incoming URLs' buckets: the
+/// part of the application state the webhook handlers take.
 pub type Handle = Arc<Integrations>;
 
 /// Incoming webhook URLs, outgoing webhooks and bot accounts.
-pub fn routes() -> Routes<AppState> {
+pub fn routes<S>() -> Routes<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Store: FromRef<S>,
+    EventSink: FromRef<S>,
+    Arc<Config>: FromRef<S>,
+    Handle: FromRef<S>,
+    ChatMetrics: FromRef<S>,
+{
     Routes::new()
-        .api(routes!(incoming::list_handler, incoming::create_handler))
-        .api(routes!(incoming::revoke_handler))
-        .api(routes!(incoming::post_handler))
-        .api(routes!(outgoing::list_handler, outgoing::create_handler))
-        .api(routes!(
-            outgoing::get_handler,
-            outgoing::update_handler,
-            outgoing::delete_handler
-        ))
-        .api(routes!(outgoing::rotate_handler))
-        .api(routes!(outgoing::deliveries_handler))
-        .api(routes!(bots::create_handler))
+        .api(routes!(incoming::list, incoming::create))
+        .api(routes!(incoming::revoke))
+        .api(routes!(incoming::post))
+        .api(routes!(outgoing::list, outgoing::create))
+        .api(routes!(outgoing::get, outgoing::update, outgoing::delete))
+        .api(routes!(outgoing::rotate))
+        .api(routes!(outgoing::deliveries))
+        .api(routes!(bots::create))
 }

@@ -5,6 +5,8 @@
 //! A hook's secret is returned only by the answer that created or rotated it. Audit events
 //! name the hook (`webhook:<id>`) and its events, never its URL (which often carries a token).
 
+use std::sync::Arc;
+
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
@@ -14,13 +16,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::address::{self, AddressPolicy};
-use super::{now_ms, IntegrationError, EVENTS};
-use crate::api::AppState;
-use crate::http::{ApiError, Json, Query};
+use super::{IntegrationError, Integrations, EVENTS};
 use crate::audit;
 use crate::auth::users::Actor;
 use crate::auth::RequireAdmin;
 use crate::edge::policy::ClientIp;
+use crate::http::time::now_ms;
+use crate::http::{ApiError, Json, Query};
+use crate::store::Store;
 
 /// At most this many outgoing webhooks (each event is queued once per hook, in the
 /// transaction that writes it).
@@ -208,7 +211,7 @@ fn new_secret() -> String {
     format!("{SECRET_PREFIX}{}", crate::auth::crypto::token_256())
 }
 
-pub fn get(conn: &Connection, id: i64) -> Result<WebhookView, IntegrationError> {
+pub fn load(conn: &Connection, id: i64) -> Result<WebhookView, IntegrationError> {
     conn.query_row(
         &format!("SELECT {COLUMNS} FROM webhooks w WHERE w.id = ?1"),
         [id],
@@ -218,14 +221,14 @@ pub fn get(conn: &Connection, id: i64) -> Result<WebhookView, IntegrationError> 
     .ok_or(IntegrationError::NotFound)
 }
 
-pub fn list(conn: &Connection) -> Result<Vec<WebhookView>, IntegrationError> {
+pub fn load_all(conn: &Connection) -> Result<Vec<WebhookView>, IntegrationError> {
     let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM webhooks w ORDER BY w.id"))?;
     let rows = stmt.query_map([], view_from_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
 /// Registers a webhook; its secret is in the answer and nowhere else.
-pub fn create(
+pub fn insert(
     conn: &Connection,
     req: &CreateWebhook,
     policy: AddressPolicy,
@@ -270,14 +273,14 @@ pub fn create(
             .detail(json!({ "events": req.events, "room_id": req.room_id })),
     )?;
     Ok(WebhookWithSecret {
-        webhook: get(conn, id)?,
+        webhook: load(conn, id)?,
         secret,
     })
 }
 
 /// Changes a webhook; `paused: false` resumes it (its failures reset, its oldest queued
 /// delivery due now).
-pub fn update(
+pub fn change(
     conn: &Connection,
     id: i64,
     req: &UpdateWebhook,
@@ -285,7 +288,7 @@ pub fn update(
     actor: &Actor,
     now: i64,
 ) -> Result<WebhookView, IntegrationError> {
-    let before = get(conn, id)?;
+    let before = load(conn, id)?;
     if let Some(url) = &req.url {
         check_url(url, policy)?;
         conn.execute(
@@ -333,7 +336,7 @@ pub fn update(
                 "paused": req.paused,
             })),
     )?;
-    get(conn, id)
+    load(conn, id)
 }
 
 fn resume(conn: &Connection, id: i64, now: i64) -> Result<(), IntegrationError> {
@@ -371,13 +374,13 @@ pub fn rotate_secret(
             .target(format!("webhook:{id}")),
     )?;
     Ok(WebhookWithSecret {
-        webhook: get(conn, id)?,
+        webhook: load(conn, id)?,
         secret,
     })
 }
 
 /// Deletes the hook with its queue and log.
-pub fn delete(conn: &Connection, id: i64, actor: &Actor, now: i64) -> Result<(), IntegrationError> {
+pub fn remove(conn: &Connection, id: i64, actor: &Actor, now: i64) -> Result<(), IntegrationError> {
     conn.execute("DELETE FROM webhook_deliveries WHERE webhook_id = ?1", [id])?;
     if conn.execute("DELETE FROM webhooks WHERE id = ?1", [id])? == 0 {
         return Err(IntegrationError::NotFound);
@@ -392,12 +395,12 @@ pub fn delete(conn: &Connection, id: i64, actor: &Actor, now: i64) -> Result<(),
 }
 
 /// The hook's newest `limit` deliveries.
-pub fn deliveries(
+pub fn delivery_log(
     conn: &Connection,
     id: i64,
     limit: u32,
 ) -> Result<Vec<DeliveryView>, IntegrationError> {
-    get(conn, id)?;
+    load(conn, id)?;
     let mut stmt = conn.prepare_cached(
         "SELECT delivery_id, event, state, attempts, created_at, last_attempt_at, last_status,
                 last_error, delivered_at
@@ -442,17 +445,17 @@ pub fn deliveries(
         (status = 403, description = "Not an admin (`forbidden`)", body = crate::http::ErrorBody),
     )
 )]
-pub async fn create_handler(
-    State(app): State<AppState>,
+pub async fn create(
+    State(store): State<Store>,
+    State(integrations): State<Arc<Integrations>>,
     RequireAdmin(who): RequireAdmin,
     ip: Option<Extension<ClientIp>>,
     Json(req): Json<CreateWebhook>,
 ) -> Result<Response, ApiError> {
     let actor = Actor::caller(&who, ip);
-    let policy = app.integrations.policy();
-    let made = app
-        .store
-        .write(move |conn| create(conn, &req, policy, &actor, now_ms()))
+    let policy = integrations.policy();
+    let made = store
+        .write(move |conn| insert(conn, &req, policy, &actor, now_ms()))
         .await?;
     Ok((StatusCode::CREATED, Json(made)).into_response())
 }
@@ -469,11 +472,11 @@ pub async fn create_handler(
         (status = 403, description = "Not an admin (`forbidden`)", body = crate::http::ErrorBody),
     )
 )]
-pub async fn list_handler(
-    State(app): State<AppState>,
+pub async fn list(
+    State(store): State<Store>,
     RequireAdmin(_): RequireAdmin,
 ) -> Result<Json<WebhookList>, ApiError> {
-    let webhooks = app.store.read(list).await?;
+    let webhooks = store.read(load_all).await?;
     Ok(Json(WebhookList { webhooks }))
 }
 
@@ -491,12 +494,12 @@ pub async fn list_handler(
         (status = 404, description = "No such webhook (`not_found`)", body = crate::http::ErrorBody),
     )
 )]
-pub async fn get_handler(
-    State(app): State<AppState>,
+pub async fn get(
+    State(store): State<Store>,
     RequireAdmin(_): RequireAdmin,
     Path(id): Path<i64>,
 ) -> Result<Json<WebhookView>, ApiError> {
-    Ok(Json(app.store.read(move |conn| get(conn, id)).await?))
+    Ok(Json(store.read(move |conn| load(conn, id)).await?))
 }
 
 /// `PATCH /api/v1/webhooks/{id}`.
@@ -516,20 +519,20 @@ pub async fn get_handler(
         (status = 404, description = "No such webhook (`not_found`)", body = crate::http::ErrorBody),
     )
 )]
-pub async fn update_handler(
-    State(app): State<AppState>,
+pub async fn update(
+    State(store): State<Store>,
+    State(integrations): State<Arc<Integrations>>,
     RequireAdmin(who): RequireAdmin,
     ip: Option<Extension<ClientIp>>,
     Path(id): Path<i64>,
     Json(req): Json<UpdateWebhook>,
 ) -> Result<Json<WebhookView>, ApiError> {
     let actor = Actor::caller(&who, ip);
-    let policy = app.integrations.policy();
-    let view = app
-        .store
-        .write(move |conn| update(conn, id, &req, policy, &actor, now_ms()))
+    let policy = integrations.policy();
+    let view = store
+        .write(move |conn| change(conn, id, &req, policy, &actor, now_ms()))
         .await?;
-    app.integrations.wake();
+    integrations.wake();
     Ok(Json(view))
 }
 
@@ -547,15 +550,15 @@ pub async fn update_handler(
         (status = 404, description = "No such webhook (`not_found`)", body = crate::http::ErrorBody),
     )
 )]
-pub async fn delete_handler(
-    State(app): State<AppState>,
+pub async fn delete(
+    State(store): State<Store>,
     RequireAdmin(who): RequireAdmin,
     ip: Option<Extension<ClientIp>>,
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
     let actor = Actor::caller(&who, ip);
-    app.store
-        .write(move |conn| delete(conn, id, &actor, now_ms()))
+    store
+        .write(move |conn| remove(conn, id, &actor, now_ms()))
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -575,15 +578,14 @@ pub async fn delete_handler(
         (status = 404, description = "No such webhook (`not_found`)", body = crate::http::ErrorBody),
     )
 )]
-pub async fn rotate_handler(
-    State(app): State<AppState>,
+pub async fn rotate(
+    State(store): State<Store>,
     RequireAdmin(who): RequireAdmin,
     ip: Option<Extension<ClientIp>>,
     Path(id): Path<i64>,
 ) -> Result<Json<WebhookWithSecret>, ApiError> {
     let actor = Actor::caller(&who, ip);
-    let made = app
-        .store
+    let made = store
         .write(move |conn| rotate_secret(conn, id, &actor, now_ms()))
         .await?;
     Ok(Json(made))
@@ -604,16 +606,15 @@ pub async fn rotate_handler(
         (status = 404, description = "No such webhook (`not_found`)", body = crate::http::ErrorBody),
     )
 )]
-pub async fn deliveries_handler(
-    State(app): State<AppState>,
+pub async fn deliveries(
+    State(store): State<Store>,
     RequireAdmin(_): RequireAdmin,
     Path(id): Path<i64>,
     Query(q): Query<DeliveryQuery>,
 ) -> Result<Json<DeliveryList>, ApiError> {
     let limit = q.limit.unwrap_or(50).clamp(1, 200);
-    let deliveries = app
-        .store
-        .read(move |conn| deliveries(conn, id, limit))
+    let deliveries = store
+        .read(move |conn| delivery_log(conn, id, limit))
         .await?;
     Ok(Json(DeliveryList { deliveries }))
 }
