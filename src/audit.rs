@@ -17,11 +17,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::api::AppState;
-use crate::http::{ApiError, Json, Query};
 use crate::auth::RequireAdmin;
+use crate::http::Routes;
+use crate::http::{ApiError, Json, Query};
 use crate::store::StoreError;
 use utoipa_axum::routes;
-use crate::http::Routes;
 
 /// Whether the action an event describes succeeded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]

@@ -21,11 +21,12 @@ use crate::edge::listener::OpenConnections;
 use crate::edge::listener::{self, ConnLimits, Listener};
 use crate::edge::per_ip::{self, PerIpLimit};
 use crate::edge::policy::EdgePolicy;
+use crate::edge::trust::CaCertificate;
 use crate::edge::{local_ca, tls};
 use crate::limits::{self, Limiter};
 use crate::livekit::{self, LiveKit};
-use crate::ops::lock::DataDirLock;
 use crate::metrics::Metrics;
+use crate::ops::lock::DataDirLock;
 use crate::ops::pi::SysRoot;
 use crate::ops::vitals::{self, Vitals};
 use crate::ops::{notify, provision};
@@ -140,14 +141,14 @@ async fn serve(
     let machine_ips = local_ca::machine_ips();
     let public_policy = EdgePolicy::public(&config, bound.https.port(), &machine_ips);
     let internal_policy = EdgePolicy::internal(&public_policy);
-    let ca_pem = if config.local_ca_mode() {
+    let ca = if config.local_ca_mode() {
         let path = local_ca::LocalCaFiles::in_dir(&config.tls_dir()).ca_cert;
-        Some(Arc::from(
+        CaCertificate::local(
             std::fs::read_to_string(&path)
                 .with_context(|| format!("reading {}", path.display()))?,
-        ))
+        )
     } else {
-        None
+        CaCertificate::none()
     };
     let open = (
         OpenConnections::default(),
@@ -173,7 +174,7 @@ async fn serve(
     let integrations = Arc::new(crate::integrations::Integrations::new(
         store.clone(),
         &config.webhooks,
-        ca_pem.as_deref(),
+        ca.pem(),
         &metrics,
     ));
     let (alerts, alerter) = limits::alerts::alerter(
@@ -224,7 +225,7 @@ async fn serve(
         store: store.clone(),
         metrics,
         edge: public_policy,
-        ca_pem,
+        ca,
         vitals: vitals.clone(),
         auth,
         limiter: limiter.clone(),

@@ -18,19 +18,18 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use futures_util::FutureExt;
 use http::{header, HeaderValue, StatusCode};
-use utoipa_axum::routes;
 
 use crate::config::Config;
 use crate::http::{Routes, Templates};
-use crate::{audit, auth, chat, files, gateway, integrations, livekit, ops, web};
+use crate::{audit, auth, chat, edge, files, gateway, integrations, livekit, ops, web};
 
-use crate::http::{error, ApiError, ErrorBody};
+use crate::http::{error, ApiError};
 
 /// Sent on every HTTPS response unless the handler set the header itself.
 const SECURITY_HEADERS: [(header::HeaderName, &str); 4] = [
@@ -49,7 +48,7 @@ const SECURITY_HEADERS: [(header::HeaderName, &str); 4] = [
 pub(crate) fn public_routes() -> Routes<AppState> {
     Routes::new()
         .merge(ops::health_routes())
-        .api(routes!(ca_cert))
+        .merge(edge::ca_routes())
         .api(openapi::route())
         .merge(auth::routes())
         .merge(audit::routes())
@@ -76,8 +75,7 @@ pub fn router(state: AppState) -> Surface {
 /// The loopback-only internal surface: monitoring, `/status` and LiveKit's webhooks.
 pub fn internal_router(state: AppState) -> Surface {
     let routes = ops::health_routes()
-        .undocumented("/metrics", get(metrics))
-        .merge(ops::status_routes())
+        .merge(ops::monitoring_routes())
         .merge(livekit::webhook_routes())
         .fallback(not_found);
     surface(routes, &state, None, false, false)
@@ -86,11 +84,9 @@ pub fn internal_router(state: AppState) -> Surface {
 /// Plain HTTP: `/ca.crt` and `/health` answered, `/` the trust page (`edge::trust`) while
 /// there is a local CA, everything else sent to HTTPS with 308.
 pub fn redirect_router(state: AppState) -> Surface {
-    let routes = Routes::new()
-        .undocumented("/", get(crate::edge::trust::page))
+    let routes = edge::plain_http_routes()
         .undocumented("/health", get(ops::health::health))
-        .undocumented("/ca.crt", get(ca_cert))
-        .fallback(crate::edge::redirect::to_https);
+        .fallback(edge::redirect::to_https);
     surface(routes, &state, None, false, false)
 }
 
@@ -344,54 +340,6 @@ fn security_headers(resp: &mut Response, hsts: &HeaderValue) {
 /// Unknown paths on the HTTPS and internal listeners.
 async fn not_found() -> ApiError {
     ApiError::not_found()
-}
-
-/// `GET /ca.crt`: the local CA certificate, for devices to import.
-#[utoipa::path(
-    get,
-    path = "/ca.crt",
-    operation_id = "getCaCertificate",
-    summary = "The local CA certificate (PEM), for devices to import",
-    tag = "health",
-    security(()),
-    responses(
-        (status = 200, description = "The local CA certificate (PEM)", body = String,
-         content_type = "application/x-pem-file"),
-        (status = 404, description = "This server uses an operator-provided certificate, not a \
-         local CA (`no_local_ca`)", body = ErrorBody),
-    )
-)]
-async fn ca_cert(State(app): State<AppState>) -> Response {
-    match &app.ca_pem {
-        Some(pem) => (
-            [
-                (header::CONTENT_TYPE, "application/x-pem-file"),
-                (
-                    header::CONTENT_DISPOSITION,
-                    "attachment; filename=\"roost-ca.crt\"",
-                ),
-            ],
-            pem.to_string(),
-        )
-            .into_response(),
-        None => ApiError::new(
-            StatusCode::NOT_FOUND,
-            "no_local_ca",
-            "this server uses an operator-provided certificate, not a local CA",
-        )
-        .into_response(),
-    }
-}
-
-/// Prometheus text by default, OpenMetrics when asked for (`ops::exposition`).
-async fn metrics(State(app): State<AppState>, headers: http::HeaderMap) -> Response {
-    app.vitals.refresh_for_scrape().await;
-    match app.store.memory().await {
-        Ok(memory) => app.metrics.set_db_memory(&memory),
-        // The database's own health is `/ready`'s to report; the scrape goes on without it.
-        Err(e) => tracing::debug!(error = %e, "no database memory reading for /metrics"),
-    }
-    crate::metrics::exposition::respond(&app.metrics, &headers)
 }
 
 /// How long a request may take before it is answered 408: `limits.request_timeout_secs`,

@@ -13,6 +13,7 @@ use crate::auth::AuthState;
 use crate::chat::EventSink;
 use crate::config::Config;
 use crate::edge::policy::EdgePolicy;
+use crate::edge::trust::CaCertificate;
 use crate::files::Files;
 use crate::gateway::Gateway;
 use crate::integrations;
@@ -50,8 +51,8 @@ pub struct Shared {
     pub store: Store,
     pub metrics: Arc<Metrics>,
     pub edge: Arc<EdgePolicy>,
-    /// The local CA certificate (PEM) offered at `/ca.crt`; `None` with operator certificates.
-    pub ca_pem: Option<Arc<str>>,
+    /// The local CA certificate offered at `/ca.crt`; none with operator certificates.
+    pub ca: CaCertificate,
     /// Uptime, connections, disk and Pi health (`ops::vitals`), for `/status` and `/metrics`.
     pub vitals: Arc<Vitals>,
     /// Keys, password hasher, login backoff and the pending setup code.
@@ -155,5 +156,11 @@ impl FromRef<AppState> for integrations::Handle {
 impl FromRef<AppState> for EventSink {
     fn from_ref(app: &AppState) -> EventSink {
         app.events.clone()
+    }
+}
+
+impl FromRef<AppState> for CaCertificate {
+    fn from_ref(app: &AppState) -> CaCertificate {
+        app.ca.clone()
     }
 }

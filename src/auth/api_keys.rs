@@ -22,9 +22,9 @@ use super::principal::Scopes;
 use super::users::{self, Actor, User};
 use super::{crypto, AuthError, RequireSession};
 use crate::api::AppState;
-use crate::http::{ApiError, Json};
 use crate::audit;
 use crate::edge::policy::ClientIp;
+use crate::http::{ApiError, Json};
 
 pub const KEY_PREFIX: &str = "roost_";
 pub const ROTATION_TTL_SECS: i64 = 15 * 60;
@@ -69,7 +69,9 @@ fn view_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ApiKeyView> {
         last_four: row.get(3)?,
         scopes: Scopes::from_stored(&scopes).names(),
         created_at: crate::http::time::rfc3339(row.get(5)?),
-        last_used_at: row.get::<_, Option<i64>>(6)?.map(crate::http::time::rfc3339),
+        last_used_at: row
+            .get::<_, Option<i64>>(6)?
+            .map(crate::http::time::rfc3339),
     })
 }
 

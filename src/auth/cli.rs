@@ -17,8 +17,8 @@ use super::password::{HashParams, Hasher};
 use super::users::{self, Actor, NewUser, Role, UserPatch};
 use super::{crypto, invites, setup, username, AuthError};
 use crate::audit;
-use crate::exit::{EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
 use crate::config::Config;
+use crate::exit::{EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
 use crate::store::{Store, StoreOptions};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -22,9 +22,9 @@ use super::session::{self, Issued, Refreshed};
 use super::users::{self, Actor, NewUser, Role, User};
 use super::{invites, username, AuthError, AuthState, Principal, RequireSession};
 use crate::api::AppState;
-use crate::http::{ApiError, Json};
 use crate::audit::{self, Event};
 use crate::edge::policy::ClientIp;
+use crate::http::{ApiError, Json};
 
 /// Sessions that ended longer ago than this are deleted by the periodic prune.
 const KEEP_ENDED_SESSIONS_SECS: i64 = 7 * 86_400;

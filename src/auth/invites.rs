@@ -14,9 +14,9 @@ use serde_json::json;
 use super::users::Actor;
 use super::{crypto, AuthError, RequireAdmin};
 use crate::api::AppState;
-use crate::http::{ApiError, Json};
 use crate::audit;
 use crate::edge::policy::ClientIp;
+use crate::http::{ApiError, Json};
 
 pub const MAX_USES: i64 = 1000;
 /// Longest validity of an invite: 90 days.

@@ -47,6 +47,8 @@ use crate::store::Store;
 pub use error::AuthError;
 pub use handlers::{change_password, login, logout, me, refresh, register};
 // The request bodies, for the fuzz targets (fuzz/) that feed them arbitrary JSON.
+use crate::api::AppState;
+use crate::http::Routes;
 pub use handlers::{LoginRequest, PasswordRequest, RefreshRequest, RegisterRequest};
 pub use principal::{
     authenticate, carries_credentials, credential_is_live, resolve_credential, still_valid,
@@ -54,8 +56,6 @@ pub use principal::{
 };
 pub use users::Role;
 use utoipa_axum::routes;
-use crate::api::AppState;
-use crate::http::Routes;
 
 /// How often sign-ins also delete long-ended sessions and expired refresh tokens.
 pub const PRUNE_INTERVAL_SECS: i64 = 3600;

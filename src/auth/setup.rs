@@ -29,10 +29,10 @@ use super::handlers::{create_signed_in, issue_session, Signup, TokenResponse};
 use super::users::{self, Actor, Role};
 use super::{crypto, AuthError, AuthState};
 use crate::api::AppState;
-use crate::http::{ApiError, Json};
 use crate::audit;
 use crate::config::Config;
 use crate::edge::policy::ClientIp;
+use crate::http::{ApiError, Json};
 use crate::store::Store;
 
 /// The `settings` key holding `{"hash": hex, "expires_at": unix}`.

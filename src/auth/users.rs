@@ -23,9 +23,9 @@ use serde_json::json;
 
 use super::{session, username, AuthError, Principal, RequireAdmin};
 use crate::api::AppState;
-use crate::http::{ApiError, Json};
 use crate::audit::{self, Event};
 use crate::edge::policy::ClientIp;
+use crate::http::{ApiError, Json};
 
 /// What an account may do. Ordered: a guest < a member < an admin.
 #[derive(

@@ -21,10 +21,10 @@ use serde_json::json;
 use super::rooms::{Access, RoomRole};
 use super::ChatError;
 use crate::api::AppState;
-use crate::http::{ApiError, Json};
 use crate::audit::{self, Event};
 use crate::auth::{Principal, Role};
 use crate::edge::policy::ClientIp;
+use crate::http::{ApiError, Json};
 use crate::livekit::tokens::{CallGrant, CallRole, Permissions, RoomCallPolicy};
 use crate::livekit::CallError;
 

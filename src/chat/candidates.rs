@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use super::rooms::Access;
 use super::ChatError;
 use crate::api::AppState;
-use crate::http::{ApiError, Json, Query};
 use crate::auth::{Principal, Role};
+use crate::http::{ApiError, Json, Query};
 
 /// Candidates in one answer: enough for a picker that narrows as one types, and a bound on
 /// how much of the account list one request shows.

@@ -22,8 +22,8 @@ use serde::{Deserialize, Serialize};
 use super::rooms::{add_member, Access, Joining, RoomRole, RoomView};
 use super::{commit, now_ms, ChatError};
 use crate::api::AppState;
-use crate::http::{ApiError, Json, Query};
 use crate::auth::{users, Principal, Role};
+use crate::http::{ApiError, Json, Query};
 
 /// What a room is: a room people join and leave, or a direct message between two accounts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]

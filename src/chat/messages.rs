@@ -21,8 +21,8 @@ use super::events;
 use super::rooms::Access;
 use super::{commit, now_ms, ChatError, RoomEvent};
 use crate::api::AppState;
-use crate::http::{ApiError, Json, Query};
 use crate::auth::Principal;
+use crate::http::{ApiError, Json, Query};
 
 /// Largest page of `GET .../messages`.
 pub const MAX_PAGE: usize = 100;

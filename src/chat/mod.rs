@@ -42,9 +42,9 @@ use crate::api::AppState;
 use crate::http::ApiError;
 use crate::store::{Store, StoreError};
 
+use crate::http::Routes;
 pub use events::RoomEvent;
 use utoipa_axum::routes;
-use crate::http::Routes;
 
 /// What can go wrong in a chat request; mapped to HTTP only by `From<ChatError> for ApiError`.
 #[derive(Debug, thiserror::Error)]

@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 use super::rooms::Access;
 use super::{commit, now_ms, ChatError};
 use crate::api::AppState;
-use crate::http::{ApiError, Json};
 use crate::auth::Principal;
+use crate::http::{ApiError, Json};
 
 /// The highest unread count reported: the count query stops after this many messages, so a
 /// room unread for a long time costs no more than one with 999 new messages. Clients show it

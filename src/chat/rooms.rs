@@ -30,8 +30,8 @@ use super::dms::{self, Person, RoomKind};
 use super::events::{self, MemberChange};
 use super::{commit, now_ms, ChatError, RoomEvent};
 use crate::api::AppState;
-use crate::http::{ApiError, Json};
 use crate::auth::{users, Principal, RequireMember, Role};
+use crate::http::{ApiError, Json};
 
 const MAX_NAME_CHARS: usize = 100;
 const MAX_TOPIC_CHARS: usize = 1000;

@@ -21,8 +21,8 @@ use serde::{Deserialize, Serialize};
 use super::messages::MessageView;
 use super::ChatError;
 use crate::api::AppState;
-use crate::http::{ApiError, Json, Query};
 use crate::auth::{Principal, Role};
+use crate::http::{ApiError, Json, Query};
 
 pub const MAX_RESULTS: usize = 100;
 const DEFAULT_RESULTS: usize = 20;

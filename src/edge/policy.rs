@@ -13,8 +13,8 @@ use axum::extract::Request;
 use http::StatusCode;
 use ipnet::IpNet;
 
-use crate::http::ApiError;
 use crate::config::Config;
+use crate::http::ApiError;
 
 /// The client's address after honouring trusted proxies. Always present on requests that
 /// passed the edge.

@@ -12,14 +12,14 @@ use axum::response::{IntoResponse, Response};
 use http::{header, StatusCode};
 
 use super::policy::{request_host, EdgePolicy};
-use crate::api::AppState;
 use crate::http::ApiError;
 
-pub async fn to_https(State(app): State<AppState>, req: Request) -> Response {
+/// Every other path on plain HTTP: the 308 to the same path on HTTPS.
+pub async fn to_https(State(policy): State<Arc<EdgePolicy>>, req: Request) -> Response {
     let Some(host) = request_host(&req) else {
         return ApiError::bad_request("missing_host", "the request has no Host").into_response();
     };
-    let location = https_location(&app.edge, &host, req.uri());
+    let location = https_location(&policy, &host, req.uri());
     (
         StatusCode::PERMANENT_REDIRECT,
         [(header::LOCATION, location)],
@@ -27,7 +27,7 @@ pub async fn to_https(State(app): State<AppState>, req: Request) -> Response {
         .into_response()
 }
 
-fn https_location(policy: &Arc<EdgePolicy>, host: &str, uri: &http::Uri) -> String {
+fn https_location(policy: &EdgePolicy, host: &str, uri: &http::Uri) -> String {
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     format!("{}{path}", https_origin(policy, host))
 }

@@ -1,5 +1,6 @@
-//! The plain-HTTP listener's `GET /`: a small static page that helps a device trust the local
-//! certificate authority before it opens the HTTPS address. It links `/ca.crt`, shows the CA's
+//! Trusting the local certificate authority: `GET /ca.crt` (on plain HTTP and HTTPS) offers its
+//! certificate, and the plain-HTTP listener's `GET /` is a small static page that helps a
+//! device trust it before it opens the HTTPS address. The page links `/ca.crt`, shows the CA's
 //! SHA-256 fingerprint (to compare with the Pi's console or `roost init`), gives short steps
 //! per system and links the HTTPS address.
 //!
@@ -7,30 +8,95 @@
 //! certificate from a public CA (`tls.cert_file`: no local CA) there is nothing to trust, and
 //! `/` redirects like every other path. Every value put into the page is HTML-escaped.
 
+use std::sync::Arc;
+
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
-use http::{header, HeaderValue};
+use http::{header, HeaderValue, StatusCode};
 
-use super::policy::request_host;
+use super::policy::{request_host, EdgePolicy};
 use super::redirect;
-use crate::api::AppState;
+use crate::http::{ApiError, ErrorBody};
+
+/// The local CA's certificate (PEM) that devices import, or none when the operator provides
+/// the server's certificate (`tls.cert_file`). Read once at startup.
+#[derive(Debug, Clone, Default)]
+pub struct CaCertificate(Option<Arc<str>>);
+
+impl CaCertificate {
+    /// The local CA's certificate, from its PEM text.
+    pub fn local(pem: String) -> CaCertificate {
+        CaCertificate(Some(Arc::from(pem)))
+    }
+
+    /// No local CA: the operator's certificate is signed by a CA devices already trust.
+    pub fn none() -> CaCertificate {
+        CaCertificate(None)
+    }
+
+    /// The PEM text, if there is a local CA.
+    pub fn pem(&self) -> Option<&str> {
+        self.0.as_deref()
+    }
+}
 
 /// The page's only style, allowed by its hash in the Content-Security-Policy.
 const STYLE: &str = "body{font:16px/1.5 system-ui,sans-serif;max-width:40em;margin:2em auto;\
 padding:0 1em}code{word-break:break-all;font-size:.9em}h2{font-size:1.1em;margin-top:1.5em}\
 a.button{display:inline-block;padding:.6em 1em;border:1px solid;border-radius:.4em}";
 
+/// `GET /ca.crt`: the local CA certificate, for devices to import.
+#[utoipa::path(
+    get,
+    path = "/ca.crt",
+    operation_id = "getCaCertificate",
+    summary = "The local CA certificate (PEM), for devices to import",
+    tag = "health",
+    security(()),
+    responses(
+        (status = 200, description = "The local CA certificate (PEM)", body = String,
+         content_type = "application/x-pem-file"),
+        (status = 404, description = "This server uses an operator-provided certificate, not a \
+         local CA (`no_local_ca`)", body = ErrorBody),
+    )
+)]
+pub async fn certificate(State(ca): State<CaCertificate>) -> Response {
+    match ca.pem() {
+        Some(pem) => (
+            [
+                (header::CONTENT_TYPE, "application/x-pem-file"),
+                (
+                    header::CONTENT_DISPOSITION,
+                    "attachment; filename=\"roost-ca.crt\"",
+                ),
+            ],
+            pem.to_owned(),
+        )
+            .into_response(),
+        None => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_local_ca",
+            "this server uses an operator-provided certificate, not a local CA",
+        )
+        .into_response(),
+    }
+}
+
 /// `GET /` on plain HTTP: the trust page, or the 308 to HTTPS without a local CA.
-pub async fn page(State(app): State<AppState>, req: Request) -> Response {
-    let Some(ca_pem) = app.ca_pem.clone() else {
-        return redirect::to_https(State(app), req).await;
+pub async fn page(
+    State(ca): State<CaCertificate>,
+    State(policy): State<Arc<EdgePolicy>>,
+    req: Request,
+) -> Response {
+    let Some(ca_pem) = ca.pem() else {
+        return redirect::to_https(State(policy), req).await;
     };
     let Some(host) = request_host(&req) else {
-        return redirect::to_https(State(app), req).await;
+        return redirect::to_https(State(policy), req).await;
     };
-    let fingerprint = fingerprint(&ca_pem).unwrap_or_else(|| "(unreadable)".to_owned());
-    let https = redirect::https_origin(&app.edge, &host);
+    let fingerprint = fingerprint(ca_pem).unwrap_or_else(|| "(unreadable)".to_owned());
+    let https = redirect::https_origin(&policy, &host);
     let body = render(&escape(&https), &escape(&fingerprint));
     let style_hash = base64::engine::general_purpose::STANDARD.encode(ring::digest::digest(
         &ring::digest::SHA256,

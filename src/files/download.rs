@@ -17,8 +17,8 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::FilesError;
 use crate::api::AppState;
-use crate::http::ApiError;
 use crate::auth::{Principal, Role};
+use crate::http::ApiError;
 
 /// Types shown inline: images browsers render without running anything.
 const INLINE_TYPES: [&str; 4] = ["image/png", "image/jpeg", "image/gif", "image/webp"];

@@ -28,15 +28,15 @@ use std::path::{Path, PathBuf};
 
 use http::StatusCode;
 
-use crate::http::ApiError;
 use crate::config::Config;
+use crate::http::ApiError;
 use crate::store::StoreError;
 
+use crate::api::AppState;
+use crate::http::Routes;
 pub use download::download;
 pub use upload::upload;
 use utoipa_axum::routes;
-use crate::api::AppState;
-use crate::http::Routes;
 
 /// Folder of the store inside the data dir (the backup copies it, minus [`TMP_DIR`]).
 pub const ATTACHMENTS_DIR: &str = "attachments";

@@ -24,8 +24,8 @@ use serde::{Deserialize, Serialize};
 use super::sniff::{sniff, Sniffed, SNIFF_LEN};
 use super::{content_path, FilesError};
 use crate::api::AppState;
-use crate::http::{ApiError, Json, Query};
 use crate::auth::Principal;
+use crate::http::{ApiError, Json, Query};
 
 /// Bytes gathered from the request before they are written in one blocking step (plus at most
 /// one chunk, typically 16 KiB): the upload waits for the disk, never buffers the body.

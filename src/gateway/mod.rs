@@ -44,10 +44,10 @@ use crate::livekit::LiveKit;
 use crate::metrics::Metrics;
 use crate::store::Store;
 
-pub use session::upgrade;
-use utoipa_axum::routes;
 use crate::api::AppState;
 use crate::http::Routes;
+pub use session::upgrade;
+use utoipa_axum::routes;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DisconnectLabels {

@@ -33,8 +33,8 @@ use super::hub::{Caller, Kick, Kicked, Outbound, Slots};
 use super::protocol::{close, ClientFrame, Disconnect, Hello};
 use super::{Admission, DisconnectLabels};
 use crate::api::AppState;
-use crate::http::ApiError;
 use crate::chat::{events, rooms, ChatError, RoomEvent};
+use crate::http::ApiError;
 use crate::limits::bucket::{self, Rate};
 
 /// How long a close frame may take to leave, and the client's reply to arrive.

@@ -14,11 +14,11 @@ use serde_json::json;
 
 use super::{now_ms, IntegrationError};
 use crate::api::AppState;
-use crate::http::{ApiError, Json};
 use crate::auth::api_keys::{self, NewKey};
 use crate::auth::users::{self, Actor, NewUser, User};
 use crate::auth::{username, AuthError, RequireAdmin, Role, Scopes};
 use crate::edge::policy::ClientIp;
+use crate::http::{ApiError, Json};
 
 /// Inserts a bot account named `username` showing `display_name` (both already normalized),
 /// in the caller's transaction.

@@ -9,8 +9,8 @@ use super::address::AddressPolicy;
 use super::outgoing::{self, CreateWebhook, UpdateWebhook, WebhookView};
 use super::{now_ms, IntegrationError};
 use crate::auth::users::Actor;
-use crate::exit::{EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
 use crate::config::Config;
+use crate::exit::{EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
 use crate::store::{Store, StoreOptions};
 
 #[derive(Debug, Subcommand)]

@@ -20,7 +20,6 @@ use serde_json::json;
 
 use super::{bots, now_ms, IntegrationError};
 use crate::api::AppState;
-use crate::http::{ApiError, Json};
 use crate::auth::crypto;
 use crate::auth::users::Actor;
 use crate::auth::{username, Principal};
@@ -28,6 +27,7 @@ use crate::chat::messages::{self, MessageView};
 use crate::chat::rooms::{self, Access, Joining, RoomRole};
 use crate::chat::{ChatError, RoomEvent};
 use crate::edge::policy::ClientIp;
+use crate::http::{ApiError, Json};
 
 /// Live incoming URLs per room.
 pub const MAX_PER_ROOM: i64 = 20;

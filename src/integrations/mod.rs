@@ -29,15 +29,15 @@ use std::sync::Arc;
 use http::StatusCode;
 use rusqlite::{params, Connection};
 
-use crate::http::ApiError;
 use crate::auth::AuthError;
 use crate::chat::ChatError;
+use crate::http::ApiError;
 use crate::store::StoreError;
 
-pub use delivery::Integrations;
-use utoipa_axum::routes;
 use crate::api::AppState;
 use crate::http::Routes;
+pub use delivery::Integrations;
+use utoipa_axum::routes;
 
 /// The events a webhook may ask for. Room events carry the room's id; `security.alert` is
 /// raised by `limits::alerts` and belongs to no room (a hook with a room filter never gets it).

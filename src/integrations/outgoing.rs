@@ -16,11 +16,11 @@ use serde_json::json;
 use super::address::{self, AddressPolicy};
 use super::{now_ms, IntegrationError, EVENTS};
 use crate::api::AppState;
-use crate::http::{ApiError, Json, Query};
 use crate::audit;
 use crate::auth::users::Actor;
 use crate::auth::RequireAdmin;
 use crate::edge::policy::ClientIp;
+use crate::http::{ApiError, Json, Query};
 
 /// At most this many outgoing webhooks (each event is queued once per hook, in the
 /// transaction that writes it).

@@ -17,8 +17,8 @@ use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
 use super::limiter::{Decision, Limiter, Quota};
 use super::{Account, Family};
-use crate::http::ApiError;
 use crate::edge::policy::ClientIp;
+use crate::http::ApiError;
 
 pub const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
 pub const RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");

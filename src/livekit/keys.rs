@@ -22,7 +22,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::livekit::MAX_TOKEN_TTL_SECS;
 use crate::config::{Config, Secret};
-use crate::ops::provision::ProvisionError;
 
 /// How long the old pair of a rotation stays valid: no token it signed can outlive this.
 pub const ROTATION_OVERLAP: Duration = Duration::from_secs(MAX_TOKEN_TTL_SECS);
@@ -165,11 +164,11 @@ fn read_previous(config: &Config) -> Result<Option<(ApiKey, SystemTime)>, KeyErr
 
 /// Generates the key pair files unless the configuration supplies a pair or they exist.
 /// Never overwrites. Returns the files it created.
-pub fn provision(config: &Config) -> Result<Vec<PathBuf>, ProvisionError> {
+pub fn provision(config: &Config) -> Result<Vec<PathBuf>, KeyError> {
     if !config.livekit.enabled || configured(config) {
         return Ok(Vec::new());
     }
-    let err = |path: &Path, source| ProvisionError::Secret {
+    let err = |path: &Path, source| KeyError::Io {
         path: path.to_path_buf(),
         source,
     };

@@ -13,7 +13,6 @@
 //! check in `/ready` (which stays 200 when chat is fine) and in metrics.
 
 pub mod calls;
-pub mod cli;
 pub mod keys;
 pub mod lan;
 pub mod process;
@@ -27,6 +26,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use axum::extract::FromRef;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -40,7 +40,6 @@ use crate::metrics::Metrics;
 
 use self::keys::KeyRing;
 use self::tokens::{CallGrant, MintedToken, TokenError};
-use crate::api::AppState;
 use crate::http::Routes;
 
 /// What LiveKit is doing, as `/ready` and the call endpoints see it.
@@ -267,7 +266,11 @@ impl LiveKit {
 
 /// LiveKit's signalling and API paths, proxied to the local server (not part of Roost's API
 /// document).
-pub fn proxy_routes() -> Routes<AppState> {
+pub fn proxy_routes<S>() -> Routes<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<LiveKit>: FromRef<S>,
+{
     let forward = || axum::routing::any(proxy::forward);
     Routes::new()
         .undocumented("/rtc", forward())
@@ -276,7 +279,11 @@ pub fn proxy_routes() -> Routes<AppState> {
 }
 
 /// The internal listener's webhook receiver.
-pub fn webhook_routes() -> Routes<AppState> {
+pub fn webhook_routes<S>() -> Routes<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<LiveKit>: FromRef<S>,
+{
     Routes::new().undocumented("/livekit/webhook", axum::routing::post(webhook::receive))
 }
 

@@ -12,6 +12,7 @@
 //! upstream is a JSON 502 `livekit_unavailable`. Paths are logged, query strings never (the
 //! access token travels in one).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -22,11 +23,10 @@ use http_body_util::BodyExt;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use crate::api::AppState;
-use crate::http::ApiError;
 use crate::edge::policy::ClientIp;
+use crate::http::ApiError;
 
-use super::Status;
+use super::{LiveKit, Status};
 
 /// Time to open the loopback connection to LiveKit; longer means it is wedged.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -85,8 +85,7 @@ fn copy_end_to_end(from: &HeaderMap, to: &mut HeaderMap) {
     }
 }
 
-pub async fn forward(State(app): State<AppState>, mut req: Request) -> Response {
-    let lk = app.livekit.clone();
+pub async fn forward(State(lk): State<Arc<LiveKit>>, mut req: Request) -> Response {
     if let Status::Disabled(why) = lk.status() {
         return ApiError::unavailable(
             "livekit_disabled",

@@ -12,6 +12,7 @@
 //! are acknowledged and ignored. While calls are disabled (by configuration or a missing
 //! binary) the endpoint answers 503 `livekit_disabled`. This module never logs tokens or bodies.
 
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
@@ -23,12 +24,11 @@ use serde::Deserialize;
 use serde_json::Value;
 use subtle::ConstantTimeEq;
 
-use crate::api::AppState;
 use crate::http::ApiError;
 
 use super::calls::Participant;
 use super::keys::KeyRing;
-use super::{RejectLabels, Status};
+use super::{LiveKit, RejectLabels, Status};
 
 /// Largest webhook body accepted. LiveKit's events carry one room and one participant with
 /// their tracks, a few KiB; larger bodies get 413 without being read further.
@@ -141,8 +141,7 @@ fn unverified_issuer(token: &str) -> Option<String> {
     v.get("iss")?.as_str().map(str::to_owned)
 }
 
-pub async fn receive(State(app): State<AppState>, req: Request) -> Response {
-    let lk = &app.livekit;
+pub async fn receive(State(lk): State<Arc<LiveKit>>, req: Request) -> Response {
     let ring = match (lk.status(), lk.keys()) {
         (Status::Disabled(_), _) | (_, None) => {
             return ApiError::unavailable(
@@ -161,12 +160,12 @@ pub async fn receive(State(app): State<AppState>, req: Request) -> Response {
     let body = match axum::body::to_bytes(req.into_body(), MAX_WEBHOOK_BODY).await {
         Ok(b) => b,
         Err(_) => {
-            count(&app, Reject::TooLarge);
+            count(&lk, Reject::TooLarge);
             return ApiError::payload_too_large(MAX_WEBHOOK_BODY).into_response();
         }
     };
     if let Err(reject) = verify(&ring, auth.as_deref(), &body, SystemTime::now()) {
-        count(&app, reject);
+        count(&lk, reject);
         tracing::warn!(reason = reject.reason(), "rejected a LiveKit webhook");
         return ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -175,13 +174,12 @@ pub async fn receive(State(app): State<AppState>, req: Request) -> Response {
         )
         .into_response();
     }
-    apply(lk, &body);
+    apply(&lk, &body);
     (StatusCode::OK, Body::empty()).into_response()
 }
 
-fn count(app: &AppState, reject: Reject) {
-    app.livekit
-        .metrics
+fn count(lk: &LiveKit, reject: Reject) {
+    lk.metrics
         .webhook_rejected
         .get_or_create(&RejectLabels {
             reason: reject.reason(),
@@ -190,7 +188,7 @@ fn count(app: &AppState, reject: Reject) {
 }
 
 /// Applies a verified event to the call registry.
-pub fn apply(lk: &super::LiveKit, body: &[u8]) {
+pub fn apply(lk: &LiveKit, body: &[u8]) {
     let Ok(event) = serde_json::from_slice::<Value>(body) else {
         tracing::warn!("a verified LiveKit webhook is not JSON; ignored");
         return;

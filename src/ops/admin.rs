@@ -20,10 +20,10 @@ use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::AppState;
-use crate::http::{ApiError, Json};
 use crate::auth::users::Actor;
 use crate::auth::RequireAdmin;
 use crate::edge::policy::ClientIp;
+use crate::http::{ApiError, Json};
 use crate::ops::backup::{self, Progress, Sources};
 use crate::ops::status::{self, StatusReport};
 
@@ -138,11 +138,8 @@ impl BackupRuns {
          body = crate::http::ErrorBody),
     )
 )]
-pub async fn status_handler(
-    State(app): State<AppState>,
-    _admin: RequireAdmin,
-) -> Json<StatusReport> {
-    Json(status::report(&app).await)
+pub async fn status_handler(inputs: status::Inputs, _admin: RequireAdmin) -> Json<StatusReport> {
+    Json(status::report(&inputs).await)
 }
 
 /// A complete backup in the backup folder.

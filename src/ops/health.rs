@@ -4,6 +4,7 @@
 //! the database writer takes the write lock within a deadline, and the data dir's filesystem
 //! has more than `min_free_disk_mb` free. The `livekit` check is informational only.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
@@ -12,7 +13,10 @@ use axum::Json;
 use http::StatusCode;
 use serde::Serialize;
 
-use crate::api::AppState;
+use crate::config::Config;
+use crate::livekit::LiveKit;
+use crate::ops::vitals::Vitals;
+use crate::store::Store;
 
 /// How long the database check may take before the writer counts as unresponsive.
 const DB_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -25,7 +29,6 @@ pub struct Health {
     /// Roost's version.
     pub version: String,
 }
-
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Check {
@@ -117,8 +120,13 @@ pub async fn health() -> Response {
         (status = 503, description = "Not ready: see `checks`", body = Readiness),
     )
 )]
-pub async fn ready(State(app): State<AppState>) -> Response {
-    let r = readiness(&app).await;
+pub async fn ready(
+    State(store): State<Store>,
+    State(config): State<Arc<Config>>,
+    State(vitals): State<Arc<Vitals>>,
+    State(livekit): State<Arc<LiveKit>>,
+) -> Response {
+    let r = readiness(&store, &config, &vitals, &livekit).await;
     let code = if r.status == "ready" {
         StatusCode::OK
     } else {
@@ -132,22 +140,27 @@ pub async fn ready(State(app): State<AppState>) -> Response {
     resp
 }
 
-pub async fn readiness(app: &AppState) -> Readiness {
-    let database = match tokio::time::timeout(DB_CHECK_TIMEOUT, app.store.ping_writer()).await {
+pub async fn readiness(
+    store: &Store,
+    config: &Config,
+    vitals: &Vitals,
+    livekit: &LiveKit,
+) -> Readiness {
+    let database = match tokio::time::timeout(DB_CHECK_TIMEOUT, store.ping_writer()).await {
         Ok(Ok(())) => Check::ok(),
         Ok(Err(e)) => Check::fail(format!("database not writable: {e}")),
         Err(_) => Check::fail(format!(
             "database writer did not answer within {DB_CHECK_TIMEOUT:?}"
         )),
     };
-    let disk = disk_check(app);
+    let disk = disk_check(config, vitals);
     let all_ok = database.is_ok() && disk.is_ok();
     Readiness {
         status: if all_ok { "ready" } else { "not_ready" },
         checks: Checks {
             database,
             disk,
-            livekit: livekit_check(app),
+            livekit: livekit_check(livekit),
         },
     }
 }
@@ -155,9 +168,9 @@ pub async fn readiness(app: &AppState) -> Readiness {
 /// Calls are an add-on to chat: LiveKit being off, starting or down is reported here
 /// (`ok`, `starting`, `degraded`, `disabled`, `stopping`, with the reason) but never turns
 /// `/ready` into a 503, which would take chat out of a load balancer or tunnel too.
-pub(crate) fn livekit_check(app: &AppState) -> Check {
+pub(crate) fn livekit_check(livekit: &LiveKit) -> Check {
     use crate::livekit::Status;
-    let (status, message) = match app.livekit.status() {
+    let (status, message) = match livekit.status() {
         Status::Up => ("ok", None),
         Status::Starting => ("starting", Some("livekit is starting".to_owned())),
         Status::Down(why) => ("degraded", Some(why)),
@@ -171,19 +184,19 @@ pub(crate) fn livekit_check(app: &AppState) -> Check {
     }
 }
 
-fn disk_check(app: &AppState) -> Check {
-    let min = app.vitals.min_free_bytes();
-    match crate::files::disk::free_bytes(app.config.data_dir()) {
+fn disk_check(config: &Config, vitals: &Vitals) -> Check {
+    let min = vitals.min_free_bytes();
+    match crate::files::disk::free_bytes(config.data_dir()) {
         Ok(free) => {
             // Also sets roost_disk_free_bytes and the low-disk flag that refuses writes.
-            app.vitals.note_disk_free(free);
+            vitals.note_disk_free(free);
             let mut c = if free >= min {
                 Check::ok()
             } else {
                 Check::fail(format!(
                     "{} MiB free, below storage.min_free_disk_mb = {}",
                     free / (1024 * 1024),
-                    app.config.storage.min_free_disk_mb
+                    config.storage.min_free_disk_mb
                 ))
             };
             c.free_bytes = Some(free);

@@ -18,24 +18,56 @@ pub mod notify;
 pub mod pi;
 pub mod provision;
 pub mod restore;
+pub mod scrape;
 pub mod status;
 pub mod vitals;
 
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+use axum::routing::get;
 use utoipa_axum::routes;
 
 use crate::api::AppState;
+use crate::auth::AuthState;
+use crate::config::Config;
 use crate::http::Routes;
+use crate::livekit::LiveKit;
+use crate::metrics::Metrics;
+use crate::store::Store;
+
+use self::admin::BackupRuns;
+use self::vitals::Vitals;
 
 /// Liveness and readiness, on every listener that answers them.
-pub fn health_routes() -> Routes<AppState> {
+pub fn health_routes<S>() -> Routes<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Store: FromRef<S>,
+    Arc<Config>: FromRef<S>,
+    Arc<Vitals>: FromRef<S>,
+    Arc<LiveKit>: FromRef<S>,
+{
     Routes::new()
         .api(routes!(health::health))
         .api(routes!(health::ready))
 }
 
-/// The internal listener's `/status`.
-pub fn status_routes() -> Routes<AppState> {
-    Routes::new().undocumented("/status", axum::routing::get(status::status))
+/// The internal listener's monitoring: `/metrics` and `/status` (not part of the API document).
+pub fn monitoring_routes<S>() -> Routes<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Store: FromRef<S>,
+    Arc<Config>: FromRef<S>,
+    Arc<Vitals>: FromRef<S>,
+    Arc<Metrics>: FromRef<S>,
+    Arc<AuthState>: FromRef<S>,
+    Arc<LiveKit>: FromRef<S>,
+    Arc<BackupRuns>: FromRef<S>,
+{
+    Routes::new()
+        .undocumented("/metrics", get(scrape::metrics))
+        .undocumented("/status", get(status::status))
 }
 
 /// The administration API of the HTTPS surface.

@@ -28,6 +28,8 @@ pub enum ProvisionError {
         source: std::io::Error,
     },
     #[error(transparent)]
+    LiveKitKeys(#[from] crate::livekit::keys::KeyError),
+    #[error(transparent)]
     Tls(#[from] crate::edge::tls::TlsError),
 }
 

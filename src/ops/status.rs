@@ -10,21 +10,23 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{FromRef, FromRequestParts};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::api::AppState;
+use crate::auth::AuthState;
 use crate::config::Config;
-use crate::ops::admin::BackupRun;
+use crate::ops::admin::{BackupRun, BackupRuns};
 use crate::ops::backup::{human_bytes, LastSuccess};
 use crate::ops::pi::PiHealth;
-use crate::store::inspect;
+use crate::ops::vitals::Vitals;
+use crate::store::{inspect, Store};
 
 /// Tables whose row counts `/status` reports when they exist.
 pub const COUNTED_TABLES: [&str; 3] = ["users", "rooms", "messages"];
@@ -109,9 +111,49 @@ impl LastBackup {
     }
 }
 
+/// The parts of the daemon a status report reads, taken from the handler's state: `/status`
+/// and the administration API's status both extract it.
+#[derive(Clone)]
+pub struct Inputs {
+    pub store: Store,
+    pub config: Arc<Config>,
+    pub vitals: Arc<Vitals>,
+    /// Whether first-run setup is pending.
+    pub auth: Arc<AuthState>,
+    pub livekit: Arc<crate::livekit::LiveKit>,
+    pub backup_runs: Arc<BackupRuns>,
+}
+
+impl<S> FromRequestParts<S> for Inputs
+where
+    S: Send + Sync,
+    Store: FromRef<S>,
+    Arc<Config>: FromRef<S>,
+    Arc<Vitals>: FromRef<S>,
+    Arc<AuthState>: FromRef<S>,
+    Arc<crate::livekit::LiveKit>: FromRef<S>,
+    Arc<BackupRuns>: FromRef<S>,
+{
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        _: &mut http::request::Parts,
+        state: &S,
+    ) -> Result<Inputs, Self::Rejection> {
+        Ok(Inputs {
+            store: Store::from_ref(state),
+            config: Arc::from_ref(state),
+            vitals: Arc::from_ref(state),
+            auth: Arc::from_ref(state),
+            livekit: Arc::from_ref(state),
+            backup_runs: Arc::from_ref(state),
+        })
+    }
+}
+
 /// `GET /status`.
-pub async fn status(State(app): State<AppState>) -> Response {
-    let mut resp = Json(report(&app).await).into_response();
+pub async fn status(inputs: Inputs) -> Response {
+    let mut resp = Json(report(&inputs).await).into_response();
     resp.headers_mut().insert(
         http::header::CACHE_CONTROL,
         http::HeaderValue::from_static("no-store"),
@@ -121,10 +163,11 @@ pub async fn status(State(app): State<AppState>) -> Response {
 
 /// The status report `GET /status` and the administration API's `GET /api/v1/admin/status`
 /// answer (never with the setup code).
-pub async fn report(app: &AppState) -> StatusReport {
+pub async fn report(inputs: &Inputs) -> StatusReport {
     let counts = tokio::time::timeout(
         COUNT_TIMEOUT,
-        app.store
+        inputs
+            .store
             .read(|conn| inspect::counts_of(conn, &COUNTED_TABLES)),
     )
     .await;
@@ -139,8 +182,8 @@ pub async fn report(app: &AppState) -> StatusReport {
             BTreeMap::new()
         }
     };
-    let vitals = app.vitals.clone();
-    let db_path = app.config.db_path();
+    let vitals = inputs.vitals.clone();
+    let db_path = inputs.config.db_path();
     let (fresh_free, total, last, database_bytes) = tokio::task::spawn_blocking(move || {
         (
             crate::files::disk::free_bytes(vitals.data_dir()).ok(),
@@ -152,11 +195,11 @@ pub async fn report(app: &AppState) -> StatusReport {
     .await
     .unwrap_or((None, None, None, None));
     if let Some(free) = fresh_free {
-        app.vitals.note_disk_free(free);
+        inputs.vitals.note_disk_free(free);
     }
     let now = OffsetDateTime::now_utc();
     // A status report without the setup state is still useful: a failed lookup is logged only.
-    let setup_pending = match app.auth.pending_setup(&app.store).await {
+    let setup_pending = match inputs.auth.pending_setup(&inputs.store).await {
         Ok(pending) => pending.is_some(),
         Err(e) => {
             tracing::warn!(error = %e, "reading the pending setup state");
@@ -165,9 +208,13 @@ pub async fn report(app: &AppState) -> StatusReport {
     };
     StatusReport {
         version: crate::VERSION.to_owned(),
-        uptime_secs: app.vitals.uptime().as_secs(),
-        started_at: app.vitals.started_at().format(&Rfc3339).unwrap_or_default(),
-        connections: app
+        uptime_secs: inputs.vitals.uptime().as_secs(),
+        started_at: inputs
+            .vitals
+            .started_at()
+            .format(&Rfc3339)
+            .unwrap_or_default(),
+        connections: inputs
             .vitals
             .connections()
             .into_iter()
@@ -175,23 +222,23 @@ pub async fn report(app: &AppState) -> StatusReport {
             .collect(),
         counts,
         disk: Disk {
-            free_bytes: fresh_free.or(app.vitals.last().disk_free_bytes),
+            free_bytes: fresh_free.or(inputs.vitals.last().disk_free_bytes),
             total_bytes: total,
-            min_free_bytes: app.vitals.min_free_bytes(),
-            low: app.vitals.disk_low(),
+            min_free_bytes: inputs.vitals.min_free_bytes(),
+            low: inputs.vitals.disk_low(),
         },
-        health: app.vitals.last().health,
+        health: inputs.vitals.last().health,
         livekit: {
-            let check = crate::ops::health::livekit_check(app);
+            let check = crate::ops::health::livekit_check(&inputs.livekit);
             LiveKit {
                 state: check.status.to_owned(),
-                phase: livekit_phase(&app.livekit.status()).to_owned(),
-                external: !app.config.livekit.external_url.is_empty(),
+                phase: livekit_phase(&inputs.livekit.status()).to_owned(),
+                external: !inputs.config.livekit.external_url.is_empty(),
                 message: check.message,
             }
         },
         last_backup: last.as_ref().map(|l| LastBackup::from_record(l, now)),
-        backup_run: app.backup_runs.last(),
+        backup_run: inputs.backup_runs.last(),
         database_bytes,
         setup_pending,
         setup_code: None,

@@ -22,11 +22,11 @@ use prometheus_client::metrics::gauge::Gauge;
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
-use crate::http::ApiError;
 use crate::config::Config;
 use crate::edge::listener::OpenConnections;
-use crate::ops::backup::{self, LastSuccess};
+use crate::http::ApiError;
 use crate::metrics::Metrics;
+use crate::ops::backup::{self, LastSuccess};
 use crate::ops::pi::{self, PiHealth, SysRoot};
 
 /// How often the background task measures.

@@ -17,10 +17,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::api::AppState;
-use crate::http::{ApiError, Json};
 use crate::auth::users::Actor;
 use crate::auth::RequireAdmin;
 use crate::edge::policy::ClientIp;
+use crate::http::{ApiError, Json};
 use crate::store::StoreError;
 
 /// The `settings` key of the branding (a JSON [`Branding`]).

@@ -19,10 +19,10 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::json;
 
 use crate::api::AppState;
-use crate::http::{ApiError, Json};
 use crate::auth::users::Actor;
 use crate::auth::RequireAdmin;
 use crate::edge::policy::ClientIp;
+use crate::http::{ApiError, Json};
 use crate::store::StoreError;
 use crate::web::branding::{self, Branding, Icon};
 

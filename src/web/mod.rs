@@ -21,10 +21,10 @@ use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 
-use crate::http::ApiError;
-use utoipa_axum::routes;
 use crate::api::AppState;
+use crate::http::ApiError;
 use crate::http::Routes;
+use utoipa_axum::routes;
 
 pub mod branding;
 pub mod icon;

@@ -1,18 +1,18 @@
 //! `roost livekit config` and `roost livekit rotate-keys`: what they print and do.
 //!
-//! `crate::cli` only parses the arguments and calls these. Neither prints a secret: the config
-//! is shown redacted and rotation reports key ids only. Rotation tells a running daemon with
-//! SIGHUP (found through its pid file), which restarts LiveKit with both pairs.
+//! They work on `livekit::{keys, yaml}` directly, beside a running daemon or without one.
+//! Neither prints a secret: the config is shown redacted and rotation reports key ids only.
+//! Rotation tells a running daemon with SIGHUP (found through its pid file,
+//! `daemon::pid_file`), which restarts LiveKit with both pairs.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use crate::exit::{EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
 use crate::config::Config;
-
-use super::{keys, yaml};
+use crate::exit::{EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
+use crate::livekit::{keys, lan, yaml};
 
 /// Prints the LiveKit config the daemon would write, secrets redacted.
 pub fn show_config(config: &Config) -> u8 {
@@ -31,7 +31,7 @@ pub fn show_config(config: &Config) -> u8 {
             config,
             keys: ring.as_ref(),
             internal_addr: config.internal_addr(),
-            interfaces: &super::lan::interface_addresses(),
+            interfaces: &lan::interface_addresses(),
         },
         yaml::Secrets::Redact,
     );

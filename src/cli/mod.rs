@@ -3,6 +3,8 @@
 //! Exit codes are part of the contract: 0 ok, 64 bad usage or configuration (`EX_USAGE`),
 //! 1 runtime failure. Commands print for humans on stdout; the daemon logs through tracing.
 
+mod livekit;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -173,8 +175,8 @@ fn run(cli: Cli) -> u8 {
             config: args,
             command,
         } => with_config(&args, |c| match command {
-            LivekitCommand::Config => crate::livekit::cli::show_config(&c),
-            LivekitCommand::RotateKeys => crate::livekit::cli::rotate_keys(&c),
+            LivekitCommand::Config => livekit::show_config(&c),
+            LivekitCommand::RotateKeys => livekit::rotate_keys(&c),
         }),
         Command::Serve(args) => {
             logging::init(cli.log_format);
