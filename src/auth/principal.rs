@@ -13,18 +13,23 @@
 //! Handlers never look at roles themselves; they take [`Principal`], [`RequireMember`],
 //! [`RequireAdmin`] or [`RequireSession`].
 
+use std::convert::Infallible;
+use std::net::IpAddr;
+
 use axum::extract::{FromRequestParts, Request};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use http::request::Parts;
 use http::{header, Method};
 
 use super::api_keys::{self, KeyReject};
 use super::session::{self, SessionState};
 use super::users::Role;
-use super::AuthError;
-use crate::api::AppState;
+use super::{AuthError, AuthState};
+use crate::edge::policy::ClientIp;
 use crate::http::ApiError;
 use crate::limits::Account;
+use crate::store::Store;
 
 /// What an authenticated request was authenticated with.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -132,7 +137,11 @@ impl Scopes {
 /// A step of every request (`api::Surface`): see the module documentation. Returns the request
 /// with its [`Principal`] and [`Account`] when it carried valid credentials, unchanged when it
 /// carried none, and the refusal when its credentials are bad or lack the scope.
-pub async fn authenticate(app: &AppState, mut req: Request) -> Result<Request, Response> {
+pub async fn authenticate(
+    auth: &AuthState,
+    store: &Store,
+    mut req: Request,
+) -> Result<Request, Response> {
     if !carries_credentials(&req) {
         return Ok(req);
     }
@@ -142,14 +151,14 @@ pub async fn authenticate(app: &AppState, mut req: Request) -> Result<Request, R
     let presented = match value.to_str().ok().and_then(bearer) {
         Some(p) => p.to_owned(),
         None => {
-            app.auth.count_failure("bad_scheme");
+            auth.count_failure("bad_scheme");
             return Err(
                 ApiError::from(AuthError::Revoked("use `Authorization: Bearer <token>`"))
                     .into_response(),
             );
         }
     };
-    let principal = resolve(app, &presented)
+    let principal = resolve(auth, store, &presented)
         .await
         .map_err(|e| ApiError::from(e).into_response())?;
     if let Credential::ApiKey(_) = principal.credential {
@@ -160,7 +169,7 @@ pub async fn authenticate(app: &AppState, mut req: Request) -> Result<Request, R
             principal.scopes.write()
         };
         if !allowed {
-            app.auth.count_failure("insufficient_scope");
+            auth.count_failure("insufficient_scope");
             let needed = if safe { "read" } else { "write" };
             return Err(ApiError::from(AuthError::forbidden(
                 "insufficient_scope",
@@ -186,19 +195,27 @@ pub fn carries_credentials(req: &Request) -> bool {
 /// Checks a presented access token or API key the same way [`authenticate`] checks a bearer
 /// header (signature, expiry, session or key, account state), for callers that receive
 /// credentials outside headers: the realtime gateway's first frame.
-pub async fn resolve_credential(app: &AppState, presented: &str) -> Result<Principal, AuthError> {
-    resolve(app, presented).await
+pub async fn resolve_credential(
+    auth: &AuthState,
+    store: &Store,
+    presented: &str,
+) -> Result<Principal, AuthError> {
+    resolve(auth, store, presented).await
 }
 
 /// Whether what `principal` authenticated with is still good now (session not revoked or
 /// expired, key not revoked, account enabled): long-lived connections ask this periodically.
-pub async fn still_valid(app: &AppState, principal: &Principal) -> Result<bool, AuthError> {
+pub async fn still_valid(
+    auth: &AuthState,
+    store: &Store,
+    principal: &Principal,
+) -> Result<bool, AuthError> {
     let (credential, user_id, now) = (
         principal.credential.clone(),
         principal.user_id,
-        app.auth.now_secs(),
+        auth.now_secs(),
     );
-    app.store
+    store
         .read(move |conn| credential_is_live(conn, &credential, user_id, now))
         .await
 }
@@ -237,16 +254,14 @@ fn bearer(value: &str) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !credential.is_empty()).then_some(credential)
 }
 
-async fn resolve(app: &AppState, presented: &str) -> Result<Principal, AuthError> {
-    let auth = &app.auth;
+async fn resolve(auth: &AuthState, store: &Store, presented: &str) -> Result<Principal, AuthError> {
     if presented.starts_with(api_keys::KEY_PREFIX) {
         let Some((prefix, secret)) = api_keys::parse(presented) else {
             auth.count_failure(KeyReject::Unknown.reason());
             return Err(AuthError::Revoked("this API key is not valid"));
         };
         let (prefix, secret) = (prefix.to_owned(), secret.to_owned());
-        let found = app
-            .store
+        let found = store
             .read(move |conn| api_keys::authenticate(conn, &prefix, &secret))
             .await?;
         let owner = match found {
@@ -267,7 +282,7 @@ async fn resolve(app: &AppState, presented: &str) -> Result<Principal, AuthError
         {
             // Fire and forget: a lost `last_used_at` update is harmless, and the request
             // must not wait for the writer.
-            let (store, key_id) = (app.store.clone(), owner.key_id);
+            let (store, key_id) = (store.clone(), owner.key_id);
             tokio::spawn(async move {
                 if let Err(e) = store
                     .write(move |conn| api_keys::touch(conn, key_id, now))
@@ -297,7 +312,7 @@ async fn resolve(app: &AppState, presented: &str) -> Result<Principal, AuthError
     let now = auth.now_secs();
     // Read before the database is asked: a change committed in between moves it on, and the
     // entry made from this answer is never used.
-    let generation = app.store.generation();
+    let generation = store.generation();
     if let Some(user) = auth
         .sessions
         .get(&claims.sid, user_id, generation, now, auth.now_ms())
@@ -311,13 +326,12 @@ async fn resolve(app: &AppState, presented: &str) -> Result<Principal, AuthError
         });
     }
     let sid = claims.sid.clone();
-    let (state, user, expires_at) = app
-        .store
+    let (state, user, expires_at) = store
         .read(move |conn| session::check(conn, &sid, user_id, now))
         .await?;
     let (reason, message) = match (state, user) {
         (SessionState::Live, Some(user)) => {
-            if app.store.watches("sessions") && app.store.watches("users") {
+            if store.watches("sessions") && store.watches("users") {
                 auth.sessions
                     .insert(&claims.sid, &user, expires_at, generation, auth.now_ms());
             }
@@ -338,6 +352,28 @@ async fn resolve(app: &AppState, presented: &str) -> Result<Principal, AuthError
     };
     auth.count_failure(reason);
     Err(AuthError::Revoked(message))
+}
+
+/// The address a request came from, as `edge::policy` resolved it (through trusted proxies),
+/// for audit events and the login backoff. Handlers take this rather than the edge's own
+/// extension, so modules above `auth` need not know the edge. `None` where no edge ran (a
+/// router driven without a socket).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CallerIp(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for CallerIp {
+    type Rejection = Infallible;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(CallerIp(
+            parts.extensions.get::<ClientIp>().map(|ClientIp(ip)| *ip),
+        ))
+    }
+}
+
+impl From<Option<Extension<ClientIp>>> for CallerIp {
+    fn from(ip: Option<Extension<ClientIp>>) -> CallerIp {
+        CallerIp(ip.map(|Extension(ClientIp(ip))| ip))
+    }
 }
 
 fn principal_of(parts: &Parts) -> Result<Principal, ApiError> {

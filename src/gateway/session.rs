@@ -362,18 +362,19 @@ impl Connection {
         // Read before the credential is checked: if it moved by the time this connection is
         // registered, a revocation may have been missed by the hub's re-check (see below).
         let checked_at = app.store.generation();
-        let principal = match crate::auth::resolve_credential(app, hello.token()).await {
-            Ok(p) => p,
-            Err(_) => {
-                return Err(self
-                    .close(
-                        close::UNAUTHENTICATED,
-                        "invalid or expired token",
-                        Disconnect::AuthFailed,
-                    )
-                    .await)
-            }
-        };
+        let principal =
+            match crate::auth::resolve_credential(&app.auth, &app.store, hello.token()).await {
+                Ok(p) => p,
+                Err(_) => {
+                    return Err(self
+                        .close(
+                            close::UNAUTHENTICATED,
+                            "invalid or expired token",
+                            Disconnect::AuthFailed,
+                        )
+                        .await)
+                }
+            };
 
         // 2. Register, subscribe, then read positions and what to replay.
         let caller = Caller::of(&principal);
@@ -417,7 +418,7 @@ impl Connection {
         // A revocation committed between the credential check and the registration, whose
         // re-check did not see this connection yet: check again before anything is sent.
         if app.store.generation() != checked_at {
-            match crate::auth::still_valid(app, &principal).await {
+            match crate::auth::still_valid(&app.auth, &app.store, &principal).await {
                 Ok(true) => {}
                 Ok(false) => return Err(self.close_for(Disconnect::Revoked).await),
                 Err(e) => {
