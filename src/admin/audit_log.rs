@@ -146,3 +146,73 @@ pub async fn list(
         next_cursor,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use http::{Request, StatusCode};
+    use tower::ServiceExt;
+    use utoipa_axum::routes;
+
+    use super::*;
+    use crate::auth::{Credential, Principal, Role, Scopes};
+    use crate::http::Routes;
+    use crate::store::StoreOptions;
+
+    fn caller(role: Role) -> Principal {
+        Principal {
+            user_id: 1,
+            username: "root".into(),
+            role,
+            credential: Credential::Session("s".into()),
+            scopes: Scopes::ALL,
+        }
+    }
+
+    /// The listing needs nothing but the store: mounted on a state that is only a `Store`, it
+    /// answers an admin with RFC 3339 times and a cursor, and refuses a member.
+    #[tokio::test]
+    async fn the_log_is_listed_from_a_state_that_is_only_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(
+            &dir.path().join("roost.db"),
+            StoreOptions::new(dir.path().join("backups")),
+        )
+        .unwrap();
+        store
+            .write(|conn| {
+                for at_ms in [1_000, 1_500] {
+                    let event = audit::Event::new("auth.login")
+                        .at_ms(at_ms)
+                        .actor(Some(1), "root");
+                    audit::record(conn, &event)?;
+                }
+                Ok::<_, crate::store::StoreError>(())
+            })
+            .await
+            .unwrap();
+        let (router, _) = Routes::new().api(routes!(list)).finish(store.clone());
+        let ask = |role| {
+            let mut req = Request::get("/api/v1/audit?limit=1")
+                .body(Body::empty())
+                .unwrap();
+            req.extensions_mut().insert(caller(role));
+            router.clone().oneshot(req)
+        };
+
+        let answer = ask(Role::Admin).await.unwrap();
+        assert_eq!(answer.status(), StatusCode::OK);
+        let body = axum::body::to_bytes(answer.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let page: Page = serde_json::from_slice(&body).unwrap();
+        assert_eq!(page.events.len(), 1);
+        assert_eq!(page.events[0].at, "1970-01-01T00:00:01.5Z");
+        assert_eq!(page.events[0].kind, "auth.login");
+        assert_eq!(page.next_cursor, Some(page.events[0].id.to_string()));
+
+        let refused = ask(Role::Member).await.unwrap();
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+        store.close().await.unwrap();
+    }
+}

@@ -46,6 +46,9 @@ use crate::store::Store;
          (`display_name_taken`)", body = crate::http::ErrorBody),
     )
 )]
+// Each argument is an axum extractor: a part of the state the change uses, or a part of the
+// request. Bundling them would only hide what the handler depends on.
+#[allow(clippy::too_many_arguments)]
 pub async fn update(
     State(store): State<Store>,
     State(auth): State<Arc<AuthState>>,
