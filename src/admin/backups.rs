@@ -191,3 +191,43 @@ fn finished_event(actor: &Actor, ended: &BackupRun, now_ms: i64) -> Event {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::Outcome;
+
+    fn ended(state: RunState, message: Option<&str>) -> BackupRun {
+        BackupRun {
+            state,
+            started_at: "2026-01-02T03:04:05Z".into(),
+            finished_at: Some("2026-01-02T03:04:09Z".into()),
+            name: (state == RunState::Succeeded).then(|| "roost-20260102T030405Z".into()),
+            bytes: (state == RunState::Succeeded).then_some(4096),
+            message: message.map(str::to_owned),
+        }
+    }
+
+    /// The audit log says which backup was written and how big it is, or why none was; a
+    /// warning after a written backup (pruning) does not make it a failure.
+    #[test]
+    fn a_finished_run_is_audited_with_its_name_or_its_reason() {
+        let actor = Actor::cli();
+        let written = finished_event(
+            &actor,
+            &ended(RunState::Succeeded, Some("pruning: permission denied")),
+            7,
+        );
+        assert_eq!(written.kind, "backup.finished");
+        assert_eq!(written.outcome, Outcome::Success);
+        assert_eq!(written.at_ms, 7);
+        assert_eq!(
+            written.detail,
+            json!({ "name": "roost-20260102T030405Z", "bytes": 4096 })
+        );
+
+        let refused = finished_event(&actor, &ended(RunState::Failed, Some("disk full")), 8);
+        assert_eq!(refused.outcome, Outcome::Failure);
+        assert_eq!(refused.detail, json!({ "error": "disk full" }));
+    }
+}
