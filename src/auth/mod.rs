@@ -2,11 +2,15 @@
 //! refresh tokens), API keys, invites, the first-admin setup code, and the failed-login
 //! backoff (per username and address, with a per-username ceiling).
 //!
-//! Requests are authenticated in exactly one place, the [`authenticate`] middleware, which
-//! turns an `Authorization: Bearer` header into a [`Principal`]; handlers ask for a
-//! [`Principal`], [`RequireAdmin`], [`RequireMember`] or [`RequireSession`] extractor and never
-//! check roles themselves. Blocking work (argon2, SQLite) runs off the async threads: hashing
-//! through [`password::Hasher`], the database through `store`.
+//! Requests are authenticated in exactly one place, the [`authenticate`] step of every
+//! request, which turns an `Authorization: Bearer` header into a [`Principal`]; handlers ask for
+//! a [`Principal`], [`RequireAdmin`], [`RequireMember`] or [`RequireSession`] extractor and
+//! never check roles themselves. Blocking work (argon2, SQLite) runs off the async threads:
+//! hashing through [`password::Hasher`], the database through `store`.
+//!
+//! Its handlers take the parts of the state they use (`Store`, `Arc<AuthState>`), and it knows
+//! nothing of rooms: an account change that also moves rooms (a member made a guest) is
+//! `admin::users`, which calls [`users::update`] inside chat's transaction.
 //!
 //! This module must not build HTTP responses itself (errors become `ApiError` in
 //! [`error`]), must not keep secrets in the clear anywhere but in the response that hands them
@@ -40,7 +44,6 @@ use axum::extract::FromRef;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-
 use utoipa_axum::routes;
 
 use crate::config::Config;
@@ -49,14 +52,15 @@ use crate::metrics::Metrics;
 use crate::store::Store;
 
 pub use error::AuthError;
-pub use sign_in::{change_password, login, logout, me, refresh, register};
-// The request bodies, for the fuzz targets (fuzz/) that feed them arbitrary JSON.
 pub use principal::{
     authenticate, carries_credentials, credential_is_live, resolve_credential, still_valid,
     CallerIp, Credential, Principal, RequireAdmin, RequireMember, RequireSession, Scopes,
 };
-pub use sign_in::{LoginRequest, PasswordRequest, RefreshRequest, RegisterRequest};
+pub use sign_in::{change_password, login, logout, me, refresh, register};
 pub use users::Role;
+
+// The request bodies, for the fuzz targets (fuzz/) that feed them arbitrary JSON.
+pub use sign_in::{LoginRequest, PasswordRequest, RefreshRequest, RegisterRequest};
 
 /// How often sign-ins also delete long-ended sessions and expired refresh tokens.
 pub const PRUNE_INTERVAL_SECS: i64 = 3600;
