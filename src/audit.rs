@@ -1,6 +1,6 @@
 //! The audit log: an append-only record of security-relevant events (sign-ins, refresh-token
 //! reuse, setup, account and role changes, invites, API keys; later capabilities add theirs),
-//! and its admin listing `GET /api/v1/audit`.
+//! and the query its admin listing (`admin::audit_log`, `GET /api/v1/audit`) runs.
 //!
 //! Any module writes an event with [`record`] inside its own `store.write` closure, so the
 //! event commits (or rolls back) together with the change it describes. Rows are only ever
@@ -11,17 +11,11 @@
 use std::net::IpAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::extract::State;
 use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::api::AppState;
-use crate::http::{ApiError, Json, Query};
-use crate::auth::RequireAdmin;
 use crate::store::StoreError;
-use utoipa_axum::routes;
-use crate::http::Routes;
 
 /// Whether the action an event describes succeeded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -121,28 +115,21 @@ pub fn record(conn: &Connection, event: &Event) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// An event as the API lists it.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-#[schema(as = AuditEvent)]
-pub struct EventView {
+/// An event as it was recorded, read back by [`list`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
     pub id: i64,
-    /// RFC 3339.
-    #[schema(format = DateTime)]
-    pub at: String,
+    /// Unix milliseconds.
+    pub at_ms: i64,
     /// What happened, e.g. `auth.login`, `user.disabled`, `api_key.created`.
-    #[serde(rename = "type")]
     pub kind: String,
     pub outcome: Outcome,
-    #[schema(required = true)]
     pub actor_id: Option<i64>,
-    #[schema(required = true)]
     pub actor: Option<String>,
     /// What it happened to, e.g. `user:3`.
-    #[schema(required = true)]
     pub target: Option<String>,
-    #[schema(required = true)]
     pub client_ip: Option<String>,
-    /// Event-specific details (never a password, token, code or key).
+    /// Non-secret detail (a JSON object).
     pub detail: Value,
 }
 
@@ -160,7 +147,7 @@ pub struct Filter {
 }
 
 /// The newest events matching `filter`, newest first, at most `filter.limit`.
-pub fn list(conn: &Connection, filter: &Filter) -> Result<Vec<EventView>, StoreError> {
+pub fn list(conn: &Connection, filter: &Filter) -> Result<Vec<Entry>, StoreError> {
     let (kind_exact, kind_prefix) = match filter.kind.as_deref() {
         Some(k) => match k.strip_suffix('*') {
             Some(prefix) => (None, Some(prefix.to_owned())),
@@ -193,9 +180,9 @@ pub fn list(conn: &Connection, filter: &Filter) -> Result<Vec<EventView>, StoreE
         |row| {
             let outcome: String = row.get(3)?;
             let detail: String = row.get(8)?;
-            Ok(EventView {
+            Ok(Entry {
                 id: row.get(0)?,
-                at: crate::http::time::rfc3339_ms(row.get(1)?),
+                at_ms: row.get(1)?,
                 kind: row.get(2)?,
                 outcome: if outcome == "failure" {
                     Outcome::Failure
@@ -211,107 +198,6 @@ pub fn list(conn: &Connection, filter: &Filter) -> Result<Vec<EventView>, StoreE
         },
     )?;
     Ok(rows.collect::<Result<_, _>>()?)
-}
-
-/// Largest page `GET /api/v1/audit` returns; `limit` above it is clamped.
-pub const MAX_PAGE: usize = 200;
-const DEFAULT_PAGE: usize = 50;
-
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct ListQuery {
-    /// An exact type (`auth.login`) or a prefix ending in `*` (`auth.*`).
-    #[serde(rename = "type")]
-    pub kind: Option<String>,
-    /// Only events by this actor (a username, exactly).
-    pub actor: Option<String>,
-    /// Events at or after this time: RFC 3339 or Unix seconds.
-    pub since: Option<String>,
-    /// Events before this time: RFC 3339 or Unix seconds.
-    pub until: Option<String>,
-    /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-    /// Page size, 1 to 200 (default 50; larger values are clamped).
-    pub limit: Option<usize>,
-}
-
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-#[schema(as = AuditPage)]
-pub struct Page {
-    /// Newest first.
-    pub events: Vec<EventView>,
-    /// Pass as `cursor` for the next (older) page; null on the last page.
-    #[schema(required = true)]
-    pub next_cursor: Option<String>,
-}
-
-/// `GET /api/v1/audit?type=&actor=&since=&until=&cursor=&limit=` (admin).
-#[utoipa::path(
-    get,
-    path = "/api/v1/audit",
-    operation_id = "listAuditEvents",
-    summary = "Read the audit log (admins)",
-    tag = "audit",
-    params(ListQuery),
-    responses(
-        (status = 200, description = "A page of events, newest first", body = Page),
-        (status = 400, description = "A bad `since`, `until`, `cursor` or `limit` \
-         (`invalid_query`)", body = crate::http::ErrorBody),
-        (status = 403, description = "Not an admin (`forbidden`, `insufficient_scope`)",
-         body = crate::http::ErrorBody),
-    )
-)]
-pub async fn list_handler(
-    State(app): State<AppState>,
-    _admin: RequireAdmin,
-    Query(q): Query<ListQuery>,
-) -> Result<Json<Page>, ApiError> {
-    let instant = |name: &str, v: &Option<String>| -> Result<Option<i64>, ApiError> {
-        v.as_deref()
-            .map(|text| {
-                crate::http::time::parse_instant_ms(text).ok_or_else(|| {
-                    ApiError::bad_request(
-                        "invalid_query",
-                        format!("`{name}` must be an RFC 3339 time or Unix seconds"),
-                    )
-                })
-            })
-            .transpose()
-    };
-    let before_id = q
-        .cursor
-        .as_deref()
-        .map(|c| {
-            c.parse::<i64>()
-                .map_err(|_| ApiError::bad_request("invalid_query", "`cursor` is not valid"))
-        })
-        .transpose()?;
-    let limit = q.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
-    let filter = Filter {
-        kind: q.kind.filter(|k| !k.is_empty()),
-        actor: q.actor.filter(|a| !a.is_empty()),
-        since_ms: instant("since", &q.since)?,
-        until_ms: instant("until", &q.until)?,
-        before_id,
-        limit,
-    };
-    let events = app
-        .store
-        .read(move |conn| list(conn, &filter))
-        .await
-        .map_err(ApiError::from)?;
-    let next_cursor = (events.len() == limit)
-        .then(|| events.last().map(|e| e.id.to_string()))
-        .flatten();
-    Ok(Json(Page {
-        events,
-        next_cursor,
-    }))
-}
-
-/// `GET /api/v1/audit`.
-pub fn routes() -> Routes<AppState> {
-    Routes::new().api(routes!(list_handler))
 }
 
 #[cfg(test)]

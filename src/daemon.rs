@@ -236,7 +236,7 @@ async fn serve(
         livekit: livekit.clone(),
         gateway: gateway.clone(),
         files: files.clone(),
-        backup_runs: Arc::new(crate::ops::admin::BackupRuns::new(shutdown.clone())),
+        backup_runs: Arc::new(crate::ops::backup_runs::BackupRuns::new(shutdown.clone())),
         integrations: integrations.clone(),
         events,
         chat_metrics,

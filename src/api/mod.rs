@@ -27,7 +27,7 @@ use http::{header, HeaderValue, StatusCode};
 
 use crate::config::Config;
 use crate::http::{Routes, Templates};
-use crate::{audit, auth, chat, edge, files, gateway, integrations, livekit, ops, web};
+use crate::{admin, auth, chat, edge, files, gateway, integrations, livekit, ops, web};
 
 use crate::http::{error, ApiError};
 
@@ -51,8 +51,7 @@ pub(crate) fn public_routes() -> Routes<AppState> {
         .merge(edge::ca_routes())
         .api(openapi::route())
         .merge(auth::routes())
-        .merge(audit::routes())
-        .merge(ops::admin_routes())
+        .merge(admin::routes())
         .merge(web::routes())
         .merge(chat::routes())
         .merge(integrations::routes())

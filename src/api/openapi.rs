@@ -340,7 +340,11 @@ pub fn document() -> utoipa::openapi::OpenApi {
 /// `GET /api/v1/openapi.json`, with the document it serves (made on its first request).
 pub fn route<S: Clone + Send + Sync + 'static>() -> UtoipaMethodRouter<S> {
     let (schemas, paths, handler) = routes!(openapi_json);
-    (schemas, paths, handler.layer(Extension(Document::default())))
+    (
+        schemas,
+        paths,
+        handler.layer(Extension(Document::default())),
+    )
 }
 
 /// `GET /api/v1/openapi.json`: this document.

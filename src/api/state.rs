@@ -21,7 +21,7 @@ use crate::limits::alerts::AlertSink;
 use crate::limits::Limiter;
 use crate::livekit::LiveKit;
 use crate::metrics::Metrics;
-use crate::ops::admin::BackupRuns;
+use crate::ops::backup_runs::BackupRuns;
 use crate::ops::vitals::Vitals;
 use crate::store::Store;
 
@@ -67,7 +67,7 @@ pub struct Shared {
     pub gateway: Arc<Gateway>,
     /// The attachment store on disk.
     pub files: Arc<Files>,
-    /// The backup started from the administration API (`ops::admin`): one at a time.
+    /// The backup started from the administration API (`admin::backups`): one at a time.
     pub backup_runs: Arc<BackupRuns>,
     /// Outgoing webhooks' worker and client, incoming webhook URLs' buckets.
     pub integrations: integrations::Handle,

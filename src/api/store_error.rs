@@ -26,4 +26,3 @@ impl From<StoreError> for ApiError {
         }
     }
 }
-

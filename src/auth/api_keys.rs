@@ -9,10 +9,9 @@
 //! [`USAGE_WRITE_INTERVAL_SECS`] per key, not on every request.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use axum::extract::{Path, State};
-use axum::Extension;
 use http::StatusCode;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
@@ -20,11 +19,10 @@ use serde_json::json;
 
 use super::principal::Scopes;
 use super::users::{self, Actor, User};
-use super::{crypto, AuthError, RequireSession};
-use crate::api::AppState;
-use crate::http::{ApiError, Json};
+use super::{crypto, AuthError, AuthState, CallerIp, RequireSession};
 use crate::audit;
-use crate::edge::policy::ClientIp;
+use crate::http::{ApiError, Json};
+use crate::store::Store;
 
 pub const KEY_PREFIX: &str = "roost_";
 pub const ROTATION_TTL_SECS: i64 = 15 * 60;
@@ -69,7 +67,9 @@ fn view_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ApiKeyView> {
         last_four: row.get(3)?,
         scopes: Scopes::from_stored(&scopes).names(),
         created_at: crate::http::time::rfc3339(row.get(5)?),
-        last_used_at: row.get::<_, Option<i64>>(6)?.map(crate::http::time::rfc3339),
+        last_used_at: row
+            .get::<_, Option<i64>>(6)?
+            .map(crate::http::time::rfc3339),
     })
 }
 
@@ -127,7 +127,7 @@ fn insert_key(
 }
 
 /// Creates a key for `user`; the `admin` scope only for admins (403 otherwise).
-pub fn create(
+pub fn issue(
     conn: &Connection,
     user: &User,
     name: &str,
@@ -159,7 +159,7 @@ pub fn create(
 }
 
 /// A user's live keys, newest first.
-pub fn list(conn: &Connection, user_id: i64) -> Result<Vec<ApiKeyView>, AuthError> {
+pub fn live_keys(conn: &Connection, user_id: i64) -> Result<Vec<ApiKeyView>, AuthError> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {KEY_COLUMNS} FROM api_keys WHERE user_id = ?1 AND revoked_at IS NULL ORDER BY id DESC"
     ))?;
@@ -170,7 +170,7 @@ pub fn list(conn: &Connection, user_id: i64) -> Result<Vec<ApiKeyView>, AuthErro
 }
 
 /// Revokes key `id` of `user_id`; `NotFound` if it is not theirs or already revoked.
-pub fn revoke(
+pub fn set_revoked(
     conn: &Connection,
     user_id: i64,
     id: i64,
@@ -194,7 +194,7 @@ pub fn revoke(
 }
 
 /// Step one of rotation: a single-use token for key `id`, valid 15 minutes.
-pub fn start_rotation(
+pub fn issue_rotation_token(
     conn: &Connection,
     user_id: i64,
     id: i64,
@@ -233,7 +233,7 @@ pub enum Confirmed {
     KeyRevoked,
 }
 
-pub fn confirm_rotation(
+pub fn rotate(
     conn: &Connection,
     user: &User,
     id: i64,
@@ -447,10 +447,11 @@ enum ScopeName {
          (`try_again`)", body = crate::http::ErrorBody),
     )
 )]
-pub async fn create_handler(
-    State(app): State<AppState>,
+pub async fn create(
+    State(store): State<Store>,
+    State(auth): State<Arc<AuthState>>,
     RequireSession(who): RequireSession,
-    ip: Option<Extension<ClientIp>>,
+    ip: CallerIp,
     Json(req): Json<CreateRequest>,
 ) -> Result<(StatusCode, Json<NewKey>), ApiError> {
     let name = req.name.trim().to_owned();
@@ -469,13 +470,12 @@ pub async fn create_handler(
         return Err(AuthError::invalid("invalid_scope", "give the key at least one scope").into());
     }
     let actor = Actor::caller(&who, ip);
-    let now_ms = app.auth.now_ms();
+    let now_ms = auth.now_ms();
     let user_id = who.user_id;
-    let key = app
-        .store
+    let key = store
         .write(move |conn| {
             let user = users::by_id(conn, user_id)?.ok_or(AuthError::NotFound)?;
-            create(conn, &user, &name, scopes, &actor, now_ms)
+            issue(conn, &user, &name, scopes, &actor, now_ms)
         })
         .await?;
     Ok((StatusCode::CREATED, Json(key)))
@@ -495,12 +495,14 @@ pub async fn create_handler(
          (`session_required`)", body = crate::http::ErrorBody),
     )
 )]
-pub async fn list_handler(
-    State(app): State<AppState>,
+pub async fn list(
+    State(store): State<Store>,
     RequireSession(who): RequireSession,
 ) -> Result<Json<Vec<ApiKeyView>>, ApiError> {
     let user_id = who.user_id;
-    Ok(Json(app.store.read(move |conn| list(conn, user_id)).await?))
+    Ok(Json(
+        store.read(move |conn| live_keys(conn, user_id)).await?,
+    ))
 }
 
 /// `DELETE /api/v1/api-keys/{id}`: 204.
@@ -519,16 +521,17 @@ pub async fn list_handler(
          body = crate::http::ErrorBody),
     )
 )]
-pub async fn revoke_handler(
-    State(app): State<AppState>,
+pub async fn revoke(
+    State(store): State<Store>,
+    State(auth): State<Arc<AuthState>>,
     RequireSession(who): RequireSession,
-    ip: Option<Extension<ClientIp>>,
+    ip: CallerIp,
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
     let actor = Actor::caller(&who, ip);
-    let (user_id, now_ms) = (who.user_id, app.auth.now_ms());
-    app.store
-        .write(move |conn| revoke(conn, user_id, id, &actor, now_ms))
+    let (user_id, now_ms) = (who.user_id, auth.now_ms());
+    store
+        .write(move |conn| set_revoked(conn, user_id, id, &actor, now_ms))
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -559,15 +562,15 @@ pub struct RotationStarted {
          body = crate::http::ErrorBody),
     )
 )]
-pub async fn start_rotation_handler(
-    State(app): State<AppState>,
+pub async fn start_rotation(
+    State(store): State<Store>,
+    State(auth): State<Arc<AuthState>>,
     RequireSession(who): RequireSession,
     Path(id): Path<i64>,
 ) -> Result<(StatusCode, Json<RotationStarted>), ApiError> {
-    let (user_id, now) = (who.user_id, app.auth.now_secs());
-    let (token, expires_at) = app
-        .store
-        .write(move |conn| start_rotation(conn, user_id, id, now))
+    let (user_id, now) = (who.user_id, auth.now_secs());
+    let (token, expires_at) = store
+        .write(move |conn| issue_rotation_token(conn, user_id, id, now))
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -607,20 +610,20 @@ pub struct ConfirmRequest {
          key was revoked meanwhile (`api_key_revoked`)", body = crate::http::ErrorBody),
     )
 )]
-pub async fn confirm_rotation_handler(
-    State(app): State<AppState>,
+pub async fn confirm_rotation(
+    State(store): State<Store>,
+    State(auth): State<Arc<AuthState>>,
     RequireSession(who): RequireSession,
-    ip: Option<Extension<ClientIp>>,
+    ip: CallerIp,
     Path(id): Path<i64>,
     Json(req): Json<ConfirmRequest>,
 ) -> Result<(StatusCode, Json<NewKey>), ApiError> {
     let actor = Actor::caller(&who, ip);
-    let (user_id, now_ms) = (who.user_id, app.auth.now_ms());
-    let outcome = app
-        .store
+    let (user_id, now_ms) = (who.user_id, auth.now_ms());
+    let outcome = store
         .write(move |conn| {
             let user = users::by_id(conn, user_id)?.ok_or(AuthError::NotFound)?;
-            confirm_rotation(conn, &user, id, &req.rotation_token, &actor, now_ms)
+            rotate(conn, &user, id, &req.rotation_token, &actor, now_ms)
         })
         .await?;
     match outcome {

@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 use http::{header, HeaderMap, HeaderValue, StatusCode};
 
-use super::handlers::TokenResponse;
+use super::sign_in::TokenResponse;
 use super::AuthError;
 use crate::http::{ApiError, Json};
 

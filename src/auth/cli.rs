@@ -17,8 +17,8 @@ use super::password::{HashParams, Hasher};
 use super::users::{self, Actor, NewUser, Role, UserPatch};
 use super::{crypto, invites, setup, username, AuthError};
 use crate::audit;
-use crate::exit::{EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
 use crate::config::Config;
+use crate::exit::{EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
 use crate::store::{Store, StoreOptions};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -129,7 +129,7 @@ pub fn invite(config: &Config, command: InviteCommand) -> u8 {
         let expires_in = i64::try_from(expires.as_secs()).unwrap_or(i64::MAX);
         let now_ms = now_ms();
         let invite = store
-            .write(move |conn| invites::create(conn, uses, expires_in, &Actor::cli(), now_ms))
+            .write(move |conn| invites::issue(conn, uses, expires_in, &Actor::cli(), now_ms))
             .await?;
         println!("{}", invite.code);
         eprintln!(
@@ -304,7 +304,7 @@ async fn add(
 }
 
 async fn list(store: &Store, as_json: bool) -> Result<u8, AuthError> {
-    let all = store.read(users::list).await?;
+    let all = store.read(users::all).await?;
     if as_json {
         println!(
             "{}",

@@ -4,19 +4,19 @@
 //!
 //! Codes are stored as SHA-256 hashes; the plaintext is returned once, at creation.
 
+use std::sync::Arc;
+
 use axum::extract::{Path, State};
-use axum::Extension;
 use http::StatusCode;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::users::Actor;
-use super::{crypto, AuthError, RequireAdmin};
-use crate::api::AppState;
-use crate::http::{ApiError, Json};
+use super::{crypto, AuthError, AuthState, CallerIp, RequireAdmin};
 use crate::audit;
-use crate::edge::policy::ClientIp;
+use crate::http::{ApiError, Json};
+use crate::store::Store;
 
 pub const MAX_USES: i64 = 1000;
 /// Longest validity of an invite: 90 days.
@@ -80,7 +80,7 @@ pub fn check_terms(max_uses: i64, expires_in_secs: i64) -> Result<(), AuthError>
 }
 
 /// Creates an invite; returns it with its code.
-pub fn create(
+pub fn issue(
     conn: &Connection,
     max_uses: i64,
     expires_in_secs: i64,
@@ -129,7 +129,8 @@ pub fn create(
     Ok(NewInvite { view, code })
 }
 
-pub fn list(conn: &Connection) -> Result<Vec<InviteView>, AuthError> {
+/// The newest 500 invites, newest first.
+pub fn newest(conn: &Connection) -> Result<Vec<InviteView>, AuthError> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {INVITE_COLUMNS} FROM invites ORDER BY id DESC LIMIT 500"
     ))?;
@@ -139,7 +140,13 @@ pub fn list(conn: &Connection) -> Result<Vec<InviteView>, AuthError> {
     Ok(rows)
 }
 
-pub fn revoke(conn: &Connection, id: i64, actor: &Actor, now_ms: i64) -> Result<(), AuthError> {
+/// Revokes invite `id`; `NotFound` if there is none or it is revoked already.
+pub fn set_revoked(
+    conn: &Connection,
+    id: i64,
+    actor: &Actor,
+    now_ms: i64,
+) -> Result<(), AuthError> {
     let n = conn.execute(
         "UPDATE invites SET revoked_at = ?1 WHERE id = ?2 AND revoked_at IS NULL",
         params![now_ms / 1000, id],
@@ -249,18 +256,18 @@ fn default_expiry() -> i64 {
          body = crate::http::ErrorBody),
     )
 )]
-pub async fn create_handler(
-    State(app): State<AppState>,
+pub async fn create(
+    State(store): State<Store>,
+    State(auth): State<Arc<AuthState>>,
     RequireAdmin(admin): RequireAdmin,
-    ip: Option<Extension<ClientIp>>,
+    ip: CallerIp,
     Json(req): Json<CreateRequest>,
 ) -> Result<(StatusCode, Json<NewInvite>), ApiError> {
     check_terms(req.max_uses, req.expires_in_secs)?;
     let actor = Actor::caller(&admin, ip);
-    let now_ms = app.auth.now_ms();
-    let invite = app
-        .store
-        .write(move |conn| create(conn, req.max_uses, req.expires_in_secs, &actor, now_ms))
+    let now_ms = auth.now_ms();
+    let invite = store
+        .write(move |conn| issue(conn, req.max_uses, req.expires_in_secs, &actor, now_ms))
         .await?;
     Ok((StatusCode::CREATED, Json(invite)))
 }
@@ -279,11 +286,11 @@ pub async fn create_handler(
          body = crate::http::ErrorBody),
     )
 )]
-pub async fn list_handler(
-    State(app): State<AppState>,
+pub async fn list(
+    State(store): State<Store>,
     _admin: RequireAdmin,
 ) -> Result<Json<Vec<InviteView>>, ApiError> {
-    Ok(Json(app.store.read(list).await?))
+    Ok(Json(store.read(newest).await?))
 }
 
 /// `DELETE /api/v1/invites/{id}` (admin): 204.
@@ -302,16 +309,17 @@ pub async fn list_handler(
          body = crate::http::ErrorBody),
     )
 )]
-pub async fn revoke_handler(
-    State(app): State<AppState>,
+pub async fn revoke(
+    State(store): State<Store>,
+    State(auth): State<Arc<AuthState>>,
     RequireAdmin(admin): RequireAdmin,
-    ip: Option<Extension<ClientIp>>,
+    ip: CallerIp,
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
     let actor = Actor::caller(&admin, ip);
-    let now_ms = app.auth.now_ms();
-    app.store
-        .write(move |conn| revoke(conn, id, &actor, now_ms))
+    let now_ms = auth.now_ms();
+    store
+        .write(move |conn| set_revoked(conn, id, &actor, now_ms))
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

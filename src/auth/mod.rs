@@ -2,11 +2,15 @@
 //! refresh tokens), API keys, invites, the first-admin setup code, and the failed-login
 //! backoff (per username and address, with a per-username ceiling).
 //!
-//! Requests are authenticated in exactly one place, the [`authenticate`] middleware, which
-//! turns an `Authorization: Bearer` header into a [`Principal`]; handlers ask for a
-//! [`Principal`], [`RequireAdmin`], [`RequireMember`] or [`RequireSession`] extractor and never
-//! check roles themselves. Blocking work (argon2, SQLite) runs off the async threads: hashing
-//! through [`password::Hasher`], the database through `store`.
+//! Requests are authenticated in exactly one place, the [`authenticate`] step of every
+//! request, which turns an `Authorization: Bearer` header into a [`Principal`]; handlers ask for
+//! a [`Principal`], [`RequireAdmin`], [`RequireMember`] or [`RequireSession`] extractor and
+//! never check roles themselves. Blocking work (argon2, SQLite) runs off the async threads:
+//! hashing through [`password::Hasher`], the database through `store`.
+//!
+//! Its handlers take the parts of the state they use (`Store`, `Arc<AuthState>`), and it knows
+//! nothing of rooms: an account change that also moves rooms (a member made a guest) is
+//! `admin::users`, which calls [`users::update`] inside chat's transaction.
 //!
 //! This module must not build HTTP responses itself (errors become `ApiError` in
 //! [`error`]), must not keep secrets in the clear anywhere but in the response that hands them
@@ -20,7 +24,6 @@ pub mod browser;
 pub mod cli;
 pub(crate) mod crypto;
 pub mod error;
-pub(crate) mod handlers;
 pub mod invites;
 pub mod password;
 mod principal;
@@ -28,6 +31,7 @@ pub mod refresh_grace;
 pub mod session;
 pub mod session_cache;
 pub mod setup;
+pub(crate) mod sign_in;
 pub mod token;
 pub mod username;
 pub mod users;
@@ -36,26 +40,27 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use axum::extract::FromRef;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use utoipa_axum::routes;
 
 use crate::config::Config;
+use crate::http::Routes;
 use crate::metrics::Metrics;
 use crate::store::Store;
 
 pub use error::AuthError;
-pub use handlers::{change_password, login, logout, me, refresh, register};
-// The request bodies, for the fuzz targets (fuzz/) that feed them arbitrary JSON.
-pub use handlers::{LoginRequest, PasswordRequest, RefreshRequest, RegisterRequest};
 pub use principal::{
     authenticate, carries_credentials, credential_is_live, resolve_credential, still_valid,
-    Credential, Principal, RequireAdmin, RequireMember, RequireSession, Scopes,
+    CallerIp, Credential, Principal, RequireAdmin, RequireMember, RequireSession, Scopes,
 };
+pub use sign_in::{change_password, login, logout, me, refresh, register};
 pub use users::Role;
-use utoipa_axum::routes;
-use crate::api::AppState;
-use crate::http::Routes;
+
+// The request bodies, for the fuzz targets (fuzz/) that feed them arbitrary JSON.
+pub use sign_in::{LoginRequest, PasswordRequest, RefreshRequest, RegisterRequest};
 
 /// How often sign-ins also delete long-ended sessions and expired refresh tokens.
 pub const PRUNE_INTERVAL_SECS: i64 = 3600;
@@ -142,7 +147,7 @@ pub struct AuthState {
     pub hasher: password::Hasher,
     pub backoff: backoff::LoginBackoff,
     /// Refresh exchanges of the last 10 s, so a retried refresh is not taken for reuse.
-    pub(crate) refresh_grace: refresh_grace::RefreshGrace<handlers::RecentExchange>,
+    pub(crate) refresh_grace: refresh_grace::RefreshGrace<sign_in::RecentExchange>,
     pub api_key_usage: api_keys::UsageThrottle,
     failures: Family<FailureLabels, Counter>,
     backoff_refusals: Family<BackoffLabels, Counter>,
@@ -333,23 +338,27 @@ impl AuthState {
 }
 
 /// The accounts, sessions, invites and API keys routes of the HTTPS surface.
-pub fn routes() -> Routes<AppState> {
+pub fn routes<S>() -> Routes<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Store: FromRef<S>,
+    Arc<AuthState>: FromRef<S>,
+{
     Routes::new()
         .api(routes!(setup::status, setup::complete))
-        .api(routes!(handlers::login))
-        .api(routes!(handlers::refresh))
-        .api(routes!(handlers::logout))
-        .api(routes!(handlers::register))
-        .api(routes!(handlers::change_password))
-        .api(routes!(handlers::me))
-        .api(routes!(users::list_handler))
-        .api(routes!(users::update_handler))
-        .api(routes!(invites::create_handler, invites::list_handler))
-        .api(routes!(invites::revoke_handler))
-        .api(routes!(api_keys::create_handler, api_keys::list_handler))
-        .api(routes!(api_keys::revoke_handler))
-        .api(routes!(api_keys::start_rotation_handler))
-        .api(routes!(api_keys::confirm_rotation_handler))
+        .api(routes!(sign_in::login))
+        .api(routes!(sign_in::refresh))
+        .api(routes!(sign_in::logout))
+        .api(routes!(sign_in::register))
+        .api(routes!(sign_in::change_password))
+        .api(routes!(sign_in::me))
+        .api(routes!(users::list))
+        .api(routes!(invites::create, invites::list))
+        .api(routes!(invites::revoke))
+        .api(routes!(api_keys::create, api_keys::list))
+        .api(routes!(api_keys::revoke))
+        .api(routes!(api_keys::start_rotation))
+        .api(routes!(api_keys::confirm_rotation))
 }
 
 #[cfg(test)]
@@ -365,7 +374,7 @@ mod tests {
         config.auth.argon2_memory_kib = 64;
         config.auth.argon2_iterations = 1;
         std::fs::create_dir_all(config.secrets_dir()).unwrap();
-        std::fs::write(crate::ops::provision::jwt_key_path(&config), "k".repeat(43)).unwrap();
+        std::fs::write(token::key_path(&config), "k".repeat(43)).unwrap();
         let store =
             Store::open(&config.db_path(), StoreOptions::new(config.backups_dir())).unwrap();
 

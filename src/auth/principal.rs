@@ -13,8 +13,12 @@
 //! Handlers never look at roles themselves; they take [`Principal`], [`RequireMember`],
 //! [`RequireAdmin`] or [`RequireSession`].
 
+use std::convert::Infallible;
+use std::net::IpAddr;
+
 use axum::extract::{FromRequestParts, Request};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use http::request::Parts;
 use http::{header, Method};
 
@@ -22,6 +26,7 @@ use super::api_keys::{self, KeyReject};
 use super::session::{self, SessionState};
 use super::users::Role;
 use super::{AuthError, AuthState};
+use crate::edge::policy::ClientIp;
 use crate::http::ApiError;
 use crate::limits::Account;
 use crate::store::Store;
@@ -347,6 +352,28 @@ async fn resolve(auth: &AuthState, store: &Store, presented: &str) -> Result<Pri
     };
     auth.count_failure(reason);
     Err(AuthError::Revoked(message))
+}
+
+/// The address a request came from, as `edge::policy` resolved it (through trusted proxies),
+/// for audit events and the login backoff. Handlers take this rather than the edge's own
+/// extension, so modules above `auth` need not know the edge. `None` where no edge ran (a
+/// router driven without a socket).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CallerIp(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for CallerIp {
+    type Rejection = Infallible;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(CallerIp(
+            parts.extensions.get::<ClientIp>().map(|ClientIp(ip)| *ip),
+        ))
+    }
+}
+
+impl From<Option<Extension<ClientIp>>> for CallerIp {
+    fn from(ip: Option<Extension<ClientIp>>) -> CallerIp {
+        CallerIp(ip.map(|Extension(ClientIp(ip))| ip))
+    }
 }
 
 fn principal_of(parts: &Parts) -> Result<Principal, ApiError> {

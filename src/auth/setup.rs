@@ -18,21 +18,18 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::response::Response;
-use axum::Extension;
 use http::StatusCode;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::browser::Browser;
-use super::handlers::{create_signed_in, issue_session, Signup, TokenResponse};
+use super::sign_in::{create_signed_in, issue_session, Signup, TokenResponse};
 use super::users::{self, Actor, Role};
-use super::{crypto, AuthError, AuthState};
-use crate::api::AppState;
-use crate::http::{ApiError, Json};
+use super::{crypto, AuthError, AuthState, CallerIp};
 use crate::audit;
 use crate::config::Config;
-use crate::edge::policy::ClientIp;
+use crate::http::{ApiError, Json};
 use crate::store::Store;
 
 /// The `settings` key holding `{"hash": hex, "expires_at": unix}`.
@@ -175,8 +172,8 @@ pub struct SetupStatus {
         (status = 200, description = "`needed` is true until an admin exists", body = SetupStatus),
     )
 )]
-pub async fn status(State(app): State<AppState>) -> Result<Json<SetupStatus>, ApiError> {
-    let exists = app.store.read(users::admin_exists).await?;
+pub async fn status(State(store): State<Store>) -> Result<Json<SetupStatus>, ApiError> {
+    let exists = store.read(users::admin_exists).await?;
     Ok(Json(SetupStatus { needed: !exists }))
 }
 
@@ -220,12 +217,12 @@ pub struct SetupRequest {
     )
 )]
 pub async fn complete(
-    State(app): State<AppState>,
-    ip: Option<Extension<ClientIp>>,
+    State(store): State<Store>,
+    State(auth): State<Arc<AuthState>>,
+    ip: CallerIp,
     browser: Browser,
     Json(req): Json<SetupRequest>,
 ) -> Result<Response, ApiError> {
-    let auth = app.auth.clone();
     let signup = Signup::check(
         &auth,
         &req.username,
@@ -234,7 +231,7 @@ pub async fn complete(
     )?;
     // Cheap checks first, so a guessed code costs no hash.
     let (code, now) = (req.setup_code.clone(), auth.now_secs());
-    app.store
+    store
         .read(move |conn| {
             no_admin_yet(conn)?;
             check_code(conn, &code, now)
@@ -248,8 +245,7 @@ pub async fn complete(
     let new = signup.hash(&auth, Role::Admin).await?;
     let (code, now_ms) = (req.setup_code, auth.now_ms());
     let refresh_ttl = auth.settings.refresh_ttl.as_secs() as i64;
-    let (user, issued) = app
-        .store
+    let (user, issued) = store
         .write(move |conn| {
             // Checked again inside the write: two racing setups cannot both succeed.
             no_admin_yet(conn)?;

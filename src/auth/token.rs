@@ -26,6 +26,11 @@ pub const ISSUER: &str = "roost";
 pub const AUDIENCE: &str = "roost-api";
 /// Clock skew tolerated for `nbf` and `iat` in the future.
 pub const LEEWAY_SECS: i64 = 60;
+/// The HS256 signing key's file, generated at first run (`ops::provision` writes it 0600).
+pub fn key_path(config: &Config) -> PathBuf {
+    config.secrets_dir().join("jwt_signing.key")
+}
+
 /// The previous signing key, kept after a rotation (see [`rotate_key_files`]).
 pub const PREVIOUS_KEY_FILE: &str = "jwt_signing.previous.key";
 
@@ -113,7 +118,7 @@ impl Keys {
     pub fn load(config: &Config, now: SystemTime) -> Result<Keys, KeyError> {
         let access_ttl = Duration::from_secs(config.auth.access_token_ttl_secs);
         let current = if config.auth.jwt_secret.is_empty() {
-            read_key(&crate::ops::provision::jwt_key_path(config))?
+            read_key(&key_path(config))?
         } else {
             config.auth.jwt_secret.expose().as_bytes().to_vec()
         };
@@ -476,11 +481,7 @@ mod tests {
         let mut config = Config::default();
         config.storage.data_dir = dir.path().to_path_buf();
         std::fs::create_dir_all(config.secrets_dir()).unwrap();
-        std::fs::write(
-            crate::ops::provision::jwt_key_path(&config),
-            "old-key-old-key-old-key-old-key!",
-        )
-        .unwrap();
+        std::fs::write(key_path(&config), "old-key-old-key-old-key-old-key!").unwrap();
 
         let wall = SystemTime::now();
         let before = Keys::load(&config, wall).unwrap();

@@ -1,5 +1,5 @@
-//! Accounts in the database, and the admin API over them (`GET /api/v1/users`,
-//! `PATCH /api/v1/users/{id}`).
+//! Accounts in the database, and the admin's list of them (`GET /api/v1/users`; changing one,
+//! `PATCH /api/v1/users/{id}`, is `admin::users`, since it also moves rooms).
 //!
 //! Functions here take a `&Connection` so they compose inside one `store.write` closure with
 //! the audit event and session revocation that go with a change. Disabling a user or changing
@@ -15,17 +15,15 @@
 
 use std::net::IpAddr;
 
-use axum::extract::{Path, State};
-use axum::Extension;
+use axum::extract::State;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{session, username, AuthError, Principal, RequireAdmin};
-use crate::api::AppState;
-use crate::http::{ApiError, Json};
+use super::{session, username, AuthError, CallerIp, Principal, RequireAdmin};
 use crate::audit::{self, Event};
-use crate::edge::policy::ClientIp;
+use crate::http::{ApiError, Json};
+use crate::store::Store;
 
 /// What an account may do. Ordered: a guest < a member < an admin.
 #[derive(
@@ -217,7 +215,7 @@ pub fn password_hash(conn: &Connection, id: i64) -> Result<Option<String>, AuthE
 }
 
 /// Every account, oldest first.
-pub fn list(conn: &Connection) -> Result<Vec<User>, AuthError> {
+pub fn all(conn: &Connection) -> Result<Vec<User>, AuthError> {
     let mut stmt = conn.prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY id"))?;
     let users = stmt
         .query_map([], user_from_row)?
@@ -261,21 +259,21 @@ impl Actor {
     }
 
     /// The signed-in caller of a request, from the address it came from.
-    pub fn caller(who: &Principal, ip: Option<Extension<ClientIp>>) -> Actor {
+    pub fn caller(who: &Principal, ip: impl Into<CallerIp>) -> Actor {
         Actor {
             id: Some(who.user_id),
             name: who.username.clone(),
-            ip: ip.map(|Extension(ClientIp(ip))| ip),
+            ip: ip.into().0,
         }
     }
 
     /// Someone whose account was just made (registration, the first admin's setup), from the
     /// address the request came from.
-    pub fn new_account(user: &User, ip: Option<Extension<ClientIp>>) -> Actor {
+    pub fn new_account(user: &User, CallerIp(ip): CallerIp) -> Actor {
         Actor {
             id: Some(user.id),
             name: user.username.clone(),
-            ip: ip.map(|Extension(ClientIp(ip))| ip),
+            ip,
         }
     }
 
@@ -414,98 +412,9 @@ pub fn set_password(
          `admin` scope (`insufficient_scope`)", body = crate::http::ErrorBody),
     )
 )]
-pub async fn list_handler(
-    State(app): State<AppState>,
+pub async fn list(
+    State(store): State<Store>,
     _admin: RequireAdmin,
 ) -> Result<Json<Vec<User>>, ApiError> {
-    Ok(Json(app.store.read(list).await?))
-}
-
-/// `PATCH /api/v1/users/{id}` `{role?, disabled?, display_name?}` (admin). An account made a
-/// guest leaves every room it joined or created itself in the same transaction
-/// (`chat::rooms::leave_rooms_not_invited_to`), with an audit event naming the rooms, and is a
-/// plain member of the rooms it keeps (`chat::rooms::drop_guest_room_roles`).
-#[utoipa::path(
-    patch,
-    path = "/api/v1/users/{id}",
-    operation_id = "updateUser",
-    summary = "Change an account's role, display name or disabled state (admins)",
-    tag = "users",
-    params(("id" = i64, Path, example = 1, description = "The account's id")),
-    request_body = UserPatch,
-    responses(
-        (status = 200, description = "The account after the change. An account made a guest \
-         has left every room it joined or created itself (`member.left` in each) and is a plain \
-         member of the others (`member.updated` where it was a moderator)", body = User),
-        (status = 400, description = "A bad display name (`invalid_display_name`: its message \
-         names the character or word refused), or a bot made an admin (`bot_cannot_be_admin`)",
-         body = crate::http::ErrorBody),
-        (status = 403, description = "Not an admin (`forbidden`, `insufficient_scope`)",
-         body = crate::http::ErrorBody),
-        (status = 404, description = "No such account (`not_found`)", body = crate::http::ErrorBody),
-        (status = 409, description = "This is the last enabled admin (`last_admin`), or \
-         another account has this display name or one that looks like it \
-         (`display_name_taken`)", body = crate::http::ErrorBody),
-    )
-)]
-pub async fn update_handler(
-    State(app): State<AppState>,
-    RequireAdmin(admin): RequireAdmin,
-    ip: Option<Extension<ClientIp>>,
-    Path(id): Path<i64>,
-    Json(patch): Json<UserPatch>,
-) -> Result<Json<User>, ApiError> {
-    let actor = Actor::caller(&admin, ip);
-    let now_ms = app.auth.now_ms();
-    let keep = app.config.gateway.resume_events_per_room;
-    // One transaction: the change, and for an account made a guest, leaving the rooms nobody
-    // added it to (guests read and post only where invited). The rooms' `member.left` events
-    // reach connected clients once it has committed, and the account's own sockets stop
-    // receiving those rooms.
-    // An account that is a guest already has no room it was not invited to, so asking again
-    // leaves nothing.
-    let made_guest = patch.role == Some(Role::Guest);
-    let user = crate::chat::commit_as(&app.store, &app.events, move |conn, events| {
-        let user = update(conn, id, &patch, &actor, now_ms)?;
-        if made_guest {
-            let left =
-                crate::chat::rooms::leave_rooms_not_invited_to(conn, id, now_ms, keep, events)?;
-            if !left.is_empty() {
-                audit::record(
-                    conn,
-                    &actor
-                        .event("user.rooms_left", now_ms)
-                        .target(format!("user:{id}"))
-                        .detail(json!({
-                            "username": user.username,
-                            "rooms": left,
-                            "reason": "made a guest: kept only the rooms it was invited to",
-                        })),
-                )?;
-            }
-            // Guests never moderate: where it stays, it stays as a plain member.
-            let dropped =
-                crate::chat::rooms::drop_guest_room_roles(conn, id, now_ms, keep, events)?;
-            if !dropped.is_empty() {
-                let rooms: Vec<_> = dropped
-                    .iter()
-                    .map(|(room, role)| json!({ "room_id": room, "from": role }))
-                    .collect();
-                audit::record(
-                    conn,
-                    &actor
-                        .event("user.room_roles_dropped", now_ms)
-                        .target(format!("user:{id}"))
-                        .detail(json!({
-                            "username": user.username,
-                            "rooms": rooms,
-                            "reason": "made a guest: guests are plain members of their rooms",
-                        })),
-                )?;
-            }
-        }
-        Ok::<_, ApiError>(user)
-    })
-    .await?;
-    Ok(Json(user))
+    Ok(Json(store.read(all).await?))
 }

@@ -150,7 +150,7 @@ where
 }
 
 /// [`commit`] for a change whose errors are not [`ChatError`]s: one made outside the chat
-/// module that also moves room members (an account made a guest, `auth::users`).
+/// module that also moves room members (an account made a guest, `admin::users`).
 pub async fn commit_as<T, E, F>(store: &Store, sink: &EventSink, change: F) -> Result<T, E>
 where
     F: FnOnce(&Connection, &mut Vec<RoomEvent>) -> Result<T, E> + Send + 'static,

@@ -36,4 +36,3 @@ pub fn json_response(status: StatusCode, body: impl Into<axum::body::Body>) -> R
     *resp.headers_mut() = headers;
     resp
 }
-

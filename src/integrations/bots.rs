@@ -113,7 +113,7 @@ pub async fn create(
         .write(move |conn| {
             let now = now_ms();
             let user = insert(conn, &name, &display, &actor, now)?;
-            let api_key = api_keys::create(conn, &user, &name, scopes, &actor, now)?;
+            let api_key = api_keys::issue(conn, &user, &name, scopes, &actor, now)?;
             Ok::<_, IntegrationError>(NewBot { user, api_key })
         })
         .await?;

@@ -1,14 +1,13 @@
-//! Operating the daemon: health and readiness, the `/metrics` scrape, systemd notification,
+//! Operating the daemon: health and readiness, Prometheus metrics, systemd notification,
 //! logging setup, disk checks, backup and restore, diagnosis (`doctor`, `status`) and the
 //! Pi's own health.
 //!
 //! `ops` observes the other modules; it never changes chat data (restore replaces the whole
 //! data set, with the daemon stopped) and never serves the public API by itself (its handlers
-//! are mounted by `api`). It sits above the capabilities it observes (`store`, `auth`,
-//! `livekit`, `files`, `edge`, `limits`): none of them uses it.
+//! are mounted by `api`).
 
-pub mod admin;
 pub mod backup;
+pub mod backup_runs;
 pub mod checksum;
 pub mod doctor;
 pub mod health;
@@ -29,7 +28,6 @@ use axum::extract::FromRef;
 use axum::routing::get;
 use utoipa_axum::routes;
 
-use crate::api::AppState;
 use crate::auth::AuthState;
 use crate::config::Config;
 use crate::http::Routes;
@@ -37,7 +35,7 @@ use crate::livekit::LiveKit;
 use crate::metrics::Metrics;
 use crate::store::Store;
 
-use self::admin::BackupRuns;
+use self::backup_runs::BackupRuns;
 use self::vitals::Vitals;
 
 /// Liveness and readiness, on every listener that answers them.
@@ -69,11 +67,4 @@ where
     Routes::new()
         .undocumented("/metrics", get(scrape::metrics))
         .undocumented("/status", get(status::status))
-}
-
-/// The administration API of the HTTPS surface.
-pub fn admin_routes() -> Routes<AppState> {
-    Routes::new()
-        .api(routes!(admin::status_handler))
-        .api(routes!(admin::list_handler, admin::start_handler))
 }

@@ -41,11 +41,6 @@ pub struct Provisioned {
     pub ca: Option<CaOutcome>,
 }
 
-/// The HS256 signing key for access tokens, generated at first run.
-pub fn jwt_key_path(config: &Config) -> PathBuf {
-    config.secrets_dir().join("jwt_signing.key")
-}
-
 pub fn provision(config: &Config) -> Result<Provisioned, ProvisionError> {
     let mut created = Vec::new();
     for (dir, mode) in [
@@ -65,7 +60,7 @@ pub fn provision(config: &Config) -> Result<Provisioned, ProvisionError> {
             created.push(dir);
         }
     }
-    let jwt = jwt_key_path(config);
+    let jwt = crate::auth::token::key_path(config);
     if write_new_secret(&jwt)? {
         created.push(jwt);
     }

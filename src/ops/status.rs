@@ -22,8 +22,8 @@ use time::OffsetDateTime;
 
 use crate::auth::AuthState;
 use crate::config::Config;
-use crate::ops::admin::{BackupRun, BackupRuns};
 use crate::ops::backup::{human_bytes, LastSuccess};
+use crate::ops::backup_runs::{BackupRun, BackupRuns};
 use crate::ops::pi::PiHealth;
 use crate::ops::vitals::Vitals;
 use crate::store::{inspect, Store};

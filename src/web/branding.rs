@@ -8,20 +8,19 @@
 //! Only values that cannot break a page are stored: a name of printable characters and a
 //! `#rrggbb` colour. Nothing here renders HTML.
 
+use std::sync::Arc;
+
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use http::header;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::api::AppState;
-use crate::http::{ApiError, Json};
 use crate::auth::users::Actor;
-use crate::auth::RequireAdmin;
-use crate::edge::policy::ClientIp;
-use crate::store::StoreError;
+use crate::auth::{AuthState, CallerIp, RequireAdmin};
+use crate::http::{ApiError, Json};
+use crate::store::{Store, StoreError};
 
 /// The `settings` key of the branding (a JSON [`Branding`]).
 pub const SETTINGS_KEY: &str = "web.branding";
@@ -151,8 +150,8 @@ pub fn save(conn: &Connection, branding: &Branding, now_secs: i64) -> Result<(),
     responses((status = 200, description = "The branding (defaults until an admin sets it)",
                body = Branding)),
 )]
-pub async fn get(State(app): State<AppState>) -> Result<Json<Branding>, ApiError> {
-    Ok(Json(app.store.read(read).await?))
+pub async fn get(State(store): State<Store>) -> Result<Json<Branding>, ApiError> {
+    Ok(Json(store.read(read).await?))
 }
 
 /// `PATCH /api/v1/branding` (admin): changes the name and/or the accent colour.
@@ -173,17 +172,17 @@ pub async fn get(State(app): State<AppState>) -> Result<Json<Branding>, ApiError
     )
 )]
 pub async fn update(
-    State(app): State<AppState>,
+    State(store): State<Store>,
+    State(auth): State<Arc<AuthState>>,
     RequireAdmin(admin): RequireAdmin,
-    ip: Option<Extension<ClientIp>>,
+    ip: CallerIp,
     Json(patch): Json<BrandingPatch>,
 ) -> Result<Json<Branding>, ApiError> {
     // Refused before the write: a bad value never queues behind other writers.
     patch.apply(Branding::default())?;
     let actor = Actor::caller(&admin, ip);
-    let now_ms = app.auth.now_ms();
-    let branding = app
-        .store
+    let now_ms = auth.now_ms();
+    let branding = store
         .write(move |conn| {
             let branding = patch.apply(read(conn)?)?;
             save(conn, &branding, now_ms / 1000)?;
@@ -210,7 +209,7 @@ const DEFAULT_ICON: &str = "/icon.svg";
 
 /// The web app manifest for `branding`: its name, theme colour and icon (the built-in icon
 /// when none was uploaded).
-pub fn manifest(branding: &Branding) -> serde_json::Value {
+pub fn web_manifest(branding: &Branding) -> serde_json::Value {
     let icons = match &branding.icon {
         Some(icon) => json!([
             { "src": icon.url, "sizes": format!("{0}x{0}", icon.size), "type": "image/png",
@@ -245,14 +244,14 @@ pub fn manifest(branding: &Branding) -> serde_json::Value {
     responses((status = 200, description = "The manifest (revalidated on each use)",
                body = Object, content_type = "application/manifest+json")),
 )]
-pub async fn manifest_handler(State(app): State<AppState>) -> Result<Response, ApiError> {
-    let branding = app.store.read(read).await?;
+pub async fn manifest(State(store): State<Store>) -> Result<Response, ApiError> {
+    let branding = store.read(read).await?;
     Ok((
         [
             (header::CONTENT_TYPE, "application/manifest+json"),
             (header::CACHE_CONTROL, "no-cache"),
         ],
-        manifest(&branding).to_string(),
+        web_manifest(&branding).to_string(),
     )
         .into_response())
 }

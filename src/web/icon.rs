@@ -9,21 +9,20 @@
 //! `settings` table (key [`ICON_KEY`], base64 text), so backups and restores carry them.
 //! Nothing here decodes the image itself; browsers do, served as `image/png` with `nosniff`.
 
+use std::sync::Arc;
+
 use axum::body::Body;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use base64::Engine as _;
 use http::{header, HeaderMap, HeaderValue, StatusCode};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::json;
 
-use crate::api::AppState;
-use crate::http::{ApiError, Json};
 use crate::auth::users::Actor;
-use crate::auth::RequireAdmin;
-use crate::edge::policy::ClientIp;
-use crate::store::StoreError;
+use crate::auth::{AuthState, CallerIp, RequireAdmin};
+use crate::http::{ApiError, Json};
+use crate::store::{Store, StoreError};
 use crate::web::branding::{self, Branding, Icon};
 
 /// The `settings` key holding the icon's bytes (base64: the column is text).
@@ -124,9 +123,10 @@ fn version_of(bytes: &[u8]) -> String {
     )
 )]
 pub async fn upload(
-    State(app): State<AppState>,
+    State(store): State<Store>,
+    State(auth): State<Arc<AuthState>>,
     RequireAdmin(admin): RequireAdmin,
-    ip: Option<Extension<ClientIp>>,
+    ip: CallerIp,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Branding>, ApiError> {
@@ -151,10 +151,9 @@ pub async fn upload(
     let version = version_of(&bytes);
     let encoded = base64::engine::general_purpose::STANDARD.encode(&bytes);
     let actor = Actor::caller(&admin, ip);
-    let now_ms = app.auth.now_ms();
+    let now_ms = auth.now_ms();
     let stored_bytes = bytes.len();
-    let branding = app
-        .store
+    let branding = store
         .write(move |conn| {
             conn.execute(
                 "INSERT INTO settings (key, value, updated_at) VALUES (?1, ?2, ?3)
@@ -196,14 +195,14 @@ pub async fn upload(
     )
 )]
 pub async fn remove(
-    State(app): State<AppState>,
+    State(store): State<Store>,
+    State(auth): State<Arc<AuthState>>,
     RequireAdmin(admin): RequireAdmin,
-    ip: Option<Extension<ClientIp>>,
+    ip: CallerIp,
 ) -> Result<Json<Branding>, ApiError> {
     let actor = Actor::caller(&admin, ip);
-    let now_ms = app.auth.now_ms();
-    let branding = app
-        .store
+    let now_ms = auth.now_ms();
+    let branding = store
         .write(move |conn| {
             conn.execute("DELETE FROM settings WHERE key = ?1", [ICON_KEY])?;
             let mut branding = branding::read(conn)?;
@@ -269,13 +268,12 @@ fn find(conn: &Connection, if_none_match: Option<&str>) -> Result<Found, StoreEr
          (`not_found`)", body = crate::http::ErrorBody),
     )
 )]
-pub async fn serve(State(app): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn serve(State(store): State<Store>, headers: HeaderMap) -> Result<Response, ApiError> {
     let if_none_match = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let found = app
-        .store
+    let found = store
         .read(move |conn| find(conn, if_none_match.as_deref()))
         .await?;
     let no_cache = (header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));

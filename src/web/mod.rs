@@ -16,15 +16,17 @@
 //! its own script's header). Nothing here compresses, reads a file or touches the store: a
 //! request picks bytes that were made at build time.
 
+use std::sync::Arc;
+
 use axum::body::{Body, Bytes};
-use axum::extract::Request;
+use axum::extract::{FromRef, Request};
 use axum::response::{IntoResponse, Response};
 use http::{header, HeaderMap, HeaderValue, Method, StatusCode};
-
-use crate::http::ApiError;
 use utoipa_axum::routes;
-use crate::api::AppState;
-use crate::http::Routes;
+
+use crate::auth::AuthState;
+use crate::http::{ApiError, Routes};
+use crate::store::Store;
 
 pub mod branding;
 pub mod icon;
@@ -270,12 +272,17 @@ fn client_policy(authority: Option<&str>) -> HeaderValue {
 
 /// Branding, the manifest and the icon; the client's assets (not part of the API document).
 /// The client's pages are the HTTPS surface's fallback ([`fallback`]).
-pub fn routes() -> Routes<AppState> {
+pub fn routes<S>() -> Routes<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Store: FromRef<S>,
+    Arc<AuthState>: FromRef<S>,
+{
     Routes::new()
         .api(routes!(branding::get, branding::update))
         .api(routes!(icon::upload, icon::remove))
         .api(routes!(icon::serve))
-        .api(routes!(branding::manifest_handler))
+        .api(routes!(branding::manifest))
         .undocumented(ASSETS_ROUTE, axum::routing::get(asset))
 }
 

@@ -7,6 +7,7 @@
 //! its audit event together. Failures never say whether an account exists.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -20,11 +21,10 @@ use serde_json::json;
 use super::browser::{self, Browser};
 use super::session::{self, Issued, Refreshed};
 use super::users::{self, Actor, NewUser, Role, User};
-use super::{invites, username, AuthError, AuthState, Principal, RequireSession};
-use crate::api::AppState;
-use crate::http::{ApiError, Json};
+use super::{invites, username, AuthError, AuthState, CallerIp, Principal, RequireSession};
 use crate::audit::{self, Event};
-use crate::edge::policy::ClientIp;
+use crate::http::{ApiError, Json};
+use crate::store::Store;
 
 /// Sessions that ended longer ago than this are deleted by the periodic prune.
 const KEEP_ENDED_SESSIONS_SECS: i64 = 7 * 86_400;
@@ -65,10 +65,6 @@ pub(super) fn issue_session(auth: &AuthState, user: User, issued: Issued) -> Tok
         refresh_expires_in: issued.refresh_expires_at - now,
         user,
     }
-}
-
-fn client_ip(ip: Option<Extension<ClientIp>>) -> Option<IpAddr> {
-    ip.map(|Extension(ClientIp(ip))| ip)
 }
 
 /// Refuses an attempt while `name` from `ip` is backed off, counting it by scope.
@@ -193,13 +189,12 @@ pub struct LoginRequest {
     )
 )]
 pub async fn login(
-    State(app): State<AppState>,
-    ip: Option<Extension<ClientIp>>,
+    State(store): State<Store>,
+    State(auth): State<Arc<AuthState>>,
+    CallerIp(ip): CallerIp,
     browser: Browser,
     Json(req): Json<LoginRequest>,
 ) -> Result<Response, ApiError> {
-    let auth = app.auth.clone();
-    let ip = client_ip(ip);
     username::check_password_length(&req.password, auth.settings.max_password_length)
         .map_err(AuthError::from)?;
     // A name that breaks the rules cannot exist; it is handled like an unknown one.
@@ -215,7 +210,7 @@ pub async fn login(
     check_backoff(&auth, &attempted, ip)?;
     let found = match normalized {
         Some(name) => {
-            app.store
+            store
                 .read(move |conn| users::credentials(conn, &name))
                 .await?
         }
@@ -252,7 +247,7 @@ pub async fn login(
             let user_id = other.map(|u| u.id);
             let mut events = vec![failure(reason, user_id)];
             events.extend(backoff_failure(&auth, (user_id, &attempted), ip, now_ms));
-            app.store
+            store
                 .write(move |conn| events.iter().try_for_each(|e| audit::record(conn, e)))
                 .await?;
             return Err(AuthError::InvalidCredentials.into());
@@ -261,9 +256,7 @@ pub async fn login(
     if user.disabled {
         auth.count_failure("user_disabled");
         let event = failure("user_disabled", Some(user.id));
-        app.store
-            .write(move |conn| audit::record(conn, &event))
-            .await?;
+        store.write(move |conn| audit::record(conn, &event)).await?;
         return Err(AuthError::forbidden("account_disabled", "this account is disabled").into());
     }
     auth.backoff.record_success(&attempted, ip);
@@ -271,8 +264,7 @@ pub async fn login(
     let refresh_ttl = auth.settings.refresh_ttl.as_secs() as i64;
     let prune = auth.prune_due(now_ms / 1000);
     let (user_id, name) = (user.id, user.username.clone());
-    let issued = app
-        .store
+    let issued = store
         .write(move |conn| {
             let now = now_ms / 1000;
             if prune {
@@ -325,8 +317,9 @@ pub struct RefreshRequest {
     )
 )]
 pub async fn refresh(
-    State(app): State<AppState>,
-    ip: Option<Extension<ClientIp>>,
+    State(store): State<Store>,
+    State(auth): State<Arc<AuthState>>,
+    CallerIp(ip): CallerIp,
     browser: Browser,
     headers: HeaderMap,
     body: Bytes,
@@ -355,7 +348,7 @@ pub async fn refresh(
             }
         },
     };
-    match rotate_refresh(&app, client_ip(ip), token).await {
+    match rotate_refresh(&store, &auth, ip, token).await {
         Ok(tokens) => Ok(browser.session_answer(StatusCode::OK, tokens)),
         // A cookie that no longer works is cleared, so the browser stops sending it.
         Err(refused) if from_cookie && refused.status == StatusCode::UNAUTHORIZED => {
@@ -370,19 +363,18 @@ pub async fn refresh(
 
 /// Exchanges `refresh_token` for a new session answer (see [`refresh`]).
 async fn rotate_refresh(
-    app: &AppState,
+    store: &Store,
+    auth: &Arc<AuthState>,
     ip: Option<IpAddr>,
     refresh_token: String,
 ) -> Result<TokenResponse, ApiError> {
-    let auth = app.auth.clone();
     if refresh_token.len() > 128 {
         auth.count_failure("refresh_invalid");
         return Err(invalid_refresh().into());
     }
     let (now_ms, ttl) = (auth.now_ms(), auth.settings.refresh_ttl.as_secs() as i64);
     let state = auth.clone();
-    let exchange = app
-        .store
+    let exchange = store
         .write(move |conn| exchange_refresh(conn, &state, &refresh_token, ip, now_ms, ttl))
         .await?;
     match exchange {
@@ -520,10 +512,11 @@ fn invalid_refresh() -> AuthError {
     )
 )]
 pub async fn logout(
-    State(app): State<AppState>,
+    State(store): State<Store>,
+    State(auth): State<Arc<AuthState>>,
     who: Option<Extension<Principal>>,
     browser: Browser,
-    ip: Option<Extension<ClientIp>>,
+    CallerIp(client): CallerIp,
 ) -> Result<Response, ApiError> {
     let cookie = browser.cookie_token()?.map(str::to_owned);
     let who = who.map(|Extension(who)| who);
@@ -539,9 +532,8 @@ pub async fn logout(
         return Err(AuthError::Unauthenticated.into());
     }
     let bearer_sid = who.as_ref().and_then(|w| w.session_id()).map(str::to_owned);
-    let now_ms = app.auth.now_ms();
-    let client = client_ip(ip);
-    app.store
+    let now_ms = auth.now_ms();
+    store
         .write(move |conn| {
             let mut ended = Vec::new();
             if let (Some(sid), Some(who)) = (bearer_sid, &who) {
@@ -618,12 +610,12 @@ pub struct RegisterRequest {
     )
 )]
 pub async fn register(
-    State(app): State<AppState>,
-    ip: Option<Extension<ClientIp>>,
+    State(store): State<Store>,
+    State(auth): State<Arc<AuthState>>,
+    ip: CallerIp,
     browser: Browser,
     Json(req): Json<RegisterRequest>,
 ) -> Result<Response, ApiError> {
-    let auth = app.auth.clone();
     let signup = Signup::check(
         &auth,
         &req.username,
@@ -640,7 +632,7 @@ pub async fn register(
             signup.name.clone(),
             auth.now_secs(),
         );
-        app.store
+        store
             .read(move |conn| {
                 invites::check(conn, &code, now)?;
                 if users::by_username(conn, &name)?.is_some() {
@@ -656,8 +648,7 @@ pub async fn register(
     let new = signup.hash(&auth, Role::Member).await?;
     let (now_ms, ttl) = (auth.now_ms(), auth.settings.refresh_ttl.as_secs() as i64);
     let code = req.invite_code;
-    let (user, issued) = app
-        .store
+    let (user, issued) = store
         .write(move |conn| {
             let now = now_ms / 1000;
             let invite_id = invites::consume(conn, &code, now)?;
@@ -712,13 +703,13 @@ pub struct PasswordRequest {
     )
 )]
 pub async fn change_password(
-    State(app): State<AppState>,
+    State(store): State<Store>,
+    State(auth): State<Arc<AuthState>>,
     RequireSession(who): RequireSession,
-    ip: Option<Extension<ClientIp>>,
+    ip: CallerIp,
     browser: Browser,
     Json(req): Json<PasswordRequest>,
 ) -> Result<Response, ApiError> {
-    let auth = app.auth.clone();
     let s = &auth.settings;
     username::check_password_length(&req.current_password, s.max_password_length)
         .map_err(AuthError::from)?;
@@ -728,11 +719,10 @@ pub async fn change_password(
         s.max_password_length,
     )
     .map_err(AuthError::from)?;
-    let address = ip.as_ref().map(|Extension(ClientIp(a))| *a);
+    let address = ip.0;
     check_backoff(&auth, &who.username, address)?;
     let user_id = who.user_id;
-    let stored = app
-        .store
+    let stored = store
         .read(move |conn| users::password_hash(conn, user_id))
         .await?;
     if !auth
@@ -749,7 +739,7 @@ pub async fn change_password(
             auth.now_ms(),
         );
         if !events.is_empty() {
-            app.store
+            store
                 .write(move |conn| events.iter().try_for_each(|e| audit::record(conn, e)))
                 .await?;
         }
@@ -765,8 +755,7 @@ pub async fn change_password(
         .map_err(AuthError::from)?;
     let actor = Actor::caller(&who, ip);
     let (now_ms, ttl) = (auth.now_ms(), auth.settings.refresh_ttl.as_secs() as i64);
-    let (user, issued) = app
-        .store
+    let (user, issued) = store
         .write(move |conn| {
             users::set_password(conn, user_id, &new_hash, &actor, now_ms)?;
             let user = users::by_id(conn, user_id)?.ok_or(AuthError::NotFound)?;
@@ -798,10 +787,9 @@ pub struct MeResponse {
          body = MeResponse),
     )
 )]
-pub async fn me(State(app): State<AppState>, who: Principal) -> Result<Json<MeResponse>, ApiError> {
+pub async fn me(State(store): State<Store>, who: Principal) -> Result<Json<MeResponse>, ApiError> {
     let user_id = who.user_id;
-    let user = app
-        .store
+    let user = store
         .read(move |conn| users::by_id(conn, user_id))
         .await?
         .ok_or(AuthError::Unauthenticated)?;
