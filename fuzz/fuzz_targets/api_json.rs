@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 
 use axum::extract::FromRequest;
 use libfuzzer_sys::fuzz_target;
-use roost::api::{ApiError, Json};
+use roost::http::{ApiError, Json};
 use roost::auth::{self, api_keys, invites, setup, username, users, Scopes};
 use serde::de::DeserializeOwned;
 

@@ -27,7 +27,7 @@ fn fixture() -> &'static Fixture {
         config.livekit.api_key = KEY.into();
         config.livekit.api_secret = roost::config::Secret::new(SECRET);
         let ring = roost::livekit::keys::load(&config, SystemTime::now()).expect("inline keys");
-        let metrics = roost::ops::metrics::Metrics::new();
+        let metrics = roost::metrics::Metrics::new();
         let livekit = LiveKit::new(
             Arc::new(config),
             &metrics,
