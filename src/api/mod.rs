@@ -1,10 +1,12 @@
 //! The HTTP surface: which routes exist on which listener, and the layers every request
 //! passes through.
 //!
-//! [`router`], [`internal_router`] and [`redirect_router`] are the only places routes are
-//! mounted, so the tests (`oneshot`) and the daemon serve exactly the same surface. Handlers
-//! live with their capability (`ops::health`, later `auth`, `chat`...); this module wires them.
-//! It knows nothing about sockets or TLS (that is `edge`).
+//! Each capability module owns its handlers and offers them as `routes()` ([`Routes`]); this
+//! module merges them into the three surfaces ([`router`], [`internal_router`],
+//! [`redirect_router`]), the only places a surface is made, and holds the [`AppState`] whose
+//! parts the handlers take (`api::state`). A module's own router tests (`oneshot`) mount its
+//! `routes()` on a state of just the parts it needs. It knows nothing about sockets or TLS
+//! (that is `edge`), and nothing but `daemon` uses it.
 
 pub mod openapi;
 mod state;
