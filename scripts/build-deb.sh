@@ -11,7 +11,9 @@
 # scripts, sysusers/tmpfiles entries, Avahi service, changelog and copyright live in debian/.
 # The pinned livekit-server for the target (scripts/build-livekit.sh: cached per machine, else
 # built from its Go module, minutes the first time) goes in as /usr/lib/roost/livekit-server,
-# its LICENSE and NOTICE in /usr/share/doc/roost/livekit-server/. Every unit in systemd/ is
+# its LICENSE and NOTICE in /usr/share/doc/roost/livekit-server/, beside
+# third-party-licenses.txt.gz: the licences of the Go modules compiled into it (collected by
+# scripts/build-livekit.sh into its cache, so packaging needs no Go). Every unit in systemd/ is
 # packaged; whether the package enables and starts it comes from the systemd-units
 # entries in Cargo.toml, and the built package's maintainer scripts are checked against the
 # table UNIT_POLICY below (a unit missing from it fails the build). The man pages are generated
@@ -101,8 +103,9 @@ fi
 # --- livekit-server -----------------------------------------------------------------------------
 # The pinned LiveKit media server for the same machine, built (or taken from the cache) by
 # scripts/build-livekit.sh, goes in as /usr/lib/roost/livekit-server, the first place Roost
-# looks (livekit.binary empty), with its LICENSE and NOTICE under /usr/share/doc/roost/.
-# Staged beside the roost binary: Cargo.toml's assets name target/release/livekit/.
+# looks (livekit.binary empty), with its LICENSE and NOTICE under /usr/share/doc/roost/ and
+# the licences of the Go modules compiled into it, gzipped as Debian policy asks of documents
+# over 4 kB. Staged beside the roost binary: Cargo.toml's assets name target/release/livekit/.
 case $target in
 aarch64-*) livekit_target=aarch64 ;;
 armv7-*) livekit_target=armv7 ;;
@@ -120,6 +123,8 @@ rm -rf "$livekit_stage"
 mkdir -p "$livekit_stage"
 install -m 0755 "$livekit" "$livekit_stage/livekit-server"
 install -m 0644 "$(dirname "$livekit")/LICENSE" "$(dirname "$livekit")/NOTICE" "$livekit_stage/"
+# -n: no name or time stamp inside, so the same licences give the same bytes.
+gzip -9n <"$(dirname "$livekit")/third-party-licenses.txt" >"$livekit_stage/third-party-licenses.txt.gz"
 
 # The example runs on the build machine; it only reads the clap definition.
 man_dir=$release_dir/man
@@ -197,13 +202,15 @@ check_units() {
 check_units "$deb"
 
 # The package carries livekit-server where Roost looks first, built for the package's machine
-# (ELF e_machine: 0xb7 aarch64, 0x28 arm, 0x3e x86-64), and LiveKit's licence files.
+# (ELF e_machine: 0xb7 aarch64, 0x28 arm, 0x3e x86-64), LiveKit's licence files, and those of
+# the Go modules compiled into it.
 check_livekit() {
     local deb=$1 unpacked want got path
     unpacked=$(mktemp -d)
     dpkg-deb -x "$deb" "$unpacked"
     for path in usr/lib/roost/livekit-server usr/share/doc/roost/livekit-server/LICENSE \
-        usr/share/doc/roost/livekit-server/NOTICE; do
+        usr/share/doc/roost/livekit-server/NOTICE \
+        usr/share/doc/roost/livekit-server/third-party-licenses.txt.gz; do
         [[ -f $unpacked/$path ]] || {
             echo "build-deb: $(basename "$deb") has no /$path" >&2
             rm -rf "$unpacked"

@@ -5,7 +5,7 @@
 # first so that it comes before the LAN in interface order, as a container bridge often does.
 # Roost's config leaves livekit.node_ip empty: the address must be found by Roost itself.
 #
-# Checked, each with audio and video frames received by the phone:
+# Checked (2-4 each with audio and video frames received by the phone):
 #   1. `roost doctor` in the pi names 192.168.77.1 as the address LiveKit announces;
 #   2. udp:  every ICE candidate the server offers is 192.168.77.1 (no 127.0.0.1, no 172.17.x)
 #            and the selected pair is UDP;
@@ -14,17 +14,18 @@
 #   4. turn: with the media ports dropped too (all UDP but TURN's 3478, and ICE/TCP), a
 #            relay-only client
 #            connects through LiveKit's TURN server.
-# TURN over TLS is not exercised: LiveKit tells clients `turns:<turn_domain>:443` whatever
-# its tls_port is, which Roost's configuration check now says (see docs/calls.md).
+#   5. turns: with only TCP 8443 and 443 open, LiveKit's TURN over TLS answers on 443 with
+#            Roost's certificate, verified against the local CA from the phone. No call is made
+#            over it: the SDK's WebRTC trusts only its built-in roots for TURN (see below).
 #
-# Needs root (namespaces, nftables), iproute2 and nftables (installed with apt-get when
+# Needs root (namespaces, nftables), iproute2, nftables and openssl (installed with apt-get when
 # missing), python3 with venv, and Go for the first LiveKit build.
 set -euo pipefail
 LOG_TAG=livekit-netns
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 [[ $(id -u) == 0 ]] || die "needs root: it creates network namespaces and firewall rules"
-for tool in ip:iproute2 nft:nftables; do
+for tool in ip:iproute2 nft:nftables openssl:openssl; do
     if ! command -v "${tool%%:*}" >/dev/null; then
         log "installing ${tool#*:}"
         apt-get install -y -qq "${tool#*:}" >/dev/null || die "apt-get install ${tool#*:} failed"
@@ -85,6 +86,7 @@ rtc_udp_port = 7882
 turn_enabled = true
 turn_domain = "pi.roost.test"
 turn_udp_port = 3478
+turn_tls_port = 443
 drain_grace_secs = 1
 TOML
 url=https://pi.roost.test:8443
@@ -138,4 +140,19 @@ in_phone nft add rule inet roost_netns output ip daddr "$lan_ip" udp dport != 34
 in_phone nft add rule inet roost_netns output ip daddr "$lan_ip" tcp dport "$tcp_port" drop
 log "the media ports are now dropped too, all but TURN's UDP 3478"
 call turn
+
+# LiveKit tells clients turns:<turn_domain>:443 (whatever tls_port says), so TURN over TLS is
+# on 443 here, with Roost's certificate. The phone must reach it and trust it through the local
+# CA. A call over it is not made: the SDK's WebRTC checks a TURN server's certificate against
+# its own built-in roots, not SSL_CERT_FILE, and offers no way to add a CA (tried: LiveKit logs
+# "TLS handshake failed: remote error: tls: unknown certificate authority").
+in_phone nft flush chain inet roost_netns output
+in_phone nft add rule inet roost_netns output ip daddr "$lan_ip" tcp dport != '{ 443, 8443 }' drop
+in_phone nft add rule inet roost_netns output ip daddr "$lan_ip" meta l4proto != tcp drop
+if ! tls=$(in_phone openssl s_client -connect pi.roost.test:443 -servername pi.roost.test \
+    -verify_hostname pi.roost.test -CAfile "$ca" -verify_return_error </dev/null 2>&1); then
+    sed 's/^/    /' <<<"$tls" | tail -n 20 >&2
+    die "TURN over TLS on pi.roost.test:443 is not reachable from the phone with a certificate its CA verifies"
+fi
+log "turns: TURN over TLS answers on pi.roost.test:443 with a certificate the local CA verifies ($(grep -o 'Protocol *: *TLS[^ ]*' <<<"$tls" | head -n 1 | tr -s ' '))"
 log "passed ($((SECONDS - t0)) s)"

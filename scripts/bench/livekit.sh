@@ -2,7 +2,8 @@
 # Calls with 2, 4 and 8 participants publishing audio, and 2 publishing 720p video, through
 # Roost and the real livekit-server: join time (call token request to the first frame from
 # another participant, median and worst) and, with everyone publishing, CPU (percent of one
-# core) and RSS of livekit-server and of Roost over 10 s. The 720p call is repeated as a
+# core) and RSS of livekit-server and of Roost over 10 s (video: 20 s after a 10 s warm-up),
+# with the video's size and frame rate as sent and as decoded. The 720p call is repeated as a
 # reference with the same tokens straight to LiveKit's loopback port, without Roost's proxy.
 # Participants use LiveKit's Python SDK (scripts/lib.sh's venv); the server is
 # scripts/build-livekit.sh's pinned build.
@@ -51,4 +52,4 @@ livekit_pid=$(pgrep -P "$roost_pid" | head -n 1)
 log "roost $roost_pid, $("$livekit" --version) $livekit_pid; $(nproc) cores, $(uname -m)"
 
 SSL_CERT_FILE=$roost_ca "$venv/bin/python" "$repo/scripts/bench/livekit_calls.py" \
-    "$roost_url" "$roost_ca" "$roost_pid" "$livekit_pid" "$livekit_port" "$password" "${accounts[@]}" 2> >(grep -v '^livekit' >&2)
+    "$roost_url" "$roost_ca" "$roost_pid" "$livekit_pid" "$livekit_port" "$password" "${accounts[@]}" 2> >(grep -v -E '^(livekit|libwebrtc)' >&2)

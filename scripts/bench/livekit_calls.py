@@ -1,13 +1,15 @@
 """Calls through Roost and the real livekit-server, measured.
 
 Run by scripts/bench/livekit.sh. For each row, the accounts get call tokens from Roost's API
-and join one room; each publishes either a 48 kHz mono tone (2, 4 and 8 participants) or
-generated 1280x720 video at 30 fps (2 participants). Join time is from the token request to the
-first frame (audio or video, as published) received from another participant. Then, with
-everyone publishing, CPU (percent of one core) and RSS of livekit-server and Roost are sampled
-from /proc over a fixed window, with what one participant receives (kbit/s, and the size and
-rate of the video it decodes: the sender's encoder lowers them when its CPU is short). The 720p call runs twice: through Roost's /rtc proxy, then as
-the reference with the same tokens straight to LiveKit's loopback port (no Roost in the path).
+and join one room; each publishes either a 48 kHz mono tone (2, 4 and 8 participants) or a
+generated 1280x720 moving picture at 30 fps (2 participants). Join time is from the token request
+to the first frame (audio or video, as published) received from another participant. Then, with
+everyone publishing and after a warm-up (the video encoder starts low and ramps up), CPU
+(percent of one core) and RSS of livekit-server and Roost are sampled from /proc over a fixed
+window, with what one participant receives: kbit/s, and for video the size and frame rate it
+decoded over the window, beside the size and rate its peer's encoder sent, so a reader sees
+what was measured. The 720p call runs twice: through Roost's /rtc proxy, then as the reference
+with the same tokens straight to LiveKit's loopback port (no Roost in the path).
 Prints one table row per call.
 
 Arguments: ROOST_URL CA_FILE ROOST_PID LIVEKIT_PID LIVEKIT_HTTP_PORT PASSWORD ACCOUNT...
@@ -20,14 +22,22 @@ import os
 import sys
 import time
 
+import numpy as np  # installed with LiveKit's SDK, which depends on it
+
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "livekit-e2e"))
 from call import Roost, fail  # noqa: E402  (the e2e script's API client)
 
 from livekit import rtc  # noqa: E402
+from livekit.rtc._proto import stats_pb2  # noqa: E402  (names the encoder's limitation)
 
 SAMPLE_RATE = 48000
 WIDTH, HEIGHT, FPS = 1280, 720, 30
-WINDOW = 10.0  # seconds of steady state sampled per N
+WINDOW = 10.0  # seconds of steady state sampled per audio call
+# Video: the sender's encoder starts at a low bitrate and ramps up over several seconds, so the
+# window starts after a warm-up and is longer, to average over its adjustments.
+VIDEO_WARMUP, VIDEO_WINDOW = 10.0, 20.0
+# A fixed cap for the one 720p layer: LiveKit's own 720p preset (1.7 Mbit/s) with some room.
+VIDEO_MAX_BITRATE = 2_500_000
 TICKS = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -54,37 +64,87 @@ async def tone(source, stop):
         await asyncio.sleep(0.01)
 
 
-# A few frames of noise made once: building 3.5 MiB of pixels per frame in Python would measure
-# Python, not the call, and plain colours would code to almost nothing. Noise is the worst case
-# for the encoder, so the sender sends at the bitrate cap LiveKit's SDK sets for 720p.
-VIDEO_FRAMES = [
-    rtc.VideoFrame(WIDTH, HEIGHT, rtc.VideoBufferType.RGBA, bytearray(os.urandom(WIDTH * HEIGHT * 4)))
-    for _ in range(8)
-]
+# What the camera films: a textured scene panning diagonally (what a moving camera gives the
+# encoder: most blocks move, and motion search finds them) with a small patch of fresh noise
+# (a detail that changes every frame and costs bits). Pure noise, tried first, made the
+# sender's VP8 encoder run out of CPU here and drop to 320x180 at 14 fps; a 320x180 noise patch
+# kept 720p but, at the bitrate cap, only 18 fps. Frames are I420, the encoder's own format,
+# cut from one precomputed texture with numpy, so Python's cost per frame is small.
+PAN = 4  # pixels per frame, both axes
+_y, _x = np.mgrid[0 : HEIGHT * 2, 0 : WIDTH * 2]
+TEXTURE = (
+    128
+    + 60 * np.sin(_x / 23.0) * np.cos(_y / 31.0)
+    + 40 * ((_x // 64 + _y // 64) % 2)
+    - 20
+    + 15 * np.sin((_x + _y) / 7.0)
+).clip(0, 255).astype(np.uint8)
+CHROMA_U = (128 + 50 * np.sin(np.arange(WIDTH) / 97.0)).astype(np.uint8)
+CHROMA_V = (128 + 50 * np.cos(np.arange(HEIGHT // 2) / 41.0)).astype(np.uint8)
+NOISE_W, NOISE_H = 128, 72
+_rng = np.random.default_rng(1)
+
+
+def scene(n):
+    """Frame n of the scene, as an I420 VideoFrame."""
+    ox = (n * PAN) % WIDTH
+    oy = (n * PAN) % HEIGHT
+    luma = TEXTURE[oy : oy + HEIGHT, ox : ox + WIDTH].copy()
+    luma[40 : 40 + NOISE_H, 40 : 40 + NOISE_W] = _rng.integers(0, 256, (NOISE_H, NOISE_W), dtype=np.uint8)
+    u = np.broadcast_to(np.roll(CHROMA_U, n)[None, : WIDTH // 2], (HEIGHT // 2, WIDTH // 2))
+    v = np.broadcast_to(np.roll(CHROMA_V, n)[:, None], (HEIGHT // 2, WIDTH // 2))
+    data = luma.tobytes() + u.tobytes() + v.tobytes()
+    return rtc.VideoFrame(WIDTH, HEIGHT, rtc.VideoBufferType.I420, bytearray(data))
 
 
 async def camera(source, stop):
     n = 0
     next_at = time.monotonic()
     while not stop.is_set():
-        source.capture_frame(VIDEO_FRAMES[n % len(VIDEO_FRAMES)])
+        source.capture_frame(scene(n))
         n += 1
         next_at += 1 / FPS
         await asyncio.sleep(max(0.0, next_at - time.monotonic()))
 
 
-async def inbound(room):
-    """(bytes received, "WxH@fps" of the largest video received) on `room`'s connections."""
+# One layer at a fixed cap, VP8 (what browsers send LiveKit by default): with simulcast the
+# SDK adds 180p and 360p layers that cost the sender CPU and that no one here asks for, and the
+# encoder may keep 720p by dropping frames rather than shrinking the picture.
+VIDEO_OPTIONS = rtc.TrackPublishOptions(
+    source=rtc.TrackSource.SOURCE_CAMERA,
+    simulcast=False,
+    video_codec=rtc.VideoCodec.VP8,
+    video_encoding=rtc.VideoEncoding(max_bitrate=VIDEO_MAX_BITRATE, max_framerate=FPS),
+    degradation_preference=rtc.DegradationPreference.MAINTAIN_RESOLUTION,
+)
+
+
+async def media_stats(room):
+    """What `room`'s connections have counted so far: bytes received, and for video the frames
+    decoded and their size, and the frames encoded, their size and what limits the encoder
+    (0 and "" without video)."""
     stats = await room.get_rtc_stats()
-    total, video = 0, ""
+    got = {"bytes": 0, "decoded": 0, "decoded_size": "", "encoded": 0, "encoded_size": "", "limited_by": ""}
     for s in list(stats.publisher_stats) + list(stats.subscriber_stats):
-        if s.WhichOneof("stats") != "inbound_rtp":
-            continue
-        i = s.inbound_rtp.inbound
-        total += i.bytes_received
-        if i.frame_width and not video:
-            video = f"{i.frame_width}x{i.frame_height}@{i.frames_per_second:.0f}"
-    return total, video
+        kind = s.WhichOneof("stats")
+        if kind == "inbound_rtp":
+            i = s.inbound_rtp.inbound
+            got["bytes"] += i.bytes_received
+            if i.frame_width:
+                got["decoded"] += i.frames_decoded
+                got["decoded_size"] = f"{i.frame_width}x{i.frame_height}"
+        elif kind == "outbound_rtp":
+            o = s.outbound_rtp.outbound
+            if o.frame_width:
+                got["encoded"] += o.frames_encoded
+                got["encoded_size"] = f"{o.frame_width}x{o.frame_height}"
+                # What the encoder says holds it back now: "cpu", "bandwidth", "other" or "none".
+                got["limited_by"] = (
+                    stats_pb2.QualityLimitationReason.Name(o.quality_limitation_reason)
+                    .removeprefix("LIMITATION_")
+                    .lower()
+                )
+    return got
 
 
 async def participant(roost, token, room_id, stop, joined, video, direct_url, rooms):
@@ -112,8 +172,7 @@ async def participant(roost, token, room_id, stop, joined, video, direct_url, ro
     if video:
         source = rtc.VideoSource(WIDTH, HEIGHT)
         await room.local_participant.publish_track(
-            rtc.LocalVideoTrack.create_video_track("camera", source),
-            rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_CAMERA),
+            rtc.LocalVideoTrack.create_video_track("camera", source), VIDEO_OPTIONS
         )
         sending = asyncio.ensure_future(camera(source, stop))
     else:
@@ -142,19 +201,33 @@ async def run(roost, tokens, room_id, roost_pid, livekit_pid, video=False, direc
         if time.monotonic() > deadline:
             fail(f"only {len(joined)} of {len(tokens)} participants received media within 60 s")
         await asyncio.sleep(0.05)
+    if video:
+        await asyncio.sleep(VIDEO_WARMUP)
     before = {p: cpu_ticks(p) for p in (roost_pid, livekit_pid)}
-    bytes_before, _ = await inbound(rooms[0])
+    # rooms[0] receives what its peers send; rooms[1] (one of them) says what it encoded.
+    received_before = await media_stats(rooms[0])
+    sent_before = await media_stats(rooms[1])
     started = time.monotonic()
-    await asyncio.sleep(WINDOW)
+    await asyncio.sleep(VIDEO_WINDOW if video else WINDOW)
     elapsed = time.monotonic() - started
-    bytes_after, video_in = await inbound(rooms[0])
-    kbits = 8 * (bytes_after - bytes_before) / 1000 / elapsed
+    received_after = await media_stats(rooms[0])
+    sent_after = await media_stats(rooms[1])
+    kbits = 8 * (received_after["bytes"] - received_before["bytes"]) / 1000 / elapsed
     cpu = {p: 100 * (cpu_ticks(p) - before[p]) / TICKS / elapsed for p in before}
     rss = {p: rss_mib(p) for p in before}
     stop.set()
     await asyncio.gather(*tasks)
     joined.sort()
-    return joined, cpu, rss, kbits, video_in or "-"
+    pictures = ("-", "-")
+    if video:
+        decoded = (received_after["decoded"] - received_before["decoded"]) / elapsed
+        encoded = (sent_after["encoded"] - sent_before["encoded"]) / elapsed
+        limited = sent_after["limited_by"]
+        pictures = (
+            f"{sent_after['encoded_size']}@{encoded:.0f}" + (f" ({limited})" if limited not in ("", "none") else ""),
+            f"{received_after['decoded_size']}@{decoded:.0f}",
+        )
+    return joined, cpu, rss, kbits, pictures
 
 
 async def main(url, ca_file, roost_pid, livekit_pid, livekit_port, password, *accounts):
@@ -165,7 +238,7 @@ async def main(url, ca_file, roost_pid, livekit_pid, livekit_port, password, *ac
     admin_token = signed_in[0][0]
     print(f"{'call':>22} {'join median s':>14} {'join max s':>11} "
           f"{'livekit CPU %':>14} {'livekit RSS MiB':>16} {'roost CPU %':>12} {'roost RSS MiB':>14} "
-          f"{'one receives kbit/s':>20} {'video received':>15}")
+          f"{'one receives kbit/s':>20} {'video sent (limit)':>22} {'video decoded':>15}")
     calls = [(f"{n} audio", n, False, None) for n in (2, 4, 8)] + [
         ("2 video 720p", 2, True, None),
         ("2 video 720p, direct", 2, True, direct),
@@ -176,11 +249,12 @@ async def main(url, ca_file, roost_pid, livekit_pid, livekit_port, password, *ac
         room_id = roost.ok("POST", "/api/v1/rooms", admin_token, {"name": f"bench {label}", "private": False})["id"]
         for _, user_id in signed_in[1:n]:
             roost.ok("PUT", f"/api/v1/rooms/{room_id}/members/{user_id}", admin_token, {})
-        joined, cpu, rss, kbits, video_in = await run(roost, [t for t, _ in signed_in[:n]], room_id, roost_pid,
-                                     livekit_pid, video, direct_url)
+        joined, cpu, rss, kbits, (sent, decoded) = await run(
+            roost, [t for t, _ in signed_in[:n]], room_id, roost_pid, livekit_pid, video, direct_url
+        )
         print(f"{label:>22} {joined[len(joined) // 2]:>14.2f} {joined[-1]:>11.2f} "
               f"{cpu[livekit_pid]:>14.1f} {rss[livekit_pid]:>16.1f} {cpu[roost_pid]:>12.1f} {rss[roost_pid]:>14.1f} "
-              f"{kbits:>20.0f} {video_in:>15}",
+              f"{kbits:>20.0f} {sent:>22} {decoded:>15}",
               flush=True)
 
 
