@@ -149,10 +149,10 @@ pub async fn list(
 
 #[cfg(test)]
 mod tests {
+    use crate::documented;
     use axum::body::Body;
     use http::{Request, StatusCode};
     use tower::ServiceExt;
-    use utoipa_axum::routes;
 
     use super::*;
     use crate::auth::{Credential, Principal, Role, Scopes};
@@ -191,7 +191,7 @@ mod tests {
             })
             .await
             .unwrap();
-        let (router, _) = Routes::new().api(routes!(list)).finish(store.clone());
+        let (router, _) = Routes::new().api(documented!(list)).finish(store.clone());
         let ask = |role| {
             let mut req = Request::get("/api/v1/audit?limit=1")
                 .body(Body::empty())

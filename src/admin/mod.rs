@@ -21,8 +21,8 @@ pub mod users;
 
 use std::sync::Arc;
 
+use crate::documented;
 use axum::extract::{FromRef, FromRequestParts};
-use utoipa_axum::routes;
 
 use crate::auth::AuthState;
 use crate::chat::EventSink;
@@ -43,8 +43,8 @@ where
     crate::ops::status::Inputs: FromRequestParts<S>,
 {
     Routes::new()
-        .api(routes!(users::update))
-        .api(routes!(audit_log::list))
-        .api(routes!(status::get))
-        .api(routes!(backups::list, backups::start))
+        .api(documented!(users::update))
+        .api(documented!(audit_log::list))
+        .api(documented!(status::get))
+        .api(documented!(backups::list, backups::start))
 }

@@ -27,8 +27,9 @@ use utoipa::openapi::{
     ContentBuilder, ObjectBuilder, Ref, RefOr, ResponseBuilder, Schema, Type as SchemaType,
 };
 use utoipa::{Modify, OpenApi};
-use utoipa_axum::router::UtoipaMethodRouter;
-use utoipa_axum::routes;
+
+use crate::documented;
+use crate::http::routes::Documented;
 
 /// What the document says of the API as a whole. Its paths and schemas come from the routes
 /// the modules register ([`document`]).
@@ -338,13 +339,8 @@ pub fn document() -> utoipa::openapi::OpenApi {
 }
 
 /// `GET /api/v1/openapi.json`, with the document it serves (made on its first request).
-pub fn route<S: Clone + Send + Sync + 'static>() -> UtoipaMethodRouter<S> {
-    let (schemas, paths, handler) = routes!(openapi_json);
-    (
-        schemas,
-        paths,
-        handler.layer(Extension(Document::default())),
-    )
+pub fn route<S: Clone + Send + Sync + 'static>() -> Documented<S> {
+    documented!(openapi_json).with_extension(Document::default())
 }
 
 /// `GET /api/v1/openapi.json`: this document.

@@ -40,11 +40,11 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::documented;
 use axum::extract::FromRef;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use utoipa_axum::routes;
 
 use crate::config::Config;
 use crate::http::Routes;
@@ -345,20 +345,20 @@ where
     Arc<AuthState>: FromRef<S>,
 {
     Routes::new()
-        .api(routes!(setup::status, setup::complete))
-        .api(routes!(sign_in::login))
-        .api(routes!(sign_in::refresh))
-        .api(routes!(sign_in::logout))
-        .api(routes!(sign_in::register))
-        .api(routes!(sign_in::change_password))
-        .api(routes!(sign_in::me))
-        .api(routes!(users::list))
-        .api(routes!(invites::create, invites::list))
-        .api(routes!(invites::revoke))
-        .api(routes!(api_keys::create, api_keys::list))
-        .api(routes!(api_keys::revoke))
-        .api(routes!(api_keys::start_rotation))
-        .api(routes!(api_keys::confirm_rotation))
+        .api(documented!(setup::status, setup::complete))
+        .api(documented!(sign_in::login))
+        .api(documented!(sign_in::refresh))
+        .api(documented!(sign_in::logout))
+        .api(documented!(sign_in::register))
+        .api(documented!(sign_in::change_password))
+        .api(documented!(sign_in::me))
+        .api(documented!(users::list))
+        .api(documented!(invites::create, invites::list))
+        .api(documented!(invites::revoke))
+        .api(documented!(api_keys::create, api_keys::list))
+        .api(documented!(api_keys::revoke))
+        .api(documented!(api_keys::start_rotation))
+        .api(documented!(api_keys::confirm_rotation))
 }
 
 #[cfg(test)]

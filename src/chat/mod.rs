@@ -41,11 +41,11 @@ pub mod search;
 
 use std::sync::Arc;
 
+use crate::documented;
 use axum::extract::FromRef;
 use http::StatusCode;
 use prometheus_client::metrics::counter::Counter;
 use rusqlite::Connection;
-use utoipa_axum::routes;
 
 use crate::config::Config;
 use crate::http::{ApiError, Routes};
@@ -242,17 +242,17 @@ where
     ChatMetrics: FromRef<S>,
 {
     Routes::new()
-        .api(routes!(rooms::list, rooms::create))
-        .api(routes!(rooms::get, rooms::update))
-        .api(routes!(rooms::members))
-        .api(routes!(candidates::list))
-        .api(routes!(rooms::put_member, rooms::delete_member))
-        .api(routes!(reads::mark))
-        .api(routes!(dms::open))
-        .api(routes!(dms::people))
-        .api(routes!(messages::list, messages::post))
-        .api(routes!(messages::get, messages::edit, messages::delete))
-        .api(routes!(calls::participants))
-        .api(routes!(calls::token))
-        .api(routes!(search::search))
+        .api(documented!(rooms::list, rooms::create))
+        .api(documented!(rooms::get, rooms::update))
+        .api(documented!(rooms::members))
+        .api(documented!(candidates::list))
+        .api(documented!(rooms::put_member, rooms::delete_member))
+        .api(documented!(reads::mark))
+        .api(documented!(dms::open))
+        .api(documented!(dms::people))
+        .api(documented!(messages::list, messages::post))
+        .api(documented!(messages::get, messages::edit, messages::delete))
+        .api(documented!(calls::participants))
+        .api(documented!(calls::token))
+        .api(documented!(search::search))
 }

@@ -19,9 +19,9 @@ pub mod trust;
 
 use std::sync::Arc;
 
+use crate::documented;
 use axum::extract::FromRef;
 use axum::routing::get;
-use utoipa_axum::routes;
 
 use crate::http::Routes;
 
@@ -34,7 +34,7 @@ where
     S: Clone + Send + Sync + 'static,
     CaCertificate: FromRef<S>,
 {
-    Routes::new().api(routes!(trust::certificate))
+    Routes::new().api(documented!(trust::certificate))
 }
 
 /// The plain-HTTP listener's own answers: `/` (the trust page, or the redirect without a local

@@ -27,9 +27,9 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::documented;
 use axum::extract::FromRef;
 use http::StatusCode;
-use utoipa_axum::routes;
 
 use crate::config::Config;
 use crate::http::{ApiError, Routes};
@@ -236,8 +236,8 @@ where
     Arc<Config>: FromRef<S>,
 {
     Routes::new()
-        .api(routes!(upload::upload))
-        .api(routes!(download::download))
+        .api(documented!(upload::upload))
+        .api(documented!(download::download))
 }
 
 #[cfg(test)]

@@ -27,6 +27,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::documented;
 use axum::extract::ws::Utf8Bytes;
 use axum::extract::FromRef;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -36,7 +37,6 @@ use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use utoipa_axum::routes;
 
 use crate::auth::AuthState;
 use crate::chat::RoomEvent;
@@ -257,7 +257,7 @@ where
     Store: FromRef<S>,
     Arc<AuthState>: FromRef<S>,
 {
-    Routes::new().api(routes!(session::upgrade))
+    Routes::new().api(documented!(session::upgrade))
 }
 
 #[cfg(test)]

@@ -3,11 +3,17 @@
 //!
 //! Every capability module offers `routes()`, a [`Routes`] value; `api` merges them into each
 //! listener's surface. A documented route is added with [`Routes::api`], which takes what
-//! `utoipa_axum::routes!` makes of handlers carrying `#[utoipa::path]`: the handler's
-//! annotation gives both the path it is mounted at and its entry in the document, so a route
-//! cannot be mounted undocumented by mistake, nor documented and not mounted. The few routes
-//! that are deliberately not part of the API document (LiveKit's proxied paths, the client's
-//! assets, the internal listener's) go through [`Routes::undocumented`], by name.
+//! [`documented!`](crate::documented) makes of handlers carrying `#[utoipa::path]`: the
+//! handler's annotation gives both the path it is mounted at and its entry in the document, so
+//! a route cannot be mounted undocumented by mistake, nor documented and not mounted. The few
+//! routes that are deliberately not part of the API document (LiveKit's proxied paths, the
+//! client's assets, the internal listener's) go through [`Routes::undocumented`], by name.
+//!
+//! Mounting reads only each annotation's path and methods. The entries of the document (each
+//! operation, its responses, its schemas) are made only when the document is asked for
+//! ([`Routes::into_openapi`]): made for every router, they ran the annotations' generated code
+//! at startup and kept about 2 MiB of the binary resident in a daemon nobody asks for its
+//! schema.
 //!
 //! Every path also goes to a matcher of route templates, which the surface consults before
 //! dispatching: the route policy (rate limit, body cap, low disk) and the request metrics key
@@ -19,15 +25,74 @@
 use std::collections::BTreeSet;
 
 use axum::handler::Handler;
-use axum::routing::MethodRouter;
+use axum::routing::{MethodFilter, MethodRouter};
 use axum::Router;
 use utoipa::openapi::OpenApi;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 
 /// The routes of one module or surface, for handlers whose state is `S`.
 pub struct Routes<S> {
-    router: OpenApiRouter<S>,
+    router: Router<S>,
     templates: BTreeSet<String>,
+    /// How to make the document's entries of the routes [`Routes::api`] mounted.
+    documents: Vec<fn() -> UtoipaMethodRouter<S>>,
+}
+
+/// Documented handlers on one path, made by [`documented!`](crate::documented).
+pub struct Documented<S> {
+    path: String,
+    router: MethodRouter<S>,
+    document: fn() -> UtoipaMethodRouter<S>,
+}
+
+impl<S: Clone + Send + Sync + 'static> Documented<S> {
+    /// What [`documented!`](crate::documented) starts from: no method yet, and how to make the
+    /// handlers' document entries (`utoipa_axum::routes!`, called only for the document).
+    pub fn new(path: String, document: fn() -> UtoipaMethodRouter<S>) -> Documented<S> {
+        Documented {
+            path,
+            router: MethodRouter::new(),
+            document,
+        }
+    }
+
+    /// Adds `handler` for the methods `filter` names.
+    pub fn on<H, T>(mut self, filter: MethodFilter, handler: H) -> Documented<S>
+    where
+        H: Handler<T, S>,
+        T: 'static,
+    {
+        self.router = self.router.on(filter, handler);
+        self
+    }
+
+    /// Gives the handlers `value` as an `axum::Extension`.
+    pub fn with_extension<T: Clone + Send + Sync + 'static>(mut self, value: T) -> Documented<S> {
+        self.router = self.router.layer(axum::Extension(value));
+        self
+    }
+}
+
+/// `documented!(rooms::get, rooms::update)`: handlers carrying `#[utoipa::path]`, all on one
+/// path, for [`Routes::api`]. Only their annotations' paths and methods are read here.
+#[macro_export]
+macro_rules! documented {
+    ($($first:ident)::+ $(, $($handler:ident)::+)* $(,)?) => {{
+        use ::utoipa_axum::PathItemExt as _;
+        let mut documented = $crate::http::routes::Documented::new(
+            ::utoipa_axum::routes!(@path [path()] of $($first)::+),
+            || ::utoipa_axum::routes!($($first)::+ $(, $($handler)::+)*),
+        );
+        for method in ::utoipa_axum::routes!(@path [methods()] of $($first)::+) {
+            documented = documented.on(method.to_method_filter(), $($first)::+);
+        }
+        $(
+            for method in ::utoipa_axum::routes!(@path [methods()] of $($handler)::+) {
+                documented = documented.on(method.to_method_filter(), $($handler)::+);
+            }
+        )*
+        documented
+    }};
 }
 
 /// Which route template a path matches, for the steps that run before the router.
@@ -42,17 +107,20 @@ impl<S: Clone + Send + Sync + 'static> Default for Routes<S> {
 impl<S: Clone + Send + Sync + 'static> Routes<S> {
     pub fn new() -> Routes<S> {
         Routes {
-            router: OpenApiRouter::new(),
+            router: Router::new(),
             templates: BTreeSet::new(),
+            documents: Vec::new(),
         }
     }
 
-    /// Mounts documented handlers (`utoipa_axum::routes!(a, b)`, all on one path) at the path
-    /// their annotation names, and adds them to the document.
-    pub fn api(mut self, handlers: UtoipaMethodRouter<S>) -> Routes<S> {
-        self.templates
-            .extend(handlers.1.paths.keys().map(|path| path.to_string()));
-        self.router = self.router.routes(handlers);
+    /// Mounts documented handlers (`documented!(a, b)`, all on one path) at the path their
+    /// annotation names, and adds them to the document.
+    pub fn api(mut self, handlers: Documented<S>) -> Routes<S> {
+        if !self.templates.insert(handlers.path.clone()) {
+            panic!("route {} is mounted twice", handlers.path);
+        }
+        self.router = self.router.route(&handlers.path, handlers.router);
+        self.documents.push(handlers.document);
         self
     }
 
@@ -71,6 +139,7 @@ impl<S: Clone + Send + Sync + 'static> Routes<S> {
         }
         self.templates.extend(other.templates);
         self.router = self.router.merge(other.router);
+        self.documents.extend(other.documents);
         self
     }
 
@@ -89,9 +158,12 @@ impl<S: Clone + Send + Sync + 'static> Routes<S> {
         self.templates.iter().map(String::as_str)
     }
 
-    /// The document's paths and schemas: what [`Routes::api`] added.
+    /// The document's paths and schemas: what [`Routes::api`] added, made now.
     pub fn into_openapi(self) -> OpenApi {
-        self.router.into_openapi()
+        self.documents
+            .into_iter()
+            .fold(OpenApiRouter::new(), |doc, document| doc.routes(document()))
+            .into_openapi()
     }
 
     /// The router with its state, and the templates of its routes.
@@ -106,8 +178,7 @@ impl<S: Clone + Send + Sync + 'static> Routes<S> {
                 panic!("route {path} cannot be mounted: {e}");
             }
         }
-        let (router, _) = self.router.split_for_parts();
-        (router.with_state(state), Templates(matcher))
+        (self.router.with_state(state), Templates(matcher))
     }
 }
 

@@ -25,9 +25,9 @@ pub mod outgoing;
 
 use std::sync::Arc;
 
+use crate::documented;
 use axum::extract::FromRef;
 use http::StatusCode;
-use utoipa_axum::routes;
 
 use crate::auth::AuthError;
 use crate::chat::{ChatError, ChatMetrics, EventSink};
@@ -124,12 +124,16 @@ where
     ChatMetrics: FromRef<S>,
 {
     Routes::new()
-        .api(routes!(incoming::list, incoming::create))
-        .api(routes!(incoming::revoke))
-        .api(routes!(incoming::post))
-        .api(routes!(outgoing::list, outgoing::create))
-        .api(routes!(outgoing::get, outgoing::update, outgoing::delete))
-        .api(routes!(outgoing::rotate))
-        .api(routes!(outgoing::deliveries))
-        .api(routes!(bots::create))
+        .api(documented!(incoming::list, incoming::create))
+        .api(documented!(incoming::revoke))
+        .api(documented!(incoming::post))
+        .api(documented!(outgoing::list, outgoing::create))
+        .api(documented!(
+            outgoing::get,
+            outgoing::update,
+            outgoing::delete
+        ))
+        .api(documented!(outgoing::rotate))
+        .api(documented!(outgoing::deliveries))
+        .api(documented!(bots::create))
 }

@@ -24,9 +24,9 @@ pub mod vitals;
 
 use std::sync::Arc;
 
+use crate::documented;
 use axum::extract::FromRef;
 use axum::routing::get;
-use utoipa_axum::routes;
 
 use crate::auth::AuthState;
 use crate::config::Config;
@@ -48,8 +48,8 @@ where
     Arc<LiveKit>: FromRef<S>,
 {
     Routes::new()
-        .api(routes!(health::health))
-        .api(routes!(health::ready))
+        .api(documented!(health::health))
+        .api(documented!(health::ready))
 }
 
 /// The internal listener's monitoring: `/metrics` and `/status` (not part of the API document).

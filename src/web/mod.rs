@@ -18,11 +18,11 @@
 
 use std::sync::Arc;
 
+use crate::documented;
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRef, Request};
 use axum::response::{IntoResponse, Response};
 use http::{header, HeaderMap, HeaderValue, Method, StatusCode};
-use utoipa_axum::routes;
 
 use crate::auth::AuthState;
 use crate::http::{ApiError, Routes};
@@ -279,10 +279,10 @@ where
     Arc<AuthState>: FromRef<S>,
 {
     Routes::new()
-        .api(routes!(branding::get, branding::update))
-        .api(routes!(icon::upload, icon::remove))
-        .api(routes!(icon::serve))
-        .api(routes!(branding::manifest))
+        .api(documented!(branding::get, branding::update))
+        .api(documented!(icon::upload, icon::remove))
+        .api(documented!(icon::serve))
+        .api(documented!(branding::manifest))
         .undocumented(ASSETS_ROUTE, axum::routing::get(asset))
 }
 
