@@ -9,8 +9,9 @@
 #          .cargo/config.toml names. Integration tests (tests/) are not run here: they start
 #          the binary many times, which under emulation costs minutes for no ARM-specific gain.
 #          Skipped: the two unit tests that re-run the test binary as a child process (to set a
-#          umask, to measure RSS alone); the child is an ARM program started without the qemu
-#          runner, which this machine's kernel cannot run (no binfmt_misc entry is assumed).
+#          umask, to measure RSS alone); the child is an ARM program exec'd without the qemu
+#          runner's options (its `-L` sysroot for the ARM loader and libraries), so it cannot
+#          start.
 # --smoke  runs BINARY (default: the release build of TARGET, built if missing) under qemu:
 #          `roost version`, `roost init` and `roost serve` with a temporary configuration on
 #          127.0.0.1 (ports chosen by the kernel), GET /health over TLS with curl --cacert
