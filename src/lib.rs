@@ -26,6 +26,8 @@ pub mod outbox;
 pub mod secret_file;
 pub mod store;
 #[cfg(test)]
+mod test_child;
+#[cfg(test)]
 mod tidy;
 pub mod web;
 

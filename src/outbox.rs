@@ -72,14 +72,7 @@ pub fn enqueue(
 /// A delivery's id (the receiver's dedup key, sent in a header): 128 random bits as 32
 /// lowercase hex characters.
 fn delivery_id() -> String {
-    use ring::rand::{SecureRandom, SystemRandom};
-    let mut bytes = [0u8; 16];
-    // The system generator fails only when the OS has no entropy source at all; no
-    // credential, and no unguessable id, can be made then.
-    SystemRandom::new()
-        .fill(&mut bytes)
-        .expect("the system random generator is available");
-    hex::encode(bytes)
+    crate::auth::crypto::id_128()
 }
 
 #[cfg(test)]

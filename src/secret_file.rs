@@ -346,26 +346,14 @@ mod tests {
     /// changing it cannot touch files other tests create meanwhile.
     #[test]
     fn the_mode_holds_whatever_the_umask() {
-        const CHILD: &str = "ROOST_SECRET_FILE_UMASK";
-        let test = "secret_file::tests::the_mode_holds_whatever_the_umask";
-        let Some(umask) = std::env::var_os(CHILD) else {
-            for umask in ["0", "277"] {
-                let out = std::process::Command::new(std::env::current_exe().unwrap())
-                    .args([test, "--exact", "--test-threads=1", "--nocapture"])
-                    .env(CHILD, umask)
-                    .output()
-                    .unwrap();
-                assert!(
-                    out.status.success(),
-                    "umask {umask}: {}",
-                    String::from_utf8_lossy(&out.stdout)
-                );
-                // The filter matched: the child ran this test and not zero tests.
-                assert!(String::from_utf8_lossy(&out.stdout).contains("1 passed"));
-            }
+        let Some(umask) = crate::test_child::alone(
+            "secret_file::tests::the_mode_holds_whatever_the_umask",
+            "ROOST_SECRET_FILE_UMASK",
+            &["0", "277"],
+        ) else {
             return;
         };
-        let umask = u32::from_str_radix(umask.to_str().unwrap(), 8).unwrap();
+        let umask = u32::from_str_radix(&umask, 8).unwrap();
         let umask = nix::sys::stat::Mode::from_bits_truncate(umask);
         nix::sys::stat::umask(umask);
         let dir = tempfile::tempdir().unwrap();

@@ -193,18 +193,8 @@ mod tests {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     #[test]
     fn free_pages_between_blocks_in_use_go_back_to_the_system() {
-        const CHILD: &str = "ROOST_MEMORY_TRIM_CHILD";
         let test = "ops::memory::tests::free_pages_between_blocks_in_use_go_back_to_the_system";
-        if std::env::var_os(CHILD).is_none() {
-            let out = std::process::Command::new(std::env::current_exe().unwrap())
-                .args([test, "--exact", "--test-threads=1", "--nocapture"])
-                .env(CHILD, "1")
-                .output()
-                .unwrap();
-            let stdout = String::from_utf8_lossy(&out.stdout);
-            assert!(out.status.success(), "{stdout}");
-            // The filter matched: the child ran this test and not zero tests.
-            assert!(stdout.contains("1 passed"), "{stdout}");
+        if crate::test_child::alone(test, "ROOST_MEMORY_TRIM_CHILD", &["1"]).is_none() {
             return;
         }
         fn rss_kib() -> i64 {
