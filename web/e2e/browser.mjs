@@ -241,6 +241,9 @@ export const roomList = (page) => page.getByRole("navigation", { name: "Rooms" }
 export const messages = (page) => page.getByRole("list", { name: "Messages", exact: true });
 /** The timeline entries holding `text`. */
 export const messageItem = (page, text) => messages(page).getByRole("listitem").filter({ hasText: text });
+/** A message the server has stored (it has an id), not the pending send of the same text,
+ *  which stays on screen until the POST answers even when the gateway delivered the message first. */
+export const storedItem = (page, text) => messages(page).locator("li[data-id]").filter({ hasText: text });
 
 /** Creates the first admin `who` on the first-run screen with the setup code. */
 export async function createAdmin(page, setupCode, who, wait = WAIT) {

@@ -20,6 +20,7 @@ import {
   scenario,
   screenshotPath,
   send,
+  storedItem,
   until,
 } from "./browser.mjs";
 
@@ -121,7 +122,7 @@ describe("web client against a real roost", () => {
     await bea.context.setOffline(true);
     await bea.page.getByRole("status").filter({ hasText: "Reconnecting…" }).waitFor(WAIT);
     for (let i = 1; i <= 20; i++) await send(admin.page, `offline ${i}`);
-    await item(admin.page, "offline 20").waitFor(WAIT);
+    await storedItem(admin.page, "offline 20").waitFor(WAIT);
     await bea.context.setOffline(false);
     const expected = Array.from({ length: 20 }, (_, i) => `offline ${i + 1}`);
     await until("all 20 once and in order", async () => {
@@ -255,7 +256,7 @@ describe("web client against a real roost", () => {
   step("screenshots at phone and desktop size, light and dark", async () => {
     const page = bea.page;
     await send(bea.page, "Links work: https://example.org and *formatting* with `code`.");
-    await item(page, "Links work").waitFor(WAIT);
+    await storedItem(page, "Links work").waitFor(WAIT);
     for (const scheme of ["light", "dark"]) {
       await page.emulateMedia({ colorScheme: scheme });
       await page.setViewportSize({ width: 360, height: 740 });
