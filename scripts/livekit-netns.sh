@@ -15,22 +15,30 @@
 #            relay-only client
 #            connects through LiveKit's TURN server.
 #   5. turns: with only TCP 8443 and 443 open, LiveKit's TURN over TLS answers on 443 with
-#            Roost's certificate, verified against the local CA from the phone. No call is made
-#            over it: the SDK's WebRTC trusts only its built-in roots for TURN (see below).
+#            Roost's certificate, verified against the local CA from the phone, and a call in
+#            the web client (web/e2e/netns-turns.mjs: two people in chromium, which trusts the
+#            local CA through its NSS database as a phone would after installing /ca.crt) has
+#            both see each other's video with every selected candidate pair a relay over TLS.
 #
-# Needs root (namespaces, nftables), iproute2, nftables and openssl (installed with apt-get when
-# missing), python3 with venv, and Go for the first LiveKit build.
+# Needs root (namespaces, nftables), iproute2, nftables, openssl and certutil (installed with
+# apt-get when missing), python3 with venv, chromium and the web client's npm packages (as for
+# scripts/web-test.sh), and Go for the first LiveKit build.
 set -euo pipefail
 LOG_TAG=livekit-netns
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 [[ $(id -u) == 0 ]] || die "needs root: it creates network namespaces and firewall rules"
-for tool in ip:iproute2 nft:nftables openssl:openssl; do
+for tool in ip:iproute2 nft:nftables openssl:openssl certutil:libnss3-tools; do
     if ! command -v "${tool%%:*}" >/dev/null; then
         log "installing ${tool#*:}"
         apt-get install -y -qq "${tool#*:}" >/dev/null || die "apt-get install ${tool#*:} failed"
     fi
 done
+[[ -x /usr/bin/chromium ]] || die "the TURN over TLS call needs chromium: apt-get install chromium"
+if [[ ! -d $repo/web/node_modules/playwright-core ]]; then
+    log "installing the web client's npm packages (playwright-core drives chromium)"
+    (cd "$repo/web" && npm ci --no-audit --no-fund --loglevel=error) || die "npm ci in web/ failed"
+fi
 t0=$SECONDS
 livekit_sdk_venv
 livekit=$("$repo/scripts/build-livekit.sh" host)
@@ -142,10 +150,8 @@ log "the media ports are now dropped too, all but TURN's UDP 3478"
 call turn
 
 # LiveKit tells clients turns:<turn_domain>:443 (whatever tls_port says), so TURN over TLS is
-# on 443 here, with Roost's certificate. The phone must reach it and trust it through the local
-# CA. A call over it is not made: the SDK's WebRTC checks a TURN server's certificate against
-# its own built-in roots, not SSL_CERT_FILE, and offers no way to add a CA (tried: LiveKit logs
-# "TLS handshake failed: remote error: tls: unknown certificate authority").
+# on 443 here, with Roost's certificate. The phone reaches nothing else on the pi but the page
+# and the API on 8443.
 in_phone nft flush chain inet roost_netns output
 in_phone nft add rule inet roost_netns output ip daddr "$lan_ip" tcp dport != '{ 443, 8443 }' drop
 in_phone nft add rule inet roost_netns output ip daddr "$lan_ip" meta l4proto != tcp drop
@@ -155,4 +161,17 @@ if ! tls=$(in_phone openssl s_client -connect pi.roost.test:443 -servername pi.r
     die "TURN over TLS on pi.roost.test:443 is not reachable from the phone with a certificate its CA verifies"
 fi
 log "turns: TURN over TLS answers on pi.roost.test:443 with a certificate the local CA verifies ($(grep -o 'Protocol *: *TLS[^ ]*' <<<"$tls" | head -n 1 | tr -s ' '))"
+
+# The call itself, in the web client. LiveKit's Python SDK cannot make it: its WebRTC checks a
+# TURN server's certificate only against built-in roots and takes no CA (LiveKit then logs
+# "tls: unknown certificate authority"). Chromium checks it against the system's trust, on
+# Linux the NSS database in $HOME/.pki/nssdb: the phone's person has installed the local CA.
+phone_home=$work/phone-home
+mkdir -p "$phone_home/.pki/nssdb"
+certutil -N -d "sql:$phone_home/.pki/nssdb" --empty-password
+certutil -A -d "sql:$phone_home/.pki/nssdb" -n "Roost local CA" -t "C,," -i "$ca"
+if ! in_phone env HOME="$phone_home" node "$repo/web/e2e/netns-turns.mjs" "$url" alice bob "$password"; then
+    sed 's/^/    /' "$work/roost.log" | tail -n 40 >&2
+    die "the call over TURN/TLS in chromium failed (roost's log above; screenshots in target/web-screenshots)"
+fi
 log "passed ($((SECONDS - t0)) s)"

@@ -69,10 +69,14 @@ export async function servesClient(origin) {
   }
 }
 
-/** A browser context on the roost's origin (its self-signed CA accepted). */
-export async function newContext(browser, origin, { serveDist, viewport } = {}) {
+/**
+ * A browser context on the roost's origin. Its self-signed CA is accepted without checking
+ * unless `verifyCertificates`: then chromium must trust the CA itself (from the NSS database
+ * in $HOME/.pki/nssdb, as a person's browser would after installing /ca.crt).
+ */
+export async function newContext(browser, origin, { serveDist, viewport, verifyCertificates = false } = {}) {
   const context = await browser.newContext({
-    ignoreHTTPSErrors: true,
+    ignoreHTTPSErrors: !verifyCertificates,
     viewport: viewport ?? { width: 360, height: 740 },
     baseURL: origin,
   });
