@@ -279,4 +279,34 @@ describe("a call in the browser through the real LiveKit", () => {
       (await participants(listener).getByRole("listitem").count()) === 2,
     );
   });
+
+  step("a network that lets no call media through: the person is told so, not left waiting", async () => {
+    // Joining reaches LiveKit through Roost's /rtc, but no media path can be found: this
+    // browser may use relays only, and this LiveKit offers none (no TURN), as on a network
+    // that drops UDP and every port but HTTPS.
+    const context = await newContext(browser, roost.origin, { serveDist });
+    await context.addInitScript(() => {
+      const Native = window.RTCPeerConnection;
+      const relayOnly = (config) => ({ ...config, iceTransportPolicy: "relay" });
+      window.RTCPeerConnection = class extends Native {
+        constructor(config, ...rest) {
+          super(relayOnly(config ?? {}), ...rest);
+        }
+        setConfiguration(config) {
+          super.setConfiguration(relayOnly(config ?? {}));
+        }
+      };
+    });
+    const page = await context.newPage();
+    await signIn(page, BEA, WAIT);
+    await page.goto(`/rooms/${roomId}`);
+    await page.getByRole("button", { name: "Join call" }).click();
+    const call = page.getByRole("region", { name: "Call" });
+    // livekit-client gives up on the media connection after 15 s.
+    await call.getByRole("alert").filter({ hasText: "could not get through this network" }).waitFor({ timeout: 45_000 });
+    assert.equal(await call.getByRole("status").textContent(), "Not connected");
+    await call.getByRole("button", { name: "Try again" }).waitFor(WAIT);
+    await page.screenshot({ path: screenshotPath("call-media-blocked-360x740") });
+    await context.close();
+  });
 });

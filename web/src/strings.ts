@@ -83,6 +83,9 @@ export const t = {
   callConnecting: "Connecting to the call…",
   callConnected: "In the call",
   callFailed: "Could not join the call.",
+  callNotConnected: "Not connected",
+  callMediaBlocked:
+    "Roost answered, but the call's sound and video could not get through this network. Try another network (Wi-Fi or mobile data), or ask whoever runs this Roost to turn on the TURN relay.",
   participants: "Participants",
   you: "(you)",
   speaking: "speaking",

@@ -30,13 +30,18 @@ interface Failure {
   retry: boolean;
 }
 
-function joinFailure(e: unknown): Failure {
+/**
+ * `signalled`: the call server had already answered (through Roost's `/rtc`) when joining
+ * failed, so what failed is the media path: UDP, ICE/TCP and TURN all blocked by this network.
+ */
+function joinFailure(e: unknown, signalled: boolean): Failure {
   if (e instanceof NetworkError) return { message: t.networkError, retry: true };
   if (e instanceof ApiError) {
     if (e.code === "livekit_unavailable") return { message: t.callServerDown, retry: true };
     if (e.code === "calls_disabled") return { message: t.callsOff, retry: false };
     return { message: e.message, retry: e.status >= 500 };
   }
+  if (signalled) return { message: t.callMediaBlocked, retry: true };
   return { message: t.callFailed, retry: true };
 }
 
@@ -79,7 +84,9 @@ export default function CallPanel({ roomId, roomName, onLeave }: CallPanelProps)
     setCutOff(false);
     setNotice(null);
     const refresh = () => rerender((n) => n + 1);
-    r.on(RoomEvent.ConnectionStateChanged, (s) => setState(s))
+    let signalled = false;
+    r.on(RoomEvent.SignalConnected, () => (signalled = true))
+      .on(RoomEvent.ConnectionStateChanged, (s) => setState(s))
       .on(RoomEvent.Disconnected, (reason?: DisconnectReason) => {
         if (!leaving && reason !== DisconnectReason.CLIENT_INITIATED) setCutOff(true);
       })
@@ -115,7 +122,7 @@ export default function CallPanel({ roomId, roomName, onLeave }: CallPanelProps)
         if (leaving) return;
         await r.connect(grant.url, grant.token);
       } catch (e) {
-        if (!leaving) setFailure(joinFailure(e));
+        if (!leaving) setFailure(joinFailure(e, signalled));
         return;
       }
       setAudioBlocked(!r.canPlaybackAudio);
@@ -138,7 +145,7 @@ export default function CallPanel({ roomId, roomName, onLeave }: CallPanelProps)
 
   const statusText =
     failure || cutOff
-      ? t.callFailed
+      ? t.callNotConnected
       : state === ConnectionState.Connected
         ? t.callConnected
         : state === ConnectionState.Reconnecting || state === ConnectionState.SignalReconnecting
