@@ -1,13 +1,14 @@
 """A two-person call through Roost with LiveKit's official Python SDK (`livekit` on PyPI).
 
-Run by scripts/livekit-e2e.sh against a running `roost serve` that supervises the real
-livekit-server. Both people get call tokens from Roost's API and connect to the URL it hands
+Run by scripts/livekit-e2e.sh against a running `roost serve` with the real livekit-server,
+supervised by Roost or external (then its webhooks reach Roost over HTTPS). Both people get call tokens from Roost's API and connect to the URL it hands
 out (Roost's TLS `/rtc` proxy). One publishes generated audio and video; the other must receive
 frames of both within 10 s. LiveKit's webhooks must make `GET /api/v1/rooms/{id}/call` list
 both, then one after a leave. LiveKit must refuse a token rewritten for another room and an
 expired one. Exits non-zero with a message on the first thing that does not hold.
 
-Arguments: ROOST_URL CA_FILE DATA_DIR ADMIN MEMBER PASSWORD
+Arguments: ROOST_URL CA_FILE SECRET_FILE ADMIN MEMBER PASSWORD
+(SECRET_FILE holds LiveKit's API secret, to sign the expired token)
 """
 
 import asyncio
@@ -155,7 +156,7 @@ async def refused(url, token, what):
     fail(f"LiveKit accepted {what}")
 
 
-async def main(url, ca_file, data_dir, admin_name, member_name, password):
+async def main(url, ca_file, secret_file, admin_name, member_name, password):
     t0 = time.monotonic()
     roost = Roost(url, ca_file)
     admin_token, _ = roost.sign_in(admin_name, password)
@@ -206,7 +207,7 @@ async def main(url, ca_file, data_dir, admin_name, member_name, password):
     step("after a leave the call lists one", t0)
     await receiver.disconnect()
 
-    with open(f"{data_dir}/secrets/livekit_api_secret") as f:
+    with open(secret_file) as f:
         secret = f.read().strip()
     other_room = f"roost-room-{other_id}"
     await refused(

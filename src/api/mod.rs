@@ -66,8 +66,14 @@ pub(crate) fn public_routes() -> Routes<AppState> {
 pub fn router(state: AppState) -> Surface {
     let hsts = HeaderValue::from_str(&format!("max-age={}", state.config.tls.hsts_max_age_secs))
         .expect("a decimal number is a valid header value");
+    let mut routes = public_routes();
+    if !state.config.livekit.external_url.is_empty() {
+        // An external LiveKit runs on other machines and cannot reach the loopback-only
+        // internal listener; its webhooks are signed with its key and checked the same way.
+        routes = routes.merge(livekit::webhook_routes());
+    }
     // The client's pages and root files, else the JSON 404.
-    let routes = public_routes().fallback(web::fallback);
+    let routes = routes.fallback(web::fallback);
     // HSTS and JSON errors wrap everything, including 421s; a write under /api/ gets 507
     // while disk is low (ops::vitals).
     surface(routes, &state, Some(hsts), true, true)

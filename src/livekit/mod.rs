@@ -279,7 +279,7 @@ where
         .undocumented("/twirp/{*rest}", forward())
 }
 
-/// The internal listener's webhook receiver.
+/// The webhook receiver: on the internal listener, and on the public one for an external LiveKit.
 pub fn webhook_routes<S>() -> Routes<S>
 where
     S: Clone + Send + Sync + 'static,

@@ -1,4 +1,5 @@
-//! `POST /livekit/webhook` on the internal listener: LiveKit's event notifications.
+//! `POST /livekit/webhook`: LiveKit's event notifications, on the internal listener, and also
+//! on the public HTTPS one when `livekit.external_url` names a LiveKit on other machines.
 //!
 //! LiveKit signs each delivery: the `Authorization` header holds a bare JWT (no `Bearer`)
 //! issued by one of our API keys, signed HS256 with its secret, whose `sha256` claim is the
@@ -10,10 +11,13 @@
 //! Only `participant_joined` (with the room's `sid`, LiveKit's id of this session of the room),
 //! `participant_left`/`participant_connection_aborted` and `room_finished` change anything (the [`Registry`](super::calls::Registry)); other events
 //! are acknowledged and ignored. While calls are disabled (by configuration or a missing
-//! binary) the endpoint answers 503 `livekit_disabled`. This module never logs tokens or bodies.
+//! binary) the endpoint answers 503 `livekit_disabled`. This module never logs tokens or bodies,
+//! and logs refusals at most once per [`REJECT_LOG_INTERVAL`] (anyone can post on the public
+//! listener; the metric counts every one).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -35,6 +39,8 @@ use super::{LiveKit, RejectLabels, Status};
 pub const MAX_WEBHOOK_BODY: usize = 256 * 1024;
 /// Clock skew tolerated on `exp`/`nbf`, as LiveKit allows for its own tokens.
 pub const LEEWAY_SECS: u64 = 60;
+/// At most one warning per this interval for refused deliveries.
+pub const REJECT_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Why a delivery was refused (the metric's `reason` label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,7 +172,14 @@ pub async fn receive(State(lk): State<Arc<LiveKit>>, req: Request) -> Response {
     };
     if let Err(reject) = verify(&ring, auth.as_deref(), &body, SystemTime::now()) {
         count(&lk, reject);
-        tracing::warn!(reason = reject.reason(), "rejected a LiveKit webhook");
+        if reject_log_due(SystemTime::now()) {
+            tracing::warn!(
+                reason = reject.reason(),
+                "rejected a LiveKit webhook (further ones within {} s are only counted in \
+                 roost_livekit_webhook_rejected_total)",
+                REJECT_LOG_INTERVAL.as_secs()
+            );
+        }
         return ApiError::new(
             StatusCode::UNAUTHORIZED,
             "invalid_webhook",
@@ -176,6 +189,20 @@ pub async fn receive(State(lk): State<Arc<LiveKit>>, req: Request) -> Response {
     }
     apply(&lk, &body);
     (StatusCode::OK, Body::empty()).into_response()
+}
+
+/// Whether a refusal at `now` may be logged: the first one, then one per [`REJECT_LOG_INTERVAL`].
+fn reject_log_due(now: SystemTime) -> bool {
+    static LAST_LOGGED_MS: AtomicU64 = AtomicU64::new(0);
+    let now_ms = now
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let last = LAST_LOGGED_MS.load(Ordering::Relaxed);
+    let interval_ms = u64::try_from(REJECT_LOG_INTERVAL.as_millis()).unwrap_or(u64::MAX);
+    (last == 0 || now_ms.saturating_sub(last) >= interval_ms)
+        && LAST_LOGGED_MS
+            .compare_exchange(last, now_ms.max(1), Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
 }
 
 fn count(lk: &LiveKit, reject: Reject) {

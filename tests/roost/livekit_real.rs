@@ -561,22 +561,41 @@ async fn an_external_livekit_is_checked_proxied_and_signed_for_but_never_started
     let token = call_token(&api, &admin, room).await;
     assert_eq!(jwt_claims(&token)["iss"], key);
     assert_eq!(validate(&api.roost, Some(&token)).await, 200);
-    // Its webhooks, signed with that key, are taken.
+    // Its webhooks, signed with that key, are taken on the internal listener and, since an
+    // external server cannot reach that one, on the public HTTPS listener; forged ones are not.
     let body = json!({"event": "room_started", "room": {"name": format!("roost-room-{room}")}})
         .to_string();
-    let status = reqwest::Client::new()
-        .post(api.roost.internal_url("/livekit/webhook"))
-        .header("content-type", "application/webhook+json")
-        .header(
-            "authorization",
-            sign_webhook(key, &secret, &body, unix_secs() + 300, None),
-        )
-        .body(body)
-        .send()
-        .await
-        .unwrap()
-        .status();
-    assert_eq!(status, 200);
+    let deliver = |client: reqwest::Client, url: String, auth: String| {
+        let body = body.clone();
+        async move {
+            client
+                .post(url)
+                .header("content-type", "application/webhook+json")
+                .header("authorization", auth)
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    let signed = sign_webhook(key, &secret, &body, unix_secs() + 300, None);
+    let internal = api.roost.internal_url("/livekit/webhook");
+    let public = api.roost.https_url("/livekit/webhook");
+    let https = api.roost.client();
+    assert_eq!(
+        deliver(reqwest::Client::new(), internal, signed.clone()).await,
+        200
+    );
+    assert_eq!(deliver(https.clone(), public.clone(), signed).await, 200);
+    let forged = sign_webhook(key, &"f".repeat(40), &body, unix_secs() + 300, None);
+    assert_eq!(deliver(https, public, forged).await, 401);
+    let m = api.roost.metrics().await;
+    assert!(
+        m.contains("roost_livekit_webhook_rejected_total{reason=\"bad_signature\"} 1"),
+        "{m}"
+    );
 
     // When it goes away, /ready says so and tokens wait for it.
     drop(external);
