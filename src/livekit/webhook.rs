@@ -280,7 +280,6 @@ mod tests {
     use super::*;
     use crate::config::Secret;
     use crate::livekit::keys::ApiKey;
-    use std::time::Duration;
 
     fn ring() -> KeyRing {
         KeyRing {
@@ -386,6 +385,17 @@ mod tests {
             verify(&r, Some(&parts.join(".")), body, at(NOW)),
             Err(Reject::BadSignature)
         );
+    }
+
+    #[test]
+    fn refusals_are_logged_at_most_once_per_interval() {
+        // Far beyond any real clock, so other tests' refusals (at the real time) do not count.
+        let t = UNIX_EPOCH + Duration::from_secs(4_000_000_000);
+        assert!(reject_log_due(t));
+        assert!(!reject_log_due(t + Duration::from_secs(1)));
+        assert!(!reject_log_due(t + REJECT_LOG_INTERVAL - Duration::from_millis(1)));
+        assert!(reject_log_due(t + REJECT_LOG_INTERVAL));
+        assert!(!reject_log_due(t + REJECT_LOG_INTERVAL));
     }
 
     #[test]
