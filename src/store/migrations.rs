@@ -116,6 +116,11 @@ pub static MIGRATIONS: &[Migration] = &[
         name: "reserved",
         sql: include_str!("migrations/0016_reserved.sql"),
     },
+    Migration {
+        version: 17,
+        name: "hidden_dms",
+        sql: include_str!("migrations/0017_hidden_dms.sql"),
+    },
 ];
 
 /// Registers the SQL functions migrations may call on `conn` (migration 11): `roost_name_key

@@ -2,7 +2,10 @@
  * The rooms a person is in, their direct messages, and the public rooms they may join. Loaded
  * over HTTP when the gateway is ready (so a reconnect refreshes it) and kept current by room
  * events: each room's newest sequence number and unread count follow live messages, and
- * reading a room moves its read position on the server (so every device agrees).
+ * reading a room moves its read position on the server (so every device agrees). Public rooms
+ * the person is not in follow the gateway's directory frames (created, renamed, made private).
+ * A direct message the person hid leaves the list (the server keeps it hidden) until a message
+ * comes in it or they open it again.
  */
 
 import { computed, signal } from "@preact/signals";
@@ -23,7 +26,9 @@ export const joinedRooms = computed(() =>
   rooms.value.filter((r) => r.my_role !== undefined && r.kind !== "dm").sort(byActivity),
 );
 export const directMessages = computed(() => rooms.value.filter((r) => r.kind === "dm").sort(byActivity));
-export const joinableRooms = computed(() => rooms.value.filter((r) => r.my_role === undefined && !r.private));
+export const joinableRooms = computed(() =>
+  rooms.value.filter((r) => r.my_role === undefined && !r.private).sort((a, b) => a.name.localeCompare(b.name)),
+);
 
 /** Unread messages over every room and DM the person is in (the document title shows it). */
 export const totalUnread = computed(() => rooms.value.reduce((sum, r) => sum + (r.unread ?? 0), 0));
@@ -125,6 +130,43 @@ export async function markRead(roomId: number): Promise<void> {
   } finally {
     marking.delete(roomId);
     if (markAgain.delete(roomId)) void markRead(roomId);
+  }
+}
+
+/**
+ * Hides the direct message `roomId` from the list, on the server (so a reload and the person's
+ * other devices at their next load agree). A message after the newest event we have seen brings
+ * it back: the server lists it again, and `newRoomMessage` loads the list for a room it lacks.
+ */
+export async function hideDm(roomId: number): Promise<void> {
+  const room = roomById(roomId);
+  if (!room || room.kind !== "dm") return;
+  await call(() =>
+    api.PUT("/api/v1/dms/{id}/hidden", { params: { path: { id: roomId } }, body: { seq: room.last_seq } }),
+  );
+  rooms.value = rooms.value.filter((r) => r.id !== roomId);
+}
+
+/**
+ * A directory frame: a public room we are not in was created or changed (`room.listed`, with
+ * the room as someone outside it sees it) or made private (`room.unlisted`). Rooms we are in
+ * follow their own room events; this keeps what is ours (role, read position) if a frame about
+ * one of them arrives while the list is loading. An admin, who lists every room, finds a room
+ * made private again at the next load.
+ */
+export function applyDirectory(type: unknown, roomId: unknown, data: unknown): void {
+  if (typeof roomId !== "number") return;
+  const known = roomById(roomId);
+  if (type === "room.listed" && typeof data === "object" && data !== null) {
+    const room = data as Room;
+    if (room.id !== roomId) return;
+    upsert(
+      known?.my_role !== undefined
+        ? { ...known, ...room, my_role: known.my_role, unread: known.unread, read_seq: known.read_seq }
+        : room,
+    );
+  } else if (type === "room.unlisted" && known && known.my_role === undefined) {
+    rooms.value = rooms.value.filter((r) => r.id !== roomId);
   }
 }
 
