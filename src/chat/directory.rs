@@ -45,6 +45,7 @@ pub fn listed(room: &RoomView, at_ms: i64) -> Option<Arc<str>> {
         read_seq: None,
         unread: None,
         dm_with: None,
+        hidden: None,
         last_activity: Some(crate::http::time::rfc3339_ms(at_ms)),
         ..room.clone()
     };
@@ -95,6 +96,7 @@ mod tests {
             read_seq: Some(3),
             unread: Some(0),
             dm_with: None,
+            hidden: None,
         }
     }
 

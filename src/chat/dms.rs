@@ -221,12 +221,12 @@ pub struct HideDm {
     path = "/api/v1/dms/{id}/hidden",
     operation_id = "hideDm",
     summary = "Hide a direct message from the caller's room list",
-    description = "Like closing a conversation: the direct message leaves the caller's \
-        `GET /api/v1/rooms` (on every device, at its next load) and nothing else changes. It \
-        keeps its messages, the caller stays in it and still receives its events on the \
-        gateway, and the other person still lists it. It is listed again once a message comes \
-        after `seq`, or when the caller opens it again with `POST /api/v1/dms`. Hiding it \
-        again moves `seq`.",
+    description = "Like closing a conversation: in the caller's `GET /api/v1/rooms` the \
+        direct message carries `\"hidden\": true` (on every device, at its next load), and \
+        clients leave it out of the list. Nothing else changes: it keeps its messages, the \
+        caller stays in it and still receives its events on the gateway, and the other person \
+        still lists it. It is shown again (no `hidden`) once a message comes after `seq`, or \
+        when the caller opens it again with `POST /api/v1/dms`. Hiding it again moves `seq`.",
     tag = "rooms",
     params(("id" = i64, Path, example = 1, description = "The direct message's room id")),
     request_body(content = Option<HideDm>, description = "Optional: an empty body hides it \
@@ -275,9 +275,9 @@ pub async fn hide(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The SQL condition that a room `r` is not a DM hidden by account `?1` (the room list's
-/// filter): no `hidden_dms` row, or a message after the point it was hidden at.
-pub const NOT_HIDDEN_BY_CALLER: &str = "NOT EXISTS (
+/// The SQL condition that room `r` is a DM account `?1` hid (the room list's `hidden`): a
+/// `hidden_dms` row and no message after the point it was hidden at.
+pub const HIDDEN_BY_CALLER: &str = "EXISTS (
     SELECT 1 FROM hidden_dms h
      WHERE h.user_id = ?1 AND h.room_id = r.id
        AND NOT EXISTS (SELECT 1 FROM messages hm WHERE hm.room_id = r.id AND hm.seq > h.seq))";

@@ -394,9 +394,17 @@ async fn a_file_sent_in_a_dm_is_for_its_two_people() {
     }
 }
 
-/// Whether `who` lists room `room`.
+/// Whether `who`'s room list shows room `room`: there, and not marked `hidden`.
 async fn lists(api: &Api, who: &User, room: i64) -> bool {
-    listed(api, who).await.iter().any(|r| r["id"] == room)
+    let rooms = listed(api, who).await;
+    let Some(found) = rooms.iter().find(|r| r["id"] == room) else {
+        return false;
+    };
+    assert!(
+        found["hidden"] == json!(true) || found.get("hidden").is_none(),
+        "{found}"
+    );
+    found.get("hidden").is_none()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -420,6 +428,10 @@ async fn a_hidden_dm_leaves_one_list_until_a_new_message_or_opening_it_again() {
     let (status, body, _) = hide(&ann, Some(json!({}))).await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
     assert!(!lists(&api, &ann, room).await);
+    let anns = listed(&api, &ann).await;
+    let hidden = anns.iter().find(|r| r["id"] == room).expect("still hers");
+    assert_eq!(hidden["hidden"], true, "{hidden}");
+    assert_eq!(hidden["kind"], "dm", "{hidden}");
     assert!(lists(&api, &bob, room).await, "the other side still has it");
     let again = api.signed_in("ann", MEMBER_PASSWORD).await;
     assert!(!lists(&api, &again, room).await, "a new sign-in agrees");

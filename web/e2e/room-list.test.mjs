@@ -37,6 +37,23 @@ const dmList = (page) => roomList(page).getByRole("list", { name: "Direct messag
 const dmLink = (page, name) => dmList(page).getByRole("link", { name: new RegExp(`^${name}`) });
 const hideButton = (page, name) => roomList(page).getByRole("button", { name: `Hide conversation with ${name}` });
 
+/** Records notifications instead of showing them, and lets the test hide the tab. */
+function notificationStubs() {
+  window.__notes = [];
+  window.__hidden = false;
+  window.Notification = class {
+    static permission = "granted";
+    static requestPermission() {
+      return Promise.resolve("granted");
+    }
+    constructor(title) {
+      window.__notes.push(title);
+    }
+    close() {}
+  };
+  Object.defineProperty(document, "hidden", { configurable: true, get: () => window.__hidden });
+}
+
 /** Bea's list once it has loaded: the rooms she may join are there. */
 async function listLoaded(page) {
   await joinButton(page, "Book club").waitFor(WAIT);
@@ -62,6 +79,7 @@ describe("the room list follows public rooms live and hides direct messages", ()
     beaUser = await signUp(roost.origin, rootApi, BEA);
     bob = await signUp(roost.origin, rootApi, { username: "bob", password: "a third long passphrase" });
     const beaContext = await newContext(browser, roost.origin, { serveDist }); // 360 x 740
+    await beaContext.addInitScript(notificationStubs);
     bea = { context: beaContext, page: await beaContext.newPage() };
     await signIn(bea.page, BEA);
   });
@@ -137,10 +155,16 @@ describe("the room list follows public rooms live and hides direct messages", ()
     await dmLink(root.page, "bea").waitFor(WAIT);
   });
 
-  step("a new message brings the conversation back", async () => {
+  step("a new message brings the conversation back, and notifies as a direct message", async () => {
     const withBea = (await rootApi.get("/api/v1/rooms")).rooms.find((r) => r.dm_with?.username === "bea");
+    await bea.page.evaluate(() => (window.__hidden = true));
     await rootApi.post(`/api/v1/rooms/${withBea.id}/messages`, { body: "hello?" });
     await dmLink(bea.page, "root").waitFor(WAIT);
+    await until("a direct message's notification", async () => {
+      const notes = await bea.page.evaluate(() => window.__notes);
+      return notes.includes("root sent you a message") || notes;
+    });
+    await bea.page.evaluate(() => (window.__hidden = false));
   });
 
   step("starting a message with the person again brings it back", async () => {

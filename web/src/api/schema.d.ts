@@ -461,7 +461,7 @@ export interface paths {
         };
         /**
          * List the caller's rooms and the public rooms they may join
-         * @description Each room the caller is a member of carries `read_seq` and `unread`: the caller's read position and the messages by others after it that are not deleted, counted up to 999 only to bound the cost of the count. A direct message the caller hid (`PUT /api/v1/dms/{id}/hidden`) is left out until a message comes after the point it was hidden at or the caller opens it again.
+         * @description Each room the caller is a member of carries `read_seq` and `unread`: the caller's read position and the messages by others after it that are not deleted, counted up to 999 only to bound the cost of the count. A direct message the caller hid (`PUT /api/v1/dms/{id}/hidden`) carries `"hidden": true` until a message comes after the point it was hidden at or the caller opens it again: leave it out of the list.
          */
         get: operations["listRooms"];
         put?: never;
@@ -596,7 +596,7 @@ export interface paths {
         get?: never;
         /**
          * Hide a direct message from the caller's room list
-         * @description Like closing a conversation: the direct message leaves the caller's `GET /api/v1/rooms` (on every device, at its next load) and nothing else changes. It keeps its messages, the caller stays in it and still receives its events on the gateway, and the other person still lists it. It is listed again once a message comes after `seq`, or when the caller opens it again with `POST /api/v1/dms`. Hiding it again moves `seq`.
+         * @description Like closing a conversation: in the caller's `GET /api/v1/rooms` the direct message carries `"hidden": true` (on every device, at its next load), and clients leave it out of the list. Nothing else changes: it keeps its messages, the caller stays in it and still receives its events on the gateway, and the other person still lists it. It is shown again (no `hidden`) once a message comes after `seq`, or when the caller opens it again with `POST /api/v1/dms`. Hiding it again moves `seq`.
          */
         put: operations["hideDm"];
         post?: never;
@@ -1641,6 +1641,12 @@ export interface components {
             unread?: number;
             /** @description For a direct message: the other person in it (absent once their account is deleted). */
             dm_with?: components["schemas"]["Person"];
+            /**
+             * @description In the room list, `true` for a direct message the caller hid from it
+             *     (`PUT /api/v1/dms/{id}/hidden`) and no message has come in since: clients leave it out
+             *     of the list, and show it again when a message comes. Absent otherwise.
+             */
+            hidden?: boolean;
         };
         /**
          * @description What a room is: a room people join and leave, or a direct message between two accounts.
