@@ -10,12 +10,17 @@
 //! through `rooms::Access`), except that only its two people see it, admins included, and that
 //! nobody renames it, joins it, is added to or leaves it (`rooms::Access::refuse_dm_change`).
 //! Its members are both `member` and recorded as invited, so an account made a guest keeps its
-//! DMs. This module knows nothing about sockets: opening a DM appends the two `member.joined`
+//! DMs.
+//!
+//! Either person may hide a DM from their own room list ([`hide`], like closing a conversation;
+//! the `hidden_dms` table, migration 17): it stays a DM with all its messages, the other person
+//! still lists it, and it is back in the list as soon as a message comes after the point it was
+//! hidden at, or its person opens it again (`POST /api/v1/dms`). This module knows nothing about sockets: opening a DM appends the two `member.joined`
 //! events, which [`super::commit`] publishes to both people's connections.
 
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -124,7 +129,8 @@ pub struct OpenDm {
     request_body = OpenDm,
     responses(
         (status = 201, description = "Opened: the new direct message", body = RoomView),
-        (status = 200, description = "The direct message the two already have", body = RoomView),
+        (status = 200, description = "The direct message the two already have (back in the \
+         caller's room list if they had hidden it)", body = RoomView),
         (status = 400, description = "The caller's own id (`dm_self`), or a disabled account \
          (`user_disabled`)", body = crate::http::ErrorBody),
         (status = 403, description = "A guest and someone who shares no room with them \
@@ -161,6 +167,9 @@ pub async fn open(
             .query_row([&pair], |r| r.get(0))
             .optional()?;
         if let Some(room_id) = existing {
+            // Starting the conversation again brings it back to a list it was hidden from.
+            conn.prepare_cached("DELETE FROM hidden_dms WHERE user_id = ?1 AND room_id = ?2")?
+                .execute(params![who.user_id, room_id])?;
             return Ok((false, Access::load(conn, room_id, &who)?.room));
         }
         let now = now_ms();
@@ -195,6 +204,83 @@ pub async fn open(
     };
     Ok((status, Json(room)).into_response())
 }
+
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HideDm {
+    /// The newest room event sequence number the client has shown for this DM: a message
+    /// after it brings the DM back to the list at once, so one that arrived while the person
+    /// was closing it is not hidden unseen. Default (and at most): the DM's `last_seq`.
+    #[schema(minimum = 0)]
+    pub seq: Option<i64>,
+}
+
+/// `PUT /api/v1/dms/{id}/hidden`: hides a direct message from the caller's room list.
+#[utoipa::path(
+    put,
+    path = "/api/v1/dms/{id}/hidden",
+    operation_id = "hideDm",
+    summary = "Hide a direct message from the caller's room list",
+    description = "Like closing a conversation: in the caller's `GET /api/v1/rooms` the \
+        direct message carries `\"hidden\": true` (on every device, at its next load), and \
+        clients leave it out of the list. Nothing else changes: it keeps its messages, the \
+        caller stays in it and still receives its events on the gateway, and the other person \
+        still lists it. It is shown again (no `hidden`) once a message comes after `seq`, or \
+        when the caller opens it again with `POST /api/v1/dms`. Hiding it again moves `seq`.",
+    tag = "rooms",
+    params(("id" = i64, Path, example = 1, description = "The direct message's room id")),
+    request_body(content = Option<HideDm>, description = "Optional: an empty body hides it \
+        up to its newest event."),
+    responses(
+        (status = 204, description = "Hidden from the caller's list"),
+        (status = 400, description = "A body that is not valid (`invalid_body`), a negative \
+         `seq` (`invalid_seq`), or a room that is not a direct message (`not_a_dm`)",
+         body = crate::http::ErrorBody),
+        (status = 404, description = "No such room, or one the caller may not see \
+         (`not_found`)", body = crate::http::ErrorBody),
+    )
+)]
+pub async fn hide(
+    State(store): State<Store>,
+    who: Principal,
+    Path(room_id): Path<i64>,
+    body: bytes::Bytes,
+) -> Result<StatusCode, ApiError> {
+    let wanted = super::optional_json::<HideDm>(&body)?.seq;
+    if wanted.is_some_and(|seq| seq < 0) {
+        return Err(ChatError::invalid("invalid_seq", "`seq` is 0 or more").into());
+    }
+    store
+        .write(move |conn| {
+            let access = Access::load(conn, room_id, &who)?;
+            if !access.is_dm() {
+                return Err(ChatError::invalid(
+                    "not_a_dm",
+                    "only a direct message can be hidden; leave a room instead",
+                ));
+            }
+            // Only its two people see a DM, so a member is all that is left here.
+            access.require_member()?;
+            let last_seq = access.room.last_seq;
+            let seq = wanted.map_or(last_seq, |seq| seq.min(last_seq));
+            conn.prepare_cached(
+                "INSERT INTO hidden_dms (user_id, room_id, seq, hidden_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (user_id, room_id) DO UPDATE
+                    SET seq = excluded.seq, hidden_at = excluded.hidden_at",
+            )?
+            .execute(params![who.user_id, room_id, seq, now_ms()])?;
+            Ok(())
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The SQL condition that room `r` is a DM account `?1` hid (the room list's `hidden`): a
+/// `hidden_dms` row and no message after the point it was hidden at.
+pub const HIDDEN_BY_CALLER: &str = "EXISTS (
+    SELECT 1 FROM hidden_dms h
+     WHERE h.user_id = ?1 AND h.room_id = r.id
+       AND NOT EXISTS (SELECT 1 FROM messages hm WHERE hm.room_id = r.id AND hm.seq > h.seq))";
 
 /// Largest page of `GET /api/v1/people`.
 const MAX_PEOPLE_PAGE: usize = 50;

@@ -36,6 +36,11 @@ pub struct RoomEvent {
     /// The frame as sent on the websocket (rendered once, shared by every subscriber).
     pub frame: Arc<str>,
     pub member: Option<MemberChange>,
+    /// The `directory` frame this change also sends to people who may see public rooms but
+    /// are not in this one (a public room created, renamed, or made private: see
+    /// [`super::directory`]). Set by the handler that made the change, kept in memory only:
+    /// an event read back from the log has none.
+    pub directory: Option<Arc<str>>,
 }
 
 /// The websocket text of an event: `{"op":"event","room_id","seq","type","at","data"}`.
@@ -89,6 +94,7 @@ pub fn append(
         kind: kind.to_owned(),
         at_ms,
         member,
+        directory: None,
     })
 }
 
@@ -157,6 +163,7 @@ pub fn range(
                 member: member_change(&kind, &data),
                 kind,
                 at_ms,
+                directory: None,
             })
         },
     )?;

@@ -3,6 +3,8 @@
 //!
 //! - [`rooms`]: rooms, room roles (owner, moderator, member) and who may see or change what.
 //! - [`candidates`]: the accounts a room's moderators may add (the one account search they get).
+//! - [`directory`]: the frames that tell people outside public rooms about them (a public room
+//!   created, changed or made private), so room lists follow them live.
 //! - [`dms`]: direct messages (rooms of kind `dm` between two accounts) and the people a caller
 //!   may message.
 //! - [`messages`]: post (with `Idempotency-Key`), edit, tombstone, list with cursors.
@@ -30,6 +32,7 @@ pub mod call_log;
 pub mod call_mapping;
 pub mod calls;
 pub mod candidates;
+pub mod directory;
 pub mod dms;
 pub mod events;
 pub mod mentions;
@@ -249,6 +252,7 @@ where
         .api(documented!(rooms::put_member, rooms::delete_member))
         .api(documented!(reads::mark))
         .api(documented!(dms::open))
+        .api(documented!(dms::hide))
         .api(documented!(dms::people))
         .api(documented!(messages::list, messages::post))
         .api(documented!(messages::get, messages::edit, messages::delete))

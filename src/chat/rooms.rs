@@ -18,7 +18,9 @@
 //!   moderates, renames, joins, is added to or leaves it (`dm_fixed`).
 //!
 //! Every change appends a room event (`room.updated`, `member.joined`, `member.updated`,
-//! `member.left`) in the same transaction. This module knows nothing about sockets.
+//! `member.left`) in the same transaction. Creating a public room, changing one, or making one
+//! private also gives that event a `directory` frame for the people outside the room
+//! ([`super::directory`]). This module knows nothing about sockets.
 
 use std::sync::Arc;
 
@@ -111,6 +113,12 @@ pub struct RoomView {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     pub dm_with: Option<Person>,
+    /// In the room list, `true` for a direct message the caller hid from it
+    /// (`PUT /api/v1/dms/{id}/hidden`) and no message has come in since: clients leave it out
+    /// of the list, and show it again when a message comes. Absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub hidden: Option<bool>,
 }
 
 /// The columns [`room_from_row`] reads, in its order; callers' own columns start at 9.
@@ -140,6 +148,7 @@ fn room_from_row(row: &Row<'_>) -> rusqlite::Result<RoomView> {
         read_seq: None,
         unread: None,
         dm_with: None,
+        hidden: None,
     })
 }
 
@@ -398,7 +407,12 @@ pub async fn create(
             invited: false,
         };
         add_member(conn, id, creator, now, keep, events)?;
-        Ok(Access::load(conn, id, &who)?.room)
+        let room = Access::load(conn, id, &who)?.room;
+        // Everyone who may join it hears of a public room now, not at their next reload.
+        if let Some(joined) = events.last_mut() {
+            joined.directory = super::directory::listed(&room, now);
+        }
+        Ok(room)
     })
     .await?;
     Ok((StatusCode::CREATED, Json(room)).into_response())
@@ -454,7 +468,8 @@ pub struct RoomList {
 }
 
 /// `GET /api/v1/rooms`: the caller's rooms, the public rooms they may join (member-role
-/// accounts), and for admins every room.
+/// accounts), and for admins every room; the direct messages the caller hid ([`dms::hide`])
+/// marked `hidden`.
 #[utoipa::path(
     get,
     path = "/api/v1/rooms",
@@ -463,7 +478,9 @@ pub struct RoomList {
     tag = "rooms",
     description = "Each room the caller is a member of carries `read_seq` and `unread`: the \
         caller's read position and the messages by others after it that are not deleted, \
-        counted up to 999 only to bound the cost of the count.",
+        counted up to 999 only to bound the cost of the count. A direct message the caller hid \
+        (`PUT /api/v1/dms/{id}/hidden`) carries `\"hidden\": true` until a message comes after \
+        the point it was hidden at or the caller opens it again: leave it out of the list.",
     responses((status = 200, description = "At most 1000 rooms, oldest first, each with its \
                `last_activity`", body = RoomList))
 )]
@@ -476,12 +493,14 @@ pub async fn list(State(store): State<Store>, who: Principal) -> Result<Json<Roo
                 "SELECT {ROOM_COLUMNS}, m.role,
                         COALESCE((SELECT e.at FROM events e
                                    WHERE e.room_id = r.id AND e.seq = r.last_seq),
-                                 r.updated_at)
+                                 r.updated_at),
+                        {HIDDEN_BY_CALLER}
                    FROM rooms r
                    LEFT JOIN room_members m ON m.room_id = r.id AND m.user_id = ?1
                   WHERE m.user_id IS NOT NULL
                      OR (r.kind = 'room' AND ((?2 AND r.visibility = 'public') OR ?3))
-                  ORDER BY r.id LIMIT ?4"
+                  ORDER BY r.id LIMIT ?4",
+                HIDDEN_BY_CALLER = dms::HIDDEN_BY_CALLER
             ))?;
             let rows = stmt.query_map(
                 params![
@@ -495,6 +514,7 @@ pub async fn list(State(store): State<Store>, who: Principal) -> Result<Json<Roo
                     let role: Option<String> = row.get(9)?;
                     room.my_role = role.and_then(|r| RoomRole::parse(&r));
                     room.last_activity = Some(crate::http::time::rfc3339_ms(row.get(10)?));
+                    room.hidden = row.get::<_, bool>(11)?.then_some(true);
                     Ok(room)
                 },
             )?;
@@ -603,8 +623,11 @@ pub async fn update(
         )?;
         let mut room = Access::load(conn, room_id, &who)?.room;
         room.my_role = None;
-        let event = events::append(conn, room_id, "room.updated", &room, now, keep, None)?;
+        let mut event = events::append(conn, room_id, "room.updated", &room, now, keep, None)?;
         room.last_seq = event.seq;
+        // People outside the room see a public room's new name at once, and a room made
+        // private leave their list.
+        event.directory = super::directory::changed(&room, !access.room.private, now);
         room.my_role = access.role;
         events.push(event);
         Ok(room)

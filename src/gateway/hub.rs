@@ -15,6 +15,10 @@
 //! only here, derived from connections; nothing is persisted. Only connections that may write
 //! (sessions, API keys with the `write` scope) make their user present or send typing.
 //!
+//! Directory frames (`chat::directory`: a public room created, changed or made private) ride
+//! on their room event and go, when it is delivered, to every connection of an account that
+//! may see public rooms and is not in the room, through the same bounded queues.
+//!
 //! Revocation: each connection remembers what it signed in with. When the store's generation
 //! moves (a committed change to accounts, sessions or API keys, bumped before the change is
 //! acknowledged), room events published from then on are held until [`Hub::revalidate`] has
@@ -33,7 +37,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::queue::{Full, Queue};
-use crate::auth::{AuthError, Credential, Principal};
+use crate::auth::{AuthError, Credential, Principal, Role};
 use crate::chat::events::{self, MemberChange};
 use crate::chat::RoomEvent;
 use crate::store::Store;
@@ -103,6 +107,10 @@ pub struct Caller {
     /// Sessions, and API keys with the `write` scope: they show the user as present and may
     /// send typing. A read-only key only listens.
     pub may_write: bool,
+    /// A member-role account or an admin: it may join public rooms, so it hears of them
+    /// (`directory` frames). Guests never do. Read again by every [`Hub::revalidate`], so an
+    /// account made a guest stops hearing of them with its next re-check.
+    pub sees_public_rooms: bool,
 }
 
 impl Caller {
@@ -111,6 +119,7 @@ impl Caller {
             user_id: principal.user_id,
             credential: principal.credential.clone(),
             may_write: principal.scopes.write(),
+            sees_public_rooms: principal.role >= Role::Member,
         }
     }
 
@@ -457,6 +466,33 @@ impl Hub {
         }
     }
 
+    /// Sends a `directory` frame about `room_id` to every connection that may see public rooms
+    /// and is not in the room (its members had the room event itself), nor the member who just
+    /// created it. Each goes through the connection's bounded queue like any frame.
+    fn to_directory(st: &mut State, room_id: i64, member: Option<MemberChange>, frame: &str) {
+        let joiner = match member {
+            Some(MemberChange::Joined(user_id)) => Some(user_id),
+            _ => None,
+        };
+        let targets: Vec<u64> = st
+            .conns
+            .iter()
+            .filter(|(_, c)| {
+                c.caller.sees_public_rooms
+                    && !c.rooms.contains(&room_id)
+                    && Some(c.user_id) != joiner
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        if targets.is_empty() {
+            return;
+        }
+        let text = Utf8Bytes::from(frame);
+        for conn_id in targets {
+            Self::deliver(st, conn_id, Outbound::Frame(text.clone()));
+        }
+    }
+
     /// Queues `item` for one connection; a full queue kicks it as a slow consumer.
     fn deliver(st: &mut State, conn_id: u64, item: Outbound) {
         let Some(conn) = st.conns.get(&conn_id) else {
@@ -575,7 +611,8 @@ impl Hub {
     }
 
     /// Re-checks every connection's credential at `now` (Unix seconds) in one read: those no
-    /// longer good are kicked ([`Kicked::Revoked`]) and cut off from every room; then the
+    /// longer good are kicked ([`Kicked::Revoked`]) and cut off from every room, and every
+    /// account's role is read again ([`Caller::sees_public_rooms`]); then the
     /// events held for a re-check at this generation go out. Connections that register during
     /// the read are not in it: their sessions check again themselves if the generation moved
     /// since they signed in.
@@ -588,22 +625,39 @@ impl Hub {
                 .map(|c| (c.caller.credential.clone(), c.user_id))
                 .collect()
         };
-        let ended: HashSet<(Credential, i64)> = if callers.is_empty() {
-            HashSet::new()
+        let (ended, roles): (HashSet<(Credential, i64)>, HashMap<i64, Role>) = if callers.is_empty()
+        {
+            (HashSet::new(), HashMap::new())
         } else {
             self.store
                 .read(move |conn| {
                     let mut ended = HashSet::new();
+                    let mut roles = HashMap::new();
                     for (credential, user_id) in callers {
                         if !crate::auth::credential_is_live(conn, &credential, user_id, now)? {
                             ended.insert((credential, user_id));
                         }
+                        if let std::collections::hash_map::Entry::Vacant(role) =
+                            roles.entry(user_id)
+                        {
+                            if let Some(user) = crate::auth::users::by_id(conn, user_id)? {
+                                role.insert(user.role);
+                            }
+                        }
                     }
-                    Ok::<_, AuthError>(ended)
+                    Ok::<_, AuthError>((ended, roles))
                 })
                 .await?
         };
         let mut st = self.lock();
+        // Whether each account may see public rooms now (made a guest, or a member again).
+        // A connection that registered during the read is not in `roles` and keeps what its
+        // sign-in found.
+        for conn in st.conns.values_mut() {
+            if let Some(role) = roles.get(&conn.user_id) {
+                conn.caller.sees_public_rooms = *role >= Role::Member;
+            }
+        }
         if !ended.is_empty() {
             let gone: Vec<u64> = st
                 .conns
@@ -687,6 +741,9 @@ impl Hub {
         }
         if let Some(MemberChange::Joined(user_id)) = event.member {
             Self::introduce(st, user_id, room_id);
+        }
+        if let Some(frame) = &event.directory {
+            Self::to_directory(st, room_id, event.member, frame);
         }
         // A member who left hears it, then stops receiving the room. A connection that has not
         // subscribed yet remembers the leave, so its (older) list of rooms cannot bring the
@@ -785,6 +842,7 @@ mod tests {
             at_ms: 0,
             frame: events::render(room_id, seq, "message.created", 0, "{}"),
             member,
+            directory: None,
         }
     }
 
@@ -793,6 +851,7 @@ mod tests {
             user_id,
             credential: Credential::Session(format!("s{user_id}")),
             may_write: true,
+            sees_public_rooms: true,
         }
     }
 
@@ -964,6 +1023,7 @@ mod tests {
             user_id: *user_id,
             credential: Credential::Session(sid.clone()),
             may_write: true,
+            sees_public_rooms: true,
         };
         let (ada, ada_rx, ada_kick) = hub.register(conn_of(&sessions[0]), slots(4)).unwrap();
         let (bob, bob_rx, bob_kick) = hub.register(conn_of(&sessions[1]), slots(4)).unwrap();
@@ -1039,6 +1099,46 @@ mod tests {
         assert!(hub.register(caller(1), limits).is_err());
         hub.subscribe(own.conn_id, &[(1, 0)]);
         assert_eq!(hub.online_in(&[1]), vec![1]);
+    }
+
+    /// A public room's directory frame reaches those outside it who may join it: not its
+    /// members (they have the event), not its creator, not guests.
+    #[tokio::test]
+    async fn directory_frames_go_to_people_outside_the_room_who_may_join_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = hub(dir.path(), 16);
+        let (creator, creator_rx, _) = hub.register(caller(1), slots(4)).unwrap();
+        let (member, member_rx, _) = hub.register(caller(2), slots(4)).unwrap();
+        let (outsider, outsider_rx, _) = hub.register(caller(3), slots(4)).unwrap();
+        let guest = Caller {
+            sees_public_rooms: false,
+            ..caller(4)
+        };
+        let (guest, guest_rx, _) = hub.register(guest, slots(4)).unwrap();
+        hub.subscribe(creator.conn_id, &[]);
+        hub.subscribe(member.conn_id, &[(2, 0)]);
+        hub.subscribe(outsider.conn_id, &[]);
+        hub.subscribe(guest.conn_id, &[]);
+        let frames = |rx: &Queue<Outbound>| -> Vec<String> {
+            std::iter::from_fn(|| rx.try_pop())
+                .map(|o| match o {
+                    Outbound::Frame(t) | Outbound::Event { text: t, .. } => t.to_string(),
+                })
+                .filter(|t| !t.contains("presence"))
+                .collect()
+        };
+        let announce = Arc::<str>::from(r#"{"op":"directory"}"#);
+        hub.publish(vec![RoomEvent {
+            directory: Some(announce.clone()),
+            ..event(2, 1, Some(MemberChange::Joined(1)))
+        }]);
+        assert_eq!(frames(&outsider_rx), vec![r#"{"op":"directory"}"#]);
+        assert_eq!(frames(&guest_rx), Vec::<String>::new());
+        let creators = frames(&creator_rx);
+        assert_eq!(creators.len(), 1, "only the event: {creators:?}");
+        assert!(creators[0].contains(r#""op":"event""#));
+        let members = frames(&member_rx);
+        assert_eq!(members.len(), 1, "only the event: {members:?}");
     }
 
     #[tokio::test(start_paused = true)]

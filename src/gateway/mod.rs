@@ -1,5 +1,5 @@
 //! The realtime gateway: `GET /api/v1/gateway` upgrades to a WebSocket that carries room
-//! events, presence, typing and call events to clients (protocol in [`protocol`] and
+//! events, presence, typing, call events and the directory of public rooms to clients (protocol in [`protocol`] and
 //! docs/gateway-protocol.md).
 //!
 //! - [`session`]: one task per connection: authentication (first frame), resume from the

@@ -11,7 +11,8 @@
 //! bucket (`client_frames_burst`, `client_frames_per_sec`); an empty bucket closes with 1008.
 //!
 //! Server → client: `ready`, `event` (room events, with `room_id` and `seq`), `presence`,
-//! `typing`, `call`, `pong`, `error`. Close codes are [`close`].
+//! `typing`, `call`, `directory` (public rooms the account is not in, `chat::directory`),
+//! `pong`, `error`. Close codes are [`close`].
 
 use std::collections::BTreeMap;
 

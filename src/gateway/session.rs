@@ -63,8 +63,10 @@ type Stream = SplitStream<WebSocket>;
     summary = "Open the realtime WebSocket gateway",
     tag = "gateway",
     description = "Upgrades to a WebSocket (HTTP/1.1 `Upgrade: websocket`). Authenticate with \
-        the first frame, `{\"op\":\"auth\",\"token\":...}`, within 10 s; the protocol is in \
-        docs/gateway-protocol.md.",
+        the first frame, `{\"op\":\"auth\",\"token\":...}`, within 10 s. The server sends \
+        `ready`, then room events (`event`) of the rooms you are in, `presence`, `typing`, \
+        `call` and `directory` frames (public rooms you are not in: `room.listed`, \
+        `room.unlisted`; never a private room). The protocol is in docs/gateway-protocol.md.",
     security((), ("bearer" = [])),
     responses(
         (status = 101, description = "Switched to the WebSocket protocol"),

@@ -111,6 +111,16 @@ pub static MIGRATIONS: &[Migration] = &[
         name: "webhooks",
         sql: include_str!("migrations/0015_webhooks.sql"),
     },
+    Migration {
+        version: 16,
+        name: "reserved",
+        sql: include_str!("migrations/0016_reserved.sql"),
+    },
+    Migration {
+        version: 17,
+        name: "hidden_dms",
+        sql: include_str!("migrations/0017_hidden_dms.sql"),
+    },
 ];
 
 /// Registers the SQL functions migrations may call on `conn` (migration 11): `roost_name_key

@@ -393,3 +393,99 @@ async fn a_file_sent_in_a_dm_is_for_its_two_people() {
         assert_eq!(s, StatusCode::NOT_FOUND, "{}: {body}", outsider.name);
     }
 }
+
+/// Whether `who`'s room list shows room `room`: there, and not marked `hidden`.
+async fn lists(api: &Api, who: &User, room: i64) -> bool {
+    let rooms = listed(api, who).await;
+    let Some(found) = rooms.iter().find(|r| r["id"] == room) else {
+        return false;
+    };
+    assert!(
+        found["hidden"] == json!(true) || found.get("hidden").is_none(),
+        "{found}"
+    );
+    found.get("hidden").is_none()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hidden_dm_leaves_one_list_until_a_new_message_or_opening_it_again() {
+    let mut api = Api::start(Setup::new());
+    let admin = api.admin().await;
+    let ann = api.member(&admin, "ann").await;
+    let bob = api.member(&admin, "bob").await;
+    let cy = api.member(&admin, "cy1").await;
+    let (_, dm) = open_dm(&api, &ann, &bob).await;
+    let room = dm["id"].as_i64().unwrap();
+    api.say(&bob, room, "see you at eight").await;
+    let hide = |who: &User, body: Option<Value>| {
+        let path = format!("/api/v1/dms/{room}/hidden");
+        let token = who.token.clone();
+        let api = &api;
+        async move { api.call(Method::PUT, &path, Some(&token), body).await }
+    };
+
+    // Hidden from ann's list only, and it stays hidden (stored on the server).
+    let (status, body, _) = hide(&ann, Some(json!({}))).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    assert!(!lists(&api, &ann, room).await);
+    let anns = listed(&api, &ann).await;
+    let hidden = anns.iter().find(|r| r["id"] == room).expect("still hers");
+    assert_eq!(hidden["hidden"], true, "{hidden}");
+    assert_eq!(hidden["kind"], "dm", "{hidden}");
+    assert!(lists(&api, &bob, room).await, "the other side still has it");
+    let again = api.signed_in("ann", MEMBER_PASSWORD).await;
+    assert!(!lists(&api, &again, room).await, "a new sign-in agrees");
+    // Still a DM she is in: she reads it and hears its events.
+    let (status, _) = api
+        .get(&format!("/api/v1/rooms/{room}/messages"), &ann)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    // A new message brings it back, whoever writes it.
+    let (mut ann_ws, _) = api.ws_ready(&ann, None).await;
+    api.say(&bob, room, "still on?").await;
+    let event = ann_ws.next_event(WAIT).await;
+    assert_eq!(
+        (&event["room_id"], &event["type"]),
+        (&json!(room), &json!("message.created"))
+    );
+    let mine = listed(&api, &ann).await;
+    let back = mine
+        .iter()
+        .find(|r| r["id"] == room)
+        .expect("back in the list");
+    assert_eq!(back["unread"], 2, "{back}");
+
+    // Opening the DM again brings it back too; hiding with the client's `seq` keeps a message
+    // the person had not seen yet from being hidden unseen.
+    let (status, _, _) = hide(&ann, None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert!(!lists(&api, &ann, room).await);
+    let (status, reopened) = open_dm(&api, &ann, &bob).await;
+    assert_eq!((status, &reopened["id"]), (StatusCode::OK, &json!(room)));
+    assert!(lists(&api, &ann, room).await);
+    let seen = back["last_seq"].as_i64().unwrap();
+    api.say(&bob, room, "hello?").await;
+    let (status, _, _) = hide(&ann, Some(json!({ "seq": seen }))).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert!(
+        lists(&api, &ann, room).await,
+        "a message after `seq` shows it"
+    );
+
+    // Only a DM, only its two people, only a sensible `seq`.
+    let (status, body, _) = hide(&cy, Some(json!({}))).await;
+    assert_error(&(status, body), StatusCode::NOT_FOUND, "not_found");
+    let (status, body, _) = hide(&ann, Some(json!({ "seq": -1 }))).await;
+    assert_error(&(status, body), StatusCode::BAD_REQUEST, "invalid_seq");
+    let plain = api.room(&ann, "Kitchen", false).await;
+    let (status, body, _) = api
+        .call(
+            Method::PUT,
+            &format!("/api/v1/dms/{plain}/hidden"),
+            Some(&ann.token),
+            Some(json!({})),
+        )
+        .await;
+    assert_error(&(status, body), StatusCode::BAD_REQUEST, "not_a_dm");
+}

@@ -29,6 +29,7 @@ mod livekit_real;
 mod openapi;
 mod ops;
 mod reads;
+mod room_directory;
 mod store;
 mod web;
 mod web_client;

@@ -312,6 +312,10 @@ export const t = {
   webhookDelivery: (event: string, at: string, delivered: boolean, attempts: number, last: string | number) =>
     `${at} ${event}: ${delivered ? "delivered" : "queued"} after ${attempts} attempt(s)${last === "" ? "" : ` (${last})`}`,
 
+  // room list: hiding a direct message
+  hideDm: (name: string) => `Hide conversation with ${name}`,
+  dmHidden: (name: string) => `Conversation with ${name} hidden. It comes back when a message arrives.`,
+
   // errors
   networkError: "Roost could not be reached. Check the connection and try again.",
   badCredentials: "That username and password do not match.",

@@ -250,4 +250,13 @@ describe("gateway machine", () => {
     expect(h.step({ kind: "retry_timer" })).toEqual([{ kind: "need_token", fresh: false }]);
     expect(h.machine.cursors.get(1)).toBe(5);
   });
+
+  it("passes directory frames on, so room lists follow public rooms they are not in", () => {
+    const h = new Harness();
+    const conn = h.connect([[1, 5]]);
+    const listed = { op: "directory", type: "room.listed", room_id: 9, data: { id: 9, name: "Garden" } };
+    expect(h.step({ kind: "frame", conn, frame: listed })).toEqual([{ kind: "signal", signal: listed }]);
+    // Not a room event: no cursor for a room we are not in.
+    expect(h.machine.cursors.has(9)).toBe(false);
+  });
 });

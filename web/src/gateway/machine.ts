@@ -21,9 +21,13 @@ export interface RoomEvent {
   data: unknown;
 }
 
-/** Frames that are not room events, passed on as they came (presence, typing, call). */
+/**
+ * Frames that are not room events, passed on as they came: presence, typing, call, and the
+ * directory of public rooms (a public room listed, changed or unlisted; not replayed, so the
+ * room list is loaded again on every ready).
+ */
 export interface Signal {
-  op: "presence" | "typing" | "call";
+  op: "presence" | "typing" | "call" | "directory";
   [key: string]: unknown;
 }
 
@@ -225,6 +229,7 @@ export class GatewayMachine {
       case "presence":
       case "typing":
       case "call":
+      case "directory":
         return [{ kind: "signal", signal: f as Signal }];
       default:
         return []; // pong, error: liveness only

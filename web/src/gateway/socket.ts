@@ -9,7 +9,16 @@ import { NetworkError, type Message } from "../api/client";
 import { applyCallFrame, loadCall, loadCalls } from "../calls/state";
 import { applyMemberEvent, applyPresence, applyTyping, setOnline, typingEnded, type Member } from "../members/state";
 import { newMessage } from "../notify/notify";
-import { applyRoomEvent, joinedRooms, loadRooms, newRoomMessage, roomById, roomEventSeen, roomLabel } from "../rooms/state";
+import {
+  applyDirectory,
+  applyRoomEvent,
+  joinedRooms,
+  loadRooms,
+  newRoomMessage,
+  roomById,
+  roomEventSeen,
+  roomLabel,
+} from "../rooms/state";
 import { sessionEnded, tokenForGateway } from "../session/session";
 import { applyMessageEvent, loadLatest, outbox, timelineOf } from "../timeline/state";
 import { GatewayMachine, type Effect, type Input, type Phase } from "./machine";
@@ -98,6 +107,8 @@ function run(effect: Effect): void {
         applyPresence(s.user_id, s.status);
       } else if (s.op === "typing" && typeof s.room_id === "number" && typeof s.user_id === "number") {
         applyTyping(s.room_id, s.user_id, myUserId);
+      } else if (s.op === "directory") {
+        applyDirectory(s.type, s.room_id, s.data);
       }
       break;
     }

@@ -2,19 +2,31 @@
  * The room list: a navigation landmark named "Rooms" with the person's rooms, their direct
  * messages (a list named "Direct messages", each named after the other person, and "New
  * message"), public rooms to join and room creation. A room with unread messages is bold and
- * shows how many.
+ * shows how many. Each direct message has a button "Hide conversation with NAME" beside its
+ * link (always shown, so it is there on a phone and in the tab order); public rooms appear and
+ * go live, as the gateway tells of them.
  */
 
-import { useState } from "preact/hooks";
+import type { ComponentChildren } from "preact";
+import { useRef, useState } from "preact/hooks";
 import { ApiError, NetworkError, type Room } from "../api/client";
 import { askForNotifications, canAskForNotifications } from "../notify/notify";
 import { participantsIn } from "../calls/state";
 import { SearchBox } from "../search/SearchBox";
 import { focusMessage } from "../timeline/state";
-import { openRoom, openRoomId } from "../app/router";
+import { navigate, openRoom, openRoomId } from "../app/router";
 import { t } from "../strings";
 import { NewMessage } from "./NewMessage";
-import { createRoom, directMessages, joinableRooms, joinedRooms, joinRoom, roomLabel, roomsLoaded } from "./state";
+import {
+  createRoom,
+  directMessages,
+  hideDm,
+  joinableRooms,
+  joinedRooms,
+  joinRoom,
+  roomLabel,
+  roomsLoaded,
+} from "./state";
 import "./rooms.css";
 
 function explain(e: unknown): string {
@@ -22,10 +34,10 @@ function explain(e: unknown): string {
   return e instanceof ApiError ? e.message : String(e);
 }
 
-function RoomLink({ room, current }: { room: Room; current: number | null }) {
+function RoomLink({ room, current, children }: { room: Room; current: number | null; children?: ComponentChildren }) {
   const unread = room.unread ?? 0;
   return (
-    <li>
+    <li class={children ? "with-action" : undefined}>
       <a
         href={`/rooms/${room.id}`}
         class={`${unread > 0 ? "unread has-badge" : ""}`}
@@ -51,6 +63,7 @@ function RoomLink({ room, current }: { room: Room; current: number | null }) {
           <span class="call-marker">{t.inCallCount(participantsIn(room.id).length)}</span>
         ) : null}
       </a>
+      {children}
     </li>
   );
 }
@@ -59,7 +72,23 @@ export function RoomList({ myUserId }: { myUserId: number }) {
   const [name, setName] = useState("");
   const [isPrivate, setPrivate] = useState(false);
   const [error, setError] = useState<string | null>(null);
+  /** What became of the last direct message hidden (or why it could not be), said by the list. */
+  const [dmNote, setDmNote] = useState<{ text: string; failed: boolean; roomId: number } | null>(null);
+  const dmHeading = useRef<HTMLHeadingElement>(null);
   const current = openRoomId.value;
+
+  const onHide = async (room: Room) => {
+    const label = roomLabel(room);
+    try {
+      await hideDm(room.id);
+      setDmNote({ text: t.dmHidden(label), failed: false, roomId: room.id });
+      if (openRoomId.peek() === room.id) navigate("/");
+      // The button pressed is gone: keep the keyboard where the direct messages are.
+      dmHeading.current?.focus();
+    } catch (err) {
+      setDmNote({ text: explain(err), failed: true, roomId: room.id });
+    }
+  };
 
   const onCreate = async (e: Event) => {
     e.preventDefault();
@@ -98,13 +127,31 @@ export function RoomList({ myUserId }: { myUserId: number }) {
           <RoomLink key={room.id} room={room} current={current} />
         ))}
       </ul>
-      <h2>{t.directMessages}</h2>
+      <h2 ref={dmHeading} tabIndex={-1}>
+        {t.directMessages}
+      </h2>
       <NewMessage />
       <ul class="room-links" aria-label={t.directMessages}>
         {directMessages.value.map((room) => (
-          <RoomLink key={room.id} room={room} current={current} />
+          <RoomLink key={room.id} room={room} current={current}>
+            <button
+              type="button"
+              class="hide-dm"
+              aria-label={t.hideDm(roomLabel(room))}
+              title={t.hideDm(roomLabel(room))}
+              onClick={() => void onHide(room)}
+            >
+              <span aria-hidden="true">×</span>
+            </button>
+          </RoomLink>
         ))}
       </ul>
+      {/* Said until the conversation is back in the list. */}
+      {dmNote && (dmNote.failed || !directMessages.value.some((r) => r.id === dmNote.roomId)) ? (
+        <p class={dmNote.failed ? "error" : "help"} role={dmNote.failed ? "alert" : "status"}>
+          {dmNote.text}
+        </p>
+      ) : null}
       {joinableRooms.value.length > 0 ? (
         <>
           <h2>{t.publicRooms}</h2>

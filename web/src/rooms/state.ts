@@ -2,7 +2,10 @@
  * The rooms a person is in, their direct messages, and the public rooms they may join. Loaded
  * over HTTP when the gateway is ready (so a reconnect refreshes it) and kept current by room
  * events: each room's newest sequence number and unread count follow live messages, and
- * reading a room moves its read position on the server (so every device agrees).
+ * reading a room moves its read position on the server (so every device agrees). Public rooms
+ * the person is not in follow the gateway's directory frames (created, renamed, made private).
+ * A direct message the person hid leaves the list (the server keeps it hidden) until a message
+ * comes in it or they open it again.
  */
 
 import { computed, signal } from "@preact/signals";
@@ -22,11 +25,14 @@ function byActivity(a: Room, b: Room): number {
 export const joinedRooms = computed(() =>
   rooms.value.filter((r) => r.my_role !== undefined && r.kind !== "dm").sort(byActivity),
 );
-export const directMessages = computed(() => rooms.value.filter((r) => r.kind === "dm").sort(byActivity));
-export const joinableRooms = computed(() => rooms.value.filter((r) => r.my_role === undefined && !r.private));
+/** The DMs of the list: not those the person hid (until a message comes in them). */
+export const directMessages = computed(() => rooms.value.filter((r) => r.kind === "dm" && !r.hidden).sort(byActivity));
+export const joinableRooms = computed(() =>
+  rooms.value.filter((r) => r.my_role === undefined && !r.private).sort((a, b) => a.name.localeCompare(b.name)),
+);
 
 /** Unread messages over every room and DM the person is in (the document title shows it). */
-export const totalUnread = computed(() => rooms.value.reduce((sum, r) => sum + (r.unread ?? 0), 0));
+export const totalUnread = computed(() => rooms.value.reduce((sum, r) => sum + (r.hidden ? 0 : (r.unread ?? 0)), 0));
 
 export function roomById(id: number): Room | undefined {
   return rooms.value.find((r) => r.id === id);
@@ -65,9 +71,10 @@ export async function joinRoom(roomId: number, myUserId: number): Promise<void> 
 /** Opens (or finds) the direct message with `userId`. */
 export async function openDm(userId: number): Promise<Room> {
   const room = await call(() => api.POST("/api/v1/dms", { body: { user_id: userId } }));
-  // The list's copy carries the unread count; the answer has none.
+  // The list's copy carries the unread count; the answer has none. Opening a DM shows it again
+  // if it was hidden (the server forgot that too).
   const known = roomById(room.id);
-  upsert(known ? { ...known, ...room, unread: known.unread, read_seq: known.read_seq } : room);
+  upsert(known ? { ...known, ...room, unread: known.unread, read_seq: known.read_seq, hidden: undefined } : room);
   return room;
 }
 
@@ -89,10 +96,16 @@ export function newRoomMessage(roomId: number, message: Message, at: string, myU
     void loadRooms().catch(() => {});
     return;
   }
+  // A message in a DM the person hid brings it back, as the server does.
   const byOther = message.author_id !== myUserId;
   rooms.value = rooms.value.map((r) =>
     r.id === roomId
-      ? { ...r, last_activity: at, unread: byOther && r.unread !== undefined ? Math.min(r.unread + 1, 999) : r.unread }
+      ? {
+          ...r,
+          last_activity: at,
+          unread: byOther && r.unread !== undefined ? Math.min(r.unread + 1, 999) : r.unread,
+          hidden: undefined,
+        }
       : r,
   );
 }
@@ -125,6 +138,44 @@ export async function markRead(roomId: number): Promise<void> {
   } finally {
     marking.delete(roomId);
     if (markAgain.delete(roomId)) void markRead(roomId);
+  }
+}
+
+/**
+ * Hides the direct message `roomId` from the list, on the server (so a reload and the person's
+ * other devices at their next load agree). It stays known, marked `hidden` as the server lists
+ * it, so a message in it (after the newest event we have seen) brings it back with its name and
+ * count, and notifies as a direct message.
+ */
+export async function hideDm(roomId: number): Promise<void> {
+  const room = roomById(roomId);
+  if (!room || room.kind !== "dm") return;
+  await call(() =>
+    api.PUT("/api/v1/dms/{id}/hidden", { params: { path: { id: roomId } }, body: { seq: room.last_seq } }),
+  );
+  rooms.value = rooms.value.map((r) => (r.id === roomId ? { ...r, hidden: true } : r));
+}
+
+/**
+ * A directory frame: a public room we are not in was created or changed (`room.listed`, with
+ * the room as someone outside it sees it) or made private (`room.unlisted`). Rooms we are in
+ * follow their own room events; this keeps what is ours (role, read position) if a frame about
+ * one of them arrives while the list is loading. An admin, who lists every room, finds a room
+ * made private again at the next load.
+ */
+export function applyDirectory(type: unknown, roomId: unknown, data: unknown): void {
+  if (typeof roomId !== "number") return;
+  const known = roomById(roomId);
+  if (type === "room.listed" && typeof data === "object" && data !== null) {
+    const room = data as Room;
+    if (room.id !== roomId) return;
+    upsert(
+      known?.my_role !== undefined
+        ? { ...known, ...room, my_role: known.my_role, unread: known.unread, read_seq: known.read_seq, hidden: known.hidden }
+        : room,
+    );
+  } else if (type === "room.unlisted" && known && known.my_role === undefined) {
+    rooms.value = rooms.value.filter((r) => r.id !== roomId);
   }
 }
 
