@@ -393,7 +393,9 @@ mod tests {
         let t = UNIX_EPOCH + Duration::from_secs(4_000_000_000);
         assert!(reject_log_due(t));
         assert!(!reject_log_due(t + Duration::from_secs(1)));
-        assert!(!reject_log_due(t + REJECT_LOG_INTERVAL - Duration::from_millis(1)));
+        assert!(!reject_log_due(
+            t + REJECT_LOG_INTERVAL - Duration::from_millis(1)
+        ));
         assert!(reject_log_due(t + REJECT_LOG_INTERVAL));
         assert!(!reject_log_due(t + REJECT_LOG_INTERVAL));
     }
