@@ -461,7 +461,7 @@ export interface paths {
         };
         /**
          * List the caller's rooms and the public rooms they may join
-         * @description Each room the caller is a member of carries `read_seq` and `unread`: the caller's read position and the messages by others after it that are not deleted, counted up to 999 only to bound the cost of the count.
+         * @description Each room the caller is a member of carries `read_seq` and `unread`: the caller's read position and the messages by others after it that are not deleted (call entries are not counted), counted up to 999 only to bound the cost of the count.
          */
         get: operations["listRooms"];
         put?: never;
@@ -556,7 +556,7 @@ export interface paths {
         get?: never;
         /**
          * Record how far the caller has read a room
-         * @description The read position only moves forward: a `seq` lower than the stored one is ignored and the answer says the stored position. The room list shows each room's `read_seq` and `unread` (messages by others after it, not deleted, counted up to 999 only, to bound the count's cost), on every device of the account.
+         * @description The read position only moves forward: a `seq` lower than the stored one is ignored and the answer says the stored position. The room list shows each room's `read_seq` and `unread` (messages by others after it, not deleted, counted up to 999 only, to bound the count's cost; call entries are not counted), on every device of the account.
          */
         put: operations["markRoomRead"];
         post?: never;
@@ -1405,6 +1405,12 @@ export interface components {
             author_id: number | null;
             /** @description The author's username (null if the account was deleted). */
             author: string | null;
+            /**
+             * @description The author's display name, the name people see (null if the account was deleted). Read
+             *     when the message is: pages, `GET` and search give the name the author has now; an event
+             *     gives the name the author had when it happened.
+             */
+            author_display_name: string | null;
             /** @description The author is a bot (an integration or an incoming webhook), not a person. */
             author_bot: boolean;
             body: string;
@@ -1428,6 +1434,14 @@ export interface components {
              * @description For `call_ended`: how long the call lasted, in seconds; null otherwise.
              */
             call_duration_secs: number | null;
+            /**
+             * @description The SHA-256 (lowercase hex) of the `Idempotency-Key` the message was posted with, so the
+             *     author's client can match its pending send with the stored message, whichever of the
+             *     post's answer and the `message.created` event comes first. Only in those two (absent
+             *     elsewhere, and when the post had no key). The digest, not the key, because every member
+             *     of the room receives the event.
+             */
+            idempotency_key_sha256?: string | null;
         };
         /**
          * @description What a timeline entry is: a person's message, or an entry Roost posts about the room's call
@@ -1532,7 +1546,8 @@ export interface components {
             read_seq: number;
             /**
              * Format: int64
-             * @description Messages by others after `read_seq` that are not deleted, at most 999.
+             * @description Messages by others after `read_seq` that are not deleted, at most 999. Call entries
+             *     (`kind` `call_started`, `call_ended`) are not counted.
              */
             unread: number;
         };
@@ -1608,6 +1623,7 @@ export interface components {
              * Format: int64
              * @description In the room list, for rooms the caller is a member of: messages by others after
              *     `read_seq` that are not deleted, counted up to 999 only (to bound the query's cost).
+             *     Call entries are not messages to read and are not counted.
              */
             unread?: number;
             /** @description For a direct message: the other person in it (absent once their account is deleted). */
