@@ -11,7 +11,7 @@ import { applyMemberEvent, applyPresence, applyTyping, setOnline, typingEnded, t
 import { newMessage } from "../notify/notify";
 import { applyRoomEvent, joinedRooms, loadRooms, newRoomMessage, roomById, roomEventSeen, roomLabel } from "../rooms/state";
 import { sessionEnded, tokenForGateway } from "../session/session";
-import { applyMessageEvent, loadLatest, outbox, timelineOf } from "../timeline/state";
+import { applyMessageEvent, loadLatest, messageCreated, outbox, timelineOf } from "../timeline/state";
 import { GatewayMachine, type Effect, type Input, type Phase } from "./machine";
 
 export const gatewayPhase = signal<Phase>("stopped");
@@ -67,7 +67,8 @@ function run(effect: Effect): void {
       roomEventSeen(room_id, seq);
       if (type.startsWith("message.")) {
         const message = data as Message;
-        applyMessageEvent(room_id, message);
+        if (type === "message.created") messageCreated(room_id, message, myUserId);
+        else applyMessageEvent(room_id, message);
         if (type === "message.created") {
           newRoomMessage(room_id, message, effect.event.at, myUserId);
           if (message.author_id !== null) typingEnded(room_id, message.author_id);
