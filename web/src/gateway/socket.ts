@@ -67,11 +67,13 @@ function run(effect: Effect): void {
       roomEventSeen(room_id, seq);
       if (type.startsWith("message.")) {
         const message = data as Message;
-        if (type === "message.created") messageCreated(room_id, message, myUserId);
-        else applyMessageEvent(room_id, message);
         if (type === "message.created") {
+          // One of our own sends, if it is, replaces its pending entry here.
+          messageCreated(room_id, message, myUserId);
           newRoomMessage(room_id, message, effect.event.at, myUserId);
           if (message.author_id !== null) typingEnded(room_id, message.author_id);
+        } else {
+          applyMessageEvent(room_id, message);
         }
         if (type === "message.created" && message.author_id !== myUserId) {
           const room = roomById(room_id);
