@@ -2,8 +2,9 @@
 // against the real roost binary (with the real livekit-server, told of calls through webhooks
 // signed as LiveKit signs them). Messages and call entries name their author by display name,
 // with the username beside it; a call nobody answered is in the timeline but raises no unread
-// count; and a person's own message is on screen once, even when the gateway delivers it
-// before the post's answer (held back here by a request route).
+// count; a person's own message is on screen once, even when the gateway delivers it before
+// the post's answer (held back here by a request route); and after a rename, the person's next
+// message brings the new name to everything of theirs on screen.
 
 import { after, before, describe } from "node:test";
 import assert from "node:assert/strict";
@@ -137,5 +138,16 @@ describe("names, unread calls and one's own message in the timeline", () => {
     });
     assert.equal(await messages(page).getByText("Sending…").count(), 0);
     await page.screenshot({ path: screenshotPath("timeline-own-message-once") });
+  });
+
+  step("after a rename, the next message brings the new name to all of theirs", async () => {
+    const admin = await apiAs(roost.origin, ADMIN.username, ADMIN.password);
+    await admin.patch(`/api/v1/users/${granId}`, { display_name: "Granny" });
+    await gran.post(`/api/v1/rooms/${roomId}/messages`, { body: "New name, same gran" });
+    await messageItem(page, "New name, same gran").getByText("Granny", { exact: true }).waitFor(WAIT);
+    await messageItem(page, "Hello from the garden").getByText("Granny", { exact: true }).waitFor(WAIT);
+    await messageItem(page, "Call started by Granny").first().waitFor(WAIT);
+    assert.equal(await messages(page).getByText("Grandma").count(), 0, "no message shows the old name");
+    await page.screenshot({ path: screenshotPath("timeline-renamed") });
   });
 });

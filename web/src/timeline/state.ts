@@ -7,6 +7,7 @@ import { signal, type Signal } from "@preact/signals";
 import { ApiError, api, call, type Message, NetworkError } from "../api/client";
 import * as snapshot from "../offline/snapshot";
 import { t } from "../strings";
+import { renamed } from "./author";
 import { Outbox, type Pending, type SendResult } from "./outbox";
 import { merge, PAGE, trim } from "./window";
 
@@ -230,6 +231,13 @@ export const outbox = new Outbox<Message>({
  * matches a pending entry) replaces that entry at once, even when the post has not answered yet.
  */
 export function messageCreated(roomId: number, message: Message, myUserId: number): void {
+  if (message.author_id !== null && message.author_display_name) {
+    // The author's name as it is now: their messages already on screen take it (a rename).
+    for (const tl of timelines.values()) {
+      const list = renamed(tl.messages.value, message.author_id, message.author_display_name);
+      if (list) tl.messages.value = list;
+    }
+  }
   const digest = message.idempotency_key_sha256;
   if (digest && message.author_id === myUserId && outbox.arrived(roomId, digest, message)) return;
   applyMessageEvent(roomId, message);
