@@ -2,10 +2,11 @@
 //! in ("Call started by Ana"), a `call_ended` entry with the call's length when the last person
 //! leaves or LiveKit ends the call ("Call ended · 12 min").
 //!
-//! The entries are messages (`messages.kind`, migration 14) with an empty body, so they page,
-//! sync through `message.created` events and count as unread like messages, and search never
-//! finds them. Each is posted at most once per LiveKit room session (`call_sid`, LiveKit's room
-//! sid): a unique index makes a repeated webhook, or a late one, a no-op.
+//! The entries are messages (`messages.kind`, migration 14) with an empty body, so they page
+//! and sync through `message.created` events like messages; they never count as unread
+//! (`chat::reads`) and search never finds them. Each is posted at most once per LiveKit room
+//! session (`call_sid`, LiveKit's room sid): a unique index makes a repeated webhook, or a late
+//! one, a no-op.
 //!
 //! This module listens to `livekit::calls::Registry` (fed by LiveKit's webhooks) and writes
 //! through [`commit`](super::commit); it never talks to LiveKit.

@@ -79,6 +79,11 @@ pub struct MessageView {
     /// The author's username (null if the account was deleted).
     #[schema(required = true)]
     pub author: Option<String>,
+    /// The author's display name, the name people see (null if the account was deleted). Read
+    /// when the message is: pages, `GET` and search give the name the author has now; an event
+    /// gives the name the author had when it happened.
+    #[schema(required = true)]
+    pub author_display_name: Option<String>,
     /// The author is a bot (an integration or an incoming webhook), not a person.
     pub author_bot: bool,
     pub body: String,
@@ -96,10 +101,17 @@ pub struct MessageView {
     /// For `call_ended`: how long the call lasted, in seconds; null otherwise.
     #[schema(required = true)]
     pub call_duration_secs: Option<i64>,
+    /// The SHA-256 (lowercase hex) of the `Idempotency-Key` the message was posted with, so the
+    /// author's client can match its pending send with the stored message, whichever of the
+    /// post's answer and the `message.created` event comes first. Only in those two (absent
+    /// elsewhere, and when the post had no key). The digest, not the key, because every member
+    /// of the room receives the event.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idempotency_key_sha256: Option<String>,
 }
 
 const MESSAGE_COLUMNS: &str = "m.id, m.room_id, m.author_id, u.username, m.body, m.created_at, \
-     m.edited_at, m.deleted_at, m.kind, m.call_secs, coalesce(u.kind = 'bot', 0)";
+     m.edited_at, m.deleted_at, m.kind, m.call_secs, coalesce(u.kind = 'bot', 0), u.display_name";
 
 fn message_from_row(row: &Row<'_>) -> rusqlite::Result<MessageView> {
     let edited: Option<i64> = row.get(6)?;
@@ -109,6 +121,7 @@ fn message_from_row(row: &Row<'_>) -> rusqlite::Result<MessageView> {
         room_id: row.get(1)?,
         author_id: row.get(2)?,
         author: row.get(3)?,
+        author_display_name: row.get(11)?,
         author_bot: row.get(10)?,
         body: row.get(4)?,
         attachments: Vec::new(),
@@ -118,6 +131,7 @@ fn message_from_row(row: &Row<'_>) -> rusqlite::Result<MessageView> {
         mentions: Vec::new(),
         kind: MessageKind::from_column(&row.get::<_, String>(8)?),
         call_duration_secs: row.get(9)?,
+        idempotency_key_sha256: None,
     })
 }
 
@@ -340,7 +354,9 @@ pub async fn post(
                         "this Idempotency-Key was used for a post to another room",
                     ));
                 }
-                return Ok((false, load(conn, room_id, message_id)?));
+                let mut original = load(conn, room_id, message_id)?;
+                original.idempotency_key_sha256 = Some(key_digest(key));
+                return Ok((false, original));
             }
         }
         Access::load(conn, room_id, &who)?.require_member()?;
@@ -377,7 +393,7 @@ pub async fn post(
             )?
             .execute(params![who.user_id, key, id, now])?;
         }
-        let (view, event) = announce_created(conn, room_id, id, now, keep)?;
+        let (view, event) = announce_created(conn, room_id, id, now, keep, key.as_deref())?;
         events.push(event);
         Ok((true, view))
     })
@@ -390,16 +406,25 @@ pub async fn post(
     }
 }
 
+/// What the author's client matches its pending send by: the key's SHA-256 in hex. Every member
+/// of the room sees it, and learns nothing of the key from it.
+fn key_digest(key: &str) -> String {
+    hex::encode(crate::auth::crypto::sha256(key))
+}
+
 /// Writes the `message.created` event of message `id`, just inserted (with its attachments),
-/// and gives the message its sequence number; the caller's transaction.
+/// and gives the message its sequence number; the caller's transaction. `idempotency_key`: the
+/// key it was posted with, whose digest the event carries.
 pub(crate) fn announce_created(
     conn: &Connection,
     room_id: i64,
     id: i64,
     now: i64,
     keep: u64,
+    idempotency_key: Option<&str>,
 ) -> Result<(MessageView, RoomEvent), ChatError> {
-    let view = load(conn, room_id, id)?;
+    let mut view = load(conn, room_id, id)?;
+    view.idempotency_key_sha256 = idempotency_key.map(key_digest);
     let event = events::append(conn, room_id, "message.created", &view, now, keep, None)?;
     // Unread counts compare a message's event sequence number with read positions.
     conn.prepare_cached("UPDATE messages SET seq = ?2 WHERE id = ?1")?

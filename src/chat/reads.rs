@@ -6,7 +6,10 @@
 //! that mark read out of order never move each other back. Joining a room (or creating it)
 //! sets the position to the joining event, so a room's history before that counts as read.
 //! An unread count is the number of messages by others after the position that are not
-//! deleted, capped at [`MAX_UNREAD`] so that a long-unread room costs a bounded scan.
+//! deleted, capped at [`MAX_UNREAD`] so that a long-unread room costs a bounded scan. Only what
+//! people wrote counts (`kind = 'text'`, bots' posts included): a room's call entries ("call
+//! started", "call ended") are its record of calls, shown in the timeline, not words someone has
+//! to read, so they never raise the count (the web client's live count follows the same rule).
 //!
 //! This module knows nothing about sockets and publishes no event: a read position is private
 //! to its owner, and the room event log is shared by every member.
@@ -32,7 +35,8 @@ pub const MAX_UNREAD: i64 = 999;
 pub struct ReadState {
     /// The room event sequence number read up to (0: nothing read yet).
     pub read_seq: i64,
-    /// Messages by others after `read_seq` that are not deleted, at most 999.
+    /// Messages by others after `read_seq` that are not deleted, at most 999. Call entries
+    /// (`kind` `call_started`, `call_ended`) are not counted.
     #[schema(maximum = 999)]
     pub unread: i64,
 }
@@ -45,13 +49,14 @@ pub fn state(conn: &Connection, user_id: i64, room_id: i64) -> Result<ReadState,
         .optional()?
         .unwrap_or(0);
     // The inner LIMIT bounds the rows scanned (the `messages_room_seq` index gives them in
-    // order); a deleted account's messages (author NULL) are someone else's.
+    // order; call entries passed over are at most two per call); a deleted account's messages
+    // (author NULL) are someone else's.
     let unread: i64 = conn
         .prepare_cached(
             "SELECT count(*) FROM (
                 SELECT 1 FROM messages
                  WHERE room_id = ?1 AND seq > ?2 AND deleted_at IS NULL
-                   AND author_id IS NOT ?3
+                   AND author_id IS NOT ?3 AND kind = 'text'
                  LIMIT ?4)",
         )?
         .query_row(params![room_id, read_seq, user_id, MAX_UNREAD], |r| {
@@ -105,7 +110,8 @@ pub struct ReadAnswer {
     description = "The read position only moves forward: a `seq` lower than the stored one \
         is ignored and the answer says the stored position. The room list shows each room's \
         `read_seq` and `unread` (messages by others after it, not deleted, counted up to 999 \
-        only, to bound the count's cost), on every device of the account.",
+        only, to bound the count's cost; call entries are not counted), on every device of \
+        the account.",
     tag = "rooms",
     params(("id" = i64, Path, example = 1, description = "The room's id")),
     request_body = MarkRead,

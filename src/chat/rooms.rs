@@ -106,6 +106,7 @@ pub struct RoomView {
     pub read_seq: Option<i64>,
     /// In the room list, for rooms the caller is a member of: messages by others after
     /// `read_seq` that are not deleted, counted up to 999 only (to bound the query's cost).
+    /// Call entries are not messages to read and are not counted.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false, maximum = 999)]
     pub unread: Option<i64>,
@@ -477,10 +478,11 @@ pub struct RoomList {
     summary = "List the caller's rooms and the public rooms they may join",
     tag = "rooms",
     description = "Each room the caller is a member of carries `read_seq` and `unread`: the \
-        caller's read position and the messages by others after it that are not deleted, \
-        counted up to 999 only to bound the cost of the count. A direct message the caller hid \
-        (`PUT /api/v1/dms/{id}/hidden`) carries `\"hidden\": true` until a message comes after \
-        the point it was hidden at or the caller opens it again: leave it out of the list.",
+        caller's read position and the messages by others after it that are not deleted (call \
+        entries are not counted), counted up to 999 only to bound the cost of the count. A \
+        direct message the caller hid (`PUT /api/v1/dms/{id}/hidden`) carries `\"hidden\": true` \
+        until a message comes after the point it was hidden at or the caller opens it again: \
+        leave it out of the list.",
     responses((status = 200, description = "At most 1000 rooms, oldest first, each with its \
                `last_activity`", body = RoomList))
 )]

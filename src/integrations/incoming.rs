@@ -388,7 +388,7 @@ pub async fn post(
                  RETURNING id",
             )?
             .query_row(params![room_id, bot_id, text, now], |r| r.get(0))?;
-        let (view, event) = messages::announce_created(conn, room_id, id, now, keep)?;
+        let (view, event) = messages::announce_created(conn, room_id, id, now, keep, None)?;
         events.push(event);
         Ok(view)
     })

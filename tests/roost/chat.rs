@@ -821,3 +821,89 @@ async fn moderators_find_the_people_they_may_add_and_no_one_else_does() {
     assert_eq!(s, StatusCode::OK, "{by_admin}");
     assert_eq!(names(&by_admin), ["bobby", "carol", "root"], "{by_admin}");
 }
+
+/// The lowercase hex SHA-256 of `text`.
+fn sha256_hex(text: &str) -> String {
+    ring::digest::digest(&ring::digest::SHA256, text.as_bytes())
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_name_their_author_and_let_the_sender_match_its_pending_send() {
+    let mut api = Api::start(Setup::new());
+    let admin = api.admin().await;
+    let gran = api.member(&admin, "gran1").await;
+    let bob = api.member(&admin, "bob").await;
+    let rename = |to: &'static str| {
+        let (api, admin, id) = (&api, &admin, gran.id);
+        async move {
+            let (status, user) = api
+                .patch(
+                    &format!("/api/v1/users/{id}"),
+                    admin,
+                    json!({ "display_name": to }),
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK, "{user}");
+        }
+    };
+    rename("Grandma").await;
+    let room = api.room(&admin, "family", false).await;
+    api.add(&admin, room, &gran).await;
+    api.add(&admin, room, &bob).await;
+    let (mut bob_ws, _) = api.ws_ready(&bob, None).await;
+
+    let path = format!("/api/v1/rooms/{room}/messages");
+    let post = || {
+        let req = api
+            .http
+            .post(api.roost.https_url(&path))
+            .bearer_auth(&gran.token)
+            .header("Idempotency-Key", "send-7f3a")
+            .json(&json!({ "body": "hello, family" }));
+        async move { answer(req.send().await.unwrap()).await }
+    };
+    let (status, posted) = post().await;
+    assert_eq!(status, StatusCode::CREATED, "{posted}");
+    assert_eq!(posted["author"], "gran1");
+    assert_eq!(posted["author_display_name"], "Grandma");
+    // The sender's client matches its pending send by the key's digest...
+    let digest = sha256_hex("send-7f3a");
+    assert_eq!(posted["idempotency_key_sha256"], digest, "{posted}");
+    // ... which the event carries too, for whichever comes first. Other members see the
+    // digest, never the key.
+    let event = bob_ws.next_event(WAIT).await;
+    assert_eq!(event["type"], "message.created", "{event}");
+    assert_eq!(event["data"]["id"], posted["id"]);
+    assert_eq!(event["data"]["author_display_name"], "Grandma");
+    assert_eq!(event["data"]["idempotency_key_sha256"], digest);
+    assert!(!event.to_string().contains("send-7f3a"), "{event}");
+    // A retry gets the original, with the same digest.
+    let (status, repeat) = post().await;
+    assert_eq!(status, StatusCode::OK, "{repeat}");
+    assert_eq!(repeat["id"], posted["id"]);
+    assert_eq!(repeat["idempotency_key_sha256"], digest);
+    // Without a key there is nothing to match.
+    let plain = api.say(&gran, room, "no key").await;
+    assert!(plain.get("idempotency_key_sha256").is_none(), "{plain}");
+
+    // A display name changed later shows wherever messages are read again: history, one
+    // message, search. The digest belongs to the post and its event only.
+    rename("Granny").await;
+    let (status, page) = api.get(&path, &bob).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let first = &page["messages"][0];
+    assert_eq!(first["author_display_name"], "Granny", "{page}");
+    assert!(first.get("idempotency_key_sha256").is_none(), "{first}");
+    let (_, one) = api.get(&format!("{path}/{}", posted["id"]), &bob).await;
+    assert_eq!(one["author_display_name"], "Granny", "{one}");
+    let (status, found) = api.get("/api/v1/search?q=family", &bob).await;
+    assert_eq!(status, StatusCode::OK, "{found}");
+    assert_eq!(
+        found["messages"][0]["author_display_name"], "Granny",
+        "{found}"
+    );
+}

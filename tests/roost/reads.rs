@@ -149,3 +149,60 @@ async fn marking_read_is_for_members_and_within_the_log() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_entries_do_not_count_as_unread() {
+    let (setup, _) = with_fake_livekit(Setup::new(), "");
+    let mut api = Api::start(setup);
+    api.roost.wait_for_log(
+        |v| v["message"] == "livekit ready",
+        std::time::Duration::from_secs(30),
+    );
+    let admin = api.admin().await;
+    let ann = api.member(&admin, "ann").await;
+    let bob = api.member(&admin, "bob").await;
+    let room = api.room(&ann, "kitchen", true).await;
+    api.add(&ann, room, &bob).await;
+
+    // Bob starts a call nobody answers: "call started by bob", then "call ended".
+    let bob_identity = format!("user-{}", bob.id);
+    for event in ["participant_joined", "participant_left"] {
+        let body = livekit_event(event, room, "RM_missed", &bob_identity, "PA_bob");
+        assert_eq!(post_livekit_webhook(&api, &body).await, StatusCode::OK);
+    }
+    let path = format!("/api/v1/rooms/{room}/messages");
+    let kinds = eventually(
+        std::time::Duration::from_secs(20),
+        "both call entries",
+        || async {
+            let (_, page) = api.get(&path, &ann).await;
+            let kinds: Vec<Value> = page["messages"]
+                .as_array()?
+                .iter()
+                .map(|m| m["kind"].clone())
+                .collect();
+            (kinds.len() == 2).then_some(kinds)
+        },
+    )
+    .await;
+    assert_eq!(kinds, [json!("call_started"), json!("call_ended")]);
+    // The entries are in the timeline, but nobody has a message to read.
+    for who in [&ann, &bob] {
+        let r = listed(&api, who, room).await;
+        assert_eq!(r["unread"], 0, "{r}");
+    }
+
+    // What Bob writes afterwards is one unread message, not three.
+    api.say(&bob, room, "call me back").await;
+    let r = listed(&api, &ann, room).await;
+    assert_eq!(r["unread"], 1, "{r}");
+    let (status, read) = api
+        .put(
+            &format!("/api/v1/rooms/{room}/read"),
+            &ann,
+            json!({ "seq": r["last_seq"] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{read}");
+    assert_eq!(read["unread"], 0, "{read}");
+}

@@ -376,16 +376,6 @@ async fn security_alerts_reach_hooks_that_want_them_and_not_room_hooks() {
     assert!(receiver.seen().iter().all(|d| d.path == "/alerts"));
 }
 
-/// A LiveKit webhook about `identity`'s session `sid` in Roost room `room`'s call, whose
-/// LiveKit session is `room_sid`.
-fn livekit_event(event: &str, room: i64, room_sid: &str, identity: &str, sid: &str) -> Value {
-    json!({
-        "event": event,
-        "room": { "name": format!("roost-room-{room}"), "sid": room_sid },
-        "participant": { "identity": identity, "sid": sid, "name": identity, "joinedAt": "1765084200" },
-    })
-}
-
 #[tokio::test]
 async fn calls_start_and_end_once_for_the_hooks_of_their_room() {
     let receiver = Receiver::start().await;

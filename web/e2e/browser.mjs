@@ -126,6 +126,11 @@ export async function apiAs(origin, username, password) {
       if (!resp.ok()) throw new Error(`${path}: ${resp.status()} ${await resp.text()}`);
       return resp.json();
     },
+    async put(path, data) {
+      const resp = await ctx.put(path, { data, headers: { Authorization: `Bearer ${access_token}` } });
+      if (!resp.ok()) throw new Error(`${path}: ${resp.status()} ${await resp.text()}`);
+      return resp.json();
+    },
     async patch(path, data) {
       const resp = await ctx.patch(path, { data, headers: { Authorization: `Bearer ${access_token}` } });
       if (!resp.ok()) throw new Error(`${path}: ${resp.status()} ${await resp.text()}`);
@@ -245,8 +250,7 @@ export const roomList = (page) => page.getByRole("navigation", { name: "Rooms" }
 export const messages = (page) => page.getByRole("list", { name: "Messages", exact: true });
 /** The timeline entries holding `text`. */
 export const messageItem = (page, text) => messages(page).getByRole("listitem").filter({ hasText: text });
-/** A message the server has stored (it has an id), not the pending send of the same text,
- *  which stays on screen until the POST answers even when the gateway delivered the message first. */
+/** A message the server has stored (it has an id), not the pending send of the same text. */
 export const storedItem = (page, text) => messages(page).locator("li[data-id]").filter({ hasText: text });
 
 /** Creates the first admin `who` on the first-run screen with the setup code. */

@@ -288,6 +288,8 @@ export const t = {
   callUnderAMinute: "under 1 min",
   callMinutes: (minutes: number) => `${minutes} min`,
   callHours: (hours: number, minutes: number) => (minutes ? `${hours} h ${minutes} min` : `${hours} h`),
+  // author names in the timeline (display name, then the username when it differs)
+  authorUsername: (username: string) => `@${username}`,
   // offline shell and updates (service worker, offline/)
   outOfReach: "Roost is out of reach — showing what you saw last. It reconnects by itself.",
   readOnly: "You can read, but not send, until Roost is back.",

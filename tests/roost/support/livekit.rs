@@ -147,3 +147,13 @@ pub async fn post_livekit_webhook(api: &Api, body: &Value) -> reqwest::StatusCod
         .unwrap()
         .status()
 }
+
+/// A LiveKit webhook about `identity`'s session `sid` in Roost room `room`'s call, whose
+/// LiveKit session is `room_sid`.
+pub fn livekit_event(event: &str, room: i64, room_sid: &str, identity: &str, sid: &str) -> Value {
+    serde_json::json!({
+        "event": event,
+        "room": { "name": format!("roost-room-{room}"), "sid": room_sid },
+        "participant": { "identity": identity, "sid": sid, "name": identity, "joinedAt": "1765084200" },
+    })
+}

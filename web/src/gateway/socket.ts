@@ -20,7 +20,7 @@ import {
   roomLabel,
 } from "../rooms/state";
 import { sessionEnded, tokenForGateway } from "../session/session";
-import { applyMessageEvent, loadLatest, outbox, timelineOf } from "../timeline/state";
+import { applyMessageEvent, loadLatest, messageCreated, outbox, timelineOf } from "../timeline/state";
 import { GatewayMachine, type Effect, type Input, type Phase } from "./machine";
 
 export const gatewayPhase = signal<Phase>("stopped");
@@ -76,10 +76,13 @@ function run(effect: Effect): void {
       roomEventSeen(room_id, seq);
       if (type.startsWith("message.")) {
         const message = data as Message;
-        applyMessageEvent(room_id, message);
         if (type === "message.created") {
+          // One of our own sends, if it is, replaces its pending entry here.
+          messageCreated(room_id, message, myUserId);
           newRoomMessage(room_id, message, effect.event.at, myUserId);
           if (message.author_id !== null) typingEnded(room_id, message.author_id);
+        } else {
+          applyMessageEvent(room_id, message);
         }
         if (type === "message.created" && message.author_id !== myUserId) {
           const room = roomById(room_id);

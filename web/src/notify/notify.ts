@@ -11,6 +11,7 @@ import type { Message } from "../api/client";
 import { appName } from "../branding/state";
 import { totalUnread } from "../rooms/state";
 import { t } from "../strings";
+import { authorName } from "../timeline/author";
 
 export const notificationsAllowed = signal(typeof Notification !== "undefined" && Notification.permission === "granted");
 export const canAskForNotifications = signal(typeof Notification !== "undefined" && Notification.permission === "default");
@@ -32,10 +33,16 @@ export interface Arrival {
 
 /** A new message someone else wrote arrived live. */
 export function newMessage(message: Message, arrival: Arrival): void {
-  if (!document.hidden || !notificationsAllowed.value) return;
+  // A call that ended is news to nobody; one that started is said as the timeline says it.
+  if (!document.hidden || !notificationsAllowed.value || message.kind === "call_ended") return;
+  const author = authorName(message).name;
   // The notification shows plain text; the body is cut so a long message stays readable.
-  const body = message.body.length > 140 ? `${message.body.slice(0, 140)}…` : message.body;
-  const author = message.author ?? t.unknownAuthor;
+  const body =
+    message.kind === "call_started"
+      ? t.callStarted(author)
+      : message.body.length > 140
+        ? `${message.body.slice(0, 140)}…`
+        : message.body;
   const personal = arrival.direct || arrival.mentioned;
   const title = arrival.direct
     ? t.directMessageFrom(author)

@@ -11,6 +11,7 @@
 import { computed, signal } from "@preact/signals";
 import { api, call, type Message, type Room, type Schemas } from "../api/client";
 import { t } from "../strings";
+import { afterLiveMessage } from "./unread";
 
 export type Person = Schemas["Person"];
 
@@ -89,7 +90,7 @@ export function roomEventSeen(roomId: number, seq: number): void {
   rooms.value = rooms.value.map((r) => (r.id === roomId && seq > r.last_seq ? { ...r, last_seq: seq } : r));
 }
 
-/** A live message: its room moves to the top of the list and, written by someone else, is unread. */
+/** A live message: its room moves to the top of the list and, written by someone else, is unread (unread.ts). */
 export function newRoomMessage(roomId: number, message: Message, at: string, myUserId: number): void {
   // A room the list does not have yet (a DM someone just opened): its load brings the count.
   if (!roomById(roomId)) {
@@ -97,16 +98,8 @@ export function newRoomMessage(roomId: number, message: Message, at: string, myU
     return;
   }
   // A message in a DM the person hid brings it back, as the server does.
-  const byOther = message.author_id !== myUserId;
   rooms.value = rooms.value.map((r) =>
-    r.id === roomId
-      ? {
-          ...r,
-          last_activity: at,
-          unread: byOther && r.unread !== undefined ? Math.min(r.unread + 1, 999) : r.unread,
-          hidden: undefined,
-        }
-      : r,
+    r.id === roomId ? { ...afterLiveMessage(r, message, at, myUserId), hidden: undefined } : r,
   );
 }
 

@@ -4,6 +4,7 @@ import { useState } from "preact/hooks";
 import { openRoom } from "../app/router";
 import { roomById, roomLabel } from "../rooms/state";
 import { t } from "../strings";
+import { authorName } from "../timeline/author";
 import { focusMessage } from "../timeline/state";
 import { clearSearch, results, search, searchError } from "./state";
 
@@ -46,7 +47,7 @@ export function SearchBox() {
                   }}
                 >
                   <span class="help">
-                    {roomLabel(roomById(m.room_id))} · {m.author ?? t.unknownAuthor}
+                    {roomLabel(roomById(m.room_id))} · {authorName(m).name}
                   </span>
                   <span class="snippet" dir="auto">
                     {m.body.length > 120 ? `${m.body.slice(0, 120)}…` : m.body}

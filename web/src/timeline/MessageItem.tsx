@@ -10,6 +10,7 @@ import { ApiError, NetworkError, type Message } from "../api/client";
 import { unreachable } from "../offline/state";
 import { t } from "../strings";
 import { AttachmentView } from "./AttachmentView";
+import { authorName } from "./author";
 import { Body } from "./Body";
 import { callLength } from "./call-length";
 import type { Pending } from "./outbox";
@@ -21,6 +22,7 @@ function myUsername(): string | undefined {
   return s.status === "signed_in" ? s.user.username : undefined;
 }
 import "./call-entry.css";
+import "./author.css";
 
 function time(iso: string): string {
   return new Date(iso).toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" });
@@ -117,7 +119,7 @@ function MoreActions({ items, messageId }: { items: MenuItem[]; messageId: numbe
 function CallEntry({ message, focused }: { message: Message; focused?: boolean }) {
   const text =
     message.kind === "call_started"
-      ? t.callStarted(message.author ?? t.unknownAuthor)
+      ? t.callStarted(authorName(message).name)
       : message.call_duration_secs === null
         ? t.callEnded
         : t.callEndedAfter(callLength(message.call_duration_secs));
@@ -175,6 +177,7 @@ function TextMessage({
     if (mode === "edit") editor.current?.focus();
   }, [mode]);
 
+  const author = authorName(message);
   const actions: MenuItem[] = [];
   if (mine && !message.deleted) {
     actions.push({
@@ -216,8 +219,9 @@ function TextMessage({
       {actions.length > 0 && mode === "view" && !unreachable.value ? <MoreActions items={actions} messageId={message.id} /> : null}
       <div class="meta">
         <strong class="author" dir="auto">
-          {message.author ?? t.unknownAuthor}
+          {author.name}
         </strong>{" "}
+        {author.username ? <span class="author-username">{t.authorUsername(author.username)} </span> : null}
         {message.author_bot ? <span class="bot-badge">{t.botBadge}</span> : null}
         <time dateTime={message.created_at}>{time(message.created_at)}</time>
         {message.edited_at && !message.deleted ? <span class="edited"> {t.edited}</span> : null}

@@ -1,25 +1,28 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { Outbox, type Pending, type SendResult } from "./outbox";
 
-function harness(answers: SendResult[]) {
+type Stored = { id: number };
+
+function harness(answers: SendResult<Stored>[]) {
   const posted: Pending[] = [];
   const sent: [string, number][] = [];
   const timers: (() => void)[] = [];
   let keys = 0;
-  const outbox = new Outbox({
+  const outbox = new Outbox<Stored>({
     post: async (p) => {
       posted.push(p);
-      return answers.shift() ?? { ok: true, messageId: 100 + posted.length };
+      return answers.shift() ?? { ok: true, message: { id: 100 + posted.length } };
     },
     newKey: () => `key-${++keys}`,
+    digest: async (key) => `digest-of-${key}`,
     later: (fn) => timers.push(fn),
     changed: () => {},
-    sent: (p, id) => sent.push([p.body, id]),
+    sent: (p, message) => sent.push([p.body, message.id]),
   });
   return { outbox, posted, sent, timers };
 }
 
-const offline: SendResult = { ok: false, retry: true, offline: true, error: "offline" };
+const offline: SendResult<Stored> = { ok: false, retry: true, offline: true, error: "offline" };
 
 describe("outbox", () => {
   it("sends at once with an idempotency key", async () => {
@@ -44,7 +47,7 @@ describe("outbox", () => {
   });
 
   it("retries server trouble later, then marks it failed", async () => {
-    const trouble: SendResult = { ok: false, retry: true, offline: false, error: "server error" };
+    const trouble: SendResult<Stored> = { ok: false, retry: true, offline: false, error: "server error" };
     const h = harness([trouble, trouble, trouble, trouble, trouble]);
     h.outbox.add(1, "x");
     await h.outbox.flush();
@@ -69,5 +72,37 @@ describe("outbox", () => {
     await h.outbox.flush();
     expect(h.outbox.all()).toEqual([]);
     expect(h.posted.filter((p) => p.body === "bad").map((p) => p.idempotencyKey)).toEqual(["key-1", "key-1"]);
+  });
+
+  it("turns a send into its stored message when the gateway's event beats the post's answer", async () => {
+    let answer: (r: SendResult<Stored>) => void = () => {};
+    const sent: number[] = [];
+    let shown: readonly Pending[] = [];
+    const outbox = new Outbox<Stored>({
+      post: () => new Promise((resolve) => (answer = resolve)),
+      newKey: () => "k",
+      digest: async (key) => `digest-of-${key}`,
+      later: () => {},
+      changed: (all) => (shown = all),
+      sent: (_p, message) => sent.push(message.id),
+    });
+    outbox.add(1, "hello");
+    const flushed = outbox.flush();
+    // The post is out (its key's digest was worked out before it went) and has no answer yet.
+    await vi.waitFor(() => expect(shown[0]?.state).toBe("sending"));
+    expect(shown[0].keyDigest).toBe("digest-of-k");
+    // Another room's message, or another key, is not this send.
+    expect(outbox.arrived(2, "digest-of-k", { id: 7 })).toBe(false);
+    expect(outbox.arrived(1, "digest-of-other", { id: 7 })).toBe(false);
+    expect(shown).toHaveLength(1);
+    // The event: the pending entry goes and the stored message takes its place, together.
+    expect(outbox.arrived(1, "digest-of-k", { id: 7 })).toBe(true);
+    expect(shown).toEqual([]);
+    expect(sent).toEqual([7]);
+    // The answer comes later and finds nothing left to replace.
+    answer({ ok: true, message: { id: 7 } });
+    await flushed;
+    expect(sent).toEqual([7]);
+    expect(outbox.all()).toEqual([]);
   });
 });

@@ -7,6 +7,7 @@ import { signal, type Signal } from "@preact/signals";
 import { ApiError, api, call, type Message, NetworkError } from "../api/client";
 import * as snapshot from "../offline/snapshot";
 import { t } from "../strings";
+import { renamed } from "./author";
 import { Outbox, type Pending, type SendResult } from "./outbox";
 import { merge, PAGE, trim } from "./window";
 
@@ -188,7 +189,7 @@ export async function deleteMessage(roomId: number, messageId: number): Promise<
 
 export const pending = signal<readonly Pending[]>([]);
 
-async function post(p: Pending): Promise<SendResult> {
+async function post(p: Pending): Promise<SendResult<Message>> {
   try {
     const message = await call(() =>
       api.POST("/api/v1/rooms/{id}/messages", {
@@ -196,8 +197,7 @@ async function post(p: Pending): Promise<SendResult> {
         body: { body: p.body, attachment_ids: p.attachments.map((a) => a.id) },
       }),
     );
-    applyMessageEvent(p.roomId, message);
-    return { ok: true, messageId: message.id };
+    return { ok: true, message };
   } catch (e) {
     if (e instanceof NetworkError) return { ok: false, retry: true, offline: true, error: t.networkError };
     if (e instanceof ApiError) {
@@ -208,15 +208,40 @@ async function post(p: Pending): Promise<SendResult> {
   }
 }
 
-export const outbox = new Outbox({
+/** `text`'s SHA-256 in lowercase hex (what the server echoes of a send's key). */
+async function sha256Hex(text: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+export const outbox = new Outbox<Message>({
   post,
   newKey: () => crypto.randomUUID(),
+  digest: sha256Hex,
   later: (fn, ms) => setTimeout(fn, ms),
   changed: (all) => {
     pending.value = all;
   },
-  sent: () => {},
+  // The pending entry was dropped in this same task: the screen never shows both.
+  sent: (p, message) => applyMessageEvent(p.roomId, message),
 });
+
+/**
+ * A `message.created` from the gateway. One of this client's own sends (its key's digest
+ * matches a pending entry) replaces that entry at once, even when the post has not answered yet.
+ */
+export function messageCreated(roomId: number, message: Message, myUserId: number): void {
+  if (message.author_id !== null && message.author_display_name) {
+    // The author's name as it is now: their messages already on screen take it (a rename).
+    for (const tl of timelines.values()) {
+      const list = renamed(tl.messages.value, message.author_id, message.author_display_name);
+      if (list) tl.messages.value = list;
+    }
+  }
+  const digest = message.idempotency_key_sha256;
+  if (digest && message.author_id === myUserId && outbox.arrived(roomId, digest, message)) return;
+  applyMessageEvent(roomId, message);
+}
 
 export function send(roomId: number, body: string, attachments: { id: number; name: string }[] = []): void {
   outbox.add(roomId, body, attachments);

@@ -7,6 +7,7 @@ const msg = (id: number, body = `m${id}`): Message => ({
   room_id: 1,
   author_id: 1,
   author: "a",
+  author_display_name: "A",
   author_bot: false,
   body,
   attachments: [],
