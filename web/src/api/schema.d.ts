@@ -461,7 +461,7 @@ export interface paths {
         };
         /**
          * List the caller's rooms and the public rooms they may join
-         * @description Each room the caller is a member of carries `read_seq` and `unread`: the caller's read position and the messages by others after it that are not deleted, counted up to 999 only to bound the cost of the count.
+         * @description Each room the caller is a member of carries `read_seq` and `unread`: the caller's read position and the messages by others after it that are not deleted (call entries are not counted), counted up to 999 only to bound the cost of the count. A direct message the caller hid (`PUT /api/v1/dms/{id}/hidden`) carries `"hidden": true` until a message comes after the point it was hidden at or the caller opens it again: leave it out of the list.
          */
         get: operations["listRooms"];
         put?: never;
@@ -556,7 +556,7 @@ export interface paths {
         get?: never;
         /**
          * Record how far the caller has read a room
-         * @description The read position only moves forward: a `seq` lower than the stored one is ignored and the answer says the stored position. The room list shows each room's `read_seq` and `unread` (messages by others after it, not deleted, counted up to 999 only, to bound the count's cost), on every device of the account.
+         * @description The read position only moves forward: a `seq` lower than the stored one is ignored and the answer says the stored position. The room list shows each room's `read_seq` and `unread` (messages by others after it, not deleted, counted up to 999 only, to bound the count's cost; call entries are not counted), on every device of the account.
          */
         put: operations["markRoomRead"];
         post?: never;
@@ -580,6 +580,26 @@ export interface paths {
          * @description A direct message is a room of kind `dm` with exactly the caller and `user_id` as members; its `dm_with` names the other person. One pair has at most one: asking again returns it (200). Both people receive its `member.joined` events on the gateway. Members and admins may message any active account that is not a guest; a guest, and anyone messaging a guest, only people who share a room with them. Nobody joins, is added to, leaves, renames or changes a direct message (403 `dm_fixed`), and only its two people see it, admins included.
          */
         post: operations["openDm"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/dms/{id}/hidden": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Hide a direct message from the caller's room list
+         * @description Like closing a conversation: in the caller's `GET /api/v1/rooms` the direct message carries `"hidden": true` (on every device, at its next load), and clients leave it out of the list. Nothing else changes: it keeps its messages, the caller stays in it and still receives its events on the gateway, and the other person still lists it. It is shown again (no `hidden`) once a message comes after `seq`, or when the caller opens it again with `POST /api/v1/dms`. Hiding it again moves `seq`.
+         */
+        put: operations["hideDm"];
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -889,7 +909,7 @@ export interface paths {
         };
         /**
          * Open the realtime WebSocket gateway
-         * @description Upgrades to a WebSocket (HTTP/1.1 `Upgrade: websocket`). Authenticate with the first frame, `{"op":"auth","token":...}`, within 10 s; the protocol is in docs/gateway-protocol.md.
+         * @description Upgrades to a WebSocket (HTTP/1.1 `Upgrade: websocket`). Authenticate with the first frame, `{"op":"auth","token":...}`, within 10 s. The server sends `ready`, then room events (`event`) of the rooms you are in, `presence`, `typing`, `call` and `directory` frames (public rooms you are not in: `room.listed`, `room.unlisted`; never a private room). The protocol is in docs/gateway-protocol.md.
          */
         get: operations["openGateway"];
         put?: never;
@@ -1262,6 +1282,15 @@ export interface components {
             /** @description Roost's version. */
             version: string;
         };
+        HideDm: {
+            /**
+             * Format: int64
+             * @description The newest room event sequence number the client has shown for this DM: a message
+             *     after it brings the DM back to the list at once, so one that arrived while the person
+             *     was closing it is not hidden unseen. Default (and at most): the DM's `last_seq`.
+             */
+            seq?: number | null;
+        };
         /** @description An uploaded icon: a square PNG. */
         Icon: {
             /**
@@ -1405,6 +1434,12 @@ export interface components {
             author_id: number | null;
             /** @description The author's username (null if the account was deleted). */
             author: string | null;
+            /**
+             * @description The author's display name, the name people see (null if the account was deleted). Read
+             *     when the message is: pages, `GET` and search give the name the author has now; an event
+             *     gives the name the author had when it happened.
+             */
+            author_display_name: string | null;
             /** @description The author is a bot (an integration or an incoming webhook), not a person. */
             author_bot: boolean;
             body: string;
@@ -1428,6 +1463,14 @@ export interface components {
              * @description For `call_ended`: how long the call lasted, in seconds; null otherwise.
              */
             call_duration_secs: number | null;
+            /**
+             * @description The SHA-256 (lowercase hex) of the `Idempotency-Key` the message was posted with, so the
+             *     author's client can match its pending send with the stored message, whichever of the
+             *     post's answer and the `message.created` event comes first. Only in those two (absent
+             *     elsewhere, and when the post had no key). The digest, not the key, because every member
+             *     of the room receives the event.
+             */
+            idempotency_key_sha256?: string | null;
         };
         /**
          * @description What a timeline entry is: a person's message, or an entry Roost posts about the room's call
@@ -1532,7 +1575,8 @@ export interface components {
             read_seq: number;
             /**
              * Format: int64
-             * @description Messages by others after `read_seq` that are not deleted, at most 999.
+             * @description Messages by others after `read_seq` that are not deleted, at most 999. Call entries
+             *     (`kind` `call_started`, `call_ended`) are not counted.
              */
             unread: number;
         };
@@ -1608,10 +1652,17 @@ export interface components {
              * Format: int64
              * @description In the room list, for rooms the caller is a member of: messages by others after
              *     `read_seq` that are not deleted, counted up to 999 only (to bound the query's cost).
+             *     Call entries are not messages to read and are not counted.
              */
             unread?: number;
             /** @description For a direct message: the other person in it (absent once their account is deleted). */
             dm_with?: components["schemas"]["Person"];
+            /**
+             * @description In the room list, `true` for a direct message the caller hid from it
+             *     (`PUT /api/v1/dms/{id}/hidden`) and no message has come in since: clients leave it out
+             *     of the list, and show it again when a message comes. Absent otherwise.
+             */
+            hidden?: boolean;
         };
         /**
          * @description What a room is: a room people join and leave, or a direct message between two accounts.
@@ -3937,7 +3988,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The direct message the two already have */
+            /** @description The direct message the two already have (back in the caller's room list if they had hidden it) */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -3975,6 +4026,63 @@ export interface operations {
                 };
             };
             /** @description No such account (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            408: components["responses"]["RequestTimeout"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            421: components["responses"]["MisdirectedRequest"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+            507: components["responses"]["InsufficientStorage"];
+        };
+    };
+    hideDm: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The direct message's room id
+                 * @example 1
+                 */
+                id: number;
+            };
+            cookie?: never;
+        };
+        /** @description Optional: an empty body hides it up to its newest event. */
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["HideDm"] | null;
+            };
+        };
+        responses: {
+            /** @description Hidden from the caller's list */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description A body that is not valid (`invalid_body`), a negative `seq` (`invalid_seq`), or a room that is not a direct message (`not_a_dm`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description No such room, or one the caller may not see (`not_found`) */
             404: {
                 headers: {
                     [name: string]: unknown;
