@@ -601,7 +601,8 @@ pub async fn rotate(
     params(("id" = i64, Path, example = 1, description = "The webhook's id"), DeliveryQuery),
     responses(
         (status = 200, description = "The newest deliveries first: queued ones and those sent \
-         within `[webhooks] delivery_log_days`", body = DeliveryList),
+         within `[webhooks] delivery_log_days`, none older than `[retention] message_days` \
+         when that is set", body = DeliveryList),
         (status = 403, description = "Not an admin (`forbidden`)", body = crate::http::ErrorBody),
         (status = 404, description = "No such webhook (`not_found`)", body = crate::http::ErrorBody),
     )
