@@ -111,6 +111,21 @@ pub static MIGRATIONS: &[Migration] = &[
         name: "webhooks",
         sql: include_str!("migrations/0015_webhooks.sql"),
     },
+    Migration {
+        version: 16,
+        name: "reserved",
+        sql: include_str!("migrations/0016_reserved.sql"),
+    },
+    Migration {
+        version: 17,
+        name: "reserved",
+        sql: include_str!("migrations/0017_reserved.sql"),
+    },
+    Migration {
+        version: 18,
+        name: "sealed_webhook_secrets",
+        sql: include_str!("migrations/0018_sealed_webhook_secrets.sql"),
+    },
 ];
 
 /// Registers the SQL functions migrations may call on `conn` (migration 11): `roost_name_key

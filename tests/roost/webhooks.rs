@@ -371,6 +371,75 @@ async fn kill_9_with_deliveries_pending_loses_none() {
     assert!(log.iter().all(|d| d["state"] == "delivered"), "{log:?}");
 }
 
+/// True if the file at `path` holds `needle`'s bytes anywhere (free pages included).
+fn file_holds(path: &std::path::Path, needle: &str) -> bool {
+    std::fs::read(path)
+        .unwrap()
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+/// A hook's secret is in the database only sealed, with a key kept outside it and outside
+/// every backup, so neither a copy of the database nor a backup can sign as this server; yet
+/// deliveries are signed with it. A hook an older version stored in the clear keeps its
+/// secret across the upgrade: the daemon seals it when it starts, leaving no trace of the
+/// clear text in the file.
+#[tokio::test]
+async fn secrets_are_sealed_in_the_database_and_its_backups_and_still_sign() {
+    let receiver = Receiver::start().await;
+    let mut api = Api::start(setup(""));
+    let admin = api.admin().await;
+    let room = api.room(&admin, "hall", false).await;
+    let (hook, secret) = create_hook(
+        &api,
+        &admin,
+        json!({ "url": receiver.url("/"), "events": ["message.created"] }),
+    )
+    .await;
+    let sealed: Vec<u8> = api
+        .db()
+        .query_row(
+            "SELECT secret_sealed FROM webhooks WHERE id = ?1 AND secret = ''",
+            [hook],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&sealed).contains(&secret));
+
+    // The hook as a version before sealing stored it: the secret in the clear.
+    api.db()
+        .execute(
+            "UPDATE webhooks SET secret = ?1, secret_sealed = NULL WHERE id = ?2",
+            (&secret, hook),
+        )
+        .unwrap();
+    api.roost.signal(nix::sys::signal::Signal::SIGTERM);
+    api.roost.wait_exit(DEADLINE);
+    let db_file = api.roost.setup.data_dir().join("roost.sqlite3");
+    assert!(file_holds(&db_file, &secret), "the old form is on disk");
+    let Api { roost, http } = api;
+    let api = Api {
+        roost: roost.into_setup().start(),
+        http,
+    };
+    let admin = api.signed_in("root", ADMIN_PASSWORD).await;
+
+    api.say(&admin, room, "signed as before").await;
+    let seen = receiver.wait_for(1).await;
+    assert_signed(&seen[0], &secret);
+    let out = api.roost.setup.run(&["backup"]);
+    assert_exit_0(&out);
+    let backup = backup_dir_from(&out).join("roost.sqlite3");
+    assert!(!file_holds(&backup, &secret), "the secret is in the backup");
+    let Api { mut roost, .. } = api;
+    roost.signal(nix::sys::signal::Signal::SIGTERM);
+    roost.wait_exit(DEADLINE);
+    assert!(
+        !file_holds(&db_file, &secret),
+        "the secret is still in the database file"
+    );
+}
+
 #[tokio::test]
 async fn refused_addresses_are_refused_by_default() {
     let receiver = Receiver::start().await;

@@ -1,0 +1,2 @@
+-- Reserved: a branch merged alongside this one may define migration 17. This placeholder
+-- changes nothing, so the migrations after it apply in order either way.
