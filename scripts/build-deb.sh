@@ -24,7 +24,7 @@
 # from the clap definition by examples/gen-man.rs, dated by the newest debian/changelog entry.
 #
 # Installs what is missing: cargo-deb (pinned, from crates.io, into ~/.cargo/bin once), and as
-# root lintian and dpkg-dev. The package lands in $CARGO_TARGET_DIR/debian/ (default
+# root lintian, dpkg-dev and python3. The package lands in $CARGO_TARGET_DIR/debian/ (default
 # target/debian/); its path is the last line printed. lintian must report no error and no
 # warning (overrides in debian/lintian-overrides carry their reasons).
 set -euo pipefail
@@ -49,7 +49,7 @@ for arg in "$@"; do
     case $arg in
     --no-lintian) run_lintian=false ;;
     -h | --help)
-        sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     -*)
@@ -86,7 +86,8 @@ apt_install() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 # dpkg-dev: dpkg-shlibdeps (Depends from the binary's libraries) and dpkg-parsechangelog.
-tools=(dpkg-dev)
+# python3: scripts/crate-licences.py.
+tools=(dpkg-dev python3)
 $run_lintian && tools+=(lintian)
 apt_install "${tools[@]}"
 
