@@ -13,14 +13,18 @@
 # built from its Go module, minutes the first time) goes in as /usr/lib/roost/livekit-server,
 # its LICENSE and NOTICE in /usr/share/doc/roost/livekit-server/, beside
 # third-party-licenses.txt.gz: the licences of the Go modules compiled into it (collected by
-# scripts/build-livekit.sh into its cache, so packaging needs no Go). Every unit in systemd/ is
+# scripts/build-livekit.sh into its cache, so packaging needs no Go). The licences of the Rust
+# code compiled into roost itself (the standard library and every crate linked for TARGET,
+# collected by scripts/crate-licences.py from the toolchain and the cargo registry's sources,
+# offline) go in as /usr/share/doc/roost/third-party-licenses.txt.gz; a crate without a licence
+# file fails the build with its name. Every unit in systemd/ is
 # packaged; whether the package enables and starts it comes from the systemd-units
 # entries in Cargo.toml, and the built package's maintainer scripts are checked against the
 # table UNIT_POLICY below (a unit missing from it fails the build). The man pages are generated
 # from the clap definition by examples/gen-man.rs, dated by the newest debian/changelog entry.
 #
 # Installs what is missing: cargo-deb (pinned, from crates.io, into ~/.cargo/bin once), and as
-# root lintian and dpkg-dev. The package lands in $CARGO_TARGET_DIR/debian/ (default
+# root lintian, dpkg-dev and python3. The package lands in $CARGO_TARGET_DIR/debian/ (default
 # target/debian/); its path is the last line printed. lintian must report no error and no
 # warning (overrides in debian/lintian-overrides carry their reasons).
 set -euo pipefail
@@ -45,7 +49,7 @@ for arg in "$@"; do
     case $arg in
     --no-lintian) run_lintian=false ;;
     -h | --help)
-        sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     -*)
@@ -82,7 +86,8 @@ apt_install() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 # dpkg-dev: dpkg-shlibdeps (Depends from the binary's libraries) and dpkg-parsechangelog.
-tools=(dpkg-dev)
+# python3: scripts/crate-licences.py.
+tools=(dpkg-dev python3)
 $run_lintian && tools+=(lintian)
 apt_install "${tools[@]}"
 
@@ -99,6 +104,17 @@ if [[ $target == x86_64-* ]]; then
 else
     bash scripts/build-arm.sh "$target"
 fi
+
+# --- licences of the Rust code in roost ---------------------------------------------------------
+# For the same target as the binary: the crates linked differ between targets (the build just
+# fetched their sources, so this needs no network). Gzipped as Debian policy asks of documents
+# over 4 kB; -n: no name or time stamp inside, so the same licences give the same bytes.
+# Staged beside the binary: Cargo.toml's assets name target/release/doc/.
+doc_stage=$release_dir/doc
+rm -rf "$doc_stage"
+mkdir -p "$doc_stage"
+python3 scripts/crate-licences.py "$target" "$doc_stage/third-party-licenses.txt"
+gzip -9n "$doc_stage/third-party-licenses.txt"
 
 # --- livekit-server -----------------------------------------------------------------------------
 # The pinned LiveKit media server for the same machine, built (or taken from the cache) by
@@ -231,6 +247,21 @@ check_livekit() {
     echo "build-deb: /usr/lib/roost/livekit-server for $(dpkg-deb -f "$deb" Architecture), Installed-Size $(dpkg-deb -f "$deb" Installed-Size) KiB"
 }
 check_livekit "$deb"
+
+# The package carries the licences of the Rust code in roost, collected for its own target.
+check_rust_licences() {
+    local deb=$1 unpacked path=usr/share/doc/roost/third-party-licenses.txt.gz first
+    unpacked=$(mktemp -d)
+    dpkg-deb -x "$deb" "$unpacked"
+    first=$(zcat "$unpacked/$path" 2>/dev/null | head -n 1 || true)
+    rm -rf "$unpacked"
+    [[ $first == *"compiled into roost for $target:"* ]] || {
+        echo "build-deb: $(basename "$deb") has no /$path for $target (first line: '$first')" >&2
+        exit 1
+    }
+    echo "build-deb: /$path lists the Rust code compiled into roost for $target"
+}
+check_rust_licences "$deb"
 
 if $run_lintian; then
     echo "build-deb: lintian $(basename "$deb")"

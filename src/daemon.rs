@@ -171,9 +171,27 @@ async fn serve(
         SysRoot::default(),
         first,
     ));
+    // Webhook secrets are stored sealed; any an older version stored in the clear are sealed
+    // now, before the worker sends or a handler reads them.
+    let sealer = Arc::new(
+        crate::integrations::sealing::Sealer::load(&config)
+            .context("loading the webhook secrets key")?,
+    );
+    let s = sealer.clone();
+    let sealed = store
+        .write(move |conn| crate::integrations::sealing::seal_clear_secrets(conn, &s))
+        .await
+        .context("sealing webhook secrets stored in the clear")?;
+    if sealed > 0 {
+        tracing::info!(
+            webhooks = sealed,
+            "sealed webhook secrets stored in the clear"
+        );
+    }
     let integrations = Arc::new(crate::integrations::Integrations::new(
         store.clone(),
         &config.webhooks,
+        sealer,
         ca.pem(),
         &metrics,
     ));

@@ -22,6 +22,10 @@ use super::AuthError;
 pub struct Issued {
     pub session_id: String,
     pub refresh_token: String,
+    /// The instant (Unix seconds) the refresh token's expiry was counted from: what the
+    /// answer counts `refresh_expires_in` (and the cookie's Max-Age) from too, so the client
+    /// is told the lifetime that was stored, not one a clock tick later.
+    pub issued_at: i64,
     pub refresh_expires_at: i64,
 }
 
@@ -47,6 +51,7 @@ pub fn create(
     Ok(Issued {
         session_id,
         refresh_token,
+        issued_at: now,
         refresh_expires_at: expires_at,
     })
 }
@@ -137,6 +142,7 @@ pub fn rotate(
         issued: Issued {
             session_id,
             refresh_token,
+            issued_at: now,
             refresh_expires_at: new_expiry,
         },
     })

@@ -8,6 +8,7 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -50,19 +51,21 @@ pub struct TokenResponse {
     pub user: User,
 }
 
-/// Signs an access token for a session just created or refreshed.
+/// Signs an access token for a session just created or refreshed. Both lifetimes count from
+/// the one instant the session's expiry was stored at (`Issued::issued_at`), not from a
+/// second reading of the clock: a second boundary passed in between would otherwise tell the
+/// client (and the cookie's Max-Age) one second less than was stored.
 pub(super) fn issue_session(auth: &AuthState, user: User, issued: Issued) -> TokenResponse {
-    let now = auth.now();
-    let (access_token, exp) = auth
-        .keys
-        .issue(user.id, user.role.as_str(), &issued.session_id, now);
-    let now = super::unix_secs(now);
+    let issued_at = UNIX_EPOCH + Duration::from_secs(u64::try_from(issued.issued_at).unwrap_or(0));
+    let (access_token, exp) =
+        auth.keys
+            .issue(user.id, user.role.as_str(), &issued.session_id, issued_at);
     TokenResponse {
         access_token,
         token_type: "Bearer".into(),
-        expires_in: exp - now,
+        expires_in: exp - issued.issued_at,
         refresh_token: Some(issued.refresh_token),
-        refresh_expires_in: issued.refresh_expires_at - now,
+        refresh_expires_in: issued.refresh_expires_at - issued.issued_at,
         user,
     }
 }
@@ -801,4 +804,67 @@ pub async fn me(State(store): State<Store>, who: Principal) -> Result<Json<MeRes
         },
         scopes: who.scopes.names(),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::metrics::Metrics;
+    use crate::store::StoreOptions;
+
+    /// A sign-in whose answer is built a second after its session was stored (a slow write,
+    /// a second boundary) still tells the client the whole configured lifetime, the one the
+    /// session row was given.
+    #[tokio::test]
+    async fn lifetimes_count_from_the_instant_the_session_was_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::default();
+        config.storage.data_dir = dir.path().to_path_buf();
+        config.auth.argon2_memory_kib = 64;
+        config.auth.argon2_iterations = 1;
+        std::fs::create_dir_all(config.secrets_dir()).unwrap();
+        std::fs::write(super::super::token::key_path(&config), "k".repeat(43)).unwrap();
+        let store =
+            Store::open(&config.db_path(), StoreOptions::new(config.backups_dir())).unwrap();
+        let clock = super::super::FakeClock::at_unix(1_000_000);
+        let auth = AuthState::new(&config, &Metrics::new(), Arc::new(clock.clone()))
+            .await
+            .unwrap();
+        let refresh_ttl = i64::try_from(auth.settings.refresh_ttl.as_secs()).unwrap();
+        let access_ttl = i64::try_from(auth.settings.access_ttl.as_secs()).unwrap();
+
+        let now = auth.now_secs();
+        let (user, issued) = store
+            .write(move |conn| {
+                let new = NewUser {
+                    username: "ada".into(),
+                    display_name: "Ada".into(),
+                    role: Role::Member,
+                    password_hash: "x".into(),
+                };
+                create_signed_in(conn, &new, now, refresh_ttl)
+            })
+            .await
+            .unwrap();
+        clock.advance(Duration::from_secs(1));
+        let session_id = issued.session_id.clone();
+        let answer = issue_session(&auth, user, issued);
+
+        let stored: i64 = store
+            .read(move |conn| {
+                conn.query_row(
+                    "SELECT expires_at FROM sessions WHERE id = ?1",
+                    [session_id],
+                    |r| r.get(0),
+                )
+                .map_err(AuthError::from)
+            })
+            .await
+            .unwrap();
+        assert_eq!(stored, now + refresh_ttl);
+        assert_eq!(answer.refresh_expires_in, refresh_ttl);
+        assert_eq!(answer.expires_in, access_ttl);
+        store.close().await.unwrap();
+    }
 }

@@ -13,7 +13,7 @@
 //! DMs.
 //!
 //! Either person may hide a DM from their own room list ([`hide`], like closing a conversation;
-//! the `hidden_dms` table, migration 17): it stays a DM with all its messages, the other person
+//! the `hidden_dms` table, migration 16): it stays a DM with all its messages, the other person
 //! still lists it, and it is back in the list as soon as a message comes after the point it was
 //! hidden at, or its person opens it again (`POST /api/v1/dms`). This module knows nothing about sockets: opening a DM appends the two `member.joined`
 //! events, which [`super::commit`] publishes to both people's connections.

@@ -6,7 +6,9 @@
 //! room's log stays contiguous and resume can tell what it lacks), audit events older than
 //! `audit_days`, ended sessions with their refresh tokens,
 //! expired invites, used or expired API key rotation tokens, idempotency keys older than a
-//! day, sent outgoing webhook deliveries older than `[webhooks] delivery_log_days`, and
+//! day, sent outgoing webhook deliveries older than `[webhooks] delivery_log_days` and every
+//! delivery, sent or queued, older than `message_days` (its body carries the event's
+//! content, a message's text among them, which must not outlive the message), and
 //! attachments no message references that are older than the grace period — then the
 //! files no attachment row names any more (under the file store's publish lock, so an upload
 //! of the same content cannot lose its file). What was removed is logged.
@@ -43,7 +45,8 @@ pub struct Report {
     pub idempotency_keys: usize,
     pub attachments: usize,
     pub files: usize,
-    /// Sent outgoing webhook deliveries older than `[webhooks] delivery_log_days`.
+    /// Sent outgoing webhook deliveries older than `[webhooks] delivery_log_days`, and any
+    /// delivery older than `message_days`.
     pub webhook_deliveries: usize,
 }
 
@@ -147,6 +150,17 @@ pub async fn run_once(
             cutoff,
         )
         .await?;
+        // A delivery's body is a copy of its event, so a message's text lives on in every
+        // hook's delivery log: it goes with the messages of its time, whatever
+        // `delivery_log_days` says. Queued ones too (a hook paused for longer than this):
+        // sending a message retention already removed would break the same promise.
+        report.webhook_deliveries += in_batches(
+            store,
+            "DELETE FROM webhook_deliveries WHERE id IN
+               (SELECT id FROM webhook_deliveries WHERE created_at < ?1 LIMIT ?2)",
+            cutoff,
+        )
+        .await?;
     }
     if r.event_days > 0 {
         let cutoff = now_ms - i64::try_from(r.event_days).unwrap_or(i64::MAX / DAY_MS) * DAY_MS;
@@ -165,7 +179,7 @@ pub async fn run_once(
     if log_days > 0 {
         let cutoff = now_ms - i64::try_from(log_days).unwrap_or(i64::MAX / DAY_MS) * DAY_MS;
         // Only sent ones: a queued delivery is never pruned, however old.
-        report.webhook_deliveries = in_batches(
+        report.webhook_deliveries += in_batches(
             store,
             "DELETE FROM webhook_deliveries WHERE id IN
                (SELECT id FROM webhook_deliveries
@@ -282,7 +296,7 @@ mod tests {
         let files = Files::open(&config, || false).unwrap();
         let now = UNIX_EPOCH + Duration::from_secs(1000 * DAY);
         let at = |days_ago: u64| ms(now - Duration::from_secs(days_ago * DAY));
-        let (old, recent, ancient) = (at(31), at(1), at(100));
+        let (old, recent, ancient, queued) = (at(31), at(1), at(100), at(20));
 
         // Two files: one only an old orphan references, one a kept message shows.
         let gone_sha = "aa".repeat(32);
@@ -315,12 +329,15 @@ mod tests {
                        (1, 'k1', 2, {old}), (1, 'k2', 2, {recent_key});
                      INSERT INTO webhooks (id, url, events, secret, created_at, updated_at)
                        VALUES (1, 'http://ha.lan/', ',message.created,', 's', 0, 0);
-                     -- Sent long ago (pruned), sent lately (kept), queued long ago (never pruned).
+                     -- Sent long ago (pruned), sent lately (kept), queued before the messages'
+                     -- horizon (pruned with them), queued past the log's 14 days but within the
+                     -- messages' 30 (kept: the log's horizon is for sent ones only).
                      INSERT INTO webhook_deliveries
                        (webhook_id, delivery_id, event, body, state, created_at, next_attempt_at, delivered_at)
                        VALUES (1, 'd1', 'message.created', '{{}}', 'delivered', {ancient}, 0, {old}),
                               (1, 'd2', 'message.created', '{{}}', 'delivered', {recent}, 0, {recent}),
-                              (1, 'd3', 'message.created', '{{}}', 'pending', {ancient}, 0, NULL);",
+                              (1, 'd3', 'message.created', '{{}}', 'pending', {ancient}, 0, NULL),
+                              (1, 'd4', 'message.created', '{{}}', 'pending', {queued}, 0, NULL);",
                     ended = (ms(now) / 1000) - 10,
                     live = (ms(now) / 1000) + 3600,
                     recent_key = ms(now) - 1000,
@@ -343,7 +360,7 @@ mod tests {
                 idempotency_keys: 1,
                 attachments: 1,
                 files: 0,
-                webhook_deliveries: 1,
+                webhook_deliveries: 2,
             }
         );
         let kept: Vec<String> = store
@@ -355,7 +372,7 @@ mod tests {
             })
             .await
             .unwrap();
-        assert_eq!(kept, ["d2", "d3"]);
+        assert_eq!(kept, ["d2", "d4"]);
         // Attachment 3 (recent, same content as 1) keeps the file.
         assert!(files.path_of(&gone_sha).exists());
         assert!(files.path_of(&kept_sha).exists());

@@ -367,6 +367,12 @@ impl Config {
         self.storage.data_dir.join("secrets")
     }
 
+    /// The key file outgoing webhook secrets are sealed with in the database
+    /// (`integrations::sealing`); made by `ops::provision`, never in a backup.
+    pub fn webhook_key_path(&self) -> PathBuf {
+        self.secrets_dir().join("webhook_secrets.key")
+    }
+
     pub fn backups_dir(&self) -> PathBuf {
         self.storage.data_dir.join("backups")
     }

@@ -34,7 +34,9 @@ pub struct Webhooks {
     pub trust_local_ca: bool,
     /// A PEM file of further CA certificates to trust for https receivers ("": none).
     pub ca_file: String,
-    /// Sent deliveries are kept in the hook's log this many days (queued ones always stay).
+    /// Sent deliveries are kept in the hook's log this many days (0: no limit of its own).
+    /// Queued ones stay until sent. Neither outlives `[retention] message_days` when that is
+    /// set: a delivery's body is a copy of its event (`chat::retention`).
     pub delivery_log_days: u64,
     /// Largest body `POST /hooks/<token>` accepts; more is 413.
     pub incoming_max_body_bytes: usize,

@@ -3,10 +3,13 @@
 //! serialises this process's writes with the daemon's). The running daemon's worker sees a
 //! change within a second. A secret is printed only by `add` and `rotate-secret`.
 
+use std::sync::Arc;
+
 use clap::Subcommand;
 
 use super::address::AddressPolicy;
 use super::outgoing::{self, CreateWebhook, UpdateWebhook, WebhookView};
+use super::sealing::{seal_clear_secrets, Sealer};
 use super::IntegrationError;
 use crate::auth::users::Actor;
 use crate::config::Config;
@@ -81,7 +84,7 @@ pub fn command(config: &Config, command: WebhookCommand) -> u8 {
             }
         };
         let policy = AddressPolicy::from_config(&config.webhooks);
-        let code = match run(&store, policy, command).await {
+        let code = match run(&store, config, policy, command).await {
             Ok(()) => EXIT_OK,
             Err(e) => {
                 eprintln!("roost: {e}");
@@ -121,10 +124,19 @@ fn line(w: &WebhookView) -> String {
 
 async fn run(
     store: &Store,
+    config: &Config,
     policy: AddressPolicy,
     command: WebhookCommand,
 ) -> Result<(), IntegrationError> {
     let actor = Actor::cli();
+    // The key file is made by `roost init` (and the daemon at start); without it no secret can
+    // be sealed or opened, so nothing is done.
+    let sealer = Arc::new(Sealer::load(config)?);
+    // Secrets an older version stored in the clear are sealed before anything else reads them.
+    let s = sealer.clone();
+    store
+        .write(move |conn| seal_clear_secrets(conn, &s))
+        .await?;
     match command {
         WebhookCommand::List { json } => {
             let hooks = store.read(outgoing::load_all).await?;
@@ -152,7 +164,7 @@ async fn run(
                 description,
             };
             let made = store
-                .write(move |conn| outgoing::insert(conn, &req, policy, &actor, now_ms()))
+                .write(move |conn| outgoing::insert(conn, &req, policy, &sealer, &actor, now_ms()))
                 .await?;
             println!("{}", line(&made.webhook));
             println!("secret (shown only now): {}", made.secret);
@@ -180,7 +192,7 @@ async fn run(
         }
         WebhookCommand::RotateSecret { id } => {
             let made = store
-                .write(move |conn| outgoing::rotate_secret(conn, id, &actor, now_ms()))
+                .write(move |conn| outgoing::rotate_secret(conn, id, &sealer, &actor, now_ms()))
                 .await?;
             println!("secret (shown only now): {}", made.secret);
         }

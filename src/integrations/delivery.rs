@@ -18,7 +18,9 @@
 //! Every request carries `X-Roost-Delivery`, `X-Roost-Event`, `X-Roost-Attempt`,
 //! `X-Roost-Timestamp` (Unix seconds) and `X-Roost-Signature: sha256=<hex HMAC-SHA256 of
 //! "<timestamp>.<body>" keyed with the hook's secret>` ([`sign`]). Redirects are not followed
-//! (a 3xx is a failed attempt) and no proxy from the environment is used.
+//! (a 3xx is a failed attempt) and no proxy from the environment is used. The secret is read
+//! sealed and opened (`sealing`) only for the attempt that signs with it; one that cannot be
+//! opened (the key file replaced) fails the attempt with a reason that says to rotate it.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -36,6 +38,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::address::{self, AddressPolicy, CheckedResolver};
+use super::sealing::Sealer;
 use super::IntegrationError;
 use crate::audit;
 use crate::config::webhooks::Webhooks;
@@ -73,6 +76,8 @@ pub struct Integrations {
     store: Store,
     config: Webhooks,
     policy: AddressPolicy,
+    /// Seals new secrets and opens stored ones for signing.
+    sealer: Arc<Sealer>,
     /// `None` when the client could not be built (an unreadable CA file is refused by the
     /// config check; this is the system's roots failing): deliveries then wait, and the log
     /// says why once.
@@ -92,6 +97,7 @@ impl Integrations {
     pub fn new(
         store: Store,
         config: &Webhooks,
+        sealer: Arc<Sealer>,
         local_ca_pem: Option<&str>,
         metrics: &Metrics,
     ) -> Integrations {
@@ -131,6 +137,7 @@ impl Integrations {
             store,
             config: config.clone(),
             policy,
+            sealer,
             client,
             wake: Notify::new(),
             attempts,
@@ -152,6 +159,10 @@ impl Integrations {
 
     pub fn policy(&self) -> AddressPolicy {
         self.policy
+    }
+
+    pub fn sealer(&self) -> Arc<Sealer> {
+        self.sealer.clone()
     }
 
     /// Something may have been queued (a commit), or a hook resumed: look at the queues now.
@@ -362,6 +373,15 @@ impl Integrations {
         if let Err(why) = address::check_url(&head.url, self.policy) {
             return Outcome::failed(None, why);
         }
+        let secret = match head.sealed_secret.as_deref().map(|s| self.sealer.open(s)) {
+            Some(Ok(secret)) => secret,
+            Some(Err(e)) => return Outcome::failed(None, e.to_string()),
+            // Every row is sealed at start (`sealing::seal_clear_secrets`); one that is not was
+            // written behind the daemon's back, and is not sent unsigned.
+            None => {
+                return Outcome::failed(None, "the webhook has no sealed secret: rotate it".into())
+            }
+        };
         let timestamp = now_ms() / 1000;
         let attempt = head.attempts + 1;
         let request = client
@@ -374,7 +394,7 @@ impl Integrations {
             .header(HEADER_TIMESTAMP, timestamp.to_string())
             .header(
                 HEADER_SIGNATURE,
-                sign(&head.secret, timestamp, head.body.as_bytes()),
+                sign(&secret, timestamp, head.body.as_bytes()),
             )
             .body(head.body.clone());
         match request.send().await {
@@ -466,7 +486,8 @@ struct Head {
     attempts: i64,
     created_at: i64,
     url: String,
-    secret: String,
+    /// `webhooks.secret_sealed`, opened only to sign.
+    sealed_secret: Option<Vec<u8>>,
 }
 
 struct HeadTime {
@@ -504,8 +525,8 @@ fn heads(conn: &Connection, count: bool) -> Result<(Vec<HeadTime>, Option<i64>),
 /// not paused.
 fn due_batch(conn: &Connection, hook_id: i64) -> Result<Vec<Head>, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT d.id, d.delivery_id, d.event, d.body, d.attempts, d.created_at, w.url, w.secret,
-                d.next_attempt_at
+        "SELECT d.id, d.delivery_id, d.event, d.body, d.attempts, d.created_at, w.url,
+                w.secret_sealed, d.next_attempt_at
            FROM webhooks w JOIN webhook_deliveries d ON d.webhook_id = w.id AND d.state = 'pending'
           WHERE w.id = ?1 AND w.paused_at IS NULL
           ORDER BY d.id LIMIT ?2",
@@ -522,7 +543,7 @@ fn due_batch(conn: &Connection, hook_id: i64) -> Result<Vec<Head>, StoreError> {
                 attempts: r.get(4)?,
                 created_at: r.get(5)?,
                 url: r.get(6)?,
-                secret: r.get(7)?,
+                sealed_secret: r.get(7)?,
             },
             r.get::<_, i64>(8)?,
         ))

@@ -11,9 +11,12 @@
 //!   made to the checked address).
 //! - [`incoming`]: a room's incoming webhook URLs (`POST /hooks/<token>`), which post as a bot.
 //! - [`bots`]: bot accounts (no password, API keys only).
+//! - [`sealing`]: outgoing webhook secrets sealed at rest, with a key kept out of the database.
 //!
 //! This module never publishes room events itself (it goes through `chat::commit`), never logs
-//! a webhook's URL, secret or an incoming token, and only the worker sends HTTP requests.
+//! a webhook's URL, secret or an incoming token, never stores a secret or token in the clear
+//! (outgoing secrets are sealed, incoming tokens hashed), and only the worker sends HTTP
+//! requests.
 
 pub mod address;
 pub mod bots;
@@ -22,6 +25,7 @@ pub mod cli;
 pub mod delivery;
 pub mod incoming;
 pub mod outgoing;
+pub mod sealing;
 
 use std::sync::Arc;
 
@@ -68,6 +72,8 @@ pub enum IntegrationError {
     Auth(#[from] AuthError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Sealing(#[from] sealing::SealError),
 }
 
 impl IntegrationError {
@@ -99,6 +105,7 @@ impl From<IntegrationError> for ApiError {
             IntegrationError::Chat(e) => ApiError::from(e),
             IntegrationError::Auth(e) => ApiError::from(e),
             IntegrationError::Store(e) => ApiError::from(e),
+            IntegrationError::Sealing(e) => ApiError::internal("webhook secret sealing", &e),
         }
     }
 }

@@ -2,8 +2,9 @@
 //! and each hook's delivery log; the admin API over them (`/api/v1/webhooks`). The same
 //! functions serve `roost webhook` (they take a `&Connection` and an `Actor`).
 //!
-//! A hook's secret is returned only by the answer that created or rotated it. Audit events
-//! name the hook (`webhook:<id>`) and its events, never its URL (which often carries a token).
+//! A hook's secret is returned only by the answer that created or rotated it, and stored only
+//! sealed (`sealing`). Audit events name the hook (`webhook:<id>`) and its events, never its
+//! URL (which often carries a token).
 
 use std::sync::Arc;
 
@@ -16,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::address::{self, AddressPolicy};
+use super::sealing::Sealer;
 use super::{IntegrationError, Integrations, EVENTS};
 use crate::audit;
 use crate::auth::users::Actor;
@@ -227,11 +229,12 @@ pub fn load_all(conn: &Connection) -> Result<Vec<WebhookView>, IntegrationError>
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// Registers a webhook; its secret is in the answer and nowhere else.
+/// Registers a webhook; its secret is in the answer, and stored only sealed by `sealer`.
 pub fn insert(
     conn: &Connection,
     req: &CreateWebhook,
     policy: AddressPolicy,
+    sealer: &Sealer,
     actor: &Actor,
     now: i64,
 ) -> Result<WebhookWithSecret, IntegrationError> {
@@ -260,9 +263,18 @@ pub fn insert(
     }
     let secret = new_secret();
     conn.execute(
-        "INSERT INTO webhooks (url, events, room_id, description, secret, created_by, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
-        params![req.url, events, req.room_id, req.description, secret, actor.id, now],
+        "INSERT INTO webhooks
+           (url, events, room_id, description, secret, secret_sealed, created_by, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, '', ?5, ?6, ?7, ?7)",
+        params![
+            req.url,
+            events,
+            req.room_id,
+            req.description,
+            sealer.seal(&secret),
+            actor.id,
+            now
+        ],
     )?;
     let id = conn.last_insert_rowid();
     audit::record(
@@ -352,17 +364,18 @@ fn resume(conn: &Connection, id: i64, now: i64) -> Result<(), IntegrationError> 
     Ok(())
 }
 
-/// A new secret for the hook; the old one stops signing at once.
+/// A new secret for the hook, stored sealed by `sealer`; the old one stops signing at once.
 pub fn rotate_secret(
     conn: &Connection,
     id: i64,
+    sealer: &Sealer,
     actor: &Actor,
     now: i64,
 ) -> Result<WebhookWithSecret, IntegrationError> {
     let secret = new_secret();
     let changed = conn.execute(
-        "UPDATE webhooks SET secret = ?2, updated_at = ?3 WHERE id = ?1",
-        params![id, secret, now],
+        "UPDATE webhooks SET secret = '', secret_sealed = ?2, updated_at = ?3 WHERE id = ?1",
+        params![id, sealer.seal(&secret), now],
     )?;
     if changed == 0 {
         return Err(IntegrationError::NotFound);
@@ -454,8 +467,9 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     let actor = Actor::caller(&who, ip);
     let policy = integrations.policy();
+    let sealer = integrations.sealer();
     let made = store
-        .write(move |conn| insert(conn, &req, policy, &actor, now_ms()))
+        .write(move |conn| insert(conn, &req, policy, &sealer, &actor, now_ms()))
         .await?;
     Ok((StatusCode::CREATED, Json(made)).into_response())
 }
@@ -580,13 +594,15 @@ pub async fn delete(
 )]
 pub async fn rotate(
     State(store): State<Store>,
+    State(integrations): State<Arc<Integrations>>,
     RequireAdmin(who): RequireAdmin,
     ip: Option<Extension<ClientIp>>,
     Path(id): Path<i64>,
 ) -> Result<Json<WebhookWithSecret>, ApiError> {
     let actor = Actor::caller(&who, ip);
+    let sealer = integrations.sealer();
     let made = store
-        .write(move |conn| rotate_secret(conn, id, &actor, now_ms()))
+        .write(move |conn| rotate_secret(conn, id, &sealer, &actor, now_ms()))
         .await?;
     Ok(Json(made))
 }
@@ -601,7 +617,8 @@ pub async fn rotate(
     params(("id" = i64, Path, example = 1, description = "The webhook's id"), DeliveryQuery),
     responses(
         (status = 200, description = "The newest deliveries first: queued ones and those sent \
-         within `[webhooks] delivery_log_days`", body = DeliveryList),
+         within `[webhooks] delivery_log_days`, none older than `[retention] message_days` \
+         when that is set", body = DeliveryList),
         (status = 403, description = "Not an admin (`forbidden`)", body = crate::http::ErrorBody),
         (status = 404, description = "No such webhook (`not_found`)", body = crate::http::ErrorBody),
     )

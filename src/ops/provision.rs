@@ -1,6 +1,6 @@
 //! First-run provisioning shared by `roost init` and `roost serve`: the data dir, generated
-//! secrets (including LiveKit's API key pair, see `livekit::keys`), the local CA and server
-//! certificate.
+//! secrets (the access tokens' signing key, the key webhook secrets are sealed with, LiveKit's
+//! API key pair, see `livekit::keys`), the local CA and server certificate.
 //!
 //! Idempotent and conservative: an existing key, certificate or secret is never overwritten
 //! (only an expiring or mismatched *server* certificate is re-issued by the CA). Reports what
@@ -60,9 +60,14 @@ pub fn provision(config: &Config) -> Result<Provisioned, ProvisionError> {
             created.push(dir);
         }
     }
-    let jwt = crate::auth::token::key_path(config);
-    if write_new_secret(&jwt)? {
-        created.push(jwt);
+    // The access tokens' signing key, and the key webhook secrets are sealed with.
+    for key in [
+        crate::auth::token::key_path(config),
+        config.webhook_key_path(),
+    ] {
+        if write_new_secret(&key)? {
+            created.push(key);
+        }
     }
     created.extend(crate::livekit::keys::provision(config)?);
     let ca = if config.local_ca_mode() {

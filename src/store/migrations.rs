@@ -113,13 +113,13 @@ pub static MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 16,
-        name: "reserved",
-        sql: include_str!("migrations/0016_reserved.sql"),
+        name: "hidden_dms",
+        sql: include_str!("migrations/0016_hidden_dms.sql"),
     },
     Migration {
         version: 17,
-        name: "hidden_dms",
-        sql: include_str!("migrations/0017_hidden_dms.sql"),
+        name: "sealed_webhook_secrets",
+        sql: include_str!("migrations/0017_sealed_webhook_secrets.sql"),
     },
 ];
 

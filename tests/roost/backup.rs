@@ -142,15 +142,6 @@ fn insert_setting(conn: &Connection, key: &str, value: &str) {
     .unwrap();
 }
 
-fn backup_dir_from(out: &std::process::Output) -> PathBuf {
-    let text = stdout(out);
-    let line = text
-        .lines()
-        .find_map(|l| l.strip_prefix("backup written to "))
-        .unwrap_or_else(|| panic!("no 'backup written to' in:\n{text}"));
-    PathBuf::from(line.split(" (").next().unwrap())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restore_drill_under_write_load() {
     let setup = Setup::new();

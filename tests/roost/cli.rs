@@ -161,6 +161,7 @@ fn init_creates_keys_privately_and_never_overwrites() {
         "secrets/jwt_signing.key",
         "secrets/livekit_api_key",
         "secrets/livekit_api_secret",
+        "secrets/webhook_secrets.key",
     ] {
         assert_eq!(mode(&data.join(key)), 0o600, "{key}");
     }
@@ -169,7 +170,12 @@ fn init_creates_keys_privately_and_never_overwrites() {
     for (dir, expected) in [
         (
             "secrets",
-            &["jwt_signing.key", "livekit_api_key", "livekit_api_secret"][..],
+            &[
+                "jwt_signing.key",
+                "livekit_api_key",
+                "livekit_api_secret",
+                "webhook_secrets.key",
+            ][..],
         ),
         ("tls", &["ca.crt", "ca.key", "server.crt", "server.key"][..]),
     ] {

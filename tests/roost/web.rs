@@ -276,15 +276,12 @@ fn set_refresh_cookie(resp: &reqwest::Response, max_age: i64) -> String {
     token.to_owned()
 }
 
-/// Asserts that `left`, seconds of a token's life the server reported, is its full `lifetime`:
-/// less by at most the few seconds a loaded machine takes between issuing the token and
-/// answering (the daemon counts from the moment it stored the session).
+/// Asserts that `left`, seconds of a token's life the server reported, is exactly its full
+/// `lifetime`: the daemon counts it from the instant it stored the session, however long the
+/// answer took after that.
 #[track_caller]
 fn assert_lifetime(left: i64, lifetime: i64, context: impl std::fmt::Display) {
-    assert!(
-        (lifetime - 5..=lifetime).contains(&left),
-        "{left} s left, not {lifetime}: {context}"
-    );
+    assert_eq!(left, lifetime, "{left} s left, not {lifetime}: {context}");
 }
 
 fn assert_cleared(resp: &reqwest::Response) {

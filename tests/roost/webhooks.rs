@@ -244,6 +244,81 @@ async fn a_hook_that_keeps_failing_is_paused_and_sends_its_queue_when_resumed() 
     assert_eq!(bodies(&seen), ["before the pause", "while paused"]);
 }
 
+/// A delivery's body is a copy of its event: retention's promise about messages holds for it.
+/// One older than `[retention] message_days`, sent or still queued for a paused hook, goes
+/// with the messages of its time, although the log alone would keep a sent one for
+/// `[webhooks] delivery_log_days` (14 by default).
+#[tokio::test]
+async fn deliveries_do_not_outlive_the_messages_they_carry() {
+    let receiver = Receiver::start().await;
+    let mut api = Api::start(setup("[retention]\nmessage_days = 1\ninterval_secs = 1"));
+    let admin = api.admin().await;
+    let room = api.room(&admin, "hall", false).await;
+    let (hook, _) = create_hook(
+        &api,
+        &admin,
+        json!({ "url": receiver.url("/"), "events": ["message.created"] }),
+    )
+    .await;
+    api.say(&admin, room, "old plans").await;
+    api.say(&admin, room, "fresh plans").await;
+    let seen = receiver.wait_for(2).await;
+    let fresh_id = seen[1].header("x-roost-delivery").to_owned();
+    eventually(DEADLINE, "both deliveries logged as delivered", || async {
+        let log = deliveries(&api, &admin, hook).await;
+        log.iter().all(|d| d["state"] == "delivered").then_some(())
+    })
+    .await;
+    let (status, _) = api
+        .patch(
+            &format!("/api/v1/webhooks/{hook}"),
+            &admin.token,
+            json!({ "paused": true }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    api.say(&admin, room, "queued plans").await;
+
+    // Age the old message and the queued one, with their deliveries, as if two days had passed
+    // (the daemon's clock is real).
+    let db = api.db();
+    let two_days_ago = unix_ms_ago(Duration::from_secs(2 * 86_400));
+    db.execute(
+        "UPDATE messages SET created_at = ?1 WHERE body IN ('old plans', 'queued plans')",
+        [two_days_ago],
+    )
+    .unwrap();
+    let aged = db
+        .execute(
+            "UPDATE webhook_deliveries
+                SET created_at = ?1, delivered_at = iif(delivered_at IS NULL, NULL, ?1)
+              WHERE body LIKE '%old plans%' OR body LIKE '%queued plans%'",
+            [two_days_ago],
+        )
+        .unwrap();
+    assert_eq!(aged, 2);
+
+    let log = eventually(DEADLINE, "retention to take the old deliveries", || async {
+        let log = deliveries(&api, &admin, hook).await;
+        (log.len() == 1).then_some(log)
+    })
+    .await;
+    assert_eq!(log[0]["id"], fresh_id.as_str(), "{log:?}");
+    let (_, shown) = api.get(&format!("/api/v1/webhooks/{hook}"), &admin).await;
+    assert_eq!(shown["pending"], 0, "{shown}");
+    // Nothing of the old texts is left in the database, in any table.
+    let left: i64 = db
+        .query_row(
+            "SELECT (SELECT count(*) FROM webhook_deliveries WHERE body LIKE '%old plans%'
+                        OR body LIKE '%queued plans%')
+                  + (SELECT count(*) FROM messages WHERE body IN ('old plans', 'queued plans'))",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(left, 0);
+}
+
 #[tokio::test]
 async fn kill_9_with_deliveries_pending_loses_none() {
     let receiver = Receiver::start().await;
@@ -294,6 +369,75 @@ async fn kill_9_with_deliveries_pending_loses_none() {
     let admin = api.signed_in("root", ADMIN_PASSWORD).await;
     let log = deliveries(&api, &admin, hook).await;
     assert!(log.iter().all(|d| d["state"] == "delivered"), "{log:?}");
+}
+
+/// True if the file at `path` holds `needle`'s bytes anywhere (free pages included).
+fn file_holds(path: &std::path::Path, needle: &str) -> bool {
+    std::fs::read(path)
+        .unwrap()
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+/// A hook's secret is in the database only sealed, with a key kept outside it and outside
+/// every backup, so neither a copy of the database nor a backup can sign as this server; yet
+/// deliveries are signed with it. A hook an older version stored in the clear keeps its
+/// secret across the upgrade: the daemon seals it when it starts, leaving no trace of the
+/// clear text in the file.
+#[tokio::test]
+async fn secrets_are_sealed_in_the_database_and_its_backups_and_still_sign() {
+    let receiver = Receiver::start().await;
+    let mut api = Api::start(setup(""));
+    let admin = api.admin().await;
+    let room = api.room(&admin, "hall", false).await;
+    let (hook, secret) = create_hook(
+        &api,
+        &admin,
+        json!({ "url": receiver.url("/"), "events": ["message.created"] }),
+    )
+    .await;
+    let sealed: Vec<u8> = api
+        .db()
+        .query_row(
+            "SELECT secret_sealed FROM webhooks WHERE id = ?1 AND secret = ''",
+            [hook],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&sealed).contains(&secret));
+
+    // The hook as a version before sealing stored it: the secret in the clear.
+    api.db()
+        .execute(
+            "UPDATE webhooks SET secret = ?1, secret_sealed = NULL WHERE id = ?2",
+            (&secret, hook),
+        )
+        .unwrap();
+    api.roost.signal(nix::sys::signal::Signal::SIGTERM);
+    api.roost.wait_exit(DEADLINE);
+    let db_file = api.roost.setup.data_dir().join("roost.sqlite3");
+    assert!(file_holds(&db_file, &secret), "the old form is on disk");
+    let Api { roost, http } = api;
+    let api = Api {
+        roost: roost.into_setup().start(),
+        http,
+    };
+    let admin = api.signed_in("root", ADMIN_PASSWORD).await;
+
+    api.say(&admin, room, "signed as before").await;
+    let seen = receiver.wait_for(1).await;
+    assert_signed(&seen[0], &secret);
+    let out = api.roost.setup.run(&["backup"]);
+    assert_exit_0(&out);
+    let backup = backup_dir_from(&out).join("roost.sqlite3");
+    assert!(!file_holds(&backup, &secret), "the secret is in the backup");
+    let Api { mut roost, .. } = api;
+    roost.signal(nix::sys::signal::Signal::SIGTERM);
+    roost.wait_exit(DEADLINE);
+    assert!(
+        !file_holds(&db_file, &secret),
+        "the secret is still in the database file"
+    );
 }
 
 #[tokio::test]

@@ -422,6 +422,16 @@ pub fn assert_exit_0(out: &std::process::Output) {
 }
 
 /// A command's standard output, as text.
+/// The folder `roost backup` says it wrote.
+pub fn backup_dir_from(out: &std::process::Output) -> PathBuf {
+    let text = stdout(out);
+    let line = text
+        .lines()
+        .find_map(|l| l.strip_prefix("backup written to "))
+        .unwrap_or_else(|| panic!("no 'backup written to' in:\n{text}"));
+    PathBuf::from(line.split(" (").next().unwrap())
+}
+
 pub fn stdout(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }

@@ -5256,7 +5256,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description The newest deliveries first: queued ones and those sent within `[webhooks] delivery_log_days` */
+            /** @description The newest deliveries first: queued ones and those sent within `[webhooks] delivery_log_days`, none older than `[retention] message_days` when that is set */
             200: {
                 headers: {
                     [name: string]: unknown;

@@ -1,0 +1,193 @@
+#!/usr/bin/env python3
+"""Writes the licence texts of every Rust crate linked into the roost binary, for the Debian
+package (scripts/build-deb.sh gzips the result into /usr/share/doc/roost/).
+
+    scripts/crate-licences.py TARGET OUTPUT
+
+TARGET is the Rust target triple being packaged. Which crates count comes from `cargo tree
+--target TARGET --edges normal,no-proc-macro` (offline: the build before this fetched the
+sources): every normal (not build, not dev) dependency of roost for that target, with the
+features the build turns on, except procedural macros and what only they depend on, which
+run in the compiler and leave no code in the binary. `cargo metadata` says where each one's
+source is. A crate's licence texts are the files at the top of its source (as
+the cargo registry holds it) named LICENSE*, LICENCE*, COPYING*, NOTICE*, COPYRIGHT*,
+UNLICENSE* or PATENTS*, and the file its manifest names in `license-file`.
+
+A crate with no such file fails the run, naming it, unless LICENCE_EXCEPTIONS below has it
+with the reason: then its SPDX expression is listed with that reason instead of a text.
+The Rust standard library, linked into every Rust binary, comes first: its copyright page
+and licence texts from the toolchain that builds roost (`rustc --print sysroot`, installed
+with rustup's rustc component). Prints one line of counts on stderr; nothing else.
+"""
+
+import html.parser
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+# Crates published without any licence file, each with why listing its SPDX expression is
+# right: the crate's own sources were checked by hand and carry no licence text to copy.
+# Form: "name": "reason", written into the output in place of the text.
+LICENCE_EXCEPTIONS: dict[str, str] = {
+    # Checked for 0.5.2 (through rcgen): the package on crates.io has no LICENSE-* file,
+    # though its source headers point at LICENSE-APACHE and LICENSE-MIT.
+    "yasna": "the package on crates.io carries none. Its sources say \"Copyright 2016 Masaki "
+    "Hara\", licensed under the Apache License, Version 2.0 or the MIT license, at your "
+    "option. Roost takes it under the Apache License, Version 2.0, whose full text is in "
+    "/usr/share/common-licenses/Apache-2.0.",
+}
+
+LICENCE_PREFIXES = ("license", "licence", "copying", "notice", "copyright", "unlicense", "patents")
+RULE = "=" * 80
+
+
+def fail(message: str) -> None:
+    print(f"crate-licences: {message}", file=sys.stderr)
+    sys.exit(1)
+
+
+def linked_packages(repo: Path, target: str) -> list[dict]:
+    """The packages whose code roost's binary links for `target`, roost excluded, by name."""
+    # cargo tree resolves features the way the build does (normal edges only, for this target),
+    # where cargo metadata would also count features only the dev-dependencies turn on.
+    tree = cargo(repo, "tree", "--locked", "--offline", "--target", target,
+                 "--edges", "normal,no-proc-macro", "--prefix", "none", "--format", "{p}")
+    wanted = set()
+    for line in tree.splitlines():
+        # "name v1.2.3", then " (*)" for one shown before, or " (/path)" for a local package.
+        name, version = line.split()[:2]
+        wanted.add((name, version.removeprefix("v")))
+    metadata = json.loads(cargo(repo, "metadata", "--locked", "--offline", "--format-version", "1",
+                                "--filter-platform", target))
+    root = metadata["resolve"]["root"]
+    packages = {(p["name"], p["version"]): p for p in metadata["packages"] if p["id"] != root}
+    unknown = sorted(f"{n} {v}" for n, v in wanted if (n, v) not in packages and n != "roost")
+    if unknown:
+        fail(f"cargo tree lists crates cargo metadata does not know: {', '.join(unknown)}")
+    return sorted((packages[k] for k in wanted if k in packages),
+                  key=lambda p: (p["name"], p["version"]))
+
+
+def cargo(repo: Path, *args: str) -> str:
+    return cargo_tool(repo, "cargo", *args)
+
+
+def licence_files(package: dict) -> list[Path]:
+    source = Path(package["manifest_path"]).parent
+    found = sorted(
+        f for f in source.iterdir() if f.is_file() and f.name.lower().startswith(LICENCE_PREFIXES)
+    )
+    named = package.get("license_file")
+    if named:
+        path = (source / named).resolve()
+        if not path.is_file():
+            fail(f"{package['name']} {package['version']} names license-file {named}, which is not in its source")
+        if path not in [f.resolve() for f in found]:
+            found.append(path)
+    return found
+
+
+class _Text(html.parser.HTMLParser):
+    """The text of an HTML page, one line per block, for the toolchain's copyright page."""
+
+    BLOCKS = {"p", "div", "li", "tr", "h1", "h2", "h3", "h4", "pre", "br", "section"}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parts: list[str] = []
+        self.skip = 0
+
+    def handle_starttag(self, tag, attrs):
+        if tag in ("style", "script", "head"):
+            self.skip += 1
+        elif tag in self.BLOCKS:
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag):
+        if tag in ("style", "script", "head"):
+            self.skip -= 1
+        elif tag in self.BLOCKS:
+            self.parts.append("\n")
+
+    def handle_data(self, data):
+        if not self.skip:
+            self.parts.append(data)
+
+    def text(self) -> str:
+        lines = (" ".join(line.split()) for line in "".join(self.parts).splitlines())
+        out, blank = [], False
+        for line in lines:
+            if line or not blank:
+                out.append(line)
+            blank = not line
+        return "\n".join(out).strip("\n")
+
+
+def standard_library(repo: Path) -> list[str]:
+    """The Rust standard library's notices, linked into every Rust binary: from the rustc
+    toolchain component that builds roost (share/doc/rust)."""
+    version = cargo_tool(repo, "rustc", "--version").strip()
+    docs = Path(cargo_tool(repo, "rustc", "--print", "sysroot").strip()) / "share/doc/rust"
+    page, texts = docs / "COPYRIGHT-library.html", [docs / "licenses/Apache-2.0.txt", docs / "licenses/MIT.txt"]
+    for path in [page, *texts]:
+        if not path.is_file():
+            fail(f"the Rust toolchain has no {path}: the standard library's notices come from it")
+    parser = _Text()
+    parser.feed(page.read_text(encoding="utf-8"))
+    parts = ["", RULE, f"The Rust standard library ({version})", "License: MIT OR Apache-2.0",
+             f"--- {page.name} (as text)", parser.text()]
+    for path in texts:
+        parts += [f"--- {path.name}", path.read_text(encoding="utf-8").rstrip("\n")]
+    return parts
+
+
+def cargo_tool(repo: Path, *args: str) -> str:
+    return subprocess.run(list(args), cwd=repo, check=True, stdout=subprocess.PIPE,
+                          text=True).stdout
+
+
+def main() -> None:
+    if len(sys.argv) != 3:
+        fail("usage: scripts/crate-licences.py TARGET OUTPUT")
+    target, output = sys.argv[1], Path(sys.argv[2])
+    repo = Path(__file__).resolve().parent.parent
+    crates = linked_packages(repo, target)
+    if not crates:
+        fail("no crates found: is the roost package the workspace's root?")
+
+    parts = [
+        f"Licences of the Rust code compiled into roost for {target}: the Rust standard",
+        "library, then every crate the binary links (procedural macros and build-time tools",
+        "excluded), with its SPDX licence expression and the licence files of the source that",
+        "was compiled.",
+    ]
+    parts += standard_library(repo)
+    missing = []
+    for crate in crates:
+        name, version = crate["name"], crate["version"]
+        expression = crate.get("license") or "(no SPDX expression; see the files below)"
+        files = licence_files(crate)
+        parts += ["", RULE, f"{name} {version}", f"License: {expression}"]
+        if not files:
+            if name not in LICENCE_EXCEPTIONS:
+                missing.append(f"{name} {version} ({expression})")
+                continue
+            parts.append(f"--- no licence file in the crate: {LICENCE_EXCEPTIONS[name]}")
+            continue
+        for path in files:
+            parts.append(f"--- {path.name}")
+            # Some crates ship texts in another encoding; keep what cannot be decoded visible.
+            parts.append(path.read_bytes().decode("utf-8", errors="replace").rstrip("\n"))
+    if missing:
+        fail(
+            "no licence file (LICENSE*, COPYING*, NOTICE*...) in these crates linked into roost; "
+            "check each by hand and name it in LICENCE_EXCEPTIONS (scripts/crate-licences.py) "
+            "with the reason: " + "; ".join(missing)
+        )
+    output.write_text("\n".join(parts) + "\n", encoding="utf-8")
+    print(f"crate-licences: the licences of {len(crates)} crates for {target} in {output}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

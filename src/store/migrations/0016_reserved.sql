@@ -1,2 +1,0 @@
--- Reserved: a branch merged alongside this one may define migration 16. This placeholder
--- changes nothing, so the migrations after it apply in order either way.
