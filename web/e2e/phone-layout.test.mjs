@@ -123,6 +123,33 @@ describe("a room on a phone", () => {
     assert.equal(await page.getByRole("heading", { name: "Roost" }).isVisible(), false, "no second bar above");
   });
 
+  step("a long name and topic stay on the one row, and nothing runs off the screen", async () => {
+    const admin = await apiAs(roost.origin, ANA.username, ANA.password);
+    await admin.patch(`/api/v1/rooms/${roomId}`, {
+      name: "Family: the whole extended clan and their weekend plans",
+      topic: "Sunday dinners, birthdays, who brings what, and the lake house rota",
+    });
+    const heading = page.getByRole("heading", { name: /^Family: the whole/ });
+    await heading.waitFor(WAIT);
+    const middles = [];
+    for (const control of [
+      page.getByRole("button", { name: "Back to rooms" }),
+      page.getByRole("button", { name: "Join call" }),
+      page.getByRole("button", { name: "Menu", exact: true }),
+    ]) {
+      const box = await control.boundingBox();
+      middles.push(box.y + box.height / 2);
+    }
+    assert.ok(Math.max(...middles) - Math.min(...middles) < 8, `still one row (${middles.join(", ")})`);
+    const menuBox = await page.getByRole("button", { name: "Menu", exact: true }).boundingBox();
+    assert.ok(menuBox.x + menuBox.width <= 360, "the menu button is on screen");
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - innerWidth);
+    assert.ok(overflow <= 0, `no sideways scrolling (${overflow} px too wide)`);
+    const composer = await page.getByRole("button", { name: "Send" }).boundingBox();
+    assert.ok(composer.height >= 44, `Send is a finger's size (${composer.height} px)`);
+    await page.screenshot({ path: screenshotPath("phone-long-name-360x740-light") });
+  });
+
   step("the menu works from the keyboard and gives the focus back", async () => {
     const menuButton = page.getByRole("button", { name: "Menu", exact: true });
     await menuButton.focus();
