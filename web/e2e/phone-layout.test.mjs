@@ -179,6 +179,7 @@ describe("a room on a phone", () => {
     const panel = page.getByRole("region", { name: "Members" });
     await panel.waitFor(WAIT);
     await until("the panel has the focus", () => panel.evaluate((el) => el.contains(document.activeElement)));
+    await page.screenshot({ path: screenshotPath("phone-members-360x740-dark") });
     await page.keyboard.press("Enter");
     await messages(page).waitFor(WAIT);
     await until("the menu button has the focus again", () =>
