@@ -89,6 +89,14 @@ describe("a room on a phone", () => {
       assert.equal(await item(text).getByText("ana", { exact: true }).count(), 1, `"${text}" still names ana`);
       assert.equal(await item(text).getByRole("button", { name: "More actions" }).count(), 1);
     }
+    // The small "More actions" button answers a finger's width around it (44 px).
+    const more = item("At six").getByRole("button", { name: "More actions" });
+    const box = await more.boundingBox();
+    const hit = await more.evaluate(
+      (button, { x, y }) => document.elementFromPoint(x, y)?.closest("button") === button,
+      { x: box.x + box.width / 2 - 21, y: box.y + box.height / 2 },
+    );
+    assert.ok(hit, "a tap 21 px beside the button's middle still opens its menu");
     const first = await item("Dinner on Sunday?").boundingBox();
     const next = await item("At six").boundingBox();
     assert.ok(next.height < first.height - 10, `a continuing message is shorter (${next.height} vs ${first.height})`);
