@@ -11,6 +11,7 @@ import { startRoost } from "./roost.mjs";
 import {
   WAIT,
   browserFor,
+  fromMenu,
   newContext,
   photographFailure,
   scenario,
@@ -92,7 +93,7 @@ describe("administration in the browser", () => {
     await context.grantPermissions(["clipboard-read", "clipboard-write"]);
     page = await context.newPage();
     await signIn(page, ADMIN);
-    await page.getByRole("link", { name: "Administration" }).click(WAIT);
+    await fromMenu(page, "Administration");
     // On a phone the list of pages comes first.
     for (const name of PAGES) await adminNav().getByRole("link", { name }).waitFor(WAIT);
     await page.screenshot({ path: screenshotPath("admin-pages-phone") });

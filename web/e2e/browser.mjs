@@ -301,3 +301,12 @@ export async function send(page, text) {
   await page.getByRole("textbox", { name: "Message" }).fill(text);
   await page.getByRole("button", { name: "Send" }).click();
 }
+
+/**
+ * Chooses `item` (Members, Room settings, Administration, Sign out…) from the app bar's menu,
+ * the one "Menu" button of the phone layout the tests use.
+ */
+export async function fromMenu(page, item, wait = WAIT) {
+  await page.getByRole("button", { name: "Menu", exact: true }).click(wait);
+  await page.getByRole("menu", { name: "Menu" }).getByRole("menuitem", { name: item, exact: true }).click(wait);
+}

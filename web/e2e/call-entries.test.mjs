@@ -5,7 +5,16 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { deliverLiveKitWebhook, startRoostWithLiveKit } from "./roost.mjs";
-import { apiAs, browserFor, createAdmin, createRoom, messageItem, newContext, screenshotPath } from "./browser.mjs";
+import {
+  apiAs,
+  browserFor,
+  createAdmin,
+  createRoom,
+  messageItem,
+  messages,
+  newContext,
+  screenshotPath,
+} from "./browser.mjs";
 
 const ADMIN = { username: "root", password: "correct horse battery staple" };
 /** Long enough for a debug roost and LiveKit on a loaded machine; every wait polls. */
@@ -48,8 +57,13 @@ describe("call entries in the timeline", () => {
     const ended = messageItem(page, "Call ended · under 1 min");
     await ended.waitFor(WAIT);
     await page.screenshot({ path: screenshotPath("call-entries") });
+    const list = await messages(page).boundingBox();
     for (const entry of [started, ended]) {
       assert.equal(await entry.getByRole("button").count(), 0, "no edit or delete on a call entry");
+      // A line across the timeline, not a bubble on one side.
+      const box = await entry.boundingBox();
+      const offCentre = box.x + box.width / 2 - (list.x + list.width / 2);
+      assert.ok(Math.abs(offCentre) < 4, `centred in the timeline (${offCentre} px off)`);
     }
   });
 });

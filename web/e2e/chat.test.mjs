@@ -11,6 +11,7 @@ import {
   createAccount,
   createAdmin,
   createRoom,
+  fromMenu,
   messageItem as item,
   messages,
   newContext,
@@ -65,7 +66,7 @@ describe("web client against a real roost", () => {
   step("a second person signs up through an invite link and joins the room", async () => {
     // The admin makes the invite link in the administration page (a chunk of its own).
     const a = admin.page;
-    await a.getByRole("link", { name: "Administration" }).click();
+    await fromMenu(a, "Administration");
     await a.getByRole("navigation", { name: "Administration" }).getByRole("link", { name: "Invites" }).click();
     await a.getByRole("spinbutton", { name: "How many people may use it" }).fill("1");
     await a.getByRole("button", { name: "Create invite link" }).click();
@@ -278,7 +279,7 @@ describe("web client against a real roost", () => {
   });
 
   step("sign out ends the session", async () => {
-    await bea.page.getByRole("button", { name: "Sign out" }).click();
+    await fromMenu(bea.page, "Sign out");
     await bea.page.getByRole("button", { name: "Sign in" }).waitFor(WAIT);
     await bea.page.reload();
     await bea.page.getByRole("button", { name: "Sign in" }).waitFor(WAIT);

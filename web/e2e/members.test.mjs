@@ -10,6 +10,7 @@ import {
   apiAs,
   browserFor,
   createRoom,
+  fromMenu,
   messageItem as item,
   messages,
   newContext,
@@ -84,7 +85,7 @@ describe("moderating a room in the web client", () => {
   step("the owner adds people to a private room with the person picker", async () => {
     const page = await signIn(ANA);
     roomPath = await createRoom(page, "Club", { private: true });
-    await page.getByRole("button", { name: "Members" }).click();
+    await fromMenu(page, "Members");
     await membersPanel(page).waitFor(WAIT);
     await page.waitForURL(/\/rooms\/\d+\/members$/, WAIT);
     for (const who of [BEN, CY, DEE]) await addWithPicker(page, who);
@@ -115,7 +116,7 @@ describe("moderating a room in the web client", () => {
 
   step("the owner makes Ben a moderator; Ben's own panel shows it live", async () => {
     const ben = people.ben.page;
-    await ben.getByRole("button", { name: "Members" }).click();
+    await fromMenu(ben, "Members");
     await memberRow(ben, "ben").getByText("member", { exact: true }).waitFor(WAIT);
     await memberRow(people.ana.page, "ben").getByRole("combobox", { name: "Role" }).selectOption("moderator");
     await memberRow(ben, "ben").getByText("moderator", { exact: true }).waitFor(WAIT);
@@ -157,7 +158,7 @@ describe("moderating a room in the web client", () => {
 
   step("the owner edits the topic; Ben sees it live, and only reads it in Room settings", async () => {
     const page = people.ana.page;
-    await page.getByRole("button", { name: "Room settings" }).click();
+    await fromMenu(page, "Room settings");
     const settings = settingsPanel(page);
     await settings.getByRole("textbox", { name: "Topic" }).fill("Thursday practice at 7");
     await settings.getByRole("button", { name: "Save settings" }).click();
@@ -168,10 +169,10 @@ describe("moderating a room in the web client", () => {
     // Ben, a moderator, gets the form too; a plain member would only read. Make him a member.
     await memberRowAsOwner("ben", "member");
     // Once Ben's page knows (his own row says so), it offers him what a member may do.
-    await ben.getByRole("button", { name: "Members" }).click();
+    await fromMenu(ben, "Members");
     await memberRow(ben, "ben").getByText("member", { exact: true }).waitFor(WAIT);
     await ben.getByRole("button", { name: "Back to the room" }).click();
-    await ben.getByRole("button", { name: "Room settings" }).click();
+    await fromMenu(ben, "Room settings");
     const his = settingsPanel(ben);
     await his.getByText("Thursday practice at 7").waitFor(WAIT);
     assert.equal(await his.getByRole("textbox", { name: "Topic" }).count(), 0);
@@ -237,10 +238,10 @@ describe("moderating a room in the web client", () => {
 async function memberRowAsOwner(username, role) {
   const page = people.ana.page;
   await page.getByRole("button", { name: "Back to the room" }).click();
-  await page.getByRole("button", { name: "Members" }).click();
+  await fromMenu(page, "Members");
   const choice = memberRow(page, username).getByRole("combobox", { name: "Role" });
   await choice.selectOption(role);
   await page.getByRole("button", { name: "Back to the room" }).click();
-  await page.getByRole("button", { name: "Room settings" }).click();
+  await fromMenu(page, "Room settings");
   await settingsPanel(page).waitFor(WAIT);
 }

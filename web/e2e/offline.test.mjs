@@ -12,6 +12,7 @@ import {
   apiAs,
   createAdmin,
   createRoom,
+  fromMenu,
   launch,
   messageItem,
   newContext,
@@ -150,7 +151,7 @@ describe("the client when Roost is out of reach", () => {
 
   step("signing out empties what the browser kept", async () => {
     assert.ok(Object.keys(await kept()).length > 0);
-    await page.getByRole("button", { name: "Sign out" }).click();
+    await fromMenu(page, "Sign out");
     await page.getByRole("button", { name: "Sign in" }).waitFor(WAIT);
     await until("IndexedDB is empty", async () => {
       const keys = Object.keys(await kept());

@@ -12,6 +12,7 @@ import {
   browserFor,
   createAdmin,
   createRoom,
+  fromMenu,
   messages as messagesOf,
   newContext,
   photographFailure,
@@ -183,7 +184,7 @@ describe("the client's screens: accessibility, keyboard and screenshots", () => 
   });
 
   step("the administration page", async () => {
-    await page.getByRole("link", { name: "Administration" }).click();
+    await fromMenu(page, "Administration");
     await screen("admin", () => page.getByRole("navigation", { name: "Administration" }).waitFor(WAIT));
     await page.getByRole("button", { name: "Back to rooms" }).click();
   });

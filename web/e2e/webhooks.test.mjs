@@ -4,7 +4,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { startRoost } from "./roost.mjs";
-import { WAIT, browserFor, createAdmin, newContext, screenshotPath } from "./browser.mjs";
+import { WAIT, browserFor, createAdmin, fromMenu, newContext, screenshotPath } from "./browser.mjs";
 
 const ADMIN = { username: "root", password: "correct horse battery staple" };
 
@@ -27,7 +27,7 @@ describe("webhooks on the administration page", () => {
   test("an admin adds, pauses and inspects a webhook", async () => {
     try {
       await createAdmin(page, await roost.setupCode(), ADMIN);
-      await page.getByRole("link", { name: "Administration" }).click();
+      await fromMenu(page, "Administration");
       await page.getByRole("navigation", { name: "Administration" }).getByRole("link", { name: "Webhooks" }).click();
 
       const section = page.getByRole("region", { name: "Webhooks" });

@@ -1,7 +1,10 @@
 /**
  * The top of the client: picks the screen from the session and the path. Signed in, it is
  * one pane on a phone (the room list, or a room with a way back) and two panes on wider
- * screens; a visible line says when the connection is being re-established.
+ * screens; a visible line says when the connection is being re-established. The app's
+ * commands (Administration, theme, Sign out) are buttons in the wide layout's header and a
+ * menu on a phone; with a room open on a phone, the room's header is the only bar (its menu
+ * has them too), so the messages get the screen.
  */
 
 import type { FunctionComponent } from "preact";
@@ -17,17 +20,20 @@ import { clearMembers } from "../members/state";
 import { session, signOut } from "../session/session";
 import { SetupForm, SignInForm, SignUpForm } from "../sign-in/forms";
 import { t } from "../strings";
-import { cycleTheme, theme } from "../theme/theme";
+import { cycleTheme } from "../theme/theme";
 import { clearTimelines } from "../timeline/state";
 import { Timeline } from "../timeline/Timeline";
+import { appCommands, themeLabel } from "./commands";
+import { MenuIcon } from "./icons";
+import { MenuButton } from "./Menu";
 import { inAdmin, inviteCode, navigate, openRoomId, path } from "./router";
+import "./app-bar.css";
 import "./skip-link.css";
 
 function ThemeToggle() {
-  const label = theme.value === "system" ? t.themeSystem : theme.value === "dark" ? t.themeDark : t.themeLight;
   return (
     <button type="button" class="theme" onClick={cycleTheme}>
-      {label}
+      {themeLabel()}
     </button>
   );
 }
@@ -91,7 +97,7 @@ function Shell({ userId, isAdmin }: { userId: number; isAdmin: boolean }) {
   void rooms.value;
   const room = roomId !== null ? roomById(roomId) : undefined;
   return (
-    <div class={roomId !== null || inAdmin.value ? "shell room-open" : "shell"}>
+    <div class={roomId !== null ? "shell room-open in-room" : inAdmin.value ? "shell room-open" : "shell"}>
       <a
         class="skip-link"
         href="#main"
@@ -121,6 +127,7 @@ function Shell({ userId, isAdmin }: { userId: number; isAdmin: boolean }) {
             {t.signOut}
           </button>
         </div>
+        <MenuButton items={appCommands()} menuId="app-menu" label={t.menu} icon={<MenuIcon />} class="app-menu" />
       </header>
       <CallDock />
       <div class="panes">

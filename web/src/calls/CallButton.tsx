@@ -6,6 +6,7 @@
  */
 
 import { useEffect, useState } from "preact/hooks";
+import { CallIcon } from "../app/icons";
 import { roomById } from "../rooms/state";
 import { t } from "../strings";
 import { activeCall, participantsIn } from "./state";
@@ -52,7 +53,8 @@ export function CallButton({ roomId }: { roomId: number }) {
         <p role="status">{t.loadingCall}</p>
       ) : (
         <button type="button" class="join-call" onClick={() => void join()}>
-          {t.joinCall}
+          <CallIcon />
+          <span class="join-call-label">{t.joinCall}</span>
         </button>
       )}
       {error ? (

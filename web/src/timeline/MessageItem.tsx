@@ -1,11 +1,14 @@
 /**
  * One message in the timeline, a call entry (a centered line nobody edits), or a pending send.
+ * A message that continues its author's run (timeline/grouping.ts) shows no name and time of
+ * its own; they are still there for screen readers, so every list item says who wrote it.
  * A message's actions (Edit for its author, Delete for its author and the room's moderators)
  * are in a "More actions" menu button that is always there, so they are reachable by keyboard
  * and touch, not only on hover; a delete asks first.
  */
 
 import { useEffect, useRef, useState } from "preact/hooks";
+import { MenuButton, type MenuItem } from "../app/Menu";
 import { ApiError, NetworkError, type Message } from "../api/client";
 import { unreachable } from "../offline/state";
 import { t } from "../strings";
@@ -23,6 +26,7 @@ function myUsername(): string | undefined {
 }
 import "./call-entry.css";
 import "./author.css";
+import "./message.css";
 
 function time(iso: string): string {
   return new Date(iso).toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" });
@@ -31,88 +35,6 @@ function time(iso: string): string {
 function explain(e: unknown): string {
   if (e instanceof NetworkError) return t.networkError;
   return e instanceof ApiError ? e.message : String(e);
-}
-
-interface MenuItem {
-  label: string;
-  run: () => void;
-}
-
-/** A menu button (WAI-ARIA menu pattern): arrows move, Escape closes and returns focus. */
-function MoreActions({ items, messageId }: { items: MenuItem[]; messageId: number }) {
-  const [open, setOpen] = useState(false);
-  const wrapper = useRef<HTMLDivElement>(null);
-  const button = useRef<HTMLButtonElement>(null);
-  const menu = useRef<HTMLUListElement>(null);
-  const menuId = `actions-${messageId}`;
-
-  useEffect(() => {
-    if (!open) return;
-    menu.current?.querySelector<HTMLElement>("[role=menuitem]")?.focus();
-    // A tap or click anywhere else closes the menu.
-    const outside = (e: PointerEvent) => {
-      if (!wrapper.current?.contains(e.target as Node)) setOpen(false);
-    };
-    document.addEventListener("pointerdown", outside);
-    return () => document.removeEventListener("pointerdown", outside);
-  }, [open]);
-
-  const close = () => {
-    setOpen(false);
-    button.current?.focus();
-  };
-  const onKeyDown = (e: KeyboardEvent) => {
-    const entries = Array.from(menu.current?.querySelectorAll<HTMLElement>("[role=menuitem]") ?? []);
-    const at = entries.indexOf(document.activeElement as HTMLElement);
-    const move = (to: number) => {
-      e.preventDefault();
-      entries[(to + entries.length) % entries.length]?.focus();
-    };
-    if (e.key === "Escape") {
-      e.preventDefault();
-      close();
-    } else if (e.key === "ArrowDown") move(at + 1);
-    else if (e.key === "ArrowUp") move(at - 1);
-    else if (e.key === "Home") move(0);
-    else if (e.key === "End") move(entries.length - 1);
-    else if (e.key === "Tab") setOpen(false);
-  };
-
-  return (
-    <div class="more" ref={wrapper}>
-      <button
-        ref={button}
-        type="button"
-        class="more-button"
-        aria-haspopup="menu"
-        aria-expanded={open}
-        aria-controls={open ? menuId : undefined}
-        onClick={() => setOpen(!open)}
-      >
-        <span aria-hidden="true">⋯</span>
-        <span class="visually-hidden">{t.moreActions}</span>
-      </button>
-      {open ? (
-        <ul class="more-menu" role="menu" id={menuId} aria-label={t.moreActions} ref={menu} onKeyDown={onKeyDown}>
-          {items.map((item) => (
-            <li key={item.label} role="none">
-              <button
-                type="button"
-                role="menuitem"
-                tabIndex={-1}
-                onClick={() => {
-                  setOpen(false);
-                  item.run();
-                }}
-              >
-                {item.label}
-              </button>
-            </li>
-          ))}
-        </ul>
-      ) : null}
-    </div>
-  );
 }
 
 /** "Call started by Ana" / "Call ended · 12 min": the room's record of its calls. */
@@ -137,33 +59,22 @@ function CallEntry({ message, focused }: { message: Message; focused?: boolean }
   );
 }
 
-export function MessageItem({
-  message,
-  mine,
-  moderator,
-  focused,
-}: {
+interface MessageProps {
   message: Message;
   mine: boolean;
   /** The reader moderates the room: they may delete anyone's message. */
   moderator: boolean;
   focused?: boolean;
-}) {
-  if (message.kind !== "text") return <CallEntry message={message} focused={focused} />;
-  return <TextMessage message={message} mine={mine} moderator={moderator} focused={focused} />;
+  /** It continues the run of its author's message above: drawn under that one's name line. */
+  continued?: boolean;
 }
 
-function TextMessage({
-  message,
-  mine,
-  moderator,
-  focused,
-}: {
-  message: Message;
-  mine: boolean;
-  moderator: boolean;
-  focused?: boolean;
-}) {
+export function MessageItem(props: MessageProps) {
+  if (props.message.kind !== "text") return <CallEntry message={props.message} focused={props.focused} />;
+  return <TextMessage {...props} />;
+}
+
+function TextMessage({ message, mine, moderator, focused, continued = false }: MessageProps) {
   const [mode, setMode] = useState<"view" | "edit" | "confirm-delete">("view");
   const [draft, setDraft] = useState(message.body);
   const [error, setError] = useState<string | null>(null);
@@ -211,20 +122,22 @@ function TextMessage({
 
   return (
     <li
-      class={`message${mine ? " mine" : ""}${focused ? " focused" : ""}`}
+      class={`message${mine ? " mine" : ""}${focused ? " focused" : ""}${continued ? " continued" : ""}`}
       data-id={message.id}
       tabIndex={focused ? -1 : undefined}
       aria-current={focused ? "true" : undefined}
     >
-      {actions.length > 0 && mode === "view" && !unreachable.value ? <MoreActions items={actions} messageId={message.id} /> : null}
-      <div class="meta">
+      {actions.length > 0 && mode === "view" && !unreachable.value ? (
+        <MenuButton items={actions} menuId={`actions-${message.id}`} label={t.moreActions} icon="⋯" class="more" />
+      ) : null}
+      <div class={continued ? "meta visually-hidden" : "meta"}>
         <strong class="author" dir="auto">
           {author.name}
         </strong>{" "}
         {author.username ? <span class="author-username">{t.authorUsername(author.username)} </span> : null}
         {message.author_bot ? <span class="bot-badge">{t.botBadge}</span> : null}
         <time dateTime={message.created_at}>{time(message.created_at)}</time>
-        {message.edited_at && !message.deleted ? <span class="edited"> {t.edited}</span> : null}
+        {message.edited_at && !message.deleted && !continued ? <span class="edited"> {t.edited}</span> : null}
       </div>
       {message.deleted ? (
         <p class="body deleted">{t.deleted}</p>
@@ -247,6 +160,7 @@ function TextMessage({
           {message.attachments.map((a) => (
             <AttachmentView key={a.id} attachment={a} />
           ))}
+          {message.edited_at && continued ? <p class="edited-below">{t.edited}</p> : null}
         </>
       )}
       {error ? (

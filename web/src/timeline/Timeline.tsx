@@ -2,11 +2,16 @@
  * A room's timeline: a list named "Messages" with day separators, paging back when scrolled
  * to the top (keeping what was on screen in place), pending sends after the newest message,
  * and the composer. It renders the timeline state; loading is done by timeline/state.ts.
+ * Its header is the room's app bar: on a phone one row (back, the name, the call, a menu with
+ * Members, Room settings and the app's commands); wider, the room's buttons in view.
  */
 
 import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import type { Message, Room } from "../api/client";
-import { backToRooms, closeRoomPanel, navigate, openPanel, openRoomPanel } from "../app/router";
+import { appCommands } from "../app/commands";
+import { BackIcon, MenuIcon } from "../app/icons";
+import { MenuButton } from "../app/Menu";
+import { backToRooms, closeRoomPanel, navigate, openPanel, openRoomPanel, type RoomPanel } from "../app/router";
 import { t } from "../strings";
 import { CallButton } from "../calls/CallButton";
 import { MembersPanel } from "../members/MembersPanel";
@@ -15,6 +20,8 @@ import { canModerate, loadMembers, typingIn } from "../members/state";
 import { markRead, roomById, roomLabel } from "../rooms/state";
 import { unreachable } from "../offline/state";
 import { Composer } from "./Composer";
+import { continuesRun } from "./grouping";
+import "./room-header.css";
 import { MessageItem, PendingItem } from "./MessageItem";
 import { focusMessage, loadAround, loadLatest, loadNewer, loadOlder, pending, timelineOf } from "./state";
 
@@ -110,8 +117,24 @@ export function Timeline({ roomId, room, myUserId }: { roomId: number; room: Roo
     }
   };
 
+  const togglePanel = (which: RoomPanel) => (panel === which ? closeRoomPanel(roomId) : openRoomPanel(roomId, which));
+
+  // On a phone a panel replaces the room and the room comes back in its place: the focus,
+  // left on a control that is no longer shown, goes to the way back (or the room's menu).
+  const view = useRef<HTMLDivElement>(null);
+  const shownPanel = useRef(panel);
+  useEffect(() => {
+    if (shownPanel.current === panel) return;
+    shownPanel.current = panel;
+    const active = document.activeElement;
+    if (active && active !== document.body && active.getClientRects().length > 0) return;
+    const target = panel !== null ? ".side-panel .panel-back" : ".room-header .room-menu .menu-button";
+    view.current?.querySelector<HTMLElement>(target)?.focus();
+  }, [panel]);
+
   const items: preact.JSX.Element[] = [];
   let lastDay = "";
+  let previous: Message | undefined;
   for (const m of messages as Message[]) {
     const day = dayKey(m.created_at);
     if (day !== lastDay) {
@@ -129,17 +152,19 @@ export function Timeline({ roomId, room, myUserId }: { roomId: number; room: Roo
         mine={m.author_id === myUserId}
         moderator={moderator}
         focused={m.id === focus}
+        continued={continuesRun(previous, m)}
       />,
     );
+    previous = m;
   }
 
   return (
-    <div class={panel ? "room-view panel-open" : "room-view"}>
+    <div class={panel ? "room-view panel-open" : "room-view"} ref={view}>
     <section class="timeline" aria-labelledby="room-title">
       <header class="room-header">
         <button type="button" class="back" onClick={backToRooms}>
-          <span aria-hidden="true">‹ </span>
-          {t.back}
+          <BackIcon />
+          <span class="visually-hidden">{t.back}</span>
         </button>
         <div class="room-title">
           <h2 id="room-title">{roomLabel(room)}</h2>
@@ -150,22 +175,25 @@ export function Timeline({ roomId, room, myUserId }: { roomId: number; room: Roo
           ) : null}
         </div>
         <div class="room-tools">
-          <button
-            type="button"
-            aria-pressed={panel === "members"}
-            onClick={() => (panel === "members" ? closeRoomPanel(roomId) : openRoomPanel(roomId, "members"))}
-          >
+          <button type="button" aria-pressed={panel === "members"} onClick={() => togglePanel("members")}>
             {t.members}
           </button>
-          <button
-            type="button"
-            aria-pressed={panel === "settings"}
-            onClick={() => (panel === "settings" ? closeRoomPanel(roomId) : openRoomPanel(roomId, "settings"))}
-          >
+          <button type="button" aria-pressed={panel === "settings"} onClick={() => togglePanel("settings")}>
             {t.roomSettings}
           </button>
         </div>
         <CallButton roomId={roomId} />
+        <MenuButton
+          items={[
+            { label: t.members, run: () => openRoomPanel(roomId, "members") },
+            { label: t.roomSettings, run: () => openRoomPanel(roomId, "settings") },
+            ...appCommands(),
+          ]}
+          menuId="room-menu"
+          label={t.menu}
+          icon={<MenuIcon />}
+          class="room-menu"
+        />
       </header>
       <div class="scroller" ref={scroller} onScroll={onScroll} tabIndex={-1}>
         <p class="edge" aria-live="polite">
