@@ -105,14 +105,18 @@ else
     bash scripts/build-arm.sh "$target"
 fi
 
-# --- licences of the Rust code in roost ---------------------------------------------------------
+# --- licences of the Rust code and the web client's packages in roost --------------------------
 # For the same target as the binary: the crates linked differ between targets (the build just
-# fetched their sources, so this needs no network). Gzipped as Debian policy asks of documents
+# fetched their sources, so this needs no network). The web client's npm packages are read
+# from web/node_modules, which a build that reused an already built client may not have made. Gzipped as Debian policy asks of documents
 # over 4 kB; -n: no name or time stamp inside, so the same licences give the same bytes.
 # Staged beside the binary: Cargo.toml's assets name target/release/doc/.
 doc_stage=$release_dir/doc
 rm -rf "$doc_stage"
 mkdir -p "$doc_stage"
+if [[ ! -d web/node_modules ]]; then
+    (cd web && npm ci --no-audit --no-fund --loglevel=error)
+fi
 python3 scripts/crate-licences.py "$target" "$doc_stage/third-party-licenses.txt"
 gzip -9n "$doc_stage/third-party-licenses.txt"
 
@@ -250,16 +254,21 @@ check_livekit "$deb"
 
 # The package carries the licences of the Rust code in roost, collected for its own target.
 check_rust_licences() {
-    local deb=$1 unpacked path=usr/share/doc/roost/third-party-licenses.txt.gz first
+    local deb=$1 unpacked path=usr/share/doc/roost/third-party-licenses.txt.gz first web
     unpacked=$(mktemp -d)
     dpkg-deb -x "$deb" "$unpacked"
     first=$(zcat "$unpacked/$path" 2>/dev/null | head -n 1 || true)
+    web=$(zcat "$unpacked/$path" 2>/dev/null | grep -c '^livekit-client .* (npm, in the web client)$' || true)
     rm -rf "$unpacked"
     [[ $first == *"compiled into roost for $target:"* ]] || {
         echo "build-deb: $(basename "$deb") has no /$path for $target (first line: '$first')" >&2
         exit 1
     }
-    echo "build-deb: /$path lists the Rust code compiled into roost for $target"
+    [[ $web == 1 ]] || {
+        echo "build-deb: /$path in $(basename "$deb") does not list the web client's npm packages" >&2
+        exit 1
+    }
+    echo "build-deb: /$path lists the Rust code and the web client's packages compiled into roost for $target"
 }
 check_rust_licences "$deb"
 

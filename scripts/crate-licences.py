@@ -13,7 +13,12 @@ source is. A crate's licence texts are the files at the top of its source (as
 the cargo registry holds it) named LICENSE*, LICENCE*, COPYING*, NOTICE*, COPYRIGHT*,
 UNLICENSE* or PATENTS*, and the file its manifest names in `license-file`.
 
-A crate with no such file fails the run, naming it, unless LICENCE_EXCEPTIONS below has it
+The web client embedded in the binary comes last: every npm package its lockfile
+(web/package-lock.json) has as a dependency of the built client rather than of its build and
+tests (not marked "dev"), with the licence files of web/node_modules/<package>/ (installed by
+the build, which runs `npm ci`).
+
+A crate or package with no such file fails the run, naming it, unless LICENCE_EXCEPTIONS below has it
 with the reason: then its SPDX expression is listed with that reason instead of a text.
 The Rust standard library, linked into every Rust binary, comes first: its copyright page
 and licence texts from the toolchain that builds roost (`rustc --print sysroot`, installed
@@ -26,7 +31,29 @@ import subprocess
 import sys
 from pathlib import Path
 
-# Crates published without any licence file, each with why listing its SPDX expression is
+BSD_3_CLAUSE = """Redistribution and use in source and binary forms, with or without
+modification, are permitted provided that the following conditions are met:
+
+    * Redistributions of source code must retain the above copyright notice, this list of
+      conditions and the following disclaimer.
+    * Redistributions in binary form must reproduce the above copyright notice, this list of
+      conditions and the following disclaimer in the documentation and/or other materials
+      provided with the distribution.
+    * Neither the name of {holder} nor the names of its contributors may be used to endorse
+      or promote products derived from this software without specific prior written
+      permission.
+
+THIS SOFTWARE IS PROVIDED BY THE COPYRIGHT HOLDERS AND CONTRIBUTORS "AS IS" AND ANY EXPRESS
+OR IMPLIED WARRANTIES, INCLUDING, BUT NOT LIMITED TO, THE IMPLIED WARRANTIES OF
+MERCHANTABILITY AND FITNESS FOR A PARTICULAR PURPOSE ARE DISCLAIMED. IN NO EVENT SHALL THE
+COPYRIGHT OWNER OR CONTRIBUTORS BE LIABLE FOR ANY DIRECT, INDIRECT, INCIDENTAL, SPECIAL,
+EXEMPLARY, OR CONSEQUENTIAL DAMAGES (INCLUDING, BUT NOT LIMITED TO, PROCUREMENT OF SUBSTITUTE
+GOODS OR SERVICES; LOSS OF USE, DATA, OR PROFITS; OR BUSINESS INTERRUPTION) HOWEVER CAUSED
+AND ON ANY THEORY OF LIABILITY, WHETHER IN CONTRACT, STRICT LIABILITY, OR TORT (INCLUDING
+NEGLIGENCE OR OTHERWISE) ARISING IN ANY WAY OUT OF THE USE OF THIS SOFTWARE, EVEN IF ADVISED
+OF THE POSSIBILITY OF SUCH DAMAGE."""
+
+# Crates and npm packages published without any licence file, each with why listing its SPDX expression is
 # right: the crate's own sources were checked by hand and carry no licence text to copy.
 # Form: "name": "reason", written into the output in place of the text.
 LICENCE_EXCEPTIONS: dict[str, str] = {
@@ -36,6 +63,15 @@ LICENCE_EXCEPTIONS: dict[str, str] = {
     "Hara\", licensed under the Apache License, Version 2.0 or the MIT license, at your "
     "option. Roost takes it under the Apache License, Version 2.0, whose full text is in "
     "/usr/share/common-licenses/Apache-2.0.",
+    # Checked for 1.10.1 (npm, through livekit-client): the package has no licence file. Its
+    # sources carry "Copyright 2021-2024 Buf Technologies, Inc." under Apache-2.0, and its
+    # varint and int64 code "Copyright 2008 Google Inc. All rights reserved." under the
+    # BSD-3-Clause licence of Protocol Buffers, whose text follows.
+    "@bufbuild/protobuf": "the package on npm carries none. Its sources say \"Copyright "
+    "2021-2024 Buf Technologies, Inc.\", licensed under the Apache License, Version 2.0, whose "
+    "full text is in /usr/share/common-licenses/Apache-2.0; its varint and 64-bit integer "
+    "code says \"Copyright 2008 Google Inc. All rights reserved.\", under this licence:\n\n"
+    + BSD_3_CLAUSE.format(holder="Google Inc."),
 }
 
 LICENCE_PREFIXES = ("license", "licence", "copying", "notice", "copyright", "unlicense", "patents")
@@ -142,6 +178,41 @@ def standard_library(repo: Path) -> list[str]:
     return parts
 
 
+def web_client_packages(repo: Path) -> tuple[list[str], int]:
+    """The npm packages bundled into the web client, with their licence texts."""
+    web = repo / "web"
+    lock = json.loads((web / "package-lock.json").read_text(encoding="utf-8"))
+    shipped = sorted(
+        (path, meta) for path, meta in lock.get("packages", {}).items()
+        if path.startswith("node_modules/") and not meta.get("dev") and not meta.get("devOptional")
+    )
+    parts, missing = [], []
+    for path, meta in shipped:
+        name = path.rsplit("node_modules/", 1)[1]
+        source = web / path
+        if not source.is_dir():
+            fail(f"{source} is missing: the client's packages come from `npm ci` in web/")
+        files = sorted(f for f in source.iterdir()
+                       if f.is_file() and f.name.lower().startswith(LICENCE_PREFIXES))
+        expression = meta.get("license") or "(no licence field; see the files below)"
+        parts += ["", RULE, f"{name} {meta.get('version', '?')} (npm, in the web client)",
+                  f"License: {expression}"]
+        if not files:
+            if name not in LICENCE_EXCEPTIONS:
+                missing.append(f"{name} {meta.get('version', '?')} ({expression})")
+            else:
+                parts.append(f"--- no licence file in the package: {LICENCE_EXCEPTIONS[name]}")
+            continue
+        for f in files:
+            parts += [f"--- {f.name}", f.read_bytes().decode("utf-8", errors="replace").rstrip("\n")]
+    if missing:
+        fail(
+            "no licence file in these npm packages bundled into the web client; check each by "
+            "hand and name it in LICENCE_EXCEPTIONS with the reason: " + "; ".join(missing)
+        )
+    return parts, len(shipped)
+
+
 def cargo_tool(repo: Path, *args: str) -> str:
     return subprocess.run(list(args), cwd=repo, check=True, stdout=subprocess.PIPE,
                           text=True).stdout
@@ -160,7 +231,7 @@ def main() -> None:
         f"Licences of the Rust code compiled into roost for {target}: the Rust standard",
         "library, then every crate the binary links (procedural macros and build-time tools",
         "excluded), with its SPDX licence expression and the licence files of the source that",
-        "was compiled.",
+        "was compiled; then the npm packages of the web client embedded in it.",
     ]
     parts += standard_library(repo)
     missing = []
@@ -179,6 +250,9 @@ def main() -> None:
             parts.append(f"--- {path.name}")
             # Some crates ship texts in another encoding; keep what cannot be decoded visible.
             parts.append(path.read_bytes().decode("utf-8", errors="replace").rstrip("\n"))
+    web_parts, web_count = web_client_packages(repo)
+    parts += ["", RULE, RULE, "The web client served by roost is built from these npm packages:"]
+    parts += web_parts
     if missing:
         fail(
             "no licence file (LICENSE*, COPYING*, NOTICE*...) in these crates linked into roost; "
@@ -186,7 +260,8 @@ def main() -> None:
             "with the reason: " + "; ".join(missing)
         )
     output.write_text("\n".join(parts) + "\n", encoding="utf-8")
-    print(f"crate-licences: the licences of {len(crates)} crates for {target} in {output}", file=sys.stderr)
+    print(f"crate-licences: the licences of {len(crates)} crates for {target} and {web_count} npm "
+          f"packages of the web client in {output}", file=sys.stderr)
 
 
 if __name__ == "__main__":
