@@ -121,6 +121,16 @@ pub static MIGRATIONS: &[Migration] = &[
         name: "hidden_dms",
         sql: include_str!("migrations/0017_hidden_dms.sql"),
     },
+    Migration {
+        version: 18,
+        name: "reserved",
+        sql: include_str!("migrations/0018_reserved.sql"),
+    },
+    Migration {
+        version: 19,
+        name: "call_attendees",
+        sql: include_str!("migrations/0019_call_attendees.sql"),
+    },
 ];
 
 /// Registers the SQL functions migrations may call on `conn` (migration 11): `roost_name_key

@@ -1,0 +1,2 @@
+-- Reserved: a branch merged alongside this one may define migration 18. This placeholder
+-- changes nothing, so the migrations after it apply in order either way.
