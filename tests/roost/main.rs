@@ -25,6 +25,7 @@ mod identity;
 mod lifecycle;
 mod limits;
 mod livekit;
+mod live_updates;
 mod livekit_real;
 mod openapi;
 mod ops;
