@@ -318,6 +318,9 @@ export const t = {
   hideDm: (name: string) => `Hide conversation with ${name}`,
   dmHidden: (name: string) => `Conversation with ${name} hidden. It comes back when a message arrives.`,
 
+  // room list: live updates (missed calls)
+  missedCall: (when: string) => `Missed call, ${when}`,
+
   // errors
   networkError: "Roost could not be reached. Check the connection and try again.",
   badCredentials: "That username and password do not match.",
