@@ -35,6 +35,18 @@ function explain(e: unknown): string {
   return e instanceof ApiError ? e.message : String(e);
 }
 
+/** A handset, drawn here rather than taken from an emoji font a device may not have. */
+function PhoneIcon() {
+  return (
+    <svg class="phone-icon" viewBox="0 0 16 16" width="14" height="14" aria-hidden="true" focusable="false">
+      <path
+        d="M3.6 1.5l2.2 2.6-1.3 1.6c.8 1.8 2.2 3.2 4 4l1.6-1.3 2.6 2.2-1.4 2.2C6.4 12.4 3.6 9.6 1.4 4.9z"
+        fill="currentColor"
+      />
+    </svg>
+  );
+}
+
 /** When a missed call was: its time today, its day otherwise. */
 function missedWhen(iso: string): string {
   const at = new Date(iso);
@@ -71,7 +83,7 @@ function RoomLink({ room, current, children }: { room: Room; current: number | n
         {room.topic ? <span class="room-topic">{room.topic}</span> : null}
         {room.missed_call_at ? (
           <span class="missed-call">
-            <span aria-hidden="true">📞 </span>
+            <PhoneIcon />
             {t.missedCall(missedWhen(room.missed_call_at))}
           </span>
         ) : null}
