@@ -260,27 +260,27 @@ pub async fn hide(
         return Err(ChatError::invalid("invalid_seq", "`seq` is 0 or more").into());
     }
     commit_noting(&store, &sink, move |conn, _events, noted| {
-            let access = Access::load(conn, room_id, &who)?;
-            if !access.is_dm() {
-                return Err(ChatError::invalid(
-                    "not_a_dm",
-                    "only a direct message can be hidden; leave a room instead",
-                ));
-            }
-            // Only its two people see a DM, so a member is all that is left here.
-            access.require_member()?;
-            let last_seq = access.room.last_seq;
-            let seq = wanted.map_or(last_seq, |seq| seq.min(last_seq));
-            conn.prepare_cached(
-                "INSERT INTO hidden_dms (user_id, room_id, seq, hidden_at) VALUES (?1, ?2, ?3, ?4)
+        let access = Access::load(conn, room_id, &who)?;
+        if !access.is_dm() {
+            return Err(ChatError::invalid(
+                "not_a_dm",
+                "only a direct message can be hidden; leave a room instead",
+            ));
+        }
+        // Only its two people see a DM, so a member is all that is left here.
+        access.require_member()?;
+        let last_seq = access.room.last_seq;
+        let seq = wanted.map_or(last_seq, |seq| seq.min(last_seq));
+        conn.prepare_cached(
+            "INSERT INTO hidden_dms (user_id, room_id, seq, hidden_at) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (user_id, room_id) DO UPDATE
                     SET seq = excluded.seq, hidden_at = excluded.hidden_at",
-            )?
-            .execute(params![who.user_id, room_id, seq, now_ms()])?;
-            noted.push(notices::dm_hidden(who.user_id, room_id, seq));
-            Ok::<_, ChatError>(())
-        })
-        .await?;
+        )?
+        .execute(params![who.user_id, room_id, seq, now_ms()])?;
+        noted.push(notices::dm_hidden(who.user_id, room_id, seq));
+        Ok::<_, ChatError>(())
+    })
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

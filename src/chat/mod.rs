@@ -164,16 +164,17 @@ where
     T: Send + 'static,
     E: From<StoreError> + Send + 'static,
 {
-    commit_noting(store, sink, move |conn, events, _notices| change(conn, events)).await
+    commit_noting(store, sink, move |conn, events, _notices| {
+        change(conn, events)
+    })
+    .await
 }
 
 /// [`commit_as`] for a change that may also produce [`Notice`]s (a display name, a DM hidden):
 /// they are handed to `sink` after the room events, once the transaction committed.
 pub async fn commit_noting<T, E, F>(store: &Store, sink: &EventSink, change: F) -> Result<T, E>
 where
-    F: FnOnce(&Connection, &mut Vec<RoomEvent>, &mut Vec<Notice>) -> Result<T, E>
-        + Send
-        + 'static,
+    F: FnOnce(&Connection, &mut Vec<RoomEvent>, &mut Vec<Notice>) -> Result<T, E> + Send + 'static,
     T: Send + 'static,
     E: From<StoreError> + Send + 'static,
 {

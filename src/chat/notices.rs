@@ -65,7 +65,8 @@ pub fn renamed(conn: &Connection, user: &User) -> Result<Notice, ChatError> {
 /// `user_id` hid direct message `room_id` up to event `seq`: `{"op":"dm","type":"dm.hidden",
 /// "room_id","data":{"seq"}}` to their own connections.
 pub fn dm_hidden(user_id: i64, room_id: i64, seq: i64) -> Notice {
-    let frame = json!({ "op": "dm", "type": "dm.hidden", "room_id": room_id, "data": { "seq": seq } });
+    let frame =
+        json!({ "op": "dm", "type": "dm.hidden", "room_id": room_id, "data": { "seq": seq } });
     Notice {
         audience: Audience::Own(user_id),
         frame: Arc::from(frame.to_string()),

@@ -205,9 +205,14 @@ async fn a_call_someone_was_not_in_shows_as_missed_until_they_read_past_it() {
     call_entries(&api, &bob, room, 2).await;
 
     let anns = listed(&api, &ann, room).await;
-    let missed = anns["missed_call_at"].as_str().unwrap_or_else(|| panic!("{anns}"));
+    let missed = anns["missed_call_at"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{anns}"));
     assert!(missed.ends_with('Z'), "a time: {missed}");
-    assert_eq!(anns["unread"], 0, "call entries are still not unread: {anns}");
+    assert_eq!(
+        anns["unread"], 0,
+        "call entries are still not unread: {anns}"
+    );
     // The caller and the one who answered missed nothing.
     for who in [&bob, &cat] {
         let r = listed(&api, who, room).await;

@@ -121,6 +121,10 @@ mod tests {
 
         hub.notify(vec![dm_hidden(1, 2, 5)]);
         assert_eq!(frames(&me_rx).len(), 1);
-        assert_eq!(frames(&peer_rx), Vec::<String>::new(), "only the person's own");
+        assert_eq!(
+            frames(&peer_rx),
+            Vec::<String>::new(),
+            "only the person's own"
+        );
     }
 }
