@@ -12,8 +12,9 @@
 //! to read, so they never raise the count (the web client's live count follows the same rule).
 //!
 //! A missed call is the newest call after the read position (its `call_started` entry) that
-//! the member neither started nor joined (`call_attendees`): the room list shows it until the
-//! member reads past it, so it clears on every device when they open the room.
+//! has ended (its `call_ended` entry) and that the member neither started nor joined
+//! (`call_attendees`); a call still going on is not missed yet. The room list shows it until
+//! the member reads past it, so it clears on every device when they open the room.
 //!
 //! This module knows nothing about sockets and publishes no event: a read position is private
 //! to its owner, and the room event log is shared by every member.
@@ -43,8 +44,8 @@ pub struct ReadState {
     /// (`kind` `call_started`, `call_ended`) are not counted.
     #[schema(maximum = 999)]
     pub unread: i64,
-    /// When the newest call after `read_seq` that the caller neither started nor joined
-    /// started: a missed call. Absent when there is none.
+    /// When the newest call after `read_seq` that has ended and that the caller neither
+    /// started nor joined started: a missed call. Absent when there is none.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false, format = DateTime)]
     pub missed_call_at: Option<String>,
@@ -80,6 +81,9 @@ pub fn state(conn: &Connection, user_id: i64, room_id: i64) -> Result<ReadState,
                 AND m.author_id IS NOT ?3
                 AND NOT EXISTS (SELECT 1 FROM call_attendees a
                                  WHERE a.message_id = m.id AND a.user_id = ?3)
+                AND EXISTS (SELECT 1 FROM messages e
+                             WHERE e.room_id = m.room_id AND e.call_sid = m.call_sid
+                               AND e.kind = 'call_ended')
               ORDER BY m.seq DESC LIMIT 1",
         )?
         .query_row(params![room_id, read_seq, user_id], |r| r.get(0))
@@ -137,7 +141,7 @@ pub struct ReadAnswer {
         is ignored and the answer says the stored position. The room list shows each room's \
         `read_seq` and `unread` (messages by others after it, not deleted, counted up to 999 \
         only, to bound the count's cost; call entries are not counted), and `missed_call_at` \
-        while a call the caller did not take part in is after it, on every device of the \
+        while an ended call the caller did not take part in is after it, on every device of the \
         account.",
     tag = "rooms",
     params(("id" = i64, Path, example = 1, description = "The room's id")),

@@ -111,8 +111,9 @@ pub struct RoomView {
     #[schema(nullable = false, maximum = 999)]
     pub unread: Option<i64>,
     /// In the room list, for rooms the caller is a member of: when the newest call after
-    /// `read_seq` that the caller neither started nor joined started (a missed call). Absent
-    /// when there is none; reading past it (`PUT /api/v1/rooms/{id}/read`) clears it.
+    /// `read_seq` that has ended and that the caller neither started nor joined started (a
+    /// missed call). Absent when there is none; reading past it (`PUT /api/v1/rooms/{id}/read`)
+    /// clears it.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false, format = DateTime)]
     pub missed_call_at: Option<String>,
@@ -487,8 +488,8 @@ pub struct RoomList {
     description = "Each room the caller is a member of carries `read_seq` and `unread`: the \
         caller's read position and the messages by others after it that are not deleted (call \
         entries are not counted), counted up to 999 only to bound the cost of the count; and, \
-        while a call after `read_seq` is one the caller neither started nor joined, \
-        `missed_call_at`: when it started. A \
+        while the newest ended call after `read_seq` is one the caller neither started nor \
+        joined, `missed_call_at`: when it started. A \
         direct message the caller hid (`PUT /api/v1/dms/{id}/hidden`) carries `\"hidden\": true` \
         until a message comes after the point it was hidden at or the caller opens it again: \
         leave it out of the list.",

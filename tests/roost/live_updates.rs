@@ -200,6 +200,9 @@ async fn a_call_someone_was_not_in_shows_as_missed_until_they_read_past_it() {
     call_webhook(&api, "participant_joined", room, "RM_one", &bob).await;
     call_entries(&api, &bob, room, 1).await;
     call_webhook(&api, "participant_joined", room, "RM_one", &cat).await;
+    // A call still going on is not missed yet.
+    let anns = listed(&api, &ann, room).await;
+    assert!(anns.get("missed_call_at").is_none(), "{anns}");
     call_webhook(&api, "participant_left", room, "RM_one", &cat).await;
     call_webhook(&api, "participant_left", room, "RM_one", &bob).await;
     call_entries(&api, &bob, room, 2).await;

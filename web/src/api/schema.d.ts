@@ -461,7 +461,7 @@ export interface paths {
         };
         /**
          * List the caller's rooms and the public rooms they may join
-         * @description Each room the caller is a member of carries `read_seq` and `unread`: the caller's read position and the messages by others after it that are not deleted (call entries are not counted), counted up to 999 only to bound the cost of the count; and, while a call after `read_seq` is one the caller neither started nor joined, `missed_call_at`: when it started. A direct message the caller hid (`PUT /api/v1/dms/{id}/hidden`) carries `"hidden": true` until a message comes after the point it was hidden at or the caller opens it again: leave it out of the list.
+         * @description Each room the caller is a member of carries `read_seq` and `unread`: the caller's read position and the messages by others after it that are not deleted (call entries are not counted), counted up to 999 only to bound the cost of the count; and, while the newest ended call after `read_seq` is one the caller neither started nor joined, `missed_call_at`: when it started. A direct message the caller hid (`PUT /api/v1/dms/{id}/hidden`) carries `"hidden": true` until a message comes after the point it was hidden at or the caller opens it again: leave it out of the list.
          */
         get: operations["listRooms"];
         put?: never;
@@ -556,7 +556,7 @@ export interface paths {
         get?: never;
         /**
          * Record how far the caller has read a room
-         * @description The read position only moves forward: a `seq` lower than the stored one is ignored and the answer says the stored position. The room list shows each room's `read_seq` and `unread` (messages by others after it, not deleted, counted up to 999 only, to bound the count's cost; call entries are not counted), and `missed_call_at` while a call the caller did not take part in is after it, on every device of the account.
+         * @description The read position only moves forward: a `seq` lower than the stored one is ignored and the answer says the stored position. The room list shows each room's `read_seq` and `unread` (messages by others after it, not deleted, counted up to 999 only, to bound the count's cost; call entries are not counted), and `missed_call_at` while an ended call the caller did not take part in is after it, on every device of the account.
          */
         put: operations["markRoomRead"];
         post?: never;
@@ -1581,8 +1581,8 @@ export interface components {
             unread: number;
             /**
              * Format: date-time
-             * @description When the newest call after `read_seq` that the caller neither started nor joined
-             *     started: a missed call. Absent when there is none.
+             * @description When the newest call after `read_seq` that has ended and that the caller neither
+             *     started nor joined started: a missed call. Absent when there is none.
              */
             missed_call_at?: string;
         };
@@ -1664,8 +1664,9 @@ export interface components {
             /**
              * Format: date-time
              * @description In the room list, for rooms the caller is a member of: when the newest call after
-             *     `read_seq` that the caller neither started nor joined started (a missed call). Absent
-             *     when there is none; reading past it (`PUT /api/v1/rooms/{id}/read`) clears it.
+             *     `read_seq` that has ended and that the caller neither started nor joined started (a
+             *     missed call). Absent when there is none; reading past it (`PUT /api/v1/rooms/{id}/read`)
+             *     clears it.
              */
             missed_call_at?: string;
             /** @description For a direct message: the other person in it (absent once their account is deleted). */

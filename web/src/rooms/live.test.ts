@@ -8,22 +8,22 @@ const { applyDmFrame, applyUserUpdated, callJoined, newRoomMessage, roomById, ro
 const ME = 1;
 const BEA = 2;
 
-function callStarted(authorId: number): Message {
+function entry(kind: Message["kind"], authorId: number | null, at: string): Message {
   return {
     id: 10,
     room_id: 5,
     author_id: authorId,
-    author: `user${authorId}`,
-    author_display_name: `User ${authorId}`,
+    author: authorId === null ? null : `user${authorId}`,
+    author_display_name: authorId === null ? null : `User ${authorId}`,
     author_bot: false,
     body: "",
     attachments: [],
-    created_at: "2026-12-07T10:00:00Z",
+    created_at: at,
     edited_at: null,
     deleted: false,
     mentions: [],
-    kind: "call_started",
-    call_duration_secs: null,
+    kind,
+    call_duration_secs: kind === "call_ended" ? 180 : null,
   };
 }
 
@@ -43,14 +43,20 @@ describe("the room list follows people and calls live", () => {
     rooms.value = [family, dm];
   });
 
-  it("marks someone else's call missed until we join it", () => {
-    newRoomMessage(5, callStarted(BEA), "2026-12-07T10:00:00Z", ME);
+  it("marks a call someone else started missed when it ends without us", () => {
+    newRoomMessage(5, entry("call_started", BEA, "2026-12-07T10:00:00Z"), "2026-12-07T10:00:00Z", ME);
+    expect(roomById(5)?.missed_call_at, "not while it goes on").toBeUndefined();
+    newRoomMessage(5, entry("call_ended", null, "2026-12-07T10:03:00Z"), "2026-12-07T10:03:00Z", ME);
     expect(roomById(5)?.missed_call_at).toBe("2026-12-07T10:00:00Z");
     expect(roomById(5)?.unread).toBe(0);
+  });
+
+  it("does not mark a call we joined or started", () => {
+    newRoomMessage(5, entry("call_started", BEA, "2026-12-07T11:00:00Z"), "2026-12-07T11:00:00Z", ME);
     callJoined(5);
-    expect(roomById(5)?.missed_call_at).toBeUndefined();
-    // A call we started ourselves is not missed.
-    newRoomMessage(5, callStarted(ME), "2026-12-07T10:05:00Z", ME);
+    newRoomMessage(5, entry("call_ended", null, "2026-12-07T11:03:00Z"), "2026-12-07T11:03:00Z", ME);
+    newRoomMessage(5, entry("call_started", ME, "2026-12-07T12:00:00Z"), "2026-12-07T12:00:00Z", ME);
+    newRoomMessage(5, entry("call_ended", null, "2026-12-07T12:03:00Z"), "2026-12-07T12:03:00Z", ME);
     expect(roomById(5)?.missed_call_at).toBeUndefined();
   });
 

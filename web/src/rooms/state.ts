@@ -7,8 +7,8 @@
  * A direct message the person hid leaves the list (the server keeps it hidden) until a message
  * comes in it or they open it again; their other devices follow at once (`dm` frames). A DM is
  * named after the other person's display name as it is now (`user` frames). A room shows a
- * missed call (`missed_call_at`, as the server lists it) from someone else's "call started"
- * until the person joins that call or reads the room.
+ * missed call (`missed_call_at`, as the server lists it) once a call someone else started ends
+ * without the person in it, until they read the room.
  */
 
 import { computed, signal } from "@preact/signals";
@@ -111,24 +111,42 @@ export function newRoomMessage(roomId: number, message: Message, at: string, myU
     void loadRooms().catch(() => {});
     return;
   }
-  // A message in a DM the person hid brings it back, as the server does. Someone else's call
-  // is missed until we join it (callJoined) or read past it (markRead), as the server says.
-  const missed = message.kind === "call_started" && message.author_id !== myUserId;
+  // A message in a DM the person hid brings it back, as the server does. A call someone else
+  // started that ends without us is missed until we read past it (markRead), as the server says.
+  const missedAt = callEntry(roomId, message, myUserId);
   rooms.value = rooms.value.map((r) =>
     r.id === roomId
       ? {
           ...afterLiveMessage(r, message, at, myUserId),
           hidden: undefined,
-          missed_call_at: missed && r.my_role !== undefined ? message.created_at : r.missed_call_at,
+          missed_call_at: missedAt !== null && r.my_role !== undefined ? missedAt : r.missed_call_at,
         }
       : r,
   );
 }
 
-/** We joined the call of `roomId` (on any device): it is not a missed call. */
+/**
+ * The calls going on that this client saw start, per room: when, and whether we joined. Bounded
+ * by the rooms in the list (one entry each, dropped when the call ends).
+ */
+const callsUnderway = new Map<number, { at: string; joined: boolean }>();
+
+/** Follows a room's call entries; returns when a call we missed started, as it ends. */
+function callEntry(roomId: number, message: Message, myUserId: number): string | null {
+  if (message.kind === "call_started") {
+    callsUnderway.set(roomId, { at: message.created_at, joined: message.author_id === myUserId });
+  } else if (message.kind === "call_ended") {
+    const call = callsUnderway.get(roomId);
+    callsUnderway.delete(roomId);
+    if (call && !call.joined) return call.at;
+  }
+  return null;
+}
+
+/** We joined the call of `roomId` (on any device): the call going on there is not missed. */
 export function callJoined(roomId: number): void {
-  if (!roomById(roomId)?.missed_call_at) return;
-  rooms.value = rooms.value.map((r) => (r.id === roomId ? { ...r, missed_call_at: undefined } : r));
+  const call = callsUnderway.get(roomId);
+  if (call) call.joined = true;
 }
 
 /**
