@@ -231,14 +231,18 @@ async fn serve(
     let retention_clock = auth.clock.clone();
     let events = {
         let (gateway, integrations) = (gateway.clone(), integrations.clone());
-        crate::chat::EventSink::new(move |events| {
-            // Webhook deliveries the events queued, in their transaction, are sent by the
-            // worker this wakes.
-            if !events.is_empty() {
-                integrations.wake();
-            }
-            gateway.publish(events);
-        })
+        let notices = gateway.clone();
+        crate::chat::EventSink::new(
+            move |events| {
+                // Webhook deliveries the events queued, in their transaction, are sent by the
+                // worker this wakes.
+                if !events.is_empty() {
+                    integrations.wake();
+                }
+                gateway.publish(events);
+            },
+            move |batch| notices.notify(batch),
+        )
     };
     let chat_metrics = crate::chat::ChatMetrics::register(&metrics);
     let state = AppState::new(Shared {

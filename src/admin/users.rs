@@ -3,8 +3,10 @@
 //! sessions it revokes); an account made a guest also leaves every room it joined or created
 //! itself (`chat::rooms::leave_rooms_not_invited_to`) and is a plain member of the rooms it
 //! keeps (`chat::rooms::drop_guest_room_roles`), each with an audit event naming the rooms.
-//! All of it is one transaction (`chat::commit_as`): the rooms' events reach connected clients
-//! only once it has committed, and never for a change that was refused.
+//! All of it is one transaction (`chat::commit_noting`): the rooms' events reach connected
+//! clients only once it has committed, and never for a change that was refused. A new display
+//! name reaches everyone who shares a room with the account the same way (`user.updated`,
+//! `chat::notices`).
 
 use std::sync::Arc;
 
@@ -34,7 +36,9 @@ use crate::store::Store;
     responses(
         (status = 200, description = "The account after the change. An account made a guest \
          has left every room it joined or created itself (`member.left` in each) and is a plain \
-         member of the others (`member.updated` where it was a moderator)", body = User),
+         member of the others (`member.updated` where it was a moderator). A new display name \
+         reaches the account's connections and everyone sharing a room with it on the gateway \
+         (`user.updated`)", body = User),
         (status = 400, description = "A bad display name (`invalid_display_name`: its message \
          names the character or word refused), or a bot made an admin (`bot_cannot_be_admin`)",
          body = crate::http::ErrorBody),
@@ -69,8 +73,13 @@ pub async fn update(
     // An account that is a guest already has no room it was not invited to, so asking again
     // leaves nothing.
     let made_guest = patch.role == Some(Role::Guest);
-    let user = chat::commit_as(&store, &events, move |conn, events| {
+    let user = chat::commit_noting(&store, &events, move |conn, events, notices| {
+        let name_before = users::by_id(conn, id)?.map(|u| u.display_name);
         let user = users::update(conn, id, &patch, &actor, now_ms)?;
+        // Everyone who shares a room with the account sees the new name at once.
+        if name_before.is_some_and(|name| name != user.display_name) {
+            notices.push(chat::notices::renamed(conn, &user)?);
+        }
         if made_guest {
             let left = chat::rooms::leave_rooms_not_invited_to(conn, id, now_ms, keep, events)?;
             if !left.is_empty() {

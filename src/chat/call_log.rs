@@ -8,6 +8,9 @@
 //! session (`call_sid`, LiveKit's room sid): a unique index makes a repeated webhook, or a late
 //! one, a no-op.
 //!
+//! Who joins a call is recorded with its `call_started` entry (`call_attendees`, migration 18):
+//! a call someone took part in is not a missed call in their room list (`chat::reads`).
+//!
 //! This module listens to `livekit::calls::Registry` (fed by LiveKit's webhooks) and writes
 //! through [`commit`](super::commit); it never talks to LiveKit.
 
@@ -27,8 +30,9 @@ use crate::livekit::calls::CallEvent;
 use crate::livekit::LiveKit;
 use crate::store::Store;
 
-/// Background task: turns the call registry's `Started`/`Emptied` into timeline entries until
-/// `shutdown`.
+/// Background task: turns the call registry's `Started`/`Emptied` into timeline entries, and
+/// its `Joined` into who took part, until `shutdown`. One task, so a `Joined` is recorded after
+/// the `Started` that came before it.
 pub async fn run(
     store: Store,
     sink: EventSink,
@@ -51,6 +55,20 @@ pub async fn run(
             ),
             Ok(CallEvent::Emptied { room, room_sid }) => {
                 (room, room_sid, MessageKind::CallEnded, None)
+            }
+            Ok(CallEvent::Joined { room, participant }) => {
+                let (Some(room_id), Some(user_id)) =
+                    (room_id_of(&room), user_id_of(&participant.identity))
+                else {
+                    continue;
+                };
+                let noted = store
+                    .write(move |conn| record_attendance(conn, room_id, user_id))
+                    .await;
+                if let Err(e) = noted {
+                    tracing::warn!(room_id, error = %e, "could not record who joined a call");
+                }
+                continue;
             }
             Ok(_) => continue,
             Err(RecvError::Lagged(n)) => {
@@ -143,6 +161,24 @@ pub fn record(
     conn.prepare_cached("UPDATE messages SET seq = ?2 WHERE id = ?1")?
         .execute(params![id, event.seq])?;
     Ok(Some(event))
+}
+
+/// Records that `user_id` took part in the call going on in `room_id`: the newest
+/// `call_started` entry that has no `call_ended` yet. Nothing when there is none (the entry
+/// could not be posted) or the account is gone; a repeat is a no-op.
+pub fn record_attendance(conn: &Connection, room_id: i64, user_id: i64) -> Result<(), ChatError> {
+    conn.prepare_cached(
+        "INSERT OR IGNORE INTO call_attendees (message_id, user_id)
+         SELECT m.id, u.id FROM messages m JOIN users u ON u.id = ?2
+          WHERE m.id = (SELECT id FROM messages
+                         WHERE room_id = ?1 AND kind = 'call_started'
+                         ORDER BY seq DESC LIMIT 1)
+            AND NOT EXISTS (SELECT 1 FROM messages e
+                             WHERE e.room_id = m.room_id AND e.call_sid = m.call_sid
+                               AND e.kind = 'call_ended')",
+    )?
+    .execute(params![room_id, user_id])?;
+    Ok(())
 }
 
 #[cfg(test)]

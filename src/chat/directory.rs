@@ -44,6 +44,7 @@ pub fn listed(room: &RoomView, at_ms: i64) -> Option<Arc<str>> {
         my_role: None,
         read_seq: None,
         unread: None,
+        missed_call_at: None,
         dm_with: None,
         hidden: None,
         last_activity: Some(crate::http::time::rfc3339_ms(at_ms)),
@@ -95,6 +96,7 @@ mod tests {
             last_activity: None,
             read_seq: Some(3),
             unread: Some(0),
+            missed_call_at: None,
             dm_with: None,
             hidden: None,
         }

@@ -15,8 +15,10 @@
 //! Either person may hide a DM from their own room list ([`hide`], like closing a conversation;
 //! the `hidden_dms` table, migration 16): it stays a DM with all its messages, the other person
 //! still lists it, and it is back in the list as soon as a message comes after the point it was
-//! hidden at, or its person opens it again (`POST /api/v1/dms`). This module knows nothing about sockets: opening a DM appends the two `member.joined`
-//! events, which [`super::commit`] publishes to both people's connections.
+//! hidden at, or its person opens it again (`POST /api/v1/dms`). Hiding it, and opening it
+//! again, reach that person's other devices at once (`dm.hidden`, `dm.shown`:
+//! [`super::notices`]). This module knows nothing about sockets: opening a DM appends the two
+//! `member.joined` events, which [`super::commit`] publishes to both people's connections.
 
 use std::sync::Arc;
 
@@ -27,7 +29,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 use super::rooms::{add_member, Access, Joining, RoomRole, RoomView};
-use super::{commit, ChatError, EventSink};
+use super::{commit_noting, notices, ChatError, EventSink};
 use crate::auth::{users, Principal, Role};
 use crate::config::Config;
 use crate::http::time::now_ms;
@@ -147,7 +149,7 @@ pub async fn open(
     Json(req): Json<OpenDm>,
 ) -> Result<Response, ApiError> {
     let keep = config.gateway.resume_events_per_room;
-    let (created, room) = commit(&store, &sink, move |conn, events| {
+    let (created, room) = commit_noting(&store, &sink, move |conn, events, noted| {
         if req.user_id == who.user_id {
             // Said before looking the account up, so the answer does not depend on it.
             return Err(ChatError::invalid(
@@ -167,9 +169,14 @@ pub async fn open(
             .query_row([&pair], |r| r.get(0))
             .optional()?;
         if let Some(room_id) = existing {
-            // Starting the conversation again brings it back to a list it was hidden from.
-            conn.prepare_cached("DELETE FROM hidden_dms WHERE user_id = ?1 AND room_id = ?2")?
+            // Starting the conversation again brings it back to a list it was hidden from, on
+            // every device of the caller.
+            let shown = conn
+                .prepare_cached("DELETE FROM hidden_dms WHERE user_id = ?1 AND room_id = ?2")?
                 .execute(params![who.user_id, room_id])?;
+            if shown > 0 {
+                noted.push(notices::dm_shown(who.user_id, room_id));
+            }
             return Ok((false, Access::load(conn, room_id, &who)?.room));
         }
         let now = now_ms();
@@ -222,8 +229,9 @@ pub struct HideDm {
     operation_id = "hideDm",
     summary = "Hide a direct message from the caller's room list",
     description = "Like closing a conversation: in the caller's `GET /api/v1/rooms` the \
-        direct message carries `\"hidden\": true` (on every device, at its next load), and \
-        clients leave it out of the list. Nothing else changes: it keeps its messages, the \
+        direct message carries `\"hidden\": true`, and clients leave it out of the list. The \
+        caller's gateway connections hear `dm.hidden` at once (and `dm.shown` when it is \
+        opened again), so their other devices follow. Nothing else changes: it keeps its messages, the \
         caller stays in it and still receives its events on the gateway, and the other person \
         still lists it. It is shown again (no `hidden`) once a message comes after `seq`, or \
         when the caller opens it again with `POST /api/v1/dms`. Hiding it again moves `seq`.",
@@ -242,6 +250,7 @@ pub struct HideDm {
 )]
 pub async fn hide(
     State(store): State<Store>,
+    State(sink): State<EventSink>,
     who: Principal,
     Path(room_id): Path<i64>,
     body: bytes::Bytes,
@@ -250,28 +259,28 @@ pub async fn hide(
     if wanted.is_some_and(|seq| seq < 0) {
         return Err(ChatError::invalid("invalid_seq", "`seq` is 0 or more").into());
     }
-    store
-        .write(move |conn| {
-            let access = Access::load(conn, room_id, &who)?;
-            if !access.is_dm() {
-                return Err(ChatError::invalid(
-                    "not_a_dm",
-                    "only a direct message can be hidden; leave a room instead",
-                ));
-            }
-            // Only its two people see a DM, so a member is all that is left here.
-            access.require_member()?;
-            let last_seq = access.room.last_seq;
-            let seq = wanted.map_or(last_seq, |seq| seq.min(last_seq));
-            conn.prepare_cached(
-                "INSERT INTO hidden_dms (user_id, room_id, seq, hidden_at) VALUES (?1, ?2, ?3, ?4)
+    commit_noting(&store, &sink, move |conn, _events, noted| {
+        let access = Access::load(conn, room_id, &who)?;
+        if !access.is_dm() {
+            return Err(ChatError::invalid(
+                "not_a_dm",
+                "only a direct message can be hidden; leave a room instead",
+            ));
+        }
+        // Only its two people see a DM, so a member is all that is left here.
+        access.require_member()?;
+        let last_seq = access.room.last_seq;
+        let seq = wanted.map_or(last_seq, |seq| seq.min(last_seq));
+        conn.prepare_cached(
+            "INSERT INTO hidden_dms (user_id, room_id, seq, hidden_at) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (user_id, room_id) DO UPDATE
                     SET seq = excluded.seq, hidden_at = excluded.hidden_at",
-            )?
-            .execute(params![who.user_id, room_id, seq, now_ms()])?;
-            Ok(())
-        })
-        .await?;
+        )?
+        .execute(params![who.user_id, room_id, seq, now_ms()])?;
+        noted.push(notices::dm_hidden(who.user_id, room_id, seq));
+        Ok::<_, ChatError>(())
+    })
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

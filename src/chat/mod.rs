@@ -11,6 +11,8 @@
 //! - [`mentions`]: the members a message names with `@username` (worked out when read).
 //! - [`events`]: every change to a room takes the room's next sequence number and is written to
 //!   the `events` table in the same transaction; the gateway replays from there on resume.
+//! - [`notices`]: changes that concern an account, not one room's log (a display name, a DM
+//!   hidden or shown again), passed on live and never replayed.
 //! - [`reads`]: each member's read position per room and the unread counts it gives.
 //! - [`search`]: FTS5 over message bodies, filtered to rooms the caller may read.
 //! - [`calls`]: LiveKit call tokens and participants for a room.
@@ -37,6 +39,7 @@ pub mod dms;
 pub mod events;
 pub mod mentions;
 pub mod messages;
+pub mod notices;
 pub mod reads;
 pub mod retention;
 pub mod rooms;
@@ -57,6 +60,7 @@ use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
 
 pub use events::RoomEvent;
+pub use notices::Notice;
 
 /// What can go wrong in a chat request; mapped to HTTP only by `From<ChatError> for ApiError`.
 #[derive(Debug, thiserror::Error)]
@@ -160,18 +164,35 @@ where
     T: Send + 'static,
     E: From<StoreError> + Send + 'static,
 {
+    commit_noting(store, sink, move |conn, events, _notices| {
+        change(conn, events)
+    })
+    .await
+}
+
+/// [`commit_as`] for a change that may also produce [`Notice`]s (a display name, a DM hidden):
+/// they are handed to `sink` after the room events, once the transaction committed.
+pub async fn commit_noting<T, E, F>(store: &Store, sink: &EventSink, change: F) -> Result<T, E>
+where
+    F: FnOnce(&Connection, &mut Vec<RoomEvent>, &mut Vec<Notice>) -> Result<T, E> + Send + 'static,
+    T: Send + 'static,
+    E: From<StoreError> + Send + 'static,
+{
     let store = store.clone();
     let sink = sink.clone();
     let task = tokio::spawn(async move {
-        let (value, events) = store
+        let (value, events, notices) = store
             .write(move |conn| {
-                let mut events = Vec::new();
-                let value = change(conn, &mut events)?;
-                Ok::<_, E>((value, events))
+                let (mut events, mut notices) = (Vec::new(), Vec::new());
+                let value = change(conn, &mut events, &mut notices)?;
+                Ok::<_, E>((value, events, notices))
             })
             .await?;
         // Committed: now, and only now, the world may hear about it.
         sink.publish(events);
+        if !notices.is_empty() {
+            sink.notify(notices);
+        }
         Ok(value)
     });
     match task.await {
@@ -186,19 +207,35 @@ where
 /// Where room events go once their transaction committed: the gateway's fan-out, and the
 /// webhook worker's wake-up (the deliveries themselves were queued in the transaction). The
 /// daemon says who listens ([`EventSink::new`]); chat only publishes, so it depends on
-/// neither. Cloning it is one reference count.
+/// neither. Committed [`Notice`]s go the same way, to the gateway only (webhooks carry room
+/// events). Cloning it is two reference counts.
 #[derive(Clone)]
-pub struct EventSink(Arc<dyn Fn(Vec<RoomEvent>) + Send + Sync>);
+pub struct EventSink {
+    publish: Arc<dyn Fn(Vec<RoomEvent>) + Send + Sync>,
+    notify: Arc<dyn Fn(Vec<Notice>) + Send + Sync>,
+}
 
 impl EventSink {
-    /// A sink that hands each committed batch, in commit order, to `publish`.
-    pub fn new(publish: impl Fn(Vec<RoomEvent>) + Send + Sync + 'static) -> EventSink {
-        EventSink(Arc::new(publish))
+    /// A sink that hands each committed batch, in commit order, to `publish`, and each
+    /// committed change's notices to `notify`.
+    pub fn new(
+        publish: impl Fn(Vec<RoomEvent>) + Send + Sync + 'static,
+        notify: impl Fn(Vec<Notice>) + Send + Sync + 'static,
+    ) -> EventSink {
+        EventSink {
+            publish: Arc::new(publish),
+            notify: Arc::new(notify),
+        }
     }
 
     /// Hands `events` (committed, in order) to the listeners.
     pub fn publish(&self, events: Vec<RoomEvent>) {
-        (self.0)(events)
+        (self.publish)(events)
+    }
+
+    /// Hands `notices` (committed) to the listeners.
+    pub fn notify(&self, notices: Vec<Notice>) {
+        (self.notify)(notices)
     }
 }
 

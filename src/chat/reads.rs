@@ -11,6 +11,11 @@
 //! started", "call ended") are its record of calls, shown in the timeline, not words someone has
 //! to read, so they never raise the count (the web client's live count follows the same rule).
 //!
+//! A missed call is the newest call after the read position (its `call_started` entry) that
+//! has ended (its `call_ended` entry) and that the member neither started nor joined
+//! (`call_attendees`); a call still going on is not missed yet. The room list shows it until
+//! the member reads past it, so it clears on every device when they open the room.
+//!
 //! This module knows nothing about sockets and publishes no event: a read position is private
 //! to its owner, and the room event log is shared by every member.
 
@@ -31,7 +36,7 @@ use crate::store::Store;
 pub const MAX_UNREAD: i64 = 999;
 
 /// A member's read position in a room and the unread count it gives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ReadState {
     /// The room event sequence number read up to (0: nothing read yet).
     pub read_seq: i64,
@@ -39,6 +44,11 @@ pub struct ReadState {
     /// (`kind` `call_started`, `call_ended`) are not counted.
     #[schema(maximum = 999)]
     pub unread: i64,
+    /// When the newest call after `read_seq` that has ended and that the caller neither
+    /// started nor joined started: a missed call. Absent when there is none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, format = DateTime)]
+    pub missed_call_at: Option<String>,
 }
 
 /// `user_id`'s read position in `room_id` and the unread count after it.
@@ -62,7 +72,27 @@ pub fn state(conn: &Connection, user_id: i64, room_id: i64) -> Result<ReadState,
         .query_row(params![room_id, read_seq, user_id, MAX_UNREAD], |r| {
             r.get(0)
         })?;
-    Ok(ReadState { read_seq, unread })
+    // The partial index `messages_call_started` holds only call entries, so this passes over
+    // the calls after the position the member took part in, nothing else.
+    let missed_call_at: Option<i64> = conn
+        .prepare_cached(
+            "SELECT m.created_at FROM messages m INDEXED BY messages_call_started
+              WHERE m.room_id = ?1 AND m.seq > ?2 AND m.kind = 'call_started'
+                AND m.author_id IS NOT ?3
+                AND NOT EXISTS (SELECT 1 FROM call_attendees a
+                                 WHERE a.message_id = m.id AND a.user_id = ?3)
+                AND EXISTS (SELECT 1 FROM messages e
+                             WHERE e.room_id = m.room_id AND e.call_sid = m.call_sid
+                               AND e.kind = 'call_ended')
+              ORDER BY m.seq DESC LIMIT 1",
+        )?
+        .query_row(params![room_id, read_seq, user_id], |r| r.get(0))
+        .optional()?;
+    Ok(ReadState {
+        read_seq,
+        unread,
+        missed_call_at: missed_call_at.map(crate::http::time::rfc3339_ms),
+    })
 }
 
 /// Moves `user_id`'s read position in `room_id` forward to `seq` (never back); returns the
@@ -110,8 +140,9 @@ pub struct ReadAnswer {
     description = "The read position only moves forward: a `seq` lower than the stored one \
         is ignored and the answer says the stored position. The room list shows each room's \
         `read_seq` and `unread` (messages by others after it, not deleted, counted up to 999 \
-        only, to bound the count's cost; call entries are not counted), on every device of \
-        the account.",
+        only, to bound the count's cost; call entries are not counted), and `missed_call_at` \
+        while an ended call the caller did not take part in is after it, on every device of the \
+        account.",
     tag = "rooms",
     params(("id" = i64, Path, example = 1, description = "The room's id")),
     request_body = MarkRead,

@@ -110,6 +110,13 @@ pub struct RoomView {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false, maximum = 999)]
     pub unread: Option<i64>,
+    /// In the room list, for rooms the caller is a member of: when the newest call after
+    /// `read_seq` that has ended and that the caller neither started nor joined started (a
+    /// missed call). Absent when there is none; reading past it (`PUT /api/v1/rooms/{id}/read`)
+    /// clears it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, format = DateTime)]
+    pub missed_call_at: Option<String>,
     /// For a direct message: the other person in it (absent once their account is deleted).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
@@ -148,6 +155,7 @@ fn room_from_row(row: &Row<'_>) -> rusqlite::Result<RoomView> {
         last_activity: None,
         read_seq: None,
         unread: None,
+        missed_call_at: None,
         dm_with: None,
         hidden: None,
     })
@@ -479,7 +487,9 @@ pub struct RoomList {
     tag = "rooms",
     description = "Each room the caller is a member of carries `read_seq` and `unread`: the \
         caller's read position and the messages by others after it that are not deleted (call \
-        entries are not counted), counted up to 999 only to bound the cost of the count. A \
+        entries are not counted), counted up to 999 only to bound the cost of the count; and, \
+        while the newest ended call after `read_seq` is one the caller neither started nor \
+        joined, `missed_call_at`: when it started. A \
         direct message the caller hid (`PUT /api/v1/dms/{id}/hidden`) carries `\"hidden\": true` \
         until a message comes after the point it was hidden at or the caller opens it again: \
         leave it out of the list.",
@@ -525,6 +535,7 @@ pub async fn list(State(store): State<Store>, who: Principal) -> Result<Json<Roo
                 let read = super::reads::state(conn, who.user_id, room.id)?;
                 room.read_seq = Some(read.read_seq);
                 room.unread = Some(read.unread);
+                room.missed_call_at = read.missed_call_at;
                 if room.kind == RoomKind::Dm {
                     room.dm_with = dms::other_person(conn, room.id, who.user_id)?;
                 }

@@ -19,6 +19,10 @@
 //! on their room event and go, when it is delivered, to every connection of an account that
 //! may see public rooms and is not in the room, through the same bounded queues.
 //!
+//! Notices (`chat::notices`: a display name changed, a DM hidden or shown) are not room events:
+//! [`notices`] sends each connection that should hear one exactly one frame, held for a
+//! credential re-check like room events.
+//!
 //! Revocation: each connection remembers what it signed in with. When the store's generation
 //! moves (a committed change to accounts, sessions or API keys, bumped before the change is
 //! acknowledged), room events published from then on are held until [`Hub::revalidate`] has
@@ -39,8 +43,10 @@ use tokio_util::sync::CancellationToken;
 use super::queue::{Full, Queue};
 use crate::auth::{AuthError, Credential, Principal, Role};
 use crate::chat::events::{self, MemberChange};
-use crate::chat::RoomEvent;
+use crate::chat::{Notice, RoomEvent};
 use crate::store::Store;
+
+mod notices;
 
 /// How long a room's delivery waits for a missing sequence number before reading it from the
 /// database.
@@ -186,9 +192,15 @@ struct State {
     /// The store generation at which every connection's credential was last found good (or
     /// there was no connection to check).
     validated: u64,
-    /// Published events waiting for a re-check, oldest first, each with the generation read
-    /// when it was published: it may go out once `validated` has reached that.
-    held: VecDeque<(u64, RoomEvent)>,
+    /// Published events and notices waiting for a re-check, oldest first, each with the
+    /// generation read when it was published: it may go out once `validated` has reached that.
+    held: VecDeque<(u64, Held)>,
+}
+
+/// What waits for a credential re-check.
+enum Held {
+    Event(RoomEvent),
+    Notice(Notice),
 }
 
 pub struct Hub {
@@ -577,13 +589,24 @@ impl Hub {
                 for conn_id in everyone {
                     Self::kick_out(&mut st, conn_id, Kicked::SlowConsumer);
                 }
-                let held: Vec<RoomEvent> = st.held.drain(..).map(|(_, e)| e).collect();
+                // Nobody is left to hear the notices; the events still move each room on.
+                let held: Vec<RoomEvent> = st
+                    .held
+                    .drain(..)
+                    .filter_map(|(_, held)| match held {
+                        Held::Event(e) => Some(e),
+                        Held::Notice(_) => None,
+                    })
+                    .collect();
                 Self::order(&mut st, held);
                 Self::order(&mut st, events);
                 return;
             }
-            st.held
-                .extend(events.into_iter().map(|event| (generation, event)));
+            st.held.extend(
+                events
+                    .into_iter()
+                    .map(|event| (generation, Held::Event(event))),
+            );
             drop(st);
             self.revalidate_wanted.notify_one();
             return;
@@ -670,17 +693,19 @@ impl Hub {
             }
         }
         st.validated = st.validated.max(generation);
-        let mut release = Vec::new();
+        // In the order they were published: events into their rooms, notices to their
+        // audience.
         while st
             .held
             .front()
             .is_some_and(|(held_at, _)| *held_at <= st.validated)
         {
-            if let Some((_, event)) = st.held.pop_front() {
-                release.push(event);
+            match st.held.pop_front() {
+                Some((_, Held::Event(event))) => Self::order(&mut st, vec![event]),
+                Some((_, Held::Notice(notice))) => Self::deliver_notice(&mut st, &notice),
+                None => break,
             }
         }
-        Self::order(&mut st, release);
         let more = !st.held.is_empty();
         drop(st);
         if more {
@@ -846,7 +871,7 @@ mod tests {
         }
     }
 
-    fn caller(user_id: i64) -> Caller {
+    pub(super) fn caller(user_id: i64) -> Caller {
         Caller {
             user_id,
             credential: Credential::Session(format!("s{user_id}")),
@@ -855,14 +880,14 @@ mod tests {
         }
     }
 
-    fn slots(n: usize) -> Slots {
+    pub(super) fn slots(n: usize) -> Slots {
         Slots {
             sessions: n,
             api_keys: n,
         }
     }
 
-    fn hub(dir: &std::path::Path, capacity: usize) -> Arc<Hub> {
+    pub(super) fn hub(dir: &std::path::Path, capacity: usize) -> Arc<Hub> {
         let store = Store::open(
             &dir.join("db.sqlite3"),
             StoreOptions::new(dir.join("backups")),

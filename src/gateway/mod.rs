@@ -143,6 +143,11 @@ impl Gateway {
         self.hub.publish(events);
     }
 
+    /// Passes on committed notices (a display name, a DM hidden or shown; `chat::notices`).
+    pub fn notify(&self, notices: Vec<crate::chat::Notice>) {
+        self.hub.notify(notices);
+    }
+
     pub fn shutdown_token(&self) -> &CancellationToken {
         &self.shutdown
     }

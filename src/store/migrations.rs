@@ -121,6 +121,11 @@ pub static MIGRATIONS: &[Migration] = &[
         name: "sealed_webhook_secrets",
         sql: include_str!("migrations/0017_sealed_webhook_secrets.sql"),
     },
+    Migration {
+        version: 18,
+        name: "call_attendees",
+        sql: include_str!("migrations/0018_call_attendees.sql"),
+    },
 ];
 
 /// Registers the SQL functions migrations may call on `conn` (migration 11): `roost_name_key

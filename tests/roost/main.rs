@@ -24,6 +24,7 @@ mod gateway;
 mod identity;
 mod lifecycle;
 mod limits;
+mod live_updates;
 mod livekit;
 mod livekit_real;
 mod openapi;

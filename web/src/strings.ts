@@ -321,6 +321,9 @@ export const t = {
   // compact app bar: the phone's one-row header and its menu
   menu: "Menu",
 
+  // room list: live updates (missed calls)
+  missedCall: (when: string) => `Missed call, ${when}`,
+
   // errors
   networkError: "Roost could not be reached. Check the connection and try again.",
   badCredentials: "That username and password do not match.",

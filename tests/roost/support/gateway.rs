@@ -104,4 +104,14 @@ impl Ws {
             }
         }
     }
+
+    /// The next frame of operation `op` (`"dm"`, `"user"`...); frames of others skipped.
+    pub async fn next_op(&mut self, op: &str, deadline: Duration) -> Value {
+        loop {
+            let v = self.next_json(deadline).await;
+            if v["op"] == op {
+                return v;
+            }
+        }
+    }
 }

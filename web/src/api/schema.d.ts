@@ -461,7 +461,7 @@ export interface paths {
         };
         /**
          * List the caller's rooms and the public rooms they may join
-         * @description Each room the caller is a member of carries `read_seq` and `unread`: the caller's read position and the messages by others after it that are not deleted (call entries are not counted), counted up to 999 only to bound the cost of the count. A direct message the caller hid (`PUT /api/v1/dms/{id}/hidden`) carries `"hidden": true` until a message comes after the point it was hidden at or the caller opens it again: leave it out of the list.
+         * @description Each room the caller is a member of carries `read_seq` and `unread`: the caller's read position and the messages by others after it that are not deleted (call entries are not counted), counted up to 999 only to bound the cost of the count; and, while the newest ended call after `read_seq` is one the caller neither started nor joined, `missed_call_at`: when it started. A direct message the caller hid (`PUT /api/v1/dms/{id}/hidden`) carries `"hidden": true` until a message comes after the point it was hidden at or the caller opens it again: leave it out of the list.
          */
         get: operations["listRooms"];
         put?: never;
@@ -556,7 +556,7 @@ export interface paths {
         get?: never;
         /**
          * Record how far the caller has read a room
-         * @description The read position only moves forward: a `seq` lower than the stored one is ignored and the answer says the stored position. The room list shows each room's `read_seq` and `unread` (messages by others after it, not deleted, counted up to 999 only, to bound the count's cost; call entries are not counted), on every device of the account.
+         * @description The read position only moves forward: a `seq` lower than the stored one is ignored and the answer says the stored position. The room list shows each room's `read_seq` and `unread` (messages by others after it, not deleted, counted up to 999 only, to bound the count's cost; call entries are not counted), and `missed_call_at` while an ended call the caller did not take part in is after it, on every device of the account.
          */
         put: operations["markRoomRead"];
         post?: never;
@@ -596,7 +596,7 @@ export interface paths {
         get?: never;
         /**
          * Hide a direct message from the caller's room list
-         * @description Like closing a conversation: in the caller's `GET /api/v1/rooms` the direct message carries `"hidden": true` (on every device, at its next load), and clients leave it out of the list. Nothing else changes: it keeps its messages, the caller stays in it and still receives its events on the gateway, and the other person still lists it. It is shown again (no `hidden`) once a message comes after `seq`, or when the caller opens it again with `POST /api/v1/dms`. Hiding it again moves `seq`.
+         * @description Like closing a conversation: in the caller's `GET /api/v1/rooms` the direct message carries `"hidden": true`, and clients leave it out of the list. The caller's gateway connections hear `dm.hidden` at once (and `dm.shown` when it is opened again), so their other devices follow. Nothing else changes: it keeps its messages, the caller stays in it and still receives its events on the gateway, and the other person still lists it. It is shown again (no `hidden`) once a message comes after `seq`, or when the caller opens it again with `POST /api/v1/dms`. Hiding it again moves `seq`.
          */
         put: operations["hideDm"];
         post?: never;
@@ -1579,6 +1579,12 @@ export interface components {
              *     (`kind` `call_started`, `call_ended`) are not counted.
              */
             unread: number;
+            /**
+             * Format: date-time
+             * @description When the newest call after `read_seq` that has ended and that the caller neither
+             *     started nor joined started: a missed call. Absent when there is none.
+             */
+            missed_call_at?: string;
         };
         Readiness: {
             /**
@@ -1655,6 +1661,14 @@ export interface components {
              *     Call entries are not messages to read and are not counted.
              */
             unread?: number;
+            /**
+             * Format: date-time
+             * @description In the room list, for rooms the caller is a member of: when the newest call after
+             *     `read_seq` that has ended and that the caller neither started nor joined started (a
+             *     missed call). Absent when there is none; reading past it (`PUT /api/v1/rooms/{id}/read`)
+             *     clears it.
+             */
+            missed_call_at?: string;
             /** @description For a direct message: the other person in it (absent once their account is deleted). */
             dm_with?: components["schemas"]["Person"];
             /**
@@ -2985,7 +2999,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The account after the change. An account made a guest has left every room it joined or created itself (`member.left` in each) and is a plain member of the others (`member.updated` where it was a moderator) */
+            /** @description The account after the change. An account made a guest has left every room it joined or created itself (`member.left` in each) and is a plain member of the others (`member.updated` where it was a moderator). A new display name reaches the account's connections and everyone sharing a room with it on the gateway (`user.updated`) */
             200: {
                 headers: {
                     [name: string]: unknown;

@@ -259,4 +259,14 @@ describe("gateway machine", () => {
     // Not a room event: no cursor for a room we are not in.
     expect(h.machine.cursors.has(9)).toBe(false);
   });
+
+  it("passes a new display name and a hidden direct message on, without cursors", () => {
+    const h = new Harness();
+    const conn = h.connect([[1, 5]]);
+    const renamed = { op: "user", type: "user.updated", user_id: 4, data: { id: 4, username: "ann", display_name: "Annie" } };
+    const hidden = { op: "dm", type: "dm.hidden", room_id: 7, data: { seq: 3 } };
+    expect(h.step({ kind: "frame", conn, frame: renamed })).toEqual([{ kind: "signal", signal: renamed }]);
+    expect(h.step({ kind: "frame", conn, frame: hidden })).toEqual([{ kind: "signal", signal: hidden }]);
+    expect(h.machine.cursors.has(7)).toBe(false);
+  });
 });

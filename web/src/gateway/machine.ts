@@ -22,12 +22,13 @@ export interface RoomEvent {
 }
 
 /**
- * Frames that are not room events, passed on as they came: presence, typing, call, and the
- * directory of public rooms (a public room listed, changed or unlisted; not replayed, so the
- * room list is loaded again on every ready).
+ * Frames that are not room events, passed on as they came: presence, typing, call, the
+ * directory of public rooms (a public room listed, changed or unlisted), a person's new display
+ * name (`user`) and a direct message hidden or shown on another device (`dm`). None is
+ * replayed, so the room list is loaded again on every ready.
  */
 export interface Signal {
-  op: "presence" | "typing" | "call" | "directory";
+  op: "presence" | "typing" | "call" | "directory" | "user" | "dm";
   [key: string]: unknown;
 }
 
@@ -230,6 +231,8 @@ export class GatewayMachine {
       case "typing":
       case "call":
       case "directory":
+      case "user":
+      case "dm":
         return [{ kind: "signal", signal: f as Signal }];
       default:
         return []; // pong, error: liveness only

@@ -7,20 +7,39 @@
 import { signal } from "@preact/signals";
 import { NetworkError, type Message } from "../api/client";
 import { applyCallFrame, loadCall, loadCalls } from "../calls/state";
-import { applyMemberEvent, applyPresence, applyTyping, setOnline, typingEnded, type Member } from "../members/state";
+import {
+  applyMemberEvent,
+  applyPresence,
+  applyTyping,
+  memberRenamed,
+  setOnline,
+  typingEnded,
+  type Member,
+} from "../members/state";
 import { newMessage } from "../notify/notify";
 import {
   applyDirectory,
+  applyDmFrame,
   applyRoomEvent,
+  applyUserUpdated,
+  callJoined,
   joinedRooms,
   loadRooms,
   newRoomMessage,
   roomById,
   roomEventSeen,
   roomLabel,
+  type Person,
 } from "../rooms/state";
 import { sessionEnded, tokenForGateway } from "../session/session";
-import { applyMessageEvent, loadLatest, messageCreated, outbox, timelineOf } from "../timeline/state";
+import {
+  applyMessageEvent,
+  authorRenamed,
+  loadLatest,
+  messageCreated,
+  outbox,
+  timelineOf,
+} from "../timeline/state";
 import { GatewayMachine, type Effect, type Input, type Phase } from "./machine";
 
 export const gatewayPhase = signal<Phase>("stopped");
@@ -106,6 +125,19 @@ function run(effect: Effect): void {
       const s = effect.signal;
       if (s.op === "call") {
         applyCallFrame(s);
+        const who = (s.data as { user_id?: unknown } | undefined)?.user_id;
+        if (s.type === "call.participant_joined" && who === myUserId && typeof s.room_id === "number") {
+          callJoined(s.room_id);
+        }
+      } else if (s.op === "user" && s.type === "user.updated" && typeof s.data === "object" && s.data !== null) {
+        const person = s.data as Person;
+        if (typeof person.id === "number" && typeof person.display_name === "string") {
+          applyUserUpdated(person);
+          memberRenamed(person.id, person.display_name);
+          authorRenamed(person.id, person.display_name);
+        }
+      } else if (s.op === "dm") {
+        applyDmFrame(s.type, s.room_id);
       } else if (s.op === "presence" && typeof s.user_id === "number" && typeof s.status === "string") {
         applyPresence(s.user_id, s.status);
       } else if (s.op === "typing" && typeof s.room_id === "number" && typeof s.user_id === "number") {

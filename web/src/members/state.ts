@@ -55,6 +55,14 @@ export function applyMemberEvent(type: string, roomId: number, member: Member): 
   else list.value = list.value.map((m) => (m.user_id === member.user_id ? member : m));
 }
 
+/** A `user.updated` frame: `userId` has a new display name in every member list loaded. */
+export function memberRenamed(userId: number, displayName: string): void {
+  for (const list of memberLists.values()) {
+    if (!list.value?.some((m) => m.user_id === userId && m.display_name !== displayName)) continue;
+    list.value = list.value.map((m) => (m.user_id === userId ? { ...m, display_name: displayName } : m));
+  }
+}
+
 /** Drops every member list, presence and typing (sign-out). */
 export function clearMembers(): void {
   memberLists.clear();

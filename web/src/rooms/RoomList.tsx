@@ -4,7 +4,8 @@
  * message"), public rooms to join and room creation. A room with unread messages is bold and
  * shows how many. Each direct message has a button "Hide conversation with NAME" beside its
  * link (always shown, so it is there on a phone and in the tab order); public rooms appear and
- * go live, as the gateway tells of them.
+ * go live, as the gateway tells of them. A room (or direct message) with a call the person
+ * missed says "Missed call, TIME" in its link, with a phone icon, until they open it.
  */
 
 import type { ComponentChildren } from "preact";
@@ -34,6 +35,27 @@ function explain(e: unknown): string {
   return e instanceof ApiError ? e.message : String(e);
 }
 
+/** A handset, drawn here rather than taken from an emoji font a device may not have. */
+function PhoneIcon() {
+  return (
+    <svg class="phone-icon" viewBox="0 0 16 16" width="14" height="14" aria-hidden="true" focusable="false">
+      <path
+        d="M3.6 1.5l2.2 2.6-1.3 1.6c.8 1.8 2.2 3.2 4 4l1.6-1.3 2.6 2.2-1.4 2.2C6.4 12.4 3.6 9.6 1.4 4.9z"
+        fill="currentColor"
+      />
+    </svg>
+  );
+}
+
+/** When a missed call was: its time today, its day otherwise. */
+function missedWhen(iso: string): string {
+  const at = new Date(iso);
+  const today = new Date().toDateString() === at.toDateString();
+  return today
+    ? at.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" })
+    : at.toLocaleDateString(undefined, { month: "short", day: "numeric" });
+}
+
 function RoomLink({ room, current, children }: { room: Room; current: number | null; children?: ComponentChildren }) {
   const unread = room.unread ?? 0;
   return (
@@ -59,6 +81,12 @@ function RoomLink({ room, current, children }: { room: Room; current: number | n
           </span>
         ) : null}
         {room.topic ? <span class="room-topic">{room.topic}</span> : null}
+        {room.missed_call_at ? (
+          <span class="missed-call">
+            <PhoneIcon />
+            {t.missedCall(missedWhen(room.missed_call_at))}
+          </span>
+        ) : null}
         {participantsIn(room.id).length > 0 ? (
           <span class="call-marker">{t.inCallCount(participantsIn(room.id).length)}</span>
         ) : null}

@@ -5,7 +5,10 @@
  * reading a room moves its read position on the server (so every device agrees). Public rooms
  * the person is not in follow the gateway's directory frames (created, renamed, made private).
  * A direct message the person hid leaves the list (the server keeps it hidden) until a message
- * comes in it or they open it again.
+ * comes in it or they open it again; their other devices follow at once (`dm` frames). A DM is
+ * named after the other person's display name as it is now (`user` frames). A room shows a
+ * missed call (`missed_call_at`, as the server lists it) once a call someone else started ends
+ * without the person in it, until they read the room.
  */
 
 import { computed, signal } from "@preact/signals";
@@ -75,7 +78,18 @@ export async function openDm(userId: number): Promise<Room> {
   // The list's copy carries the unread count; the answer has none. Opening a DM shows it again
   // if it was hidden (the server forgot that too).
   const known = roomById(room.id);
-  upsert(known ? { ...known, ...room, unread: known.unread, read_seq: known.read_seq, hidden: undefined } : room);
+  upsert(
+    known
+      ? {
+          ...known,
+          ...room,
+          unread: known.unread,
+          read_seq: known.read_seq,
+          missed_call_at: known.missed_call_at,
+          hidden: undefined,
+        }
+      : room,
+  );
   return room;
 }
 
@@ -97,22 +111,81 @@ export function newRoomMessage(roomId: number, message: Message, at: string, myU
     void loadRooms().catch(() => {});
     return;
   }
-  // A message in a DM the person hid brings it back, as the server does.
+  // A message in a DM the person hid brings it back, as the server does. A call someone else
+  // started that ends without us is missed until we read past it (markRead), as the server says.
+  const missedAt = callEntry(roomId, message, myUserId);
   rooms.value = rooms.value.map((r) =>
-    r.id === roomId ? { ...afterLiveMessage(r, message, at, myUserId), hidden: undefined } : r,
+    r.id === roomId
+      ? {
+          ...afterLiveMessage(r, message, at, myUserId),
+          hidden: undefined,
+          missed_call_at: missedAt !== null && r.my_role !== undefined ? missedAt : r.missed_call_at,
+        }
+      : r,
   );
 }
 
 /**
+ * The calls going on that this client saw start, per room: when, and whether we joined. Bounded
+ * by the rooms in the list (one entry each, dropped when the call ends).
+ */
+const callsUnderway = new Map<number, { at: string; joined: boolean }>();
+
+/** Follows a room's call entries; returns when a call we missed started, as it ends. */
+function callEntry(roomId: number, message: Message, myUserId: number): string | null {
+  if (message.kind === "call_started") {
+    callsUnderway.set(roomId, { at: message.created_at, joined: message.author_id === myUserId });
+  } else if (message.kind === "call_ended") {
+    const call = callsUnderway.get(roomId);
+    callsUnderway.delete(roomId);
+    if (call && !call.joined) return call.at;
+  }
+  return null;
+}
+
+/** We joined the call of `roomId` (on any device): the call going on there is not missed. */
+export function callJoined(roomId: number): void {
+  const call = callsUnderway.get(roomId);
+  if (call) call.joined = true;
+}
+
+/**
+ * A `user.updated` frame: someone's display name changed. Direct messages with them are named
+ * after it.
+ */
+export function applyUserUpdated(person: Person): void {
+  if (!rooms.value.some((r) => r.dm_with?.id === person.id && r.dm_with.display_name !== person.display_name)) return;
+  rooms.value = rooms.value.map((r) => (r.dm_with?.id === person.id ? { ...r, dm_with: person } : r));
+}
+
+/**
+ * A `dm` frame: the person hid a direct message on another device (`dm.hidden`), or opened it
+ * again (`dm.shown`). One the list does not know yet comes with the next load.
+ */
+export function applyDmFrame(type: unknown, roomId: unknown): void {
+  if (typeof roomId !== "number") return;
+  const known = roomById(roomId);
+  if (!known) {
+    if (type === "dm.shown") void loadRooms().catch(() => {});
+    return;
+  }
+  if (type === "dm.hidden" && !known.hidden) {
+    rooms.value = rooms.value.map((r) => (r.id === roomId ? { ...r, hidden: true } : r));
+  } else if (type === "dm.shown" && known.hidden) {
+    rooms.value = rooms.value.map((r) => (r.id === roomId ? { ...r, hidden: undefined } : r));
+  }
+}
+
+/**
  * Marks `roomId` read up to its newest event when it has unread messages (one's own never
- * count) and no request for it is out already.
+ * count) or a missed call, and no request for it is out already.
  */
 const marking = new Set<number>();
 /** Rooms asked to be marked again while a request was out (a message came in meanwhile). */
 const markAgain = new Set<number>();
 export async function markRead(roomId: number): Promise<void> {
   const room = roomById(roomId);
-  if (!room || room.my_role === undefined || (room.unread ?? 0) === 0) return;
+  if (!room || room.my_role === undefined || ((room.unread ?? 0) === 0 && !room.missed_call_at)) return;
   if (marking.has(roomId)) {
     markAgain.add(roomId);
     return;
@@ -124,7 +197,9 @@ export async function markRead(roomId: number): Promise<void> {
       api.PUT("/api/v1/rooms/{id}/read", { params: { path: { id: roomId } }, body: { seq } }),
     );
     rooms.value = rooms.value.map((r) =>
-      r.id === roomId ? { ...r, read_seq: answer.read_seq, unread: answer.unread } : r,
+      r.id === roomId
+        ? { ...r, read_seq: answer.read_seq, unread: answer.unread, missed_call_at: answer.missed_call_at }
+        : r,
     );
   } catch {
     // Nothing to tell the person: the next visible message tries again.
@@ -164,7 +239,15 @@ export function applyDirectory(type: unknown, roomId: unknown, data: unknown): v
     if (room.id !== roomId) return;
     upsert(
       known?.my_role !== undefined
-        ? { ...known, ...room, my_role: known.my_role, unread: known.unread, read_seq: known.read_seq, hidden: known.hidden }
+        ? {
+            ...known,
+            ...room,
+            my_role: known.my_role,
+            unread: known.unread,
+            read_seq: known.read_seq,
+            hidden: known.hidden,
+            missed_call_at: known.missed_call_at,
+          }
         : room,
     );
   } else if (type === "room.unlisted" && known && known.my_role === undefined) {
@@ -181,7 +264,15 @@ export function applyRoomEvent(type: string, roomId: number, data: unknown, myUs
     const room = data as Room;
     rooms.value = rooms.value.map((r) =>
       r.id === roomId
-        ? { ...r, ...room, my_role: r.my_role, unread: r.unread, read_seq: r.read_seq, dm_with: r.dm_with }
+        ? {
+            ...r,
+            ...room,
+            my_role: r.my_role,
+            unread: r.unread,
+            read_seq: r.read_seq,
+            dm_with: r.dm_with,
+            missed_call_at: r.missed_call_at,
+          }
         : r,
     );
   } else if (type.startsWith("member.") && (data as { user_id?: number }).user_id === myUserId) {

@@ -243,6 +243,14 @@ export function messageCreated(roomId: number, message: Message, myUserId: numbe
   applyMessageEvent(roomId, message);
 }
 
+/** A `user.updated` frame: `userId`'s messages on screen take their new display name. */
+export function authorRenamed(userId: number, displayName: string): void {
+  for (const tl of timelines.values()) {
+    const list = renamed(tl.messages.value, userId, displayName);
+    if (list) tl.messages.value = list;
+  }
+}
+
 export function send(roomId: number, body: string, attachments: { id: number; name: string }[] = []): void {
   outbox.add(roomId, body, attachments);
 }
