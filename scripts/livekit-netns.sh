@@ -50,6 +50,14 @@ pi=roost-pi-$$
 phone=roost-phone-$$
 lan_ip=192.168.77.1
 netns_cleanup() {
+    # Whatever still runs in the namespaces (roost, its livekit-server) is stopped first: a
+    # namespace's processes outlive `ip netns del`.
+    local ns pid
+    for ns in "$pi" "$phone"; do
+        for pid in $(ip netns pids "$ns" 2>/dev/null); do
+            stop_pid "$pid"
+        done
+    done
     lib_cleanup
     ip netns del "$pi" 2>/dev/null || true
     ip netns del "$phone" 2>/dev/null || true
@@ -111,7 +119,8 @@ grep -q "livekit media.*announces $lan_ip (detected on eth0)" <<<"$doctor" || {
 }
 log "roost doctor: $(grep -o "announces $lan_ip.*" <<<"$doctor")"
 
-RUNTIME_DIRECTORY='' in_pi "$roost" serve --config "$work/roost.toml" >"$work/roost.log" 2>&1 &
+# Not through in_pi: a backgrounded shell function is a subshell, whose pid is not roost's.
+ip netns exec "$pi" env RUNTIME_DIRECTORY='' "$roost" serve --config "$work/roost.toml" >"$work/roost.log" 2>&1 &
 lib_track $!
 deadline=$((SECONDS + 60))
 until in_phone curl -fsS --max-time 1 --cacert "$ca" "$url/ready" 2>/dev/null | grep -q '"livekit":{"status":"ok"'; do
