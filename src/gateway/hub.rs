@@ -896,6 +896,46 @@ mod tests {
         Arc::new(Hub::new(store, capacity, vec![(1, 0), (2, 0)]))
     }
 
+    /// A hub on a real store with two members, ada and bob, each signed in with a session
+    /// (`(user id, session id)`), and room 1 at sequence 0.
+    pub(super) async fn two_signed_in() -> (tempfile::TempDir, Store, Vec<(i64, String)>, Arc<Hub>)
+    {
+        use crate::auth::{session, users, Role};
+        let dir = tempfile::tempdir().unwrap();
+        let mut options = StoreOptions::new(dir.path().join("backups"));
+        options.watched_tables = crate::gateway::WATCHED_TABLES;
+        let store = Store::open(&dir.path().join("db.sqlite3"), options).unwrap();
+        let sessions: Vec<(i64, String)> = store
+            .write(|conn| {
+                let mut out = Vec::new();
+                for name in ["ada", "bob"] {
+                    let new = users::NewUser {
+                        username: name.into(),
+                        display_name: name.into(),
+                        role: Role::Member,
+                        password_hash: "x".into(),
+                    };
+                    let user = users::insert(conn, &new, 0)?;
+                    out.push((user.id, session::create(conn, user.id, 0, 1000)?.session_id));
+                }
+                Ok::<_, AuthError>(out)
+            })
+            .await
+            .unwrap();
+        let hub = Arc::new(Hub::new(store.clone(), 16, vec![(1, 0)]));
+        (dir, store, sessions, hub)
+    }
+
+    /// A member's connection with the session `two_signed_in` made for them.
+    pub(super) fn session_caller((user_id, sid): &(i64, String)) -> Caller {
+        Caller {
+            user_id: *user_id,
+            credential: Credential::Session(sid.clone()),
+            may_write: true,
+            sees_public_rooms: true,
+        }
+    }
+
     fn seqs(rx: &Queue<Outbound>) -> Vec<i64> {
         let mut out = Vec::new();
         while let Some(item) = rx.try_pop() {
@@ -1021,37 +1061,14 @@ mod tests {
     /// wait for the re-check, which cuts off the revoked connection before they go out.
     #[tokio::test]
     async fn events_after_a_revocation_wait_until_the_revoked_connection_is_cut_off() {
-        use crate::auth::{session, users, Role};
-        let dir = tempfile::tempdir().unwrap();
-        let mut options = StoreOptions::new(dir.path().join("backups"));
-        options.watched_tables = crate::gateway::WATCHED_TABLES;
-        let store = Store::open(&dir.path().join("db.sqlite3"), options).unwrap();
-        let sessions: Vec<(i64, String)> = store
-            .write(|conn| {
-                let mut out = Vec::new();
-                for name in ["ada", "bob"] {
-                    let new = users::NewUser {
-                        username: name.into(),
-                        display_name: name.into(),
-                        role: Role::Member,
-                        password_hash: "x".into(),
-                    };
-                    let user = users::insert(conn, &new, 0)?;
-                    out.push((user.id, session::create(conn, user.id, 0, 1000)?.session_id));
-                }
-                Ok::<_, AuthError>(out)
-            })
-            .await
+        use crate::auth::session;
+        let (_dir, store, sessions, hub) = two_signed_in().await;
+        let (ada, ada_rx, ada_kick) = hub
+            .register(session_caller(&sessions[0]), slots(4))
             .unwrap();
-        let hub = Arc::new(Hub::new(store.clone(), 16, vec![(1, 0)]));
-        let conn_of = |(user_id, sid): &(i64, String)| Caller {
-            user_id: *user_id,
-            credential: Credential::Session(sid.clone()),
-            may_write: true,
-            sees_public_rooms: true,
-        };
-        let (ada, ada_rx, ada_kick) = hub.register(conn_of(&sessions[0]), slots(4)).unwrap();
-        let (bob, bob_rx, bob_kick) = hub.register(conn_of(&sessions[1]), slots(4)).unwrap();
+        let (bob, bob_rx, bob_kick) = hub
+            .register(session_caller(&sessions[1]), slots(4))
+            .unwrap();
         hub.subscribe(ada.conn_id, &[(1, 0)]);
         hub.subscribe(bob.conn_id, &[(1, 0)]);
         while ada_rx.try_pop().is_some() {} // presence

@@ -83,7 +83,7 @@ impl Hub {
 mod tests {
     use std::sync::Arc;
 
-    use super::super::tests::{caller, hub, slots};
+    use super::super::tests::{caller, hub, session_caller, slots, two_signed_in};
     use super::*;
     use crate::chat::notices::{dm_hidden, Audience};
 
@@ -132,38 +132,14 @@ mod tests {
     /// write) is heard only after the re-check, and never by the connection it cut off.
     #[tokio::test]
     async fn notices_wait_for_the_credential_re_check() {
-        use crate::auth::{session, users, AuthError, Credential, Role};
-        use crate::store::{Store, StoreOptions};
-        let dir = tempfile::tempdir().unwrap();
-        let mut options = StoreOptions::new(dir.path().join("backups"));
-        options.watched_tables = crate::gateway::WATCHED_TABLES;
-        let store = Store::open(&dir.path().join("db.sqlite3"), options).unwrap();
-        let sessions: Vec<(i64, String)> = store
-            .write(|conn| {
-                let mut out = Vec::new();
-                for name in ["ada", "bob"] {
-                    let new = users::NewUser {
-                        username: name.into(),
-                        display_name: name.into(),
-                        role: Role::Member,
-                        password_hash: "x".into(),
-                    };
-                    let user = users::insert(conn, &new, 0)?;
-                    out.push((user.id, session::create(conn, user.id, 0, 1000)?.session_id));
-                }
-                Ok::<_, AuthError>(out)
-            })
-            .await
+        use crate::auth::session;
+        let (_dir, store, sessions, hub) = two_signed_in().await;
+        let (ada, ada_rx, _) = hub
+            .register(session_caller(&sessions[0]), slots(4))
             .unwrap();
-        let hub = Arc::new(Hub::new(store.clone(), 16, vec![(1, 0)]));
-        let conn_of = |(user_id, sid): &(i64, String)| crate::gateway::hub::Caller {
-            user_id: *user_id,
-            credential: Credential::Session(sid.clone()),
-            may_write: true,
-            sees_public_rooms: true,
-        };
-        let (ada, ada_rx, _) = hub.register(conn_of(&sessions[0]), slots(4)).unwrap();
-        let (bob, bob_rx, bob_kick) = hub.register(conn_of(&sessions[1]), slots(4)).unwrap();
+        let (bob, bob_rx, bob_kick) = hub
+            .register(session_caller(&sessions[1]), slots(4))
+            .unwrap();
         hub.subscribe(ada.conn_id, &[(1, 0)]);
         hub.subscribe(bob.conn_id, &[(1, 0)]);
         frames(&ada_rx);
