@@ -7,7 +7,7 @@
  */
 
 import type { ComponentChildren } from "preact";
-import { useEffect, useRef, useState } from "preact/hooks";
+import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import "./menu.css";
 
 export interface MenuItem {
@@ -45,9 +45,13 @@ export function MenuButton({
   const button = useRef<HTMLButtonElement>(null);
   const menu = useRef<HTMLUListElement>(null);
 
+  // Before the menu is painted, so no key pressed as it appears goes to the button.
+  useLayoutEffect(() => {
+    if (open) shownItems(menu.current)[0]?.focus();
+  }, [open]);
+
   useEffect(() => {
     if (!open) return;
-    shownItems(menu.current)[0]?.focus();
     // A tap or click anywhere else closes the menu.
     const outside = (e: PointerEvent) => {
       if (!wrapper.current?.contains(e.target as Node)) setOpen(false);
