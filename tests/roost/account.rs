@@ -71,7 +71,11 @@ async fn a_bad_or_taken_name_is_refused_and_changes_nothing() {
         .await;
     assert_error(&hidden, StatusCode::BAD_REQUEST, "invalid_display_name");
     let long = api
-        .patch("/api/v1/me", &ann, json!({ "display_name": "a".repeat(65) }))
+        .patch(
+            "/api/v1/me",
+            &ann,
+            json!({ "display_name": "a".repeat(65) }),
+        )
         .await;
     assert_error(&long, StatusCode::BAD_REQUEST, "invalid_display_name");
     // Another account's name, or one that only looks like it.
