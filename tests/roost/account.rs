@@ -53,6 +53,20 @@ async fn a_person_renames_themselves_and_everyone_sharing_a_room_sees_it() {
         .await;
     assert_eq!(status, StatusCode::OK, "{user}");
     assert_eq!(user["display_name"], "gran1");
+
+    // The admin's rename of her is audited the same way, under the admin's name.
+    let (status, user) = api
+        .patch(
+            &format!("/api/v1/users/{}", gran.id),
+            &admin,
+            json!({ "display_name": "Gran" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{user}");
+    let audited = api.audit(&admin, "type=user.renamed").await;
+    assert_eq!(audited.len(), 3, "{audited:?}");
+    assert_eq!(audited[0]["actor"], "root", "{}", audited[0]);
+    assert_eq!(audited[0]["detail"]["to"], "Gran", "{}", audited[0]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
