@@ -3,6 +3,7 @@
 //! `main.rs` only parses the command line; everything else lives here so the tests and the
 //! binary share one entry point ([`daemon::run`]). See ARCHITECTURE.md for the map.
 
+pub mod account;
 pub mod admin;
 pub mod api;
 pub mod audit;

@@ -29,7 +29,7 @@ use http::{header, HeaderValue, StatusCode};
 
 use crate::config::Config;
 use crate::http::{Routes, Templates};
-use crate::{admin, auth, chat, edge, files, gateway, integrations, livekit, ops, web};
+use crate::{account, admin, auth, chat, edge, files, gateway, integrations, livekit, ops, web};
 
 use crate::http::{error, ApiError};
 
@@ -53,6 +53,7 @@ pub(crate) fn public_routes() -> Routes<AppState> {
         .merge(edge::ca_routes())
         .api(openapi::route())
         .merge(auth::routes())
+        .merge(account::routes())
         .merge(admin::routes())
         .merge(web::routes())
         .merge(chat::routes())

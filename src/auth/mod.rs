@@ -10,7 +10,9 @@
 //!
 //! Its handlers take the parts of the state they use (`Store`, `Arc<AuthState>`), and it knows
 //! nothing of rooms: an account change that also moves rooms (a member made a guest) is
-//! `admin::users`, which calls [`users::update`] inside chat's transaction.
+//! `admin::users`, and a person's own new name, which the people sharing a room with them hear
+//! of, is `account` (`PATCH /api/v1/me`, which also mounts [`me`]); both call
+//! [`users::update`] inside chat's transaction.
 //!
 //! This module must not build HTTP responses itself (errors become `ApiError` in
 //! [`error`]), must not keep secrets in the clear anywhere but in the response that hands them
@@ -351,7 +353,6 @@ where
         .api(documented!(sign_in::logout))
         .api(documented!(sign_in::register))
         .api(documented!(sign_in::change_password))
-        .api(documented!(sign_in::me))
         .api(documented!(users::list))
         .api(documented!(invites::create, invites::list))
         .api(documented!(invites::revoke))

@@ -298,7 +298,8 @@ pub struct UserPatch {
     pub display_name: Option<String>,
 }
 
-/// Applies `patch` to user `id`, with its audit events; disabling revokes all sessions.
+/// Applies `patch` to user `id`, with its audit events (a display name that does not change
+/// records none); disabling revokes all sessions.
 pub fn update(
     conn: &Connection,
     id: i64,
@@ -328,10 +329,23 @@ pub fn update(
     if let Some(name) = &patch.display_name {
         let name = username::display_name(Some(name), &before.username)?;
         claim_display_name(conn, id, &before.username, &name)?;
-        conn.execute(
-            "UPDATE users SET display_name = ?1, updated_at = ?2 WHERE id = ?3",
-            params![name, now, id],
-        )?;
+        if name != before.display_name {
+            conn.execute(
+                "UPDATE users SET display_name = ?1, updated_at = ?2 WHERE id = ?3",
+                params![name, now, id],
+            )?;
+            audit::record(
+                conn,
+                &actor
+                    .event("user.renamed", now_ms)
+                    .target(target.clone())
+                    .detail(json!({
+                        "username": before.username,
+                        "from": before.display_name,
+                        "to": name,
+                    })),
+            )?;
+        }
     }
     if let Some(role) = patch.role.filter(|r| *r != before.role) {
         conn.execute(

@@ -12,6 +12,7 @@
 mod support;
 
 mod abuse;
+mod account;
 mod admin;
 mod auth;
 mod backup;

@@ -324,6 +324,26 @@ export const t = {
   // room list: live updates (missed calls)
   missedCall: (when: string) => `Missed call, ${when}`,
 
+  // account: a person's own display name and password (account/)
+  account: "Account",
+  accountTitle: "Your account",
+  accountSignedInAs: (username: string) => `You sign in as ${username}. Only an admin can change that.`,
+  displayNameTitle: "Display name",
+  displayNameLabel: "Display name",
+  displayNameNow: (name: string) => `People see you as ${name}.`,
+  displayNameHelp: "Shown beside your messages. Leave it empty to show your username.",
+  saveDisplayName: "Save name",
+  displayNameSaved: (name: string) => `Saved. People now see you as ${name}.`,
+  passwordTitle: "Password",
+  currentPassword: "Current password",
+  newPassword: "New password",
+  newPasswordAgain: "New password again",
+  newPasswordHelp: "A long one you use nowhere else. If Roost cannot accept it, it says why.",
+  passwordSignsOut: "Changing it signs you out on every other device and app. This one stays signed in.",
+  changePassword: "Change password",
+  passwordChanged: "Password changed. Every other device and app is signed out.",
+  passwordsDiffer: "The two new passwords are not the same.",
+
   // errors
   networkError: "Roost could not be reached. Check the connection and try again.",
   badCredentials: "That username and password do not match.",

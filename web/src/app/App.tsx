@@ -2,13 +2,14 @@
  * The top of the client: picks the screen from the session and the path. Signed in, it is
  * one pane on a phone (the room list, or a room with a way back) and two panes on wider
  * screens; a visible line says when the connection is being re-established. The app's
- * commands (Administration, theme, Sign out) are buttons in the wide layout's header and a
+ * commands (Account, Administration, theme, Sign out) are buttons in the wide layout's header and a
  * menu on a phone; with a room open on a phone, the room's header is the only bar (its menu
  * has them too), so the messages get the screen.
  */
 
 import type { FunctionComponent } from "preact";
 import { useEffect, useState } from "preact/hooks";
+import { AccountPage } from "../account/AccountPage";
 import { appName } from "../branding/state";
 import { CallDock } from "../calls/CallButton";
 import { gatewayPhase, startGateway, stopGateway } from "../gateway/socket";
@@ -26,7 +27,7 @@ import { Timeline } from "../timeline/Timeline";
 import { appCommands, themeLabel } from "./commands";
 import { MenuIcon } from "./icons";
 import { MenuButton } from "./Menu";
-import { inAdmin, inviteCode, navigate, openRoomId, path } from "./router";
+import { inAccount, inAdmin, inviteCode, navigate, openRoomId, path } from "./router";
 import "./app-bar.css";
 import "./skip-link.css";
 
@@ -97,7 +98,7 @@ function Shell({ userId, isAdmin }: { userId: number; isAdmin: boolean }) {
   void rooms.value;
   const room = roomId !== null ? roomById(roomId) : undefined;
   return (
-    <div class={roomId !== null ? "shell room-open in-room" : inAdmin.value ? "shell room-open" : "shell"}>
+    <div class={roomId !== null ? "shell room-open in-room" : inAdmin.value || inAccount.value ? "shell room-open" : "shell"}>
       <a
         class="skip-link"
         href="#main"
@@ -117,6 +118,9 @@ function Shell({ userId, isAdmin }: { userId: number; isAdmin: boolean }) {
           {left !== null && roomId !== left.id ? t.leftRoom(left.name) : ""}
         </p>
         <div class="tools">
+          <a href="/account" class="button-link" onClick={(e) => (e.preventDefault(), navigate("/account"))}>
+            {t.account}
+          </a>
           {isAdmin ? (
             <a href="/admin" class="button-link" onClick={(e) => (e.preventDefault(), navigate("/admin"))}>
               {t.administration}
@@ -135,6 +139,8 @@ function Shell({ userId, isAdmin }: { userId: number; isAdmin: boolean }) {
         <main class="main" id="main" tabIndex={-1}>
           {isAdmin && inAdmin.value ? (
             <AdminSlot />
+          ) : inAccount.value ? (
+            <AccountPage />
           ) : roomId !== null ? (
             <Timeline key={roomId} roomId={roomId} room={room} myUserId={userId} />
           ) : (

@@ -1,5 +1,5 @@
 /**
- * The app's own commands (Administration for admins, the theme, Sign out): buttons in the wide
+ * The app's own commands (Account, Administration for admins, the theme, Sign out): buttons in the wide
  * layout's header, menu items on a phone, the same commands and labels in both.
  */
 
@@ -16,7 +16,7 @@ export function themeLabel(): string {
 
 export function appCommands(): MenuItem[] {
   const s = session.value;
-  const items: MenuItem[] = [];
+  const items: MenuItem[] = [{ label: t.account, href: "/account", run: () => navigate("/account") }];
   if (s.status === "signed_in" && s.user.role === "admin") {
     items.push({ label: t.administration, href: "/admin", run: () => navigate("/admin") });
   }

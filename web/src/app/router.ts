@@ -1,7 +1,7 @@
 /**
  * The client's paths: `/` (room list), `/rooms/<id>` (a room's timeline), `/rooms/<id>/members`
  * and `/rooms/<id>/settings` (the room with that panel open), `/invite/<code>` (sign-up with that
- * invite), `/setup` (the first admin), `/admin` and `/admin/<page>` (administration). The server
+ * invite), `/setup` (the first admin), `/account` (one's own name and password), `/admin` and `/admin/<page>` (administration). The server
  * answers index.html for every one of them, so a
  * reload or a shared link lands on the same screen.
  */
@@ -60,6 +60,9 @@ export const adminPage = computed(() => {
   const m = /^\/admin\/([a-z-]+)$/.exec(path.value);
   return m ? m[1] : null;
 });
+
+/** Whether the path is the person's own account screen, `/account`. */
+export const inAccount = computed(() => path.value === "/account");
 
 /** The invite code of an `/invite/<code>` link. */
 export const inviteCode = computed(() => {

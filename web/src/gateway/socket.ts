@@ -31,7 +31,7 @@ import {
   roomLabel,
   type Person,
 } from "../rooms/state";
-import { sessionEnded, tokenForGateway } from "../session/session";
+import { ownAccountChanged, sessionEnded, tokenForGateway } from "../session/session";
 import {
   applyMessageEvent,
   authorRenamed,
@@ -135,6 +135,8 @@ function run(effect: Effect): void {
           applyUserUpdated(person);
           memberRenamed(person.id, person.display_name);
           authorRenamed(person.id, person.display_name);
+          // Renamed on another device: this one's account screen follows.
+          if (person.id === myUserId) ownAccountChanged(person);
         }
       } else if (s.op === "dm") {
         applyDmFrame(s.type, s.room_id);

@@ -153,6 +153,39 @@ export async function signOut(): Promise<void> {
   }
 }
 
+/**
+ * The signed-in person's own account changed (their new display name, from this device or, over
+ * the gateway, another): the session shows it at once, and so does the offline snapshot.
+ */
+export function ownAccountChanged(user: Pick<User, "id" | "username" | "display_name">): void {
+  const s = session.value;
+  if (s.status !== "signed_in" || s.user.id !== user.id || s.user.display_name === user.display_name) return;
+  session.value = { status: "signed_in", user: { ...s.user, display_name: user.display_name } };
+  snapshot.saveUser(session.value.user);
+}
+
+/** `PATCH /api/v1/me`: the person's own new display name (blank: their username). */
+export async function renameMe(displayName: string): Promise<User> {
+  const user = await call(() => api.PATCH("/api/v1/me", { body: { display_name: displayName } }));
+  ownAccountChanged(user);
+  return user;
+}
+
+/**
+ * `POST /api/v1/auth/password`. Roost signs out every session of the account and answers a new
+ * one for this page (with a new refresh cookie), which it adopts: this device stays signed in.
+ */
+export async function changePassword(currentPassword: string, newPassword: string): Promise<void> {
+  adopt(
+    await call(() =>
+      api.POST("/api/v1/auth/password", {
+        body: { current_password: currentPassword, new_password: newPassword },
+        credentials: "same-origin",
+      }),
+    ),
+  );
+}
+
 /** The gateway or the API found the session ended (signed out elsewhere, disabled). */
 export function sessionEnded(): void {
   if (session.value.status === "signed_in") {
